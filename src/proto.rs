@@ -1,0 +1,158 @@
+//! The generated Stock types, the descriptor pool built from the same proto,
+//! and proto3-JSON helpers. Everything that turns JSON into messages (case
+//! expectations and client output alike) goes through `canonical_json`, so
+//! two spellings of the same message compare equal.
+use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use serde::Serialize as _;
+use std::sync::OnceLock;
+
+/// Code generated from proto/stock.proto.
+#[allow(clippy::all, missing_docs)]
+pub mod stock {
+    tonic::include_proto!("stock.v1");
+}
+
+/// The encoded `FileDescriptorSet` of proto/stock.proto.
+pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stock_descriptor.bin"));
+
+/// The descriptor pool of proto/stock.proto.
+pub fn pool() -> &'static DescriptorPool {
+    static POOL: OnceLock<DescriptorPool> = OnceLock::new();
+    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTOR_SET).expect("descriptor set built by build.rs"))
+}
+
+/// How a method streams.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Unary,
+    ServerStream,
+    ClientStream,
+    Bidi,
+}
+
+/// A method a script step may call, as named in the contract.
+#[derive(Debug, Clone)]
+pub struct MethodInfo {
+    /// The step's `method` value: `Get`, or `Ledger.Balance` for another service.
+    pub name: String,
+    pub kind: Kind,
+    pub input: MessageDescriptor,
+    pub output: MessageDescriptor,
+}
+
+/// Looks up a method by its step name (`Get`, `Audit`, `Ledger.Balance`).
+pub fn method(name: &str) -> Option<MethodInfo> {
+    let (service, method) = match name.split_once('.') {
+        Some((s, m)) => (format!("stock.v1.{s}"), m),
+        None => ("stock.v1.Stock".to_string(), name),
+    };
+    let svc = pool().get_service_by_name(&service)?;
+    let m = svc.methods().find(|m| m.name() == method)?;
+    let kind = match (m.is_client_streaming(), m.is_server_streaming()) {
+        (false, false) => Kind::Unary,
+        (false, true) => Kind::ServerStream,
+        (true, false) => Kind::ClientStream,
+        (true, true) => Kind::Bidi,
+    };
+    Some(MethodInfo { name: name.to_string(), kind, input: m.input(), output: m.output() })
+}
+
+/// Every method name a step may use.
+pub fn method_names() -> Vec<String> {
+    let mut names = Vec::new();
+    for svc in pool().services() {
+        for m in svc.methods() {
+            if svc.name() == "Stock" {
+                names.push(m.name().to_string());
+            } else {
+                names.push(format!("{}.{}", svc.name(), m.name()));
+            }
+        }
+    }
+    names
+}
+
+/// Parses any valid proto3 JSON for `desc` and prints it back in one
+/// canonical form: lowerCamelCase names, every field present (defaults
+/// included), int64 as strings, enums by name, bytes in standard base64.
+pub fn canonical_json(desc: &MessageDescriptor, json: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let msg = parse_json(desc, json)?;
+    to_canonical(&msg)
+}
+
+/// Parses proto3 JSON into a dynamic message.
+pub fn parse_json(desc: &MessageDescriptor, json: &serde_json::Value) -> Result<DynamicMessage, String> {
+    DynamicMessage::deserialize(desc.clone(), json).map_err(|e| format!("not a valid {} in proto3 JSON: {e}", desc.full_name()))
+}
+
+/// Prints a message in the canonical form described at `canonical_json`.
+pub fn to_canonical(msg: &DynamicMessage) -> Result<serde_json::Value, String> {
+    let opts = SerializeOptions::new().skip_default_fields(false);
+    msg.serialize_with_options(serde_json::value::Serializer, &opts).map_err(|e| e.to_string())
+}
+
+/// Prints a dynamic message in the standard proto3 JSON form (defaults omitted).
+pub fn to_proto3_json(msg: &DynamicMessage) -> serde_json::Value {
+    msg.serialize(serde_json::value::Serializer).expect("serializing a valid message")
+}
+
+/// Prints a prost message in proto3 JSON (defaults omitted), for output lines.
+pub fn to_json<M: prost::Message + prost::Name>(msg: &M) -> serde_json::Value {
+    let desc = pool().get_message_by_name(&M::full_name()).expect("message is in the pool");
+    let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()).expect("re-decoding our own message");
+    dynamic.serialize(serde_json::value::Serializer).expect("serializing a valid message")
+}
+
+/// Parses proto3 JSON into a prost message.
+pub fn from_json<M: prost::Message + prost::Name + Default>(json: &serde_json::Value) -> Result<M, String> {
+    let desc = pool().get_message_by_name(&M::full_name()).expect("message is in the pool");
+    let dynamic = parse_json(&desc, json)?;
+    dynamic.transcode_to::<M>().map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn get_response() -> MessageDescriptor {
+        pool().get_message_by_name("stock.v1.GetResponse").unwrap()
+    }
+
+    #[test]
+    fn spellings_of_one_message_are_equal() {
+        let a = canonical_json(&get_response(), &json!({"value": "aGk=", "version": "1"})).unwrap();
+        let b = canonical_json(&get_response(), &json!({"value": "aGk=", "version": 1})).unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a, json!({"value": "aGk=", "version": "1"}));
+    }
+
+    #[test]
+    fn defaults_are_filled_in() {
+        let a = canonical_json(&get_response(), &json!({})).unwrap();
+        assert_eq!(a, json!({"value": "", "version": "0"}));
+    }
+
+    #[test]
+    fn original_field_names_are_accepted() {
+        let desc = pool().get_message_by_name("stock.v1.InventoryStatus").unwrap();
+        let a = canonical_json(&desc, &json!({"key_count": "2"})).unwrap();
+        assert_eq!(a["keyCount"], json!("2"));
+    }
+
+    #[test]
+    fn invalid_json_is_an_error_naming_the_type() {
+        let err = canonical_json(&get_response(), &json!({"nope": 1})).unwrap_err();
+        assert!(err.contains("stock.v1.GetResponse"), "{err}");
+    }
+
+    #[test]
+    fn methods_are_found_with_their_kind() {
+        assert_eq!(method("Trade").unwrap().kind, Kind::Bidi);
+        assert_eq!(method("Monitor").unwrap().kind, Kind::ServerStream);
+        assert_eq!(method("Batch").unwrap().kind, Kind::ClientStream);
+        assert_eq!(method("Ledger.Balance").unwrap().kind, Kind::Unary);
+        assert!(method("Nope").is_none());
+    }
+}

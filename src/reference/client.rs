@@ -1,0 +1,370 @@
+//! The reference client: `stock-matrix reference client`, the contract's
+//! client side in tonic. Every call goes through one generic streaming path
+//! with dynamic messages, so headers and trailers stay apart for unary calls
+//! too, and a step's JSON request is sent exactly as the case wrote it.
+use crate::codes;
+use crate::proto::{self, Kind, MethodInfo};
+use crate::script::{Line, Status as StatusLine, Step};
+use crate::tls::TlsMode;
+use anyhow::Context as _;
+use base64::Engine as _;
+use futures::future::BoxFuture;
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncBufReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::metadata::{KeyAndValueRef, MetadataMap};
+use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::{Request, Status};
+
+/// The contract's client flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ClientArgs {
+    #[arg(long)]
+    pub server: String,
+    #[arg(long, value_enum, default_value_t = TlsMode::None)]
+    pub tls_mode: TlsMode,
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+    #[arg(long)]
+    pub cert_file: Option<PathBuf>,
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    #[arg(long)]
+    pub server_name: Option<String>,
+    #[arg(long)]
+    pub timeout_ms: Option<u64>,
+    /// Request metadata K=V, for every call (repeatable).
+    #[arg(long = "metadata", value_parser = parse_pair)]
+    pub metadata: Vec<(String, String)>,
+    #[arg(long, value_parser = ["gzip", "identity"])]
+    pub compression: Option<String>,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected K=V, got {s:?}"))
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum ClientCommand {
+    /// Get KEY.
+    Get { key: String },
+    /// Put KEY VALUE (the value's UTF-8 bytes).
+    Put { key: String, value: String },
+    /// Monitor PATTERN.
+    Monitor {
+        pattern: String,
+        #[arg(long)]
+        max_events: Option<i32>,
+        #[arg(long)]
+        include_existing: bool,
+    },
+    /// Batch of KEY=VALUE items (or BatchItem JSON lines on stdin).
+    Batch { items: Vec<String> },
+    /// Lock-step Trade with TradeOrder JSON lines from stdin.
+    Trade,
+    /// Inventory.
+    Inventory,
+    /// Run script steps (JSON lines) from stdin over one channel.
+    Script,
+}
+
+/// A usage error: the process exits 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(pub String);
+
+#[derive(Clone)]
+struct DynCodec(MessageDescriptor);
+struct DynEncoder;
+struct DynDecoder(MessageDescriptor);
+
+impl Codec for DynCodec {
+    type Encode = DynamicMessage;
+    type Decode = DynamicMessage;
+    type Encoder = DynEncoder;
+    type Decoder = DynDecoder;
+    fn encoder(&mut self) -> DynEncoder {
+        DynEncoder
+    }
+    fn decoder(&mut self) -> DynDecoder {
+        DynDecoder(self.0.clone())
+    }
+}
+
+impl Encoder for DynEncoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+    fn encode(&mut self, item: DynamicMessage, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        prost::Message::encode(&item, buf).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+impl Decoder for DynDecoder {
+    type Item = DynamicMessage;
+    type Error = Status;
+    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
+        DynamicMessage::decode(self.0.clone(), buf).map(Some).map_err(|e| Status::internal(e.to_string()))
+    }
+}
+
+/// Builds the channel the contract describes (lazy: connection errors become call statuses).
+pub fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
+    let scheme = if args.tls_mode == TlsMode::None { "http" } else { "https" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", args.server)).with_context(|| format!("invalid --server {:?}", args.server))?;
+    if args.tls_mode != TlsMode::None {
+        let host = args.server.rsplit_once(':').map(|(h, _)| h).unwrap_or(&args.server).trim_matches(['[', ']']);
+        let ca = args.ca_file.as_ref().context("--ca-file is required with --tls-mode server|mtls")?;
+        let ca = std::fs::read(ca).with_context(|| format!("failed to read --ca-file {}", ca.display()))?;
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(args.server_name.clone().unwrap_or_else(|| host.to_string()));
+        if args.tls_mode == TlsMode::Mtls {
+            let read = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Vec<u8>> {
+                let p = p.as_ref().with_context(|| format!("--{flag} is required with --tls-mode mtls"))?;
+                std::fs::read(p).with_context(|| format!("failed to read --{flag} {}", p.display()))
+            };
+            tls = tls.identity(Identity::from_pem(read(&args.cert_file, "cert-file")?, read(&args.key_file, "key-file")?));
+        }
+        endpoint = endpoint.tls_config(tls)?;
+    }
+    Ok(endpoint.connect_timeout(Duration::from_secs(10)).connect_lazy())
+}
+
+/// Runs steps over one channel and prints the contract's output lines.
+pub struct Runner {
+    channel: Channel,
+    args: ClientArgs,
+}
+
+fn emit(line: &Line) {
+    let mut out = std::io::stdout().lock();
+    let _ = serde_json::to_writer(&mut out, line);
+    let _ = out.write_all(b"\n");
+    let _ = out.flush();
+}
+
+fn stock_metadata(md: &MetadataMap) -> BTreeMap<String, String> {
+    md.iter()
+        .filter_map(|kv| match kv {
+            KeyAndValueRef::Ascii(k, v) if k.as_str().starts_with("x-stock-") => Some((k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// What one call saw besides its messages.
+#[derive(Default)]
+struct Seen {
+    headers: BTreeMap<String, String>,
+    trailers: BTreeMap<String, String>,
+}
+
+impl Runner {
+    pub fn new(args: ClientArgs) -> anyhow::Result<Runner> {
+        Ok(Runner { channel: channel(&args)?, args })
+    }
+
+    /// Checks a step's method and requests before anything is sent.
+    fn prepare(step: &Step) -> Result<(MethodInfo, Vec<DynamicMessage>), UsageError> {
+        let info = proto::method(&step.method).ok_or_else(|| UsageError(format!("step {:?}: unknown method {:?}", step.id, step.method)))?;
+        let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
+        let jsons: Vec<serde_json::Value> = match (&step.request, &step.requests) {
+            (_, Some(reqs)) if streaming_in => reqs.clone(),
+            (Some(req), None) if !streaming_in => vec![req.clone()],
+            (None, None) if !streaming_in => vec![serde_json::json!({})],
+            (None, None) => vec![],
+            _ => return Err(UsageError(format!("step {:?}: {} takes `{}`", step.id, step.method, if streaming_in { "requests" } else { "request" }))),
+        };
+        let msgs = jsons.iter().map(|j| proto::parse_json(&info.input, j)).collect::<Result<Vec<_>, _>>().map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
+        for s in &step.after_first {
+            Self::prepare(s)?;
+        }
+        Ok((info, msgs))
+    }
+
+    /// Runs one step (and its `after_first` steps), printing every line.
+    pub fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), UsageError>> {
+        Box::pin(async move {
+            let (info, requests) = Self::prepare(step)?;
+            let start = Instant::now();
+            let mut seen = Seen::default();
+            let timeout = step.timeout_ms.filter(|t| *t > 0).or(self.args.timeout_ms.filter(|t| *t > 0)).map(Duration::from_millis);
+            let call = self.call(step, &info, requests, timeout, &mut seen);
+            let result = match timeout {
+                // The local deadline also covers a server that ignores grpc-timeout.
+                Some(t) => tokio::time::timeout(t, call).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
+                None => call.await,
+            };
+            let status = match result {
+                Ok(()) => StatusLine { code: "OK".into(), message: String::new() },
+                Err(s) => {
+                    if seen.trailers.is_empty() {
+                        seen.trailers = stock_metadata(s.metadata());
+                    }
+                    StatusLine { code: codes::name(s.code()).into(), message: s.message().to_string() }
+                }
+            };
+            emit(&Line {
+                id: step.id.clone(),
+                message: None,
+                status: Some(status),
+                headers: Some(seen.headers),
+                trailers: Some(seen.trailers),
+                elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+            });
+            Ok(())
+        })
+    }
+
+    async fn call(&self, step: &Step, info: &MethodInfo, requests: Vec<DynamicMessage>, timeout: Option<Duration>, seen: &mut Seen) -> Result<(), Status> {
+        let (service, method) = match info.name.split_once('.') {
+            Some((s, m)) => (s, m),
+            None => ("Stock", info.name.as_str()),
+        };
+        let path: http::uri::PathAndQuery = format!("/stock.v1.{service}/{method}").parse().expect("valid path");
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone()).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(4 << 20).max_encoding_message_size(4 << 20);
+        if step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip") {
+            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+        }
+        grpc.ready().await.map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+
+        let lock_step = info.kind == Kind::Bidi;
+        let (tx, rx) = mpsc::channel::<DynamicMessage>(requests.len().max(1));
+        let mut pending = requests.into_iter();
+        // Lock-step sends the first order before waiting for headers (a server may hold them until it answers).
+        let first_batch: Vec<_> = if lock_step { pending.next().into_iter().collect() } else { pending.by_ref().collect() };
+        for m in first_batch {
+            let _ = tx.send(m).await;
+        }
+        let mut tx = if lock_step && pending.len() > 0 {
+            Some(tx)
+        } else {
+            drop(tx); // half-close now: nothing more to send
+            None
+        };
+
+        let mut request = Request::new(ReceiverStream::new(rx));
+        for (k, v) in self.args.metadata.iter().map(|(k, v)| (k, v)).chain(step.metadata.iter()) {
+            let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
+            let value = v.parse().map_err(|_| Status::internal(format!("invalid metadata value {v:?}")))?;
+            request.metadata_mut().append(key, value);
+        }
+        if let Some(t) = timeout {
+            request.set_timeout(t);
+        }
+        let response = grpc.streaming(request, path, DynCodec(info.output.clone())).await?;
+        seen.headers = stock_metadata(response.metadata());
+        let mut stream = response.into_inner();
+        let mut count = 0usize;
+        loop {
+            let Some(msg) = stream.message().await? else { break };
+            count += 1;
+            emit(&Line { id: step.id.clone(), message: Some(proto::to_proto3_json(&msg)), status: None, headers: None, trailers: None, elapsed_ms: None });
+            if count == 1 {
+                for nested in &step.after_first {
+                    self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
+                }
+            }
+            if let Some(sender) = tx.as_ref() {
+                match pending.next() {
+                    Some(next) => {
+                        if sender.send(next).await.is_err() {
+                            // The stream ended: read its status.
+                            tx = None;
+                        }
+                    }
+                    None => tx = None,
+                }
+            }
+        }
+        if let Some(trailers) = stream.trailers().await? {
+            seen.trailers = stock_metadata(&trailers);
+        }
+        Ok(())
+    }
+
+    /// Runs script steps read from stdin, one JSON object per line.
+    pub async fn script(&self) -> Result<(), UsageError> {
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        while let Some(line) = lines.next_line().await.map_err(|e| UsageError(format!("reading stdin: {e}")))? {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let step: Step = serde_json::from_str(&line).map_err(|e| UsageError(format!("invalid step line: {e}")))?;
+            self.run_step(&step).await?;
+        }
+        Ok(())
+    }
+}
+
+fn stdin_json_lines() -> Result<Vec<serde_json::Value>, UsageError> {
+    let mut out = Vec::new();
+    for line in std::io::stdin().lines() {
+        let line = line.map_err(|e| UsageError(format!("reading stdin: {e}")))?;
+        if !line.trim().is_empty() {
+            out.push(serde_json::from_str(&line).map_err(|e| UsageError(format!("invalid JSON line {line:?}: {e}")))?);
+        }
+    }
+    Ok(out)
+}
+
+/// The step a single command stands for (`script` has none).
+pub fn command_step(cmd: &ClientCommand) -> Result<Option<Step>, UsageError> {
+    use serde_json::json;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+    let step = |id: &str, method: &str| Step { id: id.into(), method: method.into(), request: None, requests: None, metadata: BTreeMap::new(), timeout_ms: None, compression: None, after_first: vec![] };
+    Ok(Some(match cmd {
+        ClientCommand::Get { key } => Step { request: Some(json!({ "key": key })), ..step("get", "Get") },
+        ClientCommand::Put { key, value } => Step { request: Some(json!({ "key": key, "value": b64(value) })), ..step("put", "Put") },
+        ClientCommand::Monitor { pattern, max_events, include_existing } => {
+            Step { request: Some(json!({ "pattern": pattern, "maxEvents": max_events.unwrap_or(0), "includeExisting": include_existing })), ..step("monitor", "Monitor") }
+        }
+        ClientCommand::Batch { items } => {
+            let reqs = if items.is_empty() {
+                stdin_json_lines()?
+            } else {
+                items.iter().map(|i| parse_pair(i).map(|(k, v)| json!({ "key": k, "value": b64(&v) })).map_err(UsageError)).collect::<Result<_, _>>()?
+            };
+            Step { requests: Some(reqs), ..step("batch", "Batch") }
+        }
+        ClientCommand::Trade => Step { requests: Some(stdin_json_lines()?), ..step("trade", "Trade") },
+        ClientCommand::Inventory => step("inventory", "Inventory"),
+        ClientCommand::Script => return Ok(None),
+    }))
+}
+
+/// Entry point of `stock-matrix reference client`; returns the exit code
+/// (0 ran, 1 fatal, 2 usage error).
+pub async fn run(args: ClientArgs) -> i32 {
+    let step = match command_step(&args.command) {
+        Ok(step) => step,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
+    let runner = match Runner::new(args) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 1;
+        }
+    };
+    let result = match step {
+        Some(step) => runner.run_step(&step).await,
+        None => runner.script().await,
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            2
+        }
+    }
+}

@@ -1,0 +1,6 @@
+//! The bundled Rust reference implementation of the contract (tonic): the
+//! `rust` language of the matrix, and what the shortcut commands use.
+pub mod client;
+pub mod hooks;
+pub mod server;
+pub mod store;

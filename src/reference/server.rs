@@ -1,0 +1,261 @@
+//! The reference server: `stock-matrix reference server`, the contract's
+//! server side in tonic. Semantics are those of proto/stock.proto.
+use super::hooks::{EchoLayer, Hooks};
+use super::store::{validate_key, validate_value, Store};
+use crate::proto::stock::stock_server::{Stock, StockServer};
+use crate::proto::stock::*;
+use crate::proto::DESCRIPTOR_SET;
+use crate::tls::TlsMode;
+use anyhow::Context as _;
+use futures::Stream;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::transport::server::TcpIncoming;
+use tonic::codec::CompressionEncoding;
+use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
+use tonic::{Request, Response, Status, Streaming};
+
+/// The contract's server flags.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ServerArgs {
+    #[arg(long)]
+    pub port: u16,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, value_enum, default_value_t = TlsMode::None)]
+    pub tls_mode: TlsMode,
+    #[arg(long)]
+    pub cert_file: Option<PathBuf>,
+    #[arg(long)]
+    pub key_file: Option<PathBuf>,
+    #[arg(long)]
+    pub ca_file: Option<PathBuf>,
+}
+
+#[derive(Default)]
+pub struct StockService {
+    store: Arc<Store>,
+}
+
+type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
+
+/// Reads the hooks, sleeps the delay; for unary methods also applies `fail`.
+async fn enter<T>(req: &Request<T>, unary: bool) -> Result<Hooks, Status> {
+    let mut hooks = Hooks::from_metadata(req.metadata())?;
+    hooks.delay().await;
+    if unary {
+        if let Some(status) = hooks.fail.take() {
+            return Err(status);
+        }
+    }
+    Ok(hooks)
+}
+
+#[tonic::async_trait]
+impl Stock for StockService {
+    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
+        enter(&req, true).await?;
+        let key = req.into_inner().key;
+        validate_key(&key)?;
+        let (value, version) = self.store.get(&key).ok_or_else(|| Status::not_found(format!("key {key:?} not found")))?;
+        Ok(Response::new(GetResponse { value, version }))
+    }
+
+    async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
+        enter(&req, true).await?;
+        let PutRequest { key, value } = req.into_inner();
+        validate_key(&key)?;
+        validate_value(&value)?;
+        self.store.put(&key, value);
+        Ok(Response::new(Empty {}))
+    }
+
+    type MonitorStream = EventStream<WatchEvent>;
+
+    async fn monitor(&self, req: Request<WatchRequest>) -> Result<Response<Self::MonitorStream>, Status> {
+        let hooks = enter(&req, false).await?;
+        let w = req.into_inner();
+        if w.pattern.is_empty() {
+            return Err(Status::invalid_argument("pattern must not be empty"));
+        }
+        if w.max_events < 0 {
+            return Err(Status::invalid_argument("max_events must not be negative"));
+        }
+        let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
+        let limit = if w.max_events > 0 { Some(w.max_events as u64) } else { None };
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut sent = 0u64;
+            let mut existing = existing.into_iter();
+            loop {
+                if let Some(status) = hooks.fail.as_ref().filter(|_| sent == hooks.fail_after) {
+                    let _ = tx.send(Err(status.clone())).await;
+                    return;
+                }
+                if limit == Some(sent) {
+                    return;
+                }
+                let event = match existing.next() {
+                    Some(e) => e,
+                    None => tokio::select! {
+                        e = live.recv() => match e { Some(e) => e, None => return },
+                        _ = tx.closed() => return,
+                    },
+                };
+                if tx.send(Ok(event)).await.is_err() {
+                    return;
+                }
+                sent += 1;
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn batch(&self, req: Request<Streaming<BatchItem>>) -> Result<Response<BatchSummary>, Status> {
+        let hooks = enter(&req, false).await?;
+        let mut stream = req.into_inner();
+        let mut items = Vec::new();
+        while let Some(item) = stream.message().await? {
+            items.push(item);
+        }
+        if let Some(status) = hooks.fail {
+            return Err(status);
+        }
+        Ok(Response::new(self.store.batch(items)?))
+    }
+
+    type TradeStream = EventStream<TradeFill>;
+
+    async fn trade(&self, req: Request<Streaming<TradeOrder>>) -> Result<Response<Self::TradeStream>, Status> {
+        let hooks = enter(&req, false).await?;
+        let mut orders = req.into_inner();
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(async move {
+            let mut positions = std::collections::HashMap::<String, i64>::new();
+            let mut sequence = 0i64;
+            loop {
+                if let Some(status) = hooks.fail.as_ref().filter(|_| sequence as u64 == hooks.fail_after) {
+                    let _ = tx.send(Err(status.clone())).await;
+                    return;
+                }
+                let order = match orders.message().await {
+                    Ok(Some(o)) => o,
+                    Ok(None) => return,
+                    Err(status) => {
+                        let _ = tx.send(Err(status)).await;
+                        return;
+                    }
+                };
+                if order.quantity <= 0 {
+                    let msg = format!("order {:?}: quantity must be > 0, got {}", order.order_id, order.quantity);
+                    let _ = tx.send(Err(Status::invalid_argument(msg))).await;
+                    return;
+                }
+                sequence += 1;
+                let signed = if order.side == Side::Buy as i32 { order.quantity } else { -order.quantity };
+                let position = positions.entry(order.symbol.clone()).or_default();
+                *position += signed;
+                let fill = TradeFill {
+                    order_id: order.order_id,
+                    symbol: order.symbol,
+                    side: order.side,
+                    quantity: order.quantity,
+                    price_cents: order.price_cents,
+                    sequence,
+                    net_position: *position,
+                };
+                if tx.send(Ok(fill)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+
+    async fn inventory(&self, req: Request<Empty>) -> Result<Response<InventoryStatus>, Status> {
+        enter(&req, true).await?;
+        let (key_count, total_value_bytes) = self.store.totals();
+        let stack = format!("tonic {}", env!("STOCK_TONIC_VERSION"));
+        Ok(Response::new(InventoryStatus { key_count, total_value_bytes, language: "rust".into(), stack }))
+    }
+
+    async fn audit(&self, _req: Request<Empty>) -> Result<Response<Empty>, Status> {
+        Err(Status::unimplemented("stock.v1.Stock/Audit is deliberately not implemented"))
+    }
+}
+
+fn read(path: &Option<PathBuf>, flag: &str) -> anyhow::Result<Vec<u8>> {
+    let path = path.as_ref().with_context(|| format!("--{flag} is required for this --tls-mode"))?;
+    std::fs::read(path).with_context(|| format!("failed to read --{flag} {}", path.display()))
+}
+
+/// Resolves when the process should stop: SIGTERM, SIGINT or stdin EOF.
+async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let stdin_eof = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 256];
+        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = stdin_eof => {}
+    }
+}
+
+/// Runs the server until a stop signal; open streams get one second.
+pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
+    let mut builder = Server::builder();
+    if args.tls_mode != TlsMode::None {
+        let identity = Identity::from_pem(read(&args.cert_file, "cert-file")?, read(&args.key_file, "key-file")?);
+        let mut tls = ServerTlsConfig::new().identity(identity);
+        if args.tls_mode == TlsMode::Mtls {
+            tls = tls.client_ca_root(Certificate::from_pem(read(&args.ca_file, "ca-file")?));
+        }
+        builder = builder.tls_config(tls).context("invalid TLS configuration")?;
+    }
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<StockServer<StockService>>().await;
+    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+        .build_v1()
+        .context("building the reflection service")?;
+    let stock = StockServer::new(StockService::default())
+        .accept_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(4 << 20)
+        .max_encoding_message_size(4 << 20);
+
+    let addr: SocketAddr = tokio::net::lookup_host((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("failed to resolve {}", args.host))?
+        .next()
+        .with_context(|| format!("{} resolves to no address", args.host))?;
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("failed to bind {addr}"))?;
+    println!("listening on {}:{}", args.host, args.port);
+    use std::io::Write;
+    std::io::stdout().flush()?;
+
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let serve = builder
+        .layer(EchoLayer)
+        .add_service(health_service)
+        .add_service(reflection)
+        .add_service(stock)
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
+            stop_signal().await;
+            let _ = stopped_tx.send(());
+        });
+    tokio::select! {
+        r = serve => r.context("server failed")?,
+        _ = async { let _ = stopped_rx.await; tokio::time::sleep(Duration::from_secs(1)).await } => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,172 @@
+//! The in-memory store behind the reference server: keys, versions and
+//! watchers guarded by one lock, so a watch's snapshot and its registration
+//! are atomic (the contract's "no put is missed, none is sent twice").
+use crate::proto::stock::{BatchItem, BatchSummary, WatchEvent};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use tokio::sync::mpsc;
+use tonic::Status;
+
+/// Largest value the contract allows.
+pub const MAX_VALUE: usize = 1 << 20;
+/// Largest key the contract allows, in bytes.
+pub const MAX_KEY: usize = 256;
+
+#[derive(Default)]
+pub struct Store {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    map: BTreeMap<String, Entry>,
+    watchers: Vec<Watcher>,
+}
+
+struct Entry {
+    value: Vec<u8>,
+    version: i64,
+}
+
+struct Watcher {
+    pattern: String,
+    tx: mpsc::UnboundedSender<WatchEvent>,
+}
+
+/// Does `key` match a watch pattern (`prefix*` or exact)?
+pub fn matches(pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => key.starts_with(prefix),
+        None => pattern == key,
+    }
+}
+
+pub fn validate_key(key: &str) -> Result<(), Status> {
+    if key.is_empty() || key.len() > MAX_KEY {
+        return Err(Status::invalid_argument(format!("key must be 1 to {MAX_KEY} bytes, got {}", key.len())));
+    }
+    Ok(())
+}
+
+pub fn validate_value(value: &[u8]) -> Result<(), Status> {
+    if value.len() > MAX_VALUE {
+        return Err(Status::invalid_argument(format!("value must be at most {MAX_VALUE} bytes, got {}", value.len())));
+    }
+    Ok(())
+}
+
+impl Inner {
+    /// Writes one key, notifies matching watchers; true when it was created.
+    fn put(&mut self, key: &str, value: Vec<u8>) -> bool {
+        let entry = self.map.entry(key.to_string()).or_insert(Entry { value: Vec::new(), version: 0 });
+        let created = entry.version == 0;
+        entry.version += 1;
+        entry.value = value;
+        let event = WatchEvent { key: key.to_string(), value: entry.value.clone(), version: entry.version, existing: false };
+        self.watchers.retain(|w| {
+            if w.tx.is_closed() {
+                return false;
+            }
+            !matches(&w.pattern, key) || w.tx.send(event.clone()).is_ok()
+        });
+        created
+    }
+}
+
+impl Store {
+    pub fn get(&self, key: &str) -> Option<(Vec<u8>, i64)> {
+        let inner = self.inner.lock().unwrap();
+        inner.map.get(key).map(|e| (e.value.clone(), e.version))
+    }
+
+    pub fn put(&self, key: &str, value: Vec<u8>) {
+        self.inner.lock().unwrap().put(key, value);
+    }
+
+    /// Registers a watch and returns the existing matches (when asked) taken
+    /// in the same critical section, in key order.
+    pub fn watch(&self, pattern: &str, include_existing: bool) -> (Vec<WatchEvent>, mpsc::UnboundedReceiver<WatchEvent>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut inner = self.inner.lock().unwrap();
+        let existing = if include_existing {
+            inner
+                .map
+                .iter()
+                .filter(|(k, _)| matches(pattern, k))
+                .map(|(k, e)| WatchEvent { key: k.clone(), value: e.value.clone(), version: e.version, existing: true })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        inner.watchers.push(Watcher { pattern: pattern.to_string(), tx });
+        (existing, rx)
+    }
+
+    /// Validates every item, then applies them all in order under one lock.
+    pub fn batch(&self, items: Vec<BatchItem>) -> Result<BatchSummary, Status> {
+        for (i, item) in items.iter().enumerate() {
+            validate_key(&item.key).and_then(|_| validate_value(&item.value)).map_err(|s| Status::invalid_argument(format!("item {i}: {}", s.message())))?;
+        }
+        let mut inner = self.inner.lock().unwrap();
+        let mut summary = BatchSummary::default();
+        for item in items {
+            summary.items += 1;
+            summary.value_bytes += item.value.len() as i64;
+            if inner.put(&item.key, item.value) {
+                summary.created += 1;
+            } else {
+                summary.updated += 1;
+            }
+        }
+        Ok(summary)
+    }
+
+    /// (key count, total value bytes)
+    pub fn totals(&self) -> (i64, i64) {
+        let inner = self.inner.lock().unwrap();
+        (inner.map.len() as i64, inner.map.values().map(|e| e.value.len() as i64).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn patterns_match_prefix_or_exact() {
+        assert!(matches("a/*", "a/b"));
+        assert!(matches("*", "anything"));
+        assert!(matches("a", "a"));
+        assert!(!matches("a", "ab"));
+        assert!(!matches("a/*", "b/a"));
+    }
+
+    #[test]
+    fn versions_count_puts_and_watchers_see_later_puts() {
+        let store = Store::default();
+        store.put("k", b"1".to_vec());
+        let (existing, mut rx) = store.watch("k", true);
+        assert_eq!(existing.len(), 1);
+        assert!(existing[0].existing);
+        store.put("k", b"2".to_vec());
+        let ev = rx.try_recv().unwrap();
+        assert_eq!((ev.version, ev.existing, ev.value), (2, false, b"2".to_vec()));
+    }
+
+    #[test]
+    fn a_bad_item_rejects_the_whole_batch() {
+        let store = Store::default();
+        let items = vec![BatchItem { key: "a".into(), value: vec![] }, BatchItem { key: String::new(), value: vec![] }];
+        assert_eq!(store.batch(items).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(store.totals(), (0, 0));
+    }
+
+    #[test]
+    fn batch_counts_created_and_updated() {
+        let store = Store::default();
+        store.put("a", b"x".to_vec());
+        let items = ["a", "b", "b"].iter().map(|k| BatchItem { key: k.to_string(), value: b"yy".to_vec() }).collect();
+        let s = store.batch(items).unwrap();
+        assert_eq!((s.items, s.value_bytes, s.created, s.updated), (3, 6, 1, 2));
+    }
+}

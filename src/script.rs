@@ -1,0 +1,79 @@
+//! The contract's wire types between the runner and a client under test:
+//! script steps (client stdin) and output lines (client stdout).
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One script step, as CONTRACT.md describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_first: Vec<Step>,
+}
+
+/// A call's final status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One line of client output: a response message, or the final status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<f64>,
+}
+
+impl Line {
+    /// Parses one output line; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Line, String> {
+        let line: Line = serde_json::from_str(text).map_err(|e| format!("not a contract output line ({e})"))?;
+        match (&line.message, &line.status) {
+            (Some(_), None) | (None, Some(_)) => Ok(line),
+            _ => Err("an output line holds exactly one of `message` and `status`".into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_message_lines_parse() {
+        let l = Line::parse(r#"{"id":"a","message":{"value":"aGk="}}"#).unwrap();
+        assert!(l.message.is_some());
+        let l = Line::parse(r#"{"id":"a","status":{"code":"OK","message":""},"headers":{},"trailers":{},"elapsed_ms":1.5}"#).unwrap();
+        assert_eq!(l.status.unwrap().code, "OK");
+    }
+
+    #[test]
+    fn garbage_and_ambiguous_lines_are_rejected() {
+        assert!(Line::parse("hello").is_err());
+        assert!(Line::parse(r#"{"id":"a"}"#).is_err());
+        assert!(Line::parse(r#"{"id":"a","message":{},"status":{"code":"OK"}}"#).is_err());
+    }
+}
