@@ -1,27 +1,35 @@
 //! stock-matrix: a cross-language gRPC conformance matrix runner.
+//! Parses the command line, runs the command, maps the outcome to the
+//! documented exit code (see `cli`).
+mod app;
+mod builder;
+mod cases;
+mod cli;
 mod codes;
+mod config;
+mod judge;
+mod passthrough;
+mod plan;
+mod process;
 mod proto;
 mod reference;
+mod report;
+mod runner;
 mod script;
 mod tls;
 
 use clap::Parser;
 
-#[derive(Parser)]
-enum Cli {
-    #[command(subcommand)]
-    Reference(Ref),
-}
-#[derive(clap::Subcommand)]
-enum Ref {
-    Server(reference::server::ServerArgs),
-    Client(reference::client::ClientArgs),
-}
-
-#[tokio::main]
-async fn main() {
-    match Cli::parse() {
-        Cli::Reference(Ref::Server(a)) => reference::server::run(a).await.unwrap(),
-        Cli::Reference(Ref::Client(a)) => std::process::exit(reference::client::run(a).await),
-    }
+fn main() {
+    let cli = cli::Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let code = match rt.block_on(app::main(cli)) {
+        Ok(code) => code,
+        Err(app::Exit(code, message)) => {
+            eprintln!("error: {message}");
+            code
+        }
+    };
+    rt.shutdown_timeout(std::time::Duration::from_millis(100));
+    std::process::exit(code);
 }

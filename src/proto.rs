@@ -97,20 +97,6 @@ pub fn to_proto3_json(msg: &DynamicMessage) -> serde_json::Value {
     msg.serialize(serde_json::value::Serializer).expect("serializing a valid message")
 }
 
-/// Prints a prost message in proto3 JSON (defaults omitted), for output lines.
-pub fn to_json<M: prost::Message + prost::Name>(msg: &M) -> serde_json::Value {
-    let desc = pool().get_message_by_name(&M::full_name()).expect("message is in the pool");
-    let dynamic = DynamicMessage::decode(desc, msg.encode_to_vec().as_slice()).expect("re-decoding our own message");
-    dynamic.serialize(serde_json::value::Serializer).expect("serializing a valid message")
-}
-
-/// Parses proto3 JSON into a prost message.
-pub fn from_json<M: prost::Message + prost::Name + Default>(json: &serde_json::Value) -> Result<M, String> {
-    let desc = pool().get_message_by_name(&M::full_name()).expect("message is in the pool");
-    let dynamic = parse_json(&desc, json)?;
-    dynamic.transcode_to::<M>().map_err(|e| e.to_string())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,8 @@
 //! The contract's `x-stock-*` request-metadata hooks, read once per call, and
-//! the tower layer that echoes `x-stock-echo` as a header and a trailer for
-//! every method (handlers never deal with echo).
+//! the tower layer that works on the HTTP level for every method: it echoes
+//! `x-stock-echo` as a header and a trailer, and ends a call whose
+//! `grpc-timeout` passed with DEADLINE_EXCEEDED (tonic's own timeout layer
+//! would answer CANCELLED "Timeout expired", which the deadline cases flag).
 use crate::codes;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
@@ -62,25 +64,50 @@ impl Hooks {
 
 const ECHO: HeaderName = HeaderName::from_static("x-stock-echo");
 
-/// Adds `x-stock-echo` to the response headers and to the trailers.
-#[derive(Clone, Default)]
-pub struct EchoLayer;
+/// Parses a `grpc-timeout` value (`100m`, `2S`, …).
+pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
+    let (num, unit) = v.split_at(v.len().checked_sub(1)?);
+    let n: u64 = num.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
 
-impl<S> Layer<S> for EchoLayer {
-    type Service = Echo<S>;
-    fn layer(&self, inner: S) -> Echo<S> {
-        Echo { inner }
+/// Answers ahead of tonic's own timeout layer, which fires at the deadline.
+const DEADLINE_LEAD: Duration = Duration::from_millis(5);
+
+/// Echo and deadline handling for every call (see the module comment).
+#[derive(Clone, Default)]
+pub struct WireLayer;
+
+impl<S> Layer<S> for WireLayer {
+    type Service = Wire<S>;
+    fn layer(&self, inner: S) -> Wire<S> {
+        Wire { inner }
     }
 }
 
 #[derive(Clone)]
-pub struct Echo<S> {
+pub struct Wire<S> {
     inner: S,
+}
+
+fn deadline_trailers() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("grpc-status", HeaderValue::from_static("4"));
+    h.insert("grpc-message", HeaderValue::from_static("deadline%20exceeded"));
+    h
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
 
-impl<S, ReqBody> Service<http::Request<ReqBody>> for Echo<S>
+impl<S, ReqBody> Service<http::Request<ReqBody>> for Wire<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>> + Send + 'static,
     S::Future: Send + 'static,
@@ -95,44 +122,78 @@ where
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
         let echo = req.headers().get(&ECHO).cloned();
+        let deadline = req
+            .headers()
+            .get("grpc-timeout")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_grpc_timeout)
+            .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
         let fut = self.inner.call(req);
         Box::pin(async move {
-            let resp = fut.await?;
-            let Some(echo) = echo else { return Ok(resp) };
+            let resp = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, fut).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        // Trailers-only DEADLINE_EXCEEDED.
+                        let mut resp = http::Response::new(tonic::body::Body::empty());
+                        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+                        resp.headers_mut().extend(deadline_trailers());
+                        resp
+                    }
+                },
+                None => fut.await?,
+            };
             let (mut parts, body) = resp.into_parts();
-            // In a trailers-only response these headers are the trailers.
-            parts.headers.insert(ECHO, echo.clone());
-            Ok(http::Response::from_parts(parts, tonic::body::Body::new(EchoBody { inner: body, echo })))
+            if let Some(echo) = &echo {
+                // In a trailers-only response these headers are the trailers.
+                parts.headers.insert(ECHO, echo.clone());
+            }
+            let sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+            Ok(http::Response::from_parts(parts, tonic::body::Body::new(WireBody { inner: body, echo, deadline: sleep, ended: false })))
         })
     }
 }
 
-struct EchoBody {
+struct WireBody {
     inner: tonic::body::Body,
-    echo: HeaderValue,
+    echo: Option<HeaderValue>,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    ended: bool,
 }
 
-impl Body for EchoBody {
+impl Body for WireBody {
     type Data = Bytes;
     type Error = Status;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        if self.ended {
+            return Poll::Ready(None);
+        }
         let echo = self.echo.clone();
-        Pin::new(&mut self.inner).poll_frame(cx).map(|frame| {
-            frame.map(|r| {
-                r.map(|f| match f.into_trailers() {
-                    Ok(mut trailers) => {
-                        trailers.insert(ECHO, echo);
-                        Frame::trailers(trailers)
-                    }
-                    Err(f) => f,
-                })
-            })
-        })
+        let with_echo = move |mut trailers: http::HeaderMap| {
+            if let Some(e) = &echo {
+                trailers.insert(ECHO, e.clone());
+            }
+            trailers
+        };
+        if let Some(sleep) = self.deadline.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                self.ended = true;
+                return Poll::Ready(Some(Ok(Frame::trailers(with_echo(deadline_trailers())))));
+            }
+        }
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            self.ended = true;
+        }
+        polled.map(|frame| frame.map(|r| r.map(|f| match f.into_trailers() {
+            Ok(trailers) => Frame::trailers(with_echo(trailers)),
+            Err(f) => f,
+        })))
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        self.ended || (self.deadline.is_none() && self.inner.is_end_stream())
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -165,6 +226,15 @@ mod tests {
         let h = Hooks::from_metadata(&md(&[("x-stock-fail-special", "true")])).unwrap();
         let s = h.fail.unwrap();
         assert_eq!((s.code(), s.message()), (Code::Unknown, SPECIAL_MESSAGE));
+    }
+
+    #[test]
+    fn grpc_timeouts_parse() {
+        assert_eq!(parse_grpc_timeout("300m"), Some(Duration::from_millis(300)));
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("7u"), Some(Duration::from_micros(7)));
+        assert_eq!(parse_grpc_timeout("m"), None);
+        assert_eq!(parse_grpc_timeout("5x"), None);
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The reference server: `stock-matrix reference server`, the contract's
 //! server side in tonic. Semantics are those of proto/stock.proto.
-use super::hooks::{EchoLayer, Hooks};
+use super::hooks::{Hooks, WireLayer};
 use super::store::{validate_key, validate_value, Store};
 use crate::proto::stock::stock_server::{Stock, StockServer};
 use crate::proto::stock::*;
@@ -245,7 +245,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = builder
-        .layer(EchoLayer)
+        .layer(WireLayer)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(stock)

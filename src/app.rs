@@ -1,0 +1,336 @@
+//! The commands, top to bottom: config → cases → plan → build → run →
+//! reports → exit code. Errors here are the runner's own (bad input, no
+//! report folder); an implementation's misbehaviour is a red test instead.
+use crate::builder;
+use crate::cases::{self, CaseSet};
+use crate::cli::{self, Cli, Command, Filters, Format};
+use crate::config::Matrix;
+use crate::plan::{self, Selection};
+use crate::process;
+use crate::report::{console::Console, junit, markdown, BuildInfo, RunSummary, TestResult};
+use crate::runner::Runner;
+use crate::tls::{self, KeyType, TlsMode};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// An error with the exit code it maps to.
+pub struct Exit(pub i32, pub String);
+
+fn usage(e: impl std::fmt::Display) -> Exit {
+    Exit(cli::EXIT_USAGE, e.to_string())
+}
+
+fn setup_err(e: impl std::fmt::Display) -> Exit {
+    Exit(cli::EXIT_SETUP, e.to_string())
+}
+
+pub fn load_matrix(path: &Path) -> Result<Matrix, Exit> {
+    Matrix::load(path).map_err(usage)
+}
+
+/// The selection a profile and the command-line lists name.
+pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
+    let base = match &f.profile {
+        Some(p) => m.profile(p).map_err(usage)?.clone(),
+        None => crate::config::Profile {
+            description: String::new(),
+            clients: m.languages.keys().cloned().collect(),
+            servers: m.languages.keys().cloned().collect(),
+            tls: TlsMode::ALL.to_vec(),
+            sets: m.sets.keys().cloned().collect(),
+            key_types: vec![KeyType::default()],
+            pivot: None,
+        },
+    };
+    let check = |names: &[String], known: &[String], what: &str| -> Result<(), Exit> {
+        match names.iter().find(|n| !known.contains(n)) {
+            Some(n) => Err(usage(format!("unknown {what} `{n}` (known: {})", known.join(", ")))),
+            None => Ok(()),
+        }
+    };
+    let langs: Vec<String> = m.languages.keys().cloned().collect();
+    let sets: Vec<String> = m.sets.keys().cloned().collect();
+    check(&f.clients, &langs, "language")?;
+    check(&f.servers, &langs, "language")?;
+    check(&f.sets, &sets, "set")?;
+    let pick = |cli: &Vec<String>, base: Vec<String>| if cli.is_empty() { base } else { cli.clone() };
+    Ok(Selection {
+        clients: pick(&f.clients, base.clients),
+        servers: pick(&f.servers, base.servers),
+        tls: if f.tls.is_empty() { base.tls } else { f.tls.clone() },
+        sets: pick(&f.sets, base.sets),
+        key_types: if f.key_types.is_empty() { base.key_types } else { f.key_types.clone() },
+        cases: f.cases.clone(),
+        pivot: base.pivot,
+        shard: f.shard.as_deref().map(plan::parse_shard).transpose().map_err(usage)?,
+    })
+}
+
+pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSet>, Exit> {
+    names.iter().map(|n| Ok((n.clone(), cases::load(n, &m.sets[n]).map_err(usage)?))).collect()
+}
+
+fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
+    let sel = selection(m, f)?;
+    let sets = load_sets(m, &sel.sets)?;
+    let cells = plan::plan(&sel, &sets).map_err(usage)?;
+    let tests: usize = cells.iter().map(|c| c.tests.len()).sum();
+    let combos = plan::combinations(&sel);
+    match format {
+        Format::Json => {
+            let rows: Vec<_> = cells
+                .iter()
+                .map(|c| serde_json::json!({"cell": c.key.id(), "client": c.key.client, "server": c.key.server, "tls": c.key.tls, "key_type": c.key.key_type, "tests": c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>()}))
+                .collect();
+            let out = serde_json::json!({"profile": f.profile, "combinations": combos, "cells": rows, "tests": tests,
+                "clients": sel.clients, "servers": sel.servers, "tls": sel.tls, "sets": sel.sets});
+            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+        }
+        Format::Table => {
+            println!("{:<12} {:<12} {:<7} {:<15} {:>5}", "CLIENT", "SERVER", "TLS", "SET", "CASES");
+            for c in &cells {
+                let mut per_set: BTreeMap<&str, usize> = BTreeMap::new();
+                for t in &c.tests {
+                    *per_set.entry(&t.set).or_default() += 1;
+                }
+                for (set, n) in per_set {
+                    let tls = if c.key.key_type == KeyType::default() { c.key.tls.to_string() } else { format!("{}+{}", c.key.tls, c.key.key_type.as_str()) };
+                    println!("{:<12} {:<12} {:<7} {:<15} {:>5}", c.key.client, c.key.server, tls, set, n);
+                }
+            }
+            println!(
+                "\n{} combinations ({} clients × {} servers × {} TLS modes × {} sets), {} cells (server starts), {} tests",
+                combos,
+                sel.clients.len(),
+                sel.servers.len(),
+                sel.tls.len(),
+                sel.sets.len(),
+                cells.len(),
+                tests
+            );
+        }
+    }
+    Ok(cli::EXIT_OK)
+}
+
+fn run_id() -> String {
+    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
+    format!("{}-{}", now.replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').replace('.', "-"), std::process::id())
+}
+
+/// Builds each language once, in order; returns their build infos.
+async fn build_all(m: &Matrix, langs: &[String], logs: &Path, force: bool, say: impl Fn(&str)) -> BTreeMap<String, BuildInfo> {
+    let proto = m.root.join("proto/stock.proto");
+    let mut out = BTreeMap::new();
+    for name in langs {
+        let lang = &m.languages[name];
+        if !force && (lang.build.is_empty() || builder::up_to_date(lang, &proto)) && builder::missing_tools(lang).is_empty() {
+            out.insert(name.clone(), BuildInfo { status: if lang.build.is_empty() { "nothing to build".into() } else { "up to date".into() }, duration_ms: 0.0, ok: true });
+            continue;
+        }
+        say(&format!("building {name} …"));
+        let info = builder::ensure_built(name, lang, &proto, &logs.join(format!("build-{name}.log")), Duration::from_millis(m.run.build_timeout_ms), force).await;
+        say(&format!("{} {name}: {} ({:.1} s)", if info.ok { "built" } else { "FAILED" }, info.status.lines().next().unwrap_or_default(), info.duration_ms / 1000.0));
+        out.insert(name.clone(), info);
+    }
+    out
+}
+
+fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit> {
+    let w = |name: &str, text: String| std::fs::write(dir.join(name), text).map_err(|e| setup_err(format!("failed to write {}: {e}", dir.join(name).display())));
+    let md = markdown::render(s);
+    w("junit.xml", junit::render(s))?;
+    w("summary.md", md.clone())?;
+    w("summary.json", serde_json::to_string_pretty(s).expect("json"))?;
+    let latest = reports.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.file_name().expect("run folder name"), &latest);
+    if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
+        use std::io::Write;
+        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
+            let _ = f.write_all(md.as_bytes());
+        }
+    }
+    Ok(())
+}
+
+async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, reports: &Path, rebuild: bool) -> Result<i32, Exit> {
+    let started = Instant::now();
+    let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let sel = selection(&m, f)?;
+    let sets = load_sets(&m, &sel.sets)?;
+    let cells = plan::plan(&sel, &sets).map_err(usage)?;
+    if cells.is_empty() {
+        return Err(usage("the selection holds no test (check --case and --set)"));
+    }
+    let id = run_id();
+    // Absolute: implementations run in their own folders and get certificate paths.
+    let reports = &std::path::absolute(reports).map_err(setup_err)?;
+    let dir = reports.join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| setup_err(format!("failed to create {}: {e}", dir.display())))?;
+    let mut certs = BTreeMap::new();
+    for kt in &sel.key_types {
+        let files = tls::generate(&dir.join("certs").join(kt.as_str()), *kt).map_err(|e| setup_err(format!("certificates ({}): {e:#}", kt.as_str())))?;
+        certs.insert(*kt, files);
+    }
+    let mut langs: Vec<String> = cells.iter().flat_map(|c| [c.key.client.clone(), c.key.server.clone()]).collect();
+    langs.sort();
+    langs.dedup();
+    let builds = build_all(&m, &langs, &dir, rebuild, |s| eprintln!("{s}")).await;
+    let unavailable = builds.iter().filter(|(_, b)| !b.ok).map(|(l, b)| (l.clone(), b.status.clone())).collect();
+
+    let cancelled = Arc::new(AtomicBool::new(false));
+    let flag = cancelled.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            flag.store(true, Ordering::SeqCst);
+            eprintln!("\ninterrupted: stopping every process the run started (Ctrl-C again to quit at once)");
+            tokio::task::spawn_blocking(|| process::kill_all(Duration::from_millis(300)));
+            if tokio::signal::ctrl_c().await.is_ok() {
+                process::kill_all(Duration::ZERO);
+                std::process::exit(cli::EXIT_INTERRUPTED);
+            }
+        }
+    });
+    let exe = std::env::current_exe().map_err(setup_err)?;
+    let repro_prefix = if matrix_path == Path::new("matrix.toml") { "stock-matrix run".to_string() } else { format!("stock-matrix --matrix {} run", matrix_path.display()) };
+    let jobs = jobs.unwrap_or(if m.run.jobs > 0 { m.run.jobs } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) });
+    let total: usize = cells.iter().map(|c| c.tests.len()).sum();
+    eprintln!("running {total} tests in {} cells, {jobs} at a time; reports in {}", cells.len(), dir.display());
+    let console = Arc::new(Console::new(total));
+    let c2 = console.clone();
+    let runner = Arc::new(Runner { matrix: Arc::new(m), certs, exe, unavailable, jobs, cancelled: cancelled.clone(), repro_prefix });
+    let (tests, cell_infos) = runner.run(cells, Arc::new(move |r: &TestResult| c2.test_done(r))).await;
+    let command = std::iter::once("stock-matrix".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    let summary = RunSummary {
+        run_id: id,
+        started_at,
+        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        profile: f.profile.clone(),
+        command,
+        builds,
+        cells: cell_infos,
+        tests,
+        interrupted: cancelled.load(Ordering::SeqCst),
+    };
+    write_reports(&dir, reports, &summary)?;
+    console.finish(&summary, &dir.display().to_string());
+    Ok(if summary.interrupted {
+        cli::EXIT_INTERRUPTED
+    } else if summary.counts().red() > 0 {
+        cli::EXIT_FAILED
+    } else {
+        cli::EXIT_OK
+    })
+}
+
+fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
+    if names.is_empty() {
+        return Ok(m.languages.keys().cloned().collect());
+    }
+    for n in names {
+        m.language(n).map_err(usage)?;
+    }
+    Ok(names.to_vec())
+}
+
+fn doctor(m: &Matrix) -> i32 {
+    let proto = m.root.join("proto/stock.proto");
+    let mut all_ok = true;
+    for (name, lang) in &m.languages {
+        let missing = builder::missing_tools(lang);
+        let found: Vec<String> = lang.requires.iter().filter(|t| !missing.contains(t)).map(|t| format!("{t} ({})", which::which(t).map(|p| p.display().to_string()).unwrap_or_default())).collect();
+        let state = if !missing.is_empty() {
+            all_ok = false;
+            format!("MISSING {}", missing.join(", "))
+        } else {
+            "ok".into()
+        };
+        let build = if lang.build.is_empty() {
+            "nothing to build"
+        } else if builder::up_to_date(lang, &proto) {
+            "built, up to date"
+        } else {
+            "needs a build (stock-matrix build)"
+        };
+        println!("{name:<11} {state:<28} stack: {}", lang.stack);
+        if !found.is_empty() {
+            println!("{:<11} found: {}", "", found.join(", "));
+        }
+        if !missing.is_empty() {
+            println!("{:<11} get it: {}", "", if lang.install.is_empty() { "see implementations/ README" } else { &lang.install });
+        }
+        if !lang.setup.is_empty() {
+            println!("{:<11} system packages: `stock-matrix setup {name}` runs {} in {}", "", lang.setup.join(" "), lang.folder.display());
+        }
+        println!("{:<11} {build}", "");
+    }
+    if all_ok {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FAILED
+    }
+}
+
+async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
+    let mut code = cli::EXIT_OK;
+    for name in pick_languages(m, names)? {
+        let lang = &m.languages[&name];
+        if lang.setup.is_empty() {
+            continue;
+        }
+        eprintln!("setup {name}: {}", lang.setup.join(" "));
+        let log = builder::default_log(&m.root, &format!("setup-{name}"));
+        let _ = std::fs::remove_file(&log);
+        match process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await {
+            Ok(s) if s.success() => eprintln!("setup {name}: ok"),
+            other => {
+                code = cli::EXIT_FAILED;
+                eprintln!("setup {name}: FAILED ({:?}); log {}:\n{}", other.map(|s| s.to_string()), log.display(), std::fs::read_to_string(&log).unwrap_or_default());
+            }
+        }
+    }
+    Ok(code)
+}
+
+pub async fn main(cli: Cli) -> Result<i32, Exit> {
+    match cli.command {
+        Command::Reference(cli::Reference::Server(a)) => crate::reference::server::run(a).await.map(|_| 0).map_err(|e| Exit(1, format!("{e:#}"))),
+        Command::Reference(cli::Reference::Client(a)) => Ok(crate::reference::client::run(a).await),
+        Command::Certs { out, key_type } => {
+            let f = tls::generate(&out, key_type).map_err(|e| setup_err(format!("{e:#}")))?;
+            println!("CA            {}\nserver cert   {}\nserver key    {}\nclient cert   {}\nclient key    {}\nuntrusted CA  {}", f.ca.display(), f.server_cert.display(), f.server_key.display(), f.client_cert.display(), f.client_key.display(), f.other_ca.display());
+            Ok(cli::EXIT_OK)
+        }
+        Command::List { filters, format } => list(&load_matrix(&cli.matrix)?, &filters, format),
+        Command::Run { filters, jobs, reports, rebuild } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild).await,
+        Command::Build { languages, force } => {
+            let m = load_matrix(&cli.matrix)?;
+            let langs = pick_languages(&m, &languages)?;
+            let builds = build_all(&m, &langs, &m.root.join("target/stock-matrix/build-logs"), force, |s| eprintln!("{s}")).await;
+            for (l, b) in &builds {
+                println!("{l:<11} {}", b.status);
+            }
+            Ok(if builds.values().all(|b| b.ok) { cli::EXIT_OK } else { cli::EXIT_FAILED })
+        }
+        Command::Setup { languages } => setup(&load_matrix(&cli.matrix)?, &languages).await,
+        Command::Doctor => Ok(doctor(&load_matrix(&cli.matrix)?)),
+        Command::Get { key, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["get".into(), key]).await,
+        Command::Put { key, value, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["put".into(), key, value]).await,
+        Command::Monitor { pattern, max_events, include_existing, target } => {
+            let mut args = vec!["monitor".to_string(), pattern];
+            if let Some(n) = max_events {
+                args.extend(["--max-events".into(), n.to_string()]);
+            }
+            if include_existing {
+                args.push("--include-existing".into());
+            }
+            crate::passthrough::shortcut(&cli.matrix, &target, &args).await
+        }
+        Command::Inventory { target } => crate::passthrough::shortcut(&cli.matrix, &target, &["inventory".into()]).await,
+        Command::Language(args) => crate::passthrough::language(&load_matrix(&cli.matrix)?, &args).await,
+    }
+}

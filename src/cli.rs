@@ -1,0 +1,153 @@
+//! Command-line definitions (clap) and the documented exit codes. No logic.
+use crate::reference::{client::ClientArgs, server::ServerArgs};
+use crate::tls::{KeyType, TlsMode};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// Every test passed (or the command succeeded).
+pub const EXIT_OK: i32 = 0;
+/// At least one test was red (failed, error), or a command found a problem.
+pub const EXIT_FAILED: i32 = 1;
+/// Bad command line, matrix.toml or case file.
+pub const EXIT_USAGE: i32 = 2;
+/// The runner itself could not do its job (certificates, report folder).
+pub const EXIT_SETUP: i32 = 3;
+/// Interrupted by Ctrl-C.
+pub const EXIT_INTERRUPTED: i32 = 130;
+
+#[derive(Parser)]
+#[command(name = "stock-matrix", version, about = "Cross-language gRPC conformance matrix for the Stock service", after_help = "Exit codes: 0 all passed, 1 a test was red, 2 usage or configuration error, 3 setup error, 130 interrupted.\nLanguage-first: `stock-matrix <language> server --port 50051`, `stock-matrix <language> client get KEY --server HOST:PORT`.")]
+pub struct Cli {
+    /// The matrix file.
+    #[arg(long, global = true, default_value = "matrix.toml")]
+    pub matrix: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Which tests: a profile, narrowed or widened by explicit lists.
+#[derive(clap::Args, Clone)]
+pub struct Filters {
+    /// Profile (quick, standard, full, …); without it, every axis not given is "everything".
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Client languages (repeat or comma-separate).
+    #[arg(long = "client", value_delimiter = ',')]
+    pub clients: Vec<String>,
+    /// Server languages.
+    #[arg(long = "server", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// TLS modes.
+    #[arg(long = "tls", value_delimiter = ',')]
+    pub tls: Vec<TlsMode>,
+    /// Operation sets.
+    #[arg(long = "set", value_delimiter = ',')]
+    pub sets: Vec<String>,
+    /// Certificate key types.
+    #[arg(long = "key-type", value_delimiter = ',')]
+    pub key_types: Vec<KeyType>,
+    /// Glob over case name, set/case or test id.
+    #[arg(long = "case")]
+    pub cases: Vec<String>,
+    /// Run only shard K of N (cells split round-robin, deterministic).
+    #[arg(long)]
+    pub shard: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show the combinations a profile covers, with counts.
+    List {
+        #[command(flatten)]
+        filters: Filters,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Build what is needed, run the matrix, write reports.
+    Run {
+        #[command(flatten)]
+        filters: Filters,
+        /// Cells at once (default: matrix.toml run.jobs, else the CPU count).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Where run folders go.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+        /// Rebuild every language even when up to date.
+        #[arg(long)]
+        rebuild: bool,
+    },
+    /// Build languages (all when none given) if anything changed.
+    Build {
+        languages: Vec<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Install system packages the languages need (runs their setup scripts; needs root).
+    Setup { languages: Vec<String> },
+    /// For each language: toolchain found or missing, how to get it, build state.
+    Doctor,
+    /// Write a CA, server and client certificates (and an untrusted CA) into a folder.
+    Certs {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+        key_type: KeyType,
+    },
+    /// The bundled Rust reference implementation (the `rust` language).
+    #[command(subcommand)]
+    Reference(Reference),
+    /// Get KEY with the reference client.
+    Get {
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Put KEY VALUE with the reference client.
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Monitor PATTERN with the reference client.
+    Monitor {
+        pattern: String,
+        #[arg(long)]
+        max_events: Option<i32>,
+        #[arg(long)]
+        include_existing: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Inventory with the reference client.
+    Inventory {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// `<language> server|client ARGS…`: run one side of a language by hand.
+    #[command(external_subcommand)]
+    Language(Vec<String>),
+}
+
+#[derive(Subcommand)]
+pub enum Reference {
+    Server(ServerArgs),
+    Client(ClientArgs),
+}
+
+/// Where a shortcut command connects.
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    #[arg(long, default_value = "localhost:50051")]
+    pub server: String,
+    /// Extra client flags, e.g. `--tls-mode server --ca-file ca.pem`.
+    #[arg(last = true)]
+    pub client_flags: Vec<String>,
+}

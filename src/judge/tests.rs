@@ -1,0 +1,154 @@
+use super::*;
+use crate::cases;
+use serde_json::json;
+
+fn case(src: &str) -> Case {
+    cases::parse("t", src).unwrap().cases.remove(0)
+}
+
+fn line(v: Value) -> Line {
+    serde_json::from_value(v).unwrap()
+}
+
+fn ok(id: &str) -> Line {
+    line(json!({"id": id, "status": {"code": "OK", "message": ""}, "headers": {}, "trailers": {}, "elapsed_ms": 1.0}))
+}
+
+const GET: &str = r#"
+[[case]]
+name = "get"
+[[case.step]]
+method = "Get"
+request = { key = "{ns}a" }
+expect.messages = [{ value = "{b64:hi}", version = "1" }]
+"#;
+
+#[test]
+fn a_matching_result_passes_in_any_proto3_json_spelling() {
+    let c = case(GET);
+    let obs = group(&[line(json!({"id": "p#0", "message": {"value": "aGk=", "version": 1}})), ok("p#0")]);
+    assert_eq!(judge(&c, "p", "n/", &obs), Vec::<String>::new());
+}
+
+#[test]
+fn a_wrong_field_is_named_with_expected_and_actual() {
+    let c = case(GET);
+    let obs = group(&[line(json!({"id": "p#0", "message": {"value": "aGk=", "version": "2"}})), ok("p#0")]);
+    let r = judge(&c, "p", "n/", &obs);
+    assert_eq!(r, vec![r#"step 0 Get: message 0: field version: expected "1", got "2""#]);
+}
+
+#[test]
+fn a_wrong_status_code_fails() {
+    let c = case(GET);
+    let obs = group(&[line(json!({"id": "p#0", "status": {"code": "UNKNOWN", "message": "boom"}}))]);
+    let r = judge(&c, "p", "n/", &obs);
+    assert!(r[0].contains("status: expected OK, got UNKNOWN \"boom\""), "{r:?}");
+    assert!(r[1].contains("expected 1 message(s), got 0"), "{r:?}");
+}
+
+#[test]
+fn a_missing_status_line_fails() {
+    let c = case(GET);
+    let r = judge(&c, "p", "n/", &Observations::new());
+    assert!(r[0].contains("no result"), "{r:?}");
+}
+
+#[test]
+fn a_dropped_stream_message_fails() {
+    let c = case(
+        r#"
+[[case]]
+name = "m"
+[[case.step]]
+method = "Monitor"
+request = { pattern = "{ns}*", includeExisting = true, maxEvents = 2 }
+expect.messages = [{ key = "{ns}a", existing = true, version = "1" }, { key = "{ns}b", existing = true, version = "1" }]
+"#,
+    );
+    let obs = group(&[line(json!({"id": "p#0", "message": {"key": "n/a", "existing": true, "version": "1"}})), ok("p#0")]);
+    let r = judge(&c, "p", "n/", &obs);
+    assert!(r[0].contains("expected 2 message(s), got 1"), "{r:?}");
+}
+
+#[test]
+fn output_that_is_not_the_response_type_fails() {
+    let c = case(GET);
+    let obs = group(&[line(json!({"id": "p#0", "message": {"colour": "red"}})), ok("p#0")]);
+    let r = judge(&c, "p", "n/", &obs);
+    assert!(r.iter().any(|r| r.contains("not a valid stock.v1.GetResponse")), "{r:?}");
+}
+
+#[test]
+fn headers_trailers_and_message_text_are_checked() {
+    let c = case(
+        r#"
+[[case]]
+name = "e"
+[[case.step]]
+method = "Get"
+request = { key = "x" }
+metadata = { x-stock-echo = "v" }
+expect = { status = "NOT_FOUND", message_contains = "x", headers = { x-stock-echo = "v" }, trailers = { x-stock-echo = "v" } }
+"#,
+    );
+    let got = line(json!({"id": "p#0", "status": {"code": "NOT_FOUND", "message": "key \"x\" not found"}, "headers": {}, "trailers": {"x-stock-echo": "v"}}));
+    let r = judge(&c, "p", "n/", &group(&[got]));
+    assert_eq!(r, vec!["step 0 Get: header x-stock-echo: expected \"v\", got nothing"]);
+}
+
+#[test]
+fn not_ok_accepts_any_failure_but_not_success() {
+    let c = case("[[case]]\nname = \"t\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n");
+    let failed = line(json!({"id": "p#0", "status": {"code": "UNAVAILABLE", "message": "handshake"}}));
+    assert!(judge(&c, "p", "", &group(&[failed])).is_empty());
+    let r = judge(&c, "p", "", &group(&[ok("p#0")]));
+    assert!(r[0].contains("expected any code but OK, got OK"), "{r:?}");
+}
+
+#[test]
+fn delta_and_nonempty_matchers() {
+    let c = case(
+        r#"
+[[case]]
+name = "inv"
+[[case.step]]
+name = "before"
+method = "Inventory"
+expect = { messages = [{ keyCount = { "$any" = true }, totalValueBytes = { "$any" = true }, language = { "$nonempty" = true }, stack = { "$nonempty" = true } }] }
+[[case.step]]
+method = "Inventory"
+expect = { messages = [{ keyCount = { "$delta" = 1, "$from" = "before" }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
+"#,
+    );
+    let inv = |id: &str, n: &str, lang: &str| line(json!({"id": id, "message": {"keyCount": n, "language": lang, "stack": "s 1"}}));
+    let good = group(&[inv("p#0", "3", "go"), ok("p#0"), inv("p#1", "4", "go"), ok("p#1")]);
+    assert!(judge(&c, "p", "", &good).is_empty());
+    let bad = group(&[inv("p#0", "3", ""), ok("p#0"), inv("p#1", "3", "go"), ok("p#1")]);
+    let r = judge(&c, "p", "", &bad);
+    assert!(r[0].contains("field language: expected a non-empty value"), "{r:?}");
+    assert!(r[1].contains("field keyCount: expected 4 (3 from step `before` +1), got \"3\""), "{r:?}");
+}
+
+#[test]
+fn nested_after_first_steps_are_judged() {
+    let c = case(
+        r#"
+[[case]]
+name = "live"
+[[case.step]]
+method = "Monitor"
+request = { pattern = "{ns}*", includeExisting = true, maxEvents = 2 }
+expect.messages = [{ key = "{ns}a", existing = true, version = "1", value = "" }, { key = "{ns}b", version = "1", value = "" }]
+[[case.step.after_first]]
+method = "Put"
+request = { key = "{ns}b" }
+"#,
+    );
+    let ev = |k: &str, e: bool| line(json!({"id": "p#0", "message": {"key": k, "existing": e, "version": "1"}}));
+    let good = group(&[ev("n/a", true), line(json!({"id": "p#0.#0", "message": {}})), ok("p#0.#0"), ev("n/b", false), ok("p#0")]);
+    assert_eq!(judge(&c, "p", "n/", &good), Vec::<String>::new());
+    let missing_put = group(&[ev("n/a", true), ev("n/b", false), ok("p#0")]);
+    let r = judge(&c, "p", "n/", &missing_put);
+    assert!(r[0].starts_with("step 0.0 Put: no result"), "{r:?}");
+}

@@ -1,0 +1,99 @@
+//! Language-first commands for people: `stock-matrix <lang> server …` and
+//! `stock-matrix <lang> client …`, and the shortcuts (`get`, `put`, …) that
+//! use the Rust reference client. Client output stays the contract's JSON
+//! lines, with byte values also shown decoded as text.
+use crate::app::Exit;
+use crate::builder;
+use crate::cli::{self, Target};
+use crate::config::Matrix;
+use crate::process;
+use crate::tls::{self, KeyType};
+use base64::Engine as _;
+use serde_json::Value;
+use std::path::Path;
+use std::time::Duration;
+
+/// Adds `"decoded": {"value": "text"}` to a message line whose bytes are UTF-8 text.
+pub fn humanize(line: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(line) else { return line.to_string() };
+    let decoded: serde_json::Map<String, Value> = v
+        .get("message")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() == "value")
+                .filter_map(|(k, val)| {
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(val.as_str()?).ok()?;
+                    Some((k.clone(), Value::String(String::from_utf8(bytes).ok()?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !decoded.is_empty() {
+        v["decoded"] = Value::Object(decoded);
+    }
+    v.to_string()
+}
+
+/// `stock-matrix <lang> server|client ARGS…`
+pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
+    let (name, rest) = args.split_first().expect("clap gives at least the name");
+    let lang = m.language(name).map_err(|e| Exit(cli::EXIT_USAGE, format!("unknown command or {e}")))?;
+    let Some((side, rest)) = rest.split_first().filter(|(s, _)| *s == "server" || *s == "client") else {
+        return Err(Exit(cli::EXIT_USAGE, format!("usage: stock-matrix {name} server|client ARGS…")));
+    };
+    let proto = m.root.join("proto/stock.proto");
+    if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
+        eprintln!("building {name} …");
+        let b = builder::ensure_built(name, lang, &proto, &builder::default_log(&m.root, name), Duration::from_millis(m.run.build_timeout_ms), false).await;
+        if !b.ok {
+            return Err(Exit(cli::EXIT_FAILED, b.status));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| Exit(cli::EXIT_SETUP, e.to_string()))?;
+    let template = if side == "server" { &lang.server } else { &lang.client };
+    let mut argv: Vec<String> = template.iter().map(|a| a.replace("{stock-matrix}", &exe.to_string_lossy())).collect();
+    if side == "server" {
+        argv.extend(auto_tls(m, rest)?);
+        Err(Exit(cli::EXIT_SETUP, format!("failed to start {name} server: {}", process::exec(&argv, &lang.folder))))
+    } else {
+        argv.extend(rest.iter().cloned());
+        process::passthrough(&argv, &lang.folder, humanize).await.map_err(|e| Exit(cli::EXIT_SETUP, format!("failed to run {name} client: {e}")))
+    }
+}
+
+/// Replaces `--tls-mode auto` with throwaway certificates (server TLS).
+fn auto_tls(m: &Matrix, args: &[String]) -> Result<Vec<String>, Exit> {
+    let Some(i) = args.windows(2).position(|w| w[0] == "--tls-mode" && w[1] == "auto") else { return Ok(args.to_vec()) };
+    let dir = m.root.join("target/stock-matrix/auto-certs");
+    let f = tls::generate(&dir, KeyType::EcP256).map_err(|e| Exit(cli::EXIT_SETUP, format!("{e:#}")))?;
+    eprintln!("--tls-mode auto: certificates in {}; connect with --tls-mode server --ca-file {}", dir.display(), f.ca.display());
+    let mut out = args[..i].to_vec();
+    out.extend(["--tls-mode".into(), "server".into(), "--cert-file".into(), f.server_cert.display().to_string(), "--key-file".into(), f.server_key.display().to_string()]);
+    out.extend(args[i + 2..].iter().cloned());
+    Ok(out)
+}
+
+/// `stock-matrix get|put|monitor|inventory …` with the reference client.
+pub async fn shortcut(_matrix: &Path, target: &Target, command: &[String]) -> Result<i32, Exit> {
+    let exe = std::env::current_exe().map_err(|e| Exit(cli::EXIT_SETUP, e.to_string()))?;
+    let mut argv = vec![exe.to_string_lossy().into_owned(), "reference".into(), "client".into(), "--server".into(), target.server.clone()];
+    argv.extend(target.client_flags.iter().cloned());
+    argv.extend(command.iter().cloned());
+    process::passthrough(&argv, Path::new("."), humanize).await.map_err(|e| Exit(cli::EXIT_SETUP, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_values_are_shown_decoded_and_raw_kept() {
+        let out: Value = serde_json::from_str(&humanize(r#"{"id":"get","message":{"value":"aGVsbG8=","version":"1"}}"#)).unwrap();
+        assert_eq!(out["decoded"]["value"], "hello");
+        assert_eq!(out["message"]["value"], "aGVsbG8=");
+        assert_eq!(humanize("not json"), "not json");
+        let status = r#"{"id":"get","status":{"code":"OK","message":""}}"#;
+        assert!(!humanize(status).contains("decoded"));
+    }
+}

@@ -1,0 +1,42 @@
+//! The terminal reporter: an indicatif progress bar while tests finish,
+//! each red test printed as it happens, and the final totals. The only
+//! module that draws on the terminal.
+use super::{Outcome, RunSummary, TestResult};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+pub struct Console {
+    bar: ProgressBar,
+}
+
+impl Console {
+    pub fn new(total: usize) -> Console {
+        let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tests {msg}").expect("valid template"));
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Console { bar }
+    }
+
+    pub fn test_done(&self, t: &TestResult) {
+        self.bar.inc(1);
+        if matches!(t.outcome, Outcome::Failed | Outcome::Error) {
+            let label = if t.outcome == Outcome::Failed { "FAIL " } else { "ERROR" };
+            let mut text = format!("{label} {}", t.id);
+            for r in t.reasons.iter().take(3) {
+                text.push_str(&format!("\n      {}", r.lines().next().unwrap_or_default()));
+            }
+            if t.reasons.len() > 3 {
+                text.push_str(&format!("\n      … {} more", t.reasons.len() - 3));
+            }
+            text.push_str(&format!("\n      reproduce: {}", t.reproduce));
+            self.bar.println(text);
+        }
+    }
+
+    pub fn finish(&self, s: &RunSummary, report_dir: &str) {
+        self.bar.finish_and_clear();
+        let c = s.counts();
+        eprintln!("reports: {report_dir}/summary.md, junit.xml, summary.json");
+        // The plain closing line CI systems read.
+        println!("{} passed, {} failed", c.passed, c.red());
+    }
+}

@@ -1,0 +1,72 @@
+//! RunSummary → JUnit XML (pure), with quick-junit: one testsuite per
+//! client/server/TLS cell, one testcase per case; failure text holds every
+//! reason and the command that reproduces the test.
+use super::{Outcome, RunSummary};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn details(t: &super::TestResult) -> String {
+    let mut s = t.reasons.join("\n");
+    s.push_str(&format!("\n\nreproduce: {}", t.reproduce));
+    if !t.client_stderr.is_empty() {
+        s.push_str(&format!("\n\nclient stderr (tail):\n{}", t.client_stderr));
+    }
+    if !t.server_stderr.is_empty() {
+        s.push_str(&format!("\n\nserver stderr (tail):\n{}", t.server_stderr));
+    }
+    s
+}
+
+pub fn render(summary: &RunSummary) -> String {
+    let mut report = Report::new("stock-matrix");
+    report.set_time(Duration::from_secs_f64(summary.duration_ms / 1000.0));
+    let mut suites: BTreeMap<String, TestSuite> = BTreeMap::new();
+    for t in &summary.tests {
+        let cell = t.cell.id();
+        let status = match t.outcome {
+            Outcome::Passed => TestCaseStatus::success(),
+            Outcome::Failed | Outcome::Error => {
+                let kind = if t.outcome == Outcome::Failed { NonSuccessKind::Failure } else { NonSuccessKind::Error };
+                let mut s = TestCaseStatus::non_success(kind);
+                s.set_message(t.reasons.first().cloned().unwrap_or_default());
+                s.set_type(if t.outcome == Outcome::Failed { "mismatch" } else { "error" });
+                s.set_description(details(t));
+                s
+            }
+            Outcome::Interrupted => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message("not run: the run was interrupted");
+                s
+            }
+        };
+        let mut case = TestCase::new(format!("{}/{}", t.set, t.case), status);
+        case.set_classname(cell.clone());
+        case.set_time(Duration::from_secs_f64(t.duration_ms / 1000.0));
+        suites.entry(cell.clone()).or_insert_with(|| TestSuite::new(cell)).add_test_case(case);
+    }
+    report.add_test_suites(suites.into_values());
+    report.to_string().expect("JUnit serialization of in-memory data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::tls::TlsMode;
+
+    #[test]
+    fn one_suite_per_cell_with_failures_reasons_and_reproduction() {
+        let s = summary(vec![
+            result("go", "rust", TlsMode::None, "get", Outcome::Passed),
+            result("go", "rust", TlsMode::None, "put", Outcome::Failed),
+            result("rust", "go", TlsMode::Mtls, "get", Outcome::Error),
+        ]);
+        let xml = render(&s);
+        assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
+        assert!(xml.contains(r#"<testsuite name="client=go/server=rust/tls=none" tests="2""#), "{xml}");
+        assert!(xml.contains(r#"failures="1""#) && xml.contains(r#"errors="1""#), "{xml}");
+        assert!(xml.contains("reproduce: stock-matrix run --client go --server rust --tls none --set unary --case put"), "{xml}");
+        assert!(xml.contains("expected OK, got NOT_FOUND &quot;&lt;gone&gt;&quot;"), "{xml}");
+    }
+}

@@ -1,0 +1,124 @@
+//! RunSummary → Markdown (pure): totals, a client × server grid per TLS
+//! mode, per-language timings, then every red test with its reasons and the
+//! command that reproduces it.
+use super::{median, Counts, Outcome, RunSummary};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+fn cell_text(c: Counts) -> String {
+    if c.total() == 0 {
+        "·".into()
+    } else if c.red() == 0 {
+        format!("✅ {}/{}", c.passed, c.total())
+    } else {
+        format!("❌ {}/{}", c.passed, c.total())
+    }
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.0} ms")).unwrap_or_else(|| "–".into())
+}
+
+pub fn render(s: &RunSummary) -> String {
+    let mut out = String::new();
+    let c = s.counts();
+    let verdict = if c.red() == 0 && c.total() > 0 { "✅ all passed" } else { "❌ red" };
+    let _ = writeln!(out, "# stock-matrix run {}\n", s.run_id);
+    let _ = writeln!(out, "{verdict}: **{} passed, {} failed, {} errors, {} not run** of {} tests in {:.1} s.\n", c.passed, c.failed, c.error, c.interrupted, c.total(), s.duration_ms / 1000.0);
+    let _ = writeln!(out, "Command: `{}`\n", s.command);
+    if s.interrupted {
+        let _ = writeln!(out, "**The run was interrupted**: tests not run are counted as not run.\n");
+    }
+    let red_builds: Vec<_> = s.builds.iter().filter(|(_, b)| !b.ok).collect();
+    if !red_builds.is_empty() {
+        let _ = writeln!(out, "## Languages that could not run\n");
+        for (lang, b) in red_builds {
+            let _ = writeln!(out, "- **{lang}**: {}", b.status);
+        }
+        let _ = writeln!(out);
+    }
+
+    let modes: BTreeSet<String> = s.tests.iter().map(|t| t.cell.id().split('/').skip(2).collect::<Vec<_>>().join("/")).collect();
+    for mode in modes {
+        let tests: Vec<_> = s.tests.iter().filter(|t| t.cell.id().split('/').skip(2).collect::<Vec<_>>().join("/") == mode).collect();
+        let clients: BTreeSet<&str> = tests.iter().map(|t| t.cell.client.as_str()).collect();
+        let servers: BTreeSet<&str> = tests.iter().map(|t| t.cell.server.as_str()).collect();
+        let _ = writeln!(out, "## {}\n", mode.replace('/', ", ").replace('=', " "));
+        let _ = writeln!(out, "| client ↓ server → | {} |", servers.iter().copied().collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(out, "|---|{}", "---|".repeat(servers.len()));
+        for client in &clients {
+            let row: Vec<String> = servers.iter().map(|server| cell_text(Counts::of(tests.iter().copied().filter(|t| t.cell.client == *client && t.cell.server == *server)))).collect();
+            let _ = writeln!(out, "| **{client}** | {} |", row.join(" | "));
+        }
+        let _ = writeln!(out);
+    }
+
+    if !s.cells.is_empty() {
+        let mut ready: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        let mut first: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+        for cell in &s.cells {
+            ready.entry(&cell.key.server).or_default().extend(cell.server_ready_ms);
+            first.entry(&cell.key.client).or_default().extend(cell.client_first_line_ms.iter().copied());
+        }
+        let langs: BTreeSet<&str> = ready.keys().chain(first.keys()).copied().collect();
+        let _ = writeln!(out, "## Timings (median per language)\n");
+        let _ = writeln!(out, "| language | server start → ready | client start → first result |\n|---|---|---|");
+        for l in langs {
+            let _ = writeln!(out, "| {l} | {} | {} |", ms(ready.get(l).and_then(|v| median(v))), ms(first.get(l).and_then(|v| median(v))));
+        }
+        let _ = writeln!(out);
+        let notes: Vec<_> = s.cells.iter().flat_map(|c| c.notes.iter().map(move |n| (c.key.id(), n))).collect();
+        if !notes.is_empty() {
+            let _ = writeln!(out, "## Notes\n");
+            for (id, n) in notes {
+                let _ = writeln!(out, "- `{id}`: {n}");
+            }
+            let _ = writeln!(out);
+        }
+    }
+
+    let red: Vec<_> = s.tests.iter().filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error)).collect();
+    if !red.is_empty() {
+        let _ = writeln!(out, "## Failures ({})\n", red.len());
+        for t in red {
+            let _ = writeln!(out, "### {} `{}`\n", if t.outcome == Outcome::Failed { "FAIL" } else { "ERROR" }, t.id);
+            for r in &t.reasons {
+                let _ = writeln!(out, "- {}", r.replace('\n', " "));
+            }
+            let _ = writeln!(out, "\nReproduce: `{}`\n", t.reproduce);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::fixtures::*;
+    use super::*;
+    use crate::tls::TlsMode;
+
+    #[test]
+    fn grid_counts_and_failures_are_rendered() {
+        let s = summary(vec![
+            result("go", "rust", TlsMode::None, "get", Outcome::Passed),
+            result("go", "rust", TlsMode::None, "put", Outcome::Failed),
+            result("rust", "rust", TlsMode::None, "get", Outcome::Passed),
+            result("rust", "go", TlsMode::Mtls, "get", Outcome::Passed),
+        ]);
+        let md = render(&s);
+        assert!(md.contains("❌ red: **3 passed, 1 failed, 0 errors, 0 not run** of 4 tests"), "{md}");
+        assert!(md.contains("## tls none\n"), "{md}");
+        assert!(md.contains("| **go** | ❌ 1/2 | · |"), "{md}");
+        assert!(md.contains("| **rust** | ✅ 1/1 | ✅ 1/1 |") || md.contains("| **rust** | · | ✅ 1/1 |"), "{md}");
+        assert!(md.contains("### FAIL `client=go/server=rust/tls=none/set=unary/case=put`"), "{md}");
+        assert!(md.contains("Reproduce: `stock-matrix run --client go --server rust --tls none --set unary --case put`"), "{md}");
+        assert!(md.contains("| go | – | 5 ms |"), "{md}");
+    }
+
+    #[test]
+    fn an_all_green_run_says_so() {
+        let md = render(&summary(vec![result("go", "go", TlsMode::None, "get", Outcome::Passed)]));
+        assert!(md.contains("✅ all passed"), "{md}");
+        assert!(!md.contains("## Failures"), "{md}");
+    }
+}

@@ -1,0 +1,417 @@
+//! Runs the cells of a plan: for each, start the server on a free port, wait
+//! until health says SERVING, run one client process per connection variant
+//! in `script` mode with a time budget per step, judge every test, stop the
+//! server. A misbehaving implementation becomes a red test, never a runner
+//! error. Spawning and killing go through `process`.
+use crate::cases::{script_steps, Connect};
+use crate::config::Matrix;
+use crate::judge::{self, Observations};
+use crate::plan::{Cell, CellKey, Test};
+use crate::process::{self, Proc, Stopped};
+use crate::reference::client::{channel, ClientArgs, ClientCommand};
+use crate::report::{CellInfo, Outcome, TestResult};
+use crate::script::{self, Line};
+use crate::tls::{CertFiles, KeyType, TlsMode};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// Everything a run needs besides the plan.
+pub struct Runner {
+    pub matrix: Arc<Matrix>,
+    pub certs: BTreeMap<KeyType, CertFiles>,
+    /// This program, for `{stock-matrix}` in command lines.
+    pub exe: PathBuf,
+    /// Languages that cannot run, with the reason (build failed, tool missing).
+    pub unavailable: BTreeMap<String, String>,
+    pub jobs: usize,
+    pub cancelled: Arc<AtomicBool>,
+    /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
+    pub repro_prefix: String,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
+fn step_budget(step: &script::Step, grace: u64) -> u64 {
+    let delay = step.metadata.get("x-stock-delay-ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    grace + step.timeout_ms.unwrap_or(0) + delay + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
+}
+
+/// What a client process did for a group of tests.
+struct GroupRun {
+    obs: Observations,
+    /// Per test index: reasons that make it an error (crash, hang, garbage).
+    errors: BTreeMap<usize, Vec<String>>,
+    durations: BTreeMap<usize, f64>,
+    first_line_ms: Option<f64>,
+    stderr: String,
+}
+
+impl Runner {
+    fn argv(&self, template: &[String]) -> Vec<String> {
+        template.iter().map(|a| a.replace("{stock-matrix}", &self.exe.to_string_lossy())).collect()
+    }
+
+    fn reproduce(&self, key: &CellKey, test: &Test) -> String {
+        let mut s = format!("{} --client {} --server {} --tls {}", self.repro_prefix, key.client, key.server, key.tls);
+        if key.key_type != KeyType::default() {
+            s.push_str(&format!(" --key-type {}", key.key_type.as_str()));
+        }
+        format!("{s} --set {} --case {}", test.set, test.case.name)
+    }
+
+    fn result(&self, key: &CellKey, test: &Test, outcome: Outcome, reasons: Vec<String>, duration_ms: f64) -> TestResult {
+        let outcome = if outcome == Outcome::Error && self.cancelled.load(Ordering::SeqCst) { Outcome::Interrupted } else { outcome };
+        TestResult {
+            id: test.id(key),
+            cell: key.clone(),
+            set: test.set.clone(),
+            case: test.case.name.clone(),
+            description: test.case.description.clone(),
+            outcome,
+            reasons,
+            duration_ms,
+            reproduce: self.reproduce(key, test),
+            client_stderr: String::new(),
+            server_stderr: String::new(),
+        }
+    }
+
+    /// Client TLS flags for a connection variant.
+    fn client_tls(&self, key: &CellKey, connect: Connect) -> Vec<String> {
+        let c = &self.certs[&key.key_type];
+        let p = |p: &PathBuf| p.to_string_lossy().into_owned();
+        let mode = match (key.tls, connect) {
+            (_, Connect::Plaintext) => TlsMode::None,
+            (_, Connect::NoClientCert) => TlsMode::Server,
+            (m, _) => m,
+        };
+        let mut args = vec!["--tls-mode".to_string(), mode.to_string()];
+        if mode != TlsMode::None {
+            let ca = if connect == Connect::UntrustedCa { &c.other_ca } else { &c.ca };
+            args.extend(["--ca-file".into(), p(ca)]);
+        }
+        if mode == TlsMode::Mtls {
+            let (cert, k) = if connect == Connect::ForeignClientCert { (&c.other_client_cert, &c.other_client_key) } else { (&c.client_cert, &c.client_key) };
+            args.extend(["--cert-file".into(), p(cert), "--key-file".into(), p(k)]);
+        }
+        if connect == Connect::WrongName {
+            args.extend(["--server-name".into(), "wrong-name.stock-matrix.test".into()]);
+        }
+        args
+    }
+
+    fn server_tls(&self, key: &CellKey) -> Vec<String> {
+        let c = &self.certs[&key.key_type];
+        let p = |p: &PathBuf| p.to_string_lossy().into_owned();
+        let mut args = vec!["--tls-mode".to_string(), key.tls.to_string()];
+        if key.tls != TlsMode::None {
+            args.extend(["--cert-file".into(), p(&c.server_cert), "--key-file".into(), p(&c.server_key)]);
+        }
+        if key.tls == TlsMode::Mtls {
+            args.extend(["--ca-file".into(), p(&c.ca)]);
+        }
+        args
+    }
+
+    /// Is the server healthy? One health check over the cell's own TLS.
+    async fn healthy(&self, key: &CellKey, port: u16) -> bool {
+        let c = &self.certs[&key.key_type];
+        let args = ClientArgs {
+            server: format!("127.0.0.1:{port}"),
+            tls_mode: key.tls,
+            ca_file: Some(c.ca.clone()),
+            cert_file: Some(c.client_cert.clone()),
+            key_file: Some(c.client_key.clone()),
+            server_name: None,
+            timeout_ms: None,
+            metadata: vec![],
+            compression: None,
+            command: ClientCommand::Inventory,
+        };
+        let Ok(ch) = channel(&args) else { return false };
+        let mut client = tonic_health::pb::health_client::HealthClient::new(ch);
+        let probe = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() });
+        matches!(tokio::time::timeout(Duration::from_secs(2), probe).await, Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32)
+    }
+
+    /// Starts the cell's server and waits until it is ready.
+    async fn start_server(&self, key: &CellKey) -> Result<(Proc, u16, f64), (String, String)> {
+        let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
+        let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
+        let mut last = (String::new(), String::new());
+        for _attempt in 0..3 {
+            let port = process::free_port().map_err(|e| (format!("no free port: {e}"), String::new()))?;
+            let mut argv = self.argv(&lang.server);
+            argv.extend(["--port".into(), port.to_string(), "--host".into(), "127.0.0.1".into()]);
+            argv.extend(self.server_tls(key));
+            let start = Instant::now();
+            let mut proc = process::spawn(&argv, &lang.folder).map_err(|e| (e.to_string(), String::new()))?;
+            let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
+            let deadline = tokio::time::Instant::now() + limit;
+            let listening = loop {
+                match tokio::time::timeout_at(deadline, lines.next_line()).await {
+                    Ok(Ok(Some(l))) if l.starts_with("listening on") => break Ok(()),
+                    Ok(Ok(Some(_))) => continue,
+                    Ok(_) => break Err(false),
+                    Err(_) => break Err(true),
+                }
+            };
+            match listening {
+                Err(timed_out) => {
+                    let status = if timed_out { None } else { proc.wait_for(Duration::from_secs(2)).await };
+                    proc.kill().await;
+                    let stderr = proc.stderr_tail();
+                    let why = if timed_out {
+                        format!("server did not print `listening on` within {} s", limit.as_secs())
+                    } else {
+                        format!("server exited ({}) before printing `listening on`", status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into()))
+                    };
+                    let port_clash = ["in use", "EADDRINUSE", "Address already", "address already"].iter().any(|p| stderr.contains(p));
+                    last = (why, stderr);
+                    if port_clash {
+                        continue; // someone took the port between our probe and its bind
+                    }
+                    return Err(last);
+                }
+                Ok(()) => {
+                    // Keep draining stdout so a chatty server never blocks.
+                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                }
+            }
+            loop {
+                if self.healthy(key, port).await {
+                    return Ok((proc, port, ms(start.elapsed())));
+                }
+                if let Some(status) = proc.try_exit() {
+                    return Err((format!("server exited ({status}) before its health check answered SERVING"), proc.stderr_tail()));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    proc.kill().await;
+                    return Err((format!("server did not become ready in {} s (health check never answered SERVING)", limit.as_secs()), proc.stderr_tail()));
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        Err(last)
+    }
+
+    /// Runs one client process over a group of tests.
+    async fn run_group(&self, key: &CellKey, port: u16, connect: Connect, tests: &[&Test], attempt: u32) -> GroupRun {
+        let mut run = GroupRun { obs: Observations::new(), errors: BTreeMap::new(), durations: BTreeMap::new(), first_line_ms: None, stderr: String::new() };
+        let settings = &self.matrix.run;
+        // (test index, top-level step id, budget ms)
+        let mut order: Vec<(usize, String, u64)> = Vec::new();
+        let mut input = String::new();
+        for (i, t) in tests.iter().enumerate() {
+            let prefix = format!("{}/{}", t.set, t.case.name);
+            match script_steps(&t.case.steps, &prefix, &t.namespace(attempt)) {
+                Ok(steps) => {
+                    for s in steps {
+                        order.push((i, s.id.clone(), step_budget(&s, settings.step_grace_ms)));
+                        input.push_str(&serde_json::to_string(&s).expect("steps serialize"));
+                        input.push('\n');
+                    }
+                }
+                Err(e) => {
+                    run.errors.entry(i).or_default().push(format!("case error: {e}"));
+                }
+            }
+        }
+        let Some(&(first_test, _, _)) = order.first() else { return run };
+        let lang = match self.matrix.language(&key.client) {
+            Ok(l) => l,
+            Err(e) => {
+                run.errors.entry(first_test).or_default().push(e);
+                return run;
+            }
+        };
+        let mut argv = self.argv(&lang.client);
+        argv.extend(["--server".into(), format!("127.0.0.1:{port}")]);
+        argv.extend(self.client_tls(key, connect));
+        argv.push("script".into());
+        let start = Instant::now();
+        let mut proc = match process::spawn(&argv, &lang.folder) {
+            Ok(p) => p,
+            Err(e) => {
+                for (i, _, _) in &order {
+                    run.errors.entry(*i).or_default().push(format!("client could not start: {e}"));
+                }
+                return run;
+            }
+        };
+        let mut stdin = proc.stdin.take().expect("piped");
+        // Written concurrently: a large script must not deadlock against unread output.
+        let writer = tokio::spawn(async move {
+            let _ = stdin.write_all(input.as_bytes()).await;
+            let _ = stdin.shutdown().await;
+        });
+        let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
+        let mut current = 0usize;
+        let mut boundary = start;
+        let mut deadline = tokio::time::Instant::now() + Duration::from_millis(order[0].2 + settings.client_startup_ms);
+        let mut hung = false;
+        let mut all: Vec<Line> = Vec::new();
+        while current < order.len() {
+            let (test_idx, step_id, _) = &order[current];
+            let next = tokio::time::timeout_at(deadline, lines.next_line()).await;
+            let text = match next {
+                Ok(Ok(Some(text))) => text,
+                Ok(_) => break, // EOF
+                Err(_) => {
+                    hung = true;
+                    run.errors.entry(*test_idx).or_default().push(format!("client hung: no status line for step {step_id:?} within its budget (killed)"));
+                    break;
+                }
+            };
+            if run.first_line_ms.is_none() {
+                run.first_line_ms = Some(ms(start.elapsed()));
+            }
+            if text.trim().is_empty() {
+                continue;
+            }
+            match Line::parse(&text) {
+                Ok(line) => {
+                    let ends_step = line.status.is_some() && &line.id == step_id;
+                    all.push(line);
+                    if ends_step {
+                        let now = Instant::now();
+                        *run.durations.entry(*test_idx).or_default() += ms(now - boundary);
+                        boundary = now;
+                        current += 1;
+                        if let Some((_, _, budget)) = order.get(current) {
+                            deadline = tokio::time::Instant::now() + Duration::from_millis(*budget);
+                        }
+                    }
+                }
+                Err(e) => {
+                    let shown = judge::short(&serde_json::Value::String(text));
+                    run.errors.entry(*test_idx).or_default().push(format!("client printed a line that is not contract output: {shown}: {e}"));
+                }
+            }
+        }
+        let status = if hung { proc.kill().await } else { proc.wait_for(Duration::from_secs(5)).await };
+        let status = match status {
+            Some(s) => Some(s),
+            None => proc.kill().await,
+        };
+        writer.abort();
+        run.stderr = proc.stderr_tail();
+        if current < order.len() && !hung {
+            let (test_idx, step_id, _) = &order[current];
+            let exit = status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into());
+            let usage = if status.and_then(|s| s.code()) == Some(2) { " — it rejected its input as a usage error" } else { "" };
+            run.errors.entry(*test_idx).or_default().push(format!("client exited ({exit}){usage} before finishing step {step_id:?}"));
+        }
+        if let Some((stopped_at, step_id, _)) = order.get(current) {
+            for (i, _, _) in order.iter().skip(current) {
+                if i != stopped_at && !run.errors.contains_key(i) {
+                    run.errors.entry(*i).or_default().push(format!("not run: the client stopped at step {step_id:?} of an earlier test"));
+                }
+            }
+        }
+        run.obs = judge::group(&all);
+        run
+    }
+
+    /// Runs one cell; returns its results and info.
+    pub async fn run_cell(&self, cell: &Cell, attempt: u32) -> (Vec<TestResult>, CellInfo) {
+        let key = &cell.key;
+        let start = Instant::now();
+        let mut info = CellInfo { key: key.clone(), server_ready_ms: None, client_first_line_ms: vec![], duration_ms: 0.0, notes: vec![] };
+        let mut results = Vec::new();
+        for lang in [&key.client, &key.server] {
+            if let Some(reason) = self.unavailable.get(lang) {
+                let reason = format!("{lang} is unavailable: {reason}");
+                results = cell.tests.iter().map(|t| self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0)).collect();
+                return (results, info);
+            }
+        }
+        if self.cancelled.load(Ordering::SeqCst) {
+            results = cell.tests.iter().map(|t| self.result(key, t, Outcome::Interrupted, vec!["not run: interrupted".into()], 0.0)).collect();
+            return (results, info);
+        }
+        let (mut server, port, ready) = match self.start_server(key).await {
+            Ok(s) => s,
+            Err((why, stderr)) => {
+                for t in &cell.tests {
+                    let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
+                    r.server_stderr = stderr.clone();
+                    results.push(r);
+                }
+                info.duration_ms = ms(start.elapsed());
+                return (results, info);
+            }
+        };
+        info.server_ready_ms = Some(ready);
+        for (connect, tests) in cell.by_connect() {
+            let run = self.run_group(key, port, connect, &tests, attempt).await;
+            info.client_first_line_ms.extend(run.first_line_ms);
+            let server_gone = server.try_exit();
+            for (i, t) in tests.iter().enumerate() {
+                let prefix = format!("{}/{}", t.set, t.case.name);
+                let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
+                let infra = !reasons.is_empty();
+                if let Some(status) = server_gone {
+                    reasons.push(format!("the server exited during the cell ({status})"));
+                }
+                reasons.extend(judge::judge(&t.case, &prefix, &t.namespace(attempt), &run.obs));
+                let outcome = if infra || server_gone.is_some() {
+                    Outcome::Error
+                } else if reasons.is_empty() {
+                    Outcome::Passed
+                } else {
+                    Outcome::Failed
+                };
+                let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
+                if outcome.is_red() {
+                    r.client_stderr = run.stderr.clone();
+                    r.server_stderr = server.stderr_tail();
+                }
+                results.push(r);
+            }
+        }
+        match server.stop(Duration::from_secs(3)).await {
+            Stopped::OnStdinClose => {}
+            Stopped::OnSigterm => info.notes.push(format!("server {} did not exit within 3 s of its stdin closing (needed SIGTERM)", key.server)),
+            Stopped::Killed => info.notes.push(format!("server {} ignored stdin EOF and SIGTERM (needed SIGKILL)", key.server)),
+        }
+        info.duration_ms = ms(start.elapsed());
+        (results, info)
+    }
+
+    /// Runs cells, `jobs` at a time, calling `on_result` as each test ends.
+    pub async fn run(self: Arc<Self>, cells: Vec<Cell>, on_result: Arc<dyn Fn(&TestResult) + Send + Sync>) -> (Vec<TestResult>, Vec<CellInfo>) {
+        let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
+        let mut set = tokio::task::JoinSet::new();
+        for (idx, cell) in cells.into_iter().enumerate() {
+            let (me, sem, on_result) = (self.clone(), sem.clone(), on_result.clone());
+            set.spawn(async move {
+                let _permit = sem.acquire_owned().await.expect("semaphore open");
+                let (results, info) = me.run_cell(&cell, 1).await;
+                for r in &results {
+                    on_result(r);
+                }
+                (idx, results, info)
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(r) = set.join_next().await {
+            done.push(r.expect("cell task panicked"));
+        }
+        done.sort_by_key(|(i, _, _)| *i);
+        let mut results = Vec::new();
+        let mut infos = Vec::new();
+        for (_, r, i) in done {
+            results.extend(r);
+            infos.push(i);
+        }
+        (results, infos)
+    }
+}
