@@ -101,6 +101,10 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
                     println!("{:<12} {:<12} {:<7} {:<15} {:>5}", c.key.client, c.key.server, tls, set, n);
                 }
             }
+            println!();
+            for (name, set) in &sets {
+                println!("set {name:<14} {} cases — {}", set.cases.len(), set.description);
+            }
             println!(
                 "\n{} combinations ({} clients × {} servers × {} TLS modes × {} sets), {} cells (server starts), {} tests",
                 combos,

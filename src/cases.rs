@@ -134,7 +134,6 @@ struct CaseFile {
 /// An operation set: the cases of one file.
 #[derive(Debug, Clone)]
 pub struct CaseSet {
-    pub name: String,
     pub description: String,
     pub cases: Vec<Case>,
 }
@@ -277,7 +276,7 @@ pub fn load(name: &str, path: &Path) -> Result<CaseSet, String> {
 }
 
 /// Parses and checks case text.
-pub fn parse(name: &str, src: &str) -> Result<CaseSet, String> {
+pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
     let file: CaseFile = toml::from_str(src).map_err(|e| e.to_string())?;
     let mut seen = std::collections::HashSet::new();
     for case in &file.cases {
@@ -295,7 +294,7 @@ pub fn parse(name: &str, src: &str) -> Result<CaseSet, String> {
             check_step(step, &mut names).map_err(|e| format!("case `{}` step {i}: {e}", case.name))?;
         }
     }
-    Ok(CaseSet { name: name.to_string(), description: file.description, cases: file.cases })
+    Ok(CaseSet { description: file.description, cases: file.cases })
 }
 
 #[cfg(test)]

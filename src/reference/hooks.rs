@@ -83,19 +83,23 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 const DEADLINE_LEAD: Duration = Duration::from_millis(5);
 
 /// Echo and deadline handling for every call (see the module comment).
-#[derive(Clone, Default)]
-pub struct WireLayer;
+#[derive(Clone)]
+pub struct WireLayer {
+    /// Echo `x-stock-echo` (off only to prove the metadata cases catch it).
+    pub echo: bool,
+}
 
 impl<S> Layer<S> for WireLayer {
     type Service = Wire<S>;
     fn layer(&self, inner: S) -> Wire<S> {
-        Wire { inner }
+        Wire { inner, echo: self.echo }
     }
 }
 
 #[derive(Clone)]
 pub struct Wire<S> {
     inner: S,
+    echo: bool,
 }
 
 fn deadline_trailers() -> http::HeaderMap {
@@ -121,7 +125,7 @@ where
     }
 
     fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let echo = req.headers().get(&ECHO).cloned();
+        let echo = req.headers().get(&ECHO).cloned().filter(|_| self.echo);
         let deadline = req
             .headers()
             .get("grpc-timeout")

@@ -36,11 +36,30 @@ pub struct ServerArgs {
     pub key_file: Option<PathBuf>,
     #[arg(long)]
     pub ca_file: Option<PathBuf>,
+    /// Deliberate bugs, so tests can prove the cases catch them.
+    #[arg(long = "break", value_enum, hide = true)]
+    pub faults: Vec<Fault>,
+}
+
+/// A deliberate bug the reference server can be started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// Get of a missing key answers UNKNOWN instead of NOT_FOUND.
+    WrongStatus,
+    /// Monitor drops its second event.
+    DropStreamMessage,
+    /// x-stock-echo is not echoed.
+    NoEcho,
+    /// An mtls server accepts clients without a certificate.
+    MtlsOptional,
+    /// Trade holds every fill until the client half-closes.
+    HoldFills,
 }
 
 #[derive(Default)]
 pub struct StockService {
     store: Arc<Store>,
+    faults: Vec<Fault>,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -63,7 +82,8 @@ impl Stock for StockService {
         enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
-        let (value, version) = self.store.get(&key).ok_or_else(|| Status::not_found(format!("key {key:?} not found")))?;
+        let missing = if self.faults.contains(&Fault::WrongStatus) { Status::unknown("oops") } else { Status::not_found(format!("key {key:?} not found")) };
+        let (value, version) = self.store.get(&key).ok_or(missing)?;
         Ok(Response::new(GetResponse { value, version }))
     }
 
@@ -90,6 +110,7 @@ impl Stock for StockService {
         let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
         let limit = if w.max_events > 0 { Some(w.max_events as u64) } else { None };
         let (tx, rx) = mpsc::channel(16);
+        let drop_second = self.faults.contains(&Fault::DropStreamMessage);
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
@@ -108,7 +129,7 @@ impl Stock for StockService {
                         _ = tx.closed() => return,
                     },
                 };
-                if tx.send(Ok(event)).await.is_err() {
+                if !(drop_second && sent == 1) && tx.send(Ok(event)).await.is_err() {
                     return;
                 }
                 sent += 1;
@@ -136,7 +157,9 @@ impl Stock for StockService {
         let hooks = enter(&req, false).await?;
         let mut orders = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
+        let hold = self.faults.contains(&Fault::HoldFills);
         tokio::spawn(async move {
+            let mut held = Vec::new();
             let mut positions = std::collections::HashMap::<String, i64>::new();
             let mut sequence = 0i64;
             loop {
@@ -146,7 +169,12 @@ impl Stock for StockService {
                 }
                 let order = match orders.message().await {
                     Ok(Some(o)) => o,
-                    Ok(None) => return,
+                    Ok(None) => {
+                        for fill in held {
+                            let _ = tx.send(Ok(fill)).await;
+                        }
+                        return;
+                    }
                     Err(status) => {
                         let _ = tx.send(Err(status)).await;
                         return;
@@ -170,7 +198,9 @@ impl Stock for StockService {
                     sequence,
                     net_position: *position,
                 };
-                if tx.send(Ok(fill)).await.is_err() {
+                if hold {
+                    held.push(fill);
+                } else if tx.send(Ok(fill)).await.is_err() {
                     return;
                 }
             }
@@ -217,7 +247,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let identity = Identity::from_pem(read(&args.cert_file, "cert-file")?, read(&args.key_file, "key-file")?);
         let mut tls = ServerTlsConfig::new().identity(identity);
         if args.tls_mode == TlsMode::Mtls {
-            tls = tls.client_ca_root(Certificate::from_pem(read(&args.ca_file, "ca-file")?));
+            tls = tls.client_ca_root(Certificate::from_pem(read(&args.ca_file, "ca-file")?)).client_auth_optional(args.faults.contains(&Fault::MtlsOptional));
         }
         builder = builder.tls_config(tls).context("invalid TLS configuration")?;
     }
@@ -228,7 +258,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let stock = StockServer::new(StockService::default())
+    let stock = StockServer::new(StockService { store: Arc::default(), faults: args.faults.clone() })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(4 << 20)
         .max_encoding_message_size(4 << 20);
@@ -245,7 +275,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = builder
-        .layer(WireLayer)
+        .layer(WireLayer { echo: !args.faults.contains(&Fault::NoEcho) })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(stock)

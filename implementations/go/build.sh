@@ -1,0 +1,16 @@
+#!/bin/sh
+# Builds bin/stock (server and client): pinned protoc plugins into .bin/,
+# generated code into gen/stockpb/, then the binary. Idempotent.
+set -eu
+cd "$(dirname "$0")"
+if command -v go >/dev/null 2>&1; then GO=go; else GO=/usr/local/go/bin/go; fi
+export GOBIN="$PWD/.bin"
+export GOFLAGS="${GOFLAGS:-} -mod=readonly"
+$GO install -p 2 google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+$GO install -p 2 google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+mkdir -p gen/stockpb
+PATH="$GOBIN:$PATH" protoc -I ../../proto \
+  --go_out=gen/stockpb --go_opt=paths=source_relative --go_opt=Mstock.proto=stockmatrix/gen/stockpb \
+  --go-grpc_out=gen/stockpb --go-grpc_opt=paths=source_relative --go-grpc_opt=Mstock.proto=stockmatrix/gen/stockpb \
+  stock.proto
+$GO build -p 2 -trimpath -o bin/stock .

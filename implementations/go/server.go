@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	pb "stockmatrix/gen/stockpb"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	_ "google.golang.org/grpc/encoding/gzip" // accept gzip-compressed requests
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/reflection"
+	"google.golang.org/grpc/status"
+)
+
+const specialMessage = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+
+// hooks is what the x-stock-* request metadata of one call asks for.
+type hooks struct {
+	delay     time.Duration
+	fail      *status.Status
+	failAfter int64
+}
+
+type hooksKey struct{}
+
+func mdValue(md metadata.MD, key string) (string, bool) {
+	if v := md.Get(key); len(v) > 0 {
+		return v[0], true
+	}
+	return "", false
+}
+
+func parseHooks(md metadata.MD) (*hooks, error) {
+	h := &hooks{}
+	number := func(key string) (int64, error) {
+		v, ok := mdValue(md, key)
+		if !ok {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+		if err != nil || n < 0 {
+			return 0, status.Errorf(codes.InvalidArgument, "%s must be a number, got %q", key, v)
+		}
+		return n, nil
+	}
+	delay, err := number("x-stock-delay-ms")
+	if err != nil {
+		return nil, err
+	}
+	h.delay = time.Duration(delay) * time.Millisecond
+	if h.failAfter, err = number("x-stock-fail-after"); err != nil {
+		return nil, err
+	}
+	special, _ := mdValue(md, "x-stock-fail-special")
+	name, failing := mdValue(md, "x-stock-fail")
+	code := codes.Unknown
+	if failing {
+		c, ok := codeByName(name)
+		if !ok || c == codes.OK {
+			return nil, status.Errorf(codes.InvalidArgument, "x-stock-fail: unknown code %q", name)
+		}
+		code = c
+	}
+	switch {
+	case special == "true":
+		h.fail = status.New(code, specialMessage)
+	case failing:
+		msg, ok := mdValue(md, "x-stock-fail-message")
+		if !ok {
+			msg = "forced " + name
+		}
+		h.fail = status.New(code, msg)
+	}
+	return h, nil
+}
+
+// enter applies the hooks in contract order: echo, delay, then parses fail.
+func enter(ctx context.Context, setHeader, setTrailer func(metadata.MD)) (*hooks, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	if v, ok := mdValue(md, "x-stock-echo"); ok {
+		setHeader(metadata.Pairs("x-stock-echo", v))
+		setTrailer(metadata.Pairs("x-stock-echo", v))
+	}
+	h, err := parseHooks(md)
+	if err != nil {
+		return nil, err
+	}
+	if h.delay > 0 {
+		t := time.NewTimer(h.delay)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, status.FromContextError(ctx.Err()).Err()
+		}
+	}
+	return h, nil
+}
+
+func isStock(fullMethod string) bool { return strings.HasPrefix(fullMethod, "/stock.v1.Stock/") }
+
+func unaryHooks(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	if !isStock(info.FullMethod) {
+		return handler(ctx, req)
+	}
+	h, err := enter(ctx,
+		func(md metadata.MD) { _ = grpc.SetHeader(ctx, md) },
+		func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
+	if err != nil {
+		return nil, err
+	}
+	if h.fail != nil {
+		return nil, h.fail.Err()
+	}
+	return handler(ctx, req)
+}
+
+type hookedStream struct {
+	grpc.ServerStream
+	ctx context.Context
+}
+
+func (s *hookedStream) Context() context.Context { return s.ctx }
+
+func streamHooks(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+	if !isStock(info.FullMethod) {
+		return handler(srv, ss)
+	}
+	h, err := enter(ss.Context(),
+		func(md metadata.MD) { _ = ss.SetHeader(md) },
+		ss.SetTrailer)
+	if err != nil {
+		return err
+	}
+	return handler(srv, &hookedStream{ss, context.WithValue(ss.Context(), hooksKey{}, h)})
+}
+
+func hooksOf(ctx context.Context) *hooks {
+	if h, ok := ctx.Value(hooksKey{}).(*hooks); ok {
+		return h
+	}
+	return &hooks{}
+}
+
+// stockServer implements stock.v1.Stock; Audit stays the generated UNIMPLEMENTED.
+type stockServer struct {
+	pb.UnimplementedStockServer
+	store *store
+}
+
+func (s *stockServer) Get(_ context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+	if err := validateKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	value, version, ok := s.store.get(req.GetKey())
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "key %s not found", req.GetKey())
+	}
+	return &pb.GetResponse{Value: value, Version: version}, nil
+}
+
+func (s *stockServer) Put(_ context.Context, req *pb.PutRequest) (*pb.Empty, error) {
+	if err := validateKey(req.GetKey()); err != nil {
+		return nil, err
+	}
+	if err := validateValue(req.GetValue()); err != nil {
+		return nil, err
+	}
+	s.store.put(req.GetKey(), req.GetValue())
+	return &pb.Empty{}, nil
+}
+
+func (s *stockServer) Monitor(req *pb.WatchRequest, stream grpc.ServerStreamingServer[pb.WatchEvent]) error {
+	ctx := stream.Context()
+	h := hooksOf(ctx)
+	if req.GetPattern() == "" {
+		return status.Error(codes.InvalidArgument, "pattern must not be empty")
+	}
+	if req.GetMaxEvents() < 0 {
+		return status.Error(codes.InvalidArgument, "max_events must not be negative")
+	}
+	existing, w := s.store.watch(req.GetPattern(), req.GetIncludeExisting())
+	defer s.store.unwatch(w)
+	limit := int64(req.GetMaxEvents())
+	for sent := int64(0); ; sent++ {
+		if h.fail != nil && sent == h.failAfter {
+			return h.fail.Err()
+		}
+		if limit > 0 && sent == limit {
+			return nil
+		}
+		var ev *pb.WatchEvent
+		if len(existing) > 0 {
+			ev, existing = existing[0], existing[1:]
+		} else {
+			var err error
+			if ev, err = w.next(ctx); err != nil {
+				return err
+			}
+		}
+		if err := stream.Send(ev); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *stockServer) Batch(stream grpc.ClientStreamingServer[pb.BatchItem, pb.BatchSummary]) error {
+	h := hooksOf(stream.Context())
+	var items []*pb.BatchItem
+	for {
+		item, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		items = append(items, item)
+	}
+	if h.fail != nil {
+		return h.fail.Err()
+	}
+	sum, err := s.store.batch(items)
+	if err != nil {
+		return err
+	}
+	return stream.SendAndClose(sum)
+}
+
+func (s *stockServer) Trade(stream grpc.BidiStreamingServer[pb.TradeOrder, pb.TradeFill]) error {
+	h := hooksOf(stream.Context())
+	positions := map[string]int64{}
+	for seq := int64(0); ; {
+		if h.fail != nil && seq == h.failAfter {
+			return h.fail.Err()
+		}
+		order, err := stream.Recv()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if order.GetQuantity() <= 0 {
+			return status.Errorf(codes.InvalidArgument, "order %q: quantity must be > 0, got %d", order.GetOrderId(), order.GetQuantity())
+		}
+		seq++
+		signed := -order.GetQuantity()
+		if order.GetSide() == pb.Side_BUY {
+			signed = order.GetQuantity()
+		}
+		positions[order.GetSymbol()] += signed
+		fill := &pb.TradeFill{
+			OrderId:     order.GetOrderId(),
+			Symbol:      order.GetSymbol(),
+			Side:        order.GetSide(),
+			Quantity:    order.GetQuantity(),
+			PriceCents:  order.GetPriceCents(),
+			Sequence:    seq,
+			NetPosition: positions[order.GetSymbol()],
+		}
+		if err := stream.Send(fill); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *stockServer) Inventory(context.Context, *pb.Empty) (*pb.InventoryStatus, error) {
+	keys, bytes := s.store.totals()
+	return &pb.InventoryStatus{KeyCount: keys, TotalValueBytes: bytes, Language: "go", Stack: "grpc-go " + grpc.Version}, nil
+}
+
+func serverCreds(mode, certFile, keyFile, caFile string) (credentials.TransportCredentials, error) {
+	if mode == "none" {
+		return nil, nil
+	}
+	if certFile == "" || keyFile == "" {
+		return nil, errors.New("--cert-file and --key-file are required with --tls-mode " + mode)
+	}
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("loading --cert-file/--key-file: %w", err)
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if mode == "mtls" {
+		pool, err := loadPool(caFile)
+		if err != nil {
+			return nil, err
+		}
+		cfg.ClientCAs = pool
+		cfg.ClientAuth = tls.RequireAndVerifyClientCert
+	}
+	return credentials.NewTLS(cfg), nil
+}
+
+func loadPool(caFile string) (*x509.CertPool, error) {
+	if caFile == "" {
+		return nil, errors.New("--ca-file is required for this --tls-mode")
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("reading --ca-file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--ca-file %s holds no PEM certificate", caFile)
+	}
+	return pool, nil
+}
+
+func runServer(args []string) int {
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	port := fs.Int("port", -1, "port to bind")
+	host := fs.String("host", "127.0.0.1", "host to bind")
+	mode := fs.String("tls-mode", "none", "none|server|mtls")
+	certFile := fs.String("cert-file", "", "server certificate (PEM)")
+	keyFile := fs.String("key-file", "", "server key (PEM)")
+	caFile := fs.String("ca-file", "", "CA for client certificates (PEM)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *port < 0 || *port > 65535 || fs.NArg() > 0 || (*mode != "none" && *mode != "server" && *mode != "mtls") {
+		fmt.Fprintln(os.Stderr, "usage: server --port N [--host H] [--tls-mode none|server|mtls] [--cert-file F --key-file F] [--ca-file F]")
+		return 2
+	}
+	creds, err := serverCreds(*mode, *certFile, *keyFile, *caFile)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	opts := []grpc.ServerOption{
+		grpc.ChainUnaryInterceptor(unaryHooks),
+		grpc.ChainStreamInterceptor(streamHooks),
+		grpc.MaxRecvMsgSize(4 << 20),
+		grpc.MaxSendMsgSize(4 << 20),
+	}
+	if creds != nil {
+		opts = append(opts, grpc.Creds(creds))
+	}
+	srv := grpc.NewServer(opts...)
+	pb.RegisterStockServer(srv, &stockServer{store: newStore()})
+	hs := health.NewServer()
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(pb.Stock_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	healthpb.RegisterHealthServer(srv, hs)
+	reflection.Register(srv)
+
+	lis, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		return 1
+	}
+	stop := make(chan os.Signal, 1)
+	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
+	eof := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		close(eof)
+	}()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	fmt.Printf("listening on %s:%d\n", *host, lis.Addr().(*net.TCPAddr).Port)
+
+	select {
+	case <-stop:
+	case <-eof:
+	case err := <-served:
+		fmt.Fprintln(os.Stderr, "error: serving:", err)
+		return 1
+	}
+	// Graceful stop would wait for open Monitor streams: give it a moment, then cancel them.
+	done := make(chan struct{})
+	go func() { srv.GracefulStop(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(300 * time.Millisecond):
+		srv.Stop()
+	}
+	return 0
+}

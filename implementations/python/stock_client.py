@@ -1,0 +1,360 @@
+"""The stock.v1.Stock client CLI on grpcio's synchronous API (see ../../CONTRACT.md)."""
+
+import argparse
+import base64
+import json
+import queue
+import sys
+import time
+
+import grpc
+from google.protobuf import json_format
+
+import stock_pb2
+
+UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI = range(4)
+
+# method name in a step -> (path, request class, response class, kind)
+METHODS = {
+    "Get": ("/stock.v1.Stock/Get", stock_pb2.GetRequest, stock_pb2.GetResponse, UNARY),
+    "Put": ("/stock.v1.Stock/Put", stock_pb2.PutRequest, stock_pb2.Empty, UNARY),
+    "Monitor": (
+        "/stock.v1.Stock/Monitor",
+        stock_pb2.WatchRequest,
+        stock_pb2.WatchEvent,
+        SERVER_STREAM,
+    ),
+    "Batch": (
+        "/stock.v1.Stock/Batch",
+        stock_pb2.BatchItem,
+        stock_pb2.BatchSummary,
+        CLIENT_STREAM,
+    ),
+    "Trade": ("/stock.v1.Stock/Trade", stock_pb2.TradeOrder, stock_pb2.TradeFill, BIDI),
+    "Inventory": (
+        "/stock.v1.Stock/Inventory",
+        stock_pb2.Empty,
+        stock_pb2.InventoryStatus,
+        UNARY,
+    ),
+    "Audit": ("/stock.v1.Stock/Audit", stock_pb2.Empty, stock_pb2.Empty, UNARY),
+    "Ledger.Balance": (
+        "/stock.v1.Ledger/Balance",
+        stock_pb2.Empty,
+        stock_pb2.Empty,
+        UNARY,
+    ),
+}
+
+
+class UsageError(Exception):
+    """Exit code 2."""
+
+
+class FatalError(Exception):
+    """Exit code 1."""
+
+
+def emit(line):
+    out = sys.stdout.buffer
+    out.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
+    out.flush()
+
+
+def stock_metadata(md):
+    return {
+        k.lower(): v
+        for k, v in (md or ())
+        if k.lower().startswith("x-stock-") and isinstance(v, str)
+    }
+
+
+def to_json(msg):
+    return json_format.MessageToDict(msg)
+
+
+def parse_message(cls, value, step_id):
+    if value is None:
+        value = {}
+    try:
+        if not isinstance(value, dict):
+            raise json_format.ParseError("not a JSON object")
+        return json_format.ParseDict(value, cls())
+    except json_format.ParseError as e:
+        raise UsageError(f"step {step_id!r}: invalid {cls.DESCRIPTOR.name}: {e}")
+
+
+class Prepared:
+    """A step checked and parsed before anything is sent."""
+
+    def __init__(self, step):
+        if not isinstance(step, dict):
+            raise UsageError("a step must be a JSON object")
+        self.id = str(step.get("id", ""))
+        method = step.get("method")
+        if method not in METHODS:
+            raise UsageError(f"step {self.id!r}: unknown method {method!r}")
+        self.path, req_cls, self.resp_cls, self.kind = METHODS[method]
+        if self.kind in (CLIENT_STREAM, BIDI):
+            reqs = step.get("requests") or []
+            if not isinstance(reqs, list):
+                raise UsageError(f"step {self.id!r}: requests must be an array")
+            self.requests = [parse_message(req_cls, r, self.id) for r in reqs]
+        else:
+            self.requests = [parse_message(req_cls, step.get("request"), self.id)]
+        md = step.get("metadata") or {}
+        if not isinstance(md, dict):
+            raise UsageError(f"step {self.id!r}: metadata must be an object")
+        self.metadata = [(str(k).lower(), str(v)) for k, v in md.items()]
+        self.timeout_ms = step.get("timeout_ms") or 0
+        self.compression = step.get("compression")
+        self.after_first = [Prepared(s) for s in step.get("after_first") or []]
+
+
+class Runner:
+    def __init__(self, args):
+        self.args = args
+        self.channel = make_channel(args)
+        self.metadata = list(args.metadata)
+
+    def multicallable(self, step):
+        make = {
+            UNARY: self.channel.unary_unary,
+            SERVER_STREAM: self.channel.unary_stream,
+            CLIENT_STREAM: self.channel.stream_unary,
+            BIDI: self.channel.stream_stream,
+        }[step.kind]
+        return make(
+            step.path,
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=step.resp_cls.FromString,
+        )
+
+    def run_step(self, step):
+        timeout_ms = step.timeout_ms or self.args.timeout_ms or 0
+        compression = step.compression or self.args.compression
+        kwargs = {
+            "metadata": tuple(self.metadata + step.metadata),
+            "timeout": timeout_ms / 1000 if timeout_ms > 0 else None,
+            "compression": grpc.Compression.Gzip if compression == "gzip" else None,
+        }
+        mc = self.multicallable(step)
+        start = time.monotonic()
+        try:
+            call = self.exchange(step, mc, kwargs)
+        except grpc.RpcError as e:
+            call = e  # a failed call is also a grpc.Call with its status
+        code = call.code()
+        details = call.details()
+        headers = stock_metadata(call.initial_metadata())
+        trailers = stock_metadata(call.trailing_metadata())
+        elapsed = (time.monotonic() - start) * 1000
+        emit(
+            {
+                "id": step.id,
+                "status": {"code": code.name, "message": details or ""},
+                "headers": headers,
+                "trailers": trailers,
+                "elapsed_ms": round(elapsed, 3),
+            }
+        )
+
+    def print_message(self, step, msg):
+        emit({"id": step.id, "message": to_json(msg)})
+
+    def exchange(self, step, mc, kwargs):
+        """Runs the call, printing its messages; returns the finished call."""
+        if step.kind == UNARY:
+            response, call = mc.with_call(step.requests[0], **kwargs)
+            self.print_message(step, response)
+            return call
+        if step.kind == CLIENT_STREAM:
+            response, call = mc.with_call(iter(step.requests), **kwargs)
+            self.print_message(step, response)
+            return call
+        if step.kind == SERVER_STREAM:
+            call = mc(step.requests[0], **kwargs)
+            first = True
+            for msg in call:
+                self.print_message(step, msg)
+                if first:
+                    first = False
+                    for nested in step.after_first:
+                        self.run_step(nested)
+            return call
+        return self.lock_step(step, mc, kwargs)
+
+    def lock_step(self, step, mc, kwargs):
+        """Sends one order, waits for its fill, prints it, sends the next."""
+        outbox = queue.SimpleQueue()
+        done = object()
+
+        def orders():
+            while (order := outbox.get()) is not done:
+                yield order
+
+        pending = list(step.requests)
+
+        def send_next():
+            outbox.put(pending.pop(0) if pending else done)
+            if not pending:
+                outbox.put(done)  # half-close right after the last order
+
+        send_next()
+        call = mc(orders(), **kwargs)
+        try:
+            for msg in call:
+                self.print_message(step, msg)
+                if pending:
+                    send_next()
+        finally:
+            outbox.put(done)  # the stream ended: stop the request iterator
+        return call
+
+
+def make_channel(args):
+    options = [
+        ("grpc.max_receive_message_length", 4 << 20),
+        ("grpc.max_send_message_length", 4 << 20),
+    ]
+    if args.tls_mode == "none":
+        return grpc.insecure_channel(args.server, options=options)
+
+    def read(path, flag):
+        if not path:
+            raise FatalError(f"--{flag} is required with --tls-mode {args.tls_mode}")
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except OSError as e:
+            raise FatalError(f"failed to read --{flag} {path}: {e}") from None
+
+    ca = read(args.ca_file, "ca-file")
+    if args.tls_mode == "mtls":
+        creds = grpc.ssl_channel_credentials(
+            root_certificates=ca,
+            private_key=read(args.key_file, "key-file"),
+            certificate_chain=read(args.cert_file, "cert-file"),
+        )
+    else:
+        creds = grpc.ssl_channel_credentials(root_certificates=ca)
+    if args.server_name:
+        options.append(("grpc.ssl_target_name_override", args.server_name))
+    return grpc.secure_channel(args.server, creds, options=options)
+
+
+def metadata_pair(text):
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected K=V, got {text!r}")
+    return key.lower(), value
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(prog="client")
+    p.add_argument("--server", required=True)
+    p.add_argument("--tls-mode", choices=["none", "server", "mtls"], default="none")
+    p.add_argument("--ca-file")
+    p.add_argument("--cert-file")
+    p.add_argument("--key-file")
+    p.add_argument("--server-name")
+    p.add_argument("--timeout-ms", type=int, default=0)
+    p.add_argument("--metadata", type=metadata_pair, action="append", default=[])
+    p.add_argument("--compression", choices=["gzip", "identity"])
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("get").add_argument("key")
+    put = sub.add_parser("put")
+    put.add_argument("key")
+    put.add_argument("value")
+    mon = sub.add_parser("monitor")
+    mon.add_argument("pattern")
+    mon.add_argument("--max-events", type=int, default=0)
+    mon.add_argument("--include-existing", action="store_true")
+    sub.add_parser("batch").add_argument("items", nargs="*")
+    sub.add_parser("trade")
+    sub.add_parser("inventory")
+    sub.add_parser("script")
+    return p.parse_args(argv)
+
+
+def stdin_json_lines():
+    out = []
+    for line in sys.stdin.buffer:
+        if line.strip():
+            try:
+                out.append(json.loads(line))
+            except ValueError as e:
+                raise UsageError(f"invalid JSON line {line!r}: {e}")
+    return out
+
+
+def b64(text):
+    return base64.b64encode(text.encode("utf-8")).decode("ascii")
+
+
+def command_step(args):
+    """The step a single command stands for."""
+    c = args.command
+    if c == "get":
+        return {"id": c, "method": "Get", "request": {"key": args.key}}
+    if c == "put":
+        return {
+            "id": c,
+            "method": "Put",
+            "request": {"key": args.key, "value": b64(args.value)},
+        }
+    if c == "monitor":
+        req = {
+            "pattern": args.pattern,
+            "maxEvents": args.max_events,
+            "includeExisting": args.include_existing,
+        }
+        return {"id": c, "method": "Monitor", "request": req}
+    if c == "batch":
+        if args.items:
+            reqs = []
+            for item in args.items:
+                key, sep, value = item.partition("=")
+                if not sep:
+                    raise UsageError(f"expected KEY=VALUE, got {item!r}")
+                reqs.append({"key": key, "value": b64(value)})
+        else:
+            reqs = stdin_json_lines()
+        return {"id": c, "method": "Batch", "requests": reqs}
+    if c == "trade":
+        return {"id": c, "method": "Trade", "requests": stdin_json_lines()}
+    return {"id": c, "method": "Inventory"}
+
+
+def run(args):
+    if args.command == "script":
+        runner = Runner(args)
+        for line in sys.stdin.buffer:
+            if not line.strip():
+                continue
+            try:
+                step = json.loads(line)
+            except ValueError as e:
+                raise UsageError(f"invalid step line {line!r}: {e}")
+            runner.run_step(Prepared(step))
+    else:
+        step = Prepared(command_step(args))
+        runner = Runner(args)
+        runner.run_step(step)
+    runner.channel.close()
+
+
+def main():
+    args = parse_args(sys.argv[1:])
+    try:
+        run(args)
+    except UsageError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except FatalError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

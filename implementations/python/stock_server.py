@@ -1,0 +1,411 @@
+"""The stock.v1.Stock server on grpc.aio (see ../../CONTRACT.md)."""
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import threading
+
+import grpc
+
+import stock_pb2
+import stock_pb2_grpc
+
+LANGUAGE = "python"
+MAX_KEY = 256
+MAX_VALUE = 1 << 20
+MAX_MESSAGE = 4 << 20
+SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+
+
+class Abort(Exception):
+    """A call that ends with a non-OK status."""
+
+    def __init__(self, code, message):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def matches(pattern, key):
+    if pattern.endswith("*"):
+        return key.startswith(pattern[:-1])
+    return key == pattern
+
+
+def validate_key(key):
+    n = len(key.encode("utf-8"))
+    if n < 1 or n > MAX_KEY:
+        raise Abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"key must be 1 to {MAX_KEY} bytes, got {n}",
+        )
+
+
+def validate_value(value):
+    if len(value) > MAX_VALUE:
+        raise Abort(
+            grpc.StatusCode.INVALID_ARGUMENT,
+            f"value must be at most {MAX_VALUE} bytes, got {len(value)}",
+        )
+
+
+class Store:
+    """Keys, versions and watchers. The server runs on one event loop thread,
+    so code between two awaits is a critical section: a watch's snapshot and
+    its registration happen together."""
+
+    def __init__(self):
+        self.entries = {}  # key -> (value, version)
+        self.watchers = []  # (pattern, asyncio.Queue)
+
+    def put(self, key, value):
+        """Writes one key and notifies matching watchers; True when created."""
+        version = self.entries.get(key, (b"", 0))[1] + 1
+        self.entries[key] = (value, version)
+        for pattern, queue in self.watchers:
+            if matches(pattern, key):
+                queue.put_nowait(
+                    stock_pb2.WatchEvent(key=key, value=value, version=version)
+                )
+        return version == 1
+
+    def watch(self, pattern, include_existing):
+        queue = asyncio.Queue()
+        existing = []
+        if include_existing:
+            for key in sorted(k for k in self.entries if matches(pattern, k)):
+                value, version = self.entries[key]
+                existing.append(
+                    stock_pb2.WatchEvent(
+                        key=key, value=value, version=version, existing=True
+                    )
+                )
+        watcher = (pattern, queue)
+        self.watchers.append(watcher)
+        return existing, watcher
+
+    def unwatch(self, watcher):
+        try:
+            self.watchers.remove(watcher)
+        except ValueError:
+            pass
+
+
+class Hooks:
+    """The x-stock-* request metadata of one call."""
+
+    def __init__(self, context):
+        md = {}
+        for key, value in context.invocation_metadata() or ():
+            md.setdefault(key.lower(), value)
+        self.echo = md.get("x-stock-echo")
+        self.fail = None
+        self.error = None
+        try:
+            self.delay_ms = self.number(md, "x-stock-delay-ms")
+            self.fail_after = self.number(md, "x-stock-fail-after")
+            special = md.get("x-stock-fail-special") == "true"
+            name = md.get("x-stock-fail")
+            code = None
+            if name is not None:
+                code = grpc.StatusCode.__members__.get(name)
+                if code is None or code == grpc.StatusCode.OK:
+                    raise Abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"x-stock-fail: unknown code {name!r}",
+                    )
+            elif special:
+                code = grpc.StatusCode.UNKNOWN
+            if code is not None:
+                if special:
+                    message = SPECIAL_MESSAGE
+                else:
+                    message = md.get("x-stock-fail-message", f"forced {code.name}")
+                self.fail = Abort(code, message)
+        except Abort as e:
+            self.error = e
+
+    @staticmethod
+    def number(md, key):
+        value = md.get(key)
+        if value is None:
+            return 0
+        try:
+            n = int(value.strip())
+        except ValueError:
+            n = -1
+        if n < 0:
+            raise Abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"{key} must be a number, got {value!r}",
+            )
+        return n
+
+    async def enter(self, context, unary):
+        """Echo, delay, and (for unary calls, or bad hook values) fail."""
+        if self.echo is not None:
+            context.set_trailing_metadata((("x-stock-echo", self.echo),))
+        if self.delay_ms:
+            await asyncio.sleep(self.delay_ms / 1000)
+        if self.echo is not None:
+            await context.send_initial_metadata((("x-stock-echo", self.echo),))
+        if self.error is not None:
+            raise self.error
+        if unary and self.fail is not None:
+            raise self.fail
+
+
+async def finish(context, error):
+    await context.abort(error.code, error.message)
+
+
+class StockServicer(stock_pb2_grpc.StockServicer):
+    def __init__(self):
+        self.store = Store()
+
+    async def Get(self, request, context):
+        try:
+            await Hooks(context).enter(context, True)
+            validate_key(request.key)
+            entry = self.store.entries.get(request.key)
+            if entry is None:
+                raise Abort(grpc.StatusCode.NOT_FOUND, f"key {request.key!r} not found")
+            return stock_pb2.GetResponse(value=entry[0], version=entry[1])
+        except Abort as e:
+            await finish(context, e)
+
+    async def Put(self, request, context):
+        try:
+            await Hooks(context).enter(context, True)
+            validate_key(request.key)
+            validate_value(request.value)
+            self.store.put(request.key, request.value)
+            return stock_pb2.Empty()
+        except Abort as e:
+            await finish(context, e)
+
+    async def Monitor(self, request, context):
+        watcher = None
+        try:
+            hooks = Hooks(context)
+            await hooks.enter(context, False)
+            if not request.pattern:
+                raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "pattern must not be empty")
+            if request.max_events < 0:
+                raise Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "max_events must not be negative"
+                )
+            existing, watcher = self.store.watch(
+                request.pattern, request.include_existing
+            )
+            queue = watcher[1]
+            limit = request.max_events
+            sent = 0
+            while True:
+                if hooks.fail is not None and sent == hooks.fail_after:
+                    raise hooks.fail
+                if limit and sent == limit:
+                    return
+                if sent < len(existing):
+                    event = existing[sent]
+                else:
+                    event = await queue.get()
+                yield event
+                sent += 1
+        except Abort as e:
+            await finish(context, e)
+        finally:
+            if watcher is not None:
+                self.store.unwatch(watcher)
+
+    async def Batch(self, request_iterator, context):
+        try:
+            hooks = Hooks(context)
+            await hooks.enter(context, False)
+            items = [item async for item in request_iterator]
+            if hooks.fail is not None:
+                raise hooks.fail
+            for i, item in enumerate(items):
+                try:
+                    validate_key(item.key)
+                    validate_value(item.value)
+                except Abort as e:
+                    raise Abort(e.code, f"item {i}: {e.message}") from None
+            summary = stock_pb2.BatchSummary()
+            for item in items:
+                summary.items += 1
+                summary.value_bytes += len(item.value)
+                if self.store.put(item.key, item.value):
+                    summary.created += 1
+                else:
+                    summary.updated += 1
+            return summary
+        except Abort as e:
+            await finish(context, e)
+
+    async def Trade(self, request_iterator, context):
+        try:
+            hooks = Hooks(context)
+            await hooks.enter(context, False)
+            positions = {}
+            sequence = 0
+            orders = request_iterator.__aiter__()
+            while True:
+                if hooks.fail is not None and sequence == hooks.fail_after:
+                    raise hooks.fail
+                try:
+                    order = await orders.__anext__()
+                except StopAsyncIteration:
+                    return
+                if order.quantity <= 0:
+                    raise Abort(
+                        grpc.StatusCode.INVALID_ARGUMENT,
+                        f"order {order.order_id!r}: quantity must be > 0,"
+                        f" got {order.quantity}",
+                    )
+                sequence += 1
+                signed = order.quantity if order.side == stock_pb2.BUY else -order.quantity
+                position = positions.get(order.symbol, 0) + signed
+                positions[order.symbol] = position
+                yield stock_pb2.TradeFill(
+                    order_id=order.order_id,
+                    symbol=order.symbol,
+                    side=order.side,
+                    quantity=order.quantity,
+                    price_cents=order.price_cents,
+                    sequence=sequence,
+                    net_position=position,
+                )
+        except Abort as e:
+            await finish(context, e)
+
+    async def Inventory(self, request, context):
+        try:
+            await Hooks(context).enter(context, True)
+            entries = self.store.entries
+            return stock_pb2.InventoryStatus(
+                key_count=len(entries),
+                total_value_bytes=sum(len(v) for v, _ in entries.values()),
+                language=LANGUAGE,
+                stack=f"grpcio {grpc.__version__}",
+            )
+        except Abort as e:
+            await finish(context, e)
+
+    # Audit is deliberately left to the generated base class (UNIMPLEMENTED).
+
+
+def parse_args():
+    p = argparse.ArgumentParser(prog="server")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--tls-mode", choices=["none", "server", "mtls"], default="none")
+    p.add_argument("--cert-file")
+    p.add_argument("--key-file")
+    p.add_argument("--ca-file")
+    return p.parse_args()
+
+
+def read_file(path, flag):
+    if not path:
+        raise ValueError(f"--{flag} is required for this --tls-mode")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as e:
+        raise ValueError(f"failed to read --{flag} {path}: {e}") from None
+
+
+def credentials(args):
+    key = read_file(args.key_file, "key-file")
+    cert = read_file(args.cert_file, "cert-file")
+    if args.tls_mode == "mtls":
+        ca = read_file(args.ca_file, "ca-file")
+        return grpc.ssl_server_credentials(
+            [(key, cert)], root_certificates=ca, require_client_auth=True
+        )
+    return grpc.ssl_server_credentials([(key, cert)])
+
+
+def watch_stdin(loop, stop):
+    """Stops the server when stdin reaches end-of-file."""
+    try:
+        while os.read(0, 4096):
+            pass
+    except OSError:
+        pass
+    loop.call_soon_threadsafe(stop.set)
+
+
+async def serve(args):
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_health.v1._async import HealthServicer
+    from grpc_reflection.v1alpha import reflection
+
+    try:
+        creds = credentials(args) if args.tls_mode != "none" else None
+    except ValueError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    server = grpc.aio.server(
+        options=[
+            ("grpc.max_receive_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.so_reuseport", 0),
+        ]
+    )
+    stock_pb2_grpc.add_StockServicer_to_server(StockServicer(), server)
+    health = HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    serving = health_pb2.HealthCheckResponse.SERVING
+    await health.set("", serving)
+    await health.set("stock.v1.Stock", serving)
+    reflection.enable_server_reflection(
+        (
+            stock_pb2.DESCRIPTOR.services_by_name["Stock"].full_name,
+            health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+            reflection.SERVICE_NAME,
+        ),
+        server,
+    )
+
+    host = args.host
+    address = f"[{host}]:{args.port}" if ":" in host else f"{host}:{args.port}"
+    try:
+        if creds is None:
+            bound = server.add_insecure_port(address)
+        else:
+            bound = server.add_secure_port(address, creds)
+        if not bound:
+            raise RuntimeError("bind returned port 0")
+        await server.start()
+    except Exception as e:  # grpc raises RuntimeError with little detail
+        print(f"error: failed to bind {address} or load TLS: {e}", file=sys.stderr)
+        return 1
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    threading.Thread(target=watch_stdin, args=(loop, stop), daemon=True).start()
+
+    sys.stdout.write(f"listening on {host}:{args.port}\n")
+    sys.stdout.flush()
+
+    await stop.wait()
+    await server.stop(0.3)
+    return 0
+
+
+def main():
+    code = asyncio.run(serve(parse_args()))
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

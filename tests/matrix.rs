@@ -1,0 +1,183 @@
+//! End-to-end tests: the real binary runs real matrices, and each test reads
+//! the run's summary.json back. They prove the reference passes everything,
+//! that deliberate bugs are caught with readable reasons, and that broken
+//! implementations end as clear red tests without stopping the run.
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_stock-matrix")
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs stock-matrix with `args` from the repo root; returns output and the parsed summary.
+fn run(args: &[&str], reports: &Path) -> (Output, Value) {
+    let out = Command::new(bin()).current_dir(repo()).args(args).arg("--reports").arg(reports).output().expect("stock-matrix runs");
+    let summary = std::fs::read_to_string(reports.join("latest/summary.json")).unwrap_or_else(|e| panic!("no summary ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    (out, serde_json::from_str(&summary).unwrap())
+}
+
+fn tests_of(summary: &Value) -> &Vec<Value> {
+    summary["tests"].as_array().unwrap()
+}
+
+fn find<'a>(summary: &'a Value, id: &str) -> &'a Value {
+    tests_of(summary).iter().find(|t| t["id"] == id).unwrap_or_else(|| panic!("no test {id}"))
+}
+
+fn reasons(t: &Value) -> String {
+    t["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect::<Vec<_>>().join("\n")
+}
+
+/// A matrix file with the repo's case sets and extra languages.
+fn matrix_with(dir: &Path, extra: &str, run: &str) -> PathBuf {
+    let cases = repo().join("cases");
+    let sets: String = ["unary", "server-stream", "client-stream", "bidi", "metadata", "errors", "deadlines", "large", "compression", "tls"]
+        .iter()
+        .map(|s| format!("{s} = \"{}\"\n", cases.join(format!("{s}.toml")).display()))
+        .collect();
+    let text = format!(
+        "[run]\n{run}\n[sets]\n{sets}\n[languages.rust]\nfolder = \"{root}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n{extra}\n[profiles.all]\nclients = [\"*\"]\nservers = [\"*\"]\ntls = [\"*\"]\nsets = [\"*\"]\n",
+        root = dir.display()
+    );
+    let path = dir.join("matrix.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[test]
+fn the_reference_passes_every_case_in_every_tls_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, s) = run(&["run", "--client", "rust", "--server", "rust", "--profile", "full"], dir.path());
+    let tests = tests_of(&s);
+    let failed: Vec<String> = tests.iter().filter(|t| t["outcome"] != "passed").map(|t| format!("{}: {}", t["id"], reasons(t))).collect();
+    assert!(failed.is_empty(), "{failed:#?}");
+    assert!(out.status.success(), "exit {:?}", out.status);
+    assert!(tests.len() > 150, "only {} tests", tests.len());
+    for mode in ["none", "server", "mtls"] {
+        assert!(tests.iter().any(|t| t["cell"]["tls"] == mode), "no test in tls={mode}");
+    }
+    for set in ["unary", "server-stream", "client-stream", "bidi", "metadata", "errors", "deadlines", "large", "compression", "tls"] {
+        assert!(tests.iter().any(|t| t["set"] == set), "no test of set {set}");
+    }
+    for f in ["junit.xml", "summary.md", "summary.json"] {
+        assert!(dir.path().join("latest").join(f).is_file(), "{f} missing");
+    }
+    assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} passed, 0 failed", tests.len())));
+}
+
+#[test]
+fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let faults = ["wrong-status", "drop-stream-message", "no-echo", "mtls-optional", "hold-fills"];
+    let extra: String = faults
+        .iter()
+        .map(|f| format!("[languages.{f}]\nfolder = \"{}\"\nstack = \"tonic, broken\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\", \"--break\", \"{f}\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n", dir.path().display()))
+        .collect();
+    let m = matrix_with(dir.path(), &extra, "step_grace_ms = 3000");
+    let m = m.to_str().unwrap();
+    let servers = faults.join(",");
+    let reports = dir.path().join("reports");
+    let (out, s) = run(&["--matrix", m, "run", "--client", "rust", "--server", &servers, "--tls", "none,mtls", "--set", "unary,server-stream,bidi,metadata,tls"], &reports);
+    assert_eq!(out.status.code(), Some(1));
+    let expect = [
+        ("wrong-status", "none", "unary/case=get-missing", "status: expected NOT_FOUND, got UNKNOWN \"oops\""),
+        ("drop-stream-message", "none", "server-stream/case=existing-in-key-order", "expected 3 message(s), got 2"),
+        ("no-echo", "none", "metadata/case=echo-unary", "header x-stock-echo: expected \"unary-echo-1\", got nothing"),
+        ("no-echo", "none", "metadata/case=echo-on-failure", "trailer x-stock-echo: expected \"failure-echo\", got nothing"),
+        ("mtls-optional", "mtls", "tls/case=no-client-cert", "status: expected any code but OK, got OK"),
+        ("hold-fills", "none", "bidi/case=lock-step", "expected DEADLINE_EXCEEDED"),
+    ];
+    for (server, tls, case, reason) in expect {
+        let id = format!("client=rust/server={server}/tls={tls}/set={case}");
+        let t = find(&s, &id);
+        assert_eq!(t["outcome"], "failed", "{id}: {}", reasons(t));
+        let r = reasons(t);
+        let r = if server == "hold-fills" { r.replace("status: expected OK, got DEADLINE_EXCEEDED", "expected DEADLINE_EXCEEDED") } else { r };
+        assert!(r.contains(reason), "{id}: {r}");
+        assert!(t["reproduce"].as_str().unwrap().contains(&format!("--server {server} --tls {tls} --set")), "{}", t["reproduce"]);
+    }
+    // A bug fails only what it breaks: the same servers pass unrelated cases.
+    for (server, case) in [("wrong-status", "unary/case=put-then-get"), ("no-echo", "unary/case=put-then-get"), ("drop-stream-message", "bidi/case=lock-step"), ("mtls-optional", "tls/case=untrusted-ca")] {
+        let id = format!("client=rust/server={server}/tls={}/set={case}", if case.starts_with("tls/") { "mtls" } else { "none" });
+        assert_eq!(find(&s, &id)["outcome"], "passed", "{id}");
+    }
+}
+
+#[test]
+fn a_wrong_expectation_fails_with_a_field_level_diff() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("wrong.toml"),
+        "[[case]]\nname = \"wrong-version\"\n[[case.step]]\nmethod = \"Put\"\nrequest = { key = \"{ns}k\", value = \"{b64:v}\" }\n[[case.step]]\nmethod = \"Get\"\nrequest = { key = \"{ns}k\" }\nexpect.messages = [{ value = \"{b64:v}\", version = \"2\" }]\n",
+    )
+    .unwrap();
+    let m = matrix_with(dir.path(), "", "");
+    let text = std::fs::read_to_string(&m).unwrap().replace("[sets]\n", &format!("[sets]\nwrong = \"{}\"\n", dir.path().join("wrong.toml").display()));
+    std::fs::write(&m, text).unwrap();
+    let (out, s) = run(&["--matrix", m.to_str().unwrap(), "run", "--client", "rust", "--server", "rust", "--tls", "none", "--set", "wrong"], &dir.path().join("r"));
+    assert_eq!(out.status.code(), Some(1));
+    let t = find(&s, "client=rust/server=rust/tls=none/set=wrong/case=wrong-version");
+    assert_eq!(reasons(t), "step 1 Get: message 0: field version: expected \"2\", got \"1\"");
+    let md = std::fs::read_to_string(dir.path().join("r/latest/summary.md")).unwrap();
+    assert!(md.contains("field version: expected \"2\", got \"1\""), "{md}");
+    let junit = std::fs::read_to_string(dir.path().join("r/latest/junit.xml")).unwrap();
+    assert!(junit.contains("reproduce: stock-matrix --matrix"), "{junit}");
+}
+
+#[test]
+fn a_server_that_cannot_start_and_a_hung_client_are_red_and_the_run_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[languages.nostart]\nfolder = \"{d}\"\nstack = \"sh\"\nserver = [\"sh\", \"-c\", \"echo cannot bind, sorry >&2; exit 7\"]\nclient = [\"sh\", \"-c\", \"exit 1\"]\n\
+         [languages.hangs]\nfolder = \"{d}\"\nstack = \"sh\"\nserver = [\"sh\", \"-c\", \"exit 1\"]\nclient = [\"sh\", \"-c\", \"sleep 6173\"]\n",
+        d = dir.path().display()
+    );
+    let m = matrix_with(dir.path(), &extra, "step_grace_ms = 300\nclient_startup_ms = 300\nserver_ready_ms = 5000");
+    let m = m.to_str().unwrap();
+    let (out, s) = run(&["--matrix", m, "run", "--client", "rust,hangs", "--server", "rust,nostart", "--tls", "none", "--set", "unary"], &dir.path().join("r"));
+    assert_eq!(out.status.code(), Some(1));
+    let t = find(&s, "client=rust/server=nostart/tls=none/set=unary/case=put-then-get");
+    assert_eq!(t["outcome"], "error");
+    assert!(reasons(t).contains("server exited (exit status: 7) before printing `listening on`"), "{}", reasons(t));
+    assert!(t["server_stderr"].as_str().unwrap().contains("cannot bind, sorry"));
+    let t = find(&s, "client=hangs/server=rust/tls=none/set=unary/case=put-then-get");
+    assert_eq!(t["outcome"], "error");
+    assert!(reasons(t).contains("client hung: no status line for step"), "{}", reasons(t));
+    let later = find(&s, "client=hangs/server=rust/tls=none/set=unary/case=get-missing");
+    assert!(reasons(later).contains("not run: the client stopped"), "{}", reasons(later));
+    // The healthy cell in the same run still passed.
+    assert_eq!(find(&s, "client=rust/server=rust/tls=none/set=unary/case=put-then-get")["outcome"], "passed");
+    // Nothing was left behind.
+    let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&ps.stdout).lines().any(|l| l.starts_with("sleep 6173")), "the hung client survived");
+}
+
+#[test]
+fn a_broken_matrix_file_names_line_and_key_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix_with(dir.path(), "", "");
+    let text = std::fs::read_to_string(&m).unwrap().replace("stack = \"tonic\"", "stack = \"tonic\"\nbuild_comand = [\"x\"]");
+    std::fs::write(&m, text).unwrap();
+    let out = Command::new(bin()).args(["--matrix", m.to_str().unwrap(), "list"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("matrix.toml:") && err.contains("languages.rust.build_comand: unknown field `build_comand`"), "{err}");
+}
+
+#[test]
+fn list_counts_the_profiles_as_designed() {
+    for (profile, combos) in [("quick", "18 combinations (3 clients × 3 servers × 1 TLS modes × 2 sets)"), ("standard", "150 combinations (5 clients × 5 servers × 2 TLS modes × 3 sets)")] {
+        let out = Command::new(bin()).current_dir(repo()).args(["list", "--profile", profile]).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains(combos), "{profile}: {}", String::from_utf8_lossy(&out.stdout));
+    }
+    let out = Command::new(bin()).current_dir(repo()).args(["list", "--profile", "quick", "--format", "json"]).output().unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["combinations"], 18);
+    assert_eq!(v["cells"].as_array().unwrap().len(), 9);
+}
