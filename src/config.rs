@@ -153,7 +153,8 @@ impl Matrix {
     /// Reads and validates a matrix file.
     pub fn load(path: &Path) -> Result<Matrix, ConfigError> {
         let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // Absolute: implementations run in their own folders.
+        let root = std::path::absolute(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Matrix::parse(&src, path, &root)
     }
 

@@ -240,8 +240,8 @@ impl Runner {
         let mut proc = match process::spawn(&argv, &lang.folder) {
             Ok(p) => p,
             Err(e) => {
-                for (i, _, _) in &order {
-                    run.errors.entry(*i).or_default().push(format!("client could not start: {e}"));
+                for i in 0..tests.len() {
+                    run.errors.entry(i).or_default().push(format!("client could not start: {e}"));
                 }
                 return run;
             }

@@ -28,7 +28,11 @@ impl Console {
                 text.push_str(&format!("\n      … {} more", t.reasons.len() - 3));
             }
             text.push_str(&format!("\n      reproduce: {}", t.reproduce));
-            self.bar.println(text);
+            if self.bar.is_hidden() {
+                eprintln!("{text}"); // not a terminal (CI): plain lines
+            } else {
+                self.bar.println(text);
+            }
         }
     }
 

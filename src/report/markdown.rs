@@ -87,6 +87,13 @@ pub fn render(s: &RunSummary) -> String {
             for r in &t.reasons {
                 let _ = writeln!(out, "- {}", r.replace('\n', " "));
             }
+            for (who, text) in [("server", &t.server_stderr), ("client", &t.client_stderr)] {
+                if !text.is_empty() {
+                    let lines: Vec<&str> = text.lines().collect();
+                    let tail = lines[lines.len().saturating_sub(12)..].join("\n");
+                    let _ = writeln!(out, "\n<details><summary>{who} stderr (last lines)</summary>\n\n```\n{tail}\n```\n</details>");
+                }
+            }
             let _ = writeln!(out, "\nReproduce: `{}`\n", t.reproduce);
         }
     }
