@@ -192,7 +192,9 @@ class StockServicer(stock_pb2_grpc.StockServicer):
             hooks = Hooks(context)
             await hooks.enter(context, False)
             if not request.pattern:
-                raise Abort(grpc.StatusCode.INVALID_ARGUMENT, "pattern must not be empty")
+                raise Abort(
+                    grpc.StatusCode.INVALID_ARGUMENT, "pattern must not be empty"
+                )
             if request.max_events < 0:
                 raise Abort(
                     grpc.StatusCode.INVALID_ARGUMENT, "max_events must not be negative"
@@ -266,7 +268,9 @@ class StockServicer(stock_pb2_grpc.StockServicer):
                         f" got {order.quantity}",
                     )
                 sequence += 1
-                signed = order.quantity if order.side == stock_pb2.BUY else -order.quantity
+                signed = (
+                    order.quantity if order.side == stock_pb2.BUY else -order.quantity
+                )
                 position = positions.get(order.symbol, 0) + signed
                 positions[order.symbol] = position
                 yield stock_pb2.TradeFill(

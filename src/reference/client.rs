@@ -201,6 +201,9 @@ impl Runner {
                 Some(t) => tokio::time::timeout(t, call).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
                 None => call.await,
             };
+            // tonic's own client-side deadline ends a call as CANCELLED "Timeout
+            // expired"; gRPC calls that an exceeded deadline.
+            let result = result.map_err(|s| if timeout.is_some() && s.code() == tonic::Code::Cancelled && s.message() == "Timeout expired" { Status::deadline_exceeded("deadline exceeded (client side)") } else { s });
             let status = match result {
                 Ok(()) => StatusLine { code: "OK".into(), message: String::new() },
                 Err(s) => {

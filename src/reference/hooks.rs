@@ -170,7 +170,9 @@ impl Body for WireBody {
     type Error = Status;
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        if self.ended {
+        // A trailers-only reply has an empty body: keep END_STREAM on its
+        // headers (C-core clients reject a trailers-only reply followed by DATA).
+        if self.ended || self.inner.is_end_stream() {
             return Poll::Ready(None);
         }
         let echo = self.echo.clone();
@@ -197,7 +199,7 @@ impl Body for WireBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.ended || (self.deadline.is_none() && self.inner.is_end_stream())
+        self.ended || self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
