@@ -3,11 +3,13 @@
 //! report folder); an implementation's misbehaviour is a red test instead.
 use crate::builder;
 use crate::cases::{self, CaseSet};
-use crate::cli::{self, Cli, Command, Filters, Format};
+use crate::cli::{self, Cli, Command, Filters, Format, Verdicts};
 use crate::config::Matrix;
-use crate::plan::{self, Selection};
+use crate::plan::{self, Cell, CellKey, Selection, Test};
 use crate::process;
-use crate::report::{console::Console, junit, markdown, BuildInfo, RunSummary, TestResult};
+use crate::report::{console::Console, junit, markdown, BuildInfo, Outcome, RunSummary, TestResult};
+use crate::verdict::{self, KnownList};
+use crate::blame;
 use crate::runner::Runner;
 use crate::tls::{self, KeyType, TlsMode};
 use std::collections::BTreeMap;
@@ -161,9 +163,77 @@ fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit>
     Ok(())
 }
 
-async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, reports: &Path, rebuild: bool) -> Result<i32, Exit> {
+/// The red tests of the last run, as filters that select exactly them.
+fn rerun_filters(reports: &Path, f: &Filters) -> Result<Filters, Exit> {
+    let path = reports.join("latest/summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| usage(format!("--rerun-failed: cannot read {}: {e}", path.display())))?;
+    let last: RunSummary = serde_json::from_str(&text).map_err(|e| usage(format!("--rerun-failed: {}: {e}", path.display())))?;
+    let red: Vec<&TestResult> = last.tests.iter().filter(|t| t.outcome.is_red()).collect();
+    if red.is_empty() {
+        return Err(Exit(cli::EXIT_OK, format!("--rerun-failed: the last run ({}) had no red test", last.run_id)));
+    }
+    let uniq = |v: Vec<String>| -> Vec<String> {
+        let mut v = v;
+        v.sort();
+        v.dedup();
+        v
+    };
+    let mut tls: Vec<TlsMode> = red.iter().map(|t| t.cell.tls).collect();
+    tls.sort();
+    tls.dedup();
+    let mut key_types: Vec<KeyType> = red.iter().map(|t| t.cell.key_type).collect();
+    key_types.sort();
+    key_types.dedup();
+    Ok(Filters {
+        profile: None,
+        clients: uniq(red.iter().map(|t| t.cell.client.clone()).collect()),
+        servers: uniq(red.iter().map(|t| t.cell.server.clone()).collect()),
+        tls,
+        sets: uniq(red.iter().map(|t| t.set.clone()).collect()),
+        key_types,
+        cases: red.iter().map(|t| t.id.clone()).collect(),
+        shard: f.shard.clone(),
+    })
+}
+
+/// Cells holding only the tests whose ids are in `ids` (keys from `plan`).
+fn cells_for(ids: &std::collections::HashSet<String>, sets: &BTreeMap<String, crate::cases::CaseSet>, wanted: &[(CellKey, String, String)]) -> Vec<Cell> {
+    let mut by_cell: BTreeMap<CellKey, Vec<Test>> = BTreeMap::new();
+    for (key, set, case) in wanted {
+        let Some(c) = sets.get(set).and_then(|s| s.cases.iter().find(|c| &c.name == case)) else { continue };
+        let test = Test { set: set.clone(), case: Arc::new(c.clone()) };
+        if ids.contains(&test.id(key)) {
+            let tests = by_cell.entry(key.clone()).or_default();
+            if !tests.iter().any(|t| t.set == test.set && t.case.name == test.case.name) {
+                tests.push(test);
+            }
+        }
+    }
+    by_cell.into_iter().map(|(key, tests)| Cell { key, tests }).collect()
+}
+
+/// Every test id the whole matrix can have (for stale known-failing patterns).
+fn all_ids(m: &Matrix) -> Result<Vec<String>, Exit> {
+    let names: Vec<String> = m.sets.keys().cloned().collect();
+    let sets = load_sets(m, &names)?;
+    let langs: Vec<String> = m.languages.keys().cloned().collect();
+    let sel = Selection { clients: langs.clone(), servers: langs, tls: TlsMode::ALL.to_vec(), sets: names, key_types: KeyType::ALL.to_vec(), cases: vec![], pivot: None, shard: None };
+    Ok(plan::plan(&sel, &sets).map_err(usage)?.iter().flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>()).collect())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, reports: &Path, rebuild: bool, v: &Verdicts) -> Result<i32, Exit> {
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let rerun;
+    let f = if v.rerun_failed {
+        rerun = rerun_filters(reports, f).or_else(|e| if e.0 == cli::EXIT_OK { eprintln!("{}", e.1); Err(Exit(cli::EXIT_OK, String::new())) } else { Err(e) })?;
+        &rerun
+    } else {
+        f
+    };
+    let failing = KnownList::load(&m.root.join(&v.known_failing)).map_err(usage)?;
+    let flaky = KnownList::load(&m.root.join(&v.known_flaky)).map_err(usage)?;
     let sel = selection(&m, f)?;
     let sets = load_sets(&m, &sel.sets)?;
     let cells = plan::plan(&sel, &sets).map_err(usage)?;
@@ -206,8 +276,36 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
     eprintln!("running {total} tests in {} cells, {jobs} at a time; reports in {}", cells.len(), dir.display());
     let console = Arc::new(Console::new(total));
     let c2 = console.clone();
+    let every_id = all_ids(&m)?;
     let runner = Arc::new(Runner { matrix: Arc::new(m), certs, exe, unavailable, jobs, cancelled: cancelled.clone(), repro_prefix });
-    let (tests, cell_infos) = runner.run(cells, Arc::new(move |r: &TestResult| c2.test_done(r))).await;
+    let (mut tests, cell_infos) = runner.clone().run(cells.clone(), 1, Arc::new(move |r: &TestResult| c2.test_done(r))).await;
+    let quiet: Arc<dyn Fn(&TestResult) + Send + Sync> = Arc::new(|_: &TestResult| {});
+    let wanted: Vec<(CellKey, String, String)> = cells.iter().flat_map(|c| c.tests.iter().map(|t| (c.key.clone(), t.set.clone(), t.case.name.clone())).collect::<Vec<_>>()).collect();
+    let mut attempt = 1;
+    for _ in 1..v.stress {
+        attempt += 1;
+        eprintln!("stress: try {attempt} of {}", v.stress);
+        let (again, _) = runner.clone().run(cells.clone(), attempt, quiet.clone()).await;
+        merge(&mut tests, again);
+    }
+    for _ in 0..v.retries {
+        let red: std::collections::HashSet<String> = tests.iter().filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error)).map(|t| t.id.clone()).collect();
+        if red.is_empty() || cancelled.load(Ordering::SeqCst) {
+            break;
+        }
+        attempt += 1;
+        eprintln!("retrying {} red tests (try {attempt})", red.len());
+        let (again, _) = runner.clone().run(cells_for(&red, &sets, &wanted), attempt, quiet.clone()).await;
+        merge(&mut tests, again);
+    }
+    if !v.no_blame && !cancelled.load(Ordering::SeqCst) {
+        assign_blame(&mut tests, &runner, &sets, quiet.clone()).await;
+    }
+    let problems = verdict::apply(&mut tests, &failing, &flaky, &every_id);
+    if let Some(path) = &v.write_known_failing {
+        std::fs::write(path, verdict::write_list(&tests)).map_err(|e| setup_err(format!("failed to write {}: {e}", path.display())))?;
+        eprintln!("wrote the known-failing list for this run's failures to {}", path.display());
+    }
     let command = std::iter::once("stock-matrix".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
     let summary = RunSummary {
         run_id: id,
@@ -219,16 +317,55 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
         cells: cell_infos,
         tests,
         interrupted: cancelled.load(Ordering::SeqCst),
+        problems,
     };
     write_reports(&dir, reports, &summary)?;
     console.finish(&summary, &dir.display().to_string());
     Ok(if summary.interrupted {
         cli::EXIT_INTERRUPTED
-    } else if summary.counts().red() > 0 {
+    } else if summary.counts().red > 0 || !summary.problems.is_empty() {
         cli::EXIT_FAILED
     } else {
         cli::EXIT_OK
     })
+}
+
+/// Folds the results of another try into the first results, by id.
+fn merge(tests: &mut [TestResult], again: Vec<TestResult>) {
+    let mut by_id: BTreeMap<String, TestResult> = again.into_iter().map(|t| (t.id.clone(), t)).collect();
+    for t in tests.iter_mut() {
+        if let Some(next) = by_id.remove(&t.id) {
+            verdict::merge_attempt(t, next);
+        }
+    }
+}
+
+/// Names a culprit for every red test, running the reference pairs this run lacks.
+async fn assign_blame(tests: &mut [TestResult], runner: &Arc<Runner>, sets: &BTreeMap<String, crate::cases::CaseSet>, quiet: Arc<dyn Fn(&TestResult) + Send + Sync>) {
+    let mut known: BTreeMap<String, Outcome> = tests.iter().map(|t| (t.id.clone(), t.outcome)).collect();
+    let red: Vec<&TestResult> = tests.iter().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted).collect();
+    let mut missing = std::collections::HashSet::new();
+    let mut wanted = Vec::new();
+    for t in &red {
+        if t.cell.client == blame::REFERENCE || t.cell.server == blame::REFERENCE {
+            continue;
+        }
+        let (a, b) = blame::reference_ids(t);
+        for (id, client, server) in [(a, &t.cell.client, blame::REFERENCE.to_string()), (b, &blame::REFERENCE.to_string(), t.cell.server.clone())] {
+            if !known.contains_key(&id) && runner.matrix.languages.contains_key(blame::REFERENCE) {
+                missing.insert(id);
+                wanted.push((CellKey { client: client.clone(), server: server.clone(), ..t.cell.clone() }, t.set.clone(), t.case.clone()));
+            }
+        }
+    }
+    if !missing.is_empty() {
+        eprintln!("blame: running {} tests against the reference", missing.len());
+        let (extra, _) = runner.clone().run(cells_for(&missing, sets, &wanted), 1, quiet).await;
+        known.extend(extra.into_iter().map(|t| (t.id, t.outcome)));
+    }
+    for t in tests.iter_mut().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted) {
+        t.blame = Some(blame::blame(t, |id| known.get(id).copied()));
+    }
 }
 
 fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
@@ -310,7 +447,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
             Ok(cli::EXIT_OK)
         }
         Command::List { filters, format } => list(&load_matrix(&cli.matrix)?, &filters, format),
-        Command::Run { filters, jobs, reports, rebuild } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild).await,
+        Command::Run { filters, jobs, reports, rebuild, verdicts } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts).await,
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
             let langs = pick_languages(&m, &languages)?;

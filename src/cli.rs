@@ -82,6 +82,8 @@ pub enum Command {
         /// Rebuild every language even when up to date.
         #[arg(long)]
         rebuild: bool,
+        #[command(flatten)]
+        verdicts: Verdicts,
     },
     /// Build languages (all when none given) if anything changed.
     Build {
@@ -134,6 +136,32 @@ pub enum Command {
     /// `<language> server|client ARGS…`: run one side of a language by hand.
     #[command(external_subcommand)]
     Language(Vec<String>),
+}
+
+/// How results become verdicts: lists, retries, blame.
+#[derive(clap::Args, Clone)]
+pub struct Verdicts {
+    /// Known-failing list (globs over test ids, each with a reason).
+    #[arg(long, default_value = "known-failing.toml")]
+    pub known_failing: PathBuf,
+    /// Known-flaky list (same format).
+    #[arg(long, default_value = "known-flaky.toml")]
+    pub known_flaky: PathBuf,
+    /// Rerun a red test up to N times; a pass on retry is reported as flaky.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+    /// Run the chosen cells N times to hunt flakes.
+    #[arg(long, default_value_t = 1)]
+    pub stress: u32,
+    /// Write the minimal known-failing list for this run's failures to FILE.
+    #[arg(long)]
+    pub write_known_failing: Option<PathBuf>,
+    /// Rerun exactly the red tests of the last run (reports/latest).
+    #[arg(long)]
+    pub rerun_failed: bool,
+    /// Skip the extra runs against the reference that name a culprit.
+    #[arg(long)]
+    pub no_blame: bool,
 }
 
 #[derive(Subcommand)]

@@ -2,6 +2,7 @@
 //! Parses the command line, runs the command, maps the outcome to the
 //! documented exit code (see `cli`).
 mod app;
+mod blame;
 mod builder;
 mod cases;
 mod cli;
@@ -17,6 +18,7 @@ mod report;
 mod runner;
 mod script;
 mod tls;
+mod verdict;
 
 use clap::Parser;
 
@@ -26,7 +28,9 @@ fn main() {
     let code = match rt.block_on(app::main(cli)) {
         Ok(code) => code,
         Err(app::Exit(code, message)) => {
-            eprintln!("error: {message}");
+            if !message.is_empty() {
+                eprintln!("error: {message}");
+            }
             code
         }
     };

@@ -80,6 +80,8 @@ impl Runner {
             reproduce: self.reproduce(key, test),
             client_stderr: String::new(),
             server_stderr: String::new(),
+            attempts: vec![],
+            blame: None,
         }
     }
 
@@ -387,14 +389,15 @@ impl Runner {
     }
 
     /// Runs cells, `jobs` at a time, calling `on_result` as each test ends.
-    pub async fn run(self: Arc<Self>, cells: Vec<Cell>, on_result: Arc<dyn Fn(&TestResult) + Send + Sync>) -> (Vec<TestResult>, Vec<CellInfo>) {
+    /// `attempt` > 1 gives every test fresh keys (retries, stress).
+    pub async fn run(self: Arc<Self>, cells: Vec<Cell>, attempt: u32, on_result: Arc<dyn Fn(&TestResult) + Send + Sync>) -> (Vec<TestResult>, Vec<CellInfo>) {
         let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
         for (idx, cell) in cells.into_iter().enumerate() {
             let (me, sem, on_result) = (self.clone(), sem.clone(), on_result.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
-                let (results, info) = me.run_cell(&cell, 1).await;
+                let (results, info) = me.run_cell(&cell, attempt).await;
                 for r in &results {
                     on_result(r);
                 }

@@ -60,6 +60,8 @@ pub enum KeyType {
     EcP256,
     EcP384,
     EcP521,
+    #[value(name = "rsa-2048")]
+    #[serde(rename = "rsa-2048")]
     Rsa2048,
 }
 
@@ -160,6 +162,9 @@ mod tests {
     fn generates_every_file_as_pem() {
         let dir = tempfile::tempdir().unwrap();
         let files = generate(dir.path(), KeyType::EcP256).unwrap();
+        for kt in KeyType::ALL {
+            generate(&dir.path().join(kt.as_str()), kt).unwrap_or_else(|e| panic!("{}: {e:#}", kt.as_str()));
+        }
         for p in [&files.ca, &files.server_cert, &files.client_cert, &files.other_ca] {
             assert!(std::fs::read_to_string(p).unwrap().starts_with("-----BEGIN CERTIFICATE-----"));
         }

@@ -4,8 +4,8 @@
 set -eu
 cd "$(dirname "$0")"
 if command -v go >/dev/null 2>&1; then GO=go; else GO=/usr/local/go/bin/go; fi
+command -v protoc >/dev/null 2>&1 || { echo "protoc not found: run ./setup.sh (Debian protobuf-compiler)" >&2; exit 1; }
 export GOBIN="$PWD/.bin"
-export GOFLAGS="${GOFLAGS:-} -mod=readonly"
 $GO install -p 2 google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 $GO install -p 2 google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 mkdir -p gen/stockpb
@@ -13,4 +13,4 @@ PATH="$GOBIN:$PATH" protoc -I ../../proto \
   --go_out=gen/stockpb --go_opt=paths=source_relative --go_opt=Mstock.proto=stockmatrix/gen/stockpb \
   --go-grpc_out=gen/stockpb --go-grpc_opt=paths=source_relative --go-grpc_opt=Mstock.proto=stockmatrix/gen/stockpb \
   stock.proto
-$GO build -p 2 -trimpath -o bin/stock .
+$GO build -p 2 -mod=readonly -trimpath -o bin/stock .

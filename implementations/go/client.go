@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -126,14 +127,16 @@ type statusLine struct {
 	ElapsedMs float64           `json:"elapsed_ms"`
 }
 
-// emit writes one JSON line to (unbuffered) stdout.
+// emit writes one JSON line to (unbuffered) stdout, flushed at once.
 func emit(v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		fmt.Fprintln(os.Stderr, "error: encoding output:", err)
 		return
 	}
-	os.Stdout.Write(append(b, '\n'))
+	_, _ = os.Stdout.Write(buf.Bytes())
 }
 
 func stockMetadata(md metadata.MD) map[string]string {

@@ -201,9 +201,15 @@ impl Runner {
                 Some(t) => tokio::time::timeout(t, call).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
                 None => call.await,
             };
-            // tonic's own client-side deadline ends a call as CANCELLED "Timeout
-            // expired"; gRPC calls that an exceeded deadline.
-            let result = result.map_err(|s| if timeout.is_some() && s.code() == tonic::Code::Cancelled && s.message() == "Timeout expired" { Status::deadline_exceeded("deadline exceeded (client side)") } else { s });
+            // A call cancelled once its own deadline has passed ended by that
+            // deadline: tonic's local timer says CANCELLED "Timeout expired", and
+            // a server that resets the stream at the deadline (grpc-go) arrives
+            // as CANCELLED too. gRPC clients report DEADLINE_EXCEEDED (grpc-go does).
+            let past_deadline = |t: Duration| start.elapsed() + Duration::from_millis(1) >= t;
+            let result = result.map_err(|s| match timeout {
+                Some(t) if s.code() == tonic::Code::Cancelled && (s.message() == "Timeout expired" || past_deadline(t)) => Status::deadline_exceeded(format!("deadline exceeded (client side; the transport said: {})", s.message())),
+                _ => s,
+            });
             let status = match result {
                 Ok(()) => StatusLine { code: "OK".into(), message: String::new() },
                 Err(s) => {

@@ -39,8 +39,17 @@ impl Console {
     pub fn finish(&self, s: &RunSummary, report_dir: &str) {
         self.bar.finish_and_clear();
         let c = s.counts();
+        for p in &s.problems {
+            eprintln!("PROBLEM {p}");
+        }
+        for t in s.tests.iter().filter(|t| t.outcome == Outcome::Flaky) {
+            eprintln!("FLAKY {} ({} tries)", t.id, t.attempts.len() + 1);
+        }
+        for t in s.tests.iter().filter(|t| t.blame.is_some()) {
+            eprintln!("BLAME {}: {}", t.id, t.blame.as_deref().unwrap_or_default());
+        }
         eprintln!("reports: {report_dir}/summary.md, junit.xml, summary.json");
-        // The plain closing line CI systems read.
-        println!("{} passed, {} failed", c.passed, c.red());
+        // The plain closing line CI systems read: expected failures count as skipped.
+        println!("{} passed, {} failed, {} skipped", c.total() - c.red - c.expected_failure, c.red, c.expected_failure);
     }
 }

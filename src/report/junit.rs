@@ -2,7 +2,7 @@
 //! client/server/TLS cell, one testcase per case; failure text holds every
 //! reason and the command that reproduces the test.
 use super::{Outcome, RunSummary};
-use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
+use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -24,8 +24,14 @@ pub fn render(summary: &RunSummary) -> String {
     let mut suites: BTreeMap<String, TestSuite> = BTreeMap::new();
     for t in &summary.tests {
         let cell = t.cell.id();
-        let status = match t.outcome {
-            Outcome::Passed => TestCaseStatus::success(),
+        let mut status = match t.outcome {
+            Outcome::Passed | Outcome::Flaky | Outcome::KnownFlaky => TestCaseStatus::success(),
+            Outcome::ExpectedFailure => {
+                let mut s = TestCaseStatus::skipped();
+                s.set_message(format!("expected failure: {}", t.reasons.first().cloned().unwrap_or_default()));
+                s.set_description(details(t));
+                s
+            }
             Outcome::Failed | Outcome::Error => {
                 let kind = if t.outcome == Outcome::Failed { NonSuccessKind::Failure } else { NonSuccessKind::Error };
                 let mut s = TestCaseStatus::non_success(kind);
@@ -40,6 +46,17 @@ pub fn render(summary: &RunSummary) -> String {
                 s
             }
         };
+        // Earlier tries: flaky runs of a success, reruns of a failure.
+        for a in &t.attempts {
+            if a.outcome.is_red() {
+                let kind = if a.outcome == Outcome::Error { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+                let mut rerun = TestRerun::new(kind);
+                rerun.set_message(a.reasons.first().cloned().unwrap_or_default());
+                rerun.set_description(a.reasons.join("\n"));
+                rerun.set_time(Duration::from_secs_f64(a.duration_ms / 1000.0));
+                status.add_rerun(rerun);
+            }
+        }
         let mut case = TestCase::new(format!("{}/{}", t.set, t.case), status);
         case.set_classname(cell.clone());
         case.set_time(Duration::from_secs_f64(t.duration_ms / 1000.0));
@@ -54,6 +71,17 @@ mod tests {
     use super::super::fixtures::*;
     use super::*;
     use crate::tls::TlsMode;
+
+    #[test]
+    fn flaky_and_expected_failures_are_marked() {
+        let mut flaky = result("go", "rust", TlsMode::None, "get", Outcome::Flaky);
+        flaky.attempts.push(crate::report::Attempt { outcome: Outcome::Failed, reasons: vec!["boom".into()], duration_ms: 1.0 });
+        let mut expected = result("go", "rust", TlsMode::None, "put", Outcome::ExpectedFailure);
+        expected.reasons.insert(0, "known failing (x): P-521".into());
+        let xml = render(&summary(vec![flaky, expected]));
+        assert!(xml.contains("<flakyFailure") && xml.contains("boom"), "{xml}");
+        assert!(xml.contains("<skipped") && xml.contains("expected failure: known failing (x): P-521"), "{xml}");
+    }
 
     #[test]
     fn one_suite_per_cell_with_failures_reasons_and_reproduction() {

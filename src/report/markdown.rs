@@ -8,7 +8,7 @@ use std::fmt::Write;
 fn cell_text(c: Counts) -> String {
     if c.total() == 0 {
         "·".into()
-    } else if c.red() == 0 {
+    } else if c.red == 0 {
         format!("✅ {}/{}", c.passed, c.total())
     } else {
         format!("❌ {}/{}", c.passed, c.total())
@@ -22,9 +22,27 @@ fn ms(v: Option<f64>) -> String {
 pub fn render(s: &RunSummary) -> String {
     let mut out = String::new();
     let c = s.counts();
-    let verdict = if c.red() == 0 && c.total() > 0 { "✅ all passed" } else { "❌ red" };
+    let verdict = if c.red == 0 && c.total() > 0 && s.problems.is_empty() { "✅ all passed" } else { "❌ red" };
     let _ = writeln!(out, "# stock-matrix run {}\n", s.run_id);
-    let _ = writeln!(out, "{verdict}: **{} passed, {} failed, {} errors, {} not run** of {} tests in {:.1} s.\n", c.passed, c.failed, c.error, c.interrupted, c.total(), s.duration_ms / 1000.0);
+    let _ = writeln!(
+        out,
+        "{verdict}: **{} passed, {} failed, {} errors, {} flaky, {} expected failures, {} not run** of {} tests in {:.1} s.\n",
+        c.passed,
+        c.failed,
+        c.error,
+        c.flaky,
+        c.expected_failure,
+        c.interrupted,
+        c.total(),
+        s.duration_ms / 1000.0
+    );
+    if !s.problems.is_empty() {
+        let _ = writeln!(out, "## Run problems\n");
+        for p in &s.problems {
+            let _ = writeln!(out, "- {p}");
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(out, "Command: `{}`\n", s.command);
     if s.interrupted {
         let _ = writeln!(out, "**The run was interrupted**: tests not run are counted as not run.\n");
@@ -79,13 +97,50 @@ pub fn render(s: &RunSummary) -> String {
         }
     }
 
-    let red: Vec<_> = s.tests.iter().filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error)).collect();
+    // The crypto axis: which pairs work with which certificate key types.
+    let key_types: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.key_type.as_str()).collect();
+    if key_types.len() > 1 {
+        let _ = writeln!(out, "## Certificate key types (TLS cells)\n");
+        let _ = writeln!(out, "| client → server | {} |", key_types.iter().copied().collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(out, "|---|{}", "---|".repeat(key_types.len()));
+        let pairs: BTreeSet<(&str, &str)> = s.tests.iter().map(|t| (t.cell.client.as_str(), t.cell.server.as_str())).collect();
+        for (c, sv) in pairs {
+            let row: Vec<String> = key_types
+                .iter()
+                .map(|k| cell_text(Counts::of(s.tests.iter().filter(|t| t.cell.client == c && t.cell.server == sv && t.cell.key_type.as_str() == *k && t.cell.tls != crate::tls::TlsMode::None))))
+                .collect();
+            let _ = writeln!(out, "| {c} → {sv} | {} |", row.join(" | "));
+        }
+        let _ = writeln!(out);
+    }
+
+    let listed: Vec<_> = s.tests.iter().filter(|t| matches!(t.outcome, Outcome::ExpectedFailure | Outcome::KnownFlaky)).collect();
+    if !listed.is_empty() {
+        let _ = writeln!(out, "## Expected failures and known flakes ({})\n", listed.len());
+        for t in listed {
+            let _ = writeln!(out, "- `{}`: {}", t.id, t.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_default());
+        }
+        let _ = writeln!(out);
+    }
+
+    let red: Vec<_> = s.tests.iter().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted).collect();
     if !red.is_empty() {
         let _ = writeln!(out, "## Failures ({})\n", red.len());
         for t in red {
-            let _ = writeln!(out, "### {} `{}`\n", if t.outcome == Outcome::Failed { "FAIL" } else { "ERROR" }, t.id);
+            let label = match t.outcome {
+                Outcome::Failed => "FAIL",
+                Outcome::Flaky => "FLAKY",
+                _ => "ERROR",
+            };
+            let _ = writeln!(out, "### {label} `{}`\n", t.id);
+            if let Some(b) = &t.blame {
+                let _ = writeln!(out, "Likely culprit: **{b}**\n");
+            }
             for r in &t.reasons {
                 let _ = writeln!(out, "- {}", r.replace('\n', " "));
+            }
+            for (i, a) in t.attempts.iter().enumerate() {
+                let _ = writeln!(out, "- try {}: {:?}: {}", i + 1, a.outcome, a.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_else(|| "passed".into()));
             }
             for (who, text) in [("server", &t.server_stderr), ("client", &t.client_stderr)] {
                 if !text.is_empty() {
@@ -115,7 +170,7 @@ mod tests {
             result("rust", "go", TlsMode::Mtls, "get", Outcome::Passed),
         ]);
         let md = render(&s);
-        assert!(md.contains("❌ red: **3 passed, 1 failed, 0 errors, 0 not run** of 4 tests"), "{md}");
+        assert!(md.contains("❌ red: **3 passed, 1 failed, 0 errors, 0 flaky, 0 expected failures, 0 not run** of 4 tests"), "{md}");
         assert!(md.contains("## tls none\n"), "{md}");
         assert!(md.contains("## tls none\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | ❌ 1/2 |\n| **rust** | · | ✅ 1/1 |"), "{md}");
         assert!(md.contains("## tls mtls\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | · |\n| **rust** | ✅ 1/1 | · |"), "{md}");

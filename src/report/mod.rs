@@ -22,12 +22,27 @@ pub enum Outcome {
     Error,
     /// Not run: the run was interrupted.
     Interrupted,
+    /// Red, but on the known-failing list (its reason is the first reason).
+    ExpectedFailure,
+    /// Passed only on a retry: red unless on the known-flaky list.
+    Flaky,
+    /// Flaky and on the known-flaky list.
+    KnownFlaky,
 }
 
 impl Outcome {
+    /// Does this outcome fail the run?
     pub fn is_red(self) -> bool {
-        !matches!(self, Outcome::Passed)
+        !matches!(self, Outcome::Passed | Outcome::ExpectedFailure | Outcome::KnownFlaky)
     }
+}
+
+/// One earlier try of a test that was retried.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Attempt {
+    pub outcome: Outcome,
+    pub reasons: Vec<String>,
+    pub duration_ms: f64,
 }
 
 /// One test's result.
@@ -50,6 +65,12 @@ pub struct TestResult {
     /// The server's stderr tail, when it is red.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub server_stderr: String,
+    /// Earlier tries, when it was retried (`--retries`, `--stress`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+    /// Who is likely at fault, from the same case against the reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blame: Option<String>,
 }
 
 /// What a cell's processes cost and did.
@@ -86,6 +107,9 @@ pub struct RunSummary {
     pub cells: Vec<CellInfo>,
     pub tests: Vec<TestResult>,
     pub interrupted: bool,
+    /// Run-level problems that fail it (stale known-failing patterns).
+    #[serde(default)]
+    pub problems: Vec<String>,
 }
 
 /// Counts per outcome.
@@ -95,28 +119,31 @@ pub struct Counts {
     pub failed: usize,
     pub error: usize,
     pub interrupted: usize,
+    pub expected_failure: usize,
+    pub flaky: usize,
+    /// Tests that fail the run (see `Outcome::is_red`).
+    pub red: usize,
 }
 
 impl Counts {
     pub fn of<'a>(tests: impl IntoIterator<Item = &'a TestResult>) -> Counts {
         let mut c = Counts::default();
         for t in tests {
+            c.red += usize::from(t.outcome.is_red());
             match t.outcome {
                 Outcome::Passed => c.passed += 1,
                 Outcome::Failed => c.failed += 1,
                 Outcome::Error => c.error += 1,
                 Outcome::Interrupted => c.interrupted += 1,
+                Outcome::ExpectedFailure => c.expected_failure += 1,
+                Outcome::Flaky | Outcome::KnownFlaky => c.flaky += 1,
             }
         }
         c
     }
 
     pub fn total(&self) -> usize {
-        self.passed + self.failed + self.error + self.interrupted
-    }
-
-    pub fn red(&self) -> usize {
-        self.failed + self.error + self.interrupted
+        self.passed + self.failed + self.error + self.interrupted + self.expected_failure + self.flaky
     }
 }
 
@@ -160,6 +187,8 @@ pub(crate) mod fixtures {
             reproduce: format!("stock-matrix run --client {client} --server {server} --tls {tls} --set unary --case {case}"),
             client_stderr: String::new(),
             server_stderr: String::new(),
+            attempts: vec![],
+            blame: None,
         }
     }
 
@@ -174,6 +203,7 @@ pub(crate) mod fixtures {
             cells: vec![CellInfo { key: key("go", "rust", TlsMode::None), server_ready_ms: Some(3.0), client_first_line_ms: vec![5.0], duration_ms: 20.0, notes: vec![] }],
             tests,
             interrupted: false,
+            problems: vec![],
         }
     }
 }
