@@ -30,6 +30,19 @@ pub enum Connect {
     Plaintext,
     /// Verifies the server certificate against a name it does not carry.
     WrongName,
+    /// TLS (trusting the run's CA) against a plaintext server.
+    TlsToPlaintext,
+}
+
+/// Which certificate the cell's server presents for a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerCert {
+    /// The run's server certificate.
+    #[default]
+    Normal,
+    /// A certificate from the trusted CA that has expired.
+    Expired,
 }
 
 /// Whether every field of an expected message is compared, or only the ones it names.
@@ -118,6 +131,8 @@ pub struct Case {
     pub tls: Option<Vec<TlsMode>>,
     #[serde(default)]
     pub connect: Connect,
+    #[serde(default)]
+    pub server_cert: ServerCert,
     #[serde(rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -145,8 +160,10 @@ impl Case {
             Connect::Normal => true,
             Connect::UntrustedCa | Connect::Plaintext | Connect::WrongName => mode != TlsMode::None,
             Connect::NoClientCert | Connect::ForeignClientCert => mode == TlsMode::Mtls,
+            Connect::TlsToPlaintext => mode == TlsMode::None,
         };
-        listed && meaningful
+        let cert_ok = self.server_cert == ServerCert::Normal || mode != TlsMode::None;
+        listed && meaningful && cert_ok
     }
 }
 

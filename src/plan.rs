@@ -1,7 +1,7 @@
 //! Matrix × case sets × filters → the cells and tests of a run, with stable
 //! ids (pure). A cell is one server start (client, server, TLS mode, key
 //! type); its tests are the cases that apply to that TLS mode.
-use crate::cases::{Case, CaseSet, Connect};
+use crate::cases::{Case, CaseSet, Connect, ServerCert};
 use crate::tls::{KeyType, TlsMode};
 use globset::{Glob, GlobMatcher};
 use serde::{Deserialize, Serialize};
@@ -74,11 +74,12 @@ pub struct Cell {
 }
 
 impl Cell {
-    /// Tests grouped by how the client connects: one client process each.
-    pub fn by_connect(&self) -> BTreeMap<Connect, Vec<&Test>> {
-        let mut groups: BTreeMap<Connect, Vec<&Test>> = BTreeMap::new();
+    /// Tests grouped by the server certificate (one server start each) and
+    /// then by how the client connects (one client process each).
+    pub fn groups(&self) -> BTreeMap<ServerCert, BTreeMap<Connect, Vec<&Test>>> {
+        let mut groups: BTreeMap<ServerCert, BTreeMap<Connect, Vec<&Test>>> = BTreeMap::new();
         for t in &self.tests {
-            groups.entry(t.case.connect).or_default().push(t);
+            groups.entry(t.case.server_cert).or_default().entry(t.case.connect).or_default().push(t);
         }
         groups
     }

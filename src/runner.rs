@@ -3,7 +3,7 @@
 //! in `script` mode with a time budget per step, judge every test, stop the
 //! server. A misbehaving implementation becomes a red test, never a runner
 //! error. Spawning and killing go through `process`.
-use crate::cases::{script_steps, Connect};
+use crate::cases::{script_steps, Connect, ServerCert};
 use crate::config::Matrix;
 use crate::judge::{self, Observations};
 use crate::plan::{Cell, CellKey, Test};
@@ -91,7 +91,7 @@ impl Runner {
         let p = |p: &PathBuf| p.to_string_lossy().into_owned();
         let mode = match (key.tls, connect) {
             (_, Connect::Plaintext) => TlsMode::None,
-            (_, Connect::NoClientCert) => TlsMode::Server,
+            (_, Connect::NoClientCert | Connect::TlsToPlaintext) => TlsMode::Server,
             (m, _) => m,
         };
         let mut args = vec!["--tls-mode".to_string(), mode.to_string()];
@@ -109,12 +109,16 @@ impl Runner {
         args
     }
 
-    fn server_tls(&self, key: &CellKey) -> Vec<String> {
+    fn server_tls(&self, key: &CellKey, cert: ServerCert) -> Vec<String> {
         let c = &self.certs[&key.key_type];
         let p = |p: &PathBuf| p.to_string_lossy().into_owned();
         let mut args = vec!["--tls-mode".to_string(), key.tls.to_string()];
+        let (server_cert, server_key) = match cert {
+            ServerCert::Normal => (&c.server_cert, &c.server_key),
+            ServerCert::Expired => (&c.expired_server_cert, &c.expired_server_key),
+        };
         if key.tls != TlsMode::None {
-            args.extend(["--cert-file".into(), p(&c.server_cert), "--key-file".into(), p(&c.server_key)]);
+            args.extend(["--cert-file".into(), p(server_cert), "--key-file".into(), p(server_key)]);
         }
         if key.tls == TlsMode::Mtls {
             args.extend(["--ca-file".into(), p(&c.ca)]);
@@ -123,7 +127,12 @@ impl Runner {
     }
 
     /// Is the server healthy? One health check over the cell's own TLS.
-    async fn healthy(&self, key: &CellKey, port: u16) -> bool {
+    /// (A server with an expired certificate is checked without verification of
+    /// dates being possible, so it counts as ready once it printed `listening on`.)
+    async fn healthy(&self, key: &CellKey, port: u16, cert: ServerCert) -> bool {
+        if cert == ServerCert::Expired {
+            return tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok();
+        }
         let c = &self.certs[&key.key_type];
         let args = ClientArgs {
             server: format!("127.0.0.1:{port}"),
@@ -144,7 +153,7 @@ impl Runner {
     }
 
     /// Starts the cell's server and waits until it is ready.
-    async fn start_server(&self, key: &CellKey) -> Result<(Proc, u16, f64), (String, String)> {
+    async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<(Proc, u16, f64), (String, String)> {
         let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
         let mut last = (String::new(), String::new());
@@ -152,7 +161,7 @@ impl Runner {
             let port = process::free_port().map_err(|e| (format!("no free port: {e}"), String::new()))?;
             let mut argv = self.argv(&lang.server);
             argv.extend(["--port".into(), port.to_string(), "--host".into(), "127.0.0.1".into()]);
-            argv.extend(self.server_tls(key));
+            argv.extend(self.server_tls(key, cert));
             let start = Instant::now();
             let mut proc = process::spawn(&argv, &lang.folder).map_err(|e| (e.to_string(), String::new()))?;
             let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
@@ -188,7 +197,7 @@ impl Runner {
                 }
             }
             loop {
-                if self.healthy(key, port).await {
+                if self.healthy(key, port, cert).await {
                     return Ok((proc, port, ms(start.elapsed())));
                 }
                 if let Some(status) = proc.try_exit() {
@@ -339,50 +348,53 @@ impl Runner {
             results = cell.tests.iter().map(|t| self.result(key, t, Outcome::Interrupted, vec!["not run: interrupted".into()], 0.0)).collect();
             return (results, info);
         }
-        let (mut server, port, ready) = match self.start_server(key).await {
-            Ok(s) => s,
-            Err((why, stderr)) => {
-                for t in &cell.tests {
-                    let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
-                    r.server_stderr = stderr.clone();
+        for (cert, groups) in cell.groups() {
+            let (mut server, port, ready) = match self.start_server(key, cert).await {
+                Ok(s) => s,
+                Err((why, stderr)) => {
+                    for t in groups.values().flatten() {
+                        let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
+                        r.server_stderr = stderr.clone();
+                        results.push(r);
+                    }
+                    continue;
+                }
+            };
+            if cert == ServerCert::Normal {
+                info.server_ready_ms = Some(ready);
+            }
+            for (connect, tests) in groups {
+                let run = self.run_group(key, port, connect, &tests, attempt).await;
+                info.client_first_line_ms.extend(run.first_line_ms);
+                let server_gone = server.try_exit();
+                for (i, t) in tests.iter().enumerate() {
+                    let prefix = format!("{}/{}", t.set, t.case.name);
+                    let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
+                    let infra = !reasons.is_empty();
+                    if let Some(status) = server_gone {
+                        reasons.push(format!("the server exited during the cell ({status})"));
+                    }
+                    reasons.extend(judge::judge(&t.case, &prefix, &t.namespace(attempt), &run.obs));
+                    let outcome = if infra || server_gone.is_some() {
+                        Outcome::Error
+                    } else if reasons.is_empty() {
+                        Outcome::Passed
+                    } else {
+                        Outcome::Failed
+                    };
+                    let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
+                    if outcome.is_red() {
+                        r.client_stderr = run.stderr.clone();
+                        r.server_stderr = server.stderr_tail();
+                    }
                     results.push(r);
                 }
-                info.duration_ms = ms(start.elapsed());
-                return (results, info);
             }
-        };
-        info.server_ready_ms = Some(ready);
-        for (connect, tests) in cell.by_connect() {
-            let run = self.run_group(key, port, connect, &tests, attempt).await;
-            info.client_first_line_ms.extend(run.first_line_ms);
-            let server_gone = server.try_exit();
-            for (i, t) in tests.iter().enumerate() {
-                let prefix = format!("{}/{}", t.set, t.case.name);
-                let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
-                let infra = !reasons.is_empty();
-                if let Some(status) = server_gone {
-                    reasons.push(format!("the server exited during the cell ({status})"));
-                }
-                reasons.extend(judge::judge(&t.case, &prefix, &t.namespace(attempt), &run.obs));
-                let outcome = if infra || server_gone.is_some() {
-                    Outcome::Error
-                } else if reasons.is_empty() {
-                    Outcome::Passed
-                } else {
-                    Outcome::Failed
-                };
-                let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
-                if outcome.is_red() {
-                    r.client_stderr = run.stderr.clone();
-                    r.server_stderr = server.stderr_tail();
-                }
-                results.push(r);
+            match server.stop(Duration::from_secs(3)).await {
+                Stopped::OnStdinClose => {}
+                Stopped::OnSigterm => info.notes.push(format!("server {} did not exit within 3 s of its stdin closing (needed SIGTERM)", key.server)),
+                Stopped::Killed => info.notes.push(format!("server {} ignored stdin EOF and SIGTERM (needed SIGKILL)", key.server)),
             }
-        }
-        match server.stop(Duration::from_secs(3)).await {
-            Stopped::OnStdinClose => {}
-            Stopped::OnSigterm => info.notes.push(format!("server {} did not exit within 3 s of its stdin closing (needed SIGTERM)", key.server)),
-            Stopped::Killed => info.notes.push(format!("server {} ignored stdin EOF and SIGTERM (needed SIGKILL)", key.server)),
         }
         info.duration_ms = ms(start.elapsed());
         (results, info)

@@ -50,6 +50,9 @@ pub struct CertFiles {
     /// A client certificate signed by `other_ca`.
     pub other_client_cert: PathBuf,
     pub other_client_key: PathBuf,
+    /// A server certificate from the trusted CA that expired long ago.
+    pub expired_server_cert: PathBuf,
+    pub expired_server_key: PathBuf,
 }
 
 /// The key type of a run's certificates (the crypto axis).
@@ -105,6 +108,10 @@ fn ca(name: &str, kt: KeyType) -> anyhow::Result<CertifiedIssuer<'static, KeyPai
 }
 
 fn leaf(name: &str, sans: &[&str], server: bool, issuer: &CertifiedIssuer<'static, KeyPair>, kt: KeyType) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+    leaf_with(name, sans, server, issuer, kt, |_| {})
+}
+
+fn leaf_with(name: &str, sans: &[&str], server: bool, issuer: &CertifiedIssuer<'static, KeyPair>, kt: KeyType, tweak: impl FnOnce(&mut CertificateParams)) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
     let key = kt.generate()?;
     let mut params = CertificateParams::default();
     // rcgen turns IP-looking names into IP SANs only when asked.
@@ -119,6 +126,7 @@ fn leaf(name: &str, sans: &[&str], server: bool, issuer: &CertifiedIssuer<'stati
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
+    tweak(&mut params);
     let cert = params.signed_by(&key, issuer)?;
     Ok((cert, key))
 }
@@ -131,6 +139,10 @@ pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
     let (client, client_key) = leaf("stock-matrix client", &["client.stock-matrix.test"], false, &ca_cert, kt)?;
     let other_cert = ca("stock-matrix untrusted CA", kt)?;
     let (other_client, other_client_key) = leaf("stranger", &["stranger.stock-matrix.test"], false, &other_cert, kt)?;
+    let (expired, expired_key) = leaf_with("localhost", &["localhost", "127.0.0.1", "::1"], true, &ca_cert, kt, |p| {
+        p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+    })?;
 
     let files = CertFiles {
         ca: dir.join("ca.pem"),
@@ -141,6 +153,8 @@ pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
         other_ca: dir.join("other-ca.pem"),
         other_client_cert: dir.join("other-client.pem"),
         other_client_key: dir.join("other-client.key"),
+        expired_server_cert: dir.join("expired-server.pem"),
+        expired_server_key: dir.join("expired-server.key"),
     };
     let write = |path: &Path, pem: String| std::fs::write(path, pem).with_context(|| format!("failed to write {}", path.display()));
     write(&files.ca, ca_cert.pem())?;
@@ -151,6 +165,8 @@ pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
     write(&files.other_ca, other_cert.pem())?;
     write(&files.other_client_cert, other_client.pem())?;
     write(&files.other_client_key, other_client_key.serialize_pem())?;
+    write(&files.expired_server_cert, expired.pem())?;
+    write(&files.expired_server_key, expired_key.serialize_pem())?;
     Ok(files)
 }
 

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Idempotent build: installs the pinned npm dependencies into node_modules.
+# Nothing is generated: src/proto.js loads ../../proto/stock.proto at run time.
+set -euo pipefail
+cd "$(dirname "$0")"
+stamp=node_modules/.stock-matrix-lock.json
+if [ ! -f package-lock.json ]; then
+  npm install --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+elif ! cmp -s package-lock.json "$stamp"; then
+  npm ci --no-audit --no-fund --loglevel=error
+  cp package-lock.json "$stamp"
+fi
+node --check src/server.js
+node --check src/client.js

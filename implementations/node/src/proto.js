@@ -1,0 +1,148 @@
+"use strict";
+// Shared by server and client: loads ../../proto/stock.proto at run time with
+// @grpc/proto-loader (wire codec) and protobufjs (reflection for the proto3
+// JSON mapping of script requests).
+const path = require("node:path");
+const grpc = require("@grpc/grpc-js");
+const protoLoader = require("@grpc/proto-loader");
+const protobuf = require("protobufjs");
+
+const PROTO_PATH = path.resolve(__dirname, "..", "..", "..", "proto", "stock.proto");
+
+/** Loads the package definition; `bytes` is Buffer (server) or String (base64, client). */
+function loadDefinition(bytes) {
+  return protoLoader.loadSync(PROTO_PATH, {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    bytes,
+    defaults: false,
+    oneofs: true,
+  });
+}
+
+let root;
+/** The protobufjs reflection root (original field names). */
+function reflectionRoot() {
+  if (!root) {
+    root = new protobuf.Root().loadSync(PROTO_PATH, { keepCase: true });
+    root.resolveAll();
+  }
+  return root;
+}
+
+const STATUS_NAMES = Object.keys(grpc.status).filter((k) => Number.isNaN(Number(k)));
+
+/** Canonical upper-case name of a numeric status code. */
+function codeName(code) {
+  const name = grpc.status[code];
+  return typeof name === "string" ? name : "UNKNOWN";
+}
+
+/** Numeric code of a canonical name, or undefined. */
+function codeFromName(name) {
+  return STATUS_NAMES.includes(name) ? grpc.status[name] : undefined;
+}
+
+class JsonError extends Error {}
+
+const INT32 = new Set(["int32", "sint32", "sfixed32"]);
+const UINT32 = new Set(["uint32", "fixed32"]);
+const INT64 = new Set(["int64", "sint64", "sfixed64"]);
+const UINT64 = new Set(["uint64", "fixed64"]);
+const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
+
+function integer(v, where, min, max) {
+  let n;
+  if (typeof v === "number") n = v;
+  else if (typeof v === "string" && /^-?\d+(\.0*)?$/.test(v.trim())) n = Number(v.trim());
+  if (n === undefined || !Number.isInteger(n) || n < min || n > max) {
+    throw new JsonError(`${where}: invalid integer ${JSON.stringify(v)}`);
+  }
+  return n;
+}
+
+function long(v, where, unsigned) {
+  let s;
+  if (typeof v === "number" && Number.isInteger(v)) s = String(v);
+  else if (typeof v === "string" && /^-?\d+$/.test(v)) s = v;
+  else if (typeof v === "string" && /^-?\d+(\.\d+)?([eE][+-]?\d+)?$/.test(v) && Number.isInteger(Number(v)))
+    s = BigInt(Number(v)).toString();
+  if (s === undefined) throw new JsonError(`${where}: invalid 64-bit integer ${JSON.stringify(v)}`);
+  const b = BigInt(s);
+  const [min, max] = unsigned ? [0n, 2n ** 64n - 1n] : [-(2n ** 63n), 2n ** 63n - 1n];
+  if (b < min || b > max) throw new JsonError(`${where}: out of range ${s}`);
+  return b.toString();
+}
+
+function scalar(field, v, where) {
+  const t = field.type;
+  if (field.resolvedType instanceof protobuf.Enum) {
+    const values = field.resolvedType.values;
+    if (typeof v === "string" && Object.hasOwn(values, v)) return v;
+    if (typeof v === "number" && Number.isInteger(v)) return v;
+    throw new JsonError(`${where}: invalid enum value ${JSON.stringify(v)}`);
+  }
+  if (field.resolvedType instanceof protobuf.Type) return fromJson(field.resolvedType, v, where);
+  if (t === "string") {
+    if (typeof v !== "string") throw new JsonError(`${where}: expected a string`);
+    return v;
+  }
+  if (t === "bool") {
+    if (typeof v !== "boolean") throw new JsonError(`${where}: expected true or false`);
+    return v;
+  }
+  if (t === "bytes") {
+    if (typeof v !== "string") throw new JsonError(`${where}: expected base64`);
+    let s = v.replace(/-/g, "+").replace(/_/g, "/");
+    if (!BASE64.test(s)) throw new JsonError(`${where}: invalid base64`);
+    while (s.length % 4) s += "=";
+    return s;
+  }
+  if (INT32.has(t)) return integer(v, where, -(2 ** 31), 2 ** 31 - 1);
+  if (UINT32.has(t)) return integer(v, where, 0, 2 ** 32 - 1);
+  if (INT64.has(t)) return long(v, where, false);
+  if (UINT64.has(t)) return long(v, where, true);
+  if (t === "double" || t === "float") {
+    if (typeof v === "number") return v;
+    if (v === "NaN" || v === "Infinity" || v === "-Infinity") return Number(v);
+    if (typeof v === "string" && v.trim() !== "" && !Number.isNaN(Number(v))) return Number(v);
+    throw new JsonError(`${where}: invalid number`);
+  }
+  throw new JsonError(`${where}: unsupported type ${t}`);
+}
+
+/**
+ * Parses a message in the proto3 JSON mapping (original or lowerCamelCase
+ * names, null = default) into the plain object Type.fromObject takes; checks
+ * that it is valid on the way, throwing JsonError otherwise.
+ */
+function fromJson(type, json, where = type.name) {
+  if (json === null || typeof json !== "object" || Array.isArray(json)) {
+    throw new JsonError(`${where}: expected a JSON object for ${type.fullName.slice(1)}`);
+  }
+  const out = {};
+  for (const [key, v] of Object.entries(json)) {
+    const field = type.fields[key] || type.fieldsArray.find((f) => protobuf.util.camelCase(f.name) === key);
+    if (!field) throw new JsonError(`${where}: unknown field ${JSON.stringify(key)}`);
+    if (v === null) continue;
+    const at = `${where}.${key}`;
+    if (field.repeated) {
+      if (!Array.isArray(v)) throw new JsonError(`${at}: expected an array`);
+      out[field.name] = v.map((x, i) => scalar(field, x, `${at}[${i}]`));
+    } else {
+      out[field.name] = scalar(field, v, at);
+    }
+  }
+  return out;
+}
+
+module.exports = {
+  PROTO_PATH,
+  loadDefinition,
+  reflectionRoot,
+  codeName,
+  codeFromName,
+  fromJson,
+  JsonError,
+};

@@ -1,0 +1,417 @@
+"use strict";
+// stock.v1.Stock server over @grpc/grpc-js (see ../../../CONTRACT.md).
+const fs = require("node:fs");
+const grpc = require("@grpc/grpc-js");
+const { HealthImplementation } = require("grpc-health-check");
+const { ReflectionService } = require("@grpc/reflection");
+const { loadDefinition, codeFromName } = require("./proto");
+
+const MAX_KEY = 256;
+const MAX_VALUE = 1 << 20;
+const MAX_MESSAGE = 4 << 20;
+const SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
+const STACK = `grpc-js ${require("@grpc/grpc-js/package.json").version}`;
+
+function die(message) {
+  process.stderr.write(`error: ${message}\n`);
+  process.exit(1);
+}
+
+function parseArgs(argv) {
+  const opts = { host: "127.0.0.1", tlsMode: "none" };
+  const names = {
+    "--port": "port",
+    "--host": "host",
+    "--tls-mode": "tlsMode",
+    "--cert-file": "certFile",
+    "--key-file": "keyFile",
+    "--ca-file": "caFile",
+  };
+  const usage = (m) => {
+    process.stderr.write(`usage error: ${m}\n`);
+    process.exit(2);
+  };
+  for (let i = 0; i < argv.length; i++) {
+    let [flag, value] = argv[i].split(/=(.*)/s);
+    if (!names[flag]) usage(`unknown argument ${argv[i]}`);
+    if (value === undefined) {
+      if (i + 1 >= argv.length) usage(`${flag} needs a value`);
+      value = argv[++i];
+    }
+    opts[names[flag]] = value;
+  }
+  if (opts.port === undefined || !/^\d+$/.test(opts.port)) usage("--port N is required");
+  if (!["none", "server", "mtls"].includes(opts.tlsMode)) usage(`bad --tls-mode ${opts.tlsMode}`);
+  return opts;
+}
+
+function credentials(opts) {
+  if (opts.tlsMode === "none") return grpc.ServerCredentials.createInsecure();
+  const read = (file, flag) => {
+    if (!file) die(`--${flag} is required for --tls-mode ${opts.tlsMode}`);
+    try {
+      return fs.readFileSync(file);
+    } catch (e) {
+      return die(`cannot read --${flag} ${file}: ${e.message}`);
+    }
+  };
+  const pair = { cert_chain: read(opts.certFile, "cert-file"), private_key: read(opts.keyFile, "key-file") };
+  const mtls = opts.tlsMode === "mtls";
+  const ca = mtls ? read(opts.caFile, "ca-file") : null;
+  try {
+    return grpc.ServerCredentials.createSsl(ca, [pair], mtls);
+  } catch (e) {
+    return die(`invalid TLS configuration: ${e.message}`);
+  }
+}
+
+// ---- the store: keys, versions and watchers (single-threaded, so every
+// synchronous block is a critical section) ----
+
+const store = new Map(); // key -> { value: Buffer, version: number }
+const watchers = new Set(); // { pattern, push(event) }
+
+function matches(pattern, key) {
+  return pattern.endsWith("*") ? key.startsWith(pattern.slice(0, -1)) : pattern === key;
+}
+
+function storePut(key, value) {
+  const old = store.get(key);
+  const entry = { value, version: old ? old.version + 1 : 1 };
+  store.set(key, entry);
+  for (const w of watchers) {
+    if (matches(w.pattern, key)) w.push({ key, value, version: String(entry.version), existing: false });
+  }
+  return !old;
+}
+
+function compareBytes(a, b) {
+  return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+class RpcError extends Error {
+  constructor(code, details) {
+    super(details);
+    this.code = code;
+    this.details = details;
+  }
+}
+
+function validateKey(key) {
+  const n = Buffer.byteLength(key, "utf8");
+  if (n < 1 || n > MAX_KEY) {
+    throw new RpcError(grpc.status.INVALID_ARGUMENT, `key must be 1 to ${MAX_KEY} bytes, got ${n}`);
+  }
+}
+
+function validateValue(value) {
+  if (value.length > MAX_VALUE) {
+    throw new RpcError(
+      grpc.status.INVALID_ARGUMENT,
+      `value must be at most ${MAX_VALUE} bytes, got ${value.length}`,
+    );
+  }
+}
+
+const bytesOf = (b) => (b ? Buffer.from(b) : Buffer.alloc(0));
+
+// ---- test hooks ----
+
+/**
+ * Applies the x-stock-* hooks up to the fail decision: reads them, sleeps
+ * the delay, sends the echo header. Returns { fail, failAfter, trailers }.
+ */
+async function enter(call) {
+  const md = call.metadata;
+  const text = (k) => {
+    const v = md.get(k)[0];
+    return typeof v === "string" ? v : undefined;
+  };
+  const trailers = new grpc.Metadata();
+  const echo = text("x-stock-echo");
+  if (echo !== undefined) trailers.set("x-stock-echo", echo);
+  const number = (k) => {
+    const v = text(k);
+    if (v === undefined) return 0;
+    if (!/^\d+$/.test(v.trim()))
+      throw new RpcError(grpc.status.INVALID_ARGUMENT, `${k} must be a number, got ${JSON.stringify(v)}`);
+    return Number(v.trim());
+  };
+  const special = text("x-stock-fail-special") === "true";
+  let fail = null;
+  let delay = 0;
+  let failAfter = 0;
+  try {
+    const name = text("x-stock-fail");
+    let code;
+    if (name !== undefined) {
+      code = codeFromName(name);
+      if (code === undefined || code === grpc.status.OK) {
+        throw new RpcError(
+          grpc.status.INVALID_ARGUMENT,
+          `x-stock-fail: unknown code ${JSON.stringify(name)}`,
+        );
+      }
+    } else if (special) {
+      code = grpc.status.UNKNOWN;
+    }
+    if (code !== undefined) {
+      const message = special
+        ? SPECIAL_MESSAGE
+        : (text("x-stock-fail-message") ?? `forced ${name ?? "UNKNOWN"}`);
+      fail = new RpcError(code, message);
+    }
+    delay = number("x-stock-delay-ms");
+    failAfter = number("x-stock-fail-after");
+  } catch (e) {
+    fail = e;
+    failAfter = 0;
+  }
+  if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+  if (echo !== undefined) {
+    const headers = new grpc.Metadata();
+    headers.set("x-stock-echo", echo);
+    call.sendMetadata(headers);
+  }
+  return { fail, failAfter, trailers };
+}
+
+function toStatus(e, trailers) {
+  if (e instanceof RpcError) return { code: e.code, details: e.details, metadata: trailers };
+  process.stderr.write(`internal error: ${e && e.stack}\n`);
+  return { code: grpc.status.INTERNAL, details: String(e && e.message), metadata: trailers };
+}
+
+/** A unary handler: hooks, then fn(request) -> response. */
+function unary(fn) {
+  return async (call, callback) => {
+    let trailers;
+    try {
+      const hooks = await enter(call);
+      trailers = hooks.trailers;
+      if (hooks.fail) throw hooks.fail;
+      const response = fn(call.request);
+      callback(null, response, trailers);
+    } catch (e) {
+      callback(toStatus(e, trailers));
+    }
+  };
+}
+
+// ---- the service ----
+
+const stock = {
+  Get: unary((req) => {
+    const key = req.key ?? "";
+    validateKey(key);
+    const entry = store.get(key);
+    if (!entry) throw new RpcError(grpc.status.NOT_FOUND, `key ${JSON.stringify(key)} not found`);
+    return { value: entry.value, version: String(entry.version) };
+  }),
+
+  Put: unary((req) => {
+    const key = req.key ?? "";
+    const value = bytesOf(req.value);
+    validateKey(key);
+    validateValue(value);
+    storePut(key, value);
+    return {};
+  }),
+
+  Inventory: unary(() => {
+    let total = 0;
+    for (const e of store.values()) total += e.value.length;
+    return {
+      key_count: String(store.size),
+      total_value_bytes: String(total),
+      language: "node",
+      stack: STACK,
+    };
+  }),
+
+  async Monitor(call) {
+    const { fail, failAfter, trailers } = await enter(call).catch((e) => ({ fail: e, failAfter: 0 }));
+    const finish = (e) => {
+      if (!watcher.closed) {
+        watcher.closed = true;
+        watchers.delete(watcher);
+        if (e) call.emit("error", toStatus(e, trailers));
+        else call.end(trailers);
+      }
+    };
+    const watcher = { closed: false, sent: 0, pattern: "", push: null };
+    if (call.cancelled) return;
+    if (fail && failAfter === 0) return finish(fail);
+    const req = call.request;
+    const pattern = req.pattern ?? "";
+    const maxEvents = req.max_events ?? 0;
+    if (pattern === "")
+      return finish(new RpcError(grpc.status.INVALID_ARGUMENT, "pattern must not be empty"));
+    if (maxEvents < 0)
+      return finish(new RpcError(grpc.status.INVALID_ARGUMENT, "max_events must not be negative"));
+    watcher.pattern = pattern;
+    watcher.push = (event) => {
+      if (watcher.closed) return;
+      call.write(event);
+      watcher.sent++;
+      if (fail && watcher.sent === failAfter) finish(fail);
+      else if (maxEvents > 0 && watcher.sent === maxEvents) finish(null);
+    };
+    call.on("cancelled", () => {
+      watcher.closed = true;
+      watchers.delete(watcher);
+    });
+    // Snapshot and registration in one synchronous block.
+    const existing = [];
+    if (req.include_existing) {
+      for (const [key, e] of store) {
+        if (matches(pattern, key))
+          existing.push({ key, value: e.value, version: String(e.version), existing: true });
+      }
+      existing.sort((a, b) => compareBytes(a.key, b.key));
+    }
+    watchers.add(watcher);
+    for (const event of existing) watcher.push(event);
+  },
+
+  async Batch(call, callback) {
+    let trailers;
+    const items = [];
+    let ended = false;
+    let streamError = null;
+    const done = new Promise((resolve) => {
+      call.on("data", (item) => items.push(item));
+      call.on("end", () => {
+        ended = true;
+        resolve();
+      });
+      call.on("error", (e) => {
+        streamError = e;
+        resolve();
+      });
+    });
+    try {
+      const hooks = await enter(call);
+      trailers = hooks.trailers;
+      await done;
+      if (streamError || !ended) return;
+      if (hooks.fail) throw hooks.fail;
+      items.forEach((item, i) => {
+        try {
+          validateKey(item.key ?? "");
+          validateValue(bytesOf(item.value));
+        } catch (e) {
+          throw new RpcError(e.code, `item ${i}: ${e.details}`);
+        }
+      });
+      const summary = { items: 0, value_bytes: 0, created: 0, updated: 0 };
+      for (const item of items) {
+        const value = bytesOf(item.value);
+        summary.items++;
+        summary.value_bytes += value.length;
+        if (storePut(item.key, value)) summary.created++;
+        else summary.updated++;
+      }
+      summary.value_bytes = String(summary.value_bytes);
+      callback(null, summary, trailers);
+    } catch (e) {
+      callback(toStatus(e, trailers));
+    }
+  },
+
+  async Trade(call) {
+    let trailers;
+    let closed = false;
+    const finish = (e) => {
+      if (closed) return;
+      closed = true;
+      if (e) call.emit("error", toStatus(e, trailers));
+      else call.end(trailers);
+    };
+    call.on("error", () => {
+      closed = true;
+    });
+    call.on("cancelled", () => {
+      closed = true;
+    });
+    // Orders arriving before the hooks are done wait in the stream (paused).
+    call.pause();
+    let hooks;
+    try {
+      hooks = await enter(call);
+      trailers = hooks.trailers;
+    } catch (e) {
+      return finish(e);
+    }
+    const { fail, failAfter } = hooks;
+    if (fail && failAfter === 0) return finish(fail);
+    let sequence = 0n;
+    const positions = new Map();
+    call.on("data", (order) => {
+      if (closed) return;
+      const quantity = BigInt(order.quantity ?? "0");
+      const orderId = order.order_id ?? "";
+      if (quantity <= 0n) {
+        return finish(
+          new RpcError(
+            grpc.status.INVALID_ARGUMENT,
+            `order ${JSON.stringify(orderId)}: quantity must be > 0, got ${quantity}`,
+          ),
+        );
+      }
+      sequence++;
+      const side = order.side ?? "SIDE_UNSPECIFIED";
+      const symbol = order.symbol ?? "";
+      const position = (positions.get(symbol) ?? 0n) + (side === "BUY" ? quantity : -quantity);
+      positions.set(symbol, position);
+      call.write({
+        order_id: orderId,
+        symbol,
+        side,
+        quantity: quantity.toString(),
+        price_cents: order.price_cents ?? "0",
+        sequence: sequence.toString(),
+        net_position: position.toString(),
+      });
+      if (fail && sequence === BigInt(failAfter)) finish(fail);
+    });
+    call.on("end", () => finish(null));
+    call.resume();
+  },
+};
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2));
+  const creds = credentials(opts);
+  const definition = loadDefinition(Buffer);
+  const proto = grpc.loadPackageDefinition(definition);
+  const server = new grpc.Server({
+    "grpc.max_receive_message_length": MAX_MESSAGE,
+    "grpc.max_send_message_length": MAX_MESSAGE,
+  });
+  // Audit has no handler: grpc-js answers UNIMPLEMENTED. Ledger is not added.
+  server.addService(proto.stock.v1.Stock.service, stock);
+  new HealthImplementation({ "": "SERVING", "stock.v1.Stock": "SERVING" }).addToServer(server);
+  new ReflectionService(definition, { services: ["stock.v1.Stock"] }).addToServer(server);
+
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    server.forceShutdown();
+    process.exit(0);
+  };
+  process.on("SIGTERM", stop);
+  process.on("SIGINT", stop);
+  process.stdin.on("end", stop);
+  process.stdin.on("error", stop);
+  process.stdin.resume();
+
+  const host = opts.host.includes(":") ? `[${opts.host}]` : opts.host;
+  server.bindAsync(`${host}:${opts.port}`, creds, (err) => {
+    if (err) die(`failed to bind ${opts.host}:${opts.port}: ${err.message}`);
+    process.stdout.write(`listening on ${opts.host}:${opts.port}\n`);
+  });
+}
+
+main();

@@ -1,0 +1,411 @@
+# frozen_string_literal: true
+
+# stock.v1.Stock server over the grpc gem (see ../../CONTRACT.md).
+$LOAD_PATH.unshift(File.join(__dir__, 'gen'))
+
+require 'optparse'
+require 'grpc'
+require 'grpc/health/checker'
+require 'stock_services_pb'
+
+LANGUAGE = 'ruby'
+STACK = "grpc-ruby #{GRPC::VERSION}".freeze
+MAX_KEY_BYTES = 256
+MAX_VALUE_BYTES = 1_048_576
+SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A and non-BMP \u{1F608}\t\n"
+STOCK_PREFIX = '/stock.v1.Stock/'
+DEADLINE_GRACE_S = 1.0
+Codes = GRPC::Core::StatusCodes
+
+def usage_exit(msg)
+  warn "server: #{msg}"
+  exit 2
+end
+
+def fail_exit(msg)
+  warn "server: #{msg}"
+  exit 1
+end
+
+# A registered Monitor: the store pushes matching events into it.
+class Watcher
+  attr_reader :pattern
+
+  def initialize(pattern)
+    @pattern = pattern
+    @events = []
+    @closed = false
+    @mutex = Mutex.new
+    @cond = ConditionVariable.new
+  end
+
+  def matches?(key)
+    return key.start_with?(@pattern[0...-1]) if @pattern.end_with?('*')
+
+    key == @pattern
+  end
+
+  def push(event)
+    @mutex.synchronize do
+      @events << event
+      @cond.signal
+    end
+  end
+
+  def close
+    @mutex.synchronize do
+      @closed = true
+      @cond.signal
+    end
+  end
+
+  # Next event; :closed once closed (the call ended), :deadline once past
+  # the deadline (a Time, or nil for none).
+  def pop(deadline)
+    @mutex.synchronize do
+      loop do
+        return @events.shift unless @events.empty?
+        return :closed if @closed
+
+        if deadline
+          left = deadline - Time.now
+          return :deadline if left <= 0
+
+          @cond.wait(@mutex, left)
+        else
+          @cond.wait(@mutex)
+        end
+      end
+    end
+  end
+end
+
+# The in-memory store and its watch registry, guarded by one mutex.
+class Store
+  def initialize
+    @mutex = Mutex.new
+    @data = {} # key => [value, version]
+    @watchers = []
+  end
+
+  def get(key)
+    @mutex.synchronize { @data[key] }
+  end
+
+  # items: [[key, value], ...]; returns [created, updated].
+  def put_all(items)
+    @mutex.synchronize do
+      created = 0
+      updated = 0
+      items.each do |key, value|
+        old = @data[key]
+        old ? updated += 1 : created += 1
+        version = old ? old[1] + 1 : 1
+        @data[key] = [value, version]
+        @watchers.each do |w|
+          next unless w.matches?(key)
+
+          w.push(Stock::V1::WatchEvent.new(key:, value:, version:, existing: false))
+        end
+      end
+      [created, updated]
+    end
+  end
+
+  # Registers the watcher and takes the snapshot in one critical section.
+  def watch(watcher, include_existing)
+    @mutex.synchronize do
+      @watchers << watcher
+      return [] unless include_existing
+
+      @data.keys.select { |k| watcher.matches?(k) }.sort.map do |k|
+        value, version = @data[k]
+        Stock::V1::WatchEvent.new(key: k, value:, version:, existing: true)
+      end
+    end
+  end
+
+  def unwatch(watcher)
+    @mutex.synchronize { @watchers.delete(watcher) }
+    watcher.close
+  end
+
+  def stats
+    @mutex.synchronize { [@data.size, @data.each_value.sum { |v, _| v.bytesize }] }
+  end
+end
+
+# The test hooks of one call, read from its request metadata.
+class Hooks
+  attr_reader :echo, :delay_ms, :fail_code, :fail_message, :fail_after
+
+  def initialize(metadata)
+    md = ->(k) { Array(metadata[k]).first }
+    @echo = md.call('x-stock-echo')
+    @delay_ms = md.call('x-stock-delay-ms').to_i
+    special = md.call('x-stock-fail-special') == 'true'
+    code_name = md.call('x-stock-fail')
+    @fail_code = code_name ? Codes.const_get(code_name) : nil
+    @fail_code ||= Codes::UNKNOWN if special
+    @fail_message = special ? SPECIAL_MESSAGE : md.call('x-stock-fail-message') || "forced #{code_name}"
+    @fail_after = md.call('x-stock-fail-after').to_i
+  end
+
+  def trailers
+    @echo ? { 'x-stock-echo' => @echo } : {}
+  end
+
+  def error(code, message)
+    GRPC::BadStatus.new_status_exception(code, message, trailers)
+  end
+
+  def forced_error
+    error(@fail_code, @fail_message)
+  end
+
+  # Applies echo (trailer on success) and delay; the header is sent by the
+  # server's connect_md_proc.
+  def start(call)
+    call.output_metadata.merge!(trailers)
+    sleep(@delay_ms / 1000.0) if @delay_ms.positive?
+  end
+end
+
+# The stock.v1.Stock service.
+class StockService < Stock::V1::Stock::Service
+  def initialize(store)
+    super()
+    @store = store
+  end
+
+  def get(req, call)
+    hooks = unary_hooks(call)
+    check_key(hooks, req.key)
+    entry = @store.get(req.key)
+    raise hooks.error(Codes::NOT_FOUND, "key not found: #{req.key}") unless entry
+
+    Stock::V1::GetResponse.new(value: entry[0], version: entry[1])
+  end
+
+  def put(req, call)
+    hooks = unary_hooks(call)
+    check_key(hooks, req.key)
+    check_value(hooks, req.value)
+    @store.put_all([[req.key, req.value]])
+    Stock::V1::Empty.new
+  end
+
+  def inventory(_req, call)
+    unary_hooks(call)
+    count, bytes = @store.stats
+    Stock::V1::InventoryStatus.new(key_count: count, total_value_bytes: bytes,
+                                   language: LANGUAGE, stack: STACK)
+  end
+
+  def monitor(req, call)
+    hooks = Hooks.new(call.metadata)
+    hooks.start(call)
+    raise hooks.forced_error if hooks.fail_code && hooks.fail_after <= 0
+    raise hooks.error(Codes::INVALID_ARGUMENT, 'pattern must not be empty') if req.pattern.empty?
+    raise hooks.error(Codes::INVALID_ARGUMENT, 'max_events must not be negative') if req.max_events.negative?
+
+    watcher = Watcher.new(req.pattern)
+    existing = @store.watch(watcher, req.include_existing)
+    watch_call_end(call, watcher) if req.max_events.zero?
+    Enumerator.new { |out| stream_events(out, watcher, existing, req.max_events, hooks, call.deadline) }
+  end
+
+  def batch(call)
+    hooks = Hooks.new(call.metadata)
+    hooks.start(call)
+    items = call.each_remote_read.map { |item| [item.key, item.value] }
+    raise hooks.forced_error if hooks.fail_code
+
+    items.each do |key, value|
+      check_key(hooks, key)
+      check_value(hooks, value)
+    end
+    created, updated = @store.put_all(items)
+    Stock::V1::BatchSummary.new(items: items.size, value_bytes: items.sum { |_, v| v.bytesize },
+                                created:, updated:)
+  end
+
+  def trade(orders, call)
+    hooks = Hooks.new(call.metadata)
+    hooks.start(call)
+    raise hooks.forced_error if hooks.fail_code && hooks.fail_after <= 0
+
+    Enumerator.new { |out| fill_orders(out, orders, hooks) }
+  end
+
+  private
+
+  def unary_hooks(call)
+    hooks = Hooks.new(call.metadata)
+    hooks.start(call)
+    raise hooks.forced_error if hooks.fail_code
+
+    hooks
+  end
+
+  def check_key(hooks, key)
+    return if key.bytesize.between?(1, MAX_KEY_BYTES)
+
+    raise hooks.error(Codes::INVALID_ARGUMENT, "key must be 1 to #{MAX_KEY_BYTES} bytes, got #{key.bytesize}")
+  end
+
+  def check_value(hooks, value)
+    return if value.bytesize <= MAX_VALUE_BYTES
+
+    raise hooks.error(Codes::INVALID_ARGUMENT, "value must be at most #{MAX_VALUE_BYTES} bytes, got #{value.bytesize}")
+  end
+
+  def stream_events(out, watcher, existing, max_events, hooks, deadline)
+    # No deadline arrives as INFINITE_FUTURE, which converts to a pre-1970 Time.
+    # The core ends the call at its deadline itself; sending a status at that
+    # same moment races it (grpc 1.51 then can write frames that make an h2
+    # client drop the whole connection), so the stream gives up only after a
+    # grace, when the call is long closed and the status is a no-op.
+    deadline = deadline.is_a?(Time) && deadline.to_i.positive? ? deadline + DEADLINE_GRACE_S : nil
+    sent = 0
+    loop do
+      raise hooks.forced_error if hooks.fail_code && sent >= hooks.fail_after
+      break if max_events.positive? && sent >= max_events
+
+      event = existing.shift || watcher.pop(deadline)
+      raise hooks.error(Codes::DEADLINE_EXCEEDED, 'deadline exceeded') if event == :deadline
+
+      if event == :closed
+        # The core has just ended the call; a status sent right now races its
+        # own close (see above), so it is sent after the grace, as a no-op.
+        sleep(DEADLINE_GRACE_S)
+        raise hooks.error(Codes::CANCELLED, 'call ended')
+      end
+
+      out << event
+      sent += 1
+    end
+  ensure
+    @store.unwatch(watcher)
+  end
+
+  # A never-ending Monitor learns of its client's cancel or deadline from the
+  # call's close; it is never finished with OK, so this op cannot clash.
+  def watch_call_end(call, watcher)
+    core_call = call.instance_variable_get(:@wrapped)&.instance_variable_get(:@call)
+    return unless core_call.is_a?(GRPC::Core::Call)
+
+    Thread.new do
+      core_call.run_batch(GRPC::Core::CallOps::RECV_CLOSE_ON_SERVER => nil)
+    rescue StandardError => e
+      warn "server: monitor close watch: #{e}"
+    ensure
+      @store.unwatch(watcher)
+    end
+  end
+
+  def fill_orders(out, orders, hooks)
+    sequence = 0
+    positions = Hash.new(0)
+    orders.each do |order|
+      raise hooks.error(Codes::INVALID_ARGUMENT, "quantity must be > 0, got #{order.quantity}") if order.quantity <= 0
+
+      sequence += 1
+      delta = order.side == :BUY ? order.quantity : -order.quantity
+      positions[order.symbol] += delta
+      out << Stock::V1::TradeFill.new(order_id: order.order_id, symbol: order.symbol, side: order.side,
+                                      quantity: order.quantity, price_cents: order.price_cents,
+                                      sequence:, net_position: positions[order.symbol])
+      raise hooks.forced_error if hooks.fail_code && sequence >= hooks.fail_after
+    end
+  end
+end
+
+def parse_args(argv)
+  opts = { host: '127.0.0.1', tls_mode: 'none' }
+  parser = OptionParser.new do |o|
+    o.on('--port N', Integer) { |v| opts[:port] = v }
+    o.on('--host HOST') { |v| opts[:host] = v }
+    o.on('--tls-mode MODE', %w[none server mtls]) { |v| opts[:tls_mode] = v }
+    o.on('--cert-file F') { |v| opts[:cert_file] = v }
+    o.on('--key-file F') { |v| opts[:key_file] = v }
+    o.on('--ca-file F') { |v| opts[:ca_file] = v }
+  end
+  begin
+    rest = parser.parse(argv)
+  rescue OptionParser::ParseError => e
+    usage_exit(e.message)
+  end
+  usage_exit("unexpected argument #{rest.first}") unless rest.empty?
+  usage_exit('--port is required') unless opts[:port]
+  opts
+end
+
+def read_file(path, what)
+  fail_exit("#{what} is required for this --tls-mode") unless path
+  File.read(path)
+rescue SystemCallError => e
+  fail_exit("cannot read #{what}: #{e.message}")
+end
+
+def server_credentials(opts)
+  return :this_port_is_insecure if opts[:tls_mode] == 'none'
+
+  pair = { private_key: read_file(opts[:key_file], '--key-file'),
+           cert_chain: read_file(opts[:cert_file], '--cert-file') }
+  return GRPC::Core::ServerCredentials.new(nil, [pair], false) if opts[:tls_mode] == 'server'
+
+  GRPC::Core::ServerCredentials.new(read_file(opts[:ca_file], '--ca-file'), [pair], true)
+end
+
+def main
+  opts = parse_args(ARGV)
+  creds = server_credentials(opts)
+  echo_header = lambda do |method, metadata|
+    echo = metadata['x-stock-echo']
+    method.to_s.start_with?(STOCK_PREFIX) && echo ? { 'x-stock-echo' => echo } : {}
+  end
+  server = GRPC::RpcServer.new(pool_size: 64, poll_period: 0.2, pool_keep_alive: 0.2,
+                               connect_md_proc: echo_header)
+  server.handle(StockService.new(Store.new))
+  health = Grpc::Health::Checker.new
+  serving = Grpc::Health::V1::HealthCheckResponse::ServingStatus::SERVING
+  health.set_status_for_services(serving, '', 'stock.v1.Stock')
+  server.handle(health)
+
+  host = opts[:host].include?(':') ? "[#{opts[:host]}]" : opts[:host]
+  address = "#{host}:#{opts[:port]}"
+  begin
+    port = server.add_http2_port(address, creds)
+  rescue StandardError => e
+    fail_exit("cannot listen on #{address}: #{e.message}")
+  end
+  fail_exit("cannot listen on #{address}") if port.nil? || port.zero?
+
+  stop = Queue.new
+  %w[TERM INT].each { |sig| Signal.trap(sig) { stop << sig } }
+  Thread.new do
+    $stdin.read
+  rescue StandardError
+    nil
+  ensure
+    stop << 'EOF'
+  end
+  Thread.new do
+    server.run
+  rescue StandardError => e
+    warn "server: #{e.message}"
+    stop << 'ERROR'
+  end
+  server.wait_till_running
+  $stdout.puts "listening on #{opts[:host]}:#{port}"
+  $stdout.flush
+
+  stop.pop
+  stopper = Thread.new { server.stop }
+  stopper.join(0.7)
+  $stdout.flush
+  exit!(0)
+end
+
+main
