@@ -48,6 +48,7 @@ pub struct Proc {
     pub stdin: Option<ChildStdin>,
     pub stdout: Option<ChildStdout>,
     stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
     reaped: bool,
 }
 
@@ -71,9 +72,10 @@ pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
     let pgid = child.id().expect("a just-spawned child has a pid") as i32;
     registry().lock().unwrap().insert(pgid);
     let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut stderr_task = None;
     if let Some(mut err) = child.stderr.take() {
         let buf = stderr.clone();
-        tokio::spawn(async move {
+        stderr_task = Some(tokio::spawn(async move {
             let mut chunk = [0u8; 4096];
             while let Ok(n) = err.read(&mut chunk).await {
                 if n == 0 {
@@ -86,12 +88,19 @@ pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
                     b.drain(..cut);
                 }
             }
-        });
+        }));
     }
-    Ok(Proc { stdin: child.stdin.take(), stdout: child.stdout.take(), child, pgid, stderr, reaped: false })
+    Ok(Proc { stdin: child.stdin.take(), stdout: child.stdout.take(), child, pgid, stderr, stderr_task, reaped: false })
 }
 
 impl Proc {
+    /// Waits (briefly) until everything an exited process wrote to stderr was read.
+    pub async fn drain_stderr(&mut self) {
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+        }
+    }
+
     /// The last few KiB the process wrote to stderr.
     pub fn stderr_tail(&self) -> String {
         let b = self.stderr.lock().unwrap();

@@ -144,6 +144,7 @@ impl Runner {
             timeout_ms: None,
             metadata: vec![],
             compression: None,
+            faults: vec![],
             command: ClientCommand::Inventory,
         };
         let Ok(ch) = channel(&args) else { return false };
@@ -178,6 +179,7 @@ impl Runner {
                 Err(timed_out) => {
                     let status = if timed_out { None } else { proc.wait_for(Duration::from_secs(2)).await };
                     proc.kill().await;
+                    proc.drain_stderr().await;
                     let stderr = proc.stderr_tail();
                     let why = if timed_out {
                         format!("server did not print `listening on` within {} s", limit.as_secs())
@@ -201,6 +203,7 @@ impl Runner {
                     return Ok((proc, port, ms(start.elapsed())));
                 }
                 if let Some(status) = proc.try_exit() {
+                    proc.drain_stderr().await;
                     return Err((format!("server exited ({status}) before its health check answered SERVING"), proc.stderr_tail()));
                 }
                 if tokio::time::Instant::now() >= deadline {
@@ -313,6 +316,7 @@ impl Runner {
             None => proc.kill().await,
         };
         writer.abort();
+        proc.drain_stderr().await;
         run.stderr = proc.stderr_tail();
         if current < order.len() && !hung {
             let (test_idx, step_id, _) = &order[current];

@@ -12,7 +12,7 @@ use futures::future::BoxFuture;
 use prost_reflect::{DynamicMessage, MessageDescriptor};
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -44,8 +44,20 @@ pub struct ClientArgs {
     pub metadata: Vec<(String, String)>,
     #[arg(long, value_parser = ["gzip", "identity"])]
     pub compression: Option<String>,
+    /// Deliberate bugs, so tests can prove the negative TLS cases catch them.
+    #[arg(long = "break", value_enum, hide = true)]
+    pub faults: Vec<ClientFault>,
     #[command(subcommand)]
     pub command: ClientCommand,
+}
+
+/// A deliberate bug the reference client can be started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientFault {
+    /// Trusts every certificate found beside --ca-file, as if it skipped verification.
+    TrustAnyCa,
+    /// Ignores --server-name.
+    IgnoreServerName,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -121,9 +133,18 @@ pub fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
     let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", args.server)).with_context(|| format!("invalid --server {:?}", args.server))?;
     if args.tls_mode != TlsMode::None {
         let host = args.server.rsplit_once(':').map(|(h, _)| h).unwrap_or(&args.server).trim_matches(['[', ']']);
-        let ca = args.ca_file.as_ref().context("--ca-file is required with --tls-mode server|mtls")?;
-        let ca = std::fs::read(ca).with_context(|| format!("failed to read --ca-file {}", ca.display()))?;
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(args.server_name.clone().unwrap_or_else(|| host.to_string()));
+        let ca_path = args.ca_file.as_ref().context("--ca-file is required with --tls-mode server|mtls")?;
+        let mut ca = std::fs::read(ca_path).with_context(|| format!("failed to read --ca-file {}", ca_path.display()))?;
+        if args.faults.contains(&ClientFault::TrustAnyCa) {
+            for entry in std::fs::read_dir(ca_path.parent().unwrap_or(Path::new(".")))?.flatten() {
+                let text = std::fs::read(entry.path()).unwrap_or_default();
+                if String::from_utf8_lossy(&text).contains("BEGIN CERTIFICATE") {
+                    ca.extend_from_slice(&text);
+                }
+            }
+        }
+        let name = args.server_name.clone().filter(|_| !args.faults.contains(&ClientFault::IgnoreServerName));
+        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(name.unwrap_or_else(|| host.to_string()));
         if args.tls_mode == TlsMode::Mtls {
             let read = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Vec<u8>> {
                 let p = p.as_ref().with_context(|| format!("--{flag} is required with --tls-mode mtls"))?;

@@ -54,6 +54,9 @@ pub enum Fault {
     MtlsOptional,
     /// Trade holds every fill until the client half-closes.
     HoldFills,
+    /// Like wrong-status, but only in the first server started in this
+    /// folder (a marker file remembers): a flaky implementation.
+    FlakyOnce,
 }
 
 #[derive(Default)]
@@ -258,7 +261,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
         .build_v1()
         .context("building the reflection service")?;
-    let stock = StockServer::new(StockService { store: Arc::default(), faults: args.faults.clone() })
+    let mut faults = args.faults.clone();
+    if faults.contains(&Fault::FlakyOnce) && std::fs::File::create_new(".stock-matrix-flaky-once").is_ok() {
+        faults.push(Fault::WrongStatus);
+    }
+    let stock = StockServer::new(StockService { store: Arc::default(), faults })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(4 << 20)
         .max_encoding_message_size(4 << 20);

@@ -1,0 +1,19 @@
+#!/bin/sh
+# Installs the pinned npm packages into node_modules/ (npm ci; npm install
+# only when there is no lock file yet), generates TypeScript from
+# ../../proto/stock.proto and proto/grpc/health/v1/health.proto into gen/
+# with buf + protoc-gen-es, and compiles src/ and gen/ with tsc into dist/.
+# Idempotent: npm ci is skipped while node_modules matches package-lock.json.
+set -eu
+cd "$(dirname "$0")"
+if [ ! -f package-lock.json ]; then
+  npm install --no-audit --no-fund --ignore-scripts
+  cp package-lock.json node_modules/.stock-matrix-lock
+elif ! cmp -s package-lock.json node_modules/.stock-matrix-lock 2>/dev/null; then
+  npm ci --no-audit --no-fund --ignore-scripts
+  cp package-lock.json node_modules/.stock-matrix-lock
+fi
+export PATH="$PWD/node_modules/.bin:$PATH"
+buf generate
+rm -rf dist
+tsc -p tsconfig.json
