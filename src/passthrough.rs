@@ -35,6 +35,19 @@ pub fn humanize(line: &str) -> String {
     v.to_string()
 }
 
+/// Makes the values of path flags absolute: the program runs in its own folder.
+fn absolute_paths(args: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    for a in args {
+        let after_path_flag = out.last().is_some_and(|prev| ["--ca-file", "--cert-file", "--key-file"].contains(&prev.as_str()));
+        match std::path::absolute(a) {
+            Ok(abs) if after_path_flag => out.push(abs.display().to_string()),
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
 /// `stock-matrix <lang> server|client ARGS…`
 pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
     let (name, rest) = args.split_first().expect("clap gives at least the name");
@@ -42,6 +55,7 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
     let Some((side, rest)) = rest.split_first().filter(|(s, _)| *s == "server" || *s == "client") else {
         return Err(Exit(cli::EXIT_USAGE, format!("usage: stock-matrix {name} server|client ARGS…")));
     };
+    let rest = &absolute_paths(rest);
     let proto = m.root.join("proto/stock.proto");
     if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
         eprintln!("building {name} …");
@@ -86,6 +100,13 @@ pub async fn shortcut(_matrix: &Path, target: &Target, command: &[String]) -> Re
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_flags_become_absolute() {
+        let out = absolute_paths(&["--ca-file".into(), "certs/ca.pem".into(), "get".into(), "certs/x".into()]);
+        assert!(out[1].starts_with('/') && out[1].ends_with("certs/ca.pem"), "{out:?}");
+        assert_eq!(out[3], "certs/x");
+    }
 
     #[test]
     fn text_values_are_shown_decoded_and_raw_kept() {
