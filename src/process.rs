@@ -54,11 +54,20 @@ pub struct Proc {
 
 const STDERR_KEEP: usize = 16 * 1024;
 
+/// A relative program with a slash (`./server`) is relative to `cwd`, where it runs.
+fn resolve(program: &str, cwd: &Path) -> String {
+    if program.contains('/') && !program.starts_with('/') {
+        cwd.join(program).to_string_lossy().into_owned()
+    } else {
+        program.to_string()
+    }
+}
+
 /// Starts `argv` in `cwd` with piped stdio. A relative program with a slash
 /// (`./server`) is resolved against `cwd`.
 pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
     let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command line"))?;
-    let program = if program.contains('/') && !program.starts_with('/') { cwd.join(program).to_string_lossy().into_owned() } else { program.clone() };
+    let program = resolve(program, cwd);
     let mut cmd = Command::new(&program);
     cmd.args(args).current_dir(cwd).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
     // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
@@ -171,7 +180,7 @@ impl Drop for Proc {
 /// `log` and no stdin, killing its group after `limit`.
 pub async fn run_logged(argv: &[String], cwd: &Path, log: &Path, limit: Duration) -> Result<ExitStatus, String> {
     let (program, args) = argv.split_first().ok_or("empty command line")?;
-    let program = if program.contains('/') && !program.starts_with('/') { cwd.join(program).to_string_lossy().into_owned() } else { program.clone() };
+    let program = resolve(program, cwd);
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
     }
@@ -200,7 +209,7 @@ pub async fn run_logged(argv: &[String], cwd: &Path, log: &Path, limit: Duration
 pub async fn passthrough(argv: &[String], cwd: &Path, map: impl Fn(&str) -> String) -> std::io::Result<i32> {
     use tokio::io::AsyncBufReadExt;
     let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command line"))?;
-    let program = if program.contains('/') && !program.starts_with('/') { cwd.join(program).to_string_lossy().into_owned() } else { program.clone() };
+    let program = resolve(program, cwd);
     let mut child = Command::new(&program).args(args).current_dir(cwd).stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
     while let Some(line) = lines.next_line().await? {
@@ -216,7 +225,7 @@ pub fn exec(argv: &[String], cwd: &Path) -> std::io::Error {
         Some(x) => x,
         None => return std::io::Error::other("empty command line"),
     };
-    let program = if program.contains('/') && !program.starts_with('/') { cwd.join(program).to_string_lossy().into_owned() } else { program.clone() };
+    let program = resolve(program, cwd);
     std::process::Command::new(program).args(args).current_dir(cwd).exec()
 }
 
