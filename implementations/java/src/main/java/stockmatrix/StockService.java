@@ -1,0 +1,378 @@
+package stockmatrix;
+
+import io.grpc.Context;
+import io.grpc.Contexts;
+import io.grpc.ForwardingServerCall;
+import io.grpc.Metadata;
+import io.grpc.ServerCall;
+import io.grpc.ServerCallHandler;
+import io.grpc.ServerInterceptor;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import io.grpc.internal.GrpcUtil;
+import io.grpc.stub.ServerCallStreamObserver;
+import io.grpc.stub.StreamObserver;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Map;
+import stock.v1.StockGrpc;
+import stock.v1.StockOuterClass.BatchItem;
+import stock.v1.StockOuterClass.BatchSummary;
+import stock.v1.StockOuterClass.Empty;
+import stock.v1.StockOuterClass.GetRequest;
+import stock.v1.StockOuterClass.GetResponse;
+import stock.v1.StockOuterClass.InventoryStatus;
+import stock.v1.StockOuterClass.PutRequest;
+import stock.v1.StockOuterClass.Side;
+import stock.v1.StockOuterClass.TradeFill;
+import stock.v1.StockOuterClass.TradeOrder;
+import stock.v1.StockOuterClass.WatchEvent;
+import stock.v1.StockOuterClass.WatchRequest;
+
+/** stock.v1.Stock over the store, with the contract's x-stock-* test hooks. */
+final class StockService extends StockGrpc.StockImplBase {
+  static final String SPECIAL_MESSAGE =
+      "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \ud83d\ude08\t\n";
+
+  private static final Metadata.Key<String> ECHO = key("x-stock-echo");
+  private static final Context.Key<Metadata> HEADERS = Context.key("request-headers");
+
+  private final Store store = new Store();
+
+  private static Metadata.Key<String> key(String name) {
+    return Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER);
+  }
+
+  /**
+   * Echoes x-stock-echo as a header and a trailer and makes the request headers available to the
+   * handlers.
+   */
+  static final ServerInterceptor INTERCEPTOR =
+      new ServerInterceptor() {
+        @Override
+        public <Q, R> ServerCall.Listener<Q> interceptCall(
+            ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+          String echo = headers.get(ECHO);
+          ServerCall<Q, R> wrapped =
+              echo == null
+                  ? call
+                  : new ForwardingServerCall.SimpleForwardingServerCall<Q, R>(call) {
+                    @Override
+                    public void sendHeaders(Metadata h) {
+                      h.put(ECHO, echo);
+                      super.sendHeaders(h);
+                    }
+
+                    @Override
+                    public void close(Status status, Metadata trailers) {
+                      trailers.put(ECHO, echo);
+                      super.close(status, trailers);
+                    }
+                  };
+          Context ctx = Context.current().withValue(HEADERS, headers);
+          return Contexts.interceptCall(ctx, wrapped, headers, next);
+        }
+      };
+
+  /** What the metadata of one call asks for. */
+  private record Hooks(Status fail, long failAfter) {}
+
+  private static long number(Metadata md, String name) {
+    String v = md.get(key(name));
+    if (v == null) {
+      return 0;
+    }
+    try {
+      long n = Long.parseLong(v.trim());
+      if (n >= 0) {
+        return n;
+      }
+    } catch (NumberFormatException e) {
+      // reported below
+    }
+    throw Store.invalid(name + " must be a number, got \"" + v + "\"");
+  }
+
+  /** Reads the hooks and sleeps the delay; for unary methods also applies the fail. */
+  private static Hooks enter(boolean unary) {
+    Metadata md = HEADERS.get();
+    boolean special = "true".equals(md.get(key("x-stock-fail-special")));
+    String name = md.get(key("x-stock-fail"));
+    Status fail = null;
+    if (name != null || special) {
+      Status.Code code = Status.Code.UNKNOWN;
+      if (name != null) {
+        try {
+          code = Status.Code.valueOf(name);
+        } catch (IllegalArgumentException e) {
+          code = Status.Code.OK;
+        }
+        if (code == Status.Code.OK) {
+          throw Store.invalid("x-stock-fail: unknown code \"" + name + "\"");
+        }
+      }
+      String message = md.get(key("x-stock-fail-message"));
+      if (special) {
+        message = SPECIAL_MESSAGE;
+      } else if (message == null) {
+        message = "forced " + code.name();
+      }
+      fail = Status.fromCode(code).withDescription(message);
+    }
+    long failAfter = number(md, "x-stock-fail-after");
+    sleep(number(md, "x-stock-delay-ms"));
+    if (unary && fail != null) {
+      throw fail.asRuntimeException();
+    }
+    return new Hooks(fail, failAfter);
+  }
+
+  /** Sleeps, ending early when the call is cancelled. */
+  private static void sleep(long ms) {
+    Context ctx = Context.current();
+    long end = System.nanoTime() + ms * 1_000_000;
+    try {
+      for (long left = end - System.nanoTime(); left > 0 && !ctx.isCancelled(); ) {
+        Thread.sleep(Math.min(left / 1_000_000 + 1, 10));
+        left = end - System.nanoTime();
+      }
+    } catch (InterruptedException e) {
+      Thread.currentThread().interrupt();
+    }
+  }
+
+  private static void fail(StreamObserver<?> obs, RuntimeException e) {
+    obs.onError(
+        e instanceof StatusRuntimeException
+            ? e
+            : Status.INTERNAL.withDescription(e.toString()).asRuntimeException());
+  }
+
+  @Override
+  public void get(GetRequest req, StreamObserver<GetResponse> obs) {
+    try {
+      enter(true);
+      Store.validateKey(req.getKey());
+      WatchEvent e = store.get(req.getKey());
+      if (e == null) {
+        throw Status.NOT_FOUND
+            .withDescription("key \"" + req.getKey() + "\" not found")
+            .asRuntimeException();
+      }
+      obs.onNext(
+          GetResponse.newBuilder().setValue(e.getValue()).setVersion(e.getVersion()).build());
+      obs.onCompleted();
+    } catch (RuntimeException e) {
+      fail(obs, e);
+    }
+  }
+
+  @Override
+  public void put(PutRequest req, StreamObserver<Empty> obs) {
+    try {
+      enter(true);
+      Store.validateKey(req.getKey());
+      Store.validateValue(req.getValue());
+      store.put(req.getKey(), req.getValue());
+      obs.onNext(Empty.getDefaultInstance());
+      obs.onCompleted();
+    } catch (RuntimeException e) {
+      fail(obs, e);
+    }
+  }
+
+  @Override
+  public void inventory(Empty req, StreamObserver<InventoryStatus> obs) {
+    try {
+      enter(true);
+      long[] t = store.totals();
+      obs.onNext(
+          InventoryStatus.newBuilder()
+              .setKeyCount(t[0])
+              .setTotalValueBytes(t[1])
+              .setLanguage("java")
+              .setStack("grpc-java " + GrpcUtil.IMPLEMENTATION_VERSION)
+              .build());
+      obs.onCompleted();
+    } catch (RuntimeException e) {
+      fail(obs, e);
+    }
+  }
+
+  /** One Monitor stream; every method runs with the store's lock held. */
+  private static final class Watch implements Store.Watcher {
+    private final WatchRequest req;
+    private final Hooks hooks;
+    private final ServerCallStreamObserver<WatchEvent> obs;
+    private long sent;
+
+    Watch(WatchRequest req, Hooks hooks, ServerCallStreamObserver<WatchEvent> obs) {
+      this.req = req;
+      this.hooks = hooks;
+      this.obs = obs;
+    }
+
+    @Override
+    public String pattern() {
+      return req.getPattern();
+    }
+
+    @Override
+    public boolean deliver(WatchEvent event) {
+      if (obs.isCancelled()) {
+        return false;
+      }
+      obs.onNext(event);
+      sent++;
+      return check();
+    }
+
+    /** Ends the stream when the fail hook or max_events says so; false once ended. */
+    boolean check() {
+      if (hooks.fail != null && sent == hooks.failAfter) {
+        obs.onError(hooks.fail.asRuntimeException());
+        return false;
+      }
+      if (req.getMaxEvents() > 0 && sent == req.getMaxEvents()) {
+        obs.onCompleted();
+        return false;
+      }
+      return true;
+    }
+  }
+
+  @Override
+  public void monitor(WatchRequest req, StreamObserver<WatchEvent> obs) {
+    try {
+      Hooks hooks = enter(false);
+      if (req.getPattern().isEmpty()) {
+        throw Store.invalid("pattern must not be empty");
+      }
+      if (req.getMaxEvents() < 0) {
+        throw Store.invalid("max_events must not be negative");
+      }
+      ServerCallStreamObserver<WatchEvent> sobs = (ServerCallStreamObserver<WatchEvent>) obs;
+      Watch w = new Watch(req, hooks, sobs);
+      sobs.setOnCancelHandler(() -> store.unwatch(w));
+      if (w.check()) {
+        store.watch(w, req.getIncludeExisting());
+      }
+    } catch (RuntimeException e) {
+      fail(obs, e);
+    }
+  }
+
+  @Override
+  public StreamObserver<BatchItem> batch(StreamObserver<BatchSummary> obs) {
+    Hooks hooks;
+    try {
+      hooks = enter(false);
+    } catch (RuntimeException e) {
+      fail(obs, e);
+      return ignore();
+    }
+    List<BatchItem> items = new ArrayList<>();
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(BatchItem item) {
+        items.add(item);
+      }
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {
+        try {
+          if (hooks.fail != null) {
+            throw hooks.fail.asRuntimeException();
+          }
+          obs.onNext(store.batch(items));
+          obs.onCompleted();
+        } catch (RuntimeException e) {
+          fail(obs, e);
+        }
+      }
+    };
+  }
+
+  @Override
+  public StreamObserver<TradeOrder> trade(StreamObserver<TradeFill> obs) {
+    Hooks hooks;
+    try {
+      hooks = enter(false);
+      if (hooks.fail != null && hooks.failAfter == 0) {
+        throw hooks.fail.asRuntimeException();
+      }
+    } catch (RuntimeException e) {
+      fail(obs, e);
+      return ignore();
+    }
+    return new StreamObserver<>() {
+      private final Map<String, Long> positions = new HashMap<>();
+      private long sequence;
+      private boolean done;
+
+      @Override
+      public void onNext(TradeOrder order) {
+        if (done) {
+          return;
+        }
+        if (order.getQuantity() <= 0) {
+          done = true;
+          obs.onError(
+              Store.invalid(
+                  "order \""
+                      + order.getOrderId()
+                      + "\": quantity must be > 0, got "
+                      + order.getQuantity()));
+          return;
+        }
+        sequence++;
+        long signed = order.getSide() == Side.BUY ? order.getQuantity() : -order.getQuantity();
+        long position = positions.merge(order.getSymbol(), signed, Long::sum);
+        obs.onNext(
+            TradeFill.newBuilder()
+                .setOrderId(order.getOrderId())
+                .setSymbol(order.getSymbol())
+                .setSideValue(order.getSideValue())
+                .setQuantity(order.getQuantity())
+                .setPriceCents(order.getPriceCents())
+                .setSequence(sequence)
+                .setNetPosition(position)
+                .build());
+        if (hooks.fail != null && sequence == hooks.failAfter) {
+          done = true;
+          obs.onError(hooks.fail.asRuntimeException());
+        }
+      }
+
+      @Override
+      public void onError(Throwable t) {
+        done = true;
+      }
+
+      @Override
+      public void onCompleted() {
+        if (!done) {
+          done = true;
+          obs.onCompleted();
+        }
+      }
+    };
+  }
+
+  private static <T> StreamObserver<T> ignore() {
+    return new StreamObserver<>() {
+      @Override
+      public void onNext(T value) {}
+
+      @Override
+      public void onError(Throwable t) {}
+
+      @Override
+      public void onCompleted() {}
+    };
+  }
+}

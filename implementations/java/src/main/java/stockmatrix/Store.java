@@ -1,0 +1,161 @@
+package stockmatrix;
+
+import com.google.protobuf.ByteString;
+import io.grpc.Status;
+import io.grpc.StatusRuntimeException;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.Iterator;
+import java.util.List;
+import java.util.Map;
+import stock.v1.StockOuterClass.BatchItem;
+import stock.v1.StockOuterClass.BatchSummary;
+import stock.v1.StockOuterClass.WatchEvent;
+
+/**
+ * The in-memory store. Keys, versions and watchers are guarded by one lock (this object), so a
+ * watch's snapshot and its registration happen in one critical section.
+ */
+final class Store {
+  static final int MAX_KEY = 256;
+  static final int MAX_VALUE = 1 << 20;
+
+  /** A registered Monitor stream; called with the store's lock held. */
+  interface Watcher {
+    String pattern();
+
+    /** Delivers one event; returns false when the watcher is done and must be dropped. */
+    boolean deliver(WatchEvent event);
+  }
+
+  private record Entry(ByteString value, long version) {}
+
+  private final Map<String, Entry> map = new HashMap<>();
+  private final List<Watcher> watchers = new ArrayList<>();
+
+  static boolean matches(String pattern, String key) {
+    return pattern.endsWith("*")
+        ? key.startsWith(pattern.substring(0, pattern.length() - 1))
+        : pattern.equals(key);
+  }
+
+  static void validateKey(String key) {
+    int n = key.getBytes(StandardCharsets.UTF_8).length;
+    if (n < 1 || n > MAX_KEY) {
+      throw invalid("key must be 1 to " + MAX_KEY + " bytes, got " + n);
+    }
+  }
+
+  static void validateValue(ByteString value) {
+    if (value.size() > MAX_VALUE) {
+      throw invalid("value must be at most " + MAX_VALUE + " bytes, got " + value.size());
+    }
+  }
+
+  static StatusRuntimeException invalid(String message) {
+    return Status.INVALID_ARGUMENT.withDescription(message).asRuntimeException();
+  }
+
+  /** The key with its value and version, or null when it is missing. */
+  synchronized WatchEvent get(String key) {
+    Entry e = map.get(key);
+    return e == null
+        ? null
+        : WatchEvent.newBuilder().setKey(key).setValue(e.value).setVersion(e.version).build();
+  }
+
+  synchronized void put(String key, ByteString value) {
+    putLocked(key, value);
+  }
+
+  /** Writes one key and notifies the matching watchers; returns true when it was created. */
+  private boolean putLocked(String key, ByteString value) {
+    Entry old = map.get(key);
+    long version = old == null ? 1 : old.version + 1;
+    map.put(key, new Entry(value, version));
+    WatchEvent event = null;
+    for (Iterator<Watcher> it = watchers.iterator(); it.hasNext(); ) {
+      Watcher w = it.next();
+      if (matches(w.pattern(), key)) {
+        if (event == null) {
+          event = WatchEvent.newBuilder().setKey(key).setValue(value).setVersion(version).build();
+        }
+        if (!w.deliver(event)) {
+          it.remove();
+        }
+      }
+    }
+    return old == null;
+  }
+
+  /**
+   * Sends the existing matching keys (when asked) in ascending byte order, then registers the
+   * watcher, all under the lock.
+   */
+  synchronized void watch(Watcher w, boolean includeExisting) {
+    if (includeExisting) {
+      List<Map.Entry<String, Entry>> existing = new ArrayList<>();
+      for (Map.Entry<String, Entry> e : map.entrySet()) {
+        if (matches(w.pattern(), e.getKey())) {
+          existing.add(e);
+        }
+      }
+      existing.sort(
+          (a, b) ->
+              Arrays.compareUnsigned(
+                  a.getKey().getBytes(StandardCharsets.UTF_8),
+                  b.getKey().getBytes(StandardCharsets.UTF_8)));
+      for (Map.Entry<String, Entry> e : existing) {
+        WatchEvent event =
+            WatchEvent.newBuilder()
+                .setKey(e.getKey())
+                .setValue(e.getValue().value)
+                .setVersion(e.getValue().version)
+                .setExisting(true)
+                .build();
+        if (!w.deliver(event)) {
+          return;
+        }
+      }
+    }
+    watchers.add(w);
+  }
+
+  synchronized void unwatch(Watcher w) {
+    watchers.remove(w);
+  }
+
+  /** Validates every item, then applies them all in order. */
+  synchronized BatchSummary batch(List<BatchItem> items) {
+    for (int i = 0; i < items.size(); i++) {
+      try {
+        validateKey(items.get(i).getKey());
+        validateValue(items.get(i).getValue());
+      } catch (StatusRuntimeException e) {
+        throw invalid("item " + i + ": " + e.getStatus().getDescription());
+      }
+    }
+    BatchSummary.Builder s = BatchSummary.newBuilder();
+    for (BatchItem item : items) {
+      s.setItems(s.getItems() + 1);
+      s.setValueBytes(s.getValueBytes() + item.getValue().size());
+      if (putLocked(item.getKey(), item.getValue())) {
+        s.setCreated(s.getCreated() + 1);
+      } else {
+        s.setUpdated(s.getUpdated() + 1);
+      }
+    }
+    return s.build();
+  }
+
+  /** {key count, total value bytes}. */
+  synchronized long[] totals() {
+    long bytes = 0;
+    for (Entry e : map.values()) {
+      bytes += e.value.size();
+    }
+    return new long[] {map.size(), bytes};
+  }
+}
