@@ -13,7 +13,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Inventory.stack names the tonic version actually linked.
     println!("cargo:rerun-if-changed=Cargo.lock");
     let lock = fs::read_to_string("Cargo.lock").unwrap_or_default();
-    let version = lock.split("[[package]]").find(|p| p.contains("name = \"tonic\"\n")).and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \""))).map(|v| v.trim_end_matches('"').to_string()).unwrap_or_else(|| "unknown".into());
+    let version = lock
+        .split("[[package]]")
+        .find(|p| p.contains("name = \"tonic\"\n"))
+        .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = \"")))
+        .map(|v| v.trim_end_matches('"').to_string())
+        .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=STOCK_TONIC_VERSION={version}");
     Ok(())
 }

@@ -5,13 +5,13 @@ use crate::builder;
 use crate::cases::{self, CaseSet};
 use crate::cli::{self, Cli, Command, Filters, Format, Verdicts};
 use crate::config::Matrix;
-use crate::plan::{self, Cell, CellKey, Selection, Test};
+use crate::followup::{all_ids, assign_blame, cells_for, merge, rerun_filters};
+use crate::plan::{self, CellKey, Selection};
 use crate::process;
 use crate::report::{console::Console, junit, markdown, BuildInfo, Outcome, RunSummary, TestResult};
-use crate::verdict::{self, KnownList};
-use crate::blame;
 use crate::runner::Runner;
 use crate::tls::{self, KeyType, TlsMode};
+use crate::verdict::{self, KnownList};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 /// An error with the exit code it maps to.
 pub struct Exit(pub i32, pub String);
 
-fn usage(e: impl std::fmt::Display) -> Exit {
+pub fn usage(e: impl std::fmt::Display) -> Exit {
     Exit(cli::EXIT_USAGE, e.to_string())
 }
 
@@ -99,7 +99,11 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
                     *per_set.entry(&t.set).or_default() += 1;
                 }
                 for (set, n) in per_set {
-                    let tls = if c.key.key_type == KeyType::default() { c.key.tls.to_string() } else { format!("{}+{}", c.key.tls, c.key.key_type.as_str()) };
+                    let tls = if c.key.key_type == KeyType::default() {
+                        c.key.tls.to_string()
+                    } else {
+                        format!("{}+{}", c.key.tls, c.key.key_type.as_str())
+                    };
                     println!("{:<12} {:<12} {:<7} {:<15} {:>5}", c.key.client, c.key.server, tls, set, n);
                 }
             }
@@ -124,7 +128,11 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
 
 fn run_id() -> String {
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    format!("{}-{}", now.replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').replace('.', "-"), std::process::id())
+    format!(
+        "{}-{}",
+        now.replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').replace('.', "-"),
+        std::process::id()
+    )
 }
 
 /// Builds each language once, in order; returns their build infos.
@@ -134,19 +142,44 @@ async fn build_all(m: &Matrix, langs: &[String], logs: &Path, force: bool, say: 
     for name in langs {
         let lang = &m.languages[name];
         if !force && (lang.build.is_empty() || builder::up_to_date(lang, &proto)) && builder::missing_tools(lang).is_empty() {
-            out.insert(name.clone(), BuildInfo { status: if lang.build.is_empty() { "nothing to build".into() } else { "up to date".into() }, duration_ms: 0.0, ok: true });
+            out.insert(
+                name.clone(),
+                BuildInfo {
+                    status: if lang.build.is_empty() {
+                        "nothing to build".into()
+                    } else {
+                        "up to date".into()
+                    },
+                    duration_ms: 0.0,
+                    ok: true,
+                },
+            );
             continue;
         }
         say(&format!("building {name} …"));
-        let info = builder::ensure_built(name, lang, &proto, &logs.join(format!("build-{name}.log")), Duration::from_millis(m.run.build_timeout_ms), force).await;
-        say(&format!("{} {name}: {} ({:.1} s)", if info.ok { "built" } else { "FAILED" }, info.status.lines().next().unwrap_or_default(), info.duration_ms / 1000.0));
+        let info = builder::ensure_built(
+            name,
+            lang,
+            &proto,
+            &logs.join(format!("build-{name}.log")),
+            Duration::from_millis(m.run.build_timeout_ms),
+            force,
+        )
+        .await;
+        say(&format!(
+            "{} {name}: {} ({:.1} s)",
+            if info.ok { "built" } else { "FAILED" },
+            info.status.lines().next().unwrap_or_default(),
+            info.duration_ms / 1000.0
+        ));
         out.insert(name.clone(), info);
     }
     out
 }
 
 fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit> {
-    let w = |name: &str, text: String| std::fs::write(dir.join(name), text).map_err(|e| setup_err(format!("failed to write {}: {e}", dir.join(name).display())));
+    let w =
+        |name: &str, text: String| std::fs::write(dir.join(name), text).map_err(|e| setup_err(format!("failed to write {}: {e}", dir.join(name).display())));
     let md = markdown::render(s);
     w("junit.xml", junit::render(s))?;
     w("summary.md", md.clone())?;
@@ -163,71 +196,20 @@ fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit>
     Ok(())
 }
 
-/// The red tests of the last run, as filters that select exactly them.
-fn rerun_filters(reports: &Path, f: &Filters) -> Result<Filters, Exit> {
-    let path = reports.join("latest/summary.json");
-    let text = std::fs::read_to_string(&path).map_err(|e| usage(format!("--rerun-failed: cannot read {}: {e}", path.display())))?;
-    let last: RunSummary = serde_json::from_str(&text).map_err(|e| usage(format!("--rerun-failed: {}: {e}", path.display())))?;
-    let red: Vec<&TestResult> = last.tests.iter().filter(|t| t.outcome.is_red()).collect();
-    if red.is_empty() {
-        return Err(Exit(cli::EXIT_OK, format!("--rerun-failed: the last run ({}) had no red test", last.run_id)));
-    }
-    let uniq = |v: Vec<String>| -> Vec<String> {
-        let mut v = v;
-        v.sort();
-        v.dedup();
-        v
-    };
-    let mut tls: Vec<TlsMode> = red.iter().map(|t| t.cell.tls).collect();
-    tls.sort();
-    tls.dedup();
-    let mut key_types: Vec<KeyType> = red.iter().map(|t| t.cell.key_type).collect();
-    key_types.sort();
-    key_types.dedup();
-    Ok(Filters {
-        profile: None,
-        clients: uniq(red.iter().map(|t| t.cell.client.clone()).collect()),
-        servers: uniq(red.iter().map(|t| t.cell.server.clone()).collect()),
-        tls,
-        sets: uniq(red.iter().map(|t| t.set.clone()).collect()),
-        key_types,
-        cases: red.iter().map(|t| t.id.clone()).collect(),
-        shard: f.shard.clone(),
-    })
-}
-
-/// Cells holding only the tests whose ids are in `ids` (keys from `plan`).
-fn cells_for(ids: &std::collections::HashSet<String>, sets: &BTreeMap<String, crate::cases::CaseSet>, wanted: &[(CellKey, String, String)]) -> Vec<Cell> {
-    let mut by_cell: BTreeMap<CellKey, Vec<Test>> = BTreeMap::new();
-    for (key, set, case) in wanted {
-        let Some(c) = sets.get(set).and_then(|s| s.cases.iter().find(|c| &c.name == case)) else { continue };
-        let test = Test { set: set.clone(), case: Arc::new(c.clone()) };
-        if ids.contains(&test.id(key)) {
-            let tests = by_cell.entry(key.clone()).or_default();
-            if !tests.iter().any(|t| t.set == test.set && t.case.name == test.case.name) {
-                tests.push(test);
-            }
-        }
-    }
-    by_cell.into_iter().map(|(key, tests)| Cell { key, tests }).collect()
-}
-
-/// Every test id the whole matrix can have (for stale known-failing patterns).
-fn all_ids(m: &Matrix) -> Result<Vec<String>, Exit> {
-    let names: Vec<String> = m.sets.keys().cloned().collect();
-    let sets = load_sets(m, &names)?;
-    let langs: Vec<String> = m.languages.keys().cloned().collect();
-    let sel = Selection { clients: langs.clone(), servers: langs, tls: TlsMode::ALL.to_vec(), sets: names, key_types: KeyType::ALL.to_vec(), cases: vec![], pivot: None, shard: None };
-    Ok(plan::plan(&sel, &sets).map_err(usage)?.iter().flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>()).collect())
-}
-
 #[allow(clippy::too_many_arguments)]
 async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, reports: &Path, rebuild: bool, v: &Verdicts) -> Result<i32, Exit> {
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let rerun;
     let f = if v.rerun_failed {
-        rerun = rerun_filters(reports, f).or_else(|e| if e.0 == cli::EXIT_OK { eprintln!("{}", e.1); Err(Exit(cli::EXIT_OK, String::new())) } else { Err(e) })?;
+        rerun = rerun_filters(reports, f).or_else(|e| {
+            if e.0 == cli::EXIT_OK {
+                eprintln!("{}", e.1);
+                Err(Exit(cli::EXIT_OK, String::new()))
+            } else {
+                Err(e)
+            }
+        })?;
         &rerun
     } else {
         f
@@ -270,17 +252,36 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
         }
     });
     let exe = std::env::current_exe().map_err(setup_err)?;
-    let repro_prefix = if matrix_path == Path::new("matrix.toml") { "stock-matrix run".to_string() } else { format!("stock-matrix --matrix {} run", matrix_path.display()) };
-    let jobs = jobs.unwrap_or(if m.run.jobs > 0 { m.run.jobs } else { std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2) });
+    let repro_prefix = if matrix_path == Path::new("matrix.toml") {
+        "stock-matrix run".to_string()
+    } else {
+        format!("stock-matrix --matrix {} run", matrix_path.display())
+    };
+    let jobs = jobs.unwrap_or(if m.run.jobs > 0 {
+        m.run.jobs
+    } else {
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
+    });
     let total: usize = cells.iter().map(|c| c.tests.len()).sum();
     eprintln!("running {total} tests in {} cells, {jobs} at a time; reports in {}", cells.len(), dir.display());
     let console = Arc::new(Console::new(total));
     let c2 = console.clone();
     let every_id = all_ids(&m)?;
-    let runner = Arc::new(Runner { matrix: Arc::new(m), certs, exe, unavailable, jobs, cancelled: cancelled.clone(), repro_prefix });
+    let runner = Arc::new(Runner {
+        matrix: Arc::new(m),
+        certs,
+        exe,
+        unavailable,
+        jobs,
+        cancelled: cancelled.clone(),
+        repro_prefix,
+    });
     let (mut tests, cell_infos) = runner.clone().run(cells.clone(), 1, Arc::new(move |r: &TestResult| c2.test_done(r))).await;
     let quiet: Arc<dyn Fn(&TestResult) + Send + Sync> = Arc::new(|_: &TestResult| {});
-    let wanted: Vec<(CellKey, String, String)> = cells.iter().flat_map(|c| c.tests.iter().map(|t| (c.key.clone(), t.set.clone(), t.case.name.clone())).collect::<Vec<_>>()).collect();
+    let wanted: Vec<(CellKey, String, String)> = cells
+        .iter()
+        .flat_map(|c| c.tests.iter().map(|t| (c.key.clone(), t.set.clone(), t.case.name.clone())).collect::<Vec<_>>())
+        .collect();
     let mut attempt = 1;
     for _ in 1..v.stress {
         attempt += 1;
@@ -289,7 +290,11 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
         merge(&mut tests, again);
     }
     for _ in 0..v.retries {
-        let red: std::collections::HashSet<String> = tests.iter().filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error)).map(|t| t.id.clone()).collect();
+        let red: std::collections::HashSet<String> = tests
+            .iter()
+            .filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error))
+            .map(|t| t.id.clone())
+            .collect();
         if red.is_empty() || cancelled.load(Ordering::SeqCst) {
             break;
         }
@@ -306,7 +311,10 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
         std::fs::write(path, verdict::write_list(&tests)).map_err(|e| setup_err(format!("failed to write {}: {e}", path.display())))?;
         eprintln!("wrote the known-failing list for this run's failures to {}", path.display());
     }
-    let command = std::iter::once("stock-matrix".to_string()).chain(std::env::args().skip(1)).collect::<Vec<_>>().join(" ");
+    let command = std::iter::once("stock-matrix".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
     let summary = RunSummary {
         run_id: id,
         started_at,
@@ -330,44 +338,6 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
     })
 }
 
-/// Folds the results of another try into the first results, by id.
-fn merge(tests: &mut [TestResult], again: Vec<TestResult>) {
-    let mut by_id: BTreeMap<String, TestResult> = again.into_iter().map(|t| (t.id.clone(), t)).collect();
-    for t in tests.iter_mut() {
-        if let Some(next) = by_id.remove(&t.id) {
-            verdict::merge_attempt(t, next);
-        }
-    }
-}
-
-/// Names a culprit for every red test, running the reference pairs this run lacks.
-async fn assign_blame(tests: &mut [TestResult], runner: &Arc<Runner>, sets: &BTreeMap<String, crate::cases::CaseSet>, quiet: Arc<dyn Fn(&TestResult) + Send + Sync>) {
-    let mut known: BTreeMap<String, Outcome> = tests.iter().map(|t| (t.id.clone(), t.outcome)).collect();
-    let red: Vec<&TestResult> = tests.iter().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted).collect();
-    let mut missing = std::collections::HashSet::new();
-    let mut wanted = Vec::new();
-    for t in &red {
-        if t.cell.client == blame::REFERENCE || t.cell.server == blame::REFERENCE {
-            continue;
-        }
-        let (a, b) = blame::reference_ids(t);
-        for (id, client, server) in [(a, &t.cell.client, blame::REFERENCE.to_string()), (b, &blame::REFERENCE.to_string(), t.cell.server.clone())] {
-            if !known.contains_key(&id) && runner.matrix.languages.contains_key(blame::REFERENCE) {
-                missing.insert(id);
-                wanted.push((CellKey { client: client.clone(), server: server.clone(), ..t.cell.clone() }, t.set.clone(), t.case.clone()));
-            }
-        }
-    }
-    if !missing.is_empty() {
-        eprintln!("blame: running {} tests against the reference", missing.len());
-        let (extra, _) = runner.clone().run(cells_for(&missing, sets, &wanted), 1, quiet).await;
-        known.extend(extra.into_iter().map(|t| (t.id, t.outcome)));
-    }
-    for t in tests.iter_mut().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted) {
-        t.blame = Some(blame::blame(t, |id| known.get(id).copied()));
-    }
-}
-
 fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
     if names.is_empty() {
         return Ok(m.languages.keys().cloned().collect());
@@ -383,7 +353,12 @@ fn doctor(m: &Matrix) -> i32 {
     let mut all_ok = true;
     for (name, lang) in &m.languages {
         let missing = builder::missing_tools(lang);
-        let found: Vec<String> = lang.requires.iter().filter(|t| !missing.contains(t)).map(|t| format!("{t} ({})", which::which(t).map(|p| p.display().to_string()).unwrap_or_default())).collect();
+        let found: Vec<String> = lang
+            .requires
+            .iter()
+            .filter(|t| !missing.contains(t))
+            .map(|t| format!("{t} ({})", which::which(t).map(|p| p.display().to_string()).unwrap_or_default()))
+            .collect();
         let state = if !missing.is_empty() {
             all_ok = false;
             format!("MISSING {}", missing.join(", "))
@@ -402,10 +377,23 @@ fn doctor(m: &Matrix) -> i32 {
             println!("{:<11} found: {}", "", found.join(", "));
         }
         if !missing.is_empty() {
-            println!("{:<11} get it: {}", "", if lang.install.is_empty() { "see implementations/ README" } else { &lang.install });
+            println!(
+                "{:<11} get it: {}",
+                "",
+                if lang.install.is_empty() {
+                    "see implementations/ README"
+                } else {
+                    &lang.install
+                }
+            );
         }
         if !lang.setup.is_empty() {
-            println!("{:<11} system packages: `stock-matrix setup {name}` runs {} in {}", "", lang.setup.join(" "), lang.folder.display());
+            println!(
+                "{:<11} system packages: `stock-matrix setup {name}` runs {} in {}",
+                "",
+                lang.setup.join(" "),
+                lang.folder.display()
+            );
         }
         println!("{:<11} {build}", "");
     }
@@ -430,7 +418,12 @@ async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
             Ok(s) if s.success() => eprintln!("setup {name}: ok"),
             other => {
                 code = cli::EXIT_FAILED;
-                eprintln!("setup {name}: FAILED ({:?}); log {}:\n{}", other.map(|s| s.to_string()), log.display(), std::fs::read_to_string(&log).unwrap_or_default());
+                eprintln!(
+                    "setup {name}: FAILED ({:?}); log {}:\n{}",
+                    other.map(|s| s.to_string()),
+                    log.display(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
             }
         }
     }
@@ -443,11 +436,25 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         Command::Reference(cli::Reference::Client(a)) => Ok(crate::reference::client::run(a).await),
         Command::Certs { out, key_type } => {
             let f = tls::generate(&out, key_type).map_err(|e| setup_err(format!("{e:#}")))?;
-            println!("CA            {}\nserver cert   {}\nserver key    {}\nclient cert   {}\nclient key    {}\nuntrusted CA  {}", f.ca.display(), f.server_cert.display(), f.server_key.display(), f.client_cert.display(), f.client_key.display(), f.other_ca.display());
+            println!(
+                "CA            {}\nserver cert   {}\nserver key    {}\nclient cert   {}\nclient key    {}\nuntrusted CA  {}",
+                f.ca.display(),
+                f.server_cert.display(),
+                f.server_key.display(),
+                f.client_cert.display(),
+                f.client_key.display(),
+                f.other_ca.display()
+            );
             Ok(cli::EXIT_OK)
         }
         Command::List { filters, format } => list(&load_matrix(&cli.matrix)?, &filters, format),
-        Command::Run { filters, jobs, reports, rebuild, verdicts } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts).await,
+        Command::Run {
+            filters,
+            jobs,
+            reports,
+            rebuild,
+            verdicts,
+        } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts).await,
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
             let langs = pick_languages(&m, &languages)?;
@@ -461,7 +468,12 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         Command::Doctor => Ok(doctor(&load_matrix(&cli.matrix)?)),
         Command::Get { key, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["get".into(), key]).await,
         Command::Put { key, value, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["put".into(), key, value]).await,
-        Command::Monitor { pattern, max_events, include_existing, target } => {
+        Command::Monitor {
+            pattern,
+            max_events,
+            include_existing,
+            target,
+        } => {
             let mut args = vec!["monitor".to_string(), pattern];
             if let Some(n) = max_events {
                 args.extend(["--max-events".into(), n.to_string()]);

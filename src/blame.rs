@@ -7,7 +7,11 @@ use crate::report::{Outcome, TestResult};
 pub const REFERENCE: &str = "rust";
 
 fn id_with(t: &TestResult, client: &str, server: &str) -> String {
-    let key = CellKey { client: client.into(), server: server.into(), ..t.cell.clone() };
+    let key = CellKey {
+        client: client.into(),
+        server: server.into(),
+        ..t.cell.clone()
+    };
     format!("{}/set={}/case={}", key.id(), t.set, t.case)
 }
 

@@ -61,10 +61,21 @@ fn tail(path: &Path, lines: usize) -> String {
 /// Makes sure `name` is built; `force` rebuilds even when up to date.
 pub async fn ensure_built(name: &str, lang: &Language, proto: &Path, log: &Path, limit: Duration, force: bool) -> BuildInfo {
     let start = Instant::now();
-    let done = |ok: bool, status: String| BuildInfo { ok, status, duration_ms: start.elapsed().as_secs_f64() * 1000.0 };
+    let done = |ok: bool, status: String| BuildInfo {
+        ok,
+        status,
+        duration_ms: start.elapsed().as_secs_f64() * 1000.0,
+    };
     let missing = missing_tools(lang);
     if !missing.is_empty() {
-        return done(false, format!("unavailable: {} not found on PATH ({})", missing.join(", "), if lang.install.is_empty() { "see stock-matrix doctor" } else { &lang.install }));
+        return done(
+            false,
+            format!(
+                "unavailable: {} not found on PATH ({})",
+                missing.join(", "),
+                if lang.install.is_empty() { "see stock-matrix doctor" } else { &lang.install }
+            ),
+        );
     }
     if !lang.folder.is_dir() {
         return done(false, format!("unavailable: folder {} does not exist", lang.folder.display()));

@@ -91,7 +91,16 @@ fn ok() -> String {
 
 impl Default for Expect {
     fn default() -> Self {
-        Expect { status: ok(), message: None, message_contains: None, messages: None, match_mode: MatchMode::Exact, headers: BTreeMap::new(), trailers: BTreeMap::new(), max_elapsed_ms: None }
+        Expect {
+            status: ok(),
+            message: None,
+            message_contains: None,
+            messages: None,
+            match_mode: MatchMode::Exact,
+            headers: BTreeMap::new(),
+            trailers: BTreeMap::new(),
+            max_elapsed_ms: None,
+        }
     }
 }
 
@@ -189,7 +198,9 @@ pub fn expand_str(s: &str, ns: &str) -> Result<String, String> {
             let n: usize = n.parse().map_err(|_| format!("bad count in {{{inner}}}"))?;
             out.push_str(&b64(text.repeat(n).as_bytes()));
         } else {
-            return Err(format!("unknown macro {{{inner}}} in {s:?} (known: {{ns}}, {{repeat:TEXT:N}}, {{b64:TEXT}}, {{b64repeat:TEXT:N}})"));
+            return Err(format!(
+                "unknown macro {{{inner}}} in {s:?} (known: {{ns}}, {{repeat:TEXT:N}}, {{b64:TEXT}}, {{b64repeat:TEXT:N}})"
+            ));
         }
         rest = &tail[end + 1..];
     }
@@ -216,8 +227,16 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
             let id = format!("{prefix}#{i}");
             Ok(script::Step {
                 request: s.request.as_ref().map(|r| expand(r, ns)).transpose()?,
-                requests: s.requests.as_ref().map(|r| r.iter().map(|x| expand(x, ns)).collect::<Result<_, _>>()).transpose()?,
-                metadata: s.metadata.iter().map(|(k, v)| Ok((k.clone(), expand_str(v, ns)?))).collect::<Result<_, String>>()?,
+                requests: s
+                    .requests
+                    .as_ref()
+                    .map(|r| r.iter().map(|x| expand(x, ns)).collect::<Result<_, _>>())
+                    .transpose()?,
+                metadata: s
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), expand_str(v, ns)?)))
+                    .collect::<Result<_, String>>()?,
                 timeout_ms: s.timeout_ms,
                 compression: s.compression.clone(),
                 after_first: script_steps(&s.after_first, &format!("{id}."), ns)?,
@@ -265,13 +284,21 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
     let e = &step.expect;
     let status = e.status.strip_prefix('!').unwrap_or(&e.status);
     if crate::codes::from_name(status).is_none() {
-        return Err(format!("expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, or !OK)", e.status));
+        return Err(format!(
+            "expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, or !OK)",
+            e.status
+        ));
     }
     for m in e.messages.iter().flatten() {
         let (plain, matchers) = split_matchers(m);
         proto::parse_json(&info.output, &expand(&plain, "ns/")?).map_err(|e| format!("expect.messages: {e}"))?;
         for (field, matcher) in matchers {
-            if info.output.get_field_by_json_name(&field).or_else(|| info.output.get_field_by_name(&field)).is_none() {
+            if info
+                .output
+                .get_field_by_json_name(&field)
+                .or_else(|| info.output.get_field_by_name(&field))
+                .is_none()
+            {
                 return Err(format!("expect.messages: matcher on unknown field `{field}`"));
             }
             crate::judge::check_matcher_syntax(&matcher, names).map_err(|e| format!("expect.messages.{field}: {e}"))?;
@@ -311,7 +338,10 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
             check_step(step, &mut names).map_err(|e| format!("case `{}` step {i}: {e}", case.name))?;
         }
     }
-    Ok(CaseSet { description: file.description, cases: file.cases })
+    Ok(CaseSet {
+        description: file.description,
+        cases: file.cases,
+    })
 }
 
 #[cfg(test)]
@@ -356,9 +386,17 @@ expect.messages = [{ value = "{b64:hi}", version = "1" }]
         assert!(err.contains("put-get") && err.contains("Fetch"), "{err}");
         let err = parse("s", &FILE.replace("version = \"1\"", "versoin = \"1\"")).unwrap_err();
         assert!(err.contains("versoin"), "{err}");
-        let err = parse("s", &FILE.replace("key = \"{ns}a\" }\nexpect", "key = \"{ns}a\" }\nexpect.status = \"MISSING\"\nexpect")).unwrap_err();
+        let err = parse(
+            "s",
+            &FILE.replace("key = \"{ns}a\" }\nexpect", "key = \"{ns}a\" }\nexpect.status = \"MISSING\"\nexpect"),
+        )
+        .unwrap_err();
         assert!(err.contains("MISSING"), "{err}");
-        let err = parse("s", &FILE.replace("[[case.step]]\nmethod = \"Get\"", "[[case.step]]\nmethod = \"Get\"\ncolour = 1")).unwrap_err();
+        let err = parse(
+            "s",
+            &FILE.replace("[[case.step]]\nmethod = \"Get\"", "[[case.step]]\nmethod = \"Get\"\ncolour = 1"),
+        )
+        .unwrap_err();
         assert!(err.contains("colour"), "{err}");
     }
 

@@ -16,7 +16,12 @@ pub const EXIT_SETUP: i32 = 3;
 pub const EXIT_INTERRUPTED: i32 = 130;
 
 #[derive(Parser)]
-#[command(name = "stock-matrix", version, about = "Cross-language gRPC conformance matrix for the Stock service", after_help = "Exit codes: 0 all passed, 1 a test was red, 2 usage or configuration error, 3 setup error, 130 interrupted.\nLanguage-first: `stock-matrix <language> server --port 50051`, `stock-matrix <language> client get KEY --server HOST:PORT`.")]
+#[command(
+    name = "stock-matrix",
+    version,
+    about = "Cross-language gRPC conformance matrix for the Stock service",
+    after_help = "Exit codes: 0 all passed, 1 a test was red, 2 usage or configuration error, 3 setup error, 130 interrupted.\nLanguage-first: `stock-matrix <language> server --port 50051`, `stock-matrix <language> client get KEY --server HOST:PORT`."
+)]
 pub struct Cli {
     /// The matrix file.
     #[arg(long, global = true, default_value = "matrix.toml")]

@@ -13,7 +13,12 @@ pub enum ConfigError {
     #[error("failed to read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
     #[error("{path}:{line}:{column}: {message}")]
-    At { path: PathBuf, line: usize, column: usize, message: String },
+    At {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
     #[error("{path}: {message}")]
     File { path: PathBuf, message: String },
 }
@@ -47,7 +52,13 @@ pub struct RunSettings {
 
 impl Default for RunSettings {
     fn default() -> Self {
-        RunSettings { server_ready_ms: 30_000, client_startup_ms: 20_000, step_grace_ms: 10_000, build_timeout_ms: 1_800_000, jobs: 0 }
+        RunSettings {
+            server_ready_ms: 30_000,
+            client_startup_ms: 20_000,
+            step_grace_ms: 10_000,
+            build_timeout_ms: 1_800_000,
+            jobs: 0,
+        }
     }
 }
 
@@ -152,9 +163,15 @@ fn line_col(src: &str, offset: usize) -> (usize, usize) {
 impl Matrix {
     /// Reads and validates a matrix file.
     pub fn load(path: &Path) -> Result<Matrix, ConfigError> {
-        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let src = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         // Absolute: implementations run in their own folders.
-        let root = std::path::absolute(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let root = std::path::absolute(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Matrix::parse(&src, path, &root)
     }
 
@@ -162,19 +179,34 @@ impl Matrix {
     pub fn parse(src: &str, path: &Path, root: &Path) -> Result<Matrix, ConfigError> {
         let at = |span: std::ops::Range<usize>, message: String| {
             let (line, column) = line_col(src, span.start);
-            ConfigError::At { path: path.to_path_buf(), line, column, message }
+            ConfigError::At {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         };
         let raw: RawMatrix = toml::from_str(src).map_err(|e| match e.span() {
             Some(span) => {
                 let key = key_at(src, span.start);
-                let message = if key.is_empty() { e.message().to_string() } else { format!("{key}: {}", e.message()) };
+                let message = if key.is_empty() {
+                    e.message().to_string()
+                } else {
+                    format!("{key}: {}", e.message())
+                };
                 at(span, message)
             }
-            None => ConfigError::File { path: path.to_path_buf(), message: e.message().to_string() },
+            None => ConfigError::File {
+                path: path.to_path_buf(),
+                message: e.message().to_string(),
+            },
         })?;
         for (name, lang) in &raw.languages {
             if lang.server.is_empty() || lang.client.is_empty() {
-                return Err(ConfigError::File { path: path.to_path_buf(), message: format!("languages.{name}: `server` and `client` must not be empty") });
+                return Err(ConfigError::File {
+                    path: path.to_path_buf(),
+                    message: format!("languages.{name}: `server` and `client` must not be empty"),
+                });
             }
         }
         let mut profiles = BTreeMap::new();
@@ -191,7 +223,10 @@ impl Matrix {
                     } else if known.contains(name) {
                         out.push(name.clone());
                     } else {
-                        return Err(at(item.span(), format!("profiles.{pname}.{field}: unknown name `{name}` (known: {})", known.join(", "))));
+                        return Err(at(
+                            item.span(),
+                            format!("profiles.{pname}.{field}: unknown name `{name}` (known: {})", known.join(", ")),
+                        ));
                     }
                 }
                 out.dedup();
@@ -223,16 +258,41 @@ impl Matrix {
             );
         }
         let sets = raw.sets.into_iter().map(|(k, v)| (k, root.join(v.into_inner()))).collect();
-        let languages = raw.languages.into_iter().map(|(k, mut l)| (k, { l.folder = root.join(&l.folder); l })).collect();
-        Ok(Matrix { root: root.to_path_buf(), run: raw.run, sets, languages, profiles })
+        let languages = raw
+            .languages
+            .into_iter()
+            .map(|(k, mut l)| {
+                (k, {
+                    l.folder = root.join(&l.folder);
+                    l
+                })
+            })
+            .collect();
+        Ok(Matrix {
+            root: root.to_path_buf(),
+            run: raw.run,
+            sets,
+            languages,
+            profiles,
+        })
     }
 
     pub fn profile(&self, name: &str) -> Result<&Profile, String> {
-        self.profiles.get(name).ok_or_else(|| format!("unknown profile `{name}` (known: {})", self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")))
+        self.profiles.get(name).ok_or_else(|| {
+            format!(
+                "unknown profile `{name}` (known: {})",
+                self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 
     pub fn language(&self, name: &str) -> Result<&Language, String> {
-        self.languages.get(name).ok_or_else(|| format!("unknown language `{name}` (known: {})", self.languages.keys().cloned().collect::<Vec<_>>().join(", ")))
+        self.languages.get(name).ok_or_else(|| {
+            format!(
+                "unknown language `{name}` (known: {})",
+                self.languages.keys().cloned().collect::<Vec<_>>().join(", ")
+            )
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! (pure; empty = pass). Messages are compared after both sides went through
 //! the same proto3-JSON canonicalisation, field by field, so a reason names
 //! the step, the message and the field.
-use crate::cases::{split_matchers, expand, expand_str, Case, CaseStep, MatchMode};
+use crate::cases::{expand, expand_str, split_matchers, Case, CaseStep, MatchMode};
 use crate::proto;
 use crate::script::Line;
 use serde_json::Value;
@@ -51,7 +51,9 @@ pub fn check_matcher_syntax(m: &Value, names: &[String]) -> Result<(), String> {
     match (o.get("$delta").and_then(Value::as_i64), o.get("$from").and_then(Value::as_str)) {
         (Some(_), Some(from)) if names.iter().any(|n| n == from) => Ok(()),
         (Some(_), Some(from)) => Err(format!("$from names no earlier step: `{from}`")),
-        _ => Err(format!("unknown matcher {m} (known: {{\"$any\"=true}}, {{\"$nonempty\"=true}}, {{\"$delta\"=N, \"$from\"=STEP}})")),
+        _ => Err(format!(
+            "unknown matcher {m} (known: {{\"$any\"=true}}, {{\"$nonempty\"=true}}, {{\"$delta\"=N, \"$from\"=STEP}})"
+        )),
     }
 }
 
@@ -60,7 +62,13 @@ fn as_i64(v: &Value) -> Option<i64> {
 }
 
 fn is_default(v: &Value) -> bool {
-    matches!(v, Value::Null) || v == "" || v == "0" || v == &Value::Bool(false) || v.as_i64() == Some(0) || v.as_array().is_some_and(|a| a.is_empty()) || v.as_object().is_some_and(|o| o.is_empty())
+    matches!(v, Value::Null)
+        || v == ""
+        || v == "0"
+        || v == &Value::Bool(false)
+        || v.as_i64() == Some(0)
+        || v.as_array().is_some_and(|a| a.is_empty())
+        || v.as_object().is_some_and(|o| o.is_empty())
 }
 
 struct Judge<'a> {
@@ -88,27 +96,46 @@ impl Judge<'_> {
             None => status.code == e.status,
         };
         if !status_ok {
-            let want = if e.status.starts_with('!') { format!("any code but {}", &e.status[1..]) } else { e.status.clone() };
-            fail(format!("status: expected {want}, got {} {}", status.code, short(&Value::String(status.message.clone()))));
+            let want = if e.status.starts_with('!') {
+                format!("any code but {}", &e.status[1..])
+            } else {
+                e.status.clone()
+            };
+            fail(format!(
+                "status: expected {want}, got {} {}",
+                status.code,
+                short(&Value::String(status.message.clone()))
+            ));
         }
         let expand_or = |s: &str| expand_str(s, self.ns).unwrap_or_else(|_| s.to_string());
         if let Some(m) = &e.message {
             let want = expand_or(m);
             if status.message != want {
-                fail(format!("status message: expected {}, got {}", short(&Value::String(want)), short(&Value::String(status.message.clone()))));
+                fail(format!(
+                    "status message: expected {}, got {}",
+                    short(&Value::String(want)),
+                    short(&Value::String(status.message.clone()))
+                ));
             }
         }
         if let Some(m) = &e.message_contains {
             let want = expand_or(m);
             if !status.message.contains(&want) {
-                fail(format!("status message: expected it to contain {}, got {}", short(&Value::String(want)), short(&Value::String(status.message.clone()))));
+                fail(format!(
+                    "status message: expected it to contain {}, got {}",
+                    short(&Value::String(want)),
+                    short(&Value::String(status.message.clone()))
+                ));
             }
         }
         for (what, want, got) in [("header", &e.headers, &status_line.headers), ("trailer", &e.trailers, &status_line.trailers)] {
             for (k, v) in want {
                 let got_v = got.as_ref().and_then(|g| g.get(k));
                 if got_v != Some(v) {
-                    fail(format!("{what} {k}: expected {v:?}, got {}", got_v.map(|g| format!("{g:?}")).unwrap_or_else(|| "nothing".into())));
+                    fail(format!(
+                        "{what} {k}: expected {v:?}, got {}",
+                        got_v.map(|g| format!("{g:?}")).unwrap_or_else(|| "nothing".into())
+                    ));
                 }
             }
         }
@@ -137,7 +164,11 @@ impl Judge<'_> {
                 let unary_out = matches!(info.kind, proto::Kind::Unary | proto::Kind::ClientStream);
                 let want = if status.code == "OK" { 1 } else { 0 };
                 if unary_out && obs.messages.len() != want {
-                    self.reasons.push(format!("{label} {}: expected {want} response message(s), got {}", step.method, obs.messages.len()));
+                    self.reasons.push(format!(
+                        "{label} {}: expected {want} response message(s), got {}",
+                        step.method,
+                        obs.messages.len()
+                    ));
                 }
             }
         }
@@ -149,7 +180,12 @@ impl Judge<'_> {
     fn messages(&mut self, desc: &prost_reflect::MessageDescriptor, expected: &[Value], actual: &[Value], mode: MatchMode, label: &str, method: &str) {
         if expected.len() != actual.len() {
             let got: Vec<String> = actual.iter().map(short).collect();
-            self.reasons.push(format!("{label} {method}: expected {} message(s), got {}: [{}]", expected.len(), actual.len(), got.join(", ")));
+            self.reasons.push(format!(
+                "{label} {method}: expected {} message(s), got {}: [{}]",
+                expected.len(),
+                actual.len(),
+                got.join(", ")
+            ));
         }
         for (i, (want, got)) in expected.iter().zip(actual).enumerate() {
             let want = match expand(want, self.ns) {
@@ -183,7 +219,11 @@ impl Judge<'_> {
                     continue;
                 }
                 if want_v != got_v {
-                    self.reasons.push(format!("{label} {method}: message {i}: field {field}: expected {}, got {}", short(want_v), short(got_v)));
+                    self.reasons.push(format!(
+                        "{label} {method}: message {i}: field {field}: expected {}, got {}",
+                        short(want_v),
+                        short(got_v)
+                    ));
                 }
             }
         }
@@ -194,11 +234,20 @@ impl Judge<'_> {
             return Ok(());
         }
         if m.get("$nonempty").is_some() {
-            return if is_default(got) { Err(format!("expected a non-empty value, got {}", short(got))) } else { Ok(()) };
+            return if is_default(got) {
+                Err(format!("expected a non-empty value, got {}", short(got)))
+            } else {
+                Ok(())
+            };
         }
         let delta = m.get("$delta").and_then(Value::as_i64).unwrap_or(0);
         let from = m.get("$from").and_then(Value::as_str).unwrap_or_default();
-        let base = self.named.get(from).and_then(|msg| msg.get(field)).and_then(as_i64).ok_or_else(|| format!("step `{from}` has no value to compare with"))?;
+        let base = self
+            .named
+            .get(from)
+            .and_then(|msg| msg.get(field))
+            .and_then(as_i64)
+            .ok_or_else(|| format!("step `{from}` has no value to compare with"))?;
         match as_i64(got) {
             Some(g) if g == base + delta => Ok(()),
             _ => Err(format!("expected {} ({base} from step `{from}` {delta:+}), got {}", base + delta, short(got))),
@@ -209,7 +258,12 @@ impl Judge<'_> {
 /// Judges one test: the case's steps against what the client printed under
 /// ids `PREFIX#i`. Returns every reason it failed (empty = passed).
 pub fn judge(case: &Case, prefix: &str, ns: &str, obs: &Observations) -> Vec<String> {
-    let mut j = Judge { ns, obs, named: BTreeMap::new(), reasons: Vec::new() };
+    let mut j = Judge {
+        ns,
+        obs,
+        named: BTreeMap::new(),
+        reasons: Vec::new(),
+    };
     for (i, step) in case.steps.iter().enumerate() {
         j.step(step, &format!("{prefix}#{i}"), &format!("step {i}"));
     }

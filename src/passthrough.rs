@@ -15,7 +15,9 @@ use std::time::Duration;
 
 /// Adds `"decoded": {"value": "text"}` to a message line whose bytes are UTF-8 text.
 pub fn humanize(line: &str) -> String {
-    let Ok(mut v) = serde_json::from_str::<Value>(line) else { return line.to_string() };
+    let Ok(mut v) = serde_json::from_str::<Value>(line) else {
+        return line.to_string();
+    };
     let decoded: serde_json::Map<String, Value> = v
         .get("message")
         .and_then(Value::as_object)
@@ -39,7 +41,9 @@ pub fn humanize(line: &str) -> String {
 fn absolute_paths(args: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(args.len());
     for a in args {
-        let after_path_flag = out.last().is_some_and(|prev| ["--ca-file", "--cert-file", "--key-file"].contains(&prev.as_str()));
+        let after_path_flag = out
+            .last()
+            .is_some_and(|prev| ["--ca-file", "--cert-file", "--key-file"].contains(&prev.as_str()));
         match std::path::absolute(a) {
             Ok(abs) if after_path_flag => out.push(abs.display().to_string()),
             _ => out.push(a.clone()),
@@ -59,7 +63,15 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
     let proto = m.root.join("proto/stock.proto");
     if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
         eprintln!("building {name} …");
-        let b = builder::ensure_built(name, lang, &proto, &builder::default_log(&m.root, name), Duration::from_millis(m.run.build_timeout_ms), false).await;
+        let b = builder::ensure_built(
+            name,
+            lang,
+            &proto,
+            &builder::default_log(&m.root, name),
+            Duration::from_millis(m.run.build_timeout_ms),
+            false,
+        )
+        .await;
         if !b.ok {
             return Err(Exit(cli::EXIT_FAILED, b.status));
         }
@@ -69,21 +81,39 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
     let mut argv: Vec<String> = template.iter().map(|a| a.replace("{stock-matrix}", &exe.to_string_lossy())).collect();
     if side == "server" {
         argv.extend(auto_tls(m, rest)?);
-        Err(Exit(cli::EXIT_SETUP, format!("failed to start {name} server: {}", process::exec(&argv, &lang.folder))))
+        Err(Exit(
+            cli::EXIT_SETUP,
+            format!("failed to start {name} server: {}", process::exec(&argv, &lang.folder)),
+        ))
     } else {
         argv.extend(rest.iter().cloned());
-        process::passthrough(&argv, &lang.folder, humanize).await.map_err(|e| Exit(cli::EXIT_SETUP, format!("failed to run {name} client: {e}")))
+        process::passthrough(&argv, &lang.folder, humanize)
+            .await
+            .map_err(|e| Exit(cli::EXIT_SETUP, format!("failed to run {name} client: {e}")))
     }
 }
 
 /// Replaces `--tls-mode auto` with throwaway certificates (server TLS).
 fn auto_tls(m: &Matrix, args: &[String]) -> Result<Vec<String>, Exit> {
-    let Some(i) = args.windows(2).position(|w| w[0] == "--tls-mode" && w[1] == "auto") else { return Ok(args.to_vec()) };
+    let Some(i) = args.windows(2).position(|w| w[0] == "--tls-mode" && w[1] == "auto") else {
+        return Ok(args.to_vec());
+    };
     let dir = m.root.join("target/stock-matrix/auto-certs");
     let f = tls::generate(&dir, KeyType::EcP256).map_err(|e| Exit(cli::EXIT_SETUP, format!("{e:#}")))?;
-    eprintln!("--tls-mode auto: certificates in {}; connect with --tls-mode server --ca-file {}", dir.display(), f.ca.display());
+    eprintln!(
+        "--tls-mode auto: certificates in {}; connect with --tls-mode server --ca-file {}",
+        dir.display(),
+        f.ca.display()
+    );
     let mut out = args[..i].to_vec();
-    out.extend(["--tls-mode".into(), "server".into(), "--cert-file".into(), f.server_cert.display().to_string(), "--key-file".into(), f.server_key.display().to_string()]);
+    out.extend([
+        "--tls-mode".into(),
+        "server".into(),
+        "--cert-file".into(),
+        f.server_cert.display().to_string(),
+        "--key-file".into(),
+        f.server_key.display().to_string(),
+    ]);
     out.extend(args[i + 2..].iter().cloned());
     Ok(out)
 }
@@ -91,10 +121,18 @@ fn auto_tls(m: &Matrix, args: &[String]) -> Result<Vec<String>, Exit> {
 /// `stock-matrix get|put|monitor|inventory …` with the reference client.
 pub async fn shortcut(_matrix: &Path, target: &Target, command: &[String]) -> Result<i32, Exit> {
     let exe = std::env::current_exe().map_err(|e| Exit(cli::EXIT_SETUP, e.to_string()))?;
-    let mut argv = vec![exe.to_string_lossy().into_owned(), "reference".into(), "client".into(), "--server".into(), target.server.clone()];
+    let mut argv = vec![
+        exe.to_string_lossy().into_owned(),
+        "reference".into(),
+        "client".into(),
+        "--server".into(),
+        target.server.clone(),
+    ];
     argv.extend(target.client_flags.iter().cloned());
     argv.extend(command.iter().cloned());
-    process::passthrough(&argv, Path::new("."), humanize).await.map_err(|e| Exit(cli::EXIT_SETUP, e.to_string()))
+    process::passthrough(&argv, Path::new("."), humanize)
+        .await
+        .map_err(|e| Exit(cli::EXIT_SETUP, e.to_string()))
 }
 
 #[cfg(test)]

@@ -88,7 +88,10 @@ impl Cell {
 /// Parses `K/N` for `--shard`.
 pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (k, n) = s.split_once('/').ok_or_else(|| format!("--shard takes K/N, got {s:?}"))?;
-    let (k, n): (usize, usize) = (k.parse().map_err(|_| format!("bad K in {s:?}"))?, n.parse().map_err(|_| format!("bad N in {s:?}"))?);
+    let (k, n): (usize, usize) = (
+        k.parse().map_err(|_| format!("bad K in {s:?}"))?,
+        n.parse().map_err(|_| format!("bad N in {s:?}"))?,
+    );
     if n == 0 || k == 0 || k > n {
         return Err(format!("--shard K/N needs 1 <= K <= N, got {s:?}"));
     }
@@ -98,7 +101,11 @@ pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
 /// Every cell of a selection, sorted, with the tests that apply to it.
 /// Cells with no applicable test are dropped.
 pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cell>, String> {
-    let globs: Vec<GlobMatcher> = sel.cases.iter().map(|g| Glob::new(g).map(|g| g.compile_matcher()).map_err(|e| format!("--case {g:?}: {e}"))).collect::<Result<_, _>>()?;
+    let globs: Vec<GlobMatcher> = sel
+        .cases
+        .iter()
+        .map(|g| Glob::new(g).map(|g| g.compile_matcher()).map_err(|e| format!("--case {g:?}: {e}")))
+        .collect::<Result<_, _>>()?;
     let mut cells = Vec::new();
     for client in &sel.clients {
         for server in &sel.servers {
@@ -109,12 +116,20 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                 // The key type only matters with TLS.
                 let key_types = if tls == TlsMode::None { &sel.key_types[..1] } else { &sel.key_types[..] };
                 for &key_type in key_types {
-                    let key = CellKey { client: client.clone(), server: server.clone(), tls, key_type };
+                    let key = CellKey {
+                        client: client.clone(),
+                        server: server.clone(),
+                        tls,
+                        key_type,
+                    };
                     let mut tests = Vec::new();
                     for set in &sel.sets {
                         let cs = sets.get(set).ok_or_else(|| format!("unknown set `{set}`"))?;
                         for case in cs.cases.iter().filter(|c| c.applies_to(tls)) {
-                            let test = Test { set: set.clone(), case: Arc::new(case.clone()) };
+                            let test = Test {
+                                set: set.clone(),
+                                case: Arc::new(case.clone()),
+                            };
                             let id = test.id(&key);
                             let short = format!("{set}/{}", case.name);
                             if globs.is_empty() || globs.iter().any(|g| g.is_match(&case.name) || g.is_match(&short) || g.is_match(&id)) {
@@ -138,7 +153,12 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
 
 /// Combinations (client × server × TLS × set) a selection names, as the profiles count them.
 pub fn combinations(sel: &Selection) -> usize {
-    let pairs = sel.clients.iter().flat_map(|c| sel.servers.iter().map(move |s| (c, s))).filter(|(c, s)| sel.pivot.as_ref().is_none_or(|p| p == *c || p == *s)).count();
+    let pairs = sel
+        .clients
+        .iter()
+        .flat_map(|c| sel.servers.iter().map(move |s| (c, s)))
+        .filter(|(c, s)| sel.pivot.as_ref().is_none_or(|p| p == *c || p == *s))
+        .count();
     pairs * sel.tls.len() * sel.sets.len()
 }
 
@@ -150,12 +170,24 @@ mod tests {
     fn sets() -> BTreeMap<String, CaseSet> {
         let a = "[[case]]\nname = \"a1\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"a2\"\n[[case.step]]\nmethod = \"Inventory\"\n";
         let t = "[[case]]\nname = \"no-cert\"\nconnect = \"no-client-cert\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n";
-        [("a", a), ("tls", t)].into_iter().map(|(n, s)| (n.to_string(), cases::parse(n, s).unwrap())).collect()
+        [("a", a), ("tls", t)]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), cases::parse(n, s).unwrap()))
+            .collect()
     }
 
     fn sel(clients: &[&str], tls: &[TlsMode], sets: &[&str]) -> Selection {
         let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        Selection { clients: v(clients), servers: v(clients), tls: tls.to_vec(), sets: v(sets), key_types: vec![KeyType::EcP256], cases: vec![], pivot: None, shard: None }
+        Selection {
+            clients: v(clients),
+            servers: v(clients),
+            tls: tls.to_vec(),
+            sets: v(sets),
+            key_types: vec![KeyType::EcP256],
+            cases: vec![],
+            pivot: None,
+            shard: None,
+        }
     }
 
     #[test]
@@ -202,7 +234,11 @@ mod tests {
     fn a_pivot_keeps_only_pairs_with_that_language() {
         let mut s = sel(&["a", "b", "rust"], &[TlsMode::None], &["a"]);
         s.pivot = Some("rust".into());
-        let ids: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| format!("{}>{}", c.key.client, c.key.server)).collect();
+        let ids: Vec<String> = plan(&s, &sets())
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}>{}", c.key.client, c.key.server))
+            .collect();
         assert_eq!(ids, ["a>rust", "b>rust", "rust>a", "rust>b", "rust>rust"]);
         assert_eq!(combinations(&s), 5);
     }
@@ -212,6 +248,13 @@ mod tests {
         let mut s = sel(&["rust"], &[TlsMode::None, TlsMode::Server], &["a"]);
         s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
         let ids: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
-        assert_eq!(ids, ["client=rust/server=rust/tls=none", "client=rust/server=rust/tls=server", "client=rust/server=rust/tls=server/key=rsa-2048"]);
+        assert_eq!(
+            ids,
+            [
+                "client=rust/server=rust/tls=none",
+                "client=rust/server=rust/tls=server",
+                "client=rust/server=rust/tls=server/key=rsa-2048"
+            ]
+        );
     }
 }

@@ -69,7 +69,13 @@ pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
     let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command line"))?;
     let program = resolve(program, cwd);
     let mut cmd = Command::new(&program);
-    cmd.args(args).current_dir(cwd).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0).kill_on_drop(true);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
     // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
     unsafe {
         cmd.pre_exec(|| {
@@ -77,7 +83,9 @@ pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
     let pgid = child.id().expect("a just-spawned child has a pid") as i32;
     registry().lock().unwrap().insert(pgid);
     let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -99,7 +107,15 @@ pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
             }
         }));
     }
-    Ok(Proc { stdin: child.stdin.take(), stdout: child.stdout.take(), child, pgid, stderr, stderr_task, reaped: false })
+    Ok(Proc {
+        stdin: child.stdin.take(),
+        stdout: child.stdout.take(),
+        child,
+        pgid,
+        stderr,
+        stderr_task,
+        reaped: false,
+    })
 }
 
 impl Proc {
@@ -184,10 +200,20 @@ pub async fn run_logged(argv: &[String], cwd: &Path, log: &Path, limit: Duration
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
     }
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(log).map_err(|e| format!("failed to open {}: {e}", log.display()))?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
     let err = file.try_clone().map_err(|e| e.to_string())?;
     let mut cmd = Command::new(&program);
-    cmd.args(args).current_dir(cwd).stdin(Stdio::null()).stdout(file).stderr(err).process_group(0).kill_on_drop(true);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|e| format!("failed to start {program}: {e}"))?;
     let pgid = child.id().unwrap_or_default() as i32;
     registry().lock().unwrap().insert(pgid);
@@ -210,7 +236,12 @@ pub async fn passthrough(argv: &[String], cwd: &Path, map: impl Fn(&str) -> Stri
     use tokio::io::AsyncBufReadExt;
     let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command line"))?;
     let program = resolve(program, cwd);
-    let mut child = Command::new(&program).args(args).current_dir(cwd).stdout(Stdio::piped()).kill_on_drop(true).spawn()?;
+    let mut child = Command::new(&program)
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
     while let Some(line) = lines.next_line().await? {
         println!("{}", map(&line));
@@ -242,7 +273,9 @@ mod tests {
     fn group_alive(pgid: i32) -> bool {
         std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
             let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a.to_string()) else { return false };
+            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a.to_string()) else {
+                return false;
+            };
             let f: Vec<&str> = after.split_whitespace().collect();
             f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
         })

@@ -55,7 +55,12 @@ pub fn method(name: &str) -> Option<MethodInfo> {
         (true, false) => Kind::ClientStream,
         (true, true) => Kind::Bidi,
     };
-    Some(MethodInfo { name: name.to_string(), kind, input: m.input(), output: m.output() })
+    Some(MethodInfo {
+        name: name.to_string(),
+        kind,
+        input: m.input(),
+        output: m.output(),
+    })
 }
 
 /// Every method name a step may use.

@@ -67,7 +67,11 @@ impl Runner {
     }
 
     fn result(&self, key: &CellKey, test: &Test, outcome: Outcome, reasons: Vec<String>, duration_ms: f64) -> TestResult {
-        let outcome = if outcome == Outcome::Error && self.cancelled.load(Ordering::SeqCst) { Outcome::Interrupted } else { outcome };
+        let outcome = if outcome == Outcome::Error && self.cancelled.load(Ordering::SeqCst) {
+            Outcome::Interrupted
+        } else {
+            outcome
+        };
         TestResult {
             id: test.id(key),
             cell: key.clone(),
@@ -100,7 +104,11 @@ impl Runner {
             args.extend(["--ca-file".into(), p(ca)]);
         }
         if mode == TlsMode::Mtls {
-            let (cert, k) = if connect == Connect::ForeignClientCert { (&c.other_client_cert, &c.other_client_key) } else { (&c.client_cert, &c.client_key) };
+            let (cert, k) = if connect == Connect::ForeignClientCert {
+                (&c.other_client_cert, &c.other_client_key)
+            } else {
+                (&c.client_cert, &c.client_key)
+            };
             args.extend(["--cert-file".into(), p(cert), "--key-file".into(), p(k)]);
         }
         if connect == Connect::WrongName {
@@ -191,9 +199,14 @@ impl Runner {
                     let why = if timed_out {
                         format!("server did not print `listening on` within {} s", limit.as_secs())
                     } else {
-                        format!("server exited ({}) before printing `listening on`", status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into()))
+                        format!(
+                            "server exited ({}) before printing `listening on`",
+                            status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into())
+                        )
                     };
-                    let port_clash = ["in use", "EADDRINUSE", "Address already", "address already"].iter().any(|p| stderr.contains(p));
+                    let port_clash = ["in use", "EADDRINUSE", "Address already", "address already"]
+                        .iter()
+                        .any(|p| stderr.contains(p));
                     last = (why, stderr);
                     if port_clash {
                         continue; // someone took the port between our probe and its bind
@@ -213,8 +226,14 @@ impl Runner {
                 };
                 // Listening, accepting TCP, but refusing the runner's TLS probe (e.g. a
                 // key type its stack rejects): run the cell so every client shows it.
-                if key.tls != TlsMode::None && listening_at.elapsed() > Duration::from_secs(3) && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
-                    let note = format!("server {} accepts connections but its health check over TLS fails ({last}); ran the cell anyway", key.server);
+                if key.tls != TlsMode::None
+                    && listening_at.elapsed() > Duration::from_secs(3)
+                    && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+                {
+                    let note = format!(
+                        "server {} accepts connections but its health check over TLS fails ({last}); ran the cell anyway",
+                        key.server
+                    );
                     return Ok((proc, port, ms(start.elapsed()), Some(note)));
                 }
                 if let Some(status) = proc.try_exit() {
@@ -224,7 +243,10 @@ impl Runner {
                 if tokio::time::Instant::now() >= deadline {
                     proc.kill().await;
                     proc.drain_stderr().await;
-                    return Err((format!("server did not become ready in {} s (last health check: {last})", limit.as_secs()), proc.stderr_tail()));
+                    return Err((
+                        format!("server did not become ready in {} s (last health check: {last})", limit.as_secs()),
+                        proc.stderr_tail(),
+                    ));
                 }
                 tokio::time::sleep(Duration::from_millis(25)).await;
             }
@@ -234,7 +256,13 @@ impl Runner {
 
     /// Runs one client process over a group of tests.
     async fn run_group(&self, key: &CellKey, port: u16, connect: Connect, tests: &[&Test], attempt: u32) -> GroupRun {
-        let mut run = GroupRun { obs: Observations::new(), errors: BTreeMap::new(), durations: BTreeMap::new(), first_line_ms: None, stderr: String::new() };
+        let mut run = GroupRun {
+            obs: Observations::new(),
+            errors: BTreeMap::new(),
+            durations: BTreeMap::new(),
+            first_line_ms: None,
+            stderr: String::new(),
+        };
         let settings = &self.matrix.run;
         // (test index, top-level step id, budget ms)
         let mut order: Vec<(usize, String, u64)> = Vec::new();
@@ -296,7 +324,10 @@ impl Runner {
                 Ok(_) => break, // EOF
                 Err(_) => {
                     hung = true;
-                    run.errors.entry(*test_idx).or_default().push(format!("client hung: no status line for step {step_id:?} within its budget (killed)"));
+                    run.errors
+                        .entry(*test_idx)
+                        .or_default()
+                        .push(format!("client hung: no status line for step {step_id:?} within its budget (killed)"));
                     break;
                 }
             };
@@ -322,11 +353,18 @@ impl Runner {
                 }
                 Err(e) => {
                     let shown = judge::short(&serde_json::Value::String(text));
-                    run.errors.entry(*test_idx).or_default().push(format!("client printed a line that is not contract output: {shown}: {e}"));
+                    run.errors
+                        .entry(*test_idx)
+                        .or_default()
+                        .push(format!("client printed a line that is not contract output: {shown}: {e}"));
                 }
             }
         }
-        let status = if hung { proc.kill().await } else { proc.wait_for(Duration::from_secs(5)).await };
+        let status = if hung {
+            proc.kill().await
+        } else {
+            proc.wait_for(Duration::from_secs(5)).await
+        };
         let status = match status {
             Some(s) => Some(s),
             None => proc.kill().await,
@@ -337,13 +375,23 @@ impl Runner {
         if current < order.len() && !hung {
             let (test_idx, step_id, _) = &order[current];
             let exit = status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into());
-            let usage = if status.and_then(|s| s.code()) == Some(2) { " — it rejected its input as a usage error" } else { "" };
-            run.errors.entry(*test_idx).or_default().push(format!("client exited ({exit}){usage} before finishing step {step_id:?}"));
+            let usage = if status.and_then(|s| s.code()) == Some(2) {
+                " — it rejected its input as a usage error"
+            } else {
+                ""
+            };
+            run.errors
+                .entry(*test_idx)
+                .or_default()
+                .push(format!("client exited ({exit}){usage} before finishing step {step_id:?}"));
         }
         if let Some((stopped_at, step_id, _)) = order.get(current) {
             for (i, _, _) in order.iter().skip(current) {
                 if i != stopped_at && !run.errors.contains_key(i) {
-                    run.errors.entry(*i).or_default().push(format!("not run: the client stopped at step {step_id:?} of an earlier test"));
+                    run.errors
+                        .entry(*i)
+                        .or_default()
+                        .push(format!("not run: the client stopped at step {step_id:?} of an earlier test"));
                 }
             }
         }
@@ -355,17 +403,31 @@ impl Runner {
     pub async fn run_cell(&self, cell: &Cell, attempt: u32) -> (Vec<TestResult>, CellInfo) {
         let key = &cell.key;
         let start = Instant::now();
-        let mut info = CellInfo { key: key.clone(), server_ready_ms: None, client_first_line_ms: vec![], duration_ms: 0.0, notes: vec![] };
+        let mut info = CellInfo {
+            key: key.clone(),
+            server_ready_ms: None,
+            client_first_line_ms: vec![],
+            duration_ms: 0.0,
+            notes: vec![],
+        };
         let mut results = Vec::new();
         for lang in [&key.client, &key.server] {
             if let Some(reason) = self.unavailable.get(lang) {
                 let reason = format!("{lang} is unavailable: {reason}");
-                results = cell.tests.iter().map(|t| self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0)).collect();
+                results = cell
+                    .tests
+                    .iter()
+                    .map(|t| self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0))
+                    .collect();
                 return (results, info);
             }
         }
         if self.cancelled.load(Ordering::SeqCst) {
-            results = cell.tests.iter().map(|t| self.result(key, t, Outcome::Interrupted, vec!["not run: interrupted".into()], 0.0)).collect();
+            results = cell
+                .tests
+                .iter()
+                .map(|t| self.result(key, t, Outcome::Interrupted, vec!["not run: interrupted".into()], 0.0))
+                .collect();
             return (results, info);
         }
         for (cert, groups) in cell.groups() {
@@ -413,7 +475,9 @@ impl Runner {
             }
             match server.stop(Duration::from_secs(3)).await {
                 Stopped::OnStdinClose => {}
-                Stopped::OnSigterm => info.notes.push(format!("server {} did not exit within 3 s of its stdin closing (needed SIGTERM)", key.server)),
+                Stopped::OnSigterm => info
+                    .notes
+                    .push(format!("server {} did not exit within 3 s of its stdin closing (needed SIGTERM)", key.server)),
                 Stopped::Killed => info.notes.push(format!("server {} ignored stdin EOF and SIGTERM (needed SIGKILL)", key.server)),
             }
         }

@@ -111,7 +111,14 @@ fn leaf(name: &str, sans: &[&str], server: bool, issuer: &CertifiedIssuer<'stati
     leaf_with(name, sans, server, issuer, kt, |_| {})
 }
 
-fn leaf_with(name: &str, sans: &[&str], server: bool, issuer: &CertifiedIssuer<'static, KeyPair>, kt: KeyType, tweak: impl FnOnce(&mut CertificateParams)) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+fn leaf_with(
+    name: &str,
+    sans: &[&str],
+    server: bool,
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    kt: KeyType,
+    tweak: impl FnOnce(&mut CertificateParams),
+) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
     let key = kt.generate()?;
     let mut params = CertificateParams::default();
     // rcgen turns IP-looking names into IP SANs only when asked.
@@ -125,7 +132,11 @@ fn leaf_with(name: &str, sans: &[&str], server: bool, issuer: &CertifiedIssuer<'
     params.distinguished_name.push(DnType::CommonName, name);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-    params.extended_key_usages = vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
+    params.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
     tweak(&mut params);
     let cert = params.signed_by(&key, issuer)?;
     Ok((cert, key))

@@ -47,17 +47,29 @@ impl KnownList {
             if e.reason.trim().is_empty() {
                 return Err(format!("{path}: pattern {:?} has no reason; every entry needs one", e.pattern));
             }
-            let glob = Glob::new(&e.pattern).map_err(|err| format!("{path}: pattern {:?}: {err}", e.pattern))?.compile_matcher();
-            entries.push(Entry { pattern: e.pattern, reason: e.reason, glob });
+            let glob = Glob::new(&e.pattern)
+                .map_err(|err| format!("{path}: pattern {:?}: {err}", e.pattern))?
+                .compile_matcher();
+            entries.push(Entry {
+                pattern: e.pattern,
+                reason: e.reason,
+                glob,
+            });
         }
-        Ok(KnownList { path: path.to_string(), entries })
+        Ok(KnownList {
+            path: path.to_string(),
+            entries,
+        })
     }
 
     /// Loads a list; a missing file is an empty list.
     pub fn load(path: &Path) -> Result<KnownList, String> {
         match std::fs::read_to_string(path) {
             Ok(src) => KnownList::parse(&path.display().to_string(), &src),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownList { path: path.display().to_string(), entries: vec![] }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownList {
+                path: path.display().to_string(),
+                entries: vec![],
+            }),
             Err(e) => Err(format!("failed to read {}: {e}", path.display())),
         }
     }
@@ -82,7 +94,13 @@ pub fn apply(results: &mut [TestResult], failing: &KnownList, flaky: &KnownList,
             }
             (Outcome::Passed | Outcome::Flaky | Outcome::KnownFlaky, Some(e)) => {
                 t.outcome = Outcome::Failed;
-                t.reasons.insert(0, format!("unexpected pass: listed in {} as known failing ({}: {}) but it passed — remove it from the list", failing.path, e.pattern, e.reason));
+                t.reasons.insert(
+                    0,
+                    format!(
+                        "unexpected pass: listed in {} as known failing ({}: {}) but it passed — remove it from the list",
+                        failing.path, e.pattern, e.reason
+                    ),
+                );
             }
             (Outcome::Flaky, None) => {
                 if let Some(e) = flaky.find(&t.id) {
@@ -96,7 +114,10 @@ pub fn apply(results: &mut [TestResult], failing: &KnownList, flaky: &KnownList,
     let mut problems = Vec::new();
     for list in [failing, flaky] {
         for e in list.stale(all_ids) {
-            problems.push(format!("{}: pattern {:?} matches no test of the matrix — remove or fix it", list.path, e.pattern));
+            problems.push(format!(
+                "{}: pattern {:?} matches no test of the matrix — remove or fix it",
+                list.path, e.pattern
+            ));
         }
     }
     problems
@@ -105,7 +126,11 @@ pub fn apply(results: &mut [TestResult], failing: &KnownList, flaky: &KnownList,
 /// Folds another try of a test into its result. Red then green (or green
 /// then red, under `--stress`) is flaky; the earlier try is kept as an attempt.
 pub fn merge_attempt(first: &mut TestResult, next: TestResult) {
-    first.attempts.push(crate::report::Attempt { outcome: first.outcome, reasons: first.reasons.clone(), duration_ms: first.duration_ms });
+    first.attempts.push(crate::report::Attempt {
+        outcome: first.outcome,
+        reasons: first.reasons.clone(),
+        duration_ms: first.duration_ms,
+    });
     let tries = first.attempts.len() + 1;
     let was_red = first.attempts.iter().any(|a| a.outcome.is_red());
     let was_green = first.attempts.iter().any(|a| a.outcome == Outcome::Passed);
@@ -116,7 +141,9 @@ pub fn merge_attempt(first: &mut TestResult, next: TestResult) {
         }
         (o, _, true) if o.is_red() => {
             first.outcome = Outcome::Flaky;
-            first.reasons = std::iter::once(format!("flaky: failed on try {tries} after passing")).chain(next.reasons).collect();
+            first.reasons = std::iter::once(format!("flaky: failed on try {tries} after passing"))
+                .chain(next.reasons)
+                .collect();
         }
         _ => {
             if first.outcome != Outcome::Flaky {
@@ -135,7 +162,10 @@ pub fn merge_attempt(first: &mut TestResult, next: TestResult) {
 /// The minimal known-failing list for the red tests of a run.
 pub fn write_list(results: &[TestResult]) -> String {
     let mut out = String::from("# Known-failing tests: a listed test that fails is reported as an expected failure;\n# one that passes fails the run. Every entry needs a reason with its evidence.\n");
-    for t in results.iter().filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error | Outcome::ExpectedFailure)) {
+    for t in results
+        .iter()
+        .filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error | Outcome::ExpectedFailure))
+    {
         let reason = t.reasons.iter().find(|r| !r.starts_with("known failing")).cloned().unwrap_or_default();
         out.push_str(&format!("\n[[known]]\npattern = {:?}\nreason = {:?}\n", t.id, reason));
     }
@@ -185,7 +215,10 @@ mod tests {
 
     #[test]
     fn flaky_is_red_unless_listed() {
-        let mut rs = vec![result("go", "go", TlsMode::None, "get", Outcome::Flaky), result("go", "go", TlsMode::None, "put", Outcome::Flaky)];
+        let mut rs = vec![
+            result("go", "go", TlsMode::None, "get", Outcome::Flaky),
+            result("go", "go", TlsMode::None, "put", Outcome::Flaky),
+        ];
         let all = ids(&rs);
         let flaky = KnownList::parse("kflaky", "[[known]]\npattern = \"*/case=get\"\nreason = \"races\"\n").unwrap();
         apply(&mut rs, &KnownList::default(), &flaky, &all);
@@ -221,8 +254,13 @@ mod tests {
 
     #[test]
     fn entries_need_a_reason_and_the_written_list_reloads() {
-        assert!(KnownList::parse("kf", "[[known]]\npattern = \"x\"\nreason = \" \"\n").unwrap_err().contains("no reason"));
-        let rs = vec![result("go", "rust", TlsMode::None, "put", Outcome::Failed), result("go", "rust", TlsMode::None, "get", Outcome::Passed)];
+        assert!(KnownList::parse("kf", "[[known]]\npattern = \"x\"\nreason = \" \"\n")
+            .unwrap_err()
+            .contains("no reason"));
+        let rs = vec![
+            result("go", "rust", TlsMode::None, "put", Outcome::Failed),
+            result("go", "rust", TlsMode::None, "get", Outcome::Passed),
+        ];
         let text = write_list(&rs);
         let list = KnownList::parse("w", &text).unwrap();
         assert_eq!(list.entries.len(), 1);

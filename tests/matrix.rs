@@ -16,8 +16,15 @@ fn repo() -> PathBuf {
 
 /// Runs stock-matrix with `args` from the repo root; returns output and the parsed summary.
 fn run(args: &[&str], reports: &Path) -> (Output, Value) {
-    let out = Command::new(bin()).current_dir(repo()).args(args).arg("--reports").arg(reports).output().expect("stock-matrix runs");
-    let summary = std::fs::read_to_string(reports.join("latest/summary.json")).unwrap_or_else(|e| panic!("no summary ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
+    let out = Command::new(bin())
+        .current_dir(repo())
+        .args(args)
+        .arg("--reports")
+        .arg(reports)
+        .output()
+        .expect("stock-matrix runs");
+    let summary = std::fs::read_to_string(reports.join("latest/summary.json"))
+        .unwrap_or_else(|e| panic!("no summary ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
     (out, serde_json::from_str(&summary).unwrap())
 }
 
@@ -30,16 +37,33 @@ fn find<'a>(summary: &'a Value, id: &str) -> &'a Value {
 }
 
 fn reasons(t: &Value) -> String {
-    t["reasons"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect::<Vec<_>>().join("\n")
+    t["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_str().unwrap())
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// A matrix file with the repo's case sets and extra languages.
 fn matrix_with(dir: &Path, extra: &str, run: &str) -> PathBuf {
     let cases = repo().join("cases");
-    let sets: String = ["unary", "server-stream", "client-stream", "bidi", "metadata", "errors", "deadlines", "large", "compression", "tls"]
-        .iter()
-        .map(|s| format!("{s} = \"{}\"\n", cases.join(format!("{s}.toml")).display()))
-        .collect();
+    let sets: String = [
+        "unary",
+        "server-stream",
+        "client-stream",
+        "bidi",
+        "metadata",
+        "errors",
+        "deadlines",
+        "large",
+        "compression",
+        "tls",
+    ]
+    .iter()
+    .map(|s| format!("{s} = \"{}\"\n", cases.join(format!("{s}.toml")).display()))
+    .collect();
     let text = format!(
         "[run]\n{run}\n[sets]\n{sets}\n[languages.rust]\nfolder = \"{root}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n{extra}\n[profiles.all]\nclients = [\"*\"]\nservers = [\"*\"]\ntls = [\"*\"]\nsets = [\"*\"]\n",
         root = dir.display()
@@ -54,14 +78,29 @@ fn the_reference_passes_every_case_in_every_tls_mode() {
     let dir = tempfile::tempdir().unwrap();
     let (out, s) = run(&["run", "--client", "rust", "--server", "rust", "--profile", "full"], dir.path());
     let tests = tests_of(&s);
-    let failed: Vec<String> = tests.iter().filter(|t| t["outcome"] != "passed").map(|t| format!("{}: {}", t["id"], reasons(t))).collect();
+    let failed: Vec<String> = tests
+        .iter()
+        .filter(|t| t["outcome"] != "passed")
+        .map(|t| format!("{}: {}", t["id"], reasons(t)))
+        .collect();
     assert!(failed.is_empty(), "{failed:#?}");
     assert!(out.status.success(), "exit {:?}", out.status);
     assert!(tests.len() > 150, "only {} tests", tests.len());
     for mode in ["none", "server", "mtls"] {
         assert!(tests.iter().any(|t| t["cell"]["tls"] == mode), "no test in tls={mode}");
     }
-    for set in ["unary", "server-stream", "client-stream", "bidi", "metadata", "errors", "deadlines", "large", "compression", "tls"] {
+    for set in [
+        "unary",
+        "server-stream",
+        "client-stream",
+        "bidi",
+        "metadata",
+        "errors",
+        "deadlines",
+        "large",
+        "compression",
+        "tls",
+    ] {
         assert!(tests.iter().any(|t| t["set"] == set), "no test of set {set}");
     }
     for f in ["junit.xml", "summary.md", "summary.json"] {
@@ -82,13 +121,48 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
     let m = m.to_str().unwrap();
     let servers = faults.join(",");
     let reports = dir.path().join("reports");
-    let (out, s) = run(&["--matrix", m, "run", "--client", "rust", "--server", &servers, "--tls", "none,mtls", "--set", "unary,server-stream,bidi,metadata,tls"], &reports);
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m,
+            "run",
+            "--client",
+            "rust",
+            "--server",
+            &servers,
+            "--tls",
+            "none,mtls",
+            "--set",
+            "unary,server-stream,bidi,metadata,tls",
+        ],
+        &reports,
+    );
     assert_eq!(out.status.code(), Some(1));
     let expect = [
-        ("wrong-status", "none", "unary/case=get-missing", "status: expected NOT_FOUND, got UNKNOWN \"oops\""),
-        ("drop-stream-message", "none", "server-stream/case=existing-in-key-order", "expected 3 message(s), got 2"),
-        ("no-echo", "none", "metadata/case=echo-unary", "header x-stock-echo: expected \"unary-echo-1\", got nothing"),
-        ("no-echo", "none", "metadata/case=echo-on-failure", "trailer x-stock-echo: expected \"failure-echo\", got nothing"),
+        (
+            "wrong-status",
+            "none",
+            "unary/case=get-missing",
+            "status: expected NOT_FOUND, got UNKNOWN \"oops\"",
+        ),
+        (
+            "drop-stream-message",
+            "none",
+            "server-stream/case=existing-in-key-order",
+            "expected 3 message(s), got 2",
+        ),
+        (
+            "no-echo",
+            "none",
+            "metadata/case=echo-unary",
+            "header x-stock-echo: expected \"unary-echo-1\", got nothing",
+        ),
+        (
+            "no-echo",
+            "none",
+            "metadata/case=echo-on-failure",
+            "trailer x-stock-echo: expected \"failure-echo\", got nothing",
+        ),
         ("mtls-optional", "mtls", "tls/case=no-client-cert", "status: expected any code but OK, got OK"),
         ("hold-fills", "none", "bidi/case=lock-step", "step 0 Trade: expected 4 message(s), got 0"),
     ];
@@ -98,11 +172,23 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         assert_eq!(t["outcome"], "failed", "{id}: {}", reasons(t));
         let r = reasons(t);
         assert!(r.contains(reason), "{id}: {r}");
-        assert!(t["reproduce"].as_str().unwrap().contains(&format!("--server {server} --tls {tls} --set")), "{}", t["reproduce"]);
+        assert!(
+            t["reproduce"].as_str().unwrap().contains(&format!("--server {server} --tls {tls} --set")),
+            "{}",
+            t["reproduce"]
+        );
     }
     // A bug fails only what it breaks: the same servers pass unrelated cases.
-    for (server, case) in [("wrong-status", "unary/case=put-then-get"), ("no-echo", "unary/case=put-then-get"), ("drop-stream-message", "bidi/case=lock-step"), ("mtls-optional", "tls/case=untrusted-ca")] {
-        let id = format!("client=rust/server={server}/tls={}/set={case}", if case.starts_with("tls/") { "mtls" } else { "none" });
+    for (server, case) in [
+        ("wrong-status", "unary/case=put-then-get"),
+        ("no-echo", "unary/case=put-then-get"),
+        ("drop-stream-message", "bidi/case=lock-step"),
+        ("mtls-optional", "tls/case=untrusted-ca"),
+    ] {
+        let id = format!(
+            "client=rust/server={server}/tls={}/set={case}",
+            if case.starts_with("tls/") { "mtls" } else { "none" }
+        );
         assert_eq!(find(&s, &id)["outcome"], "passed", "{id}");
     }
 }
@@ -116,9 +202,26 @@ fn a_wrong_expectation_fails_with_a_field_level_diff() {
     )
     .unwrap();
     let m = matrix_with(dir.path(), "", "");
-    let text = std::fs::read_to_string(&m).unwrap().replace("[sets]\n", &format!("[sets]\nwrong = \"{}\"\n", dir.path().join("wrong.toml").display()));
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace("[sets]\n", &format!("[sets]\nwrong = \"{}\"\n", dir.path().join("wrong.toml").display()));
     std::fs::write(&m, text).unwrap();
-    let (out, s) = run(&["--matrix", m.to_str().unwrap(), "run", "--client", "rust", "--server", "rust", "--tls", "none", "--set", "wrong"], &dir.path().join("r"));
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "rust",
+            "--server",
+            "rust",
+            "--tls",
+            "none",
+            "--set",
+            "wrong",
+        ],
+        &dir.path().join("r"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let t = find(&s, "client=rust/server=rust/tls=none/set=wrong/case=wrong-version");
     assert_eq!(reasons(t), "step 1 Get: message 0: field version: expected \"2\", got \"1\"");
@@ -138,11 +241,30 @@ fn a_server_that_cannot_start_and_a_hung_client_are_red_and_the_run_goes_on() {
     );
     let m = matrix_with(dir.path(), &extra, "step_grace_ms = 300\nclient_startup_ms = 300\nserver_ready_ms = 5000");
     let m = m.to_str().unwrap();
-    let (out, s) = run(&["--matrix", m, "run", "--client", "rust,hangs", "--server", "rust,nostart", "--tls", "none", "--set", "unary"], &dir.path().join("r"));
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m,
+            "run",
+            "--client",
+            "rust,hangs",
+            "--server",
+            "rust,nostart",
+            "--tls",
+            "none",
+            "--set",
+            "unary",
+        ],
+        &dir.path().join("r"),
+    );
     assert_eq!(out.status.code(), Some(1));
     let t = find(&s, "client=rust/server=nostart/tls=none/set=unary/case=put-then-get");
     assert_eq!(t["outcome"], "error");
-    assert!(reasons(t).contains("server exited (exit status: 7) before printing `listening on`"), "{}", reasons(t));
+    assert!(
+        reasons(t).contains("server exited (exit status: 7) before printing `listening on`"),
+        "{}",
+        reasons(t)
+    );
     assert!(t["server_stderr"].as_str().unwrap().contains("cannot bind, sorry"));
     let t = find(&s, "client=hangs/server=rust/tls=none/set=unary/case=put-then-get");
     assert_eq!(t["outcome"], "error");
@@ -153,29 +275,48 @@ fn a_server_that_cannot_start_and_a_hung_client_are_red_and_the_run_goes_on() {
     assert_eq!(find(&s, "client=rust/server=rust/tls=none/set=unary/case=put-then-get")["outcome"], "passed");
     // Nothing was left behind.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&ps.stdout).lines().any(|l| l.starts_with("sleep 6173")), "the hung client survived");
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).lines().any(|l| l.starts_with("sleep 6173")),
+        "the hung client survived"
+    );
 }
 
 #[test]
 fn a_broken_matrix_file_names_line_and_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let m = matrix_with(dir.path(), "", "");
-    let text = std::fs::read_to_string(&m).unwrap().replace("stack = \"tonic\"", "stack = \"tonic\"\nbuild_comand = [\"x\"]");
+    let text = std::fs::read_to_string(&m)
+        .unwrap()
+        .replace("stack = \"tonic\"", "stack = \"tonic\"\nbuild_comand = [\"x\"]");
     std::fs::write(&m, text).unwrap();
     let out = Command::new(bin()).args(["--matrix", m.to_str().unwrap(), "list"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("matrix.toml:") && err.contains("languages.rust.build_comand: unknown field `build_comand`"), "{err}");
+    assert!(
+        err.contains("matrix.toml:") && err.contains("languages.rust.build_comand: unknown field `build_comand`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn list_counts_the_profiles_as_designed() {
-    for (profile, combos) in [("quick", "18 combinations (3 clients × 3 servers × 1 TLS modes × 2 sets)"), ("standard", "150 combinations (5 clients × 5 servers × 2 TLS modes × 3 sets)")] {
+    for (profile, combos) in [
+        ("quick", "18 combinations (3 clients × 3 servers × 1 TLS modes × 2 sets)"),
+        ("standard", "150 combinations (5 clients × 5 servers × 2 TLS modes × 3 sets)"),
+    ] {
         let out = Command::new(bin()).current_dir(repo()).args(["list", "--profile", profile]).output().unwrap();
         assert!(out.status.success());
-        assert!(String::from_utf8_lossy(&out.stdout).contains(combos), "{profile}: {}", String::from_utf8_lossy(&out.stdout));
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains(combos),
+            "{profile}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
-    let out = Command::new(bin()).current_dir(repo()).args(["list", "--profile", "quick", "--format", "json"]).output().unwrap();
+    let out = Command::new(bin())
+        .current_dir(repo())
+        .args(["list", "--profile", "quick", "--format", "json"])
+        .output()
+        .unwrap();
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["combinations"], 18);
     assert_eq!(v["cells"].as_array().unwrap().len(), 9);
@@ -189,7 +330,22 @@ fn clients_that_skip_verification_are_caught_by_the_negative_tls_cases() {
         .map(|f| format!("[languages.{f}]\nfolder = \"{}\"\nstack = \"tonic, broken\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\", \"--break\", \"{f}\"]\n", dir.path().display()))
         .collect();
     let m = matrix_with(dir.path(), &extra, "");
-    let (out, s) = run(&["--matrix", m.to_str().unwrap(), "run", "--client", "trust-any-ca,ignore-server-name", "--server", "rust", "--tls", "server", "--set", "tls"], &dir.path().join("r"));
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "trust-any-ca,ignore-server-name",
+            "--server",
+            "rust",
+            "--tls",
+            "server",
+            "--set",
+            "tls",
+        ],
+        &dir.path().join("r"),
+    );
     assert_eq!(out.status.code(), Some(1));
     for (client, case) in [("trust-any-ca", "untrusted-ca"), ("ignore-server-name", "wrong-server-name")] {
         let t = find(&s, &format!("client={client}/server=rust/tls=server/set=tls/case={case}"));
@@ -198,7 +354,10 @@ fn clients_that_skip_verification_are_caught_by_the_negative_tls_cases() {
         assert_eq!(t["blame"], format!("client {client} (the reference server is the other side)"));
     }
     // The same broken clients still pass the positive control.
-    assert_eq!(find(&s, "client=trust-any-ca/server=rust/tls=server/set=tls/case=configured-tls-works")["outcome"], "passed");
+    assert_eq!(
+        find(&s, "client=trust-any-ca/server=rust/tls=server/set=tls/case=configured-tls-works")["outcome"],
+        "passed"
+    );
 }
 
 fn flaky_matrix(dir: &Path) -> PathBuf {
@@ -210,7 +369,23 @@ fn flaky_matrix(dir: &Path) -> PathBuf {
 fn a_pass_on_retry_is_flaky_and_fails_the_run_unless_listed() {
     let dir = tempfile::tempdir().unwrap();
     let m = flaky_matrix(dir.path());
-    let args = ["--matrix", m.to_str().unwrap(), "run", "--client", "rust", "--server", "flaky", "--tls", "none", "--set", "unary", "--case", "get-missing", "--retries", "2"];
+    let args = [
+        "--matrix",
+        m.to_str().unwrap(),
+        "run",
+        "--client",
+        "rust",
+        "--server",
+        "flaky",
+        "--tls",
+        "none",
+        "--set",
+        "unary",
+        "--case",
+        "get-missing",
+        "--retries",
+        "2",
+    ];
     let (out, s) = run(&args, &dir.path().join("r1"));
     assert_eq!(out.status.code(), Some(1), "a flaky test must fail the run");
     let t = find(&s, "client=rust/server=flaky/tls=none/set=unary/case=get-missing");
@@ -223,12 +398,19 @@ fn a_pass_on_retry_is_flaky_and_fails_the_run_unless_listed() {
 
     // Listed as known flaky, the same thing passes the run.
     std::fs::remove_file(dir.path().join(".stock-matrix-flaky-once")).unwrap();
-    std::fs::write(dir.path().join("known-flaky.toml"), "[[known]]\npattern = \"client=*/server=flaky/*/case=get-missing\"\nreason = \"the flaky-once fault\"\n").unwrap();
+    std::fs::write(
+        dir.path().join("known-flaky.toml"),
+        "[[known]]\npattern = \"client=*/server=flaky/*/case=get-missing\"\nreason = \"the flaky-once fault\"\n",
+    )
+    .unwrap();
     let mut listed = args.to_vec();
     let kf = dir.path().join("known-flaky.toml");
     listed.extend(["--known-flaky", kf.to_str().unwrap()]);
     let (out, s) = run(&listed, &dir.path().join("r2"));
-    assert_eq!(find(&s, "client=rust/server=flaky/tls=none/set=unary/case=get-missing")["outcome"], "known-flaky");
+    assert_eq!(
+        find(&s, "client=rust/server=flaky/tls=none/set=unary/case=get-missing")["outcome"],
+        "known-flaky"
+    );
     assert_eq!(out.status.code(), Some(0));
 }
 
@@ -237,7 +419,20 @@ fn known_failing_lists_are_exact_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     let m = matrix_with(dir.path(), "[languages.broken]\nfolder = \"/tmp\"\nstack = \"x\"\nserver = [\"{stock-matrix}\", \"reference\", \"server\", \"--break\", \"wrong-status\"]\nclient = [\"{stock-matrix}\", \"reference\", \"client\"]\n", "");
     let m = m.to_str().unwrap();
-    let base = ["--matrix", m, "run", "--client", "rust", "--server", "broken", "--tls", "none", "--set", "unary", "--no-blame"];
+    let base = [
+        "--matrix",
+        m,
+        "run",
+        "--client",
+        "rust",
+        "--server",
+        "broken",
+        "--tls",
+        "none",
+        "--set",
+        "unary",
+        "--no-blame",
+    ];
     // 1. --write-known-failing writes the minimal list for what failed.
     let list = dir.path().join("known-failing.toml");
     let mut args = base.to_vec();
@@ -252,11 +447,18 @@ fn known_failing_lists_are_exact_both_ways() {
     args.extend(["--known-failing", list.to_str().unwrap()]);
     let (out, s) = run(&args, &dir.path().join("r2"));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(find(&s, "client=rust/server=broken/tls=none/set=unary/case=get-missing")["outcome"], "expected-failure");
+    assert_eq!(
+        find(&s, "client=rust/server=broken/tls=none/set=unary/case=get-missing")["outcome"],
+        "expected-failure"
+    );
     let junit = std::fs::read_to_string(dir.path().join("r2/latest/junit.xml")).unwrap();
     assert!(junit.contains("<skipped") && junit.contains("expected failure"), "{junit}");
     // 3. A listed test that passes fails the run.
-    std::fs::write(&list, format!("{written}\n[[known]]\npattern = \"client=rust/server=broken/tls=none/set=unary/case=put-then-get\"\nreason = \"wrongly listed\"\n")).unwrap();
+    std::fs::write(
+        &list,
+        format!("{written}\n[[known]]\npattern = \"client=rust/server=broken/tls=none/set=unary/case=put-then-get\"\nreason = \"wrongly listed\"\n"),
+    )
+    .unwrap();
     let (out, s) = run(&args, &dir.path().join("r3"));
     assert_eq!(out.status.code(), Some(1));
     let t = find(&s, "client=rust/server=broken/tls=none/set=unary/case=put-then-get");
@@ -266,5 +468,9 @@ fn known_failing_lists_are_exact_both_ways() {
     std::fs::write(&list, format!("{written}\n[[known]]\npattern = \"client=cobol/*\"\nreason = \"typo\"\n")).unwrap();
     let (out, s) = run(&args, &dir.path().join("r4"));
     assert_eq!(out.status.code(), Some(1));
-    assert!(s["problems"][0].as_str().unwrap().contains("\"client=cobol/*\" matches no test"), "{}", s["problems"]);
+    assert!(
+        s["problems"][0].as_str().unwrap().contains("\"client=cobol/*\" matches no test"),
+        "{}",
+        s["problems"]
+    );
 }

@@ -66,7 +66,10 @@ request = { pattern = "{ns}*", includeExisting = true, maxEvents = 2 }
 expect.messages = [{ key = "{ns}a", existing = true, version = "1" }, { key = "{ns}b", existing = true, version = "1" }]
 "#,
     );
-    let obs = group(&[line(json!({"id": "p#0", "message": {"key": "n/a", "existing": true, "version": "1"}})), ok("p#0")]);
+    let obs = group(&[
+        line(json!({"id": "p#0", "message": {"key": "n/a", "existing": true, "version": "1"}})),
+        ok("p#0"),
+    ]);
     let r = judge(&c, "p", "n/", &obs);
     assert!(r[0].contains("expected 2 message(s), got 1"), "{r:?}");
 }
@@ -146,7 +149,13 @@ request = { key = "{ns}b" }
 "#,
     );
     let ev = |k: &str, e: bool| line(json!({"id": "p#0", "message": {"key": k, "existing": e, "version": "1"}}));
-    let good = group(&[ev("n/a", true), line(json!({"id": "p#0.#0", "message": {}})), ok("p#0.#0"), ev("n/b", false), ok("p#0")]);
+    let good = group(&[
+        ev("n/a", true),
+        line(json!({"id": "p#0.#0", "message": {}})),
+        ok("p#0.#0"),
+        ev("n/b", false),
+        ok("p#0"),
+    ]);
     assert_eq!(judge(&c, "p", "n/", &good), Vec::<String>::new());
     let missing_put = group(&[ev("n/a", true), ev("n/b", false), ok("p#0")]);
     let r = judge(&c, "p", "n/", &missing_put);

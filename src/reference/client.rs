@@ -61,7 +61,9 @@ pub enum ClientFault {
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("expected K=V, got {s:?}"))
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected K=V, got {s:?}"))
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -123,7 +125,9 @@ impl Decoder for DynDecoder {
     type Item = DynamicMessage;
     type Error = Status;
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
-        DynamicMessage::decode(self.0.clone(), buf).map(Some).map_err(|e| Status::internal(e.to_string()))
+        DynamicMessage::decode(self.0.clone(), buf)
+            .map(Some)
+            .map_err(|e| Status::internal(e.to_string()))
     }
 }
 
@@ -144,7 +148,9 @@ pub fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
             }
         }
         let name = args.server_name.clone().filter(|_| !args.faults.contains(&ClientFault::IgnoreServerName));
-        let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(ca)).domain_name(name.unwrap_or_else(|| host.to_string()));
+        let mut tls = ClientTlsConfig::new()
+            .ca_certificate(Certificate::from_pem(ca))
+            .domain_name(name.unwrap_or_else(|| host.to_string()));
         if args.tls_mode == TlsMode::Mtls {
             let read = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Vec<u8>> {
                 let p = p.as_ref().with_context(|| format!("--{flag} is required with --tls-mode mtls"))?;
@@ -188,7 +194,10 @@ struct Seen {
 
 impl Runner {
     pub fn new(args: ClientArgs) -> anyhow::Result<Runner> {
-        Ok(Runner { channel: channel(&args)?, args })
+        Ok(Runner {
+            channel: channel(&args)?,
+            args,
+        })
     }
 
     /// Checks a step's method and requests before anything is sent.
@@ -200,9 +209,20 @@ impl Runner {
             (Some(req), None) if !streaming_in => vec![req.clone()],
             (None, None) if !streaming_in => vec![serde_json::json!({})],
             (None, None) => vec![],
-            _ => return Err(UsageError(format!("step {:?}: {} takes `{}`", step.id, step.method, if streaming_in { "requests" } else { "request" }))),
+            _ => {
+                return Err(UsageError(format!(
+                    "step {:?}: {} takes `{}`",
+                    step.id,
+                    step.method,
+                    if streaming_in { "requests" } else { "request" }
+                )))
+            }
         };
-        let msgs = jsons.iter().map(|j| proto::parse_json(&info.input, j)).collect::<Result<Vec<_>, _>>().map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
+        let msgs = jsons
+            .iter()
+            .map(|j| proto::parse_json(&info.input, j))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
         for s in &step.after_first {
             Self::prepare(s)?;
         }
@@ -215,11 +235,17 @@ impl Runner {
             let (info, requests) = Self::prepare(step)?;
             let start = Instant::now();
             let mut seen = Seen::default();
-            let timeout = step.timeout_ms.filter(|t| *t > 0).or(self.args.timeout_ms.filter(|t| *t > 0)).map(Duration::from_millis);
+            let timeout = step
+                .timeout_ms
+                .filter(|t| *t > 0)
+                .or(self.args.timeout_ms.filter(|t| *t > 0))
+                .map(Duration::from_millis);
             let call = self.call(step, &info, requests, timeout, &mut seen);
             let result = match timeout {
                 // The local deadline also covers a server that ignores grpc-timeout.
-                Some(t) => tokio::time::timeout(t, call).await.unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
+                Some(t) => tokio::time::timeout(t, call)
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
                 None => call.await,
             };
             // A call cancelled once its own deadline has passed ended by that
@@ -228,16 +254,24 @@ impl Runner {
             // as CANCELLED too. gRPC clients report DEADLINE_EXCEEDED (grpc-go does).
             let past_deadline = |t: Duration| start.elapsed() + Duration::from_millis(1) >= t;
             let result = result.map_err(|s| match timeout {
-                Some(t) if s.code() == tonic::Code::Cancelled && (s.message() == "Timeout expired" || past_deadline(t)) => Status::deadline_exceeded(format!("deadline exceeded (client side; the transport said: {})", s.message())),
+                Some(t) if s.code() == tonic::Code::Cancelled && (s.message() == "Timeout expired" || past_deadline(t)) => {
+                    Status::deadline_exceeded(format!("deadline exceeded (client side; the transport said: {})", s.message()))
+                }
                 _ => s,
             });
             let status = match result {
-                Ok(()) => StatusLine { code: "OK".into(), message: String::new() },
+                Ok(()) => StatusLine {
+                    code: "OK".into(),
+                    message: String::new(),
+                },
                 Err(s) => {
                     if seen.trailers.is_empty() {
                         seen.trailers = stock_metadata(s.metadata());
                     }
-                    StatusLine { code: codes::name(s.code()).into(), message: s.message().to_string() }
+                    StatusLine {
+                        code: codes::name(s.code()).into(),
+                        message: s.message().to_string(),
+                    }
                 }
             };
             emit(&Line {
@@ -258,7 +292,10 @@ impl Runner {
             None => ("Stock", info.name.as_str()),
         };
         let path: http::uri::PathAndQuery = format!("/stock.v1.{service}/{method}").parse().expect("valid path");
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone()).accept_compressed(CompressionEncoding::Gzip).max_decoding_message_size(4 << 20).max_encoding_message_size(4 << 20);
+        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(4 << 20)
+            .max_encoding_message_size(4 << 20);
         if step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip") {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
@@ -268,7 +305,11 @@ impl Runner {
         let (tx, rx) = mpsc::channel::<DynamicMessage>(requests.len().max(1));
         let mut pending = requests.into_iter();
         // Lock-step sends the first order before waiting for headers (a server may hold them until it answers).
-        let first_batch: Vec<_> = if lock_step { pending.next().into_iter().collect() } else { pending.by_ref().collect() };
+        let first_batch: Vec<_> = if lock_step {
+            pending.next().into_iter().collect()
+        } else {
+            pending.by_ref().collect()
+        };
         for m in first_batch {
             let _ = tx.send(m).await;
         }
@@ -295,7 +336,14 @@ impl Runner {
         loop {
             let Some(msg) = stream.message().await? else { break };
             count += 1;
-            emit(&Line { id: step.id.clone(), message: Some(proto::to_proto3_json(&msg)), status: None, headers: None, trailers: None, elapsed_ms: None });
+            emit(&Line {
+                id: step.id.clone(),
+                message: Some(proto::to_proto3_json(&msg)),
+                status: None,
+                headers: None,
+                trailers: None,
+                elapsed_ms: None,
+            });
             if count == 1 {
                 for nested in &step.after_first {
                     self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
@@ -348,22 +396,51 @@ fn stdin_json_lines() -> Result<Vec<serde_json::Value>, UsageError> {
 pub fn command_step(cmd: &ClientCommand) -> Result<Option<Step>, UsageError> {
     use serde_json::json;
     let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    let step = |id: &str, method: &str| Step { id: id.into(), method: method.into(), request: None, requests: None, metadata: BTreeMap::new(), timeout_ms: None, compression: None, after_first: vec![] };
+    let step = |id: &str, method: &str| Step {
+        id: id.into(),
+        method: method.into(),
+        request: None,
+        requests: None,
+        metadata: BTreeMap::new(),
+        timeout_ms: None,
+        compression: None,
+        after_first: vec![],
+    };
     Ok(Some(match cmd {
-        ClientCommand::Get { key } => Step { request: Some(json!({ "key": key })), ..step("get", "Get") },
-        ClientCommand::Put { key, value } => Step { request: Some(json!({ "key": key, "value": b64(value) })), ..step("put", "Put") },
-        ClientCommand::Monitor { pattern, max_events, include_existing } => {
-            Step { request: Some(json!({ "pattern": pattern, "maxEvents": max_events.unwrap_or(0), "includeExisting": include_existing })), ..step("monitor", "Monitor") }
-        }
+        ClientCommand::Get { key } => Step {
+            request: Some(json!({ "key": key })),
+            ..step("get", "Get")
+        },
+        ClientCommand::Put { key, value } => Step {
+            request: Some(json!({ "key": key, "value": b64(value) })),
+            ..step("put", "Put")
+        },
+        ClientCommand::Monitor {
+            pattern,
+            max_events,
+            include_existing,
+        } => Step {
+            request: Some(json!({ "pattern": pattern, "maxEvents": max_events.unwrap_or(0), "includeExisting": include_existing })),
+            ..step("monitor", "Monitor")
+        },
         ClientCommand::Batch { items } => {
             let reqs = if items.is_empty() {
                 stdin_json_lines()?
             } else {
-                items.iter().map(|i| parse_pair(i).map(|(k, v)| json!({ "key": k, "value": b64(&v) })).map_err(UsageError)).collect::<Result<_, _>>()?
+                items
+                    .iter()
+                    .map(|i| parse_pair(i).map(|(k, v)| json!({ "key": k, "value": b64(&v) })).map_err(UsageError))
+                    .collect::<Result<_, _>>()?
             };
-            Step { requests: Some(reqs), ..step("batch", "Batch") }
+            Step {
+                requests: Some(reqs),
+                ..step("batch", "Batch")
+            }
         }
-        ClientCommand::Trade => Step { requests: Some(stdin_json_lines()?), ..step("trade", "Trade") },
+        ClientCommand::Trade => Step {
+            requests: Some(stdin_json_lines()?),
+            ..step("trade", "Trade")
+        },
         ClientCommand::Inventory => step("inventory", "Inventory"),
         ClientCommand::Script => return Ok(None),
     }))

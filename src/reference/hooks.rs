@@ -34,12 +34,20 @@ impl Hooks {
     pub fn from_metadata(md: &MetadataMap) -> Result<Hooks, Status> {
         let number = |key: &str| -> Result<Option<u64>, Status> {
             text(md, key)
-                .map(|v| v.trim().parse::<u64>().map_err(|_| Status::invalid_argument(format!("{key} must be a number, got {v:?}"))))
+                .map(|v| {
+                    v.trim()
+                        .parse::<u64>()
+                        .map_err(|_| Status::invalid_argument(format!("{key} must be a number, got {v:?}")))
+                })
                 .transpose()
         };
         let special = text(md, "x-stock-fail-special") == Some("true");
         let code = match text(md, "x-stock-fail") {
-            Some(name) => Some(codes::from_name(name).filter(|c| *c != Code::Ok).ok_or_else(|| Status::invalid_argument(format!("x-stock-fail: unknown code {name:?}")))?),
+            Some(name) => Some(
+                codes::from_name(name)
+                    .filter(|c| *c != Code::Ok)
+                    .ok_or_else(|| Status::invalid_argument(format!("x-stock-fail: unknown code {name:?}")))?,
+            ),
             None if special => Some(Code::Unknown),
             None => None,
         };
@@ -47,11 +55,17 @@ impl Hooks {
             let message = if special {
                 SPECIAL_MESSAGE.to_string()
             } else {
-                text(md, "x-stock-fail-message").map(str::to_string).unwrap_or_else(|| format!("forced {}", codes::name(code)))
+                text(md, "x-stock-fail-message")
+                    .map(str::to_string)
+                    .unwrap_or_else(|| format!("forced {}", codes::name(code)))
             };
             Status::new(code, message)
         });
-        Ok(Hooks { delay: number("x-stock-delay-ms")?.map(Duration::from_millis), fail, fail_after: number("x-stock-fail-after")?.unwrap_or(0) })
+        Ok(Hooks {
+            delay: number("x-stock-delay-ms")?.map(Duration::from_millis),
+            fail,
+            fail_after: number("x-stock-fail-after")?.unwrap_or(0),
+        })
     }
 
     /// Sleeps for the requested delay.
@@ -153,7 +167,15 @@ where
                 parts.headers.insert(ECHO, echo.clone());
             }
             let sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
-            Ok(http::Response::from_parts(parts, tonic::body::Body::new(WireBody { inner: body, echo, deadline: sleep, ended: false })))
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(WireBody {
+                    inner: body,
+                    echo,
+                    deadline: sleep,
+                    ended: false,
+                }),
+            ))
         })
     }
 }
@@ -192,10 +214,14 @@ impl Body for WireBody {
         if let Poll::Ready(None) = polled {
             self.ended = true;
         }
-        polled.map(|frame| frame.map(|r| r.map(|f| match f.into_trailers() {
-            Ok(trailers) => Frame::trailers(with_echo(trailers)),
-            Err(f) => f,
-        })))
+        polled.map(|frame| {
+            frame.map(|r| {
+                r.map(|f| match f.into_trailers() {
+                    Ok(trailers) => Frame::trailers(with_echo(trailers)),
+                    Err(f) => f,
+                })
+            })
+        })
     }
 
     fn is_end_stream(&self) -> bool {
@@ -221,7 +247,12 @@ mod tests {
 
     #[test]
     fn fail_takes_code_and_message() {
-        let h = Hooks::from_metadata(&md(&[("x-stock-fail", "ABORTED"), ("x-stock-fail-message", "boom"), ("x-stock-fail-after", "2")])).unwrap();
+        let h = Hooks::from_metadata(&md(&[
+            ("x-stock-fail", "ABORTED"),
+            ("x-stock-fail-message", "boom"),
+            ("x-stock-fail-after", "2"),
+        ]))
+        .unwrap();
         let s = h.fail.unwrap();
         assert_eq!((s.code(), s.message()), (Code::Aborted, "boom"));
         assert_eq!(h.fail_after, 2);

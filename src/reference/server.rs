@@ -16,8 +16,8 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::transport::server::TcpIncoming;
 use tonic::codec::CompressionEncoding;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
 use tonic::{Request, Response, Status, Streaming};
 
@@ -85,7 +85,11 @@ impl Stock for StockService {
         enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
-        let missing = if self.faults.contains(&Fault::WrongStatus) { Status::unknown("oops") } else { Status::not_found(format!("key {key:?} not found")) };
+        let missing = if self.faults.contains(&Fault::WrongStatus) {
+            Status::unknown("oops")
+        } else {
+            Status::not_found(format!("key {key:?} not found"))
+        };
         let (value, version) = self.store.get(&key).ok_or(missing)?;
         Ok(Response::new(GetResponse { value, version }))
     }
@@ -215,7 +219,12 @@ impl Stock for StockService {
         enter(&req, true).await?;
         let (key_count, total_value_bytes) = self.store.totals();
         let stack = format!("tonic {}", env!("STOCK_TONIC_VERSION"));
-        Ok(Response::new(InventoryStatus { key_count, total_value_bytes, language: "rust".into(), stack }))
+        Ok(Response::new(InventoryStatus {
+            key_count,
+            total_value_bytes,
+            language: "rust".into(),
+            stack,
+        }))
     }
 
     async fn audit(&self, _req: Request<Empty>) -> Result<Response<Empty>, Status> {
@@ -250,7 +259,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         let identity = Identity::from_pem(read(&args.cert_file, "cert-file")?, read(&args.key_file, "key-file")?);
         let mut tls = ServerTlsConfig::new().identity(identity);
         if args.tls_mode == TlsMode::Mtls {
-            tls = tls.client_ca_root(Certificate::from_pem(read(&args.ca_file, "ca-file")?)).client_auth_optional(args.faults.contains(&Fault::MtlsOptional));
+            tls = tls
+                .client_ca_root(Certificate::from_pem(read(&args.ca_file, "ca-file")?))
+                .client_auth_optional(args.faults.contains(&Fault::MtlsOptional));
         }
         builder = builder.tls_config(tls).context("invalid TLS configuration")?;
     }
@@ -282,7 +293,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = builder
-        .layer(WireLayer { echo: !args.faults.contains(&Fault::NoEcho) })
+        .layer(WireLayer {
+            echo: !args.faults.contains(&Fault::NoEcho),
+        })
         .add_service(health_service)
         .add_service(reflection)
         .add_service(stock)

@@ -50,7 +50,10 @@ pub fn validate_key(key: &str) -> Result<(), Status> {
 
 pub fn validate_value(value: &[u8]) -> Result<(), Status> {
     if value.len() > MAX_VALUE {
-        return Err(Status::invalid_argument(format!("value must be at most {MAX_VALUE} bytes, got {}", value.len())));
+        return Err(Status::invalid_argument(format!(
+            "value must be at most {MAX_VALUE} bytes, got {}",
+            value.len()
+        )));
     }
     Ok(())
 }
@@ -62,7 +65,12 @@ impl Inner {
         let created = entry.version == 0;
         entry.version += 1;
         entry.value = value;
-        let event = WatchEvent { key: key.to_string(), value: entry.value.clone(), version: entry.version, existing: false };
+        let event = WatchEvent {
+            key: key.to_string(),
+            value: entry.value.clone(),
+            version: entry.version,
+            existing: false,
+        };
         self.watchers.retain(|w| {
             if w.tx.is_closed() {
                 return false;
@@ -93,19 +101,29 @@ impl Store {
                 .map
                 .iter()
                 .filter(|(k, _)| matches(pattern, k))
-                .map(|(k, e)| WatchEvent { key: k.clone(), value: e.value.clone(), version: e.version, existing: true })
+                .map(|(k, e)| WatchEvent {
+                    key: k.clone(),
+                    value: e.value.clone(),
+                    version: e.version,
+                    existing: true,
+                })
                 .collect()
         } else {
             Vec::new()
         };
-        inner.watchers.push(Watcher { pattern: pattern.to_string(), tx });
+        inner.watchers.push(Watcher {
+            pattern: pattern.to_string(),
+            tx,
+        });
         (existing, rx)
     }
 
     /// Validates every item, then applies them all in order under one lock.
     pub fn batch(&self, items: Vec<BatchItem>) -> Result<BatchSummary, Status> {
         for (i, item) in items.iter().enumerate() {
-            validate_key(&item.key).and_then(|_| validate_value(&item.value)).map_err(|s| Status::invalid_argument(format!("item {i}: {}", s.message())))?;
+            validate_key(&item.key)
+                .and_then(|_| validate_value(&item.value))
+                .map_err(|s| Status::invalid_argument(format!("item {i}: {}", s.message())))?;
         }
         let mut inner = self.inner.lock().unwrap();
         let mut summary = BatchSummary::default();
@@ -156,7 +174,16 @@ mod tests {
     #[test]
     fn a_bad_item_rejects_the_whole_batch() {
         let store = Store::default();
-        let items = vec![BatchItem { key: "a".into(), value: vec![] }, BatchItem { key: String::new(), value: vec![] }];
+        let items = vec![
+            BatchItem {
+                key: "a".into(),
+                value: vec![],
+            },
+            BatchItem {
+                key: String::new(),
+                value: vec![],
+            },
+        ];
         assert_eq!(store.batch(items).unwrap_err().code(), tonic::Code::InvalidArgument);
         assert_eq!(store.totals(), (0, 0));
     }
@@ -165,7 +192,13 @@ mod tests {
     fn batch_counts_created_and_updated() {
         let store = Store::default();
         store.put("a", b"x".to_vec());
-        let items = ["a", "b", "b"].iter().map(|k| BatchItem { key: k.to_string(), value: b"yy".to_vec() }).collect();
+        let items = ["a", "b", "b"]
+            .iter()
+            .map(|k| BatchItem {
+                key: k.to_string(),
+                value: b"yy".to_vec(),
+            })
+            .collect();
         let s = store.batch(items).unwrap();
         assert_eq!((s.items, s.value_bytes, s.created, s.updated), (3, 6, 1, 2));
     }

@@ -50,6 +50,11 @@ impl Console {
         }
         eprintln!("reports: {report_dir}/summary.md, junit.xml, summary.json");
         // The plain closing line CI systems read: expected failures count as skipped.
-        println!("{} passed, {} failed, {} skipped", c.total() - c.red - c.expected_failure, c.red, c.expected_failure);
+        println!(
+            "{} passed, {} failed, {} skipped",
+            c.total() - c.red - c.expected_failure,
+            c.red,
+            c.expected_failure
+        );
     }
 }

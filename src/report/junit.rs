@@ -33,7 +33,11 @@ pub fn render(summary: &RunSummary) -> String {
                 s
             }
             Outcome::Failed | Outcome::Error => {
-                let kind = if t.outcome == Outcome::Failed { NonSuccessKind::Failure } else { NonSuccessKind::Error };
+                let kind = if t.outcome == Outcome::Failed {
+                    NonSuccessKind::Failure
+                } else {
+                    NonSuccessKind::Error
+                };
                 let mut s = TestCaseStatus::non_success(kind);
                 s.set_message(t.reasons.first().cloned().unwrap_or_default());
                 s.set_type(if t.outcome == Outcome::Failed { "mismatch" } else { "error" });
@@ -49,7 +53,11 @@ pub fn render(summary: &RunSummary) -> String {
         // Earlier tries: flaky runs of a success, reruns of a failure.
         for a in &t.attempts {
             if a.outcome.is_red() {
-                let kind = if a.outcome == Outcome::Error { NonSuccessKind::Error } else { NonSuccessKind::Failure };
+                let kind = if a.outcome == Outcome::Error {
+                    NonSuccessKind::Error
+                } else {
+                    NonSuccessKind::Failure
+                };
                 let mut rerun = TestRerun::new(kind);
                 rerun.set_message(a.reasons.first().cloned().unwrap_or_default());
                 rerun.set_description(a.reasons.join("\n"));
@@ -75,7 +83,11 @@ mod tests {
     #[test]
     fn flaky_and_expected_failures_are_marked() {
         let mut flaky = result("go", "rust", TlsMode::None, "get", Outcome::Flaky);
-        flaky.attempts.push(crate::report::Attempt { outcome: Outcome::Failed, reasons: vec!["boom".into()], duration_ms: 1.0 });
+        flaky.attempts.push(crate::report::Attempt {
+            outcome: Outcome::Failed,
+            reasons: vec!["boom".into()],
+            duration_ms: 1.0,
+        });
         let mut expected = result("go", "rust", TlsMode::None, "put", Outcome::ExpectedFailure);
         expected.reasons.insert(0, "known failing (x): P-521".into());
         let xml = render(&summary(vec![flaky, expected]));
@@ -94,7 +106,10 @@ mod tests {
         assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
         assert!(xml.contains(r#"<testsuite name="client=go/server=rust/tls=none" tests="2""#), "{xml}");
         assert!(xml.contains(r#"failures="1""#) && xml.contains(r#"errors="1""#), "{xml}");
-        assert!(xml.contains("reproduce: stock-matrix run --client go --server rust --tls none --set unary --case put"), "{xml}");
+        assert!(
+            xml.contains("reproduce: stock-matrix run --client go --server rust --tls none --set unary --case put"),
+            "{xml}"
+        );
         assert!(xml.contains("expected OK, got NOT_FOUND &quot;&lt;gone&gt;&quot;"), "{xml}");
     }
 }

@@ -22,7 +22,11 @@ fn ms(v: Option<f64>) -> String {
 pub fn render(s: &RunSummary) -> String {
     let mut out = String::new();
     let c = s.counts();
-    let verdict = if c.red == 0 && c.total() > 0 && s.problems.is_empty() { "✅ all passed" } else { "❌ red" };
+    let verdict = if c.red == 0 && c.total() > 0 && s.problems.is_empty() {
+        "✅ all passed"
+    } else {
+        "❌ red"
+    };
     let _ = writeln!(out, "# stock-matrix run {}\n", s.run_id);
     let _ = writeln!(
         out,
@@ -67,7 +71,14 @@ pub fn render(s: &RunSummary) -> String {
         let _ = writeln!(out, "| client ↓ server → | {} |", servers.iter().copied().collect::<Vec<_>>().join(" | "));
         let _ = writeln!(out, "|---|{}", "---|".repeat(servers.len()));
         for client in &clients {
-            let row: Vec<String> = servers.iter().map(|server| cell_text(Counts::of(tests.iter().copied().filter(|t| t.cell.client == *client && t.cell.server == *server)))).collect();
+            let row: Vec<String> = servers
+                .iter()
+                .map(|server| {
+                    cell_text(Counts::of(
+                        tests.iter().copied().filter(|t| t.cell.client == *client && t.cell.server == *server),
+                    ))
+                })
+                .collect();
             let _ = writeln!(out, "| **{client}** | {} |", row.join(" | "));
         }
         let _ = writeln!(out);
@@ -84,7 +95,12 @@ pub fn render(s: &RunSummary) -> String {
         let _ = writeln!(out, "## Timings (median per language)\n");
         let _ = writeln!(out, "| language | server start → ready | client start → first result |\n|---|---|---|");
         for l in langs {
-            let _ = writeln!(out, "| {l} | {} | {} |", ms(ready.get(l).and_then(|v| median(v))), ms(first.get(l).and_then(|v| median(v))));
+            let _ = writeln!(
+                out,
+                "| {l} | {} | {} |",
+                ms(ready.get(l).and_then(|v| median(v))),
+                ms(first.get(l).and_then(|v| median(v)))
+            );
         }
         let _ = writeln!(out);
         let notes: Vec<_> = s.cells.iter().flat_map(|c| c.notes.iter().map(move |n| (c.key.id(), n))).collect();
@@ -107,14 +123,22 @@ pub fn render(s: &RunSummary) -> String {
         for (c, sv) in pairs {
             let row: Vec<String> = key_types
                 .iter()
-                .map(|k| cell_text(Counts::of(s.tests.iter().filter(|t| t.cell.client == c && t.cell.server == sv && t.cell.key_type.as_str() == *k && t.cell.tls != crate::tls::TlsMode::None))))
+                .map(|k| {
+                    cell_text(Counts::of(s.tests.iter().filter(|t| {
+                        t.cell.client == c && t.cell.server == sv && t.cell.key_type.as_str() == *k && t.cell.tls != crate::tls::TlsMode::None
+                    })))
+                })
                 .collect();
             let _ = writeln!(out, "| {c} → {sv} | {} |", row.join(" | "));
         }
         let _ = writeln!(out);
     }
 
-    let listed: Vec<_> = s.tests.iter().filter(|t| matches!(t.outcome, Outcome::ExpectedFailure | Outcome::KnownFlaky)).collect();
+    let listed: Vec<_> = s
+        .tests
+        .iter()
+        .filter(|t| matches!(t.outcome, Outcome::ExpectedFailure | Outcome::KnownFlaky))
+        .collect();
     if !listed.is_empty() {
         let _ = writeln!(out, "## Expected failures and known flakes ({})\n", listed.len());
         for t in listed {
@@ -140,7 +164,13 @@ pub fn render(s: &RunSummary) -> String {
                 let _ = writeln!(out, "- {}", r.replace('\n', " "));
             }
             for (i, a) in t.attempts.iter().enumerate() {
-                let _ = writeln!(out, "- try {}: {:?}: {}", i + 1, a.outcome, a.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_else(|| "passed".into()));
+                let _ = writeln!(
+                    out,
+                    "- try {}: {:?}: {}",
+                    i + 1,
+                    a.outcome,
+                    a.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_else(|| "passed".into())
+                );
             }
             for (who, text) in [("server", &t.server_stderr), ("client", &t.client_stderr)] {
                 if !text.is_empty() {
@@ -170,12 +200,24 @@ mod tests {
             result("rust", "go", TlsMode::Mtls, "get", Outcome::Passed),
         ]);
         let md = render(&s);
-        assert!(md.contains("❌ red: **3 passed, 1 failed, 0 errors, 0 flaky, 0 expected failures, 0 not run** of 4 tests"), "{md}");
+        assert!(
+            md.contains("❌ red: **3 passed, 1 failed, 0 errors, 0 flaky, 0 expected failures, 0 not run** of 4 tests"),
+            "{md}"
+        );
         assert!(md.contains("## tls none\n"), "{md}");
-        assert!(md.contains("## tls none\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | ❌ 1/2 |\n| **rust** | · | ✅ 1/1 |"), "{md}");
-        assert!(md.contains("## tls mtls\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | · |\n| **rust** | ✅ 1/1 | · |"), "{md}");
+        assert!(
+            md.contains("## tls none\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | ❌ 1/2 |\n| **rust** | · | ✅ 1/1 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("## tls mtls\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | · |\n| **rust** | ✅ 1/1 | · |"),
+            "{md}"
+        );
         assert!(md.contains("### FAIL `client=go/server=rust/tls=none/set=unary/case=put`"), "{md}");
-        assert!(md.contains("Reproduce: `stock-matrix run --client go --server rust --tls none --set unary --case put`"), "{md}");
+        assert!(
+            md.contains("Reproduce: `stock-matrix run --client go --server rust --tls none --set unary --case put`"),
+            "{md}"
+        );
         assert!(md.contains("| go | – | 5 ms |"), "{md}");
     }
 

@@ -170,7 +170,12 @@ pub(crate) mod fixtures {
     use crate::tls::{KeyType, TlsMode};
 
     pub fn key(client: &str, server: &str, tls: TlsMode) -> CellKey {
-        CellKey { client: client.into(), server: server.into(), tls, key_type: KeyType::EcP256 }
+        CellKey {
+            client: client.into(),
+            server: server.into(),
+            tls,
+            key_type: KeyType::EcP256,
+        }
     }
 
     pub fn result(client: &str, server: &str, tls: TlsMode, case: &str, outcome: Outcome) -> TestResult {
@@ -182,7 +187,11 @@ pub(crate) mod fixtures {
             case: case.into(),
             description: String::new(),
             outcome,
-            reasons: if outcome.is_red() { vec!["step 0 Get: status: expected OK, got NOT_FOUND \"<gone>\"".into()] } else { vec![] },
+            reasons: if outcome.is_red() {
+                vec!["step 0 Get: status: expected OK, got NOT_FOUND \"<gone>\"".into()]
+            } else {
+                vec![]
+            },
             duration_ms: 1.5,
             reproduce: format!("stock-matrix run --client {client} --server {server} --tls {tls} --set unary --case {case}"),
             client_stderr: String::new(),
@@ -200,7 +209,13 @@ pub(crate) mod fixtures {
             profile: Some("quick".into()),
             command: "stock-matrix run --profile quick".into(),
             builds: BTreeMap::new(),
-            cells: vec![CellInfo { key: key("go", "rust", TlsMode::None), server_ready_ms: Some(3.0), client_first_line_ms: vec![5.0], duration_ms: 20.0, notes: vec![] }],
+            cells: vec![CellInfo {
+                key: key("go", "rust", TlsMode::None),
+                server_ready_ms: Some(3.0),
+                client_first_line_ms: vec![5.0],
+                duration_ms: 20.0,
+                notes: vec![],
+            }],
             tests,
             interrupted: false,
             problems: vec![],
