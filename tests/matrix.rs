@@ -46,24 +46,27 @@ fn reasons(t: &Value) -> String {
         .join("\n")
 }
 
+/// Every operation set of matrix.toml.
+const SETS: [&str; 10] = [
+    "unary",
+    "server-stream",
+    "client-stream",
+    "bidi",
+    "metadata",
+    "errors",
+    "deadlines",
+    "large",
+    "compression",
+    "tls",
+];
+
 /// A matrix file with the repo's case sets and extra languages.
 fn matrix_with(dir: &Path, extra: &str, run: &str) -> PathBuf {
     let cases = repo().join("cases");
-    let sets: String = [
-        "unary",
-        "server-stream",
-        "client-stream",
-        "bidi",
-        "metadata",
-        "errors",
-        "deadlines",
-        "large",
-        "compression",
-        "tls",
-    ]
-    .iter()
-    .map(|s| format!("{s} = \"{}\"\n", cases.join(format!("{s}.toml")).display()))
-    .collect();
+    let sets: String = SETS
+        .iter()
+        .map(|s| format!("{s} = \"{}\"\n", cases.join(format!("{s}.toml")).display()))
+        .collect();
     let text = format!(
         "[run]\n{run}\n[sets]\n{sets}\n[languages.rust]\nfolder = \"{root}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n{extra}\n[profiles.all]\nclients = [\"*\"]\nservers = [\"*\"]\ntls = [\"*\"]\nsets = [\"*\"]\n",
         root = dir.display()
@@ -89,18 +92,7 @@ fn the_reference_passes_every_case_in_every_tls_mode() {
     for mode in ["none", "server", "mtls"] {
         assert!(tests.iter().any(|t| t["cell"]["tls"] == mode), "no test in tls={mode}");
     }
-    for set in [
-        "unary",
-        "server-stream",
-        "client-stream",
-        "bidi",
-        "metadata",
-        "errors",
-        "deadlines",
-        "large",
-        "compression",
-        "tls",
-    ] {
+    for set in SETS {
         assert!(tests.iter().any(|t| t["set"] == set), "no test of set {set}");
     }
     for f in ["junit.xml", "summary.md", "summary.json"] {
