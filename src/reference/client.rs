@@ -160,7 +160,17 @@ pub fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
         }
         endpoint = endpoint.tls_config(tls)?;
     }
-    Ok(endpoint.connect_timeout(Duration::from_secs(10)).connect_lazy())
+    // Streams this client resets (at its deadline) are forgotten at once, so a
+    // late frame on one is answered with a STREAM_CLOSED stream error, as RFC
+    // 9113 section 5.1 asks. With h2's default memory of reset streams, a
+    // server RST_STREAM racing the client's own reset turns the stream into
+    // "reset by the peer", and a frame after that (gRPC C++ 1.51 sends its
+    // end-of-stream twice after a deadline) tears down the whole connection,
+    // failing whatever unrelated call is in flight on it.
+    Ok(endpoint
+        .connect_timeout(Duration::from_secs(10))
+        .http2_max_concurrent_reset_streams(0)
+        .connect_lazy())
 }
 
 /// Runs steps over one channel and prints the contract's output lines.
