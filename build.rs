@@ -1,4 +1,4 @@
-//! Compiles proto/stock.proto with protox (pure Rust: no system protoc needed),
+//! Compiles proto/stock.proto and the legacy proto/kv.proto with protox (pure Rust: no system protoc needed),
 //! generates the tonic/prost code, and writes the descriptor set that the
 //! runner uses to parse proto3 JSON and that the reference serves by reflection.
 use prost::Message;
@@ -6,7 +6,8 @@ use std::{env, fs, path::PathBuf};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto/stock.proto");
-    let fds = protox::compile(["stock.proto"], ["proto"])?;
+    println!("cargo:rerun-if-changed=proto/kv.proto");
+    let fds = protox::compile(["stock.proto", "kv.proto"], ["proto"])?;
     let out = PathBuf::from(env::var("OUT_DIR")?);
     fs::write(out.join("stock_descriptor.bin"), fds.encode_to_vec())?;
     tonic_prost_build::configure().compile_fds(fds)?;

@@ -72,7 +72,20 @@ pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
 }
 
 pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSet>, Exit> {
-    names.iter().map(|n| Ok((n.clone(), cases::load(n, &m.sets[n]).map_err(usage)?))).collect()
+    names
+        .iter()
+        .map(|n| {
+            let path = &m.sets[n];
+            let set = cases::load(n, path).map_err(usage)?;
+            if let Some(unknown) = set.clients.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
+                return Err(usage(format!(
+                    "{}: `clients` names `{unknown}`, which matrix.toml does not define",
+                    path.display()
+                )));
+            }
+            Ok((n.clone(), set))
+        })
+        .collect()
 }
 
 fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
@@ -80,7 +93,7 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
     let sets = load_sets(m, &sel.sets)?;
     let cells = plan::plan(&sel, &sets).map_err(usage)?;
     let tests: usize = cells.iter().map(|c| c.tests.len()).sum();
-    let combos = plan::combinations(&sel);
+    let combos = plan::combinations(&sel, &sets);
     match format {
         Format::Json => {
             let rows: Vec<_> = cells

@@ -151,6 +151,8 @@ pub struct Case {
 struct CaseFile {
     #[serde(default)]
     description: String,
+    #[serde(default)]
+    clients: Option<Vec<String>>,
     #[serde(rename = "case")]
     cases: Vec<Case>,
 }
@@ -159,7 +161,17 @@ struct CaseFile {
 #[derive(Debug, Clone)]
 pub struct CaseSet {
     pub description: String,
+    /// Client languages that can drive this set (it calls a service only
+    /// they speak, e.g. the legacy KV client); `None` = every client.
+    pub clients: Option<Vec<String>>,
     pub cases: Vec<Case>,
+}
+
+impl CaseSet {
+    /// Whether this client language can drive the set.
+    pub fn drivable_by(&self, client: &str) -> bool {
+        self.clients.as_ref().is_none_or(|c| c.iter().any(|x| x == client))
+    }
 }
 
 impl Case {
@@ -338,8 +350,12 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
             check_step(step, &mut names).map_err(|e| format!("case `{}` step {i}: {e}", case.name))?;
         }
     }
+    if file.clients.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err("`clients` must name at least one client language (leave it out for every client)".into());
+    }
     Ok(CaseSet {
         description: file.description,
+        clients: file.clients,
         cases: file.cases,
     })
 }

@@ -125,6 +125,9 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                     let mut tests = Vec::new();
                     for set in &sel.sets {
                         let cs = sets.get(set).ok_or_else(|| format!("unknown set `{set}`"))?;
+                        if !cs.drivable_by(client) {
+                            continue;
+                        }
                         for case in cs.cases.iter().filter(|c| c.applies_to(tls)) {
                             let test = Test {
                                 set: set.clone(),
@@ -151,15 +154,16 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
     Ok(cells)
 }
 
-/// Combinations (client × server × TLS × set) a selection names, as the profiles count them.
-pub fn combinations(sel: &Selection) -> usize {
+/// Combinations (client × server × TLS × set) a selection names, as the
+/// profiles count them; a set only counts for the clients that can drive it.
+pub fn combinations(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> usize {
     let pairs = sel
         .clients
         .iter()
         .flat_map(|c| sel.servers.iter().map(move |s| (c, s)))
-        .filter(|(c, s)| sel.pivot.as_ref().is_none_or(|p| p == *c || p == *s))
-        .count();
-    pairs * sel.tls.len() * sel.sets.len()
+        .filter(|(c, s)| sel.pivot.as_ref().is_none_or(|p| p == *c || p == *s));
+    let per_pair = |client: &str| sel.sets.iter().filter(|s| sets.get(*s).is_none_or(|cs| cs.drivable_by(client))).count();
+    pairs.map(|(c, _)| per_pair(c)).sum::<usize>() * sel.tls.len()
 }
 
 #[cfg(test)]
@@ -196,7 +200,7 @@ mod tests {
         let cells = plan(&s, &sets()).unwrap();
         assert_eq!(cells.len(), 4);
         assert_eq!(cells[0].tests[1].id(&cells[0].key), "client=go/server=go/tls=none/set=a/case=a2");
-        assert_eq!(combinations(&s), 4);
+        assert_eq!(combinations(&s, &sets()), 4);
     }
 
     #[test]
@@ -240,7 +244,7 @@ mod tests {
             .map(|c| format!("{}>{}", c.key.client, c.key.server))
             .collect();
         assert_eq!(ids, ["a>rust", "b>rust", "rust>a", "rust>b", "rust>rust"]);
-        assert_eq!(combinations(&s), 5);
+        assert_eq!(combinations(&s, &sets()), 5);
     }
 
     #[test]
@@ -256,5 +260,26 @@ mod tests {
                 "client=rust/server=rust/tls=server/key=rsa-2048"
             ]
         );
+    }
+
+    #[test]
+    fn a_set_for_some_clients_only_runs_with_those_clients() {
+        let mut all = sets();
+        let kv = "clients = [\"rust\"]\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"proto.KV.Get\"\nrequest = { key = \"x\" }\nexpect.status = \"NOT_FOUND\"\n";
+        all.insert("kv".into(), cases::parse("kv", kv).unwrap());
+        let s = sel(&["go", "rust"], &[TlsMode::None], &["a", "kv"]);
+        let ids: Vec<String> = plan(&s, &all)
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+            .filter(|i| i.contains("set=kv"))
+            .collect();
+        assert_eq!(
+            ids,
+            ["client=rust/server=go/tls=none/set=kv/case=k", "client=rust/server=rust/tls=none/set=kv/case=k"]
+        );
+        // 4 pairs run `a`, the 2 with a rust client also run `kv`.
+        assert_eq!(combinations(&s, &all), 6);
+        assert!(cases::parse("kv", "clients = []\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"Inventory\"\n").is_err());
     }
 }

@@ -12,7 +12,13 @@ pub mod stock {
     tonic::include_proto!("stock.v1");
 }
 
-/// The encoded `FileDescriptorSet` of proto/stock.proto.
+/// Code generated from proto/kv.proto: the legacy `proto.KV` service.
+#[allow(clippy::all, missing_docs)]
+pub mod kv {
+    tonic::include_proto!("proto");
+}
+
+/// The encoded `FileDescriptorSet` of proto/stock.proto and proto/kv.proto.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stock_descriptor.bin"));
 
 /// The descriptor pool of proto/stock.proto.
@@ -31,19 +37,23 @@ pub enum Kind {
     Bidi,
 }
 
-/// A method a script step may call, as named in the contract.
+/// A method a script step may call, as named in the contract: `Get`,
+/// `Ledger.Balance` for another stock.v1 service, `proto.KV.Get` for a
+/// service of another package.
 #[derive(Debug, Clone)]
 pub struct MethodInfo {
-    /// The step's `method` value: `Get`, or `Ledger.Balance` for another service.
-    pub name: String,
+    /// The HTTP/2 path: `/stock.v1.Stock/Get`.
+    pub path: String,
     pub kind: Kind,
     pub input: MessageDescriptor,
     pub output: MessageDescriptor,
 }
 
-/// Looks up a method by its step name (`Get`, `Audit`, `Ledger.Balance`).
+/// Looks up a method by its step name (`Get`, `Audit`, `Ledger.Balance`,
+/// `proto.KV.Get`).
 pub fn method(name: &str) -> Option<MethodInfo> {
-    let (service, method) = match name.split_once('.') {
+    let (service, method) = match name.rsplit_once('.') {
+        Some((s, m)) if s.contains('.') => (s.to_string(), m),
         Some((s, m)) => (format!("stock.v1.{s}"), m),
         None => ("stock.v1.Stock".to_string(), name),
     };
@@ -56,7 +66,7 @@ pub fn method(name: &str) -> Option<MethodInfo> {
         (true, true) => Kind::Bidi,
     };
     Some(MethodInfo {
-        name: name.to_string(),
+        path: format!("/{service}/{method}"),
         kind,
         input: m.input(),
         output: m.output(),
@@ -68,8 +78,10 @@ pub fn method_names() -> Vec<String> {
     let mut names = Vec::new();
     for svc in pool().services() {
         for m in svc.methods() {
-            if svc.name() == "Stock" {
+            if svc.full_name() == "stock.v1.Stock" {
                 names.push(m.name().to_string());
+            } else if svc.package_name() != "stock.v1" {
+                names.push(format!("{}.{}", svc.full_name(), m.name()));
             } else {
                 names.push(format!("{}.{}", svc.name(), m.name()));
             }

@@ -47,7 +47,7 @@ fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-const SETS: [&str; 10] = [
+const SETS: [&str; 11] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -58,6 +58,7 @@ const SETS: [&str; 10] = [
     "large",
     "compression",
     "tls",
+    "kv-compat",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.
@@ -104,7 +105,7 @@ fn the_reference_passes_every_case_in_every_tls_mode() {
 #[test]
 fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = ["wrong-status", "drop-stream-message", "no-echo", "mtls-optional", "hold-fills"];
+    let faults = ["wrong-status", "drop-stream-message", "no-echo", "mtls-optional", "hold-fills", "kv-own-store"];
     let extra: String = faults
         .iter()
         .map(|f| format!("[languages.{f}]\nfolder = \"{}\"\nstack = \"tonic, broken\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\", \"--break\", \"{f}\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n", dir.path().display()))
@@ -125,7 +126,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "--tls",
             "none,mtls",
             "--set",
-            "unary,server-stream,bidi,metadata,tls",
+            "unary,server-stream,bidi,metadata,tls,kv-compat",
         ],
         &reports,
     );
@@ -157,6 +158,18 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ),
         ("mtls-optional", "mtls", "tls/case=no-client-cert", "status: expected any code but OK, got OK"),
         ("hold-fills", "none", "bidi/case=lock-step", "step 0 Trade: expected 4 message(s), got 0"),
+        (
+            "kv-own-store",
+            "none",
+            "kv-compat/case=kv-put-stock-get",
+            "step 1 Get: status: expected OK, got NOT_FOUND",
+        ),
+        (
+            "kv-own-store",
+            "none",
+            "kv-compat/case=stock-put-kv-get",
+            "step 1 proto.KV.Get: status: expected OK, got NOT_FOUND",
+        ),
     ];
     for (server, tls, case, reason) in expect {
         let id = format!("client=rust/server={server}/tls={tls}/set={case}");
@@ -176,6 +189,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("no-echo", "unary/case=put-then-get"),
         ("drop-stream-message", "bidi/case=lock-step"),
         ("mtls-optional", "tls/case=untrusted-ca"),
+        ("kv-own-store", "kv-compat/case=kv-get-missing"),
+        ("wrong-status", "kv-compat/case=kv-put-stock-get"),
     ] {
         let id = format!(
             "client=rust/server={server}/tls={}/set={case}",

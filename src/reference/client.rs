@@ -297,11 +297,7 @@ impl Runner {
     }
 
     async fn call(&self, step: &Step, info: &MethodInfo, requests: Vec<DynamicMessage>, timeout: Option<Duration>, seen: &mut Seen) -> Result<(), Status> {
-        let (service, method) = match info.name.split_once('.') {
-            Some((s, m)) => (s, m),
-            None => ("Stock", info.name.as_str()),
-        };
-        let path: http::uri::PathAndQuery = format!("/stock.v1.{service}/{method}").parse().expect("valid path");
+        let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(4 << 20)

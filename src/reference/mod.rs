@@ -2,5 +2,6 @@
 //! `rust` language of the matrix, and what the shortcut commands use.
 pub mod client;
 pub mod hooks;
+pub mod kv;
 pub mod server;
 pub mod store;

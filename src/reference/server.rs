@@ -1,7 +1,9 @@
 //! The reference server: `stock-matrix reference server`, the contract's
 //! server side in tonic. Semantics are those of proto/stock.proto.
 use super::hooks::{Hooks, WireLayer};
+use super::kv::KvService;
 use super::store::{validate_key, validate_value, Store};
+use crate::proto::kv::kv_server::KvServer;
 use crate::proto::stock::stock_server::{Stock, StockServer};
 use crate::proto::stock::*;
 use crate::proto::DESCRIPTOR_SET;
@@ -57,6 +59,9 @@ pub enum Fault {
     /// Like wrong-status, but only in the first server started in this
     /// folder (a marker file remembers): a flaky implementation.
     FlakyOnce,
+    /// The legacy KV service keeps a store of its own instead of sharing
+    /// Stock's.
+    KvOwnStore,
 }
 
 #[derive(Default)]
@@ -68,7 +73,7 @@ pub struct StockService {
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
 
 /// Reads the hooks, sleeps the delay; for unary methods also applies `fail`.
-async fn enter<T>(req: &Request<T>, unary: bool) -> Result<Hooks, Status> {
+pub(super) async fn enter<T>(req: &Request<T>, unary: bool) -> Result<Hooks, Status> {
     let mut hooks = Hooks::from_metadata(req.metadata())?;
     hooks.delay().await;
     if unary {
@@ -276,7 +281,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if faults.contains(&Fault::FlakyOnce) && std::fs::File::create_new(".stock-matrix-flaky-once").is_ok() {
         faults.push(Fault::WrongStatus);
     }
-    let stock = StockServer::new(StockService { store: Arc::default(), faults })
+    let store: Arc<Store> = Arc::default();
+    let kv_store = if faults.contains(&Fault::KvOwnStore) { Arc::default() } else { store.clone() };
+    let kv = KvServer::new(KvService { store: kv_store }).accept_compressed(CompressionEncoding::Gzip);
+    health.set_serving::<KvServer<KvService>>().await;
+    let stock = StockServer::new(StockService { store, faults })
         .accept_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(4 << 20)
         .max_encoding_message_size(4 << 20);
@@ -299,6 +308,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .add_service(health_service)
         .add_service(reflection)
         .add_service(stock)
+        .add_service(kv)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
             stop_signal().await;
             let _ = stopped_tx.send(());
