@@ -150,7 +150,7 @@ fn run_id() -> String {
 
 /// Builds each language once, in order; returns their build infos.
 async fn build_all(m: &Matrix, langs: &[String], logs: &Path, force: bool, say: impl Fn(&str)) -> BTreeMap<String, BuildInfo> {
-    let proto = m.root.join("proto/stock.proto");
+    let proto = m.root.join("proto");
     let mut out = BTreeMap::new();
     for name in langs {
         let lang = &m.languages[name];
@@ -362,7 +362,7 @@ fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
 }
 
 fn doctor(m: &Matrix) -> i32 {
-    let proto = m.root.join("proto/stock.proto");
+    let proto = m.root.join("proto");
     let mut all_ok = true;
     for (name, lang) in &m.languages {
         let missing = builder::missing_tools(lang);

@@ -36,7 +36,17 @@ fn hash_dir(dir: &Path, rel: &Path, skip: &[String], h: &mut DefaultHasher) -> s
 pub fn fingerprint(lang: &Language, proto: &Path) -> std::io::Result<String> {
     let mut h = DefaultHasher::new();
     lang.build.hash(&mut h);
-    std::fs::read(proto)?.hash(&mut h);
+    // The proto folder (every file, by name) or one proto file.
+    if proto.is_dir() {
+        let mut files: Vec<_> = std::fs::read_dir(proto)?.flatten().map(|e| e.path()).filter(|p| p.is_file()).collect();
+        files.sort();
+        for f in files {
+            f.file_name().hash(&mut h);
+            std::fs::read(&f)?.hash(&mut h);
+        }
+    } else {
+        std::fs::read(proto)?.hash(&mut h);
+    }
     hash_dir(&lang.folder, Path::new(""), &lang.outputs, &mut h)?;
     Ok(format!("{:016x}", h.finish()))
 }
@@ -127,8 +137,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("out")).unwrap();
         std::fs::write(dir.path().join("main.src"), "v1").unwrap();
-        let proto = dir.path().join("p.proto");
-        std::fs::write(&proto, "syntax").unwrap();
+        let proto = dir.path().join("proto");
+        std::fs::create_dir(&proto).unwrap();
+        std::fs::write(proto.join("a.proto"), "syntax").unwrap();
         let l = lang(dir.path());
         let log = dir.path().join("log/build.log");
         let limit = Duration::from_secs(10);
@@ -137,6 +148,9 @@ mod tests {
         std::fs::write(dir.path().join("main.src"), "v2").unwrap();
         assert_eq!(ensure_built("x", &l, &proto, &log, limit, false).await.status, "built");
         assert_eq!(std::fs::read_to_string(dir.path().join("out/count")).unwrap().lines().count(), 2);
+        // A new proto file next to the others is a change too.
+        std::fs::write(proto.join("b.proto"), "syntax").unwrap();
+        assert_eq!(ensure_built("x", &l, &proto, &log, limit, false).await.status, "built");
         assert!(std::fs::read_to_string(&log).unwrap().contains("hello"));
     }
 
