@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"stockmatrix/gen/kvpb"
 	pb "stockmatrix/gen/stockpb"
 
 	"google.golang.org/grpc"
@@ -355,10 +356,13 @@ func runServer(args []string) int {
 		opts = append(opts, grpc.Creds(creds))
 	}
 	srv := grpc.NewServer(opts...)
-	pb.RegisterStockServer(srv, &stockServer{store: newStore()})
+	stock := &stockServer{store: newStore()}
+	pb.RegisterStockServer(srv, stock)
+	kvpb.RegisterKVServer(srv, &kvServer{stock: stock})
 	hs := health.NewServer()
 	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
 	hs.SetServingStatus(pb.Stock_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(kvpb.KV_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 	healthpb.RegisterHealthServer(srv, hs)
 	reflection.Register(srv)
 

@@ -1,18 +1,19 @@
 #!/usr/bin/env bash
 # Idempotent build. Maven fetches the pinned dependencies (and protoc plus
 # protoc-gen-grpc-java) from Maven Central into ~/.m2 once; later builds work
-# offline. The stubs are generated from ../../proto/stock.proto into
-# target/generated-sources and everything is shaded into one jar. Then an
-# AppCDS archive (target/stock.jsa) is made from the classes a server and a
-# client load in short training runs (plaintext, and mTLS when openssl is
-# there); it roughly halves the JVM start-up of every client process.
+# offline. The stubs are generated from ../../proto/stock.proto and kv.proto
+# (the legacy proto.KV, Java package `proto`) into target/generated-sources
+# and everything is shaded into one jar. Then an AppCDS archive
+# (target/stock.jsa) is made from the classes a server and a client load in
+# short training runs (plaintext, and mTLS when openssl is there); it roughly
+# halves the JVM start-up of every client process.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./jvm-flags.sh
 
 jar=target/stock-java-all.jar
 archive=target/stock.jsa
-if [ ! -f "$jar" ] || [ -n "$(find pom.xml src ../../proto/stock.proto -newer "$jar" -print -quit)" ]; then
+if [ ! -f "$jar" ] || [ -n "$(find pom.xml src ../../proto -newer "$jar" -print -quit)" ]; then
   mvn -q -B -Dstyle.color=never package -DskipTests
 fi
 if [ -f "$archive" ] && [ "$archive" -nt "$jar" ] && [ "$archive" -nt cds-training.jsonl ] && [ "$archive" -nt jvm-flags.sh ]; then

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Builds target/stock.jar (server and client): Maven downloads every pinned
 # artifact (protoc and its plugins too) from Maven Central into target/m2,
-# generates code from ../../proto/stock.proto into target/generated-sources,
+# generates code from ../../proto/stock.proto and kv.proto (legacy proto.KV,
+# Java/Kotlin package `proto`) into target/generated-sources,
 # and shades everything into one jar. Then a training run (a local server and
 # a script over every method) writes the AppCDS archives target/server.jsa and
 # target/client.jsa that the wrappers use to start faster.
@@ -15,7 +16,7 @@ jar="$dir/target/stock.jar"
 jvm="-XX:TieredStopAtLevel=1 -Xlog:disable -Xlog:all=error:stderr"
 
 if [ -f "$jar" ] && [ -f target/client.jsa ] && [ -f target/server.jsa ] &&
-  [ -z "$(find pom.xml build.sh src ../../proto/stock.proto -newer target/client.jsa | head -1)" ]; then
+  [ -z "$(find pom.xml build.sh src ../../proto -newer target/client.jsa | head -1)" ]; then
   echo "target/stock.jar is up to date" >&2
   exit 0
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent build: installs the pinned npm dependencies into node_modules.
-# Nothing is generated: src/proto.js loads ../../proto/stock.proto at run time.
+# Nothing is generated: src/proto.js loads ../../proto/stock.proto (and the
+# server also ../../proto/kv.proto) at run time.
 set -euo pipefail
 cd "$(dirname "$0")"
 stamp=node_modules/.stock-matrix-lock.json

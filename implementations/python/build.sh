@@ -16,7 +16,7 @@ fi
 rm -rf gen.tmp
 mkdir gen.tmp
 .venv/bin/python -m grpc_tools.protoc -I../../proto --python_out=gen.tmp \
-  --grpc_python_out=gen.tmp ../../proto/stock.proto
+  --grpc_python_out=gen.tmp ../../proto/stock.proto ../../proto/kv.proto
 rm -rf gen
 mv gen.tmp gen
 .venv/bin/python -m compileall -q gen stock_server.py stock_client.py >/dev/null

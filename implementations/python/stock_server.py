@@ -9,6 +9,8 @@ import threading
 
 import grpc
 
+import kv_pb2
+import kv_pb2_grpc
 import stock_pb2
 import stock_pb2_grpc
 
@@ -59,6 +61,20 @@ class Store:
     def __init__(self):
         self.entries = {}  # key -> (value, version)
         self.watchers = []  # (pattern, asyncio.Queue)
+
+    def get(self, key):
+        """The (value, version) of a stored key; validates the key."""
+        validate_key(key)
+        entry = self.entries.get(key)
+        if entry is None:
+            raise Abort(grpc.StatusCode.NOT_FOUND, f"key {key!r} not found")
+        return entry
+
+    def put_one(self, key, value):
+        """Validates and writes one key (Stock.Put and KV.Put)."""
+        validate_key(key)
+        validate_value(value)
+        self.put(key, value)
 
     def put(self, key, value):
         """Writes one key and notifies matching watchers; True when created."""
@@ -162,26 +178,21 @@ async def finish(context, error):
 
 
 class StockServicer(stock_pb2_grpc.StockServicer):
-    def __init__(self):
-        self.store = Store()
+    def __init__(self, store):
+        self.store = store
 
     async def Get(self, request, context):
         try:
             await Hooks(context).enter(context, True)
-            validate_key(request.key)
-            entry = self.store.entries.get(request.key)
-            if entry is None:
-                raise Abort(grpc.StatusCode.NOT_FOUND, f"key {request.key!r} not found")
-            return stock_pb2.GetResponse(value=entry[0], version=entry[1])
+            value, version = self.store.get(request.key)
+            return stock_pb2.GetResponse(value=value, version=version)
         except Abort as e:
             await finish(context, e)
 
     async def Put(self, request, context):
         try:
             await Hooks(context).enter(context, True)
-            validate_key(request.key)
-            validate_value(request.value)
-            self.store.put(request.key, request.value)
+            self.store.put_one(request.key, request.value)
             return stock_pb2.Empty()
         except Abort as e:
             await finish(context, e)
@@ -301,6 +312,27 @@ class StockServicer(stock_pb2_grpc.StockServicer):
     # Audit is deliberately left to the generated base class (UNIMPLEMENTED).
 
 
+class KVServicer(kv_pb2_grpc.KVServicer):
+    """The legacy proto.KV service (kv.proto) over the Stock store; no test hooks."""
+
+    def __init__(self, store):
+        self.store = store
+
+    async def Get(self, request, context):
+        try:
+            value, _ = self.store.get(request.key)
+            return kv_pb2.GetResponse(value=value)
+        except Abort as e:
+            await finish(context, e)
+
+    async def Put(self, request, context):
+        try:
+            self.store.put_one(request.key, request.value)
+            return kv_pb2.Empty()
+        except Abort as e:
+            await finish(context, e)
+
+
 def parse_args():
     p = argparse.ArgumentParser(prog="server")
     p.add_argument("--port", type=int, required=True)
@@ -361,15 +393,19 @@ async def serve(args):
             ("grpc.so_reuseport", 0),
         ]
     )
-    stock_pb2_grpc.add_StockServicer_to_server(StockServicer(), server)
+    store = Store()
+    stock_pb2_grpc.add_StockServicer_to_server(StockServicer(store), server)
+    kv_pb2_grpc.add_KVServicer_to_server(KVServicer(store), server)
     health = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     serving = health_pb2.HealthCheckResponse.SERVING
     await health.set("", serving)
     await health.set("stock.v1.Stock", serving)
+    await health.set("proto.KV", serving)
     reflection.enable_server_reflection(
         (
             stock_pb2.DESCRIPTOR.services_by_name["Stock"].full_name,
+            kv_pb2.DESCRIPTOR.services_by_name["KV"].full_name,
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         ),

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Idempotent build: checks the pinned gems (Gemfile.lock) are installed, then
-# generates the Ruby code for ../../proto/stock.proto into gen/.
+# generates the Ruby code for ../../proto/stock.proto and ../../proto/kv.proto
+# into gen/ (kv.proto's package `proto` becomes the Ruby module Proto, apart
+# from stock.proto's Stock::V1, so their same-named messages do not clash).
 set -eu
 cd "$(dirname "$0")"
 
@@ -10,6 +12,7 @@ BUNDLE_GEMFILE="$PWD/Gemfile" BUNDLE_FROZEN=true \
 
 rm -rf gen.tmp
 mkdir gen.tmp
-grpc_tools_ruby_protoc -I../../proto --ruby_out=gen.tmp --grpc_out=gen.tmp ../../proto/stock.proto
+grpc_tools_ruby_protoc -I../../proto --ruby_out=gen.tmp --grpc_out=gen.tmp \
+  ../../proto/stock.proto ../../proto/kv.proto
 rm -rf gen
 mv gen.tmp gen

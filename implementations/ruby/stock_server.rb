@@ -1,12 +1,13 @@
 # frozen_string_literal: true
 
-# stock.v1.Stock server over the grpc gem (see ../../CONTRACT.md).
+# stock.v1.Stock (and legacy proto.KV) server over the grpc gem (see ../../CONTRACT.md).
 $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 
 require 'optparse'
 require 'grpc'
 require 'grpc/health/checker'
 require 'stock_services_pb'
+require 'kv_services_pb'
 
 LANGUAGE = 'ruby'
 STACK = "grpc-ruby #{GRPC::VERSION}".freeze
@@ -14,6 +15,7 @@ MAX_KEY_BYTES = 256
 MAX_VALUE_BYTES = 1_048_576
 SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A and non-BMP \u{1F608}\t\n"
 STOCK_PREFIX = '/stock.v1.Stock/'
+KV_PREFIX = '/proto.KV/'
 DEADLINE_GRACE_S = 1.0
 Codes = GRPC::Core::StatusCodes
 
@@ -321,6 +323,25 @@ class StockService < Stock::V1::Stock::Service
   end
 end
 
+# The legacy proto.KV service (kv.proto): a thin adapter over StockService's
+# own get and put, so validation, versions, Monitor events and the test hooks
+# are those of stock.v1.Stock, over the same store.
+class KvService < Proto::KV::Service
+  def initialize(stock)
+    super()
+    @stock = stock
+  end
+
+  def get(req, call)
+    Proto::GetResponse.new(value: @stock.get(Stock::V1::GetRequest.new(key: req.key), call).value)
+  end
+
+  def put(req, call)
+    @stock.put(Stock::V1::PutRequest.new(key: req.key, value: req.value), call)
+    Proto::Empty.new
+  end
+end
+
 def parse_args(argv)
   opts = { host: '127.0.0.1', tls_mode: 'none' }
   parser = OptionParser.new do |o|
@@ -363,14 +384,16 @@ def main
   creds = server_credentials(opts)
   echo_header = lambda do |method, metadata|
     echo = metadata['x-stock-echo']
-    method.to_s.start_with?(STOCK_PREFIX) && echo ? { 'x-stock-echo' => echo } : {}
+    method.to_s.start_with?(STOCK_PREFIX, KV_PREFIX) && echo ? { 'x-stock-echo' => echo } : {}
   end
   server = GRPC::RpcServer.new(pool_size: 64, poll_period: 0.2, pool_keep_alive: 0.2,
                                connect_md_proc: echo_header)
-  server.handle(StockService.new(Store.new))
+  stock = StockService.new(Store.new)
+  server.handle(stock)
+  server.handle(KvService.new(stock))
   health = Grpc::Health::Checker.new
   serving = Grpc::Health::V1::HealthCheckResponse::ServingStatus::SERVING
-  health.set_status_for_services(serving, '', 'stock.v1.Stock')
+  health.set_status_for_services(serving, '', 'stock.v1.Stock', 'proto.KV')
   server.handle(health)
 
   host = opts[:host].include?(':') ? "[#{opts[:host]}]" : opts[:host]

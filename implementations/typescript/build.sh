@@ -1,8 +1,9 @@
 #!/bin/sh
 # Installs the pinned npm packages into node_modules/ (npm ci; npm install
 # only when there is no lock file yet), generates TypeScript from
-# ../../proto/stock.proto and proto/grpc/health/v1/health.proto into gen/
-# with buf + protoc-gen-es, and compiles src/ and gen/ with tsc into dist/.
+# ../../proto/stock.proto, ../../proto/kv.proto (legacy proto.KV, into its own
+# gen/kv_pb.ts) and proto/grpc/health/v1/health.proto into gen/ with
+# buf + protoc-gen-es, and compiles src/ and gen/ with tsc into dist/.
 # Idempotent: npm ci is skipped while node_modules matches package-lock.json.
 set -eu
 cd "$(dirname "$0")"

@@ -1,4 +1,5 @@
-// The stock.v1.Stock server (gRPC C++ sync API), per CONTRACT.md.
+// The stock.v1.Stock server, plus the legacy proto.KV over the same store
+// (gRPC C++ sync API), per CONTRACT.md.
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "common.h"
+#include "kv.grpc.pb.h"
 #include "stock.grpc.pb.h"
 
 namespace stock {
@@ -153,18 +155,35 @@ class StockService final : public v1::Stock::Service {
     cv_.notify_all();
   }
 
+  // Reads one key, validated: the store side of Stock.Get and KV.Get.
+  Status Lookup(const std::string& key, std::string* value, int64_t* version) {
+    if (Status s = CheckKey(key); !s.ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = store_.find(key);
+    if (it == store_.end()) {
+      return Status(StatusCode::NOT_FOUND, "key \"" + key + "\" not found");
+    }
+    *value = it->second.value;
+    *version = it->second.version;
+    return Status::OK;
+  }
+
+  // Writes one key, validated: the store side of Stock.Put and KV.Put.
+  Status Write(const std::string& key, const std::string& value) {
+    if (Status s = CheckKey(key); !s.ok()) return s;
+    if (Status s = CheckValue(value); !s.ok()) return s;
+    std::lock_guard<std::mutex> lock(mu_);
+    PutLocked(key, value);
+    return Status::OK;
+  }
+
   Status Get(ServerContext* ctx, const GetRequest* req, GetResponse* resp) override {
     Hooks hooks;
     if (Status s = Enter(ctx, &hooks); !s.ok()) return s;
     if (hooks.fail) return *hooks.fail;
-    if (Status s = CheckKey(req->key()); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    auto it = store_.find(req->key());
-    if (it == store_.end()) {
-      return Status(StatusCode::NOT_FOUND, "key \"" + req->key() + "\" not found");
-    }
-    resp->set_value(it->second.value);
-    resp->set_version(it->second.version);
+    int64_t version = 0;
+    if (Status s = Lookup(req->key(), resp->mutable_value(), &version); !s.ok()) return s;
+    resp->set_version(version);
     return Status::OK;
   }
 
@@ -172,11 +191,7 @@ class StockService final : public v1::Stock::Service {
     Hooks hooks;
     if (Status s = Enter(ctx, &hooks); !s.ok()) return s;
     if (hooks.fail) return *hooks.fail;
-    if (Status s = CheckKey(req->key()); !s.ok()) return s;
-    if (Status s = CheckValue(req->value()); !s.ok()) return s;
-    std::lock_guard<std::mutex> lock(mu_);
-    PutLocked(req->key(), req->value());
-    return Status::OK;
+    return Write(req->key(), req->value());
   }
 
   Status Monitor(ServerContext* ctx, const WatchRequest* req,
@@ -345,6 +360,26 @@ class StockService final : public v1::Stock::Service {
   std::vector<std::shared_ptr<Watcher>> watchers_;
 };
 
+// The legacy proto.KV (kv.proto, namespace ::proto) over the Stock store; the
+// x-stock-* test hooks are not applied to it.
+class KvService final : public ::proto::KV::Service {
+ public:
+  explicit KvService(StockService* stock) : stock_(stock) {}
+
+  Status Get(ServerContext*, const ::proto::GetRequest* req,
+             ::proto::GetResponse* resp) override {
+    int64_t version = 0;
+    return stock_->Lookup(req->key(), resp->mutable_value(), &version);
+  }
+
+  Status Put(ServerContext*, const ::proto::PutRequest* req, ::proto::Empty*) override {
+    return stock_->Write(req->key(), req->value());
+  }
+
+ private:
+  StockService* stock_;
+};
+
 bool ReadFile(const std::string& path, const char* flag, std::string* out) {
   if (path.empty()) {
     std::fprintf(stderr, "error: --%s is required for this --tls-mode\n", flag);
@@ -429,10 +464,12 @@ int RunServer(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   StockService service;
+  KvService kv(&service);
   grpc::ServerBuilder builder;
   int bound_port = 0;
   builder.AddListeningPort(address, creds, &bound_port);
   builder.RegisterService(&service);
+  builder.RegisterService(&kv);
   builder.SetMaxReceiveMessageSize(4 << 20);
   builder.SetMaxSendMessageSize(4 << 20);
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port is an error
@@ -444,6 +481,7 @@ int RunServer(int argc, char** argv) {
   }
   server->GetHealthCheckService()->SetServingStatus("", true);
   server->GetHealthCheckService()->SetServingStatus("stock.v1.Stock", true);
+  server->GetHealthCheckService()->SetServingStatus("proto.KV", true);
   std::printf("listening on %s:%s\n", host.c_str(), opts["port"].c_str());
   std::fflush(stdout);
 

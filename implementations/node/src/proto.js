@@ -1,17 +1,23 @@
 "use strict";
-// Shared by server and client: loads ../../proto/stock.proto at run time with
-// @grpc/proto-loader (wire codec) and protobufjs (reflection for the proto3
-// JSON mapping of script requests).
+// Shared by server and client: loads ../../proto/stock.proto (and, for the
+// server, the legacy ../../proto/kv.proto) at run time with @grpc/proto-loader
+// (wire codec) and protobufjs (reflection for the proto3 JSON mapping of
+// script requests).
 const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
 const protoLoader = require("@grpc/proto-loader");
 const protobuf = require("protobufjs");
 
 const PROTO_PATH = path.resolve(__dirname, "..", "..", "..", "proto", "stock.proto");
+// Package `proto`: its messages are proto.GetRequest etc., apart from stock.v1's.
+const KV_PROTO_PATH = path.resolve(__dirname, "..", "..", "..", "proto", "kv.proto");
 
-/** Loads the package definition; `bytes` is Buffer (server) or String (base64, client). */
-function loadDefinition(bytes) {
-  return protoLoader.loadSync(PROTO_PATH, {
+/**
+ * Loads the package definition of `files`; `bytes` is Buffer (server) or
+ * String (base64, client).
+ */
+function loadDefinition(bytes, files = [PROTO_PATH]) {
+  return protoLoader.loadSync(files, {
     keepCase: true,
     longs: String,
     enums: String,
@@ -139,6 +145,7 @@ function fromJson(type, json, where = type.name) {
 
 module.exports = {
   PROTO_PATH,
+  KV_PROTO_PATH,
   loadDefinition,
   reflectionRoot,
   codeName,

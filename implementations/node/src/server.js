@@ -1,10 +1,11 @@
 "use strict";
-// stock.v1.Stock server over @grpc/grpc-js (see ../../../CONTRACT.md).
+// stock.v1.Stock server, plus the legacy proto.KV over the same store, over
+// @grpc/grpc-js (see ../../../CONTRACT.md).
 const fs = require("node:fs");
 const grpc = require("@grpc/grpc-js");
 const { HealthImplementation } = require("grpc-health-check");
 const { ReflectionService } = require("@grpc/reflection");
-const { loadDefinition, codeFromName } = require("./proto");
+const { PROTO_PATH, KV_PROTO_PATH, loadDefinition, codeFromName } = require("./proto");
 
 const MAX_KEY = 256;
 const MAX_VALUE = 1 << 20;
@@ -83,6 +84,14 @@ function storePut(key, value) {
     if (matches(w.pattern, key)) w.push({ key, value, version: String(entry.version), existing: false });
   }
   return !old;
+}
+
+/** The entry of a valid, stored key; else INVALID_ARGUMENT or NOT_FOUND. */
+function storeGet(key) {
+  validateKey(key);
+  const entry = store.get(key);
+  if (!entry) throw new RpcError(grpc.status.NOT_FOUND, `key ${JSON.stringify(key)} not found`);
+  return entry;
 }
 
 function compareBytes(a, b) {
@@ -202,10 +211,7 @@ function unary(fn) {
 
 const stock = {
   Get: unary((req) => {
-    const key = req.key ?? "";
-    validateKey(key);
-    const entry = store.get(key);
-    if (!entry) throw new RpcError(grpc.status.NOT_FOUND, `key ${JSON.stringify(key)} not found`);
+    const entry = storeGet(req.key ?? "");
     return { value: entry.value, version: String(entry.version) };
   }),
 
@@ -380,10 +386,17 @@ const stock = {
   },
 };
 
+// The legacy proto.KV (kv.proto): the same store and code paths as Stock.
+// Stock.Put's response {} is also proto.Empty.
+const kv = {
+  Get: unary((req) => ({ value: storeGet(req.key ?? "").value })),
+  Put: stock.Put,
+};
+
 function main() {
   const opts = parseArgs(process.argv.slice(2));
   const creds = credentials(opts);
-  const definition = loadDefinition(Buffer);
+  const definition = loadDefinition(Buffer, [PROTO_PATH, KV_PROTO_PATH]);
   const proto = grpc.loadPackageDefinition(definition);
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE,
@@ -391,8 +404,10 @@ function main() {
   });
   // Audit has no handler: grpc-js answers UNIMPLEMENTED. Ledger is not added.
   server.addService(proto.stock.v1.Stock.service, stock);
-  new HealthImplementation({ "": "SERVING", "stock.v1.Stock": "SERVING" }).addToServer(server);
-  new ReflectionService(definition, { services: ["stock.v1.Stock"] }).addToServer(server);
+  server.addService(proto.proto.KV.service, kv);
+  const health = { "": "SERVING", "stock.v1.Stock": "SERVING", "proto.KV": "SERVING" };
+  new HealthImplementation(health).addToServer(server);
+  new ReflectionService(definition, { services: ["stock.v1.Stock", "proto.KV"] }).addToServer(server);
 
   let stopping = false;
   const stop = () => {

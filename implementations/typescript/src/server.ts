@@ -1,4 +1,5 @@
-// The stock.v1.Stock server (CONTRACT.md): Connect for Node speaking the gRPC
+// The stock.v1.Stock server (CONTRACT.md), which also serves the legacy
+// proto.KV service over the same store: Connect for Node speaking the gRPC
 // protocol over node:http2, plaintext or TLS (mtls requires client certs).
 import * as http2 from "node:http2";
 import { readFileSync } from "node:fs";
@@ -20,6 +21,8 @@ import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
 } from "../gen/grpc/health/v1/health_pb.js";
+// kv.proto reuses stock.proto's message names: only its service is imported.
+import { KV } from "../gen/kv_pb.js";
 import { codeFromName, codeName } from "./codes.js";
 import { Store, validateKey, validateValue } from "./store.js";
 
@@ -163,26 +166,37 @@ async function enter(ctx: HandlerContext, unary: boolean): Promise<Hooks> {
   return { fail, failAfter };
 }
 
+/** A validated read shared by Stock.Get and KV.Get: NOT_FOUND when missing. */
+function lookup(store: Store, key: string) {
+  validateKey(key);
+  const e = store.get(key);
+  if (!e)
+    throw new ConnectError(
+      `key ${JSON.stringify(key)} not found`,
+      Code.NotFound,
+    );
+  return e;
+}
+
+/** A validated write shared by Stock.Put and KV.Put (bumps the version, notifies Monitors). */
+function write(store: Store, key: string, value: Uint8Array): void {
+  validateKey(key);
+  validateValue(value);
+  store.put(key, value);
+}
+
 function stockRoutes(store: Store, stack: string) {
   return (router: ConnectRouter) => {
     // Audit is left out on purpose: Connect answers it with UNIMPLEMENTED.
     router.service(Stock, {
       async get(req, ctx) {
         await enter(ctx, true);
-        validateKey(req.key);
-        const e = store.get(req.key);
-        if (!e)
-          throw new ConnectError(
-            `key ${JSON.stringify(req.key)} not found`,
-            Code.NotFound,
-          );
+        const e = lookup(store, req.key);
         return { value: e.value, version: e.version };
       },
       async put(req, ctx) {
         await enter(ctx, true);
-        validateKey(req.key);
-        validateValue(req.value);
-        store.put(req.key, req.value);
+        write(store, req.key, req.value);
         return {};
       },
       async *monitor(req, ctx) {
@@ -252,10 +266,22 @@ function stockRoutes(store: Store, stack: string) {
         return { ...store.totals(), language: "typescript", stack };
       },
     });
+    // proto.KV, the legacy go-plugin kvproto service, over the same store
+    // (the test hooks are Stock-only).
+    router.service(KV, {
+      get(req) {
+        return { value: lookup(store, req.key).value };
+      },
+      put(req) {
+        write(store, req.key, req.value);
+        return {};
+      },
+    });
     // grpc.health.v1.Health, from the standard health.proto.
     const serving = new Map([
       ["", Serving.SERVING],
       ["stock.v1.Stock", Serving.SERVING],
+      ["proto.KV", Serving.SERVING],
     ]);
     router.service(Health, {
       check(req) {

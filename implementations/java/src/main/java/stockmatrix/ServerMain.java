@@ -87,12 +87,15 @@ public final class ServerMain {
     HealthStatusManager health = new HealthStatusManager();
     health.setStatus("", ServingStatus.SERVING);
     health.setStatus("stock.v1.Stock", ServingStatus.SERVING);
+    health.setStatus("proto.KV", ServingStatus.SERVING);
+    Store store = new Store();
     Server server;
     try {
       server =
           NettyServerBuilder.forAddress(new InetSocketAddress(host, port), creds)
               .maxInboundMessageSize(4 << 20)
-              .addService(new StockService())
+              .addService(new StockService(store))
+              .addService(new KvService(store))
               .addService(health.getHealthService())
               .addService(ProtoReflectionServiceV1.newInstance())
               .intercept(StockService.INTERCEPTOR)

@@ -38,7 +38,11 @@ final class StockService extends StockGrpc.StockImplBase {
   private static final Metadata.Key<String> ECHO = key("x-stock-echo");
   private static final Context.Key<Metadata> HEADERS = Context.key("request-headers");
 
-  private final Store store = new Store();
+  private final Store store;
+
+  StockService(Store store) {
+    this.store = store;
+  }
 
   private static Metadata.Key<String> key(String name) {
     return Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER);

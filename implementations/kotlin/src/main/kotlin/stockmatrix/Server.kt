@@ -304,10 +304,13 @@ fun runServer(args: List<String>): Int {
     val health = HealthStatusManager()
     health.setStatus("", ServingStatus.SERVING)
     health.setStatus("stock.v1.Stock", ServingStatus.SERVING)
+    health.setStatus("proto.KV", ServingStatus.SERVING)
+    val store = Store()
     val server =
         NettyServerBuilder
             .forAddress(InetSocketAddress(host, port), creds)
-            .addService(ServerInterceptors.intercept(StockService(Store(), stackName()), HeadersToCoroutine, EchoInterceptor))
+            .addService(ServerInterceptors.intercept(StockService(store, stackName()), HeadersToCoroutine, EchoInterceptor))
+            .addService(KvService(store))
             .addService(health.healthService)
             .addService(ProtoReflectionServiceV1.newInstance())
             .maxInboundMessageSize(4 shl 20)

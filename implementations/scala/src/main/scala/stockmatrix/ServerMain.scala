@@ -59,12 +59,15 @@ object ServerMain {
     val health = new HealthStatusManager()
     health.setStatus("", ServingStatus.SERVING)
     health.setStatus("stock.v1.Stock", ServingStatus.SERVING)
+    health.setStatus("proto.KV", ServingStatus.SERVING)
+    val store = new Store
     val server =
       try
         NettyServerBuilder
           .forAddress(new InetSocketAddress(host, port), creds)
           .maxInboundMessageSize(4 << 20)
-          .addService(ServerInterceptors.intercept(new StockService(new Store, Stack), Hooks.Interceptor))
+          .addService(ServerInterceptors.intercept(new StockService(store, Stack), Hooks.Interceptor))
+          .addService(new KvService(store))
           .addService(health.getHealthService)
           .addService(ProtoReflectionServiceV1.newInstance())
           .build()

@@ -1,0 +1,34 @@
+package stockmatrix
+
+import io.grpc.stub.StreamObserver
+import io.grpc.{Status, StatusException}
+import proto.KVGrpc
+import proto.Kv.{Empty, GetRequest, GetResponse, PutRequest}
+
+/** The legacy proto.KV service (go-plugin's kvproto) over the same [[Store]] as stock.v1.Stock. */
+final class KvService(store: Store) extends KVGrpc.KVImplBase {
+
+  private def reply[T](obs: StreamObserver[T])(result: Either[Status, T]): Unit = result match {
+    case Right(resp)  => obs.onNext(resp); obs.onCompleted()
+    case Left(status) => obs.onError(new StatusException(status))
+  }
+
+  override def get(req: GetRequest, obs: StreamObserver[GetResponse]): Unit = reply(obs) {
+    for {
+      _ <- Store.validateKey(req.getKey).toLeft(())
+      found <- store
+        .get(req.getKey)
+        .toRight(Status.NOT_FOUND.withDescription(s"key \"${req.getKey}\" not found"))
+    } yield GetResponse.newBuilder().setValue(found._1).build()
+  }
+
+  override def put(req: PutRequest, obs: StreamObserver[Empty]): Unit = reply(obs) {
+    for {
+      _ <- Store.validateKey(req.getKey).toLeft(())
+      _ <- Store.validateValue(req.getValue).toLeft(())
+    } yield {
+      store.put(req.getKey, req.getValue)
+      Empty.getDefaultInstance
+    }
+  }
+}
