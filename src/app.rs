@@ -3,8 +3,9 @@
 //! report folder); an implementation's misbehaviour is a red test instead.
 use crate::builder;
 use crate::cases::{self, CaseSet};
-use crate::cli::{self, Cli, Command, Filters, Format, Verdicts};
+use crate::cli::{self, Cli, Command, ExternalTarget, Filters, Format, Verdicts};
 use crate::config::Matrix;
+use crate::external;
 use crate::followup::{all_ids, assign_blame, cells_for, merge, rerun_filters};
 use crate::plan::{self, CellKey, Selection};
 use crate::process;
@@ -210,7 +211,16 @@ fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit>
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, reports: &Path, rebuild: bool, v: &Verdicts) -> Result<i32, Exit> {
+async fn run(
+    m: Matrix,
+    matrix_path: &Path,
+    f: &Filters,
+    jobs: Option<usize>,
+    reports: &Path,
+    rebuild: bool,
+    v: &Verdicts,
+    target: &ExternalTarget,
+) -> Result<i32, Exit> {
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let rerun;
@@ -229,9 +239,25 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
     };
     let failing = KnownList::load(&m.root.join(&v.known_failing)).map_err(usage)?;
     let flaky = KnownList::load(&m.root.join(&v.known_flaky)).map_err(usage)?;
-    let sel = selection(&m, f)?;
+    // With --target, --server names the running server: it need not be a language here.
+    let mut sel = if target.target.is_some() {
+        selection(&m, &Filters { servers: vec![], ..f.clone() })?
+    } else {
+        selection(&m, f)?
+    };
+    let external = external::apply(target, f, &mut sel).map_err(usage)?;
     let sets = load_sets(&m, &sel.sets)?;
-    let cells = plan::plan(&sel, &sets).map_err(usage)?;
+    let mut cells = plan::plan(&sel, &sets).map_err(usage)?;
+    if let Some(e) = &external {
+        let dropped = external::drop_unreachable(&mut cells, &e.label);
+        if !dropped.is_empty() {
+            eprintln!(
+                "--target: left out {} test(s) that need a server the runner starts itself (expired certificate), e.g. {}",
+                dropped.len(),
+                dropped[0]
+            );
+        }
+    }
     if cells.is_empty() {
         return Err(usage("the selection holds no test (check --case and --set)"));
     }
@@ -248,6 +274,8 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
     let mut langs: Vec<String> = cells.iter().flat_map(|c| [c.key.client.clone(), c.key.server.clone()]).collect();
     langs.sort();
     langs.dedup();
+    // The target is running already: nothing to build for it.
+    langs.retain(|l| m.languages.contains_key(l) && external.as_ref().is_none_or(|e| &e.label != l));
     let builds = build_all(&m, &langs, &dir, rebuild, |s| eprintln!("{s}")).await;
     let unavailable = builds.iter().filter(|(_, b)| !b.ok).map(|(l, b)| (l.clone(), b.status.clone())).collect();
 
@@ -275,6 +303,8 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
     } else {
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     });
+    // One server, one store: cells take turns, so Inventory counts stay theirs.
+    let jobs = if external.is_some() { 1 } else { jobs };
     let total: usize = cells.iter().map(|c| c.tests.len()).sum();
     eprintln!("running {total} tests in {} cells, {jobs} at a time; reports in {}", cells.len(), dir.display());
     let console = Arc::new(Console::new(total));
@@ -288,6 +318,8 @@ async fn run(m: Matrix, matrix_path: &Path, f: &Filters, jobs: Option<usize>, re
         jobs,
         cancelled: cancelled.clone(),
         repro_prefix,
+        external,
+        run_id: id.clone(),
     });
     let (mut tests, cell_infos) = runner.clone().run(cells.clone(), 1, Arc::new(move |r: &TestResult| c2.test_done(r))).await;
     let quiet: Arc<dyn Fn(&TestResult) + Send + Sync> = Arc::new(|_: &TestResult| {});
@@ -467,7 +499,8 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
             reports,
             rebuild,
             verdicts,
-        } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts).await,
+            target,
+        } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts, &target).await,
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
             let langs = pick_languages(&m, &languages)?;

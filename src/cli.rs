@@ -89,6 +89,8 @@ pub enum Command {
         rebuild: bool,
         #[command(flatten)]
         verdicts: Verdicts,
+        #[command(flatten)]
+        target: ExternalTarget,
     },
     /// Build languages (all when none given) if anything changed.
     Build {
@@ -141,6 +143,28 @@ pub enum Command {
     /// `<language> server|client ARGS…`: run one side of a language by hand.
     #[command(external_subcommand)]
     Language(Vec<String>),
+}
+
+/// `run --target`: drive the clients against a server started by hand.
+#[derive(clap::Args, Clone, Default)]
+pub struct ExternalTarget {
+    /// Do not start servers: drive the clients against this running server
+    /// (HOST:PORT). `--server NAME` names it in test ids (its language, or any
+    /// label); `--tls` says which one mode it serves. Runs one cell at a time.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// CA certificate that signed the target's certificate (--tls server|mtls).
+    #[arg(long, requires = "target")]
+    pub target_ca: Option<PathBuf>,
+    /// Client certificate the target accepts (--tls mtls).
+    #[arg(long, requires = "target")]
+    pub target_cert: Option<PathBuf>,
+    /// Key of --target-cert.
+    #[arg(long, requires = "target")]
+    pub target_key: Option<PathBuf>,
+    /// Name to check the target's certificate against (default: HOST).
+    #[arg(long, requires = "target")]
+    pub target_name: Option<String>,
 }
 
 /// How results become verdicts: lists, retries, blame.

@@ -8,6 +8,7 @@ mod cases;
 mod cli;
 mod codes;
 mod config;
+mod external;
 mod followup;
 mod judge;
 mod passthrough;

@@ -60,7 +60,7 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
         return Err(Exit(cli::EXIT_USAGE, format!("usage: stock-matrix {name} server|client ARGS…")));
     };
     let rest = &absolute_paths(rest);
-    let proto = m.root.join("proto/stock.proto");
+    let proto = m.root.join("proto");
     if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
         eprintln!("building {name} …");
         let b = builder::ensure_built(

@@ -19,6 +19,23 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+/// A server someone started themselves (`run --target`): cells whose server
+/// is `label` are driven against it instead of a server the runner starts.
+#[derive(Debug, Clone)]
+pub struct ExternalServer {
+    /// The name the target goes by in test ids (its language, or any label).
+    pub label: String,
+    /// `HOST:PORT`.
+    pub addr: String,
+    /// CA that signed the target's certificate (TLS modes server, mtls).
+    pub ca: Option<PathBuf>,
+    /// Client certificate and key the target accepts (mtls).
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// Name to verify the target's certificate against (default: HOST).
+    pub server_name: Option<String>,
+}
+
 /// Everything a run needs besides the plan.
 pub struct Runner {
     pub matrix: Arc<Matrix>,
@@ -31,6 +48,10 @@ pub struct Runner {
     pub cancelled: Arc<AtomicBool>,
     /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
     pub repro_prefix: String,
+    /// `run --target`: the already-running server, if any.
+    pub external: Option<ExternalServer>,
+    /// Run id: keeps keys of this run apart on a shared (external) server.
+    pub run_id: String,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -41,6 +62,19 @@ fn ms(d: Duration) -> f64 {
 fn step_budget(step: &script::Step, grace: u64) -> u64 {
     let delay = step.metadata.get("x-stock-delay-ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
     grace + step.timeout_ms.unwrap_or(0) + delay + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
+}
+
+/// One health check (service "") with the given client settings.
+async fn probe(args: ClientArgs) -> Result<(), String> {
+    let ch = channel(&args).map_err(|e| format!("{e:#}"))?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(ch);
+    let probe = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() });
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => Ok(()),
+        Ok(Ok(r)) => Err(format!("health status {}", r.get_ref().status)),
+        Ok(Err(status)) => Err(format!("{} {}", crate::codes::name(status.code()), status.message())),
+        Err(_) => Err("health check timed out".into()),
+    }
 }
 
 /// What a client process did for a group of tests.
@@ -58,8 +92,33 @@ impl Runner {
         template.iter().map(|a| a.replace("{stock-matrix}", &self.exe.to_string_lossy())).collect()
     }
 
+    /// The external server this cell's server side is, if any.
+    fn external(&self, key: &CellKey) -> Option<&ExternalServer> {
+        self.external.as_ref().filter(|e| e.label == key.server)
+    }
+
+    /// Key prefix of a test: its own set and case, and on an external server
+    /// (which other runs and clients share) also the run and the client.
+    fn namespace(&self, key: &CellKey, t: &Test, attempt: u32) -> String {
+        match self.external(key) {
+            Some(_) => format!("{}.{}/{}", self.run_id, key.client, t.namespace(attempt)),
+            None => t.namespace(attempt),
+        }
+    }
+
     fn reproduce(&self, key: &CellKey, test: &Test) -> String {
         let mut s = format!("{} --client {} --server {} --tls {}", self.repro_prefix, key.client, key.server, key.tls);
+        if let Some(e) = self.external(key) {
+            s.push_str(&format!(" --target {}", e.addr));
+            for (flag, v) in [("--target-ca", &e.ca), ("--target-cert", &e.cert), ("--target-key", &e.key)] {
+                if let Some(v) = v {
+                    s.push_str(&format!(" {flag} {}", v.display()));
+                }
+            }
+            if let Some(n) = &e.server_name {
+                s.push_str(&format!(" --target-name {n}"));
+            }
+        }
         if key.key_type != KeyType::default() {
             s.push_str(&format!(" --key-type {}", key.key_type.as_str()));
         }
@@ -98,21 +157,28 @@ impl Runner {
             (_, Connect::NoClientCert | Connect::TlsToPlaintext) => TlsMode::Server,
             (m, _) => m,
         };
+        // An external server presents and trusts its own certificates.
+        let ext = self.external(key);
+        let own_ca = ext.and_then(|e| e.ca.as_ref()).unwrap_or(&c.ca);
+        let own_cert = ext.and_then(|e| e.cert.as_ref()).unwrap_or(&c.client_cert);
+        let own_key = ext.and_then(|e| e.key.as_ref()).unwrap_or(&c.client_key);
         let mut args = vec!["--tls-mode".to_string(), mode.to_string()];
         if mode != TlsMode::None {
-            let ca = if connect == Connect::UntrustedCa { &c.other_ca } else { &c.ca };
+            let ca = if connect == Connect::UntrustedCa { &c.other_ca } else { own_ca };
             args.extend(["--ca-file".into(), p(ca)]);
         }
         if mode == TlsMode::Mtls {
             let (cert, k) = if connect == Connect::ForeignClientCert {
                 (&c.other_client_cert, &c.other_client_key)
             } else {
-                (&c.client_cert, &c.client_key)
+                (own_cert, own_key)
             };
             args.extend(["--cert-file".into(), p(cert), "--key-file".into(), p(k)]);
         }
         if connect == Connect::WrongName {
             args.extend(["--server-name".into(), "wrong-name.stock-matrix.test".into()]);
+        } else if let Some(name) = ext.and_then(|e| e.server_name.as_ref()) {
+            args.extend(["--server-name".into(), name.clone()]);
         }
         args
     }
@@ -142,7 +208,7 @@ impl Runner {
             return tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map(|_| ()).map_err(|e| e.to_string());
         }
         let c = &self.certs[&key.key_type];
-        let args = ClientArgs {
+        probe(ClientArgs {
             server: format!("127.0.0.1:{port}"),
             tls_mode: key.tls,
             ca_file: Some(c.ca.clone()),
@@ -154,15 +220,30 @@ impl Runner {
             compression: None,
             faults: vec![],
             command: ClientCommand::Inventory,
-        };
-        let ch = channel(&args).map_err(|e| e.to_string())?;
-        let mut client = tonic_health::pb::health_client::HealthClient::new(ch);
-        let probe = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() });
-        match tokio::time::timeout(Duration::from_secs(2), probe).await {
-            Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => Ok(()),
-            Ok(Ok(r)) => Err(format!("health status {}", r.get_ref().status)),
-            Ok(Err(status)) => Err(format!("{} {}", crate::codes::name(status.code()), status.message())),
-            Err(_) => Err("health check timed out".into()),
+        })
+        .await
+    }
+
+    /// Does the external server answer, over the cell's TLS mode?
+    async fn external_answers(&self, key: &CellKey, e: &ExternalServer) -> Result<(), String> {
+        let r = probe(ClientArgs {
+            server: e.addr.clone(),
+            tls_mode: key.tls,
+            ca_file: e.ca.clone(),
+            cert_file: e.cert.clone(),
+            key_file: e.key.clone(),
+            server_name: e.server_name.clone(),
+            timeout_ms: None,
+            metadata: vec![],
+            compression: None,
+            faults: vec![],
+            command: ClientCommand::Inventory,
+        })
+        .await;
+        match r {
+            // A server without the health service still answered over gRPC.
+            Err(e) if e.starts_with("UNIMPLEMENTED") => Ok(()),
+            r => r.map_err(|why| format!("the target {} ({}) did not answer a health check over tls={}: {why}", e.label, e.addr, key.tls)),
         }
     }
 
@@ -255,7 +336,7 @@ impl Runner {
     }
 
     /// Runs one client process over a group of tests.
-    async fn run_group(&self, key: &CellKey, port: u16, connect: Connect, tests: &[&Test], attempt: u32) -> GroupRun {
+    async fn run_group(&self, key: &CellKey, addr: &str, connect: Connect, tests: &[&Test], attempt: u32) -> GroupRun {
         let mut run = GroupRun {
             obs: Observations::new(),
             errors: BTreeMap::new(),
@@ -269,7 +350,7 @@ impl Runner {
         let mut input = String::new();
         for (i, t) in tests.iter().enumerate() {
             let prefix = format!("{}/{}", t.set, t.case.name);
-            match script_steps(&t.case.steps, &prefix, &t.namespace(attempt)) {
+            match script_steps(&t.case.steps, &prefix, &self.namespace(key, t, attempt)) {
                 Ok(steps) => {
                     for s in steps {
                         order.push((i, s.id.clone(), step_budget(&s, settings.step_grace_ms)));
@@ -291,7 +372,7 @@ impl Runner {
             }
         };
         let mut argv = self.argv(&lang.client);
-        argv.extend(["--server".into(), format!("127.0.0.1:{port}")]);
+        argv.extend(["--server".into(), addr.to_string()]);
         argv.extend(self.client_tls(key, connect));
         argv.push("script".into());
         let start = Instant::now();
@@ -431,7 +512,18 @@ impl Runner {
             return (results, info);
         }
         for (cert, groups) in cell.groups() {
-            let (mut server, port, ready, note) = match self.start_server(key, cert).await {
+            let started = match self.external(key) {
+                Some(e) => self
+                    .external_answers(key, e)
+                    .await
+                    .map(|()| (None, e.addr.clone(), None, None))
+                    .map_err(|why| (why, String::new())),
+                None => self
+                    .start_server(key, cert)
+                    .await
+                    .map(|(proc, port, ready, note)| (Some(proc), format!("127.0.0.1:{port}"), Some(ready), note)),
+            };
+            let (mut server, addr, ready, note) = match started {
                 Ok(s) => s,
                 Err((why, stderr)) => {
                     for t in groups.values().flatten() {
@@ -443,13 +535,13 @@ impl Runner {
                 }
             };
             if cert == ServerCert::Normal {
-                info.server_ready_ms = Some(ready);
+                info.server_ready_ms = ready;
             }
             info.notes.extend(note);
             for (connect, tests) in groups {
-                let run = self.run_group(key, port, connect, &tests, attempt).await;
+                let run = self.run_group(key, &addr, connect, &tests, attempt).await;
                 info.client_first_line_ms.extend(run.first_line_ms);
-                let server_gone = server.try_exit();
+                let server_gone = server.as_mut().and_then(|s| s.try_exit());
                 for (i, t) in tests.iter().enumerate() {
                     let prefix = format!("{}/{}", t.set, t.case.name);
                     let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
@@ -457,7 +549,7 @@ impl Runner {
                     if let Some(status) = server_gone {
                         reasons.push(format!("the server exited during the cell ({status})"));
                     }
-                    reasons.extend(judge::judge(&t.case, &prefix, &t.namespace(attempt), &run.obs));
+                    reasons.extend(judge::judge(&t.case, &prefix, &self.namespace(key, t, attempt), &run.obs));
                     let outcome = if infra || server_gone.is_some() {
                         Outcome::Error
                     } else if reasons.is_empty() {
@@ -468,11 +560,12 @@ impl Runner {
                     let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
                     if outcome.is_red() {
                         r.client_stderr = run.stderr.clone();
-                        r.server_stderr = server.stderr_tail();
+                        r.server_stderr = server.as_ref().map(|s| s.stderr_tail()).unwrap_or_default();
                     }
                     results.push(r);
                 }
             }
+            let Some(mut server) = server else { continue };
             match server.stop(Duration::from_secs(3)).await {
                 Stopped::OnStdinClose => {}
                 Stopped::OnSigterm => info
