@@ -1,0 +1,178 @@
+//! Starting the cell's server (or checking the external one) and waiting
+//! until it answers: the server half of the runner.
+use super::{ms, ExternalServer, Runner};
+use crate::cases::ServerCert;
+use crate::plan::CellKey;
+use crate::process::{self, Proc};
+use crate::reference::client::{channel, ClientArgs, ClientCommand};
+use crate::tls::TlsMode;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+/// One health check (service "") with the given client settings.
+async fn probe(args: ClientArgs) -> Result<(), String> {
+    let ch = channel(&args).map_err(|e| format!("{e:#}"))?;
+    let mut client = tonic_health::pb::health_client::HealthClient::new(ch);
+    let probe = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() });
+    match tokio::time::timeout(Duration::from_secs(2), probe).await {
+        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => Ok(()),
+        Ok(Ok(r)) => Err(format!("health status {}", r.get_ref().status)),
+        Ok(Err(status)) => Err(format!("{} {}", crate::codes::name(status.code()), status.message())),
+        Err(_) => Err("health check timed out".into()),
+    }
+}
+
+impl Runner {
+    pub(super) fn server_tls(&self, key: &CellKey, cert: ServerCert) -> Vec<String> {
+        let c = &self.certs[&key.key_type];
+        let p = |p: &PathBuf| p.to_string_lossy().into_owned();
+        let mut args = vec!["--tls-mode".to_string(), key.tls.to_string()];
+        let (server_cert, server_key) = match cert {
+            ServerCert::Normal => (&c.server_cert, &c.server_key),
+            ServerCert::Expired => (&c.expired_server_cert, &c.expired_server_key),
+        };
+        if key.tls != TlsMode::None {
+            args.extend(["--cert-file".into(), p(server_cert), "--key-file".into(), p(server_key)]);
+        }
+        if key.tls == TlsMode::Mtls {
+            args.extend(["--ca-file".into(), p(&c.ca)]);
+        }
+        args
+    }
+
+    /// Is the server healthy? One health check over the cell's own TLS.
+    /// (A server with an expired certificate is checked without verification of
+    /// dates being possible, so it counts as ready once it printed `listening on`.)
+    pub(super) async fn healthy(&self, key: &CellKey, port: u16, cert: ServerCert) -> Result<(), String> {
+        if cert == ServerCert::Expired {
+            return tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map(|_| ()).map_err(|e| e.to_string());
+        }
+        let c = &self.certs[&key.key_type];
+        probe(ClientArgs {
+            server: format!("127.0.0.1:{port}"),
+            tls_mode: key.tls,
+            ca_file: Some(c.ca.clone()),
+            cert_file: Some(c.client_cert.clone()),
+            key_file: Some(c.client_key.clone()),
+            server_name: None,
+            timeout_ms: None,
+            metadata: vec![],
+            compression: None,
+            faults: vec![],
+            command: ClientCommand::Inventory,
+        })
+        .await
+    }
+
+    /// Does the external server answer, over the cell's TLS mode?
+    pub(super) async fn external_answers(&self, key: &CellKey, e: &ExternalServer) -> Result<(), String> {
+        let r = probe(ClientArgs {
+            server: e.addr.clone(),
+            tls_mode: key.tls,
+            ca_file: e.ca.clone(),
+            cert_file: e.cert.clone(),
+            key_file: e.key.clone(),
+            server_name: e.server_name.clone(),
+            timeout_ms: None,
+            metadata: vec![],
+            compression: None,
+            faults: vec![],
+            command: ClientCommand::Inventory,
+        })
+        .await;
+        match r {
+            // A server without the health service still answered over gRPC.
+            Err(e) if e.starts_with("UNIMPLEMENTED") => Ok(()),
+            r => r.map_err(|why| format!("the target {} ({}) did not answer a health check over tls={}: {why}", e.label, e.addr, key.tls)),
+        }
+    }
+
+    /// Starts the cell's server and waits until it is ready.
+    /// Returns the server, its port, its ready time and a note when it was
+    /// only reachable, not healthy (a TLS probe that the server refuses).
+    pub(super) async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<(Proc, u16, f64, Option<String>), (String, String)> {
+        let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
+        let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
+        let mut last = (String::new(), String::new());
+        for _attempt in 0..3 {
+            let port = process::free_port().map_err(|e| (format!("no free port: {e}"), String::new()))?;
+            let mut argv = self.argv(&lang.server);
+            argv.extend(["--port".into(), port.to_string(), "--host".into(), "127.0.0.1".into()]);
+            argv.extend(self.server_tls(key, cert));
+            let start = Instant::now();
+            let mut proc = process::spawn(&argv, &lang.folder).map_err(|e| (e.to_string(), String::new()))?;
+            let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
+            let deadline = tokio::time::Instant::now() + limit;
+            let listening = loop {
+                match tokio::time::timeout_at(deadline, lines.next_line()).await {
+                    Ok(Ok(Some(l))) if l.starts_with("listening on") => break Ok(()),
+                    Ok(Ok(Some(_))) => continue,
+                    Ok(_) => break Err(false),
+                    Err(_) => break Err(true),
+                }
+            };
+            match listening {
+                Err(timed_out) => {
+                    let status = if timed_out { None } else { proc.wait_for(Duration::from_secs(2)).await };
+                    proc.kill().await;
+                    proc.drain_stderr().await;
+                    let stderr = proc.stderr_tail();
+                    let why = if timed_out {
+                        format!("server did not print `listening on` within {} s", limit.as_secs())
+                    } else {
+                        format!(
+                            "server exited ({}) before printing `listening on`",
+                            status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into())
+                        )
+                    };
+                    let port_clash = ["in use", "EADDRINUSE", "Address already", "address already"]
+                        .iter()
+                        .any(|p| stderr.contains(p));
+                    last = (why, stderr);
+                    if port_clash {
+                        continue; // someone took the port between our probe and its bind
+                    }
+                    return Err(last);
+                }
+                Ok(()) => {
+                    // Keep draining stdout so a chatty server never blocks.
+                    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+                }
+            }
+            let listening_at = Instant::now();
+            loop {
+                let last = match self.healthy(key, port, cert).await {
+                    Ok(()) => return Ok((proc, port, ms(start.elapsed()), None)),
+                    Err(e) => e,
+                };
+                // Listening, accepting TCP, but refusing the runner's TLS probe (e.g. a
+                // key type its stack rejects): run the cell so every client shows it.
+                if key.tls != TlsMode::None
+                    && listening_at.elapsed() > Duration::from_secs(3)
+                    && tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok()
+                {
+                    let note = format!(
+                        "server {} accepts connections but its health check over TLS fails ({last}); ran the cell anyway",
+                        key.server
+                    );
+                    return Ok((proc, port, ms(start.elapsed()), Some(note)));
+                }
+                if let Some(status) = proc.try_exit() {
+                    proc.drain_stderr().await;
+                    return Err((format!("server exited ({status}) before its health check answered SERVING"), proc.stderr_tail()));
+                }
+                if tokio::time::Instant::now() >= deadline {
+                    proc.kill().await;
+                    proc.drain_stderr().await;
+                    return Err((
+                        format!("server did not become ready in {} s (last health check: {last})", limit.as_secs()),
+                        proc.stderr_tail(),
+                    ));
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+            }
+        }
+        Err(last)
+    }
+}
