@@ -9,7 +9,7 @@ use crate::external;
 use crate::followup::{all_ids, assign_blame, cells_for, merge, rerun_filters};
 use crate::plan::{self, CellKey, Selection};
 use crate::process;
-use crate::report::{console::Console, junit, markdown, BuildInfo, Outcome, RunSummary, TestResult};
+use crate::report::{console::Console, junit, markdown, retention, BuildInfo, Outcome, RunSummary, TestResult};
 use crate::runner::Runner;
 use crate::tls::{self, KeyType, TlsMode};
 use crate::verdict::{self, KnownList};
@@ -310,6 +310,7 @@ async fn run(
     let console = Arc::new(Console::new(total));
     let c2 = console.clone();
     let every_id = all_ids(&m)?;
+    let keep_reports = m.run.keep_reports;
     let runner = Arc::new(Runner {
         matrix: Arc::new(m),
         certs,
@@ -373,6 +374,18 @@ async fn run(
         problems,
     };
     write_reports(&dir, reports, &summary)?;
+    let (pruned, not_pruned) = retention::prune(reports, keep_reports, &summary.run_id);
+    if !pruned.is_empty() {
+        eprintln!(
+            "removed {} old run folder(s) from {} (run.keep_reports = {})",
+            pruned.len(),
+            reports.display(),
+            keep_reports
+        );
+    }
+    for why in not_pruned {
+        eprintln!("warning: could not remove an old run folder: {why}");
+    }
     console.finish(&summary, &dir.display().to_string());
     Ok(if summary.interrupted {
         cli::EXIT_INTERRUPTED

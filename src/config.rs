@@ -48,6 +48,8 @@ pub struct RunSettings {
     pub build_timeout_ms: u64,
     /// Cells run at once; 0 = number of CPUs.
     pub jobs: usize,
+    /// Run folders kept under `reports/` (the newest); 0 keeps all.
+    pub keep_reports: usize,
 }
 
 impl Default for RunSettings {
@@ -58,6 +60,7 @@ impl Default for RunSettings {
             step_grace_ms: 10_000,
             build_timeout_ms: 1_800_000,
             jobs: 0,
+            keep_reports: 50,
         }
     }
 }
