@@ -1,6 +1,7 @@
 //! RunSummary → Markdown (pure): totals, a client × server grid per TLS
-//! mode, per-language timings, then every red test with its reasons and the
-//! command that reproduces it.
+//! mode, per-language timings, the key-type table, the red cells with their
+//! likely culprit, then every red test with its reasons and the command that
+//! reproduces it.
 use super::{median, Counts, Outcome, RunSummary};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
@@ -149,6 +150,7 @@ pub fn render(s: &RunSummary) -> String {
 
     let red: Vec<_> = s.tests.iter().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted).collect();
     if !red.is_empty() {
+        red_cells(&mut out, s, &red);
         let _ = writeln!(out, "## Failures ({})\n", red.len());
         for t in red {
             let label = match t.outcome {
@@ -185,6 +187,30 @@ pub fn render(s: &RunSummary) -> String {
     out
 }
 
+/// One row per cell with red tests: how many, and who the blame runs point
+/// at (each distinct verdict with its count), so the culprit of a wide run
+/// reads at a glance before the per-test details.
+fn red_cells(out: &mut String, s: &RunSummary, red: &[&super::TestResult]) {
+    let mut cells: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
+    for t in red {
+        let blame = t.blame.clone().unwrap_or_else(|| "not assessed".into());
+        *cells.entry(t.cell.id()).or_default().entry(blame).or_default() += 1;
+    }
+    let _ = writeln!(out, "## Red cells ({})\n", cells.len());
+    let _ = writeln!(out, "| cell | red | likely culprit |\n|---|---|---|");
+    for (cell, blames) in cells {
+        let n: usize = blames.values().sum();
+        let total = s.tests.iter().filter(|t| t.cell.id() == cell).count();
+        let blame = if blames.len() == 1 {
+            blames.into_keys().next().unwrap_or_default()
+        } else {
+            blames.iter().map(|(b, k)| format!("{b} ×{k}")).collect::<Vec<_>>().join("; ")
+        };
+        let _ = writeln!(out, "| `{cell}` | {n}/{total} | {} |", blame.replace('|', "\\|"));
+    }
+    let _ = writeln!(out);
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fixtures::*;
@@ -219,6 +245,35 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| go | – | 5 ms |"), "{md}");
+    }
+
+    #[test]
+    fn red_cells_name_the_culprit_per_cell() {
+        let mut tests = vec![
+            result("go", "java", TlsMode::None, "get", Outcome::Failed),
+            result("go", "java", TlsMode::None, "put", Outcome::Failed),
+            result("go", "java", TlsMode::None, "inventory", Outcome::Passed),
+            result("rust", "python", TlsMode::Mtls, "get", Outcome::Failed),
+            result("rust", "python", TlsMode::Mtls, "put", Outcome::Failed),
+            result("rust", "rust", TlsMode::None, "get", Outcome::ExpectedFailure),
+        ];
+        tests[0].blame = Some("server java (go → rust passes, rust → java fails)".into());
+        tests[1].blame = tests[0].blame.clone();
+        tests[3].blame = Some("the pair".into());
+        let md = render(&summary(tests));
+        assert!(md.contains("## Red cells (2)\n\n| cell | red | likely culprit |\n|---|---|---|\n"), "{md}");
+        assert!(
+            md.contains("| `client=go/server=java/tls=none` | 2/3 | server java (go → rust passes, rust → java fails) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| `client=rust/server=python/tls=mtls` | 2/2 | not assessed ×1; the pair ×1 |"),
+            "{md}"
+        );
+        assert!(
+            !md.contains("`client=rust/server=rust/tls=none` |"),
+            "an expected failure is not a red cell: {md}"
+        );
     }
 
     #[test]
