@@ -225,12 +225,12 @@ async fn run(
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let rerun;
     let f = if v.rerun_failed {
-        rerun = rerun_filters(reports, f).or_else(|e| {
+        rerun = rerun_filters(reports, f).map_err(|e| {
             if e.0 == cli::EXIT_OK {
                 eprintln!("{}", e.1);
-                Err(Exit(cli::EXIT_OK, String::new()))
+                Exit(cli::EXIT_OK, String::new())
             } else {
-                Err(e)
+                e
             }
         })?;
         &rerun

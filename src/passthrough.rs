@@ -40,16 +40,58 @@ pub fn humanize(line: &str) -> String {
 /// Makes the values of path flags absolute: the program runs in its own folder.
 fn absolute_paths(args: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::with_capacity(args.len());
+    const PATH_FLAGS: [&str; 3] = ["--ca-file", "--cert-file", "--key-file"];
+    let absolute = |p: &str| std::path::absolute(p).map_or_else(|_| p.to_string(), |abs| abs.display().to_string());
     for a in args {
-        let after_path_flag = out
-            .last()
-            .is_some_and(|prev| ["--ca-file", "--cert-file", "--key-file"].contains(&prev.as_str()));
-        match std::path::absolute(a) {
-            Ok(abs) if after_path_flag => out.push(abs.display().to_string()),
+        let after_path_flag = out.last().is_some_and(|prev| PATH_FLAGS.contains(&prev.as_str()));
+        match a.split_once('=') {
+            _ if after_path_flag => out.push(absolute(a)),
+            Some((flag, path)) if PATH_FLAGS.contains(&flag) => out.push(format!("{flag}={}", absolute(path))),
             _ => out.push(a.clone()),
         }
     }
     out
+}
+
+/// The contract client's options that take a value and belong before the
+/// command (`client --server A get k`).
+const CLIENT_OPTIONS: [&str; 9] = [
+    "--server",
+    "--tls-mode",
+    "--ca-file",
+    "--cert-file",
+    "--key-file",
+    "--server-name",
+    "--timeout-ms",
+    "--metadata",
+    "--compression",
+];
+
+/// Moves the contract's client options in front of the command, so a person
+/// can write them anywhere (`go client get mykey --server localhost:50051`)
+/// while every implementation's parser sees the contract's order. The
+/// command's own flags (`--max-events`) stay where they are; nothing after
+/// `--` is touched.
+fn options_first(args: &[String]) -> Vec<String> {
+    let (mut options, mut rest) = (Vec::new(), Vec::new());
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "--" {
+            rest.push(a.clone());
+            rest.extend(it.by_ref().cloned());
+            break;
+        }
+        let (name, value) = a.split_once('=').map_or((a.as_str(), None), |(n, v)| (n, Some(v)));
+        if CLIENT_OPTIONS.contains(&name) {
+            // `--flag=value` becomes two words: not every stack's parser takes it.
+            options.push(name.to_string());
+            options.extend(value.map(str::to_string).or_else(|| it.next().cloned()));
+        } else {
+            rest.push(a.clone());
+        }
+    }
+    options.extend(rest);
+    options
 }
 
 /// `stock-matrix <lang> server|client ARGS…`
@@ -81,12 +123,11 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
     let mut argv: Vec<String> = template.iter().map(|a| a.replace("{stock-matrix}", &exe.to_string_lossy())).collect();
     if side == "server" {
         argv.extend(auto_tls(m, rest)?);
-        Err(Exit(
-            cli::EXIT_SETUP,
-            format!("failed to start {name} server: {}", process::exec(&argv, &lang.folder)),
-        ))
+        process::serve(&argv, &lang.folder)
+            .await
+            .map_err(|e| Exit(cli::EXIT_SETUP, format!("failed to start {name} server: {e}")))
     } else {
-        argv.extend(rest.iter().cloned());
+        argv.extend(options_first(rest));
         process::passthrough(&argv, &lang.folder, humanize)
             .await
             .map_err(|e| Exit(cli::EXIT_SETUP, format!("failed to run {name} client: {e}")))
@@ -139,11 +180,54 @@ pub async fn shortcut(_matrix: &Path, target: &Target, command: &[String]) -> Re
 mod tests {
     use super::*;
 
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn client_options_move_before_the_command() {
+        assert_eq!(
+            options_first(&strings(&["get", "mykey", "--server", "localhost:50051"])),
+            strings(&["--server", "localhost:50051", "get", "mykey"])
+        );
+        assert_eq!(
+            options_first(&strings(&[
+                "--tls-mode",
+                "server",
+                "monitor",
+                "k*",
+                "--max-events",
+                "2",
+                "--ca-file=ca.pem",
+                "--metadata",
+                "a=b"
+            ])),
+            strings(&[
+                "--tls-mode",
+                "server",
+                "--ca-file",
+                "ca.pem",
+                "--metadata",
+                "a=b",
+                "monitor",
+                "k*",
+                "--max-events",
+                "2"
+            ])
+        );
+        assert_eq!(
+            options_first(&strings(&["put", "k", "--", "--server", "v"])),
+            strings(&["put", "k", "--", "--server", "v"]),
+            "after -- everything is an argument"
+        );
+    }
+
     #[test]
     fn path_flags_become_absolute() {
-        let out = absolute_paths(&["--ca-file".into(), "certs/ca.pem".into(), "get".into(), "certs/x".into()]);
+        let out = absolute_paths(&strings(&["--ca-file", "certs/ca.pem", "get", "certs/x", "--key-file=k.pem"]));
         assert!(out[1].starts_with('/') && out[1].ends_with("certs/ca.pem"), "{out:?}");
         assert_eq!(out[3], "certs/x");
+        assert!(out[4].starts_with("--key-file=/") && out[4].ends_with("/k.pem"), "{out:?}");
     }
 
     #[test]

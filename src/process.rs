@@ -244,20 +244,58 @@ pub async fn passthrough(argv: &[String], cwd: &Path, map: impl Fn(&str) -> Stri
         .spawn()?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
     while let Some(line) = lines.next_line().await? {
-        println!("{}", map(&line));
+        use std::io::Write;
+        // A reader that went away (`| head`) ends the output, not with a panic.
+        if writeln!(std::io::stdout(), "{}", map(&line)).is_err() {
+            let _ = child.start_kill();
+            break;
+        }
     }
     Ok(child.wait().await?.code().unwrap_or(1))
 }
 
-/// Replaces this process with `argv` (a server started by hand).
-pub fn exec(argv: &[String], cwd: &Path) -> std::io::Error {
-    use std::os::unix::process::CommandExt;
-    let (program, args) = match argv.split_first() {
-        Some(x) => x,
-        None => return std::io::Error::other("empty command line"),
-    };
+/// Runs a server started by hand in the foreground, with its output on the
+/// terminal. Its stdin is a pipe this process holds, so it neither sees the
+/// terminal (a `&` job is not stopped by SIGTTIN, a script's /dev/null does
+/// not end it at once) nor outlives this process: when `stock-matrix` ends,
+/// however it ends, the pipe closes and the contract makes the server exit.
+/// SIGINT, SIGTERM and SIGHUP stop its whole group. Returns the exit code.
+pub async fn serve(argv: &[String], cwd: &Path) -> std::io::Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (program, args) = argv.split_first().ok_or_else(|| std::io::Error::other("empty command line"))?;
     let program = resolve(program, cwd);
-    std::process::Command::new(program).args(args).current_dir(cwd).exec()
+    let mut cmd = Command::new(&program);
+    cmd.args(args).current_dir(cwd).stdin(Stdio::piped()).process_group(0).kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+    let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
+    let stdin = child.stdin.take();
+    let (mut int, mut term, mut hup) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::hangup())?,
+    );
+    let code = tokio::select! {
+        status = child.wait() => return Ok(status?.code().unwrap_or(1)),
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+        _ = hup.recv() => 129,
+    };
+    drop(stdin);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(Duration::from_secs(5), child.wait()).await.is_err() {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    Ok(code)
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
