@@ -9,12 +9,12 @@ use crate::external;
 use crate::followup::{all_ids, assign_blame, cells_for, merge, rerun_filters};
 use crate::plan::{self, CellKey, Selection};
 use crate::process;
-use crate::report::{console::Console, junit, markdown, retention, BuildInfo, Outcome, RunSummary, TestResult};
+use crate::report::{console::Console, junit, markdown, merge, retention, BuildInfo, Outcome, RunSummary, TestResult};
 use crate::runner::Runner;
 use crate::tls::{self, KeyType, TlsMode};
 use crate::verdict::{self, KnownList};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -396,6 +396,41 @@ async fn run(
     })
 }
 
+/// `stock-matrix merge PART…`: one run folder from the shards' summaries.
+fn merge_shards(parts: &[PathBuf], reports: &Path) -> Result<i32, Exit> {
+    let mut loaded = Vec::new();
+    for p in parts {
+        let file = if p.is_dir() { p.join("summary.json") } else { p.clone() };
+        let text = std::fs::read_to_string(&file).map_err(|e| usage(format!("merge: cannot read {}: {e}", file.display())))?;
+        let s: RunSummary = serde_json::from_str(&text).map_err(|e| usage(format!("merge: {}: {e}", file.display())))?;
+        loaded.push((p.display().to_string(), s));
+    }
+    let id = run_id();
+    let command = std::iter::once("stock-matrix".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let summary = merge::merge(&id, &command, loaded).map_err(usage)?;
+    let reports = &std::path::absolute(reports).map_err(setup_err)?;
+    let dir = reports.join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| setup_err(format!("failed to create {}: {e}", dir.display())))?;
+    write_reports(&dir, reports, &summary)?;
+    let c = summary.counts();
+    eprintln!(
+        "merged {} part(s): {} tests, {} passed, {} red; reports in {}",
+        parts.len(),
+        c.total(),
+        c.passed,
+        c.red,
+        dir.display()
+    );
+    Ok(if c.red > 0 || !summary.problems.is_empty() || summary.interrupted {
+        cli::EXIT_FAILED
+    } else {
+        cli::EXIT_OK
+    })
+}
+
 fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
     if names.is_empty() {
         return Ok(m.languages.keys().cloned().collect());
@@ -525,6 +560,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         }
         Command::Setup { languages } => setup(&load_matrix(&cli.matrix)?, &languages).await,
         Command::Doctor => Ok(doctor(&load_matrix(&cli.matrix)?)),
+        Command::Merge { parts, reports } => merge_shards(&parts, &reports),
         Command::Get { key, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["get".into(), key]).await,
         Command::Put { key, value, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["put".into(), key, value]).await,
         Command::Monitor {

@@ -109,6 +109,15 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
         key_type: KeyType,
     },
+    /// Merge the reports of a sharded run (`run --shard K/N` on several machines) into one run folder.
+    Merge {
+        /// Run folders (or their summary.json files), one per shard.
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// Where the merged run folder goes.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
     /// The bundled Rust reference implementation (the `rust` language).
     #[command(subcommand)]
     Reference(Reference),

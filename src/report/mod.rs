@@ -4,6 +4,7 @@
 pub mod console;
 pub mod junit;
 pub mod markdown;
+pub mod merge;
 pub mod retention;
 
 use crate::plan::CellKey;
