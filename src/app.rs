@@ -9,12 +9,14 @@ use crate::external;
 use crate::followup::{all_ids, assign_blame, cells_for, merge, rerun_filters};
 use crate::plan::{self, CellKey, Selection};
 use crate::process;
-use crate::report::{console::Console, junit, markdown, merge, retention, BuildInfo, Outcome, RunSummary, TestResult};
+use crate::report::{console::Console, retention, BuildInfo, Outcome, RunSummary, TestResult};
+use crate::run_folder;
 use crate::runner::Runner;
 use crate::tls::{self, KeyType, TlsMode};
+use crate::toolchain;
 use crate::verdict::{self, KnownList};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,7 +28,7 @@ pub fn usage(e: impl std::fmt::Display) -> Exit {
     Exit(cli::EXIT_USAGE, e.to_string())
 }
 
-fn setup_err(e: impl std::fmt::Display) -> Exit {
+pub fn setup_err(e: impl std::fmt::Display) -> Exit {
     Exit(cli::EXIT_SETUP, e.to_string())
 }
 
@@ -140,16 +142,6 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
     Ok(cli::EXIT_OK)
 }
 
-fn run_id() -> String {
-    let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
-    format!(
-        "{}-{}",
-        now.replace([':', '-'], "").replace('T', "-").trim_end_matches('Z').replace('.', "-"),
-        std::process::id()
-    )
-}
-
-/// Builds each language once, in order; returns their build infos.
 async fn build_all(m: &Matrix, langs: &[String], logs: &Path, force: bool, say: impl Fn(&str)) -> BTreeMap<String, BuildInfo> {
     let proto = m.root.join("proto");
     let mut out = BTreeMap::new();
@@ -189,25 +181,6 @@ async fn build_all(m: &Matrix, langs: &[String], logs: &Path, force: bool, say: 
         out.insert(name.clone(), info);
     }
     out
-}
-
-fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit> {
-    let w =
-        |name: &str, text: String| std::fs::write(dir.join(name), text).map_err(|e| setup_err(format!("failed to write {}: {e}", dir.join(name).display())));
-    let md = markdown::render(s);
-    w("junit.xml", junit::render(s))?;
-    w("summary.md", md.clone())?;
-    w("summary.json", serde_json::to_string_pretty(s).expect("json"))?;
-    let latest = reports.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    let _ = std::os::unix::fs::symlink(dir.file_name().expect("run folder name"), &latest);
-    if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
-        use std::io::Write;
-        if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {
-            let _ = f.write_all(md.as_bytes());
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -261,7 +234,7 @@ async fn run(
     if cells.is_empty() {
         return Err(usage("the selection holds no test (check --case and --set)"));
     }
-    let id = run_id();
+    let id = run_folder::run_id();
     // Absolute: implementations run in their own folders and get certificate paths.
     let reports = &std::path::absolute(reports).map_err(setup_err)?;
     let dir = reports.join(&id);
@@ -373,7 +346,7 @@ async fn run(
         interrupted: cancelled.load(Ordering::SeqCst),
         problems,
     };
-    write_reports(&dir, reports, &summary)?;
+    run_folder::write_reports(&dir, reports, &summary)?;
     let (pruned, not_pruned) = retention::prune(reports, keep_reports, &summary.run_id);
     if !pruned.is_empty() {
         eprintln!(
@@ -394,133 +367,6 @@ async fn run(
     } else {
         cli::EXIT_OK
     })
-}
-
-/// `stock-matrix merge PART…`: one run folder from the shards' summaries.
-fn merge_shards(parts: &[PathBuf], reports: &Path) -> Result<i32, Exit> {
-    let mut loaded = Vec::new();
-    for p in parts {
-        let file = if p.is_dir() { p.join("summary.json") } else { p.clone() };
-        let text = std::fs::read_to_string(&file).map_err(|e| usage(format!("merge: cannot read {}: {e}", file.display())))?;
-        let s: RunSummary = serde_json::from_str(&text).map_err(|e| usage(format!("merge: {}: {e}", file.display())))?;
-        loaded.push((p.display().to_string(), s));
-    }
-    let id = run_id();
-    let command = std::iter::once("stock-matrix".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let summary = merge::merge(&id, &command, loaded).map_err(usage)?;
-    let reports = &std::path::absolute(reports).map_err(setup_err)?;
-    let dir = reports.join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| setup_err(format!("failed to create {}: {e}", dir.display())))?;
-    write_reports(&dir, reports, &summary)?;
-    let c = summary.counts();
-    eprintln!(
-        "merged {} part(s): {} tests, {} passed, {} red; reports in {}",
-        parts.len(),
-        c.total(),
-        c.passed,
-        c.red,
-        dir.display()
-    );
-    Ok(if c.red > 0 || !summary.problems.is_empty() || summary.interrupted {
-        cli::EXIT_FAILED
-    } else {
-        cli::EXIT_OK
-    })
-}
-
-fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
-    if names.is_empty() {
-        return Ok(m.languages.keys().cloned().collect());
-    }
-    for n in names {
-        m.language(n).map_err(usage)?;
-    }
-    Ok(names.to_vec())
-}
-
-fn doctor(m: &Matrix) -> i32 {
-    let proto = m.root.join("proto");
-    let mut all_ok = true;
-    for (name, lang) in &m.languages {
-        let missing = builder::missing_tools(lang);
-        let found: Vec<String> = lang
-            .requires
-            .iter()
-            .filter(|t| !missing.contains(t))
-            .map(|t| format!("{t} ({})", which::which(t).map(|p| p.display().to_string()).unwrap_or_default()))
-            .collect();
-        let state = if !missing.is_empty() {
-            all_ok = false;
-            format!("MISSING {}", missing.join(", "))
-        } else {
-            "ok".into()
-        };
-        let build = if lang.build.is_empty() {
-            "nothing to build"
-        } else if builder::up_to_date(lang, &proto) {
-            "built, up to date"
-        } else {
-            "needs a build (stock-matrix build)"
-        };
-        println!("{name:<11} {state:<28} stack: {}", lang.stack);
-        if !found.is_empty() {
-            println!("{:<11} found: {}", "", found.join(", "));
-        }
-        if !missing.is_empty() {
-            println!(
-                "{:<11} get it: {}",
-                "",
-                if lang.install.is_empty() {
-                    "see implementations/ README"
-                } else {
-                    &lang.install
-                }
-            );
-        }
-        if !lang.setup.is_empty() {
-            println!(
-                "{:<11} system packages: `stock-matrix setup {name}` runs {} in {}",
-                "",
-                lang.setup.join(" "),
-                lang.folder.display()
-            );
-        }
-        println!("{:<11} {build}", "");
-    }
-    if all_ok {
-        cli::EXIT_OK
-    } else {
-        cli::EXIT_FAILED
-    }
-}
-
-async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
-    let mut code = cli::EXIT_OK;
-    for name in pick_languages(m, names)? {
-        let lang = &m.languages[&name];
-        if lang.setup.is_empty() {
-            continue;
-        }
-        eprintln!("setup {name}: {}", lang.setup.join(" "));
-        let log = builder::default_log(&m.root, &format!("setup-{name}"));
-        let _ = std::fs::remove_file(&log);
-        match process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await {
-            Ok(s) if s.success() => eprintln!("setup {name}: ok"),
-            other => {
-                code = cli::EXIT_FAILED;
-                eprintln!(
-                    "setup {name}: FAILED ({:?}); log {}:\n{}",
-                    other.map(|s| s.to_string()),
-                    log.display(),
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
-            }
-        }
-    }
-    Ok(code)
 }
 
 pub async fn main(cli: Cli) -> Result<i32, Exit> {
@@ -551,16 +397,16 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts, &target).await,
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
-            let langs = pick_languages(&m, &languages)?;
+            let langs = toolchain::pick_languages(&m, &languages)?;
             let builds = build_all(&m, &langs, &m.root.join("target/stock-matrix/build-logs"), force, |s| eprintln!("{s}")).await;
             for (l, b) in &builds {
                 println!("{l:<11} {}", b.status);
             }
             Ok(if builds.values().all(|b| b.ok) { cli::EXIT_OK } else { cli::EXIT_FAILED })
         }
-        Command::Setup { languages } => setup(&load_matrix(&cli.matrix)?, &languages).await,
-        Command::Doctor => Ok(doctor(&load_matrix(&cli.matrix)?)),
-        Command::Merge { parts, reports } => merge_shards(&parts, &reports),
+        Command::Setup { languages } => toolchain::setup(&load_matrix(&cli.matrix)?, &languages).await,
+        Command::Doctor => Ok(toolchain::doctor(&load_matrix(&cli.matrix)?)),
+        Command::Merge { parts, reports } => run_folder::merge_shards(&parts, &reports),
         Command::Get { key, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["get".into(), key]).await,
         Command::Put { key, value, target } => crate::passthrough::shortcut(&cli.matrix, &target, &["put".into(), key, value]).await,
         Command::Monitor {

@@ -17,9 +17,11 @@ mod process;
 mod proto;
 mod reference;
 mod report;
+mod run_folder;
 mod runner;
 mod script;
 mod tls;
+mod toolchain;
 mod verdict;
 
 use clap::Parser;

@@ -1,0 +1,102 @@
+//! The toolchain commands: `doctor` (what each language needs and whether it
+//! is here) and `setup` (installing system packages through each language's
+//! setup script).
+use crate::app::{usage, Exit};
+use crate::builder;
+use crate::cli;
+use crate::config::Matrix;
+use crate::process;
+use std::time::Duration;
+
+/// The named languages (each checked against matrix.toml), or all when none are named.
+pub fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
+    if names.is_empty() {
+        return Ok(m.languages.keys().cloned().collect());
+    }
+    for n in names {
+        m.language(n).map_err(usage)?;
+    }
+    Ok(names.to_vec())
+}
+
+pub fn doctor(m: &Matrix) -> i32 {
+    let proto = m.root.join("proto");
+    let mut all_ok = true;
+    for (name, lang) in &m.languages {
+        let missing = builder::missing_tools(lang);
+        let found: Vec<String> = lang
+            .requires
+            .iter()
+            .filter(|t| !missing.contains(t))
+            .map(|t| format!("{t} ({})", which::which(t).map(|p| p.display().to_string()).unwrap_or_default()))
+            .collect();
+        let state = if !missing.is_empty() {
+            all_ok = false;
+            format!("MISSING {}", missing.join(", "))
+        } else {
+            "ok".into()
+        };
+        let build = if lang.build.is_empty() {
+            "nothing to build"
+        } else if builder::up_to_date(lang, &proto) {
+            "built, up to date"
+        } else {
+            "needs a build (stock-matrix build)"
+        };
+        println!("{name:<11} {state:<28} stack: {}", lang.stack);
+        if !found.is_empty() {
+            println!("{:<11} found: {}", "", found.join(", "));
+        }
+        if !missing.is_empty() {
+            println!(
+                "{:<11} get it: {}",
+                "",
+                if lang.install.is_empty() {
+                    "see implementations/ README"
+                } else {
+                    &lang.install
+                }
+            );
+        }
+        if !lang.setup.is_empty() {
+            println!(
+                "{:<11} system packages: `stock-matrix setup {name}` runs {} in {}",
+                "",
+                lang.setup.join(" "),
+                lang.folder.display()
+            );
+        }
+        println!("{:<11} {build}", "");
+    }
+    if all_ok {
+        cli::EXIT_OK
+    } else {
+        cli::EXIT_FAILED
+    }
+}
+
+pub async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
+    let mut code = cli::EXIT_OK;
+    for name in pick_languages(m, names)? {
+        let lang = &m.languages[&name];
+        if lang.setup.is_empty() {
+            continue;
+        }
+        eprintln!("setup {name}: {}", lang.setup.join(" "));
+        let log = builder::default_log(&m.root, &format!("setup-{name}"));
+        let _ = std::fs::remove_file(&log);
+        match process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await {
+            Ok(s) if s.success() => eprintln!("setup {name}: ok"),
+            other => {
+                code = cli::EXIT_FAILED;
+                eprintln!(
+                    "setup {name}: FAILED ({:?}); log {}:\n{}",
+                    other.map(|s| s.to_string()),
+                    log.display(),
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+        }
+    }
+    Ok(code)
+}
