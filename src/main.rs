@@ -28,6 +28,24 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    // Commands that only print (and the reference client) end quietly when
+    // their reader goes away (`| head`), like any Unix tool. `run` and the
+    // servers keep Rust's ignored SIGPIPE: they write to children's pipes,
+    // and a child that exits early must not kill the runner.
+    let prints_only = matches!(
+        cli.command,
+        cli::Command::List { .. }
+            | cli::Command::Doctor
+            | cli::Command::Certs { .. }
+            | cli::Command::Merge { .. }
+            | cli::Command::Reference(cli::Reference::Client(_))
+    );
+    if prints_only {
+        // SAFETY: before any thread starts; restores the default disposition.
+        unsafe {
+            let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
     let code = match rt.block_on(app::main(cli)) {
         Ok(code) => code,
