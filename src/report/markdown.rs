@@ -6,14 +6,22 @@ use super::{median, Counts, Outcome, RunSummary};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
+/// A grid cell: ✅ only when nothing failed; a listed failure is not a pass
+/// (⚠️, with how many), a listed flake is shown as such.
 fn cell_text(c: Counts) -> String {
-    if c.total() == 0 {
-        "·".into()
-    } else if c.red == 0 {
-        format!("✅ {}/{}", c.passed, c.total())
-    } else {
+    let mut text = if c.total() == 0 {
+        return "·".into();
+    } else if c.red > 0 {
         format!("❌ {}/{}", c.passed, c.total())
+    } else if c.expected_failure > 0 {
+        format!("⚠️ {}/{}, {} known-failing", c.passed, c.total(), c.expected_failure)
+    } else {
+        format!("✅ {}/{}", c.passed, c.total())
+    };
+    if c.known_flaky > 0 {
+        text.push_str(&format!(", {} known flaky", c.known_flaky));
     }
+    text
 }
 
 fn ms(v: Option<f64>) -> String {
@@ -117,22 +125,7 @@ pub fn render(s: &RunSummary) -> String {
     // The crypto axis: which pairs work with which certificate key types.
     let key_types: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.key_type.as_str()).collect();
     if key_types.len() > 1 {
-        let _ = writeln!(out, "## Certificate key types (TLS cells)\n");
-        let _ = writeln!(out, "| client → server | {} |", key_types.iter().copied().collect::<Vec<_>>().join(" | "));
-        let _ = writeln!(out, "|---|{}", "---|".repeat(key_types.len()));
-        let pairs: BTreeSet<(&str, &str)> = s.tests.iter().map(|t| (t.cell.client.as_str(), t.cell.server.as_str())).collect();
-        for (c, sv) in pairs {
-            let row: Vec<String> = key_types
-                .iter()
-                .map(|k| {
-                    cell_text(Counts::of(s.tests.iter().filter(|t| {
-                        t.cell.client == c && t.cell.server == sv && t.cell.key_type.as_str() == *k && t.cell.tls != crate::tls::TlsMode::None
-                    })))
-                })
-                .collect();
-            let _ = writeln!(out, "| {c} → {sv} | {} |", row.join(" | "));
-        }
-        let _ = writeln!(out);
+        key_type_table(&mut out, s, &key_types);
     }
 
     let listed: Vec<_> = s
@@ -185,6 +178,52 @@ pub fn render(s: &RunSummary) -> String {
         }
     }
     out
+}
+
+/// Which pairs work with which certificate key types (TLS cells only). In a
+/// wide run the pairs that pass with every key type are folded into one line,
+/// so the rows left are the incompatibilities.
+fn key_type_table(out: &mut String, s: &RunSummary, key_types: &BTreeSet<&str>) {
+    const FOLD_ABOVE: usize = 12;
+    let pairs: BTreeSet<(&str, &str)> = s.tests.iter().map(|t| (t.cell.client.as_str(), t.cell.server.as_str())).collect();
+    let rows: Vec<((&str, &str), Vec<Counts>)> = pairs
+        .into_iter()
+        .map(|(c, sv)| {
+            let counts = key_types
+                .iter()
+                .map(|k| {
+                    Counts::of(
+                        s.tests
+                            .iter()
+                            .filter(|t| t.cell.client == c && t.cell.server == sv && t.cell.key_type.as_str() == *k && t.cell.tls != crate::tls::TlsMode::None),
+                    )
+                })
+                .collect();
+            ((c, sv), counts)
+        })
+        .collect();
+    let all_pass = |counts: &[Counts]| counts.iter().all(|c| c.total() > 0 && c.passed == c.total());
+    let fold = rows.len() > FOLD_ABOVE;
+    let folded = if fold { rows.iter().filter(|(_, c)| all_pass(c)).count() } else { 0 };
+    let _ = writeln!(out, "## Certificate key types (TLS cells)\n");
+    if fold {
+        let _ = writeln!(
+            out,
+            "{folded} of {} pairs pass every TLS test with every key type; the other {} are listed.\n",
+            rows.len(),
+            rows.len() - folded
+        );
+    }
+    if folded == rows.len() {
+        return;
+    }
+    let _ = writeln!(out, "| client → server | {} |", key_types.iter().copied().collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(out, "|---|{}", "---|".repeat(key_types.len()));
+    for ((c, sv), counts) in rows.iter().filter(|(_, counts)| !fold || !all_pass(counts)) {
+        let cells: Vec<String> = counts.iter().map(|k| cell_text(*k)).collect();
+        let _ = writeln!(out, "| {c} → {sv} | {} |", cells.join(" | "));
+    }
+    let _ = writeln!(out);
 }
 
 /// One row per cell with red tests: how many, and who the blame runs point
@@ -245,6 +284,64 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("| go | – | 5 ms |"), "{md}");
+    }
+
+    #[test]
+    fn listed_failures_and_flakes_are_not_shown_as_plain_passes() {
+        let c = |p, x, kf| Counts {
+            passed: p,
+            expected_failure: x,
+            flaky: kf,
+            known_flaky: kf,
+            ..Counts::default()
+        };
+        assert_eq!(cell_text(c(3, 0, 0)), "✅ 3/3");
+        assert_eq!(cell_text(c(1, 2, 0)), "⚠️ 1/3, 2 known-failing");
+        assert_eq!(cell_text(c(2, 0, 1)), "✅ 2/3, 1 known flaky");
+        let red = Counts { failed: 1, ..c(2, 0, 0) };
+        assert_eq!(cell_text(Counts { red: 1, ..red }), "❌ 2/3");
+        assert_eq!(cell_text(Counts::default()), "·");
+    }
+
+    fn with_key(mut t: crate::report::TestResult, k: crate::tls::KeyType) -> crate::report::TestResult {
+        t.cell.key_type = k;
+        t.id = format!("{}/set=unary/case={}", t.cell.id(), t.case);
+        t
+    }
+
+    #[test]
+    fn the_key_type_table_shows_each_pair_and_folds_a_wide_run() {
+        use crate::tls::KeyType::{EcP256, EcP521};
+        let mut tests = vec![
+            with_key(result("python", "go", TlsMode::Server, "get", Outcome::Passed), EcP256),
+            with_key(result("python", "go", TlsMode::Server, "get", Outcome::ExpectedFailure), EcP521),
+            with_key(result("go", "go", TlsMode::Mtls, "get", Outcome::Passed), EcP256),
+            with_key(result("go", "go", TlsMode::Mtls, "get", Outcome::Passed), EcP521),
+            with_key(result("go", "go", TlsMode::None, "get", Outcome::Failed), EcP256),
+        ];
+        let md = render(&summary(tests.clone()));
+        assert!(
+            md.contains("## Certificate key types (TLS cells)\n\n| client → server | ec-p256 | ec-p521 |\n|---|---|---|\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| go → go | ✅ 1/1 | ✅ 1/1 |"),
+            "a plaintext failure is not a key-type result: {md}"
+        );
+        assert!(md.contains("| python → go | ✅ 1/1 | ⚠️ 0/1, 1 known-failing |"), "{md}");
+        // Wide: 13 pairs, 12 of them green with both key types.
+        for server in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"] {
+            for k in [EcP256, EcP521] {
+                tests.push(with_key(result("go", server, TlsMode::Server, "get", Outcome::Passed), k));
+            }
+        }
+        let md = render(&summary(tests));
+        assert!(
+            md.contains("12 of 13 pairs pass every TLS test with every key type; the other 1 are listed."),
+            "{md}"
+        );
+        assert!(md.contains("| python → go | ✅ 1/1 | ⚠️ 0/1, 1 known-failing |"), "{md}");
+        assert!(!md.contains("| go → a |"), "{md}");
     }
 
     #[test]

@@ -122,7 +122,10 @@ pub struct Counts {
     pub error: usize,
     pub interrupted: usize,
     pub expected_failure: usize,
+    /// Flaky tests, listed or not.
     pub flaky: usize,
+    /// Of those, the ones on the known-flaky list (not red).
+    pub known_flaky: usize,
     /// Tests that fail the run (see `Outcome::is_red`).
     pub red: usize,
 }
@@ -138,7 +141,11 @@ impl Counts {
                 Outcome::Error => c.error += 1,
                 Outcome::Interrupted => c.interrupted += 1,
                 Outcome::ExpectedFailure => c.expected_failure += 1,
-                Outcome::Flaky | Outcome::KnownFlaky => c.flaky += 1,
+                Outcome::Flaky => c.flaky += 1,
+                Outcome::KnownFlaky => {
+                    c.flaky += 1;
+                    c.known_flaky += 1;
+                }
             }
         }
         c
