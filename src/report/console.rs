@@ -50,8 +50,20 @@ impl Console {
         }
         eprintln!("reports: {report_dir}/summary.md, junit.xml, summary.json");
         // The plain closing line CI systems read: expected failures count as skipped.
+        let mut listed = Vec::new();
+        if c.expected_failure > 0 {
+            listed.push(format!("{} known-failing", c.expected_failure));
+        }
+        if c.known_flaky > 0 {
+            listed.push(format!("{} known flaky, counted as passed", c.known_flaky));
+        }
+        let listed = if listed.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", listed.join("; "))
+        };
         println!(
-            "{} passed, {} failed, {} skipped",
+            "{} passed, {} failed, {} skipped{listed}",
             c.total() - c.red - c.expected_failure,
             c.red,
             c.expected_failure
