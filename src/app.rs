@@ -234,11 +234,8 @@ async fn run(
     if cells.is_empty() {
         return Err(usage("the selection holds no test (check --case and --set)"));
     }
-    let id = run_folder::run_id();
-    // Absolute: implementations run in their own folders and get certificate paths.
-    let reports = &std::path::absolute(reports).map_err(setup_err)?;
-    let dir = reports.join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| setup_err(format!("failed to create {}: {e}", dir.display())))?;
+    let (reports, id, dir) = run_folder::create(reports)?;
+    let reports = &reports;
     let mut certs = BTreeMap::new();
     for kt in &sel.key_types {
         let files = tls::generate(&dir.join("certs").join(kt.as_str()), *kt).map_err(|e| setup_err(format!("certificates ({}): {e:#}", kt.as_str())))?;
@@ -330,10 +327,7 @@ async fn run(
         std::fs::write(path, verdict::write_list(&tests)).map_err(|e| setup_err(format!("failed to write {}: {e}", path.display())))?;
         eprintln!("wrote the known-failing list for this run's failures to {}", path.display());
     }
-    let command = std::iter::once("stock-matrix".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
+    let command = run_folder::command_line();
     let summary = RunSummary {
         run_id: id,
         started_at,

@@ -6,7 +6,7 @@ use crate::report::{junit, markdown, merge, RunSummary};
 use std::path::{Path, PathBuf};
 
 /// A run's id: its start time (sortable) and the process id.
-pub fn run_id() -> String {
+fn run_id() -> String {
     let now = humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string();
     format!(
         "{}-{}",
@@ -15,7 +15,25 @@ pub fn run_id() -> String {
     )
 }
 
-/// Builds each language once, in order; returns their build infos.
+/// Makes a new run folder under `reports`. Returns `reports` made absolute
+/// (implementations run in their own folders and get certificate paths), the
+/// run id, and the folder.
+pub fn create(reports: &Path) -> Result<(PathBuf, String, PathBuf), Exit> {
+    let id = run_id();
+    let reports = std::path::absolute(reports).map_err(setup_err)?;
+    let dir = reports.join(&id);
+    std::fs::create_dir_all(&dir).map_err(|e| setup_err(format!("failed to create {}: {e}", dir.display())))?;
+    Ok((reports, id, dir))
+}
+
+/// This process's command line as the reports show it.
+pub fn command_line() -> String {
+    std::iter::once("stock-matrix".to_string())
+        .chain(std::env::args().skip(1))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Writes junit.xml, summary.md and summary.json, points `latest` at `dir`,
 /// and appends the Markdown to `$GITHUB_STEP_SUMMARY` when set.
 pub fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), Exit> {
@@ -46,16 +64,11 @@ pub fn merge_shards(parts: &[PathBuf], reports: &Path) -> Result<i32, Exit> {
         let s: RunSummary = serde_json::from_str(&text).map_err(|e| usage(format!("merge: {}: {e}", file.display())))?;
         loaded.push((p.display().to_string(), s));
     }
-    let id = run_id();
-    let command = std::iter::once("stock-matrix".to_string())
-        .chain(std::env::args().skip(1))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let summary = merge::merge(&id, &command, loaded).map_err(usage)?;
-    let reports = &std::path::absolute(reports).map_err(setup_err)?;
-    let dir = reports.join(&id);
-    std::fs::create_dir_all(&dir).map_err(|e| setup_err(format!("failed to create {}: {e}", dir.display())))?;
-    write_reports(&dir, reports, &summary)?;
+    // Merge before making the folder: parts that do not merge leave nothing behind.
+    let mut summary = merge::merge(&command_line(), loaded).map_err(usage)?;
+    let (reports, id, dir) = create(reports)?;
+    summary.run_id = id;
+    write_reports(&dir, &reports, &summary)?;
     let c = summary.counts();
     eprintln!(
         "merged {} part(s): {} tests, {} passed, {} red; reports in {}",

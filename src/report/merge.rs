@@ -4,8 +4,9 @@ use super::RunSummary;
 use std::collections::BTreeMap;
 
 /// Merges the summaries of a sharded run. Every test id must appear once: a
-/// test seen in two parts means the parts were not shards of one run.
-pub fn merge(run_id: &str, command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSummary, String> {
+/// test seen in two parts means the parts were not shards of one run. The
+/// merged run's id is left empty for the caller to give it its folder's.
+pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSummary, String> {
     let Some((_, first)) = parts.first() else {
         return Err("nothing to merge".into());
     };
@@ -13,7 +14,7 @@ pub fn merge(run_id: &str, command: &str, parts: Vec<(String, RunSummary)>) -> R
     let started_at = parts.iter().map(|(_, s)| s.started_at.clone()).min().unwrap_or_default();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut out = RunSummary {
-        run_id: run_id.to_string(),
+        run_id: String::new(),
         started_at,
         // Shards run side by side: the merged run took as long as its slowest part.
         duration_ms: parts.iter().map(|(_, s)| s.duration_ms).fold(0.0, f64::max),
@@ -80,7 +81,7 @@ mod tests {
             },
         );
         b.problems.push("stale pattern x".into());
-        let m = merge("merged", "stock-matrix merge a b", vec![("a".into(), a), ("b".into(), b)]).unwrap();
+        let m = merge("stock-matrix merge a b", vec![("a".into(), a), ("b".into(), b)]).unwrap();
         assert_eq!(m.tests.len(), 2);
         assert_eq!(m.counts().passed, 1);
         assert_eq!(m.counts().red, 1);
@@ -95,8 +96,8 @@ mod tests {
     fn the_same_test_twice_is_not_a_shard() {
         let a = part(vec![result("go", "rust", TlsMode::None, "get", Outcome::Passed)], 1.0);
         let b = part(vec![result("go", "rust", TlsMode::None, "get", Outcome::Failed)], 1.0);
-        let err = merge("m", "c", vec![("a".into(), a), ("b".into(), b)]).unwrap_err();
+        let err = merge("c", vec![("a".into(), a), ("b".into(), b)]).unwrap_err();
         assert!(err.contains("client=go/server=rust/tls=none/set=unary/case=get is in both a and b"), "{err}");
-        assert!(merge("m", "c", vec![]).is_err());
+        assert!(merge("c", vec![]).is_err());
     }
 }
