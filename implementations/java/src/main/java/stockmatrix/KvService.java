@@ -1,6 +1,5 @@
 package stockmatrix;
 
-import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.stub.StreamObserver;
 import proto.KVGrpc;
@@ -21,13 +20,7 @@ final class KvService extends KVGrpc.KVImplBase {
   @Override
   public void get(GetRequest req, StreamObserver<GetResponse> obs) {
     try {
-      Store.validateKey(req.getKey());
-      WatchEvent e = store.get(req.getKey());
-      if (e == null) {
-        throw Status.NOT_FOUND
-            .withDescription("key \"" + req.getKey() + "\" not found")
-            .asRuntimeException();
-      }
+      WatchEvent e = store.require(req.getKey());
       obs.onNext(GetResponse.newBuilder().setValue(e.getValue()).build());
       obs.onCompleted();
     } catch (StatusRuntimeException e) {
@@ -38,9 +31,7 @@ final class KvService extends KVGrpc.KVImplBase {
   @Override
   public void put(PutRequest req, StreamObserver<Empty> obs) {
     try {
-      Store.validateKey(req.getKey());
-      Store.validateValue(req.getValue());
-      store.put(req.getKey(), req.getValue());
+      store.checkedPut(req.getKey(), req.getValue());
       obs.onNext(Empty.getDefaultInstance());
       obs.onCompleted();
     } catch (StatusRuntimeException e) {

@@ -157,13 +157,7 @@ final class StockService extends StockGrpc.StockImplBase {
   public void get(GetRequest req, StreamObserver<GetResponse> obs) {
     try {
       enter(true);
-      Store.validateKey(req.getKey());
-      WatchEvent e = store.get(req.getKey());
-      if (e == null) {
-        throw Status.NOT_FOUND
-            .withDescription("key \"" + req.getKey() + "\" not found")
-            .asRuntimeException();
-      }
+      WatchEvent e = store.require(req.getKey());
       obs.onNext(
           GetResponse.newBuilder().setValue(e.getValue()).setVersion(e.getVersion()).build());
       obs.onCompleted();
@@ -176,9 +170,7 @@ final class StockService extends StockGrpc.StockImplBase {
   public void put(PutRequest req, StreamObserver<Empty> obs) {
     try {
       enter(true);
-      Store.validateKey(req.getKey());
-      Store.validateValue(req.getValue());
-      store.put(req.getKey(), req.getValue());
+      store.checkedPut(req.getKey(), req.getValue());
       obs.onNext(Empty.getDefaultInstance());
       obs.onCompleted();
     } catch (RuntimeException e) {

@@ -70,6 +70,23 @@ final class Store {
     putLocked(key, value);
   }
 
+  /** Get as both services define it: the key's entry, else INVALID_ARGUMENT or NOT_FOUND. */
+  WatchEvent require(String key) {
+    validateKey(key);
+    WatchEvent e = get(key);
+    if (e == null) {
+      throw Status.NOT_FOUND.withDescription("key \"" + key + "\" not found").asRuntimeException();
+    }
+    return e;
+  }
+
+  /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
+  void checkedPut(String key, ByteString value) {
+    validateKey(key);
+    validateValue(value);
+    put(key, value);
+  }
+
   /** Writes one key and notifies the matching watchers; returns true when it was created. */
   private boolean putLocked(String key, ByteString value) {
     Entry old = map.get(key);

@@ -14,21 +14,10 @@ final class KvService(store: Store) extends KVGrpc.KVImplBase {
   }
 
   override def get(req: GetRequest, obs: StreamObserver[GetResponse]): Unit = reply(obs) {
-    for {
-      _ <- Store.validateKey(req.getKey).toLeft(())
-      found <- store
-        .get(req.getKey)
-        .toRight(Status.NOT_FOUND.withDescription(s"key \"${req.getKey}\" not found"))
-    } yield GetResponse.newBuilder().setValue(found._1).build()
+    store.lookup(req.getKey).map { case (value, _) => GetResponse.newBuilder().setValue(value).build() }
   }
 
   override def put(req: PutRequest, obs: StreamObserver[Empty]): Unit = reply(obs) {
-    for {
-      _ <- Store.validateKey(req.getKey).toLeft(())
-      _ <- Store.validateValue(req.getValue).toLeft(())
-    } yield {
-      store.put(req.getKey, req.getValue)
-      Empty.getDefaultInstance
-    }
+    store.checkedPut(req.getKey, req.getValue).map(_ => Empty.getDefaultInstance)
   }
 }

@@ -20,22 +20,13 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
     }
 
   override def get(req: GetRequest, obs: StreamObserver[GetResponse]): Unit = unary(obs) {
-    for {
-      _ <- Store.validateKey(req.getKey).toLeft(())
-      found <- store
-        .get(req.getKey)
-        .toRight(Status.NOT_FOUND.withDescription(s"key \"${req.getKey}\" not found"))
-    } yield GetResponse.newBuilder().setValue(found._1).setVersion(found._2).build()
+    store.lookup(req.getKey).map { case (value, version) =>
+      GetResponse.newBuilder().setValue(value).setVersion(version).build()
+    }
   }
 
   override def put(req: PutRequest, obs: StreamObserver[Empty]): Unit = unary(obs) {
-    for {
-      _ <- Store.validateKey(req.getKey).toLeft(())
-      _ <- Store.validateValue(req.getValue).toLeft(())
-    } yield {
-      store.put(req.getKey, req.getValue)
-      Empty.getDefaultInstance
-    }
+    store.checkedPut(req.getKey, req.getValue).map(_ => Empty.getDefaultInstance)
   }
 
   override def inventory(req: Empty, obs: StreamObserver[InventoryStatus]): Unit = unary(obs) {

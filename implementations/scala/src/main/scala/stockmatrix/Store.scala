@@ -35,6 +35,20 @@ final class Store {
 
   def put(key: String, value: ByteString): Unit = synchronized { putLocked(key, value); () }
 
+  /** Get as both services define it: the key's value and version, else INVALID_ARGUMENT or NOT_FOUND. */
+  def lookup(key: String): Either[Status, (ByteString, Long)] =
+    for {
+      _ <- Store.validateKey(key).toLeft(())
+      found <- get(key).toRight(Status.NOT_FOUND.withDescription(s"key \"$key\" not found"))
+    } yield found
+
+  /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
+  def checkedPut(key: String, value: ByteString): Either[Status, Unit] =
+    Store.validateKey(key).orElse(Store.validateValue(value)) match {
+      case Some(invalid) => Left(invalid)
+      case None          => Right(put(key, value))
+    }
+
   /** Validates every item first, then applies all of them (all or nothing). */
   def batch(items: Seq[BatchItem]): Either[Status, BatchSummary] = {
     val invalid =
