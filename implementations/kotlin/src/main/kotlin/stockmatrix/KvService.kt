@@ -1,6 +1,5 @@
 package stockmatrix
 
-import io.grpc.Status
 import proto.KVGrpcKt
 import proto.Kv.Empty
 import proto.Kv.GetRequest
@@ -12,17 +11,12 @@ class KvService(
     private val store: Store,
 ) : KVGrpcKt.KVCoroutineImplBase() {
     override suspend fun get(request: GetRequest): GetResponse {
-        validateKey(request.key)
-        val (value, _) =
-            store.get(request.key)
-                ?: throw Status.NOT_FOUND.withDescription("key not found: ${request.key}").asException()
+        val (value, _) = store.require(request.key)
         return GetResponse.newBuilder().setValue(value).build()
     }
 
     override suspend fun put(request: PutRequest): Empty {
-        validateKey(request.key)
-        validateValue(request.value)
-        store.put(request.key, request.value)
+        store.checkedPut(request.key, request.value)
         return Empty.getDefaultInstance()
     }
 }

@@ -164,10 +164,7 @@ class StockService(
     override suspend fun get(request: GetRequest): GetResponse =
         deadlined {
             enter(unary = true)
-            validateKey(request.key)
-            val (value, version) =
-                store.get(request.key)
-                    ?: throw Status.NOT_FOUND.withDescription("key not found: ${request.key}").asException()
+            val (value, version) = store.require(request.key)
             GetResponse
                 .newBuilder()
                 .setValue(value)
@@ -178,9 +175,7 @@ class StockService(
     override suspend fun put(request: PutRequest): Empty =
         deadlined {
             enter(unary = true)
-            validateKey(request.key)
-            validateValue(request.value)
-            store.put(request.key, request.value)
+            store.checkedPut(request.key, request.value)
             Empty.getDefaultInstance()
         }
 

@@ -80,6 +80,22 @@ class Store {
         synchronized(lock) { putLocked(key, value) }
     }
 
+    /** Get as both services define it: the key's value and version, else INVALID_ARGUMENT or NOT_FOUND. */
+    fun require(key: String): Pair<ByteString, Long> {
+        validateKey(key)
+        return get(key) ?: throw Status.NOT_FOUND.withDescription("key not found: $key").asException()
+    }
+
+    /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
+    fun checkedPut(
+        key: String,
+        value: ByteString,
+    ) {
+        validateKey(key)
+        validateValue(value)
+        put(key, value)
+    }
+
     /** Validates every item, then applies them all under one lock (all or nothing). */
     fun batch(items: List<BatchItem>): BatchSummary {
         for (item in items) {
