@@ -74,12 +74,16 @@ pub struct Expect {
     pub messages: Option<Vec<Value>>,
     #[serde(default, rename = "match")]
     pub match_mode: MatchMode,
-    /// Response headers that must be present with these values.
+    /// Response headers: a value that must be there (a `-bin` key's in
+    /// base64), or a matcher (`$absent`, `$range`).
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
-    /// Trailers that must be present with these values.
+    pub headers: BTreeMap<String, Value>,
+    /// Trailers, as `headers`.
     #[serde(default)]
-    pub trailers: BTreeMap<String, String>,
+    pub trailers: BTreeMap<String, Value>,
+    /// The `grpc-encoding` the client must report for the responses.
+    #[serde(default)]
+    pub response_encoding: Option<String>,
     /// Upper bound on the call's elapsed time as the client measured it.
     #[serde(default)]
     pub max_elapsed_ms: Option<f64>,
@@ -99,6 +103,7 @@ impl Default for Expect {
             match_mode: MatchMode::Exact,
             headers: BTreeMap::new(),
             trailers: BTreeMap::new(),
+            response_encoding: None,
             max_elapsed_ms: None,
         }
     }
@@ -124,6 +129,9 @@ pub struct CaseStep {
     pub compression: Option<String>,
     #[serde(default)]
     pub after_first: Vec<CaseStep>,
+    /// The client cancels the call this many ms after it started.
+    #[serde(default)]
+    pub cancel_after_ms: Option<u64>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -252,6 +260,7 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 timeout_ms: s.timeout_ms,
                 compression: s.compression.clone(),
                 after_first: script_steps(&s.after_first, &format!("{id}."), ns)?,
+                cancel_after_ms: s.cancel_after_ms,
                 method: s.method.clone(),
                 id,
             })
@@ -300,6 +309,21 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
             "expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, or !OK)",
             e.status
         ));
+    }
+    for (what, map) in [("headers", &e.headers), ("trailers", &e.trailers)] {
+        for (key, want) in map {
+            crate::judge::check_metadata_expectation(key, want).map_err(|e| format!("expect.{what}.{key}: {e}"))?;
+        }
+    }
+    for (key, value) in &step.metadata {
+        if key.ends_with("-bin") {
+            crate::judge::decode_b64(&expand_str(value, "ns/")?).map_err(|e| format!("metadata.{key}: {e}"))?;
+        }
+    }
+    if let Some(enc) = &e.response_encoding {
+        if !["gzip", "identity"].contains(&enc.as_str()) {
+            return Err(format!("expect.response_encoding: `{enc}` (known: gzip, identity)"));
+        }
     }
     for m in e.messages.iter().flatten() {
         let (plain, matchers) = split_matchers(m);

@@ -57,6 +57,61 @@ pub fn check_matcher_syntax(m: &Value, names: &[String]) -> Result<(), String> {
     }
 }
 
+/// Decodes base64 with or without padding (stacks differ).
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|e| format!("not base64 ({e}): {}", short(&Value::String(s.to_string()))))
+}
+
+/// Checks an expected header or trailer when cases load: a string (base64
+/// for a `-bin` key), `{"$absent"=true}` or `{"$range"=[LO, HI]}`.
+pub fn check_metadata_expectation(key: &str, want: &Value) -> Result<(), String> {
+    match want {
+        Value::String(s) if key.ends_with("-bin") && !s.contains('{') => decode_b64(s).map(|_| ()),
+        Value::String(_) => Ok(()),
+        Value::Object(o) if o.get("$absent") == Some(&Value::Bool(true)) && o.len() == 1 => Ok(()),
+        Value::Object(o) if o.len() == 1 && range(want).is_some() => Ok(()),
+        _ => Err(format!("expected a string, {{\"$absent\"=true}} or {{\"$range\"=[LO, HI]}}, got {want}")),
+    }
+}
+
+fn range(m: &Value) -> Option<(i64, i64)> {
+    match m.get("$range")?.as_array()?.as_slice() {
+        [lo, hi] => Some((lo.as_i64()?, hi.as_i64()?)),
+        _ => None,
+    }
+}
+
+/// One expected header or trailer against what the client printed for it.
+fn metadata_matches(key: &str, want: &Value, got: Option<&String>) -> Result<(), String> {
+    let shown = || got.map(|g| short(&Value::String(g.clone()))).unwrap_or_else(|| "nothing".into());
+    if want.get("$absent").is_some() {
+        return match got {
+            None => Ok(()),
+            Some(_) => Err(format!("expected none, got {}", shown())),
+        };
+    }
+    if let Some((lo, hi)) = range(want) {
+        return match got.and_then(|g| g.trim().parse::<i64>().ok()) {
+            Some(n) if (lo..=hi).contains(&n) => Ok(()),
+            _ => Err(format!("expected a number in {lo}..={hi}, got {}", shown())),
+        };
+    }
+    let want_s = want.as_str().unwrap_or_default();
+    let equal = match got {
+        Some(g) if key.ends_with("-bin") => decode_b64(g).ok().is_some_and(|b| decode_b64(want_s).ok() == Some(b)),
+        Some(g) => g == want_s,
+        None => false,
+    };
+    if equal {
+        Ok(())
+    } else {
+        Err(format!("expected {}, got {}", short(want), shown()))
+    }
+}
+
 fn as_i64(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
@@ -130,13 +185,17 @@ impl Judge<'_> {
         }
         for (what, want, got) in [("header", &e.headers, &status_line.headers), ("trailer", &e.trailers, &status_line.trailers)] {
             for (k, v) in want {
-                let got_v = got.as_ref().and_then(|g| g.get(k));
-                if got_v != Some(v) {
-                    fail(format!(
-                        "{what} {k}: expected {v:?}, got {}",
-                        got_v.map(|g| format!("{g:?}")).unwrap_or_else(|| "nothing".into())
-                    ));
+                let v = expand(v, self.ns).unwrap_or_else(|_| v.clone());
+                if let Err(r) = metadata_matches(k, &v, got.as_ref().and_then(|g| g.get(k))) {
+                    fail(format!("{what} {k}: {r}"));
                 }
+            }
+        }
+        if let Some(want) = &e.response_encoding {
+            match &status_line.response_encoding {
+                Some(got) if got == want => {}
+                Some(got) => fail(format!("response encoding: expected {want}, got {got}")),
+                None => fail(format!("response encoding: expected {want}, the client reported none")),
             }
         }
         if let (Some(max), Some(elapsed)) = (e.max_elapsed_ms, status_line.elapsed_ms) {

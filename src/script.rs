@@ -21,6 +21,9 @@ pub struct Step {
     pub compression: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub after_first: Vec<Step>,
+    /// Cancel the call this many ms after it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_after_ms: Option<u64>,
 }
 
 /// A call's final status.
@@ -45,6 +48,9 @@ pub struct Line {
     pub trailers: Option<BTreeMap<String, String>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub elapsed_ms: Option<f64>,
+    /// The `grpc-encoding` of the responses (`identity` when uncompressed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_encoding: Option<String>,
 }
 
 impl Line {

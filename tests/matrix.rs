@@ -47,7 +47,7 @@ fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-const SETS: [&str; 11] = [
+const SETS: [&str; 12] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -58,6 +58,7 @@ const SETS: [&str; 11] = [
     "large",
     "compression",
     "tls",
+    "cancellation",
     "kv-compat",
 ];
 

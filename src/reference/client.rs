@@ -58,6 +58,16 @@ pub enum ClientFault {
     TrustAnyCa,
     /// Ignores --server-name.
     IgnoreServerName,
+    /// Never compresses requests, whatever `compression` says.
+    NoCompress,
+    /// Reports the response headers among the trailers too.
+    HeadersAsTrailers,
+    /// Ignores `cancel_after_ms`.
+    IgnoreCancel,
+    /// Sends a `-bin` value's base64 text as the bytes instead of decoding it.
+    BinAsText,
+    /// Prints status messages percent-encoded, as they travel.
+    PercentEncodedMessage,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -186,12 +196,23 @@ fn emit(line: &Line) {
     let _ = out.flush();
 }
 
+/// The `x-stock-` entries of received metadata; `-bin` values in base64.
 fn stock_metadata(md: &MetadataMap) -> BTreeMap<String, String> {
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     md.iter()
         .filter_map(|kv| match kv {
             KeyAndValueRef::Ascii(k, v) if k.as_str().starts_with("x-stock-") => Some((k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())),
+            KeyAndValueRef::Binary(k, v) if k.as_str().starts_with("x-stock-") => Some((k.as_str().to_string(), b64(&v.to_bytes().unwrap_or_default()))),
             _ => None,
         })
+        .collect()
+}
+
+/// The `percent-encoded-message` fault: the message as it travels.
+fn percent_encoded(message: &str) -> String {
+    message
+        .bytes()
+        .map(|b| if (0x20..0x7f).contains(&b) && b != b'%' { (b as char).to_string() } else { format!("%{b:02X}") })
         .collect()
 }
 
@@ -200,6 +221,8 @@ fn stock_metadata(md: &MetadataMap) -> BTreeMap<String, String> {
 struct Seen {
     headers: BTreeMap<String, String>,
     trailers: BTreeMap<String, String>,
+    /// The responses' `grpc-encoding`, once headers arrived.
+    encoding: Option<String>,
 }
 
 impl Runner {
@@ -251,6 +274,16 @@ impl Runner {
                 .or(self.args.timeout_ms.filter(|t| *t > 0))
                 .map(Duration::from_millis);
             let call = self.call(step, &info, requests, timeout, &mut seen);
+            // Dropping a call's future resets its stream: tonic's cancellation.
+            let cancel_after = step.cancel_after_ms.filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel));
+            let call = async move {
+                match cancel_after {
+                    Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                        .await
+                        .unwrap_or_else(|_| Err(Status::cancelled("cancelled by the client (cancel_after_ms)"))),
+                    None => call.await,
+                }
+            };
             let result = match timeout {
                 // The local deadline also covers a server that ignores grpc-timeout.
                 Some(t) => tokio::time::timeout(t, call)
@@ -264,7 +297,7 @@ impl Runner {
             // as CANCELLED too. gRPC clients report DEADLINE_EXCEEDED (grpc-go does).
             let past_deadline = |t: Duration| start.elapsed() + Duration::from_millis(1) >= t;
             let result = result.map_err(|s| match timeout {
-                Some(t) if s.code() == tonic::Code::Cancelled && (s.message() == "Timeout expired" || past_deadline(t)) => {
+                Some(t) if s.code() == tonic::Code::Cancelled && cancel_after.is_none() && (s.message() == "Timeout expired" || past_deadline(t)) => {
                     Status::deadline_exceeded(format!("deadline exceeded (client side; the transport said: {})", s.message()))
                 }
                 _ => s,
@@ -278,12 +311,20 @@ impl Runner {
                     if seen.trailers.is_empty() {
                         seen.trailers = stock_metadata(s.metadata());
                     }
+                    let message = if self.args.faults.contains(&ClientFault::PercentEncodedMessage) {
+                        percent_encoded(s.message())
+                    } else {
+                        s.message().to_string()
+                    };
                     StatusLine {
                         code: codes::name(s.code()).into(),
-                        message: s.message().to_string(),
+                        message,
                     }
                 }
             };
+            if self.args.faults.contains(&ClientFault::HeadersAsTrailers) {
+                seen.trailers.extend(seen.headers.clone());
+            }
             emit(&Line {
                 id: step.id.clone(),
                 message: None,
@@ -291,6 +332,7 @@ impl Runner {
                 headers: Some(seen.headers),
                 trailers: Some(seen.trailers),
                 elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                response_encoding: Some(seen.encoding.unwrap_or_else(|| "identity".into())),
             });
             Ok(())
         })
@@ -298,11 +340,13 @@ impl Runner {
 
     async fn call(&self, step: &Step, info: &MethodInfo, requests: Vec<DynamicMessage>, timeout: Option<Duration>, seen: &mut Seen) -> Result<(), Status> {
         let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
+        // No cap on what is sent: the size cases send over 4 MiB on purpose.
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(4 << 20)
-            .max_encoding_message_size(4 << 20);
-        if step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip") {
+            .max_encoding_message_size(usize::MAX);
+        let compress = step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip");
+        if compress && !self.args.faults.contains(&ClientFault::NoCompress) {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
         grpc.ready().await.map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
@@ -328,6 +372,16 @@ impl Runner {
 
         let mut request = Request::new(ReceiverStream::new(rx));
         for (k, v) in self.args.metadata.iter().map(|(k, v)| (k, v)).chain(step.metadata.iter()) {
+            if k.ends_with("-bin") {
+                let key = tonic::metadata::BinaryMetadataKey::from_bytes(k.as_bytes()).map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
+                let bytes = if self.args.faults.contains(&ClientFault::BinAsText) {
+                    v.as_bytes().to_vec()
+                } else {
+                    crate::judge::decode_b64(v).map_err(|e| Status::internal(format!("metadata {k}: {e}")))?
+                };
+                request.metadata_mut().append_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(&bytes));
+                continue;
+            }
             let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
             let value = v.parse().map_err(|_| Status::internal(format!("invalid metadata value {v:?}")))?;
             request.metadata_mut().append(key, value);
@@ -337,6 +391,14 @@ impl Runner {
         }
         let response = grpc.streaming(request, path, DynCodec(info.output.clone())).await?;
         seen.headers = stock_metadata(response.metadata());
+        seen.encoding = Some(
+            response
+                .metadata()
+                .get("grpc-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("identity")
+                .to_string(),
+        );
         let mut stream = response.into_inner();
         let mut count = 0usize;
         loop {
@@ -349,6 +411,7 @@ impl Runner {
                 headers: None,
                 trailers: None,
                 elapsed_ms: None,
+                response_encoding: None,
             });
             if count == 1 {
                 for nested in &step.after_first {
@@ -411,6 +474,7 @@ pub fn command_step(cmd: &ClientCommand) -> Result<Option<Step>, UsageError> {
         timeout_ms: None,
         compression: None,
         after_first: vec![],
+        cancel_after_ms: None,
     };
     Ok(Some(match cmd {
         ClientCommand::Get { key } => Step {

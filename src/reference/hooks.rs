@@ -1,14 +1,17 @@
 //! The contract's `x-stock-*` request-metadata hooks, read once per call, and
-//! the tower layer that works on the HTTP level for every method: it echoes
-//! `x-stock-echo` as a header and a trailer, and ends a call whose
-//! `grpc-timeout` passed with DEADLINE_EXCEEDED (tonic's own timeout layer
-//! would answer CANCELLED "Timeout expired", which the deadline cases flag).
+//! the tower layer that works on the HTTP level for every method: it sends
+//! the echoes and reports as headers and trailers, turns per-call response
+//! compression on or off, and ends a call whose `grpc-timeout` passed with
+//! DEADLINE_EXCEEDED (tonic's own timeout layer would answer CANCELLED
+//! "Timeout expired", which the deadline cases flag).
+use super::store::Store;
 use crate::codes;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use http_body::{Body, Frame};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tonic::metadata::MetadataMap;
@@ -54,6 +57,8 @@ impl Hooks {
         let fail = code.map(|code| {
             let message = if special {
                 SPECIAL_MESSAGE.to_string()
+            } else if let Some(bytes) = md.get_bin("x-stock-fail-message-bin").and_then(|v| v.to_bytes().ok()) {
+                String::from_utf8_lossy(&bytes).into_owned()
             } else {
                 text(md, "x-stock-fail-message")
                     .map(str::to_string)
@@ -76,8 +81,6 @@ impl Hooks {
     }
 }
 
-const ECHO: HeaderName = HeaderName::from_static("x-stock-echo");
-
 /// Parses a `grpc-timeout` value (`100m`, `2S`, …).
 pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     let (num, unit) = v.split_at(v.len().checked_sub(1)?);
@@ -96,24 +99,43 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
 /// Answers ahead of tonic's own timeout layer, which fires at the deadline.
 const DEADLINE_LEAD: Duration = Duration::from_millis(5);
 
-/// Echo and deadline handling for every call (see the module comment).
+/// Deliberate bugs of the HTTP-level hooks (see `server::Fault`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WireFaults {
+    /// x-stock-echo (and -bin) are not echoed.
+    pub no_echo: bool,
+    /// x-stock-compress is ignored: responses are never compressed.
+    pub no_compress_response: bool,
+    /// A binary echo stops at its first 0x00 byte (a C-string bug).
+    pub truncate_bin_at_nul: bool,
+    /// grpc-timeout is not read: no deadline is reported or enforced.
+    pub lose_deadline: bool,
+}
+
+/// Echo, reports, per-call compression and deadline handling for every call
+/// (see the module comment).
 #[derive(Clone)]
 pub struct WireLayer {
-    /// Echo `x-stock-echo` (off only to prove the metadata cases catch it).
-    pub echo: bool,
+    pub store: Arc<Store>,
+    pub faults: WireFaults,
 }
 
 impl<S> Layer<S> for WireLayer {
     type Service = Wire<S>;
     fn layer(&self, inner: S) -> Wire<S> {
-        Wire { inner, echo: self.echo }
+        Wire {
+            inner,
+            store: self.store.clone(),
+            faults: self.faults,
+        }
     }
 }
 
 #[derive(Clone)]
 pub struct Wire<S> {
     inner: S,
-    echo: bool,
+    store: Arc<Store>,
+    faults: WireFaults,
 }
 
 fn deadline_trailers() -> http::HeaderMap {
@@ -121,6 +143,97 @@ fn deadline_trailers() -> http::HeaderMap {
     h.insert("grpc-status", HeaderValue::from_static("4"));
     h.insert("grpc-message", HeaderValue::from_static("deadline%20exceeded"));
     h
+}
+
+/// tonic ends a call whose request is over the receive limit with
+/// OUT_OF_RANGE; the gRPC spec (and every other stack) says
+/// RESOURCE_EXHAUSTED, which the size cases expect.
+fn size_limit_is_resource_exhausted(h: &mut http::HeaderMap) {
+    let too_large = h.get("grpc-message").is_some_and(|m| {
+        let m = String::from_utf8_lossy(m.as_bytes()).replace("%20", " ");
+        m.contains("message length too large")
+    });
+    if too_large && h.get("grpc-status").is_some_and(|s| s.as_bytes() == b"11") {
+        h.insert("grpc-status", HeaderValue::from_static("8"));
+    }
+}
+
+type Entries = Vec<(HeaderName, HeaderValue)>;
+
+/// What a call's metadata asks the server to send back, besides its answer.
+#[derive(Default)]
+struct Reply {
+    headers: Entries,
+    trailers: Entries,
+    /// `x-stock-report-watchers`: counted when the trailers are sent.
+    watchers: Option<(String, Arc<Store>)>,
+}
+
+impl Reply {
+    fn read(h: &http::HeaderMap, store: &Arc<Store>, faults: WireFaults) -> Reply {
+        let get = |k: &str| h.get(k).cloned();
+        let is_true = |k: &str| h.get(k).is_some_and(|v| v.as_bytes() == b"true");
+        let mut r = Reply::default();
+        let both = |name: &'static str, v: Option<HeaderValue>, r: &mut Reply| {
+            if let Some(v) = v {
+                r.headers.push((HeaderName::from_static(name), v.clone()));
+                r.trailers.push((HeaderName::from_static(name), v));
+            }
+        };
+        if !faults.no_echo {
+            both("x-stock-echo", get("x-stock-echo"), &mut r);
+            let bin = get("x-stock-echo-bin").map(|v| if faults.truncate_bin_at_nul { truncate_at_nul(&v) } else { v });
+            both("x-stock-echo-bin", bin, &mut r);
+        }
+        if let Some(v) = get("x-stock-echo-header") {
+            r.headers.push((HeaderName::from_static("x-stock-echo-header"), v));
+        }
+        if let Some(v) = get("x-stock-echo-trailer") {
+            r.trailers.push((HeaderName::from_static("x-stock-echo-trailer"), v));
+        }
+        if is_true("x-stock-report-encoding") {
+            let enc = get("grpc-encoding").filter(|v| !v.is_empty()).unwrap_or(HeaderValue::from_static("identity"));
+            r.trailers.push((HeaderName::from_static("x-stock-request-encoding"), enc));
+        }
+        if is_true("x-stock-report-deadline") {
+            let left = deadline_of(h, faults).map(|d| d.as_millis().to_string()).unwrap_or_else(|| "none".into());
+            r.trailers.push((HeaderName::from_static("x-stock-deadline-ms"), HeaderValue::from_str(&left).expect("digits")));
+        }
+        if let Some(prefix) = h.get("x-stock-report-watchers").and_then(|v| v.to_str().ok()) {
+            r.watchers = Some((prefix.to_string(), store.clone()));
+        }
+        r
+    }
+
+    fn trailers(&self) -> Entries {
+        let mut t = self.trailers.clone();
+        if let Some((prefix, store)) = &self.watchers {
+            let n = store.open_watchers(prefix).to_string();
+            t.push((HeaderName::from_static("x-stock-watchers"), HeaderValue::from_str(&n).expect("digits")));
+        }
+        t
+    }
+}
+
+/// The call's `grpc-timeout`, unless the `lose-deadline` fault drops it.
+fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
+    if faults.lose_deadline {
+        return None;
+    }
+    h.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout)
+}
+
+/// The `truncate-bin-at-nul` fault: the bytes of a `-bin` value up to its first 0x00.
+fn truncate_at_nul(v: &HeaderValue) -> HeaderValue {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(v.as_bytes()).trim_end_matches('=').to_string();
+    let Ok(mut bytes) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(text) else {
+        return v.clone();
+    };
+    if let Some(i) = bytes.iter().position(|b| *b == 0) {
+        bytes.truncate(i);
+    }
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(bytes)).expect("base64 is a header value")
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -138,14 +251,19 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, req: http::Request<ReqBody>) -> Self::Future {
-        let echo = req.headers().get(&ECHO).cloned().filter(|_| self.echo);
-        let deadline = req
-            .headers()
-            .get("grpc-timeout")
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_grpc_timeout)
-            .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        let reply = Reply::read(req.headers(), &self.store, self.faults);
+        let deadline = deadline_of(req.headers(), self.faults).map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
+        if self.faults.lose_deadline {
+            req.headers_mut().remove("grpc-timeout");
+        }
+        // Per-call response compression: the services are built to compress
+        // for any client that accepts gzip; a call that did not ask for it
+        // is served as if its client accepted no compression.
+        let compress = req.headers().get("x-stock-compress").is_some_and(|v| v.as_bytes() == b"gzip");
+        if !compress || self.faults.no_compress_response {
+            req.headers_mut().remove("grpc-accept-encoding");
+        }
         let fut = self.inner.call(req);
         Box::pin(async move {
             let resp = match deadline {
@@ -162,16 +280,19 @@ where
                 None => fut.await?,
             };
             let (mut parts, body) = resp.into_parts();
-            if let Some(echo) = &echo {
-                // In a trailers-only response these headers are the trailers.
-                parts.headers.insert(ECHO, echo.clone());
+            // In a trailers-only response these headers are the trailers.
+            let trailers_only = parts.headers.contains_key("grpc-status");
+            size_limit_is_resource_exhausted(&mut parts.headers);
+            let entries = if trailers_only { reply.trailers() } else { reply.headers.clone() };
+            for (k, v) in entries {
+                parts.headers.insert(k, v);
             }
             let sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
             Ok(http::Response::from_parts(
                 parts,
                 tonic::body::Body::new(WireBody {
                     inner: body,
-                    echo,
+                    reply,
                     deadline: sleep,
                     ended: false,
                 }),
@@ -182,7 +303,7 @@ where
 
 struct WireBody {
     inner: tonic::body::Body,
-    echo: Option<HeaderValue>,
+    reply: Reply,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     ended: bool,
 }
@@ -197,17 +318,18 @@ impl Body for WireBody {
         if self.ended || self.inner.is_end_stream() {
             return Poll::Ready(None);
         }
-        let echo = self.echo.clone();
-        let with_echo = move |mut trailers: http::HeaderMap| {
-            if let Some(e) = &echo {
-                trailers.insert(ECHO, e.clone());
+        let extra = self.reply.trailers();
+        let with_reply = move |mut trailers: http::HeaderMap| {
+            size_limit_is_resource_exhausted(&mut trailers);
+            for (k, v) in extra {
+                trailers.insert(k, v);
             }
             trailers
         };
         if let Some(sleep) = self.deadline.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
                 self.ended = true;
-                return Poll::Ready(Some(Ok(Frame::trailers(with_echo(deadline_trailers())))));
+                return Poll::Ready(Some(Ok(Frame::trailers(with_reply(deadline_trailers())))));
             }
         }
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
@@ -217,7 +339,7 @@ impl Body for WireBody {
         polled.map(|frame| {
             frame.map(|r| {
                 r.map(|f| match f.into_trailers() {
-                    Ok(trailers) => Frame::trailers(with_echo(trailers)),
+                    Ok(trailers) => Frame::trailers(with_reply(trailers)),
                     Err(f) => f,
                 })
             })

@@ -1,6 +1,6 @@
 //! The reference server: `stock-matrix reference server`, the contract's
 //! server side in tonic. Semantics are those of proto/stock.proto.
-use super::hooks::{Hooks, WireLayer};
+use super::hooks::{Hooks, WireFaults, WireLayer};
 use super::kv::KvService;
 use super::store::{validate_key, validate_value, Store};
 use crate::proto::kv::kv_server::KvServer;
@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use futures::Stream;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,6 +63,27 @@ pub enum Fault {
     /// The legacy KV service keeps a store of its own instead of sharing
     /// Stock's.
     KvOwnStore,
+    /// x-stock-compress is ignored: responses are never compressed.
+    NoCompressResponse,
+    /// A binary echo stops at its first 0x00 byte (a C-string bug).
+    TruncateBinAtNul,
+    /// grpc-timeout is never read: the server sees no deadline.
+    LoseDeadline,
+    /// Put and Batch finish their work after the call was cancelled or its
+    /// deadline passed (detached work; a Batch takes a cancelled stream as a
+    /// half-close).
+    ApplyAfterCancel,
+    /// A Monitor whose client went away stays registered.
+    KeepCancelledMonitors,
+    /// The 4 MiB receive limit is raised to 16 MiB.
+    NoSizeLimit,
+    /// Batch does not check the value size (Put does).
+    BatchNoValueLimit,
+    /// An overwrite adds the new value's length to Inventory's total bytes
+    /// without taking off the old one.
+    InventoryMiscount,
+    /// proto.KV.Put does not check the value size (Stock.Put does).
+    KvNoValueLimit,
 }
 
 #[derive(Default)]
@@ -84,6 +106,18 @@ pub(super) async fn enter<T>(req: &Request<T>, unary: bool) -> Result<Hooks, Sta
     Ok(hooks)
 }
 
+impl StockService {
+    /// Runs a call's work; with the `apply-after-cancel` fault, in a task of
+    /// its own that finishes even when the call is dropped.
+    async fn detached_if_faulty<T: Send + 'static>(&self, work: impl Future<Output = Result<T, Status>> + Send + 'static) -> Result<T, Status> {
+        if self.faults.contains(&Fault::ApplyAfterCancel) {
+            tokio::spawn(work).await.map_err(|e| Status::internal(e.to_string()))?
+        } else {
+            work.await
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Stock for StockService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
@@ -100,12 +134,19 @@ impl Stock for StockService {
     }
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
-        enter(&req, true).await?;
-        let PutRequest { key, value } = req.into_inner();
-        validate_key(&key)?;
-        validate_value(&value)?;
-        self.store.put(&key, value);
-        Ok(Response::new(Empty {}))
+        let store = self.store.clone();
+        // A call that is over (cancelled, deadline) is dropped by tonic with
+        // its future, so nothing after the delay runs: the contract's "not
+        // applied". The fault detaches the work so that it finishes anyway.
+        let work = async move {
+            enter(&req, true).await?;
+            let PutRequest { key, value } = req.into_inner();
+            validate_key(&key)?;
+            validate_value(&value)?;
+            store.put(&key, value);
+            Ok(Response::new(Empty {}))
+        };
+        self.detached_if_faulty(work).await
     }
 
     type MonitorStream = EventStream<WatchEvent>;
@@ -123,6 +164,7 @@ impl Stock for StockService {
         let limit = if w.max_events > 0 { Some(w.max_events as u64) } else { None };
         let (tx, rx) = mpsc::channel(16);
         let drop_second = self.faults.contains(&Fault::DropStreamMessage);
+        let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
@@ -138,10 +180,14 @@ impl Stock for StockService {
                     Some(e) => e,
                     None => tokio::select! {
                         e = live.recv() => match e { Some(e) => e, None => return },
-                        _ = tx.closed() => return,
+                        _ = tx.closed(), if !keep => return,
                     },
                 };
                 if !(drop_second && sent == 1) && tx.send(Ok(event)).await.is_err() {
+                    if keep {
+                        // Never notices that its client left: the watch stays.
+                        futures::future::pending::<()>().await;
+                    }
                     return;
                 }
                 sent += 1;
@@ -151,16 +197,28 @@ impl Stock for StockService {
     }
 
     async fn batch(&self, req: Request<Streaming<BatchItem>>) -> Result<Response<BatchSummary>, Status> {
-        let hooks = enter(&req, false).await?;
-        let mut stream = req.into_inner();
-        let mut items = Vec::new();
-        while let Some(item) = stream.message().await? {
-            items.push(item);
-        }
-        if let Some(status) = hooks.fail {
-            return Err(status);
-        }
-        Ok(Response::new(self.store.batch(items)?))
+        let store = self.store.clone();
+        let careless = self.faults.contains(&Fault::ApplyAfterCancel);
+        let check_values = !self.faults.contains(&Fault::BatchNoValueLimit);
+        let work = async move {
+            let hooks = enter(&req, false).await?;
+            let mut stream = req.into_inner();
+            let mut items = Vec::new();
+            loop {
+                match stream.message().await {
+                    Ok(Some(item)) => items.push(item),
+                    Ok(None) => break,
+                    // A stream that ends in a cancellation is not a half-close.
+                    Err(_) if careless => break,
+                    Err(status) => return Err(status),
+                }
+            }
+            if let Some(status) = hooks.fail {
+                return Err(status);
+            }
+            Ok(Response::new(store.batch(items, check_values)?))
+        };
+        self.detached_if_faulty(work).await
     }
 
     type TradeStream = EventStream<TradeFill>;
@@ -281,13 +339,30 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if faults.contains(&Fault::FlakyOnce) && std::fs::File::create_new(".stock-matrix-flaky-once").is_ok() {
         faults.push(Fault::WrongStatus);
     }
-    let store: Arc<Store> = Arc::default();
+    let store = Arc::new(Store::new(faults.contains(&Fault::InventoryMiscount)));
     let kv_store = if faults.contains(&Fault::KvOwnStore) { Arc::default() } else { store.clone() };
-    let kv = KvServer::new(KvService { store: kv_store }).accept_compressed(CompressionEncoding::Gzip);
+    let kv = KvServer::new(KvService {
+        store: kv_store,
+        check_values: !faults.contains(&Fault::KvNoValueLimit),
+    })
+    .accept_compressed(CompressionEncoding::Gzip);
     health.set_serving::<KvServer<KvService>>().await;
+    let receive_limit = if faults.contains(&Fault::NoSizeLimit) { 16 << 20 } else { 4 << 20 };
+    let wire = WireLayer {
+        store: store.clone(),
+        faults: WireFaults {
+            no_echo: faults.contains(&Fault::NoEcho),
+            no_compress_response: faults.contains(&Fault::NoCompressResponse),
+            truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
+            lose_deadline: faults.contains(&Fault::LoseDeadline),
+        },
+    };
+    // Compresses for every client that accepts gzip; WireLayer hides the
+    // acceptance from calls that did not ask for x-stock-compress.
     let stock = StockServer::new(StockService { store, faults })
         .accept_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(4 << 20)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(receive_limit)
         .max_encoding_message_size(4 << 20);
 
     let addr: SocketAddr = tokio::net::lookup_host((args.host.as_str(), args.port))
@@ -302,9 +377,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let serve = builder
-        .layer(WireLayer {
-            echo: !args.faults.contains(&Fault::NoEcho),
-        })
+        .layer(wire)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(stock)

@@ -21,6 +21,11 @@ pub struct Store {
 struct Inner {
     map: BTreeMap<String, Entry>,
     watchers: Vec<Watcher>,
+    /// Sum of the stored values' lengths, kept as puts happen.
+    total_bytes: i64,
+    /// The `inventory-miscount` fault: an overwrite adds its new length to
+    /// the total without taking the old one off.
+    miscount_overwrites: bool,
 }
 
 struct Entry {
@@ -63,6 +68,10 @@ impl Inner {
     fn put(&mut self, key: &str, value: Vec<u8>) -> bool {
         let entry = self.map.entry(key.to_string()).or_insert(Entry { value: Vec::new(), version: 0 });
         let created = entry.version == 0;
+        if !self.miscount_overwrites {
+            self.total_bytes -= entry.value.len() as i64;
+        }
+        self.total_bytes += value.len() as i64;
         entry.version += 1;
         entry.value = value;
         let event = WatchEvent {
@@ -82,6 +91,21 @@ impl Inner {
 }
 
 impl Store {
+    pub fn new(miscount_overwrites: bool) -> Store {
+        Store {
+            inner: Mutex::new(Inner {
+                miscount_overwrites,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// Open watches (their Monitor has not ended) whose pattern starts with `prefix`.
+    pub fn open_watchers(&self, prefix: &str) -> usize {
+        let inner = self.inner.lock().unwrap();
+        inner.watchers.iter().filter(|w| !w.tx.is_closed() && w.pattern.starts_with(prefix)).count()
+    }
+
     pub fn get(&self, key: &str) -> Option<(Vec<u8>, i64)> {
         let inner = self.inner.lock().unwrap();
         inner.map.get(key).map(|e| (e.value.clone(), e.version))
@@ -119,10 +143,10 @@ impl Store {
     }
 
     /// Validates every item, then applies them all in order under one lock.
-    pub fn batch(&self, items: Vec<BatchItem>) -> Result<BatchSummary, Status> {
+    pub fn batch(&self, items: Vec<BatchItem>, check_values: bool) -> Result<BatchSummary, Status> {
         for (i, item) in items.iter().enumerate() {
             validate_key(&item.key)
-                .and_then(|_| validate_value(&item.value))
+                .and_then(|_| if check_values { validate_value(&item.value) } else { Ok(()) })
                 .map_err(|s| Status::invalid_argument(format!("item {i}: {}", s.message())))?;
         }
         let mut inner = self.inner.lock().unwrap();
@@ -142,7 +166,7 @@ impl Store {
     /// (key count, total value bytes)
     pub fn totals(&self) -> (i64, i64) {
         let inner = self.inner.lock().unwrap();
-        (inner.map.len() as i64, inner.map.values().map(|e| e.value.len() as i64).sum())
+        (inner.map.len() as i64, inner.total_bytes)
     }
 }
 
@@ -184,7 +208,7 @@ mod tests {
                 value: vec![],
             },
         ];
-        assert_eq!(store.batch(items).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(store.batch(items, true).unwrap_err().code(), tonic::Code::InvalidArgument);
         assert_eq!(store.totals(), (0, 0));
     }
 
@@ -199,7 +223,28 @@ mod tests {
                 value: b"yy".to_vec(),
             })
             .collect();
-        let s = store.batch(items).unwrap();
+        let s = store.batch(items, true).unwrap();
         assert_eq!((s.items, s.value_bytes, s.created, s.updated), (3, 6, 1, 2));
+        assert_eq!(store.totals(), (2, 4));
+    }
+
+    #[test]
+    fn overwrites_move_the_total_by_the_difference_unless_miscounting() {
+        for (miscount, total) in [(false, 2), (true, 7)] {
+            let store = Store::new(miscount);
+            store.put("a", b"12345".to_vec());
+            store.put("a", b"12".to_vec());
+            assert_eq!(store.totals(), (1, total));
+        }
+    }
+
+    #[test]
+    fn ended_watches_are_not_counted() {
+        let store = Store::default();
+        let (_, rx) = store.watch("p/a*", false);
+        let (_, _keep) = store.watch("p/b", false);
+        assert_eq!((store.open_watchers("p/"), store.open_watchers("p/a")), (2, 1));
+        drop(rx);
+        assert_eq!(store.open_watchers("p/"), 1);
     }
 }
