@@ -2,81 +2,11 @@
 //! the run's summary.json back. They prove the reference passes everything,
 //! that deliberate bugs are caught with readable reasons, and that broken
 //! implementations end as clear red tests without stopping the run.
+mod common;
+use common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_stock-matrix")
-}
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// Runs stock-matrix with `args` from the repo root; returns output and the parsed summary.
-fn run(args: &[&str], reports: &Path) -> (Output, Value) {
-    let out = Command::new(bin())
-        .current_dir(repo())
-        .args(args)
-        .arg("--reports")
-        .arg(reports)
-        .output()
-        .expect("stock-matrix runs");
-    let summary = std::fs::read_to_string(reports.join("latest/summary.json"))
-        .unwrap_or_else(|e| panic!("no summary ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
-    (out, serde_json::from_str(&summary).unwrap())
-}
-
-fn tests_of(summary: &Value) -> &Vec<Value> {
-    summary["tests"].as_array().unwrap()
-}
-
-fn find<'a>(summary: &'a Value, id: &str) -> &'a Value {
-    tests_of(summary).iter().find(|t| t["id"] == id).unwrap_or_else(|| panic!("no test {id}"))
-}
-
-fn reasons(t: &Value) -> String {
-    t["reasons"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every operation set of matrix.toml.
-const SETS: [&str; 12] = [
-    "unary",
-    "server-stream",
-    "client-stream",
-    "bidi",
-    "metadata",
-    "errors",
-    "deadlines",
-    "large",
-    "compression",
-    "tls",
-    "cancellation",
-    "kv-compat",
-];
-
-/// A matrix file with the repo's case sets and extra languages.
-fn matrix_with(dir: &Path, extra: &str, run: &str) -> PathBuf {
-    let cases = repo().join("cases");
-    let sets: String = SETS
-        .iter()
-        .map(|s| format!("{s} = \"{}\"\n", cases.join(format!("{s}.toml")).display()))
-        .collect();
-    let text = format!(
-        "[run]\n{run}\n[sets]\n{sets}\n[languages.rust]\nfolder = \"{root}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n{extra}\n[profiles.all]\nclients = [\"*\"]\nservers = [\"*\"]\ntls = [\"*\"]\nsets = [\"*\"]\n",
-        root = dir.display()
-    );
-    let path = dir.join("matrix.toml");
-    std::fs::write(&path, text).unwrap();
-    path
-}
+use std::process::Command;
 
 #[test]
 fn the_reference_passes_every_case_in_every_tls_mode() {
