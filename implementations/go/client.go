@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -59,9 +60,11 @@ type step struct {
 	TimeoutMs   float64           `json:"timeout_ms"`
 	Compression string            `json:"compression"`
 	AfterFirst  []*step           `json:"after_first"`
+	CancelAfter float64           `json:"cancel_after_ms"`
 
-	m    method
-	msgs []proto.Message
+	m     method
+	msgs  []proto.Message
+	pairs []string // Metadata as grpc-go takes it (-bin values decoded)
 }
 
 type usageError struct{ msg string }
@@ -75,6 +78,22 @@ func isNull(raw json.RawMessage) bool {
 	return s == "" || s == "null"
 }
 
+// metadataPair is one request metadata entry as grpc-go takes it: the value of
+// a -bin key is base64 here and is sent as its bytes (grpc-go encodes them).
+func metadataPair(k, v string) ([]string, error) {
+	k = strings.ToLower(k)
+	if strings.HasSuffix(k, "-bin") {
+		b, err := base64.StdEncoding.DecodeString(v)
+		if err != nil {
+			if b, err = base64.RawStdEncoding.DecodeString(v); err != nil {
+				return nil, fmt.Errorf("%s: value is not base64: %v", k, err)
+			}
+		}
+		v = string(b)
+	}
+	return []string{k, v}, nil
+}
+
 // prepare checks the step's method and parses its requests before anything is sent.
 func (s *step) prepare() error {
 	m, ok := methods[s.Method]
@@ -82,6 +101,14 @@ func (s *step) prepare() error {
 		return usagef("step %q: unknown method %q", s.ID, s.Method)
 	}
 	s.m = m
+	s.pairs = s.pairs[:0]
+	for k, v := range s.Metadata {
+		pair, err := metadataPair(k, v)
+		if err != nil {
+			return usagef("step %q: metadata %v", s.ID, err)
+		}
+		s.pairs = append(s.pairs, pair...)
+	}
 	var raws []json.RawMessage
 	switch {
 	case m.clientStream && isNull(s.Request):
@@ -125,6 +152,7 @@ type statusLine struct {
 	Headers   map[string]string `json:"headers"`
 	Trailers  map[string]string `json:"trailers"`
 	ElapsedMs float64           `json:"elapsed_ms"`
+	Encoding  string            `json:"response_encoding"`
 }
 
 // emit writes one JSON line to (unbuffered) stdout, flushed at once.
@@ -144,6 +172,9 @@ func stockMetadata(md metadata.MD) map[string]string {
 	for k, v := range md {
 		if strings.HasPrefix(k, "x-stock-") && len(v) > 0 {
 			out[k] = v[len(v)-1]
+			if strings.HasSuffix(k, "-bin") { // grpc-go hands -bin values over decoded
+				out[k] = base64.StdEncoding.EncodeToString([]byte(out[k]))
+			}
 		}
 	}
 	return out
@@ -168,10 +199,12 @@ func (c *client) run(s *step) {
 		ctx, cancel = context.WithTimeout(ctx, timeout)
 	}
 	defer cancel()
-	pairs := append([]string(nil), c.metadata...)
-	for k, v := range s.Metadata {
-		pairs = append(pairs, k, v)
+	if s.CancelAfter > 0 {
+		t := time.AfterFunc(time.Duration(s.CancelAfter*float64(time.Millisecond)), cancel)
+		defer t.Stop()
 	}
+	ctx = withEncodingRecord(ctx) // filled by encodingRecorder from the response headers
+	pairs := append(append([]string(nil), c.metadata...), s.pairs...)
 	ctx = metadata.AppendToOutgoingContext(ctx, pairs...)
 	var opts []grpc.CallOption
 	compression := c.compression
@@ -189,6 +222,7 @@ func (c *client) run(s *step) {
 		Headers:   stockMetadata(header),
 		Trailers:  stockMetadata(trailer),
 		ElapsedMs: float64(time.Since(start).Microseconds()) / 1000,
+		Encoding:  receivedEncoding(ctx),
 	})
 }
 
@@ -276,7 +310,11 @@ func (m *metadataFlag) Set(v string) error {
 	if !ok || k == "" {
 		return fmt.Errorf("expected K=V, got %q", v)
 	}
-	*m = append(*m, strings.ToLower(k), val)
+	pair, err := metadataPair(k, val)
+	if err != nil {
+		return err
+	}
+	*m = append(*m, pair...)
 	return nil
 }
 
@@ -469,7 +507,9 @@ func runClient(args []string) int {
 	}
 	conn, err := grpc.NewClient("passthrough:///"+*server,
 		grpc.WithTransportCredentials(creds),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4<<20), grpc.MaxCallSendMsgSize(4<<20)))
+		grpc.WithStatsHandler(encodingRecorder{}),
+		// The receive limit is the default 4 MiB; sends stay uncapped (grpc-go's default).
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(4<<20)))
 	if err != nil {
 		return fail(1, err)
 	}

@@ -3,10 +3,13 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"sync/atomic"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/stats"
 )
 
 func main() {
@@ -48,3 +51,48 @@ func codeByName(name string) (codes.Code, bool) {
 	}
 	return 0, false
 }
+
+// encodingRecorder is a stats handler that keeps, per call, the grpc-encoding
+// the peer's headers arrived with (stats.InHeader.Compression): grpc-go keeps
+// grpc-encoding out of the metadata it hands over. The server reads it for the
+// request, the client for the responses.
+type encodingRecorder struct{}
+
+type encodingKey struct{}
+
+// withEncodingRecord gives ctx (a call's) a place for the encoding it receives.
+func withEncodingRecord(ctx context.Context) context.Context {
+	if _, ok := ctx.Value(encodingKey{}).(*atomic.Value); ok {
+		return ctx
+	}
+	return context.WithValue(ctx, encodingKey{}, &atomic.Value{})
+}
+
+// receivedEncoding is the grpc-encoding the call's peer sent: gzip, or identity
+// when it sent none (or no headers at all).
+func receivedEncoding(ctx context.Context) string {
+	if rec, ok := ctx.Value(encodingKey{}).(*atomic.Value); ok {
+		if name, _ := rec.Load().(string); name != "" {
+			return name
+		}
+	}
+	return "identity"
+}
+
+func (encodingRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context {
+	return withEncodingRecord(ctx)
+}
+
+func (encodingRecorder) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if in, ok := s.(*stats.InHeader); ok {
+		if rec, ok := ctx.Value(encodingKey{}).(*atomic.Value); ok {
+			rec.Store(in.Compression)
+		}
+	}
+}
+
+func (encodingRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+
+func (encodingRecorder) HandleConn(context.Context, stats.ConnStats) {}

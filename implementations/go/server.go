@@ -83,7 +83,11 @@ func parseHooks(md metadata.MD) (*hooks, error) {
 	case special == "true":
 		h.fail = status.New(code, specialMessage)
 	case failing:
-		msg, ok := mdValue(md, "x-stock-fail-message")
+		// grpc-go hands a -bin value over decoded: its bytes are the message.
+		msg, ok := mdValue(md, "x-stock-fail-message-bin")
+		if !ok {
+			msg, ok = mdValue(md, "x-stock-fail-message")
+		}
 		if !ok {
 			msg = "forced " + name
 		}
@@ -92,12 +96,41 @@ func parseHooks(md metadata.MD) (*hooks, error) {
 	return h, nil
 }
 
-// enter applies the hooks in contract order: echo, delay, then parses fail.
-func enter(ctx context.Context, setHeader, setTrailer func(metadata.MD)) (*hooks, error) {
+// enter applies the hooks in contract order: echo (and the other headers and
+// trailers), delay, then parses fail. ctx is the call's: grpc-go keeps its
+// stream there, so per-call compression and the call's deadline come from it.
+func (s *stockServer) enter(ctx context.Context, setHeader, setTrailer func(metadata.MD)) (*hooks, error) {
 	md, _ := metadata.FromIncomingContext(ctx)
-	if v, ok := mdValue(md, "x-stock-echo"); ok {
-		setHeader(metadata.Pairs("x-stock-echo", v))
-		setTrailer(metadata.Pairs("x-stock-echo", v))
+	header, trailer := metadata.MD{}, metadata.MD{}
+	// grpc-go decodes -bin values on receipt and encodes them on sending.
+	for _, key := range []string{"x-stock-echo", "x-stock-echo-bin"} {
+		if v, ok := mdValue(md, key); ok {
+			header.Set(key, v)
+			trailer.Set(key, v)
+		}
+	}
+	if v, ok := mdValue(md, "x-stock-echo-header"); ok {
+		header.Set("x-stock-echo-header", v)
+	}
+	if v, ok := mdValue(md, "x-stock-echo-trailer"); ok {
+		trailer.Set("x-stock-echo-trailer", v)
+	}
+	if v, _ := mdValue(md, "x-stock-report-encoding"); v == "true" {
+		trailer.Set("x-stock-request-encoding", receivedEncoding(ctx))
+	}
+	if v, _ := mdValue(md, "x-stock-report-deadline"); v == "true" {
+		left := "none"
+		if deadline, ok := ctx.Deadline(); ok {
+			left = strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 0), 10)
+		}
+		trailer.Set("x-stock-deadline-ms", left)
+	}
+	setHeader(header)
+	setTrailer(trailer)
+	if v, ok := mdValue(md, "x-stock-compress"); ok {
+		if err := grpc.SetSendCompressor(ctx, v); err != nil {
+			fmt.Fprintln(os.Stderr, "x-stock-compress:", err)
+		}
 	}
 	h, err := parseHooks(md)
 	if err != nil {
@@ -109,19 +142,25 @@ func enter(ctx context.Context, setHeader, setTrailer func(metadata.MD)) (*hooks
 		select {
 		case <-t.C:
 		case <-ctx.Done():
-			return nil, status.FromContextError(ctx.Err()).Err()
 		}
+	}
+	// A call its client cancelled, or whose deadline passed, is over: stop here.
+	if err := ctx.Err(); err != nil {
+		return nil, status.FromContextError(err).Err()
+	}
+	if prefix, ok := mdValue(md, "x-stock-report-watchers"); ok {
+		setTrailer(metadata.Pairs("x-stock-watchers", strconv.Itoa(s.store.watching(prefix))))
 	}
 	return h, nil
 }
 
 func isStock(fullMethod string) bool { return strings.HasPrefix(fullMethod, "/stock.v1.Stock/") }
 
-func unaryHooks(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+func (s *stockServer) unaryHooks(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	if !isStock(info.FullMethod) {
 		return handler(ctx, req)
 	}
-	h, err := enter(ctx,
+	h, err := s.enter(ctx,
 		func(md metadata.MD) { _ = grpc.SetHeader(ctx, md) },
 		func(md metadata.MD) { _ = grpc.SetTrailer(ctx, md) })
 	if err != nil {
@@ -140,11 +179,11 @@ type hookedStream struct {
 
 func (s *hookedStream) Context() context.Context { return s.ctx }
 
-func streamHooks(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (s *stockServer) streamHooks(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if !isStock(info.FullMethod) {
 		return handler(srv, ss)
 	}
-	h, err := enter(ss.Context(),
+	h, err := s.enter(ss.Context(),
 		func(md metadata.MD) { _ = ss.SetHeader(md) },
 		ss.SetTrailer)
 	if err != nil {
@@ -197,7 +236,7 @@ func (s *stockServer) Monitor(req *pb.WatchRequest, stream grpc.ServerStreamingS
 	if req.GetMaxEvents() < 0 {
 		return status.Error(codes.InvalidArgument, "max_events must not be negative")
 	}
-	existing, w := s.store.watch(req.GetPattern(), req.GetIncludeExisting())
+	existing, w := s.store.watch(ctx, req.GetPattern(), req.GetIncludeExisting())
 	defer s.store.unwatch(w)
 	limit := int64(req.GetMaxEvents())
 	for sent := int64(0); ; sent++ {
@@ -346,9 +385,11 @@ func runServer(args []string) int {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		return 1
 	}
+	stock := &stockServer{store: newStore()}
 	opts := []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(unaryHooks),
-		grpc.ChainStreamInterceptor(streamHooks),
+		grpc.ChainUnaryInterceptor(stock.unaryHooks),
+		grpc.ChainStreamInterceptor(stock.streamHooks),
+		grpc.StatsHandler(encodingRecorder{}),
 		grpc.MaxRecvMsgSize(4 << 20),
 		grpc.MaxSendMsgSize(4 << 20),
 	}
@@ -356,7 +397,6 @@ func runServer(args []string) int {
 		opts = append(opts, grpc.Creds(creds))
 	}
 	srv := grpc.NewServer(opts...)
-	stock := &stockServer{store: newStore()}
 	pb.RegisterStockServer(srv, stock)
 	kvpb.RegisterKVServer(srv, &kvServer{stock: stock})
 	hs := health.NewServer()

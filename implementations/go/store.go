@@ -47,6 +47,7 @@ type entry struct {
 
 // watcher is one Monitor's unbounded queue of live events.
 type watcher struct {
+	call    context.Context // the Monitor's: done as soon as the call is over
 	pattern string
 	mu      sync.Mutex
 	queue   []*pb.WatchEvent
@@ -130,8 +131,8 @@ func (s *store) put(key string, value []byte) {
 
 // watch registers a watcher and returns the existing matches (when asked),
 // sorted by key bytes, taken in the same critical section.
-func (s *store) watch(pattern string, includeExisting bool) ([]*pb.WatchEvent, *watcher) {
-	w := &watcher{pattern: pattern, notify: make(chan struct{}, 1)}
+func (s *store) watch(call context.Context, pattern string, includeExisting bool) ([]*pb.WatchEvent, *watcher) {
+	w := &watcher{call: call, pattern: pattern, notify: make(chan struct{}, 1)}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var existing []*pb.WatchEvent
@@ -151,6 +152,21 @@ func (s *store) unwatch(w *watcher) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.watchers, w)
+}
+
+// watching counts the open watchers whose pattern starts with prefix. One whose
+// call is over (grpc-go cancels its context as it reads the RST_STREAM) counts
+// as ended even before its handler has returned and unwatched it.
+func (s *store) watching(prefix string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for w := range s.watchers {
+		if w.call.Err() == nil && strings.HasPrefix(w.pattern, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // batch validates every item, then applies them all under one lock.
