@@ -4,14 +4,17 @@
 #include <grpcpp/grpcpp.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -58,6 +61,7 @@ struct Step {
   std::vector<std::unique_ptr<pb::Message>> requests;
   std::vector<std::pair<std::string, std::string>> metadata;
   int64_t timeout_ms = 0;
+  int64_t cancel_after_ms = 0;
   std::string compression;
   std::vector<Step> after_first;
 };
@@ -93,6 +97,57 @@ std::string Quote(const std::string& s) {
   return out + "\"";
 }
 
+std::string Base64(const std::string& s) {
+  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < s.size(); i += 3) {
+    uint32_t n = static_cast<unsigned char>(s[i]) << 16;
+    if (i + 1 < s.size()) n |= static_cast<unsigned char>(s[i + 1]) << 8;
+    if (i + 2 < s.size()) n |= static_cast<unsigned char>(s[i + 2]);
+    out += abc[(n >> 18) & 63];
+    out += abc[(n >> 12) & 63];
+    out += i + 1 < s.size() ? abc[(n >> 6) & 63] : '=';
+    out += i + 2 < s.size() ? abc[n & 63] : '=';
+  }
+  return out;
+}
+
+// Decodes standard base64 (padding optional); false when s is not base64.
+bool Unbase64(const std::string& s, std::string* out) {
+  std::string t = s.substr(0, s.find_last_not_of('=') + 1);
+  if (s.size() - t.size() > 2 || t.size() % 4 == 1) return false;
+  out->clear();
+  uint32_t n = 0;
+  int bits = 0;
+  for (char c : t) {
+    int v = c >= 'A' && c <= 'Z'   ? c - 'A'
+            : c >= 'a' && c <= 'z' ? c - 'a' + 26
+            : c >= '0' && c <= '9' ? c - '0' + 52
+            : c == '+'             ? 62
+            : c == '/'             ? 63
+                                   : -1;
+    if (v < 0) return false;
+    n = (n << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out->push_back(static_cast<char>((n >> bits) & 0xff));
+    }
+  }
+  return true;
+}
+
+// One request metadata entry: a `-bin` key's base64 value is sent as its bytes.
+std::pair<std::string, std::string> MetadataEntry(const std::string& key,
+                                                  const std::string& value) {
+  if (key.size() < 4 || key.compare(key.size() - 4, 4, "-bin") != 0) return {key, value};
+  std::string bytes;
+  if (!Unbase64(value, &bytes)) {
+    throw UsageError("metadata " + Quote(key) + ": not base64: " + Quote(value));
+  }
+  return {key, bytes};
+}
+
 void Emit(const std::string& line) {
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fputc('\n', stdout);
@@ -110,7 +165,10 @@ std::string StockMetadata(const Map& md) {
   std::map<std::string, std::string> picked;
   for (const auto& [k, v] : md) {
     std::string key(k.data(), k.size());
-    if (key.rfind("x-stock-", 0) == 0) picked.emplace(key, std::string(v.data(), v.size()));
+    if (key.rfind("x-stock-", 0) != 0) continue;
+    std::string value(v.data(), v.size());
+    bool bin = key.size() >= 4 && key.compare(key.size() - 4, 4, "-bin") == 0;
+    picked.emplace(key, bin ? Base64(value) : value);
   }
   std::string out = "{";
   for (const auto& [k, v] : picked) {
@@ -120,7 +178,7 @@ std::string StockMetadata(const Map& md) {
   return out + "}";
 }
 
-void EmitStatus(const std::string& id, const Status& status, const ClientContext& ctx,
+void EmitStatus(const std::string& id, const Status& status, ClientContext& ctx,
                 std::chrono::steady_clock::time_point start) {
   double elapsed = std::chrono::duration<double, std::milli>(
                        std::chrono::steady_clock::now() - start)
@@ -131,7 +189,8 @@ void EmitStatus(const std::string& id, const Status& status, const ClientContext
        Quote(CodeName(status.error_code())) + ",\"message\":" + Quote(status.error_message()) +
        "},\"headers\":" + StockMetadata(ctx.GetServerInitialMetadata()) +
        ",\"trailers\":" + StockMetadata(ctx.GetServerTrailingMetadata()) +
-       ",\"elapsed_ms\":" + ms + "}");
+       ",\"elapsed_ms\":" + ms +
+       ",\"response_encoding\":" + Quote(IncomingEncoding(ctx.c_call())) + "}");
 }
 
 std::unique_ptr<pb::Message> ParseMessage(const pb::Message& prototype, const std::string& json,
@@ -203,15 +262,17 @@ Step ParseStep(const pb::Struct& obj) {
       if (v.kind_case() != pb::Value::kStringValue) {
         throw UsageError(what + ": metadata values must be strings");
       }
-      step.metadata.emplace_back(k, v.string_value());
+      step.metadata.push_back(MetadataEntry(k, v.string_value()));
     }
   }
-  if (auto t = f.find("timeout_ms");
-      t != f.end() && t->second.kind_case() != pb::Value::kNullValue) {
+  for (auto [name, out] : {std::pair{"timeout_ms", &step.timeout_ms},
+                           std::pair{"cancel_after_ms", &step.cancel_after_ms}}) {
+    auto t = f.find(name);
+    if (t == f.end() || t->second.kind_case() == pb::Value::kNullValue) continue;
     if (t->second.kind_case() != pb::Value::kNumberValue || t->second.number_value() < 0) {
-      throw UsageError(what + ": `timeout_ms` must be a non-negative number");
+      throw UsageError(what + ": `" + name + "` must be a non-negative number");
     }
-    step.timeout_ms = static_cast<int64_t>(t->second.number_value());
+    *out = static_cast<int64_t>(t->second.number_value());
   }
   if (auto a = f.find("after_first");
       a != f.end() && a->second.kind_case() != pb::Value::kNullValue) {
@@ -227,6 +288,35 @@ Step ParseStep(const pb::Struct& obj) {
   }
   return step;
 }
+
+// cancel_after_ms: cancels the call (ClientContext::TryCancel) that many ms
+// after it started, unless the call ended (this timer was destroyed) first.
+class CancelTimer {
+ public:
+  CancelTimer(ClientContext* ctx, int64_t ms) {
+    if (ms <= 0) return;
+    thread_ = std::thread([this, ctx, ms] {
+      std::unique_lock<std::mutex> lock(mu_);
+      if (!cv_.wait_for(lock, std::chrono::milliseconds(ms), [this] { return done_; })) {
+        ctx->TryCancel();
+      }
+    });
+  }
+  ~CancelTimer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool done_ = false;
+  std::thread thread_;
+};
 
 class Runner {
  public:
@@ -246,7 +336,11 @@ class Runner {
         step.compression.empty() ? opts_.compression : step.compression;
     if (compression == "gzip") ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
     auto start = std::chrono::steady_clock::now();
-    Status status = Call(step, &ctx);
+    Status status;
+    {
+      CancelTimer cancel(&ctx, step.cancel_after_ms);
+      status = Call(step, &ctx);
+    }
     EmitStatus(step.id, status, ctx, start);
   }
 
@@ -337,8 +431,7 @@ std::string ReadFile(const std::string& path, const char* flag) {
 
 std::shared_ptr<grpc::Channel> MakeChannel(const Options& opts) {
   grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(4 << 20);
-  args.SetMaxSendMessageSize(4 << 20);
+  args.SetMaxReceiveMessageSize(4 << 20);  // the default; sends stay unlimited
   std::shared_ptr<grpc::ChannelCredentials> creds = grpc::InsecureChannelCredentials();
   if (opts.tls_mode != "none") {
     grpc::SslCredentialsOptions ssl;
@@ -357,21 +450,6 @@ std::pair<std::string, std::string> SplitPair(const std::string& s) {
   size_t eq = s.find('=');
   if (eq == std::string::npos) throw UsageError("expected K=V, got " + Quote(s));
   return {s.substr(0, eq), s.substr(eq + 1)};
-}
-
-std::string Base64(const std::string& s) {
-  static const char* abc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  std::string out;
-  for (size_t i = 0; i < s.size(); i += 3) {
-    uint32_t n = static_cast<unsigned char>(s[i]) << 16;
-    if (i + 1 < s.size()) n |= static_cast<unsigned char>(s[i + 1]) << 8;
-    if (i + 2 < s.size()) n |= static_cast<unsigned char>(s[i + 2]);
-    out += abc[(n >> 18) & 63];
-    out += abc[(n >> 12) & 63];
-    out += i + 1 < s.size() ? abc[(n >> 6) & 63] : '=';
-    out += i + 2 < s.size() ? abc[n & 63] : '=';
-  }
-  return out;
 }
 
 // The proto3 JSON messages of stdin, one per line (batch and trade commands).
@@ -496,7 +574,8 @@ Options ParseOptions(int argc, char** argv, int* next) {
         throw UsageError("--timeout-ms needs a number");
       }
     } else if (name == "metadata") {
-      o.metadata.push_back(SplitPair(value));
+      auto [k, v] = SplitPair(value);
+      o.metadata.push_back(MetadataEntry(k, v));
     } else if (name == "compression") {
       if (value != "gzip" && value != "identity") {
         throw UsageError("--compression must be gzip or identity");

@@ -80,43 +80,14 @@ bool ParseNumber(const std::string& text, uint64_t* out) {
   return true;
 }
 
-// Applies echo and delay, reads the fail hooks. A non-OK result ends the call.
-Status Enter(ServerContext* ctx, Hooks* hooks) {
-  if (auto echo = Header(ctx, "x-stock-echo")) {
-    ctx->AddInitialMetadata("x-stock-echo", *echo);
-    ctx->AddTrailingMetadata("x-stock-echo", *echo);
+// Whole milliseconds left until the call's deadline, "none" without one.
+std::string DeadlineLeft(ServerContext* ctx) {
+  if (gpr_time_cmp(ctx->raw_deadline(), gpr_inf_future(ctx->raw_deadline().clock_type)) == 0) {
+    return "none";
   }
-  uint64_t delay_ms = 0;
-  for (auto [key, out] : {std::pair{"x-stock-delay-ms", &delay_ms},
-                          std::pair{"x-stock-fail-after", &hooks->fail_after}}) {
-    if (auto v = Header(ctx, key); v && !ParseNumber(*v, out)) {
-      return Status(StatusCode::INVALID_ARGUMENT,
-                    std::string(key) + " must be a number, got \"" + *v + "\"");
-    }
-  }
-  bool special = Header(ctx, "x-stock-fail-special") == std::string("true");
-  auto fail = Header(ctx, "x-stock-fail");
-  if (fail || special) {
-    StatusCode code = StatusCode::UNKNOWN;
-    if (fail && (!CodeFromName(*fail, &code) || code == StatusCode::OK)) {
-      return Status(StatusCode::INVALID_ARGUMENT,
-                    "x-stock-fail: unknown code \"" + *fail + "\"");
-    }
-    std::string message = "forced " + CodeName(code);
-    if (special) {
-      message = kSpecialMessage;
-    } else if (auto m = Header(ctx, "x-stock-fail-message")) {
-      message = *m;
-    }
-    hooks->fail = Status(code, message);
-  }
-  auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
-  while (std::chrono::steady_clock::now() < until) {
-    if (ctx->IsCancelled() || g_stopping) return Status(StatusCode::CANCELLED, "cancelled");
-    std::this_thread::sleep_for(
-        std::min<std::chrono::steady_clock::duration>(kPoll, until - std::chrono::steady_clock::now()));
-  }
-  return Status::OK;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+      ctx->deadline() - std::chrono::system_clock::now());
+  return std::to_string(std::max<int64_t>(0, left.count()));
 }
 
 Status CheckKey(const std::string& key) {
@@ -143,6 +114,7 @@ bool Matches(const std::string& pattern, const std::string& key) {
 }
 
 struct Watcher {
+  ServerContext* ctx;  // the Monitor call; alive while registered
   std::string pattern;
   std::deque<WatchEvent> events;  // guarded by StockService::mu_
 };
@@ -177,6 +149,85 @@ class StockService final : public v1::Stock::Service {
     return Status::OK;
   }
 
+  // Applies the echo and report hooks and the delay, reads the fail hooks. A
+  // non-OK result ends the call (also when the call is over after the delay).
+  Status Enter(ServerContext* ctx, Hooks* hooks) {
+    for (const char* key : {"x-stock-echo", "x-stock-echo-bin"}) {
+      if (auto echo = Header(ctx, key)) {
+        ctx->AddInitialMetadata(key, *echo);
+        ctx->AddTrailingMetadata(key, *echo);
+      }
+    }
+    if (auto v = Header(ctx, "x-stock-echo-header")) {
+      ctx->AddInitialMetadata("x-stock-echo-header", *v);
+    }
+    if (auto v = Header(ctx, "x-stock-echo-trailer")) {
+      ctx->AddTrailingMetadata("x-stock-echo-trailer", *v);
+    }
+    if (Header(ctx, "x-stock-compress") == std::string("gzip")) {
+      ctx->set_compression_algorithm(GRPC_COMPRESS_GZIP);  // per-call response compression
+    }
+    if (Header(ctx, "x-stock-report-encoding") == std::string("true")) {
+      ctx->AddTrailingMetadata("x-stock-request-encoding", IncomingEncoding(ctx->c_call()));
+    }
+    if (Header(ctx, "x-stock-report-deadline") == std::string("true")) {
+      ctx->AddTrailingMetadata("x-stock-deadline-ms", DeadlineLeft(ctx));
+    }
+    uint64_t delay_ms = 0;
+    for (auto [key, out] : {std::pair{"x-stock-delay-ms", &delay_ms},
+                            std::pair{"x-stock-fail-after", &hooks->fail_after}}) {
+      if (auto v = Header(ctx, key); v && !ParseNumber(*v, out)) {
+        return Status(StatusCode::INVALID_ARGUMENT,
+                      std::string(key) + " must be a number, got \"" + *v + "\"");
+      }
+    }
+    bool special = Header(ctx, "x-stock-fail-special") == std::string("true");
+    auto fail = Header(ctx, "x-stock-fail");
+    if (fail || special) {
+      StatusCode code = StatusCode::UNKNOWN;
+      if (fail && (!CodeFromName(*fail, &code) || code == StatusCode::OK)) {
+        return Status(StatusCode::INVALID_ARGUMENT,
+                      "x-stock-fail: unknown code \"" + *fail + "\"");
+      }
+      std::string message = "forced " + CodeName(code);
+      if (special) {
+        message = kSpecialMessage;
+      } else if (auto m = Header(ctx, "x-stock-fail-message-bin")) {
+        message = *m;  // the stack hands -bin values over decoded
+      } else if (auto m = Header(ctx, "x-stock-fail-message")) {
+        message = *m;
+      }
+      hooks->fail = Status(code, message);
+    }
+    auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
+    while (std::chrono::steady_clock::now() < until) {
+      if (ctx->IsCancelled() || g_stopping) return Status(StatusCode::CANCELLED, "cancelled");
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(
+          kPoll, until - std::chrono::steady_clock::now()));
+    }
+    if (auto prefix = Header(ctx, "x-stock-report-watchers")) {
+      ctx->AddTrailingMetadata("x-stock-watchers", std::to_string(OpenWatchers(*prefix)));
+    }
+    // A call its client cancelled, or whose deadline passed, is over: stop here.
+    if (ctx->IsCancelled() || g_stopping) return Status(StatusCode::CANCELLED, "cancelled");
+    if (ctx->deadline() <= std::chrono::system_clock::now()) {
+      return Status(StatusCode::DEADLINE_EXCEEDED, "deadline exceeded");
+    }
+    return Status::OK;
+  }
+
+  // Monitor streams open on this server whose pattern starts with prefix. A
+  // stream whose call is over (cancelled, deadline) counts as ended even
+  // before its handler has noticed and unregistered it.
+  size_t OpenWatchers(const std::string& prefix) {
+    std::lock_guard<std::mutex> lock(mu_);
+    size_t n = 0;
+    for (const auto& w : watchers_) {
+      if (w->pattern.compare(0, prefix.size(), prefix) == 0 && !w->ctx->IsCancelled()) ++n;
+    }
+    return n;
+  }
+
   Status Get(ServerContext* ctx, const GetRequest* req, GetResponse* resp) override {
     Hooks hooks;
     if (Status s = Enter(ctx, &hooks); !s.ok()) return s;
@@ -205,6 +256,7 @@ class StockService final : public v1::Stock::Service {
       return Status(StatusCode::INVALID_ARGUMENT, "max_events must not be negative");
     }
     auto watcher = std::make_shared<Watcher>();
+    watcher->ctx = ctx;
     watcher->pattern = req->pattern();
     {
       // Snapshot and registration in one critical section.
@@ -261,7 +313,12 @@ class StockService final : public v1::Stock::Service {
     if (Status s = Enter(ctx, &hooks); !s.ok()) return s;
     std::vector<BatchItem> items;
     for (BatchItem item; reader->Read(&item);) items.push_back(std::move(item));
+    // A request stream that ended in a cancellation or a deadline is not a
+    // half-close: nothing is applied.
     if (ctx->IsCancelled()) return Status(StatusCode::CANCELLED, "cancelled");
+    if (ctx->deadline() <= std::chrono::system_clock::now()) {
+      return Status(StatusCode::DEADLINE_EXCEEDED, "deadline exceeded");
+    }
     if (hooks.fail) return *hooks.fail;
     for (size_t i = 0; i < items.size(); ++i) {
       Status s = CheckKey(items[i].key());
