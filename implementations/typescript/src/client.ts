@@ -12,7 +12,13 @@ import {
   type JsonValue,
   type Message,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  decodeBinaryHeader,
+  encodeBinaryHeader,
+  type Transport,
+} from "@connectrpc/connect";
 import {
   compressionGzip,
   createGrpcTransport,
@@ -45,6 +51,7 @@ interface Step {
   timeout_ms?: number;
   compression?: string;
   after_first?: Step[];
+  cancel_after_ms?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -127,12 +134,28 @@ function emit(line: object): void {
   process.stdout.write(JSON.stringify(line) + "\n");
 }
 
+/** The received x-stock-* entries; a -bin entry's bytes in standard base64. */
 function stockMetadata(h: Headers | undefined): Record<string, string> {
   const out: Record<string, string> = {};
   h?.forEach((v, k) => {
-    if (k.startsWith("x-stock-")) out[k] = v;
+    if (k.startsWith("x-stock-"))
+      out[k] = k.endsWith("-bin")
+        ? Buffer.from(decodeBinaryHeader(v)).toString("base64")
+        : v;
   });
   return out;
+}
+
+/** A request metadata value: a -bin key's base64 is decoded and sent as binary metadata. */
+function metadataValue(key: string, value: string): string {
+  if (!key.toLowerCase().endsWith("-bin")) return value;
+  if (
+    !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/.test(
+      value,
+    )
+  )
+    throw new UsageError(`${key}: not base64: ${JSON.stringify(value)}`);
+  return encodeBinaryHeader(decodeBinaryHeader(value));
 }
 
 /** A request stream the caller feeds one message at a time, then closes. */
@@ -297,7 +320,7 @@ class Runner {
         ...this.args.metadata,
         ...Object.entries(step.metadata ?? {}),
       ])
-        header.append(k, v);
+        header.append(k, metadataValue(k, v));
     } catch (e) {
       throw new UsageError(
         `step ${JSON.stringify(step.id)}: bad metadata: ${(e as Error).message}`,
@@ -319,7 +342,13 @@ class Runner {
       outbox.send(m);
     if (pending.length === 0) outbox.close();
 
+    // cancel_after_ms: the call is cancelled through its AbortSignal.
+    const cancel = new AbortController();
     const start = performance.now();
+    const cancelTimer =
+      step.cancel_after_ms !== undefined && step.cancel_after_ms > 0
+        ? setTimeout(() => cancel.abort(), step.cancel_after_ms)
+        : undefined;
     let headers: Record<string, string> = {};
     let trailers: Record<string, string> = {};
     let status = { code: "OK", message: "" };
@@ -327,7 +356,7 @@ class Runner {
     try {
       response = await transport.stream(
         method as DescMethodStreaming,
-        undefined,
+        cancel.signal,
         timeoutMs,
         header,
         outbox,
@@ -362,14 +391,18 @@ class Runner {
       // Without a response the error came in a trailers-only response: its metadata are the trailers.
       trailers = stockMetadata(response ? response.trailer : err.metadata);
     } finally {
+      clearTimeout(cancelTimer);
       outbox.close();
     }
+    // The grpc-encoding of the response headers, by which Connect picked the decompressor.
+    const encoding = response?.header.get("grpc-encoding");
     emit({
       id: step.id,
       status,
       headers,
       trailers,
       elapsed_ms: performance.now() - start,
+      response_encoding: encoding ? encoding.toLowerCase() : "identity",
     });
   }
 }

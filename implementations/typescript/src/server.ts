@@ -7,6 +7,8 @@ import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import {
   Code,
   ConnectError,
+  decodeBinaryHeader,
+  encodeBinaryHeader,
   type ConnectRouter,
   type HandlerContext,
 } from "@connectrpc/connect";
@@ -121,13 +123,48 @@ interface Hooks {
   failAfter: number;
 }
 
+/** The call is over (cancelled by its client, deadline passed, shutdown): stop, apply nothing. */
+function stopIfOver(ctx: HandlerContext): void {
+  if (ctx.signal.aborted) throw ConnectError.from(ctx.signal.reason);
+}
+
 /** Applies the x-stock-* hooks in contract order; unary calls fail here at once. */
-async function enter(ctx: HandlerContext, unary: boolean): Promise<Hooks> {
+async function enter(
+  ctx: HandlerContext,
+  unary: boolean,
+  store: Store,
+): Promise<Hooks> {
   const h = ctx.requestHeader;
+  // The time left as the stack gives it when the handler starts.
+  const left = ctx.timeoutMs();
+  const both = (key: string, value: string) => {
+    ctx.responseHeader.set(key, value);
+    ctx.responseTrailer.set(key, value);
+  };
   const echo = h.get("x-stock-echo");
-  if (echo !== null) {
-    ctx.responseHeader.set("x-stock-echo", echo);
-    ctx.responseTrailer.set("x-stock-echo", echo);
+  if (echo !== null) both("x-stock-echo", echo);
+  const echoBin = h.get("x-stock-echo-bin");
+  if (echoBin !== null)
+    both("x-stock-echo-bin", encodeBinaryHeader(decodeBinaryHeader(echoBin)));
+  const echoHeader = h.get("x-stock-echo-header");
+  if (echoHeader !== null)
+    ctx.responseHeader.set("x-stock-echo-header", echoHeader);
+  const echoTrailer = h.get("x-stock-echo-trailer");
+  if (echoTrailer !== null)
+    ctx.responseTrailer.set("x-stock-echo-trailer", echoTrailer);
+  // x-stock-compress is applied before Connect negotiates, in the HTTP handler (main).
+  if (h.get("x-stock-report-encoding") === "true") {
+    const encoding = h.get("grpc-encoding");
+    ctx.responseTrailer.set(
+      "x-stock-request-encoding",
+      encoding === null || encoding === "" ? "identity" : encoding,
+    );
+  }
+  if (h.get("x-stock-report-deadline") === "true") {
+    ctx.responseTrailer.set(
+      "x-stock-deadline-ms",
+      left === undefined ? "none" : String(Math.floor(left)),
+    );
   }
   const number = (key: string): number | undefined => {
     const v = h.get(key);
@@ -156,12 +193,19 @@ async function enter(ctx: HandlerContext, unary: boolean): Promise<Hooks> {
   }
   let fail: ConnectError | undefined;
   if (code !== undefined) {
+    const messageBin = h.get("x-stock-fail-message-bin");
     const message = special
       ? SPECIAL_MESSAGE
-      : (h.get("x-stock-fail-message") ?? `forced ${codeName(code)}`);
+      : messageBin !== null
+        ? new TextDecoder().decode(decodeBinaryHeader(messageBin))
+        : (h.get("x-stock-fail-message") ?? `forced ${codeName(code)}`);
     fail = new ConnectError(message, code as Code);
   }
   if (delay !== undefined) await sleep(delay, ctx.signal);
+  stopIfOver(ctx);
+  const prefix = h.get("x-stock-report-watchers");
+  if (prefix !== null)
+    ctx.responseTrailer.set("x-stock-watchers", String(store.watching(prefix)));
   if (unary && fail) throw fail;
   return { fail, failAfter };
 }
@@ -190,17 +234,17 @@ function stockRoutes(store: Store, stack: string) {
     // Audit is left out on purpose: Connect answers it with UNIMPLEMENTED.
     router.service(Stock, {
       async get(req, ctx) {
-        await enter(ctx, true);
+        await enter(ctx, true, store);
         const e = lookup(store, req.key);
         return { value: e.value, version: e.version };
       },
       async put(req, ctx) {
-        await enter(ctx, true);
+        await enter(ctx, true, store);
         write(store, req.key, req.value);
         return {};
       },
       async *monitor(req, ctx) {
-        const hooks = await enter(ctx, false);
+        const hooks = await enter(ctx, false, store);
         if (req.pattern === "")
           throw new ConnectError(
             "pattern must not be empty",
@@ -223,14 +267,16 @@ function stockRoutes(store: Store, stack: string) {
         }
       },
       async batch(items, ctx) {
-        const hooks = await enter(ctx, false);
+        const hooks = await enter(ctx, false, store);
         const all = [];
         for await (const item of items) all.push(item);
+        // A request stream that ended in a cancellation or deadline is no half-close.
+        stopIfOver(ctx);
         if (hooks.fail) throw hooks.fail;
         return store.batch(all);
       },
       async *trade(orders: AsyncIterable<TradeOrder>, ctx) {
-        const hooks = await enter(ctx, false);
+        const hooks = await enter(ctx, false, store);
         const positions = new Map<string, bigint>();
         const it = orders[Symbol.asyncIterator]();
         for (let sequence = 1n; ; sequence++) {
@@ -262,7 +308,7 @@ function stockRoutes(store: Store, stack: string) {
         }
       },
       async inventory(_req, ctx) {
-        await enter(ctx, true);
+        await enter(ctx, true, store);
         return { ...store.totals(), language: "typescript", stack };
       },
     });
@@ -344,6 +390,8 @@ function main() {
     grpcWeb: false,
     connect: false,
     acceptCompression: [compressionGzip],
+    // Every response message of a call that negotiated gzip is compressed.
+    compressMinBytes: 0,
     readMaxBytes: 4 << 20,
     writeMaxBytes: 4 << 20,
     shutdownSignal: shutdown.signal,
@@ -363,6 +411,12 @@ function main() {
         value: `[${authority.slice(0, i)}]:${authority.slice(i + 1)}`,
       });
     }
+    // x-stock-compress: gzip, per-call response compression. Connect chooses a
+    // call's response compression from grpc-accept-encoding before any handler
+    // runs and has no per-call switch, so a call that did not ask for gzip is
+    // served as if its client accepted no compression.
+    if (req.headers["x-stock-compress"] !== "gzip")
+      req.headers["grpc-accept-encoding"] = "identity";
     try {
       adapter(req, res);
     } catch (e) {

@@ -111,6 +111,13 @@ export class Store {
     this.watchers.delete(w);
   }
 
+  /** How many watchers are registered whose pattern starts with prefix. */
+  watching(prefix: string): number {
+    let n = 0;
+    for (const w of this.watchers) if (w.pattern.startsWith(prefix)) n++;
+    return n;
+  }
+
   /** Validates every item, then applies them all in order. */
   batch(items: BatchItem[]): Omit<BatchSummary, "$typeName" | "$unknown"> {
     items.forEach((item, i) => {
