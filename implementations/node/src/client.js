@@ -4,9 +4,7 @@ const fs = require("node:fs");
 const readline = require("node:readline");
 const { performance } = require("node:perf_hooks");
 const grpc = require("@grpc/grpc-js");
-const { loadDefinition, reflectionRoot, codeName, fromJson, JsonError } = require("./proto");
-
-const MAX_MESSAGE = 4 << 20;
+const { loadDefinition, reflectionRoot, codeName, fromJson, JsonError, isBase64 } = require("./proto");
 
 class UsageError extends Error {}
 
@@ -172,9 +170,9 @@ class Channels {
    */
   get(compression) {
     if (!this.clients.has(compression)) {
+      // Message size limits are grpc-js's defaults: 4 MiB received,
+      // unlimited sent (the size cases send over 4 MiB on purpose).
       const options = {
-        "grpc.max_receive_message_length": MAX_MESSAGE,
-        "grpc.max_send_message_length": MAX_MESSAGE,
         "grpc.default_compression_algorithm":
           compression === "gzip" ? grpc.compressionAlgorithms.gzip : grpc.compressionAlgorithms.identity,
       };
@@ -207,13 +205,23 @@ function methodTable() {
 
 // ---- running steps ----
 
+/** The x-stock-* entries of received metadata; -bin values in base64. */
 function stockMetadata(md) {
   const out = {};
   if (!md) return out;
   for (const [k, v] of Object.entries(md.getMap())) {
-    if (k.startsWith("x-stock-") && typeof v === "string") out[k] = v;
+    if (!k.startsWith("x-stock-")) continue;
+    if (typeof v === "string") out[k] = v;
+    else if (Buffer.isBuffer(v)) out[k] = v.toString("base64");
   }
   return out;
+}
+
+/** Adds a request metadata entry; a -bin key's value is base64 and sent as its bytes. */
+function addMetadata(md, key, value) {
+  if (!key.toLowerCase().endsWith("-bin")) return md.add(key, value);
+  if (!isBase64(value)) throw new UsageError(`metadata ${key}: invalid base64 ${JSON.stringify(value)}`);
+  md.add(key, Buffer.from(value, "base64"));
 }
 
 /** Messages and 'end' of a response stream, in order, consumed one at a time. */
@@ -283,6 +291,13 @@ class Runner {
       ) {
         throw new UsageError(`step ${JSON.stringify(id)}: bad timeout_ms`);
       }
+      if (
+        step.cancel_after_ms !== undefined &&
+        step.cancel_after_ms !== null &&
+        !(Number.isInteger(step.cancel_after_ms) && step.cancel_after_ms >= 0)
+      ) {
+        throw new UsageError(`step ${JSON.stringify(id)}: bad cancel_after_ms`);
+      }
       const after = step.after_first ?? [];
       if (!Array.isArray(after))
         throw new UsageError(`step ${JSON.stringify(id)}: after_first must be an array`);
@@ -305,13 +320,16 @@ class Runner {
     const start = performance.now();
     let status;
     try {
-      for (const [k, v] of this.opts.metadata) md.add(k, v);
-      for (const [k, v] of Object.entries(metadata)) md.add(k, v);
-      status = await this.call(client, step.id, info, requests, md, options, after, seen);
+      for (const [k, v] of this.opts.metadata) addMetadata(md, k, v);
+      for (const [k, v] of Object.entries(metadata)) addMetadata(md, k, v);
+      status = await this.call(client, step, info, requests, md, options, after, seen);
     } catch (e) {
       if (e instanceof UsageError) throw e;
       status = { code: grpc.status.INTERNAL, details: `client error: ${e.message}` };
     }
+    // No response_encoding: grpc-js removes grpc-encoding from the response
+    // metadata (CompressionFilter.receiveMetadata) before the call's
+    // 'metadata' event and interceptors see it, and exposes no other way.
     print({
       id: step.id,
       status: { code: codeName(status.code), message: status.details ?? "" },
@@ -321,7 +339,8 @@ class Runner {
     });
   }
 
-  async call(client, id, info, requests, md, options, after, seen) {
+  async call(client, step, info, requests, md, options, after, seen) {
+    const id = step.id;
     const ser = info.requestSerialize;
     const de = info.responseDeserialize;
     let call;
@@ -339,8 +358,12 @@ class Runner {
       } else {
         call = client.makeBidiStreamRequest(info.path, ser, de, md, options);
       }
+      // cancel_after_ms: the client cancels the call (call.cancel()) unless it ended before.
+      const cancelTimer =
+        step.cancel_after_ms != null ? setTimeout(() => call.cancel(), step.cancel_after_ms) : null;
       call.on("metadata", (m) => (seen.headers = stockMetadata(m)));
       call.on("status", (s) => {
+        clearTimeout(cancelTimer);
         seen.trailers = stockMetadata(s.metadata);
         resolve(s);
       });

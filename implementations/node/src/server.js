@@ -127,8 +127,43 @@ const bytesOf = (b) => (b ? Buffer.from(b) : Buffer.alloc(0));
 // ---- test hooks ----
 
 /**
+ * The grpc-encoding each request arrived with, by its request metadata.
+ * grpc-js removes grpc-encoding from the metadata handlers and interceptors
+ * see; it keeps it only on its base server call (`incomingEncoding`, which
+ * selects the decompressor), the call a server interceptor wraps.
+ */
+const requestEncodings = new WeakMap();
+
+/** Server interceptor: records the base call's grpc-encoding for its handler. */
+function recordRequestEncoding(method, call) {
+  const encoding = call.incomingEncoding;
+  return new grpc.ServerInterceptingCall(call, {
+    start: (next) =>
+      next({
+        onReceiveMetadata: (metadata, pass) => {
+          if (typeof encoding === "string") requestEncodings.set(metadata, encoding);
+          pass(metadata);
+        },
+      }),
+  });
+}
+
+/** The store's open Monitor streams whose pattern starts with prefix. */
+function countWatchers(prefix) {
+  let n = 0;
+  for (const w of watchers) if (w.pattern.startsWith(prefix)) n++;
+  return n;
+}
+
+/**
+ * x-stock-compress is not applied: grpc-js servers cannot compress responses
+ * (BaseServerInterceptingCall.serializeMessage always writes the compressed
+ * flag 0 and the response headers say grpc-encoding: identity).
+ *
  * Applies the x-stock-* hooks up to the fail decision: reads them, sleeps
- * the delay, sends the echo header. Returns { fail, failAfter, trailers }.
+ * the delay, sends the echo headers. Returns { fail, failAfter, trailers },
+ * or null when the call is over (cancelled, deadline passed) after the
+ * delay: then nothing is applied.
  */
 async function enter(call) {
   const md = call.metadata;
@@ -136,9 +171,35 @@ async function enter(call) {
     const v = md.get(k)[0];
     return typeof v === "string" ? v : undefined;
   };
+  const bytes = (k) => {
+    const v = md.get(k)[0];
+    return Buffer.isBuffer(v) ? v : undefined;
+  };
+  const headers = new grpc.Metadata();
   const trailers = new grpc.Metadata();
-  const echo = text("x-stock-echo");
-  if (echo !== undefined) trailers.set("x-stock-echo", echo);
+  for (const k of ["x-stock-echo", "x-stock-echo-bin"]) {
+    const v = k.endsWith("-bin") ? bytes(k) : text(k);
+    if (v !== undefined) {
+      headers.set(k, v);
+      trailers.set(k, v);
+    }
+  }
+  const echoHeader = text("x-stock-echo-header");
+  if (echoHeader !== undefined) headers.set("x-stock-echo-header", echoHeader);
+  const echoTrailer = text("x-stock-echo-trailer");
+  if (echoTrailer !== undefined) trailers.set("x-stock-echo-trailer", echoTrailer);
+  if (text("x-stock-report-encoding") === "true") {
+    const encoding = requestEncodings.get(md);
+    // Left out when grpc-js did not tell (never guessed).
+    if (encoding !== undefined)
+      trailers.set("x-stock-request-encoding", encoding === "" ? "identity" : encoding);
+  }
+  if (text("x-stock-report-deadline") === "true") {
+    const deadline = call.getDeadline();
+    const at = deadline instanceof Date ? deadline.getTime() : deadline;
+    const left = Number.isFinite(at) ? String(Math.max(0, Math.floor(at - Date.now()))) : "none";
+    trailers.set("x-stock-deadline-ms", left);
+  }
   const number = (k) => {
     const v = text(k);
     if (v === undefined) return 0;
@@ -165,9 +226,12 @@ async function enter(call) {
       code = grpc.status.UNKNOWN;
     }
     if (code !== undefined) {
+      const messageBin = bytes("x-stock-fail-message-bin");
       const message = special
         ? SPECIAL_MESSAGE
-        : (text("x-stock-fail-message") ?? `forced ${name ?? "UNKNOWN"}`);
+        : messageBin !== undefined
+          ? messageBin.toString("utf8")
+          : (text("x-stock-fail-message") ?? `forced ${name ?? "UNKNOWN"}`);
       fail = new RpcError(code, message);
     }
     delay = number("x-stock-delay-ms");
@@ -177,11 +241,11 @@ async function enter(call) {
     failAfter = 0;
   }
   if (delay > 0) await new Promise((r) => setTimeout(r, delay));
-  if (echo !== undefined) {
-    const headers = new grpc.Metadata();
-    headers.set("x-stock-echo", echo);
-    call.sendMetadata(headers);
-  }
+  // A call that its client cancelled, or whose deadline passed, is over.
+  if (call.cancelled) return null;
+  const prefix = text("x-stock-report-watchers");
+  if (prefix !== undefined) trailers.set("x-stock-watchers", String(countWatchers(prefix)));
+  if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
   return { fail, failAfter, trailers };
 }
 
@@ -197,6 +261,7 @@ function unary(fn) {
     let trailers;
     try {
       const hooks = await enter(call);
+      if (!hooks) return;
       trailers = hooks.trailers;
       if (hooks.fail) throw hooks.fail;
       const response = fn(call.request);
@@ -236,7 +301,9 @@ const stock = {
   }),
 
   async Monitor(call) {
-    const { fail, failAfter, trailers } = await enter(call).catch((e) => ({ fail: e, failAfter: 0 }));
+    const hooks = await enter(call).catch((e) => ({ fail: e, failAfter: 0 }));
+    if (!hooks) return;
+    const { fail, failAfter, trailers } = hooks;
     const finish = (e) => {
       if (!watcher.closed) {
         watcher.closed = true;
@@ -246,7 +313,6 @@ const stock = {
       }
     };
     const watcher = { closed: false, sent: 0, pattern: "", push: null };
-    if (call.cancelled) return;
     if (fail && failAfter === 0) return finish(fail);
     const req = call.request;
     const pattern = req.pattern ?? "";
@@ -295,12 +361,16 @@ const stock = {
         streamError = e;
         resolve();
       });
+      // A request stream that ends in a cancellation or a deadline is not a
+      // half-close: nothing is applied.
+      call.on("cancelled", resolve);
     });
     try {
       const hooks = await enter(call);
+      if (!hooks) return;
       trailers = hooks.trailers;
       await done;
-      if (streamError || !ended) return;
+      if (streamError || !ended || call.cancelled) return;
       if (hooks.fail) throw hooks.fail;
       items.forEach((item, i) => {
         try {
@@ -345,6 +415,7 @@ const stock = {
     let hooks;
     try {
       hooks = await enter(call);
+      if (!hooks) return;
       trailers = hooks.trailers;
     } catch (e) {
       return finish(e);
@@ -401,6 +472,7 @@ function main() {
   const server = new grpc.Server({
     "grpc.max_receive_message_length": MAX_MESSAGE,
     "grpc.max_send_message_length": MAX_MESSAGE,
+    interceptors: [recordRequestEncoding],
   });
   // Audit has no handler: grpc-js answers UNIMPLEMENTED. Ledger is not added.
   server.addService(proto.stock.v1.Stock.service, stock);
