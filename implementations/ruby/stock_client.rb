@@ -3,6 +3,7 @@
 # stock.v1.Stock client CLI over the grpc gem (see ../../CONTRACT.md).
 $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 
+require 'base64'
 require 'json'
 require 'optparse'
 require 'grpc'
@@ -36,12 +37,29 @@ def emit_message(id, msg)
   $stdout.write("{\"id\":#{JSON.generate(id)},\"message\":#{msg.to_json}}\n")
 end
 
+# Received x-stock-* entries; -bin values (their bytes) printed base64.
 def stock_md(metadata)
   (metadata || {}).each_with_object({}) do |(k, v), out|
     key = k.to_s.downcase
     next unless key.start_with?('x-stock-')
 
-    out[key] = utf8(v.is_a?(Array) ? v.join(',') : v.to_s)
+    values = Array(v).map(&:to_s)
+    out[key] = key.end_with?('-bin') ? values.map { |b| Base64.strict_encode64(b) }.join(',') : utf8(values.join(','))
+  end
+end
+
+# Request metadata to send: lower-case keys; a -bin key's base64 value is
+# decoded and sent as its bytes (binary metadata).
+def wire_md(metadata)
+  metadata.to_h do |k, v|
+    key = k.to_s.downcase
+    next [key, v.to_s] unless key.end_with?('-bin')
+
+    begin
+      [key, Base64.strict_decode64(v.to_s)]
+    rescue ArgumentError
+      raise UsageError, "metadata #{key}: the value is not base64"
+    end
   end
 end
 
@@ -75,7 +93,8 @@ class Runner
   end
 
   # step: {'id', 'method', 'request', 'requests', 'metadata', 'timeout_ms',
-  # 'compression', 'after_first'}; requests may be an Enumerator of messages.
+  # 'compression', 'after_first', 'cancel_after_ms'}; requests may be an
+  # Enumerator of messages.
   def run(step)
     id = step['id'].to_s
     route, req_cls, resp_cls, kind = METHODS.fetch(step['method']) do
@@ -86,13 +105,16 @@ class Runner
     args = { deadline: deadline(step['timeout_ms']), metadata: call_metadata(step), return_op: true }
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     op = nil
+    canceller = nil
     begin
       case kind
       when :unary
         op = @stub.request_response(route, step[:request], marshal, unmarshal, **args)
+        canceller = cancel_later(op, step['cancel_after_ms'])
         emit_message(id, op.execute)
       when :client_stream
         op = @stub.client_streamer(route, step[:requests], marshal, unmarshal, **args)
+        canceller = cancel_later(op, step['cancel_after_ms'])
         emit_message(id, op.execute)
       when :server_stream
         # Same wire protocol; grpc-ruby 1.51's server_streamer turns a deadline
@@ -103,19 +125,37 @@ class Runner
           (step['after_first'] || []).each { |s| run(s) } if first
           first = false
         end
+        canceller = cancel_later(op, step['cancel_after_ms'])
         op.execute
       when :bidi
-        run_trade(id, route, step[:requests], marshal, unmarshal, args) { |o| op = o }
+        run_trade(id, route, step[:requests], marshal, unmarshal, args) do |o|
+          op = o
+          canceller = cancel_later(o, step['cancel_after_ms'])
+        end
       end
       finish(id, started, 0, '', op&.metadata, op&.trailing_metadata)
     rescue GRPC::BadStatus => e
       finish(id, started, e.code, e.details, op&.metadata, e.metadata)
     rescue GRPC::Core::CallError => e
       finish(id, started, GRPC::Core::StatusCodes::UNKNOWN, e.message, op&.metadata, op&.trailing_metadata)
+    ensure
+      canceller&.kill
     end
   end
 
   private
+
+  # cancel_after_ms: the call's own cancel (Operation#cancel, reported as
+  # CANCELLED) that many ms after it started, unless it ended before (the
+  # timer is killed when it ends; a cancel of an ended call does nothing).
+  def cancel_later(operation, after_ms)
+    return unless after_ms.to_i.positive?
+
+    Thread.new do
+      sleep(after_ms.to_i / 1000.0)
+      operation.cancel
+    end
+  end
 
   # Lock-step: the next order is released to the sending thread only after
   # the previous order's fill was printed.
@@ -148,6 +188,9 @@ class Runner
     end
   end
 
+  # No response_encoding: the core keeps grpc-encoding out of the metadata it
+  # hands over and decompresses before the unmarshaller sees a message, and no
+  # call API tells the encoding of the responses.
   def finish(id, started, code, message, headers, trailers)
     elapsed = (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000.0
     emit({ 'id' => id,
@@ -162,9 +205,9 @@ class Runner
   end
 
   def call_metadata(step)
-    md = @metadata.merge((step['metadata'] || {}).transform_keys { |k| k.to_s.downcase }.transform_values(&:to_s))
+    md = @metadata.merge(step['metadata'] || {})
     compression = step['compression'] || @compression
-    md['grpc-internal-encoding-request'] = 'gzip' if compression == 'gzip'
+    md[GRPC::Core::MetadataKeys::COMPRESSION_REQUEST_ALGORITHM] = 'gzip' if compression == 'gzip'
     md
   end
 end
@@ -175,6 +218,9 @@ def prepare_step(raw)
 
   _, req_cls, = METHODS.fetch(raw['method']) { raise UsageError, "unknown method #{raw['method'].inspect}" }
   step = raw.dup
+  raise UsageError, '"metadata" must be an object' unless (raw['metadata'] || {}).is_a?(Hash)
+
+  step['metadata'] = wire_md(raw['metadata'] || {})
   step[:request] = decode_message(req_cls, raw['request'])
   requests = raw['requests'] || []
   raise UsageError, '"requests" must be an array' unless requests.is_a?(Array)
@@ -270,6 +316,7 @@ def parse_options(argv)
     end
   end
   rest = parser.order(argv)
+  opts[:metadata] = wire_md(opts[:metadata])
   raise UsageError, '--server is required' unless opts[:server]
   raise UsageError, 'a command is required' if rest.empty?
 

@@ -135,26 +135,71 @@ class Store
   def stats
     @mutex.synchronize { [@data.size, @data.each_value.sum { |v, _| v.bytesize }] }
   end
+
+  # How many registered (not yet ended) Monitors have a pattern starting with prefix.
+  def open_watchers(prefix)
+    @mutex.synchronize { @watchers.count { |w| w.pattern.start_with?(prefix) } }
+  end
 end
 
-# The test hooks of one call, read from its request metadata.
+# A call's deadline as a Time, or nil: no deadline arrives as INFINITE_FUTURE,
+# which converts to a pre-1970 Time.
+def deadline_of(call)
+  deadline = call.deadline
+  deadline.is_a?(Time) && deadline.to_i.positive? ? deadline : nil
+end
+
+# Stops a handler whose call is over (its client cancelled it or its deadline
+# passed). grpc-ruby gives a server handler no cancellation flag (the views'
+# cancelled? reads a status that only client calls get), but the core fails
+# every send on a call that is over: so the response headers are sent here and
+# a failure (Core::CallError) ends the handler, the library then sending
+# nothing. A passed deadline is the stack's OutOfTime (DEADLINE_EXCEEDED).
+def ensure_live(call)
+  deadline = deadline_of(call)
+  raise GRPC::Core::OutOfTime if deadline && Time.now >= deadline
+
+  call.send_initial_metadata
+end
+
+# The test hooks of one call, read from its request metadata when its
+# handler starts (-bin values arrive as their bytes).
 class Hooks
   attr_reader :echo, :delay_ms, :fail_code, :fail_message, :fail_after
 
-  def initialize(metadata)
+  # The response headers the hooks ask for, sent with the call's initial
+  # metadata (the server's connect_md_proc). x-stock-compress sets the call's
+  # response compression: the stack's per-call algorithm key in that metadata.
+  def self.headers(metadata)
     md = ->(k) { Array(metadata[k]).first }
+    headers = { 'x-stock-echo' => md.call('x-stock-echo'), 'x-stock-echo-bin' => md.call('x-stock-echo-bin'),
+                'x-stock-echo-header' => md.call('x-stock-echo-header') }.compact
+    headers[GRPC::Core::MetadataKeys::COMPRESSION_REQUEST_ALGORITHM] = 'gzip' if md.call('x-stock-compress') == 'gzip'
+    headers
+  end
+
+  # x-stock-report-encoding is not served: the core keeps grpc-encoding out of
+  # the metadata a handler sees, and no call API tells the request's encoding.
+  def initialize(call, store)
+    md = ->(k) { Array(call.metadata[k]).first }
+    @store = store
     @echo = md.call('x-stock-echo')
+    @echo_bin = md.call('x-stock-echo-bin')
+    @echo_trailer = md.call('x-stock-echo-trailer')
+    @deadline_ms = md.call('x-stock-report-deadline') == 'true' ? ms_left(deadline_of(call)) : nil
+    @watchers_prefix = md.call('x-stock-report-watchers')
     @delay_ms = md.call('x-stock-delay-ms').to_i
     special = md.call('x-stock-fail-special') == 'true'
     code_name = md.call('x-stock-fail')
     @fail_code = code_name ? Codes.const_get(code_name) : nil
     @fail_code ||= Codes::UNKNOWN if special
-    @fail_message = special ? SPECIAL_MESSAGE : md.call('x-stock-fail-message') || "forced #{code_name}"
+    @fail_message = forced_message(md, special, code_name)
     @fail_after = md.call('x-stock-fail-after').to_i
   end
 
   def trailers
-    @echo ? { 'x-stock-echo' => @echo } : {}
+    { 'x-stock-echo' => @echo, 'x-stock-echo-bin' => @echo_bin, 'x-stock-echo-trailer' => @echo_trailer,
+      'x-stock-deadline-ms' => @deadline_ms, 'x-stock-watchers' => @watchers }.compact
   end
 
   def error(code, message)
@@ -165,11 +210,29 @@ class Hooks
     error(@fail_code, @fail_message)
   end
 
-  # Applies echo (trailer on success) and delay; the header is sent by the
+  # Applies the delay and the trailers (on success; error() adds them to a
+  # failure), watchers counted after the delay; the headers are sent by the
   # server's connect_md_proc.
   def start(call)
-    call.output_metadata.merge!(trailers)
     sleep(@delay_ms / 1000.0) if @delay_ms.positive?
+    @watchers = @store.open_watchers(@watchers_prefix).to_s if @watchers_prefix
+    call.output_metadata.merge!(trailers)
+  end
+
+  private
+
+  def ms_left(deadline)
+    deadline ? ((deadline - Time.now) * 1000).floor.to_s : 'none'
+  end
+
+  # x-stock-fail-message-bin's bytes are the message as they are, read as UTF-8.
+  def forced_message(value_of, special, code_name)
+    return SPECIAL_MESSAGE if special
+
+    bytes = value_of.call('x-stock-fail-message-bin')
+    return bytes.dup.force_encoding(Encoding::UTF_8) if bytes
+
+    value_of.call('x-stock-fail-message') || "forced #{code_name}"
   end
 end
 
@@ -205,8 +268,9 @@ class StockService < Stock::V1::Stock::Service
   end
 
   def monitor(req, call)
-    hooks = Hooks.new(call.metadata)
+    hooks = Hooks.new(call, @store)
     hooks.start(call)
+    ensure_live(call)
     raise hooks.forced_error if hooks.fail_code && hooks.fail_after <= 0
     raise hooks.error(Codes::INVALID_ARGUMENT, 'pattern must not be empty') if req.pattern.empty?
     raise hooks.error(Codes::INVALID_ARGUMENT, 'max_events must not be negative') if req.max_events.negative?
@@ -214,13 +278,16 @@ class StockService < Stock::V1::Stock::Service
     watcher = Watcher.new(req.pattern)
     existing = @store.watch(watcher, req.include_existing)
     watch_call_end(call, watcher) if req.max_events.zero?
-    Enumerator.new { |out| stream_events(out, watcher, existing, req.max_events, hooks, call.deadline) }
+    Enumerator.new { |out| stream_events(out, watcher, existing, req.max_events, hooks, deadline_of(call)) }
   end
 
   def batch(call)
-    hooks = Hooks.new(call.metadata)
+    hooks = Hooks.new(call, @store)
     hooks.start(call)
     items = call.each_remote_read.map { |item| [item.key, item.value] }
+    # A request stream that a cancel or the deadline ended reads as a plain
+    # end here: this check stops such a call before anything is applied.
+    ensure_live(call)
     raise hooks.forced_error if hooks.fail_code
 
     items.each do |key, value|
@@ -233,8 +300,9 @@ class StockService < Stock::V1::Stock::Service
   end
 
   def trade(orders, call)
-    hooks = Hooks.new(call.metadata)
+    hooks = Hooks.new(call, @store)
     hooks.start(call)
+    ensure_live(call)
     raise hooks.forced_error if hooks.fail_code && hooks.fail_after <= 0
 
     Enumerator.new { |out| fill_orders(out, orders, hooks) }
@@ -243,8 +311,9 @@ class StockService < Stock::V1::Stock::Service
   private
 
   def unary_hooks(call)
-    hooks = Hooks.new(call.metadata)
+    hooks = Hooks.new(call, @store)
     hooks.start(call)
+    ensure_live(call)
     raise hooks.forced_error if hooks.fail_code
 
     hooks
@@ -263,24 +332,22 @@ class StockService < Stock::V1::Stock::Service
   end
 
   def stream_events(out, watcher, existing, max_events, hooks, deadline)
-    # No deadline arrives as INFINITE_FUTURE, which converts to a pre-1970 Time.
-    # The core ends the call at its deadline itself; sending a status at that
-    # same moment races it (grpc 1.51 then can write frames that make an h2
-    # client drop the whole connection), so the stream gives up only after a
-    # grace, when the call is long closed and the status is a no-op.
-    deadline = deadline.is_a?(Time) && deadline.to_i.positive? ? deadline + DEADLINE_GRACE_S : nil
     sent = 0
     loop do
       raise hooks.forced_error if hooks.fail_code && sent >= hooks.fail_after
       break if max_events.positive? && sent >= max_events
 
       event = existing.shift || watcher.pop(deadline)
-      raise hooks.error(Codes::DEADLINE_EXCEEDED, 'deadline exceeded') if event == :deadline
-
-      if event == :closed
-        # The core has just ended the call; a status sent right now races its
-        # own close (see above), so it is sent after the grace, as a no-op.
+      if %i[deadline closed].include?(event)
+        # The call is over: the watch ends now. The core ends the call itself
+        # (at its deadline, or on the client's cancel); a status sent at that
+        # same moment races it (grpc 1.51 then can write frames that make an
+        # h2 client drop the whole connection), so the status is sent after a
+        # grace, when the call is long closed and it is a no-op.
+        @store.unwatch(watcher)
         sleep(DEADLINE_GRACE_S)
+        raise hooks.error(Codes::DEADLINE_EXCEEDED, 'deadline exceeded') if event == :deadline
+
         raise hooks.error(Codes::CANCELLED, 'call ended')
       end
 
@@ -382,12 +449,11 @@ end
 def main
   opts = parse_args(ARGV)
   creds = server_credentials(opts)
-  echo_header = lambda do |method, metadata|
-    echo = metadata['x-stock-echo']
-    method.to_s.start_with?(STOCK_PREFIX, KV_PREFIX) && echo ? { 'x-stock-echo' => echo } : {}
+  hook_headers = lambda do |method, metadata|
+    method.to_s.start_with?(STOCK_PREFIX, KV_PREFIX) ? Hooks.headers(metadata) : {}
   end
   server = GRPC::RpcServer.new(pool_size: 64, poll_period: 0.2, pool_keep_alive: 0.2,
-                               connect_md_proc: echo_header)
+                               connect_md_proc: hook_headers)
   stock = StockService.new(Store.new)
   server.handle(stock)
   server.handle(KvService.new(stock))
