@@ -2,9 +2,12 @@
 
 import argparse
 import base64
+import binascii
+import gzip
 import json
 import queue
 import sys
+import threading
 import time
 
 import grpc
@@ -62,11 +65,24 @@ def emit(line):
 
 
 def stock_metadata(md):
+    """Received x-stock-* entries; binary (-bin) values, which grpcio gives as
+    bytes, printed base64."""
     return {
-        k.lower(): v
+        k.lower(): v if isinstance(v, str) else base64.b64encode(v).decode("ascii")
         for k, v in (md or ())
-        if k.lower().startswith("x-stock-") and isinstance(v, str)
+        if k.lower().startswith("x-stock-")
     }
+
+
+def metadata_value(key, value):
+    """A -bin key's value is base64 in the step JSON and on the command line:
+    it is sent as those bytes (binary metadata)."""
+    if not key.endswith("-bin"):
+        return value
+    try:
+        return base64.b64decode(value, validate=True)
+    except binascii.Error as e:
+        raise ValueError(f"metadata {key}: invalid base64 {value!r}: {e}") from None
 
 
 def to_json(msg):
@@ -105,10 +121,60 @@ class Prepared:
         md = step.get("metadata") or {}
         if not isinstance(md, dict):
             raise UsageError(f"step {self.id!r}: metadata must be an object")
-        self.metadata = [(str(k).lower(), str(v)) for k, v in md.items()]
+        try:
+            self.metadata = [
+                (str(k).lower(), metadata_value(str(k).lower(), str(v)))
+                for k, v in md.items()
+            ]
+        except ValueError as e:
+            raise UsageError(f"step {self.id!r}: {e}") from None
         self.timeout_ms = step.get("timeout_ms") or 0
         self.compression = step.get("compression")
+        self.cancel_after_ms = step.get("cancel_after_ms") or 0
         self.after_first = [Prepared(s) for s in step.get("after_first") or []]
+
+
+class Decoder:
+    """A response deserializer that also tells the responses' grpc-encoding.
+    C-core never hands grpc-encoding to the application, so the channel leaves
+    decompression to this (grpc.per_message_decompression off): a message that
+    arrived gzip-compressed comes with gzip's magic bytes 1f 8b, which no
+    protobuf message starts with (0x1f would be wire type 7). A message the
+    server's stack chose to send uncompressed under grpc-encoding: gzip (C-core
+    does when gzip would not shrink it) counts as identity."""
+
+    def __init__(self, cls):
+        self.cls = cls
+        self.gzip = False
+
+    def __call__(self, data):
+        if data[:2] == b"\x1f\x8b":
+            data = gzip.decompress(data)
+            self.gzip = True
+        return self.cls.FromString(data)
+
+    def encoding(self):
+        return "gzip" if self.gzip else "identity"
+
+
+class Canceller:
+    """cancel_after_ms: cancels a call (call.cancel()) that long after it
+    started, unless it ended before."""
+
+    def __init__(self, ms):
+        self.ms = ms
+        self.timer = None
+
+    def start(self, call):
+        if self.ms > 0:
+            self.timer = threading.Timer(self.ms / 1000, call.cancel)
+            self.timer.daemon = True
+            self.timer.start()
+        return call
+
+    def stop(self):
+        if self.timer is not None:
+            self.timer.cancel()
 
 
 class Runner:
@@ -117,17 +183,20 @@ class Runner:
         self.channel = make_channel(args)
         self.metadata = list(args.metadata)
 
-    def multicallable(self, step):
+    def multicallable(self, step, decoder):
+        # A client stream runs on a stream_stream callable (the same on the
+        # wire): grpcio's stream_unary future(), the one that can be
+        # cancelled, drops its compression argument.
         make = {
             UNARY: self.channel.unary_unary,
             SERVER_STREAM: self.channel.unary_stream,
-            CLIENT_STREAM: self.channel.stream_unary,
+            CLIENT_STREAM: self.channel.stream_stream,
             BIDI: self.channel.stream_stream,
         }[step.kind]
         return make(
             step.path,
             request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=step.resp_cls.FromString,
+            response_deserializer=decoder,
         )
 
     def run_step(self, step):
@@ -138,12 +207,16 @@ class Runner:
             "timeout": timeout_ms / 1000 if timeout_ms > 0 else None,
             "compression": grpc.Compression.Gzip if compression == "gzip" else None,
         }
-        mc = self.multicallable(step)
+        decoder = Decoder(step.resp_cls)
+        mc = self.multicallable(step, decoder)
+        canceller = Canceller(step.cancel_after_ms)
         start = time.monotonic()
         try:
-            call = self.exchange(step, mc, kwargs)
+            call = self.exchange(step, mc, kwargs, canceller.start)
         except grpc.RpcError as e:
             call = e  # a failed call is also a grpc.Call with its status
+        finally:
+            canceller.stop()
         code = call.code()
         details = call.details()
         headers = stock_metadata(call.initial_metadata())
@@ -156,24 +229,30 @@ class Runner:
                 "headers": headers,
                 "trailers": trailers,
                 "elapsed_ms": round(elapsed, 3),
+                "response_encoding": decoder.encoding(),
             }
         )
 
     def print_message(self, step, msg):
         emit({"id": step.id, "message": to_json(msg)})
 
-    def exchange(self, step, mc, kwargs):
-        """Runs the call, printing its messages; returns the finished call."""
+    def exchange(self, step, mc, kwargs, started):
+        """Runs the call, printing its messages; returns the finished call.
+        started(call) is told of the call as soon as it is started."""
         if step.kind == UNARY:
-            response, call = mc.with_call(step.requests[0], **kwargs)
+            call = started(mc.future(step.requests[0], **kwargs))
+            try:
+                response = call.result()
+            except grpc.FutureCancelledError:
+                return call  # cancelled by cancel_after_ms: status CANCELLED
             self.print_message(step, response)
             return call
-        if step.kind == CLIENT_STREAM:
-            response, call = mc.with_call(iter(step.requests), **kwargs)
-            self.print_message(step, response)
-            return call
-        if step.kind == SERVER_STREAM:
-            call = mc(step.requests[0], **kwargs)
+        if step.kind in (SERVER_STREAM, CLIENT_STREAM):
+            if step.kind == SERVER_STREAM:
+                request = step.requests[0]
+            else:
+                request = iter(step.requests)
+            call = started(mc(request, **kwargs))
             first = True
             for msg in call:
                 self.print_message(step, msg)
@@ -182,9 +261,9 @@ class Runner:
                     for nested in step.after_first:
                         self.run_step(nested)
             return call
-        return self.lock_step(step, mc, kwargs)
+        return self.lock_step(step, mc, kwargs, started)
 
-    def lock_step(self, step, mc, kwargs):
+    def lock_step(self, step, mc, kwargs, started):
         """Sends one order, waits for its fill, prints it, sends the next."""
         outbox = queue.SimpleQueue()
         done = object()
@@ -201,7 +280,7 @@ class Runner:
                 outbox.put(done)  # half-close right after the last order
 
         send_next()
-        call = mc(orders(), **kwargs)
+        call = started(mc(orders(), **kwargs))
         try:
             for msg in call:
                 self.print_message(step, msg)
@@ -213,9 +292,12 @@ class Runner:
 
 
 def make_channel(args):
+    # The receive limit is grpcio's default (4 MiB); the send limit stays
+    # grpcio's default too (unlimited): the size cases send over 4 MiB.
+    # Compressed responses are decompressed by Decoder, which records it.
     options = [
         ("grpc.max_receive_message_length", 4 << 20),
-        ("grpc.max_send_message_length", 4 << 20),
+        ("grpc.per_message_decompression", 0),
     ]
     if args.tls_mode == "none":
         return grpc.insecure_channel(args.server, options=options)
@@ -247,7 +329,10 @@ def metadata_pair(text):
     key, sep, value = text.partition("=")
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected K=V, got {text!r}")
-    return key.lower(), value
+    try:
+        return key.lower(), metadata_value(key.lower(), value)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 def parse_args(argv):

@@ -2,6 +2,8 @@
 
 import argparse
 import asyncio
+import contextvars
+import gzip
 import os
 import signal
 import sys
@@ -19,6 +21,37 @@ MAX_KEY = 256
 MAX_VALUE = 1 << 20
 MAX_MESSAGE = 4 << 20
 SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
+
+
+# The grpc-encoding of the current call's requests, as far as seen: "gzip" once
+# a request message arrived gzip-compressed (see GunzipRequests).
+REQUEST_ENCODING = contextvars.ContextVar("request_encoding", default="identity")
+
+
+class GunzipRequests(grpc.aio.ServerInterceptor):
+    """Decompresses request messages (of every service) in the handlers'
+    deserializers, which run in the call's task, and records it in
+    REQUEST_ENCODING. C-core never hands grpc-encoding to the application, so
+    the server turns its own message decompression off
+    (grpc.per_message_decompression): a message that arrived gzip-compressed
+    comes with gzip's magic bytes 1f 8b, which no protobuf message starts with
+    (0x1f would be wire type 7). A message the client's stack chose to send
+    uncompressed under grpc-encoding: gzip (C-core does when gzip would not
+    shrink it) counts as identity."""
+
+    async def intercept_service(self, continuation, handler_call_details):
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return None
+        deserializer = handler.request_deserializer or (lambda data: data)
+
+        def deserialize(data):
+            if data[:2] == b"\x1f\x8b":
+                data = gzip.decompress(data)
+                REQUEST_ENCODING.set("gzip")
+            return deserializer(data)
+
+        return handler._replace(request_deserializer=deserialize)
 
 
 class Abort(Exception):
@@ -108,15 +141,32 @@ class Store:
         except ValueError:
             pass
 
+    def open_watchers(self, prefix):
+        return sum(1 for pattern, _ in self.watchers if pattern.startswith(prefix))
+
 
 class Hooks:
-    """The x-stock-* request metadata of one call."""
+    """The x-stock-* request metadata of one call, read when its handler starts."""
 
-    def __init__(self, context):
+    def __init__(self, context, store):
         md = {}
         for key, value in context.invocation_metadata() or ():
-            md.setdefault(key.lower(), value)
+            md.setdefault(key.lower(), value)  # -bin values arrive as bytes
+        self.store = store
         self.echo = md.get("x-stock-echo")
+        self.echo_bin = md.get("x-stock-echo-bin")
+        self.echo_header = md.get("x-stock-echo-header")
+        self.echo_trailer = md.get("x-stock-echo-trailer")
+        self.compress = md.get("x-stock-compress") == "gzip"
+        self.report_encoding = md.get("x-stock-report-encoding") == "true"
+        self.watchers = md.get("x-stock-report-watchers")
+        self.watcher_count = None
+        self.deadline_ms = None
+        if md.get("x-stock-report-deadline") == "true":
+            remaining = context.time_remaining()
+            self.deadline_ms = (
+                "none" if remaining is None else str(int(remaining * 1000))
+            )
         self.fail = None
         self.error = None
         try:
@@ -135,8 +185,11 @@ class Hooks:
             elif special:
                 code = grpc.StatusCode.UNKNOWN
             if code is not None:
+                message_bin = md.get("x-stock-fail-message-bin")
                 if special:
                     message = SPECIAL_MESSAGE
+                elif message_bin is not None:
+                    message = message_bin.decode("utf-8", errors="replace")
                 else:
                     message = md.get("x-stock-fail-message", f"forced {code.name}")
                 self.fail = Abort(code, message)
@@ -159,18 +212,72 @@ class Hooks:
             )
         return n
 
-    async def enter(self, context, unary):
-        """Echo, delay, and (for unary calls, or bad hook values) fail."""
+    def trailers(self):
+        md = []
         if self.echo is not None:
-            context.set_trailing_metadata((("x-stock-echo", self.echo),))
+            md.append(("x-stock-echo", self.echo))
+        if self.echo_bin is not None:
+            md.append(("x-stock-echo-bin", self.echo_bin))
+        if self.echo_trailer is not None:
+            md.append(("x-stock-echo-trailer", self.echo_trailer))
+        if self.report_encoding:
+            md.append(("x-stock-request-encoding", REQUEST_ENCODING.get()))
+        if self.deadline_ms is not None:
+            md.append(("x-stock-deadline-ms", self.deadline_ms))
+        if self.watcher_count is not None:
+            md.append(("x-stock-watchers", str(self.watcher_count)))
+        return tuple(md)
+
+    def update_trailers(self, context):
+        """Sets the trailers again, once request messages were read."""
+        if self.report_encoding:
+            context.set_trailing_metadata(self.trailers())
+
+    def headers(self):
+        md = []
+        if self.echo is not None:
+            md.append(("x-stock-echo", self.echo))
+        if self.echo_bin is not None:
+            md.append(("x-stock-echo-bin", self.echo_bin))
+        if self.echo_header is not None:
+            md.append(("x-stock-echo-header", self.echo_header))
+        return tuple(md)
+
+    async def enter(self, context, unary, headers_later=False):
+        """Echo, delay, and (for unary calls, or bad hook values) fail.
+        With headers_later the caller sends the headers itself (Batch, after
+        reading its request stream)."""
+        context.set_trailing_metadata(self.trailers())
+        if self.compress:
+            context.set_compression(grpc.Compression.Gzip)
         if self.delay_ms:
             await asyncio.sleep(self.delay_ms / 1000)
-        if self.echo is not None:
-            await context.send_initial_metadata((("x-stock-echo", self.echo),))
+        if self.watchers is not None:
+            self.watcher_count = self.store.open_watchers(self.watchers)
+            context.set_trailing_metadata(self.trailers())
+        if not headers_later:
+            await self.send_headers(context, self.delay_ms > 0)
         if self.error is not None:
             raise self.error
         if unary and self.fail is not None:
             raise self.fail
+
+    async def send_headers(self, context, check):
+        """Sends the response headers; with check, also when there are none,
+        and stops a call that is over. grpc.aio has no is_active(): a client's
+        cancel or the deadline reaches the handler as asyncio.CancelledError
+        once core reports it, and its request iterator ends alike on a
+        half-close and on a cancel. Sending is a round trip through core's
+        completion queue, so a cancel that already happened lands first."""
+        headers = self.headers()
+        if headers or self.compress or check:
+            # aio applies set_compression only to initial metadata sent by
+            # send_initial_metadata() or write(), not to a unary reply's.
+            await context.send_initial_metadata(headers)
+        if check:
+            remaining = context.time_remaining()
+            if remaining is not None and remaining <= 0:
+                raise Abort(grpc.StatusCode.DEADLINE_EXCEEDED, "deadline exceeded")
 
 
 async def finish(context, error):
@@ -183,7 +290,7 @@ class StockServicer(stock_pb2_grpc.StockServicer):
 
     async def Get(self, request, context):
         try:
-            await Hooks(context).enter(context, True)
+            await Hooks(context, self.store).enter(context, True)
             value, version = self.store.get(request.key)
             return stock_pb2.GetResponse(value=value, version=version)
         except Abort as e:
@@ -191,7 +298,7 @@ class StockServicer(stock_pb2_grpc.StockServicer):
 
     async def Put(self, request, context):
         try:
-            await Hooks(context).enter(context, True)
+            await Hooks(context, self.store).enter(context, True)
             self.store.put_one(request.key, request.value)
             return stock_pb2.Empty()
         except Abort as e:
@@ -200,7 +307,7 @@ class StockServicer(stock_pb2_grpc.StockServicer):
     async def Monitor(self, request, context):
         watcher = None
         try:
-            hooks = Hooks(context)
+            hooks = Hooks(context, self.store)
             await hooks.enter(context, False)
             if not request.pattern:
                 raise Abort(
@@ -213,6 +320,9 @@ class StockServicer(stock_pb2_grpc.StockServicer):
             existing, watcher = self.store.watch(
                 request.pattern, request.include_existing
             )
+            # However the call ends (also while a message is being written,
+            # outside this generator), its task's end unregisters the watch.
+            context.add_done_callback(lambda _: self.store.unwatch(watcher))
             queue = watcher[1]
             limit = request.max_events
             sent = 0
@@ -235,9 +345,11 @@ class StockServicer(stock_pb2_grpc.StockServicer):
 
     async def Batch(self, request_iterator, context):
         try:
-            hooks = Hooks(context)
-            await hooks.enter(context, False)
+            hooks = Hooks(context, self.store)
+            await hooks.enter(context, False, headers_later=True)
             items = [item async for item in request_iterator]
+            hooks.update_trailers(context)
+            await hooks.send_headers(context, True)  # a cancelled stream stops here
             if hooks.fail is not None:
                 raise hooks.fail
             for i, item in enumerate(items):
@@ -260,7 +372,7 @@ class StockServicer(stock_pb2_grpc.StockServicer):
 
     async def Trade(self, request_iterator, context):
         try:
-            hooks = Hooks(context)
+            hooks = Hooks(context, self.store)
             await hooks.enter(context, False)
             positions = {}
             sequence = 0
@@ -272,6 +384,7 @@ class StockServicer(stock_pb2_grpc.StockServicer):
                     order = await orders.__anext__()
                 except StopAsyncIteration:
                     return
+                hooks.update_trailers(context)
                 if order.quantity <= 0:
                     raise Abort(
                         grpc.StatusCode.INVALID_ARGUMENT,
@@ -298,7 +411,7 @@ class StockServicer(stock_pb2_grpc.StockServicer):
 
     async def Inventory(self, request, context):
         try:
-            await Hooks(context).enter(context, True)
+            await Hooks(context, self.store).enter(context, True)
             entries = self.store.entries
             return stock_pb2.InventoryStatus(
                 key_count=len(entries),
@@ -387,11 +500,13 @@ async def serve(args):
         return 1
 
     server = grpc.aio.server(
+        interceptors=[GunzipRequests()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
             ("grpc.max_send_message_length", MAX_MESSAGE),
             ("grpc.so_reuseport", 0),
-        ]
+            ("grpc.per_message_decompression", 0),  # GunzipRequests does it
+        ],
     )
     store = Store()
     stock_pb2_grpc.add_StockServicer_to_server(StockServicer(store), server)
