@@ -19,6 +19,7 @@ import io.grpc.Metadata;
 import io.grpc.MethodDescriptor;
 import io.grpc.Status;
 import io.grpc.TlsChannelCredentials;
+import io.grpc.internal.GrpcUtil;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
 import java.io.BufferedReader;
 import java.io.File;
@@ -29,13 +30,17 @@ import java.io.InputStreamReader;
 import java.io.PrintStream;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
+import java.util.Base64;
 import java.util.Iterator;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 import java.util.concurrent.BlockingQueue;
+import java.util.concurrent.Executors;
 import java.util.concurrent.LinkedBlockingQueue;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Supplier;
 import stock.v1.LedgerGrpc;
@@ -55,6 +60,15 @@ public final class ClientMain {
   private static final JsonFormat.Printer PRINTER =
       JsonFormat.printer().omittingInsignificantWhitespace();
   private static final JsonFormat.Parser PARSER = JsonFormat.parser();
+
+  /** Runs the cancel_after_ms cancels. */
+  private static final ScheduledExecutorService TIMER =
+      Executors.newSingleThreadScheduledExecutor(
+          r -> {
+            Thread t = new Thread(r, "cancel-timer");
+            t.setDaemon(true);
+            return t;
+          });
 
   /** A usage error: the process exits 2. */
   static final class UsageError extends Exception {
@@ -85,9 +99,41 @@ public final class ClientMain {
       Map<String, String> metadata,
       long timeoutMs,
       String compression,
+      long cancelAfterMs,
       List<Step> afterFirst) {}
 
   private record Headers(Metadata metadata) {}
+
+  /**
+   * A started call that the cancel_after_ms timer may cancel from its own thread. ClientCall is not
+   * thread-safe, so sends, the half-close and the cancel take this lock; nothing is sent once the
+   * call is cancelled.
+   */
+  private static final class Call {
+    private final ClientCall<Message, Message> call;
+    private boolean cancelled;
+
+    Call(ClientCall<Message, Message> call) {
+      this.call = call;
+    }
+
+    synchronized void send(Message message) {
+      if (!cancelled) {
+        call.sendMessage(message);
+      }
+    }
+
+    synchronized void halfClose() {
+      if (!cancelled) {
+        call.halfClose();
+      }
+    }
+
+    synchronized void cancel(String message, Throwable cause) {
+      cancelled = true;
+      call.cancel(message, cause);
+    }
+  }
 
   private record Closed(Status status, Metadata trailers) {}
 
@@ -154,6 +200,7 @@ public final class ClientMain {
           }
           if (a.equals("--metadata")) {
             String[] kv = pair(value);
+            putMetadata(new Metadata(), kv[0], kv[1]);
             metadata.put(kv[0], kv[1]);
           } else {
             opts.put(a, value);
@@ -330,7 +377,7 @@ public final class ClientMain {
       }
       default -> throw new UsageError("unknown command " + command + "\n" + USAGE);
     }
-    return new Step(command, METHODS.get(method), requests, Map.of(), 0, null, List.of());
+    return new Step(command, METHODS.get(method), requests, Map.of(), 0, null, 0, List.of());
   }
 
   private static void want(String command, List<String> args, int n) throws UsageError {
@@ -390,6 +437,8 @@ public final class ClientMain {
       Map<String, String> md = new LinkedHashMap<>();
       if (o.has("metadata") && !o.get("metadata").isJsonNull()) {
         for (Map.Entry<String, JsonElement> e : o.getAsJsonObject("metadata").entrySet()) {
+          // A bad key or -bin value is a usage error before anything is sent.
+          putMetadata(new Metadata(), e.getKey(), e.getValue().getAsString());
           md.put(e.getKey(), e.getValue().getAsString());
         }
       }
@@ -401,14 +450,21 @@ public final class ClientMain {
           o.has("compression") && !o.get("compression").isJsonNull()
               ? o.get("compression").getAsString()
               : null;
+      long cancelAfter =
+          o.has("cancel_after_ms") && !o.get("cancel_after_ms").isJsonNull()
+              ? o.get("cancel_after_ms").getAsLong()
+              : 0;
       List<Step> afterFirst = new ArrayList<>();
       if (o.has("after_first") && !o.get("after_first").isJsonNull()) {
         for (JsonElement nested : o.getAsJsonArray("after_first")) {
           afterFirst.add(parseStep(nested));
         }
       }
-      return new Step(id, method, requests, md, timeout, compression, afterFirst);
-    } catch (ClassCastException | IllegalStateException | UnsupportedOperationException e) {
+      return new Step(id, method, requests, md, timeout, compression, cancelAfter, afterFirst);
+    } catch (ClassCastException
+        | IllegalStateException
+        | UnsupportedOperationException
+        | NumberFormatException e) {
       throw new UsageError("invalid step " + json + ": " + e.getMessage());
     }
   }
@@ -438,11 +494,33 @@ public final class ClientMain {
     }
   }
 
+  /** Adds one request metadata entry: a -bin key's value is base64, sent as its bytes. */
+  private static void putMetadata(Metadata md, String key, String value) throws UsageError {
+    try {
+      if (key.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+        md.put(
+            Metadata.Key.of(key, Metadata.BINARY_BYTE_MARSHALLER),
+            Base64.getDecoder().decode(value));
+      } else {
+        md.put(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER), value);
+      }
+    } catch (IllegalArgumentException e) {
+      throw new UsageError("invalid metadata " + key + ": " + e.getMessage());
+    }
+  }
+
+  /** The received x-stock-* entries; -bin values in base64. */
   private static Map<String, String> stockMetadata(Metadata md) {
     Map<String, String> out = new TreeMap<>();
     if (md != null) {
       for (String k : md.keys()) {
-        if (k.startsWith("x-stock-") && !k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+        if (!k.startsWith("x-stock-")) {
+          continue;
+        }
+        if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+          byte[] v = md.get(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER));
+          out.put(k, Base64.getEncoder().encodeToString(v));
+        } else {
           out.put(k, md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER)));
         }
       }
@@ -466,15 +544,16 @@ public final class ClientMain {
     Metadata md = new Metadata();
     for (Map<String, String> m : List.of(metadata, step.metadata)) {
       for (Map.Entry<String, String> e : m.entrySet()) {
-        md.put(Metadata.Key.of(e.getKey(), Metadata.ASCII_STRING_MARSHALLER), e.getValue());
+        putMetadata(md, e.getKey(), e.getValue());
       }
     }
 
     BlockingQueue<Object> events = new LinkedBlockingQueue<>();
     MethodDescriptor<Message, Message> descriptor =
         (MethodDescriptor<Message, Message>) step.method.descriptor;
-    ClientCall<Message, Message> call = channel.newCall(descriptor, options);
-    call.start(
+    ClientCall<Message, Message> clientCall = channel.newCall(descriptor, options);
+    Call call = new Call(clientCall);
+    clientCall.start(
         new ClientCall.Listener<>() {
           @Override
           public void onHeaders(Metadata headers) {
@@ -492,14 +571,23 @@ public final class ClientMain {
           }
         },
         md);
-    call.request(Integer.MAX_VALUE);
+    clientCall.request(Integer.MAX_VALUE);
+    ScheduledFuture<?> cancel =
+        step.cancelAfterMs > 0
+            ? TIMER.schedule(
+                () ->
+                    call.cancel(
+                        "cancelled by the client after " + step.cancelAfterMs + " ms", null),
+                step.cancelAfterMs,
+                TimeUnit.MILLISECONDS)
+            : null;
 
     // Lock-step for Trade: one order, then wait for its fill before the next.
     boolean lockStep = descriptor.getType() == MethodDescriptor.MethodType.BIDI_STREAMING;
     Iterator<Message> pending = step.requests.iterator();
     boolean sending = true;
     while (sending && pending.hasNext()) {
-      call.sendMessage(pending.next());
+      call.send(pending.next());
       sending = !lockStep;
     }
     if (!pending.hasNext()) {
@@ -507,6 +595,7 @@ public final class ClientMain {
     }
 
     Map<String, String> headers = Map.of();
+    String encoding = null;
     int count = 0;
     Closed closed;
     while (true) {
@@ -520,6 +609,7 @@ public final class ClientMain {
       }
       if (event instanceof Headers h) {
         headers = stockMetadata(h.metadata);
+        encoding = h.metadata.get(GrpcUtil.MESSAGE_ENCODING_KEY);
       } else if (event instanceof Message m) {
         String printed;
         try {
@@ -534,7 +624,7 @@ public final class ClientMain {
           }
         }
         if (lockStep && pending.hasNext()) {
-          call.sendMessage(pending.next());
+          call.send(pending.next());
           if (!pending.hasNext()) {
             call.halfClose();
           }
@@ -543,6 +633,9 @@ public final class ClientMain {
         closed = (Closed) event;
         break;
       }
+    }
+    if (cancel != null) {
+      cancel.cancel(false);
     }
 
     double elapsed = (System.nanoTime() - start) / 1e6;
@@ -556,6 +649,7 @@ public final class ClientMain {
     line.add("headers", GSON.toJsonTree(headers));
     line.add("trailers", GSON.toJsonTree(stockMetadata(closed.trailers)));
     line.addProperty("elapsed_ms", elapsed);
+    line.addProperty("response_encoding", encoding == null ? "identity" : encoding);
     emit(GSON.toJson(line));
   }
 }

@@ -2,6 +2,7 @@ package stockmatrix;
 
 import io.grpc.Context;
 import io.grpc.Contexts;
+import io.grpc.Deadline;
 import io.grpc.ForwardingServerCall;
 import io.grpc.Metadata;
 import io.grpc.ServerCall;
@@ -12,10 +13,12 @@ import io.grpc.StatusRuntimeException;
 import io.grpc.internal.GrpcUtil;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
+import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.concurrent.TimeUnit;
 import stock.v1.StockGrpc;
 import stock.v1.StockOuterClass.BatchItem;
 import stock.v1.StockOuterClass.BatchSummary;
@@ -36,7 +39,16 @@ final class StockService extends StockGrpc.StockImplBase {
       "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \ud83d\ude08\t\n";
 
   private static final Metadata.Key<String> ECHO = key("x-stock-echo");
+  private static final Metadata.Key<byte[]> ECHO_BIN = binaryKey("x-stock-echo-bin");
+  private static final Metadata.Key<String> ECHO_HEADER = key("x-stock-echo-header");
+  private static final Metadata.Key<String> ECHO_TRAILER = key("x-stock-echo-trailer");
+  private static final Metadata.Key<String> REQUEST_ENCODING = key("x-stock-request-encoding");
+  private static final Metadata.Key<String> DEADLINE_MS = key("x-stock-deadline-ms");
+  private static final Metadata.Key<String> WATCHERS = key("x-stock-watchers");
   private static final Context.Key<Metadata> HEADERS = Context.key("request-headers");
+
+  /** Trailers the hooks add to this call's status (the interceptor's and the handler's). */
+  private static final Context.Key<Metadata> TRAILERS = Context.key("hook-trailers");
 
   private final Store store;
 
@@ -48,33 +60,71 @@ final class StockService extends StockGrpc.StockImplBase {
     return Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER);
   }
 
+  private static Metadata.Key<byte[]> binaryKey(String name) {
+    return Metadata.Key.of(name, Metadata.BINARY_BYTE_MARSHALLER);
+  }
+
   /**
-   * Echoes x-stock-echo as a header and a trailer and makes the request headers available to the
-   * handlers.
+   * The hooks that work on the call itself: the echoes (x-stock-echo, -echo-bin, -echo-header,
+   * -echo-trailer), per-call response compression (x-stock-compress), the request's grpc-encoding
+   * and the deadline the stack gives the call (x-stock-report-encoding, -report-deadline). Also
+   * makes the request headers and the hooks' trailers available to the handlers.
    */
   static final ServerInterceptor INTERCEPTOR =
       new ServerInterceptor() {
         @Override
         public <Q, R> ServerCall.Listener<Q> interceptCall(
             ServerCall<Q, R> call, Metadata headers, ServerCallHandler<Q, R> next) {
+          Metadata header = new Metadata();
+          Metadata trailer = new Metadata();
           String echo = headers.get(ECHO);
+          if (echo != null) {
+            header.put(ECHO, echo);
+            trailer.put(ECHO, echo);
+          }
+          byte[] echoBin = headers.get(ECHO_BIN);
+          if (echoBin != null) {
+            header.put(ECHO_BIN, echoBin);
+            trailer.put(ECHO_BIN, echoBin);
+          }
+          String echoHeader = headers.get(ECHO_HEADER);
+          if (echoHeader != null) {
+            header.put(ECHO_HEADER, echoHeader);
+          }
+          String echoTrailer = headers.get(ECHO_TRAILER);
+          if (echoTrailer != null) {
+            trailer.put(ECHO_TRAILER, echoTrailer);
+          }
+          if ("true".equals(headers.get(key("x-stock-report-encoding")))) {
+            String encoding = headers.get(GrpcUtil.MESSAGE_ENCODING_KEY);
+            trailer.put(REQUEST_ENCODING, encoding == null ? "identity" : encoding);
+          }
+          if ("true".equals(headers.get(key("x-stock-report-deadline")))) {
+            Deadline deadline = Context.current().getDeadline();
+            trailer.put(
+                DEADLINE_MS,
+                deadline == null
+                    ? "none"
+                    : Long.toString(Math.max(0, deadline.timeRemaining(TimeUnit.MILLISECONDS))));
+          }
+          if ("gzip".equals(headers.get(key("x-stock-compress")))) {
+            call.setCompression("gzip");
+          }
           ServerCall<Q, R> wrapped =
-              echo == null
-                  ? call
-                  : new ForwardingServerCall.SimpleForwardingServerCall<Q, R>(call) {
-                    @Override
-                    public void sendHeaders(Metadata h) {
-                      h.put(ECHO, echo);
-                      super.sendHeaders(h);
-                    }
+              new ForwardingServerCall.SimpleForwardingServerCall<Q, R>(call) {
+                @Override
+                public void sendHeaders(Metadata h) {
+                  h.merge(header);
+                  super.sendHeaders(h);
+                }
 
-                    @Override
-                    public void close(Status status, Metadata trailers) {
-                      trailers.put(ECHO, echo);
-                      super.close(status, trailers);
-                    }
-                  };
-          Context ctx = Context.current().withValue(HEADERS, headers);
+                @Override
+                public void close(Status status, Metadata trailers) {
+                  trailers.merge(trailer);
+                  super.close(status, trailers);
+                }
+              };
+          Context ctx = Context.current().withValues(HEADERS, headers, TRAILERS, trailer);
           return Contexts.interceptCall(ctx, wrapped, headers, next);
         }
       };
@@ -98,8 +148,12 @@ final class StockService extends StockGrpc.StockImplBase {
     throw Store.invalid(name + " must be a number, got \"" + v + "\"");
   }
 
-  /** Reads the hooks and sleeps the delay; for unary methods also applies the fail. */
-  private static Hooks enter(boolean unary) {
+  /**
+   * Reads the hooks and sleeps the delay, then stops a call that is over (cancelled or past its
+   * deadline) and counts the watchers (x-stock-report-watchers); for unary methods also applies the
+   * fail.
+   */
+  private Hooks enter(boolean unary) {
     Metadata md = HEADERS.get();
     boolean special = "true".equals(md.get(key("x-stock-fail-special")));
     String name = md.get(key("x-stock-fail"));
@@ -117,8 +171,11 @@ final class StockService extends StockGrpc.StockImplBase {
         }
       }
       String message = md.get(key("x-stock-fail-message"));
+      byte[] messageBin = md.get(binaryKey("x-stock-fail-message-bin"));
       if (special) {
         message = SPECIAL_MESSAGE;
+      } else if (messageBin != null) {
+        message = new String(messageBin, StandardCharsets.UTF_8);
       } else if (message == null) {
         message = "forced " + code.name();
       }
@@ -126,6 +183,14 @@ final class StockService extends StockGrpc.StockImplBase {
     }
     long failAfter = number(md, "x-stock-fail-after");
     sleep(number(md, "x-stock-delay-ms"));
+    Status over = Contexts.statusFromCancelled(Context.current());
+    if (over != null) {
+      throw over.asRuntimeException();
+    }
+    String prefix = md.get(key("x-stock-report-watchers"));
+    if (prefix != null) {
+      TRAILERS.get().put(WATCHERS, Long.toString(store.watchers(prefix)));
+    }
     if (unary && fail != null) {
       throw fail.asRuntimeException();
     }
@@ -250,9 +315,13 @@ final class StockService extends StockGrpc.StockImplBase {
       }
       ServerCallStreamObserver<WatchEvent> sobs = (ServerCallStreamObserver<WatchEvent>) obs;
       Watch w = new Watch(req, hooks, sobs);
-      sobs.setOnCancelHandler(() -> store.unwatch(w));
+      // Cancelled by the client, past its deadline or at shutdown: deliver() sends nothing more,
+      // and the call's context listener unregisters it at once (it runs at once when the call is
+      // already over). max_events and a forced fail drop it in deliver().
+      sobs.setOnCancelHandler(() -> {});
       if (w.check()) {
         store.watch(w, req.getIncludeExisting());
+        Context.current().addListener(c -> store.unwatch(w), Runnable::run);
       }
     } catch (RuntimeException e) {
       fail(obs, e);
@@ -280,6 +349,9 @@ final class StockService extends StockGrpc.StockImplBase {
 
       @Override
       public void onCompleted() {
+        if (Context.current().isCancelled()) {
+          return; // the call is over: nothing is applied
+        }
         try {
           if (hooks.fail != null) {
             throw hooks.fail.asRuntimeException();

@@ -144,6 +144,11 @@ final class Store {
     watchers.remove(w);
   }
 
+  /** How many registered watchers have a pattern that starts with the prefix. */
+  synchronized long watchers(String prefix) {
+    return watchers.stream().filter(w -> w.pattern().startsWith(prefix)).count();
+  }
+
   /** Validates every item, then applies them all in order. */
   synchronized BatchSummary batch(List<BatchItem> items) {
     for (int i = 0; i < items.size(); i++) {
