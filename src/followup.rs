@@ -136,7 +136,8 @@ pub async fn assign_blame(tests: &mut [TestResult], runner: &Arc<Runner>, sets: 
         let (extra, _) = runner.clone().run(cells_for(&missing, sets, &wanted), 1, quiet).await;
         known.extend(extra.into_iter().map(|t| (t.id, t.outcome)));
     }
+    let run = tests.to_vec();
     for t in tests.iter_mut().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted) {
-        t.blame = Some(blame::blame(t, |id| known.get(id).copied()));
+        t.blame = Some(blame::blame_in_run(t, |id| known.get(id).copied(), &run));
     }
 }

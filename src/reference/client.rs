@@ -212,7 +212,13 @@ fn stock_metadata(md: &MetadataMap) -> BTreeMap<String, String> {
 fn percent_encoded(message: &str) -> String {
     message
         .bytes()
-        .map(|b| if (0x20..0x7f).contains(&b) && b != b'%' { (b as char).to_string() } else { format!("%{b:02X}") })
+        .map(|b| {
+            if (0x20..0x7f).contains(&b) && b != b'%' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
         .collect()
 }
 

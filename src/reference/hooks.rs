@@ -197,7 +197,8 @@ impl Reply {
         }
         if is_true("x-stock-report-deadline") {
             let left = deadline_of(h, faults).map(|d| d.as_millis().to_string()).unwrap_or_else(|| "none".into());
-            r.trailers.push((HeaderName::from_static("x-stock-deadline-ms"), HeaderValue::from_str(&left).expect("digits")));
+            r.trailers
+                .push((HeaderName::from_static("x-stock-deadline-ms"), HeaderValue::from_str(&left).expect("digits")));
         }
         if let Some(prefix) = h.get("x-stock-report-watchers").and_then(|v| v.to_str().ok()) {
             r.watchers = Some((prefix.to_string(), store.clone()));

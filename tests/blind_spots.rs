@@ -1,0 +1,185 @@
+//! Every case added for "green must mean interoperable" can fail: each
+//! deliberate bug of the reference (`--break`) turns exactly its cases red,
+//! with a reason that names what was wrong, and nothing outside its set.
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+
+/// The sets these faults are run against (every set a new case lives in).
+const RUN_SETS: &str = "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,kv-compat";
+
+/// (fault, a set it may turn red, a case of that set it must turn red, part
+/// of that case's reason); a fault may turn red only the sets named with it.
+type Catch = (&'static str, &'static str, &'static str, &'static str);
+
+const SERVER_FAULTS: [Catch; 10] = [
+    (
+        "no-compress-response",
+        "compression",
+        "gzip-unary",
+        "response encoding: expected gzip, got identity",
+    ),
+    (
+        "no-compress-response",
+        "compression",
+        "gzip-server-stream",
+        "response encoding: expected gzip, got identity",
+    ),
+    ("truncate-bin-at-nul", "metadata", "binary-echo-unary", "header x-stock-echo-bin: expected"),
+    (
+        "lose-deadline",
+        "deadlines",
+        "deadline-seen-by-server",
+        "trailer x-stock-deadline-ms: expected a number in 3000..=5500, got \"none\"",
+    ),
+    (
+        "apply-after-cancel",
+        "cancellation",
+        "deadline-put-not-applied",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "apply-after-cancel",
+        "cancellation",
+        "cancelled-batch-applies-nothing",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "keep-cancelled-monitors",
+        "cancellation",
+        "cancelled-monitor-unregistered",
+        "trailer x-stock-watchers: expected \"0\", got \"1\"",
+    ),
+    (
+        "no-size-limit",
+        "large",
+        "request-over-4mib",
+        "status: expected RESOURCE_EXHAUSTED, got INVALID_ARGUMENT",
+    ),
+    (
+        "batch-no-value-limit",
+        "client-stream",
+        "batch-value-over-limit",
+        "step 1 Batch: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    ("inventory-miscount", "unary", "inventory-after-overwrites", "field totalValueBytes: expected"),
+];
+
+const KV_FAULT: Catch = (
+    "kv-no-value-limit",
+    "kv-compat",
+    "kv-put-value-over-limit",
+    "step 0 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
+);
+
+const CLIENT_FAULTS: [Catch; 7] = [
+    (
+        "no-compress",
+        "compression",
+        "gzip-unary",
+        "trailer x-stock-request-encoding: expected \"gzip\", got \"identity\"",
+    ),
+    (
+        "no-compress",
+        "compression",
+        "gzip-client-stream",
+        "trailer x-stock-request-encoding: expected \"gzip\", got \"identity\"",
+    ),
+    (
+        "headers-as-trailers",
+        "metadata",
+        "header-or-trailer-unary",
+        "trailer x-stock-echo-header: expected none, got \"only-a-header\"",
+    ),
+    (
+        "ignore-cancel",
+        "cancellation",
+        "cancelled-put-not-applied",
+        "step 0 Put: status: expected CANCELLED, got OK",
+    ),
+    (
+        "bin-as-text",
+        "metadata",
+        "binary-echo-on-failure",
+        "trailer x-stock-echo-bin: expected \"AA==\", got",
+    ),
+    // the non-ASCII status message travels to the server as -bin metadata
+    ("bin-as-text", "errors", "status-message-unicode", "status message: expected \"prix: 12 €"),
+    (
+        "percent-encoded-message",
+        "errors",
+        "status-message-unicode",
+        "status message: expected \"prix: 12 €",
+    ),
+];
+
+fn faults(catches: &[Catch]) -> Vec<&'static str> {
+    let mut f: Vec<_> = catches.iter().map(|c| c.0).collect();
+    f.dedup();
+    f
+}
+
+/// Runs the broken side against the reference and checks every catch, that
+/// the fault's red tests all lie in its set, and that a control case passes.
+fn check(dir: &Path, side: &str, catches: &[Catch]) {
+    let names = faults(catches);
+    let m = matrix_with(dir, &broken(dir, side, &names), "step_grace_ms = 3000");
+    let list = names.join(",");
+    let (clients, servers) = if side == "server" { ("rust", list.as_str()) } else { (list.as_str(), "rust") };
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            clients,
+            "--server",
+            servers,
+            "--tls",
+            "none",
+            "--set",
+            RUN_SETS,
+            "--no-blame",
+        ],
+        &dir.join("reports"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let cell = |f: &str| {
+        if side == "server" {
+            format!("client=rust/server={f}")
+        } else {
+            format!("client={f}/server=rust")
+        }
+    };
+    for (fault, set, case, reason) in catches {
+        let t = find(&s, &format!("{}/tls=none/set={set}/case={case}", cell(fault)));
+        assert_eq!(t["outcome"], "failed", "{fault} not caught by {set}/{case}: {}", reasons(t));
+        assert!(reasons(t).contains(reason), "{fault}: {set}/{case}: {}", reasons(t));
+    }
+    for fault in names {
+        let sets: Vec<&str> = catches.iter().filter(|c| c.0 == fault).map(|c| c.1).collect();
+        let prefix = format!("{}/", cell(fault));
+        let strays: Vec<&Value> = tests_of(&s)
+            .iter()
+            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix) && t["outcome"] != "passed" && !sets.iter().any(|s| t["set"] == *s))
+            .collect();
+        assert!(strays.is_empty(), "{fault} also turned other sets red: {strays:#?}");
+        let control = format!("{prefix}tls=none/set=unary/case=put-then-get");
+        assert_eq!(find(&s, &control)["outcome"], "passed", "{control}");
+    }
+}
+
+#[test]
+fn each_server_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catches = SERVER_FAULTS.to_vec();
+    catches.push(KV_FAULT);
+    check(dir.path(), "server", &catches);
+}
+
+#[test]
+fn each_client_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "client", &CLIENT_FAULTS);
+}
