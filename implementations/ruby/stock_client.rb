@@ -6,6 +6,7 @@ $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 require 'base64'
 require 'json'
 require 'optparse'
+require 'zlib'
 require 'grpc'
 require 'stock_pb'
 
@@ -83,6 +84,30 @@ rescue JSON::ParserError => e
   raise UsageError, "invalid JSON line: #{e.message}"
 end
 
+# One call's response unmarshaller, which also tells the responses' encoding.
+# C-core never hands grpc-encoding to the application, so the channel leaves
+# decompression to this (grpc.per_message_decompression off): a message that
+# arrived gzip-compressed comes with gzip's magic bytes 1f 8b, which no
+# protobuf message starts with (0x1f would be wire type 7). A message the
+# server's stack chose to send uncompressed under grpc-encoding: gzip (C-core
+# does when gzip would not shrink it) counts as identity.
+class Gunzip
+  attr_reader :encoding
+
+  def initialize(cls)
+    @cls = cls
+    @encoding = 'identity'
+  end
+
+  def call(bytes)
+    if bytes.getbyte(0) == 0x1f && bytes.getbyte(1) == 0x8b
+      bytes = Zlib.gunzip(bytes)
+      @encoding = 'gzip'
+    end
+    @cls.decode(bytes)
+  end
+end
+
 # Runs calls on one channel and prints their output lines.
 class Runner
   def initialize(stub, opts)
@@ -101,7 +126,7 @@ class Runner
       raise UsageError, "unknown method #{step['method'].inspect}"
     end
     marshal = ->(m) { req_cls.encode(m) }
-    unmarshal = ->(b) { resp_cls.decode(b) }
+    unmarshal = Gunzip.new(resp_cls)
     args = { deadline: deadline(step['timeout_ms']), metadata: call_metadata(step), return_op: true }
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     op = nil
@@ -133,11 +158,12 @@ class Runner
           canceller = cancel_later(o, step['cancel_after_ms'])
         end
       end
-      finish(id, started, 0, '', op&.metadata, op&.trailing_metadata)
+      finish(id, started, 0, '', op&.metadata, op&.trailing_metadata, unmarshal.encoding)
     rescue GRPC::BadStatus => e
-      finish(id, started, e.code, e.details, op&.metadata, e.metadata)
+      finish(id, started, e.code, e.details, op&.metadata, e.metadata, unmarshal.encoding)
     rescue GRPC::Core::CallError => e
-      finish(id, started, GRPC::Core::StatusCodes::UNKNOWN, e.message, op&.metadata, op&.trailing_metadata)
+      finish(id, started, GRPC::Core::StatusCodes::UNKNOWN, e.message, op&.metadata, op&.trailing_metadata,
+             unmarshal.encoding)
     ensure
       canceller&.kill
     end
@@ -188,15 +214,13 @@ class Runner
     end
   end
 
-  # No response_encoding: the core keeps grpc-encoding out of the metadata it
-  # hands over and decompresses before the unmarshaller sees a message, and no
-  # call API tells the encoding of the responses.
-  def finish(id, started, code, message, headers, trailers)
+  # response_encoding: as the call's Gunzip saw its responses.
+  def finish(id, started, code, message, headers, trailers, response_encoding)
     elapsed = (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000.0
     emit({ 'id' => id,
            'status' => { 'code' => CODE_NAMES.fetch(code, 'UNKNOWN'), 'message' => utf8(message.to_s) },
            'headers' => stock_md(headers), 'trailers' => stock_md(trailers),
-           'elapsed_ms' => elapsed.round(3) })
+           'elapsed_ms' => elapsed.round(3), 'response_encoding' => response_encoding })
   end
 
   def deadline(step_ms)
@@ -331,8 +355,9 @@ def read_pem(path, what)
   File.read(path)
 end
 
+# The channel leaves response decompression to Gunzip, which records it.
 def make_stub(opts)
-  channel_args = {}
+  channel_args = { 'grpc.per_message_decompression' => 0 }
   creds = :this_channel_is_insecure
   if opts[:tls_mode] != 'none'
     ca = read_pem(opts[:ca_file], '--ca-file')

@@ -4,6 +4,7 @@
 $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 
 require 'optparse'
+require 'zlib'
 require 'grpc'
 require 'grpc/health/checker'
 require 'stock_services_pb'
@@ -162,6 +163,50 @@ def ensure_live(call)
   call.send_initial_metadata
 end
 
+# One call's request unmarshaller (each call gets its own, see GunzipRequests),
+# which also tells the encoding its requests arrived with. C-core never hands
+# grpc-encoding to the application, so the server turns its own message
+# decompression off (grpc.per_message_decompression): a message that arrived
+# gzip-compressed comes with gzip's magic bytes 1f 8b, which no protobuf
+# message starts with (0x1f would be wire type 7). A message the client's
+# stack chose to send uncompressed under grpc-encoding: gzip (C-core does when
+# gzip would not shrink it) counts as identity.
+class Gunzip
+  attr_reader :encoding
+
+  def initialize(unmarshal)
+    @unmarshal = unmarshal
+    @encoding = 'identity'
+  end
+
+  def call(bytes)
+    if bytes.getbyte(0) == 0x1f && bytes.getbyte(1) == 0x8b
+      bytes = Zlib.gunzip(bytes)
+      @encoding = 'gzip'
+    end
+    @unmarshal.call(bytes)
+  end
+
+  # The Gunzip of a handler's call: grpc-ruby's call views give no accessor
+  # for the unmarshaller of the ActiveCall they wrap.
+  def self.of(call)
+    unmarshal = call.instance_variable_get(:@wrapped)&.instance_variable_get(:@unmarshal)
+    unmarshal.is_a?(Gunzip) ? unmarshal : nil
+  end
+end
+
+# Extends a service's rpc descriptors: the server asks each for a new request
+# unmarshaller (unmarshal_proc(:input)) for every call; it gets a Gunzip.
+module GunzipRequests
+  def self.into(service_class)
+    service_class.rpc_descs.each_value { |desc| desc.extend(self) }
+  end
+
+  def unmarshal_proc(target)
+    target == :input ? Gunzip.new(super) : super
+  end
+end
+
 # The test hooks of one call, read from its request metadata when its
 # handler starts (-bin values arrive as their bytes).
 class Hooks
@@ -178,11 +223,10 @@ class Hooks
     headers
   end
 
-  # x-stock-report-encoding is not served: the core keeps grpc-encoding out of
-  # the metadata a handler sees, and no call API tells the request's encoding.
   def initialize(call, store)
     md = ->(k) { Array(call.metadata[k]).first }
     @store = store
+    @gunzip = md.call('x-stock-report-encoding') == 'true' ? Gunzip.of(call) : nil
     @echo = md.call('x-stock-echo')
     @echo_bin = md.call('x-stock-echo-bin')
     @echo_trailer = md.call('x-stock-echo-trailer')
@@ -199,7 +243,8 @@ class Hooks
 
   def trailers
     { 'x-stock-echo' => @echo, 'x-stock-echo-bin' => @echo_bin, 'x-stock-echo-trailer' => @echo_trailer,
-      'x-stock-deadline-ms' => @deadline_ms, 'x-stock-watchers' => @watchers }.compact
+      'x-stock-request-encoding' => @gunzip&.encoding, 'x-stock-deadline-ms' => @deadline_ms,
+      'x-stock-watchers' => @watchers }.compact
   end
 
   def error(code, message)
@@ -216,7 +261,14 @@ class Hooks
   def start(call)
     sleep(@delay_ms / 1000.0) if @delay_ms.positive?
     @watchers = @store.open_watchers(@watchers_prefix).to_s if @watchers_prefix
-    call.output_metadata.merge!(trailers)
+    @output_metadata = call.output_metadata
+    @output_metadata.merge!(trailers)
+  end
+
+  # Sets the trailers again once the request stream was read (the encoding
+  # it arrived with).
+  def update_trailers
+    @output_metadata.merge!(trailers)
   end
 
   private
@@ -285,6 +337,7 @@ class StockService < Stock::V1::Stock::Service
     hooks = Hooks.new(call, @store)
     hooks.start(call)
     items = call.each_remote_read.map { |item| [item.key, item.value] }
+    hooks.update_trailers
     # A request stream that a cancel or the deadline ended reads as a plain
     # end here: this check stops such a call before anything is applied.
     ensure_live(call)
@@ -387,6 +440,7 @@ class StockService < Stock::V1::Stock::Service
                                       sequence:, net_position: positions[order.symbol])
       raise hooks.forced_error if hooks.fail_code && sequence >= hooks.fail_after
     end
+    hooks.update_trailers
   end
 end
 
@@ -452,8 +506,11 @@ def main
   hook_headers = lambda do |method, metadata|
     method.to_s.start_with?(STOCK_PREFIX, KV_PREFIX) ? Hooks.headers(metadata) : {}
   end
+  # The core leaves request decompression to Gunzip, which records it.
   server = GRPC::RpcServer.new(pool_size: 64, poll_period: 0.2, pool_keep_alive: 0.2,
-                               connect_md_proc: hook_headers)
+                               connect_md_proc: hook_headers,
+                               server_args: { 'grpc.per_message_decompression' => 0 })
+  [StockService, KvService, Grpc::Health::Checker].each { |cls| GunzipRequests.into(cls) }
   stock = StockService.new(Store.new)
   server.handle(stock)
   server.handle(KvService.new(stock))
