@@ -132,6 +132,13 @@ pub struct CaseStep {
     /// The client cancels the call this many ms after it started.
     #[serde(default)]
     pub cancel_after_ms: Option<u64>,
+    /// Copies of the call run at once on the client's one channel; each
+    /// must meet `expect`.
+    #[serde(default)]
+    pub copies: Option<u32>,
+    /// The client waits this long after each response before reading on.
+    #[serde(default)]
+    pub read_pause_ms: Option<u64>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -261,6 +268,8 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 compression: s.compression.clone(),
                 after_first: script_steps(&s.after_first, &format!("{id}."), ns)?,
                 cancel_after_ms: s.cancel_after_ms,
+                copies: s.copies,
+                read_pause_ms: s.read_pause_ms,
                 method: s.method.clone(),
                 id,
             })
@@ -301,6 +310,14 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
     }
     if !step.after_first.is_empty() && info.kind != Kind::ServerStream {
         return Err("`after_first` is only for server-streaming methods".into());
+    }
+    if let Some(n) = step.copies {
+        if !(1..=1000).contains(&n) {
+            return Err(format!("copies must be 1 to 1000, got {n}"));
+        }
+        if !step.after_first.is_empty() || step.name.is_some() {
+            return Err("a step with `copies` has no `after_first` and no `name`".into());
+        }
     }
     let e = &step.expect;
     let status = e.status.strip_prefix('!').unwrap_or(&e.status);
@@ -344,6 +361,9 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
         names.push(name.clone());
     }
     for s in &step.after_first {
+        if s.copies.is_some() {
+            return Err("`copies` is for top-level steps only".into());
+        }
         check_step(s, names)?;
     }
     Ok(())

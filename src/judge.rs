@@ -236,6 +236,28 @@ impl Judge<'_> {
         }
     }
 
+    /// Every copy must meet the step's expectations; the first copy that
+    /// does not is reported, with how many others failed.
+    fn copies(&mut self, step: &CaseStep, id: &str, i: usize, n: u32) {
+        let before = self.reasons.len();
+        let mut failed = Vec::new();
+        for k in 0..n {
+            let mark = self.reasons.len();
+            self.step(step, &crate::script::copy_id(id, k), &format!("step {i} copy {k}"));
+            if self.reasons.len() > mark {
+                failed.push(k);
+                if failed.len() > 1 {
+                    self.reasons.truncate(mark);
+                }
+            }
+        }
+        if failed.len() > 1 {
+            self.reasons
+                .push(format!("step {i}: {} of {n} copies failed (the first is shown)", failed.len()));
+        }
+        debug_assert!(self.reasons.len() >= before);
+    }
+
     fn messages(&mut self, desc: &prost_reflect::MessageDescriptor, expected: &[Value], actual: &[Value], mode: MatchMode, label: &str, method: &str) {
         if expected.len() != actual.len() {
             let got: Vec<String> = actual.iter().map(short).collect();
@@ -324,7 +346,11 @@ pub fn judge(case: &Case, prefix: &str, ns: &str, obs: &Observations) -> Vec<Str
         reasons: Vec::new(),
     };
     for (i, step) in case.steps.iter().enumerate() {
-        j.step(step, &format!("{prefix}#{i}"), &format!("step {i}"));
+        let id = format!("{prefix}#{i}");
+        match step.copies {
+            Some(n) if n > 1 => j.copies(step, &id, i, n),
+            _ => j.step(step, &id, &format!("step {i}")),
+        }
     }
     j.reasons
 }

@@ -24,6 +24,28 @@ pub struct Step {
     /// Cancel the call this many ms after it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_after_ms: Option<u64>,
+    /// Run this many copies of the call at once on the one channel; copy k
+    /// prints its lines with the id `ID*k`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u32>,
+    /// Wait this long after each response message before reading the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_pause_ms: Option<u64>,
+}
+
+impl Step {
+    /// The ids the step's status lines carry: its own, or one per copy.
+    pub fn status_ids(&self) -> Vec<String> {
+        match self.copies {
+            Some(n) if n > 1 => (0..n).map(|k| copy_id(&self.id, k)).collect(),
+            _ => vec![self.id.clone()],
+        }
+    }
+}
+
+/// The id of copy `k` of a step.
+pub fn copy_id(id: &str, k: u32) -> String {
+    format!("{id}*{k}")
 }
 
 /// A call's final status.

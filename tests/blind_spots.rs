@@ -7,13 +7,13 @@ use serde_json::Value;
 use std::path::Path;
 
 /// The sets these faults are run against (every set a new case lives in).
-const RUN_SETS: &str = "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,kv-compat";
+const RUN_SETS: &str = "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat";
 
 /// (fault, a set it may turn red, a case of that set it must turn red, part
 /// of that case's reason); a fault may turn red only the sets named with it.
 type Catch = (&'static str, &'static str, &'static str, &'static str);
 
-const SERVER_FAULTS: [Catch; 10] = [
+const SERVER_FAULTS: [Catch; 12] = [
     (
         "no-compress-response",
         "compression",
@@ -64,6 +64,18 @@ const SERVER_FAULTS: [Catch; 10] = [
         "step 1 Batch: status: expected INVALID_ARGUMENT, got OK",
     ),
     ("inventory-miscount", "unary", "inventory-after-overwrites", "field totalValueBytes: expected"),
+    (
+        "racy-put",
+        "concurrency",
+        "parallel-puts-none-lost",
+        "step 1 Get: message 0: field version: expected \"200\"",
+    ),
+    (
+        "drop-when-slow",
+        "flow-control",
+        "slow-reader-monitor",
+        "step 32 Monitor: expected 32 message(s), got",
+    ),
 ];
 
 const KV_FAULT: Catch = (

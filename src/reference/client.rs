@@ -268,8 +268,22 @@ impl Runner {
         Ok((info, msgs))
     }
 
-    /// Runs one step (and its `after_first` steps), printing every line.
+    /// Runs one step (and its `after_first` steps), printing every line;
+    /// with `copies`, that many calls at once on the channel.
     pub fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), UsageError>> {
+        Box::pin(async move {
+            match step.copies {
+                Some(n) if n > 1 => {
+                    let all = (0..n).map(|k| self.run_call(step, crate::script::copy_id(&step.id, k)));
+                    futures::future::try_join_all(all).await.map(|_| ())
+                }
+                _ => self.run_call(step, step.id.clone()).await,
+            }
+        })
+    }
+
+    /// One call of a step, its lines under `id`.
+    fn run_call<'a>(&'a self, step: &'a Step, id: String) -> BoxFuture<'a, Result<(), UsageError>> {
         Box::pin(async move {
             let (info, requests) = Self::prepare(step)?;
             let start = Instant::now();
@@ -279,7 +293,7 @@ impl Runner {
                 .filter(|t| *t > 0)
                 .or(self.args.timeout_ms.filter(|t| *t > 0))
                 .map(Duration::from_millis);
-            let call = self.call(step, &info, requests, timeout, &mut seen);
+            let call = self.call(step, &id, &info, requests, timeout, &mut seen);
             // Dropping a call's future resets its stream: tonic's cancellation.
             let cancel_after = step.cancel_after_ms.filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel));
             let call = async move {
@@ -332,7 +346,7 @@ impl Runner {
                 seen.trailers.extend(seen.headers.clone());
             }
             emit(&Line {
-                id: step.id.clone(),
+                id,
                 message: None,
                 status: Some(status),
                 headers: Some(seen.headers),
@@ -344,7 +358,15 @@ impl Runner {
         })
     }
 
-    async fn call(&self, step: &Step, info: &MethodInfo, requests: Vec<DynamicMessage>, timeout: Option<Duration>, seen: &mut Seen) -> Result<(), Status> {
+    async fn call(
+        &self,
+        step: &Step,
+        id: &str,
+        info: &MethodInfo,
+        requests: Vec<DynamicMessage>,
+        timeout: Option<Duration>,
+        seen: &mut Seen,
+    ) -> Result<(), Status> {
         let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
         // No cap on what is sent: the size cases send over 4 MiB on purpose.
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
@@ -411,7 +433,7 @@ impl Runner {
             let Some(msg) = stream.message().await? else { break };
             count += 1;
             emit(&Line {
-                id: step.id.clone(),
+                id: id.to_string(),
                 message: Some(proto::to_proto3_json(&msg)),
                 status: None,
                 headers: None,
@@ -423,6 +445,10 @@ impl Runner {
                 for nested in &step.after_first {
                     self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
                 }
+            }
+            if let Some(pause) = step.read_pause_ms {
+                // A slow reader: nothing is read from the stream meanwhile.
+                tokio::time::sleep(Duration::from_millis(pause)).await;
             }
             if let Some(sender) = tx.as_ref() {
                 match pending.next() {
@@ -481,6 +507,8 @@ pub fn command_step(cmd: &ClientCommand) -> Result<Option<Step>, UsageError> {
         compression: None,
         after_first: vec![],
         cancel_after_ms: None,
+        copies: None,
+        read_pause_ms: None,
     };
     Ok(Some(match cmd {
         ClientCommand::Get { key } => Step {

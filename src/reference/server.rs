@@ -84,6 +84,12 @@ pub enum Fault {
     InventoryMiscount,
     /// proto.KV.Put does not check the value size (Stock.Put does).
     KvNoValueLimit,
+    /// Put reads the version, yields, then writes version + 1: concurrent
+    /// puts of one key lose updates.
+    RacyPut,
+    /// Monitor drops an event when its client reads slower than it sends
+    /// (a non-blocking send to a full queue).
+    DropWhenSlow,
 }
 
 #[derive(Default)]
@@ -135,6 +141,7 @@ impl Stock for StockService {
 
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
         let store = self.store.clone();
+        let racy = self.faults.contains(&Fault::RacyPut);
         // A call that is over (cancelled, deadline) is dropped by tonic with
         // its future, so nothing after the delay runs: the contract's "not
         // applied". The fault detaches the work so that it finishes anyway.
@@ -143,7 +150,13 @@ impl Stock for StockService {
             let PutRequest { key, value } = req.into_inner();
             validate_key(&key)?;
             validate_value(&value)?;
-            store.put(&key, value);
+            if racy {
+                let version = store.get(&key).map(|(_, v)| v).unwrap_or(0);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+                store.put_as_version(&key, value, version + 1);
+            } else {
+                store.put(&key, value);
+            }
             Ok(Response::new(Empty {}))
         };
         self.detached_if_faulty(work).await
@@ -165,6 +178,7 @@ impl Stock for StockService {
         let (tx, rx) = mpsc::channel(16);
         let drop_second = self.faults.contains(&Fault::DropStreamMessage);
         let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
+        let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
@@ -183,7 +197,12 @@ impl Stock for StockService {
                         _ = tx.closed(), if !keep => return,
                     },
                 };
-                if !(drop_second && sent == 1) && tx.send(Ok(event)).await.is_err() {
+                if drop_when_slow {
+                    match tx.try_send(Ok(event)) {
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                        _ => {} // a full queue loses the event
+                    }
+                } else if !(drop_second && sent == 1) && tx.send(Ok(event)).await.is_err() {
                     if keep {
                         // Never notices that its client left: the watch stays.
                         futures::future::pending::<()>().await;
@@ -376,7 +395,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     std::io::stdout().flush()?;
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    // 100 concurrent streams per connection, the common default: the
+    // concurrency cases send more, and clients must queue them.
     let serve = builder
+        .max_concurrent_streams(Some(100))
         .layer(wire)
         .add_service(health_service)
         .add_service(reflection)

@@ -66,13 +66,19 @@ pub fn validate_value(value: &[u8]) -> Result<(), Status> {
 impl Inner {
     /// Writes one key, notifies matching watchers; true when it was created.
     fn put(&mut self, key: &str, value: Vec<u8>) -> bool {
+        let version = self.map.get(key).map(|e| e.version).unwrap_or(0) + 1;
+        self.put_as(key, value, version)
+    }
+
+    /// Writes one key with the given version.
+    fn put_as(&mut self, key: &str, value: Vec<u8>, version: i64) -> bool {
         let entry = self.map.entry(key.to_string()).or_insert(Entry { value: Vec::new(), version: 0 });
         let created = entry.version == 0;
         if !self.miscount_overwrites {
             self.total_bytes -= entry.value.len() as i64;
         }
         self.total_bytes += value.len() as i64;
-        entry.version += 1;
+        entry.version = version;
         entry.value = value;
         let event = WatchEvent {
             key: key.to_string(),
@@ -113,6 +119,11 @@ impl Store {
 
     pub fn put(&self, key: &str, value: Vec<u8>) {
         self.inner.lock().unwrap().put(key, value);
+    }
+
+    /// The `racy-put` fault's write: a version computed outside the lock.
+    pub fn put_as_version(&self, key: &str, value: Vec<u8>, version: i64) {
+        self.inner.lock().unwrap().put_as(key, value, version);
     }
 
     /// Registers a watch and returns the existing matches (when asked) taken

@@ -182,15 +182,15 @@ impl Runner {
             stderr: String::new(),
         };
         let settings = &self.matrix.run;
-        // (test index, top-level step id, budget ms)
-        let mut order: Vec<(usize, String, u64)> = Vec::new();
+        // (test index, top-level step id, budget ms, status ids still to come)
+        let mut order: Vec<(usize, String, u64, Vec<String>)> = Vec::new();
         let mut input = String::new();
         for (i, t) in tests.iter().enumerate() {
             let prefix = format!("{}/{}", t.set, t.case.name);
             match script_steps(&t.case.steps, &prefix, &self.namespace(key, t, attempt)) {
                 Ok(steps) => {
                     for s in steps {
-                        order.push((i, s.id.clone(), step_budget(&s, settings.step_grace_ms)));
+                        order.push((i, s.id.clone(), step_budget(&s, settings.step_grace_ms), s.status_ids()));
                         input.push_str(&serde_json::to_string(&s).expect("steps serialize"));
                         input.push('\n');
                     }
@@ -200,7 +200,7 @@ impl Runner {
                 }
             }
         }
-        let Some(&(first_test, _, _)) = order.first() else { return run };
+        let Some(&(first_test, ..)) = order.first() else { return run };
         let lang = match self.matrix.language(&key.client) {
             Ok(l) => l,
             Err(e) => {
@@ -235,7 +235,9 @@ impl Runner {
         let mut hung = false;
         let mut all: Vec<Line> = Vec::new();
         while current < order.len() {
-            let (test_idx, step_id, _) = &order[current];
+            let (test_idx, step_id, _, _) = &order[current];
+            let test_idx = *test_idx;
+            let step_id = step_id.clone();
             let next = tokio::time::timeout_at(deadline, lines.next_line()).await;
             let text = match next {
                 Ok(Ok(Some(text))) => text,
@@ -243,7 +245,7 @@ impl Runner {
                 Err(_) => {
                     hung = true;
                     run.errors
-                        .entry(*test_idx)
+                        .entry(test_idx)
                         .or_default()
                         .push(format!("client hung: no status line for step {step_id:?} within its budget (killed)"));
                     break;
@@ -257,14 +259,18 @@ impl Runner {
             }
             match Line::parse(&text) {
                 Ok(line) => {
-                    let ends_step = line.status.is_some() && &line.id == step_id;
+                    let waiting = &mut order[current].3;
+                    if line.status.is_some() {
+                        waiting.retain(|id| id != &line.id);
+                    }
+                    let ends_step = waiting.is_empty();
                     all.push(line);
                     if ends_step {
                         let now = Instant::now();
-                        *run.durations.entry(*test_idx).or_default() += ms(now - boundary);
+                        *run.durations.entry(test_idx).or_default() += ms(now - boundary);
                         boundary = now;
                         current += 1;
-                        if let Some((_, _, budget)) = order.get(current) {
+                        if let Some((_, _, budget, _)) = order.get(current) {
                             deadline = tokio::time::Instant::now() + Duration::from_millis(*budget);
                         }
                     }
@@ -272,7 +278,7 @@ impl Runner {
                 Err(e) => {
                     let shown = judge::short(&serde_json::Value::String(text));
                     run.errors
-                        .entry(*test_idx)
+                        .entry(test_idx)
                         .or_default()
                         .push(format!("client printed a line that is not contract output: {shown}: {e}"));
                 }
@@ -291,7 +297,7 @@ impl Runner {
         proc.drain_stderr().await;
         run.stderr = proc.stderr_tail();
         if current < order.len() && !hung {
-            let (test_idx, step_id, _) = &order[current];
+            let (test_idx, step_id, _, _) = &order[current];
             let exit = status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into());
             let usage = if status.and_then(|s| s.code()) == Some(2) {
                 " — it rejected its input as a usage error"
@@ -303,8 +309,8 @@ impl Runner {
                 .or_default()
                 .push(format!("client exited ({exit}){usage} before finishing step {step_id:?}"));
         }
-        if let Some((stopped_at, step_id, _)) = order.get(current) {
-            for (i, _, _) in order.iter().skip(current) {
+        if let Some((stopped_at, step_id, _, _)) = order.get(current) {
+            for (i, ..) in order.iter().skip(current) {
                 if i != stopped_at && !run.errors.contains_key(i) {
                     run.errors
                         .entry(*i)

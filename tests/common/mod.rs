@@ -46,7 +46,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 12] = [
+pub const SETS: [&str; 14] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -58,6 +58,8 @@ pub const SETS: [&str; 12] = [
     "compression",
     "tls",
     "cancellation",
+    "concurrency",
+    "flow-control",
     "kv-compat",
 ];
 
