@@ -21,10 +21,19 @@ import io.grpc.Status
 import io.grpc.TlsChannelCredentials
 import io.grpc.kotlin.AbstractCoroutineStub
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+import kotlinx.coroutines.CancellationException
+import kotlinx.coroutines.CompletableDeferred
+import kotlinx.coroutines.NonCancellable
+import kotlinx.coroutines.async
 import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.coroutineScope
+import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.asFlow
 import kotlinx.coroutines.flow.consumeAsFlow
+import kotlinx.coroutines.launch
 import kotlinx.coroutines.runBlocking
+import kotlinx.coroutines.withContext
+import kotlinx.coroutines.withTimeoutOrNull
 import stock.v1.LedgerGrpcKt.LedgerCoroutineStub
 import stock.v1.StockGrpcKt.StockCoroutineStub
 import stock.v1.StockOuterClass.BatchItem
@@ -53,6 +62,7 @@ class Step(
     val timeoutMs: Long,
     val compression: String?,
     val afterFirst: List<Step>,
+    val cancelAfterMs: Long = 0,
 ) {
     companion object {
         fun parse(o: JsonObject): Step {
@@ -74,12 +84,12 @@ class Step(
                         k to v.asString
                     }
                 } ?: emptyMap()
-            val timeout =
-                o.get("timeout_ms")?.takeUnless { it.isJsonNull }?.let {
+            fun millis(name: String): Long =
+                o.get(name)?.takeUnless { it.isJsonNull }?.let {
                     try {
                         it.asLong
                     } catch (e: Exception) {
-                        throw UsageException("step field timeout_ms must be a number")
+                        throw UsageException("step field $name must be a number")
                     }
                 } ?: 0L
             val requests =
@@ -98,9 +108,10 @@ class Step(
                 request = o.get("request")?.takeUnless { it.isJsonNull },
                 requests = requests,
                 metadata = metadata,
-                timeoutMs = timeout,
+                timeoutMs = millis("timeout_ms"),
                 compression = str("compression"),
                 afterFirst = afterFirst,
+                cancelAfterMs = millis("cancel_after_ms"),
             )
         }
     }
@@ -166,20 +177,33 @@ object Output {
         o.add("headers", JsonObject().apply { seen.headers.forEach { (k, v) -> addProperty(k, v) } })
         o.add("trailers", JsonObject().apply { seen.trailers.forEach { (k, v) -> addProperty(k, v) } })
         o.addProperty("elapsed_ms", elapsedMs)
+        o.addProperty("response_encoding", seen.encoding)
         line(gson.toJson(o))
     }
 }
 
-/** The `x-stock-*` headers and trailers one call received. */
+private val GRPC_ENCODING = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
+
+/**
+ * The `x-stock-*` headers and trailers one call received (`-bin` ones base64), the `grpc-encoding`
+ * of its response headers, and the status grpc-java closed it with.
+ */
 class Seen : ClientInterceptor {
     @Volatile var headers: Map<String, String> = emptyMap()
 
     @Volatile var trailers: Map<String, String> = emptyMap()
 
+    @Volatile var encoding: String = "identity"
+
+    val closed = CompletableDeferred<Status>()
+
     private fun stock(md: Metadata): Map<String, String> {
         val found = TreeMap<String, String>()
         for (k in md.keys()) {
-            if (k.startsWith("x-stock-") && !k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+            if (!k.startsWith("x-stock-")) continue
+            if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+                md.get(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER))?.let { found[k] = Base64.getEncoder().encodeToString(it) }
+            } else {
                 md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER))?.let { found[k] = it }
             }
         }
@@ -200,6 +224,8 @@ class Seen : ClientInterceptor {
                     object : ForwardingClientCallListener.SimpleForwardingClientCallListener<R>(listener) {
                         override fun onHeaders(h: Metadata) {
                             headers = stock(h)
+                            // grpc-java leaves the response's grpc-encoding header in the metadata it delivers.
+                            h.get(GRPC_ENCODING)?.let { encoding = it }
                             super.onHeaders(h)
                         }
 
@@ -208,6 +234,7 @@ class Seen : ClientInterceptor {
                             t: Metadata,
                         ) {
                             trailers = stock(t)
+                            closed.complete(status)
                             super.onClose(status, t)
                         }
                     },
@@ -276,10 +303,21 @@ class Runner(
         return s
     }
 
+    /** The call's metadata; a `-bin` key's value is base64 and goes out as binary metadata. */
     private fun metadata(step: Step): Metadata {
         val md = Metadata()
         for ((k, v) in config.metadata + step.metadata.toList()) {
-            md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), v)
+            if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+                val bytes =
+                    try {
+                        Base64.getDecoder().decode(v)
+                    } catch (e: IllegalArgumentException) {
+                        throw UsageException("metadata $k: invalid base64 \"$v\"")
+                    }
+                md.put(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER), bytes)
+            } else {
+                md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), v)
+            }
         }
         return md
     }
@@ -290,14 +328,40 @@ class Runner(
         val start = System.nanoTime()
         val status =
             try {
-                call(step, requests, seen)
+                cancelAfter(step.cancelAfterMs) { call(step, requests, seen) }
                 Status.OK
             } catch (e: UsageException) {
                 throw e
+            } catch (e: CancellationException) {
+                // cancel_after_ms: grpc-kotlin cancels the ClientCall when its coroutine is cancelled and
+                // throws the CancellationException; the status is the one grpc-java closes the call with.
+                withContext(NonCancellable) { withTimeoutOrNull(5000) { seen.closed.await() } }
+                    ?: throw IllegalStateException("the cancelled call was never closed", e)
             } catch (e: Exception) {
                 Status.fromThrowable(e)
             }
         Output.status(step.id, status, seen, (System.nanoTime() - start) / 1e6)
+    }
+
+    /** Runs [block], cancelling its coroutine (grpc-kotlin's cancellation) [ms] after it started unless it ended first. */
+    private suspend fun cancelAfter(
+        ms: Long,
+        block: suspend () -> Unit,
+    ) {
+        if (ms <= 0) return block()
+        coroutineScope {
+            val work = async { block() }
+            val timer =
+                launch {
+                    delay(ms)
+                    work.cancel()
+                }
+            try {
+                work.await()
+            } finally {
+                timer.cancel()
+            }
+        }
     }
 
     @Suppress("UNCHECKED_CAST")

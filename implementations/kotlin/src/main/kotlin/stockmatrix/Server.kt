@@ -1,6 +1,7 @@
 package stockmatrix
 
 import io.grpc.Context
+import io.grpc.Contexts
 import io.grpc.Deadline
 import io.grpc.ForwardingServerCall
 import io.grpc.InsecureServerCredentials
@@ -20,6 +21,7 @@ import io.grpc.protobuf.services.ProtoReflectionServiceV1
 import kotlinx.coroutines.TimeoutCancellationException
 import kotlinx.coroutines.currentCoroutineContext
 import kotlinx.coroutines.delay
+import kotlinx.coroutines.ensureActive
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.FlowCollector
 import kotlinx.coroutines.flow.flow
@@ -52,12 +54,36 @@ const val SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A 
 
 private fun asciiKey(name: String): Metadata.Key<String> = Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER)
 
-private val ECHO = asciiKey("x-stock-echo")
+private fun binaryKey(name: String): Metadata.Key<ByteArray> = Metadata.Key.of(name, Metadata.BINARY_BYTE_MARSHALLER)
 
-/** The request metadata and deadline of the current call, handed to the coroutine that serves it. */
+private val ECHO = asciiKey("x-stock-echo")
+private val ECHO_BIN = binaryKey("x-stock-echo-bin")
+private val ECHO_HEADER = asciiKey("x-stock-echo-header")
+private val ECHO_TRAILER = asciiKey("x-stock-echo-trailer")
+private val GRPC_ENCODING = asciiKey("grpc-encoding")
+
+/** Trailers the handler adds (under a lock) for [WireHooks] to send when the call closes. */
+class LateTrailers {
+    private val md = Metadata()
+
+    @Synchronized
+    fun put(
+        key: String,
+        value: String,
+    ) = md.put(asciiKey(key), value)
+
+    @Synchronized
+    fun addTo(trailers: Metadata) = trailers.merge(md)
+}
+
+/** Hands the call's [LateTrailers] from [WireHooks] to [HeadersToCoroutine] (grpc Context). */
+private val LATE_TRAILERS: Context.Key<LateTrailers> = Context.key("x-stock-late-trailers")
+
+/** The request metadata, deadline and late trailers of the current call, handed to the coroutine that serves it. */
 class CallHeaders(
     val headers: Metadata,
     val deadline: Deadline?,
+    val trailers: LateTrailers,
 ) : AbstractCoroutineContextElement(Key) {
     companion object Key : CoroutineContext.Key<CallHeaders>
 }
@@ -66,7 +92,7 @@ object HeadersToCoroutine : CoroutineContextServerInterceptor() {
     override fun coroutineContext(
         call: ServerCall<*, *>,
         headers: Metadata,
-    ): CoroutineContext = CallHeaders(headers, Context.current().deadline)
+    ): CoroutineContext = CallHeaders(headers, Context.current().deadline, LATE_TRAILERS.get() ?: LateTrailers())
 }
 
 /** Answers ahead of grpc-java's own deadline handling, which resets the stream (some clients then see CANCELLED). */
@@ -83,18 +109,39 @@ private suspend fun <T> deadlined(block: suspend () -> T): T {
     }
 }
 
-/** Sends `x-stock-echo` back as a header and as a trailer, whatever the outcome. */
-object EchoInterceptor : ServerInterceptor {
+/**
+ * The hooks that act on the call itself, whatever the outcome: the echoes (`x-stock-echo` and
+ * `x-stock-echo-bin` as header and trailer, `x-stock-echo-header` and `x-stock-echo-trailer` as one
+ * of them), `x-stock-compress` (grpc-java's per-call ServerCall.setCompression), the reports taken
+ * as the call starts (`x-stock-report-encoding`, `x-stock-report-deadline`), and the trailers the
+ * handler adds later ([LateTrailers]).
+ */
+object WireHooks : ServerInterceptor {
     override fun <Q, R> interceptCall(
         call: ServerCall<Q, R>,
         headers: Metadata,
         next: ServerCallHandler<Q, R>,
     ): ServerCall.Listener<Q> {
-        val echo = headers.get(ECHO) ?: return next.startCall(call, headers)
-        val echoing =
+        val echo = headers.get(ECHO)
+        val echoBin = headers.get(ECHO_BIN)
+        val echoHeader = headers.get(ECHO_HEADER)
+        val echoTrailer = headers.get(ECHO_TRAILER)
+        val late = LateTrailers()
+        if (headers.get(asciiKey("x-stock-report-encoding")) == "true") {
+            // grpc-java leaves the request's grpc-encoding header in the metadata the call sees.
+            late.put("x-stock-request-encoding", headers.get(GRPC_ENCODING) ?: "identity")
+        }
+        if (headers.get(asciiKey("x-stock-report-deadline")) == "true") {
+            val left = Context.current().deadline?.timeRemaining(TimeUnit.MILLISECONDS)
+            late.put("x-stock-deadline-ms", left?.toString() ?: "none")
+        }
+        if (headers.get(asciiKey("x-stock-compress")) == "gzip") call.setCompression("gzip")
+        val hooked =
             object : ForwardingServerCall.SimpleForwardingServerCall<Q, R>(call) {
                 override fun sendHeaders(responseHeaders: Metadata) {
-                    responseHeaders.put(ECHO, echo)
+                    echo?.let { responseHeaders.put(ECHO, it) }
+                    echoBin?.let { responseHeaders.put(ECHO_BIN, it) }
+                    echoHeader?.let { responseHeaders.put(ECHO_HEADER, it) }
                     super.sendHeaders(responseHeaders)
                 }
 
@@ -102,11 +149,20 @@ object EchoInterceptor : ServerInterceptor {
                     status: Status,
                     trailers: Metadata,
                 ) {
-                    trailers.put(ECHO, echo)
+                    // grpc-kotlin closes a call even after grpc-java cancelled it. For a request over the
+                    // size limit grpc-java 1.83.1 has already ended the stream with RESOURCE_EXHAUSTED while
+                    // the client is still sending; its Netty server then writes these trailers on that
+                    // half-closed stream, fails ("Stream N in unexpected state HALF_CLOSED_LOCAL") and drops
+                    // the whole connection. A cancelled call's trailers reach no one: skip them.
+                    if (isCancelled) return
+                    echo?.let { trailers.put(ECHO, it) }
+                    echoBin?.let { trailers.put(ECHO_BIN, it) }
+                    echoTrailer?.let { trailers.put(ECHO_TRAILER, it) }
+                    late.addTo(trailers)
                     super.close(status, trailers)
                 }
             }
-        return next.startCall(echoing, headers)
+        return Contexts.interceptCall(Context.current().withValue(LATE_TRAILERS, late), hooked, headers, next)
     }
 }
 
@@ -115,6 +171,7 @@ class Hooks(
     val delayMs: Long,
     val fail: Status?,
     val failAfter: Long,
+    val watchers: String?,
 ) {
     companion object {
         fun parse(md: Metadata): Hooks {
@@ -139,18 +196,36 @@ class Hooks(
                 }
             val fail =
                 code?.let {
-                    val message = if (special) SPECIAL_MESSAGE else text("x-stock-fail-message") ?: "forced ${it.name}"
+                    val bytes = md.get(binaryKey("x-stock-fail-message-bin"))
+                    val message =
+                        when {
+                            special -> SPECIAL_MESSAGE
+                            bytes != null -> String(bytes, Charsets.UTF_8)
+                            else -> text("x-stock-fail-message") ?: "forced ${it.name}"
+                        }
                     it.toStatus().withDescription(message)
                 }
-            return Hooks(number("x-stock-delay-ms") ?: 0, fail, number("x-stock-fail-after") ?: 0)
+            return Hooks(number("x-stock-delay-ms") ?: 0, fail, number("x-stock-fail-after") ?: 0, text("x-stock-report-watchers"))
         }
     }
 }
 
-/** Reads the hooks and sleeps the delay; unary methods also fail here. */
-private suspend fun enter(unary: Boolean): Hooks {
-    val hooks = Hooks.parse(currentCoroutineContext()[CallHeaders]?.headers ?: Metadata())
+/** Ends the handler when its call is over (cancelled by the client, or past its deadline): nothing more is applied. */
+private suspend fun ensureLive() {
+    currentCoroutineContext().ensureActive()
+    Contexts.statusFromCancelled(Context.current())?.let { throw it.asException() }
+}
+
+/** Reads the hooks, sleeps the delay, stops if the call is over, counts watchers; unary methods also fail here. */
+private suspend fun enter(
+    unary: Boolean,
+    store: Store,
+): Hooks {
+    val call = currentCoroutineContext()[CallHeaders]
+    val hooks = Hooks.parse(call?.headers ?: Metadata())
     if (hooks.delayMs > 0) delay(hooks.delayMs)
+    ensureLive()
+    hooks.watchers?.let { call?.trailers?.put("x-stock-watchers", store.watchers(it).toString()) }
     if (unary && hooks.fail != null) throw hooks.fail.asException()
     return hooks
 }
@@ -163,7 +238,7 @@ class StockService(
 ) : StockGrpcKt.StockCoroutineImplBase() {
     override suspend fun get(request: GetRequest): GetResponse =
         deadlined {
-            enter(unary = true)
+            enter(unary = true, store)
             val (value, version) = store.require(request.key)
             GetResponse
                 .newBuilder()
@@ -174,7 +249,7 @@ class StockService(
 
     override suspend fun put(request: PutRequest): Empty =
         deadlined {
-            enter(unary = true)
+            enter(unary = true, store)
             store.checkedPut(request.key, request.value)
             Empty.getDefaultInstance()
         }
@@ -182,7 +257,7 @@ class StockService(
     override fun monitor(request: WatchRequest): Flow<WatchEvent> = flow { deadlined { monitorEvents(request) } }
 
     private suspend fun FlowCollector<WatchEvent>.monitorEvents(request: WatchRequest) {
-        val hooks = enter(unary = false)
+        val hooks = enter(unary = false, store)
         if (request.pattern.isEmpty()) throw invalid("pattern must not be empty")
         if (request.maxEvents < 0) throw invalid("max_events must not be negative")
         val (existing, watcher) = store.watch(request.pattern, request.includeExisting)
@@ -202,9 +277,11 @@ class StockService(
 
     override suspend fun batch(requests: Flow<BatchItem>): BatchSummary =
         deadlined {
-            val hooks = enter(unary = false)
+            val hooks = enter(unary = false, store)
             val items = ArrayList<BatchItem>()
+            // A request stream that ends in a cancellation or the deadline throws here: not a half-close.
             requests.collect { items.add(it) }
+            ensureLive()
             if (hooks.fail != null) throw hooks.fail.asException()
             store.batch(items)
         }
@@ -212,7 +289,7 @@ class StockService(
     override fun trade(requests: Flow<TradeOrder>): Flow<TradeFill> = flow { deadlined { tradeFills(requests) } }
 
     private suspend fun FlowCollector<TradeFill>.tradeFills(requests: Flow<TradeOrder>) {
-        val hooks = enter(unary = false)
+        val hooks = enter(unary = false, store)
         if (hooks.fail != null && hooks.failAfter == 0L) throw hooks.fail.asException()
         val positions = HashMap<String, Long>()
         var sequence = 0L
@@ -240,7 +317,7 @@ class StockService(
 
     override suspend fun inventory(request: Empty): InventoryStatus =
         deadlined {
-            enter(unary = true)
+            enter(unary = true, store)
             val (keys, bytes) = store.totals()
             InventoryStatus
                 .newBuilder()
@@ -304,7 +381,8 @@ fun runServer(args: List<String>): Int {
     val server =
         NettyServerBuilder
             .forAddress(InetSocketAddress(host, port), creds)
-            .addService(ServerInterceptors.intercept(StockService(store, stackName()), HeadersToCoroutine, EchoInterceptor))
+            // The last interceptor runs first: WireHooks hands its LateTrailers on to HeadersToCoroutine.
+            .addService(ServerInterceptors.intercept(StockService(store, stackName()), HeadersToCoroutine, WireHooks))
             .addService(KvService(store))
             .addService(health.healthService)
             .addService(ProtoReflectionServiceV1.newInstance())

@@ -150,6 +150,9 @@ class Store {
         }
     }
 
+    /** How many Monitors are registered with a pattern that starts with [prefix]. */
+    fun watchers(prefix: String): Int = synchronized(lock) { watchers.count { it.pattern.startsWith(prefix) } }
+
     fun unwatch(watcher: Watcher) {
         synchronized(lock) { watchers.remove(watcher) }
         watcher.events.close()
