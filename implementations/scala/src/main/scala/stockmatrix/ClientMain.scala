@@ -11,7 +11,8 @@ import stock.v1.{LedgerGrpc, StockGrpc}
 import java.io._
 import java.net.InetSocketAddress
 import java.nio.charset.StandardCharsets.UTF_8
-import java.util.concurrent.{LinkedBlockingQueue, TimeUnit}
+import java.util.Base64
+import java.util.concurrent.{Executors, LinkedBlockingQueue, ScheduledExecutorService, TimeUnit}
 import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
@@ -26,7 +27,8 @@ final case class Step(
     metadata: Vector[(String, String)],
     timeoutMs: Long,
     gzip: Option[Boolean],
-    afterFirst: Vector[Step]
+    afterFirst: Vector[Step],
+    cancelAfterMs: Long = 0
 )
 
 object Methods {
@@ -92,7 +94,8 @@ object ClientMain {
         timeoutMs = opt("timeout_ms").map(_.getAsLong).getOrElse(0L),
         gzip = opt("compression").map(_.getAsString == "gzip"),
         afterFirst =
-          opt("after_first").toVector.flatMap(_.getAsJsonArray.asScala.map(j => parseStep(j.getAsJsonObject)))
+          opt("after_first").toVector.flatMap(_.getAsJsonArray.asScala.map(j => parseStep(j.getAsJsonObject))),
+        cancelAfterMs = opt("cancel_after_ms").map(_.getAsLong).getOrElse(0L)
       )
     } catch {
       case e: UsageError => throw e
@@ -106,22 +109,41 @@ object ClientMain {
   private final case class Msg(m: Message) extends Event
   private final case class Closed(status: Status, trailers: Metadata) extends Event
 
+  /** The `x-stock-*` entries, `-bin` ones base64. */
   private def stockKeys(md: Metadata): JsonObject = {
     val o = new JsonObject
     if (md != null)
       md.keys.asScala.toSeq.sorted
-        .filter(k => k.startsWith("x-stock-") && !k.endsWith(Metadata.BINARY_HEADER_SUFFIX))
+        .filter(_.startsWith("x-stock-"))
         .foreach { k =>
-          o.addProperty(k, md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER)))
+          if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+            val bytes = md.get(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER))
+            o.addProperty(k, Base64.getEncoder.encodeToString(bytes))
+          } else o.addProperty(k, md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER)))
         }
     o
+  }
+
+  private val GrpcEncoding = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
+
+  /** Fires the cancel_after_ms cancellations. */
+  private lazy val timer: ScheduledExecutorService = Executors.newSingleThreadScheduledExecutor { r =>
+    val t = new Thread(r, "cancel-after")
+    t.setDaemon(true)
+    t
   }
 
   final class Runner(channel: ManagedChannel, timeoutMs: Long, metadata: Vector[(String, String)], gzip: Boolean) {
     def run(step: Step): Unit = {
       val md = new Metadata()
       (metadata ++ step.metadata).foreach { case (k, v) =>
-        md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), v)
+        // A -bin key's value is base64: sent as the bytes (binary metadata).
+        if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+          val bytes =
+            try Base64.getDecoder.decode(v)
+            catch { case _: IllegalArgumentException => throw new UsageError(s"metadata $k: invalid base64 \"$v\"") }
+          md.put(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER), bytes)
+        } else md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), v)
       }
       var opts = CallOptions.DEFAULT
       val timeout = if (step.timeoutMs > 0) step.timeoutMs else timeoutMs
@@ -141,6 +163,15 @@ object ClientMain {
         md
       )
       call.request(Int.MaxValue)
+      // cancel_after_ms: ClientCall.cancel from the timer thread; every call method is used under the
+      // call's lock, since ClientCall is not thread-safe.
+      val cancelling = Option.when(step.cancelAfterMs > 0) {
+        timer.schedule(
+          (() => call.synchronized(call.cancel("cancelled by the client (cancel_after_ms)", null))): Runnable,
+          step.cancelAfterMs,
+          TimeUnit.MILLISECONDS
+        )
+      }
 
       var printed = 0
       def line(): JsonObject = { val o = new JsonObject; o.addProperty("id", step.id); o }
@@ -170,19 +201,22 @@ object ClientMain {
           @annotation.tailrec
           def trade(orders: List[Message]): Closed = orders match {
             case order :: rest =>
-              call.sendMessage(order)
+              call.synchronized(call.sendMessage(order))
               next() match {
                 case Some(c) => c
                 case None    => trade(rest)
               }
-            case Nil => call.halfClose(); drain()
+            case Nil => call.synchronized(call.halfClose()); drain()
           }
           trade(step.requests.toList)
         case _ =>
-          step.requests.foreach(call.sendMessage)
-          call.halfClose()
+          call.synchronized {
+            step.requests.foreach(call.sendMessage)
+            call.halfClose()
+          }
           drain()
       }
+      cancelling.foreach(_.cancel(false))
 
       val elapsed = (System.nanoTime() - started) / 1e6
       val o = line()
@@ -193,6 +227,9 @@ object ClientMain {
       o.add("headers", stockKeys(headers))
       o.add("trailers", stockKeys(closed.trailers))
       o.addProperty("elapsed_ms", math.round(elapsed * 1000) / 1000.0)
+      // grpc-java leaves the response's grpc-encoding header in the metadata it delivers.
+      val encoding = Option(headers).flatMap(h => Option(h.get(GrpcEncoding)))
+      o.addProperty("response_encoding", encoding.getOrElse("identity"))
       emit(o)
     }
   }
@@ -239,9 +276,8 @@ object ClientMain {
           .build()
       case other => throw new UsageError(s"unknown --tls-mode $other")
     }
-    val b = NettyChannelBuilder
-      .forAddress(new InetSocketAddress(host, port.get), creds)
-      .maxInboundMessageSize(16 << 20)
+    // grpc-java's limits as they are: receive 4 MiB, send unlimited.
+    val b = NettyChannelBuilder.forAddress(new InetSocketAddress(host, port.get), creds)
     opts.single("--server-name").foreach(b.overrideAuthority)
     b.build()
   }

@@ -66,7 +66,7 @@ object ServerMain {
         NettyServerBuilder
           .forAddress(new InetSocketAddress(host, port), creds)
           .maxInboundMessageSize(4 << 20)
-          .addService(ServerInterceptors.intercept(new StockService(store, Stack), Hooks.Interceptor))
+          .addService(ServerInterceptors.intercept(new StockService(store, Stack), new Hooks.Interceptor(store)))
           .addService(new KvService(store))
           .addService(health.getHealthService)
           .addService(ProtoReflectionServiceV1.newInstance())

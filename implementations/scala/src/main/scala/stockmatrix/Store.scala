@@ -80,6 +80,9 @@ final class Store {
 
   def unwatch(w: Watch): Unit = synchronized { watches -= w; () }
 
+  /** How many Monitors are registered with a pattern that starts with `prefix`. */
+  def watchers(prefix: String): Int = synchronized(watches.count(_.pattern.startsWith(prefix)))
+
   def totals: (Long, Long) = synchronized {
     (entries.size.toLong, entries.valuesIterator.map(_.value.size.toLong).sum)
   }
