@@ -85,7 +85,7 @@ const KV_FAULT: Catch = (
     "step 0 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
 );
 
-const CLIENT_FAULTS: [Catch; 7] = [
+const CLIENT_FAULTS: [Catch; 8] = [
     (
         "no-compress",
         "compression",

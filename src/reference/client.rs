@@ -68,6 +68,8 @@ pub enum ClientFault {
     BinAsText,
     /// Prints status messages percent-encoded, as they travel.
     PercentEncodedMessage,
+    /// Accepts responses up to 64 MiB instead of the usual 4 MiB.
+    NoReceiveLimit,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -322,6 +324,12 @@ impl Runner {
                 }
                 _ => s,
             });
+            // tonic says OUT_OF_RANGE for a message over the receive limit;
+            // the gRPC spec (and every other stack) says RESOURCE_EXHAUSTED.
+            let result = result.map_err(|s| match s.code() {
+                tonic::Code::OutOfRange if s.message().contains("message length too large") => Status::resource_exhausted(s.message()),
+                _ => s,
+            });
             let status = match result {
                 Ok(()) => StatusLine {
                     code: "OK".into(),
@@ -371,7 +379,11 @@ impl Runner {
         // No cap on what is sent: the size cases send over 4 MiB on purpose.
         let mut grpc = tonic::client::Grpc::new(self.channel.clone())
             .accept_compressed(CompressionEncoding::Gzip)
-            .max_decoding_message_size(4 << 20)
+            .max_decoding_message_size(if self.args.faults.contains(&ClientFault::NoReceiveLimit) {
+                64 << 20
+            } else {
+                4 << 20
+            })
             .max_encoding_message_size(usize::MAX);
         let compress = step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip");
         if compress && !self.args.faults.contains(&ClientFault::NoCompress) {

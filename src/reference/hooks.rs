@@ -27,6 +27,8 @@ pub struct Hooks {
     pub delay: Option<Duration>,
     pub fail: Option<Status>,
     pub fail_after: u64,
+    /// `x-stock-repeat-value`: a Get answers its value this many times over.
+    pub repeat_value: u64,
 }
 
 fn text<'a>(md: &'a MetadataMap, key: &str) -> Option<&'a str> {
@@ -70,6 +72,7 @@ impl Hooks {
             delay: number("x-stock-delay-ms")?.map(Duration::from_millis),
             fail,
             fail_after: number("x-stock-fail-after")?.unwrap_or(0),
+            repeat_value: number("x-stock-repeat-value")?.unwrap_or(1).max(1),
         })
     }
 

@@ -127,7 +127,7 @@ impl StockService {
 #[tonic::async_trait]
 impl Stock for StockService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        enter(&req, true).await?;
+        let hooks = enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
         let missing = if self.faults.contains(&Fault::WrongStatus) {
@@ -136,6 +136,7 @@ impl Stock for StockService {
             Status::not_found(format!("key {key:?} not found"))
         };
         let (value, version) = self.store.get(&key).ok_or(missing)?;
+        let value = value.repeat(hooks.repeat_value as usize);
         Ok(Response::new(GetResponse { value, version }))
     }
 
@@ -382,7 +383,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(receive_limit)
-        .max_encoding_message_size(4 << 20);
+        .max_encoding_message_size(64 << 20);
 
     let addr: SocketAddr = tokio::net::lookup_host((args.host.as_str(), args.port))
         .await
