@@ -15,6 +15,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	pb "stockmatrix/gen/stockpb"
@@ -61,6 +62,8 @@ type step struct {
 	Compression string            `json:"compression"`
 	AfterFirst  []*step           `json:"after_first"`
 	CancelAfter float64           `json:"cancel_after_ms"`
+	Copies      int               `json:"copies"`
+	ReadPauseMs float64           `json:"read_pause_ms"`
 
 	m     method
 	msgs  []proto.Message
@@ -155,6 +158,8 @@ type statusLine struct {
 	Encoding  string            `json:"response_encoding"`
 }
 
+var stdoutMu sync.Mutex // copies run at once: one line at a time
+
 // emit writes one JSON line to (unbuffered) stdout, flushed at once.
 func emit(v any) {
 	var buf bytes.Buffer
@@ -164,6 +169,8 @@ func emit(v any) {
 		fmt.Fprintln(os.Stderr, "error: encoding output:", err)
 		return
 	}
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
 	_, _ = os.Stdout.Write(buf.Bytes())
 }
 
@@ -187,8 +194,27 @@ type client struct {
 	compression string
 }
 
-// run runs one prepared step (and its after_first steps), printing every line.
+// run runs one prepared step (and its after_first steps), printing every line;
+// with copies, that many calls at once on the one channel, copy k as ID*k.
+// Past the server's MAX_CONCURRENT_STREAMS, grpc-go's transport queues them.
 func (c *client) run(s *step) {
+	if s.Copies <= 1 {
+		c.runCall(s, s.ID)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range s.Copies {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.runCall(s, fmt.Sprintf("%s*%d", s.ID, k))
+		}()
+	}
+	wg.Wait()
+}
+
+// runCall makes one call of a step, its lines under id.
+func (c *client) runCall(s *step, id string) {
 	start := time.Now()
 	ctx, cancel := context.WithCancel(context.Background())
 	timeout := c.timeout
@@ -214,10 +240,10 @@ func (c *client) run(s *step) {
 	if compression == gzip.Name {
 		opts = append(opts, grpc.UseCompressor(gzip.Name))
 	}
-	header, trailer, err := c.call(ctx, s, opts)
+	header, trailer, err := c.call(ctx, s, id, opts)
 	st := status.Convert(err)
 	emit(statusLine{
-		ID:        s.ID,
+		ID:        id,
 		Status:    statusJSON{Code: codeName(st.Code()), Message: st.Message()},
 		Headers:   stockMetadata(header),
 		Trailers:  stockMetadata(trailer),
@@ -226,7 +252,7 @@ func (c *client) run(s *step) {
 	})
 }
 
-func (c *client) call(ctx context.Context, s *step, opts []grpc.CallOption) (metadata.MD, metadata.MD, error) {
+func (c *client) call(ctx context.Context, s *step, id string, opts []grpc.CallOption) (metadata.MD, metadata.MD, error) {
 	desc := &grpc.StreamDesc{ClientStreams: s.m.clientStream, ServerStreams: s.m.serverStream}
 	cs, err := c.conn.NewStream(ctx, desc, s.m.path, opts...)
 	if err != nil {
@@ -276,7 +302,7 @@ func (c *client) call(ctx context.Context, s *step, opts []grpc.CallOption) (met
 			err = merr
 			break
 		}
-		emit(messageLine{ID: s.ID, Message: b})
+		emit(messageLine{ID: id, Message: b})
 		if count++; count == 1 {
 			for _, n := range s.AfterFirst {
 				c.run(n)
@@ -284,6 +310,11 @@ func (c *client) call(ctx context.Context, s *step, opts []grpc.CallOption) (met
 		}
 		if !s.m.serverStream {
 			break // RecvMsg already saw the end of a single-response call
+		}
+		if s.ReadPauseMs > 0 {
+			// A slow reader: RecvMsg pulls, so nothing is read meanwhile and
+			// grpc-go's stream flow control holds the server back.
+			time.Sleep(time.Duration(s.ReadPauseMs * float64(time.Millisecond)))
 		}
 		if lockStep && sending {
 			if len(pending) == 0 {
