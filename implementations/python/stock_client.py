@@ -3,6 +3,7 @@
 import argparse
 import base64
 import binascii
+import concurrent.futures
 import gzip
 import json
 import queue
@@ -58,10 +59,15 @@ class FatalError(Exception):
     """Exit code 1."""
 
 
+EMIT_LOCK = threading.Lock()  # copies of a step print from their own threads
+
+
 def emit(line):
-    out = sys.stdout.buffer
-    out.write(json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n")
-    out.flush()
+    data = json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
+    with EMIT_LOCK:
+        out = sys.stdout.buffer
+        out.write(data)
+        out.flush()
 
 
 def stock_metadata(md):
@@ -131,6 +137,8 @@ class Prepared:
         self.timeout_ms = step.get("timeout_ms") or 0
         self.compression = step.get("compression")
         self.cancel_after_ms = step.get("cancel_after_ms") or 0
+        self.copies = step.get("copies") or 1
+        self.read_pause_ms = step.get("read_pause_ms") or 0
         self.after_first = [Prepared(s) for s in step.get("after_first") or []]
 
 
@@ -200,6 +208,23 @@ class Runner:
         )
 
     def run_step(self, step):
+        """Runs one step; with copies, that many calls at once on the one
+        channel, each on its own thread (grpcio's sync API blocks a thread per
+        call; C-core queues the streams past the server's concurrency limit),
+        copy k printing its lines under the id ID*k."""
+        if step.copies <= 1:
+            self.run_call(step, step.id)
+            return
+        with concurrent.futures.ThreadPoolExecutor(step.copies) as pool:
+            calls = [
+                pool.submit(self.run_call, step, f"{step.id}*{k}")
+                for k in range(step.copies)
+            ]
+            for call in calls:
+                call.result()
+
+    def run_call(self, step, line_id):
+        """One call of a step, its lines under line_id."""
         timeout_ms = step.timeout_ms or self.args.timeout_ms or 0
         compression = step.compression or self.args.compression
         kwargs = {
@@ -212,7 +237,7 @@ class Runner:
         canceller = Canceller(step.cancel_after_ms)
         start = time.monotonic()
         try:
-            call = self.exchange(step, mc, kwargs, canceller.start)
+            call = self.exchange(step, line_id, mc, kwargs, canceller.start)
         except grpc.RpcError as e:
             call = e  # a failed call is also a grpc.Call with its status
         finally:
@@ -224,7 +249,7 @@ class Runner:
         elapsed = (time.monotonic() - start) * 1000
         emit(
             {
-                "id": step.id,
+                "id": line_id,
                 "status": {"code": code.name, "message": details or ""},
                 "headers": headers,
                 "trailers": trailers,
@@ -233,10 +258,17 @@ class Runner:
             }
         )
 
-    def print_message(self, step, msg):
-        emit({"id": step.id, "message": to_json(msg)})
+    def print_message(self, line_id, msg):
+        emit({"id": line_id, "message": to_json(msg)})
 
-    def exchange(self, step, mc, kwargs, started):
+    def read_pause(self, step):
+        """read_pause_ms: a slow reader. grpcio's sync iterator asks core for
+        one message per next(), so nothing is read from the stream meanwhile
+        and HTTP/2 flow control holds the server back."""
+        if step.read_pause_ms > 0:
+            time.sleep(step.read_pause_ms / 1000)
+
+    def exchange(self, step, line_id, mc, kwargs, started):
         """Runs the call, printing its messages; returns the finished call.
         started(call) is told of the call as soon as it is started."""
         if step.kind == UNARY:
@@ -245,7 +277,7 @@ class Runner:
                 response = call.result()
             except grpc.FutureCancelledError:
                 return call  # cancelled by cancel_after_ms: status CANCELLED
-            self.print_message(step, response)
+            self.print_message(line_id, response)
             return call
         if step.kind in (SERVER_STREAM, CLIENT_STREAM):
             if step.kind == SERVER_STREAM:
@@ -255,15 +287,16 @@ class Runner:
             call = started(mc(request, **kwargs))
             first = True
             for msg in call:
-                self.print_message(step, msg)
+                self.print_message(line_id, msg)
                 if first:
                     first = False
                     for nested in step.after_first:
                         self.run_step(nested)
+                self.read_pause(step)
             return call
-        return self.lock_step(step, mc, kwargs, started)
+        return self.lock_step(step, line_id, mc, kwargs, started)
 
-    def lock_step(self, step, mc, kwargs, started):
+    def lock_step(self, step, line_id, mc, kwargs, started):
         """Sends one order, waits for its fill, prints it, sends the next."""
         outbox = queue.SimpleQueue()
         done = object()
@@ -283,7 +316,8 @@ class Runner:
         call = started(mc(orders(), **kwargs))
         try:
             for msg in call:
-                self.print_message(step, msg)
+                self.print_message(line_id, msg)
+                self.read_pause(step)
                 if pending:
                     send_next()
         finally:
