@@ -62,6 +62,8 @@ struct Step {
   std::vector<std::pair<std::string, std::string>> metadata;
   int64_t timeout_ms = 0;
   int64_t cancel_after_ms = 0;
+  int64_t copies = 0;         // > 1: that many calls at once, ids ID*0, ID*1, ...
+  int64_t read_pause_ms = 0;  // a slow reader: the wait after each response message
   std::string compression;
   std::vector<Step> after_first;
 };
@@ -148,7 +150,10 @@ std::pair<std::string, std::string> MetadataEntry(const std::string& key,
   return {key, bytes};
 }
 
+// Whole lines only: the copies of a step print from their own threads.
 void Emit(const std::string& line) {
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
   std::fwrite(line.data(), 1, line.size(), stdout);
   std::fputc('\n', stdout);
   std::fflush(stdout);
@@ -266,7 +271,9 @@ Step ParseStep(const pb::Struct& obj) {
     }
   }
   for (auto [name, out] : {std::pair{"timeout_ms", &step.timeout_ms},
-                           std::pair{"cancel_after_ms", &step.cancel_after_ms}}) {
+                           std::pair{"cancel_after_ms", &step.cancel_after_ms},
+                           std::pair{"copies", &step.copies},
+                           std::pair{"read_pause_ms", &step.read_pause_ms}}) {
     auto t = f.find(name);
     if (t == f.end() || t->second.kind_case() == pb::Value::kNullValue) continue;
     if (t->second.kind_case() != pb::Value::kNumberValue || t->second.number_value() < 0) {
@@ -323,8 +330,22 @@ class Runner {
   Runner(const Options& opts, std::shared_ptr<grpc::Channel> channel)
       : opts_(opts), stock_(v1::Stock::NewStub(channel)), ledger_(v1::Ledger::NewStub(channel)) {}
 
-  // Runs one step (and its after_first steps), printing every line.
+  // Runs one step (and its after_first steps), printing every line; with
+  // copies, that many calls at once on the one channel, each on its own thread
+  // (sync API), started together and joined. Past the server's stream limit
+  // the channel (chttp2) queues the calls itself.
   void Run(const Step& step) {
+    if (step.copies <= 1) return RunCall(step, step.id);
+    std::vector<std::thread> calls;
+    for (int64_t k = 0; k < step.copies; ++k) {
+      calls.emplace_back([this, &step, k] { RunCall(step, step.id + "*" + std::to_string(k)); });
+    }
+    for (std::thread& t : calls) t.join();
+  }
+
+ private:
+  // One call of a step, its lines under id.
+  void RunCall(const Step& step, const std::string& id) {
     ClientContext ctx;
     for (const auto& [k, v] : opts_.metadata) ctx.AddMetadata(k, v);
     for (const auto& [k, v] : step.metadata) ctx.AddMetadata(k, v);
@@ -339,52 +360,59 @@ class Runner {
     Status status;
     {
       CancelTimer cancel(&ctx, step.cancel_after_ms);
-      status = Call(step, &ctx);
+      status = Call(step, id, &ctx);
     }
-    EmitStatus(step.id, status, ctx, start);
+    EmitStatus(id, status, ctx, start);
   }
 
- private:
   template <class T>
   static const T& As(const std::unique_ptr<pb::Message>& m) {
     return static_cast<const T&>(*m);
   }
 
   template <class Resp>
-  Status Unary(const Step& step, Status status, const Resp& resp) {
-    if (status.ok()) EmitMessage(step.id, resp);
+  static Status Unary(const std::string& id, Status status, const Resp& resp) {
+    if (status.ok()) EmitMessage(id, resp);
     return status;
   }
 
-  Status Call(const Step& step, ClientContext* ctx) {
+  // read_pause_ms: the sync reader pulls one message per Read(), so nothing is
+  // read from the stream meanwhile and chttp2's flow control holds the sender.
+  static void ReadPause(const Step& step) {
+    if (step.read_pause_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(step.read_pause_ms));
+    }
+  }
+
+  Status Call(const Step& step, const std::string& id, ClientContext* ctx) {
     const std::string& m = step.method;
     if (m == "Get") {
       v1::GetResponse resp;
-      return Unary(step, stock_->Get(ctx, As<v1::GetRequest>(step.requests[0]), &resp), resp);
+      return Unary(id, stock_->Get(ctx, As<v1::GetRequest>(step.requests[0]), &resp), resp);
     }
     if (m == "Put" || m == "Inventory" || m == "Audit" || m == "Ledger.Balance") {
       v1::Empty empty;
       if (m == "Put") {
-        return Unary(step, stock_->Put(ctx, As<v1::PutRequest>(step.requests[0]), &empty), empty);
+        return Unary(id, stock_->Put(ctx, As<v1::PutRequest>(step.requests[0]), &empty), empty);
       }
       if (m == "Audit") {
-        return Unary(step, stock_->Audit(ctx, As<v1::Empty>(step.requests[0]), &empty), empty);
+        return Unary(id, stock_->Audit(ctx, As<v1::Empty>(step.requests[0]), &empty), empty);
       }
       if (m == "Ledger.Balance") {
-        return Unary(step, ledger_->Balance(ctx, As<v1::Empty>(step.requests[0]), &empty),
-                     empty);
+        return Unary(id, ledger_->Balance(ctx, As<v1::Empty>(step.requests[0]), &empty), empty);
       }
       v1::InventoryStatus resp;
-      return Unary(step, stock_->Inventory(ctx, As<v1::Empty>(step.requests[0]), &resp), resp);
+      return Unary(id, stock_->Inventory(ctx, As<v1::Empty>(step.requests[0]), &resp), resp);
     }
     if (m == "Monitor") {
       auto reader = stock_->Monitor(ctx, As<v1::WatchRequest>(step.requests[0]));
       v1::WatchEvent event;
       for (bool first = true; reader->Read(&event); first = false) {
-        EmitMessage(step.id, event);
+        EmitMessage(id, event);
         if (first) {
           for (const Step& nested : step.after_first) Run(nested);
         }
+        ReadPause(step);
       }
       return reader->Finish();
     }
@@ -396,7 +424,7 @@ class Runner {
       }
       writer->WritesDone();
       Status status = writer->Finish();
-      if (status.ok()) EmitMessage(step.id, summary);
+      if (status.ok()) EmitMessage(id, summary);
       return status;
     }
     // Trade, lock-step: one order, one fill.
@@ -408,10 +436,14 @@ class Runner {
         open = false;  // the stream ended: stop sending
         break;
       }
-      EmitMessage(step.id, fill);
+      EmitMessage(id, fill);
+      ReadPause(step);
     }
     if (open) stream->WritesDone();
-    while (stream->Read(&fill)) EmitMessage(step.id, fill);
+    while (stream->Read(&fill)) {
+      EmitMessage(id, fill);
+      ReadPause(step);
+    }
     return stream->Finish();
   }
 
