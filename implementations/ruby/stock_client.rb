@@ -118,10 +118,26 @@ class Runner
   end
 
   # step: {'id', 'method', 'request', 'requests', 'metadata', 'timeout_ms',
-  # 'compression', 'after_first', 'cancel_after_ms'}; requests may be an
-  # Enumerator of messages.
+  # 'compression', 'after_first', 'cancel_after_ms', 'copies',
+  # 'read_pause_ms'}; requests may be an Enumerator of messages. With copies,
+  # that many calls at once on the one channel, each on its own thread (the
+  # core queues the streams past the connection's limit), copy k's lines under
+  # ID*k.
   def run(step)
     id = step['id'].to_s
+    copies = step['copies'].to_i
+    return run_call(step, id) unless copies > 1
+
+    copies.times.map { |k| Thread.new { run_call(step, "#{id}*#{k}") } }.each(&:value)
+  end
+
+  private
+
+  # One call of a step, its lines under id. read_pause_ms: a slow reader, the
+  # next message is asked of the core (grpc-ruby reads one message per batch)
+  # only after the pause.
+  def run_call(step, id)
+    pause = step['read_pause_ms'].to_i / 1000.0
     route, req_cls, resp_cls, kind = METHODS.fetch(step['method']) do
       raise UsageError, "unknown method #{step['method'].inspect}"
     end
@@ -149,11 +165,12 @@ class Runner
           emit_message(id, msg)
           (step['after_first'] || []).each { |s| run(s) } if first
           first = false
+          sleep(pause) if pause.positive?
         end
         canceller = cancel_later(op, step['cancel_after_ms'])
         op.execute
       when :bidi
-        run_trade(id, route, step[:requests], marshal, unmarshal, args) do |o|
+        run_trade(id, route, step[:requests], marshal, unmarshal, args, pause) do |o|
           op = o
           canceller = cancel_later(o, step['cancel_after_ms'])
         end
@@ -169,8 +186,6 @@ class Runner
     end
   end
 
-  private
-
   # cancel_after_ms: the call's own cancel (Operation#cancel, reported as
   # CANCELLED) that many ms after it started, unless it ended before (the
   # timer is killed when it ends; a cancel of an ended call does nothing).
@@ -184,8 +199,9 @@ class Runner
   end
 
   # Lock-step: the next order is released to the sending thread only after
-  # the previous order's fill was printed.
-  def run_trade(id, route, orders, marshal, unmarshal, args)
+  # the previous order's fill was printed (and the read pause, if any, over).
+  def run_trade(id, route, orders, marshal, unmarshal, args, pause)
+    orders = orders.each # each copy's own cursor over an Array of orders
     queue = Queue.new
     outgoing = Enumerator.new do |y|
       loop do
@@ -203,6 +219,7 @@ class Runner
     end
     op = @stub.bidi_streamer(route, outgoing, marshal, unmarshal, **args) do |fill|
       emit_message(id, fill)
+      sleep(pause) if pause.positive?
       release.call
     end
     yield op
@@ -250,7 +267,7 @@ def prepare_step(raw)
   raise UsageError, '"requests" must be an array' unless requests.is_a?(Array)
 
   decoded = requests.map { |r| decode_message(req_cls, r) }
-  step[:requests] = raw['method'] == 'Trade' ? decoded.each : decoded
+  step[:requests] = decoded
   step['after_first'] = (raw['after_first'] || []).map { |s| prepare_step(s) }
   step
 end

@@ -18,6 +18,7 @@ SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A and non-BM
 STOCK_PREFIX = '/stock.v1.Stock/'
 KV_PREFIX = '/proto.KV/'
 DEADLINE_GRACE_S = 1.0
+MAX_STREAMS = 100 # concurrent streams per connection
 Codes = GRPC::Core::StatusCodes
 
 def usage_exit(msg)
@@ -210,7 +211,7 @@ end
 # The test hooks of one call, read from its request metadata when its
 # handler starts (-bin values arrive as their bytes).
 class Hooks
-  attr_reader :echo, :delay_ms, :fail_code, :fail_message, :fail_after
+  attr_reader :echo, :delay_ms, :fail_code, :fail_message, :fail_after, :repeat_value
 
   # The response headers the hooks ask for, sent with the call's initial
   # metadata (the server's connect_md_proc). x-stock-compress sets the call's
@@ -239,6 +240,7 @@ class Hooks
     @fail_code ||= Codes::UNKNOWN if special
     @fail_message = forced_message(md, special, code_name)
     @fail_after = md.call('x-stock-fail-after').to_i
+    @repeat_value = [md.call('x-stock-repeat-value').to_i, 1].max
   end
 
   def trailers
@@ -301,7 +303,7 @@ class StockService < Stock::V1::Stock::Service
     entry = @store.get(req.key)
     raise hooks.error(Codes::NOT_FOUND, "key not found: #{req.key}") unless entry
 
-    Stock::V1::GetResponse.new(value: entry[0], version: entry[1])
+    Stock::V1::GetResponse.new(value: entry[0] * hooks.repeat_value, version: entry[1])
   end
 
   def put(req, call)
@@ -507,9 +509,17 @@ def main
     method.to_s.start_with?(STOCK_PREFIX, KV_PREFIX) ? Hooks.headers(metadata) : {}
   end
   # The core leaves request decompression to Gunzip, which records it.
-  server = GRPC::RpcServer.new(pool_size: 64, poll_period: 0.2, pool_keep_alive: 0.2,
+  # grpc-ruby 1.51 refuses a call that finds no idle pool thread
+  # (RESOURCE_EXHAUSTED "No free threads in thread pool"; its
+  # max_waiting_requests is ignored), so the transport's own stream limit
+  # (SETTINGS_MAX_CONCURRENT_STREAMS, 100 as the reference's) makes clients
+  # queue their calls past it, below the pool's size: the spare threads cover
+  # a call that starts while the thread of one that just closed its stream is
+  # still on its way back to the pool.
+  server = GRPC::RpcServer.new(pool_size: MAX_STREAMS + 28, poll_period: 0.2, pool_keep_alive: 0.2,
                                connect_md_proc: hook_headers,
-                               server_args: { 'grpc.per_message_decompression' => 0 })
+                               server_args: { 'grpc.per_message_decompression' => 0,
+                                              'grpc.max_concurrent_streams' => MAX_STREAMS })
   [StockService, KvService, Grpc::Health::Checker].each { |cls| GunzipRequests.into(cls) }
   stock = StockService.new(Store.new)
   server.handle(stock)
