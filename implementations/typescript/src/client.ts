@@ -3,6 +3,7 @@
 // transport's streaming path so response headers and trailers stay apart.
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
+import { setTimeout as sleep } from "node:timers/promises";
 import {
   fromJson,
   toJson,
@@ -51,6 +52,8 @@ interface Step {
   timeout_ms?: number;
   compression?: string;
   after_first?: Step[];
+  copies?: number;
+  read_pause_ms?: number;
   cancel_after_ms?: number;
 }
 
@@ -302,6 +305,9 @@ class Runner {
       httpVersion: "2" as const,
       sessionManager,
       acceptCompression: [compressionGzip],
+      // gRPC's usual 4 MiB receive limit (Connect's default is 4 GiB): a
+      // larger response message ends its call RESOURCE_EXHAUSTED.
+      readMaxBytes: 4 << 20,
     };
     this.plain = createGrpcTransport(common);
     this.gzip = createGrpcTransport({
@@ -311,9 +317,31 @@ class Runner {
     });
   }
 
-  /** Runs one step (and its after_first steps), printing every line. */
+  /**
+   * Runs one step (and its after_first steps), printing every line; with
+   * `copies`, that many calls at once on the one HTTP/2 connection (past the
+   * server's MAX_CONCURRENT_STREAMS node:http2's nghttp2 holds the streams back).
+   */
   async runStep(step: Step): Promise<void> {
-    const { method, requests } = prepare(step);
+    const prepared = prepare(step);
+    const copies = step.copies ?? 1;
+    if (copies > 1) {
+      await Promise.all(
+        Array.from({ length: copies }, (_, k) =>
+          this.runCall(step, `${step.id}*${k}`, prepared),
+        ),
+      );
+    } else {
+      await this.runCall(step, step.id, prepared);
+    }
+  }
+
+  /** One call of a step, its lines under `id`. */
+  private async runCall(
+    step: Step,
+    id: string,
+    { method, requests }: Prepared,
+  ): Promise<void> {
     const header = new Headers();
     try {
       for (const [k, v] of [
@@ -365,13 +393,17 @@ class Runner {
       let count = 0;
       for await (const msg of response.message) {
         emit({
-          id: step.id,
+          id,
           message: toJson(method.output as DescMessage, msg),
         });
         if (++count === 1) {
           for (const nested of step.after_first ?? [])
             await this.runStep(nested);
         }
+        // A slow reader: the stream is not pulled meanwhile, so node:http2
+        // stops reading it and withholds the stream's WINDOW_UPDATEs.
+        if (step.read_pause_ms && step.read_pause_ms > 0)
+          await sleep(step.read_pause_ms);
         if (lockStep) {
           const next = pending.shift();
           if (next) outbox.send(next);
@@ -397,7 +429,7 @@ class Runner {
     // The grpc-encoding of the response headers, by which Connect picked the decompressor.
     const encoding = response?.header.get("grpc-encoding");
     emit({
-      id: step.id,
+      id,
       status,
       headers,
       trailers,
@@ -537,4 +569,5 @@ async function main(): Promise<number> {
   return 0;
 }
 
-main().then((code) => process.exit(code));
+// process.exit() drops stdout writes still queued on a pipe: exit once they are flushed.
+main().then((code) => process.stdout.write("", () => process.exit(code)));

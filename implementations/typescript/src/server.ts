@@ -121,6 +121,7 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
 interface Hooks {
   fail?: ConnectError;
   failAfter: number;
+  repeatValue: number;
 }
 
 /** The call is over (cancelled by its client, deadline passed, shutdown): stop, apply nothing. */
@@ -178,6 +179,7 @@ async function enter(
   };
   const delay = number("x-stock-delay-ms");
   const failAfter = number("x-stock-fail-after") ?? 0;
+  const repeatValue = Math.max(number("x-stock-repeat-value") ?? 1, 1);
   const special = h.get("x-stock-fail-special") === "true";
   const failName = h.get("x-stock-fail");
   let code: number | undefined;
@@ -207,7 +209,7 @@ async function enter(
   if (prefix !== null)
     ctx.responseTrailer.set("x-stock-watchers", String(store.watching(prefix)));
   if (unary && fail) throw fail;
-  return { fail, failAfter };
+  return { fail, failAfter, repeatValue };
 }
 
 /** A validated read shared by Stock.Get and KV.Get: NOT_FOUND when missing. */
@@ -234,9 +236,13 @@ function stockRoutes(store: Store, stack: string) {
     // Audit is left out on purpose: Connect answers it with UNIMPLEMENTED.
     router.service(Stock, {
       async get(req, ctx) {
-        await enter(ctx, true, store);
+        const { repeatValue } = await enter(ctx, true, store);
         const e = lookup(store, req.key);
-        return { value: e.value, version: e.version };
+        // x-stock-repeat-value: the value that many times over (a response past 4 MiB).
+        const value = new Uint8Array(e.value.length * repeatValue);
+        for (let i = 0; i < repeatValue; i++)
+          value.set(e.value, i * e.value.length);
+        return { value, version: e.version };
       },
       async put(req, ctx) {
         await enter(ctx, true, store);
