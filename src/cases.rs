@@ -84,6 +84,10 @@ pub struct Expect {
     /// The `grpc-encoding` the client must report for the responses.
     #[serde(default)]
     pub response_encoding: Option<String>,
+    /// The rich error details, in order: each `@type` and the fields named
+    /// (others unchecked); `[]` = none.
+    #[serde(default)]
+    pub details: Option<Vec<Value>>,
     /// Upper bound on the call's elapsed time as the client measured it.
     #[serde(default)]
     pub max_elapsed_ms: Option<f64>,
@@ -104,6 +108,7 @@ impl Default for Expect {
             headers: BTreeMap::new(),
             trailers: BTreeMap::new(),
             response_encoding: None,
+            details: None,
             max_elapsed_ms: None,
         }
     }
@@ -336,6 +341,9 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
         if key.ends_with("-bin") {
             crate::judge::decode_b64(&expand_str(value, "ns/")?).map_err(|e| format!("metadata.{key}: {e}"))?;
         }
+    }
+    for d in e.details.iter().flatten() {
+        proto::canonical_detail(d).map_err(|e| format!("expect.details: {e}"))?;
     }
     if let Some(enc) = &e.response_encoding {
         if !["gzip", "identity"].contains(&enc.as_str()) {

@@ -112,6 +112,55 @@ fn metadata_matches(key: &str, want: &Value, got: Option<&String>) -> Result<(),
     }
 }
 
+/// Expected details (each `@type` and the fields it names) against the
+/// details a client printed, in order.
+fn details_match(want: &[Value], got: &[Value]) -> Result<(), String> {
+    let types = |l: &[Value]| {
+        l.iter()
+            .map(|d| {
+                d.get("@type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    if want.len() != got.len() {
+        return Err(format!("expected {} {:?}, got {} {:?}", want.len(), types(want), got.len(), types(got)));
+    }
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        let g = proto::canonical_detail(g).map_err(|e| format!("detail {i}: {e}: {}", short(g)))?;
+        subset(w, &g, &format!("detail {i}"))?;
+    }
+    Ok(())
+}
+
+/// Every field of `want` (recursively; arrays element by element) is in `got`.
+fn subset(want: &Value, got: &Value, at: &str) -> Result<(), String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let gv = g.get(k).ok_or_else(|| format!("{at}: no field {k}"))?;
+                if k == "@type" {
+                    let name = |v: &Value| v.as_str().unwrap_or_default().rsplit('/').next().unwrap_or_default().to_string();
+                    if name(wv) != name(gv) {
+                        return Err(format!("{at}: expected a {}, got a {}", name(wv), name(gv)));
+                    }
+                    continue;
+                }
+                subset(wv, gv, &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w.iter().zip(g).enumerate().try_for_each(|(i, (a, b))| subset(a, b, &format!("{at}[{i}]"))),
+        (w, g) if w == g || (w.as_i64().is_some() && as_i64(g) == w.as_i64()) => Ok(()),
+        (w, g) => Err(format!("{at}: expected {}, got {}", short(w), short(g))),
+    }
+}
+
 fn as_i64(v: &Value) -> Option<i64> {
     v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
 }
@@ -189,6 +238,12 @@ impl Judge<'_> {
                 if let Err(r) = metadata_matches(k, &v, got.as_ref().and_then(|g| g.get(k))) {
                     fail(format!("{what} {k}: {r}"));
                 }
+            }
+        }
+        if let Some(want) = &e.details {
+            let got = status_line.details.clone().unwrap_or_default();
+            if let Err(r) = details_match(want, &got) {
+                fail(format!("error details: {r}"));
             }
         }
         if let Some(want) = &e.response_encoding {

@@ -109,6 +109,30 @@ pub fn to_canonical(msg: &DynamicMessage) -> Result<serde_json::Value, String> {
     msg.serialize_with_options(serde_json::value::Serializer, &opts).map_err(|e| e.to_string())
 }
 
+/// The details of a `google.rpc.Status` (the bytes of
+/// `grpc-status-details-bin`), each in proto3 JSON with `@type`.
+pub fn status_details(bytes: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+    let desc = pool().get_message_by_name("google.rpc.Status").expect("google.rpc.Status is in the pool");
+    let status = DynamicMessage::decode(desc, bytes).map_err(|e| format!("grpc-status-details-bin is not a google.rpc.Status: {e}"))?;
+    let json = status
+        .serialize(serde_json::value::Serializer)
+        .map_err(|e| format!("a detail of an unknown type: {e}"))?;
+    Ok(json.get("details").and_then(|d| d.as_array()).cloned().unwrap_or_default())
+}
+
+/// A detail (`{"@type": "type.googleapis.com/NAME", ...}`) in canonical form.
+pub fn canonical_detail(detail: &serde_json::Value) -> Result<serde_json::Value, String> {
+    let url = detail.get("@type").and_then(|t| t.as_str()).ok_or("a detail without @type")?;
+    let name = url.rsplit('/').next().unwrap_or(url);
+    let desc = pool().get_message_by_name(name).ok_or_else(|| format!("unknown detail type {url}"))?;
+    let mut fields = detail.clone();
+    fields.as_object_mut().map(|o| o.remove("@type"));
+    let mut c = canonical_json(&desc, &fields)?;
+    c.as_object_mut()
+        .map(|o| o.insert("@type".into(), serde_json::Value::String(format!("type.googleapis.com/{name}"))));
+    Ok(c)
+}
+
 /// Prints a dynamic message in the standard proto3 JSON form (defaults omitted).
 pub fn to_proto3_json(msg: &DynamicMessage) -> serde_json::Value {
     msg.serialize(serde_json::value::Serializer).expect("serializing a valid message")
@@ -148,6 +172,24 @@ mod tests {
     fn invalid_json_is_an_error_naming_the_type() {
         let err = canonical_json(&get_response(), &json!({"nope": 1})).unwrap_err();
         assert!(err.contains("stock.v1.GetResponse"), "{err}");
+    }
+
+    #[test]
+    fn rich_error_details_decode_with_their_type() {
+        use tonic_types::StatusExt as _;
+        let s = tonic::Status::with_error_details(
+            tonic::Code::InvalidArgument,
+            "bad",
+            tonic_types::ErrorDetails::with_bad_request_violation("key", "empty"),
+        );
+        let d = status_details(s.details()).unwrap();
+        assert_eq!(
+            d,
+            vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key", "description": "empty"}]})]
+        );
+        let c = canonical_detail(&json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "FORCED"})).unwrap();
+        assert_eq!(c["domain"], json!(""));
+        assert!(canonical_detail(&json!({"reason": "x"})).is_err());
     }
 
     #[test]

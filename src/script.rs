@@ -73,6 +73,10 @@ pub struct Line {
     /// The `grpc-encoding` of the responses (`identity` when uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_encoding: Option<String>,
+    /// The rich error details of a failed call (google.rpc.Status details),
+    /// each in proto3 JSON with `@type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<serde_json::Value>>,
 }
 
 impl Line {

@@ -13,7 +13,7 @@ const RUN_SETS: &str = "unary,client-stream,metadata,errors,deadlines,large,comp
 /// of that case's reason); a fault may turn red only the sets named with it.
 type Catch = (&'static str, &'static str, &'static str, &'static str);
 
-const SERVER_FAULTS: [Catch; 12] = [
+const SERVER_FAULTS: [Catch; 13] = [
     (
         "no-compress-response",
         "compression",
@@ -85,7 +85,7 @@ const KV_FAULT: Catch = (
     "step 0 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
 );
 
-const CLIENT_FAULTS: [Catch; 8] = [
+const CLIENT_FAULTS: [Catch; 9] = [
     (
         "no-compress",
         "compression",

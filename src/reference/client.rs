@@ -70,6 +70,8 @@ pub enum ClientFault {
     PercentEncodedMessage,
     /// Accepts responses up to 64 MiB instead of the usual 4 MiB.
     NoReceiveLimit,
+    /// Never prints rich error details.
+    NoDetails,
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -330,6 +332,15 @@ impl Runner {
                 tonic::Code::OutOfRange if s.message().contains("message length too large") => Status::resource_exhausted(s.message()),
                 _ => s,
             });
+            let details = match &result {
+                Err(s) if !s.details().is_empty() && !self.args.faults.contains(&ClientFault::NoDetails) => {
+                    proto::status_details(s.details()).unwrap_or_else(|e| {
+                        eprintln!("step {id:?}: {e}");
+                        Vec::new()
+                    })
+                }
+                _ => Vec::new(),
+            };
             let status = match result {
                 Ok(()) => StatusLine {
                     code: "OK".into(),
@@ -361,6 +372,7 @@ impl Runner {
                 trailers: Some(seen.trailers),
                 elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
                 response_encoding: Some(seen.encoding.unwrap_or_else(|| "identity".into())),
+                details: Some(details),
             });
             Ok(())
         })
@@ -452,6 +464,7 @@ impl Runner {
                 trailers: None,
                 elapsed_ms: None,
                 response_encoding: None,
+                details: None,
             });
             if count == 1 {
                 for nested in &step.after_first {

@@ -66,7 +66,7 @@ impl Hooks {
                     .map(str::to_string)
                     .unwrap_or_else(|| format!("forced {}", codes::name(code)))
             };
-            Status::new(code, message)
+            super::rich::forced(code, message)
         });
         Ok(Hooks {
             delay: number("x-stock-delay-ms")?.map(Duration::from_millis),
@@ -113,6 +113,8 @@ pub struct WireFaults {
     pub truncate_bin_at_nul: bool,
     /// grpc-timeout is not read: no deadline is reported or enforced.
     pub lose_deadline: bool,
+    /// Rich error details (grpc-status-details-bin) are never sent.
+    pub no_error_details: bool,
 }
 
 /// Echo, reports, per-call compression and deadline handling for every call
@@ -269,6 +271,7 @@ where
             req.headers_mut().remove("grpc-accept-encoding");
         }
         let fut = self.inner.call(req);
+        let no_details = self.faults.no_error_details;
         Box::pin(async move {
             let resp = match deadline {
                 Some(at) => match tokio::time::timeout_at(at, fut).await {
@@ -287,6 +290,9 @@ where
             // In a trailers-only response these headers are the trailers.
             let trailers_only = parts.headers.contains_key("grpc-status");
             size_limit_is_resource_exhausted(&mut parts.headers);
+            if no_details {
+                parts.headers.remove("grpc-status-details-bin");
+            }
             let entries = if trailers_only { reply.trailers() } else { reply.headers.clone() };
             for (k, v) in entries {
                 parts.headers.insert(k, v);
@@ -299,6 +305,7 @@ where
                     reply,
                     deadline: sleep,
                     ended: false,
+                    no_details,
                 }),
             ))
         })
@@ -310,6 +317,7 @@ struct WireBody {
     reply: Reply,
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     ended: bool,
+    no_details: bool,
 }
 
 impl Body for WireBody {
@@ -323,8 +331,12 @@ impl Body for WireBody {
             return Poll::Ready(None);
         }
         let extra = self.reply.trailers();
+        let no_details = self.no_details;
         let with_reply = move |mut trailers: http::HeaderMap| {
             size_limit_is_resource_exhausted(&mut trailers);
+            if no_details {
+                trailers.remove("grpc-status-details-bin");
+            }
             for (k, v) in extra {
                 trailers.insert(k, v);
             }

@@ -3,5 +3,6 @@
 pub mod client;
 pub mod hooks;
 pub mod kv;
+pub mod rich;
 pub mod server;
 pub mod store;

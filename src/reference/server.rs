@@ -2,6 +2,7 @@
 //! server side in tonic. Semantics are those of proto/stock.proto.
 use super::hooks::{Hooks, WireFaults, WireLayer};
 use super::kv::KvService;
+use super::rich::bad_field;
 use super::store::{validate_key, validate_value, Store};
 use crate::proto::kv::kv_server::KvServer;
 use crate::proto::stock::stock_server::{Stock, StockServer};
@@ -90,6 +91,8 @@ pub enum Fault {
     /// Monitor drops an event when its client reads slower than it sends
     /// (a non-blocking send to a full queue).
     DropWhenSlow,
+    /// Errors carry no rich details (no grpc-status-details-bin).
+    NoErrorDetails,
 }
 
 #[derive(Default)]
@@ -169,10 +172,10 @@ impl Stock for StockService {
         let hooks = enter(&req, false).await?;
         let w = req.into_inner();
         if w.pattern.is_empty() {
-            return Err(Status::invalid_argument("pattern must not be empty"));
+            return Err(bad_field("pattern", "pattern must not be empty".into()));
         }
         if w.max_events < 0 {
-            return Err(Status::invalid_argument("max_events must not be negative"));
+            return Err(bad_field("max_events", "max_events must not be negative".into()));
         }
         let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
         let limit = if w.max_events > 0 { Some(w.max_events as u64) } else { None };
@@ -272,7 +275,7 @@ impl Stock for StockService {
                 };
                 if order.quantity <= 0 {
                     let msg = format!("order {:?}: quantity must be > 0, got {}", order.order_id, order.quantity);
-                    let _ = tx.send(Err(Status::invalid_argument(msg))).await;
+                    let _ = tx.send(Err(bad_field("quantity", msg))).await;
                     return;
                 }
                 sequence += 1;
@@ -375,6 +378,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             no_compress_response: faults.contains(&Fault::NoCompressResponse),
             truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
+            no_error_details: faults.contains(&Fault::NoErrorDetails),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the

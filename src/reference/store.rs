@@ -1,6 +1,7 @@
 //! The in-memory store behind the reference server: keys, versions and
 //! watchers guarded by one lock, so a watch's snapshot and its registration
 //! are atomic (the contract's "no put is missed, none is sent twice").
+use super::rich::bad_field;
 use crate::proto::stock::{BatchItem, BatchSummary, WatchEvent};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -48,17 +49,14 @@ pub fn matches(pattern: &str, key: &str) -> bool {
 
 pub fn validate_key(key: &str) -> Result<(), Status> {
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(Status::invalid_argument(format!("key must be 1 to {MAX_KEY} bytes, got {}", key.len())));
+        return Err(bad_field("key", format!("key must be 1 to {MAX_KEY} bytes, got {}", key.len())));
     }
     Ok(())
 }
 
 pub fn validate_value(value: &[u8]) -> Result<(), Status> {
     if value.len() > MAX_VALUE {
-        return Err(Status::invalid_argument(format!(
-            "value must be at most {MAX_VALUE} bytes, got {}",
-            value.len()
-        )));
+        return Err(bad_field("value", format!("value must be at most {MAX_VALUE} bytes, got {}", value.len())));
     }
     Ok(())
 }
@@ -156,9 +154,11 @@ impl Store {
     /// Validates every item, then applies them all in order under one lock.
     pub fn batch(&self, items: Vec<BatchItem>, check_values: bool) -> Result<BatchSummary, Status> {
         for (i, item) in items.iter().enumerate() {
-            validate_key(&item.key)
-                .and_then(|_| if check_values { validate_value(&item.value) } else { Ok(()) })
-                .map_err(|s| Status::invalid_argument(format!("item {i}: {}", s.message())))?;
+            let refused = |field: &str, s: Status| bad_field(field, format!("item {i}: {}", s.message()));
+            validate_key(&item.key).map_err(|s| refused("key", s))?;
+            if check_values {
+                validate_value(&item.value).map_err(|s| refused("value", s))?;
+            }
         }
         let mut inner = self.inner.lock().unwrap();
         let mut summary = BatchSummary::default();
