@@ -2,9 +2,15 @@
 // stock.v1.Stock client CLI over @grpc/grpc-js (see ../../../CONTRACT.md).
 const fs = require("node:fs");
 const readline = require("node:readline");
+const { setDefaultHighWaterMark } = require("node:stream");
 const { performance } = require("node:perf_hooks");
 const grpc = require("@grpc/grpc-js");
 const { loadDefinition, reflectionRoot, codeName, fromJson, JsonError, isBase64 } = require("./proto");
+
+// grpc-js's response streams are object-mode Readables that read ahead up to
+// their highWaterMark (16 messages by default): make it one message, so a
+// stream that is not read holds the server back by flow control.
+setDefaultHighWaterMark(true, 1);
 
 class UsageError extends Error {}
 
@@ -224,16 +230,24 @@ function addMetadata(md, key, value) {
   md.add(key, Buffer.from(value, "base64"));
 }
 
-/** Messages and 'end' of a response stream, in order, consumed one at a time. */
+/**
+ * A response stream read one message at a time, in paused mode: grpc-js asks
+ * its transport for the next message only when the stream is read (and
+ * pauses the HTTP/2 stream meanwhile), so an unread stream is held back by
+ * HTTP/2 flow control, not drained into memory.
+ */
 class Inbox {
   constructor(stream) {
-    this.items = [];
+    this.stream = stream;
+    this.ended = false;
     this.waiter = null;
-    stream.on("data", (m) => this.add({ message: m }));
-    stream.on("end", () => this.add({ end: true }));
+    stream.on("readable", () => this.wake());
+    stream.on("end", () => {
+      this.ended = true;
+      this.wake();
+    });
   }
-  add(item) {
-    this.items.push(item);
+  wake() {
     if (this.waiter) {
       const w = this.waiter;
       this.waiter = null;
@@ -241,8 +255,12 @@ class Inbox {
     }
   }
   async next() {
-    while (this.items.length === 0) await new Promise((r) => (this.waiter = r));
-    return this.items.shift();
+    for (;;) {
+      const message = this.stream.read();
+      if (message !== null) return { message };
+      if (this.ended) return { end: true };
+      await new Promise((r) => (this.waiter = r));
+    }
   }
 }
 
@@ -291,12 +309,10 @@ class Runner {
       ) {
         throw new UsageError(`step ${JSON.stringify(id)}: bad timeout_ms`);
       }
-      if (
-        step.cancel_after_ms !== undefined &&
-        step.cancel_after_ms !== null &&
-        !(Number.isInteger(step.cancel_after_ms) && step.cancel_after_ms >= 0)
-      ) {
-        throw new UsageError(`step ${JSON.stringify(id)}: bad cancel_after_ms`);
+      for (const field of ["cancel_after_ms", "read_pause_ms", "copies"]) {
+        const v = step[field];
+        if (v !== undefined && v !== null && !(Number.isInteger(v) && v >= 0))
+          throw new UsageError(`step ${JSON.stringify(id)}: bad ${field}`);
       }
       const after = step.after_first ?? [];
       if (!Array.isArray(after))
@@ -309,9 +325,20 @@ class Runner {
     }
   }
 
-  /** Runs one step (and its after_first steps), printing every line. */
+  /**
+   * Runs one step (and its after_first steps), printing every line; with
+   * `copies` N > 1, N calls at once on the channel, copy k under the id ID*k.
+   */
   async runStep(step) {
-    const { info, requests, metadata, after } = this.prepare(step);
+    const prepared = this.prepare(step);
+    if (!(step.copies > 1)) return this.runCall(step, step.id, prepared);
+    const copies = [];
+    for (let k = 0; k < step.copies; k++) copies.push(this.runCall(step, `${step.id}*${k}`, prepared));
+    await Promise.all(copies);
+  }
+
+  /** One call of a step, its lines under id. */
+  async runCall(step, id, { info, requests, metadata, after }) {
     const md = new grpc.Metadata();
     const timeout = step.timeout_ms || this.opts.timeoutMs || 0;
     const options = timeout > 0 ? { deadline: new Date(Date.now() + timeout) } : {};
@@ -322,7 +349,7 @@ class Runner {
     try {
       for (const [k, v] of this.opts.metadata) addMetadata(md, k, v);
       for (const [k, v] of Object.entries(metadata)) addMetadata(md, k, v);
-      status = await this.call(client, step, info, requests, md, options, after, seen);
+      status = await this.call(client, step, id, info, requests, md, options, after, seen);
     } catch (e) {
       if (e instanceof UsageError) throw e;
       status = { code: grpc.status.INTERNAL, details: `client error: ${e.message}` };
@@ -331,7 +358,7 @@ class Runner {
     // metadata (CompressionFilter.receiveMetadata) before the call's
     // 'metadata' event and interceptors see it, and exposes no other way.
     print({
-      id: step.id,
+      id,
       status: { code: codeName(status.code), message: status.details ?? "" },
       headers: seen.headers,
       trailers: seen.trailers,
@@ -339,8 +366,7 @@ class Runner {
     });
   }
 
-  async call(client, step, info, requests, md, options, after, seen) {
-    const id = step.id;
+  async call(client, step, id, info, requests, md, options, after, seen) {
     const ser = info.requestSerialize;
     const de = info.responseDeserialize;
     let call;
@@ -402,6 +428,8 @@ class Runner {
       if (count === 1) {
         for (const nested of after) await this.runStep(nested);
       }
+      // read_pause_ms: a slow reader; nothing is read from the stream meanwhile.
+      if (step.read_pause_ms > 0) await new Promise((r) => setTimeout(r, step.read_pause_ms));
       sendNext();
     }
     sending = false;
