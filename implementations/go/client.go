@@ -20,6 +20,7 @@ import (
 
 	pb "stockmatrix/gen/stockpb"
 
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // registers the google.rpc detail messages
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoregistry"
 )
 
 // method describes one callable method for the generic streaming path.
@@ -156,6 +158,7 @@ type statusLine struct {
 	Trailers  map[string]string `json:"trailers"`
 	ElapsedMs float64           `json:"elapsed_ms"`
 	Encoding  string            `json:"response_encoding"`
+	Details   []json.RawMessage `json:"details"`
 }
 
 var stdoutMu sync.Mutex // copies run at once: one line at a time
@@ -172,6 +175,24 @@ func emit(v any) {
 	stdoutMu.Lock()
 	defer stdoutMu.Unlock()
 	_, _ = os.Stdout.Write(buf.Bytes())
+}
+
+// detailsJSON prints the rich error details of a status (the google.rpc.Status
+// grpc-go decodes from grpc-status-details-bin), each an Any in proto3 JSON
+// with its @type, resolved against the registry the errdetails import fills
+// (google.rpc.BadRequest, ErrorInfo, ...).
+func detailsJSON(st *status.Status) []json.RawMessage {
+	out := []json.RawMessage{}
+	printer := protojson.MarshalOptions{Resolver: protoregistry.GlobalTypes}
+	for _, d := range st.Proto().GetDetails() {
+		b, err := printer.Marshal(d)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "error: printing detail %s: %v\n", d.GetTypeUrl(), err)
+			continue
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 func stockMetadata(md metadata.MD) map[string]string {
@@ -249,6 +270,7 @@ func (c *client) runCall(s *step, id string) {
 		Trailers:  stockMetadata(trailer),
 		ElapsedMs: float64(time.Since(start).Microseconds()) / 1000,
 		Encoding:  receivedEncoding(ctx),
+		Details:   detailsJSON(st),
 	})
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -19,6 +20,7 @@ import (
 	"stockmatrix/gen/kvpb"
 	pb "stockmatrix/gen/stockpb"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -34,9 +36,10 @@ const specialMessage = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-
 
 // hooks is what the x-stock-* request metadata of one call asks for.
 type hooks struct {
-	delay     time.Duration
-	fail      *status.Status
-	failAfter int64
+	delay       time.Duration
+	fail        *status.Status
+	failAfter   int64
+	repeatValue int64 // Get answers its value this many times over (0 and 1: once)
 }
 
 type hooksKey struct{}
@@ -69,6 +72,9 @@ func parseHooks(md metadata.MD) (*hooks, error) {
 	if h.failAfter, err = number("x-stock-fail-after"); err != nil {
 		return nil, err
 	}
+	if h.repeatValue, err = number("x-stock-repeat-value"); err != nil {
+		return nil, err
+	}
 	special, _ := mdValue(md, "x-stock-fail-special")
 	name, failing := mdValue(md, "x-stock-fail")
 	code := codes.Unknown
@@ -81,7 +87,7 @@ func parseHooks(md metadata.MD) (*hooks, error) {
 	}
 	switch {
 	case special == "true":
-		h.fail = status.New(code, specialMessage)
+		h.fail = forced(code, specialMessage)
 	case failing:
 		// grpc-go hands a -bin value over decoded: its bytes are the message.
 		msg, ok := mdValue(md, "x-stock-fail-message-bin")
@@ -91,9 +97,19 @@ func parseHooks(md metadata.MD) (*hooks, error) {
 		if !ok {
 			msg = "forced " + name
 		}
-		h.fail = status.New(code, msg)
+		h.fail = forced(code, msg)
 	}
 	return h, nil
+}
+
+// forced is the status x-stock-fail asks for, with the standard rich error
+// detail (grpc-status-details-bin): a google.rpc.ErrorInfo.
+func forced(code codes.Code, msg string) *status.Status {
+	st, err := status.New(code, msg).WithDetails(&errdetails.ErrorInfo{Reason: "FORCED", Domain: "stock.v1"})
+	if err != nil {
+		panic(err) // only for code OK, which x-stock-fail refuses
+	}
+	return st
 }
 
 // enter applies the hooks in contract order: echo (and the other headers and
@@ -169,7 +185,7 @@ func (s *stockServer) unaryHooks(ctx context.Context, req any, info *grpc.UnaryS
 	if h.fail != nil {
 		return nil, h.fail.Err()
 	}
-	return handler(ctx, req)
+	return handler(context.WithValue(ctx, hooksKey{}, h), req)
 }
 
 type hookedStream struct {
@@ -205,13 +221,16 @@ type stockServer struct {
 	store *store
 }
 
-func (s *stockServer) Get(_ context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
+func (s *stockServer) Get(ctx context.Context, req *pb.GetRequest) (*pb.GetResponse, error) {
 	if err := validateKey(req.GetKey()); err != nil {
 		return nil, err
 	}
 	value, version, ok := s.store.get(req.GetKey())
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "key %s not found", req.GetKey())
+	}
+	if n := hooksOf(ctx).repeatValue; n > 1 {
+		value = bytes.Repeat(value, int(n))
 	}
 	return &pb.GetResponse{Value: value, Version: version}, nil
 }
@@ -231,10 +250,10 @@ func (s *stockServer) Monitor(req *pb.WatchRequest, stream grpc.ServerStreamingS
 	ctx := stream.Context()
 	h := hooksOf(ctx)
 	if req.GetPattern() == "" {
-		return status.Error(codes.InvalidArgument, "pattern must not be empty")
+		return badField("pattern", "pattern must not be empty")
 	}
 	if req.GetMaxEvents() < 0 {
-		return status.Error(codes.InvalidArgument, "max_events must not be negative")
+		return badField("max_events", "max_events must not be negative")
 	}
 	existing, w := s.store.watch(ctx, req.GetPattern(), req.GetIncludeExisting())
 	defer s.store.unwatch(w)
@@ -299,7 +318,7 @@ func (s *stockServer) Trade(stream grpc.BidiStreamingServer[pb.TradeOrder, pb.Tr
 			return err
 		}
 		if order.GetQuantity() <= 0 {
-			return status.Errorf(codes.InvalidArgument, "order %q: quantity must be > 0, got %d", order.GetOrderId(), order.GetQuantity())
+			return badField("quantity", "order %q: quantity must be > 0, got %d", order.GetOrderId(), order.GetQuantity())
 		}
 		seq++
 		signed := -order.GetQuantity()
@@ -391,7 +410,7 @@ func runServer(args []string) int {
 		grpc.ChainStreamInterceptor(stock.streamHooks),
 		grpc.StatsHandler(encodingRecorder{}),
 		grpc.MaxRecvMsgSize(4 << 20),
-		grpc.MaxSendMsgSize(4 << 20),
+		// Sends stay uncapped (grpc-go's default): x-stock-repeat-value answers over 4 MiB.
 	}
 	if creds != nil {
 		opts = append(opts, grpc.Creds(creds))

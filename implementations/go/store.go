@@ -9,6 +9,7 @@ import (
 
 	pb "stockmatrix/gen/stockpb"
 
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -18,16 +19,29 @@ const (
 	maxValue = 1 << 20
 )
 
+// badField is INVALID_ARGUMENT for a refused request, with the standard rich
+// error detail (grpc-status-details-bin): a google.rpc.BadRequest naming field.
+func badField(field, format string, a ...any) error {
+	msg := fmt.Sprintf(format, a...)
+	st, err := status.New(codes.InvalidArgument, msg).WithDetails(&errdetails.BadRequest{
+		FieldViolations: []*errdetails.BadRequest_FieldViolation{{Field: field, Description: msg}},
+	})
+	if err != nil {
+		panic(err) // only for code OK
+	}
+	return st.Err()
+}
+
 func validateKey(key string) error {
 	if len(key) == 0 || len(key) > maxKey {
-		return status.Errorf(codes.InvalidArgument, "key must be 1 to %d bytes, got %d", maxKey, len(key))
+		return badField("key", "key must be 1 to %d bytes, got %d", maxKey, len(key))
 	}
 	return nil
 }
 
 func validateValue(value []byte) error {
 	if len(value) > maxValue {
-		return status.Errorf(codes.InvalidArgument, "value must be at most %d bytes, got %d", maxValue, len(value))
+		return badField("value", "value must be at most %d bytes, got %d", maxValue, len(value))
 	}
 	return nil
 }
@@ -177,7 +191,10 @@ func (s *store) batch(items []*pb.BatchItem) (*pb.BatchSummary, error) {
 			err = validateValue(it.GetValue())
 		}
 		if err != nil {
-			return nil, status.Error(codes.InvalidArgument, fmt.Sprintf("item %d: %s", i, status.Convert(err).Message()))
+			// The same status and details, the item's index in front of the message.
+			st := status.Convert(err).Proto()
+			st.Message = fmt.Sprintf("item %d: %s", i, st.Message)
+			return nil, status.FromProto(st).Err()
 		}
 	}
 	s.mu.Lock()

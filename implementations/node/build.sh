@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Idempotent build: installs the pinned npm dependencies into node_modules.
 # Nothing is generated: src/proto.js loads ../../proto/stock.proto (and the
-# server also ../../proto/kv.proto) at run time.
+# server also ../../proto/kv.proto) at run time, and protobufjs loads
+# ../../proto/google/rpc (google.rpc.Status, BadRequest, ErrorInfo) for the
+# rich error details: grpc-js ships no google.rpc messages.
 set -euo pipefail
 cd "$(dirname "$0")"
 stamp=node_modules/.stock-matrix-lock.json

@@ -2,7 +2,9 @@
 # Installs the pinned npm packages into node_modules/ (npm ci; npm install
 # only when there is no lock file yet), generates TypeScript from
 # ../../proto/stock.proto, ../../proto/kv.proto (legacy proto.KV, into its own
-# gen/kv_pb.ts) and proto/grpc/health/v1/health.proto into gen/ with
+# gen/kv_pb.ts), ../../proto/google/rpc/{status,error_details}.proto (the rich
+# error details: the protobuf-es google.rpc SDK is on the Buf registry, not npm) and
+# proto/grpc/health/v1/health.proto into gen/ with
 # buf + protoc-gen-es, and compiles src/ and gen/ with tsc into dist/.
 # Idempotent: npm ci is skipped while node_modules matches package-lock.json.
 set -eu

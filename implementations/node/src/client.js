@@ -5,7 +5,15 @@ const readline = require("node:readline");
 const { setDefaultHighWaterMark } = require("node:stream");
 const { performance } = require("node:perf_hooks");
 const grpc = require("@grpc/grpc-js");
-const { loadDefinition, reflectionRoot, codeName, fromJson, JsonError, isBase64 } = require("./proto");
+const {
+  loadDefinition,
+  reflectionRoot,
+  codeName,
+  fromJson,
+  JsonError,
+  isBase64,
+  decodeStatusDetails,
+} = require("./proto");
 
 // grpc-js's response streams are object-mode Readables that read ahead up to
 // their highWaterMark (16 messages by default): make it one message, so a
@@ -223,6 +231,22 @@ function stockMetadata(md) {
   return out;
 }
 
+/**
+ * The rich error details of a failed call: the google.rpc.Status in its
+ * grpc-status-details-bin trailer, each detail in proto3 JSON with @type.
+ */
+function richDetails(id, status) {
+  const bytes =
+    status.code !== grpc.status.OK && status.metadata && status.metadata.get("grpc-status-details-bin")[0];
+  if (!Buffer.isBuffer(bytes)) return [];
+  try {
+    return decodeStatusDetails(bytes);
+  } catch (e) {
+    process.stderr.write(`step ${JSON.stringify(id)}: grpc-status-details-bin: ${e.message}\n`);
+    return [];
+  }
+}
+
 /** Adds a request metadata entry; a -bin key's value is base64 and sent as its bytes. */
 function addMetadata(md, key, value) {
   if (!key.toLowerCase().endsWith("-bin")) return md.add(key, value);
@@ -363,6 +387,7 @@ class Runner {
       headers: seen.headers,
       trailers: seen.trailers,
       elapsed_ms: performance.now() - start,
+      details: richDetails(id, status),
     });
   }
 

@@ -11,6 +11,12 @@ const protobuf = require("protobufjs");
 const PROTO_PATH = path.resolve(__dirname, "..", "..", "..", "proto", "stock.proto");
 // Package `proto`: its messages are proto.GetRequest etc., apart from stock.v1's.
 const KV_PROTO_PATH = path.resolve(__dirname, "..", "..", "..", "proto", "kv.proto");
+// google.rpc.Status and its details (BadRequest, ErrorInfo), field for field
+// googleapis' messages: grpc-js ships none and has no rich-error API, so the
+// rich error model is these messages in the grpc-status-details-bin trailer.
+const RPC_PROTO_PATHS = ["status.proto", "error_details.proto"].map((f) =>
+  path.resolve(__dirname, "..", "..", "..", "proto", "google", "rpc", f),
+);
 
 /**
  * Loads the package definition of `files`; `bytes` is Buffer (server) or
@@ -35,6 +41,53 @@ function reflectionRoot() {
     root.resolveAll();
   }
   return root;
+}
+
+let rpc;
+/**
+ * The protobufjs root of google.rpc (lowerCamelCase JSON names): also the type
+ * registry protobufjs's google.protobuf.Any JSON mapping looks `@type` up in.
+ */
+function rpcRoot() {
+  if (!rpc) {
+    rpc = new protobuf.Root().loadSync(RPC_PROTO_PATHS);
+    rpc.resolveAll();
+  }
+  return rpc;
+}
+
+/** The grpc-status-details-bin value: a google.rpc.Status of code, message and details. */
+function encodeStatusDetails(code, message, details) {
+  const root = rpcRoot();
+  const Any = root.lookupType("google.protobuf.Any");
+  const anys = details.map(([typeName, fields]) => {
+    const type = root.lookupType(typeName);
+    return Any.create({
+      type_url: `type.googleapis.com/${typeName}`,
+      value: type.encode(type.fromObject(fields)).finish(),
+    });
+  });
+  const Status = root.lookupType("google.rpc.Status");
+  return Buffer.from(Status.encode(Status.create({ code, message, details: anys })).finish());
+}
+
+/**
+ * The details of the google.rpc.Status in a grpc-status-details-bin value,
+ * each in proto3 JSON with its `@type` (protobufjs's JSON mapping of Any).
+ */
+function decodeStatusDetails(bytes) {
+  const Status = rpcRoot().lookupType("google.rpc.Status");
+  const status = Status.toObject(Status.decode(bytes), {
+    json: true,
+    longs: String,
+    enums: String,
+    bytes: String,
+  });
+  const details = status.details ?? [];
+  // protobufjs leaves an Any whose type it does not know as {type_url, value}.
+  const unknown = details.find((d) => !("@type" in d));
+  if (unknown) throw new Error(`unknown detail type ${unknown.type_url}`);
+  return details;
 }
 
 const STATUS_NAMES = Object.keys(grpc.status).filter((k) => Number.isNaN(Number(k)));
@@ -159,6 +212,8 @@ module.exports = {
   KV_PROTO_PATH,
   loadDefinition,
   reflectionRoot,
+  encodeStatusDetails,
+  decodeStatusDetails,
   codeName,
   codeFromName,
   fromJson,

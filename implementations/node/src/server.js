@@ -5,7 +5,7 @@ const fs = require("node:fs");
 const grpc = require("@grpc/grpc-js");
 const { HealthImplementation } = require("grpc-health-check");
 const { ReflectionService } = require("@grpc/reflection");
-const { PROTO_PATH, KV_PROTO_PATH, loadDefinition, codeFromName } = require("./proto");
+const { PROTO_PATH, KV_PROTO_PATH, loadDefinition, codeFromName, encodeStatusDetails } = require("./proto");
 
 const MAX_KEY = 256;
 const MAX_VALUE = 1 << 20;
@@ -98,27 +98,39 @@ function compareBytes(a, b) {
   return Buffer.compare(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
 }
 
+/**
+ * A call's error status; `rich` are the google.rpc.Status details sent with
+ * it in grpc-status-details-bin, as [type name, fields] pairs.
+ */
 class RpcError extends Error {
-  constructor(code, details) {
+  constructor(code, details, rich = []) {
     super(details);
     this.code = code;
     this.details = details;
+    this.rich = rich;
   }
+}
+
+/** INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest naming the field. */
+function badField(field, description) {
+  return new RpcError(grpc.status.INVALID_ARGUMENT, description, [
+    ["google.rpc.BadRequest", { fieldViolations: [{ field, description }] }],
+  ]);
+}
+
+/** The status x-stock-fail forces, with a google.rpc.ErrorInfo. */
+function forced(code, message) {
+  return new RpcError(code, message, [["google.rpc.ErrorInfo", { reason: "FORCED", domain: "stock.v1" }]]);
 }
 
 function validateKey(key) {
   const n = Buffer.byteLength(key, "utf8");
-  if (n < 1 || n > MAX_KEY) {
-    throw new RpcError(grpc.status.INVALID_ARGUMENT, `key must be 1 to ${MAX_KEY} bytes, got ${n}`);
-  }
+  if (n < 1 || n > MAX_KEY) throw badField("key", `key must be 1 to ${MAX_KEY} bytes, got ${n}`);
 }
 
 function validateValue(value) {
   if (value.length > MAX_VALUE) {
-    throw new RpcError(
-      grpc.status.INVALID_ARGUMENT,
-      `value must be at most ${MAX_VALUE} bytes, got ${value.length}`,
-    );
+    throw badField("value", `value must be at most ${MAX_VALUE} bytes, got ${value.length}`);
   }
 }
 
@@ -211,6 +223,7 @@ async function enter(call) {
   let fail = null;
   let delay = 0;
   let failAfter = 0;
+  let repeatValue = 1;
   try {
     const name = text("x-stock-fail");
     let code;
@@ -232,10 +245,11 @@ async function enter(call) {
         : messageBin !== undefined
           ? messageBin.toString("utf8")
           : (text("x-stock-fail-message") ?? `forced ${name ?? "UNKNOWN"}`);
-      fail = new RpcError(code, message);
+      fail = forced(code, message);
     }
     delay = number("x-stock-delay-ms");
     failAfter = number("x-stock-fail-after");
+    repeatValue = Math.max(1, number("x-stock-repeat-value"));
   } catch (e) {
     fail = e;
     failAfter = 0;
@@ -246,16 +260,23 @@ async function enter(call) {
   const prefix = text("x-stock-report-watchers");
   if (prefix !== undefined) trailers.set("x-stock-watchers", String(countWatchers(prefix)));
   if (Object.keys(headers.getMap()).length > 0) call.sendMetadata(headers);
-  return { fail, failAfter, trailers };
+  return { fail, failAfter, repeatValue, trailers };
 }
 
 function toStatus(e, trailers) {
-  if (e instanceof RpcError) return { code: e.code, details: e.details, metadata: trailers };
+  if (e instanceof RpcError) {
+    let metadata = trailers;
+    if (e.rich.length > 0) {
+      metadata = trailers ? trailers.clone() : new grpc.Metadata();
+      metadata.set("grpc-status-details-bin", encodeStatusDetails(e.code, e.details, e.rich));
+    }
+    return { code: e.code, details: e.details, metadata };
+  }
   process.stderr.write(`internal error: ${e && e.stack}\n`);
   return { code: grpc.status.INTERNAL, details: String(e && e.message), metadata: trailers };
 }
 
-/** A unary handler: hooks, then fn(request) -> response. */
+/** A unary handler: hooks, then fn(request, hooks) -> response. */
 function unary(fn) {
   return async (call, callback) => {
     let trailers;
@@ -264,7 +285,7 @@ function unary(fn) {
       if (!hooks) return;
       trailers = hooks.trailers;
       if (hooks.fail) throw hooks.fail;
-      const response = fn(call.request);
+      const response = fn(call.request, hooks);
       callback(null, response, trailers);
     } catch (e) {
       callback(toStatus(e, trailers));
@@ -275,9 +296,12 @@ function unary(fn) {
 // ---- the service ----
 
 const stock = {
-  Get: unary((req) => {
+  Get: unary((req, hooks) => {
     const entry = storeGet(req.key ?? "");
-    return { value: entry.value, version: String(entry.version) };
+    // x-stock-repeat-value: the value that many times over.
+    const value =
+      hooks.repeatValue > 1 ? Buffer.concat(Array(hooks.repeatValue).fill(entry.value)) : entry.value;
+    return { value, version: String(entry.version) };
   }),
 
   Put: unary((req) => {
@@ -317,10 +341,8 @@ const stock = {
     const req = call.request;
     const pattern = req.pattern ?? "";
     const maxEvents = req.max_events ?? 0;
-    if (pattern === "")
-      return finish(new RpcError(grpc.status.INVALID_ARGUMENT, "pattern must not be empty"));
-    if (maxEvents < 0)
-      return finish(new RpcError(grpc.status.INVALID_ARGUMENT, "max_events must not be negative"));
+    if (pattern === "") return finish(badField("pattern", "pattern must not be empty"));
+    if (maxEvents < 0) return finish(badField("max_events", "max_events must not be negative"));
     watcher.pattern = pattern;
     watcher.push = (event) => {
       if (watcher.closed) return;
@@ -377,7 +399,7 @@ const stock = {
           validateKey(item.key ?? "");
           validateValue(bytesOf(item.value));
         } catch (e) {
-          throw new RpcError(e.code, `item ${i}: ${e.details}`);
+          throw new RpcError(e.code, `item ${i}: ${e.details}`, e.rich);
         }
       });
       const summary = { items: 0, value_bytes: 0, created: 0, updated: 0 };
@@ -430,10 +452,7 @@ const stock = {
       const orderId = order.order_id ?? "";
       if (quantity <= 0n) {
         return finish(
-          new RpcError(
-            grpc.status.INVALID_ARGUMENT,
-            `order ${JSON.stringify(orderId)}: quantity must be > 0, got ${quantity}`,
-          ),
+          badField("quantity", `order ${JSON.stringify(orderId)}: quantity must be > 0, got ${quantity}`),
         );
       }
       sequence++;
@@ -470,8 +489,9 @@ function main() {
   const definition = loadDefinition(Buffer, [PROTO_PATH, KV_PROTO_PATH]);
   const proto = grpc.loadPackageDefinition(definition);
   const server = new grpc.Server({
+    // Received: 4 MiB. Sent: grpc-js's default, unlimited (never capped
+    // below 8 MiB; x-stock-repeat-value makes responses over 4 MiB).
     "grpc.max_receive_message_length": MAX_MESSAGE,
-    "grpc.max_send_message_length": MAX_MESSAGE,
     interceptors: [recordRequestEncoding],
   });
   // Audit has no handler: grpc-js answers UNIMPLEMENTED. Ledger is not added.

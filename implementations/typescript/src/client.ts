@@ -5,6 +5,8 @@ import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
 import {
+  create,
+  createRegistry,
   fromJson,
   toJson,
   type DescMessage,
@@ -13,6 +15,7 @@ import {
   type JsonValue,
   type Message,
 } from "@bufbuild/protobuf";
+import { AnySchema } from "@bufbuild/protobuf/wkt";
 import {
   Code,
   ConnectError,
@@ -25,6 +28,10 @@ import {
   createGrpcTransport,
   Http2SessionManager,
 } from "@connectrpc/connect-node";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+} from "../gen/google/rpc/error_details_pb.js";
 import { Ledger, Stock } from "../gen/stock_pb.js";
 import { codeName } from "./codes.js";
 
@@ -131,6 +138,32 @@ function parseArgs(argv: string[]): Args {
 function methodOf(name: string): DescMethod | undefined {
   if (name === "Ledger.Balance") return Ledger.method.balance;
   return Stock.methods.find((m) => m.name === name);
+}
+
+/** The detail types the JSON printer resolves inside a google.protobuf.Any. */
+const detailTypes = createRegistry(BadRequestSchema, ErrorInfoSchema);
+
+/**
+ * The rich error details Connect decoded from grpc-status-details-bin (the
+ * google.rpc.Status's Any list), each printed as proto3 JSON with its @type.
+ */
+function errorDetails(err: ConnectError): JsonValue[] {
+  const out: JsonValue[] = [];
+  for (const d of err.details) {
+    if (!("type" in d)) continue; // outgoing details: never on a received error
+    const any = create(AnySchema, {
+      typeUrl: `type.googleapis.com/${d.type}`,
+      value: d.value,
+    });
+    try {
+      out.push(toJson(AnySchema, any, { registry: detailTypes }));
+    } catch (e) {
+      process.stderr.write(
+        `cannot print error detail ${d.type}: ${(e as Error).message}\n`,
+      );
+    }
+  }
+  return out;
 }
 
 function emit(line: object): void {
@@ -380,6 +413,7 @@ class Runner {
     let headers: Record<string, string> = {};
     let trailers: Record<string, string> = {};
     let status = { code: "OK", message: "" };
+    let details: JsonValue[] = [];
     let response: Awaited<ReturnType<Transport["stream"]>> | undefined;
     try {
       response = await transport.stream(
@@ -420,6 +454,7 @@ class Runner {
       const code =
         err.code === Code.Canceled && late ? Code.DeadlineExceeded : err.code;
       status = { code: codeName(code), message: err.rawMessage };
+      details = errorDetails(err);
       // Without a response the error came in a trailers-only response: its metadata are the trailers.
       trailers = stockMetadata(response ? response.trailer : err.metadata);
     } finally {
@@ -435,6 +470,7 @@ class Runner {
       trailers,
       elapsed_ms: performance.now() - start,
       response_encoding: encoding ? encoding.toLowerCase() : "identity",
+      details,
     });
   }
 }

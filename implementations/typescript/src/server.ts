@@ -19,6 +19,7 @@ import {
   type TradeFill,
   type TradeOrder,
 } from "../gen/stock_pb.js";
+import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -26,7 +27,7 @@ import {
 // kv.proto reuses stock.proto's message names: only its service is imported.
 import { KV } from "../gen/kv_pb.js";
 import { codeFromName, codeName } from "./codes.js";
-import { Store, validateKey, validateValue } from "./store.js";
+import { badRequest, Store, validateKey, validateValue } from "./store.js";
 
 const SPECIAL_MESSAGE =
   "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n";
@@ -201,7 +202,13 @@ async function enter(
       : messageBin !== null
         ? new TextDecoder().decode(decodeBinaryHeader(messageBin))
         : (h.get("x-stock-fail-message") ?? `forced ${codeName(code)}`);
-    fail = new ConnectError(message, code as Code);
+    // A forced failure carries google.rpc.ErrorInfo{FORCED, stock.v1}.
+    fail = new ConnectError(message, code as Code, undefined, [
+      {
+        desc: ErrorInfoSchema,
+        value: { reason: "FORCED", domain: "stock.v1" },
+      },
+    ]);
   }
   if (delay !== undefined) await sleep(delay, ctx.signal);
   stopIfOver(ctx);
@@ -252,15 +259,9 @@ function stockRoutes(store: Store, stack: string) {
       async *monitor(req, ctx) {
         const hooks = await enter(ctx, false, store);
         if (req.pattern === "")
-          throw new ConnectError(
-            "pattern must not be empty",
-            Code.InvalidArgument,
-          );
+          throw badRequest("pattern", "pattern must not be empty");
         if (req.maxEvents < 0)
-          throw new ConnectError(
-            "max_events must not be negative",
-            Code.InvalidArgument,
-          );
+          throw badRequest("max_events", "max_events must not be negative");
         const watcher = store.watch(req.pattern, req.includeExisting);
         try {
           for (let sent = 0; ; sent++) {
@@ -292,9 +293,9 @@ function stockRoutes(store: Store, stack: string) {
           if (next.done) return;
           const o = next.value;
           if (o.quantity <= 0n) {
-            throw new ConnectError(
+            throw badRequest(
+              "quantity",
               `order ${JSON.stringify(o.orderId)}: quantity must be > 0, got ${o.quantity}`,
-              Code.InvalidArgument,
             );
           }
           const position =
@@ -399,7 +400,7 @@ function main() {
     // Every response message of a call that negotiated gzip is compressed.
     compressMinBytes: 0,
     readMaxBytes: 4 << 20,
-    writeMaxBytes: 4 << 20,
+    // No send cap (Connect's default, 4 GiB): a response may pass 4 MiB.
     shutdownSignal: shutdown.signal,
     fallback: unimplemented as never,
   });

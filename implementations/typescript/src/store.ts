@@ -2,26 +2,40 @@
 // time, so a watch's snapshot and its registration (one synchronous call) can
 // never interleave with a put: no event is missed, none is sent twice.
 import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "../gen/google/rpc/error_details_pb.js";
 import type { BatchItem, BatchSummary, WatchEvent } from "../gen/stock_pb.js";
 
 export const MAX_KEY = 256;
 export const MAX_VALUE = 1 << 20;
 
-export function validateKey(key: string): void {
-  const n = Buffer.byteLength(key, "utf8");
-  if (n < 1 || n > MAX_KEY) {
-    throw new ConnectError(
-      `key must be 1 to ${MAX_KEY} bytes, got ${n}`,
-      Code.InvalidArgument,
-    );
-  }
+/**
+ * INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest detail
+ * naming the field (Connect encodes it into grpc-status-details-bin).
+ */
+export function badRequest(field: string, description: string): ConnectError {
+  return new ConnectError(description, Code.InvalidArgument, undefined, [
+    {
+      desc: BadRequestSchema,
+      value: { fieldViolations: [{ field, description }] },
+    },
+  ]);
 }
 
-export function validateValue(value: Uint8Array): void {
+/** `where` prefixes the description (a Batch item's index). */
+export function validateKey(key: string, where = ""): void {
+  const n = Buffer.byteLength(key, "utf8");
+  if (n < 1 || n > MAX_KEY)
+    throw badRequest(
+      "key",
+      `${where}key must be 1 to ${MAX_KEY} bytes, got ${n}`,
+    );
+}
+
+export function validateValue(value: Uint8Array, where = ""): void {
   if (value.length > MAX_VALUE) {
-    throw new ConnectError(
-      `value must be at most ${MAX_VALUE} bytes, got ${value.length}`,
-      Code.InvalidArgument,
+    throw badRequest(
+      "value",
+      `${where}value must be at most ${MAX_VALUE} bytes, got ${value.length}`,
     );
   }
 }
@@ -121,15 +135,8 @@ export class Store {
   /** Validates every item, then applies them all in order. */
   batch(items: BatchItem[]): Omit<BatchSummary, "$typeName" | "$unknown"> {
     items.forEach((item, i) => {
-      try {
-        validateKey(item.key);
-        validateValue(item.value);
-      } catch (e) {
-        throw new ConnectError(
-          `item ${i}: ${(e as ConnectError).rawMessage}`,
-          Code.InvalidArgument,
-        );
-      }
+      validateKey(item.key, `item ${i}: `);
+      validateValue(item.value, `item ${i}: `);
     });
     const summary = { items: 0, valueBytes: 0n, created: 0, updated: 0 };
     for (const item of items) {
