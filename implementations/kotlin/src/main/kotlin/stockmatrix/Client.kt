@@ -63,6 +63,8 @@ class Step(
     val compression: String?,
     val afterFirst: List<Step>,
     val cancelAfterMs: Long = 0,
+    val copies: Int = 0,
+    val readPauseMs: Long = 0,
 ) {
     companion object {
         fun parse(o: JsonObject): Step {
@@ -112,6 +114,8 @@ class Step(
                 compression = str("compression"),
                 afterFirst = afterFirst,
                 cancelAfterMs = millis("cancel_after_ms"),
+                copies = millis("copies").toInt(),
+                readPauseMs = millis("read_pause_ms"),
             )
         }
     }
@@ -322,13 +326,27 @@ class Runner(
         return md
     }
 
+    /** Runs one step; with `copies`, that many calls at once on the channel, copy k under the id `ID*k`. */
     suspend fun runStep(step: Step) {
         val requests = prepare(step)
+        if (step.copies > 1) {
+            coroutineScope { repeat(step.copies) { k -> launch { runCall(step, requests, "${step.id}*$k") } } }
+        } else {
+            runCall(step, requests, step.id)
+        }
+    }
+
+    /** One call of [step], its lines under [id]. */
+    private suspend fun runCall(
+        step: Step,
+        requests: List<Message>,
+        id: String,
+    ) {
         val seen = Seen()
         val start = System.nanoTime()
         val status =
             try {
-                cancelAfter(step.cancelAfterMs) { call(step, requests, seen) }
+                cancelAfter(step.cancelAfterMs) { call(step, requests, seen, id) }
                 Status.OK
             } catch (e: UsageException) {
                 throw e
@@ -340,7 +358,7 @@ class Runner(
             } catch (e: Exception) {
                 Status.fromThrowable(e)
             }
-        Output.status(step.id, status, seen, (System.nanoTime() - start) / 1e6)
+        Output.status(id, status, seen, (System.nanoTime() - start) / 1e6)
     }
 
     /** Runs [block], cancelling its coroutine (grpc-kotlin's cancellation) [ms] after it started unless it ended first. */
@@ -369,9 +387,9 @@ class Runner(
         step: Step,
         requests: List<Message>,
         seen: Seen,
+        id: String,
     ) {
         val md = metadata(step)
-        val id = step.id
         if (step.method == "Ledger.Balance") {
             Output.message(id, configure(LedgerCoroutineStub(channel), step, seen).balance(requests[0] as Empty, md))
             return
@@ -399,10 +417,13 @@ class Runner(
             }
 
             "Monitor" -> {
+                // grpc-kotlin requests the next message only when this block returns, so while it runs
+                // (after_first steps, read_pause_ms) nothing is read and flow control holds the server back.
                 var count = 0
                 stub.monitor(requests[0] as WatchRequest, md).collect { event ->
                     Output.message(id, event)
                     if (++count == 1) step.afterFirst.forEach { runStep(it) }
+                    if (step.readPauseMs > 0) delay(step.readPauseMs)
                 }
             }
 
@@ -418,6 +439,7 @@ class Runner(
                 sendNext()
                 stub.trade(orders.consumeAsFlow(), md).collect { fill ->
                     Output.message(id, fill)
+                    if (step.readPauseMs > 0) delay(step.readPauseMs)
                     sendNext()
                 }
             }

@@ -1,5 +1,6 @@
 package stockmatrix
 
+import com.google.protobuf.ByteString
 import io.grpc.Context
 import io.grpc.Contexts
 import io.grpc.Deadline
@@ -172,6 +173,7 @@ class Hooks(
     val fail: Status?,
     val failAfter: Long,
     val watchers: String?,
+    val repeatValue: Int = 1,
 ) {
     companion object {
         fun parse(md: Metadata): Hooks {
@@ -205,7 +207,13 @@ class Hooks(
                         }
                     it.toStatus().withDescription(message)
                 }
-            return Hooks(number("x-stock-delay-ms") ?: 0, fail, number("x-stock-fail-after") ?: 0, text("x-stock-report-watchers"))
+            return Hooks(
+                number("x-stock-delay-ms") ?: 0,
+                fail,
+                number("x-stock-fail-after") ?: 0,
+                text("x-stock-report-watchers"),
+                (number("x-stock-repeat-value") ?: 1).coerceIn(1, Int.MAX_VALUE.toLong()).toInt(),
+            )
         }
     }
 }
@@ -238,11 +246,12 @@ class StockService(
 ) : StockGrpcKt.StockCoroutineImplBase() {
     override suspend fun get(request: GetRequest): GetResponse =
         deadlined {
-            enter(unary = true, store)
+            val hooks = enter(unary = true, store)
             val (value, version) = store.require(request.key)
             GetResponse
                 .newBuilder()
-                .setValue(value)
+                // x-stock-repeat-value: the stored value that many times over (a response past 4 MiB).
+                .setValue(ByteString.copyFrom(List(hooks.repeatValue) { value }))
                 .setVersion(version)
                 .build()
         }

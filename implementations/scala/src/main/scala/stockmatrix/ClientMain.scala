@@ -12,7 +12,7 @@ import java.io._
 import java.net.InetSocketAddress
 import java.nio.charset.StandardCharsets.UTF_8
 import java.util.Base64
-import java.util.concurrent.{Executors, LinkedBlockingQueue, ScheduledExecutorService, TimeUnit}
+import java.util.concurrent.{ExecutionException, Executors, LinkedBlockingQueue, ScheduledExecutorService, TimeUnit}
 import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
@@ -28,7 +28,9 @@ final case class Step(
     timeoutMs: Long,
     gzip: Option[Boolean],
     afterFirst: Vector[Step],
-    cancelAfterMs: Long = 0
+    cancelAfterMs: Long = 0,
+    copies: Int = 0,
+    readPauseMs: Long = 0
 )
 
 object Methods {
@@ -57,7 +59,7 @@ object ClientMain {
   private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
   private val parser = JsonFormat.parser()
 
-  private def emit(obj: JsonObject): Unit = {
+  private def emit(obj: JsonObject): Unit = synchronized {
     out.println(gson.toJson(obj))
     out.flush()
   }
@@ -95,7 +97,9 @@ object ClientMain {
         gzip = opt("compression").map(_.getAsString == "gzip"),
         afterFirst =
           opt("after_first").toVector.flatMap(_.getAsJsonArray.asScala.map(j => parseStep(j.getAsJsonObject))),
-        cancelAfterMs = opt("cancel_after_ms").map(_.getAsLong).getOrElse(0L)
+        cancelAfterMs = opt("cancel_after_ms").map(_.getAsLong).getOrElse(0L),
+        copies = opt("copies").map(_.getAsInt).getOrElse(0),
+        readPauseMs = opt("read_pause_ms").map(_.getAsLong).getOrElse(0L)
       )
     } catch {
       case e: UsageError => throw e
@@ -134,6 +138,24 @@ object ClientMain {
   }
 
   final class Runner(channel: ManagedChannel, timeoutMs: Long, metadata: Vector[(String, String)], gzip: Boolean) {
+
+    /** Runs a step; with `copies`, that many calls at once on the channel (a thread each), copy k as `ID*k`. */
+    def runStep(step: Step): Unit =
+      if (step.copies <= 1) run(step)
+      else {
+        val pool = Executors.newFixedThreadPool(step.copies)
+        try {
+          val calls = (0 until step.copies).map { k =>
+            pool.submit((() => run(step.copy(id = s"${step.id}*$k"))): Runnable)
+          }
+          calls.foreach { c =>
+            try c.get()
+            catch { case e: ExecutionException => throw e.getCause }
+          }
+        } finally pool.shutdown()
+      }
+
+    /** One call: messages are requested one at a time, each after the previous one was handled. */
     def run(step: Step): Unit = {
       val md = new Metadata()
       (metadata ++ step.metadata).foreach { case (k, v) =>
@@ -162,7 +184,9 @@ object ClientMain {
         },
         md
       )
-      call.request(Int.MaxValue)
+      // One message at a time: the next is requested only after this one was printed (and after_first ran,
+      // and read_pause_ms passed), so meanwhile nothing is read and flow control holds the server back.
+      call.request(1)
       // cancel_after_ms: ClientCall.cancel from the timer thread; every call method is used under the
       // call's lock, since ClientCall is not thread-safe.
       val cancelling = Option.when(step.cancelAfterMs > 0) {
@@ -185,7 +209,9 @@ object ClientMain {
           o.add("message", JsonParser.parseString(printer.print(m)))
           emit(o)
           printed += 1
-          if (printed == 1) step.afterFirst.foreach(run)
+          if (printed == 1) step.afterFirst.foreach(runStep)
+          if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
+          call.synchronized(call.request(1))
           None
         case c: Closed => Some(c)
       }
@@ -363,7 +389,7 @@ object ClientMain {
         val ch = channel(opts)
         try {
           val runner = new Runner(ch, timeout, metadata, gzip)
-          steps.foreach(runner.run)
+          steps.foreach(runner.runStep)
           0
         } finally ch.shutdownNow()
       } catch {

@@ -7,7 +7,13 @@ import java.util.concurrent.TimeUnit
 import scala.util.Try
 
 /** What the `x-stock-*` metadata of one call asks the server to do. */
-final case class Hooks(delayMs: Long, fail: Option[Status], failAfter: Long, watchers: Option[String] = None)
+final case class Hooks(
+    delayMs: Long,
+    fail: Option[Status],
+    failAfter: Long,
+    watchers: Option[String] = None,
+    repeatValue: Int = 1
+)
 
 object Hooks {
   val SpecialMessage = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \ud83d\ude08\t\n"
@@ -27,6 +33,7 @@ object Hooks {
   private val FailMessageBin = binaryKey("x-stock-fail-message-bin")
   private val FailSpecial = key("x-stock-fail-special")
   private val FailAfter = key("x-stock-fail-after")
+  private val RepeatValue = key("x-stock-repeat-value")
 
   /** The hooks of the current call, set by [[Interceptor]]. */
   val Current: Context.Key[Hooks] = Context.key("stock-hooks")
@@ -62,6 +69,7 @@ object Hooks {
       c <- codeE
       delay <- number(Delay)
       after <- number(FailAfter)
+      repeat <- number(RepeatValue)
     } yield {
       val fail = c.map { code =>
         val message =
@@ -73,7 +81,7 @@ object Hooks {
               .getOrElse(s"forced $code")
         code.toStatus.withDescription(message)
       }
-      Hooks(delay, fail, after, text(ReportWatchers))
+      Hooks(delay, fail, after, text(ReportWatchers), repeat.max(1L).min(Int.MaxValue.toLong).toInt)
     }
   }
 

@@ -1,11 +1,13 @@
 package stockmatrix
 
+import com.google.protobuf.ByteString
 import io.grpc.stub.{ServerCallStreamObserver, StreamObserver}
 import io.grpc.{Status, StatusException}
 import stock.v1.StockGrpc
 import stock.v1.StockOuterClass._
 
 import scala.collection.mutable
+import scala.jdk.CollectionConverters._
 
 /** stock.v1.Stock over one [[Store]]; the hooks come from [[Hooks.Interceptor]]. */
 final class StockService(store: Store, stack: String) extends StockGrpc.StockImplBase {
@@ -21,7 +23,9 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
 
   override def get(req: GetRequest, obs: StreamObserver[GetResponse]): Unit = unary(obs) {
     store.lookup(req.getKey).map { case (value, version) =>
-      GetResponse.newBuilder().setValue(value).setVersion(version).build()
+      // x-stock-repeat-value: the stored value that many times over (a response past 4 MiB).
+      val repeated = ByteString.copyFrom(Seq.fill(Hooks.current.repeatValue)(value).asJava)
+      GetResponse.newBuilder().setValue(repeated).setVersion(version).build()
     }
   }
 
