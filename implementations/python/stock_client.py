@@ -13,6 +13,8 @@ import time
 
 import grpc
 from google.protobuf import json_format
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
 
 import stock_pb2
 
@@ -93,6 +95,32 @@ def metadata_value(key, value):
 
 def to_json(msg):
     return json_format.MessageToDict(msg)
+
+
+# The types rich error details are resolved against when printed (json_format
+# looks an Any's @type up in this pool): google.rpc.BadRequest, ErrorInfo, ...
+DETAIL_TYPES = error_details_pb2.DESCRIPTOR.pool
+
+
+def error_details(call, line_id):
+    """The details of the google.rpc.Status in grpc-status-details-bin of a
+    failed call (grpcio-status), each in proto3 JSON with its @type."""
+    try:
+        status = rpc_status.from_call(call)
+    except ValueError as e:  # code or message differ from the call's status
+        print(f"step {line_id!r}: grpc-status-details-bin: {e}", file=sys.stderr)
+        return []
+    if status is None:
+        return []
+    details = []
+    for detail in status.details:
+        try:
+            details.append(
+                json_format.MessageToDict(detail, descriptor_pool=DETAIL_TYPES)
+            )
+        except (TypeError, json_format.Error) as e:  # an unknown @type
+            print(f"step {line_id!r}: {detail.type_url}: {e}", file=sys.stderr)
+    return details
 
 
 def parse_message(cls, value, step_id):
@@ -247,6 +275,7 @@ class Runner:
         headers = stock_metadata(call.initial_metadata())
         trailers = stock_metadata(call.trailing_metadata())
         elapsed = (time.monotonic() - start) * 1000
+        rich = error_details(call, line_id) if code != grpc.StatusCode.OK else []
         emit(
             {
                 "id": line_id,
@@ -255,6 +284,7 @@ class Runner:
                 "trailers": trailers,
                 "elapsed_ms": round(elapsed, 3),
                 "response_encoding": decoder.encoding(),
+                "details": rich,
             }
         )
 

@@ -2,14 +2,18 @@
 
 import argparse
 import asyncio
+import contextlib
 import contextvars
-import gzip
+import inspect
 import os
 import signal
 import sys
 import threading
+import zlib
 
 import grpc
+from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 import kv_pb2
 import kv_pb2_grpc
@@ -28,16 +32,38 @@ SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP â˜º and non-BMP ð
 REQUEST_ENCODING = contextvars.ContextVar("request_encoding", default="identity")
 
 
+class TooLarge(Exception):
+    """A gzip-compressed request message over MAX_MESSAGE once decompressed."""
+
+
+def gunzip(data):
+    """Decompresses one gzip-compressed message, refusing one whose content is
+    over MAX_MESSAGE: the limit core applies when it decompresses itself."""
+    gz = zlib.decompressobj(zlib.MAX_WBITS | 16)
+    data = gz.decompress(data, MAX_MESSAGE + 1)
+    if len(data) > MAX_MESSAGE:
+        raise TooLarge(
+            f"Received message larger than max (over {MAX_MESSAGE} bytes"
+            " once decompressed)"
+        )
+    if not gz.eof:
+        raise ValueError("truncated gzip-compressed message")
+    return data
+
+
 class GunzipRequests(grpc.aio.ServerInterceptor):
-    """Decompresses request messages (of every service) in the handlers'
-    deserializers, which run in the call's task, and records it in
-    REQUEST_ENCODING. C-core never hands grpc-encoding to the application, so
-    the server turns its own message decompression off
-    (grpc.per_message_decompression): a message that arrived gzip-compressed
-    comes with gzip's magic bytes 1f 8b, which no protobuf message starts with
-    (0x1f would be wire type 7). A message the client's stack chose to send
-    uncompressed under grpc-encoding: gzip (C-core does when gzip would not
-    shrink it) counts as identity."""
+    """Decompresses request messages (of every service) in the call's task,
+    where the handler runs, and records it in REQUEST_ENCODING. C-core never
+    hands grpc-encoding to the application, so the server turns its own
+    message decompression off (grpc.per_message_decompression): a message that
+    arrived gzip-compressed comes with gzip's magic bytes 1f 8b, which no
+    protobuf message starts with (0x1f would be wire type 7). A message the
+    client's stack chose to send uncompressed under grpc-encoding: gzip (C-core
+    does when gzip would not shrink it) counts as identity.
+
+    The handler is handed the raw messages and decodes them itself, so that a
+    message over the receive limit once decompressed can end its call with
+    RESOURCE_EXHAUSTED (an exception in a deserializer ends it UNKNOWN)."""
 
     async def intercept_service(self, continuation, handler_call_details):
         handler = await continuation(handler_call_details)
@@ -47,20 +73,74 @@ class GunzipRequests(grpc.aio.ServerInterceptor):
 
         def deserialize(data):
             if data[:2] == b"\x1f\x8b":
-                data = gzip.decompress(data)
+                data = gunzip(data)
                 REQUEST_ENCODING.set("gzip")
             return deserializer(data)
 
-        return handler._replace(request_deserializer=deserialize)
+        async def deserialize_stream(requests):
+            async for data in requests:
+                yield deserialize(data)
+
+        if handler.request_streaming:
+            read, name = deserialize_stream, "stream_"
+        else:
+            read, name = deserialize, "unary_"
+        name += "stream" if handler.response_streaming else "unary"
+        behavior = getattr(handler, name)
+
+        async def too_large(context, error):
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(error))
+
+        if inspect.isasyncgenfunction(behavior):
+
+            async def wrapped(request, context):
+                try:
+                    responses = behavior(read(request), context)
+                    async with contextlib.aclosing(responses):
+                        async for response in responses:
+                            yield response
+                except TooLarge as e:
+                    await too_large(context, e)
+
+        else:
+
+            async def wrapped(request, context):
+                try:
+                    return await behavior(read(request), context)
+                except TooLarge as e:
+                    await too_large(context, e)
+
+        return handler._replace(request_deserializer=None, **{name: wrapped})
 
 
 class Abort(Exception):
-    """A call that ends with a non-OK status."""
+    """A call that ends with a non-OK status; detail, when given, is the one
+    google.rpc message it carries in grpc-status-details-bin."""
 
-    def __init__(self, code, message):
+    def __init__(self, code, message, detail=None):
         super().__init__(message)
         self.code = code
         self.message = message
+        self.detail = detail
+
+
+def bad_field(field, description):
+    """INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest
+    naming the field."""
+    violation = error_details_pb2.BadRequest.FieldViolation(
+        field=field, description=description
+    )
+    return Abort(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        description,
+        error_details_pb2.BadRequest(field_violations=[violation]),
+    )
+
+
+def forced(code, message):
+    """The status an x-stock-fail hook forces, with a google.rpc.ErrorInfo."""
+    info = error_details_pb2.ErrorInfo(reason="FORCED", domain="stock.v1")
+    return Abort(code, message, info)
 
 
 def matches(pattern, key):
@@ -69,21 +149,17 @@ def matches(pattern, key):
     return key == pattern
 
 
-def validate_key(key):
+def validate_key(key, prefix=""):
     n = len(key.encode("utf-8"))
     if n < 1 or n > MAX_KEY:
-        raise Abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"key must be 1 to {MAX_KEY} bytes, got {n}",
-        )
+        raise bad_field("key", f"{prefix}key must be 1 to {MAX_KEY} bytes, got {n}")
 
 
-def validate_value(value):
-    if len(value) > MAX_VALUE:
-        raise Abort(
-            grpc.StatusCode.INVALID_ARGUMENT,
-            f"value must be at most {MAX_VALUE} bytes, got {len(value)}",
-        )
+def validate_value(value, prefix=""):
+    n = len(value)
+    if n > MAX_VALUE:
+        message = f"{prefix}value must be at most {MAX_VALUE} bytes, got {n}"
+        raise bad_field("value", message)
 
 
 class Store:
@@ -169,9 +245,12 @@ class Hooks:
             )
         self.fail = None
         self.error = None
+        self.delay_ms = self.fail_after = 0
+        self.repeat_value = 1
         try:
             self.delay_ms = self.number(md, "x-stock-delay-ms")
             self.fail_after = self.number(md, "x-stock-fail-after")
+            self.repeat_value = max(self.number(md, "x-stock-repeat-value"), 1)
             special = md.get("x-stock-fail-special") == "true"
             name = md.get("x-stock-fail")
             code = None
@@ -192,7 +271,7 @@ class Hooks:
                     message = message_bin.decode("utf-8", errors="replace")
                 else:
                     message = md.get("x-stock-fail-message", f"forced {code.name}")
-                self.fail = Abort(code, message)
+                self.fail = forced(code, message)
         except Abort as e:
             self.error = e
 
@@ -281,7 +360,16 @@ class Hooks:
 
 
 async def finish(context, error):
-    await context.abort(error.code, error.message)
+    """Ends the call with error's status. A detail travels as a google.rpc.Status
+    (grpcio-status) in grpc-status-details-bin, added to the trailers already
+    set: abort's trailing metadata replaces them."""
+    if error.detail is None:
+        await context.abort(error.code, error.message)  # raises
+    status = status_pb2.Status(code=error.code.value[0], message=error.message)
+    status.details.add().Pack(error.detail)
+    rich = rpc_status.to_status(status)
+    trailers = tuple(context.trailing_metadata() or ()) + rich.trailing_metadata
+    await context.abort(rich.code, rich.details, trailers)
 
 
 class StockServicer(stock_pb2_grpc.StockServicer):
@@ -290,9 +378,12 @@ class StockServicer(stock_pb2_grpc.StockServicer):
 
     async def Get(self, request, context):
         try:
-            await Hooks(context, self.store).enter(context, True)
+            hooks = Hooks(context, self.store)
+            await hooks.enter(context, True)
             value, version = self.store.get(request.key)
-            return stock_pb2.GetResponse(value=value, version=version)
+            return stock_pb2.GetResponse(
+                value=value * hooks.repeat_value, version=version
+            )
         except Abort as e:
             await finish(context, e)
 
@@ -310,13 +401,9 @@ class StockServicer(stock_pb2_grpc.StockServicer):
             hooks = Hooks(context, self.store)
             await hooks.enter(context, False)
             if not request.pattern:
-                raise Abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "pattern must not be empty"
-                )
+                raise bad_field("pattern", "pattern must not be empty")
             if request.max_events < 0:
-                raise Abort(
-                    grpc.StatusCode.INVALID_ARGUMENT, "max_events must not be negative"
-                )
+                raise bad_field("max_events", "max_events must not be negative")
             existing, watcher = self.store.watch(
                 request.pattern, request.include_existing
             )
@@ -353,11 +440,8 @@ class StockServicer(stock_pb2_grpc.StockServicer):
             if hooks.fail is not None:
                 raise hooks.fail
             for i, item in enumerate(items):
-                try:
-                    validate_key(item.key)
-                    validate_value(item.value)
-                except Abort as e:
-                    raise Abort(e.code, f"item {i}: {e.message}") from None
+                validate_key(item.key, f"item {i}: ")
+                validate_value(item.value, f"item {i}: ")
             summary = stock_pb2.BatchSummary()
             for item in items:
                 summary.items += 1
@@ -386,8 +470,8 @@ class StockServicer(stock_pb2_grpc.StockServicer):
                     return
                 hooks.update_trailers(context)
                 if order.quantity <= 0:
-                    raise Abort(
-                        grpc.StatusCode.INVALID_ARGUMENT,
+                    raise bad_field(
+                        "quantity",
                         f"order {order.order_id!r}: quantity must be > 0,"
                         f" got {order.quantity}",
                     )
@@ -503,7 +587,7 @@ async def serve(args):
         interceptors=[GunzipRequests()],
         options=[
             ("grpc.max_receive_message_length", MAX_MESSAGE),
-            ("grpc.max_send_message_length", MAX_MESSAGE),
+            ("grpc.max_send_message_length", -1),  # never capped below 8 MiB
             ("grpc.so_reuseport", 0),
             ("grpc.per_message_decompression", 0),  # GunzipRequests does it
         ],

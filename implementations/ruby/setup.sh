@@ -2,7 +2,7 @@
 # Installs the Debian packages the Ruby implementation needs, when missing.
 set -eu
 missing=""
-for pkg in ruby ruby-grpc ruby-grpc-tools; do
+for pkg in ruby ruby-grpc ruby-grpc-tools ruby-googleapis-common-protos-types; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
     missing="$missing $pkg"
   fi

@@ -6,8 +6,12 @@ $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 require 'base64'
 require 'json'
 require 'optparse'
+require 'stringio'
 require 'zlib'
 require 'grpc'
+require 'google/protobuf/well_known_types'
+require 'google/rpc/error_details_pb'
+require 'google/rpc/status_pb'
 require 'stock_pb'
 
 # A usage error: exit code 2.
@@ -18,6 +22,7 @@ CODE_NAMES = GRPC::Core::StatusCodes.constants.to_h do |name|
 end.freeze
 
 V1 = Stock::V1
+MAX_RECEIVE_BYTES = 4_194_304 # the core's default receive limit
 # method name => [route, request class, response class, kind]
 METHODS = {
   'Get' => ['/stock.v1.Stock/Get', V1::GetRequest, V1::GetResponse, :unary],
@@ -90,7 +95,9 @@ end
 # arrived gzip-compressed comes with gzip's magic bytes 1f 8b, which no
 # protobuf message starts with (0x1f would be wire type 7). A message the
 # server's stack chose to send uncompressed under grpc-encoding: gzip (C-core
-# does when gzip would not shrink it) counts as identity.
+# does when gzip would not shrink it) counts as identity. The core's receive
+# limit (4 MiB) then only sees the compressed message, so this applies it to
+# the decompressed one as the core's own decompression would.
 class Gunzip
   attr_reader :encoding
 
@@ -101,8 +108,12 @@ class Gunzip
 
   def call(bytes)
     if bytes.getbyte(0) == 0x1f && bytes.getbyte(1) == 0x8b
-      bytes = Zlib.gunzip(bytes)
+      bytes = Zlib::GzipReader.new(StringIO.new(bytes)).read(MAX_RECEIVE_BYTES + 1) || ''
       @encoding = 'gzip'
+      if bytes.bytesize > MAX_RECEIVE_BYTES
+        raise GRPC::ResourceExhausted, "Received message larger than max (over #{MAX_RECEIVE_BYTES} " \
+                                       "decompressed vs. #{MAX_RECEIVE_BYTES})"
+      end
     end
     @cls.decode(bytes)
   end
@@ -177,7 +188,7 @@ class Runner
       end
       finish(id, started, 0, '', op&.metadata, op&.trailing_metadata, unmarshal.encoding)
     rescue GRPC::BadStatus => e
-      finish(id, started, e.code, e.details, op&.metadata, e.metadata, unmarshal.encoding)
+      finish(id, started, e.code, e.details, op&.metadata, e.metadata, unmarshal.encoding, rich_details(id, e))
     rescue GRPC::Core::CallError => e
       finish(id, started, GRPC::Core::StatusCodes::UNKNOWN, e.message, op&.metadata, op&.trailing_metadata,
              unmarshal.encoding)
@@ -231,13 +242,27 @@ class Runner
     end
   end
 
+  # The details of the google.rpc.Status a failed call carries in
+  # grpc-status-details-bin (BadStatus#to_rpc_status), each printed by the
+  # protobuf JSON printer, which resolves an Any's @type in the generated
+  # descriptor pool (google.rpc.BadRequest, ErrorInfo, ...: error_details_pb).
+  def rich_details(id, error)
+    status = error.to_rpc_status
+    return [] unless status
+
+    status.details.map { |any| JSON.parse(any.to_json) }
+  rescue StandardError => e
+    warn "client: step #{id}: cannot print the error details: #{e.message}"
+    []
+  end
+
   # response_encoding: as the call's Gunzip saw its responses.
-  def finish(id, started, code, message, headers, trailers, response_encoding)
+  def finish(id, started, code, message, headers, trailers, response_encoding, details = [])
     elapsed = (Process.clock_gettime(Process::CLOCK_MONOTONIC) - started) * 1000.0
     emit({ 'id' => id,
            'status' => { 'code' => CODE_NAMES.fetch(code, 'UNKNOWN'), 'message' => utf8(message.to_s) },
            'headers' => stock_md(headers), 'trailers' => stock_md(trailers),
-           'elapsed_ms' => elapsed.round(3), 'response_encoding' => response_encoding })
+           'elapsed_ms' => elapsed.round(3), 'response_encoding' => response_encoding, 'details' => details })
   end
 
   def deadline(step_ms)

@@ -4,9 +4,13 @@
 $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 
 require 'optparse'
+require 'stringio'
 require 'zlib'
 require 'grpc'
 require 'grpc/health/checker'
+require 'google/protobuf/well_known_types'
+require 'google/rpc/error_details_pb'
+require 'google/rpc/status_pb'
 require 'stock_services_pb'
 require 'kv_services_pb'
 
@@ -14,6 +18,7 @@ LANGUAGE = 'ruby'
 STACK = "grpc-ruby #{GRPC::VERSION}".freeze
 MAX_KEY_BYTES = 256
 MAX_VALUE_BYTES = 1_048_576
+MAX_RECEIVE_BYTES = 4_194_304 # the core's default receive limit
 SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A and non-BMP \u{1F608}\t\n"
 STOCK_PREFIX = '/stock.v1.Stock/'
 KV_PREFIX = '/proto.KV/'
@@ -171,7 +176,9 @@ end
 # gzip-compressed comes with gzip's magic bytes 1f 8b, which no protobuf
 # message starts with (0x1f would be wire type 7). A message the client's
 # stack chose to send uncompressed under grpc-encoding: gzip (C-core does when
-# gzip would not shrink it) counts as identity.
+# gzip would not shrink it) counts as identity. The core's receive limit
+# (4 MiB) then only sees the compressed message, so this applies it to the
+# decompressed one as the core's own decompression would: RESOURCE_EXHAUSTED.
 class Gunzip
   attr_reader :encoding
 
@@ -182,8 +189,12 @@ class Gunzip
 
   def call(bytes)
     if bytes.getbyte(0) == 0x1f && bytes.getbyte(1) == 0x8b
-      bytes = Zlib.gunzip(bytes)
+      bytes = Zlib::GzipReader.new(StringIO.new(bytes)).read(MAX_RECEIVE_BYTES + 1) || ''
       @encoding = 'gzip'
+      if bytes.bytesize > MAX_RECEIVE_BYTES
+        raise GRPC::ResourceExhausted, "Received message larger than max (over #{MAX_RECEIVE_BYTES} " \
+                                       "decompressed vs. #{MAX_RECEIVE_BYTES})"
+      end
     end
     @unmarshal.call(bytes)
   end
@@ -249,12 +260,29 @@ class Hooks
       'x-stock-watchers' => @watchers }.compact
   end
 
-  def error(code, message)
-    GRPC::BadStatus.new_status_exception(code, message, trailers)
+  # The call's error; with a detail (a google.rpc message), grpc-ruby's rich
+  # error: a google.rpc.Status of the same code and message holding it packed
+  # in an Any, sent as the grpc-status-details-bin trailer (what the client's
+  # BadStatus#to_rpc_status reads back).
+  def error(code, message, detail = nil)
+    metadata = trailers
+    if detail
+      status = Google::Rpc::Status.new(code:, message:, details: [Google::Protobuf::Any.pack(detail)])
+      metadata['grpc-status-details-bin'] = Google::Rpc::Status.encode(status)
+    end
+    GRPC::BadStatus.new_status_exception(code, message, metadata)
   end
 
+  # INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest
+  # whose one field violation names the field.
+  def bad_request(field, message)
+    violation = Google::Rpc::BadRequest::FieldViolation.new(field:, description: message)
+    error(Codes::INVALID_ARGUMENT, message, Google::Rpc::BadRequest.new(field_violations: [violation]))
+  end
+
+  # The failure x-stock-fail forces, with a google.rpc.ErrorInfo.
   def forced_error
-    error(@fail_code, @fail_message)
+    error(@fail_code, @fail_message, Google::Rpc::ErrorInfo.new(reason: 'FORCED', domain: 'stock.v1'))
   end
 
   # Applies the delay and the trailers (on success; error() adds them to a
@@ -326,8 +354,8 @@ class StockService < Stock::V1::Stock::Service
     hooks.start(call)
     ensure_live(call)
     raise hooks.forced_error if hooks.fail_code && hooks.fail_after <= 0
-    raise hooks.error(Codes::INVALID_ARGUMENT, 'pattern must not be empty') if req.pattern.empty?
-    raise hooks.error(Codes::INVALID_ARGUMENT, 'max_events must not be negative') if req.max_events.negative?
+    raise hooks.bad_request('pattern', 'pattern must not be empty') if req.pattern.empty?
+    raise hooks.bad_request('max_events', 'max_events must not be negative') if req.max_events.negative?
 
     watcher = Watcher.new(req.pattern)
     existing = @store.watch(watcher, req.include_existing)
@@ -377,13 +405,13 @@ class StockService < Stock::V1::Stock::Service
   def check_key(hooks, key)
     return if key.bytesize.between?(1, MAX_KEY_BYTES)
 
-    raise hooks.error(Codes::INVALID_ARGUMENT, "key must be 1 to #{MAX_KEY_BYTES} bytes, got #{key.bytesize}")
+    raise hooks.bad_request('key', "key must be 1 to #{MAX_KEY_BYTES} bytes, got #{key.bytesize}")
   end
 
   def check_value(hooks, value)
     return if value.bytesize <= MAX_VALUE_BYTES
 
-    raise hooks.error(Codes::INVALID_ARGUMENT, "value must be at most #{MAX_VALUE_BYTES} bytes, got #{value.bytesize}")
+    raise hooks.bad_request('value', "value must be at most #{MAX_VALUE_BYTES} bytes, got #{value.bytesize}")
   end
 
   def stream_events(out, watcher, existing, max_events, hooks, deadline)
@@ -432,7 +460,7 @@ class StockService < Stock::V1::Stock::Service
     sequence = 0
     positions = Hash.new(0)
     orders.each do |order|
-      raise hooks.error(Codes::INVALID_ARGUMENT, "quantity must be > 0, got #{order.quantity}") if order.quantity <= 0
+      raise hooks.bad_request('quantity', "quantity must be > 0, got #{order.quantity}") if order.quantity <= 0
 
       sequence += 1
       delta = order.side == :BUY ? order.quantity : -order.quantity
