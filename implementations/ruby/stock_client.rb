@@ -6,9 +6,8 @@ $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 require 'base64'
 require 'json'
 require 'optparse'
-require 'stringio'
-require 'zlib'
 require 'grpc'
+require_relative 'gunzip'
 require 'google/protobuf/well_known_types'
 require 'google/rpc/error_details_pb'
 require 'google/rpc/status_pb'
@@ -22,7 +21,6 @@ CODE_NAMES = GRPC::Core::StatusCodes.constants.to_h do |name|
 end.freeze
 
 V1 = Stock::V1
-MAX_RECEIVE_BYTES = 4_194_304 # the core's default receive limit
 # method name => [route, request class, response class, kind]
 METHODS = {
   'Get' => ['/stock.v1.Stock/Get', V1::GetRequest, V1::GetResponse, :unary],
@@ -89,36 +87,6 @@ rescue JSON::ParserError => e
   raise UsageError, "invalid JSON line: #{e.message}"
 end
 
-# One call's response unmarshaller, which also tells the responses' encoding.
-# C-core never hands grpc-encoding to the application, so the channel leaves
-# decompression to this (grpc.per_message_decompression off): a message that
-# arrived gzip-compressed comes with gzip's magic bytes 1f 8b, which no
-# protobuf message starts with (0x1f would be wire type 7). A message the
-# server's stack chose to send uncompressed under grpc-encoding: gzip (C-core
-# does when gzip would not shrink it) counts as identity. The core's receive
-# limit (4 MiB) then only sees the compressed message, so this applies it to
-# the decompressed one as the core's own decompression would.
-class Gunzip
-  attr_reader :encoding
-
-  def initialize(cls)
-    @cls = cls
-    @encoding = 'identity'
-  end
-
-  def call(bytes)
-    if bytes.getbyte(0) == 0x1f && bytes.getbyte(1) == 0x8b
-      bytes = Zlib::GzipReader.new(StringIO.new(bytes)).read(MAX_RECEIVE_BYTES + 1) || ''
-      @encoding = 'gzip'
-      if bytes.bytesize > MAX_RECEIVE_BYTES
-        raise GRPC::ResourceExhausted, "Received message larger than max (over #{MAX_RECEIVE_BYTES} " \
-                                       "decompressed vs. #{MAX_RECEIVE_BYTES})"
-      end
-    end
-    @cls.decode(bytes)
-  end
-end
-
 # Runs calls on one channel and prints their output lines.
 class Runner
   def initialize(stub, opts)
@@ -153,7 +121,7 @@ class Runner
       raise UsageError, "unknown method #{step['method'].inspect}"
     end
     marshal = ->(m) { req_cls.encode(m) }
-    unmarshal = Gunzip.new(resp_cls)
+    unmarshal = Gunzip.new(resp_cls.method(:decode))
     args = { deadline: deadline(step['timeout_ms']), metadata: call_metadata(step), return_op: true }
     started = Process.clock_gettime(Process::CLOCK_MONOTONIC)
     op = nil

@@ -4,9 +4,8 @@
 $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 
 require 'optparse'
-require 'stringio'
-require 'zlib'
 require 'grpc'
+require_relative 'gunzip'
 require 'grpc/health/checker'
 require 'google/protobuf/well_known_types'
 require 'google/rpc/error_details_pb'
@@ -18,7 +17,6 @@ LANGUAGE = 'ruby'
 STACK = "grpc-ruby #{GRPC::VERSION}".freeze
 MAX_KEY_BYTES = 256
 MAX_VALUE_BYTES = 1_048_576
-MAX_RECEIVE_BYTES = 4_194_304 # the core's default receive limit
 SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A and non-BMP \u{1F608}\t\n"
 STOCK_PREFIX = '/stock.v1.Stock/'
 KV_PREFIX = '/proto.KV/'
@@ -169,42 +167,11 @@ def ensure_live(call)
   call.send_initial_metadata
 end
 
-# One call's request unmarshaller (each call gets its own, see GunzipRequests),
-# which also tells the encoding its requests arrived with. C-core never hands
-# grpc-encoding to the application, so the server turns its own message
-# decompression off (grpc.per_message_decompression): a message that arrived
-# gzip-compressed comes with gzip's magic bytes 1f 8b, which no protobuf
-# message starts with (0x1f would be wire type 7). A message the client's
-# stack chose to send uncompressed under grpc-encoding: gzip (C-core does when
-# gzip would not shrink it) counts as identity. The core's receive limit
-# (4 MiB) then only sees the compressed message, so this applies it to the
-# decompressed one as the core's own decompression would: RESOURCE_EXHAUSTED.
-class Gunzip
-  attr_reader :encoding
-
-  def initialize(unmarshal)
-    @unmarshal = unmarshal
-    @encoding = 'identity'
-  end
-
-  def call(bytes)
-    if bytes.getbyte(0) == 0x1f && bytes.getbyte(1) == 0x8b
-      bytes = Zlib::GzipReader.new(StringIO.new(bytes)).read(MAX_RECEIVE_BYTES + 1) || ''
-      @encoding = 'gzip'
-      if bytes.bytesize > MAX_RECEIVE_BYTES
-        raise GRPC::ResourceExhausted, "Received message larger than max (over #{MAX_RECEIVE_BYTES} " \
-                                       "decompressed vs. #{MAX_RECEIVE_BYTES})"
-      end
-    end
-    @unmarshal.call(bytes)
-  end
-
-  # The Gunzip of a handler's call: grpc-ruby's call views give no accessor
-  # for the unmarshaller of the ActiveCall they wrap.
-  def self.of(call)
-    unmarshal = call.instance_variable_get(:@wrapped)&.instance_variable_get(:@unmarshal)
-    unmarshal.is_a?(Gunzip) ? unmarshal : nil
-  end
+# The Gunzip of a server call (grpc-ruby offers no accessor for a call's
+# unmarshaller; the view wraps the active call that holds it).
+def gunzip_of(call)
+  unmarshal = call.instance_variable_get(:@wrapped)&.instance_variable_get(:@unmarshal)
+  unmarshal.is_a?(Gunzip) ? unmarshal : nil
 end
 
 # Extends a service's rpc descriptors: the server asks each for a new request
@@ -238,7 +205,7 @@ class Hooks
   def initialize(call, store)
     md = ->(k) { Array(call.metadata[k]).first }
     @store = store
-    @gunzip = md.call('x-stock-report-encoding') == 'true' ? Gunzip.of(call) : nil
+    @gunzip = md.call('x-stock-report-encoding') == 'true' ? gunzip_of(call) : nil
     @echo = md.call('x-stock-echo')
     @echo_bin = md.call('x-stock-echo-bin')
     @echo_trailer = md.call('x-stock-echo-trailer')
