@@ -42,6 +42,7 @@ import java.util.concurrent.LinkedBlockingQueue;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Supplier;
 import stock.v1.LedgerGrpc;
 import stock.v1.StockGrpc;
@@ -100,7 +101,9 @@ public final class ClientMain {
       long timeoutMs,
       String compression,
       long cancelAfterMs,
-      List<Step> afterFirst) {}
+      List<Step> afterFirst,
+      int copies,
+      long readPauseMs) {}
 
   private record Headers(Metadata metadata) {}
 
@@ -126,6 +129,12 @@ public final class ClientMain {
     synchronized void halfClose() {
       if (!cancelled) {
         call.halfClose();
+      }
+    }
+
+    synchronized void request(int n) {
+      if (!cancelled) {
+        call.request(n);
       }
     }
 
@@ -377,7 +386,8 @@ public final class ClientMain {
       }
       default -> throw new UsageError("unknown command " + command + "\n" + USAGE);
     }
-    return new Step(command, METHODS.get(method), requests, Map.of(), 0, null, 0, List.of());
+    return new Step(
+        command, METHODS.get(method), requests, Map.of(), 0, null, 0, List.of(), 1, 0);
   }
 
   private static void want(String command, List<String> args, int n) throws UsageError {
@@ -454,13 +464,29 @@ public final class ClientMain {
           o.has("cancel_after_ms") && !o.get("cancel_after_ms").isJsonNull()
               ? o.get("cancel_after_ms").getAsLong()
               : 0;
+      int copies =
+          o.has("copies") && !o.get("copies").isJsonNull() ? o.get("copies").getAsInt() : 1;
+      long readPause =
+          o.has("read_pause_ms") && !o.get("read_pause_ms").isJsonNull()
+              ? o.get("read_pause_ms").getAsLong()
+              : 0;
       List<Step> afterFirst = new ArrayList<>();
       if (o.has("after_first") && !o.get("after_first").isJsonNull()) {
         for (JsonElement nested : o.getAsJsonArray("after_first")) {
           afterFirst.add(parseStep(nested));
         }
       }
-      return new Step(id, method, requests, md, timeout, compression, cancelAfter, afterFirst);
+      return new Step(
+          id,
+          method,
+          requests,
+          md,
+          timeout,
+          compression,
+          cancelAfter,
+          afterFirst,
+          copies,
+          readPause);
     } catch (ClassCastException
         | IllegalStateException
         | UnsupportedOperationException
@@ -528,9 +554,56 @@ public final class ClientMain {
     return out;
   }
 
-  /** Runs one step (and its after_first steps), printing every line. */
-  @SuppressWarnings("unchecked")
+  /**
+   * Runs one step, printing every line; with copies, that many calls at once on the channel (one
+   * thread each; past the server's stream limit the transport queues them), copy k under the id
+   * ID*k.
+   */
   private void runStep(Step step) throws UsageError {
+    if (step.copies <= 1) {
+      runCall(step, step.id);
+      return;
+    }
+    List<Thread> threads = new ArrayList<>();
+    AtomicReference<Exception> error = new AtomicReference<>();
+    for (int k = 0; k < step.copies; k++) {
+      String id = step.id + "*" + k;
+      Thread t =
+          new Thread(
+              () -> {
+                try {
+                  runCall(step, id);
+                } catch (UsageError | RuntimeException e) {
+                  error.compareAndSet(null, e);
+                }
+              },
+              "copy-" + k);
+      t.setDaemon(true);
+      t.start();
+      threads.add(t);
+    }
+    for (Thread t : threads) {
+      try {
+        t.join();
+      } catch (InterruptedException e) {
+        Thread.currentThread().interrupt();
+        return;
+      }
+    }
+    if (error.get() instanceof UsageError e) {
+      throw e;
+    } else if (error.get() instanceof RuntimeException e) {
+      throw e;
+    }
+  }
+
+  /**
+   * Runs one call of a step (and its after_first steps), its lines under id. Messages are requested
+   * one at a time, each after the previous one was printed and handled (after_first, the
+   * read_pause_ms pause), so an unread stream is held back by the transport's flow control.
+   */
+  @SuppressWarnings("unchecked")
+  private void runCall(Step step, String id) throws UsageError {
     long start = System.nanoTime();
     CallOptions options = CallOptions.DEFAULT;
     long timeout = step.timeoutMs > 0 ? step.timeoutMs : timeoutMs;
@@ -571,7 +644,7 @@ public final class ClientMain {
           }
         },
         md);
-    clientCall.request(Integer.MAX_VALUE);
+    clientCall.request(1);
     ScheduledFuture<?> cancel =
         step.cancelAfterMs > 0
             ? TIMER.schedule(
@@ -617,10 +690,19 @@ public final class ClientMain {
         } catch (InvalidProtocolBufferException e) {
           throw new IllegalStateException(e);
         }
-        emit("{\"id\":" + GSON.toJson(step.id) + ",\"message\":" + printed + "}");
+        emit("{\"id\":" + GSON.toJson(id) + ",\"message\":" + printed + "}");
         if (++count == 1) {
           for (Step nested : step.afterFirst) {
             runStep(nested);
+          }
+        }
+        if (step.readPauseMs > 0) {
+          try {
+            Thread.sleep(step.readPauseMs);
+          } catch (InterruptedException e) {
+            call.cancel("interrupted", e);
+            Thread.currentThread().interrupt();
+            return;
           }
         }
         if (lockStep && pending.hasNext()) {
@@ -629,6 +711,7 @@ public final class ClientMain {
             call.halfClose();
           }
         }
+        call.request(1);
       } else {
         closed = (Closed) event;
         break;
@@ -644,7 +727,7 @@ public final class ClientMain {
     String message = closed.status.getDescription();
     status.addProperty("message", message == null ? "" : message);
     JsonObject line = new JsonObject();
-    line.addProperty("id", step.id);
+    line.addProperty("id", id);
     line.add("status", status);
     line.add("headers", GSON.toJsonTree(headers));
     line.add("trailers", GSON.toJsonTree(stockMetadata(closed.trailers)));

@@ -1,5 +1,6 @@
 package stockmatrix;
 
+import com.google.protobuf.ByteString;
 import io.grpc.Context;
 import io.grpc.Contexts;
 import io.grpc.Deadline;
@@ -130,7 +131,7 @@ final class StockService extends StockGrpc.StockImplBase {
       };
 
   /** What the metadata of one call asks for. */
-  private record Hooks(Status fail, long failAfter) {}
+  private record Hooks(Status fail, long failAfter, long repeatValue) {}
 
   private static long number(Metadata md, String name) {
     String v = md.get(key(name));
@@ -182,6 +183,7 @@ final class StockService extends StockGrpc.StockImplBase {
       fail = Status.fromCode(code).withDescription(message);
     }
     long failAfter = number(md, "x-stock-fail-after");
+    long repeatValue = Math.max(1, number(md, "x-stock-repeat-value"));
     sleep(number(md, "x-stock-delay-ms"));
     Status over = Contexts.statusFromCancelled(Context.current());
     if (over != null) {
@@ -194,7 +196,7 @@ final class StockService extends StockGrpc.StockImplBase {
     if (unary && fail != null) {
       throw fail.asRuntimeException();
     }
-    return new Hooks(fail, failAfter);
+    return new Hooks(fail, failAfter, repeatValue);
   }
 
   /** Sleeps, ending early when the call is cancelled. */
@@ -221,10 +223,14 @@ final class StockService extends StockGrpc.StockImplBase {
   @Override
   public void get(GetRequest req, StreamObserver<GetResponse> obs) {
     try {
-      enter(true);
+      Hooks hooks = enter(true);
       WatchEvent e = store.require(req.getKey());
-      obs.onNext(
-          GetResponse.newBuilder().setValue(e.getValue()).setVersion(e.getVersion()).build());
+      // x-stock-repeat-value: the stored value that many times over.
+      ByteString value = ByteString.EMPTY;
+      for (long i = 0; i < hooks.repeatValue; i++) {
+        value = value.concat(e.getValue());
+      }
+      obs.onNext(GetResponse.newBuilder().setValue(value).setVersion(e.getVersion()).build());
       obs.onCompleted();
     } catch (RuntimeException e) {
       fail(obs, e);
