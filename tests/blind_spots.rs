@@ -100,7 +100,7 @@ const KV_FAULT: Catch = (
     "kv-no-value-limit",
     "kv-compat",
     "kv-put-value-over-limit",
-    "step 0 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
+    "step 1 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
 );
 
 const CLIENT_FAULTS: &[Catch] = &[

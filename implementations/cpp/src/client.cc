@@ -2,6 +2,7 @@
 #include <google/protobuf/struct.pb.h>
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/support/error_details.h>
 
 #include <chrono>
 #include <condition_variable>
@@ -19,6 +20,8 @@
 #include <vector>
 
 #include "common.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "stock.grpc.pb.h"
 
 namespace stock {
@@ -183,6 +186,31 @@ std::string StockMetadata(const Map& md) {
   return out + "}";
 }
 
+// The details of the google.rpc.Status a failed call carried in
+// grpc-status-details-bin (grpc::ExtractErrorDetails), as a JSON array of the
+// Any messages in proto3 JSON with their @type. protobuf's JSON printer
+// resolves an Any's type through the generated pool, which holds
+// google.rpc.BadRequest and google.rpc.ErrorInfo (compiled into this binary).
+std::string Details(const Status& status) {
+  if (status.error_details().empty()) return "[]";
+  google::rpc::Status rich;
+  if (!grpc::ExtractErrorDetails(status, &rich).ok()) {
+    std::fprintf(stderr, "warning: grpc-status-details-bin is not a google.rpc.Status\n");
+    return "[]";
+  }
+  std::string out = "[";
+  for (const pb::Any& detail : rich.details()) {
+    std::string json;
+    if (auto s = pb::util::MessageToJsonString(detail, &json); !s.ok()) {
+      std::fprintf(stderr, "warning: detail %s not printed: %s\n", detail.type_url().c_str(),
+                   std::string(s.message()).c_str());
+      continue;
+    }
+    out += (out.size() > 1 ? "," : "") + json;
+  }
+  return out + "]";
+}
+
 void EmitStatus(const std::string& id, const Status& status, ClientContext& ctx,
                 std::chrono::steady_clock::time_point start) {
   double elapsed = std::chrono::duration<double, std::milli>(
@@ -195,7 +223,8 @@ void EmitStatus(const std::string& id, const Status& status, ClientContext& ctx,
        "},\"headers\":" + StockMetadata(ctx.GetServerInitialMetadata()) +
        ",\"trailers\":" + StockMetadata(ctx.GetServerTrailingMetadata()) +
        ",\"elapsed_ms\":" + ms +
-       ",\"response_encoding\":" + Quote(IncomingEncoding(ctx.c_call())) + "}");
+       ",\"response_encoding\":" + Quote(IncomingEncoding(ctx.c_call())) +
+       ",\"details\":" + Details(status) + "}");
 }
 
 std::unique_ptr<pb::Message> ParseMessage(const pb::Message& prototype, const std::string& json,

@@ -3,10 +3,12 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/support/error_details.h>
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,6 +26,8 @@
 #include <vector>
 
 #include "common.h"
+#include "google/rpc/error_details.pb.h"
+#include "google/rpc/status.pb.h"
 #include "kv.grpc.pb.h"
 #include "stock.grpc.pb.h"
 
@@ -58,7 +62,39 @@ std::atomic<bool> g_stopping{false};
 struct Hooks {
   std::optional<Status> fail;
   uint64_t fail_after = 0;
+  uint64_t repeat_value = 1;  // Get: the value is answered this many times over
 };
+
+// A status with one rich error detail: a google.rpc.Status of the same code
+// and message, carrying the detail, set with grpc::SetErrorDetails (sent as
+// grpc-status-details-bin).
+Status WithDetail(StatusCode code, const std::string& message,
+                  const google::protobuf::Message& detail) {
+  google::rpc::Status rich;
+  rich.set_code(static_cast<int32_t>(code));
+  rich.set_message(message);
+  rich.add_details()->PackFrom(detail);
+  Status status;
+  grpc::SetErrorDetails(rich, &status);
+  return status;
+}
+
+// INVALID_ARGUMENT for a refused request field, with a BadRequest naming it.
+Status BadField(const std::string& field, const std::string& description) {
+  google::rpc::BadRequest bad;
+  auto* violation = bad.add_field_violations();
+  violation->set_field(field);
+  violation->set_description(description);
+  return WithDetail(StatusCode::INVALID_ARGUMENT, description, bad);
+}
+
+// The failure an x-stock-fail hook forces, with an ErrorInfo.
+Status Forced(StatusCode code, const std::string& message) {
+  google::rpc::ErrorInfo info;
+  info.set_reason("FORCED");
+  info.set_domain("stock.v1");
+  return WithDetail(code, message, info);
+}
 
 std::optional<std::string> Header(ServerContext* ctx, const char* key) {
   const auto& md = ctx->client_metadata();
@@ -92,16 +128,15 @@ std::string DeadlineLeft(ServerContext* ctx) {
 
 Status CheckKey(const std::string& key) {
   if (key.empty() || key.size() > kMaxKey) {
-    return Status(StatusCode::INVALID_ARGUMENT,
-                  "key must be 1 to 256 bytes, got " + std::to_string(key.size()));
+    return BadField("key", "key must be 1 to 256 bytes, got " + std::to_string(key.size()));
   }
   return Status::OK;
 }
 
 Status CheckValue(const std::string& value) {
   if (value.size() > kMaxValue) {
-    return Status(StatusCode::INVALID_ARGUMENT,
-                  "value must be at most 1048576 bytes, got " + std::to_string(value.size()));
+    return BadField("value",
+                    "value must be at most 1048576 bytes, got " + std::to_string(value.size()));
   }
   return Status::OK;
 }
@@ -175,12 +210,14 @@ class StockService final : public v1::Stock::Service {
     }
     uint64_t delay_ms = 0;
     for (auto [key, out] : {std::pair{"x-stock-delay-ms", &delay_ms},
-                            std::pair{"x-stock-fail-after", &hooks->fail_after}}) {
+                            std::pair{"x-stock-fail-after", &hooks->fail_after},
+                            std::pair{"x-stock-repeat-value", &hooks->repeat_value}}) {
       if (auto v = Header(ctx, key); v && !ParseNumber(*v, out)) {
         return Status(StatusCode::INVALID_ARGUMENT,
                       std::string(key) + " must be a number, got \"" + *v + "\"");
       }
     }
+    hooks->repeat_value = std::max<uint64_t>(hooks->repeat_value, 1);
     bool special = Header(ctx, "x-stock-fail-special") == std::string("true");
     auto fail = Header(ctx, "x-stock-fail");
     if (fail || special) {
@@ -197,7 +234,7 @@ class StockService final : public v1::Stock::Service {
       } else if (auto m = Header(ctx, "x-stock-fail-message")) {
         message = *m;
       }
-      hooks->fail = Status(code, message);
+      hooks->fail = Forced(code, message);
     }
     auto until = std::chrono::steady_clock::now() + std::chrono::milliseconds(delay_ms);
     while (std::chrono::steady_clock::now() < until) {
@@ -234,6 +271,11 @@ class StockService final : public v1::Stock::Service {
     if (hooks.fail) return *hooks.fail;
     int64_t version = 0;
     if (Status s = Lookup(req->key(), resp->mutable_value(), &version); !s.ok()) return s;
+    if (hooks.repeat_value > 1) {
+      std::string value = resp->value();
+      resp->mutable_value()->reserve(value.size() * hooks.repeat_value);
+      for (uint64_t i = 1; i < hooks.repeat_value; ++i) resp->mutable_value()->append(value);
+    }
     resp->set_version(version);
     return Status::OK;
   }
@@ -250,10 +292,10 @@ class StockService final : public v1::Stock::Service {
     Hooks hooks;
     if (Status s = Enter(ctx, &hooks); !s.ok()) return s;
     if (req->pattern().empty()) {
-      return Status(StatusCode::INVALID_ARGUMENT, "pattern must not be empty");
+      return BadField("pattern", "pattern must not be empty");
     }
     if (req->max_events() < 0) {
-      return Status(StatusCode::INVALID_ARGUMENT, "max_events must not be negative");
+      return BadField("max_events", "max_events must not be negative");
     }
     auto watcher = std::make_shared<Watcher>();
     watcher->ctx = ctx;
@@ -321,11 +363,9 @@ class StockService final : public v1::Stock::Service {
     }
     if (hooks.fail) return *hooks.fail;
     for (size_t i = 0; i < items.size(); ++i) {
-      Status s = CheckKey(items[i].key());
-      if (s.ok()) s = CheckValue(items[i].value());
-      if (!s.ok()) {
-        return Status(StatusCode::INVALID_ARGUMENT,
-                      "item " + std::to_string(i) + ": " + s.error_message());
+      for (auto [field, s] : {std::pair{"key", CheckKey(items[i].key())},
+                              std::pair{"value", CheckValue(items[i].value())}}) {
+        if (!s.ok()) return BadField(field, "item " + std::to_string(i) + ": " + s.error_message());
       }
     }
     std::lock_guard<std::mutex> lock(mu_);
@@ -353,9 +393,9 @@ class StockService final : public v1::Stock::Service {
         return ctx->IsCancelled() ? Status(StatusCode::CANCELLED, "cancelled") : Status::OK;
       }
       if (order.quantity() <= 0) {
-        return Status(StatusCode::INVALID_ARGUMENT,
-                      "order \"" + order.order_id() + "\": quantity must be > 0, got " +
-                          std::to_string(order.quantity()));
+        return BadField("quantity", "order \"" + order.order_id() +
+                                        "\": quantity must be > 0, got " +
+                                        std::to_string(order.quantity()));
       }
       ++sequence;
       int64_t& position = positions[order.symbol()];
@@ -527,8 +567,7 @@ int RunServer(int argc, char** argv) {
   builder.AddListeningPort(address, creds, &bound_port);
   builder.RegisterService(&service);
   builder.RegisterService(&kv);
-  builder.SetMaxReceiveMessageSize(4 << 20);
-  builder.SetMaxSendMessageSize(4 << 20);
+  builder.SetMaxReceiveMessageSize(4 << 20);  // sends stay unlimited (the stack's default)
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port is an error
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) {
