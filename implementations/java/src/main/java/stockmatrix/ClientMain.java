@@ -2,14 +2,18 @@ package stockmatrix;
 
 import com.google.gson.Gson;
 import com.google.gson.GsonBuilder;
+import com.google.gson.JsonArray;
 import com.google.gson.JsonElement;
 import com.google.gson.JsonObject;
 import com.google.gson.JsonParseException;
 import com.google.gson.JsonParser;
+import com.google.protobuf.Any;
 import com.google.protobuf.ByteString;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
+import com.google.protobuf.TypeRegistry;
 import com.google.protobuf.util.JsonFormat;
+import com.google.rpc.ErrorDetailsProto;
 import io.grpc.CallOptions;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientCall;
@@ -21,6 +25,7 @@ import io.grpc.Status;
 import io.grpc.TlsChannelCredentials;
 import io.grpc.internal.GrpcUtil;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.protobuf.StatusProto;
 import java.io.BufferedReader;
 import java.io.File;
 import java.io.FileDescriptor;
@@ -61,6 +66,16 @@ public final class ClientMain {
   private static final JsonFormat.Printer PRINTER =
       JsonFormat.printer().omittingInsignificantWhitespace();
   private static final JsonFormat.Parser PARSER = JsonFormat.parser();
+
+  /**
+   * Prints rich error details (google.protobuf.Any) with their @type: the registry knows every
+   * message of google/rpc/error_details.proto (BadRequest, ErrorInfo, ...).
+   */
+  private static final JsonFormat.Printer DETAILS_PRINTER =
+      PRINTER.usingTypeRegistry(
+          TypeRegistry.newBuilder()
+              .add(ErrorDetailsProto.getDescriptor().getMessageTypes())
+              .build());
 
   /** Runs the cancel_after_ms cancels. */
   private static final ScheduledExecutorService TIMER =
@@ -386,8 +401,7 @@ public final class ClientMain {
       }
       default -> throw new UsageError("unknown command " + command + "\n" + USAGE);
     }
-    return new Step(
-        command, METHODS.get(method), requests, Map.of(), 0, null, 0, List.of(), 1, 0);
+    return new Step(command, METHODS.get(method), requests, Map.of(), 0, null, 0, List.of(), 1, 0);
   }
 
   private static void want(String command, List<String> args, int n) throws UsageError {
@@ -733,6 +747,36 @@ public final class ClientMain {
     line.add("trailers", GSON.toJsonTree(stockMetadata(closed.trailers)));
     line.addProperty("elapsed_ms", elapsed);
     line.addProperty("response_encoding", encoding == null ? "identity" : encoding);
+    line.add("details", details(closed, id));
     emit(GSON.toJson(line));
+  }
+
+  /**
+   * The details of the google.rpc.Status in grpc-status-details-bin of a failed call (StatusProto),
+   * each printed by JsonFormat with its @type; an empty list when there are none.
+   */
+  private static JsonArray details(Closed closed, String id) {
+    JsonArray out = new JsonArray();
+    if (closed.status.isOk()) {
+      return out;
+    }
+    com.google.rpc.Status rich;
+    try {
+      rich = StatusProto.fromStatusAndTrailers(closed.status, closed.trailers);
+    } catch (IllegalArgumentException e) { // its code differs from the call's
+      System.err.println("step " + id + ": grpc-status-details-bin: " + e.getMessage());
+      return out;
+    }
+    if (rich == null) {
+      return out;
+    }
+    for (Any detail : rich.getDetailsList()) {
+      try {
+        out.add(JsonParser.parseString(DETAILS_PRINTER.print(detail)));
+      } catch (InvalidProtocolBufferException e) { // an @type the registry does not know
+        System.err.println("step " + id + ": " + detail.getTypeUrl() + ": " + e.getMessage());
+      }
+    }
+    return out;
   }
 }

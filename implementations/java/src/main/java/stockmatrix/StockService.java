@@ -1,6 +1,8 @@
 package stockmatrix;
 
+import com.google.protobuf.Any;
 import com.google.protobuf.ByteString;
+import com.google.rpc.ErrorInfo;
 import io.grpc.Context;
 import io.grpc.Contexts;
 import io.grpc.Deadline;
@@ -12,6 +14,7 @@ import io.grpc.ServerInterceptor;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.internal.GrpcUtil;
+import io.grpc.protobuf.StatusProto;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.nio.charset.StandardCharsets;
@@ -130,8 +133,29 @@ final class StockService extends StockGrpc.StockImplBase {
         }
       };
 
-  /** What the metadata of one call asks for. */
-  private record Hooks(Status fail, long failAfter, long repeatValue) {}
+  /**
+   * What the metadata of one call asks for; fail is the forced status (with its
+   * google.rpc.ErrorInfo detail), or null.
+   */
+  private record Hooks(com.google.rpc.Status fail, long failAfter, long repeatValue) {
+    /** The forced failure, as the exception that ends the call. */
+    StatusRuntimeException failure() {
+      return StatusProto.toStatusRuntimeException(fail);
+    }
+  }
+
+  /**
+   * The status an x-stock-fail hook forces: a google.rpc.Status carrying one google.rpc.ErrorInfo
+   * (reason FORCED, domain stock.v1), sent in grpc-status-details-bin by StatusProto.
+   */
+  private static com.google.rpc.Status forced(Status.Code code, String message) {
+    return com.google.rpc.Status.newBuilder()
+        .setCode(code.value())
+        .setMessage(message)
+        .addDetails(
+            Any.pack(ErrorInfo.newBuilder().setReason("FORCED").setDomain("stock.v1").build()))
+        .build();
+  }
 
   private static long number(Metadata md, String name) {
     String v = md.get(key(name));
@@ -158,7 +182,7 @@ final class StockService extends StockGrpc.StockImplBase {
     Metadata md = HEADERS.get();
     boolean special = "true".equals(md.get(key("x-stock-fail-special")));
     String name = md.get(key("x-stock-fail"));
-    Status fail = null;
+    com.google.rpc.Status fail = null;
     if (name != null || special) {
       Status.Code code = Status.Code.UNKNOWN;
       if (name != null) {
@@ -180,7 +204,7 @@ final class StockService extends StockGrpc.StockImplBase {
       } else if (message == null) {
         message = "forced " + code.name();
       }
-      fail = Status.fromCode(code).withDescription(message);
+      fail = forced(code, message);
     }
     long failAfter = number(md, "x-stock-fail-after");
     long repeatValue = Math.max(1, number(md, "x-stock-repeat-value"));
@@ -193,10 +217,11 @@ final class StockService extends StockGrpc.StockImplBase {
     if (prefix != null) {
       TRAILERS.get().put(WATCHERS, Long.toString(store.watchers(prefix)));
     }
+    Hooks hooks = new Hooks(fail, failAfter, repeatValue);
     if (unary && fail != null) {
-      throw fail.asRuntimeException();
+      throw hooks.failure();
     }
-    return new Hooks(fail, failAfter, repeatValue);
+    return hooks;
   }
 
   /** Sleeps, ending early when the call is cancelled. */
@@ -298,7 +323,7 @@ final class StockService extends StockGrpc.StockImplBase {
     /** Ends the stream when the fail hook or max_events says so; false once ended. */
     boolean check() {
       if (hooks.fail != null && sent == hooks.failAfter) {
-        obs.onError(hooks.fail.asRuntimeException());
+        obs.onError(hooks.failure());
         return false;
       }
       if (req.getMaxEvents() > 0 && sent == req.getMaxEvents()) {
@@ -314,10 +339,10 @@ final class StockService extends StockGrpc.StockImplBase {
     try {
       Hooks hooks = enter(false);
       if (req.getPattern().isEmpty()) {
-        throw Store.invalid("pattern must not be empty");
+        throw Store.badField("pattern", "pattern must not be empty");
       }
       if (req.getMaxEvents() < 0) {
-        throw Store.invalid("max_events must not be negative");
+        throw Store.badField("max_events", "max_events must not be negative");
       }
       ServerCallStreamObserver<WatchEvent> sobs = (ServerCallStreamObserver<WatchEvent>) obs;
       Watch w = new Watch(req, hooks, sobs);
@@ -360,7 +385,7 @@ final class StockService extends StockGrpc.StockImplBase {
         }
         try {
           if (hooks.fail != null) {
-            throw hooks.fail.asRuntimeException();
+            throw hooks.failure();
           }
           obs.onNext(store.batch(items));
           obs.onCompleted();
@@ -377,7 +402,7 @@ final class StockService extends StockGrpc.StockImplBase {
     try {
       hooks = enter(false);
       if (hooks.fail != null && hooks.failAfter == 0) {
-        throw hooks.fail.asRuntimeException();
+        throw hooks.failure();
       }
     } catch (RuntimeException e) {
       fail(obs, e);
@@ -396,7 +421,8 @@ final class StockService extends StockGrpc.StockImplBase {
         if (order.getQuantity() <= 0) {
           done = true;
           obs.onError(
-              Store.invalid(
+              Store.badField(
+                  "quantity",
                   "order \""
                       + order.getOrderId()
                       + "\": quantity must be > 0, got "
@@ -418,7 +444,7 @@ final class StockService extends StockGrpc.StockImplBase {
                 .build());
         if (hooks.fail != null && sequence == hooks.failAfter) {
           done = true;
-          obs.onError(hooks.fail.asRuntimeException());
+          obs.onError(hooks.failure());
         }
       }
 

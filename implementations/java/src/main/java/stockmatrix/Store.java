@@ -1,8 +1,12 @@
 package stockmatrix;
 
+import com.google.protobuf.Any;
 import com.google.protobuf.ByteString;
+import com.google.rpc.BadRequest;
+import com.google.rpc.Code;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
+import io.grpc.protobuf.StatusProto;
 import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.Arrays;
@@ -41,21 +45,43 @@ final class Store {
         : pattern.equals(key);
   }
 
-  static void validateKey(String key) {
+  /** A bad key: INVALID_ARGUMENT naming `key`; prefix starts the description. */
+  static void validateKey(String key, String prefix) {
     int n = key.getBytes(StandardCharsets.UTF_8).length;
     if (n < 1 || n > MAX_KEY) {
-      throw invalid("key must be 1 to " + MAX_KEY + " bytes, got " + n);
+      throw badField("key", prefix + "key must be 1 to " + MAX_KEY + " bytes, got " + n);
     }
   }
 
-  static void validateValue(ByteString value) {
+  /** A bad value: INVALID_ARGUMENT naming `value`; prefix starts the description. */
+  static void validateValue(ByteString value, String prefix) {
     if (value.size() > MAX_VALUE) {
-      throw invalid("value must be at most " + MAX_VALUE + " bytes, got " + value.size());
+      throw badField(
+          "value", prefix + "value must be at most " + MAX_VALUE + " bytes, got " + value.size());
     }
   }
 
+  /** INVALID_ARGUMENT without details (a bad test hook, not a refused request). */
   static StatusRuntimeException invalid(String message) {
     return Status.INVALID_ARGUMENT.withDescription(message).asRuntimeException();
+  }
+
+  /**
+   * INVALID_ARGUMENT for a refused request: a google.rpc.Status with one google.rpc.BadRequest
+   * whose one field violation names the field, in grpc-status-details-bin (StatusProto).
+   */
+  static StatusRuntimeException badField(String field, String description) {
+    BadRequest detail =
+        BadRequest.newBuilder()
+            .addFieldViolations(
+                BadRequest.FieldViolation.newBuilder().setField(field).setDescription(description))
+            .build();
+    return StatusProto.toStatusRuntimeException(
+        com.google.rpc.Status.newBuilder()
+            .setCode(Code.INVALID_ARGUMENT_VALUE)
+            .setMessage(description)
+            .addDetails(Any.pack(detail))
+            .build());
   }
 
   /** The key with its value and version, or null when it is missing. */
@@ -72,7 +98,7 @@ final class Store {
 
   /** Get as both services define it: the key's entry, else INVALID_ARGUMENT or NOT_FOUND. */
   WatchEvent require(String key) {
-    validateKey(key);
+    validateKey(key, "");
     WatchEvent e = get(key);
     if (e == null) {
       throw Status.NOT_FOUND.withDescription("key \"" + key + "\" not found").asRuntimeException();
@@ -82,8 +108,8 @@ final class Store {
 
   /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
   void checkedPut(String key, ByteString value) {
-    validateKey(key);
-    validateValue(value);
+    validateKey(key, "");
+    validateValue(value, "");
     put(key, value);
   }
 
@@ -152,12 +178,8 @@ final class Store {
   /** Validates every item, then applies them all in order. */
   synchronized BatchSummary batch(List<BatchItem> items) {
     for (int i = 0; i < items.size(); i++) {
-      try {
-        validateKey(items.get(i).getKey());
-        validateValue(items.get(i).getValue());
-      } catch (StatusRuntimeException e) {
-        throw invalid("item " + i + ": " + e.getStatus().getDescription());
-      }
+      validateKey(items.get(i).getKey(), "item " + i + ": ");
+      validateValue(items.get(i).getValue(), "item " + i + ": ");
     }
     BatchSummary.Builder s = BatchSummary.newBuilder();
     for (BatchItem item : items) {
