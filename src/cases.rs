@@ -58,7 +58,7 @@ pub enum MatchMode {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// A code name, `!OK` for "any code but OK", or `*` for any code.
+    /// A code name, or `!OK` for "any code but OK".
     #[serde(default = "ok")]
     pub status: String,
     /// The exact status message.
@@ -326,9 +326,9 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
     }
     let e = &step.expect;
     let status = e.status.strip_prefix('!').unwrap_or(&e.status);
-    if status != "*" && crate::codes::from_name(status).is_none() {
+    if crate::codes::from_name(status).is_none() {
         return Err(format!(
-            "expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, !OK, or * for any)",
+            "expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, or !OK)",
             e.status
         ));
     }
