@@ -66,6 +66,7 @@ train() {
 {"id":"audit","method":"Audit"}
 {"id":"ledger","method":"Ledger.Balance"}
 {"id":"fail","method":"Inventory","metadata":{"x-stock-fail":"ABORTED"}}
+{"id":"bad","method":"Put","request":{"key":""}}
 {"id":"deadline","method":"Get","request":{"key":"cds/a"},"metadata":{"x-stock-delay-ms":"200"},"timeout_ms":50}
 STEPS
   fi

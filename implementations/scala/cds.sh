@@ -39,6 +39,7 @@ java $jvm -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.Client
 {"id":"monitor","method":"Monitor","request":{"pattern":"*","includeExisting":true,"maxEvents":2},"after_first":[{"id":"put2","method":"Put","request":{"key":"k2","value":""}}]}
 {"id":"batch","method":"Batch","requests":[{"key":"a","value":"aGk="}]}
 {"id":"trade","method":"Trade","requests":[{"orderId":"1","symbol":"S","side":"BUY","quantity":1,"priceCents":1},{"orderId":"2","symbol":"S","side":"SELL","quantity":0}]}
+{"id":"bad","method":"Put","request":{"key":""}}
 {"id":"inventory","method":"Inventory"}
 {"id":"audit","method":"Audit"}
 {"id":"ledger","method":"Ledger.Balance"}

@@ -5,8 +5,10 @@ import com.google.gson.JsonArray
 import com.google.gson.JsonElement
 import com.google.gson.JsonObject
 import com.google.gson.JsonParser
+import com.google.protobuf.InvalidProtocolBufferException
 import com.google.protobuf.Message
 import com.google.protobuf.util.JsonFormat
+import com.google.rpc.ErrorDetailsProto
 import io.grpc.CallOptions
 import io.grpc.ChannelCredentials
 import io.grpc.ClientCall
@@ -19,6 +21,7 @@ import io.grpc.Metadata
 import io.grpc.MethodDescriptor
 import io.grpc.Status
 import io.grpc.TlsChannelCredentials
+import io.grpc.protobuf.StatusProto
 import io.grpc.kotlin.AbstractCoroutineStub
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
 import kotlinx.coroutines.CancellationException
@@ -151,6 +154,17 @@ object Output {
     private val gson = GsonBuilder().disableHtmlEscaping().create()
     private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
 
+    /** Prints the Any details of a google.rpc.Status: knows every google.rpc error detail message. */
+    private val detailPrinter =
+        JsonFormat
+            .printer()
+            .usingTypeRegistry(
+                JsonFormat.TypeRegistry
+                    .newBuilder()
+                    .add(ErrorDetailsProto.getDescriptor().messageTypes)
+                    .build(),
+            ).omittingInsignificantWhitespace()
+
     @Synchronized
     private fun line(s: String) {
         out.print(s)
@@ -179,23 +193,53 @@ object Output {
             },
         )
         o.add("headers", JsonObject().apply { seen.headers.forEach { (k, v) -> addProperty(k, v) } })
-        o.add("trailers", JsonObject().apply { seen.trailers.forEach { (k, v) -> addProperty(k, v) } })
+        o.add("trailers", JsonObject().apply { seen.stockTrailers.forEach { (k, v) -> addProperty(k, v) } })
         o.addProperty("elapsed_ms", elapsedMs)
         o.addProperty("response_encoding", seen.encoding)
+        o.add("details", details(status, seen.trailers))
         line(gson.toJson(o))
+    }
+
+    /** The details of the google.rpc.Status in `grpc-status-details-bin` (grpc-java's StatusProto), in proto3 JSON. */
+    private fun details(
+        status: Status,
+        trailers: Metadata,
+    ): JsonArray {
+        val all = JsonArray()
+        if (status.isOk) return all
+        val rich =
+            try {
+                StatusProto.fromStatusAndTrailers(status, trailers)
+            } catch (e: IllegalArgumentException) {
+                // grpc-status-details-bin whose code differs from the call's status.
+                System.err.println("warning: ${e.message}")
+                null
+            }
+        rich?.detailsList?.forEach {
+            try {
+                all.add(JsonParser.parseString(detailPrinter.print(it)))
+            } catch (e: InvalidProtocolBufferException) {
+                // A detail of a type the registry does not know: said on stderr, left out.
+                System.err.println("warning: cannot print detail ${it.typeUrl}: ${e.message}")
+            }
+        }
+        return all
     }
 }
 
 private val GRPC_ENCODING = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
 
 /**
- * The `x-stock-*` headers and trailers one call received (`-bin` ones base64), the `grpc-encoding`
- * of its response headers, and the status grpc-java closed it with.
+ * The `x-stock-*` headers and trailers one call received (`-bin` ones base64), all its trailers (for
+ * `grpc-status-details-bin`), the `grpc-encoding` of its response headers, and the status grpc-java
+ * closed it with.
  */
 class Seen : ClientInterceptor {
     @Volatile var headers: Map<String, String> = emptyMap()
 
-    @Volatile var trailers: Map<String, String> = emptyMap()
+    @Volatile var stockTrailers: Map<String, String> = emptyMap()
+
+    @Volatile var trailers: Metadata = Metadata()
 
     @Volatile var encoding: String = "identity"
 
@@ -237,7 +281,8 @@ class Seen : ClientInterceptor {
                             status: Status,
                             t: Metadata,
                         ) {
-                            trailers = stock(t)
+                            stockTrailers = stock(t)
+                            trailers = t
                             closed.complete(status)
                             super.onClose(status, t)
                         }

@@ -234,11 +234,9 @@ private suspend fun enter(
     if (hooks.delayMs > 0) delay(hooks.delayMs)
     ensureLive()
     hooks.watchers?.let { call?.trailers?.put("x-stock-watchers", store.watchers(it).toString()) }
-    if (unary && hooks.fail != null) throw hooks.fail.asException()
+    if (unary && hooks.fail != null) throw forced(hooks.fail)
     return hooks
 }
-
-private fun invalid(message: String) = Status.INVALID_ARGUMENT.withDescription(message).asException()
 
 class StockService(
     private val store: Store,
@@ -267,14 +265,14 @@ class StockService(
 
     private suspend fun FlowCollector<WatchEvent>.monitorEvents(request: WatchRequest) {
         val hooks = enter(unary = false, store)
-        if (request.pattern.isEmpty()) throw invalid("pattern must not be empty")
-        if (request.maxEvents < 0) throw invalid("max_events must not be negative")
+        if (request.pattern.isEmpty()) throw badField("pattern", "pattern must not be empty")
+        if (request.maxEvents < 0) throw badField("max_events", "max_events must not be negative")
         val (existing, watcher) = store.watch(request.pattern, request.includeExisting)
         try {
             var sent = 0L
             val pending = existing.iterator()
             while (true) {
-                if (hooks.fail != null && sent == hooks.failAfter) throw hooks.fail.asException()
+                if (hooks.fail != null && sent == hooks.failAfter) throw forced(hooks.fail)
                 if (request.maxEvents > 0 && sent == request.maxEvents.toLong()) break
                 emit(if (pending.hasNext()) pending.next() else watcher.events.receive())
                 sent++
@@ -291,7 +289,7 @@ class StockService(
             // A request stream that ends in a cancellation or the deadline throws here: not a half-close.
             requests.collect { items.add(it) }
             ensureLive()
-            if (hooks.fail != null) throw hooks.fail.asException()
+            if (hooks.fail != null) throw forced(hooks.fail)
             store.batch(items)
         }
 
@@ -299,11 +297,11 @@ class StockService(
 
     private suspend fun FlowCollector<TradeFill>.tradeFills(requests: Flow<TradeOrder>) {
         val hooks = enter(unary = false, store)
-        if (hooks.fail != null && hooks.failAfter == 0L) throw hooks.fail.asException()
+        if (hooks.fail != null && hooks.failAfter == 0L) throw forced(hooks.fail)
         val positions = HashMap<String, Long>()
         var sequence = 0L
         requests.collect { order ->
-            if (order.quantity <= 0) throw invalid("order \"${order.orderId}\": quantity must be > 0, got ${order.quantity}")
+            if (order.quantity <= 0) throw badField("quantity", "order \"${order.orderId}\": quantity must be > 0, got ${order.quantity}")
             sequence++
             val signed = if (order.side == Side.BUY) order.quantity else -order.quantity
             val position = (positions[order.symbol] ?: 0L) + signed
@@ -320,7 +318,7 @@ class StockService(
                     .setNetPosition(position)
                     .build(),
             )
-            if (hooks.fail != null && sequence == hooks.failAfter) throw hooks.fail.asException()
+            if (hooks.fail != null && sequence == hooks.failAfter) throw forced(hooks.fail)
         }
     }
 

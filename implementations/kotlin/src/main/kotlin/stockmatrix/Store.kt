@@ -14,13 +14,13 @@ const val MAX_VALUE = 1 shl 20
 fun validateKey(key: String) {
     val n = key.toByteArray(Charsets.UTF_8).size
     if (n < 1 || n > MAX_KEY) {
-        throw Status.INVALID_ARGUMENT.withDescription("key must be 1 to $MAX_KEY bytes, got $n").asException()
+        throw badField("key", "key must be 1 to $MAX_KEY bytes, got $n")
     }
 }
 
 fun validateValue(value: ByteString) {
     if (value.size() > MAX_VALUE) {
-        throw Status.INVALID_ARGUMENT.withDescription("value must be at most $MAX_VALUE bytes, got ${value.size()}").asException()
+        throw badField("value", "value must be at most $MAX_VALUE bytes, got ${value.size()}")
     }
 }
 

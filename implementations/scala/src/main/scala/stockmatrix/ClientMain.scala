@@ -1,10 +1,12 @@
 package stockmatrix
 
-import com.google.gson.{GsonBuilder, JsonElement, JsonObject, JsonParser}
+import com.google.gson.{GsonBuilder, JsonArray, JsonElement, JsonObject, JsonParser}
 import com.google.protobuf.util.JsonFormat
-import com.google.protobuf.{ByteString, Message}
+import com.google.protobuf.{ByteString, InvalidProtocolBufferException, Message}
+import com.google.rpc.ErrorDetailsProto
 import io.grpc._
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+import io.grpc.protobuf.StatusProto
 import stock.v1.StockOuterClass._
 import stock.v1.{LedgerGrpc, StockGrpc}
 
@@ -57,6 +59,14 @@ object ClientMain {
   private val out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out)), false, UTF_8)
   private val gson = new GsonBuilder().disableHtmlEscaping().create()
   private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
+
+  /** Prints the Any details of a google.rpc.Status: knows every google.rpc error detail message. */
+  private val detailPrinter = JsonFormat
+    .printer()
+    .usingTypeRegistry(
+      JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor.getMessageTypes).build()
+    )
+    .omittingInsignificantWhitespace()
   private val parser = JsonFormat.parser()
 
   private def emit(obj: JsonObject): Unit = synchronized {
@@ -129,6 +139,28 @@ object ClientMain {
   }
 
   private val GrpcEncoding = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
+
+  /** The details of the google.rpc.Status in `grpc-status-details-bin` (grpc-java's StatusProto), in proto3 JSON. */
+  private def details(status: Status, trailers: Metadata): JsonArray = {
+    val all = new JsonArray
+    val rich =
+      if (status.isOk || trailers == null) None
+      else
+        try Option(StatusProto.fromStatusAndTrailers(status, trailers))
+        catch {
+          // grpc-status-details-bin whose code differs from the call's status.
+          case e: IllegalArgumentException => System.err.println(s"client: warning: ${e.getMessage}"); None
+        }
+    rich.foreach(_.getDetailsList.asScala.foreach { d =>
+      try all.add(JsonParser.parseString(detailPrinter.print(d)))
+      catch {
+        // A detail of a type the registry does not know: said on stderr, left out.
+        case e: InvalidProtocolBufferException =>
+          System.err.println(s"client: warning: cannot print detail ${d.getTypeUrl}: ${e.getMessage}")
+      }
+    })
+    all
+  }
 
   /** Fires the cancel_after_ms cancellations. */
   private lazy val timer: ScheduledExecutorService = Executors.newSingleThreadScheduledExecutor { r =>
@@ -256,6 +288,7 @@ object ClientMain {
       // grpc-java leaves the response's grpc-encoding header in the metadata it delivers.
       val encoding = Option(headers).flatMap(h => Option(h.get(GrpcEncoding)))
       o.addProperty("response_encoding", encoding.getOrElse("identity"))
+      o.add("details", details(closed.status, closed.trailers))
       emit(o)
     }
   }

@@ -2,7 +2,7 @@ package stockmatrix
 
 import com.google.protobuf.ByteString
 import io.grpc.stub.{ServerCallStreamObserver, StreamObserver}
-import io.grpc.{Status, StatusException}
+import io.grpc.StatusException
 import stock.v1.StockGrpc
 import stock.v1.StockOuterClass._
 
@@ -12,13 +12,14 @@ import scala.jdk.CollectionConverters._
 /** stock.v1.Stock over one [[Store]]; the hooks come from [[Hooks.Interceptor]]. */
 final class StockService(store: Store, stack: String) extends StockGrpc.StockImplBase {
 
-  private def fail[T](obs: StreamObserver[T], status: Status): Unit = obs.onError(new StatusException(status))
+  /** Ends the call with `error` (its rich details go out in the trailers). */
+  private def fail[T](obs: StreamObserver[T], error: StatusException): Unit = obs.onError(error)
 
-  /** Runs a unary method: the fail hook first, then `body` (Left = error status). */
-  private def unary[T](obs: StreamObserver[T])(body: => Either[Status, T]): Unit =
-    Hooks.current.fail.toLeft(()).flatMap(_ => body) match {
-      case Right(resp)  => obs.onNext(resp); obs.onCompleted()
-      case Left(status) => fail(obs, status)
+  /** Runs a unary method: the fail hook first, then `body` (Left = error). */
+  private def unary[T](obs: StreamObserver[T])(body: => Either[StatusException, T]): Unit =
+    Hooks.current.fail.map(Rich.forced).toLeft(()).flatMap(_ => body) match {
+      case Right(resp) => obs.onNext(resp); obs.onCompleted()
+      case Left(error) => fail(obs, error)
     }
 
   override def get(req: GetRequest, obs: StreamObserver[GetResponse]): Unit = unary(obs) {
@@ -49,10 +50,9 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
   override def monitor(req: WatchRequest, obs: StreamObserver[WatchEvent]): Unit = {
     val hooks = Hooks.current
     val call = obs.asInstanceOf[ServerCallStreamObserver[WatchEvent]]
-    if (hooks.fail.isDefined && hooks.failAfter == 0) fail(obs, hooks.fail.get)
-    else if (req.getPattern.isEmpty) fail(obs, Status.INVALID_ARGUMENT.withDescription("pattern must not be empty"))
-    else if (req.getMaxEvents < 0)
-      fail(obs, Status.INVALID_ARGUMENT.withDescription("max_events must not be negative"))
+    if (hooks.fail.isDefined && hooks.failAfter == 0) fail(obs, Rich.forced(hooks.fail.get))
+    else if (req.getPattern.isEmpty) fail(obs, Rich.badField("pattern", "pattern must not be empty"))
+    else if (req.getMaxEvents < 0) fail(obs, Rich.badField("max_events", "max_events must not be negative"))
     else {
       // Every delivery happens under the store lock (snapshot first, then puts).
       var sent = 0L
@@ -62,7 +62,7 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
       def deliver(ev: WatchEvent): Unit = if (!done) {
         call.onNext(ev)
         sent += 1
-        if (hooks.fail.isDefined && sent == hooks.failAfter) { finish(); fail(obs, hooks.fail.get) }
+        if (hooks.fail.isDefined && sent == hooks.failAfter) { finish(); fail(obs, Rich.forced(hooks.fail.get)) }
         else if (req.getMaxEvents > 0 && sent == req.getMaxEvents) { finish(); call.onCompleted() }
       }
       call.setOnCancelHandler(() => store.synchronized(finish()))
@@ -79,10 +79,11 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
     new StreamObserver[BatchItem] {
       override def onNext(item: BatchItem): Unit = items += item
       override def onError(t: Throwable): Unit = ()
-      override def onCompleted(): Unit = hooks.fail.toLeft(()).flatMap(_ => store.batch(items.result())) match {
-        case Right(summary) => obs.onNext(summary); obs.onCompleted()
-        case Left(status)   => fail(obs, status)
-      }
+      override def onCompleted(): Unit =
+        hooks.fail.map(Rich.forced).toLeft(()).flatMap(_ => store.batch(items.result())) match {
+          case Right(summary) => obs.onNext(summary); obs.onCompleted()
+          case Left(error)    => fail(obs, error)
+        }
     }
   }
 
@@ -93,7 +94,7 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
     val positions = mutable.HashMap.empty[String, Long]
     def failIfDue(): Unit = hooks.fail.filter(_ => sequence == hooks.failAfter).foreach { status =>
       done = true
-      fail(obs, status)
+      fail(obs, Rich.forced(status))
     }
     failIfDue()
     new StreamObserver[TradeOrder] {
@@ -102,9 +103,7 @@ final class StockService(store: Store, stack: String) extends StockGrpc.StockImp
           done = true
           fail(
             obs,
-            Status.INVALID_ARGUMENT.withDescription(
-              s"order \"${order.getOrderId}\": quantity must be > 0, got ${order.getQuantity}"
-            )
+            Rich.badField("quantity", s"order \"${order.getOrderId}\": quantity must be > 0, got ${order.getQuantity}")
           )
         } else {
           sequence += 1

@@ -1,7 +1,7 @@
 package stockmatrix
 
 import com.google.protobuf.ByteString
-import io.grpc.Status
+import io.grpc.{Status, StatusException}
 import stock.v1.StockOuterClass.{BatchItem, BatchSummary, WatchEvent}
 
 import java.nio.charset.StandardCharsets.UTF_8
@@ -36,21 +36,21 @@ final class Store {
   def put(key: String, value: ByteString): Unit = synchronized { putLocked(key, value); () }
 
   /** Get as both services define it: the key's value and version, else INVALID_ARGUMENT or NOT_FOUND. */
-  def lookup(key: String): Either[Status, (ByteString, Long)] =
+  def lookup(key: String): Either[StatusException, (ByteString, Long)] =
     for {
       _ <- Store.validateKey(key).toLeft(())
-      found <- get(key).toRight(Status.NOT_FOUND.withDescription(s"key \"$key\" not found"))
+      found <- get(key).toRight(Status.NOT_FOUND.withDescription(s"key \"$key\" not found").asException())
     } yield found
 
   /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
-  def checkedPut(key: String, value: ByteString): Either[Status, Unit] =
+  def checkedPut(key: String, value: ByteString): Either[StatusException, Unit] =
     Store.validateKey(key).orElse(Store.validateValue(value)) match {
       case Some(invalid) => Left(invalid)
       case None          => Right(put(key, value))
     }
 
   /** Validates every item first, then applies all of them (all or nothing). */
-  def batch(items: Seq[BatchItem]): Either[Status, BatchSummary] = {
+  def batch(items: Seq[BatchItem]): Either[StatusException, BatchSummary] = {
     val invalid =
       items.iterator.flatMap(i => Store.validateKey(i.getKey).orElse(Store.validateValue(i.getValue))).nextOption()
     invalid.toLeft(synchronized {
@@ -97,13 +97,13 @@ object Store {
   def compareBytes(a: String, b: String): Int =
     java.util.Arrays.compareUnsigned(a.getBytes(UTF_8), b.getBytes(UTF_8))
 
-  def validateKey(key: String): Option[Status] = {
+  def validateKey(key: String): Option[StatusException] = {
     val n = key.getBytes(UTF_8).length
     if (n >= 1 && n <= 256) None
-    else Some(Status.INVALID_ARGUMENT.withDescription(s"key must be 1 to 256 bytes of UTF-8, got $n bytes"))
+    else Some(Rich.badField("key", s"key must be 1 to 256 bytes of UTF-8, got $n bytes"))
   }
 
-  def validateValue(value: ByteString): Option[Status] =
+  def validateValue(value: ByteString): Option[StatusException] =
     if (value.size <= MaxValue) None
-    else Some(Status.INVALID_ARGUMENT.withDescription(s"value must be at most $MaxValue bytes, got ${value.size}"))
+    else Some(Rich.badField("value", s"value must be at most $MaxValue bytes, got ${value.size}"))
 }
