@@ -2,24 +2,23 @@
 //! client side in tonic. Every call goes through one generic streaming path
 //! with dynamic messages, so headers and trailers stay apart for unary calls
 //! too, and a step's JSON request is sent exactly as the case wrote it.
+use super::commands::{command_step, parse_pair};
+use super::transport::{channel, stock_metadata, DynCodec};
 use crate::codes;
 use crate::proto::{self, Kind, MethodInfo};
 use crate::script::{Line, Status as StatusLine, Step};
 use crate::tls::TlsMode;
-use anyhow::Context as _;
-use base64::Engine as _;
 use futures::future::BoxFuture;
-use prost_reflect::{DynamicMessage, MessageDescriptor};
+use prost_reflect::DynamicMessage;
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::metadata::{KeyAndValueRef, MetadataMap};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity};
+use tonic::codec::CompressionEncoding;
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 /// The contract's client flags.
@@ -74,12 +73,6 @@ pub enum ClientFault {
     NoDetails,
 }
 
-fn parse_pair(s: &str) -> Result<(String, String), String> {
-    s.split_once('=')
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .ok_or_else(|| format!("expected K=V, got {s:?}"))
-}
-
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum ClientCommand {
     /// Get KEY.
@@ -109,84 +102,6 @@ pub enum ClientCommand {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-#[derive(Clone)]
-struct DynCodec(MessageDescriptor);
-struct DynEncoder;
-struct DynDecoder(MessageDescriptor);
-
-impl Codec for DynCodec {
-    type Encode = DynamicMessage;
-    type Decode = DynamicMessage;
-    type Encoder = DynEncoder;
-    type Decoder = DynDecoder;
-    fn encoder(&mut self) -> DynEncoder {
-        DynEncoder
-    }
-    fn decoder(&mut self) -> DynDecoder {
-        DynDecoder(self.0.clone())
-    }
-}
-
-impl Encoder for DynEncoder {
-    type Item = DynamicMessage;
-    type Error = Status;
-    fn encode(&mut self, item: DynamicMessage, buf: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        prost::Message::encode(&item, buf).map_err(|e| Status::internal(e.to_string()))
-    }
-}
-
-impl Decoder for DynDecoder {
-    type Item = DynamicMessage;
-    type Error = Status;
-    fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<DynamicMessage>, Status> {
-        DynamicMessage::decode(self.0.clone(), buf)
-            .map(Some)
-            .map_err(|e| Status::internal(e.to_string()))
-    }
-}
-
-/// Builds the channel the contract describes (lazy: connection errors become call statuses).
-pub fn channel(args: &ClientArgs) -> anyhow::Result<Channel> {
-    let scheme = if args.tls_mode == TlsMode::None { "http" } else { "https" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", args.server)).with_context(|| format!("invalid --server {:?}", args.server))?;
-    if args.tls_mode != TlsMode::None {
-        let host = args.server.rsplit_once(':').map(|(h, _)| h).unwrap_or(&args.server).trim_matches(['[', ']']);
-        let ca_path = args.ca_file.as_ref().context("--ca-file is required with --tls-mode server|mtls")?;
-        let mut ca = std::fs::read(ca_path).with_context(|| format!("failed to read --ca-file {}", ca_path.display()))?;
-        if args.faults.contains(&ClientFault::TrustAnyCa) {
-            for entry in std::fs::read_dir(ca_path.parent().unwrap_or(Path::new(".")))?.flatten() {
-                let text = std::fs::read(entry.path()).unwrap_or_default();
-                if String::from_utf8_lossy(&text).contains("BEGIN CERTIFICATE") {
-                    ca.extend_from_slice(&text);
-                }
-            }
-        }
-        let name = args.server_name.clone().filter(|_| !args.faults.contains(&ClientFault::IgnoreServerName));
-        let mut tls = ClientTlsConfig::new()
-            .ca_certificate(Certificate::from_pem(ca))
-            .domain_name(name.unwrap_or_else(|| host.to_string()));
-        if args.tls_mode == TlsMode::Mtls {
-            let read = |p: &Option<PathBuf>, flag: &str| -> anyhow::Result<Vec<u8>> {
-                let p = p.as_ref().with_context(|| format!("--{flag} is required with --tls-mode mtls"))?;
-                std::fs::read(p).with_context(|| format!("failed to read --{flag} {}", p.display()))
-            };
-            tls = tls.identity(Identity::from_pem(read(&args.cert_file, "cert-file")?, read(&args.key_file, "key-file")?));
-        }
-        endpoint = endpoint.tls_config(tls)?;
-    }
-    // Streams this client resets (at its deadline) are forgotten at once, so a
-    // late frame on one is answered with a STREAM_CLOSED stream error, as RFC
-    // 9113 section 5.1 asks. With h2's default memory of reset streams, a
-    // server RST_STREAM racing the client's own reset turns the stream into
-    // "reset by the peer", and a frame after that (gRPC C++ 1.51 sends its
-    // end-of-stream twice after a deadline) tears down the whole connection,
-    // failing whatever unrelated call is in flight on it.
-    Ok(endpoint
-        .connect_timeout(Duration::from_secs(10))
-        .http2_max_concurrent_reset_streams(0)
-        .connect_lazy())
-}
-
 /// Runs steps over one channel and prints the contract's output lines.
 pub struct Runner {
     channel: Channel,
@@ -198,18 +113,6 @@ fn emit(line: &Line) {
     let _ = serde_json::to_writer(&mut out, line);
     let _ = out.write_all(b"\n");
     let _ = out.flush();
-}
-
-/// The `x-stock-` entries of received metadata; `-bin` values in base64.
-fn stock_metadata(md: &MetadataMap) -> BTreeMap<String, String> {
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    md.iter()
-        .filter_map(|kv| match kv {
-            KeyAndValueRef::Ascii(k, v) if k.as_str().starts_with("x-stock-") => Some((k.as_str().to_string(), v.to_str().unwrap_or_default().to_string())),
-            KeyAndValueRef::Binary(k, v) if k.as_str().starts_with("x-stock-") => Some((k.as_str().to_string(), b64(&v.to_bytes().unwrap_or_default()))),
-            _ => None,
-        })
-        .collect()
 }
 
 /// The `percent-encoded-message` fault: the message as it travels.
@@ -505,74 +408,6 @@ impl Runner {
         }
         Ok(())
     }
-}
-
-fn stdin_json_lines() -> Result<Vec<serde_json::Value>, UsageError> {
-    let mut out = Vec::new();
-    for line in std::io::stdin().lines() {
-        let line = line.map_err(|e| UsageError(format!("reading stdin: {e}")))?;
-        if !line.trim().is_empty() {
-            out.push(serde_json::from_str(&line).map_err(|e| UsageError(format!("invalid JSON line {line:?}: {e}")))?);
-        }
-    }
-    Ok(out)
-}
-
-/// The step a single command stands for (`script` has none).
-pub fn command_step(cmd: &ClientCommand) -> Result<Option<Step>, UsageError> {
-    use serde_json::json;
-    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
-    let step = |id: &str, method: &str| Step {
-        id: id.into(),
-        method: method.into(),
-        request: None,
-        requests: None,
-        metadata: BTreeMap::new(),
-        timeout_ms: None,
-        compression: None,
-        after_first: vec![],
-        cancel_after_ms: None,
-        copies: None,
-        read_pause_ms: None,
-    };
-    Ok(Some(match cmd {
-        ClientCommand::Get { key } => Step {
-            request: Some(json!({ "key": key })),
-            ..step("get", "Get")
-        },
-        ClientCommand::Put { key, value } => Step {
-            request: Some(json!({ "key": key, "value": b64(value) })),
-            ..step("put", "Put")
-        },
-        ClientCommand::Monitor {
-            pattern,
-            max_events,
-            include_existing,
-        } => Step {
-            request: Some(json!({ "pattern": pattern, "maxEvents": max_events.unwrap_or(0), "includeExisting": include_existing })),
-            ..step("monitor", "Monitor")
-        },
-        ClientCommand::Batch { items } => {
-            let reqs = if items.is_empty() {
-                stdin_json_lines()?
-            } else {
-                items
-                    .iter()
-                    .map(|i| parse_pair(i).map(|(k, v)| json!({ "key": k, "value": b64(&v) })).map_err(UsageError))
-                    .collect::<Result<_, _>>()?
-            };
-            Step {
-                requests: Some(reqs),
-                ..step("batch", "Batch")
-            }
-        }
-        ClientCommand::Trade => Step {
-            requests: Some(stdin_json_lines()?),
-            ..step("trade", "Trade")
-        },
-        ClientCommand::Inventory => step("inventory", "Inventory"),
-        ClientCommand::Script => return Ok(None),
-    }))
 }
 
 /// Entry point of `stock-matrix reference client`; returns the exit code
