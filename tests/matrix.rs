@@ -380,15 +380,18 @@ fn known_failing_lists_are_exact_both_ways() {
     let written = std::fs::read_to_string(&list).unwrap();
     assert_eq!(written.matches("[[known]]").count(), 1, "{written}");
     assert!(written.contains("case=get-missing") && written.contains("expected NOT_FOUND"), "{written}");
-    // 2. With that list the run passes, and the failure is an expected failure.
+    // 2. With that list the run passes, and the failure is an expected
+    // failure, not retried (a listed failure is no flake to hunt).
     let mut args = base.to_vec();
     args.extend(["--known-failing", list.to_str().unwrap()]);
-    let (out, s) = run(&args, &dir.path().join("r2"));
+    let mut retried = args.clone();
+    retried.extend(["--retries", "2"]);
+    let (out, s) = run(&retried, &dir.path().join("r2"));
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(
-        find(&s, "client=rust/server=broken/tls=none/set=unary/case=get-missing")["outcome"],
-        "expected-failure"
-    );
+    let t = find(&s, "client=rust/server=broken/tls=none/set=unary/case=get-missing");
+    assert_eq!(t["outcome"], "expected-failure");
+    assert!(t["attempts"].as_array().is_none_or(|a| a.is_empty()), "{}", t["attempts"]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("retrying"));
     let junit = std::fs::read_to_string(dir.path().join("r2/latest/junit.xml")).unwrap();
     assert!(junit.contains("<skipped") && junit.contains("expected failure"), "{junit}");
     // 3. A listed test that passes fails the run.
