@@ -354,8 +354,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<StockServer<StockService>>().await;
     health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    // Reflection lists what is served: Stock, the legacy KV, Health and
+    // reflection itself (not Ledger, which is in the proto but deliberately
+    // never registered).
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .with_service_name("stock.v1.Stock")
+        .with_service_name("proto.KV")
+        .with_service_name("grpc.health.v1.Health")
+        .with_service_name("grpc.reflection.v1.ServerReflection")
         .build_v1()
         .context("building the reflection service")?;
     let mut faults = args.faults.clone();
