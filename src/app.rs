@@ -105,10 +105,10 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
                 .collect();
             let out = serde_json::json!({"profile": f.profile, "combinations": combos, "cells": rows, "tests": tests,
                 "clients": sel.clients, "servers": sel.servers, "tls": sel.tls, "sets": sel.sets});
-            println!("{}", serde_json::to_string_pretty(&out).expect("json"));
+            say!("{}", serde_json::to_string_pretty(&out).expect("json"));
         }
         Format::Table => {
-            println!("{:<12} {:<12} {:<7} {:<15} {:>5}", "CLIENT", "SERVER", "TLS", "SET", "CASES");
+            say!("{:<12} {:<12} {:<7} {:<15} {:>5}", "CLIENT", "SERVER", "TLS", "SET", "CASES");
             for c in &cells {
                 let mut per_set: BTreeMap<&str, usize> = BTreeMap::new();
                 for t in &c.tests {
@@ -120,14 +120,14 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
                     } else {
                         format!("{}+{}", c.key.tls, c.key.key_type.as_str())
                     };
-                    println!("{:<12} {:<12} {:<7} {:<15} {:>5}", c.key.client, c.key.server, tls, set, n);
+                    say!("{:<12} {:<12} {:<7} {:<15} {:>5}", c.key.client, c.key.server, tls, set, n);
                 }
             }
-            println!();
+            say!();
             for (name, set) in &sets {
-                println!("set {name:<14} {} cases — {}", set.cases.len(), set.description);
+                say!("set {name:<14} {} cases — {}", set.cases.len(), set.description);
             }
-            println!(
+            say!(
                 "\n{} combinations ({} clients × {} servers × {} TLS modes × {} sets), {} cells (server starts), {} tests",
                 combos,
                 sel.clients.len(),
@@ -200,7 +200,7 @@ async fn run(
     let f = if v.rerun_failed {
         rerun = rerun_filters(reports, f).map_err(|e| {
             if e.0 == cli::EXIT_OK {
-                eprintln!("{}", e.1);
+                note!("{}", e.1);
                 Exit(cli::EXIT_OK, String::new())
             } else {
                 e
@@ -224,7 +224,7 @@ async fn run(
     if let Some(e) = &external {
         let dropped = external::drop_unreachable(&mut cells, &e.label);
         if !dropped.is_empty() {
-            eprintln!(
+            note!(
                 "--target: left out {} test(s) that need a server the runner starts itself (expired certificate), e.g. {}",
                 dropped.len(),
                 dropped[0]
@@ -246,7 +246,7 @@ async fn run(
     langs.dedup();
     // The target is running already: nothing to build for it.
     langs.retain(|l| m.languages.contains_key(l) && external.as_ref().is_none_or(|e| &e.label != l));
-    let builds = build_all(&m, &langs, &dir, rebuild, |s| eprintln!("{s}")).await;
+    let builds = build_all(&m, &langs, &dir, rebuild, |s| note!("{s}")).await;
     let unavailable = builds.iter().filter(|(_, b)| !b.ok).map(|(l, b)| (l.clone(), b.status.clone())).collect();
 
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -254,7 +254,7 @@ async fn run(
     tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             flag.store(true, Ordering::SeqCst);
-            eprintln!("\ninterrupted: stopping every process the run started (Ctrl-C again to quit at once)");
+            note!("\ninterrupted: stopping every process the run started (Ctrl-C again to quit at once)");
             tokio::task::spawn_blocking(|| process::kill_all(Duration::from_millis(300)));
             if tokio::signal::ctrl_c().await.is_ok() {
                 process::kill_all(Duration::ZERO);
@@ -276,7 +276,7 @@ async fn run(
     // One server, one store: cells take turns, so Inventory counts stay theirs.
     let jobs = if external.is_some() { 1 } else { jobs };
     let total: usize = cells.iter().map(|c| c.tests.len()).sum();
-    eprintln!("running {total} tests in {} cells, {jobs} at a time; reports in {}", cells.len(), dir.display());
+    note!("running {total} tests in {} cells, {jobs} at a time; reports in {}", cells.len(), dir.display());
     let console = Arc::new(Console::new(total));
     let c2 = console.clone();
     let every_id = all_ids(&m)?;
@@ -301,7 +301,7 @@ async fn run(
     let mut attempt = 1;
     for _ in 1..v.stress {
         attempt += 1;
-        eprintln!("stress: try {attempt} of {}", v.stress);
+        note!("stress: try {attempt} of {}", v.stress);
         let (again, _) = runner.clone().run(cells.clone(), attempt, quiet.clone()).await;
         merge(&mut tests, again);
     }
@@ -316,7 +316,7 @@ async fn run(
             break;
         }
         attempt += 1;
-        eprintln!("retrying {} red tests (try {attempt})", red.len());
+        note!("retrying {} red tests (try {attempt})", red.len());
         let (again, _) = runner.clone().run(cells_for(&red, &sets, &wanted), attempt, quiet.clone()).await;
         merge(&mut tests, again);
     }
@@ -326,7 +326,7 @@ async fn run(
     let problems = verdict::apply(&mut tests, &failing, &flaky, &every_id);
     if let Some(path) = &v.write_known_failing {
         std::fs::write(path, verdict::write_list(&tests)).map_err(|e| setup_err(format!("failed to write {}: {e}", path.display())))?;
-        eprintln!("wrote the known-failing list for this run's failures to {}", path.display());
+        note!("wrote the known-failing list for this run's failures to {}", path.display());
     }
     let command = run_folder::command_line();
     let summary = RunSummary {
@@ -344,7 +344,7 @@ async fn run(
     run_folder::write_reports(&dir, reports, &summary)?;
     let (pruned, not_pruned) = retention::prune(reports, keep_reports, &summary.run_id);
     if !pruned.is_empty() {
-        eprintln!(
+        note!(
             "removed {} old run folder(s) from {} (run.keep_reports = {})",
             pruned.len(),
             reports.display(),
@@ -352,7 +352,7 @@ async fn run(
         );
     }
     for why in not_pruned {
-        eprintln!("warning: could not remove an old run folder: {why}");
+        note!("warning: could not remove an old run folder: {why}");
     }
     console.finish(&summary, &dir.display().to_string());
     Ok(if summary.interrupted {
@@ -370,7 +370,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         Command::Reference(cli::Reference::Client(a)) => Ok(crate::reference::client::run(a).await),
         Command::Certs { out, key_type } => {
             let f = tls::generate(&out, key_type).map_err(|e| setup_err(format!("{e:#}")))?;
-            println!(
+            say!(
                 "CA            {}\nserver cert   {}\nserver key    {}\nclient cert   {}\nclient key    {}\nuntrusted CA  {}",
                 f.ca.display(),
                 f.server_cert.display(),
@@ -393,9 +393,9 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
             let langs = toolchain::pick_languages(&m, &languages)?;
-            let builds = build_all(&m, &langs, &m.root.join("target/stock-matrix/build-logs"), force, |s| eprintln!("{s}")).await;
+            let builds = build_all(&m, &langs, &m.root.join("target/stock-matrix/build-logs"), force, |s| note!("{s}")).await;
             for (l, b) in &builds {
-                println!("{l:<11} {}", b.status);
+                say!("{l:<11} {}", b.status);
             }
             Ok(if builds.values().all(|b| b.ok) { cli::EXIT_OK } else { cli::EXIT_FAILED })
         }

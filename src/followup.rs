@@ -132,7 +132,7 @@ pub async fn assign_blame(tests: &mut [TestResult], runner: &Arc<Runner>, sets: 
         }
     }
     if !missing.is_empty() {
-        eprintln!("blame: running {} tests against the reference", missing.len());
+        note!("blame: running {} tests against the reference", missing.len());
         let (extra, _) = runner.clone().run(cells_for(&missing, sets, &wanted), 1, quiet).await;
         known.extend(extra.into_iter().map(|t| (t.id, t.outcome)));
     }

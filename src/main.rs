@@ -1,6 +1,8 @@
 //! stock-matrix: a cross-language gRPC conformance matrix runner.
 //! Parses the command line, runs the command, maps the outcome to the
 //! documented exit code (see `cli`).
+#[macro_use]
+mod out;
 mod app;
 mod blame;
 mod builder;

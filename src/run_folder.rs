@@ -70,7 +70,7 @@ pub fn merge_shards(parts: &[PathBuf], reports: &Path) -> Result<i32, Exit> {
     summary.run_id = id;
     write_reports(&dir, &reports, &summary)?;
     let c = summary.counts();
-    eprintln!(
+    note!(
         "merged {} part(s): {} tests, {} passed, {} red; reports in {}",
         parts.len(),
         c.total(),

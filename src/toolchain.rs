@@ -43,12 +43,12 @@ pub fn doctor(m: &Matrix) -> i32 {
         } else {
             "needs a build (stock-matrix build)"
         };
-        println!("{name:<11} {state:<28} stack: {}", lang.stack);
+        say!("{name:<11} {state:<28} stack: {}", lang.stack);
         if !found.is_empty() {
-            println!("{:<11} found: {}", "", found.join(", "));
+            say!("{:<11} found: {}", "", found.join(", "));
         }
         if !missing.is_empty() {
-            println!(
+            say!(
                 "{:<11} get it: {}",
                 "",
                 if lang.install.is_empty() {
@@ -59,14 +59,14 @@ pub fn doctor(m: &Matrix) -> i32 {
             );
         }
         if !lang.setup.is_empty() {
-            println!(
+            say!(
                 "{:<11} system packages: `stock-matrix setup {name}` runs {} in {}",
                 "",
                 lang.setup.join(" "),
                 lang.folder.display()
             );
         }
-        println!("{:<11} {build}", "");
+        say!("{:<11} {build}", "");
     }
     if all_ok {
         cli::EXIT_OK
@@ -82,14 +82,14 @@ pub async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
         if lang.setup.is_empty() {
             continue;
         }
-        eprintln!("setup {name}: {}", lang.setup.join(" "));
+        note!("setup {name}: {}", lang.setup.join(" "));
         let log = builder::default_log(&m.root, &format!("setup-{name}"));
         let _ = std::fs::remove_file(&log);
         match process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await {
-            Ok(s) if s.success() => eprintln!("setup {name}: ok"),
+            Ok(s) if s.success() => note!("setup {name}: ok"),
             other => {
                 code = cli::EXIT_FAILED;
-                eprintln!(
+                note!(
                     "setup {name}: FAILED ({:?}); log {}:\n{}",
                     other.map(|s| s.to_string()),
                     log.display(),

@@ -527,3 +527,27 @@ fn run_target_drives_a_server_started_by_hand() {
         .iter()
         .all(|t| t["outcome"] == "error" && reasons(t).contains("did not answer a health check")));
 }
+
+#[test]
+fn a_run_whose_output_is_closed_still_writes_its_reports_and_its_exit_code() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .current_dir(repo())
+        .args(["run", "--client", "rust", "--server", "rust", "--tls", "none", "--set", "unary", "--reports"])
+        .arg(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -1` gone away: read one line, then close both pipes.
+    let mut first = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stderr.take().unwrap()), &mut first).unwrap();
+    drop(child.stdout.take());
+    let status = child.wait().unwrap();
+    assert!(first.starts_with("running "), "{first}");
+    assert_eq!(status.code(), Some(0), "a closed pipe must not change the exit code");
+    for f in ["junit.xml", "summary.md", "summary.json"] {
+        assert!(dir.path().join("latest").join(f).is_file(), "{f} missing");
+    }
+}

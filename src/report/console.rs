@@ -29,7 +29,7 @@ impl Console {
             }
             text.push_str(&format!("\n      reproduce: {}", t.reproduce));
             if self.bar.is_hidden() {
-                eprintln!("{text}"); // not a terminal (CI): plain lines
+                note!("{text}"); // not a terminal (CI): plain lines
             } else {
                 self.bar.println(text);
             }
@@ -40,15 +40,15 @@ impl Console {
         self.bar.finish_and_clear();
         let c = s.counts();
         for p in &s.problems {
-            eprintln!("PROBLEM {p}");
+            note!("PROBLEM {p}");
         }
         for t in s.tests.iter().filter(|t| t.outcome == Outcome::Flaky) {
-            eprintln!("FLAKY {} ({} tries)", t.id, t.attempts.len() + 1);
+            note!("FLAKY {} ({} tries)", t.id, t.attempts.len() + 1);
         }
         for t in s.tests.iter().filter(|t| t.blame.is_some()) {
-            eprintln!("BLAME {}: {}", t.id, t.blame.as_deref().unwrap_or_default());
+            note!("BLAME {}: {}", t.id, t.blame.as_deref().unwrap_or_default());
         }
-        eprintln!("reports: {report_dir}/summary.md, junit.xml, summary.json");
+        note!("reports: {report_dir}/summary.md, junit.xml, summary.json");
         // The plain closing line CI systems read: expected failures count as skipped.
         let mut listed = Vec::new();
         if c.expected_failure > 0 {
@@ -62,7 +62,7 @@ impl Console {
         } else {
             format!(" ({})", listed.join("; "))
         };
-        println!(
+        say!(
             "{} passed, {} failed, {} skipped{listed}",
             c.total() - c.red - c.expected_failure,
             c.red,
