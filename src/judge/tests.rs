@@ -161,3 +161,54 @@ request = { key = "{ns}b" }
     let r = judge(&c, "p", "n/", &missing_put);
     assert!(r[0].starts_with("step 0.0 Put: no result"), "{r:?}");
 }
+
+#[test]
+fn metadata_matchers_absent_range_and_binary_compare_as_meant() {
+    assert_eq!(metadata_matches("x-stock-a", &json!({"$absent": true}), None), Ok(()));
+    assert!(metadata_matches("x-stock-a", &json!({"$absent": true}), Some(&"v".into()))
+        .unwrap_err()
+        .contains("expected none"));
+    assert_eq!(metadata_matches("x-stock-d", &json!({"$range": [3000, 5500]}), Some(&"5010".into())), Ok(()));
+    assert!(metadata_matches("x-stock-d", &json!({"$range": [3000, 5500]}), Some(&"none".into())).is_err());
+    // -bin values compare as bytes: padding is optional
+    assert_eq!(metadata_matches("x-stock-echo-bin", &json!("AA=="), Some(&"AA".into())), Ok(()));
+    assert!(metadata_matches("x-stock-echo-bin", &json!("AA=="), Some(&"QUE9PQ==".into())).is_err());
+    assert!(check_metadata_expectation("x-stock-b-bin", &json!("not base64!")).is_err());
+    assert!(check_metadata_expectation("x-stock-a", &json!({"$range": [1]})).is_err());
+}
+
+#[test]
+fn details_compare_by_type_and_the_fields_named() {
+    let got = vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key", "description": "too long"}]})];
+    let want = vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key"}]})];
+    assert_eq!(details_match(&want, &got), Ok(()));
+    let other = vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "value"}]})];
+    assert!(details_match(&other, &got).unwrap_err().contains("expected \"value\", got \"key\""));
+    let info = vec![json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "FORCED"})];
+    assert!(details_match(&info, &got)
+        .unwrap_err()
+        .contains("expected a google.rpc.ErrorInfo, got a google.rpc.BadRequest"));
+    assert!(details_match(&want, &[]).unwrap_err().contains("expected 1"));
+    assert_eq!(details_match(&[], &[]), Ok(()));
+}
+
+const COPIES: &str = r#"
+[[case]]
+name = "copies"
+[[case.step]]
+method = "Put"
+request = { key = "{ns}a", value = "{b64:x}" }
+copies = 3
+"#;
+
+#[test]
+fn every_copy_of_a_step_is_judged_and_the_first_failure_is_shown() {
+    let c = case(COPIES);
+    let good = |id: &str| vec![line(json!({"id": id, "message": {}})), ok(id)];
+    let mut lines: Vec<Line> = ["p#0*0", "p#0*1", "p#0*2"].iter().flat_map(|id| good(id)).collect();
+    assert_eq!(judge(&c, "p", "n/", &group(&lines)), Vec::<String>::new());
+    lines.retain(|l| l.id != "p#0*2");
+    let r = judge(&c, "p", "n/", &group(&lines));
+    assert_eq!(r.len(), 1, "{r:?}");
+    assert!(r[0].starts_with("step 0 copy 2 Put: no result"), "{r:?}");
+}
