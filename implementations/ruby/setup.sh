@@ -1,8 +1,9 @@
 #!/bin/sh
-# Installs the Debian packages the Ruby implementation needs, when missing.
+# Installs the Debian packages the Ruby implementation needs, when missing
+# (grpc-proto: the reflection.proto and health.proto that build.sh compiles).
 set -eu
 missing=""
-for pkg in ruby ruby-grpc ruby-grpc-tools ruby-googleapis-common-protos-types; do
+for pkg in ruby ruby-grpc ruby-grpc-tools ruby-googleapis-common-protos-types grpc-proto; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
     missing="$missing $pkg"
   fi

@@ -6,6 +6,7 @@ $LOAD_PATH.unshift(File.join(__dir__, 'gen'))
 require 'optparse'
 require 'grpc'
 require_relative 'gunzip'
+require_relative 'reflection'
 require 'grpc/health/checker'
 require 'google/protobuf/well_known_types'
 require 'google/rpc/error_details_pb'
@@ -515,7 +516,8 @@ def main
                                connect_md_proc: hook_headers,
                                server_args: { 'grpc.per_message_decompression' => 0,
                                               'grpc.max_concurrent_streams' => MAX_STREAMS })
-  [StockService, KvService, Grpc::Health::Checker].each { |cls| GunzipRequests.into(cls) }
+  served = [StockService, KvService, Grpc::Health::Checker]
+  (served + [ReflectionV1, ReflectionV1alpha]).each { |cls| GunzipRequests.into(cls) }
   stock = StockService.new(Store.new)
   server.handle(stock)
   server.handle(KvService.new(stock))
@@ -523,6 +525,7 @@ def main
   serving = Grpc::Health::V1::HealthCheckResponse::ServingStatus::SERVING
   health.set_status_for_services(serving, '', 'stock.v1.Stock', 'proto.KV')
   server.handle(health)
+  ReflectionService.serve(server, served)
 
   host = opts[:host].include?(':') ? "[#{opts[:host]}]" : opts[:host]
   address = "#{host}:#{opts[:port]}"
