@@ -4,7 +4,8 @@
 # ../../proto/stock.proto, ../../proto/kv.proto (legacy proto.KV, into its own
 # gen/kv_pb.ts), ../../proto/google/rpc/{status,error_details}.proto (the rich
 # error details: the protobuf-es google.rpc SDK is on the Buf registry, not npm) and
-# proto/grpc/health/v1/health.proto into gen/ with
+# proto/grpc/health/v1/health.proto and proto/grpc/reflection/{v1,v1alpha}/reflection.proto
+# (server reflection, which Connect for Node lacks) into gen/ with
 # buf + protoc-gen-es, and compiles src/ and gen/ with tsc into dist/.
 # Idempotent: npm ci is skipped while node_modules matches package-lock.json.
 set -eu

@@ -19,7 +19,11 @@ import {
   type TradeFill,
   type TradeOrder,
 } from "../gen/stock_pb.js";
-import { ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import {
+  ErrorInfoSchema,
+  file_google_rpc_error_details,
+} from "../gen/google/rpc/error_details_pb.js";
+import { file_google_rpc_status } from "../gen/google/rpc/status_pb.js";
 import {
   Health,
   HealthCheckResponse_ServingStatus as Serving,
@@ -27,6 +31,7 @@ import {
 // kv.proto reuses stock.proto's message names: only its service is imported.
 import { KV } from "../gen/kv_pb.js";
 import { codeFromName, codeName } from "./codes.js";
+import { reflection } from "./reflection.js";
 import { badRequest, Store, validateKey, validateValue } from "./store.js";
 
 const SPECIAL_MESSAGE =
@@ -363,6 +368,9 @@ function stockRoutes(store: Store, stack: string) {
         }
       },
     });
+    // Server reflection (v1 and v1alpha) of all the above, and of the rich
+    // error details, so that grpcurl can show them.
+    reflection(router, [file_google_rpc_status, file_google_rpc_error_details]);
   };
 }
 
