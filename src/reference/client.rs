@@ -3,6 +3,7 @@
 //! with dynamic messages, so headers and trailers stay apart for unary calls
 //! too, and a step's JSON request is sent exactly as the case wrote it.
 use super::commands::{command_step, parse_pair};
+use super::faults::ClientFault;
 use super::transport::{channel, stock_metadata, DynCodec};
 use crate::codes;
 use crate::proto::{self, Kind, MethodInfo};
@@ -48,29 +49,6 @@ pub struct ClientArgs {
     pub faults: Vec<ClientFault>,
     #[command(subcommand)]
     pub command: ClientCommand,
-}
-
-/// A deliberate bug the reference client can be started with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ClientFault {
-    /// Trusts every certificate found beside --ca-file, as if it skipped verification.
-    TrustAnyCa,
-    /// Ignores --server-name.
-    IgnoreServerName,
-    /// Never compresses requests, whatever `compression` says.
-    NoCompress,
-    /// Reports the response headers among the trailers too.
-    HeadersAsTrailers,
-    /// Ignores `cancel_after_ms`.
-    IgnoreCancel,
-    /// Sends a `-bin` value's base64 text as the bytes instead of decoding it.
-    BinAsText,
-    /// Prints status messages percent-encoded, as they travel.
-    PercentEncodedMessage,
-    /// Accepts responses up to 64 MiB instead of the usual 4 MiB.
-    NoReceiveLimit,
-    /// Never prints rich error details.
-    NoDetails,
 }
 
 #[derive(Debug, Clone, clap::Subcommand)]
@@ -199,6 +177,7 @@ impl Runner {
                 .timeout_ms
                 .filter(|t| *t > 0)
                 .or(self.args.timeout_ms.filter(|t| *t > 0))
+                .or(self.args.faults.contains(&ClientFault::DefaultDeadline).then_some(60_000))
                 .map(Duration::from_millis);
             let call = self.call(step, &id, &info, requests, timeout, &mut seen);
             // Dropping a call's future resets its stream: tonic's cancellation.
@@ -300,7 +279,8 @@ impl Runner {
                 4 << 20
             })
             .max_encoding_message_size(usize::MAX);
-        let compress = step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip");
+        let compress =
+            step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip") || self.args.faults.contains(&ClientFault::CompressAlways);
         if compress && !self.args.faults.contains(&ClientFault::NoCompress) {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }

@@ -115,6 +115,15 @@ pub struct WireFaults {
     pub lose_deadline: bool,
     /// Rich error details (grpc-status-details-bin) are never sent.
     pub no_error_details: bool,
+    /// Responses are compressed for every client that accepts gzip.
+    pub compress_always: bool,
+    /// The echo and report trailers are left out when the call fails.
+    pub no_trailers_on_error: bool,
+}
+
+/// Did the call fail (its trailers, or a trailers-only response's headers)?
+fn failed(h: &http::HeaderMap) -> bool {
+    h.get("grpc-status").is_some_and(|s| s.as_bytes() != b"0")
 }
 
 /// Echo, reports, per-call compression and deadline handling for every call
@@ -267,11 +276,12 @@ where
         // for any client that accepts gzip; a call that did not ask for it
         // is served as if its client accepted no compression.
         let compress = req.headers().get("x-stock-compress").is_some_and(|v| v.as_bytes() == b"gzip");
-        if !compress || self.faults.no_compress_response {
+        if !(compress || self.faults.compress_always) || self.faults.no_compress_response {
             req.headers_mut().remove("grpc-accept-encoding");
         }
         let fut = self.inner.call(req);
         let no_details = self.faults.no_error_details;
+        let no_trailers_on_error = self.faults.no_trailers_on_error;
         Box::pin(async move {
             let resp = match deadline {
                 Some(at) => match tokio::time::timeout_at(at, fut).await {
@@ -293,7 +303,11 @@ where
             if no_details {
                 parts.headers.remove("grpc-status-details-bin");
             }
-            let entries = if trailers_only { reply.trailers() } else { reply.headers.clone() };
+            let entries = match trailers_only {
+                true if no_trailers_on_error && failed(&parts.headers) => Vec::new(),
+                true => reply.trailers(),
+                false => reply.headers.clone(),
+            };
             for (k, v) in entries {
                 parts.headers.insert(k, v);
             }
@@ -306,6 +320,7 @@ where
                     deadline: sleep,
                     ended: false,
                     no_details,
+                    no_trailers_on_error,
                 }),
             ))
         })
@@ -318,6 +333,7 @@ struct WireBody {
     deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     ended: bool,
     no_details: bool,
+    no_trailers_on_error: bool,
 }
 
 impl Body for WireBody {
@@ -332,11 +348,13 @@ impl Body for WireBody {
         }
         let extra = self.reply.trailers();
         let no_details = self.no_details;
+        let no_trailers_on_error = self.no_trailers_on_error;
         let with_reply = move |mut trailers: http::HeaderMap| {
             size_limit_is_resource_exhausted(&mut trailers);
             if no_details {
                 trailers.remove("grpc-status-details-bin");
             }
+            let extra = if no_trailers_on_error && failed(&trailers) { Vec::new() } else { extra };
             for (k, v) in extra {
                 trailers.insert(k, v);
             }

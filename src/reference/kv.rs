@@ -12,6 +12,8 @@ pub struct KvService {
     pub store: Arc<Store>,
     /// Off only for the `kv-no-value-limit` fault.
     pub check_values: bool,
+    /// Off only for the `kv-no-key-limit` fault.
+    pub check_keys: bool,
 }
 
 #[tonic::async_trait]
@@ -27,7 +29,9 @@ impl Kv for KvService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
         enter(&req, true).await?;
         let PutRequest { key, value } = req.into_inner();
-        validate_key(&key)?;
+        if self.check_keys {
+            validate_key(&key)?;
+        }
         if self.check_values {
             validate_value(&value)?;
         }

@@ -1,7 +1,9 @@
 //! The bundled Rust reference implementation of the contract (tonic): the
 //! `rust` language of the matrix, and what the shortcut commands use.
+pub mod book;
 pub mod client;
 pub mod commands;
+pub mod faults;
 pub mod hooks;
 pub mod kv;
 pub mod rich;

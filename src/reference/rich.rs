@@ -16,7 +16,12 @@ pub fn bad_field(field: &str, description: String) -> Status {
 
 /// The status an `x-stock-fail` hook forces, with an ErrorInfo detail.
 pub fn forced(code: Code, message: String) -> Status {
-    Status::with_error_details(code, message, ErrorDetails::with_error_info("FORCED", "stock.v1", HashMap::new()))
+    with_info(code, message, "FORCED")
+}
+
+/// A status with one ErrorInfo detail of domain `stock.v1`.
+pub fn with_info(code: Code, message: String, reason: &str) -> Status {
+    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, "stock.v1", HashMap::new()))
 }
 
 #[cfg(test)]

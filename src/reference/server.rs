@@ -1,9 +1,11 @@
 //! The reference server: `stock-matrix reference server`, the contract's
 //! server side in tonic. Semantics are those of proto/stock.proto.
+use super::book::{Book, SharedHold};
+use super::faults::Fault;
 use super::hooks::{Hooks, WireFaults, WireLayer};
 use super::kv::KvService;
-use super::rich::bad_field;
-use super::store::{validate_key, validate_value, Store};
+use super::rich::{bad_field, with_info};
+use super::store::{validate_key, validate_value, BatchChecks, Store};
 use crate::proto::kv::kv_server::KvServer;
 use crate::proto::stock::stock_server::{Stock, StockServer};
 use crate::proto::stock::*;
@@ -15,7 +17,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
@@ -45,60 +47,12 @@ pub struct ServerArgs {
     pub faults: Vec<Fault>,
 }
 
-/// A deliberate bug the reference server can be started with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Fault {
-    /// Get of a missing key answers UNKNOWN instead of NOT_FOUND.
-    WrongStatus,
-    /// Monitor drops its second event.
-    DropStreamMessage,
-    /// x-stock-echo is not echoed.
-    NoEcho,
-    /// An mtls server accepts clients without a certificate.
-    MtlsOptional,
-    /// Trade holds every fill until the client half-closes.
-    HoldFills,
-    /// Like wrong-status, but only in the first server started in this
-    /// folder (a marker file remembers): a flaky implementation.
-    FlakyOnce,
-    /// The legacy KV service keeps a store of its own instead of sharing
-    /// Stock's.
-    KvOwnStore,
-    /// x-stock-compress is ignored: responses are never compressed.
-    NoCompressResponse,
-    /// A binary echo stops at its first 0x00 byte (a C-string bug).
-    TruncateBinAtNul,
-    /// grpc-timeout is never read: the server sees no deadline.
-    LoseDeadline,
-    /// Put and Batch finish their work after the call was cancelled or its
-    /// deadline passed (detached work; a Batch takes a cancelled stream as a
-    /// half-close).
-    ApplyAfterCancel,
-    /// A Monitor whose client went away stays registered.
-    KeepCancelledMonitors,
-    /// The 4 MiB receive limit is raised to 16 MiB.
-    NoSizeLimit,
-    /// Batch does not check the value size (Put does).
-    BatchNoValueLimit,
-    /// An overwrite adds the new value's length to Inventory's total bytes
-    /// without taking off the old one.
-    InventoryMiscount,
-    /// proto.KV.Put does not check the value size (Stock.Put does).
-    KvNoValueLimit,
-    /// Put reads the version, yields, then writes version + 1: concurrent
-    /// puts of one key lose updates.
-    RacyPut,
-    /// Monitor drops an event when its client reads slower than it sends
-    /// (a non-blocking send to a full queue).
-    DropWhenSlow,
-    /// Errors carry no rich details (no grpc-status-details-bin).
-    NoErrorDetails,
-}
-
 #[derive(Default)]
 pub struct StockService {
     store: Arc<Store>,
     faults: Vec<Fault>,
+    /// The one book of the `shared-trade-book` fault.
+    shared_book: Arc<Mutex<Book>>,
 }
 
 type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
@@ -116,6 +70,16 @@ pub(super) async fn enter<T>(req: &Request<T>, unary: bool) -> Result<Hooks, Sta
 }
 
 impl StockService {
+    /// INVALID_ARGUMENT naming `field` (without details for a stream under
+    /// the `no-details-on-streams` fault).
+    fn refuse_stream(&self, field: &str, description: String) -> Status {
+        if self.faults.contains(&Fault::NoDetailsOnStreams) {
+            Status::invalid_argument(description)
+        } else {
+            bad_field(field, description)
+        }
+    }
+
     /// Runs a call's work; with the `apply-after-cancel` fault, in a task of
     /// its own that finishes even when the call is dropped.
     async fn detached_if_faulty<T: Send + 'static>(&self, work: impl Future<Output = Result<T, Status>> + Send + 'static) -> Result<T, Status> {
@@ -135,6 +99,8 @@ impl Stock for StockService {
         validate_key(&key)?;
         let missing = if self.faults.contains(&Fault::WrongStatus) {
             Status::unknown("oops")
+        } else if self.faults.contains(&Fault::DetailsOnEveryError) {
+            with_info(tonic::Code::NotFound, format!("key {key:?} not found"), "NOT_FOUND")
         } else {
             Status::not_found(format!("key {key:?} not found"))
         };
@@ -172,10 +138,10 @@ impl Stock for StockService {
         let hooks = enter(&req, false).await?;
         let w = req.into_inner();
         if w.pattern.is_empty() {
-            return Err(bad_field("pattern", "pattern must not be empty".into()));
+            return Err(self.refuse_stream("pattern", "pattern must not be empty".into()));
         }
         if w.max_events < 0 {
-            return Err(bad_field("max_events", "max_events must not be negative".into()));
+            return Err(self.refuse_stream("max_events", "max_events must not be negative".into()));
         }
         let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
         let limit = if w.max_events > 0 { Some(w.max_events as u64) } else { None };
@@ -183,6 +149,7 @@ impl Stock for StockService {
         let drop_second = self.faults.contains(&Fault::DropStreamMessage);
         let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
         let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
+        let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
@@ -192,6 +159,12 @@ impl Stock for StockService {
                     return;
                 }
                 if limit == Some(sent) {
+                    if keep_finished {
+                        // Ends the stream but never lets go of the watch.
+                        drop(tx);
+                        let _watch = live;
+                        futures::future::pending::<()>().await;
+                    }
                     return;
                 }
                 let event = match existing.next() {
@@ -222,14 +195,26 @@ impl Stock for StockService {
     async fn batch(&self, req: Request<Streaming<BatchItem>>) -> Result<Response<BatchSummary>, Status> {
         let store = self.store.clone();
         let careless = self.faults.contains(&Fault::ApplyAfterCancel);
-        let check_values = !self.faults.contains(&Fault::BatchNoValueLimit);
+        let checks = BatchChecks {
+            keys: !self.faults.contains(&Fault::BatchNoKeyLimit),
+            values: !self.faults.contains(&Fault::BatchNoValueLimit),
+            off_by_one: self.faults.contains(&Fault::BatchLimitOffByOne),
+        };
+        let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let work = async move {
             let hooks = enter(&req, false).await?;
             let mut stream = req.into_inner();
             let mut items = Vec::new();
+            let mut buffered = 0usize;
             loop {
                 match stream.message().await {
-                    Ok(Some(item)) => items.push(item),
+                    Ok(Some(item)) => {
+                        buffered += item.key.len() + item.value.len();
+                        if buffer_limit.is_some_and(|limit| buffered > limit) {
+                            return Err(Status::resource_exhausted("batch buffer full (8 MiB)"));
+                        }
+                        items.push(item)
+                    }
                     Ok(None) => break,
                     // A stream that ends in a cancellation is not a half-close.
                     Err(_) if careless => break,
@@ -239,7 +224,7 @@ impl Stock for StockService {
             if let Some(status) = hooks.fail {
                 return Err(status);
             }
-            Ok(Response::new(store.batch(items, check_values)?))
+            Ok(Response::new(store.batch(items, checks)?))
         };
         self.detached_if_faulty(work).await
     }
@@ -251,12 +236,14 @@ impl Stock for StockService {
         let mut orders = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let hold = self.faults.contains(&Fault::HoldFills);
+        let shared = self.faults.contains(&Fault::SharedTradeBook).then(|| SharedHold::new(self.shared_book.clone()));
+        let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
         tokio::spawn(async move {
             let mut held = Vec::new();
-            let mut positions = std::collections::HashMap::<String, i64>::new();
-            let mut sequence = 0i64;
+            let mut book = Book::default();
+            let mut fills = 0u64;
             loop {
-                if let Some(status) = hooks.fail.as_ref().filter(|_| sequence as u64 == hooks.fail_after) {
+                if let Some(status) = hooks.fail.as_ref().filter(|_| fills == hooks.fail_after) {
                     let _ = tx.send(Err(status.clone())).await;
                     return;
                 }
@@ -275,13 +262,19 @@ impl Stock for StockService {
                 };
                 if order.quantity <= 0 {
                     let msg = format!("order {:?}: quantity must be > 0, got {}", order.order_id, order.quantity);
-                    let _ = tx.send(Err(bad_field("quantity", msg))).await;
+                    let status = if with_details {
+                        bad_field("quantity", msg)
+                    } else {
+                        Status::invalid_argument(msg)
+                    };
+                    let _ = tx.send(Err(status)).await;
                     return;
                 }
-                sequence += 1;
-                let signed = if order.side == Side::Buy as i32 { order.quantity } else { -order.quantity };
-                let position = positions.entry(order.symbol.clone()).or_default();
-                *position += signed;
+                fills += 1;
+                let (sequence, net_position) = match &shared {
+                    Some(hold) => hold.fill(&order),
+                    None => book.fill(&order),
+                };
                 let fill = TradeFill {
                     order_id: order.order_id,
                     symbol: order.symbol,
@@ -289,7 +282,7 @@ impl Stock for StockService {
                     quantity: order.quantity,
                     price_cents: order.price_cents,
                     sequence,
-                    net_position: *position,
+                    net_position,
                 };
                 if hold {
                     held.push(fill);
@@ -375,6 +368,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let kv = KvServer::new(KvService {
         store: kv_store,
         check_values: !faults.contains(&Fault::KvNoValueLimit),
+        check_keys: !faults.contains(&Fault::KvNoKeyLimit),
     })
     .accept_compressed(CompressionEncoding::Gzip);
     health.set_serving::<KvServer<KvService>>().await;
@@ -387,15 +381,21 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             no_error_details: faults.contains(&Fault::NoErrorDetails),
+            compress_always: faults.contains(&Fault::CompressAlways),
+            no_trailers_on_error: faults.contains(&Fault::NoTrailersOnError),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the
     // acceptance from calls that did not ask for x-stock-compress.
-    let stock = StockServer::new(StockService { store, faults })
-        .accept_compressed(CompressionEncoding::Gzip)
-        .send_compressed(CompressionEncoding::Gzip)
-        .max_decoding_message_size(receive_limit)
-        .max_encoding_message_size(64 << 20);
+    let stock = StockServer::new(StockService {
+        store,
+        faults: faults.clone(),
+        shared_book: Arc::default(),
+    })
+    .accept_compressed(CompressionEncoding::Gzip)
+    .send_compressed(CompressionEncoding::Gzip)
+    .max_decoding_message_size(receive_limit)
+    .max_encoding_message_size(64 << 20);
 
     let addr: SocketAddr = tokio::net::lookup_host((args.host.as_str(), args.port))
         .await
@@ -410,6 +410,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     // 100 concurrent streams per connection, the common default: the
     // concurrency cases send more, and clients must queue them.
+    if faults.contains(&Fault::SmallHeaderLimit) {
+        builder = builder.http2_max_header_list_size(2048);
+    }
+    if faults.contains(&Fault::ShedOver16Calls) {
+        builder = builder.concurrency_limit_per_connection(16).load_shed(true);
+    }
     let serve = builder
         .max_concurrent_streams(Some(100))
         .layer(wire)

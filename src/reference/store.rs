@@ -94,6 +94,25 @@ impl Inner {
     }
 }
 
+/// Which store rules a Batch checks: all of them, but for a fault.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchChecks {
+    pub keys: bool,
+    pub values: bool,
+    /// The `batch-limit-off-by-one` fault: a value of exactly the limit is refused.
+    pub off_by_one: bool,
+}
+
+impl Default for BatchChecks {
+    fn default() -> Self {
+        BatchChecks {
+            keys: true,
+            values: true,
+            off_by_one: false,
+        }
+    }
+}
+
 impl Store {
     pub fn new(miscount_overwrites: bool) -> Store {
         Store {
@@ -152,12 +171,18 @@ impl Store {
     }
 
     /// Validates every item, then applies them all in order under one lock.
-    pub fn batch(&self, items: Vec<BatchItem>, check_values: bool) -> Result<BatchSummary, Status> {
+    pub fn batch(&self, items: Vec<BatchItem>, checks: BatchChecks) -> Result<BatchSummary, Status> {
         for (i, item) in items.iter().enumerate() {
             let refused = |field: &str, s: Status| bad_field(field, format!("item {i}: {}", s.message()));
-            validate_key(&item.key).map_err(|s| refused("key", s))?;
-            if check_values {
+            if checks.keys {
+                validate_key(&item.key).map_err(|s| refused("key", s))?;
+            }
+            if checks.values {
                 validate_value(&item.value).map_err(|s| refused("value", s))?;
+            }
+            if checks.off_by_one && item.value.len() == MAX_VALUE {
+                let message = format!("value must be under {MAX_VALUE} bytes, got {}", item.value.len());
+                return Err(refused("value", Status::invalid_argument(message)));
             }
         }
         let mut inner = self.inner.lock().unwrap();
@@ -219,7 +244,7 @@ mod tests {
                 value: vec![],
             },
         ];
-        assert_eq!(store.batch(items, true).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(store.batch(items, BatchChecks::default()).unwrap_err().code(), tonic::Code::InvalidArgument);
         assert_eq!(store.totals(), (0, 0));
     }
 
@@ -234,7 +259,7 @@ mod tests {
                 value: b"yy".to_vec(),
             })
             .collect();
-        let s = store.batch(items, true).unwrap();
+        let s = store.batch(items, BatchChecks::default()).unwrap();
         assert_eq!((s.items, s.value_bytes, s.created, s.updated), (3, 6, 1, 2));
         assert_eq!(store.totals(), (2, 4));
     }

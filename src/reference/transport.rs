@@ -2,7 +2,8 @@
 //! contract's flags, a codec of dynamic messages (so a step's JSON request is
 //! sent as the case wrote it, for any method of the descriptor pool), and the
 //! `x-stock-` metadata it prints.
-use super::client::{ClientArgs, ClientFault};
+use super::client::ClientArgs;
+use super::faults::ClientFault;
 use crate::tls::TlsMode;
 use anyhow::Context as _;
 use base64::Engine as _;

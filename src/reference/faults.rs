@@ -1,0 +1,107 @@
+//! The deliberate bugs the reference can be started with (`--break`), so
+//! that the tests prove each case can fail: every fault is a realistic bug of
+//! a gRPC server or client, caught by the cases of its set (tests/blind_spots.rs).
+
+/// A deliberate bug the reference server can be started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Fault {
+    /// Get of a missing key answers UNKNOWN instead of NOT_FOUND.
+    WrongStatus,
+    /// Monitor drops its second event.
+    DropStreamMessage,
+    /// x-stock-echo is not echoed.
+    NoEcho,
+    /// An mtls server accepts clients without a certificate.
+    MtlsOptional,
+    /// Trade holds every fill until the client half-closes.
+    HoldFills,
+    /// Like wrong-status, but only in the first server started in this
+    /// folder (a marker file remembers): a flaky implementation.
+    FlakyOnce,
+    /// The legacy KV service keeps a store of its own instead of sharing
+    /// Stock's.
+    KvOwnStore,
+    /// x-stock-compress is ignored: responses are never compressed.
+    NoCompressResponse,
+    /// A binary echo stops at its first 0x00 byte (a C-string bug).
+    TruncateBinAtNul,
+    /// grpc-timeout is never read: the server sees no deadline.
+    LoseDeadline,
+    /// Put and Batch finish their work after the call was cancelled or its
+    /// deadline passed (detached work; a Batch takes a cancelled stream as a
+    /// half-close).
+    ApplyAfterCancel,
+    /// A Monitor whose client went away stays registered.
+    KeepCancelledMonitors,
+    /// The 4 MiB receive limit is raised to 16 MiB.
+    NoSizeLimit,
+    /// Batch does not check the value size (Put does).
+    BatchNoValueLimit,
+    /// An overwrite adds the new value's length to Inventory's total bytes
+    /// without taking off the old one.
+    InventoryMiscount,
+    /// proto.KV.Put does not check the value size (Stock.Put does).
+    KvNoValueLimit,
+    /// Put reads the version, yields, then writes version + 1: concurrent
+    /// puts of one key lose updates.
+    RacyPut,
+    /// Monitor drops an event when its client reads slower than it sends
+    /// (a non-blocking send to a full queue).
+    DropWhenSlow,
+    /// Errors carry no rich details (no grpc-status-details-bin).
+    NoErrorDetails,
+    /// Responses are compressed whenever the client accepts gzip, asked or not.
+    CompressAlways,
+    /// A Monitor that ends by max_events stays registered (a leaked watch).
+    KeepFinishedMonitors,
+    /// Every error carries an ErrorInfo detail, NOT_FOUND included.
+    DetailsOnEveryError,
+    /// Request headers are limited to 2 KiB in all (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
+    SmallHeaderLimit,
+    /// Batch refuses a value of exactly the limit (`>=` for `>`).
+    BatchLimitOffByOne,
+    /// The echo and report trailers are sent only when the call succeeds.
+    NoTrailersOnError,
+    /// A refused Monitor or Trade request carries no details (unary calls do).
+    NoDetailsOnStreams,
+    /// Batch does not check the key length (Put does).
+    BatchNoKeyLimit,
+    /// proto.KV.Put does not check the key length (Stock.Put does).
+    KvNoKeyLimit,
+    /// Trade keeps its sequence and positions in the service, shared by the
+    /// streams open at the same time (per-call state on the servicer).
+    SharedTradeBook,
+    /// At most 16 calls at once per connection; more are refused at once
+    /// (a concurrency limit with load shedding).
+    #[value(name = "shed-over-16-calls")]
+    ShedOver16Calls,
+    /// Batch buffers the whole stream and refuses one over 8 MiB.
+    BatchBufferLimit,
+}
+
+/// A deliberate bug the reference client can be started with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ClientFault {
+    /// Trusts every certificate found beside --ca-file, as if it skipped verification.
+    TrustAnyCa,
+    /// Ignores --server-name.
+    IgnoreServerName,
+    /// Never compresses requests, whatever `compression` says.
+    NoCompress,
+    /// Reports the response headers among the trailers too.
+    HeadersAsTrailers,
+    /// Ignores `cancel_after_ms`.
+    IgnoreCancel,
+    /// Sends a `-bin` value's base64 text as the bytes instead of decoding it.
+    BinAsText,
+    /// Prints status messages percent-encoded, as they travel.
+    PercentEncodedMessage,
+    /// Accepts responses up to 64 MiB instead of the usual 4 MiB.
+    NoReceiveLimit,
+    /// Never prints rich error details.
+    NoDetails,
+    /// Compresses every request, whatever `compression` says.
+    CompressAlways,
+    /// Gives every call without a deadline one of 60 s.
+    DefaultDeadline,
+}
