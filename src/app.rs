@@ -190,7 +190,7 @@ async fn run(
     f: &Filters,
     jobs: Option<usize>,
     reports: &Path,
-    rebuild: bool,
+    prepare: &cli::Prepare,
     v: &Verdicts,
     target: &ExternalTarget,
 ) -> Result<i32, Exit> {
@@ -246,7 +246,10 @@ async fn run(
     langs.dedup();
     // The target is running already: nothing to build for it.
     langs.retain(|l| m.languages.contains_key(l) && external.as_ref().is_none_or(|e| &e.label != l));
-    let builds = build_all(&m, &langs, &dir, rebuild, |s| note!("{s}")).await;
+    if !prepare.no_setup {
+        toolchain::auto_setup(&m, &langs, &dir).await;
+    }
+    let builds = build_all(&m, &langs, &dir, prepare.rebuild, |s| note!("{s}")).await;
     let unavailable = builds.iter().filter(|(_, b)| !b.ok).map(|(l, b)| (l.clone(), b.status.clone())).collect();
 
     let cancelled = Arc::new(AtomicBool::new(false));
@@ -306,10 +309,11 @@ async fn run(
         merge(&mut tests, again);
     }
     for _ in 0..v.retries {
-        // A listed failure is expected, not a flake to hunt: it is not retried.
+        // A listed failure is expected, not a flake to hunt, and a language
+        // that could not run will not run on a retry either.
         let red: std::collections::HashSet<String> = tests
             .iter()
-            .filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error) && failing.find(&t.id).is_none())
+            .filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error) && t.unavailable.is_none() && failing.find(&t.id).is_none())
             .map(|t| t.id.clone())
             .collect();
         if red.is_empty() || cancelled.load(Ordering::SeqCst) {
@@ -386,10 +390,10 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
             filters,
             jobs,
             reports,
-            rebuild,
+            prepare,
             verdicts,
             target,
-        } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, rebuild, &verdicts, &target).await,
+        } => run(load_matrix(&cli.matrix)?, &cli.matrix, &filters, jobs, &reports, &prepare, &verdicts, &target).await,
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
             let langs = toolchain::pick_languages(&m, &languages)?;

@@ -65,6 +65,18 @@ pub struct Filters {
     pub shard: Option<String>,
 }
 
+/// What a run does before it starts: set-up and builds.
+#[derive(clap::Args, Clone, Default)]
+pub struct Prepare {
+    /// Rebuild every language even when up to date.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Do not install missing system packages (by default a run as root runs
+    /// the setup scripts of the languages it needs, as `stock-matrix setup` does).
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Show the combinations a profile covers, with counts.
@@ -84,9 +96,8 @@ pub enum Command {
         /// Where run folders go.
         #[arg(long, default_value = "reports")]
         reports: PathBuf,
-        /// Rebuild every language even when up to date.
-        #[arg(long)]
-        rebuild: bool,
+        #[command(flatten)]
+        prepare: Prepare,
         #[command(flatten)]
         verdicts: Verdicts,
         #[command(flatten)]

@@ -105,7 +105,9 @@ pub fn merge(tests: &mut [TestResult], again: Vec<TestResult>) {
 /// Names a culprit for every red test, running the reference pairs this run lacks.
 pub async fn assign_blame(tests: &mut [TestResult], runner: &Arc<Runner>, sets: &BTreeMap<String, CaseSet>, quiet: Arc<dyn Fn(&TestResult) + Send + Sync>) {
     let mut known: BTreeMap<String, Outcome> = tests.iter().map(|t| (t.id.clone(), t.outcome)).collect();
-    let red: Vec<&TestResult> = tests.iter().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted).collect();
+    // A side that could not run tells nothing about the other: no blame.
+    let blamable = |t: &TestResult| t.outcome.is_red() && t.outcome != Outcome::Interrupted && t.unavailable.is_none();
+    let red: Vec<&TestResult> = tests.iter().filter(|t| blamable(t)).collect();
     let mut missing = std::collections::HashSet::new();
     let mut wanted = Vec::new();
     for t in &red {
@@ -137,7 +139,7 @@ pub async fn assign_blame(tests: &mut [TestResult], runner: &Arc<Runner>, sets: 
         known.extend(extra.into_iter().map(|t| (t.id, t.outcome)));
     }
     let run = tests.to_vec();
-    for t in tests.iter_mut().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted) {
+    for t in tests.iter_mut().filter(|t| blamable(t)) {
         t.blame = Some(blame::blame_in_run(t, |id| known.get(id).copied(), &run));
     }
 }

@@ -1,12 +1,13 @@
 //! The toolchain commands: `doctor` (what each language needs and whether it
 //! is here) and `setup` (installing system packages through each language's
-//! setup script).
+//! setup script), and the set-up a run does by itself.
 use crate::app::{usage, Exit};
 use crate::builder;
 use crate::cli;
 use crate::config::Matrix;
 use crate::process;
-use std::time::Duration;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 /// The named languages (each checked against matrix.toml), or all when none are named.
 pub fn pick_languages(m: &Matrix, names: &[String]) -> Result<Vec<String>, Exit> {
@@ -99,4 +100,60 @@ pub async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
         }
     }
     Ok(code)
+}
+
+/// Can this process install system packages (root, with apt-get)?
+pub fn can_install() -> bool {
+    nix::unistd::geteuid().is_root() && which::which("apt-get").is_ok()
+}
+
+/// The packages a setup script said it installs (its `installing: …` line).
+fn installed(log: &str) -> Option<String> {
+    log.lines().find_map(|l| l.strip_prefix("installing:")).map(|p| p.trim().to_string())
+}
+
+/// Runs the setup scripts of `langs` before a run builds them, when this
+/// process can install system packages: a script installs only what is
+/// missing and says nothing when nothing is. Says which packages it installed
+/// and how long that took. When it cannot install, it does nothing: a language
+/// whose tools are missing is then unavailable, and says what to run.
+pub async fn auto_setup(m: &Matrix, langs: &[String], logs: &Path) {
+    if !can_install() {
+        return;
+    }
+    for name in langs {
+        let lang = &m.languages[name];
+        if lang.setup.is_empty() {
+            continue;
+        }
+        let log = logs.join(format!("setup-{name}.log"));
+        let start = Instant::now();
+        let result = process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await;
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let took = start.elapsed().as_secs_f64();
+        match result {
+            Ok(s) if s.success() => {
+                if let Some(packages) = installed(&text) {
+                    note!("setup {name}: installed {packages} ({took:.0} s; `--no-setup` skips this)");
+                }
+            }
+            other => note!(
+                "setup {name}: FAILED ({}) after {took:.0} s; log {}",
+                other.map(|s| s.to_string()).unwrap_or_else(|e| e),
+                log.display()
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_installed_packages_come_from_the_scripts_line() {
+        let log = "Reading package lists...\ninstalling: protobuf-compiler grpc-proto\nSetting up ...\n";
+        assert_eq!(installed(log).as_deref(), Some("protobuf-compiler grpc-proto"));
+        assert_eq!(installed("nothing to do\n"), None);
+    }
 }

@@ -220,6 +220,65 @@ fn a_server_that_cannot_start_and_a_hung_client_are_red_and_the_run_goes_on() {
 }
 
 #[test]
+fn an_unavailable_language_is_one_line_not_run_in_the_grid_and_never_blamed() {
+    let dir = tempfile::tempdir().unwrap();
+    let extra = format!(
+        "[languages.missing]\nfolder = \"{}\"\nstack = \"needs a tool this machine lacks\"\nrequires = [\"no-such-tool-5123\"]\ninstall = \"`stock-matrix setup missing`\"\nserver = [\"./server\"]\nclient = [\"./client\"]\n",
+        dir.path().display()
+    );
+    let m = matrix_with(dir.path(), &extra, "");
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "rust,missing",
+            "--server",
+            "rust",
+            "--tls",
+            "none",
+            "--set",
+            "unary",
+        ],
+        &dir.path().join("reports"),
+    );
+    assert_eq!(out.status.code(), Some(1), "a language that cannot run fails the run");
+    let tests = tests_of(&s);
+    let missing: Vec<&Value> = tests.iter().filter(|t| t["cell"]["client"] == "missing").collect();
+    assert!(!missing.is_empty());
+    for t in &missing {
+        assert_eq!(t["outcome"], "error");
+        assert_eq!(t["unavailable"], "missing");
+        assert!(
+            reasons(t).contains("no-such-tool-5123 not found on PATH (`stock-matrix setup missing`)"),
+            "{}",
+            reasons(t)
+        );
+        assert!(t.get("blame").is_none(), "blamed: {t}");
+    }
+    let console = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = console
+        .lines()
+        .filter(|l| l.contains("client=missing") || l.starts_with("UNAVAILABLE") || l.starts_with("BLAME"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{console}");
+    assert!(
+        lines[0].starts_with(&format!("UNAVAILABLE missing: {} test(s) not run; missing is unavailable", missing.len())),
+        "{console}"
+    );
+    let rust_tests = tests.len() - missing.len();
+    assert!(
+        console.contains(&format!("{rust_tests} passed, 0 failed, {} not run, 0 skipped", missing.len())),
+        "{console}"
+    );
+    let md = std::fs::read_to_string(dir.path().join("reports/latest/summary.md")).unwrap();
+    assert!(md.contains("| **missing** | not run |"), "{md}");
+    assert!(md.contains("## Not run: unavailable languages"), "{md}");
+    assert!(!md.contains("ERROR `client=missing"), "listed one by one: {md}");
+}
+
+#[test]
 fn a_broken_matrix_file_names_line_and_key_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let m = matrix_with(dir.path(), "", "");

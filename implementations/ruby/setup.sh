@@ -9,6 +9,7 @@ for pkg in ruby ruby-grpc ruby-grpc-tools ruby-googleapis-common-protos-types gr
   fi
 done
 if [ -n "$missing" ]; then
+  echo "installing:$missing"
   apt-get update
   # shellcheck disable=SC2086
   DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $missing

@@ -1,8 +1,9 @@
 //! The terminal reporter: an indicatif progress bar while tests finish,
 //! each red test printed as it happens, and the final totals. The only
 //! module that draws on the terminal.
-use super::{Outcome, RunSummary, TestResult};
+use super::{Counts, Outcome, RunSummary, TestResult};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::collections::BTreeMap;
 
 pub struct Console {
     bar: ProgressBar,
@@ -18,7 +19,8 @@ impl Console {
 
     pub fn test_done(&self, t: &TestResult) {
         self.bar.inc(1);
-        if matches!(t.outcome, Outcome::Failed | Outcome::Error) {
+        // An unavailable language is one line at the end, not one per test.
+        if matches!(t.outcome, Outcome::Failed | Outcome::Error) && t.unavailable.is_none() {
             let label = if t.outcome == Outcome::Failed { "FAIL " } else { "ERROR" };
             let mut text = format!("{label} {}", t.id);
             for r in t.reasons.iter().take(3) {
@@ -48,6 +50,9 @@ impl Console {
         for t in s.tests.iter().filter(|t| t.blame.is_some()) {
             note!("BLAME {}: {}", t.id, t.blame.as_deref().unwrap_or_default());
         }
+        for (lang, (n, reason)) in unavailable(s) {
+            note!("UNAVAILABLE {lang}: {n} test(s) not run; {reason}");
+        }
         note!("reports: {report_dir}/summary.md, junit.xml, summary.json");
         // The plain closing line CI systems read: expected failures count as skipped.
         let mut listed = Vec::new();
@@ -62,11 +67,58 @@ impl Console {
         } else {
             format!(" ({})", listed.join("; "))
         };
-        say!(
-            "{} passed, {} failed, {} skipped{listed}",
-            c.total() - c.red - c.expected_failure,
-            c.red,
-            c.expected_failure
-        );
+        say!("{}", closing_line(c, &listed));
+    }
+}
+
+/// Per unavailable language: its tests, and the first line of why.
+fn unavailable(s: &RunSummary) -> BTreeMap<&str, (usize, &str)> {
+    let mut out = BTreeMap::new();
+    for t in &s.tests {
+        if let Some(lang) = t.unavailable.as_deref().filter(|_| t.outcome == Outcome::Error) {
+            let reason = t.reasons.first().and_then(|r| r.lines().next()).unwrap_or_default();
+            out.entry(lang).or_insert((0, reason)).0 += 1;
+        }
+    }
+    out
+}
+
+/// The plain closing line CI systems read: tests that did not run (an
+/// interrupted run, an unavailable language) are "not run", never "failed".
+fn closing_line(c: Counts, listed: &str) -> String {
+    let not_run = c.interrupted + c.unavailable;
+    let not_run = if not_run > 0 { format!(", {not_run} not run") } else { String::new() };
+    format!(
+        "{} passed, {} failed{not_run}, {} skipped{listed}",
+        c.total() - c.red - c.expected_failure,
+        c.red - c.interrupted - c.unavailable,
+        c.expected_failure
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fixtures::{result, summary};
+    use crate::tls::TlsMode;
+
+    #[test]
+    fn the_closing_line_counts_what_did_not_run_as_not_run() {
+        let mut tests = vec![
+            result("go", "rust", TlsMode::None, "a", Outcome::Passed),
+            result("go", "rust", TlsMode::None, "b", Outcome::Failed),
+            result("go", "rust", TlsMode::None, "c", Outcome::Interrupted),
+            result("cpp", "rust", TlsMode::None, "d", Outcome::Error),
+            result("cpp", "rust", TlsMode::None, "e", Outcome::Error),
+        ];
+        for t in &mut tests[3..] {
+            t.unavailable = Some("cpp".into());
+            t.reasons = vec!["cpp is unavailable: protoc not found on PATH (`stock-matrix setup cpp`)".into()];
+        }
+        let s = summary(tests);
+        assert_eq!(closing_line(s.counts(), ""), "1 passed, 1 failed, 3 not run, 0 skipped");
+        let u = unavailable(&s);
+        assert_eq!(u.len(), 1);
+        assert_eq!(u["cpp"], (2, "cpp is unavailable: protoc not found on PATH (`stock-matrix setup cpp`)"));
     }
 }

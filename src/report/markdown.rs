@@ -11,6 +11,8 @@ use std::fmt::Write;
 fn cell_text(c: Counts) -> String {
     let mut text = if c.total() == 0 {
         return "·".into();
+    } else if c.interrupted + c.unavailable == c.total() {
+        return "not run".into();
     } else if c.red > 0 {
         format!("❌ {}/{}", c.passed, c.total())
     } else if c.expected_failure > 0 {
@@ -62,9 +64,12 @@ pub fn render(s: &RunSummary) -> String {
     }
     let red_builds: Vec<_> = s.builds.iter().filter(|(_, b)| !b.ok).collect();
     if !red_builds.is_empty() {
-        let _ = writeln!(out, "## Languages that could not run\n");
+        let _ = writeln!(out, "## Not run: unavailable languages\n");
+        let _ = writeln!(out, "| language | tests not run | why |\n|---|---|---|");
         for (lang, b) in red_builds {
-            let _ = writeln!(out, "- **{lang}**: {}", b.status);
+            let n = s.tests.iter().filter(|t| t.unavailable.as_deref() == Some(lang.as_str())).count();
+            let why = b.status.lines().next().unwrap_or_default().replace('|', "\\|");
+            let _ = writeln!(out, "| **{lang}** | {n} | {why} |");
         }
         let _ = writeln!(out);
     }
@@ -141,7 +146,12 @@ pub fn render(s: &RunSummary) -> String {
         let _ = writeln!(out);
     }
 
-    let red: Vec<_> = s.tests.iter().filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted).collect();
+    // Tests of an unavailable language are in the table above, not one by one.
+    let red: Vec<_> = s
+        .tests
+        .iter()
+        .filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted && t.unavailable.is_none())
+        .collect();
     if !red.is_empty() {
         red_cells(&mut out, s, &red);
         let _ = writeln!(out, "## Failures ({})\n", red.len());
@@ -301,6 +311,13 @@ mod tests {
         let red = Counts { failed: 1, ..c(2, 0, 0) };
         assert_eq!(cell_text(Counts { red: 1, ..red }), "❌ 2/3");
         assert_eq!(cell_text(Counts::default()), "·");
+        let not_run = Counts {
+            error: 2,
+            red: 2,
+            unavailable: 2,
+            ..Counts::default()
+        };
+        assert_eq!(cell_text(not_run), "not run");
     }
 
     fn with_key(mut t: crate::report::TestResult, k: crate::tls::KeyType) -> crate::report::TestResult {

@@ -73,6 +73,10 @@ pub struct TestResult {
     /// Who is likely at fault, from the same case against the reference.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub blame: Option<String>,
+    /// The language that could not run (missing toolchain, failed build):
+    /// the test is an ERROR that says nothing about the other side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<String>,
 }
 
 /// What a cell's processes cost and did.
@@ -128,6 +132,8 @@ pub struct Counts {
     pub known_flaky: usize,
     /// Tests that fail the run (see `Outcome::is_red`).
     pub red: usize,
+    /// Errors because a language could not run (also counted in `error`).
+    pub unavailable: usize,
 }
 
 impl Counts {
@@ -135,6 +141,7 @@ impl Counts {
         let mut c = Counts::default();
         for t in tests {
             c.red += usize::from(t.outcome.is_red());
+            c.unavailable += usize::from(t.unavailable.is_some() && t.outcome == Outcome::Error);
             match t.outcome {
                 Outcome::Passed => c.passed += 1,
                 Outcome::Failed => c.failed += 1,
@@ -207,6 +214,7 @@ pub(crate) mod fixtures {
             server_stderr: String::new(),
             attempts: vec![],
             blame: None,
+            unavailable: None,
         }
     }
 

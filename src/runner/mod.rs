@@ -134,6 +134,7 @@ impl Runner {
             server_stderr: String::new(),
             attempts: vec![],
             blame: None,
+            unavailable: None,
         }
     }
 
@@ -341,7 +342,10 @@ impl Runner {
                 results = cell
                     .tests
                     .iter()
-                    .map(|t| self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0))
+                    .map(|t| TestResult {
+                        unavailable: Some(lang.clone()),
+                        ..self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0)
+                    })
                     .collect();
                 return (results, info);
             }
