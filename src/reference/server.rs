@@ -175,9 +175,9 @@ impl Stock for StockService {
                     },
                 };
                 if drop_when_slow {
-                    match tx.try_send(Ok(event)) {
-                        Err(mpsc::error::TrySendError::Closed(_)) => return,
-                        _ => {} // a full queue loses the event
+                    // A full queue loses the event.
+                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(event)) {
+                        return;
                     }
                 } else if !(drop_second && sent == 1) && tx.send(Ok(event)).await.is_err() {
                     if keep {
