@@ -372,6 +372,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
     match cli.command {
         Command::Reference(cli::Reference::Server(a)) => crate::reference::server::run(a).await.map(|_| 0).map_err(|e| Exit(1, format!("{e:#}"))),
         Command::Reference(cli::Reference::Client(a)) => Ok(crate::reference::client::run(a).await),
+        Command::Serve { servers, tls, key_type } => crate::serve::serve(load_matrix(&cli.matrix)?, &servers, &tls, key_type).await,
         Command::Certs { out, key_type } => {
             let f = tls::generate(&out, key_type).map_err(|e| setup_err(format!("{e:#}")))?;
             say!(

@@ -113,6 +113,19 @@ pub enum Command {
     Setup { languages: Vec<String> },
     /// For each language: toolchain found or missing, how to get it, build state.
     Doctor,
+    /// Start servers (all when none given) with fresh certificates and print
+    /// ready-to-paste grpcurl, grpc-health-probe and client command lines;
+    /// Ctrl-C or closing stdin stops them all.
+    Serve {
+        /// Server languages (repeat or comma-separate).
+        #[arg(long = "server", value_delimiter = ',')]
+        servers: Vec<String>,
+        /// TLS modes (default: none).
+        #[arg(long = "tls", value_delimiter = ',')]
+        tls: Vec<TlsMode>,
+        #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+        key_type: KeyType,
+    },
     /// Write a CA, server and client certificates (and an untrusted CA) into a folder.
     Certs {
         #[arg(long)]

@@ -22,6 +22,7 @@ mod report;
 mod run_folder;
 mod runner;
 mod script;
+mod serve;
 mod tls;
 mod toolchain;
 mod verdict;

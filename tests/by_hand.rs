@@ -62,3 +62,49 @@ fn a_server_started_by_hand_outlives_its_stdin_and_stops_with_its_starter() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn serve_prints_command_lines_that_work_and_stops_everything_when_stdin_closes() {
+    let mut serve = Command::new(bin())
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(["serve", "--server", "rust", "--tls", "none,mtls"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let stdout = serve.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    while !printed.last().is_some_and(|l: &String| l.contains("server(s) running")) {
+        printed.push(
+            rx.recv_timeout(Duration::from_secs(60))
+                .unwrap_or_else(|_| panic!("serve said only {printed:#?}")),
+        );
+    }
+    assert!(printed.last().unwrap().starts_with("2 server(s) running"), "{printed:#?}");
+    let clients: Vec<&String> = printed.iter().filter(|l| l.trim_start().starts_with("stock-matrix rust client")).collect();
+    assert_eq!(clients.len(), 2, "{printed:#?}");
+    assert!(clients[1].contains("--tls-mode mtls --ca-file"), "{}", clients[1]);
+    let mut addrs = Vec::new();
+    for line in clients {
+        let words: Vec<&str> = line.split_whitespace().skip(1).collect();
+        let out = Command::new(bin()).current_dir(env!("CARGO_MANIFEST_DIR")).args(&words).output().unwrap();
+        let got = lines(&out);
+        assert_eq!(got.last().unwrap()["status"]["code"], "OK", "{line}: {got:?}");
+        addrs.push(words[words.iter().position(|w| *w == "--server").unwrap() + 1].to_string());
+    }
+    drop(serve.stdin.take());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while serve.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "serve did not stop when its stdin closed");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    for addr in addrs {
+        assert!(std::net::TcpStream::connect(&addr).is_err(), "a server at {addr} outlived serve");
+    }
+}

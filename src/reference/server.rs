@@ -19,7 +19,6 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
@@ -316,21 +315,6 @@ fn read(path: &Option<PathBuf>, flag: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("failed to read --{flag} {}", path.display()))
 }
 
-/// Resolves when the process should stop: SIGTERM, SIGINT or stdin EOF.
-async fn stop_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
-    let stdin_eof = async {
-        let mut stdin = tokio::io::stdin();
-        let mut buf = [0u8; 256];
-        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-        _ = stdin_eof => {}
-    }
-}
-
 /// Runs the server until a stop signal; open streams get one second.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut builder = Server::builder();
@@ -424,7 +408,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .add_service(stock)
         .add_service(kv)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
-            stop_signal().await;
+            crate::process::stop_signal().await;
             let _ = stopped_tx.send(());
         });
     tokio::select! {

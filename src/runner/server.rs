@@ -92,7 +92,7 @@ impl Runner {
     /// Starts the cell's server and waits until it is ready.
     /// Returns the server, its port, its ready time and a note when it was
     /// only reachable, not healthy (a TLS probe that the server refuses).
-    pub(super) async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<(Proc, u16, f64, Option<String>), (String, String)> {
+    pub(crate) async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<(Proc, u16, f64, Option<String>), (String, String)> {
         let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
         let mut last = (String::new(), String::new());
