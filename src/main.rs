@@ -54,7 +54,7 @@ fn main() {
         Ok(code) => code,
         Err(app::Exit(code, message)) => {
             if !message.is_empty() {
-                eprintln!("error: {message}");
+                note!("error: {message}");
             }
             code
         }

@@ -104,7 +104,7 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
     let rest = &absolute_paths(rest);
     let proto = m.root.join("proto");
     if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
-        eprintln!("building {name} …");
+        note!("building {name} …");
         let b = builder::ensure_built(
             name,
             lang,
@@ -141,7 +141,7 @@ fn auto_tls(m: &Matrix, args: &[String]) -> Result<Vec<String>, Exit> {
     };
     let dir = m.root.join("target/stock-matrix/auto-certs");
     let f = tls::generate(&dir, KeyType::EcP256).map_err(|e| Exit(cli::EXIT_SETUP, format!("{e:#}")))?;
-    eprintln!(
+    note!(
         "--tls-mode auto: certificates in {}; connect with --tls-mode server --ca-file {}",
         dir.display(),
         f.ca.display()

@@ -217,7 +217,7 @@ impl Runner {
             let details = match &result {
                 Err(s) if !s.details().is_empty() && !self.args.faults.contains(&ClientFault::NoDetails) => {
                     proto::status_details(s.details()).unwrap_or_else(|e| {
-                        eprintln!("step {id:?}: {e}");
+                        note!("step {id:?}: {e}");
                         Vec::new()
                     })
                 }
@@ -396,14 +396,14 @@ pub async fn run(args: ClientArgs) -> i32 {
     let step = match command_step(&args.command) {
         Ok(step) => step,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             return 2;
         }
     };
     let runner = match Runner::new(args) {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            note!("error: {e:#}");
             return 1;
         }
     };
@@ -414,7 +414,7 @@ pub async fn run(args: ClientArgs) -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("error: {e}");
+            note!("error: {e}");
             2
         }
     }

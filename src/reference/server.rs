@@ -387,9 +387,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .next()
         .with_context(|| format!("{} resolves to no address", args.host))?;
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("failed to bind {addr}"))?;
-    println!("listening on {}:{}", args.host, args.port);
-    use std::io::Write;
-    std::io::stdout().flush()?;
+    // A closed stdout (a server started by hand, piped to `head`) is no reason to stop.
+    say!("listening on {}:{}", args.host, args.port);
+    let _ = std::io::Write::flush(&mut std::io::stdout());
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     // 100 concurrent streams per connection, the common default: the
