@@ -2,8 +2,9 @@
 // stock.v1.Stock server, plus the legacy proto.KV over the same store, over
 // @grpc/grpc-js (see ../../../CONTRACT.md).
 const fs = require("node:fs");
+const path = require("node:path");
 const grpc = require("@grpc/grpc-js");
-const { HealthImplementation } = require("grpc-health-check");
+const { HealthImplementation, protoPath: HEALTH_PROTO_PATH } = require("grpc-health-check");
 const { ReflectionService } = require("@grpc/reflection");
 const { PROTO_PATH, KV_PROTO_PATH, loadDefinition, codeFromName, encodeStatusDetails } = require("./proto");
 
@@ -499,7 +500,19 @@ function main() {
   server.addService(proto.proto.KV.service, kv);
   const health = { "": "SERVING", "stock.v1.Stock": "SERVING", "proto.KV": "SERVING" };
   new HealthImplementation(health).addToServer(server);
-  new ReflectionService(definition, { services: ["stock.v1.Stock", "proto.KV"] }).addToServer(server);
+  // Reflection lists exactly what is served: Stock, KV, Health and itself.
+  const reflectionDir = path.join(path.dirname(require.resolve("@grpc/reflection/package.json")), "build", "proto");
+  const reflectionProtos = ["v1", "v1alpha"].map((v) => path.join(reflectionDir, "grpc", "reflection", v, "reflection.proto"));
+  const served = loadDefinition(Buffer, [PROTO_PATH, KV_PROTO_PATH, HEALTH_PROTO_PATH, ...reflectionProtos]);
+  new ReflectionService(served, {
+    services: [
+      "stock.v1.Stock",
+      "proto.KV",
+      "grpc.health.v1.Health",
+      "grpc.reflection.v1.ServerReflection",
+      "grpc.reflection.v1alpha.ServerReflection",
+    ],
+  }).addToServer(server);
 
   let stopping = false;
   const stop = () => {
