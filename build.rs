@@ -13,7 +13,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // judge details); code is generated for the services only (tonic-types
     // has the google.rpc types).
     let all = protox::compile(
-        ["stock.proto", "kv.proto", "google/rpc/status.proto", "google/rpc/error_details.proto"],
+        [
+            "stock.proto",
+            "kv.proto",
+            "google/rpc/status.proto",
+            "google/rpc/error_details.proto",
+        ],
         ["proto"],
     )?;
     let out = PathBuf::from(env::var("OUT_DIR")?);

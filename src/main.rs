@@ -4,29 +4,17 @@
 #[macro_use]
 mod out;
 mod app;
-mod blame;
-mod builder;
-mod cases;
-mod cli;
-mod codes;
-mod config;
-mod external;
-mod followup;
+mod contract;
+mod exec;
+mod input;
 mod judge;
-mod passthrough;
+mod model;
 mod plan;
-mod process;
-mod proto;
 mod reference;
 mod report;
-mod run_folder;
 mod runner;
-mod script;
-mod serve;
-mod tls;
-mod toolchain;
-mod verdict;
 
+use app::cli;
 use clap::Parser;
 
 fn main() {
@@ -49,7 +37,10 @@ fn main() {
             let _ = nix::sys::signal::signal(nix::sys::signal::Signal::SIGPIPE, nix::sys::signal::SigHandler::SigDfl);
         }
     }
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
     let code = match rt.block_on(app::main(cli)) {
         Ok(code) => code,
         Err(app::Exit(code, message)) => {

@@ -7,7 +7,8 @@ use serde_json::Value;
 use std::path::Path;
 
 /// The sets these faults are run against (every set a new case lives in).
-const RUN_SETS: &str = "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat";
+const RUN_SETS: &str =
+    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat";
 
 /// (fault, a set it may turn red, a case of that set it must turn red, part
 /// of that case's reason); a fault may turn red only the sets named with it.
@@ -26,7 +27,12 @@ const SERVER_FAULTS: &[Catch] = &[
         "response-gzip-server-stream",
         "response encoding: expected gzip, got identity",
     ),
-    ("truncate-bin-at-nul", "metadata", "binary-echo-unary", "header x-stock-echo-bin: expected"),
+    (
+        "truncate-bin-at-nul",
+        "metadata",
+        "binary-echo-unary",
+        "header x-stock-echo-bin: expected",
+    ),
     (
         "lose-deadline",
         "deadlines",
@@ -63,7 +69,12 @@ const SERVER_FAULTS: &[Catch] = &[
         "batch-value-over-limit",
         "step 1 Batch: status: expected INVALID_ARGUMENT, got OK",
     ),
-    ("inventory-miscount", "unary", "inventory-after-overwrites", "field totalValueBytes: expected"),
+    (
+        "inventory-miscount",
+        "unary",
+        "inventory-after-overwrites",
+        "field totalValueBytes: expected",
+    ),
     (
         "racy-put",
         "concurrency",
@@ -113,8 +124,18 @@ const SERVER_FAULTS: &[Catch] = &[
         "error details: expected 0 [], got 1 [\"google.rpc.ErrorInfo\"]",
     ),
     // a server that answers HTTP 431 to headers over its limit
-    ("small-header-limit", "metadata", "metadata-4kib", "status: expected OK, got UNKNOWN"),
-    ("small-header-limit", "errors", "status-message-2kib", "status: expected INTERNAL, got UNKNOWN"),
+    (
+        "small-header-limit",
+        "metadata",
+        "metadata-4kib",
+        "status: expected OK, got UNKNOWN",
+    ),
+    (
+        "small-header-limit",
+        "errors",
+        "status-message-2kib",
+        "status: expected INTERNAL, got UNKNOWN",
+    ),
     (
         "batch-limit-off-by-one",
         "client-stream",
@@ -207,7 +228,12 @@ const CLIENT_FAULTS: &[Catch] = &[
         "trailer x-stock-echo-bin: expected \"AA==\", got",
     ),
     // the non-ASCII status message travels to the server as -bin metadata
-    ("bin-as-text", "errors", "status-message-unicode", "status message: expected \"prix: 12 €"),
+    (
+        "bin-as-text",
+        "errors",
+        "status-message-unicode",
+        "status message: expected \"prix: 12 €",
+    ),
     (
         "percent-encoded-message",
         "errors",
@@ -253,7 +279,11 @@ fn check(dir: &Path, side: &str, catches: &[Catch]) {
     let names = faults(catches);
     let m = matrix_with(dir, &broken(dir, side, &names), "step_grace_ms = 3000");
     let list = names.join(",");
-    let (clients, servers) = if side == "server" { ("rust", list.as_str()) } else { (list.as_str(), "rust") };
+    let (clients, servers) = if side == "server" {
+        ("rust", list.as_str())
+    } else {
+        (list.as_str(), "rust")
+    };
     let (out, s) = run(
         &[
             "--matrix",
@@ -281,7 +311,12 @@ fn check(dir: &Path, side: &str, catches: &[Catch]) {
     };
     for (fault, set, case, reason) in catches {
         let t = find(&s, &format!("{}/tls=none/set={set}/case={case}", cell(fault)));
-        assert_eq!(t["outcome"], "failed", "{fault} not caught by {set}/{case}: {}", reasons(t));
+        assert_eq!(
+            t["outcome"],
+            "failed",
+            "{fault} not caught by {set}/{case}: {}",
+            reasons(t)
+        );
         assert!(reasons(t).contains(reason), "{fault}: {set}/{case}: {}", reasons(t));
     }
     for fault in names {
@@ -289,7 +324,11 @@ fn check(dir: &Path, side: &str, catches: &[Catch]) {
         let prefix = format!("{}/", cell(fault));
         let strays: Vec<&Value> = tests_of(&s)
             .iter()
-            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix) && t["outcome"] != "passed" && !sets.iter().any(|s| t["set"] == *s))
+            .filter(|t| {
+                t["id"].as_str().unwrap().starts_with(&prefix)
+                    && t["outcome"] != "passed"
+                    && !sets.iter().any(|s| t["set"] == *s)
+            })
             .collect();
         assert!(strays.is_empty(), "{fault} also turned other sets red: {strays:#?}");
         let control = format!("{prefix}tls=none/set=unary/case=put-then-get");

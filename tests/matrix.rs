@@ -11,7 +11,10 @@ use std::process::Command;
 #[test]
 fn the_reference_passes_every_case_in_every_tls_mode() {
     let dir = tempfile::tempdir().unwrap();
-    let (out, s) = run(&["run", "--client", "rust", "--server", "rust", "--profile", "full"], dir.path());
+    let (out, s) = run(
+        &["run", "--client", "rust", "--server", "rust", "--profile", "full"],
+        dir.path(),
+    );
     let tests = tests_of(&s);
     let failed: Vec<String> = tests
         .iter()
@@ -36,7 +39,14 @@ fn the_reference_passes_every_case_in_every_tls_mode() {
 #[test]
 fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = ["wrong-status", "drop-stream-message", "no-echo", "mtls-optional", "hold-fills", "kv-own-store"];
+    let faults = [
+        "wrong-status",
+        "drop-stream-message",
+        "no-echo",
+        "mtls-optional",
+        "hold-fills",
+        "kv-own-store",
+    ];
     let extra: String = faults
         .iter()
         .map(|f| format!("[languages.{f}]\nfolder = \"{}\"\nstack = \"tonic, broken\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\", \"--break\", \"{f}\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n", dir.path().display()))
@@ -87,8 +97,18 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "metadata/case=echo-on-failure",
             "trailer x-stock-echo: expected \"failure-echo\", got nothing",
         ),
-        ("mtls-optional", "mtls", "tls/case=no-client-cert", "status: expected any code but OK, got OK"),
-        ("hold-fills", "none", "bidi/case=lock-step", "step 0 Trade: expected 4 message(s), got 0"),
+        (
+            "mtls-optional",
+            "mtls",
+            "tls/case=no-client-cert",
+            "status: expected any code but OK, got OK",
+        ),
+        (
+            "hold-fills",
+            "none",
+            "bidi/case=lock-step",
+            "step 0 Trade: expected 4 message(s), got 0",
+        ),
         (
             "kv-own-store",
             "none",
@@ -109,7 +129,10 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         let r = reasons(t);
         assert!(r.contains(reason), "{id}: {r}");
         assert!(
-            t["reproduce"].as_str().unwrap().contains(&format!("--server {server} --tls {tls} --set")),
+            t["reproduce"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("--server {server} --tls {tls} --set")),
             "{}",
             t["reproduce"]
         );
@@ -140,9 +163,10 @@ fn a_wrong_expectation_fails_with_a_field_level_diff() {
     )
     .unwrap();
     let m = matrix_with(dir.path(), "", "");
-    let text = std::fs::read_to_string(&m)
-        .unwrap()
-        .replace("[sets]\n", &format!("[sets]\nwrong = \"{}\"\n", dir.path().join("wrong.toml").display()));
+    let text = std::fs::read_to_string(&m).unwrap().replace(
+        "[sets]\n",
+        &format!("[sets]\nwrong = \"{}\"\n", dir.path().join("wrong.toml").display()),
+    );
     std::fs::write(&m, text).unwrap();
     let (out, s) = run(
         &[
@@ -162,7 +186,10 @@ fn a_wrong_expectation_fails_with_a_field_level_diff() {
     );
     assert_eq!(out.status.code(), Some(1));
     let t = find(&s, "client=rust/server=rust/tls=none/set=wrong/case=wrong-version");
-    assert_eq!(reasons(t), "step 1 Get: message 0: field version: expected \"2\", got \"1\"");
+    assert_eq!(
+        reasons(t),
+        "step 1 Get: message 0: field version: expected \"2\", got \"1\""
+    );
     let md = std::fs::read_to_string(dir.path().join("r/latest/summary.md")).unwrap();
     assert!(md.contains("field version: expected \"2\", got \"1\""), "{md}");
     let junit = std::fs::read_to_string(dir.path().join("r/latest/junit.xml")).unwrap();
@@ -177,7 +204,11 @@ fn a_server_that_cannot_start_and_a_hung_client_are_red_and_the_run_goes_on() {
          [languages.hangs]\nfolder = \"{d}\"\nstack = \"sh\"\nserver = [\"sh\", \"-c\", \"exit 1\"]\nclient = [\"sh\", \"-c\", \"sleep 6173\"]\n",
         d = dir.path().display()
     );
-    let m = matrix_with(dir.path(), &extra, "step_grace_ms = 300\nclient_startup_ms = 300\nserver_ready_ms = 5000");
+    let m = matrix_with(
+        dir.path(),
+        &extra,
+        "step_grace_ms = 300\nclient_startup_ms = 300\nserver_ready_ms = 5000",
+    );
     let m = m.to_str().unwrap();
     let (out, s) = run(
         &[
@@ -206,15 +237,28 @@ fn a_server_that_cannot_start_and_a_hung_client_are_red_and_the_run_goes_on() {
     assert!(t["server_stderr"].as_str().unwrap().contains("cannot bind, sorry"));
     let t = find(&s, "client=hangs/server=rust/tls=none/set=unary/case=put-then-get");
     assert_eq!(t["outcome"], "error");
-    assert!(reasons(t).contains("client hung: no status line for step"), "{}", reasons(t));
+    assert!(
+        reasons(t).contains("client hung: no status line for step"),
+        "{}",
+        reasons(t)
+    );
     let later = find(&s, "client=hangs/server=rust/tls=none/set=unary/case=get-missing");
-    assert!(reasons(later).contains("not run: the client stopped"), "{}", reasons(later));
+    assert!(
+        reasons(later).contains("not run: the client stopped"),
+        "{}",
+        reasons(later)
+    );
     // The healthy cell in the same run still passed.
-    assert_eq!(find(&s, "client=rust/server=rust/tls=none/set=unary/case=put-then-get")["outcome"], "passed");
+    assert_eq!(
+        find(&s, "client=rust/server=rust/tls=none/set=unary/case=put-then-get")["outcome"],
+        "passed"
+    );
     // Nothing was left behind.
     let ps = Command::new("ps").args(["-eo", "args"]).output().unwrap();
     assert!(
-        !String::from_utf8_lossy(&ps.stdout).lines().any(|l| l.starts_with("sleep 6173")),
+        !String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .any(|l| l.starts_with("sleep 6173")),
         "the hung client survived"
     );
 }
@@ -257,19 +301,29 @@ fn an_unavailable_language_is_one_line_not_run_in_the_grid_and_never_blamed() {
         );
         assert!(t.get("blame").is_none(), "blamed: {t}");
     }
-    let console = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let console = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = console
         .lines()
         .filter(|l| l.contains("client=missing") || l.starts_with("UNAVAILABLE") || l.starts_with("BLAME"))
         .collect();
     assert_eq!(lines.len(), 1, "{console}");
     assert!(
-        lines[0].starts_with(&format!("UNAVAILABLE missing: {} test(s) not run; missing is unavailable", missing.len())),
+        lines[0].starts_with(&format!(
+            "UNAVAILABLE missing: {} test(s) not run; missing is unavailable",
+            missing.len()
+        )),
         "{console}"
     );
     let rust_tests = tests.len() - missing.len();
     assert!(
-        console.contains(&format!("{rust_tests} passed, 0 failed, {} not run, 0 skipped", missing.len())),
+        console.contains(&format!(
+            "{rust_tests} passed, 0 failed, {} not run, 0 skipped",
+            missing.len()
+        )),
         "{console}"
     );
     let md = std::fs::read_to_string(dir.path().join("reports/latest/summary.md")).unwrap();
@@ -286,7 +340,10 @@ fn a_broken_matrix_file_names_line_and_key_and_exits_2() {
         .unwrap()
         .replace("stack = \"tonic\"", "stack = \"tonic\"\nbuild_comand = [\"x\"]");
     std::fs::write(&m, text).unwrap();
-    let out = Command::new(bin()).args(["--matrix", m.to_str().unwrap(), "list"]).output().unwrap();
+    let out = Command::new(bin())
+        .args(["--matrix", m.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -298,10 +355,20 @@ fn a_broken_matrix_file_names_line_and_key_and_exits_2() {
 #[test]
 fn list_counts_the_profiles_as_designed() {
     for (profile, combos) in [
-        ("quick", "18 combinations (3 clients × 3 servers × 1 TLS modes × 2 sets)"),
-        ("standard", "150 combinations (5 clients × 5 servers × 2 TLS modes × 3 sets)"),
+        (
+            "quick",
+            "18 combinations (3 clients × 3 servers × 1 TLS modes × 2 sets)",
+        ),
+        (
+            "standard",
+            "150 combinations (5 clients × 5 servers × 2 TLS modes × 3 sets)",
+        ),
     ] {
-        let out = Command::new(bin()).current_dir(repo()).args(["list", "--profile", profile]).output().unwrap();
+        let out = Command::new(bin())
+            .current_dir(repo())
+            .args(["list", "--profile", profile])
+            .output()
+            .unwrap();
         assert!(out.status.success());
         assert!(
             String::from_utf8_lossy(&out.stdout).contains(combos),
@@ -344,15 +411,31 @@ fn clients_that_skip_verification_are_caught_by_the_negative_tls_cases() {
         &dir.path().join("r"),
     );
     assert_eq!(out.status.code(), Some(1));
-    for (client, case) in [("trust-any-ca", "untrusted-ca"), ("ignore-server-name", "wrong-server-name")] {
-        let t = find(&s, &format!("client={client}/server=rust/tls=server/set=tls/case={case}"));
+    for (client, case) in [
+        ("trust-any-ca", "untrusted-ca"),
+        ("ignore-server-name", "wrong-server-name"),
+    ] {
+        let t = find(
+            &s,
+            &format!("client={client}/server=rust/tls=server/set=tls/case={case}"),
+        );
         assert_eq!(t["outcome"], "failed", "{client}: {}", reasons(t));
-        assert!(reasons(t).contains("status: expected any code but OK, got OK"), "{}", reasons(t));
-        assert_eq!(t["blame"], format!("client {client} (the reference server is the other side)"));
+        assert!(
+            reasons(t).contains("status: expected any code but OK, got OK"),
+            "{}",
+            reasons(t)
+        );
+        assert_eq!(
+            t["blame"],
+            format!("client {client} (the reference server is the other side)")
+        );
     }
     // The same broken clients still pass the positive control.
     assert_eq!(
-        find(&s, "client=trust-any-ca/server=rust/tls=server/set=tls/case=configured-tls-works")["outcome"],
+        find(
+            &s,
+            "client=trust-any-ca/server=rust/tls=server/set=tls/case=configured-tls-works"
+        )["outcome"],
         "passed"
     );
 }
@@ -388,7 +471,10 @@ fn a_pass_on_retry_is_flaky_and_fails_the_run_unless_listed() {
     let t = find(&s, "client=rust/server=flaky/tls=none/set=unary/case=get-missing");
     assert_eq!(t["outcome"], "flaky");
     assert_eq!(t["attempts"].as_array().unwrap().len(), 1);
-    assert!(t["attempts"][0]["reasons"][0].as_str().unwrap().contains("expected NOT_FOUND, got UNKNOWN"));
+    assert!(t["attempts"][0]["reasons"][0]
+        .as_str()
+        .unwrap()
+        .contains("expected NOT_FOUND, got UNKNOWN"));
     let junit = std::fs::read_to_string(dir.path().join("r1/latest/junit.xml")).unwrap();
     assert!(junit.contains("<flakyFailure"), "{junit}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("FLAKY client=rust/server=flaky"));
@@ -438,7 +524,10 @@ fn known_failing_lists_are_exact_both_ways() {
     assert_eq!(out.status.code(), Some(1));
     let written = std::fs::read_to_string(&list).unwrap();
     assert_eq!(written.matches("[[known]]").count(), 1, "{written}");
-    assert!(written.contains("case=get-missing") && written.contains("expected NOT_FOUND"), "{written}");
+    assert!(
+        written.contains("case=get-missing") && written.contains("expected NOT_FOUND"),
+        "{written}"
+    );
     // 2. With that list the run passes, and the failure is an expected
     // failure, not retried (a listed failure is no flake to hunt).
     let mut args = base.to_vec();
@@ -449,10 +538,17 @@ fn known_failing_lists_are_exact_both_ways() {
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
     let t = find(&s, "client=rust/server=broken/tls=none/set=unary/case=get-missing");
     assert_eq!(t["outcome"], "expected-failure");
-    assert!(t["attempts"].as_array().is_none_or(|a| a.is_empty()), "{}", t["attempts"]);
+    assert!(
+        t["attempts"].as_array().is_none_or(|a| a.is_empty()),
+        "{}",
+        t["attempts"]
+    );
     assert!(!String::from_utf8_lossy(&out.stderr).contains("retrying"));
     let junit = std::fs::read_to_string(dir.path().join("r2/latest/junit.xml")).unwrap();
-    assert!(junit.contains("<skipped") && junit.contains("expected failure"), "{junit}");
+    assert!(
+        junit.contains("<skipped") && junit.contains("expected failure"),
+        "{junit}"
+    );
     // 3. A listed test that passes fails the run.
     std::fs::write(
         &list,
@@ -465,11 +561,18 @@ fn known_failing_lists_are_exact_both_ways() {
     assert_eq!(t["outcome"], "failed");
     assert!(reasons(t).starts_with("unexpected pass"), "{}", reasons(t));
     // 4. A pattern that matches no test of the matrix fails the run.
-    std::fs::write(&list, format!("{written}\n[[known]]\npattern = \"client=cobol/*\"\nreason = \"typo\"\n")).unwrap();
+    std::fs::write(
+        &list,
+        format!("{written}\n[[known]]\npattern = \"client=cobol/*\"\nreason = \"typo\"\n"),
+    )
+    .unwrap();
     let (out, s) = run(&args, &dir.path().join("r4"));
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        s["problems"][0].as_str().unwrap().contains("\"client=cobol/*\" matches no test"),
+        s["problems"][0]
+            .as_str()
+            .unwrap()
+            .contains("\"client=cobol/*\" matches no test"),
         "{}",
         s["problems"]
     );
@@ -484,7 +587,12 @@ fn run_target_drives_a_server_started_by_hand() {
     use std::process::Stdio;
     let dir = tempfile::tempdir().unwrap();
     let certs = dir.path().join("certs");
-    assert!(Command::new(bin()).args(["certs", "--out"]).arg(&certs).status().unwrap().success());
+    assert!(Command::new(bin())
+        .args(["certs", "--out"])
+        .arg(&certs)
+        .status()
+        .unwrap()
+        .success());
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -501,7 +609,14 @@ fn run_target_drives_a_server_started_by_hand() {
             "--tls-mode",
             "mtls",
         ])
-        .args(["--cert-file", &c("server.pem"), "--key-file", &c("server.key"), "--ca-file", &c("ca.pem")])
+        .args([
+            "--cert-file",
+            &c("server.pem"),
+            "--key-file",
+            &c("server.key"),
+            "--ca-file",
+            &c("ca.pem"),
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -538,9 +653,16 @@ fn run_target_drives_a_server_started_by_hand() {
         assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
         let bad = find(&s, "client=rust/server=hand-made/tls=mtls/set=unary/case=get-missing");
         assert_eq!(bad["outcome"], "failed");
-        assert!(reasons(bad).contains("expected NOT_FOUND, got UNKNOWN"), "{}", reasons(bad));
         assert!(
-            bad["reproduce"].as_str().unwrap().contains(&format!("--target {target}")),
+            reasons(bad).contains("expected NOT_FOUND, got UNKNOWN"),
+            "{}",
+            reasons(bad)
+        );
+        assert!(
+            bad["reproduce"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("--target {target}")),
             "{}",
             bad["reproduce"]
         );
@@ -593,7 +715,18 @@ fn a_run_whose_output_is_closed_still_writes_its_reports_and_its_exit_code() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(bin())
         .current_dir(repo())
-        .args(["run", "--client", "rust", "--server", "rust", "--tls", "none", "--set", "unary", "--reports"])
+        .args([
+            "run",
+            "--client",
+            "rust",
+            "--server",
+            "rust",
+            "--tls",
+            "none",
+            "--set",
+            "unary",
+            "--reports",
+        ])
         .arg(dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Configures once, then builds build/stock-cpp (code generated into build/gen).
+# Configures once, then builds build/server and build/client (code generated into build/gen).
 set -eu
 cd "$(dirname "$0")"
 if [ ! -f build/CMakeCache.txt ]; then

@@ -1,6 +1,6 @@
 #!/bin/sh
-# Builds bin/stock (server and client): pinned protoc plugins into .bin/,
-# generated code into gen/stockpb/ and gen/kvpb/, then the binary. Idempotent.
+# Builds bin/server and bin/client (cmd/server/, cmd/client/): pinned protoc plugins into .bin/,
+# generated code into gen/stockpb/ and gen/kvpb/, then the two binaries. Idempotent.
 set -eu
 cd "$(dirname "$0")"
 if command -v go >/dev/null 2>&1; then GO=go; else GO=/usr/local/go/bin/go; fi
@@ -18,4 +18,4 @@ PATH="$GOBIN:$PATH" protoc -I ../../proto \
   --go_out=gen/kvpb --go_opt=paths=source_relative --go_opt=Mkv.proto=stockmatrix/gen/kvpb \
   --go-grpc_out=gen/kvpb --go-grpc_opt=paths=source_relative --go-grpc_opt=Mkv.proto=stockmatrix/gen/kvpb \
   kv.proto
-$GO build -p 2 -mod=readonly -trimpath -o bin/stock .
+$GO build -p 2 -mod=readonly -trimpath -o bin/ ./cmd/client ./cmd/server

@@ -4,6 +4,8 @@
 # server also ../../proto/kv.proto) at run time, and protobufjs loads
 # ../../proto/google/rpc (google.rpc.Status, BadRequest, ErrorInfo) for the
 # rich error details: grpc-js ships no google.rpc messages.
+# Sources: src/client.js, src/server.js, src/hooks.js, src/store.js, and
+# src/proto.js (proto3 JSON and google.rpc.Status, which grpc-js lacks).
 set -euo pipefail
 cd "$(dirname "$0")"
 stamp=node_modules/.stock-matrix-lock.json
@@ -14,5 +16,4 @@ elif ! cmp -s package-lock.json "$stamp"; then
   npm ci --no-audit --no-fund --loglevel=error
   cp package-lock.json "$stamp"
 fi
-node --check src/server.js
-node --check src/client.js
+for f in src/*.js; do node --check "$f"; done

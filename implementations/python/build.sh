@@ -19,4 +19,4 @@ mkdir gen.tmp
   --grpc_python_out=gen.tmp ../../proto/stock.proto ../../proto/kv.proto
 rm -rf gen
 mv gen.tmp gen
-.venv/bin/python -m compileall -q gen stock_server.py stock_client.py >/dev/null
+.venv/bin/python -m compileall -q gen *.py >/dev/null

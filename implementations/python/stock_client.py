@@ -1,15 +1,16 @@
-"""The stock.v1.Stock client CLI on grpcio's synchronous API (see ../../CONTRACT.md)."""
+"""The stock.v1.Stock script client on grpcio's synchronous API (see ../../CONTRACT.md)."""
 
 import argparse
 import base64
 import binascii
-import concurrent.futures
-import gzip
 import json
 import queue
 import sys
 import threading
 import time
+import types
+from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple, Optional
 
 import grpc
 from google.protobuf import json_format
@@ -17,492 +18,326 @@ from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
 import stock_pb2
-
-UNARY, SERVER_STREAM, CLIENT_STREAM, BIDI = range(4)
+from gunzip import Decoder
 
 # method name in a step -> (path, request class, response class, kind)
 METHODS = {
-    "Get": ("/stock.v1.Stock/Get", stock_pb2.GetRequest, stock_pb2.GetResponse, UNARY),
-    "Put": ("/stock.v1.Stock/Put", stock_pb2.PutRequest, stock_pb2.Empty, UNARY),
-    "Monitor": (
-        "/stock.v1.Stock/Monitor",
-        stock_pb2.WatchRequest,
-        stock_pb2.WatchEvent,
-        SERVER_STREAM,
-    ),
-    "Batch": (
-        "/stock.v1.Stock/Batch",
-        stock_pb2.BatchItem,
-        stock_pb2.BatchSummary,
-        CLIENT_STREAM,
-    ),
-    "Trade": ("/stock.v1.Stock/Trade", stock_pb2.TradeOrder, stock_pb2.TradeFill, BIDI),
-    "Inventory": (
-        "/stock.v1.Stock/Inventory",
-        stock_pb2.Empty,
-        stock_pb2.InventoryStatus,
-        UNARY,
-    ),
-    "Audit": ("/stock.v1.Stock/Audit", stock_pb2.Empty, stock_pb2.Empty, UNARY),
-    "Ledger.Balance": (
-        "/stock.v1.Ledger/Balance",
-        stock_pb2.Empty,
-        stock_pb2.Empty,
-        UNARY,
-    ),
+    "Get": ("/stock.v1.Stock/Get", stock_pb2.GetRequest, stock_pb2.GetResponse, "unary"),
+    "Put": ("/stock.v1.Stock/Put", stock_pb2.PutRequest, stock_pb2.Empty, "unary"),
+    "Monitor": ("/stock.v1.Stock/Monitor", stock_pb2.WatchRequest, stock_pb2.WatchEvent, "server_stream"),
+    "Batch": ("/stock.v1.Stock/Batch", stock_pb2.BatchItem, stock_pb2.BatchSummary, "client_stream"),
+    "Trade": ("/stock.v1.Stock/Trade", stock_pb2.TradeOrder, stock_pb2.TradeFill, "bidi"),
+    "Inventory": ("/stock.v1.Stock/Inventory", stock_pb2.Empty, stock_pb2.InventoryStatus, "unary"),
+    "Audit": ("/stock.v1.Stock/Audit", stock_pb2.Empty, stock_pb2.Empty, "unary"),
+    "Ledger.Balance": ("/stock.v1.Ledger/Balance", stock_pb2.Empty, stock_pb2.Empty, "unary"),
 }
+# the files each TLS mode needs
+TLS_FILES = {"none": (), "server": ("ca_file",), "mtls": ("ca_file", "cert_file", "key_file")}
+# The types rich error details are printed with (json_format looks an Any's @type up here).
+DETAIL_TYPES = error_details_pb2.DESCRIPTOR.pool
+
+CHANNELS = {}  # Connection -> its channel
+CHANNELS_LOCK = threading.Lock()  # copies and after_first steps open channels from their threads
+EMIT_LOCK = threading.Lock()  # copies print from their own threads
 
 
-class UsageError(Exception):
-    """Exit code 2."""
+class UsageError(ValueError):
+    """A bad step line: exit code 2."""
 
 
-class FatalError(Exception):
-    """Exit code 1."""
+class Connection(NamedTuple):
+    """The options of one channel: the default connection, or a step's `connection`."""
+
+    server: str
+    tls_mode: str = "none"
+    ca_file: Optional[str] = None
+    cert_file: Optional[str] = None
+    key_file: Optional[str] = None
+    server_name: Optional[str] = None
 
 
-EMIT_LOCK = threading.Lock()  # copies of a step print from their own threads
+class Unreachable(grpc.RpcError):
+    """The outcome of a call whose channel could not be made (an unreadable certificate file)."""
+
+    def __init__(self, reason):
+        self.reason = reason
+
+    def code(self):
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self):
+        return self.reason
+
+    def initial_metadata(self):
+        return ()
+
+    trailing_metadata = initial_metadata
+
+
+def main():
+    default = parse_args(sys.argv[1:])
+    try:
+        channel_for(default)
+    except OSError as e:
+        print(f"error: cannot open the connection to {default.server}: {e}", file=sys.stderr)
+        sys.exit(1)
+    for line in sys.stdin.buffer:
+        if not line.strip():
+            continue
+        try:
+            step = parse_step(json.loads(line), default)
+        except ValueError as e:  # also json's JSONDecodeError
+            print(f"error: invalid step line {line!r}: {e}", file=sys.stderr)
+            sys.exit(2)
+        run_step(step)
+    for channel in CHANNELS.values():
+        channel.close()
+
+
+def parse_args(argv):
+    """The options: the default connection."""
+    p = argparse.ArgumentParser(prog="client")
+    p.add_argument("--server", required=True)
+    p.add_argument("--tls-mode", choices=sorted(TLS_FILES), default="none")
+    p.add_argument("--ca-file")
+    p.add_argument("--cert-file")
+    p.add_argument("--key-file")
+    p.add_argument("--server-name")
+    p.add_argument("command", choices=["script"])
+    fields = vars(p.parse_args(argv))
+    del fields["command"]
+    return parse_connection(fields, p.error)
+
+
+def parse_connection(fields, fail):
+    try:
+        connection = Connection(**fields)
+    except TypeError as e:  # not an object, a missing server, an unknown field
+        fail(f"connection: {e}")
+    if connection.tls_mode not in TLS_FILES:
+        fail(f"connection: unknown tls_mode {connection.tls_mode!r}")
+    missing = [name for name in TLS_FILES[connection.tls_mode] if not getattr(connection, name)]
+    if missing:
+        fail(f"tls mode {connection.tls_mode} needs {', '.join(missing)}")
+    return connection
+
+
+def parse_step(obj, default):
+    """One JSON step (already decoded) -> the step to run; a bad step raises UsageError."""
+    if not isinstance(obj, dict):
+        raise UsageError("a step must be a JSON object")
+    step_id = str(obj.get("id", ""))
+
+    def fail(why):
+        raise UsageError(f"step {step_id!r}: {why}")
+
+    if obj.get("method") not in METHODS:
+        fail(f"unknown method {obj.get('method')!r}")
+    path, request_class, response, kind = METHODS[obj["method"]]
+    raw = (obj.get("requests") or []) if kind in ("client_stream", "bidi") else [obj.get("request") or {}]
+    if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
+        fail("requests must be JSON objects")
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        fail("metadata must be an object")
+    try:
+        requests = [json_format.ParseDict(r, request_class()) for r in raw]
+        # a -bin key's value is base64: sent as those bytes (binary metadata)
+        metadata = tuple(
+            (k.lower(), base64.b64decode(v, validate=True) if k.lower().endswith("-bin") else str(v))
+            for k, v in metadata.items()
+        )
+    except (json_format.ParseError, binascii.Error, TypeError) as e:
+        fail(str(e))
+    connection = obj.get("connection")
+    return types.SimpleNamespace(
+        id=step_id,
+        path=path,
+        kind=kind,
+        response=response,
+        requests=requests,
+        metadata=metadata,
+        connection=default if connection is None else parse_connection(connection, fail),
+        timeout_ms=obj.get("timeout_ms") or 0,
+        compression=obj.get("compression") == "gzip",
+        cancel_after_ms=obj.get("cancel_after_ms") or 0,
+        copies=obj.get("copies") or 1,
+        read_pause_ms=obj.get("read_pause_ms") or 0,
+        after_first=[parse_step(s, default) for s in obj.get("after_first") or []],
+    )
+
+
+def channel_for(connection):
+    """The connection's channel, made on first use and reused; OSError for an unreadable file.
+
+    The receive limit is grpcio's default (4 MiB); the send limit stays unset (unlimited).
+    Responses are decompressed by gunzip.Decoder, which tells their encoding."""
+    with CHANNELS_LOCK:
+        if connection in CHANNELS:
+            return CHANNELS[connection]
+        options = [("grpc.max_receive_message_length", 4 << 20), ("grpc.per_message_decompression", 0)]
+        if connection.tls_mode == "none":
+            channel = grpc.insecure_channel(connection.server, options=options)
+        else:
+            files = {}
+            for name in TLS_FILES[connection.tls_mode]:
+                with open(getattr(connection, name), "rb") as f:
+                    files[name] = f.read()
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=files["ca_file"],
+                private_key=files.get("key_file"),
+                certificate_chain=files.get("cert_file"),
+            )
+            if connection.server_name:
+                options.append(("grpc.ssl_target_name_override", connection.server_name))
+            channel = grpc.secure_channel(connection.server, credentials, options=options)
+        CHANNELS[connection] = channel
+        return channel
+
+
+def run_step(step):
+    """Runs a step; with copies, that many calls at once on its channel, each on its own thread
+    (the sync API blocks a thread per call; C-core queues streams past the server's limit)."""
+    if step.copies <= 1:
+        run_call(step, step.id)
+        return
+    with ThreadPoolExecutor(step.copies) as pool:
+        for copy in [pool.submit(run_call, step, f"{step.id}*{k}") for k in range(step.copies)]:
+            copy.result()
+
+
+def run_call(step, line_id):
+    """One call of a step, its messages and status printed under line_id."""
+    decoder = Decoder(step.response)
+    timer = None
+    start = time.monotonic()
+    try:
+        channel = channel_for(step.connection)
+    except OSError as e:
+        reason = f"cannot open the connection to {step.connection.server}: {e}"
+        emit_status(line_id, Unreachable(reason), start, decoder.encoding)
+        return
+
+    def started(call):
+        nonlocal timer
+        if step.cancel_after_ms > 0:
+            timer = threading.Timer(step.cancel_after_ms / 1000, call.cancel)
+            timer.daemon = True
+            timer.start()
+        return call
+
+    try:
+        # A client stream runs on a stream_stream callable (the same on the wire):
+        # grpcio's stream_unary future(), the one that can be cancelled, drops its compression.
+        make = {"unary": channel.unary_unary, "server_stream": channel.unary_stream}.get(step.kind)
+        method = (make or channel.stream_stream)(
+            step.path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=decoder
+        )
+        options = {
+            "metadata": step.metadata,
+            "timeout": step.timeout_ms / 1000 if step.timeout_ms > 0 else None,
+            "compression": grpc.Compression.Gzip if step.compression else None,
+        }
+        if step.kind == "unary":
+            call = started(method.future(step.requests[0], **options))
+            try:
+                emit_message(line_id, call.result())
+            except grpc.FutureCancelledError:
+                pass  # cancelled by cancel_after_ms: the call's status is CANCELLED
+        else:
+            call = read_stream(step, line_id, method, options, started)
+    except grpc.RpcError as e:
+        call = e  # a failed call is also a grpc.Call with its status
+    finally:
+        if timer is not None:
+            timer.cancel()
+    emit_status(line_id, call, start, decoder.encoding)
+
+
+def read_stream(step, line_id, method, options, started):
+    """Starts a streaming call and prints its messages; returns the finished call.
+
+    after_first steps run after the first message; read_pause_ms sleeps after each one (the sync
+    iterator asks core for one message per next(), so flow control holds the server back).
+    Trade is lock-step: one order, its fill, the next order; half-close after the last."""
+    pending = list(step.requests) if step.kind == "bidi" else []
+    orders = queue.SimpleQueue()  # the bidi request stream; None half-closes it
+
+    def send_next():
+        orders.put(pending.pop(0) if pending else None)
+        if not pending:
+            orders.put(None)
+
+    if step.kind == "bidi":
+        send_next()
+        request = iter(orders.get, None)
+    elif step.kind == "server_stream":
+        request = step.requests[0]
+    else:
+        request = iter(step.requests)
+    call = started(method(request, **options))
+    try:
+        for n, message in enumerate(call):
+            emit_message(line_id, message)
+            if n == 0:
+                for nested in step.after_first:
+                    run_step(nested)
+            if step.read_pause_ms > 0:
+                time.sleep(step.read_pause_ms / 1000)
+            if pending:
+                send_next()
+    finally:
+        orders.put(None)  # the stream ended: stop the request iterator
+    return call
 
 
 def emit(line):
     data = json.dumps(line, ensure_ascii=False).encode("utf-8") + b"\n"
     with EMIT_LOCK:
-        out = sys.stdout.buffer
-        out.write(data)
-        out.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
 
 
-def stock_metadata(md):
-    """Received x-stock-* entries; binary (-bin) values, which grpcio gives as
-    bytes, printed base64."""
+def emit_message(line_id, message):
+    emit({"id": line_id, "message": json_format.MessageToDict(message)})
+
+
+def stock_metadata(metadata):
+    """Received x-stock-* entries; -bin values, which grpcio gives as bytes, in base64."""
     return {
         k.lower(): v if isinstance(v, str) else base64.b64encode(v).decode("ascii")
-        for k, v in (md or ())
+        for k, v in metadata or ()
         if k.lower().startswith("x-stock-")
     }
 
 
-def metadata_value(key, value):
-    """A -bin key's value is base64 in the step JSON and on the command line:
-    it is sent as those bytes (binary metadata)."""
-    if not key.endswith("-bin"):
-        return value
-    try:
-        return base64.b64decode(value, validate=True)
-    except binascii.Error as e:
-        raise ValueError(f"metadata {key}: invalid base64 {value!r}: {e}") from None
-
-
-def to_json(msg):
-    return json_format.MessageToDict(msg)
-
-
-# The types rich error details are resolved against when printed (json_format
-# looks an Any's @type up in this pool): google.rpc.BadRequest, ErrorInfo, ...
-DETAIL_TYPES = error_details_pb2.DESCRIPTOR.pool
-
-
-def error_details(call, line_id):
-    """The details of the google.rpc.Status in grpc-status-details-bin of a
-    failed call (grpcio-status), each in proto3 JSON with its @type."""
-    try:
-        status = rpc_status.from_call(call)
-    except ValueError as e:  # code or message differ from the call's status
-        print(f"step {line_id!r}: grpc-status-details-bin: {e}", file=sys.stderr)
-        return []
-    if status is None:
-        return []
+def emit_status(line_id, call, start, encoding):
+    """The status line of a finished call (or grpc.RpcError, which is also a grpc.Call)."""
+    elapsed_ms = round((time.monotonic() - start) * 1000, 3)
+    code = call.code()
     details = []
-    for detail in status.details:
+    if code != grpc.StatusCode.OK:
         try:
-            details.append(
-                json_format.MessageToDict(detail, descriptor_pool=DETAIL_TYPES)
-            )
-        except (TypeError, json_format.Error) as e:  # an unknown @type
-            print(f"step {line_id!r}: {detail.type_url}: {e}", file=sys.stderr)
-    return details
-
-
-def parse_message(cls, value, step_id):
-    if value is None:
-        value = {}
-    try:
-        if not isinstance(value, dict):
-            raise json_format.ParseError("not a JSON object")
-        return json_format.ParseDict(value, cls())
-    except json_format.ParseError as e:
-        raise UsageError(f"step {step_id!r}: invalid {cls.DESCRIPTOR.name}: {e}")
-
-
-class Prepared:
-    """A step checked and parsed before anything is sent."""
-
-    def __init__(self, step):
-        if not isinstance(step, dict):
-            raise UsageError("a step must be a JSON object")
-        self.id = str(step.get("id", ""))
-        method = step.get("method")
-        if method not in METHODS:
-            raise UsageError(f"step {self.id!r}: unknown method {method!r}")
-        self.path, req_cls, self.resp_cls, self.kind = METHODS[method]
-        if self.kind in (CLIENT_STREAM, BIDI):
-            reqs = step.get("requests") or []
-            if not isinstance(reqs, list):
-                raise UsageError(f"step {self.id!r}: requests must be an array")
-            self.requests = [parse_message(req_cls, r, self.id) for r in reqs]
-        else:
-            self.requests = [parse_message(req_cls, step.get("request"), self.id)]
-        md = step.get("metadata") or {}
-        if not isinstance(md, dict):
-            raise UsageError(f"step {self.id!r}: metadata must be an object")
-        try:
-            self.metadata = [
-                (str(k).lower(), metadata_value(str(k).lower(), str(v)))
-                for k, v in md.items()
-            ]
-        except ValueError as e:
-            raise UsageError(f"step {self.id!r}: {e}") from None
-        self.timeout_ms = step.get("timeout_ms") or 0
-        self.compression = step.get("compression")
-        self.cancel_after_ms = step.get("cancel_after_ms") or 0
-        self.copies = step.get("copies") or 1
-        self.read_pause_ms = step.get("read_pause_ms") or 0
-        self.after_first = [Prepared(s) for s in step.get("after_first") or []]
-
-
-class Decoder:
-    """A response deserializer that also tells the responses' grpc-encoding.
-    C-core never hands grpc-encoding to the application, so the channel leaves
-    decompression to this (grpc.per_message_decompression off): a message that
-    arrived gzip-compressed comes with gzip's magic bytes 1f 8b, which no
-    protobuf message starts with (0x1f would be wire type 7). A message the
-    server's stack chose to send uncompressed under grpc-encoding: gzip (C-core
-    does when gzip would not shrink it) counts as identity."""
-
-    def __init__(self, cls):
-        self.cls = cls
-        self.gzip = False
-
-    def __call__(self, data):
-        if data[:2] == b"\x1f\x8b":
-            data = gzip.decompress(data)
-            self.gzip = True
-        return self.cls.FromString(data)
-
-    def encoding(self):
-        return "gzip" if self.gzip else "identity"
-
-
-class Canceller:
-    """cancel_after_ms: cancels a call (call.cancel()) that long after it
-    started, unless it ended before."""
-
-    def __init__(self, ms):
-        self.ms = ms
-        self.timer = None
-
-    def start(self, call):
-        if self.ms > 0:
-            self.timer = threading.Timer(self.ms / 1000, call.cancel)
-            self.timer.daemon = True
-            self.timer.start()
-        return call
-
-    def stop(self):
-        if self.timer is not None:
-            self.timer.cancel()
-
-
-class Runner:
-    def __init__(self, args):
-        self.args = args
-        self.channel = make_channel(args)
-        self.metadata = list(args.metadata)
-
-    def multicallable(self, step, decoder):
-        # A client stream runs on a stream_stream callable (the same on the
-        # wire): grpcio's stream_unary future(), the one that can be
-        # cancelled, drops its compression argument.
-        make = {
-            UNARY: self.channel.unary_unary,
-            SERVER_STREAM: self.channel.unary_stream,
-            CLIENT_STREAM: self.channel.stream_stream,
-            BIDI: self.channel.stream_stream,
-        }[step.kind]
-        return make(
-            step.path,
-            request_serializer=lambda m: m.SerializeToString(),
-            response_deserializer=decoder,
-        )
-
-    def run_step(self, step):
-        """Runs one step; with copies, that many calls at once on the one
-        channel, each on its own thread (grpcio's sync API blocks a thread per
-        call; C-core queues the streams past the server's concurrency limit),
-        copy k printing its lines under the id ID*k."""
-        if step.copies <= 1:
-            self.run_call(step, step.id)
-            return
-        with concurrent.futures.ThreadPoolExecutor(step.copies) as pool:
-            calls = [
-                pool.submit(self.run_call, step, f"{step.id}*{k}")
-                for k in range(step.copies)
-            ]
-            for call in calls:
-                call.result()
-
-    def run_call(self, step, line_id):
-        """One call of a step, its lines under line_id."""
-        timeout_ms = step.timeout_ms or self.args.timeout_ms or 0
-        compression = step.compression or self.args.compression
-        kwargs = {
-            "metadata": tuple(self.metadata + step.metadata),
-            "timeout": timeout_ms / 1000 if timeout_ms > 0 else None,
-            "compression": grpc.Compression.Gzip if compression == "gzip" else None,
-        }
-        decoder = Decoder(step.resp_cls)
-        mc = self.multicallable(step, decoder)
-        canceller = Canceller(step.cancel_after_ms)
-        start = time.monotonic()
-        try:
-            call = self.exchange(step, line_id, mc, kwargs, canceller.start)
-        except grpc.RpcError as e:
-            call = e  # a failed call is also a grpc.Call with its status
-        finally:
-            canceller.stop()
-        code = call.code()
-        details = call.details()
-        headers = stock_metadata(call.initial_metadata())
-        trailers = stock_metadata(call.trailing_metadata())
-        elapsed = (time.monotonic() - start) * 1000
-        rich = error_details(call, line_id) if code != grpc.StatusCode.OK else []
-        emit(
-            {
-                "id": line_id,
-                "status": {"code": code.name, "message": details or ""},
-                "headers": headers,
-                "trailers": trailers,
-                "elapsed_ms": round(elapsed, 3),
-                "response_encoding": decoder.encoding(),
-                "details": rich,
-            }
-        )
-
-    def print_message(self, line_id, msg):
-        emit({"id": line_id, "message": to_json(msg)})
-
-    def read_pause(self, step):
-        """read_pause_ms: a slow reader. grpcio's sync iterator asks core for
-        one message per next(), so nothing is read from the stream meanwhile
-        and HTTP/2 flow control holds the server back."""
-        if step.read_pause_ms > 0:
-            time.sleep(step.read_pause_ms / 1000)
-
-    def exchange(self, step, line_id, mc, kwargs, started):
-        """Runs the call, printing its messages; returns the finished call.
-        started(call) is told of the call as soon as it is started."""
-        if step.kind == UNARY:
-            call = started(mc.future(step.requests[0], **kwargs))
+            status = rpc_status.from_call(call)  # grpcio-status: grpc-status-details-bin
+        except ValueError as e:  # its code or message differ from the call's status
+            print(f"step {line_id!r}: grpc-status-details-bin: {e}", file=sys.stderr)
+            status = None
+        for detail in status.details if status else ():
             try:
-                response = call.result()
-            except grpc.FutureCancelledError:
-                return call  # cancelled by cancel_after_ms: status CANCELLED
-            self.print_message(line_id, response)
-            return call
-        if step.kind in (SERVER_STREAM, CLIENT_STREAM):
-            if step.kind == SERVER_STREAM:
-                request = step.requests[0]
-            else:
-                request = iter(step.requests)
-            call = started(mc(request, **kwargs))
-            first = True
-            for msg in call:
-                self.print_message(line_id, msg)
-                if first:
-                    first = False
-                    for nested in step.after_first:
-                        self.run_step(nested)
-                self.read_pause(step)
-            return call
-        return self.lock_step(step, line_id, mc, kwargs, started)
-
-    def lock_step(self, step, line_id, mc, kwargs, started):
-        """Sends one order, waits for its fill, prints it, sends the next."""
-        outbox = queue.SimpleQueue()
-        done = object()
-
-        def orders():
-            while (order := outbox.get()) is not done:
-                yield order
-
-        pending = list(step.requests)
-
-        def send_next():
-            outbox.put(pending.pop(0) if pending else done)
-            if not pending:
-                outbox.put(done)  # half-close right after the last order
-
-        send_next()
-        call = started(mc(orders(), **kwargs))
-        try:
-            for msg in call:
-                self.print_message(line_id, msg)
-                self.read_pause(step)
-                if pending:
-                    send_next()
-        finally:
-            outbox.put(done)  # the stream ended: stop the request iterator
-        return call
-
-
-def make_channel(args):
-    # The receive limit is grpcio's default (4 MiB); the send limit stays
-    # grpcio's default too (unlimited): the size cases send over 4 MiB.
-    # Compressed responses are decompressed by Decoder, which records it.
-    options = [
-        ("grpc.max_receive_message_length", 4 << 20),
-        ("grpc.per_message_decompression", 0),
-    ]
-    if args.tls_mode == "none":
-        return grpc.insecure_channel(args.server, options=options)
-
-    def read(path, flag):
-        if not path:
-            raise FatalError(f"--{flag} is required with --tls-mode {args.tls_mode}")
-        try:
-            with open(path, "rb") as f:
-                return f.read()
-        except OSError as e:
-            raise FatalError(f"failed to read --{flag} {path}: {e}") from None
-
-    ca = read(args.ca_file, "ca-file")
-    if args.tls_mode == "mtls":
-        creds = grpc.ssl_channel_credentials(
-            root_certificates=ca,
-            private_key=read(args.key_file, "key-file"),
-            certificate_chain=read(args.cert_file, "cert-file"),
-        )
-    else:
-        creds = grpc.ssl_channel_credentials(root_certificates=ca)
-    if args.server_name:
-        options.append(("grpc.ssl_target_name_override", args.server_name))
-    return grpc.secure_channel(args.server, creds, options=options)
-
-
-def metadata_pair(text):
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"expected K=V, got {text!r}")
-    try:
-        return key.lower(), metadata_value(key.lower(), value)
-    except ValueError as e:
-        raise argparse.ArgumentTypeError(str(e)) from None
-
-
-def parse_args(argv):
-    p = argparse.ArgumentParser(prog="client")
-    p.add_argument("--server", required=True)
-    p.add_argument("--tls-mode", choices=["none", "server", "mtls"], default="none")
-    p.add_argument("--ca-file")
-    p.add_argument("--cert-file")
-    p.add_argument("--key-file")
-    p.add_argument("--server-name")
-    p.add_argument("--timeout-ms", type=int, default=0)
-    p.add_argument("--metadata", type=metadata_pair, action="append", default=[])
-    p.add_argument("--compression", choices=["gzip", "identity"])
-    sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("get").add_argument("key")
-    put = sub.add_parser("put")
-    put.add_argument("key")
-    put.add_argument("value")
-    mon = sub.add_parser("monitor")
-    mon.add_argument("pattern")
-    mon.add_argument("--max-events", type=int, default=0)
-    mon.add_argument("--include-existing", action="store_true")
-    sub.add_parser("batch").add_argument("items", nargs="*")
-    sub.add_parser("trade")
-    sub.add_parser("inventory")
-    sub.add_parser("script")
-    return p.parse_args(argv)
-
-
-def stdin_json_lines():
-    out = []
-    for line in sys.stdin.buffer:
-        if line.strip():
-            try:
-                out.append(json.loads(line))
-            except ValueError as e:
-                raise UsageError(f"invalid JSON line {line!r}: {e}")
-    return out
-
-
-def b64(text):
-    return base64.b64encode(text.encode("utf-8")).decode("ascii")
-
-
-def command_step(args):
-    """The step a single command stands for."""
-    c = args.command
-    if c == "get":
-        return {"id": c, "method": "Get", "request": {"key": args.key}}
-    if c == "put":
-        return {
-            "id": c,
-            "method": "Put",
-            "request": {"key": args.key, "value": b64(args.value)},
+                details.append(json_format.MessageToDict(detail, descriptor_pool=DETAIL_TYPES))
+            except (TypeError, json_format.Error) as e:  # an unknown @type
+                print(f"step {line_id!r}: {detail.type_url}: {e}", file=sys.stderr)
+    emit(
+        {
+            "id": line_id,
+            "status": {"code": code.name, "message": call.details() or ""},
+            "headers": stock_metadata(call.initial_metadata()),
+            "trailers": stock_metadata(call.trailing_metadata()),
+            "elapsed_ms": elapsed_ms,
+            "response_encoding": encoding,
+            "details": details,
         }
-    if c == "monitor":
-        req = {
-            "pattern": args.pattern,
-            "maxEvents": args.max_events,
-            "includeExisting": args.include_existing,
-        }
-        return {"id": c, "method": "Monitor", "request": req}
-    if c == "batch":
-        if args.items:
-            reqs = []
-            for item in args.items:
-                key, sep, value = item.partition("=")
-                if not sep:
-                    raise UsageError(f"expected KEY=VALUE, got {item!r}")
-                reqs.append({"key": key, "value": b64(value)})
-        else:
-            reqs = stdin_json_lines()
-        return {"id": c, "method": "Batch", "requests": reqs}
-    if c == "trade":
-        return {"id": c, "method": "Trade", "requests": stdin_json_lines()}
-    return {"id": c, "method": "Inventory"}
-
-
-def run(args):
-    if args.command == "script":
-        runner = Runner(args)
-        for line in sys.stdin.buffer:
-            if not line.strip():
-                continue
-            try:
-                step = json.loads(line)
-            except ValueError as e:
-                raise UsageError(f"invalid step line {line!r}: {e}")
-            runner.run_step(Prepared(step))
-    else:
-        step = Prepared(command_step(args))
-        runner = Runner(args)
-        runner.run_step(step)
-    runner.channel.close()
-
-
-def main():
-    args = parse_args(sys.argv[1:])
-    try:
-        run(args)
-    except UsageError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(2)
-    except FatalError as e:
-        print(f"error: {e}", file=sys.stderr)
-        sys.exit(1)
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ done
 addr=$(sed -n 's/^listening on //p' "$t/cds-server.out")
 
 java $jvm -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.ClientMain \
-  --server "$addr" --timeout-ms 5000 script >/dev/null <<'STEPS' || true
+  --server "$addr" script >/dev/null <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"k","value":"aGk="},"compression":"gzip"}
 {"id":"get","method":"Get","request":{"key":"k"},"metadata":{"x-stock-echo":"e"}}
 {"id":"missing","method":"Get","request":{"key":"nope"}}

@@ -1,5 +1,5 @@
 use super::*;
-use crate::cases;
+use crate::input::cases;
 use serde_json::json;
 
 fn case(src: &str) -> Case {
@@ -26,22 +26,33 @@ expect.messages = [{ value = "{b64:hi}", version = "1" }]
 #[test]
 fn a_matching_result_passes_in_any_proto3_json_spelling() {
     let c = case(GET);
-    let obs = group(&[line(json!({"id": "p#0", "message": {"value": "aGk=", "version": 1}})), ok("p#0")]);
+    let obs = group(&[
+        line(json!({"id": "p#0", "message": {"value": "aGk=", "version": 1}})),
+        ok("p#0"),
+    ]);
     assert_eq!(judge(&c, "p", "n/", &obs), Vec::<String>::new());
 }
 
 #[test]
 fn a_wrong_field_is_named_with_expected_and_actual() {
     let c = case(GET);
-    let obs = group(&[line(json!({"id": "p#0", "message": {"value": "aGk=", "version": "2"}})), ok("p#0")]);
+    let obs = group(&[
+        line(json!({"id": "p#0", "message": {"value": "aGk=", "version": "2"}})),
+        ok("p#0"),
+    ]);
     let r = judge(&c, "p", "n/", &obs);
-    assert_eq!(r, vec![r#"step 0 Get: message 0: field version: expected "1", got "2""#]);
+    assert_eq!(
+        r,
+        vec![r#"step 0 Get: message 0: field version: expected "1", got "2""#]
+    );
 }
 
 #[test]
 fn a_wrong_status_code_fails() {
     let c = case(GET);
-    let obs = group(&[line(json!({"id": "p#0", "status": {"code": "UNKNOWN", "message": "boom"}}))]);
+    let obs = group(&[line(
+        json!({"id": "p#0", "status": {"code": "UNKNOWN", "message": "boom"}}),
+    )]);
     let r = judge(&c, "p", "n/", &obs);
     assert!(r[0].contains("status: expected OK, got UNKNOWN \"boom\""), "{r:?}");
     assert!(r[1].contains("expected 1 message(s), got 0"), "{r:?}");
@@ -79,7 +90,10 @@ fn output_that_is_not_the_response_type_fails() {
     let c = case(GET);
     let obs = group(&[line(json!({"id": "p#0", "message": {"colour": "red"}})), ok("p#0")]);
     let r = judge(&c, "p", "n/", &obs);
-    assert!(r.iter().any(|r| r.contains("not a valid stock.v1.GetResponse")), "{r:?}");
+    assert!(
+        r.iter().any(|r| r.contains("not a valid stock.v1.GetResponse")),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -95,7 +109,9 @@ metadata = { x-stock-echo = "v" }
 expect = { status = "NOT_FOUND", message_contains = "x", headers = { x-stock-echo = "v" }, trailers = { x-stock-echo = "v" } }
 "#,
     );
-    let got = line(json!({"id": "p#0", "status": {"code": "NOT_FOUND", "message": "key \"x\" not found"}, "headers": {}, "trailers": {"x-stock-echo": "v"}}));
+    let got = line(
+        json!({"id": "p#0", "status": {"code": "NOT_FOUND", "message": "key \"x\" not found"}, "headers": {}, "trailers": {"x-stock-echo": "v"}}),
+    );
     let r = judge(&c, "p", "n/", &group(&[got]));
     assert_eq!(r, vec!["step 0 Get: header x-stock-echo: expected \"v\", got nothing"]);
 }
@@ -124,13 +140,18 @@ method = "Inventory"
 expect = { messages = [{ keyCount = { "$delta" = 1, "$from" = "before" }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
 "#,
     );
-    let inv = |id: &str, n: &str, lang: &str| line(json!({"id": id, "message": {"keyCount": n, "language": lang, "stack": "s 1"}}));
+    let inv = |id: &str, n: &str, lang: &str| {
+        line(json!({"id": id, "message": {"keyCount": n, "language": lang, "stack": "s 1"}}))
+    };
     let good = group(&[inv("p#0", "3", "go"), ok("p#0"), inv("p#1", "4", "go"), ok("p#1")]);
     assert!(judge(&c, "p", "", &good).is_empty());
     let bad = group(&[inv("p#0", "3", ""), ok("p#0"), inv("p#1", "3", "go"), ok("p#1")]);
     let r = judge(&c, "p", "", &bad);
     assert!(r[0].contains("field language: expected a non-empty value"), "{r:?}");
-    assert!(r[1].contains("field keyCount: expected 4 (3 from step `before` +1), got \"3\""), "{r:?}");
+    assert!(
+        r[1].contains("field keyCount: expected 4 (3 from step `before` +1), got \"3\""),
+        "{r:?}"
+    );
 }
 
 #[test]
@@ -165,25 +186,39 @@ request = { key = "{ns}b" }
 #[test]
 fn metadata_matchers_absent_range_and_binary_compare_as_meant() {
     assert_eq!(metadata_matches("x-stock-a", &json!({"$absent": true}), None), Ok(()));
-    assert!(metadata_matches("x-stock-a", &json!({"$absent": true}), Some(&"v".into()))
-        .unwrap_err()
-        .contains("expected none"));
-    assert_eq!(metadata_matches("x-stock-d", &json!({"$range": [3000, 5500]}), Some(&"5010".into())), Ok(()));
+    assert!(
+        metadata_matches("x-stock-a", &json!({"$absent": true}), Some(&"v".into()))
+            .unwrap_err()
+            .contains("expected none")
+    );
+    assert_eq!(
+        metadata_matches("x-stock-d", &json!({"$range": [3000, 5500]}), Some(&"5010".into())),
+        Ok(())
+    );
     assert!(metadata_matches("x-stock-d", &json!({"$range": [3000, 5500]}), Some(&"none".into())).is_err());
     // -bin values compare as bytes: padding is optional
-    assert_eq!(metadata_matches("x-stock-echo-bin", &json!("AA=="), Some(&"AA".into())), Ok(()));
+    assert_eq!(
+        metadata_matches("x-stock-echo-bin", &json!("AA=="), Some(&"AA".into())),
+        Ok(())
+    );
     assert!(metadata_matches("x-stock-echo-bin", &json!("AA=="), Some(&"QUE9PQ==".into())).is_err());
-    assert!(check_metadata_expectation("x-stock-b-bin", &json!("not base64!")).is_err());
-    assert!(check_metadata_expectation("x-stock-a", &json!({"$range": [1]})).is_err());
+    assert!(crate::input::matchers::check_metadata_expectation("x-stock-b-bin", &json!("not base64!")).is_err());
+    assert!(crate::input::matchers::check_metadata_expectation("x-stock-a", &json!({"$range": [1]})).is_err());
 }
 
 #[test]
 fn details_compare_by_type_and_the_fields_named() {
-    let got = vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key", "description": "too long"}]})];
-    let want = vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key"}]})];
+    let got = vec![
+        json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key", "description": "too long"}]}),
+    ];
+    let want =
+        vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key"}]})];
     assert_eq!(details_match(&want, &got), Ok(()));
-    let other = vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "value"}]})];
-    assert!(details_match(&other, &got).unwrap_err().contains("expected \"value\", got \"key\""));
+    let other =
+        vec![json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "value"}]})];
+    assert!(details_match(&other, &got)
+        .unwrap_err()
+        .contains("expected \"value\", got \"key\""));
     let info = vec![json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "FORCED"})];
     assert!(details_match(&info, &got)
         .unwrap_err()

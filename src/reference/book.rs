@@ -1,7 +1,7 @@
 //! Trade's order book: the sequence and net position per symbol of one
 //! stream. The `shared-trade-book` fault shares one book between the streams
 //! open at the same time, as a servicer that keeps per-call state in itself.
-use crate::proto::stock::{Side, TradeOrder};
+use crate::contract::proto::stock::{Side, TradeOrder};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -17,7 +17,11 @@ impl Book {
     /// Books one order: its sequence number and the symbol's new net position.
     pub fn fill(&mut self, order: &TradeOrder) -> (i64, i64) {
         self.sequence += 1;
-        let signed = if order.side == Side::Buy as i32 { order.quantity } else { -order.quantity };
+        let signed = if order.side == Side::Buy as i32 {
+            order.quantity
+        } else {
+            -order.quantity
+        };
         let position = self.positions.entry(order.symbol.clone()).or_default();
         *position += signed;
         (self.sequence, *position)

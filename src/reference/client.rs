@@ -2,18 +2,19 @@
 //! client side in tonic. Every call goes through one generic streaming path
 //! with dynamic messages, so headers and trailers stay apart for unary calls
 //! too, and a step's JSON request is sent exactly as the case wrote it.
-use super::commands::{command_step, parse_pair};
 use super::faults::ClientFault;
-use super::transport::{channel, stock_metadata, DynCodec};
-use crate::codes;
-use crate::proto::{self, Kind, MethodInfo};
-use crate::script::{Line, Status as StatusLine, Step};
-use crate::tls::TlsMode;
+use super::transport::{stock_metadata, DynCodec};
+use crate::contract::channel::{channel, Tweaks};
+use crate::contract::codes;
+use crate::contract::proto::{self, Kind, MethodInfo};
+use crate::contract::script::{Connection, Line, Status as StatusLine, Step};
+use crate::model::tls::TlsMode;
 use futures::future::BoxFuture;
 use prost_reflect::DynamicMessage;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::mpsc;
@@ -22,7 +23,7 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::Channel;
 use tonic::{Request, Status};
 
-/// The contract's client flags.
+/// The contract's client options: the default connection, then `script`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ClientArgs {
     #[arg(long)]
@@ -37,42 +38,40 @@ pub struct ClientArgs {
     pub key_file: Option<PathBuf>,
     #[arg(long)]
     pub server_name: Option<String>,
-    #[arg(long)]
-    pub timeout_ms: Option<u64>,
-    /// Request metadata K=V, for every call (repeatable).
-    #[arg(long = "metadata", value_parser = parse_pair)]
-    pub metadata: Vec<(String, String)>,
-    #[arg(long, value_parser = ["gzip", "identity"])]
-    pub compression: Option<String>,
     /// Deliberate bugs, so tests can prove the negative TLS cases catch them.
     #[arg(long = "break", value_enum, hide = true)]
     pub faults: Vec<ClientFault>,
     #[command(subcommand)]
-    pub command: ClientCommand,
+    pub command: ScriptCommand,
 }
 
-#[derive(Debug, Clone, clap::Subcommand)]
-pub enum ClientCommand {
-    /// Get KEY.
-    Get { key: String },
-    /// Put KEY VALUE (the value's UTF-8 bytes).
-    Put { key: String, value: String },
-    /// Monitor PATTERN.
-    Monitor {
-        pattern: String,
-        #[arg(long)]
-        max_events: Option<i32>,
-        #[arg(long)]
-        include_existing: bool,
-    },
-    /// Batch of KEY=VALUE items (or BatchItem JSON lines on stdin).
-    Batch { items: Vec<String> },
-    /// Lock-step Trade with TradeOrder JSON lines from stdin.
-    Trade,
-    /// Inventory.
-    Inventory,
-    /// Run script steps (JSON lines) from stdin over one channel.
+/// The client's one command.
+#[derive(Debug, Clone, Copy, clap::Subcommand)]
+pub enum ScriptCommand {
+    /// Run script steps (JSON lines) from stdin.
     Script,
+}
+
+impl ClientArgs {
+    /// The default connection the options describe.
+    pub fn connection(&self) -> Connection {
+        Connection {
+            server: self.server.clone(),
+            tls_mode: self.tls_mode,
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            server_name: self.server_name.clone(),
+        }
+    }
+}
+
+/// The channel deviations the client's TLS faults ask for.
+fn tweaks(faults: &[ClientFault]) -> Tweaks {
+    Tweaks {
+        trust_any_ca: faults.contains(&ClientFault::TrustAnyCa),
+        ignore_server_name: faults.contains(&ClientFault::IgnoreServerName),
+    }
 }
 
 /// A usage error: the process exits 2.
@@ -80,9 +79,11 @@ pub enum ClientCommand {
 #[error("{0}")]
 pub struct UsageError(pub String);
 
-/// Runs steps over one channel and prints the contract's output lines.
+/// Runs steps, one channel per connection, and prints the contract's output lines.
 pub struct Runner {
-    channel: Channel,
+    default: Connection,
+    /// Channels by connection, opened when a step first needs one.
+    channels: Mutex<HashMap<Connection, Result<Channel, String>>>,
     args: ClientArgs,
 }
 
@@ -117,16 +118,34 @@ struct Seen {
 }
 
 impl Runner {
+    /// A runner whose default connection is ready (an unusable one is an error).
     pub fn new(args: ClientArgs) -> anyhow::Result<Runner> {
+        let default = args.connection();
+        let ch = channel(&default, tweaks(&args.faults))?;
+        let channels = Mutex::new(HashMap::from([(default.clone(), Ok(ch))]));
         Ok(Runner {
-            channel: channel(&args)?,
+            default,
+            channels,
             args,
         })
     }
 
+    /// The channel of a step's connection; one that cannot be built fails the call.
+    fn channel_for(&self, connection: Option<&Connection>) -> Result<Channel, Status> {
+        let conn = connection.unwrap_or(&self.default);
+        let mut channels = self.channels.lock().expect("channel cache");
+        let entry = channels
+            .entry(conn.clone())
+            .or_insert_with(|| channel(conn, tweaks(&self.args.faults)).map_err(|e| format!("{e:#}")));
+        entry
+            .clone()
+            .map_err(|e| Status::unavailable(format!("connection to {}: {e}", conn.server)))
+    }
+
     /// Checks a step's method and requests before anything is sent.
     fn prepare(step: &Step) -> Result<(MethodInfo, Vec<DynamicMessage>), UsageError> {
-        let info = proto::method(&step.method).ok_or_else(|| UsageError(format!("step {:?}: unknown method {:?}", step.id, step.method)))?;
+        let info = proto::method(&step.method)
+            .ok_or_else(|| UsageError(format!("step {:?}: unknown method {:?}", step.id, step.method)))?;
         let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
         let jsons: Vec<serde_json::Value> = match (&step.request, &step.requests) {
             (_, Some(reqs)) if streaming_in => reqs.clone(),
@@ -159,7 +178,7 @@ impl Runner {
         Box::pin(async move {
             match step.copies {
                 Some(n) if n > 1 => {
-                    let all = (0..n).map(|k| self.run_call(step, crate::script::copy_id(&step.id, k)));
+                    let all = (0..n).map(|k| self.run_call(step, crate::contract::script::copy_id(&step.id, k)));
                     futures::future::try_join_all(all).await.map(|_| ())
                 }
                 _ => self.run_call(step, step.id.clone()).await,
@@ -176,12 +195,17 @@ impl Runner {
             let timeout = step
                 .timeout_ms
                 .filter(|t| *t > 0)
-                .or(self.args.timeout_ms.filter(|t| *t > 0))
-                .or(self.args.faults.contains(&ClientFault::DefaultDeadline).then_some(60_000))
+                .or(self
+                    .args
+                    .faults
+                    .contains(&ClientFault::DefaultDeadline)
+                    .then_some(60_000))
                 .map(Duration::from_millis);
             let call = self.call(step, &id, &info, requests, timeout, &mut seen);
             // Dropping a call's future resets its stream: tonic's cancellation.
-            let cancel_after = step.cancel_after_ms.filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel));
+            let cancel_after = step
+                .cancel_after_ms
+                .filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel));
             let call = async move {
                 match cancel_after {
                     Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
@@ -203,15 +227,24 @@ impl Runner {
             // as CANCELLED too. gRPC clients report DEADLINE_EXCEEDED (grpc-go does).
             let past_deadline = |t: Duration| start.elapsed() + Duration::from_millis(1) >= t;
             let result = result.map_err(|s| match timeout {
-                Some(t) if s.code() == tonic::Code::Cancelled && cancel_after.is_none() && (s.message() == "Timeout expired" || past_deadline(t)) => {
-                    Status::deadline_exceeded(format!("deadline exceeded (client side; the transport said: {})", s.message()))
+                Some(t)
+                    if s.code() == tonic::Code::Cancelled
+                        && cancel_after.is_none()
+                        && (s.message() == "Timeout expired" || past_deadline(t)) =>
+                {
+                    Status::deadline_exceeded(format!(
+                        "deadline exceeded (client side; the transport said: {})",
+                        s.message()
+                    ))
                 }
                 _ => s,
             });
             // tonic says OUT_OF_RANGE for a message over the receive limit;
             // the gRPC spec (and every other stack) says RESOURCE_EXHAUSTED.
             let result = result.map_err(|s| match s.code() {
-                tonic::Code::OutOfRange if s.message().contains("message length too large") => Status::resource_exhausted(s.message()),
+                tonic::Code::OutOfRange if s.message().contains("message length too large") => {
+                    Status::resource_exhausted(s.message())
+                }
                 _ => s,
             });
             let details = match &result {
@@ -271,7 +304,7 @@ impl Runner {
     ) -> Result<(), Status> {
         let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
         // No cap on what is sent: the size cases send over 4 MiB on purpose.
-        let mut grpc = tonic::client::Grpc::new(self.channel.clone())
+        let mut grpc = tonic::client::Grpc::new(self.channel_for(step.connection.as_ref())?)
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(if self.args.faults.contains(&ClientFault::NoReceiveLimit) {
                 64 << 20
@@ -280,11 +313,13 @@ impl Runner {
             })
             .max_encoding_message_size(usize::MAX);
         let compress =
-            step.compression.as_deref().or(self.args.compression.as_deref()) == Some("gzip") || self.args.faults.contains(&ClientFault::CompressAlways);
+            step.compression.as_deref() == Some("gzip") || self.args.faults.contains(&ClientFault::CompressAlways);
         if compress && !self.args.faults.contains(&ClientFault::NoCompress) {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
-        grpc.ready().await.map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
 
         let lock_step = info.kind == Kind::Bidi;
         let (tx, rx) = mpsc::channel::<DynamicMessage>(requests.len().max(1));
@@ -306,19 +341,26 @@ impl Runner {
         };
 
         let mut request = Request::new(ReceiverStream::new(rx));
-        for (k, v) in self.args.metadata.iter().map(|(k, v)| (k, v)).chain(step.metadata.iter()) {
+        for (k, v) in &step.metadata {
             if k.ends_with("-bin") {
-                let key = tonic::metadata::BinaryMetadataKey::from_bytes(k.as_bytes()).map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
+                let key = tonic::metadata::BinaryMetadataKey::from_bytes(k.as_bytes())
+                    .map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
                 let bytes = if self.args.faults.contains(&ClientFault::BinAsText) {
                     v.as_bytes().to_vec()
                 } else {
-                    crate::judge::decode_b64(v).map_err(|e| Status::internal(format!("metadata {k}: {e}")))?
+                    crate::contract::script::decode_b64(v)
+                        .map_err(|e| Status::internal(format!("metadata {k}: {e}")))?
                 };
-                request.metadata_mut().append_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(&bytes));
+                request
+                    .metadata_mut()
+                    .append_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(&bytes));
                 continue;
             }
-            let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes()).map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
-            let value = v.parse().map_err(|_| Status::internal(format!("invalid metadata value {v:?}")))?;
+            let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes())
+                .map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
+            let value = v
+                .parse()
+                .map_err(|_| Status::internal(format!("invalid metadata value {v:?}")))?;
             request.metadata_mut().append(key, value);
         }
         if let Some(t) = timeout {
@@ -379,7 +421,11 @@ impl Runner {
     /// Runs script steps read from stdin, one JSON object per line.
     pub async fn script(&self) -> Result<(), UsageError> {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Some(line) = lines.next_line().await.map_err(|e| UsageError(format!("reading stdin: {e}")))? {
+        while let Some(line) = lines
+            .next_line()
+            .await
+            .map_err(|e| UsageError(format!("reading stdin: {e}")))?
+        {
             if line.trim().is_empty() {
                 continue;
             }
@@ -393,13 +439,6 @@ impl Runner {
 /// Entry point of `stock-matrix reference client`; returns the exit code
 /// (0 ran, 1 fatal, 2 usage error).
 pub async fn run(args: ClientArgs) -> i32 {
-    let step = match command_step(&args.command) {
-        Ok(step) => step,
-        Err(e) => {
-            note!("error: {e}");
-            return 2;
-        }
-    };
     let runner = match Runner::new(args) {
         Ok(r) => r,
         Err(e) => {
@@ -407,11 +446,7 @@ pub async fn run(args: ClientArgs) -> i32 {
             return 1;
         }
     };
-    let result = match step {
-        Some(step) => runner.run_step(&step).await,
-        None => runner.script().await,
-    };
-    match result {
+    match runner.script().await {
         Ok(()) => 0,
         Err(e) => {
             note!("error: {e}");

@@ -5,7 +5,7 @@
 //! DEADLINE_EXCEEDED (tonic's own timeout layer would answer CANCELLED
 //! "Timeout expired", which the deadline cases flag).
 use super::store::Store;
-use crate::codes;
+use crate::contract::codes;
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
 use http_body::{Body, Frame};
@@ -196,7 +196,13 @@ impl Reply {
         };
         if !faults.no_echo {
             both("x-stock-echo", get("x-stock-echo"), &mut r);
-            let bin = get("x-stock-echo-bin").map(|v| if faults.truncate_bin_at_nul { truncate_at_nul(&v) } else { v });
+            let bin = get("x-stock-echo-bin").map(|v| {
+                if faults.truncate_bin_at_nul {
+                    truncate_at_nul(&v)
+                } else {
+                    v
+                }
+            });
             both("x-stock-echo-bin", bin, &mut r);
         }
         if let Some(v) = get("x-stock-echo-header") {
@@ -206,13 +212,20 @@ impl Reply {
             r.trailers.push((HeaderName::from_static("x-stock-echo-trailer"), v));
         }
         if is_true("x-stock-report-encoding") {
-            let enc = get("grpc-encoding").filter(|v| !v.is_empty()).unwrap_or(HeaderValue::from_static("identity"));
-            r.trailers.push((HeaderName::from_static("x-stock-request-encoding"), enc));
+            let enc = get("grpc-encoding")
+                .filter(|v| !v.is_empty())
+                .unwrap_or(HeaderValue::from_static("identity"));
+            r.trailers
+                .push((HeaderName::from_static("x-stock-request-encoding"), enc));
         }
         if is_true("x-stock-report-deadline") {
-            let left = deadline_of(h, faults).map(|d| d.as_millis().to_string()).unwrap_or_else(|| "none".into());
-            r.trailers
-                .push((HeaderName::from_static("x-stock-deadline-ms"), HeaderValue::from_str(&left).expect("digits")));
+            let left = deadline_of(h, faults)
+                .map(|d| d.as_millis().to_string())
+                .unwrap_or_else(|| "none".into());
+            r.trailers.push((
+                HeaderName::from_static("x-stock-deadline-ms"),
+                HeaderValue::from_str(&left).expect("digits"),
+            ));
         }
         if let Some(prefix) = h.get("x-stock-report-watchers").and_then(|v| v.to_str().ok()) {
             r.watchers = Some((prefix.to_string(), store.clone()));
@@ -224,7 +237,10 @@ impl Reply {
         let mut t = self.trailers.clone();
         if let Some((prefix, store)) = &self.watchers {
             let n = store.open_watchers(prefix).to_string();
-            t.push((HeaderName::from_static("x-stock-watchers"), HeaderValue::from_str(&n).expect("digits")));
+            t.push((
+                HeaderName::from_static("x-stock-watchers"),
+                HeaderValue::from_str(&n).expect("digits"),
+            ));
         }
         t
     }
@@ -235,7 +251,9 @@ fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
     if faults.lose_deadline {
         return None;
     }
-    h.get("grpc-timeout").and_then(|v| v.to_str().ok()).and_then(parse_grpc_timeout)
+    h.get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
 }
 
 /// The `truncate-bin-at-nul` fault: the bytes of a `-bin` value up to its first 0x00.
@@ -268,14 +286,18 @@ where
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
         let reply = Reply::read(req.headers(), &self.store, self.faults);
-        let deadline = deadline_of(req.headers(), self.faults).map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
+        let deadline = deadline_of(req.headers(), self.faults)
+            .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
         // Per-call response compression: the services are built to compress
         // for any client that accepts gzip; a call that did not ask for it
         // is served as if its client accepted no compression.
-        let compress = req.headers().get("x-stock-compress").is_some_and(|v| v.as_bytes() == b"gzip");
+        let compress = req
+            .headers()
+            .get("x-stock-compress")
+            .is_some_and(|v| v.as_bytes() == b"gzip");
         if !(compress || self.faults.compress_always) || self.faults.no_compress_response {
             req.headers_mut().remove("grpc-accept-encoding");
         }
@@ -289,7 +311,8 @@ where
                     Err(_) => {
                         // Trailers-only DEADLINE_EXCEEDED.
                         let mut resp = http::Response::new(tonic::body::Body::empty());
-                        resp.headers_mut().insert("content-type", HeaderValue::from_static("application/grpc"));
+                        resp.headers_mut()
+                            .insert("content-type", HeaderValue::from_static("application/grpc"));
                         resp.headers_mut().extend(deadline_trailers());
                         resp
                     }
@@ -354,7 +377,11 @@ impl Body for WireBody {
             if no_details {
                 trailers.remove("grpc-status-details-bin");
             }
-            let extra = if no_trailers_on_error && failed(&trailers) { Vec::new() } else { extra };
+            let extra = if no_trailers_on_error && failed(&trailers) {
+                Vec::new()
+            } else {
+                extra
+            };
             for (k, v) in extra {
                 trailers.insert(k, v);
             }

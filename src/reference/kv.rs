@@ -3,8 +3,8 @@
 //! KV.Put is a put like any other (version bump, Monitor events).
 use super::server::enter;
 use super::store::{validate_key, validate_value, Store};
-use crate::proto::kv::kv_server::Kv;
-use crate::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
+use crate::contract::proto::kv::kv_server::Kv;
+use crate::contract::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -22,7 +22,10 @@ impl Kv for KvService {
         enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
-        let (value, _version) = self.store.get(&key).ok_or_else(|| Status::not_found(format!("key {key:?} not found")))?;
+        let (value, _version) = self
+            .store
+            .get(&key)
+            .ok_or_else(|| Status::not_found(format!("key {key:?} not found")))?;
         Ok(Response::new(GetResponse { value }))
     }
 

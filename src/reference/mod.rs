@@ -2,7 +2,6 @@
 //! `rust` language of the matrix, and what the shortcut commands use.
 pub mod book;
 pub mod client;
-pub mod commands;
 pub mod faults;
 pub mod hooks;
 pub mod kv;

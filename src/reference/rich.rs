@@ -21,7 +21,11 @@ pub fn forced(code: Code, message: String) -> Status {
 
 /// A status with one ErrorInfo detail of domain `stock.v1`.
 pub fn with_info(code: Code, message: String, reason: &str) -> Status {
-    Status::with_error_details(code, message, ErrorDetails::with_error_info(reason, "stock.v1", HashMap::new()))
+    Status::with_error_details(
+        code,
+        message,
+        ErrorDetails::with_error_info(reason, "stock.v1", HashMap::new()),
+    )
 }
 
 #[cfg(test)]

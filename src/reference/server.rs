@@ -6,11 +6,11 @@ use super::hooks::{Hooks, WireFaults, WireLayer};
 use super::kv::KvService;
 use super::rich::{bad_field, with_info};
 use super::store::{validate_key, validate_value, BatchChecks, Store};
-use crate::proto::kv::kv_server::KvServer;
-use crate::proto::stock::stock_server::{Stock, StockServer};
-use crate::proto::stock::*;
-use crate::proto::DESCRIPTOR_SET;
-use crate::tls::TlsMode;
+use crate::contract::proto::kv::kv_server::KvServer;
+use crate::contract::proto::stock::stock_server::{Stock, StockServer};
+use crate::contract::proto::stock::*;
+use crate::contract::proto::DESCRIPTOR_SET;
+use crate::model::tls::TlsMode;
 use anyhow::Context as _;
 use futures::Stream;
 use std::future::Future;
@@ -81,7 +81,10 @@ impl StockService {
 
     /// Runs a call's work; with the `apply-after-cancel` fault, in a task of
     /// its own that finishes even when the call is dropped.
-    async fn detached_if_faulty<T: Send + 'static>(&self, work: impl Future<Output = Result<T, Status>> + Send + 'static) -> Result<T, Status> {
+    async fn detached_if_faulty<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T, Status>> + Send + 'static,
+    ) -> Result<T, Status> {
         if self.faults.contains(&Fault::ApplyAfterCancel) {
             tokio::spawn(work).await.map_err(|e| Status::internal(e.to_string()))?
         } else {
@@ -143,7 +146,11 @@ impl Stock for StockService {
             return Err(self.refuse_stream("max_events", "max_events must not be negative".into()));
         }
         let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
-        let limit = if w.max_events > 0 { Some(w.max_events as u64) } else { None };
+        let limit = if w.max_events > 0 {
+            Some(w.max_events as u64)
+        } else {
+            None
+        };
         let (tx, rx) = mpsc::channel(16);
         let drop_second = self.faults.contains(&Fault::DropStreamMessage);
         let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
@@ -235,7 +242,10 @@ impl Stock for StockService {
         let mut orders = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let hold = self.faults.contains(&Fault::HoldFills);
-        let shared = self.faults.contains(&Fault::SharedTradeBook).then(|| SharedHold::new(self.shared_book.clone()));
+        let shared = self
+            .faults
+            .contains(&Fault::SharedTradeBook)
+            .then(|| SharedHold::new(self.shared_book.clone()));
         let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
         tokio::spawn(async move {
             let mut held = Vec::new();
@@ -260,7 +270,10 @@ impl Stock for StockService {
                     }
                 };
                 if order.quantity <= 0 {
-                    let msg = format!("order {:?}: quantity must be > 0, got {}", order.order_id, order.quantity);
+                    let msg = format!(
+                        "order {:?}: quantity must be > 0, got {}",
+                        order.order_id, order.quantity
+                    );
                     let status = if with_details {
                         bad_field("quantity", msg)
                     } else {
@@ -306,12 +319,16 @@ impl Stock for StockService {
     }
 
     async fn audit(&self, _req: Request<Empty>) -> Result<Response<Empty>, Status> {
-        Err(Status::unimplemented("stock.v1.Stock/Audit is deliberately not implemented"))
+        Err(Status::unimplemented(
+            "stock.v1.Stock/Audit is deliberately not implemented",
+        ))
     }
 }
 
 fn read(path: &Option<PathBuf>, flag: &str) -> anyhow::Result<Vec<u8>> {
-    let path = path.as_ref().with_context(|| format!("--{flag} is required for this --tls-mode"))?;
+    let path = path
+        .as_ref()
+        .with_context(|| format!("--{flag} is required for this --tls-mode"))?;
     std::fs::read(path).with_context(|| format!("failed to read --{flag} {}", path.display()))
 }
 
@@ -330,7 +347,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<StockServer<StockService>>().await;
-    health.set_service_status("", tonic_health::ServingStatus::Serving).await;
+    health
+        .set_service_status("", tonic_health::ServingStatus::Serving)
+        .await;
     // Reflection lists what is served: Stock, the legacy KV, Health and
     // reflection itself (not Ledger, which is in the proto but deliberately
     // never registered).
@@ -348,7 +367,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         faults.push(Fault::WrongStatus);
     }
     let store = Arc::new(Store::new(faults.contains(&Fault::InventoryMiscount)));
-    let kv_store = if faults.contains(&Fault::KvOwnStore) { Arc::default() } else { store.clone() };
+    let kv_store = if faults.contains(&Fault::KvOwnStore) {
+        Arc::default()
+    } else {
+        store.clone()
+    };
     let kv = KvServer::new(KvService {
         store: kv_store,
         check_values: !faults.contains(&Fault::KvNoValueLimit),
@@ -356,7 +379,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     })
     .accept_compressed(CompressionEncoding::Gzip);
     health.set_serving::<KvServer<KvService>>().await;
-    let receive_limit = if faults.contains(&Fault::NoSizeLimit) { 16 << 20 } else { 4 << 20 };
+    let receive_limit = if faults.contains(&Fault::NoSizeLimit) {
+        16 << 20
+    } else {
+        4 << 20
+    };
     let wire = WireLayer {
         store: store.clone(),
         faults: WireFaults {
@@ -386,7 +413,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .with_context(|| format!("failed to resolve {}", args.host))?
         .next()
         .with_context(|| format!("{} resolves to no address", args.host))?;
-    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("failed to bind {addr}"))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("failed to bind {addr}"))?;
     // A closed stdout (a server started by hand, piped to `head`) is no reason to stop.
     say!("listening on {}:{}", args.host, args.port);
     let _ = std::io::Write::flush(&mut std::io::stdout());
@@ -408,7 +437,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .add_service(stock)
         .add_service(kv)
         .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
-            crate::process::stop_signal().await;
+            crate::exec::process::stop_signal().await;
             let _ = stopped_tx.send(());
         });
     tokio::select! {

@@ -2,7 +2,7 @@
 //! watchers guarded by one lock, so a watch's snapshot and its registration
 //! are atomic (the contract's "no put is missed, none is sent twice").
 use super::rich::bad_field;
-use crate::proto::stock::{BatchItem, BatchSummary, WatchEvent};
+use crate::contract::proto::stock::{BatchItem, BatchSummary, WatchEvent};
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 use tokio::sync::mpsc;
@@ -49,14 +49,20 @@ pub fn matches(pattern: &str, key: &str) -> bool {
 
 pub fn validate_key(key: &str) -> Result<(), Status> {
     if key.is_empty() || key.len() > MAX_KEY {
-        return Err(bad_field("key", format!("key must be 1 to {MAX_KEY} bytes, got {}", key.len())));
+        return Err(bad_field(
+            "key",
+            format!("key must be 1 to {MAX_KEY} bytes, got {}", key.len()),
+        ));
     }
     Ok(())
 }
 
 pub fn validate_value(value: &[u8]) -> Result<(), Status> {
     if value.len() > MAX_VALUE {
-        return Err(bad_field("value", format!("value must be at most {MAX_VALUE} bytes, got {}", value.len())));
+        return Err(bad_field(
+            "value",
+            format!("value must be at most {MAX_VALUE} bytes, got {}", value.len()),
+        ));
     }
     Ok(())
 }
@@ -70,7 +76,10 @@ impl Inner {
 
     /// Writes one key with the given version.
     fn put_as(&mut self, key: &str, value: Vec<u8>, version: i64) -> bool {
-        let entry = self.map.entry(key.to_string()).or_insert(Entry { value: Vec::new(), version: 0 });
+        let entry = self.map.entry(key.to_string()).or_insert(Entry {
+            value: Vec::new(),
+            version: 0,
+        });
         let created = entry.version == 0;
         if !self.miscount_overwrites {
             self.total_bytes -= entry.value.len() as i64;
@@ -126,7 +135,11 @@ impl Store {
     /// Open watches (their Monitor has not ended) whose pattern starts with `prefix`.
     pub fn open_watchers(&self, prefix: &str) -> usize {
         let inner = self.inner.lock().unwrap();
-        inner.watchers.iter().filter(|w| !w.tx.is_closed() && w.pattern.starts_with(prefix)).count()
+        inner
+            .watchers
+            .iter()
+            .filter(|w| !w.tx.is_closed() && w.pattern.starts_with(prefix))
+            .count()
     }
 
     pub fn get(&self, key: &str) -> Option<(Vec<u8>, i64)> {
@@ -145,7 +158,11 @@ impl Store {
 
     /// Registers a watch and returns the existing matches (when asked) taken
     /// in the same critical section, in key order.
-    pub fn watch(&self, pattern: &str, include_existing: bool) -> (Vec<WatchEvent>, mpsc::UnboundedReceiver<WatchEvent>) {
+    pub fn watch(
+        &self,
+        pattern: &str,
+        include_existing: bool,
+    ) -> (Vec<WatchEvent>, mpsc::UnboundedReceiver<WatchEvent>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let mut inner = self.inner.lock().unwrap();
         let existing = if include_existing {
@@ -244,7 +261,10 @@ mod tests {
                 value: vec![],
             },
         ];
-        assert_eq!(store.batch(items, BatchChecks::default()).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            store.batch(items, BatchChecks::default()).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
         assert_eq!(store.totals(), (0, 0));
     }
 

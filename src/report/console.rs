@@ -1,7 +1,7 @@
 //! The terminal reporter: an indicatif progress bar while tests finish,
 //! each red test printed as it happens, and the final totals. The only
 //! module that draws on the terminal.
-use super::{Counts, Outcome, RunSummary, TestResult};
+use crate::model::run::{Counts, Outcome, RunSummary, TestResult};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::collections::BTreeMap;
 
@@ -12,7 +12,10 @@ pub struct Console {
 impl Console {
     pub fn new(total: usize) -> Console {
         let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
-        bar.set_style(ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tests {msg}").expect("valid template"));
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} tests {msg}")
+                .expect("valid template"),
+        );
         bar.enable_steady_tick(std::time::Duration::from_millis(200));
         Console { bar }
     }
@@ -87,7 +90,11 @@ fn unavailable(s: &RunSummary) -> BTreeMap<&str, (usize, &str)> {
 /// interrupted run, an unavailable language) are "not run", never "failed".
 fn closing_line(c: Counts, listed: &str) -> String {
     let not_run = c.interrupted + c.unavailable;
-    let not_run = if not_run > 0 { format!(", {not_run} not run") } else { String::new() };
+    let not_run = if not_run > 0 {
+        format!(", {not_run} not run")
+    } else {
+        String::new()
+    };
     format!(
         "{} passed, {} failed{not_run}, {} skipped{listed}",
         c.total() - c.red - c.expected_failure,
@@ -99,8 +106,8 @@ fn closing_line(c: Counts, listed: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fixtures::{result, summary};
-    use crate::tls::TlsMode;
+    use crate::model::run::fixtures::{result, summary};
+    use crate::model::tls::TlsMode;
 
     #[test]
     fn the_closing_line_counts_what_did_not_run_as_not_run() {
@@ -119,6 +126,12 @@ mod tests {
         assert_eq!(closing_line(s.counts(), ""), "1 passed, 1 failed, 3 not run, 0 skipped");
         let u = unavailable(&s);
         assert_eq!(u.len(), 1);
-        assert_eq!(u["cpp"], (2, "cpp is unavailable: protoc not found on PATH (`stock-matrix setup cpp`)"));
+        assert_eq!(
+            u["cpp"],
+            (
+                2,
+                "cpp is unavailable: protoc not found on PATH (`stock-matrix setup cpp`)"
+            )
+        );
     }
 }

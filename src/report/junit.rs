@@ -1,12 +1,12 @@
 //! RunSummary → JUnit XML (pure), with quick-junit: one testsuite per
 //! client/server/TLS cell, one testcase per case; failure text holds every
 //! reason and the command that reproduces the test.
-use super::{Outcome, RunSummary};
+use crate::model::run::{Outcome, RunSummary, TestResult};
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestRerun, TestSuite};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn details(t: &super::TestResult) -> String {
+fn details(t: &TestResult) -> String {
     let mut s = t.reasons.join("\n");
     s.push_str(&format!("\n\nreproduce: {}", t.reproduce));
     if !t.client_stderr.is_empty() {
@@ -28,7 +28,10 @@ pub fn render(summary: &RunSummary) -> String {
             Outcome::Passed | Outcome::Flaky | Outcome::KnownFlaky => TestCaseStatus::success(),
             Outcome::ExpectedFailure => {
                 let mut s = TestCaseStatus::skipped();
-                s.set_message(format!("expected failure: {}", t.reasons.first().cloned().unwrap_or_default()));
+                s.set_message(format!(
+                    "expected failure: {}",
+                    t.reasons.first().cloned().unwrap_or_default()
+                ));
                 s.set_description(details(t));
                 s
             }
@@ -40,7 +43,11 @@ pub fn render(summary: &RunSummary) -> String {
                 };
                 let mut s = TestCaseStatus::non_success(kind);
                 s.set_message(t.reasons.first().cloned().unwrap_or_default());
-                s.set_type(if t.outcome == Outcome::Failed { "mismatch" } else { "error" });
+                s.set_type(if t.outcome == Outcome::Failed {
+                    "mismatch"
+                } else {
+                    "error"
+                });
                 s.set_description(details(t));
                 s
             }
@@ -68,7 +75,10 @@ pub fn render(summary: &RunSummary) -> String {
         let mut case = TestCase::new(format!("{}/{}", t.set, t.case), status);
         case.set_classname(cell.clone());
         case.set_time(Duration::from_secs_f64(t.duration_ms / 1000.0));
-        suites.entry(cell.clone()).or_insert_with(|| TestSuite::new(cell)).add_test_case(case);
+        suites
+            .entry(cell.clone())
+            .or_insert_with(|| TestSuite::new(cell))
+            .add_test_case(case);
     }
     report.add_test_suites(suites.into_values());
     report.to_string().expect("JUnit serialization of in-memory data")
@@ -76,14 +86,14 @@ pub fn render(summary: &RunSummary) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
-    use crate::tls::TlsMode;
+    use crate::model::run::fixtures::*;
+    use crate::model::tls::TlsMode;
 
     #[test]
     fn flaky_and_expected_failures_are_marked() {
         let mut flaky = result("go", "rust", TlsMode::None, "get", Outcome::Flaky);
-        flaky.attempts.push(crate::report::Attempt {
+        flaky.attempts.push(crate::model::run::Attempt {
             outcome: Outcome::Failed,
             reasons: vec!["boom".into()],
             duration_ms: 1.0,
@@ -92,7 +102,10 @@ mod tests {
         expected.reasons.insert(0, "known failing (x): P-521".into());
         let xml = render(&summary(vec![flaky, expected]));
         assert!(xml.contains("<flakyFailure") && xml.contains("boom"), "{xml}");
-        assert!(xml.contains("<skipped") && xml.contains("expected failure: known failing (x): P-521"), "{xml}");
+        assert!(
+            xml.contains("<skipped") && xml.contains("expected failure: known failing (x): P-521"),
+            "{xml}"
+        );
     }
 
     #[test]
@@ -104,12 +117,21 @@ mod tests {
         ]);
         let xml = render(&s);
         assert_eq!(xml.matches("<testsuite ").count(), 2, "{xml}");
-        assert!(xml.contains(r#"<testsuite name="client=go/server=rust/tls=none" tests="2""#), "{xml}");
-        assert!(xml.contains(r#"failures="1""#) && xml.contains(r#"errors="1""#), "{xml}");
+        assert!(
+            xml.contains(r#"<testsuite name="client=go/server=rust/tls=none" tests="2""#),
+            "{xml}"
+        );
+        assert!(
+            xml.contains(r#"failures="1""#) && xml.contains(r#"errors="1""#),
+            "{xml}"
+        );
         assert!(
             xml.contains("reproduce: stock-matrix run --client go --server rust --tls none --set unary --case put"),
             "{xml}"
         );
-        assert!(xml.contains("expected OK, got NOT_FOUND &quot;&lt;gone&gt;&quot;"), "{xml}");
+        assert!(
+            xml.contains("expected OK, got NOT_FOUND &quot;&lt;gone&gt;&quot;"),
+            "{xml}"
+        );
     }
 }

@@ -2,7 +2,7 @@
 //! mode, per-language timings, the key-type table, the red cells with their
 //! likely culprit, then every red test with its reasons and the command that
 //! reproduces it.
-use super::{median, Counts, Outcome, RunSummary};
+use crate::model::run::{median, Counts, Outcome, RunSummary, TestResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
@@ -60,14 +60,21 @@ pub fn render(s: &RunSummary) -> String {
     }
     let _ = writeln!(out, "Command: `{}`\n", s.command);
     if s.interrupted {
-        let _ = writeln!(out, "**The run was interrupted**: tests not run are counted as not run.\n");
+        let _ = writeln!(
+            out,
+            "**The run was interrupted**: tests not run are counted as not run.\n"
+        );
     }
     let red_builds: Vec<_> = s.builds.iter().filter(|(_, b)| !b.ok).collect();
     if !red_builds.is_empty() {
         let _ = writeln!(out, "## Not run: unavailable languages\n");
         let _ = writeln!(out, "| language | tests not run | why |\n|---|---|---|");
         for (lang, b) in red_builds {
-            let n = s.tests.iter().filter(|t| t.unavailable.as_deref() == Some(lang.as_str())).count();
+            let n = s
+                .tests
+                .iter()
+                .filter(|t| t.unavailable.as_deref() == Some(lang.as_str()))
+                .count();
             let why = b.status.lines().next().unwrap_or_default().replace('|', "\\|");
             let _ = writeln!(out, "| **{lang}** | {n} | {why} |");
         }
@@ -77,19 +84,26 @@ pub fn render(s: &RunSummary) -> String {
     // The same axes in every grid, so grids line up.
     let clients: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.client.as_str()).collect();
     let servers: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.server.as_str()).collect();
-    let mode_of = |t: &super::TestResult| t.cell.id().split('/').skip(2).collect::<Vec<_>>().join("/");
+    let mode_of = |t: &TestResult| t.cell.id().split('/').skip(2).collect::<Vec<_>>().join("/");
     let modes: BTreeSet<String> = s.tests.iter().map(mode_of).collect();
     for mode in modes {
         let tests: Vec<_> = s.tests.iter().filter(|t| mode_of(t) == mode).collect();
         let _ = writeln!(out, "## {}\n", mode.replace('/', ", ").replace('=', " "));
-        let _ = writeln!(out, "| client ↓ server → | {} |", servers.iter().copied().collect::<Vec<_>>().join(" | "));
+        let _ = writeln!(
+            out,
+            "| client ↓ server → | {} |",
+            servers.iter().copied().collect::<Vec<_>>().join(" | ")
+        );
         let _ = writeln!(out, "|---|{}", "---|".repeat(servers.len()));
         for client in &clients {
             let row: Vec<String> = servers
                 .iter()
                 .map(|server| {
                     cell_text(Counts::of(
-                        tests.iter().copied().filter(|t| t.cell.client == *client && t.cell.server == *server),
+                        tests
+                            .iter()
+                            .copied()
+                            .filter(|t| t.cell.client == *client && t.cell.server == *server),
                     ))
                 })
                 .collect();
@@ -103,11 +117,17 @@ pub fn render(s: &RunSummary) -> String {
         let mut first: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
         for cell in &s.cells {
             ready.entry(&cell.key.server).or_default().extend(cell.server_ready_ms);
-            first.entry(&cell.key.client).or_default().extend(cell.client_first_line_ms.iter().copied());
+            first
+                .entry(&cell.key.client)
+                .or_default()
+                .extend(cell.client_first_line_ms.iter().copied());
         }
         let langs: BTreeSet<&str> = ready.keys().chain(first.keys()).copied().collect();
         let _ = writeln!(out, "## Timings (median per language)\n");
-        let _ = writeln!(out, "| language | server start → ready | client start → first result |\n|---|---|---|");
+        let _ = writeln!(
+            out,
+            "| language | server start → ready | client start → first result |\n|---|---|---|"
+        );
         for l in langs {
             let _ = writeln!(
                 out,
@@ -117,7 +137,11 @@ pub fn render(s: &RunSummary) -> String {
             );
         }
         let _ = writeln!(out);
-        let notes: Vec<_> = s.cells.iter().flat_map(|c| c.notes.iter().map(move |n| (c.key.id(), n))).collect();
+        let notes: Vec<_> = s
+            .cells
+            .iter()
+            .flat_map(|c| c.notes.iter().map(move |n| (c.key.id(), n)))
+            .collect();
         if !notes.is_empty() {
             let _ = writeln!(out, "## Notes\n");
             for (id, n) in notes {
@@ -141,7 +165,12 @@ pub fn render(s: &RunSummary) -> String {
     if !listed.is_empty() {
         let _ = writeln!(out, "## Expected failures and known flakes ({})\n", listed.len());
         for t in listed {
-            let _ = writeln!(out, "- `{}`: {}", t.id, t.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "- `{}`: {}",
+                t.id,
+                t.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_default()
+            );
         }
         let _ = writeln!(out);
     }
@@ -174,14 +203,20 @@ pub fn render(s: &RunSummary) -> String {
                     "- try {}: {:?}: {}",
                     i + 1,
                     a.outcome,
-                    a.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_else(|| "passed".into())
+                    a.reasons
+                        .first()
+                        .map(|r| r.replace('\n', " "))
+                        .unwrap_or_else(|| "passed".into())
                 );
             }
             for (who, text) in [("server", &t.server_stderr), ("client", &t.client_stderr)] {
                 if !text.is_empty() {
                     let lines: Vec<&str> = text.lines().collect();
                     let tail = lines[lines.len().saturating_sub(12)..].join("\n");
-                    let _ = writeln!(out, "\n<details><summary>{who} stderr (last lines)</summary>\n\n```\n{tail}\n```\n</details>");
+                    let _ = writeln!(
+                        out,
+                        "\n<details><summary>{who} stderr (last lines)</summary>\n\n```\n{tail}\n```\n</details>"
+                    );
                 }
             }
             let _ = writeln!(out, "\nReproduce: `{}`\n", t.reproduce);
@@ -195,18 +230,23 @@ pub fn render(s: &RunSummary) -> String {
 /// so the rows left are the incompatibilities.
 fn key_type_table(out: &mut String, s: &RunSummary, key_types: &BTreeSet<&str>) {
     const FOLD_ABOVE: usize = 12;
-    let pairs: BTreeSet<(&str, &str)> = s.tests.iter().map(|t| (t.cell.client.as_str(), t.cell.server.as_str())).collect();
+    let pairs: BTreeSet<(&str, &str)> = s
+        .tests
+        .iter()
+        .map(|t| (t.cell.client.as_str(), t.cell.server.as_str()))
+        .collect();
     let rows: Vec<((&str, &str), Vec<Counts>)> = pairs
         .into_iter()
         .map(|(c, sv)| {
             let counts = key_types
                 .iter()
                 .map(|k| {
-                    Counts::of(
-                        s.tests
-                            .iter()
-                            .filter(|t| t.cell.client == c && t.cell.server == sv && t.cell.key_type.as_str() == *k && t.cell.tls != crate::tls::TlsMode::None),
-                    )
+                    Counts::of(s.tests.iter().filter(|t| {
+                        t.cell.client == c
+                            && t.cell.server == sv
+                            && t.cell.key_type.as_str() == *k
+                            && t.cell.tls != crate::model::tls::TlsMode::None
+                    }))
                 })
                 .collect();
             ((c, sv), counts)
@@ -214,7 +254,11 @@ fn key_type_table(out: &mut String, s: &RunSummary, key_types: &BTreeSet<&str>) 
         .collect();
     let all_pass = |counts: &[Counts]| counts.iter().all(|c| c.total() > 0 && c.passed == c.total());
     let fold = rows.len() > FOLD_ABOVE;
-    let folded = if fold { rows.iter().filter(|(_, c)| all_pass(c)).count() } else { 0 };
+    let folded = if fold {
+        rows.iter().filter(|(_, c)| all_pass(c)).count()
+    } else {
+        0
+    };
     let _ = writeln!(out, "## Certificate key types (TLS cells)\n");
     if fold {
         let _ = writeln!(
@@ -227,7 +271,11 @@ fn key_type_table(out: &mut String, s: &RunSummary, key_types: &BTreeSet<&str>) 
     if folded == rows.len() {
         return;
     }
-    let _ = writeln!(out, "| client → server | {} |", key_types.iter().copied().collect::<Vec<_>>().join(" | "));
+    let _ = writeln!(
+        out,
+        "| client → server | {} |",
+        key_types.iter().copied().collect::<Vec<_>>().join(" | ")
+    );
     let _ = writeln!(out, "|---|{}", "---|".repeat(key_types.len()));
     for ((c, sv), counts) in rows.iter().filter(|(_, counts)| !fold || !all_pass(counts)) {
         let cells: Vec<String> = counts.iter().map(|k| cell_text(*k)).collect();
@@ -239,7 +287,7 @@ fn key_type_table(out: &mut String, s: &RunSummary, key_types: &BTreeSet<&str>) 
 /// One row per cell with red tests: how many, and who the blame runs point
 /// at (each distinct verdict with its count), so the culprit of a wide run
 /// reads at a glance before the per-test details.
-fn red_cells(out: &mut String, s: &RunSummary, red: &[&super::TestResult]) {
+fn red_cells(out: &mut String, s: &RunSummary, red: &[&TestResult]) {
     let mut cells: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
     for t in red {
         let blame = t.blame.clone().unwrap_or_else(|| "not assessed".into());
@@ -253,7 +301,11 @@ fn red_cells(out: &mut String, s: &RunSummary, red: &[&super::TestResult]) {
         let blame = if blames.len() == 1 {
             blames.into_keys().next().unwrap_or_default()
         } else {
-            blames.iter().map(|(b, k)| format!("{b} ×{k}")).collect::<Vec<_>>().join("; ")
+            blames
+                .iter()
+                .map(|(b, k)| format!("{b} ×{k}"))
+                .collect::<Vec<_>>()
+                .join("; ")
         };
         let _ = writeln!(out, "| `{cell}` | {n}/{total} | {} |", blame.replace('|', "\\|"));
     }
@@ -262,9 +314,9 @@ fn red_cells(out: &mut String, s: &RunSummary, red: &[&super::TestResult]) {
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
     use super::*;
-    use crate::tls::TlsMode;
+    use crate::model::run::fixtures::*;
+    use crate::model::tls::TlsMode;
 
     #[test]
     fn grid_counts_and_failures_are_rendered() {
@@ -288,7 +340,10 @@ mod tests {
             md.contains("## tls mtls\n\n| client ↓ server → | go | rust |\n|---|---|---|\n| **go** | · | · |\n| **rust** | ✅ 1/1 | · |"),
             "{md}"
         );
-        assert!(md.contains("### FAIL `client=go/server=rust/tls=none/set=unary/case=put`"), "{md}");
+        assert!(
+            md.contains("### FAIL `client=go/server=rust/tls=none/set=unary/case=put`"),
+            "{md}"
+        );
         assert!(
             md.contains("Reproduce: `stock-matrix run --client go --server rust --tls none --set unary --case put`"),
             "{md}"
@@ -308,7 +363,10 @@ mod tests {
         assert_eq!(cell_text(c(3, 0, 0)), "✅ 3/3");
         assert_eq!(cell_text(c(1, 2, 0)), "⚠️ 1/3, 2 known-failing");
         assert_eq!(cell_text(c(2, 0, 1)), "✅ 2/3, 1 known flaky");
-        let red = Counts { failed: 1, ..c(2, 0, 0) };
+        let red = Counts {
+            failed: 1,
+            ..c(2, 0, 0)
+        };
         assert_eq!(cell_text(Counts { red: 1, ..red }), "❌ 2/3");
         assert_eq!(cell_text(Counts::default()), "·");
         let not_run = Counts {
@@ -320,7 +378,7 @@ mod tests {
         assert_eq!(cell_text(not_run), "not run");
     }
 
-    fn with_key(mut t: crate::report::TestResult, k: crate::tls::KeyType) -> crate::report::TestResult {
+    fn with_key(mut t: crate::model::run::TestResult, k: crate::model::tls::KeyType) -> crate::model::run::TestResult {
         t.cell.key_type = k;
         t.id = format!("{}/set=unary/case={}", t.cell.id(), t.case);
         t
@@ -328,28 +386,39 @@ mod tests {
 
     #[test]
     fn the_key_type_table_shows_each_pair_and_folds_a_wide_run() {
-        use crate::tls::KeyType::{EcP256, EcP521};
+        use crate::model::tls::KeyType::{EcP256, EcP521};
         let mut tests = vec![
             with_key(result("python", "go", TlsMode::Server, "get", Outcome::Passed), EcP256),
-            with_key(result("python", "go", TlsMode::Server, "get", Outcome::ExpectedFailure), EcP521),
+            with_key(
+                result("python", "go", TlsMode::Server, "get", Outcome::ExpectedFailure),
+                EcP521,
+            ),
             with_key(result("go", "go", TlsMode::Mtls, "get", Outcome::Passed), EcP256),
             with_key(result("go", "go", TlsMode::Mtls, "get", Outcome::Passed), EcP521),
             with_key(result("go", "go", TlsMode::None, "get", Outcome::Failed), EcP256),
         ];
         let md = render(&summary(tests.clone()));
         assert!(
-            md.contains("## Certificate key types (TLS cells)\n\n| client → server | ec-p256 | ec-p521 |\n|---|---|---|\n"),
+            md.contains(
+                "## Certificate key types (TLS cells)\n\n| client → server | ec-p256 | ec-p521 |\n|---|---|---|\n"
+            ),
             "{md}"
         );
         assert!(
             md.contains("| go → go | ✅ 1/1 | ✅ 1/1 |"),
             "a plaintext failure is not a key-type result: {md}"
         );
-        assert!(md.contains("| python → go | ✅ 1/1 | ⚠️ 0/1, 1 known-failing |"), "{md}");
+        assert!(
+            md.contains("| python → go | ✅ 1/1 | ⚠️ 0/1, 1 known-failing |"),
+            "{md}"
+        );
         // Wide: 13 pairs, 12 of them green with both key types.
         for server in ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"] {
             for k in [EcP256, EcP521] {
-                tests.push(with_key(result("go", server, TlsMode::Server, "get", Outcome::Passed), k));
+                tests.push(with_key(
+                    result("go", server, TlsMode::Server, "get", Outcome::Passed),
+                    k,
+                ));
             }
         }
         let md = render(&summary(tests));
@@ -357,7 +426,10 @@ mod tests {
             md.contains("12 of 13 pairs pass every TLS test with every key type; the other 1 are listed."),
             "{md}"
         );
-        assert!(md.contains("| python → go | ✅ 1/1 | ⚠️ 0/1, 1 known-failing |"), "{md}");
+        assert!(
+            md.contains("| python → go | ✅ 1/1 | ⚠️ 0/1, 1 known-failing |"),
+            "{md}"
+        );
         assert!(!md.contains("| go → a |"), "{md}");
     }
 
@@ -375,9 +447,14 @@ mod tests {
         tests[1].blame = tests[0].blame.clone();
         tests[3].blame = Some("the pair".into());
         let md = render(&summary(tests));
-        assert!(md.contains("## Red cells (2)\n\n| cell | red | likely culprit |\n|---|---|---|\n"), "{md}");
         assert!(
-            md.contains("| `client=go/server=java/tls=none` | 2/3 | server java (go → rust passes, rust → java fails) |"),
+            md.contains("## Red cells (2)\n\n| cell | red | likely culprit |\n|---|---|---|\n"),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "| `client=go/server=java/tls=none` | 2/3 | server java (go → rust passes, rust → java fails) |"
+            ),
             "{md}"
         );
         assert!(
@@ -392,7 +469,13 @@ mod tests {
 
     #[test]
     fn an_all_green_run_says_so() {
-        let md = render(&summary(vec![result("go", "go", TlsMode::None, "get", Outcome::Passed)]));
+        let md = render(&summary(vec![result(
+            "go",
+            "go",
+            TlsMode::None,
+            "get",
+            Outcome::Passed,
+        )]));
         assert!(md.contains("✅ all passed"), "{md}");
         assert!(!md.contains("## Failures"), "{md}");
     }

@@ -1,6 +1,6 @@
 //! Shards (`run --shard K/N` on several CI runners) → one run summary (pure),
 //! so the weekend's full matrix gets one JUnit file and one Markdown grid.
-use super::RunSummary;
+use crate::model::run::RunSummary;
 use std::collections::BTreeMap;
 
 /// Merges the summaries of a sharded run. Every test id must appear once: a
@@ -10,8 +10,15 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
     let Some((_, first)) = parts.first() else {
         return Err("nothing to merge".into());
     };
-    let profile = first.profile.clone().filter(|p| parts.iter().all(|(_, s)| s.profile.as_ref() == Some(p)));
-    let started_at = parts.iter().map(|(_, s)| s.started_at.clone()).min().unwrap_or_default();
+    let profile = first
+        .profile
+        .clone()
+        .filter(|p| parts.iter().all(|(_, s)| s.profile.as_ref() == Some(p)));
+    let started_at = parts
+        .iter()
+        .map(|(_, s)| s.started_at.clone())
+        .min()
+        .unwrap_or_default();
     let mut seen: BTreeMap<String, String> = BTreeMap::new();
     let mut out = RunSummary {
         run_id: String::new(),
@@ -57,12 +64,12 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
 
 #[cfg(test)]
 mod tests {
-    use super::super::fixtures::*;
-    use super::super::{BuildInfo, Outcome};
     use super::*;
-    use crate::tls::TlsMode;
+    use crate::model::run::fixtures::*;
+    use crate::model::run::{BuildInfo, Outcome};
+    use crate::model::tls::TlsMode;
 
-    fn part(tests: Vec<super::super::TestResult>, secs: f64) -> RunSummary {
+    fn part(tests: Vec<crate::model::run::TestResult>, secs: f64) -> RunSummary {
         let mut s = summary(tests);
         s.duration_ms = secs * 1000.0;
         s
@@ -97,7 +104,10 @@ mod tests {
         let a = part(vec![result("go", "rust", TlsMode::None, "get", Outcome::Passed)], 1.0);
         let b = part(vec![result("go", "rust", TlsMode::None, "get", Outcome::Failed)], 1.0);
         let err = merge("c", vec![("a".into(), a), ("b".into(), b)]).unwrap_err();
-        assert!(err.contains("client=go/server=rust/tls=none/set=unary/case=get is in both a and b"), "{err}");
+        assert!(
+            err.contains("client=go/server=rust/tls=none/set=unary/case=get is in both a and b"),
+            "{err}"
+        );
         assert!(merge("c", vec![]).is_err());
     }
 }

@@ -1,17 +1,20 @@
 //! Runs the cells of a plan: for each, start the server on a free port, wait
-//! until health says SERVING, run one client process per connection variant
+//! until health says SERVING, run one client process (steps on a variant connection carry it)
 //! in `script` mode with a time budget per step, judge every test, stop the
 //! server (`server` starts and probes it). A misbehaving implementation
 //! becomes a red test, never a runner error. Spawning and killing go through
 //! `process`.
-use crate::cases::{script_steps, Connect, ServerCert};
-use crate::config::Matrix;
+use self::progress::{End, Pending, Progress};
+use crate::contract::script::{self, Connection, Line};
+use crate::exec::certs::CertFiles;
+use crate::exec::process::{self, Stopped};
+use crate::input::cases::{script_steps, Connect, ServerCert};
+use crate::input::config::Matrix;
 use crate::judge::{self, Observations};
-use crate::plan::{Cell, CellKey, Test};
-use crate::process::{self, Stopped};
-use crate::report::{CellInfo, Outcome, TestResult};
-use crate::script::{self, Line};
-use crate::tls::{CertFiles, KeyType, TlsMode};
+use crate::model::cell::CellKey;
+use crate::model::run::{CellInfo, Outcome, TestResult};
+use crate::model::tls::{KeyType, TlsMode};
+use crate::plan::{Cell, Test};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+mod progress;
 mod server;
 
 /// A server someone started themselves (`run --target`): cells whose server
@@ -62,7 +66,11 @@ fn ms(d: Duration) -> f64 {
 
 /// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
 fn step_budget(step: &script::Step, grace: u64) -> u64 {
-    let delay = step.metadata.get("x-stock-delay-ms").and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let delay = step
+        .metadata
+        .get("x-stock-delay-ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
     grace + step.timeout_ms.unwrap_or(0) + delay + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
 }
 
@@ -78,7 +86,10 @@ struct GroupRun {
 
 impl Runner {
     fn argv(&self, template: &[String]) -> Vec<String> {
-        template.iter().map(|a| a.replace("{stock-matrix}", &self.exe.to_string_lossy())).collect()
+        template
+            .iter()
+            .map(|a| a.replace("{stock-matrix}", &self.exe.to_string_lossy()))
+            .collect()
     }
 
     /// The external server this cell's server side is, if any.
@@ -96,10 +107,17 @@ impl Runner {
     }
 
     fn reproduce(&self, key: &CellKey, test: &Test) -> String {
-        let mut s = format!("{} --client {} --server {} --tls {}", self.repro_prefix, key.client, key.server, key.tls);
+        let mut s = format!(
+            "{} --client {} --server {} --tls {}",
+            self.repro_prefix, key.client, key.server, key.tls
+        );
         if let Some(e) = self.external(key) {
             s.push_str(&format!(" --target {}", e.addr));
-            for (flag, v) in [("--target-ca", &e.ca), ("--target-cert", &e.cert), ("--target-key", &e.key)] {
+            for (flag, v) in [
+                ("--target-ca", &e.ca),
+                ("--target-cert", &e.cert),
+                ("--target-key", &e.key),
+            ] {
                 if let Some(v) = v {
                     s.push_str(&format!(" {flag} {}", v.display()));
                 }
@@ -114,7 +132,14 @@ impl Runner {
         format!("{s} --set {} --case {}", test.set, test.case.name)
     }
 
-    fn result(&self, key: &CellKey, test: &Test, outcome: Outcome, reasons: Vec<String>, duration_ms: f64) -> TestResult {
+    fn result(
+        &self,
+        key: &CellKey,
+        test: &Test,
+        outcome: Outcome,
+        reasons: Vec<String>,
+        duration_ms: f64,
+    ) -> TestResult {
         let outcome = if outcome == Outcome::Error && self.cancelled.load(Ordering::SeqCst) {
             Outcome::Interrupted
         } else {
@@ -138,11 +163,11 @@ impl Runner {
         }
     }
 
-    /// Client TLS flags for a connection variant.
-    fn client_tls(&self, key: &CellKey, connect: Connect) -> Vec<String> {
+    /// How the client connects for a case: the cell's own settings, or a
+    /// deliberately wrong variant.
+    fn connection(&self, key: &CellKey, addr: &str, connect: Connect) -> Connection {
         let c = &self.certs[&key.key_type];
-        let p = |p: &PathBuf| p.to_string_lossy().into_owned();
-        let mode = match (key.tls, connect) {
+        let tls_mode = match (key.tls, connect) {
             (_, Connect::Plaintext) => TlsMode::None,
             (_, Connect::NoClientCert | Connect::TlsToPlaintext) => TlsMode::Server,
             (m, _) => m,
@@ -152,29 +177,35 @@ impl Runner {
         let own_ca = ext.and_then(|e| e.ca.as_ref()).unwrap_or(&c.ca);
         let own_cert = ext.and_then(|e| e.cert.as_ref()).unwrap_or(&c.client_cert);
         let own_key = ext.and_then(|e| e.key.as_ref()).unwrap_or(&c.client_key);
-        let mut args = vec!["--tls-mode".to_string(), mode.to_string()];
-        if mode != TlsMode::None {
-            let ca = if connect == Connect::UntrustedCa { &c.other_ca } else { own_ca };
-            args.extend(["--ca-file".into(), p(ca)]);
-        }
-        if mode == TlsMode::Mtls {
-            let (cert, k) = if connect == Connect::ForeignClientCert {
-                (&c.other_client_cert, &c.other_client_key)
+        let ca = (tls_mode != TlsMode::None).then(|| {
+            if connect == Connect::UntrustedCa {
+                &c.other_ca
             } else {
-                (own_cert, own_key)
-            };
-            args.extend(["--cert-file".into(), p(cert), "--key-file".into(), p(k)]);
+                own_ca
+            }
+        });
+        let (cert, client_key) = match (tls_mode, connect) {
+            (TlsMode::Mtls, Connect::ForeignClientCert) => (Some(&c.other_client_cert), Some(&c.other_client_key)),
+            (TlsMode::Mtls, _) => (Some(own_cert), Some(own_key)),
+            _ => (None, None),
+        };
+        let server_name = match connect {
+            Connect::WrongName => Some("wrong-name.stock-matrix.test".to_string()),
+            _ => ext.and_then(|e| e.server_name.clone()),
+        };
+        Connection {
+            server: addr.to_string(),
+            tls_mode,
+            ca_file: ca.cloned(),
+            cert_file: cert.cloned(),
+            key_file: client_key.cloned(),
+            server_name,
         }
-        if connect == Connect::WrongName {
-            args.extend(["--server-name".into(), "wrong-name.stock-matrix.test".into()]);
-        } else if let Some(name) = ext.and_then(|e| e.server_name.as_ref()) {
-            args.extend(["--server-name".into(), name.clone()]);
-        }
-        args
     }
 
-    /// Runs one client process over a group of tests.
-    async fn run_group(&self, key: &CellKey, addr: &str, connect: Connect, tests: &[&Test], attempt: u32) -> GroupRun {
+    /// Runs one client process over a group of tests; a test on a variant
+    /// connection carries it in each of its steps.
+    async fn run_group(&self, key: &CellKey, addr: &str, tests: &[&Test], attempt: u32) -> GroupRun {
         let mut run = GroupRun {
             obs: Observations::new(),
             errors: BTreeMap::new(),
@@ -183,15 +214,23 @@ impl Runner {
             stderr: String::new(),
         };
         let settings = &self.matrix.run;
-        // (test index, top-level step id, budget ms, status ids still to come)
-        let mut order: Vec<(usize, String, u64, Vec<String>)> = Vec::new();
+        let mut order: Vec<Pending> = Vec::new();
         let mut input = String::new();
         for (i, t) in tests.iter().enumerate() {
             let prefix = format!("{}/{}", t.set, t.case.name);
+            let variant = (t.case.connect != Connect::Normal).then(|| self.connection(key, addr, t.case.connect));
             match script_steps(&t.case.steps, &prefix, &self.namespace(key, t, attempt)) {
-                Ok(steps) => {
+                Ok(mut steps) => {
+                    if let Some(conn) = &variant {
+                        steps.iter_mut().for_each(|s| s.use_connection(conn));
+                    }
                     for s in steps {
-                        order.push((i, s.id.clone(), step_budget(&s, settings.step_grace_ms), s.status_ids()));
+                        order.push(Pending {
+                            test: i,
+                            id: s.id.clone(),
+                            budget_ms: step_budget(&s, settings.step_grace_ms),
+                            waiting: s.status_ids(),
+                        });
                         input.push_str(&serde_json::to_string(&s).expect("steps serialize"));
                         input.push('\n');
                     }
@@ -201,7 +240,10 @@ impl Runner {
                 }
             }
         }
-        let Some(&(first_test, ..)) = order.first() else { return run };
+        let mut progress = Progress::new(order);
+        let Some(first_test) = progress.first_test() else {
+            return run;
+        };
         let lang = match self.matrix.language(&key.client) {
             Ok(l) => l,
             Err(e) => {
@@ -210,15 +252,17 @@ impl Runner {
             }
         };
         let mut argv = self.argv(&lang.client);
-        argv.extend(["--server".into(), addr.to_string()]);
-        argv.extend(self.client_tls(key, connect));
+        argv.extend(self.connection(key, addr, Connect::Normal).options());
         argv.push("script".into());
         let start = Instant::now();
         let mut proc = match process::spawn(&argv, &lang.folder) {
             Ok(p) => p,
             Err(e) => {
                 for i in 0..tests.len() {
-                    run.errors.entry(i).or_default().push(format!("client could not start: {e}"));
+                    run.errors
+                        .entry(i)
+                        .or_default()
+                        .push(format!("client could not start: {e}"));
                 }
                 return run;
             }
@@ -230,25 +274,20 @@ impl Runner {
             let _ = stdin.shutdown().await;
         });
         let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
-        let mut current = 0usize;
         let mut boundary = start;
-        let mut deadline = tokio::time::Instant::now() + Duration::from_millis(order[0].2 + settings.client_startup_ms);
+        let first_budget = progress.current().map_or(0, |p| p.budget_ms);
+        let mut deadline =
+            tokio::time::Instant::now() + Duration::from_millis(first_budget + settings.client_startup_ms);
         let mut hung = false;
         let mut all: Vec<Line> = Vec::new();
-        while current < order.len() {
-            let (test_idx, step_id, _, _) = &order[current];
-            let test_idx = *test_idx;
-            let step_id = step_id.clone();
+        while let Some(step) = progress.current() {
+            let test_idx = step.test;
             let next = tokio::time::timeout_at(deadline, lines.next_line()).await;
             let text = match next {
                 Ok(Ok(Some(text))) => text,
                 Ok(_) => break, // EOF
                 Err(_) => {
                     hung = true;
-                    run.errors
-                        .entry(test_idx)
-                        .or_default()
-                        .push(format!("client hung: no status line for step {step_id:?} within its budget (killed)"));
                     break;
                 }
             };
@@ -260,19 +299,14 @@ impl Runner {
             }
             match Line::parse(&text) {
                 Ok(line) => {
-                    let waiting = &mut order[current].3;
-                    if line.status.is_some() {
-                        waiting.retain(|id| id != &line.id);
-                    }
-                    let ends_step = waiting.is_empty();
+                    let ended = line.status.as_ref().and_then(|_| progress.status_line(&line.id));
                     all.push(line);
-                    if ends_step {
+                    if let Some(test) = ended {
                         let now = Instant::now();
-                        *run.durations.entry(test_idx).or_default() += ms(now - boundary);
+                        *run.durations.entry(test).or_default() += ms(now - boundary);
                         boundary = now;
-                        current += 1;
-                        if let Some((_, _, budget, _)) = order.get(current) {
-                            deadline = tokio::time::Instant::now() + Duration::from_millis(*budget);
+                        if let Some(next) = progress.current() {
+                            deadline = tokio::time::Instant::now() + Duration::from_millis(next.budget_ms);
                         }
                     }
                 }
@@ -281,7 +315,7 @@ impl Runner {
                     run.errors
                         .entry(test_idx)
                         .or_default()
-                        .push(format!("client printed a line that is not contract output: {shown}: {e}"));
+                        .push(progress::garbage(&shown, &e));
                 }
             }
         }
@@ -297,27 +331,19 @@ impl Runner {
         writer.abort();
         proc.drain_stderr().await;
         run.stderr = proc.stderr_tail();
-        if current < order.len() && !hung {
-            let (test_idx, step_id, _, _) = &order[current];
-            let exit = status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into());
-            let usage = if status.and_then(|s| s.code()) == Some(2) {
-                " — it rejected its input as a usage error"
-            } else {
-                ""
-            };
-            run.errors
-                .entry(*test_idx)
-                .or_default()
-                .push(format!("client exited ({exit}){usage} before finishing step {step_id:?}"));
-        }
-        if let Some((stopped_at, step_id, _, _)) = order.get(current) {
-            for (i, ..) in order.iter().skip(current) {
-                if i != stopped_at && !run.errors.contains_key(i) {
-                    run.errors
-                        .entry(*i)
-                        .or_default()
-                        .push(format!("not run: the client stopped at step {step_id:?} of an earlier test"));
-                }
+        let end = match (hung, progress.current()) {
+            (true, _) => End::Hung,
+            (false, Some(_)) => End::Exited {
+                status: status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()),
+                usage: status.and_then(|s| s.code()) == Some(2),
+            },
+            (false, None) => End::Finished,
+        };
+        let stopped = progress.current().map(|s| s.test);
+        for (test, why) in progress.unfinished(&end) {
+            // A test that already has a reason (a case error) keeps it alone.
+            if Some(test) == stopped || !run.errors.contains_key(&test) {
+                run.errors.entry(test).or_default().push(why);
             }
         }
         run.obs = judge::group(&all);
@@ -373,7 +399,7 @@ impl Runner {
             let (mut server, addr, ready, note) = match started {
                 Ok(s) => s,
                 Err((why, stderr)) => {
-                    for t in groups.values().flatten() {
+                    for t in &groups {
                         let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
                         r.server_stderr = stderr.clone();
                         results.push(r);
@@ -385,8 +411,9 @@ impl Runner {
                 info.server_ready_ms = ready;
             }
             info.notes.extend(note);
-            for (connect, tests) in groups {
-                let run = self.run_group(key, &addr, connect, &tests, attempt).await;
+            {
+                let tests = groups;
+                let run = self.run_group(key, &addr, &tests, attempt).await;
                 info.client_first_line_ms.extend(run.first_line_ms);
                 let server_gone = server.as_mut().and_then(|s| s.try_exit());
                 for (i, t) in tests.iter().enumerate() {
@@ -396,7 +423,12 @@ impl Runner {
                     if let Some(status) = server_gone {
                         reasons.push(format!("the server exited during the cell ({status})"));
                     }
-                    reasons.extend(judge::judge(&t.case, &prefix, &self.namespace(key, t, attempt), &run.obs));
+                    reasons.extend(judge::judge(
+                        &t.case,
+                        &prefix,
+                        &self.namespace(key, t, attempt),
+                        &run.obs,
+                    ));
                     let outcome = if infra || server_gone.is_some() {
                         Outcome::Error
                     } else if reasons.is_empty() {
@@ -415,10 +447,14 @@ impl Runner {
             let Some(mut server) = server else { continue };
             match server.stop(Duration::from_secs(3)).await {
                 Stopped::OnStdinClose => {}
-                Stopped::OnSigterm => info
-                    .notes
-                    .push(format!("server {} did not exit within 3 s of its stdin closing (needed SIGTERM)", key.server)),
-                Stopped::Killed => info.notes.push(format!("server {} ignored stdin EOF and SIGTERM (needed SIGKILL)", key.server)),
+                Stopped::OnSigterm => info.notes.push(format!(
+                    "server {} did not exit within 3 s of its stdin closing (needed SIGTERM)",
+                    key.server
+                )),
+                Stopped::Killed => info.notes.push(format!(
+                    "server {} ignored stdin EOF and SIGTERM (needed SIGKILL)",
+                    key.server
+                )),
             }
         }
         info.duration_ms = ms(start.elapsed());
@@ -427,7 +463,12 @@ impl Runner {
 
     /// Runs cells, `jobs` at a time, calling `on_result` as each test ends.
     /// `attempt` > 1 gives every test fresh keys (retries, stress).
-    pub async fn run(self: Arc<Self>, cells: Vec<Cell>, attempt: u32, on_result: Arc<dyn Fn(&TestResult) + Send + Sync>) -> (Vec<TestResult>, Vec<CellInfo>) {
+    pub async fn run(
+        self: Arc<Self>,
+        cells: Vec<Cell>,
+        attempt: u32,
+        on_result: Arc<dyn Fn(&TestResult) + Send + Sync>,
+    ) -> (Vec<TestResult>, Vec<CellInfo>) {
         let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
         for (idx, cell) in cells.into_iter().enumerate() {

@@ -1,25 +1,31 @@
 //! Starting the cell's server (or checking the external one) and waiting
 //! until it answers: the server half of the runner.
 use super::{ms, ExternalServer, Runner};
-use crate::cases::ServerCert;
-use crate::plan::CellKey;
-use crate::process::{self, Proc};
-use crate::reference::client::{ClientArgs, ClientCommand};
-use crate::reference::transport::channel;
-use crate::tls::TlsMode;
+use crate::contract::channel::channel;
+use crate::contract::script::Connection;
+use crate::exec::process::{self, Proc};
+use crate::input::cases::ServerCert;
+use crate::model::cell::CellKey;
+use crate::model::tls::TlsMode;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
 /// One health check (service "") with the given client settings.
-async fn probe(args: ClientArgs) -> Result<(), String> {
-    let ch = channel(&args).map_err(|e| format!("{e:#}"))?;
+async fn probe(conn: Connection) -> Result<(), String> {
+    let ch = channel(&conn, Default::default()).map_err(|e| format!("{e:#}"))?;
     let mut client = tonic_health::pb::health_client::HealthClient::new(ch);
     let probe = client.check(tonic_health::pb::HealthCheckRequest { service: String::new() });
     match tokio::time::timeout(Duration::from_secs(2), probe).await {
-        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => Ok(()),
+        Ok(Ok(r)) if r.get_ref().status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32 => {
+            Ok(())
+        }
         Ok(Ok(r)) => Err(format!("health status {}", r.get_ref().status)),
-        Ok(Err(status)) => Err(format!("{} {}", crate::codes::name(status.code()), status.message())),
+        Ok(Err(status)) => Err(format!(
+            "{} {}",
+            crate::contract::codes::name(status.code()),
+            status.message()
+        )),
         Err(_) => Err("health check timed out".into()),
     }
 }
@@ -47,52 +53,54 @@ impl Runner {
     /// dates being possible, so it counts as ready once it printed `listening on`.)
     pub(super) async fn healthy(&self, key: &CellKey, port: u16, cert: ServerCert) -> Result<(), String> {
         if cert == ServerCert::Expired {
-            return tokio::net::TcpStream::connect(("127.0.0.1", port)).await.map(|_| ()).map_err(|e| e.to_string());
+            return tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
         }
         let c = &self.certs[&key.key_type];
-        probe(ClientArgs {
+        probe(Connection {
             server: format!("127.0.0.1:{port}"),
             tls_mode: key.tls,
             ca_file: Some(c.ca.clone()),
             cert_file: Some(c.client_cert.clone()),
             key_file: Some(c.client_key.clone()),
             server_name: None,
-            timeout_ms: None,
-            metadata: vec![],
-            compression: None,
-            faults: vec![],
-            command: ClientCommand::Inventory,
         })
         .await
     }
 
     /// Does the external server answer, over the cell's TLS mode?
     pub(super) async fn external_answers(&self, key: &CellKey, e: &ExternalServer) -> Result<(), String> {
-        let r = probe(ClientArgs {
+        let r = probe(Connection {
             server: e.addr.clone(),
             tls_mode: key.tls,
             ca_file: e.ca.clone(),
             cert_file: e.cert.clone(),
             key_file: e.key.clone(),
             server_name: e.server_name.clone(),
-            timeout_ms: None,
-            metadata: vec![],
-            compression: None,
-            faults: vec![],
-            command: ClientCommand::Inventory,
         })
         .await;
         match r {
             // A server without the health service still answered over gRPC.
             Err(e) if e.starts_with("UNIMPLEMENTED") => Ok(()),
-            r => r.map_err(|why| format!("the target {} ({}) did not answer a health check over tls={}: {why}", e.label, e.addr, key.tls)),
+            r => r.map_err(|why| {
+                format!(
+                    "the target {} ({}) did not answer a health check over tls={}: {why}",
+                    e.label, e.addr, key.tls
+                )
+            }),
         }
     }
 
     /// Starts the cell's server and waits until it is ready.
     /// Returns the server, its port, its ready time and a note when it was
     /// only reachable, not healthy (a TLS probe that the server refuses).
-    pub(crate) async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<(Proc, u16, f64, Option<String>), (String, String)> {
+    pub(crate) async fn start_server(
+        &self,
+        key: &CellKey,
+        cert: ServerCert,
+    ) -> Result<(Proc, u16, f64, Option<String>), (String, String)> {
         let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
         let mut last = (String::new(), String::new());
@@ -115,7 +123,11 @@ impl Runner {
             };
             match listening {
                 Err(timed_out) => {
-                    let status = if timed_out { None } else { proc.wait_for(Duration::from_secs(2)).await };
+                    let status = if timed_out {
+                        None
+                    } else {
+                        proc.wait_for(Duration::from_secs(2)).await
+                    };
                     proc.kill().await;
                     proc.drain_stderr().await;
                     let stderr = proc.stderr_tail();
@@ -161,13 +173,19 @@ impl Runner {
                 }
                 if let Some(status) = proc.try_exit() {
                     proc.drain_stderr().await;
-                    return Err((format!("server exited ({status}) before its health check answered SERVING"), proc.stderr_tail()));
+                    return Err((
+                        format!("server exited ({status}) before its health check answered SERVING"),
+                        proc.stderr_tail(),
+                    ));
                 }
                 if tokio::time::Instant::now() >= deadline {
                     proc.kill().await;
                     proc.drain_stderr().await;
                     return Err((
-                        format!("server did not become ready in {} s (last health check: {last})", limit.as_secs()),
+                        format!(
+                            "server did not become ready in {} s (last health check: {last})",
+                            limit.as_secs()
+                        ),
                         proc.stderr_tail(),
                     ));
                 }

@@ -1,6 +1,6 @@
 //! What the end-to-end tests share: running the real binary, reading its
 //! summary back, and matrix files with deliberately broken languages.
-#![allow(dead_code)]
+#![allow(dead_code, reason = "each test binary uses a different part of the helpers")]
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -32,7 +32,10 @@ pub fn tests_of(summary: &Value) -> &Vec<Value> {
 }
 
 pub fn find<'a>(summary: &'a Value, id: &str) -> &'a Value {
-    tests_of(summary).iter().find(|t| t["id"] == id).unwrap_or_else(|| panic!("no test {id}"))
+    tests_of(summary)
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("no test {id}"))
 }
 
 pub fn reasons(t: &Value) -> String {

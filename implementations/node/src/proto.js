@@ -43,6 +43,25 @@ function reflectionRoot() {
   return root;
 }
 
+/**
+ * The client's methods by script name (`Get`, ..., `Ledger.Balance`): proto-loader's method
+ * definitions (bytes as base64 strings) with the protobufjs request type for fromJson.
+ */
+function clientMethods() {
+  const definition = loadDefinition(String);
+  const methods = {};
+  for (const [service, prefix] of [
+    ["stock.v1.Stock", ""],
+    ["stock.v1.Ledger", "Ledger."],
+  ]) {
+    const reflected = reflectionRoot().lookupService(service);
+    for (const [name, method] of Object.entries(definition[service])) {
+      methods[prefix + name] = { ...method, inputType: reflected.methods[name].resolvedRequestType };
+    }
+  }
+  return methods;
+}
+
 let rpc;
 /**
  * The protobufjs root of google.rpc (lowerCamelCase JSON names): also the type
@@ -72,6 +91,22 @@ function encodeStatusDetails(code, message, details) {
 }
 
 /**
+ * A status error for a grpc-js handler or interceptor: code, details, and in its metadata the
+ * google.rpc.Status with `detail` ([type name, fields]) when given, in grpc-status-details-bin.
+ */
+function statusError(code, message, detail) {
+  const metadata = new grpc.Metadata();
+  if (detail) metadata.set("grpc-status-details-bin", encodeStatusDetails(code, message, [detail]));
+  return Object.assign(new Error(message), { code, details: message, metadata });
+}
+
+/** INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest naming the field. */
+function badRequest(field, description) {
+  const violation = { fieldViolations: [{ field, description }] };
+  return statusError(grpc.status.INVALID_ARGUMENT, description, ["google.rpc.BadRequest", violation]);
+}
+
+/**
  * The details of the google.rpc.Status in a grpc-status-details-bin value,
  * each in proto3 JSON with its `@type` (protobufjs's JSON mapping of Any).
  */
@@ -88,19 +123,6 @@ function decodeStatusDetails(bytes) {
   const unknown = details.find((d) => !("@type" in d));
   if (unknown) throw new Error(`unknown detail type ${unknown.type_url}`);
   return details;
-}
-
-const STATUS_NAMES = Object.keys(grpc.status).filter((k) => Number.isNaN(Number(k)));
-
-/** Canonical upper-case name of a numeric status code. */
-function codeName(code) {
-  const name = grpc.status[code];
-  return typeof name === "string" ? name : "UNKNOWN";
-}
-
-/** Numeric code of a canonical name, or undefined. */
-function codeFromName(name) {
-  return STATUS_NAMES.includes(name) ? grpc.status[name] : undefined;
 }
 
 class JsonError extends Error {}
@@ -211,11 +233,10 @@ module.exports = {
   PROTO_PATH,
   KV_PROTO_PATH,
   loadDefinition,
-  reflectionRoot,
-  encodeStatusDetails,
+  clientMethods,
+  statusError,
+  badRequest,
   decodeStatusDetails,
-  codeName,
-  codeFromName,
   fromJson,
   JsonError,
   isBase64,

@@ -2,12 +2,7 @@
 // router: Connect for Node has none of its own (connect-es#507), so this
 // answers from the protobuf-es descriptors of the services that the router
 // registers (and of the files they import), as connect-go's grpcreflect does.
-import {
-  createRegistry,
-  toBinary,
-  type DescFile,
-  type Registry,
-} from "@bufbuild/protobuf";
+import { createRegistry, toBinary, type DescFile, type Registry } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectRouter } from "@connectrpc/connect";
 import { ServerReflection as V1 } from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -16,11 +11,7 @@ import { ServerReflection as V1alpha } from "../gen/grpc/reflection/v1alpha/refl
 /** A request's message_request, the same in v1 and v1alpha. */
 type Query =
   | {
-      case:
-        | "fileByFilename"
-        | "fileContainingSymbol"
-        | "allExtensionNumbersOfType"
-        | "listServices";
+      case: "fileByFilename" | "fileContainingSymbol" | "allExtensionNumbersOfType" | "listServices";
       value: string;
     }
   | {
@@ -55,16 +46,8 @@ class Descriptors {
     const dot = symbol.lastIndexOf(".");
     const parent = this.registry.get(symbol.slice(0, dot));
     const name = symbol.slice(dot + 1);
-    if (
-      parent?.kind === "service" &&
-      parent.methods.some((m) => m.name === name)
-    )
-      return parent.file;
-    if (
-      parent?.kind === "message" &&
-      parent.fields.some((f) => f.name === name)
-    )
-      return parent.file;
+    if (parent?.kind === "service" && parent.methods.some((m) => m.name === name)) return parent.file;
+    if (parent?.kind === "message" && parent.fields.some((f) => f.name === name)) return parent.file;
     return undefined;
   }
 
@@ -107,21 +90,13 @@ class Descriptors {
       case "fileContainingExtension": {
         const { containingType, extensionNumber } = query.value;
         const message = this.registry.getMessage(containingType);
-        const ext = message
-          ? this.registry.getExtensionFor(message, extensionNumber)
-          : undefined;
-        return files(
-          ext?.file,
-          `extension ${extensionNumber} of ${containingType}`,
-        );
+        const ext = message ? this.registry.getExtensionFor(message, extensionNumber) : undefined;
+        return files(ext?.file, `extension ${extensionNumber} of ${containingType}`);
       }
       case "allExtensionNumbersOfType": {
-        if (!this.registry.getMessage(query.value))
-          return notFound(`type ${query.value}`);
+        if (!this.registry.getMessage(query.value)) return notFound(`type ${query.value}`);
         const numbers = [...this.registry].flatMap((d) =>
-          d.kind === "extension" && d.extendee.typeName === query.value
-            ? [d.number]
-            : [],
+          d.kind === "extension" && d.extendee.typeName === query.value ? [d.number] : [],
         );
         return {
           case: "allExtensionNumbersResponse" as const,
@@ -147,9 +122,7 @@ class Descriptors {
  */
 export function reflection(router: ConnectRouter, extra: DescFile[] = []) {
   let descriptors: Descriptors | undefined;
-  const serve = async function* <
-    Req extends { host: string; messageRequest: Query },
-  >(requests: AsyncIterable<Req>) {
+  const serve = async function* <Req extends { host: string; messageRequest: Query }>(requests: AsyncIterable<Req>) {
     descriptors ??= new Descriptors(router, extra);
     const sent = new Set<string>();
     for await (const req of requests) {

@@ -3,176 +3,75 @@ package stockmatrix;
 import com.google.protobuf.Any;
 import com.google.protobuf.ByteString;
 import com.google.rpc.BadRequest;
+import com.google.rpc.BadRequest.FieldViolation;
 import com.google.rpc.Code;
 import io.grpc.Status;
 import io.grpc.StatusRuntimeException;
 import io.grpc.protobuf.StatusProto;
 import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.Arrays;
-import java.util.HashMap;
-import java.util.Iterator;
-import java.util.List;
-import java.util.Map;
+import java.util.*;
+import java.util.function.Predicate;
 import stock.v1.StockOuterClass.BatchItem;
 import stock.v1.StockOuterClass.BatchSummary;
 import stock.v1.StockOuterClass.WatchEvent;
 
 /**
- * The in-memory store. Keys, versions and watchers are guarded by one lock (this object), so a
- * watch's snapshot and its registration happen in one critical section.
+ * The in-memory store. Keys, versions and watchers are guarded by one lock (this object), so a watch's snapshot and
+ * its registration happen in one critical section.
  */
 final class Store {
   static final int MAX_KEY = 256;
   static final int MAX_VALUE = 1 << 20;
 
-  /** A registered Monitor stream; called with the store's lock held. */
-  interface Watcher {
-    String pattern();
+  /** A registered Monitor: its sink gets each event under the lock and answers false once it is done. */
+  record Watch(String pattern, Predicate<WatchEvent> sink) {}
 
-    /** Delivers one event; returns false when the watcher is done and must be dropped. */
-    boolean deliver(WatchEvent event);
-  }
+  /** Keys in ascending UTF-8 byte order, the order of a Monitor's existing keys. */
+  private final Map<String, WatchEvent> map =
+      new TreeMap<>(Comparator.comparing((String k) -> k.getBytes(StandardCharsets.UTF_8), Arrays::compareUnsigned));
+  private final List<Watch> watches = new ArrayList<>();
 
-  private record Entry(ByteString value, long version) {}
-
-  private final Map<String, Entry> map = new HashMap<>();
-  private final List<Watcher> watchers = new ArrayList<>();
-
-  static boolean matches(String pattern, String key) {
-    return pattern.endsWith("*")
-        ? key.startsWith(pattern.substring(0, pattern.length() - 1))
-        : pattern.equals(key);
-  }
-
-  /** A bad key: INVALID_ARGUMENT naming `key`; prefix starts the description. */
   static void validateKey(String key, String prefix) {
     int n = key.getBytes(StandardCharsets.UTF_8).length;
     if (n < 1 || n > MAX_KEY) {
-      throw badField("key", prefix + "key must be 1 to " + MAX_KEY + " bytes, got " + n);
+      throw invalid("key", prefix + "key must be 1 to " + MAX_KEY + " bytes, got " + n);
     }
   }
 
-  /** A bad value: INVALID_ARGUMENT naming `value`; prefix starts the description. */
   static void validateValue(ByteString value, String prefix) {
     if (value.size() > MAX_VALUE) {
-      throw badField(
-          "value", prefix + "value must be at most " + MAX_VALUE + " bytes, got " + value.size());
+      throw invalid("value", prefix + "value must be at most " + MAX_VALUE + " bytes, got " + value.size());
     }
   }
 
-  /** INVALID_ARGUMENT without details (a bad test hook, not a refused request). */
-  static StatusRuntimeException invalid(String message) {
-    return Status.INVALID_ARGUMENT.withDescription(message).asRuntimeException();
+  /** INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest naming the field (StatusProto). */
+  static StatusRuntimeException invalid(String field, String description) {
+    FieldViolation violation = FieldViolation.newBuilder().setField(field).setDescription(description).build();
+    return StatusProto.toStatusRuntimeException(com.google.rpc.Status.newBuilder()
+        .setCode(Code.INVALID_ARGUMENT_VALUE)
+        .setMessage(description)
+        .addDetails(Any.pack(BadRequest.newBuilder().addFieldViolations(violation).build()))
+        .build());
   }
 
-  /**
-   * INVALID_ARGUMENT for a refused request: a google.rpc.Status with one google.rpc.BadRequest
-   * whose one field violation names the field, in grpc-status-details-bin (StatusProto).
-   */
-  static StatusRuntimeException badField(String field, String description) {
-    BadRequest detail =
-        BadRequest.newBuilder()
-            .addFieldViolations(
-                BadRequest.FieldViolation.newBuilder().setField(field).setDescription(description))
-            .build();
-    return StatusProto.toStatusRuntimeException(
-        com.google.rpc.Status.newBuilder()
-            .setCode(Code.INVALID_ARGUMENT_VALUE)
-            .setMessage(description)
-            .addDetails(Any.pack(detail))
-            .build());
+  static boolean matches(String pattern, String key) {
+    return pattern.endsWith("*") ? key.startsWith(pattern.substring(0, pattern.length() - 1)) : pattern.equals(key);
   }
 
-  /** The key with its value and version, or null when it is missing. */
+  /** The key's value and version; INVALID_ARGUMENT for a bad key, NOT_FOUND for a missing one. */
   synchronized WatchEvent get(String key) {
-    Entry e = map.get(key);
-    return e == null
-        ? null
-        : WatchEvent.newBuilder().setKey(key).setValue(e.value).setVersion(e.version).build();
-  }
-
-  synchronized void put(String key, ByteString value) {
-    putLocked(key, value);
-  }
-
-  /** Get as both services define it: the key's entry, else INVALID_ARGUMENT or NOT_FOUND. */
-  WatchEvent require(String key) {
     validateKey(key, "");
-    WatchEvent e = get(key);
+    WatchEvent e = map.get(key);
     if (e == null) {
       throw Status.NOT_FOUND.withDescription("key \"" + key + "\" not found").asRuntimeException();
     }
     return e;
   }
 
-  /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
-  void checkedPut(String key, ByteString value) {
+  synchronized void put(String key, ByteString value) {
     validateKey(key, "");
     validateValue(value, "");
-    put(key, value);
-  }
-
-  /** Writes one key and notifies the matching watchers; returns true when it was created. */
-  private boolean putLocked(String key, ByteString value) {
-    Entry old = map.get(key);
-    long version = old == null ? 1 : old.version + 1;
-    map.put(key, new Entry(value, version));
-    WatchEvent event = null;
-    for (Iterator<Watcher> it = watchers.iterator(); it.hasNext(); ) {
-      Watcher w = it.next();
-      if (matches(w.pattern(), key)) {
-        if (event == null) {
-          event = WatchEvent.newBuilder().setKey(key).setValue(value).setVersion(version).build();
-        }
-        if (!w.deliver(event)) {
-          it.remove();
-        }
-      }
-    }
-    return old == null;
-  }
-
-  /**
-   * Sends the existing matching keys (when asked) in ascending byte order, then registers the
-   * watcher, all under the lock.
-   */
-  synchronized void watch(Watcher w, boolean includeExisting) {
-    if (includeExisting) {
-      List<Map.Entry<String, Entry>> existing = new ArrayList<>();
-      for (Map.Entry<String, Entry> e : map.entrySet()) {
-        if (matches(w.pattern(), e.getKey())) {
-          existing.add(e);
-        }
-      }
-      existing.sort(
-          (a, b) ->
-              Arrays.compareUnsigned(
-                  a.getKey().getBytes(StandardCharsets.UTF_8),
-                  b.getKey().getBytes(StandardCharsets.UTF_8)));
-      for (Map.Entry<String, Entry> e : existing) {
-        WatchEvent event =
-            WatchEvent.newBuilder()
-                .setKey(e.getKey())
-                .setValue(e.getValue().value)
-                .setVersion(e.getValue().version)
-                .setExisting(true)
-                .build();
-        if (!w.deliver(event)) {
-          return;
-        }
-      }
-    }
-    watchers.add(w);
-  }
-
-  synchronized void unwatch(Watcher w) {
-    watchers.remove(w);
-  }
-
-  /** How many registered watchers have a pattern that starts with the prefix. */
-  synchronized long watchers(String prefix) {
-    return watchers.stream().filter(w -> w.pattern().startsWith(prefix)).count();
+    write(key, value);
   }
 
   /** Validates every item, then applies them all in order. */
@@ -181,25 +80,51 @@ final class Store {
       validateKey(items.get(i).getKey(), "item " + i + ": ");
       validateValue(items.get(i).getValue(), "item " + i + ": ");
     }
-    BatchSummary.Builder s = BatchSummary.newBuilder();
+    BatchSummary.Builder summary = BatchSummary.newBuilder().setItems(items.size());
     for (BatchItem item : items) {
-      s.setItems(s.getItems() + 1);
-      s.setValueBytes(s.getValueBytes() + item.getValue().size());
-      if (putLocked(item.getKey(), item.getValue())) {
-        s.setCreated(s.getCreated() + 1);
+      summary.setValueBytes(summary.getValueBytes() + item.getValue().size());
+      if (write(item.getKey(), item.getValue())) {
+        summary.setCreated(summary.getCreated() + 1);
       } else {
-        s.setUpdated(s.getUpdated() + 1);
+        summary.setUpdated(summary.getUpdated() + 1);
       }
     }
-    return s.build();
+    return summary.build();
+  }
+
+  /** Writes one key (the next version) and sends it to the matching watches; true when the key was created. */
+  private boolean write(String key, ByteString value) {
+    WatchEvent old = map.get(key);
+    long version = old == null ? 1 : old.getVersion() + 1;
+    WatchEvent e = WatchEvent.newBuilder().setKey(key).setValue(value).setVersion(version).build();
+    map.put(key, e);
+    watches.removeIf(w -> matches(w.pattern, key) && !w.sink.test(e));
+    return old == null;
+  }
+
+  /** Sends the matching existing keys when asked, then registers the watch (unless it is done by then). */
+  synchronized Watch watch(String pattern, boolean includeExisting, Predicate<WatchEvent> sink) {
+    Watch watch = new Watch(pattern, sink);
+    for (WatchEvent e : includeExisting ? map.values() : List.<WatchEvent>of()) {
+      if (matches(pattern, e.getKey()) && !sink.test(e.toBuilder().setExisting(true).build())) {
+        return watch;
+      }
+    }
+    watches.add(watch);
+    return watch;
+  }
+
+  synchronized void unwatch(Watch watch) {
+    watches.remove(watch);
+  }
+
+  /** How many registered watches have a pattern that starts with the prefix. */
+  synchronized long watchers(String prefix) {
+    return watches.stream().filter(w -> w.pattern.startsWith(prefix)).count();
   }
 
   /** {key count, total value bytes}. */
   synchronized long[] totals() {
-    long bytes = 0;
-    for (Entry e : map.values()) {
-      bytes += e.value.size();
-    }
-    return new long[] {map.size(), bytes};
+    return new long[] {map.size(), map.values().stream().mapToLong(e -> e.getValue().size()).sum()};
   }
 }

@@ -1,637 +1,333 @@
 package stockmatrix
 
-import com.google.gson.GsonBuilder
-import com.google.gson.JsonArray
-import com.google.gson.JsonElement
-import com.google.gson.JsonObject
-import com.google.gson.JsonParser
-import com.google.protobuf.InvalidProtocolBufferException
+import com.google.gson.*
 import com.google.protobuf.Message
 import com.google.protobuf.util.JsonFormat
 import com.google.rpc.ErrorDetailsProto
-import io.grpc.CallOptions
-import io.grpc.ChannelCredentials
-import io.grpc.ClientCall
-import io.grpc.ClientInterceptor
-import io.grpc.ForwardingClientCall
-import io.grpc.ForwardingClientCallListener
-import io.grpc.InsecureChannelCredentials
-import io.grpc.ManagedChannel
-import io.grpc.Metadata
-import io.grpc.MethodDescriptor
-import io.grpc.Status
-import io.grpc.TlsChannelCredentials
-import io.grpc.protobuf.StatusProto
-import io.grpc.kotlin.AbstractCoroutineStub
+import io.grpc.*
+import io.grpc.MethodDescriptor.MethodType
+import io.grpc.kotlin.ClientCalls
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
-import kotlinx.coroutines.CancellationException
-import kotlinx.coroutines.CompletableDeferred
-import kotlinx.coroutines.NonCancellable
-import kotlinx.coroutines.async
+import io.grpc.protobuf.StatusProto
+import kotlinx.coroutines.*
 import kotlinx.coroutines.channels.Channel
-import kotlinx.coroutines.coroutineScope
-import kotlinx.coroutines.delay
 import kotlinx.coroutines.flow.asFlow
 import kotlinx.coroutines.flow.consumeAsFlow
-import kotlinx.coroutines.launch
-import kotlinx.coroutines.runBlocking
-import kotlinx.coroutines.withContext
-import kotlinx.coroutines.withTimeoutOrNull
-import stock.v1.LedgerGrpcKt.LedgerCoroutineStub
-import stock.v1.StockGrpcKt.StockCoroutineStub
-import stock.v1.StockOuterClass.BatchItem
-import stock.v1.StockOuterClass.Empty
-import stock.v1.StockOuterClass.GetRequest
-import stock.v1.StockOuterClass.PutRequest
-import stock.v1.StockOuterClass.TradeOrder
-import stock.v1.StockOuterClass.WatchRequest
-import java.io.BufferedReader
+import stock.v1.LedgerGrpc
+import stock.v1.StockGrpc
 import java.io.File
 import java.io.FileDescriptor
 import java.io.FileOutputStream
-import java.io.InputStreamReader
 import java.io.PrintStream
 import java.util.Base64
-import java.util.TreeMap
 import java.util.concurrent.TimeUnit
+import kotlin.system.exitProcess
 
-/** One script step (see CONTRACT.md). */
+/** A bad option, command or stdin line: the client exits 2. */
+class UsageException(message: String) : Exception(message)
+
+/** Where calls go: the options (the default connection) or a step's `connection`; equal ones share a channel. */
+data class Connection(
+    val server: String,
+    val tlsMode: String = "none",
+    val caFile: String? = null,
+    val certFile: String? = null,
+    val keyFile: String? = null,
+    val serverName: String? = null,
+) {
+    init {
+        if (tlsMode !in setOf("none", "server", "mtls")) throw UsageException("unknown tls mode \"$tlsMode\"")
+    }
+}
+
+/** One script step (CONTRACT.md), its request messages parsed and its metadata decoded. */
 class Step(
     val id: String,
-    val method: String,
-    val request: JsonElement?,
-    val requests: JsonArray?,
-    val metadata: Map<String, String>,
+    val method: MethodDescriptor<Message, Message>,
+    val requests: List<Message>,
+    val metadata: Metadata,
     val timeoutMs: Long,
-    val compression: String?,
+    val gzip: Boolean,
+    val connection: Connection?,
     val afterFirst: List<Step>,
-    val cancelAfterMs: Long = 0,
-    val copies: Int = 0,
-    val readPauseMs: Long = 0,
-) {
-    companion object {
-        fun parse(o: JsonObject): Step {
-            fun str(name: String): String? =
-                o.get(name)?.takeUnless { it.isJsonNull }?.let {
-                    if (it.isJsonPrimitive &&
-                        it.asJsonPrimitive.isString
-                    ) {
-                        it.asString
-                    } else {
-                        throw UsageException("step field $name must be a string")
-                    }
-                }
-            val metadata =
-                o.get("metadata")?.takeUnless { it.isJsonNull }?.let { md ->
-                    if (!md.isJsonObject) throw UsageException("step field metadata must be an object")
-                    md.asJsonObject.entrySet().associate { (k, v) ->
-                        if (!v.isJsonPrimitive) throw UsageException("metadata $k must be a string")
-                        k to v.asString
-                    }
-                } ?: emptyMap()
-            fun millis(name: String): Long =
-                o.get(name)?.takeUnless { it.isJsonNull }?.let {
-                    try {
-                        it.asLong
-                    } catch (e: Exception) {
-                        throw UsageException("step field $name must be a number")
-                    }
-                } ?: 0L
-            val requests =
-                o.get("requests")?.takeUnless { it.isJsonNull }?.let {
-                    if (!it.isJsonArray) throw UsageException("step field requests must be an array")
-                    it.asJsonArray
-                }
-            val afterFirst =
-                o.get("after_first")?.takeUnless { it.isJsonNull }?.let { a ->
-                    if (!a.isJsonArray) throw UsageException("step field after_first must be an array")
-                    a.asJsonArray.map { if (it.isJsonObject) parse(it.asJsonObject) else throw UsageException("after_first holds steps") }
-                } ?: emptyList()
-            return Step(
-                id = str("id") ?: "",
-                method = str("method") ?: throw UsageException("step without method"),
-                request = o.get("request")?.takeUnless { it.isJsonNull },
-                requests = requests,
-                metadata = metadata,
-                timeoutMs = millis("timeout_ms"),
-                compression = str("compression"),
-                afterFirst = afterFirst,
-                cancelAfterMs = millis("cancel_after_ms"),
-                copies = millis("copies").toInt(),
-                readPauseMs = millis("read_pause_ms"),
-            )
+    val copies: Int,
+    val readPauseMs: Long,
+    val cancelAfterMs: Long,
+)
+
+/** Every method a step may name, with the stack's own descriptors (their type is the method's kind). */
+@Suppress("UNCHECKED_CAST")
+private val METHODS =
+    (StockGrpc.getServiceDescriptor().methods.associateBy { it.bareMethodName } +
+        LedgerGrpc.getServiceDescriptor().methods.associateBy { "Ledger.${it.bareMethodName}" })
+        as Map<String, MethodDescriptor<Message, Message>>
+
+private val out = PrintStream(FileOutputStream(FileDescriptor.out), false, Charsets.UTF_8)
+private val gson = GsonBuilder().disableHtmlEscaping().create()
+private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
+private val detailPrinter = // knows every google.rpc error detail
+    printer.usingTypeRegistry(
+        JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor().messageTypes).build(),
+    )
+private val channels = HashMap<Connection, ManagedChannel>()
+private lateinit var defaultConnection: Connection
+
+fun main(args: Array<String>) {
+    val code =
+        try {
+            defaultConnection = parseArgs(args.toList())
+            channelFor(defaultConnection) // reads its certificate files now: unreadable ones end the client (exit 1)
+            runBlocking {
+                val lines = System.`in`.bufferedReader().lineSequence().filter { it.isNotBlank() }
+                lines.forEach { runStep(parseStep(it)) }
+            }
+            0
+        } catch (e: UsageException) {
+            System.err.println("usage error: ${e.message}")
+            2
+        } catch (e: Exception) {
+            System.err.println("error: ${e.message ?: e}")
+            1
         }
-    }
+    exitProcess(code)
 }
 
-/** The client's command-line options. */
-class ClientConfig(
-    opts: Options,
-) {
-    val server = opts.single("server") ?: throw UsageException("--server HOST:PORT is required")
-    val tlsMode = opts.single("tls-mode") ?: "none"
-    val caFile = opts.single("ca-file")
-    val certFile = opts.single("cert-file")
-    val keyFile = opts.single("key-file")
-    val serverName = opts.single("server-name")
-    val timeoutMs = opts.single("timeout-ms")?.let { it.toLongOrNull() ?: throw UsageException("--timeout-ms must be a number") } ?: 0L
-    val metadata =
-        opts.all("metadata").map {
-            if (!it.contains('=')) throw UsageException("--metadata expects K=V, got $it")
-            it.substringBefore('=') to it.substringAfter('=')
+/** `--server HOST:PORT [--tls-mode M] [--ca-file F] [--cert-file F --key-file F] [--server-name N] script`. */
+fun parseArgs(args: List<String>): Connection {
+    val options = HashMap<String, String>()
+    var i = 0
+    while (i < args.size && args[i].startsWith("--")) {
+        val name = args[i].removePrefix("--")
+        if (name !in setOf("server", "tls-mode", "ca-file", "cert-file", "key-file", "server-name")) {
+            throw UsageException("unknown option ${args[i]}")
         }
-    val compression = opts.single("compression")
-
-    init {
-        if (tlsMode !in setOf("none", "server", "mtls")) throw UsageException("unknown --tls-mode $tlsMode")
-        if (compression != null && compression !in setOf("gzip", "identity")) throw UsageException("unknown --compression $compression")
+        options[name] = args.getOrNull(i + 1) ?: throw UsageException("${args[i]} needs a value")
+        i += 2
     }
+    if (args.drop(i) != listOf("script")) throw UsageException("expected the command `script` after the options")
+    val server = options["server"] ?: throw UsageException("--server HOST:PORT is required")
+    val mode = options["tls-mode"] ?: "none"
+    val needed = mapOf("server" to listOf("ca-file"), "mtls" to listOf("ca-file", "cert-file", "key-file"))
+    needed[mode]?.firstOrNull { it !in options }?.let { throw UsageException("--$it is needed with --tls-mode $mode") }
+    val files = listOf("ca-file", "cert-file", "key-file").map { options[it] }
+    return Connection(server, mode, files[0], files[1], files[2], options["server-name"])
 }
 
-/** Writes the contract's JSON lines, UTF-8, one flush per line. */
-object Output {
-    private val out = PrintStream(FileOutputStream(FileDescriptor.out), false, Charsets.UTF_8)
-    private val gson = GsonBuilder().disableHtmlEscaping().create()
-    private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
-
-    /** Prints the Any details of a google.rpc.Status: knows every google.rpc error detail message. */
-    private val detailPrinter =
-        JsonFormat
-            .printer()
-            .usingTypeRegistry(
-                JsonFormat.TypeRegistry
-                    .newBuilder()
-                    .add(ErrorDetailsProto.getDescriptor().messageTypes)
-                    .build(),
-            ).omittingInsignificantWhitespace()
-
-    @Synchronized
-    private fun line(s: String) {
-        out.print(s)
-        out.print('\n')
-        out.flush()
-    }
-
-    fun message(
-        id: String,
-        msg: Message,
-    ) = line("{\"id\":${gson.toJson(id)},\"message\":${printer.print(msg)}}")
-
-    fun status(
-        id: String,
-        status: Status,
-        seen: Seen,
-        elapsedMs: Double,
-    ) {
-        val o = JsonObject()
-        o.addProperty("id", id)
-        o.add(
-            "status",
-            JsonObject().apply {
-                addProperty("code", status.code.name)
-                addProperty("message", status.description ?: "")
-            },
-        )
-        o.add("headers", JsonObject().apply { seen.headers.forEach { (k, v) -> addProperty(k, v) } })
-        o.add("trailers", JsonObject().apply { seen.stockTrailers.forEach { (k, v) -> addProperty(k, v) } })
-        o.addProperty("elapsed_ms", elapsedMs)
-        o.addProperty("response_encoding", seen.encoding)
-        o.add("details", details(status, seen.trailers))
-        line(gson.toJson(o))
-    }
-
-    /** The details of the google.rpc.Status in `grpc-status-details-bin` (grpc-java's StatusProto), in proto3 JSON. */
-    private fun details(
-        status: Status,
-        trailers: Metadata,
-    ): JsonArray {
-        val all = JsonArray()
-        if (status.isOk) return all
-        val rich =
-            try {
-                StatusProto.fromStatusAndTrailers(status, trailers)
-            } catch (e: IllegalArgumentException) {
-                // grpc-status-details-bin whose code differs from the call's status.
-                System.err.println("warning: ${e.message}")
-                null
-            }
-        rich?.detailsList?.forEach {
-            try {
-                all.add(JsonParser.parseString(detailPrinter.print(it)))
-            } catch (e: InvalidProtocolBufferException) {
-                // A detail of a type the registry does not know: said on stderr, left out.
-                System.err.println("warning: cannot print detail ${it.typeUrl}: ${e.message}")
-            }
-        }
-        return all
-    }
-}
-
-private val GRPC_ENCODING = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
-
-/**
- * The `x-stock-*` headers and trailers one call received (`-bin` ones base64), all its trailers (for
- * `grpc-status-details-bin`), the `grpc-encoding` of its response headers, and the status grpc-java
- * closed it with.
- */
-class Seen : ClientInterceptor {
-    @Volatile var headers: Map<String, String> = emptyMap()
-
-    @Volatile var stockTrailers: Map<String, String> = emptyMap()
-
-    @Volatile var trailers: Metadata = Metadata()
-
-    @Volatile var encoding: String = "identity"
-
-    val closed = CompletableDeferred<Status>()
-
-    private fun stock(md: Metadata): Map<String, String> {
-        val found = TreeMap<String, String>()
-        for (k in md.keys()) {
-            if (!k.startsWith("x-stock-")) continue
-            if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
-                md.get(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER))?.let { found[k] = Base64.getEncoder().encodeToString(it) }
-            } else {
-                md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER))?.let { found[k] = it }
-            }
-        }
-        return found
-    }
-
-    override fun <Q, R> interceptCall(
-        method: MethodDescriptor<Q, R>,
-        options: CallOptions,
-        next: io.grpc.Channel,
-    ): ClientCall<Q, R> =
-        object : ForwardingClientCall.SimpleForwardingClientCall<Q, R>(next.newCall(method, options)) {
-            override fun start(
-                listener: Listener<R>,
-                md: Metadata,
-            ) {
-                super.start(
-                    object : ForwardingClientCallListener.SimpleForwardingClientCallListener<R>(listener) {
-                        override fun onHeaders(h: Metadata) {
-                            headers = stock(h)
-                            // grpc-java leaves the response's grpc-encoding header in the metadata it delivers.
-                            h.get(GRPC_ENCODING)?.let { encoding = it }
-                            super.onHeaders(h)
-                        }
-
-                        override fun onClose(
-                            status: Status,
-                            t: Metadata,
-                        ) {
-                            stockTrailers = stock(t)
-                            trailers = t
-                            closed.complete(status)
-                            super.onClose(status, t)
-                        }
-                    },
-                    md,
-                )
-            }
-        }
-}
-
-private val parser = JsonFormat.parser()
-
-private fun <B : Message.Builder> parseMessage(
-    json: JsonElement?,
-    builder: B,
-    id: String,
-): Message {
+/** One stdin line → a step; anything that is not a valid step or message is a usage error. */
+fun parseStep(line: String): Step =
     try {
-        if (json != null) parser.merge(json.toString(), builder)
+        stepOf(JsonParser.parseString(line).asJsonObject)
+    } catch (e: UsageException) {
+        throw e
     } catch (e: Exception) {
-        throw UsageException("step \"$id\": invalid ${builder.descriptorForType.name}: ${e.message}")
-    }
-    return builder.build()
-}
-
-/** A step's request messages, parsed and checked before anything is sent. */
-private fun prepare(step: Step): List<Message> {
-    val streaming = step.method == "Batch" || step.method == "Trade"
-    val builder: () -> Message.Builder =
-        when (step.method) {
-            "Get" -> GetRequest::newBuilder
-            "Put" -> PutRequest::newBuilder
-            "Monitor" -> WatchRequest::newBuilder
-            "Batch" -> BatchItem::newBuilder
-            "Trade" -> TradeOrder::newBuilder
-            "Inventory", "Audit", "Ledger.Balance" -> Empty::newBuilder
-            else -> throw UsageException("step \"${step.id}\": unknown method \"${step.method}\"")
-        }
-    if (step.afterFirst.isNotEmpty() &&
-        step.method != "Monitor"
-    ) {
-        throw UsageException("step \"${step.id}\": after_first is for Monitor only")
-    }
-    step.afterFirst.forEach { prepare(it) }
-    return if (streaming) {
-        if (step.request != null) throw UsageException("step \"${step.id}\": ${step.method} takes `requests`")
-        (step.requests ?: JsonArray()).map { parseMessage(it, builder(), step.id) }
-    } else {
-        if (step.requests != null) throw UsageException("step \"${step.id}\": ${step.method} takes `request`")
-        listOf(parseMessage(step.request, builder(), step.id))
-    }
-}
-
-class Runner(
-    private val channel: ManagedChannel,
-    private val config: ClientConfig,
-) {
-    private fun <S : AbstractCoroutineStub<S>> configure(
-        stub: S,
-        step: Step,
-        seen: Seen,
-    ): S {
-        var s = stub.withInterceptors(seen)
-        val timeout = if (step.timeoutMs > 0) step.timeoutMs else config.timeoutMs
-        if (timeout > 0) s = s.withDeadlineAfter(timeout, TimeUnit.MILLISECONDS)
-        if ((step.compression ?: config.compression) == "gzip") s = s.withCompression("gzip")
-        return s
+        throw UsageException("invalid step ($e): $line")
     }
 
-    /** The call's metadata; a `-bin` key's value is base64 and goes out as binary metadata. */
-    private fun metadata(step: Step): Metadata {
-        val md = Metadata()
-        for ((k, v) in config.metadata + step.metadata.toList()) {
-            if (k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
-                val bytes =
-                    try {
-                        Base64.getDecoder().decode(v)
-                    } catch (e: IllegalArgumentException) {
-                        throw UsageException("metadata $k: invalid base64 \"$v\"")
-                    }
-                md.put(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER), bytes)
-            } else {
-                md.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), v)
-            }
-        }
-        return md
-    }
+private fun stepOf(o: JsonObject): Step {
+    fun field(name: String): JsonElement? = o.get(name)?.takeUnless { it.isJsonNull }
+    val name = field("method")?.asString ?: throw UsageException("a step needs a method")
+    val method = METHODS[name] ?: throw UsageException("unknown method \"$name\"")
+    val prototype = (method.requestMarshaller as MethodDescriptor.PrototypeMarshaller<*>).messagePrototype as Message
 
-    /** Runs one step; with `copies`, that many calls at once on the channel, copy k under the id `ID*k`. */
-    suspend fun runStep(step: Step) {
-        val requests = prepare(step)
-        if (step.copies > 1) {
-            coroutineScope { repeat(step.copies) { k -> launch { runCall(step, requests, "${step.id}*$k") } } }
+    fun message(json: JsonElement?): Message =
+        prototype.newBuilderForType().also { if (json != null) JsonFormat.parser().merge(json.toString(), it) }.build()
+    val streaming = method.type == MethodType.CLIENT_STREAMING || method.type == MethodType.BIDI_STREAMING
+    val metadata = Metadata()
+    for ((key, value) in field("metadata")?.asJsonObject?.entrySet().orEmpty()) {
+        if (key.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+            val bytes = Base64.getDecoder().decode(value.asString)
+            metadata.put(Metadata.Key.of(key, Metadata.BINARY_BYTE_MARSHALLER), bytes)
         } else {
-            runCall(step, requests, step.id)
+            metadata.put(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER), value.asString)
         }
     }
+    val requests =
+        if (streaming) field("requests")?.asJsonArray?.map(::message).orEmpty() else listOf(message(field("request")))
+    val connection =
+        field("connection")?.asJsonObject?.let { c ->
+            fun text(key: String) = c.get(key)?.takeUnless { it.isJsonNull }?.asString
+            val server = text("server") ?: throw UsageException("a connection needs a server")
+            val files = listOf("ca_file", "cert_file", "key_file").map(::text)
+            Connection(server, text("tls_mode") ?: "none", files[0], files[1], files[2], text("server_name"))
+        }
+    return Step(
+        id = field("id")?.asString ?: "",
+        method = method,
+        requests = requests,
+        metadata = metadata,
+        timeoutMs = field("timeout_ms")?.asLong ?: 0,
+        gzip = field("compression")?.asString == "gzip",
+        connection = connection,
+        afterFirst = field("after_first")?.asJsonArray?.map { stepOf(it.asJsonObject) }.orEmpty(),
+        copies = field("copies")?.asInt ?: 0,
+        readPauseMs = field("read_pause_ms")?.asLong ?: 0,
+        cancelAfterMs = field("cancel_after_ms")?.asLong ?: 0,
+    )
+}
 
-    /** One call of [step], its lines under [id]. */
-    private suspend fun runCall(
-        step: Step,
-        requests: List<Message>,
-        id: String,
-    ) {
-        val seen = Seen()
-        val start = System.nanoTime()
-        val status =
-            try {
-                cancelAfter(step.cancelAfterMs) { call(step, requests, seen, id) }
-                Status.OK
-            } catch (e: UsageException) {
-                throw e
-            } catch (e: CancellationException) {
-                // cancel_after_ms: grpc-kotlin cancels the ClientCall when its coroutine is cancelled and
-                // throws the CancellationException; the status is the one grpc-java closes the call with.
-                withContext(NonCancellable) { withTimeoutOrNull(5000) { seen.closed.await() } }
-                    ?: throw IllegalStateException("the cancelled call was never closed", e)
-            } catch (e: Exception) {
-                Status.fromThrowable(e)
-            }
-        Output.status(id, status, seen, (System.nanoTime() - start) / 1e6)
-    }
-
-    /** Runs [block], cancelling its coroutine (grpc-kotlin's cancellation) [ms] after it started unless it ended first. */
-    private suspend fun cancelAfter(
-        ms: Long,
-        block: suspend () -> Unit,
-    ) {
-        if (ms <= 0) return block()
-        coroutineScope {
-            val work = async { block() }
-            val timer =
-                launch {
-                    delay(ms)
-                    work.cancel()
+/** The connection's one channel, made (its files read) when first needed; a file it cannot read is UNAVAILABLE. */
+fun channelFor(connection: Connection): ManagedChannel =
+    synchronized(channels) {
+        channels.getOrPut(connection) {
+            val credentials =
+                try {
+                    if (connection.tlsMode == "none") {
+                        InsecureChannelCredentials.create()
+                    } else {
+                        val tls = TlsChannelCredentials.newBuilder()
+                        connection.caFile?.let { tls.trustManager(File(it)) }
+                        if (connection.tlsMode == "mtls" && connection.certFile != null && connection.keyFile != null) {
+                            tls.keyManager(File(connection.certFile), File(connection.keyFile))
+                        }
+                        tls.build()
+                    }
+                } catch (e: Exception) {
+                    throw Status.UNAVAILABLE.withDescription("cannot load certificates: $e").withCause(e).asException()
                 }
-            try {
-                work.await()
-            } finally {
-                timer.cancel()
-            }
+            val builder = NettyChannelBuilder.forTarget(connection.server, credentials)
+            connection.serverName?.let { builder.overrideAuthority(it) }
+            builder.build()
         }
     }
 
-    @Suppress("UNCHECKED_CAST")
-    private suspend fun call(
-        step: Step,
-        requests: List<Message>,
-        seen: Seen,
-        id: String,
-    ) {
-        val md = metadata(step)
-        if (step.method == "Ledger.Balance") {
-            Output.message(id, configure(LedgerCoroutineStub(channel), step, seen).balance(requests[0] as Empty, md))
-            return
-        }
-        val stub = configure(StockCoroutineStub(channel), step, seen)
-        when (step.method) {
-            "Get" -> {
-                Output.message(id, stub.get(requests[0] as GetRequest, md))
+/** Runs a step: its call, or `copies` of it at once on its channel, copy k under the id `ID*k`. */
+suspend fun runStep(step: Step) {
+    if (step.copies > 1) {
+        coroutineScope { repeat(step.copies) { k -> launch { runCall(step, "${step.id}*$k") } } }
+    } else {
+        runCall(step, step.id)
+    }
+}
+
+/** One call of [step] (deadline, metadata, compression, `cancel_after_ms`), by the method's kind; lines under [id]. */
+suspend fun runCall(step: Step, id: String) {
+    val seen = Seen()
+    val start = System.nanoTime()
+    var options = CallOptions.DEFAULT
+    if (step.timeoutMs > 0) options = options.withDeadlineAfter(step.timeoutMs, TimeUnit.MILLISECONDS)
+    if (step.gzip) options = options.withCompression("gzip")
+    var received = 0
+
+    // After each streamed message: print it, run `after_first` after the first, pause (a slow reader). grpc-kotlin
+    // asks for the next message only when this returns, so meanwhile flow control holds the server back.
+    suspend fun onMessage(message: Message) {
+        emitMessage(id, message)
+        if (++received == 1) step.afterFirst.forEach { runStep(it) }
+        if (step.readPauseMs > 0) delay(step.readPauseMs)
+    }
+
+    suspend fun call() {
+        val channel = ClientInterceptors.intercept(channelFor(step.connection ?: defaultConnection), seen)
+        val (method, metadata) = step.method to step.metadata
+        when (method.type) {
+            MethodType.UNARY -> {
+                emitMessage(id, ClientCalls.unaryRpc(channel, method, step.requests[0], options, metadata))
             }
 
-            "Put" -> {
-                Output.message(id, stub.put(requests[0] as PutRequest, md))
+            MethodType.SERVER_STREAMING -> {
+                val responses = ClientCalls.serverStreamingRpc(channel, method, step.requests[0], options, metadata)
+                responses.collect(::onMessage)
             }
 
-            "Inventory" -> {
-                Output.message(id, stub.inventory(requests[0] as Empty, md))
+            MethodType.CLIENT_STREAMING -> {
+                val requests = step.requests.asFlow()
+                emitMessage(id, ClientCalls.clientStreamingRpc(channel, method, requests, options, metadata))
             }
 
-            "Audit" -> {
-                Output.message(id, stub.audit(requests[0] as Empty, md))
-            }
-
-            "Batch" -> {
-                Output.message(id, stub.batch((requests as List<BatchItem>).asFlow(), md))
-            }
-
-            "Monitor" -> {
-                // grpc-kotlin requests the next message only when this block returns, so while it runs
-                // (after_first steps, read_pause_ms) nothing is read and flow control holds the server back.
-                var count = 0
-                stub.monitor(requests[0] as WatchRequest, md).collect { event ->
-                    Output.message(id, event)
-                    if (++count == 1) step.afterFirst.forEach { runStep(it) }
-                    if (step.readPauseMs > 0) delay(step.readPauseMs)
-                }
-            }
-
-            "Trade" -> {
-                // Lock-step: the next order goes out only after the previous fill was printed.
-                val pending = ArrayDeque(requests as List<TradeOrder>)
-                val orders = Channel<TradeOrder>(Channel.UNLIMITED)
-
-                fun sendNext() {
-                    pending.removeFirstOrNull()?.let { orders.trySend(it) }
-                    if (pending.isEmpty()) orders.close()
+            else -> {
+                // Lock-step: each request goes out once the previous response is printed; half-close after the last.
+                val pending = ArrayDeque(step.requests)
+                val requests = Channel<Message>(Channel.UNLIMITED)
+                val sendNext = {
+                    pending.removeFirstOrNull()?.let { requests.trySend(it) }
+                    if (pending.isEmpty()) requests.close()
                 }
                 sendNext()
-                stub.trade(orders.consumeAsFlow(), md).collect { fill ->
-                    Output.message(id, fill)
-                    if (step.readPauseMs > 0) delay(step.readPauseMs)
+                ClientCalls.bidiStreamingRpc(channel, method, requests.consumeAsFlow(), options, metadata).collect {
+                    onMessage(it)
                     sendNext()
                 }
             }
         }
     }
+    val status =
+        try {
+            if (step.cancelAfterMs > 0) withTimeout(step.cancelAfterMs) { call() } else call()
+            Status.OK
+        } catch (e: CancellationException) {
+            // cancel_after_ms: grpc-kotlin cancels the call with its coroutine; report how grpc-java closed it.
+            withContext(NonCancellable) { withTimeoutOrNull(5000) { seen.closed.await() } } ?: Status.CANCELLED
+        } catch (e: Exception) {
+            Status.fromThrowable(e)
+        }
+    emitStatus(id, status, seen, (System.nanoTime() - start) / 1e6)
 }
 
-private fun stdinLines(): Sequence<String> =
-    BufferedReader(InputStreamReader(System.`in`, Charsets.UTF_8)).lineSequence().filter {
-        it.isNotBlank()
-    }
-
-private fun jsonLine(line: String): JsonElement =
-    try {
-        JsonParser.parseString(line)
-    } catch (e: Exception) {
-        throw UsageException("invalid JSON line: $line")
-    }
-
-/** The step a single command stands for (null for `script`). */
-private fun commandStep(
-    command: String,
-    args: List<String>,
-): Step? {
-    fun b64(s: String) = Base64.getEncoder().encodeToString(s.toByteArray(Charsets.UTF_8))
-
-    fun step(
-        method: String,
-        request: JsonElement? = null,
-        requests: JsonArray? = null,
-    ) = Step(command, method, request, requests, emptyMap(), 0, null, emptyList())
-
-    fun want(n: Int) {
-        if (args.size != n) throw UsageException("$command takes $n argument(s)")
-    }
-
-    fun obj(vararg pairs: Pair<String, Any>) =
-        JsonObject().apply {
-            for ((k, v) in pairs) {
-                when (v) {
-                    is String -> addProperty(k, v)
-                    is Number -> addProperty(k, v)
-                    is Boolean -> addProperty(k, v)
-                }
-            }
-        }
-    return when (command) {
-        "get" -> {
-            want(1)
-            step("Get", obj("key" to args[0]))
-        }
-
-        "put" -> {
-            want(2)
-            step("Put", obj("key" to args[0], "value" to b64(args[1])))
-        }
-
-        "monitor" -> {
-            val o = parseOptions(args, setOf("max-events"), setOf("include-existing"), anywhere = true)
-            if (o.rest.size != 1) throw UsageException("monitor takes one PATTERN")
-            val max = o.single("max-events")?.let { it.toIntOrNull() ?: throw UsageException("--max-events must be a number") } ?: 0
-            step("Monitor", obj("pattern" to o.rest[0], "maxEvents" to max, "includeExisting" to ("include-existing" in o.flags)))
-        }
-
-        "batch" -> {
-            val items = JsonArray()
-            if (args.isEmpty()) {
-                stdinLines().forEach { items.add(jsonLine(it)) }
-            } else {
-                for (a in args) {
-                    if (!a.contains('=')) throw UsageException("batch items are KEY=VALUE, got $a")
-                    items.add(obj("key" to a.substringBefore('='), "value" to b64(a.substringAfter('='))))
-                }
-            }
-            step("Batch", requests = items)
-        }
-
-        "trade" -> {
-            want(0)
-            step("Trade", requests = JsonArray().apply { stdinLines().forEach { add(jsonLine(it)) } })
-        }
-
-        "inventory" -> {
-            want(0)
-            step("Inventory")
-        }
-
-        "script" -> {
-            want(0)
-            null
-        }
-
-        else -> {
-            throw UsageException("unknown command $command")
-        }
-    }
+@Synchronized
+private fun printLine(fields: Map<String, Any>) {
+    out.print(gson.toJson(fields) + "\n")
+    out.flush()
 }
 
-private fun channel(config: ClientConfig): ManagedChannel {
-    fun file(
-        flag: String,
-        path: String?,
-    ) = File(path ?: throw UsageException("--$flag is required with --tls-mode ${config.tlsMode}"))
-    val creds: ChannelCredentials =
-        when (config.tlsMode) {
-            "none" -> {
-                InsecureChannelCredentials.create()
-            }
+fun emitMessage(id: String, message: Message) = printLine(mapOf("id" to id, "message" to json(printer, message)))
 
-            else -> {
-                val ca = file("ca-file", config.caFile)
-                val tls = TlsChannelCredentials.newBuilder().trustManager(ca)
-                if (config.tlsMode == "mtls") tls.keyManager(file("cert-file", config.certFile), file("key-file", config.keyFile))
-                tls.build()
-            }
-        }
-    val builder = NettyChannelBuilder.forTarget(config.server, creds).maxInboundMessageSize(4 shl 20)
-    config.serverName?.let { builder.overrideAuthority(it) }
-    return builder.build()
-}
-
-fun runClient(args: List<String>): Int {
-    val opts =
-        parseOptions(
-            args,
-            setOf("server", "tls-mode", "ca-file", "cert-file", "key-file", "server-name", "timeout-ms", "metadata", "compression"),
-            emptySet(),
+/** The status line: the name from grpc-java's code enum, `x-stock-` metadata, timing, encoding, rich details. */
+fun emitStatus(id: String, status: Status, seen: Seen, elapsedMs: Double) {
+    // The google.rpc.Status in grpc-status-details-bin (grpc-java's StatusProto), if its code is the call's.
+    val rich = runCatching { StatusProto.fromStatusAndTrailers(status, seen.trailers) }.getOrNull()
+    val line =
+        mapOf(
+            "id" to id,
+            "status" to mapOf("code" to status.code.name, "message" to (status.description ?: "")),
+            "headers" to stockEntries(seen.headers),
+            "trailers" to stockEntries(seen.trailers),
+            "elapsed_ms" to elapsedMs,
+            "response_encoding" to (seen.headers.get(GRPC_ENCODING) ?: "identity"),
+            "details" to rich?.detailsList.orEmpty().mapNotNull { runCatching { json(detailPrinter, it) }.getOrNull() },
         )
-    val config = ClientConfig(opts)
-    val command = opts.rest.firstOrNull() ?: throw UsageException("missing COMMAND")
-    val single = commandStep(command, opts.rest.drop(1))
-    val channel = channel(config)
-    val runner = Runner(channel, config)
-    try {
-        runBlocking {
-            if (single != null) {
-                single.let { runner.runStep(it) }
-            } else {
-                for (line in stdinLines()) {
-                    val json = jsonLine(line)
-                    if (!json.isJsonObject) throw UsageException("a step is a JSON object: $line")
-                    runner.runStep(Step.parse(json.asJsonObject))
-                }
+    printLine(line)
+}
+
+private fun json(printer: JsonFormat.Printer, message: Message) =
+    JsonParser.parseString(printer.print(message))
+
+/** The `x-stock-` entries of received metadata, `-bin` ones in base64. */
+private fun stockEntries(metadata: Metadata): Map<String, String> =
+    metadata.keys().filter { it.startsWith("x-stock-") }.sorted().associateWith { key ->
+        if (key.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+            Base64.getEncoder().encodeToString(metadata.get(Metadata.Key.of(key, Metadata.BINARY_BYTE_MARSHALLER)))
+        } else {
+            metadata.get(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER)).orEmpty()
+        }
+    }
+
+// grpc-java leaves the response's grpc-encoding header in the metadata it delivers.
+private val GRPC_ENCODING = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
+
+/** What one call received: its response headers, its trailers, and the status it closed with. */
+class Seen : ClientInterceptor {
+    @Volatile var headers = Metadata()
+
+    @Volatile var trailers = Metadata()
+    val closed = CompletableDeferred<Status>()
+
+    override fun <Q, R> interceptCall(method: MethodDescriptor<Q, R>, options: CallOptions, next: io.grpc.Channel) =
+        object : ForwardingClientCall.SimpleForwardingClientCall<Q, R>(next.newCall(method, options)) {
+            override fun start(listener: Listener<R>, metadata: Metadata) {
+                val seeing =
+                    object : ForwardingClientCallListener.SimpleForwardingClientCallListener<R>(listener) {
+                        override fun onHeaders(received: Metadata) {
+                            headers = received
+                            super.onHeaders(received)
+                        }
+
+                        override fun onClose(status: Status, received: Metadata) {
+                            trailers = received
+                            closed.complete(status)
+                            super.onClose(status, received)
+                        }
+                    }
+                super.start(seeing, metadata)
             }
         }
-    } finally {
-        channel.shutdownNow()
-    }
-    return 0
 }

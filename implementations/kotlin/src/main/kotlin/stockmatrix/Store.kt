@@ -1,7 +1,11 @@
 package stockmatrix
 
+import com.google.protobuf.Any
 import com.google.protobuf.ByteString
+import com.google.rpc.BadRequest
 import io.grpc.Status
+import io.grpc.StatusException
+import io.grpc.protobuf.StatusProto
 import kotlinx.coroutines.channels.Channel
 import stock.v1.StockOuterClass.BatchItem
 import stock.v1.StockOuterClass.BatchSummary
@@ -12,151 +16,97 @@ const val MAX_KEY = 256
 const val MAX_VALUE = 1 shl 20
 
 fun validateKey(key: String) {
-    val n = key.toByteArray(Charsets.UTF_8).size
-    if (n < 1 || n > MAX_KEY) {
-        throw badField("key", "key must be 1 to $MAX_KEY bytes, got $n")
-    }
+    val n = key.toByteArray().size
+    if (n < 1 || n > MAX_KEY) throw badField("key", "key must be 1 to $MAX_KEY bytes, got $n")
 }
 
 fun validateValue(value: ByteString) {
-    if (value.size() > MAX_VALUE) {
-        throw badField("value", "value must be at most $MAX_VALUE bytes, got ${value.size()}")
-    }
+    if (value.size() > MAX_VALUE) throw badField("value", "value must be at most $MAX_VALUE bytes, got ${value.size()}")
 }
 
-/** Does [key] match a watch pattern (`prefix*` or exact)? */
-fun matches(
-    pattern: String,
-    key: String,
-): Boolean = if (pattern.endsWith("*")) key.startsWith(pattern.dropLast(1)) else key == pattern
+/** INVALID_ARGUMENT for a refused request, with a google.rpc.BadRequest naming [field] (grpc-java's StatusProto). */
+fun badField(field: String, description: String): StatusException {
+    val violation = BadRequest.FieldViolation.newBuilder().setField(field).setDescription(description)
+    val detail = Any.pack(BadRequest.newBuilder().addFieldViolations(violation).build())
+    val rich = com.google.rpc.Status.newBuilder().setCode(Status.Code.INVALID_ARGUMENT.value()).setMessage(description)
+    return StatusProto.toStatusException(rich.addDetails(detail).build())
+}
 
-/** A registered Monitor: live events go to [events]. */
-class Watcher(
-    val pattern: String,
-) {
+/** Does [key] match a watch pattern (`prefix*`, or exact)? */
+fun matches(pattern: String, key: String): Boolean =
+    if (pattern.endsWith("*")) key.startsWith(pattern.dropLast(1)) else key == pattern
+
+/** A registered Monitor: the puts that match its pattern go to [events]. */
+class Watcher(val pattern: String) {
     val events = Channel<WatchEvent>(Channel.UNLIMITED)
 }
 
-/** The in-memory store; keys, versions and watchers share one lock. */
+/** The in-memory store: each key's latest put (value and version) and the watchers, under one lock. */
 class Store {
-    private class Entry(
-        var value: ByteString,
-        var version: Long,
-    )
-
-    private val lock = Any()
-    private val map = HashMap<String, Entry>()
+    private val entries = HashMap<String, WatchEvent>()
     private val watchers = ArrayList<Watcher>()
 
-    fun get(key: String): Pair<ByteString, Long>? = synchronized(lock) { map[key]?.let { it.value to it.version } }
-
-    /** Writes one key and notifies watchers; true when the key was created. Caller holds the lock. */
-    private fun putLocked(
-        key: String,
-        value: ByteString,
-    ): Boolean {
-        val entry = map.getOrPut(key) { Entry(ByteString.EMPTY, 0) }
-        val created = entry.version == 0L
-        entry.version += 1
-        entry.value = value
-        val event =
-            WatchEvent
-                .newBuilder()
-                .setKey(key)
-                .setValue(value)
-                .setVersion(entry.version)
-                .setExisting(false)
-                .build()
-        for (w in watchers) {
-            if (matches(w.pattern, key)) w.events.trySend(event)
-        }
-        return created
-    }
-
-    fun put(
-        key: String,
-        value: ByteString,
-    ) {
-        synchronized(lock) { putLocked(key, value) }
-    }
-
-    /** Get as both services define it: the key's value and version, else INVALID_ARGUMENT or NOT_FOUND. */
-    fun require(key: String): Pair<ByteString, Long> {
+    /** The key's value and version: INVALID_ARGUMENT for a bad key, NOT_FOUND for a missing one. */
+    fun get(key: String): Pair<ByteString, Long> {
         validateKey(key)
-        return get(key) ?: throw Status.NOT_FOUND.withDescription("key not found: $key").asException()
+        val entry = synchronized(this) { entries[key] }
+        entry ?: throw Status.NOT_FOUND.withDescription("key not found: $key").asException()
+        return entry.value to entry.version
     }
 
-    /** Put as both services define it: INVALID_ARGUMENT for a bad key or value, else written. */
-    fun checkedPut(
-        key: String,
-        value: ByteString,
-    ) {
+    /** Validates, then writes and tells the matching watchers. */
+    fun put(key: String, value: ByteString) {
         validateKey(key)
         validateValue(value)
-        put(key, value)
+        synchronized(this) { write(key, value) }
+    }
+
+    /** Writes one key (the lock held) and tells the matching watchers; true when the key is new. */
+    private fun write(key: String, value: ByteString): Boolean {
+        val version = (entries[key]?.version ?: 0) + 1
+        val event = WatchEvent.newBuilder().setKey(key).setValue(value).setVersion(version).build()
+        entries[key] = event
+        watchers.filter { matches(it.pattern, key) }.forEach { it.events.trySend(event) }
+        return version == 1L
     }
 
     /** Validates every item, then applies them all under one lock (all or nothing). */
     fun batch(items: List<BatchItem>): BatchSummary {
-        for (item in items) {
-            validateKey(item.key)
-            validateValue(item.value)
+        items.forEach {
+            validateKey(it.key)
+            validateValue(it.value)
         }
-        var bytes = 0L
-        var created = 0
-        var updated = 0
-        synchronized(lock) {
-            for (item in items) {
-                bytes += item.value.size()
-                if (putLocked(item.key, item.value)) created++ else updated++
-            }
-        }
-        return BatchSummary
-            .newBuilder()
+        val created = synchronized(this) { items.count { write(it.key, it.value) } }
+        return BatchSummary.newBuilder()
             .setItems(items.size)
-            .setValueBytes(bytes)
+            .setValueBytes(items.sumOf { it.value.size().toLong() })
             .setCreated(created)
-            .setUpdated(updated)
+            .setUpdated(items.size - created)
             .build()
     }
 
-    /** Snapshot of existing matching keys (sorted by key bytes) and registration, atomically. */
-    fun watch(
-        pattern: String,
-        includeExisting: Boolean,
-    ): Pair<List<WatchEvent>, Watcher> {
+    /** Snapshots the matching keys (sorted by key bytes) and registers the watcher, in one critical section. */
+    @Synchronized
+    fun watch(pattern: String, includeExisting: Boolean): Pair<List<WatchEvent>, Watcher> {
+        val existing =
+            entries.values.filter { includeExisting && matches(pattern, it.key) }
+                .sortedWith { a, b -> Arrays.compareUnsigned(a.key.toByteArray(), b.key.toByteArray()) }
+                .map { it.toBuilder().setExisting(true).build() }
         val watcher = Watcher(pattern)
-        synchronized(lock) {
-            val existing =
-                if (includeExisting) {
-                    map.entries
-                        .filter { matches(pattern, it.key) }
-                        .map { it.key.toByteArray(Charsets.UTF_8) to it }
-                        .sortedWith { a, b -> Arrays.compareUnsigned(a.first, b.first) }
-                        .map { (_, e) ->
-                            WatchEvent
-                                .newBuilder()
-                                .setKey(e.key)
-                                .setValue(e.value.value)
-                                .setVersion(e.value.version)
-                                .setExisting(true)
-                                .build()
-                        }
-                } else {
-                    emptyList()
-                }
-            watchers.add(watcher)
-            return existing to watcher
-        }
+        watchers.add(watcher)
+        return existing to watcher
     }
 
-    /** How many Monitors are registered with a pattern that starts with [prefix]. */
-    fun watchers(prefix: String): Int = synchronized(lock) { watchers.count { it.pattern.startsWith(prefix) } }
-
     fun unwatch(watcher: Watcher) {
-        synchronized(lock) { watchers.remove(watcher) }
+        synchronized(this) { watchers.remove(watcher) }
         watcher.events.close()
     }
 
-    fun totals(): Pair<Long, Long> = synchronized(lock) { map.size.toLong() to map.values.sumOf { it.value.size().toLong() } }
+    /** How many Monitors are open with a pattern that starts with [prefix]. */
+    @Synchronized
+    fun watchers(prefix: String): Int = watchers.count { it.pattern.startsWith(prefix) }
+
+    /** The number of keys and the bytes of all their values. */
+    @Synchronized
+    fun totals(): Pair<Long, Long> = entries.size.toLong() to entries.values.sumOf { it.value.size().toLong() }
 }

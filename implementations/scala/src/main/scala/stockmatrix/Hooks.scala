@@ -1,96 +1,66 @@
 package stockmatrix
 
+import com.google.protobuf.Any
+import com.google.rpc.ErrorInfo
 import io.grpc._
+import io.grpc.MethodDescriptor.MethodType.{CLIENT_STREAMING, UNARY}
+import io.grpc.protobuf.StatusProto
 
 import java.nio.charset.StandardCharsets.UTF_8
 import java.util.concurrent.TimeUnit
 import scala.util.Try
 
-/** What the `x-stock-*` metadata of one call asks the server to do. */
-final case class Hooks(
-    delayMs: Long,
-    fail: Option[Status],
-    failAfter: Long,
-    watchers: Option[String] = None,
-    repeatValue: Int = 1
-)
+/** What the `x-stock-*` metadata of one call asks of the methods: the delay, the forced failure (after
+ * `failAfter` messages for Monitor and Trade, after the request stream for Batch) and the repeated value. */
+final case class Hooks(delayMs: Long, fail: Option[StatusException], failAfter: Long, repeatValue: Int)
 
 object Hooks {
   val SpecialMessage = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \ud83d\ude08\t\n"
 
-  val Echo: Metadata.Key[String] = key("x-stock-echo")
-  private val EchoBin = binaryKey("x-stock-echo-bin")
-  private val EchoHeader = key("x-stock-echo-header")
-  private val EchoTrailer = key("x-stock-echo-trailer")
-  private val Compress = key("x-stock-compress")
-  private val ReportEncoding = key("x-stock-report-encoding")
-  private val ReportDeadline = key("x-stock-report-deadline")
-  private val ReportWatchers = key("x-stock-report-watchers")
-  private val GrpcEncoding = key("grpc-encoding")
-  private val Delay = key("x-stock-delay-ms")
-  private val Fail = key("x-stock-fail")
-  private val FailMessage = key("x-stock-fail-message")
-  private val FailMessageBin = binaryKey("x-stock-fail-message-bin")
-  private val FailSpecial = key("x-stock-fail-special")
-  private val FailAfter = key("x-stock-fail-after")
-  private val RepeatValue = key("x-stock-repeat-value")
-
-  /** The hooks of the current call, set by [[Interceptor]]. */
-  val Current: Context.Key[Hooks] = Context.key("stock-hooks")
+  /** The hooks of the current call, put into its Context by [[Interceptor]]. */
+  val Current: Context.Key[Hooks] = Context.keyWithDefault("stock-hooks", Hooks(0, None, 0, 1))
 
   def key(name: String): Metadata.Key[String] = Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER)
 
   def binaryKey(name: String): Metadata.Key[Array[Byte]] = Metadata.Key.of(name, Metadata.BINARY_BYTE_MARSHALLER)
 
-  def current: Hooks = Option(Current.get()).getOrElse(Hooks(0, None, 0))
-
-  /** Canonical upper-case name to code: the 16 non-OK codes. */
-  def code(name: String): Option[Status.Code] =
-    Try(Status.Code.valueOf(name)).toOption.filter(_ != Status.Code.OK)
-
-  def parse(md: Metadata): Either[Status, Hooks] = {
-    def text(k: Metadata.Key[String]) = Option(md.get(k))
-    def number(k: Metadata.Key[String]): Either[Status, Long] = text(k) match {
-      case None => Right(0L)
-      case Some(v) =>
-        v.trim.toLongOption
-          .filter(_ >= 0)
-          .toRight(Status.INVALID_ARGUMENT.withDescription(s"${k.name} must be a number, got \"$v\""))
+  /** The request metadata's hooks; a value that is not a number or a code name is INVALID_ARGUMENT. */
+  def readHooks(md: Metadata): Either[StatusException, Hooks] = {
+    def text(name: String) = Option(md.get(key(name)))
+    def invalid(message: String) = Status.INVALID_ARGUMENT.withDescription(message).asException()
+    def number(name: String) = text(name).fold[Either[StatusException, Long]](Right(0L)) { v =>
+      v.trim.toLongOption.filter(_ >= 0).toRight(invalid(s"$name must be a number, got \"$v\""))
     }
-    val special = text(FailSpecial).contains("true")
-    val codeE: Either[Status, Option[Status.Code]] = text(Fail) match {
-      case Some(name) =>
-        code(name)
-          .map(Some(_))
-          .toRight(Status.INVALID_ARGUMENT.withDescription(s"x-stock-fail: unknown code \"$name\""))
-      case None => Right(if (special) Some(Status.Code.UNKNOWN) else None)
+    val special = text("x-stock-fail-special").contains("true")
+    val code = text("x-stock-fail") match {
+      case None => Right(Option.when(special)(Status.Code.UNKNOWN))
+      case Some(name) => // a name of grpc-java's own Status.Code enum
+        val known = Try(Status.Code.valueOf(name)).toOption.filter(_ != Status.Code.OK)
+        known.map(Some(_)).toRight(invalid(s"x-stock-fail: unknown code \"$name\""))
     }
     for {
-      c <- codeE
-      delay <- number(Delay)
-      after <- number(FailAfter)
-      repeat <- number(RepeatValue)
+      code <- code
+      delay <- number("x-stock-delay-ms")
+      after <- number("x-stock-fail-after")
+      repeat <- number("x-stock-repeat-value")
     } yield {
-      val fail = c.map { code =>
-        val message =
-          if (special) SpecialMessage
-          else
-            Option(md.get(FailMessageBin))
-              .map(new String(_, UTF_8))
-              .orElse(text(FailMessage))
-              .getOrElse(s"forced $code")
-        code.toStatus.withDescription(message)
-      }
-      Hooks(delay, fail, after, text(ReportWatchers), repeat.max(1L).min(Int.MaxValue.toLong).toInt)
+      def message(code: Status.Code) =
+        if (special) SpecialMessage
+        else
+          Option(md.get(binaryKey("x-stock-fail-message-bin")))
+            .map(new String(_, UTF_8))
+            .orElse(text("x-stock-fail-message"))
+            .getOrElse(s"forced $code")
+      Hooks(delay, code.map(c => forcedStatus(c, message(c))), after, repeat.max(1L).min(Int.MaxValue.toLong).toInt)
     }
   }
 
   /**
-   * The echoes (`x-stock-echo` and `x-stock-echo-bin` as header and trailer, `x-stock-echo-header` and
-   * `x-stock-echo-trailer` as one of them), `x-stock-compress` (grpc-java's per-call
-   * ServerCall.setCompression), the reports (encoding and deadline as the call starts, watchers
-   * after the delay), the delay; a call that is over by then goes no further; else the hooks go
-   * into the call's Context.
+   * Applies the hooks to every call: the echoes (`x-stock-echo` and `x-stock-echo-bin` as header and trailer,
+   * `x-stock-echo-header` and `x-stock-echo-trailer` as one of them), `x-stock-compress` (grpc-java's per-call
+   * ServerCall.setCompression), the encoding and deadline reports as the call starts, the delay (a call that is
+   * over by then goes no further), the watchers report, then a failure that takes effect at once (unary calls,
+   * or `x-stock-fail-after` 0 but for Batch); else the hooks go into the call's Context for the method.
    */
   final class Interceptor(store: Store) extends ServerInterceptor {
     override def interceptCall[Q, R](
@@ -98,51 +68,50 @@ object Hooks {
         headers: Metadata,
         next: ServerCallHandler[Q, R]
     ): ServerCall.Listener[Q] = {
-      def asked(k: Metadata.Key[String]) = Option(headers.get(k)).contains("true")
-      val echo = Option(headers.get(Echo))
-      val echoBin = Option(headers.get(EchoBin))
-      val echoHeader = Option(headers.get(EchoHeader))
-      val echoTrailer = Option(headers.get(EchoTrailer))
-      // Trailers reported by this call (written here, sent by close on whatever thread ends the call).
-      val reports = new Metadata()
-      def report(name: String, value: String): Unit = reports.synchronized(reports.put(key(name), value))
+      def text(name: String) = Option(headers.get(key(name)))
+      val (head, tail) = (new Metadata(), new Metadata())
+      for (name <- Seq("x-stock-echo", "x-stock-echo-header"); v <- text(name)) head.put(key(name), v)
+      for (name <- Seq("x-stock-echo", "x-stock-echo-trailer"); v <- text(name)) tail.put(key(name), v)
+      val echoBin = binaryKey("x-stock-echo-bin")
+      Option(headers.get(echoBin)).foreach { v => head.put(echoBin, v); tail.put(echoBin, v) }
       // grpc-java leaves the request's grpc-encoding header in the metadata the call sees.
-      if (asked(ReportEncoding))
-        report("x-stock-request-encoding", Option(headers.get(GrpcEncoding)).getOrElse("identity"))
-      if (asked(ReportDeadline))
-        report(
-          "x-stock-deadline-ms",
-          Option(Context.current().getDeadline).fold("none")(_.timeRemaining(TimeUnit.MILLISECONDS).toString)
-        )
-      if (Option(headers.get(Compress)).contains("gzip")) call.setCompression("gzip")
-      val echoing = new ForwardingServerCall.SimpleForwardingServerCall[Q, R](call) {
-        override def sendHeaders(h: Metadata): Unit = {
-          echo.foreach(h.put(Echo, _))
-          echoBin.foreach(h.put(EchoBin, _))
-          echoHeader.foreach(h.put(EchoHeader, _))
-          super.sendHeaders(h)
-        }
+      if (text("x-stock-report-encoding").contains("true"))
+        tail.put(key("x-stock-request-encoding"), text("grpc-encoding").getOrElse("identity"))
+      if (text("x-stock-report-deadline").contains("true")) {
+        val left = Option(Context.current().getDeadline).map(_.timeRemaining(TimeUnit.MILLISECONDS).toString)
+        tail.put(key("x-stock-deadline-ms"), left.getOrElse("none"))
+      }
+      if (text("x-stock-compress").contains("gzip")) call.setCompression("gzip")
+      val hooked = new ForwardingServerCall.SimpleForwardingServerCall[Q, R](call) {
+        override def sendHeaders(h: Metadata): Unit = { h.merge(head); super.sendHeaders(h) }
         override def close(status: Status, trailers: Metadata): Unit = {
-          echo.foreach(trailers.put(Echo, _))
-          echoBin.foreach(trailers.put(EchoBin, _))
-          echoTrailer.foreach(trailers.put(EchoTrailer, _))
-          reports.synchronized(trailers.merge(reports))
+          trailers.merge(tail)
           super.close(status, trailers)
         }
       }
-      parse(headers) match {
-        case Left(status) =>
-          echoing.close(status, new Metadata())
-          new ServerCall.Listener[Q] {}
+      def fail(e: StatusException) = { hooked.close(e.getStatus, e.getTrailers); new ServerCall.Listener[Q] {} }
+
+      readHooks(headers) match {
+        case Left(e) => fail(e)
         case Right(hooks) =>
           if (hooks.delayMs > 0) Thread.sleep(hooks.delayMs)
-          // Cancelled by the client or past its deadline while delayed: nothing is applied.
-          if (Context.current().isCancelled) new ServerCall.Listener[Q] {}
+          if (Context.current().isCancelled) new ServerCall.Listener[Q] {} // over while delayed: nothing applied
           else {
-            hooks.watchers.foreach(prefix => report("x-stock-watchers", store.watchers(prefix).toString))
-            Contexts.interceptCall(Context.current().withValue(Current, hooks), echoing, headers, next)
+            text("x-stock-report-watchers").foreach(p => tail.put(key("x-stock-watchers"), store.watchers(p).toString))
+            val kind = call.getMethodDescriptor.getType
+            hooks.fail.filter(_ => kind == UNARY || hooks.failAfter == 0 && kind != CLIENT_STREAMING) match {
+              case Some(e) => fail(e)
+              case None    => Contexts.interceptCall(Context.current().withValue(Current, hooks), hooked, headers, next)
+            }
           }
       }
     }
+  }
+
+  /** The failure `x-stock-fail` forces, with a google.rpc.ErrorInfo {reason FORCED, domain stock.v1}. */
+  def forcedStatus(code: Status.Code, message: String): StatusException = {
+    val info = ErrorInfo.newBuilder().setReason("FORCED").setDomain("stock.v1")
+    val status = com.google.rpc.Status.newBuilder().setCode(code.value).setMessage(message)
+    StatusProto.toStatusException(status.addDetails(Any.pack(info.build())).build())
   }
 }

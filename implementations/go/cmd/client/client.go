@@ -1,0 +1,390 @@
+// Command client is the grpc-go client of the stock-matrix contract (../../../../CONTRACT.md):
+// it runs the script steps of stdin, one JSON object a line, and prints one JSON line per event.
+package main
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "stockmatrix/gen/stockpb" // registers stock.v1
+
+	"google.golang.org/genproto/googleapis/rpc/code"
+	_ "google.golang.org/genproto/googleapis/rpc/errdetails" // registers the google.rpc detail messages
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/stats"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+)
+
+// connection is where a call goes: the options, or a step's `connection` object. Equal ones share a channel.
+type connection struct {
+	Server     string `json:"server"`
+	TLSMode    string `json:"tls_mode"`
+	CAFile     string `json:"ca_file"`
+	CertFile   string `json:"cert_file"`
+	KeyFile    string `json:"key_file"`
+	ServerName string `json:"server_name"`
+}
+
+// step is one script step (CONTRACT.md, "Script steps"), with its method and messages parsed.
+type step struct {
+	ID          string            `json:"id"`
+	Method      string            `json:"method"`
+	Request     json.RawMessage   `json:"request"`
+	Requests    []json.RawMessage `json:"requests"`
+	Metadata    map[string]string `json:"metadata"`
+	TimeoutMs   float64           `json:"timeout_ms"`
+	Compression string            `json:"compression"`
+	Connection  *connection       `json:"connection"`
+	AfterFirst  []*step           `json:"after_first"`
+	Copies      int               `json:"copies"`
+	ReadPauseMs float64           `json:"read_pause_ms"`
+	CancelAfter float64           `json:"cancel_after_ms"`
+
+	path string
+	desc grpc.StreamDesc
+	out  protoreflect.MessageType
+	msgs []proto.Message
+	md   metadata.MD // -bin values decoded: grpc-go sends their bytes
+}
+
+var (
+	defaultConn connection
+	channelsMu  sync.Mutex
+	channels    = map[connection]*grpc.ClientConn{}
+	stdoutMu    sync.Mutex
+)
+
+func main() {
+	if err := parseArgs(); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(2)
+	}
+	if _, err := channelFor(&defaultConn); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+	steps := json.NewDecoder(os.Stdin) // one step a line, each run as soon as it is read
+	for {
+		s, err := parseStep(steps)
+		if err == io.EOF {
+			return
+		} else if err != nil {
+			fmt.Fprintln(os.Stderr, "error:", err)
+			os.Exit(2)
+		}
+		runStep(s)
+	}
+}
+
+// parseArgs reads the options (the default connection) and the one command, `script`.
+// The flag package exits 2 on an unknown option.
+func parseArgs() error {
+	flag.StringVar(&defaultConn.Server, "server", "", "HOST:PORT")
+	flag.StringVar(&defaultConn.TLSMode, "tls-mode", "none", "none|server|mtls")
+	flag.StringVar(&defaultConn.CAFile, "ca-file", "", "CA to verify the server (PEM)")
+	flag.StringVar(&defaultConn.CertFile, "cert-file", "", "client certificate (PEM), mtls")
+	flag.StringVar(&defaultConn.KeyFile, "key-file", "", "client key (PEM), mtls")
+	flag.StringVar(&defaultConn.ServerName, "server-name", "", "name to verify the server certificate against")
+	flag.Parse()
+	switch {
+	case defaultConn.Server == "":
+		return errors.New("--server is required")
+	case defaultConn.TLSMode != "none" && defaultConn.TLSMode != "server" && defaultConn.TLSMode != "mtls":
+		return fmt.Errorf("--tls-mode must be none, server or mtls, got %q", defaultConn.TLSMode)
+	case flag.NArg() != 1 || flag.Arg(0) != "script":
+		return errors.New("the one command is `script` (steps on stdin)")
+	}
+	return nil
+}
+
+// parseStep reads the next step from stdin: its method, request messages and metadata.
+func parseStep(steps *json.Decoder) (*step, error) {
+	s := &step{}
+	if err := steps.Decode(s); err != nil {
+		return nil, err
+	}
+	return s, s.prepare()
+}
+
+// prepare resolves the method and parses the requests and metadata, also of the after_first steps.
+func (s *step) prepare() error {
+	name := "stock.v1.Stock." + s.Method
+	if strings.Contains(s.Method, ".") { // Ledger.Balance
+		name = "stock.v1." + s.Method
+	}
+	d, _ := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
+	method, ok := d.(protoreflect.MethodDescriptor)
+	if !ok {
+		return fmt.Errorf("step %q: unknown method %q", s.ID, s.Method)
+	}
+	s.path = fmt.Sprintf("/%s/%s", method.Parent().FullName(), method.Name())
+	s.desc = grpc.StreamDesc{ClientStreams: method.IsStreamingClient(), ServerStreams: method.IsStreamingServer()}
+	in, _ := protoregistry.GlobalTypes.FindMessageByName(method.Input().FullName())
+	s.out, _ = protoregistry.GlobalTypes.FindMessageByName(method.Output().FullName())
+	raws := s.Requests
+	if !s.desc.ClientStreams {
+		raws = []json.RawMessage{s.Request}
+	}
+	for _, raw := range raws {
+		msg := in.New().Interface()
+		if len(raw) > 0 && string(raw) != "null" {
+			if err := protojson.Unmarshal(raw, msg); err != nil {
+				return fmt.Errorf("step %q: invalid %s request: %w", s.ID, s.Method, err)
+			}
+		}
+		s.msgs = append(s.msgs, msg)
+	}
+	s.md = metadata.MD{}
+	for k, v := range s.Metadata {
+		if strings.HasSuffix(k, "-bin") {
+			b, err := base64.StdEncoding.DecodeString(v)
+			if err != nil {
+				return fmt.Errorf("step %q: metadata %s is not base64: %w", s.ID, k, err)
+			}
+			v = string(b)
+		}
+		s.md.Append(k, v)
+	}
+	for _, next := range s.AfterFirst {
+		if err := next.prepare(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// channelFor is the connection's channel, made (with its credentials) the first time it is needed.
+// A connection that failed keeps no channel: every step that uses it reports why.
+func channelFor(conn *connection) (*grpc.ClientConn, error) {
+	c := *conn
+	c.TLSMode = cmp.Or(c.TLSMode, "none")
+	channelsMu.Lock()
+	defer channelsMu.Unlock()
+	if cc, ok := channels[c]; ok {
+		return cc, nil
+	}
+	creds := insecure.NewCredentials()
+	switch c.TLSMode {
+	case "none":
+	case "server", "mtls":
+		// Without a server name grpc-go verifies the server against the host part of the address.
+		cfg := &tls.Config{RootCAs: x509.NewCertPool(), ServerName: c.ServerName}
+		pem, err := os.ReadFile(c.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("reading the CA file: %w", err)
+		}
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("the CA file %s holds no PEM certificate", c.CAFile)
+		}
+		if c.TLSMode == "mtls" {
+			cert, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile)
+			if err != nil {
+				return nil, fmt.Errorf("loading the client certificate: %w", err)
+			}
+			cfg.Certificates = []tls.Certificate{cert}
+		}
+		creds = credentials.NewTLS(cfg)
+	default:
+		return nil, fmt.Errorf("unknown tls_mode %q", c.TLSMode)
+	}
+	// The receive limit stays grpc-go's default (4 MiB), sends stay uncapped (its default too).
+	cc, err := grpc.NewClient("passthrough:///"+c.Server,
+		grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(encodingRecorder{}))
+	if err == nil {
+		channels[c] = cc
+	}
+	return cc, err
+}
+
+// runStep runs a step's call; with copies, that many at once on its channel, copy k as ID*k.
+// Past the server's MAX_CONCURRENT_STREAMS grpc-go's transport queues them.
+func runStep(s *step) {
+	cc, err := channelFor(cmp.Or(s.Connection, &defaultConn))
+	if s.Copies <= 1 {
+		runCall(s, s.ID, cc, err)
+		return
+	}
+	var wg sync.WaitGroup
+	for k := range s.Copies {
+		wg.Go(func() { runCall(s, fmt.Sprintf("%s*%d", s.ID, k), cc, err) })
+	}
+	wg.Wait()
+}
+
+// runCall makes one call of a step and prints its messages and its status line.
+func runCall(s *step, id string, cc *grpc.ClientConn, connErr error) {
+	start := time.Now()
+	if connErr != nil {
+		emitStatus(id, start, status.New(codes.Unavailable, connErr.Error()), nil, nil, "")
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	if s.TimeoutMs > 0 {
+		ctx, cancel = context.WithTimeout(ctx, ms(s.TimeoutMs))
+	}
+	defer cancel()
+	if s.CancelAfter > 0 {
+		defer time.AfterFunc(ms(s.CancelAfter), cancel).Stop()
+	}
+	encoding := &atomic.Value{} // the responses' grpc-encoding, kept by encodingRecorder
+	ctx = context.WithValue(metadata.NewOutgoingContext(ctx, s.md), encodingKey{}, encoding)
+	var opts []grpc.CallOption
+	if s.Compression == gzip.Name {
+		opts = append(opts, grpc.UseCompressor(gzip.Name))
+	}
+	cs, err := cc.NewStream(ctx, &s.desc, s.path, opts...)
+	if err != nil {
+		emitStatus(id, start, status.Convert(err), nil, nil, "")
+		return
+	}
+	// recv reads one response and prints it.
+	recv := func() error {
+		msg := s.out.New().Interface()
+		if err := cs.RecvMsg(msg); err != nil {
+			return err
+		}
+		emitMessage(id, msg)
+		return nil
+	}
+	switch {
+	case !s.desc.ClientStreams && !s.desc.ServerStreams: // unary
+		if err = send(cs, s.msgs[0]); err == nil {
+			err = recv()
+		}
+	case !s.desc.ClientStreams: // server stream: after_first once the first message is out, a slow reader
+		err = send(cs, s.msgs[0])
+		for n := 0; err == nil; n++ {
+			if n == 1 {
+				for _, next := range s.AfterFirst {
+					runStep(next)
+				}
+			}
+			if n > 0 { // RecvMsg pulls: nothing is read meanwhile, and flow control holds the server back
+				time.Sleep(ms(s.ReadPauseMs))
+			}
+			err = recv()
+		}
+	case !s.desc.ServerStreams: // client stream
+		for i := 0; err == nil && i < len(s.msgs); i++ {
+			err = send(cs, s.msgs[i])
+		}
+		if err == nil {
+			_ = cs.CloseSend()
+			err = recv()
+		}
+	default: // lock-step bidi: one order, one fill; then half-close and read the rest
+		for i := 0; err == nil && i < len(s.msgs); i++ {
+			if err = send(cs, s.msgs[i]); err == nil {
+				err = recv()
+			}
+		}
+		_ = cs.CloseSend()
+		for err == nil {
+			err = recv()
+		}
+	}
+	if err == io.EOF {
+		err = nil
+	}
+	header, _ := cs.Header()
+	encodingName, _ := encoding.Load().(string)
+	emitStatus(id, start, status.Convert(err), header, cs.Trailer(), encodingName)
+}
+
+func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }
+
+// send sends one request. A send the ended stream refuses (io.EOF) is no error: RecvMsg tells the status.
+func send(cs grpc.ClientStream, msg proto.Message) error {
+	if err := cs.SendMsg(msg); err != io.EOF {
+		return err
+	}
+	return nil
+}
+
+func emitMessage(id string, msg proto.Message) {
+	b, _ := protojson.Marshal(msg) // no error: a message grpc-go could decode prints
+	emit(map[string]any{"id": id, "message": json.RawMessage(b)})
+}
+
+// emitStatus prints the status line: the code's canonical name (google.rpc.Code), the x-stock-* metadata
+// (-bin values base64 again), and the rich error details, each an Any in proto3 JSON with its @type.
+func emitStatus(id string, start time.Time, st *status.Status, header, trailer metadata.MD, encoding string) {
+	details := []json.RawMessage{}
+	for _, d := range st.Proto().GetDetails() {
+		b, err := protojson.Marshal(d)
+		if err != nil {
+			b, _ = json.Marshal(map[string]string{"@type": d.GetTypeUrl(), "error": err.Error()})
+		}
+		details = append(details, b)
+	}
+	emit(map[string]any{
+		"id":                id,
+		"status":            map[string]string{"code": code.Code(st.Code()).String(), "message": st.Message()},
+		"headers":           stockMetadata(header),
+		"trailers":          stockMetadata(trailer),
+		"elapsed_ms":        float64(time.Since(start).Microseconds()) / 1000,
+		"response_encoding": cmp.Or(encoding, "identity"),
+		"details":           details,
+	})
+}
+
+func stockMetadata(md metadata.MD) map[string]string {
+	out := map[string]string{}
+	for k, v := range md {
+		if strings.HasPrefix(k, "x-stock-") && len(v) > 0 {
+			out[k] = v[len(v)-1]
+			if strings.HasSuffix(k, "-bin") { // grpc-go hands -bin values over decoded
+				out[k] = base64.StdEncoding.EncodeToString([]byte(out[k]))
+			}
+		}
+	}
+	return out
+}
+
+// emit writes one JSON line to (unbuffered) stdout, one line at a time as copies run at once.
+func emit(v map[string]any) {
+	line, _ := json.Marshal(v) // no error: strings, numbers and valid JSON
+	stdoutMu.Lock()
+	defer stdoutMu.Unlock()
+	_, _ = os.Stdout.Write(append(line, '\n'))
+}
+
+// encodingRecorder is a stats handler that keeps the grpc-encoding of a call's response headers
+// (stats.InHeader.Compression), which grpc-go keeps out of the header metadata it hands over.
+type encodingRecorder struct{}
+
+type encodingKey struct{}
+
+func (encodingRecorder) HandleRPC(ctx context.Context, s stats.RPCStats) {
+	if in, ok := s.(*stats.InHeader); ok { // every call's ctx has its place (runCall)
+		ctx.Value(encodingKey{}).(*atomic.Value).Store(in.Compression)
+	}
+}
+
+func (encodingRecorder) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (encodingRecorder) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (encodingRecorder) HandleConn(context.Context, stats.ConnStats) {}

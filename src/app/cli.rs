@@ -1,0 +1,240 @@
+//! Command-line definitions (clap). No logic; exit codes live in `exit`.
+use crate::model::tls::{KeyType, TlsMode};
+use crate::reference::{client::ClientArgs, server::ServerArgs};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "stock-matrix",
+    version,
+    about = "Cross-language gRPC conformance matrix for the Stock service",
+    after_help = format!(
+        "{}\nLanguage-first: `stock-matrix <language> server --port 50051`, \
+         `stock-matrix <language> client get KEY --server HOST:PORT`.",
+        super::exit::HELP
+    )
+)]
+pub struct Cli {
+    /// The matrix file.
+    #[arg(long, global = true, default_value = "matrix.toml")]
+    pub matrix: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+/// Which tests: a profile, narrowed or widened by explicit lists.
+#[derive(clap::Args, Clone)]
+pub struct Filters {
+    /// Profile (quick, standard, full, …); without it, every axis not given is "everything".
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// Client languages (repeat or comma-separate).
+    #[arg(long = "client", value_delimiter = ',')]
+    pub clients: Vec<String>,
+    /// Server languages.
+    #[arg(long = "server", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// TLS modes.
+    #[arg(long = "tls", value_delimiter = ',')]
+    pub tls: Vec<TlsMode>,
+    /// Operation sets.
+    #[arg(long = "set", value_delimiter = ',')]
+    pub sets: Vec<String>,
+    /// Certificate key types.
+    #[arg(long = "key-type", value_delimiter = ',')]
+    pub key_types: Vec<KeyType>,
+    /// Glob over case name, set/case or test id.
+    #[arg(long = "case")]
+    pub cases: Vec<String>,
+    /// Run only shard K of N (cells split round-robin, deterministic).
+    #[arg(long)]
+    pub shard: Option<String>,
+}
+
+/// What a run does before it starts: set-up and builds.
+#[derive(clap::Args, Clone, Default)]
+pub struct Prepare {
+    /// Rebuild every language even when up to date.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// Do not install missing system packages (by default a run as root runs
+    /// the setup scripts of the languages it needs, as `stock-matrix setup` does).
+    #[arg(long)]
+    pub no_setup: bool,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Show the combinations a profile covers, with counts.
+    List {
+        #[command(flatten)]
+        filters: Filters,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Build what is needed, run the matrix, write reports.
+    Run(Box<RunArgs>),
+    /// Build languages (all when none given) if anything changed.
+    Build {
+        languages: Vec<String>,
+        #[arg(long)]
+        force: bool,
+    },
+    /// Install system packages the languages need (runs their setup scripts; needs root).
+    Setup { languages: Vec<String> },
+    /// For each language: toolchain found or missing, how to get it, build state.
+    Doctor,
+    /// Start servers (all when none given) with fresh certificates and print
+    /// ready-to-paste grpcurl, grpc-health-probe and client command lines;
+    /// Ctrl-C or closing stdin stops them all.
+    Serve {
+        /// Server languages (repeat or comma-separate).
+        #[arg(long = "server", value_delimiter = ',')]
+        servers: Vec<String>,
+        /// TLS modes (default: none).
+        #[arg(long = "tls", value_delimiter = ',')]
+        tls: Vec<TlsMode>,
+        #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+        key_type: KeyType,
+    },
+    /// Write a CA, server and client certificates (and an untrusted CA) into a folder.
+    Certs {
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, value_enum, default_value_t = KeyType::EcP256)]
+        key_type: KeyType,
+    },
+    /// Merge the reports of a sharded run (`run --shard K/N` on several machines) into one run folder.
+    Merge {
+        /// Run folders (or their summary.json files), one per shard.
+        #[arg(required = true)]
+        parts: Vec<PathBuf>,
+        /// Where the merged run folder goes.
+        #[arg(long, default_value = "reports")]
+        reports: PathBuf,
+    },
+    /// The bundled Rust reference implementation (the `rust` language).
+    #[command(subcommand)]
+    Reference(Reference),
+    /// Get KEY with the reference client.
+    Get {
+        key: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Put KEY VALUE with the reference client.
+    Put {
+        key: String,
+        value: String,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Monitor PATTERN with the reference client.
+    Monitor {
+        pattern: String,
+        #[arg(long)]
+        max_events: Option<i32>,
+        #[arg(long)]
+        include_existing: bool,
+        #[command(flatten)]
+        target: Target,
+    },
+    /// Inventory with the reference client.
+    Inventory {
+        #[command(flatten)]
+        target: Target,
+    },
+    /// `<language> server|client ARGS…`: run one side of a language by hand.
+    #[command(external_subcommand)]
+    Language(Vec<String>),
+}
+
+/// `run --target`: drive the clients against a server started by hand.
+#[derive(clap::Args, Clone, Default)]
+pub struct ExternalTarget {
+    /// Do not start servers: drive the clients against this running server
+    /// (HOST:PORT). `--server NAME` names it in test ids (its language, or any
+    /// label); `--tls` says which one mode it serves. Runs one cell at a time.
+    #[arg(long, value_name = "HOST:PORT")]
+    pub target: Option<String>,
+    /// CA certificate that signed the target's certificate (--tls server|mtls).
+    #[arg(long, requires = "target")]
+    pub target_ca: Option<PathBuf>,
+    /// Client certificate the target accepts (--tls mtls).
+    #[arg(long, requires = "target")]
+    pub target_cert: Option<PathBuf>,
+    /// Key of --target-cert.
+    #[arg(long, requires = "target")]
+    pub target_key: Option<PathBuf>,
+    /// Name to check the target's certificate against (default: HOST).
+    #[arg(long, requires = "target")]
+    pub target_name: Option<String>,
+}
+
+/// How results become verdicts: lists, retries, blame.
+#[derive(clap::Args, Clone)]
+pub struct Verdicts {
+    /// Known-failing list (globs over test ids, each with a reason).
+    #[arg(long, default_value = "known-failing.toml")]
+    pub known_failing: PathBuf,
+    /// Known-flaky list (same format).
+    #[arg(long, default_value = "known-flaky.toml")]
+    pub known_flaky: PathBuf,
+    /// Rerun a red test up to N times; a pass on retry is reported as flaky.
+    #[arg(long, default_value_t = 0)]
+    pub retries: u32,
+    /// Run the chosen cells N times to hunt flakes.
+    #[arg(long, default_value_t = 1)]
+    pub stress: u32,
+    /// Write the minimal known-failing list for this run's failures to FILE.
+    #[arg(long)]
+    pub write_known_failing: Option<PathBuf>,
+    /// Rerun exactly the red tests of the last run (reports/latest).
+    #[arg(long)]
+    pub rerun_failed: bool,
+    /// Skip the extra runs against the reference that name a culprit.
+    #[arg(long)]
+    pub no_blame: bool,
+}
+
+/// Everything `run` takes.
+#[derive(clap::Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    pub filters: Filters,
+    /// Cells at once (default: matrix.toml run.jobs, else the CPU count).
+    #[arg(long)]
+    pub jobs: Option<usize>,
+    /// Where run folders go.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    #[command(flatten)]
+    pub prepare: Prepare,
+    #[command(flatten)]
+    pub verdicts: Verdicts,
+    #[command(flatten)]
+    pub target: ExternalTarget,
+}
+
+#[derive(Subcommand)]
+pub enum Reference {
+    Server(ServerArgs),
+    Client(ClientArgs),
+}
+
+/// Where a shortcut command connects.
+#[derive(clap::Args, Clone)]
+pub struct Target {
+    #[arg(long, default_value = "localhost:50051")]
+    pub server: String,
+    /// Extra client flags, e.g. `--tls-mode server --ca-file ca.pem`.
+    #[arg(last = true)]
+    pub client_flags: Vec<String>,
+}

@@ -1,0 +1,406 @@
+//! Language-first commands for people: `stock-matrix <lang> server …` and
+//! `stock-matrix <lang> client …`, and the shortcuts (`get`, `put`, …) that
+//! use the Rust reference client. Client output stays the contract's JSON
+//! lines, with byte values also shown decoded as text.
+use crate::app::cli::Target;
+use crate::app::exit::{self, Exit};
+use crate::contract::script::{Connection, Step};
+use crate::exec::builder;
+use crate::exec::process;
+use crate::input::config::Matrix;
+use crate::model::tls::{KeyType, TlsMode};
+use base64::Engine as _;
+use clap::Parser as _;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Adds `"decoded": {"value": "text"}` to a message line whose bytes are UTF-8 text.
+pub fn humanize(line: &str) -> String {
+    let Ok(mut v) = serde_json::from_str::<Value>(line) else {
+        return line.to_string();
+    };
+    let decoded: serde_json::Map<String, Value> = v
+        .get("message")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.as_str() == "value")
+                .filter_map(|(k, val)| {
+                    let bytes = base64::engine::general_purpose::STANDARD.decode(val.as_str()?).ok()?;
+                    Some((k.clone(), Value::String(String::from_utf8(bytes).ok()?)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if !decoded.is_empty() {
+        v["decoded"] = Value::Object(decoded);
+    }
+    v.to_string()
+}
+
+/// Makes the values of path flags absolute: the program runs in its own folder.
+fn absolute_paths(args: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(args.len());
+    const PATH_FLAGS: [&str; 3] = ["--ca-file", "--cert-file", "--key-file"];
+    let absolute = |p: &str| std::path::absolute(p).map_or_else(|_| p.to_string(), |abs| abs.display().to_string());
+    for a in args {
+        let after_path_flag = out.last().is_some_and(|prev| PATH_FLAGS.contains(&prev.as_str()));
+        match a.split_once('=') {
+            _ if after_path_flag => out.push(absolute(a)),
+            Some((flag, path)) if PATH_FLAGS.contains(&flag) => out.push(format!("{flag}={}", absolute(path))),
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
+/// A person's client command line, before it becomes one script step:
+/// options anywhere (`go client get mykey --server localhost:50051`).
+#[derive(Debug, clap::Parser)]
+#[command(name = "client", about = "Run one call with a language's client")]
+struct PersonClient {
+    #[arg(long, global = true, default_value = "localhost:50051")]
+    server: String,
+    #[arg(long, global = true, value_enum, default_value_t = TlsMode::None)]
+    tls_mode: TlsMode,
+    #[arg(long, global = true)]
+    ca_file: Option<PathBuf>,
+    #[arg(long, global = true)]
+    cert_file: Option<PathBuf>,
+    #[arg(long, global = true)]
+    key_file: Option<PathBuf>,
+    #[arg(long, global = true)]
+    server_name: Option<String>,
+    /// The call's deadline in ms.
+    #[arg(long, global = true)]
+    timeout_ms: Option<u64>,
+    /// Request metadata K=V (repeatable; a `-bin` key takes base64).
+    #[arg(long = "metadata", global = true, value_parser = parse_pair)]
+    metadata: Vec<(String, String)>,
+    #[arg(long, global = true, value_parser = ["gzip", "identity"])]
+    compression: Option<String>,
+    #[command(subcommand)]
+    command: PersonCommand,
+}
+
+#[derive(Debug, Clone, clap::Subcommand)]
+enum PersonCommand {
+    /// Get KEY.
+    Get { key: String },
+    /// Put KEY VALUE (the value's UTF-8 bytes).
+    Put { key: String, value: String },
+    /// Monitor PATTERN, printing events as they arrive.
+    Monitor {
+        pattern: String,
+        #[arg(long)]
+        max_events: Option<i32>,
+        #[arg(long)]
+        include_existing: bool,
+    },
+    /// Batch of KEY=VALUE items (or BatchItem JSON lines on stdin).
+    Batch { items: Vec<String> },
+    /// Trade with TradeOrder JSON lines from stdin.
+    Trade,
+    /// Inventory.
+    Inventory,
+    /// Script steps (JSON lines) from stdin, as the runner sends them.
+    Script,
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("expected K=V, got {s:?}"))
+}
+
+impl PersonClient {
+    fn connection(&self) -> Connection {
+        Connection {
+            server: self.server.clone(),
+            tls_mode: self.tls_mode,
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            server_name: self.server_name.clone(),
+        }
+    }
+
+    /// Does the command read its messages from stdin?
+    fn reads_stdin(&self) -> bool {
+        matches!(&self.command, PersonCommand::Trade)
+            || matches!(&self.command, PersonCommand::Batch { items } if items.is_empty())
+    }
+
+    /// The script step the command stands for (`script` has none); `stdin`
+    /// holds the JSON lines of `batch` without items and of `trade`.
+    fn step(&self, stdin: &str) -> Result<Option<Step>, String> {
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let json_lines = || -> Result<Vec<Value>, String> {
+            let lines = stdin.lines().filter(|l| !l.trim().is_empty());
+            lines
+                .map(|l| serde_json::from_str(l).map_err(|e| format!("invalid JSON line {l:?}: {e}")))
+                .collect()
+        };
+        let (method, request, requests) = match &self.command {
+            PersonCommand::Get { key } => ("Get", Some(json!({ "key": key })), None),
+            PersonCommand::Put { key, value } => ("Put", Some(json!({ "key": key, "value": b64(value) })), None),
+            PersonCommand::Monitor {
+                pattern,
+                max_events,
+                include_existing,
+            } => {
+                let req = json!({ "pattern": pattern, "maxEvents": max_events.unwrap_or(0), "includeExisting": include_existing });
+                ("Monitor", Some(req), None)
+            }
+            PersonCommand::Batch { items } if items.is_empty() => ("Batch", None, Some(json_lines()?)),
+            PersonCommand::Batch { items } => {
+                let reqs = items
+                    .iter()
+                    .map(|i| parse_pair(i).map(|(k, v)| json!({ "key": k, "value": b64(&v) })));
+                ("Batch", None, Some(reqs.collect::<Result<_, _>>()?))
+            }
+            PersonCommand::Trade => ("Trade", None, Some(json_lines()?)),
+            PersonCommand::Inventory => ("Inventory", None, None),
+            PersonCommand::Script => return Ok(None),
+        };
+        Ok(Some(Step {
+            id: method.to_lowercase(),
+            method: method.into(),
+            request,
+            requests,
+            metadata: self.metadata.iter().cloned().collect(),
+            timeout_ms: self.timeout_ms,
+            compression: self.compression.clone(),
+            after_first: vec![],
+            cancel_after_ms: None,
+            copies: None,
+            read_pause_ms: None,
+            connection: None,
+        }))
+    }
+}
+
+/// Runs a contract client (`client_argv`: its program and fixed arguments)
+/// for a person's command line: the options become the default connection,
+/// the command one script step on the client's stdin.
+async fn person_client(bin: &str, client_argv: Vec<String>, cwd: &Path, args: &[String]) -> Result<i32, Exit> {
+    let person = match PersonClient::try_parse_from(std::iter::once(bin.to_string()).chain(args.iter().cloned())) {
+        Ok(p) => p,
+        Err(e) if !e.use_stderr() => {
+            say!("{e}");
+            return Ok(exit::OK);
+        }
+        Err(e) => {
+            return Err(Exit(
+                exit::USAGE,
+                e.to_string().trim_start_matches("error: ").trim_end().to_string(),
+            ))
+        }
+    };
+    let mut stdin = String::new();
+    if person.reads_stdin() {
+        use std::io::Read;
+        std::io::stdin()
+            .read_to_string(&mut stdin)
+            .map_err(|e| Exit(exit::RUNNER, format!("reading stdin: {e}")))?;
+    }
+    let step = person.step(&stdin).map_err(|e| Exit(exit::USAGE, e))?;
+    let input = step.map(|s| serde_json::to_string(&s).expect("steps serialize") + "\n");
+    let mut argv = client_argv;
+    argv.extend(person.connection().options());
+    argv.push("script".into());
+    process::passthrough(&argv, cwd, input, humanize)
+        .await
+        .map_err(|e| Exit(exit::RUNNER, format!("failed to run the client: {e}")))
+}
+
+/// `stock-matrix <lang> server|client ARGS…`
+pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
+    let (name, rest) = args.split_first().expect("clap gives at least the name");
+    let lang = m
+        .language(name)
+        .map_err(|e| Exit(exit::USAGE, format!("unknown command or {e}")))?;
+    let Some((side, rest)) = rest.split_first().filter(|(s, _)| *s == "server" || *s == "client") else {
+        return Err(Exit(
+            exit::USAGE,
+            format!("usage: stock-matrix {name} server|client ARGS…"),
+        ));
+    };
+    let rest = &absolute_paths(rest);
+    let proto = m.root.join("proto");
+    if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
+        note!("building {name} …");
+        let b = builder::ensure_built(
+            name,
+            lang,
+            &proto,
+            &builder::default_log(&m.root, name),
+            Duration::from_millis(m.run.build_timeout_ms),
+            false,
+        )
+        .await;
+        if !b.ok {
+            return Err(Exit(exit::RED, b.status));
+        }
+    }
+    let exe = std::env::current_exe().map_err(|e| Exit(exit::RUNNER, e.to_string()))?;
+    let template = if side == "server" { &lang.server } else { &lang.client };
+    let mut argv: Vec<String> = template
+        .iter()
+        .map(|a| a.replace("{stock-matrix}", &exe.to_string_lossy()))
+        .collect();
+    if side == "server" {
+        argv.extend(auto_tls(m, rest)?);
+        process::serve(&argv, &lang.folder)
+            .await
+            .map_err(|e| Exit(exit::RUNNER, format!("failed to start {name} server: {e}")))
+    } else {
+        person_client(&format!("stock-matrix {name} client"), argv, &lang.folder, rest).await
+    }
+}
+
+/// Replaces `--tls-mode auto` with throwaway certificates (server TLS).
+fn auto_tls(m: &Matrix, args: &[String]) -> Result<Vec<String>, Exit> {
+    let Some(i) = args.windows(2).position(|w| w[0] == "--tls-mode" && w[1] == "auto") else {
+        return Ok(args.to_vec());
+    };
+    let dir = m.root.join("target/stock-matrix/auto-certs");
+    let f = crate::exec::certs::generate(&dir, KeyType::EcP256).map_err(|e| Exit(exit::RUNNER, format!("{e:#}")))?;
+    note!(
+        "--tls-mode auto: certificates in {}; connect with --tls-mode server --ca-file {}",
+        dir.display(),
+        f.ca.display()
+    );
+    let mut out = args[..i].to_vec();
+    out.extend([
+        "--tls-mode".into(),
+        "server".into(),
+        "--cert-file".into(),
+        f.server_cert.display().to_string(),
+        "--key-file".into(),
+        f.server_key.display().to_string(),
+    ]);
+    out.extend(args[i + 2..].iter().cloned());
+    Ok(out)
+}
+
+/// `stock-matrix get|put|monitor|inventory …` with the reference client.
+pub async fn shortcut(_matrix: &Path, target: &Target, command: &[String]) -> Result<i32, Exit> {
+    let exe = std::env::current_exe().map_err(|e| Exit(exit::RUNNER, e.to_string()))?;
+    let argv = vec![exe.to_string_lossy().into_owned(), "reference".into(), "client".into()];
+    let mut args = command.to_vec();
+    args.extend(["--server".into(), target.server.clone()]);
+    args.extend(absolute_paths(&target.client_flags));
+    person_client("stock-matrix", argv, Path::new("."), &args).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    fn person(args: &[&str]) -> PersonClient {
+        PersonClient::try_parse_from(std::iter::once("client").chain(args.iter().copied())).unwrap()
+    }
+
+    #[test]
+    fn options_go_anywhere_and_become_the_connection() {
+        let p = person(&[
+            "get",
+            "mykey",
+            "--server",
+            "localhost:1",
+            "--tls-mode=server",
+            "--ca-file",
+            "/c/ca.pem",
+        ]);
+        assert_eq!(
+            p.connection().options(),
+            strings(&[
+                "--server",
+                "localhost:1",
+                "--tls-mode",
+                "server",
+                "--ca-file",
+                "/c/ca.pem"
+            ])
+        );
+        let step = p.step("").unwrap().unwrap();
+        assert_eq!((step.id.as_str(), step.method.as_str()), ("get", "Get"));
+        assert_eq!(step.request, Some(json!({"key": "mykey"})));
+        assert_eq!(person(&["inventory"]).connection().server, "localhost:50051");
+    }
+
+    #[test]
+    fn commands_become_one_step_with_the_call_options() {
+        let p = person(&[
+            "--metadata",
+            "x-stock-echo=hi",
+            "monitor",
+            "k*",
+            "--max-events",
+            "2",
+            "--timeout-ms=500",
+            "--compression",
+            "gzip",
+        ]);
+        let step = p.step("").unwrap().unwrap();
+        assert_eq!(
+            step.request,
+            Some(json!({"pattern": "k*", "maxEvents": 2, "includeExisting": false}))
+        );
+        assert_eq!(step.metadata.get("x-stock-echo").map(String::as_str), Some("hi"));
+        assert_eq!(
+            (step.timeout_ms, step.compression.as_deref()),
+            (Some(500), Some("gzip"))
+        );
+        let put = person(&["put", "k", "--", "--server"]).step("").unwrap().unwrap();
+        assert_eq!(
+            put.request,
+            Some(json!({"key": "k", "value": "LS1zZXJ2ZXI="})),
+            "after -- everything is an argument"
+        );
+        let batch = person(&["batch"]);
+        assert!(batch.reads_stdin());
+        let items = batch.step("{\"key\":\"a\"}\n\n{\"key\":\"b\"}\n").unwrap().unwrap();
+        assert_eq!(items.requests.map(|r| r.len()), Some(2));
+        assert!(person(&["batch", "a=1"]).step("").unwrap().unwrap().requests.is_some());
+        assert!(person(&["batch"]).step("not json").is_err());
+        assert!(person(&["script"]).step("").unwrap().is_none());
+        assert!(PersonClient::try_parse_from(["client", "frobnicate"]).is_err());
+    }
+
+    #[test]
+    fn path_flags_become_absolute() {
+        let out = absolute_paths(&strings(&[
+            "--ca-file",
+            "certs/ca.pem",
+            "get",
+            "certs/x",
+            "--key-file=k.pem",
+        ]));
+        assert!(out[1].starts_with('/') && out[1].ends_with("certs/ca.pem"), "{out:?}");
+        assert_eq!(out[3], "certs/x");
+        assert!(
+            out[4].starts_with("--key-file=/") && out[4].ends_with("/k.pem"),
+            "{out:?}"
+        );
+    }
+
+    #[test]
+    fn text_values_are_shown_decoded_and_raw_kept() {
+        let out: Value = serde_json::from_str(&humanize(
+            r#"{"id":"get","message":{"value":"aGVsbG8=","version":"1"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(out["decoded"]["value"], "hello");
+        assert_eq!(out["message"]["value"], "aGVsbG8=");
+        assert_eq!(humanize("not json"), "not json");
+        let status = r#"{"id":"get","status":{"code":"OK","message":""}}"#;
+        assert!(!humanize(status).contains("decoded"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The contract's wire types between the runner and a client under test:
+//! script steps (client stdin) and output lines (client stdout).
+use crate::model::tls::TlsMode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// Where and how a client connects: its options (the default connection), or
+/// a step's own `connection`. Equal connections share one channel.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Connection {
+    pub server: String,
+    #[serde(default, skip_serializing_if = "is_plaintext")]
+    pub tls_mode: TlsMode,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+fn is_plaintext(m: &TlsMode) -> bool {
+    *m == TlsMode::None
+}
+
+impl Connection {
+    /// The client options that stand for this connection.
+    pub fn options(&self) -> Vec<String> {
+        let mut args = vec![
+            "--server".to_string(),
+            self.server.clone(),
+            "--tls-mode".into(),
+            self.tls_mode.to_string(),
+        ];
+        let files = [
+            ("--ca-file", &self.ca_file),
+            ("--cert-file", &self.cert_file),
+            ("--key-file", &self.key_file),
+        ];
+        for (flag, file) in files {
+            if let Some(f) = file {
+                args.extend([flag.to_string(), f.to_string_lossy().into_owned()]);
+            }
+        }
+        if let Some(name) = &self.server_name {
+            args.extend(["--server-name".to_string(), name.clone()]);
+        }
+        args
+    }
+}
+
+/// One script step, as CONTRACT.md describes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    pub id: String,
+    pub method: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<Vec<serde_json::Value>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after_first: Vec<Step>,
+    /// Cancel the call this many ms after it started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_after_ms: Option<u64>,
+    /// Run this many copies of the call at once on the one channel; copy k
+    /// prints its lines with the id `ID*k`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copies: Option<u32>,
+    /// Wait this long after each response message before reading the next.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_pause_ms: Option<u64>,
+    /// This call's own connection instead of the client's default one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connection: Option<Connection>,
+}
+
+impl Step {
+    /// Puts the step, and the steps it runs inside, on this connection.
+    pub fn use_connection(&mut self, conn: &Connection) {
+        self.connection = Some(conn.clone());
+        self.after_first.iter_mut().for_each(|s| s.use_connection(conn));
+    }
+
+    /// The ids the step's status lines carry: its own, or one per copy.
+    pub fn status_ids(&self) -> Vec<String> {
+        match self.copies {
+            Some(n) if n > 1 => (0..n).map(|k| copy_id(&self.id, k)).collect(),
+            _ => vec![self.id.clone()],
+        }
+    }
+}
+
+/// The id of copy `k` of a step.
+pub fn copy_id(id: &str, k: u32) -> String {
+    format!("{id}*{k}")
+}
+
+/// A call's final status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub code: String,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// One line of client output: a response message, or the final status.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Line {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<Status>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailers: Option<BTreeMap<String, String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elapsed_ms: Option<f64>,
+    /// The `grpc-encoding` of the responses (`identity` when uncompressed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_encoding: Option<String>,
+    /// The rich error details of a failed call (google.rpc.Status details),
+    /// each in proto3 JSON with `@type`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<serde_json::Value>>,
+}
+
+impl Line {
+    /// Parses one output line; the error says what is wrong with it.
+    pub fn parse(text: &str) -> Result<Line, String> {
+        let line: Line = serde_json::from_str(text).map_err(|e| format!("not a contract output line ({e})"))?;
+        match (&line.message, &line.status) {
+            (Some(_), None) | (None, Some(_)) => Ok(line),
+            _ => Err("an output line holds exactly one of `message` and `status`".into()),
+        }
+    }
+}
+
+/// Decodes base64 with or without padding (stacks differ).
+pub fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .map_err(|e| format!("not base64 ({e}): {:?}", s.chars().take(60).collect::<String>()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_and_message_lines_parse() {
+        let l = Line::parse(r#"{"id":"a","message":{"value":"aGk="}}"#).unwrap();
+        assert!(l.message.is_some());
+        let l = Line::parse(
+            r#"{"id":"a","status":{"code":"OK","message":""},"headers":{},"trailers":{},"elapsed_ms":1.5}"#,
+        )
+        .unwrap();
+        assert_eq!(l.status.unwrap().code, "OK");
+    }
+
+    #[test]
+    fn garbage_and_ambiguous_lines_are_rejected() {
+        assert!(Line::parse("hello").is_err());
+        assert!(Line::parse(r#"{"id":"a"}"#).is_err());
+        assert!(Line::parse(r#"{"id":"a","message":{},"status":{"code":"OK"}}"#).is_err());
+    }
+}

@@ -1,0 +1,175 @@
+//! Certificates for a run, made with rcgen: a CA, a server certificate
+//! (SANs localhost, 127.0.0.1, ::1), a client certificate, and a second,
+//! unrelated CA with its own client certificate for the negative cases.
+//! Nothing here is ever checked in: files go to the run's own folder.
+use crate::model::tls::KeyType;
+use anyhow::Context as _;
+use rcgen::{
+    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+use std::path::{Path, PathBuf};
+
+/// Paths of a run's certificate files (all PEM).
+#[derive(Debug, Clone)]
+pub struct CertFiles {
+    pub ca: PathBuf,
+    pub server_cert: PathBuf,
+    pub server_key: PathBuf,
+    pub client_cert: PathBuf,
+    pub client_key: PathBuf,
+    /// A CA that signed nothing the server trusts or presents.
+    pub other_ca: PathBuf,
+    /// A client certificate signed by `other_ca`.
+    pub other_client_cert: PathBuf,
+    pub other_client_key: PathBuf,
+    /// A server certificate from the trusted CA that expired long ago.
+    pub expired_server_cert: PathBuf,
+    pub expired_server_key: PathBuf,
+}
+
+/// A fresh key pair of this type.
+fn key_pair(kt: KeyType) -> anyhow::Result<KeyPair> {
+    let alg = match kt {
+        KeyType::EcP256 => &rcgen::PKCS_ECDSA_P256_SHA256,
+        KeyType::EcP384 => &rcgen::PKCS_ECDSA_P384_SHA384,
+        KeyType::EcP521 => &rcgen::PKCS_ECDSA_P521_SHA512,
+        KeyType::Rsa2048 => {
+            let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048)
+                .map_err(|e| anyhow::anyhow!("RSA key generation: {e}"))?;
+            let der = aws_lc_rs::encoding::AsDer::<aws_lc_rs::encoding::Pkcs8V1Der>::as_der(&key)
+                .map_err(|e| anyhow::anyhow!("RSA key encoding: {e}"))?;
+            return Ok(KeyPair::try_from(der.as_ref())?);
+        }
+    };
+    Ok(KeyPair::generate_for(alg)?)
+}
+
+fn ca(name: &str, kt: KeyType) -> anyhow::Result<CertifiedIssuer<'static, KeyPair>> {
+    let mut params = CertificateParams::default();
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    Ok(CertifiedIssuer::self_signed(params, key_pair(kt)?)?)
+}
+
+fn leaf(
+    name: &str,
+    sans: &[&str],
+    server: bool,
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    kt: KeyType,
+) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+    leaf_with(name, sans, server, issuer, kt, |_| {})
+}
+
+fn leaf_with(
+    name: &str,
+    sans: &[&str],
+    server: bool,
+    issuer: &CertifiedIssuer<'static, KeyPair>,
+    kt: KeyType,
+    tweak: impl FnOnce(&mut CertificateParams),
+) -> anyhow::Result<(rcgen::Certificate, KeyPair)> {
+    let key = key_pair(kt)?;
+    let mut params = CertificateParams::default();
+    // rcgen turns IP-looking names into IP SANs only when asked.
+    params.subject_alt_names = sans
+        .iter()
+        .map(|s| match s.parse::<std::net::IpAddr>() {
+            Ok(ip) => Ok(SanType::IpAddress(ip)),
+            Err(_) => Ok(SanType::DnsName((*s).try_into()?)),
+        })
+        .collect::<Result<_, rcgen::Error>>()?;
+    params.distinguished_name.push(DnType::CommonName, name);
+    params.is_ca = IsCa::ExplicitNoCa;
+    params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+    params.extended_key_usages = vec![if server {
+        ExtendedKeyUsagePurpose::ServerAuth
+    } else {
+        ExtendedKeyUsagePurpose::ClientAuth
+    }];
+    tweak(&mut params);
+    let cert = params.signed_by(&key, issuer)?;
+    Ok((cert, key))
+}
+
+/// Writes a fresh set of certificates into `dir` (created if needed).
+pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
+    let ca_cert = ca("stock-matrix test CA", kt)?;
+    let (server, server_key) = leaf("localhost", &["localhost", "127.0.0.1", "::1"], true, &ca_cert, kt)?;
+    let (client, client_key) = leaf(
+        "stock-matrix client",
+        &["client.stock-matrix.test"],
+        false,
+        &ca_cert,
+        kt,
+    )?;
+    let other_cert = ca("stock-matrix untrusted CA", kt)?;
+    let (other_client, other_client_key) = leaf("stranger", &["stranger.stock-matrix.test"], false, &other_cert, kt)?;
+    let (expired, expired_key) = leaf_with(
+        "localhost",
+        &["localhost", "127.0.0.1", "::1"],
+        true,
+        &ca_cert,
+        kt,
+        |p| {
+            p.not_before = rcgen::date_time_ymd(2000, 1, 1);
+            p.not_after = rcgen::date_time_ymd(2001, 1, 1);
+        },
+    )?;
+
+    let files = CertFiles {
+        ca: dir.join("ca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("client.pem"),
+        client_key: dir.join("client.key"),
+        other_ca: dir.join("other-ca.pem"),
+        other_client_cert: dir.join("other-client.pem"),
+        other_client_key: dir.join("other-client.key"),
+        expired_server_cert: dir.join("expired-server.pem"),
+        expired_server_key: dir.join("expired-server.key"),
+    };
+    let write = |path: &Path, pem: String| {
+        std::fs::write(path, pem).with_context(|| format!("failed to write {}", path.display()))
+    };
+    write(&files.ca, ca_cert.pem())?;
+    write(&files.server_cert, server.pem())?;
+    write(&files.server_key, server_key.serialize_pem())?;
+    write(&files.client_cert, client.pem())?;
+    write(&files.client_key, client_key.serialize_pem())?;
+    write(&files.other_ca, other_cert.pem())?;
+    write(&files.other_client_cert, other_client.pem())?;
+    write(&files.other_client_key, other_client_key.serialize_pem())?;
+    write(&files.expired_server_cert, expired.pem())?;
+    write(&files.expired_server_key, expired_key.serialize_pem())?;
+    Ok(files)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generates_every_file_as_pem() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate(dir.path(), KeyType::EcP256).unwrap();
+        for kt in KeyType::ALL {
+            generate(&dir.path().join(kt.as_str()), kt).unwrap_or_else(|e| panic!("{}: {e:#}", kt.as_str()));
+        }
+        for p in [&files.ca, &files.server_cert, &files.client_cert, &files.other_ca] {
+            assert!(std::fs::read_to_string(p)
+                .unwrap()
+                .starts_with("-----BEGIN CERTIFICATE-----"));
+        }
+        assert!(std::fs::read_to_string(&files.server_key)
+            .unwrap()
+            .contains("PRIVATE KEY"));
+    }
+}

@@ -1,0 +1,8 @@
+//! The effects of a run besides the runner itself: processes (spawning,
+//! waiting, killing: only here), builds and toolchains, certificates, and the
+//! run folders on disk.
+pub mod builder;
+pub mod certs;
+pub mod process;
+pub mod retention;
+pub mod run_folder;

@@ -1,0 +1,401 @@
+//! Every child process the runner starts goes through here: each in its own
+//! process group, killed with the runner (parent-death signal), tracked in a
+//! registry so Ctrl-C can end them all, and killed as a group when dropped.
+//! Nothing else in the crate spawns or signals processes.
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use std::collections::HashSet;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+
+fn registry() -> &'static Mutex<HashSet<i32>> {
+    static R: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    R.get_or_init(Default::default)
+}
+
+/// Terminates every process group still running (Ctrl-C): SIGTERM, a short
+/// grace, then SIGKILL.
+pub fn kill_all(grace: Duration) {
+    let groups: Vec<i32> = registry().lock().unwrap().iter().copied().collect();
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGTERM);
+    }
+    std::thread::sleep(grace);
+    for g in &groups {
+        let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+    }
+}
+
+/// How a stopped process ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// Exited on its own once stdin was closed.
+    OnStdinClose,
+    /// Needed SIGTERM.
+    OnSigterm,
+    /// Needed SIGKILL.
+    Killed,
+}
+
+/// A running child in its own process group.
+pub struct Proc {
+    child: Child,
+    pgid: i32,
+    pub stdin: Option<ChildStdin>,
+    pub stdout: Option<ChildStdout>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    stderr_task: Option<tokio::task::JoinHandle<()>>,
+    reaped: bool,
+}
+
+const STDERR_KEEP: usize = 16 * 1024;
+
+/// A relative program with a slash (`./server`) is relative to `cwd`, where it runs.
+fn resolve(program: &str, cwd: &Path) -> String {
+    if program.contains('/') && !program.starts_with('/') {
+        cwd.join(program).to_string_lossy().into_owned()
+    } else {
+        program.to_string()
+    }
+}
+
+/// Starts `argv` in `cwd` with piped stdio. A relative program with a slash
+/// (`./server`) is resolved against `cwd`.
+pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command line"))?;
+    let program = resolve(program, cwd);
+    let mut cmd = Command::new(&program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+    let pgid = child.id().expect("a just-spawned child has a pid") as i32;
+    registry().lock().unwrap().insert(pgid);
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let mut stderr_task = None;
+    if let Some(mut err) = child.stderr.take() {
+        let buf = stderr.clone();
+        stderr_task = Some(tokio::spawn(async move {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n) = err.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                let mut b = buf.lock().unwrap();
+                b.extend_from_slice(&chunk[..n]);
+                if b.len() > 2 * STDERR_KEEP {
+                    let cut = b.len() - STDERR_KEEP;
+                    b.drain(..cut);
+                }
+            }
+        }));
+    }
+    Ok(Proc {
+        stdin: child.stdin.take(),
+        stdout: child.stdout.take(),
+        child,
+        pgid,
+        stderr,
+        stderr_task,
+        reaped: false,
+    })
+}
+
+impl Proc {
+    /// Waits (briefly) until everything an exited process wrote to stderr was read.
+    pub async fn drain_stderr(&mut self) {
+        if let Some(task) = self.stderr_task.take() {
+            let _ = tokio::time::timeout(Duration::from_millis(500), task).await;
+        }
+    }
+
+    /// The last few KiB the process wrote to stderr.
+    pub fn stderr_tail(&self) -> String {
+        let b = self.stderr.lock().unwrap();
+        let start = b.len().saturating_sub(STDERR_KEEP);
+        String::from_utf8_lossy(&b[start..]).trim_end().to_string()
+    }
+
+    fn signal(&self, sig: Signal) {
+        let _ = killpg(Pid::from_raw(self.pgid), sig);
+    }
+
+    fn reap(&mut self) {
+        self.reaped = true;
+        // The leader is gone; stragglers in its group go too.
+        self.signal(Signal::SIGKILL);
+        registry().lock().unwrap().remove(&self.pgid);
+    }
+
+    /// Has it exited? Does not block.
+    pub fn try_exit(&mut self) -> Option<ExitStatus> {
+        let status = self.child.try_wait().ok().flatten();
+        if status.is_some() {
+            self.reap();
+        }
+        status
+    }
+
+    /// Waits for exit up to `limit`.
+    pub async fn wait_for(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let status = tokio::time::timeout(limit, self.child.wait())
+            .await
+            .ok()
+            .and_then(Result::ok);
+        if status.is_some() {
+            self.reap();
+        }
+        status
+    }
+
+    /// Kills the whole group at once and reaps the leader.
+    pub async fn kill(&mut self) -> Option<ExitStatus> {
+        self.signal(Signal::SIGKILL);
+        self.wait_for(Duration::from_secs(5)).await
+    }
+
+    /// Closes stdin, then escalates to SIGTERM and SIGKILL, each after `grace`.
+    pub async fn stop(&mut self, grace: Duration) -> Stopped {
+        self.stdin = None;
+        if self.wait_for(grace).await.is_some() {
+            return Stopped::OnStdinClose;
+        }
+        self.signal(Signal::SIGTERM);
+        if self.wait_for(grace).await.is_some() {
+            return Stopped::OnSigterm;
+        }
+        self.kill().await;
+        Stopped::Killed
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if !self.reaped {
+            self.signal(Signal::SIGKILL);
+            registry().lock().unwrap().remove(&self.pgid);
+        }
+    }
+}
+
+/// Runs `argv` in `cwd` to completion with stdout and stderr appended to
+/// `log` and no stdin, killing its group after `limit`.
+pub async fn run_logged(argv: &[String], cwd: &Path, log: &Path, limit: Duration) -> Result<ExitStatus, String> {
+    let (program, args) = argv.split_first().ok_or("empty command line")?;
+    let program = resolve(program, cwd);
+    if let Some(dir) = log.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(|e| format!("failed to open {}: {e}", log.display()))?;
+    let err = file.try_clone().map_err(|e| e.to_string())?;
+    let mut cmd = Command::new(&program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0)
+        .kill_on_drop(true);
+    let mut child = cmd.spawn().map_err(|e| format!("failed to start {program}: {e}"))?;
+    let pgid = child.id().unwrap_or_default() as i32;
+    registry().lock().unwrap().insert(pgid);
+    let result = tokio::time::timeout(limit, child.wait()).await;
+    let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    registry().lock().unwrap().remove(&pgid);
+    match result {
+        Ok(Ok(status)) => Ok(status),
+        Ok(Err(e)) => Err(format!("waiting for {program}: {e}")),
+        Err(_) => {
+            let _ = child.wait().await;
+            Err(format!("did not finish within {} s (killed)", limit.as_secs()))
+        }
+    }
+}
+
+/// Runs a command in the foreground for a person: stdin and stderr
+/// inherited, each stdout line passed through `map`. Returns its exit code.
+pub async fn passthrough(
+    argv: &[String],
+    cwd: &Path,
+    input: Option<String>,
+    map: impl Fn(&str) -> String,
+) -> std::io::Result<i32> {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command line"))?;
+    let program = resolve(program, cwd);
+    let stdin = if input.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::inherit()
+    };
+    let mut child = Command::new(&program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    if let (Some(text), Some(mut pipe)) = (input, child.stdin.take()) {
+        // Written aside: a client may print before it has read all its input.
+        tokio::spawn(async move {
+            let _ = pipe.write_all(text.as_bytes()).await;
+            let _ = pipe.shutdown().await;
+        });
+    }
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    while let Some(line) = lines.next_line().await? {
+        use std::io::Write;
+        // A reader that went away (`| head`) ends the output, not with a panic.
+        if writeln!(std::io::stdout(), "{}", map(&line)).is_err() {
+            let _ = child.start_kill();
+            break;
+        }
+    }
+    Ok(child.wait().await?.code().unwrap_or(1))
+}
+
+/// Runs a server started by hand in the foreground, with its output on the
+/// terminal. Its stdin is a pipe this process holds, so it neither sees the
+/// terminal (a `&` job is not stopped by SIGTTIN, a script's /dev/null does
+/// not end it at once) nor outlives this process: when `stock-matrix` ends,
+/// however it ends, the pipe closes and the contract makes the server exit.
+/// SIGINT, SIGTERM and SIGHUP stop its whole group. Returns the exit code.
+pub async fn serve(argv: &[String], cwd: &Path) -> std::io::Result<i32> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command line"))?;
+    let program = resolve(program, cwd);
+    let mut cmd = Command::new(&program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+    let pgid = Pid::from_raw(child.id().expect("a just-spawned child has a pid") as i32);
+    let stdin = child.stdin.take();
+    let (mut int, mut term, mut hup) = (
+        signal(SignalKind::interrupt())?,
+        signal(SignalKind::terminate())?,
+        signal(SignalKind::hangup())?,
+    );
+    let code = tokio::select! {
+        status = child.wait() => return Ok(status?.code().unwrap_or(1)),
+        _ = int.recv() => 130,
+        _ = term.recv() => 143,
+        _ = hup.recv() => 129,
+    };
+    drop(stdin);
+    let _ = killpg(pgid, Signal::SIGTERM);
+    if tokio::time::timeout(Duration::from_secs(5), child.wait())
+        .await
+        .is_err()
+    {
+        let _ = killpg(pgid, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    Ok(code)
+}
+
+/// Resolves when the process should stop: SIGTERM, SIGINT or stdin EOF.
+pub async fn stop_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let stdin_eof = async {
+        let mut stdin = tokio::io::stdin();
+        let mut buf = [0u8; 256];
+        while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+        _ = stdin_eof => {}
+    }
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Is any non-zombie process still in group `pgid`?
+    fn group_alive(pgid: i32) -> bool {
+        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a.to_string()) else {
+                return false;
+            };
+            let f: Vec<&str> = after.split_whitespace().collect();
+            f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
+        })
+    }
+
+    fn sh(script: &str) -> Vec<String> {
+        vec!["sh".into(), "-c".into(), script.into()]
+    }
+
+    #[tokio::test]
+    async fn stop_escalates_and_kills_the_whole_group() {
+        // Ignores stdin and SIGTERM, and has a grandchild: only SIGKILL of the group ends both.
+        let mut p = spawn(&sh("trap '' TERM; sleep 30 & sleep 30"), Path::new("/")).unwrap();
+        let pgid = p.pgid;
+        assert_eq!(p.stop(Duration::from_millis(200)).await, Stopped::Killed);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!group_alive(pgid), "group {pgid} still has members");
+    }
+
+    #[tokio::test]
+    async fn a_well_behaved_child_exits_on_stdin_close() {
+        let mut p = spawn(&sh("cat >/dev/null; echo bye >&2"), Path::new("/")).unwrap();
+        assert_eq!(p.stop(Duration::from_secs(5)).await, Stopped::OnStdinClose);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(p.stderr_tail(), "bye");
+    }
+
+    #[tokio::test]
+    async fn dropping_kills_the_group() {
+        let p = spawn(&sh("sleep 30"), Path::new("/")).unwrap();
+        let pgid = p.pgid;
+        drop(p);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(!group_alive(pgid));
+    }
+}

@@ -1,0 +1,534 @@
+//! Case files (`cases/<set>.toml`) → typed cases (pure). A case is a list of
+//! steps (calls) with what each must return. Strings in requests, metadata
+//! and expectations may use macros, expanded per test: `{ns}` (the test's own
+//! key prefix), `{repeat:TEXT:N}` (TEXT N times), `{b64:TEXT}` (TEXT in base64), `{b64repeat:TEXT:N}` (TEXT
+//! repeated N times, in base64).
+use crate::contract::proto::{self, Kind};
+use crate::contract::script;
+use crate::input::config::Matrix;
+use crate::model::tls::TlsMode;
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// How the client connects for a case: the cell's own TLS settings, or a
+/// deliberately wrong variant that the server (or client) must refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Connect {
+    /// The cell's TLS mode with the run's certificates.
+    #[default]
+    Normal,
+    /// Verifies the server against a CA that did not sign it.
+    UntrustedCa,
+    /// TLS but no client certificate (against an mtls server).
+    NoClientCert,
+    /// A client certificate signed by an unrelated CA (against mtls).
+    ForeignClientCert,
+    /// Plaintext against a TLS server.
+    Plaintext,
+    /// Verifies the server certificate against a name it does not carry.
+    WrongName,
+    /// TLS (trusting the run's CA) against a plaintext server.
+    TlsToPlaintext,
+}
+
+/// Which certificate the cell's server presents for a case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ServerCert {
+    /// The run's server certificate.
+    #[default]
+    Normal,
+    /// A certificate from the trusted CA that has expired.
+    Expired,
+}
+
+/// Whether every field of an expected message is compared, or only the ones it names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MatchMode {
+    #[default]
+    Exact,
+    Partial,
+}
+
+/// What a step must return.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Expect {
+    /// A code name, or `!OK` for "any code but OK".
+    #[serde(default = "ok")]
+    pub status: String,
+    /// The exact status message.
+    #[serde(default)]
+    pub message: Option<String>,
+    /// A substring of the status message.
+    #[serde(default)]
+    pub message_contains: Option<String>,
+    /// The exact list of response messages (proto3 JSON, macros and matchers
+    /// allowed). Absent: a unary call that ends OK must return exactly one
+    /// message (unchecked), one that fails none; streams are not counted.
+    #[serde(default)]
+    pub messages: Option<Vec<Value>>,
+    #[serde(default, rename = "match")]
+    pub match_mode: MatchMode,
+    /// Response headers: a value that must be there (a `-bin` key's in
+    /// base64), or a matcher (`$absent`, `$range`).
+    #[serde(default)]
+    pub headers: BTreeMap<String, Value>,
+    /// Trailers, as `headers`.
+    #[serde(default)]
+    pub trailers: BTreeMap<String, Value>,
+    /// The `grpc-encoding` the client must report for the responses.
+    #[serde(default)]
+    pub response_encoding: Option<String>,
+    /// The rich error details, in order: each `@type` and the fields named
+    /// (others unchecked); `[]` = none.
+    #[serde(default)]
+    pub details: Option<Vec<Value>>,
+    /// Upper bound on the call's elapsed time as the client measured it.
+    #[serde(default)]
+    pub max_elapsed_ms: Option<f64>,
+}
+
+fn ok() -> String {
+    "OK".into()
+}
+
+impl Default for Expect {
+    fn default() -> Self {
+        Expect {
+            status: ok(),
+            message: None,
+            message_contains: None,
+            messages: None,
+            match_mode: MatchMode::Exact,
+            headers: BTreeMap::new(),
+            trailers: BTreeMap::new(),
+            response_encoding: None,
+            details: None,
+            max_elapsed_ms: None,
+        }
+    }
+}
+
+/// One call of a case.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseStep {
+    /// Optional name, for `$from` matchers.
+    #[serde(default)]
+    pub name: Option<String>,
+    pub method: String,
+    #[serde(default)]
+    pub request: Option<Value>,
+    #[serde(default)]
+    pub requests: Option<Vec<Value>>,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub compression: Option<String>,
+    #[serde(default)]
+    pub after_first: Vec<CaseStep>,
+    /// The client cancels the call this many ms after it started.
+    #[serde(default)]
+    pub cancel_after_ms: Option<u64>,
+    /// Copies of the call run at once on the client's one channel; each
+    /// must meet `expect`.
+    #[serde(default)]
+    pub copies: Option<u32>,
+    /// The client waits this long after each response before reading on.
+    #[serde(default)]
+    pub read_pause_ms: Option<u64>,
+    #[serde(default)]
+    pub expect: Expect,
+}
+
+/// One case: a named list of steps.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Case {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// TLS modes the case applies to (default: all).
+    #[serde(default)]
+    pub tls: Option<Vec<TlsMode>>,
+    #[serde(default)]
+    pub connect: Connect,
+    #[serde(default)]
+    pub server_cert: ServerCert,
+    #[serde(rename = "step")]
+    pub steps: Vec<CaseStep>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseFile {
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    clients: Option<Vec<String>>,
+    #[serde(rename = "case")]
+    cases: Vec<Case>,
+}
+
+/// An operation set: the cases of one file.
+#[derive(Debug, Clone)]
+pub struct CaseSet {
+    pub description: String,
+    /// Client languages that can drive this set (it calls a service only
+    /// they speak, e.g. the legacy KV client); `None` = every client.
+    pub clients: Option<Vec<String>>,
+    pub cases: Vec<Case>,
+}
+
+impl CaseSet {
+    /// Whether this client language can drive the set.
+    pub fn drivable_by(&self, client: &str) -> bool {
+        self.clients.as_ref().is_none_or(|c| c.iter().any(|x| x == client))
+    }
+}
+
+impl Case {
+    pub fn applies_to(&self, mode: TlsMode) -> bool {
+        let listed = self.tls.as_ref().is_none_or(|m| m.contains(&mode));
+        let meaningful = match self.connect {
+            Connect::Normal => true,
+            Connect::UntrustedCa | Connect::Plaintext | Connect::WrongName => mode != TlsMode::None,
+            Connect::NoClientCert | Connect::ForeignClientCert => mode == TlsMode::Mtls,
+            Connect::TlsToPlaintext => mode == TlsMode::None,
+        };
+        let cert_ok = self.server_cert == ServerCert::Normal || mode != TlsMode::None;
+        listed && meaningful && cert_ok
+    }
+}
+
+/// Expands the macros in one string.
+pub fn expand_str(s: &str, ns: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find('{') {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail.find('}').ok_or_else(|| format!("unclosed macro in {s:?}"))?;
+        let inner = &tail[1..end];
+        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+        if inner == "ns" {
+            out.push_str(ns);
+        } else if let Some(args) = inner.strip_prefix("repeat:") {
+            let (text, n) = args
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{{repeat:TEXT:N}} expected, got {{{inner}}}"))?;
+            out.push_str(&text.repeat(n.parse().map_err(|_| format!("bad count in {{{inner}}}"))?));
+        } else if let Some(text) = inner.strip_prefix("b64:") {
+            out.push_str(&b64(text.as_bytes()));
+        } else if let Some(args) = inner.strip_prefix("b64repeat:") {
+            let (text, n) = args
+                .rsplit_once(':')
+                .ok_or_else(|| format!("{{b64repeat:TEXT:N}} expected, got {{{inner}}}"))?;
+            let n: usize = n.parse().map_err(|_| format!("bad count in {{{inner}}}"))?;
+            out.push_str(&b64(text.repeat(n).as_bytes()));
+        } else {
+            return Err(format!(
+                "unknown macro {{{inner}}} in {s:?} (known: {{ns}}, {{repeat:TEXT:N}}, {{b64:TEXT}}, {{b64repeat:TEXT:N}})"
+            ));
+        }
+        rest = &tail[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Expands the macros in every string of a JSON value (keys included).
+pub fn expand(v: &Value, ns: &str) -> Result<Value, String> {
+    Ok(match v {
+        Value::String(s) => Value::String(expand_str(s, ns)?),
+        Value::Array(a) => Value::Array(a.iter().map(|x| expand(x, ns)).collect::<Result<_, _>>()?),
+        Value::Object(o) => Value::Object(
+            o.iter()
+                .map(|(k, x)| Ok((expand_str(k, ns)?, expand(x, ns)?)))
+                .collect::<Result<_, String>>()?,
+        ),
+        other => other.clone(),
+    })
+}
+
+/// The script steps of a case for one test, ids `PREFIX#i` (`#i.j` nested).
+pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<script::Step>, String> {
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let id = format!("{prefix}#{i}");
+            Ok(script::Step {
+                request: s.request.as_ref().map(|r| expand(r, ns)).transpose()?,
+                requests: s
+                    .requests
+                    .as_ref()
+                    .map(|r| r.iter().map(|x| expand(x, ns)).collect::<Result<_, _>>())
+                    .transpose()?,
+                metadata: s
+                    .metadata
+                    .iter()
+                    .map(|(k, v)| Ok((k.clone(), expand_str(v, ns)?)))
+                    .collect::<Result<_, String>>()?,
+                timeout_ms: s.timeout_ms,
+                compression: s.compression.clone(),
+                after_first: script_steps(&s.after_first, &format!("{id}."), ns)?,
+                cancel_after_ms: s.cancel_after_ms,
+                connection: None,
+                copies: s.copies,
+                read_pause_ms: s.read_pause_ms,
+                method: s.method.clone(),
+                id,
+            })
+        })
+        .collect()
+}
+
+/// Splits `{"$...": ...}` matcher fields off an expected message.
+pub fn split_matchers(expected: &Value) -> (Value, BTreeMap<String, Value>) {
+    let mut plain = serde_json::Map::new();
+    let mut matchers = BTreeMap::new();
+    if let Value::Object(o) = expected {
+        for (k, v) in o {
+            match v {
+                Value::Object(m) if m.keys().any(|k| k.starts_with('$')) => {
+                    matchers.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    plain.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    (Value::Object(plain), matchers)
+}
+
+fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
+    let info = proto::method(&step.method).ok_or_else(|| {
+        format!(
+            "unknown method `{}` (known: {})",
+            step.method,
+            proto::method_names().join(", ")
+        )
+    })?;
+    let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
+    let requests: Vec<&Value> = match (&step.request, &step.requests, streaming_in) {
+        (None, Some(r), true) => r.iter().collect(),
+        (Some(r), None, false) => vec![r],
+        (None, None, false) => vec![],
+        _ => {
+            return Err(format!(
+                "{} takes `{}`",
+                step.method,
+                if streaming_in { "requests" } else { "request" }
+            ))
+        }
+    };
+    for r in requests {
+        proto::parse_json(&info.input, &expand(r, "ns/")?).map_err(|e| format!("request: {e}"))?;
+    }
+    if !step.after_first.is_empty() && info.kind != Kind::ServerStream {
+        return Err("`after_first` is only for server-streaming methods".into());
+    }
+    if let Some(n) = step.copies {
+        if !(1..=1000).contains(&n) {
+            return Err(format!("copies must be 1 to 1000, got {n}"));
+        }
+        if !step.after_first.is_empty() || step.name.is_some() {
+            return Err("a step with `copies` has no `after_first` and no `name`".into());
+        }
+    }
+    let e = &step.expect;
+    let status = e.status.strip_prefix('!').unwrap_or(&e.status);
+    if crate::contract::codes::from_name(status).is_none() {
+        return Err(format!(
+            "expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, or !OK)",
+            e.status
+        ));
+    }
+    for (what, map) in [("headers", &e.headers), ("trailers", &e.trailers)] {
+        for (key, want) in map {
+            crate::input::matchers::check_metadata_expectation(key, want)
+                .map_err(|e| format!("expect.{what}.{key}: {e}"))?;
+        }
+    }
+    for (key, value) in &step.metadata {
+        if key.ends_with("-bin") {
+            crate::contract::script::decode_b64(&expand_str(value, "ns/")?)
+                .map_err(|e| format!("metadata.{key}: {e}"))?;
+        }
+    }
+    for d in e.details.iter().flatten() {
+        proto::canonical_detail(d).map_err(|e| format!("expect.details: {e}"))?;
+    }
+    if let Some(enc) = &e.response_encoding {
+        if !["gzip", "identity"].contains(&enc.as_str()) {
+            return Err(format!("expect.response_encoding: `{enc}` (known: gzip, identity)"));
+        }
+    }
+    for m in e.messages.iter().flatten() {
+        let (plain, matchers) = split_matchers(m);
+        proto::parse_json(&info.output, &expand(&plain, "ns/")?).map_err(|e| format!("expect.messages: {e}"))?;
+        for (field, matcher) in matchers {
+            if info
+                .output
+                .get_field_by_json_name(&field)
+                .or_else(|| info.output.get_field_by_name(&field))
+                .is_none()
+            {
+                return Err(format!("expect.messages: matcher on unknown field `{field}`"));
+            }
+            crate::input::matchers::check_matcher_syntax(&matcher, names)
+                .map_err(|e| format!("expect.messages.{field}: {e}"))?;
+        }
+    }
+    if let Some(name) = &step.name {
+        names.push(name.clone());
+    }
+    for s in &step.after_first {
+        if s.copies.is_some() {
+            return Err("`copies` is for top-level steps only".into());
+        }
+        check_step(s, names)?;
+    }
+    Ok(())
+}
+
+/// Loads and checks one case file.
+pub fn load(name: &str, path: &Path) -> Result<CaseSet, String> {
+    let src = std::fs::read_to_string(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
+    parse(name, &src).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// Parses and checks case text.
+pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
+    let file: CaseFile = toml::from_str(src).map_err(|e| e.to_string())?;
+    let mut seen = std::collections::HashSet::new();
+    for case in &file.cases {
+        if !seen.insert(case.name.as_str()) {
+            return Err(format!("case `{}` is defined twice", case.name));
+        }
+        if case.name.is_empty()
+            || !case
+                .name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(format!("case name `{}` must be non-empty [A-Za-z0-9_-]", case.name));
+        }
+        if case.steps.is_empty() {
+            return Err(format!("case `{}` has no steps", case.name));
+        }
+        let mut names = Vec::new();
+        for (i, step) in case.steps.iter().enumerate() {
+            check_step(step, &mut names).map_err(|e| format!("case `{}` step {i}: {e}", case.name))?;
+        }
+    }
+    if file.clients.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err("`clients` must name at least one client language (leave it out for every client)".into());
+    }
+    Ok(CaseSet {
+        description: file.description,
+        clients: file.clients,
+        cases: file.cases,
+    })
+}
+
+/// The named case sets of a matrix, each checked against its languages.
+pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSet>, String> {
+    names
+        .iter()
+        .map(|n| {
+            let path = &m.sets[n];
+            let set = load(n, path)?;
+            if let Some(unknown) = set.clients.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
+                return Err(format!(
+                    "{}: `clients` names `{unknown}`, which matrix.toml does not define",
+                    path.display()
+                ));
+            }
+            Ok((n.clone(), set))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+description = "example"
+[[case]]
+name = "put-get"
+[[case.step]]
+method = "Put"
+request = { key = "{ns}a", value = "{b64:hi}" }
+[[case.step]]
+method = "Get"
+request = { key = "{ns}a" }
+expect.messages = [{ value = "{b64:hi}", version = "1" }]
+"#;
+
+    #[test]
+    fn macros_expand() {
+        assert_eq!(expand_str("{ns}k", "t1/").unwrap(), "t1/k");
+        assert_eq!(expand_str("{b64:hi}", "").unwrap(), "aGk=");
+        assert_eq!(expand_str("{b64repeat:ab:3}", "").unwrap(), "YWJhYmFi");
+        assert_eq!(expand_str("{repeat:☃:2}", "").unwrap(), "☃☃");
+        assert!(expand_str("{nope}", "").is_err());
+        assert!(expand_str("{ns", "").is_err());
+    }
+
+    #[test]
+    fn a_case_file_loads_and_makes_steps() {
+        let set = parse("unary", FILE).unwrap();
+        assert_eq!(set.cases.len(), 1);
+        let steps = script_steps(&set.cases[0].steps, "x", "p/").unwrap();
+        assert_eq!(steps[1].id, "x#1");
+        assert_eq!(steps[1].request.as_ref().unwrap()["key"], "p/a");
+    }
+
+    #[test]
+    fn bad_cases_are_rejected_with_the_case_named() {
+        let err = parse("s", &FILE.replace("method = \"Get\"", "method = \"Fetch\"")).unwrap_err();
+        assert!(err.contains("put-get") && err.contains("Fetch"), "{err}");
+        let err = parse("s", &FILE.replace("version = \"1\"", "versoin = \"1\"")).unwrap_err();
+        assert!(err.contains("versoin"), "{err}");
+        let err = parse(
+            "s",
+            &FILE.replace(
+                "key = \"{ns}a\" }\nexpect",
+                "key = \"{ns}a\" }\nexpect.status = \"MISSING\"\nexpect",
+            ),
+        )
+        .unwrap_err();
+        assert!(err.contains("MISSING"), "{err}");
+        let err = parse(
+            "s",
+            &FILE.replace(
+                "[[case.step]]\nmethod = \"Get\"",
+                "[[case.step]]\nmethod = \"Get\"\ncolour = 1",
+            ),
+        )
+        .unwrap_err();
+        assert!(err.contains("colour"), "{err}");
+    }
+
+    #[test]
+    fn negative_connects_apply_only_where_meaningful() {
+        let mut case = parse("s", FILE).unwrap().cases.remove(0);
+        case.connect = Connect::NoClientCert;
+        assert!(!case.applies_to(TlsMode::Server));
+        assert!(case.applies_to(TlsMode::Mtls));
+        case.connect = Connect::Plaintext;
+        assert!(!case.applies_to(TlsMode::None));
+    }
+}

@@ -1,0 +1,5 @@
+//! What a run reads: `matrix.toml` and the case files, parsed and checked
+//! (pure: text in, typed values or errors out).
+pub mod cases;
+pub mod config;
+pub mod matchers;

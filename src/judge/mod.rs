@@ -1,0 +1,428 @@
+//! Observed client output vs. a case's expectations → reasons it failed
+//! (pure; empty = pass). Messages are compared after both sides went through
+//! the same proto3-JSON canonicalisation, field by field, so a reason names
+//! the step, the message and the field.
+pub mod blame;
+pub mod verdict;
+use crate::contract::proto;
+use crate::contract::script::{decode_b64, Line};
+use crate::input::cases::{expand, expand_str, split_matchers, Case, CaseStep, MatchMode};
+use crate::input::matchers::range;
+use serde_json::Value;
+use std::collections::BTreeMap;
+
+/// What the client printed for one step id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StepObservation {
+    pub messages: Vec<Value>,
+    pub status: Option<Line>,
+}
+
+/// Output lines grouped by step id.
+pub type Observations = BTreeMap<String, StepObservation>;
+
+/// Groups output lines by step id, in order.
+pub fn group(lines: &[Line]) -> Observations {
+    let mut obs = Observations::new();
+    for line in lines {
+        let entry = obs.entry(line.id.clone()).or_default();
+        if let Some(m) = &line.message {
+            entry.messages.push(m.clone());
+        } else {
+            entry.status = Some(line.clone());
+        }
+    }
+    obs
+}
+
+/// Shortens a value for a reason line.
+pub fn short(v: &Value) -> String {
+    let s = v.to_string();
+    if s.chars().count() > 120 {
+        format!("{}… ({} chars)", s.chars().take(100).collect::<String>(), s.len())
+    } else {
+        s
+    }
+}
+
+/// One expected header or trailer against what the client printed for it.
+fn metadata_matches(key: &str, want: &Value, got: Option<&String>) -> Result<(), String> {
+    let shown = || {
+        got.map(|g| short(&Value::String(g.clone())))
+            .unwrap_or_else(|| "nothing".into())
+    };
+    if want.get("$absent").is_some() {
+        return match got {
+            None => Ok(()),
+            Some(_) => Err(format!("expected none, got {}", shown())),
+        };
+    }
+    if let Some((lo, hi)) = range(want) {
+        return match got.and_then(|g| g.trim().parse::<i64>().ok()) {
+            Some(n) if (lo..=hi).contains(&n) => Ok(()),
+            _ => Err(format!("expected a number in {lo}..={hi}, got {}", shown())),
+        };
+    }
+    let want_s = want.as_str().unwrap_or_default();
+    let equal = match got {
+        Some(g) if key.ends_with("-bin") => decode_b64(g).ok().is_some_and(|b| decode_b64(want_s).ok() == Some(b)),
+        Some(g) => g == want_s,
+        None => false,
+    };
+    if equal {
+        Ok(())
+    } else {
+        Err(format!("expected {}, got {}", short(want), shown()))
+    }
+}
+
+/// Expected details (each `@type` and the fields it names) against the
+/// details a client printed, in order.
+fn details_match(want: &[Value], got: &[Value]) -> Result<(), String> {
+    let types = |l: &[Value]| {
+        l.iter()
+            .map(|d| {
+                d.get("@type")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .rsplit('/')
+                    .next()
+                    .unwrap_or("?")
+                    .to_string()
+            })
+            .collect::<Vec<_>>()
+    };
+    if want.len() != got.len() {
+        return Err(format!(
+            "expected {} {:?}, got {} {:?}",
+            want.len(),
+            types(want),
+            got.len(),
+            types(got)
+        ));
+    }
+    for (i, (w, g)) in want.iter().zip(got).enumerate() {
+        let g = proto::canonical_detail(g).map_err(|e| format!("detail {i}: {e}: {}", short(g)))?;
+        subset(w, &g, &format!("detail {i}"))?;
+    }
+    Ok(())
+}
+
+/// Every field of `want` (recursively; arrays element by element) is in `got`.
+fn subset(want: &Value, got: &Value, at: &str) -> Result<(), String> {
+    match (want, got) {
+        (Value::Object(w), Value::Object(g)) => {
+            for (k, wv) in w {
+                let gv = g.get(k).ok_or_else(|| format!("{at}: no field {k}"))?;
+                if k == "@type" {
+                    let name = |v: &Value| {
+                        v.as_str()
+                            .unwrap_or_default()
+                            .rsplit('/')
+                            .next()
+                            .unwrap_or_default()
+                            .to_string()
+                    };
+                    if name(wv) != name(gv) {
+                        return Err(format!("{at}: expected a {}, got a {}", name(wv), name(gv)));
+                    }
+                    continue;
+                }
+                subset(wv, gv, &format!("{at}.{k}"))?;
+            }
+            Ok(())
+        }
+        (Value::Array(w), Value::Array(g)) if w.len() == g.len() => w
+            .iter()
+            .zip(g)
+            .enumerate()
+            .try_for_each(|(i, (a, b))| subset(a, b, &format!("{at}[{i}]"))),
+        (w, g) if w == g || (w.as_i64().is_some() && as_i64(g) == w.as_i64()) => Ok(()),
+        (w, g) => Err(format!("{at}: expected {}, got {}", short(w), short(g))),
+    }
+}
+
+fn as_i64(v: &Value) -> Option<i64> {
+    v.as_i64().or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+}
+
+fn is_default(v: &Value) -> bool {
+    matches!(v, Value::Null)
+        || v == ""
+        || v == "0"
+        || v == &Value::Bool(false)
+        || v.as_i64() == Some(0)
+        || v.as_array().is_some_and(|a| a.is_empty())
+        || v.as_object().is_some_and(|o| o.is_empty())
+}
+
+struct Judge<'a> {
+    ns: &'a str,
+    obs: &'a Observations,
+    named: BTreeMap<String, Value>,
+    reasons: Vec<String>,
+}
+
+impl Judge<'_> {
+    fn step(&mut self, step: &CaseStep, id: &str, label: &str) {
+        let info = proto::method(&step.method).expect("checked when cases load");
+        let empty = StepObservation::default();
+        let obs = self.obs.get(id).unwrap_or(&empty);
+        let e = &step.expect;
+        let mut fail = |r: String| self.reasons.push(format!("{label} {}: {r}", step.method));
+
+        let Some(status_line) = &obs.status else {
+            fail(format!(
+                "no result (the client printed no status line for step id {id:?})"
+            ));
+            return;
+        };
+        let status = status_line.status.as_ref().expect("status lines carry a status");
+        let status_ok = match e.status.strip_prefix('!') {
+            Some(not) => status.code != not,
+            None => status.code == e.status,
+        };
+        if !status_ok {
+            let want = if e.status.starts_with('!') {
+                format!("any code but {}", &e.status[1..])
+            } else {
+                e.status.clone()
+            };
+            fail(format!(
+                "status: expected {want}, got {} {}",
+                status.code,
+                short(&Value::String(status.message.clone()))
+            ));
+        }
+        let expand_or = |s: &str| expand_str(s, self.ns).unwrap_or_else(|_| s.to_string());
+        if let Some(m) = &e.message {
+            let want = expand_or(m);
+            if status.message != want {
+                fail(format!(
+                    "status message: expected {}, got {}",
+                    short(&Value::String(want)),
+                    short(&Value::String(status.message.clone()))
+                ));
+            }
+        }
+        if let Some(m) = &e.message_contains {
+            let want = expand_or(m);
+            if !status.message.contains(&want) {
+                fail(format!(
+                    "status message: expected it to contain {}, got {}",
+                    short(&Value::String(want)),
+                    short(&Value::String(status.message.clone()))
+                ));
+            }
+        }
+        for (what, want, got) in [
+            ("header", &e.headers, &status_line.headers),
+            ("trailer", &e.trailers, &status_line.trailers),
+        ] {
+            for (k, v) in want {
+                let v = expand(v, self.ns).unwrap_or_else(|_| v.clone());
+                if let Err(r) = metadata_matches(k, &v, got.as_ref().and_then(|g| g.get(k))) {
+                    fail(format!("{what} {k}: {r}"));
+                }
+            }
+        }
+        if let Some(want) = &e.details {
+            let got = status_line.details.clone().unwrap_or_default();
+            if let Err(r) = details_match(want, &got) {
+                fail(format!("error details: {r}"));
+            }
+        }
+        if let Some(want) = &e.response_encoding {
+            match &status_line.response_encoding {
+                Some(got) if got == want => {}
+                Some(got) => fail(format!("response encoding: expected {want}, got {got}")),
+                None => fail(format!("response encoding: expected {want}, the client reported none")),
+            }
+        }
+        if let (Some(max), Some(elapsed)) = (e.max_elapsed_ms, status_line.elapsed_ms) {
+            if elapsed > max {
+                fail(format!("took {elapsed:.0} ms, more than the {max:.0} ms allowed"));
+            }
+        }
+
+        // Messages: parse every one; a message that is not valid proto3 JSON is a failure.
+        let mut actual = Vec::new();
+        for (i, m) in obs.messages.iter().enumerate() {
+            match proto::canonical_json(&info.output, m) {
+                Ok(c) => actual.push(c),
+                Err(err) => fail(format!("message {i}: {err}: {}", short(m))),
+            }
+        }
+        if let Some(name) = &step.name {
+            if let Some(first) = actual.first() {
+                self.named.insert(name.clone(), first.clone());
+            }
+        }
+        match &e.messages {
+            Some(expected) => self.messages(&info.output, expected, &actual, e.match_mode, label, &step.method),
+            None => {
+                let unary_out = matches!(info.kind, proto::Kind::Unary | proto::Kind::ClientStream);
+                let want = if status.code == "OK" { 1 } else { 0 };
+                if unary_out && obs.messages.len() != want {
+                    self.reasons.push(format!(
+                        "{label} {}: expected {want} response message(s), got {}",
+                        step.method,
+                        obs.messages.len()
+                    ));
+                }
+            }
+        }
+        for (j, nested) in step.after_first.iter().enumerate() {
+            self.step(nested, &format!("{id}.#{j}"), &format!("{label}.{j}"));
+        }
+    }
+
+    /// Every copy must meet the step's expectations; the first copy that
+    /// does not is reported, with how many others failed.
+    fn copies(&mut self, step: &CaseStep, id: &str, i: usize, n: u32) {
+        let before = self.reasons.len();
+        let mut failed = Vec::new();
+        for k in 0..n {
+            let mark = self.reasons.len();
+            self.step(
+                step,
+                &crate::contract::script::copy_id(id, k),
+                &format!("step {i} copy {k}"),
+            );
+            if self.reasons.len() > mark {
+                failed.push(k);
+                if failed.len() > 1 {
+                    self.reasons.truncate(mark);
+                }
+            }
+        }
+        if failed.len() > 1 {
+            self.reasons.push(format!(
+                "step {i}: {} of {n} copies failed (the first is shown)",
+                failed.len()
+            ));
+        }
+        debug_assert!(self.reasons.len() >= before);
+    }
+
+    fn messages(
+        &mut self,
+        desc: &prost_reflect::MessageDescriptor,
+        expected: &[Value],
+        actual: &[Value],
+        mode: MatchMode,
+        label: &str,
+        method: &str,
+    ) {
+        if expected.len() != actual.len() {
+            let got: Vec<String> = actual.iter().map(short).collect();
+            self.reasons.push(format!(
+                "{label} {method}: expected {} message(s), got {}: [{}]",
+                expected.len(),
+                actual.len(),
+                got.join(", ")
+            ));
+        }
+        for (i, (want, got)) in expected.iter().zip(actual).enumerate() {
+            let want = match expand(want, self.ns) {
+                Ok(w) => w,
+                Err(e) => {
+                    self.reasons.push(format!("{label} {method}: message {i}: {e}"));
+                    continue;
+                }
+            };
+            let (plain, matchers) = split_matchers(&want);
+            let canon = match proto::canonical_json(desc, &plain) {
+                Ok(c) => c,
+                Err(e) => {
+                    self.reasons
+                        .push(format!("{label} {method}: expected message {i}: {e}"));
+                    continue;
+                }
+            };
+            let json_name = |k: &str| {
+                desc.get_field_by_name(k)
+                    .map(|f| f.json_name().to_string())
+                    .unwrap_or_else(|| k.to_string())
+            };
+            let named: Vec<String> = plain
+                .as_object()
+                .map(|o| o.keys().map(|k| json_name(k)).collect())
+                .unwrap_or_default();
+            let matcher_fields: BTreeMap<String, Value> =
+                matchers.into_iter().map(|(k, v)| (json_name(&k), v)).collect();
+            let empty = serde_json::Map::new();
+            for (field, want_v) in canon.as_object().unwrap_or(&empty) {
+                let got_v = got.get(field).unwrap_or(&Value::Null);
+                if let Some(m) = matcher_fields.get(field) {
+                    if let Err(r) = self.matcher(m, field, got_v) {
+                        self.reasons
+                            .push(format!("{label} {method}: message {i}: field {field}: {r}"));
+                    }
+                    continue;
+                }
+                if mode == MatchMode::Partial && !named.contains(field) {
+                    continue;
+                }
+                if want_v != got_v {
+                    self.reasons.push(format!(
+                        "{label} {method}: message {i}: field {field}: expected {}, got {}",
+                        short(want_v),
+                        short(got_v)
+                    ));
+                }
+            }
+        }
+    }
+
+    fn matcher(&self, m: &Value, field: &str, got: &Value) -> Result<(), String> {
+        if m.get("$any").is_some() {
+            return Ok(());
+        }
+        if m.get("$nonempty").is_some() {
+            return if is_default(got) {
+                Err(format!("expected a non-empty value, got {}", short(got)))
+            } else {
+                Ok(())
+            };
+        }
+        let delta = m.get("$delta").and_then(Value::as_i64).unwrap_or(0);
+        let from = m.get("$from").and_then(Value::as_str).unwrap_or_default();
+        let base = self
+            .named
+            .get(from)
+            .and_then(|msg| msg.get(field))
+            .and_then(as_i64)
+            .ok_or_else(|| format!("step `{from}` has no value to compare with"))?;
+        match as_i64(got) {
+            Some(g) if g == base + delta => Ok(()),
+            _ => Err(format!(
+                "expected {} ({base} from step `{from}` {delta:+}), got {}",
+                base + delta,
+                short(got)
+            )),
+        }
+    }
+}
+
+/// Judges one test: the case's steps against what the client printed under
+/// ids `PREFIX#i`. Returns every reason it failed (empty = passed).
+pub fn judge(case: &Case, prefix: &str, ns: &str, obs: &Observations) -> Vec<String> {
+    let mut j = Judge {
+        ns,
+        obs,
+        named: BTreeMap::new(),
+        reasons: Vec::new(),
+    };
+    for (i, step) in case.steps.iter().enumerate() {
+        let id = format!("{prefix}#{i}");
+        match step.copies {
+            Some(n) if n > 1 => j.copies(step, &id, i, n),
+            _ => j.step(step, &id, &format!("step {i}")),
+        }
+    }
+    j.reasons
+}
+
+#[cfg(test)]
+mod tests;

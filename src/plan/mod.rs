@@ -1,0 +1,302 @@
+//! Matrix × case sets × filters → the cells and tests of a run, with stable
+//! ids (pure). A cell is one server start (client, server, TLS mode, key
+//! type); its tests are the cases that apply to that TLS mode.
+use crate::input::cases::{Case, CaseSet, ServerCert};
+use crate::model::cell::CellKey;
+use crate::model::tls::{KeyType, TlsMode};
+use globset::{Glob, GlobMatcher};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// What a run covers, after the profile and the command-line filters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Selection {
+    pub clients: Vec<String>,
+    pub servers: Vec<String>,
+    pub tls: Vec<TlsMode>,
+    pub sets: Vec<String>,
+    pub key_types: Vec<KeyType>,
+    /// Globs over the case name, `set/case` or the whole test id; empty = all.
+    pub cases: Vec<String>,
+    /// Keep only cells whose client or server is this language.
+    pub pivot: Option<String>,
+    /// `(k, n)`: keep cells whose index is k-1 modulo n.
+    pub shard: Option<(usize, usize)>,
+}
+
+/// One test: a case in a cell.
+#[derive(Debug, Clone)]
+pub struct Test {
+    pub set: String,
+    pub case: Arc<Case>,
+}
+
+impl Test {
+    pub fn id(&self, cell: &CellKey) -> String {
+        format!("{}/set={}/case={}", cell.id(), self.set, self.case.name)
+    }
+
+    /// The case's own key prefix in this test.
+    pub fn namespace(&self, attempt: u32) -> String {
+        if attempt <= 1 {
+            format!("{}.{}/", self.set, self.case.name)
+        } else {
+            format!("{}.{}.{attempt}/", self.set, self.case.name)
+        }
+    }
+}
+
+/// A cell and its tests.
+#[derive(Debug, Clone)]
+pub struct Cell {
+    pub key: CellKey,
+    pub tests: Vec<Test>,
+}
+
+impl Cell {
+    /// Tests grouped by the server certificate (one server start and one
+    /// client process each), those on the cell's own connection first.
+    pub fn groups(&self) -> BTreeMap<ServerCert, Vec<&Test>> {
+        let mut groups: BTreeMap<ServerCert, Vec<&Test>> = BTreeMap::new();
+        for t in &self.tests {
+            groups.entry(t.case.server_cert).or_default().push(t);
+        }
+        for tests in groups.values_mut() {
+            tests.sort_by_key(|t| t.case.connect);
+        }
+        groups
+    }
+}
+
+/// Parses `K/N` for `--shard`.
+pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
+    let (k, n) = s
+        .split_once('/')
+        .ok_or_else(|| format!("--shard takes K/N, got {s:?}"))?;
+    let (k, n): (usize, usize) = (
+        k.parse().map_err(|_| format!("bad K in {s:?}"))?,
+        n.parse().map_err(|_| format!("bad N in {s:?}"))?,
+    );
+    if n == 0 || k == 0 || k > n {
+        return Err(format!("--shard K/N needs 1 <= K <= N, got {s:?}"));
+    }
+    Ok((k, n))
+}
+
+/// Every cell of a selection, sorted, with the tests that apply to it.
+/// Cells with no applicable test are dropped.
+pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cell>, String> {
+    let globs: Vec<GlobMatcher> = sel
+        .cases
+        .iter()
+        .map(|g| {
+            Glob::new(g)
+                .map(|g| g.compile_matcher())
+                .map_err(|e| format!("--case {g:?}: {e}"))
+        })
+        .collect::<Result<_, _>>()?;
+    let mut cells = Vec::new();
+    for client in &sel.clients {
+        for server in &sel.servers {
+            if sel.pivot.as_ref().is_some_and(|p| p != client && p != server) {
+                continue;
+            }
+            for &tls in &sel.tls {
+                // The key type only matters with TLS.
+                let key_types = if tls == TlsMode::None {
+                    &sel.key_types[..1]
+                } else {
+                    &sel.key_types[..]
+                };
+                for &key_type in key_types {
+                    let key = CellKey {
+                        client: client.clone(),
+                        server: server.clone(),
+                        tls,
+                        key_type,
+                    };
+                    let mut tests = Vec::new();
+                    for set in &sel.sets {
+                        let cs = sets.get(set).ok_or_else(|| format!("unknown set `{set}`"))?;
+                        if !cs.drivable_by(client) {
+                            continue;
+                        }
+                        for case in cs.cases.iter().filter(|c| c.applies_to(tls)) {
+                            let test = Test {
+                                set: set.clone(),
+                                case: Arc::new(case.clone()),
+                            };
+                            let id = test.id(&key);
+                            let short = format!("{set}/{}", case.name);
+                            if globs.is_empty()
+                                || globs
+                                    .iter()
+                                    .any(|g| g.is_match(&case.name) || g.is_match(&short) || g.is_match(&id))
+                            {
+                                tests.push(test);
+                            }
+                        }
+                    }
+                    if !tests.is_empty() {
+                        cells.push(Cell { key, tests });
+                    }
+                }
+            }
+        }
+    }
+    cells.sort_by(|a, b| a.key.cmp(&b.key));
+    if let Some((k, n)) = sel.shard {
+        cells = cells
+            .into_iter()
+            .enumerate()
+            .filter(|(i, _)| i % n == k - 1)
+            .map(|(_, c)| c)
+            .collect();
+    }
+    Ok(cells)
+}
+
+/// Combinations (client × server × TLS × set) a selection names, as the
+/// profiles count them; a set only counts for the clients that can drive it.
+pub fn combinations(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> usize {
+    let pairs = sel
+        .clients
+        .iter()
+        .flat_map(|c| sel.servers.iter().map(move |s| (c, s)))
+        .filter(|(c, s)| sel.pivot.as_ref().is_none_or(|p| p == *c || p == *s));
+    let per_pair = |client: &str| {
+        sel.sets
+            .iter()
+            .filter(|s| sets.get(*s).is_none_or(|cs| cs.drivable_by(client)))
+            .count()
+    };
+    pairs.map(|(c, _)| per_pair(c)).sum::<usize>() * sel.tls.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::input::cases;
+
+    fn sets() -> BTreeMap<String, CaseSet> {
+        let a = "[[case]]\nname = \"a1\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"a2\"\n[[case.step]]\nmethod = \"Inventory\"\n";
+        let t = "[[case]]\nname = \"no-cert\"\nconnect = \"no-client-cert\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n";
+        [("a", a), ("tls", t)]
+            .into_iter()
+            .map(|(n, s)| (n.to_string(), cases::parse(n, s).unwrap()))
+            .collect()
+    }
+
+    fn sel(clients: &[&str], tls: &[TlsMode], sets: &[&str]) -> Selection {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        Selection {
+            clients: v(clients),
+            servers: v(clients),
+            tls: tls.to_vec(),
+            sets: v(sets),
+            key_types: vec![KeyType::EcP256],
+            cases: vec![],
+            pivot: None,
+            shard: None,
+        }
+    }
+
+    #[test]
+    fn cells_cover_every_pair_and_ids_are_stable() {
+        let s = sel(&["go", "rust"], &[TlsMode::None], &["a"]);
+        let cells = plan(&s, &sets()).unwrap();
+        assert_eq!(cells.len(), 4);
+        assert_eq!(
+            cells[0].tests[1].id(&cells[0].key),
+            "client=go/server=go/tls=none/set=a/case=a2"
+        );
+        assert_eq!(combinations(&s, &sets()), 4);
+    }
+
+    #[test]
+    fn negative_cases_only_where_they_mean_something() {
+        let cells = plan(&sel(&["rust"], &TlsMode::ALL, &["tls"]), &sets()).unwrap();
+        assert_eq!(cells.len(), 1);
+        assert_eq!(cells[0].key.tls, TlsMode::Mtls);
+    }
+
+    #[test]
+    fn case_globs_filter_by_name_or_id() {
+        let mut s = sel(&["rust"], &[TlsMode::None], &["a"]);
+        s.cases = vec!["a2".into()];
+        assert_eq!(plan(&s, &sets()).unwrap()[0].tests.len(), 1);
+        s.cases = vec!["client=rust/*/case=a1".into()];
+        assert_eq!(plan(&s, &sets()).unwrap()[0].tests[0].case.name, "a1");
+    }
+
+    #[test]
+    fn shards_partition_the_cells() {
+        let mut s = sel(&["a", "b", "c"], &[TlsMode::None], &["a"]);
+        let all: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
+        let mut union = Vec::new();
+        for k in 1..=4 {
+            s.shard = Some((k, 4));
+            union.extend(plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()));
+        }
+        union.sort();
+        assert_eq!(union, all);
+        assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+        assert!(parse_shard("4/3").is_err());
+    }
+
+    #[test]
+    fn a_pivot_keeps_only_pairs_with_that_language() {
+        let mut s = sel(&["a", "b", "rust"], &[TlsMode::None], &["a"]);
+        s.pivot = Some("rust".into());
+        let ids: Vec<String> = plan(&s, &sets())
+            .unwrap()
+            .iter()
+            .map(|c| format!("{}>{}", c.key.client, c.key.server))
+            .collect();
+        assert_eq!(ids, ["a>rust", "b>rust", "rust>a", "rust>b", "rust>rust"]);
+        assert_eq!(combinations(&s, &sets()), 5);
+    }
+
+    #[test]
+    fn key_types_multiply_tls_cells_only() {
+        let mut s = sel(&["rust"], &[TlsMode::None, TlsMode::Server], &["a"]);
+        s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
+        let ids: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "client=rust/server=rust/tls=none",
+                "client=rust/server=rust/tls=server",
+                "client=rust/server=rust/tls=server/key=rsa-2048"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_set_for_some_clients_only_runs_with_those_clients() {
+        let mut all = sets();
+        let kv = "clients = [\"rust\"]\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"proto.KV.Get\"\nrequest = { key = \"x\" }\nexpect.status = \"NOT_FOUND\"\n";
+        all.insert("kv".into(), cases::parse("kv", kv).unwrap());
+        let s = sel(&["go", "rust"], &[TlsMode::None], &["a", "kv"]);
+        let ids: Vec<String> = plan(&s, &all)
+            .unwrap()
+            .iter()
+            .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+            .filter(|i| i.contains("set=kv"))
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                "client=rust/server=go/tls=none/set=kv/case=k",
+                "client=rust/server=rust/tls=none/set=kv/case=k"
+            ]
+        );
+        // 4 pairs run `a`, the 2 with a rust client also run `kv`.
+        assert_eq!(combinations(&s, &all), 6);
+        assert!(cases::parse(
+            "kv",
+            "clients = []\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"Inventory\"\n"
+        )
+        .is_err());
+    }
+}
