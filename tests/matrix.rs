@@ -743,3 +743,59 @@ fn a_run_whose_output_is_closed_still_writes_its_reports_and_its_exit_code() {
         assert!(dir.path().join("latest").join(f).is_file(), "{f} missing");
     }
 }
+
+#[test]
+fn a_copied_checkout_rebuilds_in_its_own_folder_and_leaves_the_original_alone() {
+    // A build whose output remembers where it was made, as CMake's cache does:
+    // rebuilt in a copy, it must write into the copy, not the original.
+    let dir = tempfile::tempdir().unwrap();
+    let make = |root: &Path| {
+        let lang = root.join("lang");
+        std::fs::create_dir_all(&lang).unwrap();
+        // A build is stamped with the fingerprint of the matrix's proto folder too.
+        std::fs::create_dir_all(root.join("proto")).unwrap();
+        std::fs::write(root.join("proto/x.proto"), "syntax = \"proto3\";\n").unwrap();
+        std::fs::write(
+            lang.join("build.sh"),
+            "#!/bin/sh\nset -e\n[ -f out/home ] || { mkdir -p out; pwd > out/home; }\necho built >> \"$(cat out/home)/built-here\"\n",
+        )
+        .unwrap();
+        let extra = format!(
+            "[languages.made]\nfolder = \"{}\"\nstack = \"sh\"\nbuild = [\"sh\", \"build.sh\"]\noutputs = [\"out\", \"built-here\"]\nserver = [\"true\"]\nclient = [\"true\"]\n",
+            lang.display()
+        );
+        (lang, matrix_with(root, &extra, ""))
+    };
+    let build = |matrix: &Path| {
+        let out = Command::new(bin())
+            .args(["--matrix", matrix.to_str().unwrap(), "build", "made"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let (a, matrix_a) = make(&dir.path().join("a"));
+    build(&matrix_a);
+    assert_eq!(std::fs::read_to_string(a.join("built-here")).unwrap(), "built\n");
+    // The copy: the same files, outputs and stamp included.
+    let b_root = dir.path().join("b");
+    let status = Command::new("cp")
+        .args(["-a"])
+        .arg(dir.path().join("a"))
+        .arg(&b_root)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let (b, matrix_b) = make(&b_root);
+    let said = build(&matrix_b);
+    assert!(said.contains("last built in"), "{said}");
+    assert_eq!(
+        std::fs::read_to_string(a.join("built-here")).unwrap(),
+        "built\n",
+        "the original was written to"
+    );
+    assert_eq!(std::fs::read_to_string(b.join("built-here")).unwrap(), "built\n");
+    // Built where it is now: up to date, nothing rebuilt.
+    build(&matrix_b);
+    assert_eq!(std::fs::read_to_string(b.join("built-here")).unwrap(), "built\n");
+}

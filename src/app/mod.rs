@@ -239,9 +239,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         Command::Setup { languages } => toolchain::setup(&load_matrix(&cli.matrix)?, &languages).await,
         Command::Doctor => Ok(toolchain::doctor(&load_matrix(&cli.matrix)?)),
         Command::Merge { parts, reports } => merge_shards(&parts, &reports),
-        Command::Get { key, target } => {
-            passthrough::shortcut(&cli.matrix, &target, &["get".into(), key]).await
-        }
+        Command::Get { key, target } => passthrough::shortcut(&cli.matrix, &target, &["get".into(), key]).await,
         Command::Put { key, value, target } => {
             passthrough::shortcut(&cli.matrix, &target, &["put".into(), key, value]).await
         }
@@ -260,9 +258,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
             }
             passthrough::shortcut(&cli.matrix, &target, &args).await
         }
-        Command::Inventory { target } => {
-            passthrough::shortcut(&cli.matrix, &target, &["inventory".into()]).await
-        }
+        Command::Inventory { target } => passthrough::shortcut(&cli.matrix, &target, &["inventory".into()]).await,
         Command::Language(args) => passthrough::language(&load_matrix(&cli.matrix)?, &args).await,
     }
 }

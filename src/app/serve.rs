@@ -63,7 +63,11 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
     } else {
         modes.to_vec()
     };
-    let dir = m.root.join("target/stock-matrix/serve");
+    // Its own folder: two `serve`s at once must not overwrite each other's certificates.
+    let dir = m
+        .root
+        .join("target/stock-matrix/serve")
+        .join(std::process::id().to_string());
     let _ = std::fs::remove_dir_all(&dir);
     let certs = crate::exec::certs::generate(&dir.join("certs"), key_type)
         .map_err(|e| setup_err(format!("certificates: {e:#}")))?;
@@ -142,6 +146,8 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
     for p in &mut running {
         p.stop(Duration::from_secs(2)).await;
     }
+    // The certificates are of no use once their servers are gone.
+    let _ = std::fs::remove_dir_all(&dir);
     Ok(if failed == 0 { exit::OK } else { exit::RED })
 }
 

@@ -141,7 +141,11 @@ pub async fn ensure_built(
         note!("{name}: last built in {there}; removing its build outputs here before building");
         for out in &lang.outputs {
             let p = lang.folder.join(out);
-            let _ = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
         }
     }
     let _ = std::fs::remove_file(log);
