@@ -11,7 +11,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// How the client connects for a case: the cell's own TLS settings, or a
 /// deliberately wrong variant that the server (or client) must refuse.
@@ -402,10 +402,29 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// A case file that could not be used; the message names the file, and the
+/// case and step where there is one.
+#[derive(Debug, thiserror::Error)]
+pub enum CaseError {
+    #[error("failed to read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{}: {message}", path.display())]
+    Invalid { path: PathBuf, message: String },
+    #[error("{}: `clients` names `{language}`, which matrix.toml does not define", path.display())]
+    UnknownClient { path: PathBuf, language: String },
+}
+
 /// Loads and checks one case file.
-pub fn load(name: &str, path: &Path) -> Result<CaseSet, String> {
-    let src = std::fs::read_to_string(path).map_err(|e| format!("failed to read {}: {e}", path.display()))?;
-    parse(name, &src).map_err(|e| format!("{}: {e}", path.display()))
+pub fn load(name: &str, path: &Path) -> Result<CaseSet, CaseError> {
+    let path_buf = || path.to_path_buf();
+    let src = std::fs::read_to_string(path).map_err(|source| CaseError::Read {
+        path: path_buf(),
+        source,
+    })?;
+    parse(name, &src).map_err(|message| CaseError::Invalid {
+        path: path_buf(),
+        message,
+    })
 }
 
 /// Parses and checks case text.
@@ -443,17 +462,17 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
 }
 
 /// The named case sets of a matrix, each checked against its languages.
-pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSet>, String> {
+pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSet>, CaseError> {
     names
         .iter()
         .map(|n| {
             let path = &m.sets[n];
             let set = load(n, path)?;
             if let Some(unknown) = set.clients.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
-                return Err(format!(
-                    "{}: `clients` names `{unknown}`, which matrix.toml does not define",
-                    path.display()
-                ));
+                return Err(CaseError::UnknownClient {
+                    path: path.clone(),
+                    language: unknown.clone(),
+                });
             }
             Ok((n.clone(), set))
         })

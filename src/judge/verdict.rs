@@ -38,20 +38,45 @@ pub struct KnownList {
     pub entries: Vec<Entry>,
 }
 
+/// A known list that could not be used; the message names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ListError {
+    #[error("failed to read {path}: {source}")]
+    Read { path: String, source: std::io::Error },
+    #[error("{path}: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: pattern {pattern:?} has no reason; every entry needs one")]
+    NoReason { path: String, pattern: String },
+    #[error("{path}: pattern {pattern:?}: {message}")]
+    BadPattern {
+        path: String,
+        pattern: String,
+        message: String,
+    },
+}
+
 impl KnownList {
     /// Parses a list; every entry needs a pattern and a non-empty reason.
-    pub fn parse(path: &str, src: &str) -> Result<KnownList, String> {
-        let file: File = toml::from_str(src).map_err(|e| format!("{path}: {e}"))?;
+    pub fn parse(path: &str, src: &str) -> Result<KnownList, ListError> {
+        let path = path.to_string();
+        let file: File = toml::from_str(src).map_err(|e| ListError::Syntax {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
         let mut entries = Vec::new();
         for e in file.entries {
             if e.reason.trim().is_empty() {
-                return Err(format!(
-                    "{path}: pattern {:?} has no reason; every entry needs one",
-                    e.pattern
-                ));
+                return Err(ListError::NoReason {
+                    path,
+                    pattern: e.pattern,
+                });
             }
             let glob = Glob::new(&e.pattern)
-                .map_err(|err| format!("{path}: pattern {:?}: {err}", e.pattern))?
+                .map_err(|err| ListError::BadPattern {
+                    path: path.clone(),
+                    pattern: e.pattern.clone(),
+                    message: err.to_string(),
+                })?
                 .compile_matcher();
             entries.push(Entry {
                 pattern: e.pattern,
@@ -59,21 +84,21 @@ impl KnownList {
                 glob,
             });
         }
-        Ok(KnownList {
-            path: path.to_string(),
-            entries,
-        })
+        Ok(KnownList { path, entries })
     }
 
     /// Loads a list; a missing file is an empty list.
-    pub fn load(path: &Path) -> Result<KnownList, String> {
+    pub fn load(path: &Path) -> Result<KnownList, ListError> {
         match std::fs::read_to_string(path) {
             Ok(src) => KnownList::parse(&path.display().to_string(), &src),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownList {
                 path: path.display().to_string(),
                 entries: vec![],
             }),
-            Err(e) => Err(format!("failed to read {}: {e}", path.display())),
+            Err(source) => Err(ListError::Read {
+                path: path.display().to_string(),
+                source,
+            }),
         }
     }
 
@@ -284,6 +309,7 @@ mod tests {
     fn entries_need_a_reason_and_the_written_list_reloads() {
         assert!(KnownList::parse("kf", "[[known]]\npattern = \"x\"\nreason = \" \"\n")
             .unwrap_err()
+            .to_string()
             .contains("no reason"));
         let rs = vec![
             result("go", "rust", TlsMode::None, "put", Outcome::Failed),
