@@ -136,8 +136,13 @@ class Stock(stock_pb2_grpc.StockServicer):
             signed = order.quantity if order.side == stock_pb2.BUY else -order.quantity
             positions[order.symbol] = positions.get(order.symbol, 0) + signed
             yield stock_pb2.TradeFill(
-                order_id=order.order_id, symbol=order.symbol, side=order.side, quantity=order.quantity,
-                price_cents=order.price_cents, sequence=sequence, net_position=positions[order.symbol],
+                order_id=order.order_id,
+                symbol=order.symbol,
+                side=order.side,
+                quantity=order.quantity,
+                price_cents=order.price_cents,
+                sequence=sequence,
+                net_position=positions[order.symbol],
             )
 
     async def Inventory(self, request, context):

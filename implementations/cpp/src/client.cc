@@ -65,8 +65,10 @@ int main(int argc, char** argv) {
   try {
     stock::g_default = stock::ParseArgs(argc, argv);
   } catch (const stock::UsageError& e) {
-    std::fprintf(stderr, "error: %s\nusage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] "
-                         "[--cert-file F --key-file F] [--server-name NAME] script\n", e.what());
+    std::fprintf(stderr,
+                 "error: %s\nusage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] "
+                 "[--cert-file F --key-file F] [--server-name NAME] script\n",
+                 e.what());
     return 2;
   }
   std::shared_ptr<grpc::Channel> channel;
@@ -95,16 +97,14 @@ int main(int argc, char** argv) {
 namespace stock {
 namespace {
 
-bool ValidMode(const std::string& mode) {
-  return mode.empty() || mode == "none" || mode == "server" || mode == "mtls";
-}
+bool ValidMode(const std::string& mode) { return mode.empty() || mode == "none" || mode == "server" || mode == "mtls"; }
 
 Connection ParseArgs(int argc, char** argv) {
   Connection c;
   std::map<std::string, std::string*> fields{
-      {"--server", c.mutable_server()},       {"--tls-mode", c.mutable_tls_mode()},
-      {"--ca-file", c.mutable_ca_file()},     {"--cert-file", c.mutable_cert_file()},
-      {"--key-file", c.mutable_key_file()},   {"--server-name", c.mutable_server_name()}};
+      {"--server", c.mutable_server()},     {"--tls-mode", c.mutable_tls_mode()},
+      {"--ca-file", c.mutable_ca_file()},   {"--cert-file", c.mutable_cert_file()},
+      {"--key-file", c.mutable_key_file()}, {"--server-name", c.mutable_server_name()}};
   int i = 1;
   for (; i + 1 < argc && fields.count(argv[i]); i += 2) *fields[argv[i]] = argv[i + 1];
   if (i + 1 != argc || argv[i] != std::string("script")) throw UsageError("expected options, then `script`");

@@ -33,9 +33,9 @@ inline std::optional<std::string> Header(const grpc::ServerContext* ctx, const c
 
 // The hooks of a call's request metadata; a bad value is INVALID_ARGUMENT.
 inline grpc::Status ReadHooks(const grpc::ServerContext* ctx, Hooks* hooks) {
-  for (auto [key, out] : {std::pair{"x-stock-delay-ms", &hooks->delay_ms},
-                          std::pair{"x-stock-fail-after", &hooks->fail_after},
-                          std::pair{"x-stock-repeat-value", &hooks->repeat_value}}) {
+  for (auto [key, out] :
+       {std::pair{"x-stock-delay-ms", &hooks->delay_ms}, std::pair{"x-stock-fail-after", &hooks->fail_after},
+        std::pair{"x-stock-repeat-value", &hooks->repeat_value}}) {
     auto value = Header(ctx, key);
     if (!value) continue;
     if (value->empty() || value->size() > 18 || value->find_first_not_of("0123456789") != std::string::npos) {
@@ -47,7 +47,7 @@ inline grpc::Status ReadHooks(const grpc::ServerContext* ctx, Hooks* hooks) {
   auto fail = Header(ctx, "x-stock-fail");
   if (!fail && !special) return grpc::Status::OK;
   if (!fail) hooks->fail = grpc::StatusCode::UNKNOWN;  // x-stock-fail-special alone
-  for (int code = 1; fail && code <= 16; ++code) {  // gRPC C++'s codes are absl's, which can name them
+  for (int code = 1; fail && code <= 16; ++code) {     // gRPC C++'s codes are absl's, which can name them
     if (*fail == absl::StatusCodeToString(absl::StatusCode(code))) hooks->fail = grpc::StatusCode(code);
   }
   if (!hooks->fail) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "x-stock-fail: unknown code " + *fail);
@@ -79,8 +79,8 @@ inline grpc::Status ApplyHooks(grpc::ServerContext* ctx, Store& store, Hooks* ho
   }
   if (Header(ctx, "x-stock-report-deadline") == std::string("true")) {
     bool none = gpr_time_cmp(ctx->raw_deadline(), gpr_inf_future(ctx->raw_deadline().clock_type)) == 0;
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-        ctx->deadline() - std::chrono::system_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(ctx->deadline() - std::chrono::system_clock::now());
     std::string ms = std::to_string(std::max<int64_t>(0, left.count()));
     ctx->AddTrailingMetadata("x-stock-deadline-ms", none ? "none" : ms);
   }

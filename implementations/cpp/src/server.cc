@@ -95,9 +95,9 @@ namespace {
 
 // Returns false (after saying why) on a usage error.
 bool ParseArgs(int argc, char** argv, Options* options) {
-  std::map<std::string, std::string*> fields{
-      {"--port", &options->port},           {"--host", &options->host},         {"--tls-mode", &options->tls_mode},
-      {"--cert-file", &options->cert_file}, {"--key-file", &options->key_file}, {"--ca-file", &options->ca_file}};
+  std::map<std::string, std::string*> fields{{"--port", &options->port},         {"--host", &options->host},
+                                             {"--tls-mode", &options->tls_mode}, {"--cert-file", &options->cert_file},
+                                             {"--key-file", &options->key_file}, {"--ca-file", &options->ca_file}};
   for (int i = 1; i < argc; i += 2) {
     auto field = fields.find(argv[i]);
     if (field == fields.end() || i + 1 == argc) {
@@ -108,8 +108,9 @@ bool ParseArgs(int argc, char** argv, Options* options) {
   }
   const std::string& mode = options->tls_mode;
   if (options->port.empty() || (mode != "none" && mode != "server" && mode != "mtls")) {
-    std::fprintf(stderr, "usage: server --port N [--host H] [--tls-mode none|server|mtls] "
-                         "[--cert-file F --key-file F] [--ca-file F]\n");
+    std::fprintf(stderr,
+                 "usage: server --port N [--host H] [--tls-mode none|server|mtls] "
+                 "[--cert-file F --key-file F] [--ca-file F]\n");
     return false;
   }
   return true;
@@ -181,7 +182,7 @@ Status StockService::Put(ServerContext* ctx, const v1::PutRequest* request, v1::
 }
 
 Status StockService::Monitor(ServerContext* ctx, const v1::WatchRequest* request,
-               grpc::ServerWriter<v1::WatchEvent>* writer) {
+                             grpc::ServerWriter<v1::WatchEvent>* writer) {
   Hooks hooks;
   if (Status s = ApplyHooks(ctx, store_, &hooks); !s.ok()) return s;
   if (request->pattern().empty()) return BadField("pattern", "pattern must not be empty");

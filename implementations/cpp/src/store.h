@@ -93,8 +93,8 @@ class Store {
   // Validates every item, then applies them all at once.
   grpc::Status Batch(const std::vector<v1::BatchItem>& items, v1::BatchSummary* summary) {
     for (size_t i = 0; i < items.size(); ++i) {
-      for (auto [field, s] : {std::pair{"key", ValidateKey(items[i].key())},
-                              std::pair{"value", ValidateValue(items[i].value())}}) {
+      for (auto [field, s] :
+           {std::pair{"key", ValidateKey(items[i].key())}, std::pair{"value", ValidateValue(items[i].value())}}) {
         if (!s.ok()) return BadField(field, "item " + std::to_string(i) + ": " + s.error_message());
       }
     }
@@ -124,9 +124,9 @@ class Store {
 
   void Unwatch(const Watcher* watcher) {
     std::lock_guard<std::mutex> lock(mu_);
-    watchers_.erase(std::remove_if(watchers_.begin(), watchers_.end(),
-                                   [&](const auto& w) { return w.get() == watcher; }),
-                    watchers_.end());
+    watchers_.erase(
+        std::remove_if(watchers_.begin(), watchers_.end(), [&](const auto& w) { return w.get() == watcher; }),
+        watchers_.end());
   }
 
   // Waits for the Monitor's next event; CANCELLED when its call is over first (also at shutdown).
