@@ -4,7 +4,6 @@
 //! client). They stop together on Ctrl-C, SIGTERM or stdin closing.
 use crate::app::exit::{self, runner as setup_err, Exit};
 use crate::app::toolchain;
-use crate::exec::builder;
 use crate::exec::certs::CertFiles;
 use crate::exec::process::{self, Proc};
 use crate::input::cases::ServerCert;
@@ -72,24 +71,12 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
     let certs = crate::exec::certs::generate(&dir.join("certs"), key_type)
         .map_err(|e| setup_err(format!("certificates: {e:#}")))?;
     toolchain::auto_setup(&m, &langs, &dir).await;
-    let proto = m.root.join("proto");
-    let mut unavailable = BTreeMap::new();
-    for name in &langs {
-        let lang = &m.languages[name];
-        let log = dir.join(format!("build-{name}.log"));
-        let b = builder::ensure_built(
-            name,
-            lang,
-            &proto,
-            &log,
-            Duration::from_millis(m.run.build_timeout_ms),
-            false,
-        )
-        .await;
-        if !b.ok {
-            unavailable.insert(name.clone(), b.status);
-        }
-    }
+    let builds = super::build_all(&m, &langs, &dir, false, |s| note!("{s}")).await;
+    let unavailable: BTreeMap<String, String> = builds
+        .into_iter()
+        .filter(|(_, b)| !b.ok)
+        .map(|(l, b)| (l, b.status))
+        .collect();
     let runner = Runner {
         matrix: Arc::new(m),
         certs: BTreeMap::from([(key_type, certs.clone())]),

@@ -4,7 +4,7 @@
 use crate::app::exit::{self, usage, Exit};
 use crate::exec::builder;
 use crate::exec::process;
-use crate::input::config::Matrix;
+use crate::input::config::{Language, Matrix};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -90,20 +90,31 @@ pub async fn setup(m: &Matrix, names: &[String]) -> Result<i32, Exit> {
         note!("setup {name}: {}", lang.setup.join(" "));
         let log = builder::default_log(&m.root, &format!("setup-{name}"));
         let _ = std::fs::remove_file(&log);
-        match process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await {
-            Ok(s) if s.success() => note!("setup {name}: ok"),
-            other => {
+        match run_setup(lang, &log).await {
+            (Ok(()), ..) => note!("setup {name}: ok"),
+            (Err(why), text, _) => {
                 code = exit::RED;
-                note!(
-                    "setup {name}: FAILED ({:?}); log {}:\n{}",
-                    other.map(|s| s.to_string()),
-                    log.display(),
-                    std::fs::read_to_string(&log).unwrap_or_default()
-                );
+                note!("setup {name}: FAILED ({why}); log {}:\n{text}", log.display());
             }
         }
     }
     Ok(code)
+}
+
+/// Runs a language's setup script with its output in `log`: the result,
+/// the log's text and the seconds it took.
+async fn run_setup(lang: &Language, log: &Path) -> (Result<(), String>, String, f64) {
+    let start = Instant::now();
+    let result = match process::run_logged(&lang.setup, &lang.folder, log, Duration::from_secs(1800)).await {
+        Ok(s) if s.success() => Ok(()),
+        Ok(s) => Err(s.to_string()),
+        Err(e) => Err(e),
+    };
+    (
+        result,
+        std::fs::read_to_string(log).unwrap_or_default(),
+        start.elapsed().as_secs_f64(),
+    )
 }
 
 /// Can this process install system packages (root, with apt-get)?
@@ -133,21 +144,13 @@ pub async fn auto_setup(m: &Matrix, langs: &[String], logs: &Path) {
             continue;
         }
         let log = logs.join(format!("setup-{name}.log"));
-        let start = Instant::now();
-        let result = process::run_logged(&lang.setup, &lang.folder, &log, Duration::from_secs(1800)).await;
-        let text = std::fs::read_to_string(&log).unwrap_or_default();
-        let took = start.elapsed().as_secs_f64();
-        match result {
-            Ok(s) if s.success() => {
+        match run_setup(lang, &log).await {
+            (Ok(()), text, took) => {
                 if let Some(packages) = installed(&text) {
                     note!("setup {name}: installed {packages} ({took:.0} s; `--no-setup` skips this)");
                 }
             }
-            other => note!(
-                "setup {name}: FAILED ({}) after {took:.0} s; log {}",
-                other.map(|s| s.to_string()).unwrap_or_else(|e| e),
-                log.display()
-            ),
+            (Err(why), _, took) => note!("setup {name}: FAILED ({why}) after {took:.0} s; log {}", log.display()),
         }
     }
 }

@@ -9,12 +9,6 @@ import io.grpc.MethodDescriptor.MethodType
 import io.grpc.kotlin.ClientCalls
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
 import io.grpc.protobuf.StatusProto
-import kotlinx.coroutines.*
-import kotlinx.coroutines.channels.Channel
-import kotlinx.coroutines.flow.asFlow
-import kotlinx.coroutines.flow.consumeAsFlow
-import stock.v1.LedgerGrpc
-import stock.v1.StockGrpc
 import java.io.File
 import java.io.FileDescriptor
 import java.io.FileOutputStream
@@ -22,6 +16,12 @@ import java.io.PrintStream
 import java.util.Base64
 import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
+import kotlinx.coroutines.*
+import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.flow.asFlow
+import kotlinx.coroutines.flow.consumeAsFlow
+import stock.v1.LedgerGrpc
+import stock.v1.StockGrpc
 
 /** A bad option, command or stdin line: the client exits 2. */
 class UsageException(message: String) : Exception(message)
@@ -67,7 +67,7 @@ private val gson = GsonBuilder().disableHtmlEscaping().create()
 private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
 private val detailPrinter = // knows every google.rpc error detail
     printer.usingTypeRegistry(
-        JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor().messageTypes).build(),
+        JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor().messageTypes).build()
     )
 private val channels = HashMap<Connection, ManagedChannel>()
 private lateinit var defaultConnection: Connection
@@ -288,18 +288,21 @@ fun emitStatus(id: String, status: Status, seen: Seen, elapsedMs: Double) {
     printLine(line)
 }
 
-private fun json(printer: JsonFormat.Printer, message: Message) =
-    JsonParser.parseString(printer.print(message))
+private fun json(printer: JsonFormat.Printer, message: Message) = JsonParser.parseString(printer.print(message))
 
 /** The `x-stock-` entries of received metadata, `-bin` ones in base64. */
 private fun stockEntries(metadata: Metadata): Map<String, String> =
-    metadata.keys().filter { it.startsWith("x-stock-") }.sorted().associateWith { key ->
-        if (key.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
-            Base64.getEncoder().encodeToString(metadata.get(Metadata.Key.of(key, Metadata.BINARY_BYTE_MARSHALLER)))
-        } else {
-            metadata.get(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER)).orEmpty()
+    metadata
+        .keys()
+        .filter { it.startsWith("x-stock-") }
+        .sorted()
+        .associateWith { key ->
+            if (key.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+                Base64.getEncoder().encodeToString(metadata.get(Metadata.Key.of(key, Metadata.BINARY_BYTE_MARSHALLER)))
+            } else {
+                metadata.get(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER)).orEmpty()
+            }
         }
-    }
 
 // grpc-java leaves the response's grpc-encoding header in the metadata it delivers.
 private val GRPC_ENCODING = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)

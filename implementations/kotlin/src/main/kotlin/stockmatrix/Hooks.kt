@@ -4,8 +4,8 @@ import com.google.protobuf.Any
 import com.google.rpc.ErrorInfo
 import io.grpc.*
 import io.grpc.protobuf.StatusProto
-import kotlinx.coroutines.*
 import java.util.concurrent.TimeUnit
+import kotlinx.coroutines.*
 
 const val SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP \u263A and non-BMP \uD83D\uDE08\t\n"
 
@@ -52,12 +52,15 @@ private val HOOKS: Context.Key<Hooks> = Context.key("x-stock-hooks")
 /**
  * Applies to every Stock call the hooks that act on the call itself, whatever the outcome: the echoes (`x-stock-echo`
  * and `-echo-bin` as header and trailer, `-echo-header` and `-echo-trailer` as one of them), `x-stock-compress`
- * (grpc-java's per-call compression), the `report-*` trailers and the trailers the handler adds. The delay and the
- * fail depend on the method's kind: each Stock method runs inside [enter].
+ * (grpc-java's per-call compression), the `report-*` trailers and the trailers the handler adds. The delay and the fail
+ * depend on the method's kind: each Stock method runs inside [enter].
  */
 object HooksInterceptor : ServerInterceptor {
-    override fun <Q, R> interceptCall(call: ServerCall<Q, R>, headers: Metadata, next: ServerCallHandler<Q, R>):
-        ServerCall.Listener<Q> {
+    override fun <Q, R> interceptCall(
+        call: ServerCall<Q, R>,
+        headers: Metadata,
+        next: ServerCallHandler<Q, R>,
+    ): ServerCall.Listener<Q> {
         val echoHeaders = Metadata()
         val echoTrailers = Metadata()
 
@@ -108,8 +111,8 @@ object HooksInterceptor : ServerInterceptor {
 private const val DEADLINE_LEAD_MS = 5L
 
 /**
- * Runs a Stock method's [block] after the hooks that come first: the delay, a stop when the call is over by then,
- * the watcher count and (unary methods) the fail. The call ends with DEADLINE_EXCEEDED just before its deadline.
+ * Runs a Stock method's [block] after the hooks that come first: the delay, a stop when the call is over by then, the
+ * watcher count and (unary methods) the fail. The call ends with DEADLINE_EXCEEDED just before its deadline.
  */
 suspend fun <T> enter(unary: Boolean, store: Store, block: suspend (Hooks) -> T): T {
     val hooks = HOOKS.get()

@@ -6,6 +6,13 @@ import io.grpc.health.v1.HealthCheckResponse.ServingStatus
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder
 import io.grpc.protobuf.services.HealthStatusManager
 import io.grpc.protobuf.services.ProtoReflectionServiceV1
+import java.io.File
+import java.net.InetSocketAddress
+import java.util.Properties
+import java.util.concurrent.CountDownLatch
+import java.util.concurrent.TimeUnit
+import kotlin.concurrent.thread
+import kotlin.system.exitProcess
 import kotlinx.coroutines.flow.Flow
 import kotlinx.coroutines.flow.flow
 import kotlinx.coroutines.flow.toList
@@ -14,13 +21,6 @@ import proto.Kv
 import stock.v1.StockGrpcKt
 import stock.v1.StockOuterClass.*
 import sun.misc.Signal
-import java.io.File
-import java.net.InetSocketAddress
-import java.util.Properties
-import java.util.concurrent.CountDownLatch
-import java.util.concurrent.TimeUnit
-import kotlin.concurrent.thread
-import kotlin.system.exitProcess
 
 fun main(args: Array<String>) {
     val options =
@@ -52,11 +52,12 @@ fun main(args: Array<String>) {
 /** `--port N [--host H] [--tls-mode none|server|mtls] [--cert-file F --key-file F] [--ca-file F]`. */
 fun parseArgs(args: Array<String>): Map<String, String> {
     val known = setOf("port", "host", "tls-mode", "cert-file", "key-file", "ca-file")
-    val options = args.toList().chunked(2).associate { pair ->
-        val name = pair[0].removePrefix("--")
-        require(pair[0].startsWith("--") && name in known) { "unknown argument ${pair[0]}" }
-        name to requireNotNull(pair.getOrNull(1)) { "${pair[0]} needs a value" }
-    }
+    val options =
+        args.toList().chunked(2).associate { pair ->
+            val name = pair[0].removePrefix("--")
+            require(pair[0].startsWith("--") && name in known) { "unknown argument ${pair[0]}" }
+            name to requireNotNull(pair.getOrNull(1)) { "${pair[0]} needs a value" }
+        }
     require(options["port"]?.toIntOrNull() != null) { "--port N is required" }
     require(options["tls-mode"] in setOf(null, "none", "server", "mtls")) { "unknown --tls-mode" }
     return options
@@ -110,26 +111,25 @@ class StockService(private val store: Store) : StockGrpcKt.StockCoroutineImplBas
             Empty.getDefaultInstance()
         }
 
-    override fun monitor(request: WatchRequest): Flow<WatchEvent> =
-        flow {
-            enter(unary = false, store) { hooks ->
-                if (request.pattern.isEmpty()) throw badField("pattern", "pattern must not be empty")
-                if (request.maxEvents < 0) throw badField("max_events", "max_events must not be negative")
-                val (existing, watcher) = store.watch(request.pattern, request.includeExisting)
-                try {
-                    val pending = existing.iterator()
-                    var sent = 0L
-                    while (true) {
-                        if (hooks.fail != null && sent == hooks.failAfter) throw forcedStatus(hooks.fail)
-                        if (request.maxEvents > 0 && sent >= request.maxEvents) break
-                        emit(if (pending.hasNext()) pending.next() else watcher.events.receive())
-                        sent++
-                    }
-                } finally {
-                    store.unwatch(watcher)
+    override fun monitor(request: WatchRequest): Flow<WatchEvent> = flow {
+        enter(unary = false, store) { hooks ->
+            if (request.pattern.isEmpty()) throw badField("pattern", "pattern must not be empty")
+            if (request.maxEvents < 0) throw badField("max_events", "max_events must not be negative")
+            val (existing, watcher) = store.watch(request.pattern, request.includeExisting)
+            try {
+                val pending = existing.iterator()
+                var sent = 0L
+                while (true) {
+                    if (hooks.fail != null && sent == hooks.failAfter) throw forcedStatus(hooks.fail)
+                    if (request.maxEvents > 0 && sent >= request.maxEvents) break
+                    emit(if (pending.hasNext()) pending.next() else watcher.events.receive())
+                    sent++
                 }
+            } finally {
+                store.unwatch(watcher)
             }
         }
+    }
 
     override suspend fun batch(requests: Flow<BatchItem>): BatchSummary =
         enter(unary = false, store) { hooks ->
@@ -140,23 +140,27 @@ class StockService(private val store: Store) : StockGrpcKt.StockCoroutineImplBas
             store.batch(items)
         }
 
-    override fun trade(requests: Flow<TradeOrder>): Flow<TradeFill> =
-        flow {
-            enter(unary = false, store) { hooks ->
-                if (hooks.fail != null && hooks.failAfter == 0L) throw forcedStatus(hooks.fail)
-                val positions = HashMap<String, Long>()
-                var sequence = 0L
-                requests.collect { order ->
-                    if (order.quantity <= 0) throw badField("quantity", "quantity must be > 0, got ${order.quantity}")
-                    val signed = if (order.side == Side.BUY) order.quantity else -order.quantity
-                    val position = positions.merge(order.symbol, signed, Long::plus)!!
-                    val fill = TradeFill.newBuilder().setOrderId(order.orderId).setSymbol(order.symbol)
-                        .setSide(order.side).setQuantity(order.quantity).setPriceCents(order.priceCents)
-                    emit(fill.setSequence(++sequence).setNetPosition(position).build())
-                    if (hooks.fail != null && sequence == hooks.failAfter) throw forcedStatus(hooks.fail)
-                }
+    override fun trade(requests: Flow<TradeOrder>): Flow<TradeFill> = flow {
+        enter(unary = false, store) { hooks ->
+            if (hooks.fail != null && hooks.failAfter == 0L) throw forcedStatus(hooks.fail)
+            val positions = HashMap<String, Long>()
+            var sequence = 0L
+            requests.collect { order ->
+                if (order.quantity <= 0) throw badField("quantity", "quantity must be > 0, got ${order.quantity}")
+                val signed = if (order.side == Side.BUY) order.quantity else -order.quantity
+                val position = positions.merge(order.symbol, signed, Long::plus)!!
+                val fill =
+                    TradeFill.newBuilder()
+                        .setOrderId(order.orderId)
+                        .setSymbol(order.symbol)
+                        .setSide(order.side)
+                        .setQuantity(order.quantity)
+                        .setPriceCents(order.priceCents)
+                emit(fill.setSequence(++sequence).setNetPosition(position).build())
+                if (hooks.fail != null && sequence == hooks.failAfter) throw forcedStatus(hooks.fail)
             }
         }
+    }
 
     override suspend fun inventory(request: Empty): InventoryStatus =
         enter(unary = true, store) {
@@ -164,8 +168,12 @@ class StockService(private val store: Store) : StockGrpcKt.StockCoroutineImplBas
             val versions = Properties()
             StockService::class.java.getResourceAsStream("/stock-versions.properties")?.use(versions::load)
             val stack = "grpc-kotlin ${versions["grpc-kotlin"]} (grpc-java ${versions["grpc-java"]})"
-            InventoryStatus.newBuilder().setKeyCount(keys).setTotalValueBytes(bytes)
-                .setLanguage("kotlin").setStack(stack).build()
+            InventoryStatus.newBuilder()
+                .setKeyCount(keys)
+                .setTotalValueBytes(bytes)
+                .setLanguage("kotlin")
+                .setStack(stack)
+                .build()
         }
 }
 

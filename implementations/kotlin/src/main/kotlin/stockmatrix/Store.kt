@@ -6,11 +6,11 @@ import com.google.rpc.BadRequest
 import io.grpc.Status
 import io.grpc.StatusException
 import io.grpc.protobuf.StatusProto
+import java.util.Arrays
 import kotlinx.coroutines.channels.Channel
 import stock.v1.StockOuterClass.BatchItem
 import stock.v1.StockOuterClass.BatchSummary
 import stock.v1.StockOuterClass.WatchEvent
-import java.util.Arrays
 
 const val MAX_KEY = 256
 const val MAX_VALUE = 1 shl 20
@@ -89,7 +89,8 @@ class Store {
     @Synchronized
     fun watch(pattern: String, includeExisting: Boolean): Pair<List<WatchEvent>, Watcher> {
         val existing =
-            entries.values.filter { includeExisting && matches(pattern, it.key) }
+            entries.values
+                .filter { includeExisting && matches(pattern, it.key) }
                 .sortedWith { a, b -> Arrays.compareUnsigned(a.key.toByteArray(), b.key.toByteArray()) }
                 .map { it.toBuilder().setExisting(true).build() }
         val watcher = Watcher(pattern)
@@ -103,8 +104,7 @@ class Store {
     }
 
     /** How many Monitors are open with a pattern that starts with [prefix]. */
-    @Synchronized
-    fun watchers(prefix: String): Int = watchers.count { it.pattern.startsWith(prefix) }
+    @Synchronized fun watchers(prefix: String): Int = watchers.count { it.pattern.startsWith(prefix) }
 
     /** The number of keys and the bytes of all their values. */
     @Synchronized
