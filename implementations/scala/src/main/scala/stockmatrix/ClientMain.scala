@@ -20,8 +20,9 @@ import scala.collection.mutable
 import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
-/** `client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] [--cert-file F --key-file F]
- * [--server-name NAME] script`: runs the JSON steps of stdin over grpc-java (see CONTRACT.md). */
+/** `client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] [--cert-file F --key-file F] [--server-name
+  * NAME] script`: runs the JSON steps of stdin over grpc-java (see CONTRACT.md).
+  */
 object ClientMain {
   final class UsageError(msg: String) extends Exception(msg)
 
@@ -71,7 +72,9 @@ object ClientMain {
         channelFor(defaultConnection) // an unreadable certificate file of the default connection: exit 1
         val stdin = new BufferedReader(new InputStreamReader(System.in, UTF_8))
         Iterator.continually(stdin.readLine()).takeWhile(_ != null).filter(_.trim.nonEmpty).foreach { line =>
-          val json = try JsonParser.parseString(line) catch { case NonFatal(_) => usage(s"not JSON: $line") }
+          val json =
+            try JsonParser.parseString(line)
+            catch { case NonFatal(_) => usage(s"not JSON: $line") }
           runStep(parseStep(json))
         }
         0
@@ -90,7 +93,7 @@ object ClientMain {
   def parseArgs(args: List[String], fields: Connection): Connection = {
     def field(flag: String) = flag.drop(2).replace('-', '_')
     args match {
-      case "script" :: Nil => connection(fields)
+      case "script" :: Nil                                                                 => connection(fields)
       case flag :: value :: rest if flag.startsWith("--") && ConnectionFields(field(flag)) =>
         parseArgs(rest, fields + (field(flag) -> value))
       case Nil           => usage("missing command (script)")
@@ -170,7 +173,7 @@ object ClientMain {
         def file(k: String) = new File(conn(k))
         val creds = conn("tls_mode") match {
           case "none" => InsecureChannelCredentials.create()
-          case mode =>
+          case mode   =>
             val tls = TlsChannelCredentials.newBuilder().trustManager(file("ca_file"))
             if (mode == "mtls") tls.keyManager(file("cert_file"), file("key_file"))
             tls.build()
@@ -192,7 +195,11 @@ object ClientMain {
     else {
       val pool = Executors.newFixedThreadPool(step.copies)
       val calls = (0 until step.copies).map(k => pool.submit((() => runCall(step, s"${step.id}*$k")): Runnable))
-      try calls.foreach(c => try c.get() catch { case e: ExecutionException => throw e.getCause })
+      try
+        calls.foreach(c =>
+          try c.get()
+          catch { case e: ExecutionException => throw e.getCause }
+        )
       finally pool.shutdown()
     }
 
@@ -202,7 +209,8 @@ object ClientMain {
   private final case class Closed(status: Status, trailers: Metadata) extends Event
 
   /** One call. Messages are requested one at a time, each after the previous one was handled (after_first,
-   * read_pause_ms), so meanwhile nothing is read and flow control holds the server back. */
+    * read_pause_ms), so meanwhile nothing is read and flow control holds the server back.
+    */
   def runCall(step: Step, id: String): Unit = {
     val started = System.nanoTime()
     val conn = step.connection.getOrElse(defaultConnection)
@@ -238,10 +246,11 @@ object ClientMain {
 
     var headers: Metadata = null
     var received = 0
+
     /** The next message (printed, then the next one requested), or the final status. */
     @annotation.tailrec
     def next(): Option[Closed] = events.take() match {
-      case Headers(h) => headers = h; next()
+      case Headers(h)  => headers = h; next()
       case Received(m) =>
         emitMessage(id, m)
         received += 1
@@ -256,6 +265,7 @@ object ClientMain {
       case Some(closed) => closed
       case None         => rest()
     }
+
     /** Lock-step: one order, one fill; stops sending once the stream ended. */
     @annotation.tailrec
     def trade(orders: List[Message]): Closed = orders match {
@@ -270,7 +280,7 @@ object ClientMain {
 
     val closed = step.method.getType match {
       case BIDI_STREAMING => trade(step.requests.toList)
-      case _ =>
+      case _              =>
         // Unary, Monitor (after_first and read_pause_ms in next()) and Batch: send all, half-close, read all.
         call.synchronized {
           step.requests.foreach(call.sendMessage)
@@ -294,8 +304,9 @@ object ClientMain {
     emit(line)
   }
 
-  /** The status line: the code's name from grpc-java's Status.Code, the `x-stock-` headers and trailers,
-   * the response's grpc-encoding (grpc-java leaves it in the headers it delivers) and the rich details. */
+  /** The status line: the code's name from grpc-java's Status.Code, the `x-stock-` headers and trailers, the response's
+    * grpc-encoding (grpc-java leaves it in the headers it delivers) and the rich details.
+    */
   def emitStatus(id: String, started: Long, status: Status, headers: Metadata, trailers: Metadata): Unit = {
     def stockKeys(md: Metadata): JsonObject = {
       val o = new JsonObject

@@ -10,8 +10,9 @@ import java.nio.charset.StandardCharsets.UTF_8
 import java.util.concurrent.TimeUnit
 import scala.util.Try
 
-/** What the `x-stock-*` metadata of one call asks of the methods: the delay, the forced failure (after
- * `failAfter` messages for Monitor and Trade, after the request stream for Batch) and the repeated value. */
+/** What the `x-stock-*` metadata of one call asks of the methods: the delay, the forced failure (after `failAfter`
+  * messages for Monitor and Trade, after the request stream for Batch) and the repeated value.
+  */
 final case class Hooks(delayMs: Long, fail: Option[StatusException], failAfter: Long, repeatValue: Int)
 
 object Hooks {
@@ -33,7 +34,7 @@ object Hooks {
     }
     val special = text("x-stock-fail-special").contains("true")
     val code = text("x-stock-fail") match {
-      case None => Right(Option.when(special)(Status.Code.UNKNOWN))
+      case None       => Right(Option.when(special)(Status.Code.UNKNOWN))
       case Some(name) => // a name of grpc-java's own Status.Code enum
         val known = Try(Status.Code.valueOf(name)).toOption.filter(_ != Status.Code.OK)
         known.map(Some(_)).toRight(invalid(s"x-stock-fail: unknown code \"$name\""))
@@ -55,13 +56,12 @@ object Hooks {
     }
   }
 
-  /**
-   * Applies the hooks to every call: the echoes (`x-stock-echo` and `x-stock-echo-bin` as header and trailer,
-   * `x-stock-echo-header` and `x-stock-echo-trailer` as one of them), `x-stock-compress` (grpc-java's per-call
-   * ServerCall.setCompression), the encoding and deadline reports as the call starts, the delay (a call that is
-   * over by then goes no further), the watchers report, then a failure that takes effect at once (unary calls,
-   * or `x-stock-fail-after` 0 but for Batch); else the hooks go into the call's Context for the method.
-   */
+  /** Applies the hooks to every call: the echoes (`x-stock-echo` and `x-stock-echo-bin` as header and trailer,
+    * `x-stock-echo-header` and `x-stock-echo-trailer` as one of them), `x-stock-compress` (grpc-java's per-call
+    * ServerCall.setCompression), the encoding and deadline reports as the call starts, the delay (a call that is over
+    * by then goes no further), the watchers report, then a failure that takes effect at once (unary calls, or
+    * `x-stock-fail-after` 0 but for Batch); else the hooks go into the call's Context for the method.
+    */
   final class Interceptor(store: Store) extends ServerInterceptor {
     override def interceptCall[Q, R](
         call: ServerCall[Q, R],
@@ -92,7 +92,7 @@ object Hooks {
       def fail(e: StatusException) = { hooked.close(e.getStatus, e.getTrailers); new ServerCall.Listener[Q] {} }
 
       readHooks(headers) match {
-        case Left(e) => fail(e)
+        case Left(e)      => fail(e)
         case Right(hooks) =>
           if (hooks.delayMs > 0) Thread.sleep(hooks.delayMs)
           if (Context.current().isCancelled) new ServerCall.Listener[Q] {} // over while delayed: nothing applied

@@ -60,18 +60,20 @@ object ServerMain {
     val mode = opts.getOrElse("--tls-mode", "none")
     def file(flag: String) = new File(opts.getOrElse(flag, die(2, s"$flag is required for --tls-mode $mode")))
     val creds =
-      try mode match {
-        case "none"   => InsecureServerCredentials.create()
-        case "server" => TlsServerCredentials.create(file("--cert-file"), file("--key-file"))
-        case "mtls" =>
-          TlsServerCredentials
-            .newBuilder()
-            .keyManager(file("--cert-file"), file("--key-file"))
-            .trustManager(file("--ca-file"))
-            .clientAuth(TlsServerCredentials.ClientAuth.REQUIRE)
-            .build()
-        case other => die(2, s"unknown --tls-mode $other")
-      } catch { case NonFatal(e) => die(1, s"cannot load certificates: $e") }
+      try
+        mode match {
+          case "none"   => InsecureServerCredentials.create()
+          case "server" => TlsServerCredentials.create(file("--cert-file"), file("--key-file"))
+          case "mtls"   =>
+            TlsServerCredentials
+              .newBuilder()
+              .keyManager(file("--cert-file"), file("--key-file"))
+              .trustManager(file("--ca-file"))
+              .clientAuth(TlsServerCredentials.ClientAuth.REQUIRE)
+              .build()
+          case other => die(2, s"unknown --tls-mode $other")
+        }
+      catch { case NonFatal(e) => die(1, s"cannot load certificates: $e") }
     val health = new HealthStatusManager()
     for (name <- Seq("", "stock.v1.Stock", "proto.KV")) health.setStatus(name, ServingStatus.SERVING)
     val store = new Store
@@ -104,11 +106,14 @@ final class StockService(store: Store) extends StockGrpc.StockImplBase {
   import ServerMain.reply
 
   override def get(req: GetRequest, obs: StreamObserver[GetResponse]): Unit =
-    reply(obs, store.get(req.getKey).map { case (value, version) =>
-      // x-stock-repeat-value: the stored value that many times over (a response past 4 MiB).
-      val repeated = ByteString.copyFrom(Seq.fill(Hooks.Current.get.repeatValue)(value).asJava)
-      GetResponse.newBuilder().setValue(repeated).setVersion(version).build()
-    })
+    reply(
+      obs,
+      store.get(req.getKey).map { case (value, version) =>
+        // x-stock-repeat-value: the stored value that many times over (a response past 4 MiB).
+        val repeated = ByteString.copyFrom(Seq.fill(Hooks.Current.get.repeatValue)(value).asJava)
+        GetResponse.newBuilder().setValue(repeated).setVersion(version).build()
+      }
+    )
 
   override def put(req: PutRequest, obs: StreamObserver[Empty]): Unit =
     reply(obs, store.put(req.getKey, req.getValue).map(_ => Empty.getDefaultInstance))
