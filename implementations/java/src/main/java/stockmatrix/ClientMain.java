@@ -21,325 +21,369 @@ import stock.v1.StockGrpc;
 
 /** The contract's client: {@code client --server HOST:PORT [TLS options] script}, steps on stdin. */
 public final class ClientMain {
-  /** Every line is printed whole (PrintStream locks) and flushed at once. */
-  private static final PrintStream OUT =
-      new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
-  /** Reads steps: record components in lowerCamelCase are the JSON's snake_case fields. */
-  private static final Gson GSON =
-      new GsonBuilder().setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES).create();
-  private static final JsonFormat.Printer PRINTER = JsonFormat.printer().omittingInsignificantWhitespace()
-      .usingTypeRegistry(TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor().getMessageTypes()).build());
-  private static final ScheduledExecutorService TIMER = Executors.newSingleThreadScheduledExecutor();
-  private static final Map<String, MethodDescriptor<?, ?>> METHODS = Map.of(
-      "Get", StockGrpc.getGetMethod(), "Put", StockGrpc.getPutMethod(), "Monitor", StockGrpc.getMonitorMethod(),
-      "Batch", StockGrpc.getBatchMethod(), "Trade", StockGrpc.getTradeMethod(),
-      "Inventory", StockGrpc.getInventoryMethod(), "Audit", StockGrpc.getAuditMethod(),
-      "Ledger.Balance", LedgerGrpc.getBalanceMethod());
-  private static final Set<String> OPTIONS =
-      Set.of("--server", "--tls-mode", "--ca-file", "--cert-file", "--key-file", "--server-name");
-  private static final String USAGE = "usage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F]"
-      + " [--cert-file F --key-file F] [--server-name NAME] script";
+    /** Every line is printed whole (PrintStream locks) and flushed at once. */
+    private static final PrintStream OUT =
+            new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+    /** Reads steps: record components in lowerCamelCase are the JSON's snake_case fields. */
+    private static final Gson GSON = new GsonBuilder()
+            .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
+            .create();
 
-  /** A usage error: the process exits 2. */
-  static final class UsageError extends Exception {
-    UsageError(String message) {
-      super(message);
-    }
-  }
+    private static final JsonFormat.Printer PRINTER = JsonFormat.printer()
+            .omittingInsignificantWhitespace()
+            .usingTypeRegistry(TypeRegistry.newBuilder()
+                    .add(ErrorDetailsProto.getDescriptor().getMessageTypes())
+                    .build());
+    private static final ScheduledExecutorService TIMER = Executors.newSingleThreadScheduledExecutor();
+    private static final Map<String, MethodDescriptor<?, ?>> METHODS = Map.of(
+            "Get",
+            StockGrpc.getGetMethod(),
+            "Put",
+            StockGrpc.getPutMethod(),
+            "Monitor",
+            StockGrpc.getMonitorMethod(),
+            "Batch",
+            StockGrpc.getBatchMethod(),
+            "Trade",
+            StockGrpc.getTradeMethod(),
+            "Inventory",
+            StockGrpc.getInventoryMethod(),
+            "Audit",
+            StockGrpc.getAuditMethod(),
+            "Ledger.Balance",
+            LedgerGrpc.getBalanceMethod());
+    private static final Set<String> OPTIONS =
+            Set.of("--server", "--tls-mode", "--ca-file", "--cert-file", "--key-file", "--server-name");
+    private static final String USAGE = "usage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F]"
+            + " [--cert-file F --key-file F] [--server-name NAME] script";
 
-  /** Where a call goes: the options (the default connection) or a step's own; equal ones share a channel. */
-  record Connection(String server, String tlsMode, String caFile, String certFile, String keyFile, String serverName) {
-    Connection {
-      tlsMode = Objects.requireNonNullElse(tlsMode, "none");
-      if (server == null || !List.of("none", "server", "mtls").contains(tlsMode)) {
-        throw new IllegalArgumentException("a connection needs a server and a tls mode none, server or mtls");
-      }
-    }
-  }
-
-  /** One script step as its JSON line has it. */
-  record StepJson(String id, String method, JsonElement request, List<JsonElement> requests,
-      Map<String, String> metadata, long timeoutMs, String compression, Connection connection,
-      List<StepJson> afterFirst, int copies, long readPauseMs, long cancelAfterMs) {}
-
-  /** A checked step: its method, request messages and metadata, ready to send. */
-  record Step(StepJson json, MethodDescriptor<Message, Message> method, List<Message> requests, Metadata metadata,
-      List<Step> afterFirst) {}
-
-  /** The end of a call, as its listener reports it (besides the headers, a Metadata, and each Message). */
-  private record Closed(Status status, Metadata trailers) {}
-
-  private final Connection defaultConnection;
-  private final Map<Connection, ManagedChannel> channels = new HashMap<>();
-
-  private ClientMain(Connection defaultConnection) throws IOException {
-    this.defaultConnection = defaultConnection;
-    channelFor(defaultConnection);
-  }
-
-  public static void main(String[] args) {
-    int code = 0;
-    try {
-      ClientMain client = new ClientMain(parseArgs(args));
-      BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
-      for (String line; (line = in.readLine()) != null; ) {
-        if (!line.isBlank()) {
-          client.runStep(parseStep(line));
+    /** A usage error: the process exits 2. */
+    static final class UsageError extends Exception {
+        UsageError(String message) {
+            super(message);
         }
-      }
-    } catch (UsageError e) {
-      System.err.println("error: " + e.getMessage());
-      code = 2;
-    } catch (Exception e) {
-      System.err.println("error: " + e);
-      code = 1;
     }
-    System.exit(code);
-  }
 
-  /** The options (the default connection), then the command {@code script}. */
-  private static Connection parseArgs(String[] args) throws UsageError {
-    Map<String, String> opts = new HashMap<>();
-    int i = 0;
-    for (; i + 1 < args.length && args[i].startsWith("--"); i += 2) {
-      if (!OPTIONS.contains(args[i])) {
-        throw new UsageError("unknown option " + args[i] + "\n" + USAGE);
-      }
-      opts.put(args[i], args[i + 1]);
-    }
-    if (i != args.length - 1 || !args[i].equals("script") || !opts.containsKey("--server")) {
-      throw new UsageError("expected --server HOST:PORT and the command script\n" + USAGE);
-    }
-    try {
-      return new Connection(opts.get("--server"), opts.get("--tls-mode"), opts.get("--ca-file"),
-          opts.get("--cert-file"), opts.get("--key-file"), opts.get("--server-name"));
-    } catch (IllegalArgumentException e) {
-      throw new UsageError(e.getMessage() + "\n" + USAGE);
-    }
-  }
-
-  /** One stdin line as a step: request messages parsed, metadata with -bin values decoded. */
-  private static Step parseStep(String line) throws UsageError {
-    try {
-      return parseStep(Objects.requireNonNull(GSON.fromJson(line, StepJson.class), "empty step"));
-    } catch (InvalidProtocolBufferException | RuntimeException e) {
-      throw new UsageError("invalid step " + line + ": " + e.getMessage());
-    }
-  }
-
-  @SuppressWarnings("unchecked")
-  private static Step parseStep(StepJson json) throws UsageError, InvalidProtocolBufferException {
-    var method = (MethodDescriptor<Message, Message>) METHODS.get(json.method());
-    if (method == null) {
-      throw new UsageError("step \"" + json.id() + "\": unknown method \"" + json.method() + "\"");
-    }
-    Message prototype = (Message) ((PrototypeMarshaller<?>) method.getRequestMarshaller()).getMessagePrototype();
-    List<Message> requests = new ArrayList<>();
-    for (JsonElement request : method.getType().clientSendsOneMessage()
-        ? Collections.singletonList(json.request())
-        : Objects.requireNonNullElse(json.requests(), List.<JsonElement>of())) {
-      Message.Builder builder = prototype.newBuilderForType();
-      if (request != null && !request.isJsonNull()) {
-        JsonFormat.parser().merge(request.toString(), builder);
-      }
-      requests.add(builder.build());
-    }
-    Metadata metadata = new Metadata();
-    for (Map.Entry<String, String> e : Objects.requireNonNullElse(json.metadata(), Map.<String, String>of())
-        .entrySet()) {
-      if (e.getKey().endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
-        metadata.put(Metadata.Key.of(e.getKey(), Metadata.BINARY_BYTE_MARSHALLER),
-            Base64.getDecoder().decode(e.getValue()));
-      } else {
-        metadata.put(Metadata.Key.of(e.getKey(), Metadata.ASCII_STRING_MARSHALLER), e.getValue());
-      }
-    }
-    List<Step> afterFirst = new ArrayList<>();
-    for (StepJson nested : Objects.requireNonNullElse(json.afterFirst(), List.<StepJson>of())) {
-      afterFirst.add(parseStep(nested));
-    }
-    return new Step(json, method, requests, metadata, afterFirst);
-  }
-
-  /** The connection's channel, made (with its credentials) when first asked for and reused after. */
-  private synchronized ManagedChannel channelFor(Connection c) throws IOException {
-    ManagedChannel channel = channels.get(c);
-    if (channel == null) {
-      ChannelCredentials credentials = InsecureChannelCredentials.create();
-      if (!c.tlsMode().equals("none")) {
-        TlsChannelCredentials.Builder tls = TlsChannelCredentials.newBuilder()
-            .trustManager(new File(Objects.requireNonNull(c.caFile(), "TLS needs a CA file")));
-        if (c.tlsMode().equals("mtls")) {
-          tls.keyManager(new File(Objects.requireNonNull(c.certFile(), "mtls needs a certificate file")),
-              new File(Objects.requireNonNull(c.keyFile(), "mtls needs a key file")));
+    /** Where a call goes: the options (the default connection) or a step's own; equal ones share a channel. */
+    record Connection(
+            String server, String tlsMode, String caFile, String certFile, String keyFile, String serverName) {
+        Connection {
+            tlsMode = Objects.requireNonNullElse(tlsMode, "none");
+            if (server == null || !List.of("none", "server", "mtls").contains(tlsMode)) {
+                throw new IllegalArgumentException("a connection needs a server and a tls mode none, server or mtls");
+            }
         }
-        credentials = tls.build();
-      }
-      NettyChannelBuilder builder = NettyChannelBuilder.forTarget(c.server(), credentials);
-      if (c.serverName() != null) {
-        builder.overrideAuthority(c.serverName());
-      }
-      channel = builder.build();
-      channel.getState(true); // connect now, while the step is prepared (calls never wait for it)
-      channels.put(c, channel);
     }
-    return channel;
-  }
 
-  /** Runs a step; with copies, that many calls at once on its channel, copy k under the id ID*k. */
-  private void runStep(Step step) throws InterruptedException {
-    if (step.json.copies() <= 1) {
-      runCall(step, step.json.id());
-      return;
-    }
-    List<Thread> copies = new ArrayList<>();
-    for (int k = 0; k < step.json.copies(); k++) {
-      String id = step.json.id() + "*" + k;
-      copies.add(new Thread(() -> runCall(step, id)));
-      copies.get(k).start();
-    }
-    for (Thread copy : copies) {
-      copy.join();
-    }
-  }
+    /** One script step as its JSON line has it. */
+    record StepJson(
+            String id,
+            String method,
+            JsonElement request,
+            List<JsonElement> requests,
+            Map<String, String> metadata,
+            long timeoutMs,
+            String compression,
+            Connection connection,
+            List<StepJson> afterFirst,
+            int copies,
+            long readPauseMs,
+            long cancelAfterMs) {}
 
-  /**
-   * One call of a step, its lines under id. Messages are requested one at a time, each after the previous one was
-   * printed and handled (after_first, read_pause_ms), so an unread stream is held back by flow control. A Trade
-   * sends its next order after each fill (lock-step); the other kinds send all their requests at once.
-   */
-  private void runCall(Step step, String id) {
-    long start = System.nanoTime();
-    ManagedChannel channel;
-    try {
-      channel = channelFor(Objects.requireNonNullElse(step.json.connection(), defaultConnection));
-    } catch (IOException | RuntimeException e) {
-      Status status = Status.UNAVAILABLE.withDescription("connection: " + e.getMessage());
-      emitStatus(id, start, status, new Metadata(), new Metadata());
-      return;
-    }
-    CallOptions options = CallOptions.DEFAULT;
-    if (step.json.timeoutMs() > 0) {
-      options = options.withDeadlineAfter(step.json.timeoutMs(), TimeUnit.MILLISECONDS);
-    }
-    if ("gzip".equals(step.json.compression())) {
-      options = options.withCompression("gzip");
-    }
-    Metadata metadata = new Metadata();
-    metadata.merge(step.metadata); // the stack adds its own headers to it: one copy per call
-    // The call's context: the cancel_after_ms timer cancels it, and with it the call (thread-safe).
-    Context.CancellableContext context = Context.current().withCancellation();
-    Context previous = context.attach();
-    ClientCall<Message, Message> call = channel.newCall(step.method, options);
-    context.detach(previous);
-    if (step.json.cancelAfterMs() > 0) {
-      TIMER.schedule(() -> context.cancel(null), step.json.cancelAfterMs(), TimeUnit.MILLISECONDS);
-    }
-    BlockingQueue<Object> events = new LinkedBlockingQueue<>();
-    call.start(new ClientCall.Listener<>() {
-      @Override
-      public void onHeaders(Metadata headers) {
-        events.add(headers);
-      }
+    /** A checked step: its method, request messages and metadata, ready to send. */
+    record Step(
+            StepJson json,
+            MethodDescriptor<Message, Message> method,
+            List<Message> requests,
+            Metadata metadata,
+            List<Step> afterFirst) {}
 
-      @Override
-      public void onMessage(Message message) {
-        events.add(message);
-      }
+    /** The end of a call, as its listener reports it (besides the headers, a Metadata, and each Message). */
+    private record Closed(Status status, Metadata trailers) {}
 
-      @Override
-      public void onClose(Status status, Metadata trailers) {
-        events.add(new Closed(status, trailers));
-      }
-    }, metadata);
-    call.request(1);
-    boolean lockStep = step.method.getType() == MethodType.BIDI_STREAMING;
-    Iterator<Message> pending = step.requests.iterator();
-    send(call, pending, lockStep ? 1 : step.requests.size());
-    Metadata headers = new Metadata();
-    int received = 0;
-    try {
-      for (Object event = events.take(); !(event instanceof Closed closed); event = events.take()) {
-        if (event instanceof Metadata h) {
-          headers = h;
-          continue;
+    private final Connection defaultConnection;
+    private final Map<Connection, ManagedChannel> channels = new HashMap<>();
+
+    private ClientMain(Connection defaultConnection) throws IOException {
+        this.defaultConnection = defaultConnection;
+        channelFor(defaultConnection);
+    }
+
+    public static void main(String[] args) {
+        int code = 0;
+        try {
+            ClientMain client = new ClientMain(parseArgs(args));
+            BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            for (String line; (line = in.readLine()) != null; ) {
+                if (!line.isBlank()) {
+                    client.runStep(parseStep(line));
+                }
+            }
+        } catch (UsageError e) {
+            System.err.println("error: " + e.getMessage());
+            code = 2;
+        } catch (Exception e) {
+            System.err.println("error: " + e);
+            code = 1;
         }
-        emitMessage(id, (Message) event);
-        if (++received == 1) {
-          for (Step nested : step.afterFirst) {
-            runStep(nested);
-          }
+        System.exit(code);
+    }
+
+    /** The options (the default connection), then the command {@code script}. */
+    private static Connection parseArgs(String[] args) throws UsageError {
+        Map<String, String> opts = new HashMap<>();
+        int i = 0;
+        for (; i + 1 < args.length && args[i].startsWith("--"); i += 2) {
+            if (!OPTIONS.contains(args[i])) {
+                throw new UsageError("unknown option " + args[i] + "\n" + USAGE);
+            }
+            opts.put(args[i], args[i + 1]);
         }
-        Thread.sleep(step.json.readPauseMs());
-        if (lockStep && pending.hasNext()) {
-          send(call, pending, 1);
+        if (i != args.length - 1 || !args[i].equals("script") || !opts.containsKey("--server")) {
+            throw new UsageError("expected --server HOST:PORT and the command script\n" + USAGE);
         }
+        try {
+            return new Connection(
+                    opts.get("--server"),
+                    opts.get("--tls-mode"),
+                    opts.get("--ca-file"),
+                    opts.get("--cert-file"),
+                    opts.get("--key-file"),
+                    opts.get("--server-name"));
+        } catch (IllegalArgumentException e) {
+            throw new UsageError(e.getMessage() + "\n" + USAGE);
+        }
+    }
+
+    /** One stdin line as a step: request messages parsed, metadata with -bin values decoded. */
+    private static Step parseStep(String line) throws UsageError {
+        try {
+            return parseStep(Objects.requireNonNull(GSON.fromJson(line, StepJson.class), "empty step"));
+        } catch (InvalidProtocolBufferException | RuntimeException e) {
+            throw new UsageError("invalid step " + line + ": " + e.getMessage());
+        }
+    }
+
+    @SuppressWarnings("unchecked")
+    private static Step parseStep(StepJson json) throws UsageError, InvalidProtocolBufferException {
+        var method = (MethodDescriptor<Message, Message>) METHODS.get(json.method());
+        if (method == null) {
+            throw new UsageError("step \"" + json.id() + "\": unknown method \"" + json.method() + "\"");
+        }
+        Message prototype = (Message) ((PrototypeMarshaller<?>) method.getRequestMarshaller()).getMessagePrototype();
+        List<Message> requests = new ArrayList<>();
+        for (JsonElement request : method.getType().clientSendsOneMessage()
+                ? Collections.singletonList(json.request())
+                : Objects.requireNonNullElse(json.requests(), List.<JsonElement>of())) {
+            Message.Builder builder = prototype.newBuilderForType();
+            if (request != null && !request.isJsonNull()) {
+                JsonFormat.parser().merge(request.toString(), builder);
+            }
+            requests.add(builder.build());
+        }
+        Metadata metadata = new Metadata();
+        for (Map.Entry<String, String> e : Objects.requireNonNullElse(json.metadata(), Map.<String, String>of())
+                .entrySet()) {
+            if (e.getKey().endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+                metadata.put(
+                        Metadata.Key.of(e.getKey(), Metadata.BINARY_BYTE_MARSHALLER),
+                        Base64.getDecoder().decode(e.getValue()));
+            } else {
+                metadata.put(Metadata.Key.of(e.getKey(), Metadata.ASCII_STRING_MARSHALLER), e.getValue());
+            }
+        }
+        List<Step> afterFirst = new ArrayList<>();
+        for (StepJson nested : Objects.requireNonNullElse(json.afterFirst(), List.<StepJson>of())) {
+            afterFirst.add(parseStep(nested));
+        }
+        return new Step(json, method, requests, metadata, afterFirst);
+    }
+
+    /** The connection's channel, made (with its credentials) when first asked for and reused after. */
+    private synchronized ManagedChannel channelFor(Connection c) throws IOException {
+        ManagedChannel channel = channels.get(c);
+        if (channel == null) {
+            ChannelCredentials credentials = InsecureChannelCredentials.create();
+            if (!c.tlsMode().equals("none")) {
+                TlsChannelCredentials.Builder tls = TlsChannelCredentials.newBuilder()
+                        .trustManager(new File(Objects.requireNonNull(c.caFile(), "TLS needs a CA file")));
+                if (c.tlsMode().equals("mtls")) {
+                    tls.keyManager(
+                            new File(Objects.requireNonNull(c.certFile(), "mtls needs a certificate file")),
+                            new File(Objects.requireNonNull(c.keyFile(), "mtls needs a key file")));
+                }
+                credentials = tls.build();
+            }
+            NettyChannelBuilder builder = NettyChannelBuilder.forTarget(c.server(), credentials);
+            if (c.serverName() != null) {
+                builder.overrideAuthority(c.serverName());
+            }
+            channel = builder.build();
+            channel.getState(true); // connect now, while the step is prepared (calls never wait for it)
+            channels.put(c, channel);
+        }
+        return channel;
+    }
+
+    /** Runs a step; with copies, that many calls at once on its channel, copy k under the id ID*k. */
+    private void runStep(Step step) throws InterruptedException {
+        if (step.json.copies() <= 1) {
+            runCall(step, step.json.id());
+            return;
+        }
+        List<Thread> copies = new ArrayList<>();
+        for (int k = 0; k < step.json.copies(); k++) {
+            String id = step.json.id() + "*" + k;
+            copies.add(new Thread(() -> runCall(step, id)));
+            copies.get(k).start();
+        }
+        for (Thread copy : copies) {
+            copy.join();
+        }
+    }
+
+    /**
+     * One call of a step, its lines under id. Messages are requested one at a time, each after the previous one was
+     * printed and handled (after_first, read_pause_ms), so an unread stream is held back by flow control. A Trade
+     * sends its next order after each fill (lock-step); the other kinds send all their requests at once.
+     */
+    private void runCall(Step step, String id) {
+        long start = System.nanoTime();
+        ManagedChannel channel;
+        try {
+            channel = channelFor(Objects.requireNonNullElse(step.json.connection(), defaultConnection));
+        } catch (IOException | RuntimeException e) {
+            Status status = Status.UNAVAILABLE.withDescription("connection: " + e.getMessage());
+            emitStatus(id, start, status, new Metadata(), new Metadata());
+            return;
+        }
+        CallOptions options = CallOptions.DEFAULT;
+        if (step.json.timeoutMs() > 0) {
+            options = options.withDeadlineAfter(step.json.timeoutMs(), TimeUnit.MILLISECONDS);
+        }
+        if ("gzip".equals(step.json.compression())) {
+            options = options.withCompression("gzip");
+        }
+        Metadata metadata = new Metadata();
+        metadata.merge(step.metadata); // the stack adds its own headers to it: one copy per call
+        // The call's context: the cancel_after_ms timer cancels it, and with it the call (thread-safe).
+        Context.CancellableContext context = Context.current().withCancellation();
+        Context previous = context.attach();
+        ClientCall<Message, Message> call = channel.newCall(step.method, options);
+        context.detach(previous);
+        if (step.json.cancelAfterMs() > 0) {
+            TIMER.schedule(() -> context.cancel(null), step.json.cancelAfterMs(), TimeUnit.MILLISECONDS);
+        }
+        BlockingQueue<Object> events = new LinkedBlockingQueue<>();
+        call.start(
+                new ClientCall.Listener<>() {
+                    @Override
+                    public void onHeaders(Metadata headers) {
+                        events.add(headers);
+                    }
+
+                    @Override
+                    public void onMessage(Message message) {
+                        events.add(message);
+                    }
+
+                    @Override
+                    public void onClose(Status status, Metadata trailers) {
+                        events.add(new Closed(status, trailers));
+                    }
+                },
+                metadata);
         call.request(1);
-      }
-      context.cancel(null);
-      emitStatus(id, start, closed.status, headers, closed.trailers);
-    } catch (InterruptedException e) {
-      context.cancel(e);
+        boolean lockStep = step.method.getType() == MethodType.BIDI_STREAMING;
+        Iterator<Message> pending = step.requests.iterator();
+        send(call, pending, lockStep ? 1 : step.requests.size());
+        Metadata headers = new Metadata();
+        int received = 0;
+        try {
+            for (Object event = events.take(); !(event instanceof Closed closed); event = events.take()) {
+                if (event instanceof Metadata h) {
+                    headers = h;
+                    continue;
+                }
+                emitMessage(id, (Message) event);
+                if (++received == 1) {
+                    for (Step nested : step.afterFirst) {
+                        runStep(nested);
+                    }
+                }
+                Thread.sleep(step.json.readPauseMs());
+                if (lockStep && pending.hasNext()) {
+                    send(call, pending, 1);
+                }
+                call.request(1);
+            }
+            context.cancel(null);
+            emitStatus(id, start, closed.status, headers, closed.trailers);
+        } catch (InterruptedException e) {
+            context.cancel(e);
+        }
     }
-  }
 
-  /** Sends the next n requests, and half-closes after the last one. */
-  private static void send(ClientCall<Message, Message> call, Iterator<Message> pending, int n) {
-    for (int i = 0; i < n && pending.hasNext(); i++) {
-      call.sendMessage(pending.next());
+    /** Sends the next n requests, and half-closes after the last one. */
+    private static void send(ClientCall<Message, Message> call, Iterator<Message> pending, int n) {
+        for (int i = 0; i < n && pending.hasNext(); i++) {
+            call.sendMessage(pending.next());
+        }
+        if (!pending.hasNext()) {
+            call.halfClose();
+        }
     }
-    if (!pending.hasNext()) {
-      call.halfClose();
-    }
-  }
 
-  private static void emitMessage(String id, Message message) {
-    try {
-      OUT.println("{\"id\":" + GSON.toJson(id) + ",\"message\":" + PRINTER.print(message) + "}");
-    } catch (InvalidProtocolBufferException e) {
-      throw new IllegalStateException(e);
+    private static void emitMessage(String id, Message message) {
+        try {
+            OUT.println("{\"id\":" + GSON.toJson(id) + ",\"message\":" + PRINTER.print(message) + "}");
+        } catch (InvalidProtocolBufferException e) {
+            throw new IllegalStateException(e);
+        }
     }
-  }
 
-  /** The status line: code name from grpc-java's Status.Code, x-stock-* metadata, timing, encoding, details. */
-  private static void emitStatus(String id, long start, Status status, Metadata headers, Metadata trailers) {
-    JsonObject line = new JsonObject();
-    line.addProperty("id", id);
-    String message = Objects.requireNonNullElse(status.getDescription(), "");
-    line.add("status", GSON.toJsonTree(Map.of("code", status.getCode().name(), "message", message)));
-    line.add("headers", stockMetadata(headers));
-    line.add("trailers", stockMetadata(trailers));
-    line.addProperty("elapsed_ms", (System.nanoTime() - start) / 1e6);
-    String encoding = headers.get(GrpcUtil.MESSAGE_ENCODING_KEY);
-    line.addProperty("response_encoding", encoding == null ? "identity" : encoding);
-    line.add("details", details(id, status, trailers));
-    OUT.println(line);
-  }
-
-  /** The received x-stock-* entries; -bin values in base64. */
-  private static JsonObject stockMetadata(Metadata md) {
-    JsonObject out = new JsonObject();
-    for (String k : md.keys()) {
-      if (k.startsWith("x-stock-") && k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
-        byte[] value = md.get(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER));
-        out.addProperty(k, Base64.getEncoder().encodeToString(value));
-      } else if (k.startsWith("x-stock-")) {
-        out.addProperty(k, md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER)));
-      }
+    /** The status line: code name from grpc-java's Status.Code, x-stock-* metadata, timing, encoding, details. */
+    private static void emitStatus(String id, long start, Status status, Metadata headers, Metadata trailers) {
+        JsonObject line = new JsonObject();
+        line.addProperty("id", id);
+        String message = Objects.requireNonNullElse(status.getDescription(), "");
+        line.add("status", GSON.toJsonTree(Map.of("code", status.getCode().name(), "message", message)));
+        line.add("headers", stockMetadata(headers));
+        line.add("trailers", stockMetadata(trailers));
+        line.addProperty("elapsed_ms", (System.nanoTime() - start) / 1e6);
+        String encoding = headers.get(GrpcUtil.MESSAGE_ENCODING_KEY);
+        line.addProperty("response_encoding", encoding == null ? "identity" : encoding);
+        line.add("details", details(id, status, trailers));
+        OUT.println(line);
     }
-    return out;
-  }
 
-  /** The details of the google.rpc.Status in grpc-status-details-bin (StatusProto), each with its @type. */
-  private static JsonElement details(String id, Status status, Metadata trailers) {
-    try {
-      com.google.rpc.Status rich = StatusProto.fromStatusAndTrailers(status, trailers);
-      JsonElement details = rich == null ? null : JsonParser.parseString(PRINTER.print(rich)).getAsJsonObject()
-          .get("details");
-      return details == null ? new JsonArray() : details;
-    } catch (InvalidProtocolBufferException | IllegalArgumentException e) {
-      System.err.println("step " + id + ": grpc-status-details-bin: " + e.getMessage());
-      return new JsonArray();
+    /** The received x-stock-* entries; -bin values in base64. */
+    private static JsonObject stockMetadata(Metadata md) {
+        JsonObject out = new JsonObject();
+        for (String k : md.keys()) {
+            if (k.startsWith("x-stock-") && k.endsWith(Metadata.BINARY_HEADER_SUFFIX)) {
+                byte[] value = md.get(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER));
+                out.addProperty(k, Base64.getEncoder().encodeToString(value));
+            } else if (k.startsWith("x-stock-")) {
+                out.addProperty(k, md.get(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER)));
+            }
+        }
+        return out;
     }
-  }
+
+    /** The details of the google.rpc.Status in grpc-status-details-bin (StatusProto), each with its @type. */
+    private static JsonElement details(String id, Status status, Metadata trailers) {
+        try {
+            com.google.rpc.Status rich = StatusProto.fromStatusAndTrailers(status, trailers);
+            JsonElement details = rich == null
+                    ? null
+                    : JsonParser.parseString(PRINTER.print(rich))
+                            .getAsJsonObject()
+                            .get("details");
+            return details == null ? new JsonArray() : details;
+        } catch (InvalidProtocolBufferException | IllegalArgumentException e) {
+            System.err.println("step " + id + ": grpc-status-details-bin: " + e.getMessage());
+            return new JsonArray();
+        }
+    }
 }
