@@ -50,7 +50,8 @@ impl Console {
         for t in s.tests.iter().filter(|t| t.outcome == Outcome::Flaky) {
             note!("FLAKY {} ({} tries)", t.id, t.attempts.len() + 1);
         }
-        for t in s.tests.iter().filter(|t| t.blame.is_some()) {
+        // Listed failures keep their blame in the reports; the console names the red ones.
+        for t in s.tests.iter().filter(|t| t.blame.is_some() && t.outcome.is_red()) {
             note!("BLAME {}: {}", t.id, t.blame.as_deref().unwrap_or_default());
         }
         for (lang, (n, reason)) in unavailable(s) {
