@@ -1,13 +1,12 @@
 //! Case files (`cases/<set>.toml`) → typed cases (pure). A case is a list of
-//! steps (calls) with what each must return. Strings in requests, metadata
-//! and expectations may use macros, expanded per test: `{ns}` (the test's own
-//! key prefix), `{repeat:TEXT:N}` (TEXT N times), `{b64:TEXT}` (TEXT in base64), `{b64repeat:TEXT:N}` (TEXT
-//! repeated N times, in base64).
+//! steps (calls) with what each must return. Strings may use the macros of
+//! `input::macros`, expanded per test.
 use crate::contract::proto::{self, Kind};
 use crate::contract::script;
 use crate::input::config::Matrix;
+use crate::input::macros::{expand, expand_str};
+use crate::input::matchers::split_matchers;
 use crate::model::tls::TlsMode;
-use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -209,56 +208,6 @@ impl Case {
     }
 }
 
-/// Expands the macros in one string.
-pub fn expand_str(s: &str, ns: &str) -> Result<String, String> {
-    let mut out = String::new();
-    let mut rest = s;
-    while let Some(i) = rest.find('{') {
-        out.push_str(&rest[..i]);
-        let tail = &rest[i..];
-        let end = tail.find('}').ok_or_else(|| format!("unclosed macro in {s:?}"))?;
-        let inner = &tail[1..end];
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-        if inner == "ns" {
-            out.push_str(ns);
-        } else if let Some(args) = inner.strip_prefix("repeat:") {
-            let (text, n) = args
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{{repeat:TEXT:N}} expected, got {{{inner}}}"))?;
-            out.push_str(&text.repeat(n.parse().map_err(|_| format!("bad count in {{{inner}}}"))?));
-        } else if let Some(text) = inner.strip_prefix("b64:") {
-            out.push_str(&b64(text.as_bytes()));
-        } else if let Some(args) = inner.strip_prefix("b64repeat:") {
-            let (text, n) = args
-                .rsplit_once(':')
-                .ok_or_else(|| format!("{{b64repeat:TEXT:N}} expected, got {{{inner}}}"))?;
-            let n: usize = n.parse().map_err(|_| format!("bad count in {{{inner}}}"))?;
-            out.push_str(&b64(text.repeat(n).as_bytes()));
-        } else {
-            return Err(format!(
-                "unknown macro {{{inner}}} in {s:?} (known: {{ns}}, {{repeat:TEXT:N}}, {{b64:TEXT}}, {{b64repeat:TEXT:N}})"
-            ));
-        }
-        rest = &tail[end + 1..];
-    }
-    out.push_str(rest);
-    Ok(out)
-}
-
-/// Expands the macros in every string of a JSON value (keys included).
-pub fn expand(v: &Value, ns: &str) -> Result<Value, String> {
-    Ok(match v {
-        Value::String(s) => Value::String(expand_str(s, ns)?),
-        Value::Array(a) => Value::Array(a.iter().map(|x| expand(x, ns)).collect::<Result<_, _>>()?),
-        Value::Object(o) => Value::Object(
-            o.iter()
-                .map(|(k, x)| Ok((expand_str(k, ns)?, expand(x, ns)?)))
-                .collect::<Result<_, String>>()?,
-        ),
-        other => other.clone(),
-    })
-}
-
 /// The script steps of a case for one test, ids `PREFIX#i` (`#i.j` nested).
 pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<script::Step>, String> {
     steps
@@ -290,25 +239,6 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
             })
         })
         .collect()
-}
-
-/// Splits `{"$...": ...}` matcher fields off an expected message.
-pub fn split_matchers(expected: &Value) -> (Value, BTreeMap<String, Value>) {
-    let mut plain = serde_json::Map::new();
-    let mut matchers = BTreeMap::new();
-    if let Value::Object(o) = expected {
-        for (k, v) in o {
-            match v {
-                Value::Object(m) if m.keys().any(|k| k.starts_with('$')) => {
-                    matchers.insert(k.clone(), v.clone());
-                }
-                _ => {
-                    plain.insert(k.clone(), v.clone());
-                }
-            }
-        }
-    }
-    (Value::Object(plain), matchers)
 }
 
 fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
@@ -495,16 +425,6 @@ method = "Get"
 request = { key = "{ns}a" }
 expect.messages = [{ value = "{b64:hi}", version = "1" }]
 "#;
-
-    #[test]
-    fn macros_expand() {
-        assert_eq!(expand_str("{ns}k", "t1/").unwrap(), "t1/k");
-        assert_eq!(expand_str("{b64:hi}", "").unwrap(), "aGk=");
-        assert_eq!(expand_str("{b64repeat:ab:3}", "").unwrap(), "YWJhYmFi");
-        assert_eq!(expand_str("{repeat:☃:2}", "").unwrap(), "☃☃");
-        assert!(expand_str("{nope}", "").is_err());
-        assert!(expand_str("{ns", "").is_err());
-    }
 
     #[test]
     fn a_case_file_loads_and_makes_steps() {

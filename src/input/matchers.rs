@@ -1,6 +1,7 @@
 //! The matchers a case file may use in place of a value (`$any`, `$delta`,
 //! `$absent`, `$range`, …): their syntax, checked when cases load (pure).
 use serde_json::Value;
+use std::collections::BTreeMap;
 
 /// Checks a matcher's shape when cases load.
 pub fn check_matcher_syntax(m: &Value, names: &[String]) -> Result<(), String> {
@@ -41,4 +42,23 @@ pub fn range(m: &Value) -> Option<(i64, i64)> {
         [lo, hi] => Some((lo.as_i64()?, hi.as_i64()?)),
         _ => None,
     }
+}
+
+/// Splits `{"$...": ...}` matcher fields off an expected message.
+pub fn split_matchers(expected: &Value) -> (Value, BTreeMap<String, Value>) {
+    let mut plain = serde_json::Map::new();
+    let mut matchers = BTreeMap::new();
+    if let Value::Object(o) = expected {
+        for (k, v) in o {
+            match v {
+                Value::Object(m) if m.keys().any(|k| k.starts_with('$')) => {
+                    matchers.insert(k.clone(), v.clone());
+                }
+                _ => {
+                    plain.insert(k.clone(), v.clone());
+                }
+            }
+        }
+    }
+    (Value::Object(plain), matchers)
 }

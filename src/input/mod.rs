@@ -2,4 +2,5 @@
 //! (pure: text in, typed values or errors out).
 pub mod cases;
 pub mod config;
+pub mod macros;
 pub mod matchers;

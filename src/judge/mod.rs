@@ -6,8 +6,9 @@ pub mod blame;
 pub mod verdict;
 use crate::contract::proto;
 use crate::contract::script::{decode_b64, Line};
-use crate::input::cases::{expand, expand_str, split_matchers, Case, CaseStep, MatchMode};
-use crate::input::matchers::range;
+use crate::input::cases::{Case, CaseStep, MatchMode};
+use crate::input::macros::{expand, expand_str};
+use crate::input::matchers::{range, split_matchers};
 use serde_json::Value;
 use std::collections::BTreeMap;
 
