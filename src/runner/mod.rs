@@ -384,7 +384,7 @@ impl Runner {
                 .collect();
             return (results, info);
         }
-        for (cert, groups) in cell.groups() {
+        for (cert, tests) in cell.groups() {
             let started = match self.external(key) {
                 Some(e) => self
                     .external_answers(key, e)
@@ -399,7 +399,7 @@ impl Runner {
             let (mut server, addr, ready, note) = match started {
                 Ok(s) => s,
                 Err((why, stderr)) => {
-                    for t in &groups {
+                    for t in &tests {
                         let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
                         r.server_stderr = stderr.clone();
                         results.push(r);
@@ -411,38 +411,35 @@ impl Runner {
                 info.server_ready_ms = ready;
             }
             info.notes.extend(note);
-            {
-                let tests = groups;
-                let run = self.run_group(key, &addr, &tests, attempt).await;
-                info.client_first_line_ms.extend(run.first_line_ms);
-                let server_gone = server.as_mut().and_then(|s| s.try_exit());
-                for (i, t) in tests.iter().enumerate() {
-                    let prefix = format!("{}/{}", t.set, t.case.name);
-                    let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
-                    let infra = !reasons.is_empty();
-                    if let Some(status) = server_gone {
-                        reasons.push(format!("the server exited during the cell ({status})"));
-                    }
-                    reasons.extend(judge::judge(
-                        &t.case,
-                        &prefix,
-                        &self.namespace(key, t, attempt),
-                        &run.obs,
-                    ));
-                    let outcome = if infra || server_gone.is_some() {
-                        Outcome::Error
-                    } else if reasons.is_empty() {
-                        Outcome::Passed
-                    } else {
-                        Outcome::Failed
-                    };
-                    let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
-                    if outcome.is_red() {
-                        r.client_stderr = run.stderr.clone();
-                        r.server_stderr = server.as_ref().map(|s| s.stderr_tail()).unwrap_or_default();
-                    }
-                    results.push(r);
+            let run = self.run_group(key, &addr, &tests, attempt).await;
+            info.client_first_line_ms.extend(run.first_line_ms);
+            let server_gone = server.as_mut().and_then(|s| s.try_exit());
+            for (i, t) in tests.iter().enumerate() {
+                let prefix = format!("{}/{}", t.set, t.case.name);
+                let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
+                let infra = !reasons.is_empty();
+                if let Some(status) = server_gone {
+                    reasons.push(format!("the server exited during the cell ({status})"));
                 }
+                reasons.extend(judge::judge(
+                    &t.case,
+                    &prefix,
+                    &self.namespace(key, t, attempt),
+                    &run.obs,
+                ));
+                let outcome = if infra || server_gone.is_some() {
+                    Outcome::Error
+                } else if reasons.is_empty() {
+                    Outcome::Passed
+                } else {
+                    Outcome::Failed
+                };
+                let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
+                if outcome.is_red() {
+                    r.client_stderr = run.stderr.clone();
+                    r.server_stderr = server.as_ref().map(|s| s.stderr_tail()).unwrap_or_default();
+                }
+                results.push(r);
             }
             let Some(mut server) = server else { continue };
             match server.stop(Duration::from_secs(3)).await {
