@@ -123,6 +123,20 @@ const SERVER_FAULTS: &[Catch] = &[
         "no-details-on-not-found",
         "error details: expected 0 [], got 1 [\"google.rpc.ErrorInfo\"]",
     ),
+    // a server that closes the connection (every call on it) for one call's
+    // headers over its limit, and one that never answers such a call
+    (
+        "close-on-big-headers",
+        "metadata",
+        "metadata-over-header-limit",
+        "step 1 Monitor: status: expected OK, got",
+    ),
+    (
+        "stall-on-big-headers",
+        "metadata",
+        "metadata-over-header-limit",
+        "step 1.0 Put: status: expected any code but OK or DEADLINE_EXCEEDED, got DEADLINE_EXCEEDED",
+    ),
     // a server that answers HTTP 431 to headers over its limit
     (
         "small-header-limit",

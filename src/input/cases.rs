@@ -277,13 +277,7 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
         }
     }
     let e = &step.expect;
-    let status = e.status.strip_prefix('!').unwrap_or(&e.status);
-    if crate::contract::codes::from_name(status).is_none() {
-        return Err(format!(
-            "expect.status: unknown code `{}` (use a canonical name like NOT_FOUND, or !OK)",
-            e.status
-        ));
-    }
+    crate::input::matchers::StatusPattern::parse(&e.status).map_err(|err| format!("expect.status: {err}"))?;
     for (what, map) in [("headers", &e.headers), ("trailers", &e.trailers)] {
         for (key, want) in map {
             crate::input::matchers::check_metadata_expectation(key, want)

@@ -62,3 +62,59 @@ pub fn split_matchers(expected: &Value) -> (Value, BTreeMap<String, Value>) {
     }
     (Value::Object(plain), matchers)
 }
+
+/// An expected status: a code (`NOT_FOUND`), one of several (`A|B`), or any
+/// code but those listed (`!OK`, `!OK|DEADLINE_EXCEEDED`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusPattern {
+    negated: bool,
+    codes: Vec<String>,
+}
+
+impl StatusPattern {
+    /// Parses a pattern; an unknown code is an error naming it.
+    pub fn parse(s: &str) -> Result<StatusPattern, String> {
+        let (negated, list) = match s.strip_prefix('!') {
+            Some(rest) => (true, rest),
+            None => (false, s),
+        };
+        let codes: Vec<String> = list.split('|').map(str::to_string).collect();
+        match codes.iter().find(|c| crate::contract::codes::from_name(c).is_none()) {
+            Some(bad) => Err(format!(
+                "unknown code `{bad}` in `{s}` (canonical names like NOT_FOUND; `A|B` for either, `!A|B` for neither)"
+            )),
+            None => Ok(StatusPattern { negated, codes }),
+        }
+    }
+
+    /// Does a received code match?
+    pub fn matches(&self, code: &str) -> bool {
+        self.codes.iter().any(|c| c == code) != self.negated
+    }
+
+    /// What a failure message says was expected.
+    pub fn describe(&self) -> String {
+        match self.negated {
+            true => format!("any code but {}", self.codes.join(" or ")),
+            false => self.codes.join(" or "),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StatusPattern;
+
+    #[test]
+    fn a_status_pattern_is_one_code_one_of_several_or_none_of_them() {
+        let one = StatusPattern::parse("NOT_FOUND").unwrap();
+        assert!(one.matches("NOT_FOUND") && !one.matches("OK"));
+        assert_eq!(one.describe(), "NOT_FOUND");
+        let either = StatusPattern::parse("CANCELLED|UNAVAILABLE").unwrap();
+        assert!(either.matches("UNAVAILABLE") && !either.matches("INTERNAL"));
+        let neither = StatusPattern::parse("!OK|DEADLINE_EXCEEDED").unwrap();
+        assert!(neither.matches("INTERNAL") && !neither.matches("OK") && !neither.matches("DEADLINE_EXCEEDED"));
+        assert_eq!(neither.describe(), "any code but OK or DEADLINE_EXCEEDED");
+        assert!(StatusPattern::parse("!OK|MISSING").unwrap_err().contains("`MISSING`"));
+    }
+}

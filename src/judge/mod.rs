@@ -179,16 +179,9 @@ impl Judge<'_> {
             return;
         };
         let status = status_line.status.as_ref().expect("status lines carry a status");
-        let status_ok = match e.status.strip_prefix('!') {
-            Some(not) => status.code != not,
-            None => status.code == e.status,
-        };
-        if !status_ok {
-            let want = if e.status.starts_with('!') {
-                format!("any code but {}", &e.status[1..])
-            } else {
-                e.status.clone()
-            };
+        let pattern = crate::input::matchers::StatusPattern::parse(&e.status).expect("checked when cases load");
+        if !pattern.matches(&status.code) {
+            let want = pattern.describe();
             fail(format!(
                 "status: expected {want}, got {} {}",
                 status.code,

@@ -77,6 +77,12 @@ pub enum Fault {
     ShedOver16Calls,
     /// Batch buffers the whole stream and refuses one over 8 MiB.
     BatchBufferLimit,
+    /// Request headers past the 16 KiB limit close the whole connection
+    /// (every call on it fails) instead of failing that one call.
+    CloseOnBigHeaders,
+    /// Request headers past the 16 KiB limit are never answered: the call
+    /// hangs until its deadline.
+    StallOnBigHeaders,
 }
 
 /// A deliberate bug the reference client can be started with.

@@ -119,6 +119,19 @@ pub struct WireFaults {
     pub compress_always: bool,
     /// The echo and report trailers are left out when the call fails.
     pub no_trailers_on_error: bool,
+    /// Request headers past HEADER_LIST_LIMIT close the connection.
+    pub close_on_big_headers: bool,
+    /// Request headers past HEADER_LIST_LIMIT are never answered.
+    pub stall_on_big_headers: bool,
+}
+
+/// The contract's request header-list limit (HTTP/2
+/// SETTINGS_MAX_HEADER_LIST_SIZE): 16 KiB, names, values and 32 bytes per entry.
+pub const HEADER_LIST_LIMIT: u32 = 16 << 10;
+
+/// A header list's size as HTTP/2 counts it against SETTINGS_MAX_HEADER_LIST_SIZE.
+fn header_list_size(h: &http::HeaderMap) -> usize {
+    h.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum()
 }
 
 /// Did the call fail (its trailers, or a trailers-only response's headers)?
@@ -275,6 +288,7 @@ impl<S, ReqBody> Service<http::Request<ReqBody>> for Wire<S>
 where
     S: Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>> + Send + 'static,
     S::Future: Send + 'static,
+    S::Error: 'static,
 {
     type Response = http::Response<tonic::body::Body>;
     type Error = S::Error;
@@ -285,6 +299,16 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        if header_list_size(req.headers()) > HEADER_LIST_LIMIT as usize {
+            if self.faults.close_on_big_headers {
+                if let Some(c) = crate::reference::connection::Closer::of(&req) {
+                    c.close();
+                }
+            }
+            if self.faults.close_on_big_headers || self.faults.stall_on_big_headers {
+                return Box::pin(std::future::pending());
+            }
+        }
         let reply = Reply::read(req.headers(), &self.store, self.faults);
         let deadline = deadline_of(req.headers(), self.faults)
             .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));

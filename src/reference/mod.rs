@@ -2,6 +2,7 @@
 //! `rust` language of the matrix, and what the shortcut commands use.
 pub mod book;
 pub mod client;
+pub mod connection;
 pub mod faults;
 pub mod hooks;
 pub mod kv;

@@ -2,7 +2,8 @@
 //! server side in tonic. Semantics are those of proto/stock.proto.
 use super::book::{Book, SharedHold};
 use super::faults::Fault;
-use super::hooks::{Hooks, WireFaults, WireLayer};
+use super::connection::Conn;
+use super::hooks::{Hooks, WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use super::kv::KvService;
 use super::rich::{bad_field, with_info};
 use super::store::{validate_key, validate_value, BatchChecks, Store};
@@ -394,6 +395,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             no_error_details: faults.contains(&Fault::NoErrorDetails),
             compress_always: faults.contains(&Fault::CompressAlways),
             no_trailers_on_error: faults.contains(&Fault::NoTrailersOnError),
+            close_on_big_headers: faults.contains(&Fault::CloseOnBigHeaders),
+            stall_on_big_headers: faults.contains(&Fault::StallOnBigHeaders),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the
@@ -423,12 +426,19 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     // 100 concurrent streams per connection, the common default: the
     // concurrency cases send more, and clients must queue them.
-    if faults.contains(&Fault::SmallHeaderLimit) {
-        builder = builder.http2_max_header_list_size(2048);
-    }
+    // The contract's header-list limit; the big-header faults raise it so
+    // that such requests reach WireLayer, which misbehaves with them.
+    builder = builder.http2_max_header_list_size(match () {
+        _ if faults.contains(&Fault::SmallHeaderLimit) => 2048,
+        _ if faults.contains(&Fault::CloseOnBigHeaders) || faults.contains(&Fault::StallOnBigHeaders) => 1 << 20,
+        _ => HEADER_LIST_LIMIT,
+    });
     if faults.contains(&Fault::ShedOver16Calls) {
         builder = builder.concurrency_limit_per_connection(16).load_shed(true);
     }
+    let incoming = tokio_stream::StreamExt::map(TcpIncoming::from(listener).with_nodelay(Some(true)), |c| {
+        c.map(Conn::new)
+    });
     let serve = builder
         .max_concurrent_streams(Some(100))
         .layer(wire)
@@ -436,7 +446,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .add_service(reflection)
         .add_service(stock)
         .add_service(kv)
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener).with_nodelay(Some(true)), async {
+        .serve_with_incoming_shutdown(incoming, async {
             crate::exec::process::stop_signal().await;
             let _ = stopped_tx.send(());
         });
