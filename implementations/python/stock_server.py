@@ -46,6 +46,8 @@ async def serve(args):
     # receive up to 4 MiB, send without a cap; GunzipRequests decompresses, not core
     options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", -1)]
     options += [("grpc.so_reuseport", 0), ("grpc.per_message_decompression", 0)]
+    # the contract's header-list limit, soft and hard (else core refuses only some requests past it)
+    options += [("grpc.max_metadata_size", 16 << 10), ("grpc.absolute_max_metadata_size", 16 << 10)]
     server = grpc.aio.server(interceptors=[GunzipRequests(), hooks.StockHooks(store)], options=options)
     stock_pb2_grpc.add_StockServicer_to_server(Stock(store), server)
     kv_pb2_grpc.add_KVServicer_to_server(KV(store), server)

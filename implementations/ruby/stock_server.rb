@@ -71,7 +71,10 @@ def serve(opts, stop)
   server = GRPC::RpcServer.new(pool_size: MAX_STREAMS + 28, poll_period: 0.2, pool_keep_alive: 0.2,
                                interceptors: [HooksInterceptor.new(store)],
                                server_args: { 'grpc.per_message_decompression' => 0,
-                                              'grpc.max_concurrent_streams' => MAX_STREAMS })
+                                              'grpc.max_concurrent_streams' => MAX_STREAMS,
+                                              # the contract's header-list limit, soft and hard
+                                              'grpc.max_metadata_size' => 16_384,
+                                              'grpc.absolute_max_metadata_size' => 16_384 })
   served = [StockService, KvService, Grpc::Health::Checker]
   (served + [ReflectionV1, ReflectionV1alpha]).each { |cls| GunzipRequests.into(cls) }
   stock = StockService.new(store)

@@ -151,6 +151,9 @@ std::unique_ptr<grpc::Server> Serve(const Options& options) {
   builder.RegisterService(&kv);
   builder.SetMaxReceiveMessageSize(4 << 20);                // sends stay unlimited (the stack's default)
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);  // a taken port is an error
+  // the contract's header-list limit, soft and hard (else core refuses only some requests past it)
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 << 10);
+  builder.AddChannelArgument("grpc.absolute_max_metadata_size", 16 << 10);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || bound_port == 0) throw std::runtime_error("cannot serve on " + address + " (bind or certificates)");
   for (const char* service : {"", "stock.v1.Stock", "proto.KV"}) {

@@ -103,7 +103,8 @@ function serve(opts: Options): () => void {
       // mtls: requires a client certificate that verifies against the CA (rejectUnauthorized is on by default).
       ...(opts.tlsMode === "mtls" ? { ca: readFileSync(opts.caFile), requestCert: true } : {}),
     };
-    server = tls ? http2.createSecureServer(tls, handler) : http2.createServer({}, handler);
+    const settings = { settings: { maxHeaderListSize: 16 << 10 } }; // the contract's header-list limit
+    server = tls ? http2.createSecureServer({ ...tls, ...settings }, handler) : http2.createServer(settings, handler);
   } catch (e) {
     die(`cannot load the certificates: ${(e as Error).message}`); // names the file that is missing
   }

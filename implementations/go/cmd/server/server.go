@@ -81,6 +81,7 @@ func serve() (*grpc.Server, error) {
 		grpc.UnaryInterceptor(stock.unaryHooks),
 		grpc.StreamInterceptor(stock.streamHooks),
 		grpc.StatsHandler(encodingRecorder{}),
+		grpc.MaxHeaderListSize(16 << 10), // the contract's header-list limit
 	}
 	if *tlsMode != "none" {
 		cert, err := tls.LoadX509KeyPair(*certFile, *keyFile)

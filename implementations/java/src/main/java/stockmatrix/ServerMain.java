@@ -95,6 +95,7 @@ public final class ServerMain {
         }
         var address = new InetSocketAddress(opts.get("--host"), Integer.parseInt(opts.get("--port")));
         Server server = NettyServerBuilder.forAddress(address, creds)
+                .maxInboundMetadataSize(16 << 10) // the contract's header-list limit
                 .addService(ServerInterceptors.intercept(new StockService(), new Hooks(store)))
                 .addService(new KvService())
                 .addService(health.getHealthService())

@@ -88,6 +88,7 @@ fun serve(options: Map<String, String>): Server {
             .addService(health.healthService)
             .addService(ProtoReflectionServiceV1.newInstance())
             .maxInboundMessageSize(4 shl 20)
+            .maxInboundMetadataSize(16 shl 10) // the contract's header-list limit
             .build()
             .start()
     println("listening on $host:${server.port}")

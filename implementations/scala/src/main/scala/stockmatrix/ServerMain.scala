@@ -82,6 +82,7 @@ object ServerMain {
         NettyServerBuilder
           .forAddress(new InetSocketAddress(host, port), creds)
           .maxInboundMessageSize(4 << 20)
+          .maxInboundMetadataSize(16 << 10) // the contract's header-list limit
           .addService(ServerInterceptors.intercept(new StockService(store), new Hooks.Interceptor(store)))
           .addService(new KvService(store))
           .addService(health.getHealthService)
