@@ -16,7 +16,7 @@ from store import Refused
 SPECIAL_MESSAGE = "\t\ntest with whitespace\r\nand Unicode BMP ☺ and non-BMP 😈\t\n"
 HOOKED = ("/stock.v1.Stock/", "/proto.KV/")  # the hooks are optional for proto.KV: it gets them too
 
-CURRENT = contextvars.ContextVar("hooks")  # the running call's hooks (Get reads repeat_value)
+CURRENT = contextvars.ContextVar("hooks")  # the running call's hooks (Get: repeat_value, Inventory: count_prefix)
 
 
 def read_hooks(context):
@@ -38,6 +38,7 @@ def read_hooks(context):
         compress=md.get("x-stock-compress") == "gzip",
         report_encoding=md.get("x-stock-report-encoding") == "true",
         report_watchers=md.get("x-stock-report-watchers"),
+        count_prefix=md.get("x-stock-count-prefix"),  # Inventory counts only these keys
         deadline_ms=deadline_ms,  # the x-stock-deadline-ms trailer, when asked for
         watchers=None,  # the x-stock-watchers trailer, counted after the delay
         delay_ms=0,

@@ -37,8 +37,8 @@ TLS_FILES = {"none": (), "server": ("ca_file",), "mtls": ("ca_file", "cert_file"
 DETAIL_TYPES = error_details_pb2.DESCRIPTOR.pool
 
 CHANNELS = {}  # Connection -> its channel
-CHANNELS_LOCK = threading.Lock()  # copies and after_first steps open channels from their threads
-EMIT_LOCK = threading.Lock()  # copies print from their own threads
+CHANNELS_LOCK = threading.Lock()  # lanes, copies and after_first steps open channels from their threads
+EMIT_LOCK = threading.Lock()  # lanes and copies print from their own threads
 
 
 class UsageError(ValueError):
@@ -81,17 +81,34 @@ def main():
     except OSError as e:
         print(f"error: cannot open the connection to {default.server}: {e}", file=sys.stderr)
         sys.exit(1)
-    for line in sys.stdin.buffer:
-        if not line.strip():
-            continue
-        try:
-            step = parse_step(json.loads(line), default)
-        except ValueError as e:  # also json's JSONDecodeError
-            print(f"error: invalid step line {line!r}: {e}", file=sys.stderr)
-            sys.exit(2)
-        run_step(step)
+    lanes = {}  # lane -> (its queue of steps, None ending it; its thread)
+    try:
+        for line in sys.stdin.buffer:
+            if not line.strip():
+                continue
+            try:
+                step = parse_step(json.loads(line), default)
+            except ValueError as e:  # also json's JSONDecodeError
+                print(f"error: invalid step line {line!r}: {e}", file=sys.stderr)
+                sys.exit(2)
+            if step.lane not in lanes:
+                steps = queue.SimpleQueue()
+                lanes[step.lane] = (steps, threading.Thread(target=run_lane, args=(steps,)))
+                lanes[step.lane][1].start()
+            lanes[step.lane][0].put(step)
+    finally:  # stdin's end (or a bad line): every lane finishes its steps
+        for steps, _ in lanes.values():
+            steps.put(None)
+        for _, thread in lanes.values():
+            thread.join()
     for channel in CHANNELS.values():
         channel.close()
+
+
+def run_lane(steps):
+    """One lane's thread: its steps in order, each after the previous one ended, until None."""
+    for step in iter(steps.get, None):
+        run_step(step)
 
 
 def parse_args(argv):
@@ -149,6 +166,9 @@ def parse_step(obj, default):
         )
     except (json_format.ParseError, binascii.Error, TypeError) as e:
         fail(str(e))
+    lane = obj.get("lane") or 0
+    if isinstance(lane, bool) or not isinstance(lane, int) or lane < 0:
+        fail(f"lane must be an integer >= 0, got {lane!r}")
     connection = obj.get("connection")
     return types.SimpleNamespace(
         id=step_id,
@@ -164,6 +184,7 @@ def parse_step(obj, default):
         copies=obj.get("copies") or 1,
         read_pause_ms=obj.get("read_pause_ms") or 0,
         after_first=[parse_step(s, default) for s in obj.get("after_first") or []],
+        lane=lane,
     )
 
 

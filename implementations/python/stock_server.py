@@ -148,7 +148,7 @@ class Stock(stock_pb2_grpc.StockServicer):
             )
 
     async def Inventory(self, request, context):
-        keys, size = self.store.totals()
+        keys, size = self.store.totals(hooks.CURRENT.get().count_prefix)
         stack = f"grpcio {grpc.__version__}"
         return stock_pb2.InventoryStatus(key_count=keys, total_value_bytes=size, language="python", stack=stack)
 

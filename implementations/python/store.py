@@ -96,6 +96,7 @@ class Store:
         """How many open Monitors have a pattern that starts with prefix."""
         return sum(1 for pattern, _ in self.watches if pattern.startswith(prefix))
 
-    def totals(self):
-        """The number of keys and the bytes of all values."""
-        return len(self.entries), sum(len(value) for value, _ in self.entries.values())
+    def totals(self, prefix=None):
+        """The number of keys and the bytes of their values: all keys, or those that start with prefix."""
+        values = [value for key, (value, _) in self.entries.items() if prefix is None or key.startswith(prefix)]
+        return len(values), sum(len(value) for value in values)

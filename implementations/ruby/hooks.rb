@@ -13,7 +13,7 @@ HOOKED_SERVICES = %w[stock.v1.Stock proto.KV].freeze
 
 # One call's hooks: headers and trailers to send, and what the handlers need.
 Hooks = Struct.new(:headers, :trailers, :report_encoding, :delay_ms, :watchers_prefix,
-                   :fail_code, :fail_message, :fail_after, :repeat_value, keyword_init: true)
+                   :fail_code, :fail_message, :fail_after, :repeat_value, :count_prefix, keyword_init: true)
 
 # Request metadata => Hooks (-bin values arrive as their bytes); a bad value is INVALID_ARGUMENT.
 def read_hooks(call)
@@ -35,7 +35,7 @@ def read_hooks(call)
             fail_code: code_name && GRPC::Core::StatusCodes.const_get(code_name),
             fail_message: special ? SPECIAL_MESSAGE : message || "forced #{code_name}",
             fail_after: int['x-stock-fail-after', 0],
-            repeat_value: [int['x-stock-repeat-value', 1], 1].max)
+            repeat_value: [int['x-stock-repeat-value', 1], 1].max, count_prefix: md['x-stock-count-prefix'])
 rescue ArgumentError, NameError => e
   raise GRPC::InvalidArgument, "bad test hook: #{e.message}"
 end

@@ -35,16 +35,28 @@ CODE_NAMES = GRPC::Core::StatusCodes.constants.to_h { |name| [GRPC::Core::Status
 # connection (a Hash of CONNECTION_FIELDS) => its stub (one channel each)
 CHANNELS = {} # rubocop:disable Style/MutableConstant
 CHANNELS_LOCK = Mutex.new
+# Each output line is written whole under this lock (lanes and copies print at once).
+OUTPUT_LOCK = Mutex.new
 
 # grpc-ruby retries a blocking call that a signal interrupts, so the steps run
-# on a worker thread while the main thread stays free to handle signals.
+# on worker threads while the main thread stays free to handle signals: the
+# reader hands each step to its lane (a Queue and a thread, made on its
+# first step), then at stdin's end waits for every lane.
 def main
   $stdout.sync = true
   { 'INT' => 130, 'TERM' => 143 }.each { |sig, code| Signal.trap(sig) { exit!(code) } }
   worker = Thread.new do
     default = parse_args(ARGV)
     channel_for(default) # the default connection's files are read at once: exit 1 when one is unreadable
-    $stdin.each_line { |line| run_step(parse_step(line, default)) unless line.strip.empty? }
+    lanes = {} # lane => [Queue of steps, its thread]
+    $stdin.each_line do |line|
+      next if line.strip.empty?
+
+      step = parse_step(line, default)
+      (lanes[step['lane'] || 0] ||= start_lane).first << step
+    end
+    lanes.each_value { |queue, _| queue.close }
+    lanes.each_value { |_, thread| thread.value } # a lane's error (e.g. EPIPE) is raised here
     0
   rescue UsageError => e
     warn "client: #{e.message}"
@@ -58,6 +70,18 @@ def main
   end
   worker.report_on_exception = false
   exit worker.value
+end
+
+# A lane: a thread running the steps of its Queue in order until the Queue is closed and drained.
+def start_lane
+  queue = Queue.new
+  thread = Thread.new do
+    while (step = queue.pop)
+      run_step(step)
+    end
+  end
+  thread.report_on_exception = false
+  [queue, thread]
 end
 
 # The default connection, as a Hash with the keys of a step's `connection`.
@@ -105,6 +129,9 @@ def parse_step(line, default)
 
   requests = raw.fetch('requests', [])
   raise UsageError, '"requests" must be an array' unless requests.is_a?(Array)
+
+  lane = raw.fetch('lane', 0)
+  raise UsageError, '"lane" must be an integer >= 0' unless lane.is_a?(Integer) && !lane.negative?
 
   connection = raw['connection'] && check_connection({ 'tls_mode' => 'none' }.merge(raw['connection']))
   raw.merge(request: decode_message(req_cls, raw['request']),
@@ -254,7 +281,7 @@ def run_call(step, id)
 end
 
 def emit_message(id, msg)
-  $stdout.write("{\"id\":#{JSON.generate(id)},\"message\":#{msg.to_json}}\n")
+  write_line("{\"id\":#{JSON.generate(id)},\"message\":#{msg.to_json}}\n")
 end
 
 # The status line: x-stock-* headers and trailers (-bin values base64),
@@ -273,7 +300,14 @@ def emit_status(id, started, code, message, operation, trailers, response_encodi
   line = { 'id' => id, 'status' => { 'code' => CODE_NAMES.fetch(code, 'UNKNOWN'), 'message' => utf8(message.to_s) },
            'headers' => stock_metadata(operation&.metadata), 'trailers' => stock_metadata(trailers),
            'elapsed_ms' => elapsed.round(3), 'response_encoding' => response_encoding, 'details' => details }
-  $stdout.write("#{JSON.generate(line)}\n")
+  write_line("#{JSON.generate(line)}\n")
+end
+
+def write_line(line)
+  OUTPUT_LOCK.synchronize do
+    $stdout.write(line)
+    $stdout.flush
+  end
 end
 
 def stock_metadata(metadata)

@@ -191,8 +191,8 @@ class StockService < Stock::V1::Stock::Service
     end
   end
 
-  def inventory(_req, _call)
-    count, bytes = @store.totals
+  def inventory(_req, call)
+    count, bytes = @store.totals(call.hooks.count_prefix)
     Stock::V1::InventoryStatus.new(key_count: count, total_value_bytes: bytes, language: 'ruby', stack: STACK)
   end
 

@@ -87,6 +87,11 @@ class Store
   # How many open Monitors have a pattern starting with prefix.
   def watchers(prefix) = @mutex.synchronize { @watchers.count { |_, pattern| pattern.start_with?(prefix) } }
 
-  # [key count, total value bytes]
-  def totals = @mutex.synchronize { [@data.size, @data.each_value.sum { |value, _| value.bytesize }] }
+  # [key count, total value bytes] of the keys starting with prefix (all keys when nil)
+  def totals(prefix = nil)
+    @mutex.synchronize do
+      values = @data.filter_map { |key, (value, _)| value if prefix.nil? || key.start_with?(prefix) }
+      [values.size, values.sum(&:bytesize)]
+    end
+  end
 end

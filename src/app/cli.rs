@@ -212,6 +212,11 @@ pub struct RunArgs {
     /// Cells at once (default: matrix.toml run.jobs, else the CPU count).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Lanes of each client: tests that wait run side by side in lanes 1..N-1,
+    /// the rest in lane 0; 1 runs every test one after the other (default:
+    /// matrix.toml run.lanes).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub lanes: Option<u32>,
     /// Where run folders go.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,

@@ -176,6 +176,7 @@ impl PersonClient {
             cancel_after_ms: None,
             copies: None,
             read_pause_ms: None,
+            lane: 0,
             connection: None,
         }))
     }

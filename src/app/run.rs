@@ -52,7 +52,14 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
     };
     let prepared = prepare(&m, &planned, a).await?;
     let cancelled = stop_on_ctrl_c();
-    let runner = Arc::new(runner(m, matrix_path, &planned, &prepared, a.jobs, cancelled.clone())?);
+    let runner = Arc::new(runner(
+        m,
+        matrix_path,
+        &planned,
+        &prepared,
+        (a.jobs, a.lanes),
+        cancelled.clone(),
+    )?);
     let total: usize = planned.cells.iter().map(|c| c.tests.len()).sum();
     note!(
         "running {total} tests in {} cells, {} at a time; reports in {}",
@@ -187,9 +194,10 @@ fn runner(
     matrix_path: &Path,
     p: &Planned,
     r: &Prepared,
-    jobs: Option<usize>,
+    (jobs, lanes): (Option<usize>, Option<u32>),
     cancelled: Arc<AtomicBool>,
 ) -> Result<Runner, Exit> {
+    let lanes = lanes.unwrap_or(m.run.lanes.max(1));
     let repro_prefix = if matrix_path == Path::new("matrix.toml") {
         "stock-matrix run".to_string()
     } else {
@@ -214,6 +222,7 @@ fn runner(
         exe: std::env::current_exe().map_err(setup_err)?,
         unavailable,
         jobs,
+        lanes,
         cancelled,
         repro_prefix,
         external: p.external.clone(),

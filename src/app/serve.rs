@@ -83,6 +83,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
         exe: std::env::current_exe().map_err(setup_err)?,
         unavailable: BTreeMap::new(),
         jobs: 1,
+        lanes: 1,
         cancelled: Arc::new(AtomicBool::new(false)),
         repro_prefix: String::new(),
         external: None,

@@ -84,6 +84,13 @@ pub struct Step {
     /// This call's own connection instead of the client's default one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection: Option<Connection>,
+    /// Steps of one lane run in order; lanes run at the same time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub lane: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Step {

@@ -58,7 +58,7 @@ pub enum MatchMode {
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Expect {
-    /// A code name, or `!OK` for "any code but OK".
+    /// A status pattern: `NOT_FOUND`, `A|B`, `!OK` (see `StatusPattern`).
     #[serde(default = "ok")]
     pub status: String,
     /// The exact status message.
@@ -162,6 +162,10 @@ pub struct Case {
     pub connect: Connect,
     #[serde(default)]
     pub server_cert: ServerCert,
+    /// Runs by itself, after every other test of its client: the peer may
+    /// answer it by closing the connection, which must not take other tests down.
+    #[serde(default)]
+    pub alone: bool,
     #[serde(rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -234,6 +238,7 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 connection: None,
                 copies: s.copies,
                 read_pause_ms: s.read_pause_ms,
+                lane: 0,
                 method: s.method.clone(),
                 id,
             })

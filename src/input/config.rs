@@ -48,6 +48,10 @@ pub struct RunSettings {
     pub build_timeout_ms: u64,
     /// Cells run at once; 0 = number of CPUs.
     pub jobs: usize,
+    /// Lanes of a client: its tests that wait (delays, deadlines, cancels,
+    /// slow reads) run side by side in lanes 1..N-1, the rest in lane 0; 1 = one
+    /// after the other.
+    pub lanes: u32,
     /// Run folders kept under `reports/` (the newest); 0 keeps all.
     pub keep_reports: usize,
 }
@@ -60,6 +64,7 @@ impl Default for RunSettings {
             step_grace_ms: 10_000,
             build_timeout_ms: 1_800_000,
             jobs: 0,
+            lanes: 4,
             keep_reports: 50,
         }
     }

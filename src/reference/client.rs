@@ -10,6 +10,7 @@ use crate::contract::proto::{self, Kind, MethodInfo};
 use crate::contract::script::{Connection, Line, Status as StatusLine, Step};
 use crate::model::tls::TlsMode;
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt as _};
 use prost_reflect::DynamicMessage;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Write;
@@ -418,18 +419,43 @@ impl Runner {
         Ok(())
     }
 
-    /// Runs script steps read from stdin, one JSON object per line.
+    /// Runs script steps read from stdin, one JSON object per line: each
+    /// is handed to its lane at once; lanes run at the same time.
     pub async fn script(&self) -> Result<(), UsageError> {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
-        while let Some(line) = lines
-            .next_line()
-            .await
-            .map_err(|e| UsageError(format!("reading stdin: {e}")))?
-        {
-            if line.trim().is_empty() {
-                continue;
+        let mut queues: HashMap<u32, mpsc::UnboundedSender<Step>> = HashMap::new();
+        let mut lanes = FuturesUnordered::new();
+        let mut reading = true;
+        loop {
+            tokio::select! {
+                line = lines.next_line(), if reading => {
+                    let Some(line) = line.map_err(|e| UsageError(format!("reading stdin: {e}")))? else {
+                        reading = false;
+                        queues.clear(); // each lane ends after its last step
+                        continue;
+                    };
+                    if line.trim().is_empty() {
+                        continue;
+                    }
+                    let step: Step =
+                        serde_json::from_str(&line).map_err(|e| UsageError(format!("invalid step line: {e}")))?;
+                    let lane = step.lane;
+                    let queue = queues.entry(lane).or_insert_with(|| {
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        lanes.push(self.lane(rx));
+                        tx
+                    });
+                    let _ = queue.send(step);
+                }
+                Some(ended) = lanes.next() => ended?,
+                else => return Ok(()),
             }
-            let step: Step = serde_json::from_str(&line).map_err(|e| UsageError(format!("invalid step line: {e}")))?;
+        }
+    }
+
+    /// One lane: its steps in order, as they arrive.
+    async fn lane(&self, mut steps: mpsc::UnboundedReceiver<Step>) -> Result<(), UsageError> {
+        while let Some(step) = steps.recv().await {
             self.run_step(&step).await?;
         }
         Ok(())

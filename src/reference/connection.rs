@@ -28,7 +28,10 @@ impl Conn {
             .try_clone_to_owned()
             .ok()
             .map(|fd| Arc::new(std::net::TcpStream::from(fd)));
-        Conn { io, closer: Closer(dup) }
+        Conn {
+            io,
+            closer: Closer(dup),
+        }
     }
 }
 

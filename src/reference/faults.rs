@@ -83,6 +83,8 @@ pub enum Fault {
     /// Request headers past the 16 KiB limit are never answered: the call
     /// hangs until its deadline.
     StallOnBigHeaders,
+    /// Inventory ignores x-stock-count-prefix and counts every key.
+    InventoryIgnoresPrefix,
 }
 
 /// A deliberate bug the reference client can be started with.

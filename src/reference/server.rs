@@ -1,8 +1,8 @@
 //! The reference server: `stock-matrix reference server`, the contract's
 //! server side in tonic. Semantics are those of proto/stock.proto.
 use super::book::{Book, SharedHold};
-use super::faults::Fault;
 use super::connection::Conn;
+use super::faults::Fault;
 use super::hooks::{Hooks, WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use super::kv::KvService;
 use super::rich::{bad_field, with_info};
@@ -309,7 +309,9 @@ impl Stock for StockService {
 
     async fn inventory(&self, req: Request<Empty>) -> Result<Response<InventoryStatus>, Status> {
         enter(&req, true).await?;
-        let (key_count, total_value_bytes) = self.store.totals();
+        let prefix = req.metadata().get("x-stock-count-prefix").and_then(|v| v.to_str().ok());
+        let prefix = prefix.filter(|_| !self.faults.contains(&Fault::InventoryIgnoresPrefix));
+        let (key_count, total_value_bytes) = self.store.totals(prefix.unwrap_or_default());
         let stack = format!("tonic {}", env!("STOCK_TONIC_VERSION"));
         Ok(Response::new(InventoryStatus {
             key_count,

@@ -22,8 +22,6 @@ pub struct Store {
 struct Inner {
     map: BTreeMap<String, Entry>,
     watchers: Vec<Watcher>,
-    /// Sum of the stored values' lengths, kept as puts happen.
-    total_bytes: i64,
     /// The `inventory-miscount` fault: an overwrite adds its new length to
     /// the total without taking the old one off.
     miscount_overwrites: bool,
@@ -32,6 +30,9 @@ struct Inner {
 struct Entry {
     value: Vec<u8>,
     version: i64,
+    /// The bytes Inventory counts for this key, kept as puts happen (the
+    /// value's length, unless the miscount fault piles overwrites up).
+    counted: i64,
 }
 
 struct Watcher {
@@ -79,12 +80,13 @@ impl Inner {
         let entry = self.map.entry(key.to_string()).or_insert(Entry {
             value: Vec::new(),
             version: 0,
+            counted: 0,
         });
         let created = entry.version == 0;
         if !self.miscount_overwrites {
-            self.total_bytes -= entry.value.len() as i64;
+            entry.counted = 0;
         }
-        self.total_bytes += value.len() as i64;
+        entry.counted += value.len() as i64;
         entry.version = version;
         entry.value = value;
         let event = WatchEvent {
@@ -216,10 +218,14 @@ impl Store {
         Ok(summary)
     }
 
-    /// (key count, total value bytes)
-    pub fn totals(&self) -> (i64, i64) {
+    /// (key count, total value bytes) of the keys that start with `prefix`.
+    pub fn totals(&self, prefix: &str) -> (i64, i64) {
         let inner = self.inner.lock().unwrap();
-        (inner.map.len() as i64, inner.total_bytes)
+        let under = inner
+            .map
+            .range(prefix.to_string()..)
+            .take_while(|(k, _)| k.starts_with(prefix));
+        under.fold((0, 0), |(n, bytes), (_, e)| (n + 1, bytes + e.counted))
     }
 }
 
@@ -265,7 +271,7 @@ mod tests {
             store.batch(items, BatchChecks::default()).unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
-        assert_eq!(store.totals(), (0, 0));
+        assert_eq!(store.totals(""), (0, 0));
     }
 
     #[test]
@@ -281,7 +287,7 @@ mod tests {
             .collect();
         let s = store.batch(items, BatchChecks::default()).unwrap();
         assert_eq!((s.items, s.value_bytes, s.created, s.updated), (3, 6, 1, 2));
-        assert_eq!(store.totals(), (2, 4));
+        assert_eq!(store.totals(""), (2, 4));
     }
 
     #[test]
@@ -290,7 +296,9 @@ mod tests {
             let store = Store::new(miscount);
             store.put("a", b"12345".to_vec());
             store.put("a", b"12".to_vec());
-            assert_eq!(store.totals(), (1, total));
+            assert_eq!(store.totals(""), (1, total));
+            store.put("b", b"123".to_vec());
+            assert_eq!(store.totals("a"), (1, total), "by prefix");
         }
     }
 

@@ -4,13 +4,12 @@
 //! server (`server` starts and probes it). A misbehaving implementation
 //! becomes a red test, never a runner error. Spawning and killing go through
 //! `process`.
-use self::progress::{End, Pending, Progress};
-use crate::contract::script::{self, Connection, Line};
+use crate::contract::script::Connection;
 use crate::exec::certs::CertFiles;
-use crate::exec::process::{self, Stopped};
-use crate::input::cases::{script_steps, Connect, ServerCert};
+use crate::exec::process::Stopped;
+use crate::input::cases::{Connect, ServerCert};
 use crate::input::config::Matrix;
-use crate::judge::{self, Observations};
+use crate::judge;
 use crate::model::cell::CellKey;
 use crate::model::run::{CellInfo, Outcome, TestResult};
 use crate::model::tls::{KeyType, TlsMode};
@@ -20,8 +19,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
+mod client;
 mod progress;
 mod server;
 
@@ -51,6 +50,8 @@ pub struct Runner {
     /// Languages that cannot run, with the reason (build failed, tool missing).
     pub unavailable: BTreeMap<String, String>,
     pub jobs: usize,
+    /// Lanes of each client: its waiting tests run side by side (`plan::lanes`).
+    pub lanes: u32,
     pub cancelled: Arc<AtomicBool>,
     /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
     pub repro_prefix: String,
@@ -62,26 +63,6 @@ pub struct Runner {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
-}
-
-/// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
-fn step_budget(step: &script::Step, grace: u64) -> u64 {
-    let delay = step
-        .metadata
-        .get("x-stock-delay-ms")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    grace + step.timeout_ms.unwrap_or(0) + delay + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
-}
-
-/// What a client process did for a group of tests.
-struct GroupRun {
-    obs: Observations,
-    /// Per test index: reasons that make it an error (crash, hang, garbage).
-    errors: BTreeMap<usize, Vec<String>>,
-    durations: BTreeMap<usize, f64>,
-    first_line_ms: Option<f64>,
-    stderr: String,
 }
 
 impl Runner {
@@ -201,153 +182,6 @@ impl Runner {
             key_file: client_key.cloned(),
             server_name,
         }
-    }
-
-    /// Runs one client process over a group of tests; a test on a variant
-    /// connection carries it in each of its steps.
-    async fn run_group(&self, key: &CellKey, addr: &str, tests: &[&Test], attempt: u32) -> GroupRun {
-        let mut run = GroupRun {
-            obs: Observations::new(),
-            errors: BTreeMap::new(),
-            durations: BTreeMap::new(),
-            first_line_ms: None,
-            stderr: String::new(),
-        };
-        let settings = &self.matrix.run;
-        let mut order: Vec<Pending> = Vec::new();
-        let mut input = String::new();
-        for (i, t) in tests.iter().enumerate() {
-            let prefix = format!("{}/{}", t.set, t.case.name);
-            let variant = (t.case.connect != Connect::Normal).then(|| self.connection(key, addr, t.case.connect));
-            match script_steps(&t.case.steps, &prefix, &self.namespace(key, t, attempt)) {
-                Ok(mut steps) => {
-                    if let Some(conn) = &variant {
-                        steps.iter_mut().for_each(|s| s.use_connection(conn));
-                    }
-                    for s in steps {
-                        order.push(Pending {
-                            test: i,
-                            id: s.id.clone(),
-                            budget_ms: step_budget(&s, settings.step_grace_ms),
-                            waiting: s.status_ids(),
-                        });
-                        input.push_str(&serde_json::to_string(&s).expect("steps serialize"));
-                        input.push('\n');
-                    }
-                }
-                Err(e) => {
-                    run.errors.entry(i).or_default().push(format!("case error: {e}"));
-                }
-            }
-        }
-        let mut progress = Progress::new(order);
-        let Some(first_test) = progress.first_test() else {
-            return run;
-        };
-        let lang = match self.matrix.language(&key.client) {
-            Ok(l) => l,
-            Err(e) => {
-                run.errors.entry(first_test).or_default().push(e);
-                return run;
-            }
-        };
-        let mut argv = self.argv(&lang.client);
-        argv.extend(self.connection(key, addr, Connect::Normal).options());
-        argv.push("script".into());
-        let start = Instant::now();
-        let mut proc = match process::spawn(&argv, &lang.folder) {
-            Ok(p) => p,
-            Err(e) => {
-                for i in 0..tests.len() {
-                    run.errors
-                        .entry(i)
-                        .or_default()
-                        .push(format!("client could not start: {e}"));
-                }
-                return run;
-            }
-        };
-        let mut stdin = proc.stdin.take().expect("piped");
-        // Written concurrently: a large script must not deadlock against unread output.
-        let writer = tokio::spawn(async move {
-            let _ = stdin.write_all(input.as_bytes()).await;
-            let _ = stdin.shutdown().await;
-        });
-        let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
-        let mut boundary = start;
-        let first_budget = progress.current().map_or(0, |p| p.budget_ms);
-        let mut deadline =
-            tokio::time::Instant::now() + Duration::from_millis(first_budget + settings.client_startup_ms);
-        let mut hung = false;
-        let mut all: Vec<Line> = Vec::new();
-        while let Some(step) = progress.current() {
-            let test_idx = step.test;
-            let next = tokio::time::timeout_at(deadline, lines.next_line()).await;
-            let text = match next {
-                Ok(Ok(Some(text))) => text,
-                Ok(_) => break, // EOF
-                Err(_) => {
-                    hung = true;
-                    break;
-                }
-            };
-            if run.first_line_ms.is_none() {
-                run.first_line_ms = Some(ms(start.elapsed()));
-            }
-            if text.trim().is_empty() {
-                continue;
-            }
-            match Line::parse(&text) {
-                Ok(line) => {
-                    let ended = line.status.as_ref().and_then(|_| progress.status_line(&line.id));
-                    all.push(line);
-                    if let Some(test) = ended {
-                        let now = Instant::now();
-                        *run.durations.entry(test).or_default() += ms(now - boundary);
-                        boundary = now;
-                        if let Some(next) = progress.current() {
-                            deadline = tokio::time::Instant::now() + Duration::from_millis(next.budget_ms);
-                        }
-                    }
-                }
-                Err(e) => {
-                    let shown = judge::short(&serde_json::Value::String(text));
-                    run.errors
-                        .entry(test_idx)
-                        .or_default()
-                        .push(progress::garbage(&shown, &e));
-                }
-            }
-        }
-        let status = if hung {
-            proc.kill().await
-        } else {
-            proc.wait_for(Duration::from_secs(5)).await
-        };
-        let status = match status {
-            Some(s) => Some(s),
-            None => proc.kill().await,
-        };
-        writer.abort();
-        proc.drain_stderr().await;
-        run.stderr = proc.stderr_tail();
-        let end = match (hung, progress.current()) {
-            (true, _) => End::Hung,
-            (false, Some(_)) => End::Exited {
-                status: status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()),
-                usage: status.and_then(|s| s.code()) == Some(2),
-            },
-            (false, None) => End::Finished,
-        };
-        let stopped = progress.current().map(|s| s.test);
-        for (test, why) in progress.unfinished(&end) {
-            // A test that already has a reason (a case error) keeps it alone.
-            if Some(test) == stopped || !run.errors.contains_key(&test) {
-                run.errors.entry(test).or_default().push(why);
-            }
-        }
-        run.obs = judge::group(&all);
-        run
     }
 
     /// Runs one cell; returns its results and info.

@@ -10,6 +10,8 @@ pub struct Pending {
     /// Index of the test the step belongs to.
     pub test: usize,
     pub id: String,
+    /// The client lane it runs in.
+    pub lane: u32,
     /// How long its status line may take, in ms.
     pub budget_ms: u64,
     /// Status-line ids still to come (one per copy).
@@ -28,65 +30,135 @@ pub enum End {
     Exited { status: String, usage: bool },
 }
 
+/// One lane's steps, in order; the lane runs them one after the other.
 #[derive(Debug, Default)]
-pub struct Progress {
+struct Lane {
     steps: Vec<Pending>,
     current: usize,
+    /// When its current step's status line is due (ms since the start).
+    due_ms: u64,
+    /// When its current step started (ms since the start).
+    since_ms: u64,
+}
+
+impl Lane {
+    fn current(&self) -> Option<&Pending> {
+        self.steps.get(self.current)
+    }
+}
+
+/// Where each lane of a client is. Times are ms since the client started.
+#[derive(Debug, Default)]
+pub struct Progress {
+    lanes: Vec<Lane>,
 }
 
 impl Progress {
-    pub fn new(steps: Vec<Pending>) -> Progress {
-        Progress { steps, current: 0 }
+    /// The steps in script order, written at `now_ms`; `startup_ms` is the
+    /// first steps' extra time.
+    pub fn new(steps: Vec<Pending>, now_ms: u64, startup_ms: u64) -> Progress {
+        let mut lanes: Vec<Lane> = Vec::new();
+        let mut index: BTreeMap<u32, usize> = BTreeMap::new();
+        for step in steps {
+            let i = *index.entry(step.lane).or_insert_with(|| {
+                lanes.push(Lane::default());
+                lanes.len() - 1
+            });
+            lanes[i].steps.push(step);
+        }
+        for lane in &mut lanes {
+            lane.due_ms = now_ms + startup_ms + lane.current().map_or(0, |s| s.budget_ms);
+            lane.since_ms = now_ms;
+        }
+        Progress { lanes }
     }
 
-    /// The step whose status line comes next (`None` when all ended).
-    pub fn current(&self) -> Option<&Pending> {
-        self.steps.get(self.current)
+    /// When the next status line is due at the latest (`None` when all ended).
+    pub fn due_ms(&self) -> Option<u64> {
+        self.lanes
+            .iter()
+            .filter(|l| l.current().is_some())
+            .map(|l| l.due_ms)
+            .min()
     }
 
-    pub fn first_test(&self) -> Option<usize> {
-        self.steps.first().map(|s| s.test)
+    /// The test whose step is waited for longest (for a line that cannot be placed).
+    pub fn oldest_test(&self) -> Option<usize> {
+        let open = self.lanes.iter().filter(|l| l.current().is_some());
+        open.min_by_key(|l| l.since_ms)
+            .and_then(|l| l.current())
+            .map(|s| s.test)
     }
 
-    /// A status line with this id arrived; returns the test whose step it
-    /// ended, if it was the last status the step waited for.
-    pub fn status_line(&mut self, id: &str) -> Option<usize> {
-        let step = self.steps.get_mut(self.current)?;
+    /// A status line with this id arrived at `now_ms`; returns the test whose
+    /// step it ended, with the step's time, if it was the last status the
+    /// step waited for.
+    pub fn status_line(&mut self, id: &str, now_ms: u64) -> Option<(usize, u64)> {
+        let lane = self
+            .lanes
+            .iter_mut()
+            .find(|l| l.current().is_some_and(|s| s.waiting.iter().any(|w| w == id)))?;
+        let step = &mut lane.steps[lane.current];
         step.waiting.retain(|w| w != id);
         if !step.waiting.is_empty() {
             return None;
         }
-        self.current += 1;
-        Some(step.test)
+        let ended = (step.test, now_ms.saturating_sub(lane.since_ms));
+        lane.current += 1;
+        lane.since_ms = now_ms;
+        lane.due_ms = now_ms + lane.current().map_or(0, |s| s.budget_ms);
+        Some(ended)
+    }
+
+    /// The tests whose steps were running when the client stopped.
+    pub fn stopped(&self) -> Vec<usize> {
+        self.lanes.iter().filter_map(|l| l.current()).map(|s| s.test).collect()
     }
 
     /// The reasons, per test, for what the client did not finish.
     pub fn unfinished(&self, end: &End) -> BTreeMap<usize, String> {
         let mut out = BTreeMap::new();
-        let Some(stopped) = self.current() else { return out };
-        let why = match end {
-            End::Finished => return out,
-            End::Hung => format!(
+        let open: Vec<&Lane> = self.lanes.iter().filter(|l| l.current().is_some()).collect();
+        let Some(late) = open.iter().min_by_key(|l| l.due_ms).and_then(|l| l.current()) else {
+            return out;
+        };
+        let stopped = |step: &Pending| match end {
+            End::Finished => None,
+            End::Hung if step.id == late.id => Some(format!(
                 "client hung: no status line for step {:?} within its budget (killed)",
-                stopped.id
-            ),
+                step.id
+            )),
+            End::Hung => Some(format!(
+                "not finished: the client was killed while at step {:?}, because step {:?} of another test hung",
+                step.id, late.id
+            )),
             End::Exited { status, usage } => {
                 let usage = if *usage {
                     " — it rejected its input as a usage error"
                 } else {
                     ""
                 };
-                format!("client exited ({status}){usage} before finishing step {:?}", stopped.id)
+                Some(format!(
+                    "client exited ({status}){usage} before finishing step {:?}",
+                    step.id
+                ))
             }
         };
-        out.insert(stopped.test, why);
-        for later in &self.steps[self.current..] {
-            out.entry(later.test).or_insert_with(|| {
-                format!(
-                    "not run: the client stopped at step {:?} of an earlier test",
-                    stopped.id
-                )
-            });
+        for lane in &open {
+            let Some(current) = lane.current() else { continue };
+            let Some(why) = stopped(current) else { return out };
+            out.entry(current.test).or_insert(why);
+        }
+        for lane in &open {
+            let current = lane.current().expect("open lane");
+            for later in &lane.steps[lane.current + 1..] {
+                out.entry(later.test).or_insert_with(|| {
+                    format!(
+                        "not run: the client stopped at step {:?} of an earlier test",
+                        current.id
+                    )
+                });
+            }
         }
         out
     }
@@ -101,39 +173,76 @@ pub fn garbage(shown: &str, error: &str) -> String {
 mod tests {
     use super::*;
 
-    fn script() -> Progress {
-        let step = |test, id: &str, waiting: &[&str]| Pending {
+    fn step(test: usize, id: &str, lane: u32, waiting: &[&str]) -> Pending {
+        Pending {
             test,
             id: id.into(),
+            lane,
             budget_ms: 100,
             waiting: waiting.iter().map(|s| s.to_string()).collect(),
-        };
-        Progress::new(vec![
-            step(0, "a#0", &["a#0"]),
-            step(0, "a#1", &["a#1*0", "a#1*1"]),
-            step(1, "b#0", &["b#0"]),
-            step(2, "c#0", &["c#0"]),
-        ])
+        }
+    }
+
+    fn script() -> Progress {
+        Progress::new(
+            vec![
+                step(0, "a#0", 0, &["a#0"]),
+                step(0, "a#1", 0, &["a#1*0", "a#1*1"]),
+                step(1, "b#0", 0, &["b#0"]),
+                step(2, "c#0", 0, &["c#0"]),
+            ],
+            0,
+            1000,
+        )
     }
 
     #[test]
     fn a_step_ends_with_its_last_status_line() {
         let mut p = script();
-        assert_eq!(p.status_line("a#0"), Some(0));
-        assert_eq!(p.status_line("a#1*1"), None, "one copy of two");
-        assert_eq!(p.status_line("zzz"), None, "a stray id ends nothing");
-        assert_eq!(p.status_line("a#1*0"), Some(0));
-        assert_eq!(p.current().map(|s| s.id.as_str()), Some("b#0"));
-        assert_eq!(p.status_line("b#0"), Some(1));
-        assert_eq!(p.status_line("c#0"), Some(2));
-        assert!(p.current().is_none());
+        assert_eq!(p.due_ms(), Some(1100), "the first step gets the start-up time");
+        assert_eq!(p.status_line("a#0", 50), Some((0, 50)));
+        assert_eq!(p.due_ms(), Some(150));
+        assert_eq!(p.status_line("a#1*1", 60), None, "one copy of two");
+        assert_eq!(p.status_line("zzz", 60), None, "a stray id ends nothing");
+        assert_eq!(p.status_line("a#1*0", 70), Some((0, 20)));
+        assert_eq!(p.status_line("b#0", 80), Some((1, 10)));
+        assert_eq!(p.status_line("c#0", 90), Some((2, 10)));
+        assert_eq!(p.due_ms(), None);
         assert!(p.unfinished(&End::Hung).is_empty(), "nothing left to blame");
+    }
+
+    #[test]
+    fn lanes_go_on_side_by_side_each_with_its_own_budget() {
+        let mut p = Progress::new(
+            vec![
+                step(0, "a#0", 0, &["a#0"]),
+                step(1, "w#0", 1, &["w#0"]),
+                step(1, "w#1", 1, &["w#1"]),
+                step(2, "c#0", 0, &["c#0"]),
+            ],
+            0,
+            0,
+        );
+        assert_eq!(p.status_line("w#0", 30), Some((1, 30)), "lane 1 ends first");
+        assert_eq!(p.due_ms(), Some(100), "lane 0 is due first");
+        assert_eq!(p.status_line("a#0", 40), Some((0, 40)));
+        assert_eq!(p.due_ms(), Some(130));
+        let why = p.unfinished(&End::Hung);
+        assert!(
+            why[&1].starts_with("client hung: no status line for step \"w#1\""),
+            "{why:?}"
+        );
+        assert!(
+            why[&2].starts_with("not finished: the client was killed while at step \"c#0\""),
+            "{why:?}"
+        );
+        assert_eq!(p.stopped(), vec![2, 1]);
     }
 
     #[test]
     fn a_hung_client_blames_its_step_and_skips_the_rest() {
         let mut p = script();
-        p.status_line("a#0");
+        p.status_line("a#0", 10);
         let why = p.unfinished(&End::Hung);
         assert!(
             why[&0].starts_with("client hung: no status line for step \"a#1\""),

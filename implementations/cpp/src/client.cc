@@ -6,7 +6,9 @@
 #include <grpcpp/support/error_details.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <deque>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -48,7 +50,17 @@ struct Step {
 
 Connection g_default;  // the connection of the options
 
+// A lane: its steps, queued as their lines are read and run in order by its own thread; lanes run at once.
+struct Lane {
+  std::mutex mu;
+  std::condition_variable ready;
+  std::deque<Step> steps;  // guarded by mu
+  bool closed = false;     // stdin ended: the thread ends once its steps are done
+  std::thread worker;
+};
+
 // The skeleton, in its order; main comes first, the definitions follow it.
+void RunLane(Lane* lane);
 Connection ParseArgs(int argc, char** argv);
 Step ParseStep(const stockcpp::Step& spec);
 Status ChannelFor(const Connection& connection, std::shared_ptr<grpc::Channel>* channel);
@@ -78,6 +90,17 @@ int main(int argc, char** argv) {
   }
   pb::util::JsonParseOptions lenient;
   lenient.ignore_unknown_fields = true;
+  std::map<int64_t, stock::Lane> lanes;
+  auto wait_lanes = [&lanes] {  // every lane runs to its end
+    for (auto& [number, lane] : lanes) {
+      {
+        std::lock_guard<std::mutex> lock(lane.mu);
+        lane.closed = true;
+      }
+      lane.ready.notify_one();
+      lane.worker.join();
+    }
+  };
   for (std::string line; std::getline(std::cin, line);) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
@@ -85,17 +108,40 @@ int main(int argc, char** argv) {
       if (auto s = pb::util::JsonStringToMessage(line, &spec, lenient); !s.ok()) {
         throw stock::UsageError("not a step: " + std::string(s.message()) + ": " + line.substr(0, 200));
       }
-      stock::RunStep(stock::ParseStep(spec));
+      stock::Step step = stock::ParseStep(spec);
+      stock::Lane& lane = lanes[spec.lane()];
+      if (!lane.worker.joinable()) lane.worker = std::thread(stock::RunLane, &lane);
+      {
+        std::lock_guard<std::mutex> lock(lane.mu);
+        lane.steps.push_back(std::move(step));
+      }
+      lane.ready.notify_one();
     } catch (const stock::UsageError& e) {
       std::fprintf(stderr, "error: %s\n", e.what());
+      wait_lanes();
       return 2;
     }
   }
+  wait_lanes();
   return 0;
 }
 
 namespace stock {
 namespace {
+
+// A lane's thread: runs its steps one after the other as they arrive, until stdin ended and none is left.
+void RunLane(Lane* lane) {
+  std::unique_lock<std::mutex> lock(lane->mu);
+  for (;;) {
+    lane->ready.wait(lock, [lane] { return !lane->steps.empty() || lane->closed; });
+    if (lane->steps.empty()) return;
+    Step step = std::move(lane->steps.front());
+    lane->steps.pop_front();
+    lock.unlock();
+    RunStep(step);
+    lock.lock();
+  }
+}
 
 bool ValidMode(const std::string& mode) { return mode.empty() || mode == "none" || mode == "server" || mode == "mtls"; }
 
@@ -125,6 +171,7 @@ Step ParseStep(const stockcpp::Step& spec) {
   Step step{spec};
   const pb::MethodDescriptor* method = FindMethod(spec.method());
   if (method == nullptr) throw UsageError("step " + spec.id() + ": unknown method " + spec.method());
+  if (spec.lane() < 0) throw UsageError("step " + spec.id() + ": lane must be >= 0");
   if (spec.has_connection() && !ValidMode(spec.connection().tls_mode())) {
     throw UsageError("step " + spec.id() + ": unknown tls_mode " + spec.connection().tls_mode());
   }
@@ -281,7 +328,7 @@ void RunCall(const Step& step, const std::string& id) {
   EmitStatus(id, status, &ctx, start);
 }
 
-// Whole lines only: the copies of a step print from their own threads.
+// Whole lines only: lanes and the copies of a step print from their own threads.
 void Emit(const pb::Struct& line) {
   static std::mutex mu;
   std::string json;

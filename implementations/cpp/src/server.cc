@@ -240,7 +240,7 @@ Status StockService::Inventory(ServerContext* ctx, const v1::Empty*, v1::Invento
   Hooks hooks;
   if (Status s = ApplyHooks(ctx, store_, &hooks); !s.ok()) return s;
   if (hooks.fail) return ForcedStatus(hooks);
-  store_.Totals(response);
+  store_.Totals(Header(ctx, "x-stock-count-prefix").value_or(""), response);  // absent: every key
   response->set_language("cpp");
   response->set_stack("grpc++ " + grpc::Version());
   return Status::OK;

@@ -149,10 +149,12 @@ class Store {
     });
   }
 
-  void Totals(v1::InventoryStatus* inventory) {
+  // The keys that start with prefix (all of them for an empty prefix) and their value bytes.
+  void Totals(const std::string& prefix, v1::InventoryStatus* inventory) {
     std::lock_guard<std::mutex> lock(mu_);
-    inventory->set_key_count(static_cast<int64_t>(entries_.size()));
     for (const auto& [key, entry] : entries_) {
+      if (key.compare(0, prefix.size(), prefix) != 0) continue;
+      inventory->set_key_count(inventory->key_count() + 1);
       inventory->set_total_value_bytes(inventory->total_value_bytes() + static_cast<int64_t>(entry.value.size()));
     }
   }

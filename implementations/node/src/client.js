@@ -41,6 +41,7 @@ async function main() {
     process.stderr.write(`error: ${e.message}\n`);
     return 1;
   }
+  const lanes = new Map();
   try {
     for await (const line of readline.createInterface({ input: process.stdin, crlfDelay: Infinity })) {
       if (!line.trim()) continue;
@@ -50,8 +51,9 @@ async function main() {
       } catch (e) {
         throw new UsageError(`invalid JSON line ${JSON.stringify(line)}: ${e.message}`);
       }
-      await runStep(parseStep(json));
+      handToLane(lanes, parseStep(json));
     }
+    await Promise.all(lanes.values());
     return 0;
   } catch (e) {
     const usage = e instanceof UsageError;
@@ -60,6 +62,17 @@ async function main() {
   } finally {
     for (const channel of channels.values()) if (channel instanceof grpc.Client) channel.close();
   }
+}
+
+/**
+ * Hands a step to its lane at once: a lane is a promise chain, its steps run in order, each after
+ * the previous one ended, and the lanes run at the same time. Node runs all of them on one thread:
+ * each output line is one whole process.stdout.write, and the channel cache needs no lock.
+ */
+function handToLane(lanes, step) {
+  const tail = (lanes.get(step.lane) ?? Promise.resolve()).then(() => runStep(step));
+  tail.catch(() => {}); // not unhandled: main awaits every lane at stdin's end, and reports it there
+  lanes.set(step.lane, tail);
 }
 
 /** The options: the default connection, then the one command, `script`. */
@@ -133,7 +146,7 @@ function parseStep(value) {
     }
   }
 
-  for (const name of ["timeout_ms", "cancel_after_ms", "read_pause_ms", "copies"]) {
+  for (const name of ["timeout_ms", "cancel_after_ms", "read_pause_ms", "copies", "lane"]) {
     const v = value[name];
     if (v != null && !(Number.isInteger(v) && v >= 0)) throw new UsageError(`${where}: bad ${name}`);
   }
@@ -154,6 +167,7 @@ function parseStep(value) {
     copies: value.copies ?? 1,
     readPauseMs: value.read_pause_ms ?? 0,
     cancelAfterMs: value.cancel_after_ms ?? null,
+    lane: value.lane ?? 0,
   };
 }
 

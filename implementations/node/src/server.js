@@ -173,8 +173,9 @@ const stock = {
     call.on("end", () => closed || call.end());
   },
 
-  Inventory: unary(() => {
-    const { keyCount, totalValueBytes } = store.totals();
+  Inventory: unary((call) => {
+    // x-stock-count-prefix: count only the keys that start with it.
+    const { keyCount, totalValueBytes } = store.totals(call.metadata.get("x-stock-count-prefix")[0] ?? "");
     return { key_count: keyCount, total_value_bytes: totalValueBytes, language: "node", stack: STACK };
   }),
 };

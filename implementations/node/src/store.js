@@ -92,10 +92,16 @@ class Store {
     return n;
   }
 
-  totals() {
-    let bytes = 0;
-    for (const { value } of this.entries.values()) bytes += value.length;
-    return { keyCount: this.entries.size, totalValueBytes: bytes };
+  /** The count and value bytes of the keys that start with prefix (all keys by default). */
+  totals(prefix = "") {
+    let keyCount = 0;
+    let totalValueBytes = 0;
+    for (const [key, { value }] of this.entries) {
+      if (!key.startsWith(prefix)) continue;
+      keyCount++;
+      totalValueBytes += value.length;
+    }
+    return { keyCount, totalValueBytes };
   }
 }
 

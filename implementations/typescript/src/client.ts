@@ -45,6 +45,7 @@ interface Step {
   copies: number;
   readPauseMs: number;
   cancelAfterMs: number;
+  lane: number;
 }
 
 /** One connection's channel: one HTTP/2 session, with a transport that gzips requests and one that does not. */
@@ -64,14 +65,26 @@ async function main(): Promise<number> {
   try {
     const defaultConnection = parseArgs(process.argv.slice(2));
     channelFor(defaultConnection); // an unreadable certificate of the default connection ends the client (exit 1)
+    const lanes = new Map<number, Promise<void>>();
     for await (const line of createInterface({ input: process.stdin, crlfDelay: Infinity })) {
-      if (line.trim()) await runStep(parseStep(line), defaultConnection);
+      if (line.trim()) runInLane(lanes, parseStep(line), defaultConnection);
     }
+    await Promise.all(lanes.values());
     return 0;
   } catch (e) {
     process.stderr.write(`error: ${(e as Error).message}\n`);
     return e instanceof UsageError ? 2 : 1;
   }
+}
+
+/**
+ * Hands a step to its lane: a promise chain that runs the lane's steps one after the other, while the other lanes
+ * run at the same time. Each output line is one process.stdout.write, so lines never interleave.
+ */
+function runInLane(lanes: Map<number, Promise<void>>, step: Step, defaultConnection: Connection): void {
+  const lane = (lanes.get(step.lane) ?? Promise.resolve()).then(() => runStep(step, defaultConnection));
+  lane.catch(() => undefined); // a failure is reported by main's wait for every lane, not as an unhandled rejection
+  lanes.set(step.lane, lane);
 }
 
 /** The options (the default connection), then the one command, `script`. */
@@ -117,6 +130,8 @@ function parseStep(line: unknown): Step {
     if (s[field] !== undefined && typeof s[field] !== "number") throw bad(`${field} must be a number`);
     return (s[field] as number | undefined) ?? 0;
   };
+  const lane = number("lane");
+  if (!Number.isInteger(lane) || lane < 0) throw bad("lane must be an integer >= 0");
   const metadata = Object.entries((s.metadata ?? {}) as Record<string, unknown>).map(([k, v]): [string, string] => {
     if (typeof v !== "string") throw bad(`metadata ${k} must be a string`);
     if (!k.toLowerCase().endsWith("-bin")) return [k, v];
@@ -145,13 +160,15 @@ function parseStep(line: unknown): Step {
     copies: number("copies") || 1,
     readPauseMs: number("read_pause_ms"),
     cancelAfterMs: number("cancel_after_ms"),
+    lane,
   };
 }
 
 /**
  * The cached channel of a connection (equal settings share one), opened on first use; an unreadable certificate
  * file is UNAVAILABLE with the reason. Node's http2 client writes an IPv6 literal into :authority without brackets,
- * so without TLS `servername` (which only sets that authority) brackets it.
+ * so without TLS `servername` (which only sets that authority) brackets it. Safe for the lanes: JavaScript runs one
+ * of them at a time, and this look-up and insertion is one synchronous call.
  */
 function channelFor(conn: Connection): Channel {
   const tlsMode = conn.tls_mode ?? "none";

@@ -166,10 +166,11 @@ const stock: Partial<ServiceImpl<typeof Stock>> = {
     }
   },
 
-  inventory() {
+  inventory(_req, ctx) {
     const pkg = new URL("../../node_modules/@connectrpc/connect-node/package.json", import.meta.url);
     const { name, version } = JSON.parse(readFileSync(pkg, "utf8")) as { name: string; version: string };
-    return { ...store.totals(), language: "typescript", stack: `${name} ${version}` };
+    const totals = store.totals(ctx.requestHeader.get("x-stock-count-prefix") ?? ""); // x-stock-count-prefix: PREFIX
+    return { ...totals, language: "typescript", stack: `${name} ${version}` };
   },
 };
 

@@ -97,10 +97,16 @@ export class Store {
     return [...this.watching].filter((w) => w.pattern.startsWith(prefix)).length;
   }
 
-  totals(): { keyCount: bigint; totalValueBytes: bigint } {
+  /** The count and value bytes of the keys that start with prefix (all of them by default). */
+  totals(prefix = ""): { keyCount: bigint; totalValueBytes: bigint } {
+    let count = 0n;
     let total = 0n;
-    for (const e of this.map.values()) total += BigInt(e.value.length);
-    return { keyCount: BigInt(this.map.size), totalValueBytes: total };
+    for (const [key, e] of this.map) {
+      if (!key.startsWith(prefix)) continue;
+      count++;
+      total += BigInt(e.value.length);
+    }
+    return { keyCount: count, totalValueBytes: total };
   }
 }
 

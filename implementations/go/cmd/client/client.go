@@ -61,6 +61,7 @@ type step struct {
 	Copies      int               `json:"copies"`
 	ReadPauseMs float64           `json:"read_pause_ms"`
 	CancelAfter float64           `json:"cancel_after_ms"`
+	Lane        int               `json:"lane"`
 
 	path string
 	desc grpc.StreamDesc
@@ -85,17 +86,34 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
-	steps := json.NewDecoder(os.Stdin) // one step a line, each run as soon as it is read
+	steps := json.NewDecoder(os.Stdin) // one step a line, each handed to its lane as soon as it is read
+	lanes := map[int]chan struct{}{}   // a lane's last step: closed when it ended
+	var running sync.WaitGroup
 	for {
 		s, err := parseStep(steps)
 		if err == io.EOF {
+			running.Wait()
 			return
 		} else if err != nil {
 			fmt.Fprintln(os.Stderr, "error:", err)
 			os.Exit(2)
 		}
-		runStep(s)
+		lanes[s.Lane] = runInLane(s, lanes[s.Lane], &running)
 	}
+}
+
+// runInLane runs a step in a goroutine of its own once the previous step of its lane (after, nil: none)
+// ended, and returns the channel closed when it ends. Lanes never wait for each other: no pool, no bound.
+func runInLane(s *step, after <-chan struct{}, running *sync.WaitGroup) chan struct{} {
+	done := make(chan struct{})
+	running.Go(func() {
+		if after != nil {
+			<-after
+		}
+		runStep(s)
+		close(done)
+	})
+	return done
 }
 
 // parseArgs reads the options (the default connection) and the one command, `script`.
@@ -124,6 +142,9 @@ func parseStep(steps *json.Decoder) (*step, error) {
 	s := &step{}
 	if err := steps.Decode(s); err != nil {
 		return nil, err
+	}
+	if s.Lane < 0 {
+		return nil, fmt.Errorf("step %q: lane must be >= 0, got %d", s.ID, s.Lane)
 	}
 	return s, s.prepare()
 }

@@ -27,6 +27,7 @@ import (
 	_ "google.golang.org/grpc/encoding/gzip" // accepts gzip requests, and sends gzip when x-stock-compress asks
 	"google.golang.org/grpc/health"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/reflection"
 	"google.golang.org/grpc/status"
 )
@@ -210,8 +211,13 @@ func (s *stockServer) Trade(stream grpc.BidiStreamingServer[pb.TradeOrder, pb.Tr
 	return nil
 }
 
-func (s *stockServer) Inventory(context.Context, *pb.Empty) (*pb.InventoryStatus, error) {
-	keys, bytes := s.store.totals()
+// Inventory counts, with x-stock-count-prefix, only the keys that start with that prefix.
+func (s *stockServer) Inventory(ctx context.Context, _ *pb.Empty) (*pb.InventoryStatus, error) {
+	prefix := ""
+	if v := metadata.ValueFromIncomingContext(ctx, "x-stock-count-prefix"); len(v) > 0 {
+		prefix = v[0]
+	}
+	keys, bytes := s.store.totals(prefix)
 	stack := "grpc-go " + grpc.Version
 	return &pb.InventoryStatus{KeyCount: keys, TotalValueBytes: bytes, Language: "go", Stack: stack}, nil
 }

@@ -190,11 +190,15 @@ func (s *store) watchers(prefix string) int {
 	return n
 }
 
-func (s *store) totals() (keys, bytes int64) {
+// totals counts the keys that start with prefix ("": all of them) and the bytes of their values.
+func (s *store) totals(prefix string) (keys, bytes int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, e := range s.data {
-		bytes += int64(len(e.value))
+	for k, e := range s.data {
+		if strings.HasPrefix(k, prefix) {
+			keys++
+			bytes += int64(len(e.value))
+		}
 	}
-	return int64(len(s.data)), bytes
+	return keys, bytes
 }

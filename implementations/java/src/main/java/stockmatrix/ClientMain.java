@@ -21,7 +21,7 @@ import stock.v1.StockGrpc;
 
 /** The contract's client: {@code client --server HOST:PORT [TLS options] script}, steps on stdin. */
 public final class ClientMain {
-    /** Every line is printed whole (PrintStream locks) and flushed at once. */
+    /** Every line is printed whole (println holds the PrintStream's lock: copies and lanes never interleave) and flushed. */
     private static final PrintStream OUT =
             new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
     /** Reads steps: record components in lowerCamelCase are the JSON's snake_case fields. */
@@ -88,6 +88,7 @@ public final class ClientMain {
             List<StepJson> afterFirst,
             int copies,
             long readPauseMs,
+            int lane,
             long cancelAfterMs) {}
 
     /** A checked step: its method, request messages and metadata, ready to send. */
@@ -103,6 +104,8 @@ public final class ClientMain {
 
     private final Connection defaultConnection;
     private final Map<Connection, ManagedChannel> channels = new HashMap<>();
+    /** Each lane's worker, by lane number: one thread that runs the lane's steps in order. */
+    private final Map<Integer, ExecutorService> lanes = new HashMap<>();
 
     private ClientMain(Connection defaultConnection) throws IOException {
         this.defaultConnection = defaultConnection;
@@ -114,10 +117,18 @@ public final class ClientMain {
         try {
             ClientMain client = new ClientMain(parseArgs(args));
             BufferedReader in = new BufferedReader(new InputStreamReader(System.in, StandardCharsets.UTF_8));
+            List<Future<?>> steps = new ArrayList<>();
             for (String line; (line = in.readLine()) != null; ) {
                 if (!line.isBlank()) {
-                    client.runStep(parseStep(line));
+                    Step step = parseStep(line);
+                    steps.add(client.lane(step.json.lane()).submit(() -> {
+                        client.runStep(step);
+                        return null;
+                    }));
                 }
+            }
+            for (Future<?> step : steps) {
+                step.get(); // every lane finished; a step that threw ends the client with 1
             }
         } catch (UsageError e) {
             System.err.println("error: " + e.getMessage());
@@ -127,6 +138,11 @@ public final class ClientMain {
             code = 1;
         }
         System.exit(code);
+    }
+
+    /** The lane's worker, started with the lane's first step: its steps run in order, other lanes at the same time. */
+    private ExecutorService lane(int n) {
+        return lanes.computeIfAbsent(n, k -> Executors.newSingleThreadExecutor());
     }
 
     /** The options (the default connection), then the command {@code script}. */
@@ -167,7 +183,9 @@ public final class ClientMain {
     @SuppressWarnings("unchecked")
     private static Step parseStep(StepJson json) throws UsageError, InvalidProtocolBufferException {
         var method = (MethodDescriptor<Message, Message>) METHODS.get(json.method());
-        if (method == null) {
+        if (json.lane() < 0) {
+            throw new UsageError("step \"" + json.id() + "\": lane must be >= 0, got " + json.lane());
+        } else if (method == null) {
             throw new UsageError("step \"" + json.id() + "\": unknown method \"" + json.method() + "\"");
         }
         Message prototype = (Message) ((PrototypeMarshaller<?>) method.getRequestMarshaller()).getMessagePrototype();
@@ -199,7 +217,7 @@ public final class ClientMain {
         return new Step(json, method, requests, metadata, afterFirst);
     }
 
-    /** The connection's channel, made (with its credentials) when first asked for and reused after. */
+    /** The connection's channel, made (with its credentials) when first asked for and reused after, by every lane. */
     private synchronized ManagedChannel channelFor(Connection c) throws IOException {
         ManagedChannel channel = channels.get(c);
         if (channel == null) {

@@ -16,7 +16,7 @@ import java.util.concurrent.TimeUnit;
 final class Hooks implements ServerInterceptor {
     static final String SPECIAL_MESSAGE =
             "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \ud83d\ude08\t\n";
-    /** The hooks of the current call, for the handlers (x-stock-repeat-value). */
+    /** The hooks of the current call, for the handlers (x-stock-repeat-value, x-stock-count-prefix). */
     static final Context.Key<Asked> CURRENT = Context.key("stock-hooks");
 
     private static final Metadata.Key<String> ECHO = key("x-stock-echo");
@@ -25,7 +25,13 @@ final class Hooks implements ServerInterceptor {
     private static final Metadata.Key<String> ECHO_TRAILER = key("x-stock-echo-trailer");
 
     /** What one call's metadata asks for; fail is null without x-stock-fail. */
-    record Asked(long delayMs, StatusRuntimeException fail, long failAfter, int repeatValue, String watchersPrefix) {}
+    record Asked(
+            long delayMs,
+            StatusRuntimeException fail,
+            long failAfter,
+            int repeatValue,
+            String watchersPrefix,
+            String countPrefix) {}
 
     private final Store store;
 
@@ -49,7 +55,8 @@ final class Hooks implements ServerInterceptor {
                 fail ? forcedStatus(md) : null,
                 number(md, "x-stock-fail-after"),
                 (int) Math.max(1, number(md, "x-stock-repeat-value")),
-                md.get(key("x-stock-report-watchers")));
+                md.get(key("x-stock-report-watchers")),
+                md.get(key("x-stock-count-prefix")));
     }
 
     private static long number(Metadata md, String name) {

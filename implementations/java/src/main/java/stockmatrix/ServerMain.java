@@ -234,7 +234,7 @@ public final class ServerMain {
         @Override
         public void inventory(Empty req, StreamObserver<InventoryStatus> obs) {
             answer(obs, () -> {
-                long[] totals = store.totals();
+                long[] totals = store.totals(Hooks.CURRENT.get().countPrefix());
                 return InventoryStatus.newBuilder()
                         .setKeyCount(totals[0])
                         .setTotalValueBytes(totals[1])

@@ -135,11 +135,15 @@ final class Store {
         return watches.stream().filter(w -> w.pattern.startsWith(prefix)).count();
     }
 
-    /** {key count, total value bytes}. */
-    synchronized long[] totals() {
-        return new long[] {
-            map.size(),
-            map.values().stream().mapToLong(e -> e.getValue().size()).sum()
-        };
+    /** {key count, total value bytes} of the keys that start with the prefix (all keys when it is null). */
+    synchronized long[] totals(String prefix) {
+        long[] totals = new long[2];
+        for (WatchEvent e : map.values()) {
+            if (prefix == null || e.getKey().startsWith(prefix)) {
+                totals[0]++;
+                totals[1] += e.getValue().size();
+            }
+        }
+        return totals;
     }
 }

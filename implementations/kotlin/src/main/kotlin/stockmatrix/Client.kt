@@ -18,6 +18,7 @@ import java.util.concurrent.TimeUnit
 import kotlin.system.exitProcess
 import kotlinx.coroutines.*
 import kotlinx.coroutines.channels.Channel
+import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.flow.asFlow
 import kotlinx.coroutines.flow.consumeAsFlow
 import stock.v1.LedgerGrpc
@@ -53,6 +54,7 @@ class Step(
     val copies: Int,
     val readPauseMs: Long,
     val cancelAfterMs: Long,
+    val lane: Int,
 )
 
 /** Every method a step may name, with the stack's own descriptors (their type is the method's kind). */
@@ -77,9 +79,21 @@ fun main(args: Array<String>) {
         try {
             defaultConnection = parseArgs(args.toList())
             channelFor(defaultConnection) // reads its certificate files now: unreadable ones end the client (exit 1)
+            // One thread runs every lane's calls (they suspend while they wait); stdin is read on an IO thread.
             runBlocking {
-                val lines = System.`in`.bufferedReader().lineSequence().filter { it.isNotBlank() }
-                lines.forEach { runStep(parseStep(it)) }
+                val stdin = System.`in`.bufferedReader()
+                val lanes = HashMap<Int, SendChannel<Step>>()
+                try {
+                    while (true) {
+                        val line = withContext(Dispatchers.IO) { stdin.readLine() } ?: break
+                        if (line.isBlank()) continue
+                        val step = parseStep(line)
+                        lanes.getOrPut(step.lane) { startLane() }.send(step)
+                    }
+                } finally { // stdin's end or a bad line: every lane ends its steps first
+                    lanes.values.forEach { it.close() }
+                    coroutineContext.job.children.toList().joinAll()
+                }
             }
             0
         } catch (e: UsageException) {
@@ -90,6 +104,13 @@ fun main(args: Array<String>) {
             1
         }
     exitProcess(code)
+}
+
+/** A lane: a queue whose steps run in order, each after the previous one ended, at the same time as other lanes. */
+fun CoroutineScope.startLane(): SendChannel<Step> {
+    val steps = Channel<Step>(Channel.UNLIMITED)
+    launch { for (step in steps) runStep(step) }
+    return steps
 }
 
 /** `--server HOST:PORT [--tls-mode M] [--ca-file F] [--cert-file F --key-file F] [--server-name N] script`. */
@@ -162,6 +183,7 @@ private fun stepOf(o: JsonObject): Step {
         copies = field("copies")?.asInt ?: 0,
         readPauseMs = field("read_pause_ms")?.asLong ?: 0,
         cancelAfterMs = field("cancel_after_ms")?.asLong ?: 0,
+        lane = (field("lane")?.asInt ?: 0).also { if (it < 0) throw UsageException("lane must be >= 0, got $it") },
     )
 }
 

@@ -14,7 +14,14 @@ private fun text(name: String) = Metadata.Key.of(name, Metadata.ASCII_STRING_MAR
 private fun bytes(name: String) = Metadata.Key.of(name, Metadata.BINARY_BYTE_MARSHALLER)
 
 /** What the `x-stock-*` metadata of one call asks for; [trailers] collects the ones the handler adds later. */
-class Hooks(val delayMs: Long, val fail: Status?, val failAfter: Long, val watchers: String?, val repeatValue: Int) {
+class Hooks(
+    val delayMs: Long,
+    val fail: Status?,
+    val failAfter: Long,
+    val watchers: String?,
+    val repeatValue: Int,
+    val countPrefix: String?,
+) {
     val trailers = Metadata()
 }
 
@@ -43,6 +50,7 @@ fun readHooks(metadata: Metadata): Hooks {
         failAfter = number("x-stock-fail-after") ?: 0,
         watchers = metadata.get(text("x-stock-report-watchers")),
         repeatValue = (number("x-stock-repeat-value") ?: 1).coerceIn(1, Int.MAX_VALUE.toLong()).toInt(),
+        countPrefix = metadata.get(text("x-stock-count-prefix")),
     )
 }
 

@@ -164,8 +164,8 @@ class StockService(private val store: Store) : StockGrpcKt.StockCoroutineImplBas
     }
 
     override suspend fun inventory(request: Empty): InventoryStatus =
-        enter(unary = true, store) {
-            val (keys, bytes) = store.totals()
+        enter(unary = true, store) { hooks ->
+            val (keys, bytes) = store.totals(hooks.countPrefix)
             val versions = Properties()
             StockService::class.java.getResourceAsStream("/stock-versions.properties")?.use(versions::load)
             val stack = "grpc-kotlin ${versions["grpc-kotlin"]} (grpc-java ${versions["grpc-java"]})"

@@ -106,7 +106,10 @@ class Store {
     /** How many Monitors are open with a pattern that starts with [prefix]. */
     @Synchronized fun watchers(prefix: String): Int = watchers.count { it.pattern.startsWith(prefix) }
 
-    /** The number of keys and the bytes of all their values. */
+    /** The number of keys that start with [prefix] (all keys when null) and the bytes of all their values. */
     @Synchronized
-    fun totals(): Pair<Long, Long> = entries.size.toLong() to entries.values.sumOf { it.value.size().toLong() }
+    fun totals(prefix: String?): Pair<Long, Long> {
+        val counted = entries.values.filter { prefix == null || it.key.startsWith(prefix) }
+        return counted.size.toLong() to counted.sumOf { it.value.size().toLong() }
+    }
 }

@@ -42,7 +42,8 @@ object ClientMain {
       afterFirst: Vector[Step],
       copies: Int,
       readPauseMs: Long,
-      cancelAfterMs: Long
+      cancelAfterMs: Long,
+      lane: Int
   )
 
   /** Every method a step may name: `Get` ... on stock.v1.Stock, `Ledger.Balance`, `proto.KV.Get` ... */
@@ -61,6 +62,8 @@ object ClientMain {
     JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor.getMessageTypes).build()
   )
   private val channels = mutable.Map.empty[Connection, ManagedChannel]
+  private val lanes = mutable.Map.empty[Int, LinkedBlockingQueue[Option[Step]]] // by lane number, main's thread only
+  private val laneThreads = mutable.ArrayBuffer.empty[Thread]
   private val timer = Executors.newSingleThreadScheduledExecutor()
   private val GrpcEncoding = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
   private var defaultConnection: Connection = Map.empty
@@ -75,8 +78,11 @@ object ClientMain {
           val json =
             try JsonParser.parseString(line)
             catch { case NonFatal(_) => usage(s"not JSON: $line") }
-          runStep(parseStep(json))
+          val step = parseStep(json)
+          lanes.getOrElseUpdate(step.lane, startLane()).put(Some(step))
         }
+        lanes.values.foreach(_.put(None)) // stdin's end: each lane ends after its last step
+        laneThreads.foreach(_.join())
         0
       } catch {
         case e: UsageError => System.err.println(s"client: ${e.getMessage}"); 2
@@ -84,6 +90,22 @@ object ClientMain {
       }
     out.flush()
     Runtime.getRuntime.halt(code)
+  }
+
+  /** A lane: a thread of its own that runs its queue's steps in order, each after the previous one ended, while the
+    * other lanes run theirs; None ends it. An error ends the client as it would in `main` (exit 1).
+    */
+  private def startLane(): LinkedBlockingQueue[Option[Step]] = {
+    val steps = new LinkedBlockingQueue[Option[Step]]()
+    val thread = new Thread(() =>
+      try Iterator.continually(steps.take()).takeWhile(_.isDefined).foreach(step => runStep(step.get))
+      catch {
+        case NonFatal(e) => System.err.println(s"client: $e"); out.flush(); Runtime.getRuntime.halt(1)
+      }
+    )
+    thread.start()
+    laneThreads += thread
+    steps
   }
 
   private def usage(msg: String): Nothing = throw new UsageError(msg)
@@ -159,7 +181,11 @@ object ClientMain {
         afterFirst = opt("after_first").fold(Vector.empty[Step])(_.getAsJsonArray.asScala.map(parseStep).toVector),
         copies = long("copies").toInt,
         readPauseMs = long("read_pause_ms"),
-        cancelAfterMs = long("cancel_after_ms")
+        cancelAfterMs = long("cancel_after_ms"),
+        lane = opt("lane").fold(0)(_.getAsInt) match {
+          case n if n < 0 => usage(s"lane must be >= 0, got $n")
+          case n          => n
+        }
       )
     } catch {
       case e: UsageError => throw e

@@ -11,15 +11,21 @@ import java.util.concurrent.TimeUnit
 import scala.util.Try
 
 /** What the `x-stock-*` metadata of one call asks of the methods: the delay, the forced failure (after `failAfter`
-  * messages for Monitor and Trade, after the request stream for Batch) and the repeated value.
+  * messages for Monitor and Trade, after the request stream for Batch), the repeated value and Inventory's prefix.
   */
-final case class Hooks(delayMs: Long, fail: Option[StatusException], failAfter: Long, repeatValue: Int)
+final case class Hooks(
+    delayMs: Long,
+    fail: Option[StatusException],
+    failAfter: Long,
+    repeatValue: Int,
+    countPrefix: Option[String]
+)
 
 object Hooks {
   val SpecialMessage = "\t\ntest with whitespace\r\nand Unicode BMP \u263a and non-BMP \ud83d\ude08\t\n"
 
   /** The hooks of the current call, put into its Context by [[Interceptor]]. */
-  val Current: Context.Key[Hooks] = Context.keyWithDefault("stock-hooks", Hooks(0, None, 0, 1))
+  val Current: Context.Key[Hooks] = Context.keyWithDefault("stock-hooks", Hooks(0, None, 0, 1, None))
 
   def key(name: String): Metadata.Key[String] = Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER)
 
@@ -52,7 +58,8 @@ object Hooks {
             .map(new String(_, UTF_8))
             .orElse(text("x-stock-fail-message"))
             .getOrElse(s"forced $code")
-      Hooks(delay, code.map(c => forcedStatus(c, message(c))), after, repeat.max(1L).min(Int.MaxValue.toLong).toInt)
+      val repeated = repeat.max(1L).min(Int.MaxValue.toLong).toInt
+      Hooks(delay, code.map(c => forcedStatus(c, message(c))), after, repeated, text("x-stock-count-prefix"))
     }
   }
 

@@ -189,7 +189,7 @@ final class StockService(store: Store) extends StockGrpc.StockImplBase {
   }
 
   override def inventory(req: Empty, obs: StreamObserver[InventoryStatus]): Unit = {
-    val (keys, bytes) = store.totals
+    val (keys, bytes) = store.totals(Hooks.Current.get.countPrefix)
     val status = InventoryStatus.newBuilder().setKeyCount(keys).setTotalValueBytes(bytes)
     reply(obs, Right(status.setLanguage("scala").setStack(ServerMain.Stack).build()))
   }

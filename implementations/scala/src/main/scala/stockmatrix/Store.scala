@@ -101,8 +101,9 @@ final class Store {
   /** How many Monitors are registered with a pattern that starts with `prefix`. */
   def watchers(prefix: String): Int = synchronized(watches.count(_.pattern.startsWith(prefix)))
 
-  /** The number of keys and the bytes of all values. */
-  def totals: (Long, Long) = synchronized {
-    (entries.size.toLong, entries.valuesIterator.map(_._1.size.toLong).sum)
+  /** The number of keys that start with `prefix` (all keys without one) and the bytes of their values. */
+  def totals(prefix: Option[String]): (Long, Long) = synchronized {
+    val counted = entries.filter { case (k, _) => prefix.forall(k.startsWith) }
+    (counted.size.toLong, counted.valuesIterator.map(_._1.size.toLong).sum)
   }
 }

@@ -1,0 +1,80 @@
+//! Which lane of its client each test of a cell runs in (pure): tests that
+//! mostly wait (server delays, deadlines, cancellations, slow reads) are
+//! spread over lanes 1..=N, longest first onto the least loaded lane, so
+//! that their waits overlap; every other test runs in lane 0, one after the
+//! other, as before. With one lane everything runs in lane 0.
+use crate::input::cases::CaseStep;
+
+/// A test that waits at least this long (estimated) gets a lane of its own kind.
+const WAITING_MS: u64 = 250;
+
+/// How long a step waits on purpose, in ms (an estimate from the case data:
+/// the server's delay, the deadline it expects to pass, the client's
+/// cancellation and read pauses, and its nested steps).
+pub fn waiting_ms(step: &CaseStep) -> u64 {
+    let delay = step
+        .metadata
+        .get("x-stock-delay-ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let timeout = step.timeout_ms.unwrap_or(u64::MAX);
+    let ends_at_deadline = step.expect.status.split('|').any(|c| c == "DEADLINE_EXCEEDED");
+    let call = match (step.cancel_after_ms, ends_at_deadline) {
+        (Some(cancel), _) => cancel.min(timeout),
+        (None, true) => step.timeout_ms.unwrap_or(0),
+        (None, false) => delay.min(timeout),
+    };
+    let messages = step.expect.messages.as_ref().map_or(0, |m| m.len() as u64);
+    let pauses = step.read_pause_ms.unwrap_or(0) * messages;
+    call + pauses + step.after_first.iter().map(waiting_ms).sum::<u64>()
+}
+
+/// The lane of each test, given the estimated waits of its steps, for a
+/// client with `lanes` lanes.
+pub fn assign(waits: &[u64], lanes: u32) -> Vec<u32> {
+    let mut out = vec![0; waits.len()];
+    if lanes <= 1 {
+        return out;
+    }
+    let mut load = vec![0u64; lanes as usize - 1];
+    let mut waiting: Vec<usize> = (0..waits.len()).filter(|&i| waits[i] >= WAITING_MS).collect();
+    waiting.sort_by_key(|&i| std::cmp::Reverse(waits[i]));
+    for i in waiting {
+        let (lane, _) = load
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, l)| **l)
+            .expect("at least one lane");
+        load[lane] += waits[i];
+        out[i] = lane as u32 + 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(toml: &str) -> CaseStep {
+        toml::from_str(toml).unwrap()
+    }
+
+    #[test]
+    fn a_step_waits_for_its_delay_deadline_cancellation_and_pauses() {
+        assert_eq!(waiting_ms(&step("method = \"Get\"")), 0);
+        let delayed = "method = \"Get\"\nmetadata = { x-stock-delay-ms = \"1300\" }\ntimeout_ms = 10000";
+        assert_eq!(waiting_ms(&step(delayed)), 1300);
+        let deadline = "method = \"Put\"\nmetadata = { x-stock-delay-ms = \"1000\" }\ntimeout_ms = 150\nexpect.status = \"DEADLINE_EXCEEDED\"";
+        assert_eq!(waiting_ms(&step(deadline)), 150);
+        let cancelled = "method = \"Put\"\nmetadata = { x-stock-delay-ms = \"1000\" }\ncancel_after_ms = 150";
+        assert_eq!(waiting_ms(&step(cancelled)), 150);
+        let slow = "method = \"Monitor\"\nread_pause_ms = 100\nexpect.messages = [{}, {}, {}]";
+        assert_eq!(waiting_ms(&step(slow)), 300);
+    }
+
+    #[test]
+    fn waiting_tests_spread_longest_first_and_the_rest_stay_in_lane_zero() {
+        assert_eq!(assign(&[2000, 0, 1500, 300, 10, 900], 3), vec![1, 0, 2, 1, 0, 2]);
+        assert_eq!(assign(&[2000, 1500], 1), vec![0, 0], "one lane: one after the other");
+    }
+}

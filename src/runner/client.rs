@@ -1,0 +1,232 @@
+//! One client process over the tests of a cell: its script, written in
+//! phases (the tests that run alone come after all the others have ended),
+//! read back line by line with a time budget per step and lane, and what it
+//! left unfinished.
+use super::progress::{self, End, Pending, Progress};
+use super::Runner;
+use crate::contract::script::{self, Line};
+use crate::exec::process;
+use crate::input::cases::{script_steps, Connect};
+use crate::judge::{self, Observations};
+use crate::model::cell::CellKey;
+use crate::plan::{lanes, Test};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::sync::mpsc;
+
+/// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
+fn step_budget(step: &script::Step, grace: u64) -> u64 {
+    let delay = step
+        .metadata
+        .get("x-stock-delay-ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    grace + step.timeout_ms.unwrap_or(0) + delay + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
+}
+
+/// What a client process did for a group of tests.
+pub(super) struct GroupRun {
+    pub obs: Observations,
+    /// Per test index: reasons that make it an error (crash, hang, garbage).
+    pub errors: BTreeMap<usize, Vec<String>>,
+    pub durations: BTreeMap<usize, f64>,
+    pub first_line_ms: Option<f64>,
+    pub stderr: String,
+}
+
+/// Part of the script written at once: its steps as the runner waits for
+/// them, and its lines.
+#[derive(Default)]
+struct Phase {
+    order: Vec<Pending>,
+    input: String,
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl Runner {
+    /// The script of a group of tests, in phases: the tests that wait spread
+    /// over lanes, then the tests that run alone. A test whose case cannot
+    /// become steps is left out with its error.
+    fn phases(&self, key: &CellKey, addr: &str, tests: &[&Test], attempt: u32, run: &mut GroupRun) -> [Phase; 2] {
+        let grace = self.matrix.run.step_grace_ms;
+        let waits: Vec<u64> = tests
+            .iter()
+            .map(|t| t.case.steps.iter().map(lanes::waiting_ms).sum())
+            .collect();
+        let lane_of = lanes::assign(&waits, self.lanes);
+        let mut phases: [Phase; 2] = Default::default();
+        for (i, t) in tests.iter().enumerate() {
+            let prefix = format!("{}/{}", t.set, t.case.name);
+            let variant = (t.case.connect != Connect::Normal).then(|| self.connection(key, addr, t.case.connect));
+            let steps = match script_steps(&t.case.steps, &prefix, &self.namespace(key, t, attempt)) {
+                Ok(steps) => steps,
+                Err(e) => {
+                    run.errors.entry(i).or_default().push(format!("case error: {e}"));
+                    continue;
+                }
+            };
+            let phase = &mut phases[usize::from(t.case.alone)];
+            for mut s in steps {
+                if let Some(conn) = &variant {
+                    s.use_connection(conn);
+                }
+                s.lane = if t.case.alone { 0 } else { lane_of[i] };
+                phase.order.push(Pending {
+                    test: i,
+                    id: s.id.clone(),
+                    lane: s.lane,
+                    budget_ms: step_budget(&s, grace),
+                    waiting: s.status_ids(),
+                });
+                phase
+                    .input
+                    .push_str(&serde_json::to_string(&s).expect("steps serialize"));
+                phase.input.push('\n');
+            }
+        }
+        phases
+    }
+
+    /// Runs one client process over a group of tests; a test on a variant
+    /// connection carries it in each of its steps.
+    pub(super) async fn run_group(&self, key: &CellKey, addr: &str, tests: &[&Test], attempt: u32) -> GroupRun {
+        let mut run = GroupRun {
+            obs: Observations::new(),
+            errors: BTreeMap::new(),
+            durations: BTreeMap::new(),
+            first_line_ms: None,
+            stderr: String::new(),
+        };
+        let settings = &self.matrix.run;
+        let mut phases: Vec<Phase> = self.phases(key, addr, tests, attempt, &mut run).into_iter().collect();
+        phases.retain(|p| !p.order.is_empty());
+        let Some(first_test) = phases.first().and_then(|p| p.order.first()).map(|s| s.test) else {
+            return run;
+        };
+        let lang = match self.matrix.language(&key.client) {
+            Ok(l) => l,
+            Err(e) => {
+                run.errors.entry(first_test).or_default().push(e);
+                return run;
+            }
+        };
+        let mut argv = self.argv(&lang.client);
+        argv.extend(self.connection(key, addr, Connect::Normal).options());
+        argv.push("script".into());
+        let start = Instant::now();
+        let mut proc = match process::spawn(&argv, &lang.folder) {
+            Ok(p) => p,
+            Err(e) => {
+                for i in 0..tests.len() {
+                    run.errors
+                        .entry(i)
+                        .or_default()
+                        .push(format!("client could not start: {e}"));
+                }
+                return run;
+            }
+        };
+        let mut stdin = proc.stdin.take().expect("piped");
+        // Written concurrently: a large script must not deadlock against
+        // unread output. stdin closes when the last phase is written.
+        let (feed, mut fed) = mpsc::unbounded_channel::<String>();
+        let writer = tokio::spawn(async move {
+            while let Some(text) = fed.recv().await {
+                if stdin.write_all(text.as_bytes()).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stdin.shutdown().await;
+        });
+        let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
+        let since = |at: Instant| (at - start).as_millis() as u64;
+        let mut hung = false;
+        let mut all: Vec<Line> = Vec::new();
+        let mut later = phases.into_iter();
+        let mut feed = Some(feed);
+        let mut progress = Progress::default();
+        let mut startup = settings.client_startup_ms;
+        'phases: while let Some(phase) = later.next() {
+            progress = Progress::new(phase.order, since(Instant::now()), startup);
+            startup = 0;
+            if let Some(f) = &feed {
+                let _ = f.send(phase.input);
+            }
+            if later.len() == 0 {
+                feed = None; // the last phase: stdin ends after it
+            }
+            while let Some(due_ms) = progress.due_ms() {
+                let deadline = tokio::time::Instant::from_std(start + Duration::from_millis(due_ms));
+                let text = match tokio::time::timeout_at(deadline, lines.next_line()).await {
+                    Ok(Ok(Some(text))) => text,
+                    Ok(_) => break 'phases, // EOF
+                    Err(_) => {
+                        hung = true;
+                        break 'phases;
+                    }
+                };
+                if run.first_line_ms.is_none() {
+                    run.first_line_ms = Some(ms(start.elapsed()));
+                }
+                if text.trim().is_empty() {
+                    continue;
+                }
+                match Line::parse(&text) {
+                    Ok(line) => {
+                        let now = since(Instant::now());
+                        let ended = line.status.as_ref().and_then(|_| progress.status_line(&line.id, now));
+                        all.push(line);
+                        if let Some((test, took_ms)) = ended {
+                            *run.durations.entry(test).or_default() += took_ms as f64;
+                        }
+                    }
+                    Err(e) => {
+                        let shown = judge::short(&serde_json::Value::String(text));
+                        let test = progress.oldest_test().unwrap_or(first_test);
+                        run.errors.entry(test).or_default().push(progress::garbage(&shown, &e));
+                    }
+                }
+            }
+        }
+        drop(feed);
+        let status = if hung {
+            proc.kill().await
+        } else {
+            proc.wait_for(Duration::from_secs(5)).await
+        };
+        let status = match status {
+            Some(s) => Some(s),
+            None => proc.kill().await,
+        };
+        writer.abort();
+        proc.drain_stderr().await;
+        run.stderr = proc.stderr_tail();
+        let end = match (hung, progress.due_ms()) {
+            (true, _) => End::Hung,
+            (false, Some(_)) => End::Exited {
+                status: status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()),
+                usage: status.and_then(|s| s.code()) == Some(2),
+            },
+            (false, None) => End::Finished,
+        };
+        let stopped = progress.stopped();
+        let mut unfinished = progress.unfinished(&end);
+        for step in later.flat_map(|p| p.order) {
+            unfinished.entry(step.test).or_insert_with(|| {
+                "not run: the client stopped before the tests that run alone (they come last)".to_string()
+            });
+        }
+        for (test, why) in unfinished {
+            // A test that already has a reason (a case error) keeps it alone.
+            if stopped.contains(&test) || !run.errors.contains_key(&test) {
+                run.errors.entry(test).or_default().push(why);
+            }
+        }
+        run.obs = judge::group(&all);
+        run
+    }
+}
