@@ -1,6 +1,7 @@
 //! Runs the cells of a plan: for each, start the server on a free port, wait
-//! until health says SERVING, run one client process (steps on a variant connection carry it)
-//! in `script` mode with a time budget per step, judge every test, stop the
+//! until health says SERVING, run one client process (`client`: steps on a
+//! variant connection carry it; waiting tests in lanes side by side) in
+//! `script` mode with a time budget per step, judge every test, stop the
 //! server (`server` starts and probes it). A misbehaving implementation
 //! becomes a red test, never a runner error. Spawning and killing go through
 //! `process`.
