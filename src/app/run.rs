@@ -223,6 +223,7 @@ fn runner(
         unavailable,
         jobs,
         lanes,
+        pool: Default::default(),
         cancelled,
         repro_prefix,
         external: p.external.clone(),

@@ -84,6 +84,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
         unavailable: BTreeMap::new(),
         jobs: 1,
         lanes: 1,
+        pool: Default::default(),
         cancelled: Arc::new(AtomicBool::new(false)),
         repro_prefix: String::new(),
         external: None,

@@ -7,7 +7,6 @@
 //! `process`.
 use crate::contract::script::Connection;
 use crate::exec::certs::CertFiles;
-use crate::exec::process::Stopped;
 use crate::input::cases::{Connect, ServerCert};
 use crate::input::config::Matrix;
 use crate::judge;
@@ -22,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod client;
+mod pool;
 mod progress;
 mod server;
 
@@ -53,6 +53,8 @@ pub struct Runner {
     pub jobs: usize,
     /// Lanes of each client: its waiting tests run side by side (`plan::lanes`).
     pub lanes: u32,
+    /// The servers shared by the cells (`pool`).
+    pub pool: pool::Pool,
     pub cancelled: Arc<AtomicBool>,
     /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
     pub repro_prefix: String,
@@ -84,7 +86,7 @@ impl Runner {
     fn namespace(&self, key: &CellKey, t: &Test, attempt: u32) -> String {
         match self.external(key) {
             Some(_) => format!("{}.{}/{}", self.run_id, key.client, t.namespace(attempt)),
-            None => t.namespace(attempt),
+            None => format!("{}/{}", key.client, t.namespace(attempt)),
         }
     }
 
@@ -208,10 +210,16 @@ impl Runner {
                         ..self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0)
                     })
                     .collect();
+                for cert in cell.groups().into_keys() {
+                    info.notes.extend(self.skip(key, cert).await);
+                }
                 return (results, info);
             }
         }
         if self.cancelled.load(Ordering::SeqCst) {
+            for cert in cell.groups().into_keys() {
+                info.notes.extend(self.skip(key, cert).await);
+            }
             results = cell
                 .tests
                 .iter()
@@ -220,20 +228,20 @@ impl Runner {
             return (results, info);
         }
         for (cert, tests) in cell.groups() {
-            let started = match self.external(key) {
+            let leased = match self.external(key) {
                 Some(e) => self
                     .external_answers(key, e)
                     .await
-                    .map(|()| (None, e.addr.clone(), None, None))
+                    .map(|()| (e.addr.clone(), None))
                     .map_err(|why| (why, String::new())),
-                None => self
-                    .start_server(key, cert)
-                    .await
-                    .map(|(proc, port, ready, note)| (Some(proc), format!("127.0.0.1:{port}"), Some(ready), note)),
+                None => self.lease(key, cert).await.map(|l| (l.addr.clone(), Some(l))),
             };
-            let (mut server, addr, ready, note) = match started {
-                Ok(s) => s,
+            let (addr, lease) = match leased {
+                Ok(l) => l,
                 Err((why, stderr)) => {
+                    if self.external(key).is_none() {
+                        info.notes.extend(self.skip(key, cert).await);
+                    }
                     for t in &tests {
                         let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
                         r.server_stderr = stderr.clone();
@@ -242,18 +250,26 @@ impl Runner {
                     continue;
                 }
             };
-            if cert == ServerCert::Normal {
-                info.server_ready_ms = ready;
+            if let Some(l) = &lease {
+                if let Some((ready, note)) = &l.started {
+                    if cert == ServerCert::Normal {
+                        info.server_ready_ms = Some(*ready);
+                    }
+                    info.notes.extend(note.clone());
+                }
+                info.notes.extend(l.restarted.clone());
             }
-            info.notes.extend(note);
             let run = self.run_group(key, &addr, &tests, attempt).await;
             info.client_first_line_ms.extend(run.first_line_ms);
-            let server_gone = server.as_mut().and_then(|s| s.try_exit());
+            let (server_gone, server_stderr) = match &lease {
+                Some(l) => self.server_gone(l).await,
+                None => (None, String::new()),
+            };
             for (i, t) in tests.iter().enumerate() {
                 let prefix = format!("{}/{}", t.set, t.case.name);
                 let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
                 let infra = !reasons.is_empty();
-                if let Some(status) = server_gone {
+                if let Some(status) = &server_gone {
                     reasons.push(format!("the server exited during the cell ({status})"));
                 }
                 reasons.extend(judge::judge(
@@ -272,21 +288,12 @@ impl Runner {
                 let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
                 if outcome.is_red() {
                     r.client_stderr = run.stderr.clone();
-                    r.server_stderr = server.as_ref().map(|s| s.stderr_tail()).unwrap_or_default();
+                    r.server_stderr = server_stderr.clone();
                 }
                 results.push(r);
             }
-            let Some(mut server) = server else { continue };
-            match server.stop(Duration::from_secs(3)).await {
-                Stopped::OnStdinClose => {}
-                Stopped::OnSigterm => info.notes.push(format!(
-                    "server {} did not exit within 3 s of its stdin closing (needed SIGTERM)",
-                    key.server
-                )),
-                Stopped::Killed => info.notes.push(format!(
-                    "server {} ignored stdin EOF and SIGTERM (needed SIGKILL)",
-                    key.server
-                )),
+            if let Some(l) = lease {
+                info.notes.extend(self.release(l).await);
             }
         }
         info.duration_ms = ms(start.elapsed());
@@ -301,6 +308,7 @@ impl Runner {
         attempt: u32,
         on_result: Arc<dyn Fn(&TestResult) + Send + Sync>,
     ) -> (Vec<TestResult>, Vec<CellInfo>) {
+        self.pool.expect(&cells).await;
         let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
         for (idx, cell) in cells.into_iter().enumerate() {
@@ -318,6 +326,7 @@ impl Runner {
         while let Some(r) = set.join_next().await {
             done.push(r.expect("cell task panicked"));
         }
+        self.stop_all().await;
         done.sort_by_key(|(i, _, _)| *i);
         let mut results = Vec::new();
         let mut infos = Vec::new();

@@ -1,0 +1,173 @@
+//! Servers shared by the cells of a run: one per (server language, TLS mode,
+//! key type, server certificate), started when a cell first needs it,
+//! restarted when a cell finds it gone, stopped when its last cell ends.
+//! Test keys carry the client's name, so cells of different clients on one
+//! server never meet.
+use super::Runner;
+use crate::exec::process::{Proc, Stopped};
+use crate::input::cases::ServerCert;
+use crate::model::cell::CellKey;
+use crate::plan::Cell;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Which server a cell needs: its cell key without the client, and the certificate.
+pub(super) type ServerKey = (
+    String,
+    crate::model::tls::TlsMode,
+    crate::model::tls::KeyType,
+    ServerCert,
+);
+
+fn server_key(key: &CellKey, cert: ServerCert) -> ServerKey {
+    (key.server.clone(), key.tls, key.key_type, cert)
+}
+
+/// One shared server, while it runs.
+struct Running {
+    proc: Proc,
+    addr: String,
+    /// Counts the instances started for this key (a restart makes a new one).
+    generation: u32,
+}
+
+#[derive(Default)]
+struct Slot {
+    running: Option<Running>,
+    generation: u32,
+    /// Cells that will still ask for this server.
+    remaining: usize,
+    /// Cells using it now.
+    users: usize,
+}
+
+/// The shared servers of a run.
+#[derive(Default)]
+pub struct Pool {
+    slots: Mutex<HashMap<ServerKey, Arc<tokio::sync::Mutex<Slot>>>>,
+}
+
+/// A cell's use of a shared server.
+pub(super) struct Lease {
+    key: ServerKey,
+    pub addr: String,
+    generation: u32,
+    /// When this cell started the server: its ready time and any note.
+    pub started: Option<(f64, Option<String>)>,
+    /// A note when the server had to be restarted for this cell.
+    pub restarted: Option<String>,
+}
+
+impl Pool {
+    fn slot(&self, key: &ServerKey) -> Arc<tokio::sync::Mutex<Slot>> {
+        self.slots.lock().expect("pool").entry(key.clone()).or_default().clone()
+    }
+
+    /// The cells about to run will each ask once per certificate they use.
+    pub(super) async fn expect(&self, cells: &[Cell]) {
+        for cell in cells {
+            for cert in cell.groups().into_keys() {
+                self.slot(&server_key(&cell.key, cert)).lock().await.remaining += 1;
+            }
+        }
+    }
+}
+
+impl Runner {
+    /// The shared server of a cell: the running one, or one started now.
+    pub(super) async fn lease(&self, key: &CellKey, cert: ServerCert) -> Result<Lease, (String, String)> {
+        let skey = server_key(key, cert);
+        let slot = self.pool.slot(&skey);
+        let mut slot = slot.lock().await;
+        let mut restarted = None;
+        if let Some(r) = slot.running.as_mut() {
+            if let Some(status) = r.proc.try_exit() {
+                restarted = Some(format!(
+                    "server {} had exited ({status}) since an earlier cell; started it again",
+                    key.server
+                ));
+                slot.running = None;
+            }
+        }
+        let mut started = None;
+        if slot.running.is_none() {
+            let (proc, port, ready, note) = self.start_server(key, cert).await?;
+            slot.generation += 1;
+            let generation = slot.generation;
+            slot.running = Some(Running {
+                proc,
+                addr: format!("127.0.0.1:{port}"),
+                generation,
+            });
+            started = Some((ready, note));
+        }
+        slot.users += 1;
+        let running = slot.running.as_ref().expect("running");
+        Ok(Lease {
+            key: skey,
+            addr: running.addr.clone(),
+            generation: running.generation,
+            started,
+            restarted,
+        })
+    }
+
+    /// Whether the lease's server instance has exited, with its status, and its stderr.
+    pub(super) async fn server_gone(&self, lease: &Lease) -> (Option<String>, String) {
+        let slot = self.pool.slot(&lease.key);
+        let mut slot = slot.lock().await;
+        match slot.running.as_mut().filter(|r| r.generation == lease.generation) {
+            Some(r) => (r.proc.try_exit().map(|s| s.to_string()), r.proc.stderr_tail()),
+            None => (Some("replaced".into()), String::new()),
+        }
+    }
+
+    /// The cell is done with the server; the last cell stops it. Returns a
+    /// note when it did not stop cleanly.
+    pub(super) async fn release(&self, lease: Lease) -> Option<String> {
+        self.done_with(&lease.key, true).await
+    }
+
+    /// A cell that will not ask for its server after all (it could not start,
+    /// a language is unavailable, the run was interrupted).
+    pub(super) async fn skip(&self, key: &CellKey, cert: ServerCert) -> Option<String> {
+        self.done_with(&server_key(key, cert), false).await
+    }
+
+    async fn done_with(&self, key: &ServerKey, leased: bool) -> Option<String> {
+        let slot = self.pool.slot(key);
+        let mut slot = slot.lock().await;
+        if leased {
+            slot.users = slot.users.saturating_sub(1);
+        }
+        slot.remaining = slot.remaining.saturating_sub(1);
+        if slot.users > 0 || slot.remaining > 0 {
+            return None;
+        }
+        let mut running = slot.running.take()?;
+        match running.proc.stop(Duration::from_secs(3)).await {
+            Stopped::OnStdinClose => None,
+            Stopped::OnSigterm => Some(format!(
+                "server {} did not exit within 3 s of its stdin closing (needed SIGTERM)",
+                key.0
+            )),
+            Stopped::Killed => Some(format!(
+                "server {} ignored stdin EOF and SIGTERM (needed SIGKILL)",
+                key.0
+            )),
+        }
+    }
+
+    /// Stops every server still running (the end of a batch of cells).
+    pub(super) async fn stop_all(&self) {
+        let slots: Vec<_> = self.pool.slots.lock().expect("pool").values().cloned().collect();
+        for slot in slots {
+            let mut slot = slot.lock().await;
+            slot.remaining = 0;
+            if let Some(mut r) = slot.running.take() {
+                r.proc.stop(Duration::from_secs(3)).await;
+            }
+        }
+    }
+}
