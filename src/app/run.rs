@@ -68,11 +68,14 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
         prepared.dir.display()
     );
     let console = Arc::new(Console::new(total));
+    let executing = Instant::now();
     let (tests, cells) = execute(&runner, &planned, a, console.clone()).await;
     let summary = RunSummary {
         run_id: prepared.id.clone(),
         started_at,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        execute_ms: executing.elapsed().as_secs_f64() * 1000.0,
+        jobs: runner.jobs,
         profile: planned.filters.profile.clone(),
         command: run_folder::command_line(),
         builds: prepared.builds.clone(),

@@ -56,7 +56,9 @@ pub fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), F
     let md = markdown::render(s);
     w("junit.xml", junit::render(s))?;
     w("summary.md", md.clone())?;
-    w("summary.json", serde_json::to_string_pretty(s).expect("json"))?;
+    let mut json = serde_json::to_value(s).expect("json");
+    json["floor"] = serde_json::to_value(crate::report::floor::floor(s)).expect("json");
+    w("summary.json", serde_json::to_string_pretty(&json).expect("json"))?;
     let latest = reports.join("latest");
     let _ = std::fs::remove_file(&latest);
     let _ = std::os::unix::fs::symlink(dir.file_name().expect("run folder name"), &latest);

@@ -64,7 +64,7 @@ impl Default for RunSettings {
             step_grace_ms: 10_000,
             build_timeout_ms: 1_800_000,
             jobs: 0,
-            lanes: 4,
+            lanes: 8,
             keep_reports: 50,
         }
     }

@@ -100,6 +100,12 @@ pub struct RunSummary {
     pub run_id: String,
     pub started_at: String,
     pub duration_ms: f64,
+    /// Wall time of the cells alone (builds excluded), retries included.
+    #[serde(default)]
+    pub execute_ms: f64,
+    /// Cells run at once (0 when not known, e.g. merged shards).
+    #[serde(default)]
+    pub jobs: usize,
     pub profile: Option<String>,
     pub command: String,
     pub builds: BTreeMap<String, BuildInfo>,
@@ -222,6 +228,8 @@ pub(crate) mod fixtures {
             run_id: "20261124-150000".into(),
             started_at: "2026-11-24T15:00:00Z".into(),
             duration_ms: 1234.0,
+            execute_ms: 1000.0,
+            jobs: 2,
             profile: Some("quick".into()),
             command: "stock-matrix run --profile quick".into(),
             builds: BTreeMap::new(),

@@ -137,6 +137,9 @@ pub fn render(s: &RunSummary) -> String {
             );
         }
         let _ = writeln!(out);
+        if let Some(f) = super::floor::floor(s) {
+            out.push_str(&super::floor::render(&f));
+        }
         let notes: Vec<_> = s
             .cells
             .iter()

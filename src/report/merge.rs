@@ -25,6 +25,8 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
         started_at,
         // Shards run side by side: the merged run took as long as its slowest part.
         duration_ms: parts.iter().map(|(_, s)| s.duration_ms).fold(0.0, f64::max),
+        execute_ms: parts.iter().map(|(_, s)| s.execute_ms).fold(0.0, f64::max),
+        jobs: 0, // several machines: no one floor
         profile,
         command: command.to_string(),
         builds: BTreeMap::new(),

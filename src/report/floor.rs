@@ -1,0 +1,208 @@
+//! Where a run's time went (pure): a floor computed from the run's own
+//! measurements — every server start-up, every client start-up up to its
+//! first line, and each cell's longest test (waits that overlap in lanes,
+//! but not below the longest) — spread over the job slots, against the
+//! wall time of the cells; and the busiest cells.
+use crate::model::run::RunSummary;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// How close a run came to its floor.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Floor {
+    /// Cells run at once.
+    pub jobs: usize,
+    /// Wall time of the cells (builds excluded), retries included.
+    pub wall_ms: f64,
+    /// (server start-ups + client start-ups + longest test per cell) ÷ jobs.
+    pub floor_ms: f64,
+    /// wall ÷ floor.
+    pub ratio: f64,
+    pub servers_started: usize,
+    pub server_startup_ms: f64,
+    pub clients_started: usize,
+    pub client_startup_ms: f64,
+    pub longest_tests_ms: f64,
+    /// The five longest cells, longest first.
+    pub busiest: Vec<Busy>,
+}
+
+/// One of the busiest cells.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Busy {
+    pub cell: String,
+    pub duration_ms: f64,
+    pub server_ready_ms: Option<f64>,
+    pub client_first_line_ms: f64,
+    /// Its longest test (set/case) and that test's time.
+    pub longest_test: String,
+    pub longest_ms: f64,
+}
+
+/// The floor of a run; `None` when nothing ran or the run does not say how
+/// many jobs it had.
+pub fn floor(s: &RunSummary) -> Option<Floor> {
+    if s.jobs == 0 || s.cells.is_empty() || s.execute_ms <= 0.0 {
+        return None;
+    }
+    let mut longest: BTreeMap<String, (f64, String)> = BTreeMap::new();
+    for t in &s.tests {
+        let e = longest.entry(t.cell.id()).or_insert((0.0, String::new()));
+        if t.duration_ms > e.0 {
+            *e = (t.duration_ms, format!("{}/{}", t.set, t.case));
+        }
+    }
+    let servers: Vec<f64> = s.cells.iter().filter_map(|c| c.server_ready_ms).collect();
+    let clients: Vec<f64> = s
+        .cells
+        .iter()
+        .flat_map(|c| c.client_first_line_ms.iter().copied())
+        .collect();
+    let longest_tests_ms: f64 = longest.values().map(|(ms, _)| ms).sum();
+    let sum = servers.iter().sum::<f64>() + clients.iter().sum::<f64>() + longest_tests_ms;
+    let floor_ms = (sum / s.jobs as f64).max(1.0);
+    let mut busiest: Vec<Busy> = s
+        .cells
+        .iter()
+        .map(|c| {
+            let (ms, test) = longest.get(&c.key.id()).cloned().unwrap_or_default();
+            Busy {
+                cell: c.key.id(),
+                duration_ms: c.duration_ms,
+                server_ready_ms: c.server_ready_ms,
+                client_first_line_ms: c.client_first_line_ms.iter().sum(),
+                longest_test: test,
+                longest_ms: ms,
+            }
+        })
+        .collect();
+    busiest.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms));
+    busiest.truncate(5);
+    Some(Floor {
+        jobs: s.jobs,
+        wall_ms: s.execute_ms,
+        floor_ms,
+        ratio: s.execute_ms / floor_ms,
+        servers_started: servers.len(),
+        server_startup_ms: servers.iter().sum(),
+        clients_started: clients.len(),
+        client_startup_ms: clients.iter().sum(),
+        longest_tests_ms,
+        busiest,
+    })
+}
+
+/// The Markdown section: wall, floor, ratio, what the floor is made of, and
+/// the busiest cells.
+pub fn render(f: &Floor) -> String {
+    let s = |ms: f64| format!("{:.1} s", ms / 1000.0);
+    let mut out = format!(
+        "## Where the time went
+
+Cells took **{}** of wall time with {} at a time; their floor is **{}**, \
+         so wall ÷ floor = **{:.2}**. The floor is ({} server start-ups, {} + {} client start-ups, {} + \
+         each cell's longest test, {}) ÷ {}.\n\n",
+        s(f.wall_ms),
+        f.jobs,
+        s(f.floor_ms),
+        f.ratio,
+        f.servers_started,
+        s(f.server_startup_ms),
+        f.clients_started,
+        s(f.client_startup_ms),
+        s(f.longest_tests_ms),
+        f.jobs
+    );
+    out.push_str("| busiest cell | took | server start | client start | longest test |\n|---|---|---|---|---|\n");
+    for b in &f.busiest {
+        let ready = b.server_ready_ms.map(s).unwrap_or_else(|| "shared".into());
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} ({}) |\n",
+            b.cell,
+            s(b.duration_ms),
+            ready,
+            s(b.client_first_line_ms),
+            b.longest_test,
+            s(b.longest_ms)
+        ));
+    }
+    out.push('\n');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::cell::CellKey;
+    use crate::model::run::{CellInfo, Outcome, TestResult};
+    use crate::model::tls::{KeyType, TlsMode};
+
+    fn key(client: &str) -> CellKey {
+        CellKey {
+            client: client.into(),
+            server: "rust".into(),
+            tls: TlsMode::None,
+            key_type: KeyType::EcP256,
+        }
+    }
+
+    fn test(client: &str, case: &str, ms: f64) -> TestResult {
+        TestResult {
+            id: format!("{}/set=s/case={case}", key(client).id()),
+            cell: key(client),
+            set: "s".into(),
+            case: case.into(),
+            description: String::new(),
+            outcome: Outcome::Passed,
+            reasons: vec![],
+            duration_ms: ms,
+            reproduce: String::new(),
+            client_stderr: String::new(),
+            server_stderr: String::new(),
+            attempts: vec![],
+            blame: None,
+            unavailable: None,
+        }
+    }
+
+    #[test]
+    fn the_floor_spreads_start_ups_and_longest_tests_over_the_jobs() {
+        let cell = |client: &str, ready: Option<f64>, first: f64, duration: f64| CellInfo {
+            key: key(client),
+            server_ready_ms: ready,
+            client_first_line_ms: vec![first],
+            duration_ms: duration,
+            notes: vec![],
+        };
+        let s = RunSummary {
+            run_id: "r".into(),
+            started_at: String::new(),
+            duration_ms: 9000.0,
+            execute_ms: 1000.0,
+            jobs: 2,
+            profile: None,
+            command: String::new(),
+            builds: Default::default(),
+            // one server shared by both cells: one start-up
+            cells: vec![cell("go", Some(100.0), 300.0, 900.0), cell("java", None, 700.0, 1000.0)],
+            tests: vec![test("go", "a", 50.0), test("go", "b", 200.0), test("java", "a", 100.0)],
+            interrupted: false,
+            problems: vec![],
+        };
+        let f = floor(&s).unwrap();
+        // (100 + 300 + 700 + 200 + 100) / 2
+        assert_eq!(f.floor_ms, 700.0);
+        assert!((f.ratio - 1000.0 / 700.0).abs() < 1e-9);
+        assert_eq!((f.servers_started, f.clients_started), (1, 2));
+        assert_eq!(f.busiest[0].cell, key("java").id());
+        assert_eq!(f.busiest[1].longest_test, "s/b");
+        let md = render(&f);
+        assert!(md.contains("wall ÷ floor = **1.43**"), "{md}");
+        assert!(
+            md.contains("| `client=java/server=rust/tls=none` | 1.0 s | shared | 0.7 s | s/a (0.1 s) |"),
+            "{md}"
+        );
+        let none = RunSummary { jobs: 0, ..s };
+        assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
+    }
+}
