@@ -799,3 +799,71 @@ fn a_copied_checkout_rebuilds_in_its_own_folder_and_leaves_the_original_alone() 
     build(&matrix_b);
     assert_eq!(std::fs::read_to_string(b.join("built-here")).unwrap(), "built\n");
 }
+
+#[test]
+fn a_shared_server_that_dies_fails_its_cell_and_is_started_again_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    // Only the client `rust` drives this set; `rust2` (the same reference
+    // client) runs unary against the same shared server after it.
+    std::fs::write(
+        dir.path().join("crash.toml"),
+        "clients = [\"rust\"]\n[[case]]\nname = \"audit-crashes\"\n[[case.step]]\nmethod = \"Audit\"\nexpect.status = \"UNIMPLEMENTED\"\n",
+    )
+    .unwrap();
+    let extra = format!(
+        "{}[languages.rust2]\nfolder = \"{d}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n",
+        broken(dir.path(), "server", &["exit-on-audit"]),
+        d = dir.path().display()
+    );
+    let m = matrix_with(dir.path(), &extra, "jobs = 1");
+    let text = std::fs::read_to_string(&m).unwrap().replace(
+        "[sets]\n",
+        &format!("[sets]\ncrash = \"{}\"\n", dir.path().join("crash.toml").display()),
+    );
+    std::fs::write(&m, text).unwrap();
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "rust,rust2",
+            "--server",
+            "exit-on-audit",
+            "--tls",
+            "none",
+            "--set",
+            "crash,unary",
+            "--no-blame",
+        ],
+        &dir.path().join("r"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let crashed = find(
+        &s,
+        "client=rust/server=exit-on-audit/tls=none/set=crash/case=audit-crashes",
+    );
+    assert_eq!(crashed["outcome"], "error");
+    assert!(
+        reasons(crashed).contains("the server exited during the cell (exit status: 3)"),
+        "{}",
+        reasons(crashed)
+    );
+    let after = tests_of(&s)
+        .iter()
+        .filter(|t| t["cell"]["client"] == "rust2")
+        .collect::<Vec<_>>();
+    assert!(!after.is_empty());
+    assert!(after.iter().all(|t| t["outcome"] == "passed"), "{after:#?}");
+    let notes = s["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["key"]["client"] == "rust2")
+        .map(|c| c["notes"].to_string())
+        .unwrap();
+    assert!(
+        notes.contains("server exit-on-audit had exited (exit status: 3) since an earlier cell; started it again"),
+        "{notes}"
+    );
+}

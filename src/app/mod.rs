@@ -130,14 +130,23 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
             for (name, set) in &sets {
                 say!("set {name:<14} {} cases — {}", set.cases.len(), set.description);
             }
+            let servers: std::collections::BTreeSet<_> = cells
+                .iter()
+                .flat_map(|c| {
+                    c.groups()
+                        .into_keys()
+                        .map(|cert| (&c.key.server, c.key.tls, c.key.key_type, cert))
+                })
+                .collect();
             say!(
-                "\n{} combinations ({} clients × {} servers × {} TLS modes × {} sets), {} cells (server starts), {} tests",
+                "\n{} combinations ({} clients × {} servers × {} TLS modes × {} sets), {} cells, {} servers (shared by their clients), {} tests",
                 combos,
                 sel.clients.len(),
                 sel.servers.len(),
                 sel.tls.len(),
                 sel.sets.len(),
                 cells.len(),
+                servers.len(),
                 tests
             );
         }

@@ -85,6 +85,9 @@ pub enum Fault {
     StallOnBigHeaders,
     /// Inventory ignores x-stock-count-prefix and counts every key.
     InventoryIgnoresPrefix,
+    /// The process exits (status 3) when Audit is called: a crash, for the
+    /// runner's handling of a shared server that dies.
+    ExitOnAudit,
 }
 
 /// A deliberate bug the reference client can be started with.

@@ -322,6 +322,9 @@ impl Stock for StockService {
     }
 
     async fn audit(&self, _req: Request<Empty>) -> Result<Response<Empty>, Status> {
+        if self.faults.contains(&Fault::ExitOnAudit) {
+            std::process::exit(3);
+        }
         Err(Status::unimplemented(
             "stock.v1.Stock/Audit is deliberately not implemented",
         ))

@@ -119,7 +119,7 @@ impl Runner {
         let mut slot = slot.lock().await;
         match slot.running.as_mut().filter(|r| r.generation == lease.generation) {
             Some(r) => (r.proc.try_exit().map(|s| s.to_string()), r.proc.stderr_tail()),
-            None => (Some("replaced".into()), String::new()),
+            None => (Some("it was restarted by another cell meanwhile".into()), String::new()),
         }
     }
 
