@@ -157,17 +157,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
 #[test]
 fn a_wrong_expectation_fails_with_a_field_level_diff() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("wrong.toml"),
-        "[[case]]\nname = \"wrong-version\"\n[[case.step]]\nmethod = \"Put\"\nrequest = { key = \"{ns}k\", value = \"{b64:v}\" }\n[[case.step]]\nmethod = \"Get\"\nrequest = { key = \"{ns}k\" }\nexpect.messages = [{ value = \"{b64:v}\", version = \"2\" }]\n",
-    )
-    .unwrap();
     let m = matrix_with(dir.path(), "", "");
-    let text = std::fs::read_to_string(&m).unwrap().replace(
-        "[sets]\n",
-        &format!("[sets]\nwrong = \"{}\"\n", dir.path().join("wrong.toml").display()),
-    );
-    std::fs::write(&m, text).unwrap();
+    add_set(&m, "wrong", "[[case]]\nname = \"wrong-version\"\n[[case.step]]\nmethod = \"Put\"\nrequest = { key = \"{ns}k\", value = \"{b64:v}\" }\n[[case.step]]\nmethod = \"Get\"\nrequest = { key = \"{ns}k\" }\nexpect.messages = [{ value = \"{b64:v}\", version = \"2\" }]\n");
     let (out, s) = run(
         &[
             "--matrix",
@@ -805,22 +796,13 @@ fn a_shared_server_that_dies_fails_its_cell_and_is_started_again_for_the_next() 
     let dir = tempfile::tempdir().unwrap();
     // Only the client `rust` drives this set; `rust2` (the same reference
     // client) runs unary against the same shared server after it.
-    std::fs::write(
-        dir.path().join("crash.toml"),
-        "clients = [\"rust\"]\n[[case]]\nname = \"audit-crashes\"\n[[case.step]]\nmethod = \"Audit\"\nexpect.status = \"UNIMPLEMENTED\"\n",
-    )
-    .unwrap();
     let extra = format!(
         "{}[languages.rust2]\nfolder = \"{d}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n",
         broken(dir.path(), "server", &["exit-on-audit"]),
         d = dir.path().display()
     );
     let m = matrix_with(dir.path(), &extra, "jobs = 1");
-    let text = std::fs::read_to_string(&m).unwrap().replace(
-        "[sets]\n",
-        &format!("[sets]\ncrash = \"{}\"\n", dir.path().join("crash.toml").display()),
-    );
-    std::fs::write(&m, text).unwrap();
+    add_set(&m, "crash", "clients = [\"rust\"]\n[[case]]\nname = \"audit-crashes\"\n[[case.step]]\nmethod = \"Audit\"\nexpect.status = \"UNIMPLEMENTED\"\n");
     let (out, s) = run(
         &[
             "--matrix",

@@ -82,6 +82,17 @@ pub fn matrix_with(dir: &Path, extra: &str, run: &str) -> PathBuf {
     path
 }
 
+/// Writes a case file `NAME.toml` beside the matrix file and registers it as
+/// the set NAME.
+pub fn add_set(matrix: &Path, name: &str, cases: &str) {
+    let file = matrix.with_file_name(format!("{name}.toml"));
+    std::fs::write(&file, cases).unwrap();
+    let text = std::fs::read_to_string(matrix)
+        .unwrap()
+        .replace("[sets]\n", &format!("[sets]\n{name} = \"{}\"\n", file.display()));
+    std::fs::write(matrix, text).unwrap();
+}
+
 /// `[languages.F]` tables for the reference with `--break F`, on the given
 /// side (`server` or `client`); the other side is the plain reference.
 pub fn broken(dir: &Path, side: &str, faults: &[&str]) -> String {
