@@ -89,6 +89,14 @@ pub struct Step {
     pub lane: u32,
 }
 
+/// The server delay a step's metadata asks for (`x-stock-delay-ms`), in ms; 0 when none.
+pub fn delay_ms(metadata: &BTreeMap<String, String>) -> u64 {
+    metadata
+        .get("x-stock-delay-ms")
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
 fn is_zero(n: &u32) -> bool {
     *n == 0
 }

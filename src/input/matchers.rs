@@ -92,6 +92,12 @@ impl StatusPattern {
         self.codes.iter().any(|c| c == code) != self.negated
     }
 
+    /// Is this code one the pattern names as expected (not merely allowed by
+    /// a negation)?
+    pub fn expects(&self, code: &str) -> bool {
+        !self.negated && self.codes.iter().any(|c| c == code)
+    }
+
     /// What a failure message says was expected.
     pub fn describe(&self) -> String {
         match self.negated {
@@ -115,6 +121,8 @@ mod tests {
         let neither = StatusPattern::parse("!OK|DEADLINE_EXCEEDED").unwrap();
         assert!(neither.matches("INTERNAL") && !neither.matches("OK") && !neither.matches("DEADLINE_EXCEEDED"));
         assert_eq!(neither.describe(), "any code but OK or DEADLINE_EXCEEDED");
+        assert!(!neither.expects("DEADLINE_EXCEEDED") && !neither.expects("INTERNAL"));
+        assert!(either.expects("CANCELLED"));
         assert!(StatusPattern::parse("!OK|MISSING").unwrap_err().contains("`MISSING`"));
     }
 }

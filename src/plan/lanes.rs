@@ -4,6 +4,7 @@
 //! that their waits overlap; every other test runs in lane 0, one after the
 //! other, as before. With one lane everything runs in lane 0.
 use crate::input::cases::CaseStep;
+use crate::input::matchers::StatusPattern;
 
 /// A test that waits at least this long (estimated) gets a lane of its own kind.
 const WAITING_MS: u64 = 250;
@@ -12,13 +13,9 @@ const WAITING_MS: u64 = 250;
 /// the server's delay, the deadline it expects to pass, the client's
 /// cancellation and read pauses, and its nested steps).
 pub fn waiting_ms(step: &CaseStep) -> u64 {
-    let delay = step
-        .metadata
-        .get("x-stock-delay-ms")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
+    let delay = crate::contract::script::delay_ms(&step.metadata);
     let timeout = step.timeout_ms.unwrap_or(u64::MAX);
-    let ends_at_deadline = step.expect.status.split('|').any(|c| c == "DEADLINE_EXCEEDED");
+    let ends_at_deadline = StatusPattern::parse(&step.expect.status).is_ok_and(|p| p.expects("DEADLINE_EXCEEDED"));
     let call = match (step.cancel_after_ms, ends_at_deadline) {
         (Some(cancel), _) => cancel.min(timeout),
         (None, true) => step.timeout_ms.unwrap_or(0),
@@ -66,6 +63,12 @@ mod tests {
         assert_eq!(waiting_ms(&step(delayed)), 1300);
         let deadline = "method = \"Put\"\nmetadata = { x-stock-delay-ms = \"1000\" }\ntimeout_ms = 150\nexpect.status = \"DEADLINE_EXCEEDED\"";
         assert_eq!(waiting_ms(&step(deadline)), 150);
+        let must_not_hang = "method = \"Put\"\ntimeout_ms = 5000\nexpect.status = \"!OK|DEADLINE_EXCEEDED\"";
+        assert_eq!(
+            waiting_ms(&step(must_not_hang)),
+            0,
+            "a deadline it must not reach is no wait"
+        );
         let cancelled = "method = \"Put\"\nmetadata = { x-stock-delay-ms = \"1000\" }\ncancel_after_ms = 150";
         assert_eq!(waiting_ms(&step(cancelled)), 150);
         let slow = "method = \"Monitor\"\nread_pause_ms = 100\nexpect.messages = [{}, {}, {}]";

@@ -17,12 +17,10 @@ use tokio::sync::mpsc;
 
 /// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
 fn step_budget(step: &script::Step, grace: u64) -> u64 {
-    let delay = step
-        .metadata
-        .get("x-stock-delay-ms")
-        .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    grace + step.timeout_ms.unwrap_or(0) + delay + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
+    grace
+        + step.timeout_ms.unwrap_or(0)
+        + script::delay_ms(&step.metadata)
+        + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
 }
 
 /// What a client process did for a group of tests.
