@@ -299,15 +299,14 @@ where
     }
 
     fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
-        if header_list_size(req.headers()) > HEADER_LIST_LIMIT as usize {
+        let big_header_fault = self.faults.close_on_big_headers || self.faults.stall_on_big_headers;
+        if big_header_fault && header_list_size(req.headers()) > HEADER_LIST_LIMIT as usize {
             if self.faults.close_on_big_headers {
                 if let Some(c) = crate::reference::connection::Closer::of(&req) {
                     c.close();
                 }
             }
-            if self.faults.close_on_big_headers || self.faults.stall_on_big_headers {
-                return Box::pin(std::future::pending());
-            }
+            return Box::pin(std::future::pending());
         }
         let reply = Reply::read(req.headers(), &self.store, self.faults);
         let deadline = deadline_of(req.headers(), self.faults)

@@ -210,16 +210,12 @@ impl Runner {
                         ..self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0)
                     })
                     .collect();
-                for cert in cell.groups().into_keys() {
-                    info.notes.extend(self.skip(key, cert).await);
-                }
+                info.notes.extend(self.skip_cell(cell).await);
                 return (results, info);
             }
         }
         if self.cancelled.load(Ordering::SeqCst) {
-            for cert in cell.groups().into_keys() {
-                info.notes.extend(self.skip(key, cert).await);
-            }
+            info.notes.extend(self.skip_cell(cell).await);
             results = cell
                 .tests
                 .iter()

@@ -135,6 +135,16 @@ impl Runner {
         self.done_with(&server_key(key, cert), false).await
     }
 
+    /// A cell that will ask for none of its servers; notes of servers that
+    /// did not stop cleanly.
+    pub(super) async fn skip_cell(&self, cell: &Cell) -> Vec<String> {
+        let mut notes = Vec::new();
+        for cert in cell.groups().into_keys() {
+            notes.extend(self.skip(&cell.key, cert).await);
+        }
+        notes
+    }
+
     async fn done_with(&self, key: &ServerKey, leased: bool) -> Option<String> {
         let slot = self.pool.slot(key);
         let mut slot = slot.lock().await;
