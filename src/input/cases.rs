@@ -162,8 +162,9 @@ pub struct Case {
     pub connect: Connect,
     #[serde(default)]
     pub server_cert: ServerCert,
-    /// Runs by itself, after every other test of its client: the peer may
-    /// answer it by closing the connection, which must not take other tests down.
+    /// Runs by itself, after every other test of its client: it may cost the
+    /// connection (a peer may close it) or fill its streams, which must not
+    /// take other tests down or hold them up.
     #[serde(default)]
     pub alone: bool,
     #[serde(rename = "step")]
