@@ -34,6 +34,46 @@ fn the_reference_passes_every_case_in_every_tls_mode() {
         assert!(dir.path().join("latest").join(f).is_file(), "{f} missing");
     }
     assert!(String::from_utf8_lossy(&out.stdout).contains(&format!("{} passed, 0 failed", tests.len())));
+    // One client process ran the cells of all three TLS modes (and the
+    // servers with other certificates): its connections were per step.
+    assert_eq!(s["per_pair"], true);
+    let key_types: std::collections::BTreeSet<String> = s["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["key"]["key_type"].to_string())
+        .collect();
+    assert_eq!(s["floor"]["clients_started"], key_types.len(), "{}", s["floor"]);
+    assert!(s["floor"]["servers_started"].as_u64().unwrap() >= 3, "{}", s["floor"]);
+}
+
+#[test]
+fn client_per_cell_starts_one_client_for_each_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, s) = run(
+        &[
+            "run",
+            "--client",
+            "rust",
+            "--server",
+            "rust",
+            "--set",
+            "unary",
+            "--client-per",
+            "cell",
+            "--no-blame",
+        ],
+        dir.path(),
+    );
+    assert!(out.status.success(), "exit {:?}", out.status);
+    assert_eq!(s["per_pair"], false);
+    assert_eq!(s["floor"]["clients_started"], 3, "{}", s["floor"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(said.contains("client processes at a time (one per cell)"), "{said}");
 }
 
 #[test]
@@ -848,4 +888,36 @@ fn a_shared_server_that_dies_fails_its_cell_and_is_started_again_for_the_next() 
         notes.contains("server exit-on-audit had exited (exit status: 3) since an earlier cell; started it again"),
         "{notes}"
     );
+}
+
+#[test]
+fn fail_fast_stops_starting_clients_after_the_first_red_test() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix_with(dir.path(), &broken(dir.path(), "server", &["no-echo"]), "jobs = 1");
+    let m = m.to_str().unwrap();
+    // Pairs run in order: rust -> no-echo (red: metadata echo) before rust -> rust.
+    let args = |extra: &'static [&'static str]| {
+        let mut a = vec!["--matrix", m, "run", "--client", "rust", "--server", "no-echo,rust"];
+        a.extend(["--tls", "none", "--set", "metadata", "--no-blame"]);
+        a.extend(extra);
+        a
+    };
+    let (out, s) = run(&args(&["--fail-fast"]), &dir.path().join("a"));
+    assert_eq!(out.status.code(), Some(1));
+    let after: Vec<&Value> = tests_of(&s).iter().filter(|t| t["cell"]["server"] == "rust").collect();
+    assert!(!after.is_empty());
+    for t in &after {
+        assert_eq!(t["outcome"], "interrupted", "{t}");
+        assert!(
+            reasons(t).contains("--fail-fast stopped the run after a red test"),
+            "{t}"
+        );
+    }
+    assert!(tests_of(&s)
+        .iter()
+        .any(|t| t["cell"]["server"] == "no-echo" && t["outcome"] == "failed"));
+    // Without it, the same run goes on to rust -> rust, which passes.
+    let (_, s) = run(&args(&[]), &dir.path().join("b"));
+    let after: Vec<&Value> = tests_of(&s).iter().filter(|t| t["cell"]["server"] == "rust").collect();
+    assert!(after.iter().all(|t| t["outcome"] == "passed"), "{after:#?}");
 }

@@ -53,7 +53,7 @@ pub struct Filters {
     /// Glob over case name, set/case or test id.
     #[arg(long = "case")]
     pub cases: Vec<String>,
-    /// Run only shard K of N (cells split round-robin, deterministic).
+    /// Run only shard K of N (client/server pairs split round-robin, deterministic; a pair's cells stay together).
     #[arg(long)]
     pub shard: Option<String>,
 }
@@ -202,6 +202,17 @@ pub struct Verdicts {
     /// Skip the extra runs against the reference that name a culprit.
     #[arg(long)]
     pub no_blame: bool,
+    /// Stop starting client processes after the first red test that is not
+    /// known-failing (those in flight finish; the rest are reported not run).
+    #[arg(long)]
+    pub fail_fast: bool,
+}
+
+/// What one client process runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientPer {
+    Pair,
+    Cell,
 }
 
 /// Everything `run` takes.
@@ -212,11 +223,15 @@ pub struct RunArgs {
     /// Cells at once (default: matrix.toml run.jobs, else the CPU count).
     #[arg(long)]
     pub jobs: Option<usize>,
-    /// Lanes of each client: tests that wait run side by side in lanes 1..N-1,
-    /// the rest in lane 0; 1 runs every test one after the other (default:
-    /// matrix.toml run.lanes).
+    /// Lanes per cell of each client process: tests that wait run side by
+    /// side in lanes 1..N-1, the rest in lane 0; 1 runs every test one after
+    /// the other (default: matrix.toml run.lanes).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=64))]
     pub lanes: Option<u32>,
+    /// One client process per `pair` (client and server language: the cells of
+    /// every TLS mode and certificate share it) or per `cell`.
+    #[arg(long, value_enum, default_value = "pair")]
+    pub client_per: ClientPer,
     /// Where run folders go.
     #[arg(long, default_value = "reports")]
     pub reports: PathBuf,

@@ -57,14 +57,15 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
         matrix_path,
         &planned,
         &prepared,
-        (a.jobs, a.lanes),
+        (a.jobs, a.lanes, a.client_per),
         cancelled.clone(),
     )?);
     let total: usize = planned.cells.iter().map(|c| c.tests.len()).sum();
     note!(
-        "running {total} tests in {} cells, {} at a time; reports in {}",
+        "running {total} tests in {} cells, {} client processes at a time (one per {}); reports in {}",
         planned.cells.len(),
         runner.jobs,
+        if runner.per_pair { "client and server" } else { "cell" },
         prepared.dir.display()
     );
     let console = Arc::new(Console::new(total));
@@ -76,6 +77,7 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         execute_ms: executing.elapsed().as_secs_f64() * 1000.0,
         jobs: runner.jobs,
+        per_pair: runner.per_pair,
         profile: planned.filters.profile.clone(),
         command: run_folder::command_line(),
         builds: prepared.builds.clone(),
@@ -197,7 +199,7 @@ fn runner(
     matrix_path: &Path,
     p: &Planned,
     r: &Prepared,
-    (jobs, lanes): (Option<usize>, Option<u32>),
+    (jobs, lanes, client_per): (Option<usize>, Option<u32>, crate::app::cli::ClientPer),
     cancelled: Arc<AtomicBool>,
 ) -> Result<Runner, Exit> {
     let lanes = lanes.unwrap_or(m.run.lanes.max(1));
@@ -226,8 +228,10 @@ fn runner(
         unavailable,
         jobs,
         lanes,
+        per_pair: client_per == crate::app::cli::ClientPer::Pair,
         pool: Default::default(),
         cancelled,
+        stopped: Arc::new(AtomicBool::new(false)),
         repro_prefix,
         external: p.external.clone(),
         run_id: r.id.clone(),
@@ -243,10 +247,15 @@ async fn execute(
     console: Arc<Console>,
 ) -> (Vec<TestResult>, Vec<crate::model::run::CellInfo>) {
     let v = &a.verdicts;
-    let (mut tests, cells) = runner
-        .clone()
-        .run(p.cells.clone(), 1, Arc::new(move |r: &TestResult| console.test_done(r)))
-        .await;
+    let (failing, fail_fast, stopped) = (p.failing.clone(), v.fail_fast, runner.stopped.clone());
+    let on_result = Arc::new(move |r: &TestResult| {
+        let listed = failing.find(&r.id).is_some();
+        console.test_done(r, listed);
+        if fail_fast && r.outcome.is_red() && r.outcome != Outcome::Interrupted && !listed {
+            stopped.store(true, Ordering::SeqCst);
+        }
+    });
+    let (mut tests, cells) = runner.clone().run(p.cells.clone(), 1, on_result).await;
     let quiet: Arc<dyn Fn(&TestResult) + Send + Sync> = Arc::new(|_: &TestResult| {});
     let wanted: Vec<(CellKey, String, String)> = p
         .cells

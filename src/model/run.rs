@@ -103,9 +103,12 @@ pub struct RunSummary {
     /// Wall time of the cells alone (builds excluded), retries included.
     #[serde(default)]
     pub execute_ms: f64,
-    /// Cells run at once (0 when not known, e.g. merged shards).
+    /// Client processes run at once (0 when not known, e.g. merged shards).
     #[serde(default)]
     pub jobs: usize,
+    /// One client process ran every cell of a pair (else one per cell).
+    #[serde(default)]
+    pub per_pair: bool,
     pub profile: Option<String>,
     pub command: String,
     pub builds: BTreeMap<String, BuildInfo>,
@@ -230,6 +233,7 @@ pub(crate) mod fixtures {
             duration_ms: 1234.0,
             execute_ms: 1000.0,
             jobs: 2,
+            per_pair: false,
             profile: Some("quick".into()),
             command: "stock-matrix run --profile quick".into(),
             builds: BTreeMap::new(),

@@ -70,6 +70,28 @@ impl Cell {
     }
 }
 
+/// Cells in the groups one client process each runs: per pair, the cells of
+/// one client against one server and key type (every TLS mode), in the
+/// order their first cell comes; else one cell each.
+pub fn pairs(cells: Vec<Cell>, per_pair: bool) -> Vec<Vec<Cell>> {
+    if !per_pair {
+        return cells.into_iter().map(|c| vec![c]).collect();
+    }
+    let mut out: Vec<Vec<Cell>> = Vec::new();
+    let mut at: BTreeMap<(String, String, KeyType), usize> = BTreeMap::new();
+    for c in cells {
+        let k = (c.key.client.clone(), c.key.server.clone(), c.key.key_type);
+        match at.get(&k) {
+            Some(&i) => out[i].push(c),
+            None => {
+                at.insert(k, out.len());
+                out.push(vec![c]);
+            }
+        }
+    }
+    out
+}
+
 /// Parses `K/N` for `--shard`.
 pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (k, n) = s
@@ -148,12 +170,17 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
     }
     cells.sort_by(|a, b| a.key.cmp(&b.key));
     if let Some((k, n)) = sel.shard {
-        cells = cells
-            .into_iter()
-            .enumerate()
-            .filter(|(i, _)| i % n == k - 1)
-            .map(|(_, c)| c)
-            .collect();
+        // Round-robin over pairs, so that a pair's cells share one client process.
+        let mut pair: Option<(String, String)> = None;
+        let mut i = 0;
+        cells.retain(|c| {
+            let this = (c.key.client.clone(), c.key.server.clone());
+            if pair.as_ref().is_some_and(|p| *p != this) {
+                i += 1;
+            }
+            pair = Some(this);
+            i % n == k - 1
+        });
     }
     Ok(cells)
 }
@@ -242,6 +269,18 @@ mod tests {
         }
         union.sort();
         assert_eq!(union, all);
+        s.tls = TlsMode::ALL.to_vec();
+        s.shard = Some((2, 4));
+        let shard: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
+        assert_eq!(
+            shard.len(),
+            6,
+            "two pairs (9 over 4 shards), every TLS mode of each: {shard:?}"
+        );
+        assert!(
+            shard[..3].iter().all(|id| id.starts_with("client=a/server=b/")),
+            "{shard:?}"
+        );
         assert_eq!(parse_shard("2/3"), Ok((2, 3)));
         assert!(parse_shard("4/3").is_err());
     }
@@ -257,6 +296,31 @@ mod tests {
             .collect();
         assert_eq!(ids, ["a>rust", "b>rust", "rust>a", "rust>b", "rust>rust"]);
         assert_eq!(combinations(&s, &sets()), 5);
+    }
+
+    #[test]
+    fn pairs_gather_the_tls_modes_of_one_client_and_server() {
+        let s = sel(&["go", "rust"], &TlsMode::ALL, &["a"]);
+        let ids = |per_pair| -> Vec<Vec<String>> {
+            pairs(plan(&s, &sets()).unwrap(), per_pair)
+                .iter()
+                .map(|p| p.iter().map(|c| c.key.id()).collect())
+                .collect()
+        };
+        let by_pair = ids(true);
+        assert_eq!(by_pair.len(), 4);
+        assert_eq!(
+            by_pair[0],
+            [
+                "client=go/server=go/tls=none",
+                "client=go/server=go/tls=server",
+                "client=go/server=go/tls=mtls"
+            ]
+        );
+        assert!(by_pair
+            .iter()
+            .all(|p| p.len() == 3 && p.iter().all(|id| id.starts_with(&p[0][..24]))));
+        assert_eq!(ids(false).len(), 12);
     }
 
     #[test]

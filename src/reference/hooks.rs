@@ -99,8 +99,9 @@ pub fn parse_grpc_timeout(v: &str) -> Option<Duration> {
     })
 }
 
-/// Answers ahead of tonic's own timeout layer, which fires at the deadline.
-const DEADLINE_LEAD: Duration = Duration::from_millis(5);
+/// Answers 50 ms ahead of the deadline (CONTRACT.md, "Cancellation and deadlines at the
+/// server"), so tonic's own timeout layer, which fires at the deadline, never does.
+const DEADLINE_LEAD: Duration = Duration::from_millis(50);
 
 /// Deliberate bugs of the HTTP-level hooks (see `server::Fault`).
 #[derive(Clone, Copy, Debug, Default)]

@@ -20,10 +20,12 @@ impl Console {
         Console { bar }
     }
 
-    pub fn test_done(&self, t: &TestResult) {
+    /// A test ended; `listed`: it is on the known-failing list (then its
+    /// failure is expected and not printed).
+    pub fn test_done(&self, t: &TestResult, listed: bool) {
         self.bar.inc(1);
         // An unavailable language is one line at the end, not one per test.
-        if matches!(t.outcome, Outcome::Failed | Outcome::Error) && t.unavailable.is_none() {
+        if matches!(t.outcome, Outcome::Failed | Outcome::Error) && t.unavailable.is_none() && !listed {
             let label = if t.outcome == Outcome::Failed { "FAIL " } else { "ERROR" };
             let mut text = format!("{label} {}", t.id);
             for r in t.reasons.iter().take(3) {

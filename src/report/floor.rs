@@ -1,20 +1,22 @@
 //! Where a run's time went (pure): a floor computed from the run's own
 //! measurements — every server start-up, every client start-up up to its
-//! first line, and each cell's longest test (waits that overlap in lanes,
-//! but not below the longest) — spread over the job slots, against the
-//! wall time of the cells; and the busiest cells.
+//! first line, and each client process's longest test (waits overlap in
+//! lanes, but not below the longest) — spread over the job slots, against
+//! the wall time of the cells; and the busiest client processes.
+use crate::model::cell::CellKey;
 use crate::model::run::RunSummary;
+use crate::model::tls::KeyType;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// How close a run came to its floor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Floor {
-    /// Cells run at once.
+    /// Client processes run at once.
     pub jobs: usize,
     /// Wall time of the cells (builds excluded), retries included.
     pub wall_ms: f64,
-    /// (server start-ups + client start-ups + longest test per cell) ÷ jobs.
+    /// (server start-ups + client start-ups + longest test per client process) ÷ jobs.
     pub floor_ms: f64,
     /// wall ÷ floor.
     pub ratio: f64,
@@ -23,20 +25,30 @@ pub struct Floor {
     pub clients_started: usize,
     pub client_startup_ms: f64,
     pub longest_tests_ms: f64,
-    /// The five longest cells, longest first.
+    /// The five longest client processes, longest first.
     pub busiest: Vec<Busy>,
 }
 
-/// One of the busiest cells.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// One of the busiest client processes.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Busy {
-    pub cell: String,
+    /// The cell, or `client=C/server=S` for the cells of a pair.
+    pub process: String,
     pub duration_ms: f64,
     pub server_ready_ms: Option<f64>,
     pub client_first_line_ms: f64,
     /// Its longest test (set/case) and that test's time.
     pub longest_test: String,
     pub longest_ms: f64,
+}
+
+/// The client process that ran a cell's tests.
+fn process(s: &RunSummary, k: &CellKey) -> String {
+    match (s.per_pair, k.key_type == KeyType::default()) {
+        (false, _) => k.id(),
+        (true, true) => format!("client={}/server={}", k.client, k.server),
+        (true, false) => format!("client={}/server={}/key={}", k.client, k.server, k.key_type.as_str()),
+    }
 }
 
 /// The floor of a run; `None` when nothing ran or the run does not say how
@@ -47,7 +59,7 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
     }
     let mut longest: BTreeMap<String, (f64, String)> = BTreeMap::new();
     for t in &s.tests {
-        let e = longest.entry(t.cell.id()).or_insert((0.0, String::new()));
+        let e = longest.entry(process(s, &t.cell)).or_insert((0.0, String::new()));
         if t.duration_ms > e.0 {
             *e = (t.duration_ms, format!("{}/{}", t.set, t.case));
         }
@@ -61,21 +73,25 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
     let longest_tests_ms: f64 = longest.values().map(|(ms, _)| ms).sum();
     let sum = servers.iter().sum::<f64>() + clients.iter().sum::<f64>() + longest_tests_ms;
     let floor_ms = (sum / s.jobs as f64).max(1.0);
-    let mut busiest: Vec<Busy> = s
-        .cells
-        .iter()
-        .map(|c| {
-            let (ms, test) = longest.get(&c.key.id()).cloned().unwrap_or_default();
+    let mut by_process: BTreeMap<String, Busy> = BTreeMap::new();
+    for c in &s.cells {
+        let p = process(s, &c.key);
+        let b = by_process.entry(p.clone()).or_insert_with(|| {
+            let (ms, test) = longest.get(&p).cloned().unwrap_or_default();
             Busy {
-                cell: c.key.id(),
-                duration_ms: c.duration_ms,
-                server_ready_ms: c.server_ready_ms,
-                client_first_line_ms: c.client_first_line_ms.iter().sum(),
+                process: p,
                 longest_test: test,
                 longest_ms: ms,
+                ..Default::default()
             }
-        })
-        .collect();
+        });
+        b.duration_ms = b.duration_ms.max(c.duration_ms);
+        if let Some(r) = c.server_ready_ms {
+            *b.server_ready_ms.get_or_insert(0.0) += r;
+        }
+        b.client_first_line_ms += c.client_first_line_ms.iter().sum::<f64>();
+    }
+    let mut busiest: Vec<Busy> = by_process.into_values().collect();
     busiest.sort_by(|a, b| b.duration_ms.total_cmp(&a.duration_ms));
     busiest.truncate(5);
     Some(Floor {
@@ -93,15 +109,15 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
 }
 
 /// The Markdown section: wall, floor, ratio, what the floor is made of, and
-/// the busiest cells.
+/// the busiest client processes.
 pub fn render(f: &Floor) -> String {
     let s = |ms: f64| format!("{:.1} s", ms / 1000.0);
     let mut out = format!(
         "## Where the time went
 
-Cells took **{}** of wall time with {} at a time; their floor is **{}**, \
+Cells took **{}** of wall time with {} client processes at a time; their floor is **{}**, \
          so wall ÷ floor = **{:.2}**. The floor is ({} server start-ups, {} + {} client start-ups, {} + \
-         each cell's longest test, {}) ÷ {}.\n\n",
+         each client process's longest test, {}) ÷ {}.\n\n",
         s(f.wall_ms),
         f.jobs,
         s(f.floor_ms),
@@ -113,12 +129,14 @@ Cells took **{}** of wall time with {} at a time; their floor is **{}**, \
         s(f.longest_tests_ms),
         f.jobs
     );
-    out.push_str("| busiest cell | took | server start | client start | longest test |\n|---|---|---|---|---|\n");
+    out.push_str(
+        "| busiest client process | took | server starts | client start | longest test |\n|---|---|---|---|---|\n",
+    );
     for b in &f.busiest {
         let ready = b.server_ready_ms.map(s).unwrap_or_else(|| "shared".into());
         out.push_str(&format!(
             "| `{}` | {} | {} | {} | {} ({}) |\n",
-            b.cell,
+            b.process,
             s(b.duration_ms),
             ready,
             s(b.client_first_line_ms),
@@ -180,6 +198,7 @@ mod tests {
             duration_ms: 9000.0,
             execute_ms: 1000.0,
             jobs: 2,
+            per_pair: false,
             profile: None,
             command: String::new(),
             builds: Default::default(),
@@ -194,7 +213,7 @@ mod tests {
         assert_eq!(f.floor_ms, 700.0);
         assert!((f.ratio - 1000.0 / 700.0).abs() < 1e-9);
         assert_eq!((f.servers_started, f.clients_started), (1, 2));
-        assert_eq!(f.busiest[0].cell, key("java").id());
+        assert_eq!(f.busiest[0].process, key("java").id());
         assert_eq!(f.busiest[1].longest_test, "s/b");
         let md = render(&f);
         assert!(md.contains("wall ÷ floor = **1.43**"), "{md}");
@@ -204,5 +223,40 @@ mod tests {
         );
         let none = RunSummary { jobs: 0, ..s };
         assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
+    }
+
+    #[test]
+    fn one_process_per_pair_counts_its_longest_test_once() {
+        let mut tls = test("go", "t", 400.0);
+        tls.cell.tls = TlsMode::Server;
+        let cell = |key: CellKey, ready: f64, first: Vec<f64>| CellInfo {
+            key,
+            server_ready_ms: Some(ready),
+            client_first_line_ms: first,
+            duration_ms: 800.0,
+            notes: vec![],
+        };
+        let s = RunSummary {
+            run_id: "r".into(),
+            started_at: String::new(),
+            duration_ms: 900.0,
+            execute_ms: 800.0,
+            jobs: 1,
+            per_pair: true,
+            profile: None,
+            command: String::new(),
+            builds: Default::default(),
+            cells: vec![cell(key("go"), 10.0, vec![90.0]), cell(tls.cell.clone(), 20.0, vec![])],
+            tests: vec![test("go", "a", 300.0), tls],
+            interrupted: false,
+            problems: vec![],
+        };
+        let f = floor(&s).unwrap();
+        // 10 + 20 (two servers) + 90 (one client) + 400 (the pair's longest)
+        assert_eq!(f.floor_ms, 520.0);
+        assert_eq!(f.busiest.len(), 1);
+        assert_eq!(f.busiest[0].process, "client=go/server=rust");
+        assert_eq!(f.busiest[0].server_ready_ms, Some(30.0));
+        assert_eq!(f.busiest[0].longest_test, "s/t");
     }
 }

@@ -27,6 +27,7 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
         duration_ms: parts.iter().map(|(_, s)| s.duration_ms).fold(0.0, f64::max),
         execute_ms: parts.iter().map(|(_, s)| s.execute_ms).fold(0.0, f64::max),
         jobs: 0, // several machines: no one floor
+        per_pair: parts.iter().all(|(_, s)| s.per_pair),
         profile,
         command: command.to_string(),
         builds: BTreeMap::new(),

@@ -1,12 +1,14 @@
-//! One client process over the tests of a cell: its script, written in
+//! One client process over the tests of a cell, or of every cell of a pair
+//! (a test on another connection than the process's own carries it in each
+//! of its steps): its script, written in
 //! phases (the tests that run alone come after all the others have ended),
 //! read back line by line with a time budget per step and lane, and what it
 //! left unfinished.
 use super::progress::{self, End, Pending, Progress};
 use super::Runner;
-use crate::contract::script::{self, Line};
+use crate::contract::script::{self, Connection, Line};
 use crate::exec::process;
-use crate::input::cases::{script_steps, Connect};
+use crate::input::cases::script_steps;
 use crate::judge::{self, Observations};
 use crate::model::cell::CellKey;
 use crate::plan::{lanes, Test};
@@ -23,7 +25,14 @@ fn step_budget(step: &script::Step, grace: u64) -> u64 {
         + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
 }
 
-/// What a client process did for a group of tests.
+/// A test as a client process runs it: its cell and its connection.
+pub(super) struct Entry<'a> {
+    pub key: &'a CellKey,
+    pub test: &'a Test,
+    pub conn: Connection,
+}
+
+/// What a client process did for a group of tests (indexed as its entries).
 pub(super) struct GroupRun {
     pub obs: Observations,
     /// Per test index: reasons that make it an error (crash, hang, garbage).
@@ -41,6 +50,12 @@ struct Phase {
     input: String,
 }
 
+/// The prefix of a test's step ids: unique among the tests of a client
+/// process, which may run a case in several TLS modes.
+pub(super) fn step_prefix(key: &CellKey, t: &Test) -> String {
+    format!("{}/{}/{}", key.tls, t.set, t.case.name)
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -49,18 +64,25 @@ impl Runner {
     /// The script of a group of tests, in phases: the tests that wait spread
     /// over lanes, then the tests that run alone. A test whose case cannot
     /// become steps is left out with its error.
-    fn phases(&self, key: &CellKey, addr: &str, tests: &[&Test], attempt: u32, run: &mut GroupRun) -> [Phase; 2] {
+    fn phases(&self, entries: &[Entry], default: &Connection, attempt: u32, run: &mut GroupRun) -> [Phase; 2] {
         let grace = self.matrix.run.step_grace_ms;
-        let waits: Vec<u64> = tests
+        let waits: Vec<u64> = entries
             .iter()
-            .map(|t| t.case.steps.iter().map(lanes::waiting_ms).sum())
+            .map(|e| e.test.case.steps.iter().map(lanes::waiting_ms).sum())
             .collect();
-        let lane_of = lanes::assign(&waits, self.lanes);
+        // `lanes` per cell: a process that runs a pair's cells has that many for each.
+        let cells = entries
+            .iter()
+            .map(|e| e.key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
         let mut phases: [Phase; 2] = Default::default();
-        for (i, t) in tests.iter().enumerate() {
-            let prefix = format!("{}/{}", t.set, t.case.name);
-            let variant = (t.case.connect != Connect::Normal).then(|| self.connection(key, addr, t.case.connect));
-            let steps = match script_steps(&t.case.steps, &prefix, &self.namespace(key, t, attempt)) {
+        for (i, e) in entries.iter().enumerate() {
+            let t = e.test;
+            let prefix = step_prefix(e.key, t);
+            let variant = (e.conn != *default).then_some(&e.conn);
+            let steps = match script_steps(&t.case.steps, &prefix, &self.namespace(e.key, t, attempt)) {
                 Ok(steps) => steps,
                 Err(e) => {
                     run.errors.entry(i).or_default().push(format!("case error: {e}"));
@@ -69,7 +91,7 @@ impl Runner {
             };
             let phase = &mut phases[usize::from(t.case.alone)];
             for mut s in steps {
-                if let Some(conn) = &variant {
+                if let Some(conn) = variant {
                     s.use_connection(conn);
                 }
                 s.lane = if t.case.alone { 0 } else { lane_of[i] };
@@ -89,9 +111,9 @@ impl Runner {
         phases
     }
 
-    /// Runs one client process over a group of tests; a test on a variant
-    /// connection carries it in each of its steps.
-    pub(super) async fn run_group(&self, key: &CellKey, addr: &str, tests: &[&Test], attempt: u32) -> GroupRun {
+    /// Runs one client process over a group of tests (of one client
+    /// language), started with the `default` connection.
+    pub(super) async fn run_group(&self, entries: &[Entry<'_>], default: &Connection, attempt: u32) -> GroupRun {
         let mut run = GroupRun {
             obs: Observations::new(),
             errors: BTreeMap::new(),
@@ -100,12 +122,12 @@ impl Runner {
             stderr: String::new(),
         };
         let settings = &self.matrix.run;
-        let mut phases: Vec<Phase> = self.phases(key, addr, tests, attempt, &mut run).into_iter().collect();
+        let mut phases: Vec<Phase> = self.phases(entries, default, attempt, &mut run).into_iter().collect();
         phases.retain(|p| !p.order.is_empty());
         let Some(first_test) = phases.first().and_then(|p| p.order.first()).map(|s| s.test) else {
             return run;
         };
-        let lang = match self.matrix.language(&key.client) {
+        let lang = match self.matrix.language(&entries[first_test].key.client) {
             Ok(l) => l,
             Err(e) => {
                 run.errors.entry(first_test).or_default().push(e);
@@ -113,13 +135,13 @@ impl Runner {
             }
         };
         let mut argv = self.argv(&lang.client);
-        argv.extend(self.connection(key, addr, Connect::Normal).options());
+        argv.extend(default.options());
         argv.push("script".into());
         let start = Instant::now();
         let mut proc = match process::spawn(&argv, &lang.folder) {
             Ok(p) => p,
             Err(e) => {
-                for i in 0..tests.len() {
+                for i in 0..entries.len() {
                     run.errors
                         .entry(i)
                         .or_default()

@@ -25,6 +25,8 @@ mod pool;
 mod progress;
 mod server;
 
+use client::{Entry, GroupRun};
+
 /// A server someone started themselves (`run --target`): cells whose server
 /// is `label` are driven against it instead of a server the runner starts.
 #[derive(Debug, Clone)]
@@ -53,15 +55,28 @@ pub struct Runner {
     pub jobs: usize,
     /// Lanes of each client: its waiting tests run side by side (`plan::lanes`).
     pub lanes: u32,
+    /// One client process for all the cells of a pair (else one per cell).
+    pub per_pair: bool,
     /// The servers shared by the cells (`pool`).
     pub pool: pool::Pool,
     pub cancelled: Arc<AtomicBool>,
+    /// `--fail-fast` saw a red test: cells not yet started do not run.
+    pub stopped: Arc<AtomicBool>,
     /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
     pub repro_prefix: String,
     /// `run --target`: the already-running server, if any.
     pub external: Option<ExternalServer>,
     /// Run id: keeps keys of this run apart on a shared (external) server.
     pub run_id: String,
+}
+
+/// Tests of one cell served by one server (one certificate), each with its
+/// connection, and the lease on that server.
+struct Group<'a> {
+    cell: usize,
+    lease: Option<pool::Lease>,
+    addr: String,
+    tests: Vec<(&'a Test, Connection)>,
 }
 
 fn ms(d: Duration) -> f64 {
@@ -187,116 +202,189 @@ impl Runner {
         }
     }
 
-    /// Runs one cell; returns its results and info.
-    pub async fn run_cell(&self, cell: &Cell, attempt: u32) -> (Vec<TestResult>, CellInfo) {
+    /// The results of a cell that does not run (a language unavailable, the
+    /// run interrupted), or `None` when it runs.
+    async fn not_run(&self, cell: &Cell, info: &mut CellInfo) -> Option<Vec<TestResult>> {
         let key = &cell.key;
-        let start = Instant::now();
-        let mut info = CellInfo {
-            key: key.clone(),
-            server_ready_ms: None,
-            client_first_line_ms: vec![],
-            duration_ms: 0.0,
-            notes: vec![],
+        let (why, outcome, unavailable) = match [&key.client, &key.server]
+            .into_iter()
+            .find_map(|l| self.unavailable.get(l).map(|r| (l, r)))
+        {
+            Some((lang, reason)) => (
+                format!("{lang} is unavailable: {reason}"),
+                Outcome::Error,
+                Some(lang.clone()),
+            ),
+            None if self.cancelled.load(Ordering::SeqCst) => {
+                ("not run: interrupted".into(), Outcome::Interrupted, None)
+            }
+            None if self.stopped.load(Ordering::SeqCst) => (
+                "not run: --fail-fast stopped the run after a red test".into(),
+                Outcome::Interrupted,
+                None,
+            ),
+            None => return None,
         };
-        let mut results = Vec::new();
-        for lang in [&key.client, &key.server] {
-            if let Some(reason) = self.unavailable.get(lang) {
-                let reason = format!("{lang} is unavailable: {reason}");
-                results = cell
-                    .tests
-                    .iter()
-                    .map(|t| TestResult {
-                        unavailable: Some(lang.clone()),
-                        ..self.result(key, t, Outcome::Error, vec![reason.clone()], 0.0)
-                    })
-                    .collect();
-                info.notes.extend(self.skip_cell(cell).await);
-                return (results, info);
-            }
-        }
-        if self.cancelled.load(Ordering::SeqCst) {
-            info.notes.extend(self.skip_cell(cell).await);
-            results = cell
-                .tests
+        info.notes.extend(self.skip_cell(cell).await);
+        Some(
+            cell.tests
                 .iter()
-                .map(|t| self.result(key, t, Outcome::Interrupted, vec!["not run: interrupted".into()], 0.0))
-                .collect();
-            return (results, info);
-        }
-        for (cert, tests) in cell.groups() {
-            let leased = match self.external(key) {
-                Some(e) => self
-                    .external_answers(key, e)
-                    .await
-                    .map(|()| (e.addr.clone(), None))
-                    .map_err(|why| (why, String::new())),
-                None => self.lease(key, cert).await.map(|l| (l.addr.clone(), Some(l))),
-            };
-            let (addr, lease) = match leased {
-                Ok(l) => l,
-                Err((why, stderr)) => {
-                    if self.external(key).is_none() {
-                        info.notes.extend(self.skip(key, cert).await);
-                    }
-                    for t in &tests {
-                        let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
-                        r.server_stderr = stderr.clone();
-                        results.push(r);
-                    }
-                    continue;
-                }
-            };
-            if let Some(l) = &lease {
-                if let Some((ready, note)) = &l.started {
-                    if cert == ServerCert::Normal {
-                        info.server_ready_ms = Some(*ready);
-                    }
-                    info.notes.extend(note.clone());
-                }
-                info.notes.extend(l.restarted.clone());
-            }
-            let run = self.run_group(key, &addr, &tests, attempt).await;
-            info.client_first_line_ms.extend(run.first_line_ms);
-            let (server_gone, server_stderr) = match &lease {
-                Some(l) => self.server_gone(l).await,
-                None => (None, String::new()),
-            };
-            for (i, t) in tests.iter().enumerate() {
-                let prefix = format!("{}/{}", t.set, t.case.name);
-                let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
-                let infra = !reasons.is_empty();
-                if let Some(status) = &server_gone {
-                    reasons.push(format!("the server exited during the cell ({status})"));
-                }
-                reasons.extend(judge::judge(
-                    &t.case,
-                    &prefix,
-                    &self.namespace(key, t, attempt),
-                    &run.obs,
-                ));
-                let outcome = if infra || server_gone.is_some() {
-                    Outcome::Error
-                } else if reasons.is_empty() {
-                    Outcome::Passed
-                } else {
-                    Outcome::Failed
-                };
-                let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
-                if outcome.is_red() {
-                    r.client_stderr = run.stderr.clone();
-                    r.server_stderr = server_stderr.clone();
-                }
-                results.push(r);
-            }
-            if let Some(l) = lease {
-                info.notes.extend(self.release(l).await);
-            }
-        }
-        info.duration_ms = ms(start.elapsed());
-        (results, info)
+                .map(|t| TestResult {
+                    unavailable: unavailable.clone(),
+                    ..self.result(key, t, outcome, vec![why.clone()], 0.0)
+                })
+                .collect(),
+        )
     }
 
-    /// Runs cells, `jobs` at a time, calling `on_result` as each test ends.
+    /// Runs the cells of one pair (one client language against one server
+    /// language and key type: every TLS mode and certificate) with one
+    /// client process; returns each cell's results and info.
+    pub async fn run_pair(&self, cells: &[Cell], attempt: u32) -> Vec<(Vec<TestResult>, CellInfo)> {
+        let start = Instant::now();
+        let mut out: Vec<(Vec<TestResult>, CellInfo)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
+        for (c, cell) in cells.iter().enumerate() {
+            let key = &cell.key;
+            let mut info = CellInfo {
+                key: key.clone(),
+                server_ready_ms: None,
+                client_first_line_ms: vec![],
+                duration_ms: 0.0,
+                notes: vec![],
+            };
+            let mut results = Vec::new();
+            if let Some(r) = self.not_run(cell, &mut info).await {
+                out.push((r, info));
+                continue;
+            }
+            for (cert, tests) in cell.groups() {
+                let leased = match self.external(key) {
+                    Some(e) => self
+                        .external_answers(key, e)
+                        .await
+                        .map(|()| (e.addr.clone(), None))
+                        .map_err(|why| (why, String::new())),
+                    None => self.lease(key, cert).await.map(|l| (l.addr.clone(), Some(l))),
+                };
+                let (addr, lease) = match leased {
+                    Ok(l) => l,
+                    Err((why, stderr)) => {
+                        if self.external(key).is_none() {
+                            info.notes.extend(self.skip(key, cert).await);
+                        }
+                        for t in &tests {
+                            let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
+                            r.server_stderr = stderr.clone();
+                            results.push(r);
+                        }
+                        continue;
+                    }
+                };
+                if let Some(l) = &lease {
+                    if let Some((ready, note)) = &l.started {
+                        if cert == ServerCert::Normal {
+                            info.server_ready_ms = Some(*ready);
+                        }
+                        info.notes.extend(note.clone());
+                    }
+                    info.notes.extend(l.restarted.clone());
+                }
+                let tests = tests
+                    .into_iter()
+                    .map(|t| (t, self.connection(key, &addr, t.case.connect)))
+                    .collect();
+                groups.push(Group {
+                    cell: c,
+                    lease,
+                    addr,
+                    tests,
+                });
+            }
+            out.push((results, info));
+        }
+        if let Some(first) = groups.first() {
+            let default = self.connection(&cells[first.cell].key, &first.addr, Connect::Normal);
+            let entries: Vec<Entry> = groups
+                .iter()
+                .flat_map(|g| {
+                    g.tests.iter().map(|(test, conn)| Entry {
+                        key: &cells[g.cell].key,
+                        test,
+                        conn: conn.clone(),
+                    })
+                })
+                .collect();
+            let run = self.run_group(&entries, &default, attempt).await;
+            out[first.cell].1.client_first_line_ms.extend(run.first_line_ms);
+            let mut i = 0;
+            for g in &groups {
+                let (server_gone, server_stderr) = match &g.lease {
+                    Some(l) => self.server_gone(l).await,
+                    None => (None, String::new()),
+                };
+                let key = &cells[g.cell].key;
+                for (t, _) in &g.tests {
+                    let r = self.verdict(key, t, i, &run, server_gone.as_deref(), &server_stderr, attempt);
+                    out[g.cell].0.push(r);
+                    i += 1;
+                }
+            }
+        }
+        for g in groups {
+            if let Some(l) = g.lease {
+                out[g.cell].1.notes.extend(self.release(l).await);
+            }
+        }
+        let took = ms(start.elapsed());
+        for (_, info) in &mut out {
+            info.duration_ms = took;
+        }
+        out
+    }
+
+    /// The result of entry `i` of a client process: what it left unfinished,
+    /// whether the server went away, and the judge.
+    #[allow(clippy::too_many_arguments)]
+    fn verdict(
+        &self,
+        key: &CellKey,
+        t: &Test,
+        i: usize,
+        run: &GroupRun,
+        server_gone: Option<&str>,
+        server_stderr: &str,
+        attempt: u32,
+    ) -> TestResult {
+        let prefix = client::step_prefix(key, t);
+        let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
+        let infra = !reasons.is_empty();
+        if let Some(status) = server_gone {
+            reasons.push(format!("the server exited during the cell ({status})"));
+        }
+        reasons.extend(judge::judge(
+            &t.case,
+            &prefix,
+            &self.namespace(key, t, attempt),
+            &run.obs,
+        ));
+        let outcome = if infra || server_gone.is_some() {
+            Outcome::Error
+        } else if reasons.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
+        if outcome.is_red() {
+            r.client_stderr = run.stderr.clone();
+            r.server_stderr = server_stderr.to_string();
+        }
+        r
+    }
+
+    /// Runs cells, `jobs` client processes at a time (one per pair, or per
+    /// cell), calling `on_result` as each test ends.
     /// `attempt` > 1 gives every test fresh keys (retries, stress).
     pub async fn run(
         self: Arc<Self>,
@@ -307,15 +395,15 @@ impl Runner {
         self.pool.expect(&cells).await;
         let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
-        for (idx, cell) in cells.into_iter().enumerate() {
+        for (idx, pair) in crate::plan::pairs(cells, self.per_pair).into_iter().enumerate() {
             let (me, sem, on_result) = (self.clone(), sem.clone(), on_result.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
-                let (results, info) = me.run_cell(&cell, attempt).await;
-                for r in &results {
+                let done = me.run_pair(&pair, attempt).await;
+                for r in done.iter().flat_map(|(r, _)| r) {
                     on_result(r);
                 }
-                (idx, results, info)
+                (idx, done)
             });
         }
         let mut done = Vec::new();
@@ -323,10 +411,10 @@ impl Runner {
             done.push(r.expect("cell task panicked"));
         }
         self.stop_all().await;
-        done.sort_by_key(|(i, _, _)| *i);
+        done.sort_by_key(|(i, _)| *i);
         let mut results = Vec::new();
         let mut infos = Vec::new();
-        for (_, r, i) in done {
+        for (r, i) in done.into_iter().flat_map(|(_, d)| d) {
             results.extend(r);
             infos.push(i);
         }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	pb "stockmatrix/gen/stockpb"
@@ -96,8 +97,8 @@ func (s *stockServer) applyHooks(ctx context.Context) (*hooks, error) {
 	}
 	if v := md.Get("x-stock-report-deadline"); len(v) > 0 && v[0] == "true" {
 		left := "none"
-		if deadline, ok := ctx.Deadline(); ok {
-			left = strconv.FormatInt(max(time.Until(deadline).Milliseconds(), 0), 10)
+		if deadline, ok := ctx.Deadline(); ok { // endsEarly's: the stack's is cutoff later
+			left = strconv.FormatInt(max(time.Until(deadline.Add(cutoff)).Milliseconds(), 0), 10)
 		}
 		trailer.Set("x-stock-deadline-ms", left)
 	}
@@ -127,12 +128,28 @@ func (s *stockServer) applyHooks(ctx context.Context) (*hooks, error) {
 
 func isStock(fullMethod string) bool { return strings.HasPrefix(fullMethod, "/stock.v1.Stock/") }
 
+// cutoff is how long before its deadline a call still running is ended by the server itself, with
+// DEADLINE_EXCEEDED in trailers: grpc-go would reset the stream at the deadline (RST_STREAM CANCEL), which
+// grpc-js and C-core clients may read as CANCELLED (CONTRACT.md, "Cancellation and deadlines at the server").
+const cutoff = 50 * time.Millisecond
+
+// endsEarly is the call's context with a deadline cutoff before the stack's, which the delay and the handlers
+// honour; a call without a deadline keeps none.
+func endsEarly(ctx context.Context) (context.Context, context.CancelFunc) {
+	if deadline, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(ctx, deadline.Add(-cutoff))
+	}
+	return context.WithCancel(ctx)
+}
+
 // unaryHooks is the interceptor of the unary Stock calls: a forced failure ends them at once.
 func (s *stockServer) unaryHooks(ctx context.Context, req any, info *grpc.UnaryServerInfo,
 	handler grpc.UnaryHandler) (any, error) {
 	if !isStock(info.FullMethod) {
 		return handler(ctx, req)
 	}
+	ctx, cancel := endsEarly(ctx)
+	defer cancel()
 	h, err := s.applyHooks(ctx)
 	if err != nil {
 		return nil, err
@@ -149,29 +166,73 @@ func (s *stockServer) unaryHooks(ctx context.Context, req any, info *grpc.UnaryS
 
 // streamHooks is the interceptor of the streaming Stock calls. A forced failure ends a Monitor or a Trade
 // once N messages are out (N = 0: at once), a Batch once its request stream is read (hookedStream).
+// A call with a deadline runs its handler aside: when endsEarly's context ends first (the handler may be
+// waiting in Recv), the call ends here, and the handler can send nothing more and apply no Batch.
 func (s *stockServer) streamHooks(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo,
 	handler grpc.StreamHandler) error {
 	if !isStock(info.FullMethod) {
 		return handler(srv, ss)
 	}
-	h, err := s.applyHooks(ss.Context())
+	ctx, cancel := endsEarly(ss.Context())
+	defer cancel()
+	h, err := s.applyHooks(ctx)
 	if err != nil {
 		return err
 	}
 	if h.fail != nil && info.IsServerStream && h.failAfter == 0 {
 		return h.fail.Err()
 	}
-	return handler(srv, &hookedStream{ServerStream: ss, hooks: h, batch: !info.IsServerStream})
+	hs := &hookedStream{ServerStream: ss, ctx: ctx, hooks: h, batch: !info.IsServerStream}
+	if _, ok := ctx.Deadline(); !ok {
+		return handler(srv, hs)
+	}
+	done := make(chan error, 1)
+	go func() { done <- handler(srv, hs) }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	if !hs.end() {
+		return <-done // a Batch being applied: it answers at once
+	}
+	select {
+	case err := <-done:
+		return err
+	default:
+		return status.FromContextError(ctx.Err()).Err()
+	}
 }
 
+// hookedStream is a Stock call's stream with its hooks, and with endsEarly's context as its context.
 type hookedStream struct {
 	grpc.ServerStream
+	ctx   context.Context
 	hooks *hooks
 	batch bool
 	sent  int
+
+	mu       sync.Mutex // serializes the handler's sends and commit with end
+	over     bool       // ended by streamHooks: the handler's result is no longer sent
+	applying bool       // a Batch read its whole request stream and applies it: it is not ended
+}
+
+func (s *hookedStream) Context() context.Context { return s.ctx }
+
+// end marks the call over unless its Batch is being applied; false when it is.
+func (s *hookedStream) end() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.over = !s.applying
+	return s.over
 }
 
 func (s *hookedStream) SendMsg(m any) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.over {
+		return status.FromContextError(s.ctx.Err()).Err()
+	}
 	if err := s.ServerStream.SendMsg(m); err != nil {
 		return err
 	}
@@ -183,11 +244,26 @@ func (s *hookedStream) SendMsg(m any) error {
 }
 
 func (s *hookedStream) RecvMsg(m any) error {
+	s.mu.Lock()
+	over := s.over
+	s.mu.Unlock()
+	if over {
+		return status.FromContextError(s.ctx.Err()).Err()
+	}
 	err := s.ServerStream.RecvMsg(m)
-	if err == io.EOF && s.batch && s.hooks.fail != nil {
+	if err != io.EOF || !s.batch {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.over:
+		return status.FromContextError(s.ctx.Err()).Err()
+	case s.hooks.fail != nil:
 		return s.hooks.fail.Err()
 	}
-	return err
+	s.applying = true
+	return io.EOF
 }
 
 // forcedStatus is the status x-stock-fail asks for, with its rich error detail, a google.rpc.ErrorInfo.

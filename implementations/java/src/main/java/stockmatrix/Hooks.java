@@ -10,7 +10,12 @@ import io.grpc.internal.GrpcUtil;
 import io.grpc.protobuf.StatusProto;
 import java.nio.charset.StandardCharsets;
 import java.util.Set;
+import java.util.concurrent.CountDownLatch;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
 import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 
 /** The contract's x-stock-* test hooks, applied to every stock.v1.Stock call by this interceptor. */
 final class Hooks implements ServerInterceptor {
@@ -23,6 +28,14 @@ final class Hooks implements ServerInterceptor {
     private static final Metadata.Key<byte[]> ECHO_BIN = binaryKey("x-stock-echo-bin");
     private static final Metadata.Key<String> ECHO_HEADER = key("x-stock-echo-header");
     private static final Metadata.Key<String> ECHO_TRAILER = key("x-stock-echo-trailer");
+    /** A call still running this long before its deadline ends with DEADLINE_EXCEEDED (grpc-java would reset it). */
+    private static final long DEADLINE_LEAD_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /** Ends the calls that reach their deadline minus the lead. */
+    private static final ScheduledExecutorService TIMER = Executors.newSingleThreadScheduledExecutor(r -> {
+        Thread t = new Thread(r, "stock-deadline");
+        t.setDaemon(true);
+        return t;
+    });
 
     /** What one call's metadata asks for; fail is null without x-stock-fail. */
     record Asked(
@@ -73,12 +86,16 @@ final class Hooks implements ServerInterceptor {
     /**
      * Echoes, response compression and the report-* trailers; then the delay, a stop when the call is over, and the
      * forced failure: at once for unary calls (and after 0 messages), after the request stream for Batch, else after
-     * failAfter response messages.
+     * failAfter response messages. A call with a deadline ends with DEADLINE_EXCEEDED 50 ms before it (trailers, not
+     * grpc-java's reset); its handlers run in a context that is cancelled then.
      */
     @Override
     public <Q, R> ServerCall.Listener<Q> interceptCall(
             ServerCall<Q, R> serverCall, Metadata headers, ServerCallHandler<Q, R> next) {
-        HookedCall<Q, R> call = new HookedCall<>(serverCall);
+        Deadline deadline = Context.current().getDeadline();
+        Context context =
+                deadline == null ? Context.current() : Context.current().withCancellation();
+        HookedCall<Q, R> call = new HookedCall<>(serverCall, context);
         call.header.merge(headers, Set.of(ECHO, ECHO_BIN, ECHO_HEADER));
         call.trailer.merge(headers, Set.of(ECHO, ECHO_BIN, ECHO_TRAILER));
         if ("gzip".equals(headers.get(key("x-stock-compress")))) {
@@ -89,22 +106,27 @@ final class Hooks implements ServerInterceptor {
             call.trailer.put(key("x-stock-request-encoding"), encoding == null ? "identity" : encoding);
         }
         if ("true".equals(headers.get(key("x-stock-report-deadline")))) {
-            Deadline deadline = Context.current().getDeadline();
             long left = deadline == null ? -1 : Math.max(0, deadline.timeRemaining(TimeUnit.MILLISECONDS));
             call.trailer.put(key("x-stock-deadline-ms"), left < 0 ? "none" : Long.toString(left));
+        }
+        if (deadline != null) {
+            call.expireAt(deadline);
         }
         Asked asked;
         try {
             asked = readHooks(headers);
-            Thread.sleep(asked.delayMs);
+            delay(context, asked.delayMs);
         } catch (StatusRuntimeException | InterruptedException e) { // a bad hook value, or an interrupted delay
             return call.end(Status.fromThrowable(e).asRuntimeException());
         }
-        Status over = Contexts.statusFromCancelled(Context.current());
+        Status over = Contexts.statusFromCancelled(context);
         if (over != null) {
             return call.end(over.asRuntimeException());
         } else if (asked.watchersPrefix != null) {
-            call.trailer.put(key("x-stock-watchers"), Long.toString(store.watchers(asked.watchersPrefix)));
+            String count = Long.toString(store.watchers(asked.watchersPrefix));
+            synchronized (call) {
+                call.trailer.put(key("x-stock-watchers"), count);
+            }
         }
         MethodType type = call.getMethodDescriptor().getType();
         boolean batch = type == MethodType.CLIENT_STREAMING;
@@ -115,7 +137,7 @@ final class Hooks implements ServerInterceptor {
             call.failAfter = asked.failAfter;
         }
         ServerCall.Listener<Q> listener =
-                Contexts.interceptCall(Context.current().withValue(CURRENT, asked), call, headers, next);
+                Contexts.interceptCall(context.withValue(CURRENT, asked), call, headers, next);
         if (asked.fail == null || !batch) {
             return listener;
         }
@@ -159,20 +181,62 @@ final class Hooks implements ServerInterceptor {
                 .build());
     }
 
+    /** Sleeps the x-stock-delay-ms, or less when the call's context is cancelled first (the call is over). */
+    private static void delay(Context context, long ms) throws InterruptedException {
+        if (ms <= 0) {
+            return;
+        }
+        CountDownLatch over = new CountDownLatch(1);
+        Context.CancellationListener wake = c -> over.countDown();
+        context.addListener(wake, Runnable::run);
+        try {
+            over.await(ms, TimeUnit.MILLISECONDS);
+        } finally {
+            context.removeListener(wake);
+        }
+    }
+
     /**
-     * The call with the hooks' headers and trailers; after failAfter messages it ends with the forced status. Once
-     * ended it sends nothing more and reports itself cancelled, so a Monitor drops out of the store at once.
+     * The call with the hooks' headers and trailers; after failAfter messages it ends with the forced status, and 50
+     * ms before its deadline with DEADLINE_EXCEEDED. Once ended it sends nothing more and reports itself cancelled, so
+     * a Monitor drops out of the store at once. Sending and closing are serialized (a ServerCall is not thread-safe).
      */
     private static final class HookedCall<Q, R> extends SimpleForwardingServerCall<Q, R> {
         final Metadata header = new Metadata();
         final Metadata trailer = new Metadata();
+        private final Context context;
         private StatusRuntimeException fail;
         private long failAfter = -1;
         private long sent;
         private boolean closed;
+        private ScheduledFuture<?> expiry;
 
-        HookedCall(ServerCall<Q, R> call) {
+        HookedCall(ServerCall<Q, R> call, Context context) {
             super(call);
+            this.context = context;
+        }
+
+        /** Schedules the end at the deadline minus the lead; a close before then cancels it. */
+        synchronized void expireAt(Deadline deadline) {
+            if (!closed) {
+                long left = deadline.timeRemaining(TimeUnit.NANOSECONDS) - DEADLINE_LEAD_NANOS;
+                expiry = TIMER.schedule(this::expire, Math.max(0, left), TimeUnit.NANOSECONDS);
+            }
+        }
+
+        /**
+         * Ends a call still running with DEADLINE_EXCEEDED in trailers, then cancels its handlers' context (outside
+         * the lock: a Monitor's unwatch takes the store's lock, whose sinks take this one).
+         */
+        private void expire() {
+            if (!isCancelled()) {
+                end(Status.DEADLINE_EXCEEDED
+                        .withDescription("deadline exceeded")
+                        .asRuntimeException());
+            }
+            if (context instanceof Context.CancellableContext c) {
+                c.cancel(new TimeoutException("deadline exceeded"));
+            }
         }
 
         /** Ends the call with the exception's status and trailers; the listener for a call that ended early. */
@@ -183,8 +247,10 @@ final class Hooks implements ServerInterceptor {
 
         @Override
         public synchronized void sendHeaders(Metadata headers) {
-            headers.merge(header);
-            super.sendHeaders(headers);
+            if (!closed) {
+                headers.merge(header);
+                super.sendHeaders(headers);
+            }
         }
 
         @Override
@@ -201,6 +267,9 @@ final class Hooks implements ServerInterceptor {
         public synchronized void close(Status status, Metadata trailers) {
             if (!closed) {
                 closed = true;
+                if (expiry != null) {
+                    expiry.cancel(false);
+                }
                 trailers.merge(trailer);
                 super.close(status, trailers);
             }

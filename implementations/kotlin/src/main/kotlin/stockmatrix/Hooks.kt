@@ -115,8 +115,12 @@ object HooksInterceptor : ServerInterceptor {
     }
 }
 
-/** grpc-java resets a stream at its deadline (some clients then see CANCELLED): answer this much earlier. */
-private const val DEADLINE_LEAD_MS = 5L
+/**
+ * grpc-java resets a stream at its deadline (grpc-js and C-core clients may then see CANCELLED): a call still running
+ * this much earlier ends with DEADLINE_EXCEEDED in trailers instead (CONTRACT.md, "Cancellation and deadlines at the
+ * server").
+ */
+private const val DEADLINE_LEAD_MS = 50L
 
 /**
  * Runs a Stock method's [block] after the hooks that come first: the delay, a stop when the call is over by then, the

@@ -7,7 +7,7 @@ import io.grpc.MethodDescriptor.MethodType.{CLIENT_STREAMING, UNARY}
 import io.grpc.protobuf.StatusProto
 
 import java.nio.charset.StandardCharsets.UTF_8
-import java.util.concurrent.TimeUnit
+import java.util.concurrent.{CountDownLatch, Executors, ScheduledFuture, TimeUnit, TimeoutException}
 import scala.util.Try
 
 /** What the `x-stock-*` metadata of one call asks of the methods: the delay, the forced failure (after `failAfter`
@@ -30,6 +30,16 @@ object Hooks {
   def key(name: String): Metadata.Key[String] = Metadata.Key.of(name, Metadata.ASCII_STRING_MARSHALLER)
 
   def binaryKey(name: String): Metadata.Key[Array[Byte]] = Metadata.Key.of(name, Metadata.BINARY_BYTE_MARSHALLER)
+
+  /** A call still running this long before its deadline ends with DEADLINE_EXCEEDED (grpc-java would reset it). */
+  private val DeadlineLeadNanos = TimeUnit.MILLISECONDS.toNanos(50)
+
+  /** Ends the calls that reach their deadline minus the lead. */
+  private val Timer = Executors.newSingleThreadScheduledExecutor { (r: Runnable) =>
+    val t = new Thread(r, "stock-deadline")
+    t.setDaemon(true)
+    t
+  }
 
   /** The request metadata's hooks; a value that is not a number or a code name is INVALID_ARGUMENT. */
   def readHooks(md: Metadata): Either[StatusException, Hooks] = {
@@ -67,7 +77,9 @@ object Hooks {
     * `x-stock-echo-header` and `x-stock-echo-trailer` as one of them), `x-stock-compress` (grpc-java's per-call
     * ServerCall.setCompression), the encoding and deadline reports as the call starts, the delay (a call that is over
     * by then goes no further), the watchers report, then a failure that takes effect at once (unary calls, or
-    * `x-stock-fail-after` 0 but for Batch); else the hooks go into the call's Context for the method.
+    * `x-stock-fail-after` 0 but for Batch); else the hooks go into the call's Context for the method. A call with a
+    * deadline ends with DEADLINE_EXCEEDED 50 ms before it (trailers, not grpc-java's reset); the delay and the method
+    * run in a Context that is cancelled then.
     */
   final class Interceptor(store: Store) extends ServerInterceptor {
     override def interceptCall[Q, R](
@@ -89,26 +101,26 @@ object Hooks {
         tail.put(key("x-stock-deadline-ms"), left.getOrElse("none"))
       }
       if (text("x-stock-compress").contains("gzip")) call.setCompression("gzip")
-      val hooked = new ForwardingServerCall.SimpleForwardingServerCall[Q, R](call) {
-        override def sendHeaders(h: Metadata): Unit = { h.merge(head); super.sendHeaders(h) }
-        override def close(status: Status, trailers: Metadata): Unit = {
-          trailers.merge(tail)
-          super.close(status, trailers)
-        }
-      }
+      val deadline = Option(Context.current().getDeadline)
+      val context = if (deadline.isEmpty) Context.current() else Context.current().withCancellation()
+      val hooked = new HookedCall(call, head, tail, context)
+      deadline.foreach(hooked.expireAt)
       def fail(e: StatusException) = { hooked.close(e.getStatus, e.getTrailers); new ServerCall.Listener[Q] {} }
 
       readHooks(headers) match {
         case Left(e)      => fail(e)
         case Right(hooks) =>
-          if (hooks.delayMs > 0) Thread.sleep(hooks.delayMs)
-          if (Context.current().isCancelled) new ServerCall.Listener[Q] {} // over while delayed: nothing applied
+          delay(context, hooks.delayMs)
+          if (context.isCancelled) new ServerCall.Listener[Q] {} // over while delayed: nothing applied
           else {
-            text("x-stock-report-watchers").foreach(p => tail.put(key("x-stock-watchers"), store.watchers(p).toString))
+            text("x-stock-report-watchers").foreach { p =>
+              val count = store.watchers(p).toString
+              hooked.synchronized(tail.put(key("x-stock-watchers"), count))
+            }
             val kind = call.getMethodDescriptor.getType
             hooks.fail.filter(_ => kind == UNARY || hooks.failAfter == 0 && kind != CLIENT_STREAMING) match {
               case Some(e) => fail(e)
-              case None    => Contexts.interceptCall(Context.current().withValue(Current, hooks), hooked, headers, next)
+              case None    => Contexts.interceptCall(context.withValue(Current, hooks), hooked, headers, next)
             }
           }
       }
@@ -120,5 +132,62 @@ object Hooks {
     val info = ErrorInfo.newBuilder().setReason("FORCED").setDomain("stock.v1")
     val status = com.google.rpc.Status.newBuilder().setCode(code.value).setMessage(message)
     StatusProto.toStatusException(status.addDetails(Any.pack(info.build())).build())
+  }
+
+  /** Sleeps `ms`, or less when the call's Context is cancelled first (the call is over). */
+  private def delay(context: Context, ms: Long): Unit = if (ms > 0) {
+    val over = new CountDownLatch(1)
+    val wake: Context.CancellationListener = _ => over.countDown()
+    context.addListener(wake, (r: Runnable) => r.run())
+    try over.await(ms, TimeUnit.MILLISECONDS)
+    finally context.removeListener(wake)
+  }
+
+  /** The call with the hooks' headers (`head`) and trailers (`tail`); 50 ms before its deadline it ends with
+    * DEADLINE_EXCEEDED. Sending and closing are serialized (a ServerCall is not thread-safe); once closed it sends
+    * nothing more and reports itself cancelled.
+    */
+  private final class HookedCall[Q, R](call: ServerCall[Q, R], head: Metadata, tail: Metadata, context: Context)
+      extends ForwardingServerCall.SimpleForwardingServerCall[Q, R](call) {
+    private var closed = false
+    private var expiry: Option[ScheduledFuture[_]] = None
+
+    /** Schedules the end at the deadline minus the lead; a close before then cancels it. */
+    def expireAt(deadline: Deadline): Unit = synchronized {
+      if (!closed) {
+        val left = deadline.timeRemaining(TimeUnit.NANOSECONDS) - DeadlineLeadNanos
+        expiry = Some(Timer.schedule((() => expire()): Runnable, left.max(0L), TimeUnit.NANOSECONDS))
+      }
+    }
+
+    /** Ends a call still running, then cancels its Context outside the lock (a Monitor's unwatch takes the store's
+      * lock, under which deliveries take this one).
+      */
+    private def expire(): Unit = {
+      if (!isCancelled) close(Status.DEADLINE_EXCEEDED.withDescription("deadline exceeded"), new Metadata())
+      context match {
+        case c: Context.CancellableContext => c.cancel(new TimeoutException("deadline exceeded"))
+        case _                             => ()
+      }
+    }
+
+    override def sendHeaders(h: Metadata): Unit = synchronized {
+      if (!closed) { h.merge(head); super.sendHeaders(h) }
+    }
+
+    override def sendMessage(message: R): Unit = synchronized {
+      if (!closed) super.sendMessage(message)
+    }
+
+    override def close(status: Status, trailers: Metadata): Unit = synchronized {
+      if (!closed) {
+        closed = true
+        expiry.foreach(_.cancel(false))
+        trailers.merge(tail)
+        super.close(status, trailers)
+      }
+    }
+
+    override def isCancelled: Boolean = synchronized(closed || super.isCancelled)
   }
 }

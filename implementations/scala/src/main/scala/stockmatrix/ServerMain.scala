@@ -119,7 +119,9 @@ final class StockService(store: Store) extends StockGrpc.StockImplBase {
   override def put(req: PutRequest, obs: StreamObserver[Empty]): Unit =
     reply(obs, store.put(req.getKey, req.getValue).map(_ => Empty.getDefaultInstance))
 
-  /** Every delivery happens under the store's lock (the snapshot first, then the puts). */
+  /** Every delivery happens under the store's lock (the snapshot first, then the puts). The watch ends when the call is
+    * cancelled and when its Context is (the deadline's lead, see [[Hooks.Interceptor]]).
+    */
   override def monitor(req: WatchRequest, obs: StreamObserver[WatchEvent]): Unit = {
     val hooks = Hooks.Current.get
     val call = obs.asInstanceOf[ServerCallStreamObserver[WatchEvent]]
@@ -137,6 +139,7 @@ final class StockService(store: Store) extends StockGrpc.StockImplBase {
         else if (req.getMaxEvents > 0 && sent == req.getMaxEvents) { finish(); obs.onCompleted() }
       }
       call.setOnCancelHandler(() => store.synchronized(finish()))
+      Context.current().addListener(_ => store.synchronized(finish()), (r: Runnable) => r.run())
       store.synchronized {
         watch = Some(store.watch(req.getPattern, req.getIncludeExisting, deliver))
         if (done) finish()
@@ -144,14 +147,16 @@ final class StockService(store: Store) extends StockGrpc.StockImplBase {
     }
   }
 
-  /** Applies the items at the half-close (a cancelled stream applies nothing), or fails as forced. */
+  /** Applies the items at the half-close (a cancelled stream or Context applies nothing), or fails as forced. */
   override def batch(obs: StreamObserver[BatchSummary]): StreamObserver[BatchItem] = {
     val hooks = Hooks.Current.get
     val items = Vector.newBuilder[BatchItem]
     new StreamObserver[BatchItem] {
       override def onNext(item: BatchItem): Unit = items += item
       override def onError(t: Throwable): Unit = ()
-      override def onCompleted(): Unit = reply(obs, hooks.fail.toLeft(()).flatMap(_ => store.batch(items.result())))
+      override def onCompleted(): Unit =
+        if (!Context.current().isCancelled)
+          reply(obs, hooks.fail.toLeft(()).flatMap(_ => store.batch(items.result())))
     }
   }
 
