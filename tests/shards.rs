@@ -1,5 +1,6 @@
 //! A sharded run (`run --shard K/N` on several CI runners) merged back into
 //! one report: every test once, the same verdicts as an unsharded run.
+mod common;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,10 +35,18 @@ fn outcomes(reports: &Path) -> BTreeMap<String, String> {
 fn shards_merge_into_the_unsharded_run() {
     let dir = tempfile::tempdir().unwrap();
     let path = |name: &str| dir.path().join(name).display().to_string();
+    // Two pairs (shards split pairs): rust -> rust and rust2 -> rust.
+    let extra = format!(
+        "[languages.rust2]\nfolder = \"{d}\"\nstack = \"tonic\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\"]\n",
+        d = dir.path().display()
+    );
+    let m = common::matrix_with(dir.path(), &extra, "");
     let select = [
+        "--matrix",
+        m.to_str().unwrap(),
         "run",
         "--client",
-        "rust",
+        "rust,rust2",
         "--server",
         "rust",
         "--tls",
