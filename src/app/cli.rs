@@ -220,7 +220,7 @@ pub enum ClientPer {
 pub struct RunArgs {
     #[command(flatten)]
     pub filters: Filters,
-    /// Cells at once (default: matrix.toml run.jobs, else the CPU count).
+    /// Client processes at once (default: matrix.toml run.jobs, else the CPU count).
     #[arg(long)]
     pub jobs: Option<usize>,
     /// Lanes per cell of each client process: tests that wait run side by

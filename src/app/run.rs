@@ -229,6 +229,7 @@ fn runner(
         jobs,
         lanes,
         per_pair: client_per == crate::app::cli::ClientPer::Pair,
+        last_costs: r.dir.parent().map(last_costs).unwrap_or_default(),
         pool: Default::default(),
         cancelled,
         stopped: Arc::new(AtomicBool::new(false)),
@@ -236,6 +237,16 @@ fn runner(
         external: p.external.clone(),
         run_id: r.id.clone(),
     })
+}
+
+/// What each pair took in the last run in `reports` (none when there is
+/// no readable one): the order to start them in.
+fn last_costs(reports: &Path) -> plan::Costs {
+    std::fs::read_to_string(reports.join("latest/summary.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<RunSummary>(&text).ok())
+        .map(|last| plan::costs(&last.cells))
+        .unwrap_or_default()
 }
 
 /// Every test once, then `--stress` tries, then retries of the red ones,

@@ -85,6 +85,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
         jobs: 1,
         lanes: 1,
         per_pair: false,
+        last_costs: Default::default(),
         pool: Default::default(),
         cancelled: Arc::new(AtomicBool::new(false)),
         stopped: Arc::new(AtomicBool::new(false)),

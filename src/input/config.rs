@@ -46,9 +46,9 @@ pub struct RunSettings {
     pub step_grace_ms: u64,
     /// How long a language's build may take.
     pub build_timeout_ms: u64,
-    /// Cells run at once; 0 = number of CPUs.
+    /// Client processes run at once (one per pair, or per cell); 0 = number of CPUs.
     pub jobs: usize,
-    /// Lanes of a client: its tests that wait (delays, deadlines, cancels,
+    /// Lanes per cell of a client process: its tests that wait (delays, deadlines, cancels,
     /// slow reads) run side by side in lanes 1..N-1, the rest in lane 0; 1 = one
     /// after the other.
     pub lanes: u32,

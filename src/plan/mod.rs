@@ -92,6 +92,32 @@ pub fn pairs(cells: Vec<Cell>, per_pair: bool) -> Vec<Vec<Cell>> {
     out
 }
 
+/// What each pair took last time (client, server → ms), as a run's cells say.
+pub type Costs = BTreeMap<(String, String), f64>;
+
+/// The costs a run's cells measured: per pair, its longest cell.
+pub fn costs(cells: &[crate::model::run::CellInfo]) -> Costs {
+    let mut out = Costs::new();
+    for c in cells {
+        let e = out.entry((c.key.client.clone(), c.key.server.clone())).or_insert(0.0);
+        *e = e.max(c.duration_ms);
+    }
+    out
+}
+
+/// Orders the groups longest first by what they took last time, so that no
+/// long one starts last; a pair without a measure counts as longest (it may
+/// be new or slow), and equal ones keep their order.
+pub fn longest_first(groups: &mut [Vec<Cell>], last: &Costs) {
+    let cost = |g: &Vec<Cell>| {
+        g.first()
+            .and_then(|c| last.get(&(c.key.client.clone(), c.key.server.clone())))
+            .copied()
+            .unwrap_or(f64::INFINITY)
+    };
+    groups.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+}
+
 /// Parses `K/N` for `--shard`.
 pub fn parse_shard(s: &str) -> Result<(usize, usize), String> {
     let (k, n) = s
@@ -321,6 +347,22 @@ mod tests {
             .iter()
             .all(|p| p.len() == 3 && p.iter().all(|id| id.starts_with(&p[0][..24]))));
         assert_eq!(ids(false).len(), 12);
+    }
+
+    #[test]
+    fn longest_pairs_start_first_and_unmeasured_ones_before_them() {
+        let s = sel(&["a", "b"], &[TlsMode::None], &["a"]);
+        let mut groups = pairs(plan(&s, &sets()).unwrap(), true);
+        let last: Costs = [(("a", "a"), 100.0), (("a", "b"), 900.0), (("b", "b"), 500.0)]
+            .into_iter()
+            .map(|((c, s), ms)| ((c.to_string(), s.to_string()), ms))
+            .collect();
+        longest_first(&mut groups, &last);
+        let order: Vec<String> = groups
+            .iter()
+            .map(|g| format!("{}>{}", g[0].key.client, g[0].key.server))
+            .collect();
+        assert_eq!(order, ["b>a", "a>b", "b>b", "a>a"]);
     }
 
     #[test]

@@ -43,11 +43,11 @@ pub(super) struct GroupRun {
 }
 
 /// Part of the script written at once: its steps as the runner waits for
-/// them, and its lines.
+/// them, and their lines (step id, JSON line).
 #[derive(Default)]
 struct Phase {
     order: Vec<Pending>,
-    input: String,
+    lines: Vec<(String, String)>,
 }
 
 /// The prefix of a test's step ids: unique among the tests of a client
@@ -102,10 +102,9 @@ impl Runner {
                     budget_ms: step_budget(&s, grace),
                     waiting: s.status_ids(),
                 });
-                phase
-                    .input
-                    .push_str(&serde_json::to_string(&s).expect("steps serialize"));
-                phase.input.push('\n');
+                let mut line = serde_json::to_string(&s).expect("steps serialize");
+                line.push('\n');
+                phase.lines.push((s.id.clone(), line));
             }
         }
         phases
@@ -152,12 +151,17 @@ impl Runner {
         };
         let mut stdin = proc.stdin.take().expect("piped");
         // Written concurrently: a large script must not deadlock against
-        // unread output. stdin closes when the last phase is written.
-        let (feed, mut fed) = mpsc::unbounded_channel::<String>();
+        // unread output. Each line says when it is written (a step's budget
+        // counts from then); stdin closes when the last phase is written.
+        let (feed, mut fed) = mpsc::unbounded_channel::<Vec<(String, String)>>();
+        let (wrote, mut written) = mpsc::unbounded_channel::<String>();
         let writer = tokio::spawn(async move {
-            while let Some(text) = fed.recv().await {
-                if stdin.write_all(text.as_bytes()).await.is_err() {
-                    return;
+            while let Some(lines) = fed.recv().await {
+                for (id, line) in lines {
+                    if stdin.write_all(line.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    let _ = wrote.send(id);
                 }
             }
             let _ = stdin.shutdown().await;
@@ -174,17 +178,23 @@ impl Runner {
             progress = Progress::new(phase.order, since(Instant::now()), startup);
             startup = 0;
             if let Some(f) = &feed {
-                let _ = f.send(phase.input);
+                let _ = f.send(phase.lines);
             }
             if later.len() == 0 {
                 feed = None; // the last phase: stdin ends after it
             }
             while let Some(due_ms) = progress.due_ms() {
                 let deadline = tokio::time::Instant::from_std(start + Duration::from_millis(due_ms));
-                let text = match tokio::time::timeout_at(deadline, lines.next_line()).await {
-                    Ok(Ok(Some(text))) => text,
-                    Ok(_) => break 'phases, // EOF
-                    Err(_) => {
+                let text = tokio::select! {
+                    line = lines.next_line() => match line {
+                        Ok(Some(text)) => text,
+                        _ => break 'phases, // EOF
+                    },
+                    Some(id) = written.recv() => {
+                        progress.written(&id, since(Instant::now()));
+                        continue;
+                    }
+                    _ = tokio::time::sleep_until(deadline) => {
                         hung = true;
                         break 'phases;
                     }

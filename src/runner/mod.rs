@@ -57,6 +57,8 @@ pub struct Runner {
     pub lanes: u32,
     /// One client process for all the cells of a pair (else one per cell).
     pub per_pair: bool,
+    /// What each pair took in the last run: the longest start first.
+    pub last_costs: crate::plan::Costs,
     /// The servers shared by the cells (`pool`).
     pub pool: pool::Pool,
     pub cancelled: Arc<AtomicBool>,
@@ -395,7 +397,9 @@ impl Runner {
         self.pool.expect(&cells).await;
         let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
-        for (idx, pair) in crate::plan::pairs(cells, self.per_pair).into_iter().enumerate() {
+        let mut groups = crate::plan::pairs(cells, self.per_pair);
+        crate::plan::longest_first(&mut groups, &self.last_costs);
+        for (idx, pair) in groups.into_iter().enumerate() {
             let (me, sem, on_result) = (self.clone(), sem.clone(), on_result.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");

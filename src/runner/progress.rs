@@ -35,10 +35,10 @@ pub enum End {
 struct Lane {
     steps: Vec<Pending>,
     current: usize,
-    /// When its current step's status line is due (ms since the start).
-    due_ms: u64,
     /// When its current step started (ms since the start).
     since_ms: u64,
+    /// Extra time for its first step (the client's start-up).
+    startup_ms: u64,
 }
 
 impl Lane {
@@ -48,9 +48,18 @@ impl Lane {
 }
 
 /// Where each lane of a client is. Times are ms since the client started.
+///
+/// A step's budget counts from when it started (its lane's previous step
+/// ended) or, if later, from when its line was written to the client's
+/// stdin: a client still reading a long script has not seen it yet. A line
+/// not yet written counts from the last line that was, so a client that
+/// stops reading is still found out.
 #[derive(Debug, Default)]
 pub struct Progress {
     lanes: Vec<Lane>,
+    /// When each step's line was written (by id).
+    written: BTreeMap<String, u64>,
+    last_written_ms: u64,
 }
 
 impl Progress {
@@ -67,19 +76,32 @@ impl Progress {
             lanes[i].steps.push(step);
         }
         for lane in &mut lanes {
-            lane.due_ms = now_ms + startup_ms + lane.current().map_or(0, |s| s.budget_ms);
             lane.since_ms = now_ms;
+            lane.startup_ms = startup_ms;
         }
-        Progress { lanes }
+        Progress {
+            lanes,
+            written: BTreeMap::new(),
+            last_written_ms: now_ms,
+        }
+    }
+
+    /// The line of step `id` was written to the client at `now_ms`.
+    pub fn written(&mut self, id: &str, now_ms: u64) {
+        self.written.insert(id.to_string(), now_ms);
+        self.last_written_ms = self.last_written_ms.max(now_ms);
+    }
+
+    /// When a lane's current step is due at the latest.
+    fn lane_due(&self, lane: &Lane) -> Option<u64> {
+        let step = lane.current()?;
+        let seen = self.written.get(&step.id).copied().unwrap_or(self.last_written_ms);
+        Some(seen.max(lane.since_ms) + lane.startup_ms + step.budget_ms)
     }
 
     /// When the next status line is due at the latest (`None` when all ended).
     pub fn due_ms(&self) -> Option<u64> {
-        self.lanes
-            .iter()
-            .filter(|l| l.current().is_some())
-            .map(|l| l.due_ms)
-            .min()
+        self.lanes.iter().filter_map(|l| self.lane_due(l)).min()
     }
 
     /// The test whose step is waited for longest (for a line that cannot be placed).
@@ -106,7 +128,7 @@ impl Progress {
         let ended = (step.test, now_ms.saturating_sub(lane.since_ms));
         lane.current += 1;
         lane.since_ms = now_ms;
-        lane.due_ms = now_ms + lane.current().map_or(0, |s| s.budget_ms);
+        lane.startup_ms = 0;
         Some(ended)
     }
 
@@ -119,7 +141,7 @@ impl Progress {
     pub fn unfinished(&self, end: &End) -> BTreeMap<usize, String> {
         let mut out = BTreeMap::new();
         let open: Vec<&Lane> = self.lanes.iter().filter(|l| l.current().is_some()).collect();
-        let Some(late) = open.iter().min_by_key(|l| l.due_ms).and_then(|l| l.current()) else {
+        let Some(late) = open.iter().min_by_key(|l| self.lane_due(l)).and_then(|l| l.current()) else {
             return out;
         };
         let stopped = |step: &Pending| match end {
@@ -237,6 +259,28 @@ mod tests {
             "{why:?}"
         );
         assert_eq!(p.stopped(), vec![2, 1]);
+    }
+
+    #[test]
+    fn a_budget_counts_from_when_the_line_was_written() {
+        let mut p = Progress::new(vec![step(0, "a#0", 0, &["a#0"]), step(1, "w#0", 1, &["w#0"])], 0, 0);
+        p.written("a#0", 5);
+        assert_eq!(
+            p.due_ms(),
+            Some(105),
+            "w#0 is not written yet: it counts from a#0's line"
+        );
+        assert_eq!(p.status_line("a#0", 50), Some((0, 50)));
+        p.written("w#0", 400);
+        assert_eq!(p.due_ms(), Some(500), "the client could read w#0 only at 400");
+        let mut stuck = Progress::new(vec![step(0, "a#0", 0, &["a#0"]), step(1, "w#0", 1, &["w#0"])], 0, 0);
+        stuck.written("a#0", 5);
+        stuck.status_line("a#0", 50);
+        assert_eq!(
+            stuck.due_ms(),
+            Some(105),
+            "a client that stops reading is due from its last line"
+        );
     }
 
     #[test]
