@@ -16,6 +16,7 @@ require_relative 'store'
 STACK = "grpc-ruby #{GRPC::VERSION}".freeze
 DEADLINE_GRACE_S = 1.0
 MAX_STREAMS = 100 # concurrent streams per connection
+CLIENTS = 4 # connections the pool serves at their stream limit at once
 
 # Serves until SIGTERM, SIGINT or the end of stdin, then exits 0 within a
 # second (open streams are cut off by the exit); exits 1 when it cannot serve.
@@ -65,10 +66,12 @@ end
 # transport's stream limit (SETTINGS_MAX_CONCURRENT_STREAMS) makes clients
 # queue their calls below the pool's size, with spare threads for a call that
 # starts while a just-finished call's thread is still going back to the pool.
+# The pool holds CLIENTS connections at their limit at once: one server serves
+# several clients at the same time.
 def serve(opts, stop)
   creds = server_credentials(opts)
   store = Store.new
-  server = GRPC::RpcServer.new(pool_size: MAX_STREAMS + 28, poll_period: 0.2, pool_keep_alive: 0.2,
+  server = GRPC::RpcServer.new(pool_size: (CLIENTS * MAX_STREAMS) + 28, poll_period: 0.2, pool_keep_alive: 0.2,
                                interceptors: [HooksInterceptor.new(store)],
                                server_args: { 'grpc.per_message_decompression' => 0,
                                               'grpc.max_concurrent_streams' => MAX_STREAMS,

@@ -25,6 +25,10 @@ fn step_budget(step: &script::Step, grace: u64) -> u64 {
         + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
 }
 
+/// A test whose script lines take more bytes than this runs in the phase of
+/// large scripts.
+const LARGE_SCRIPT: usize = 1 << 20;
+
 /// A test as a client process runs it: its cell and its connection.
 pub(super) struct Entry<'a> {
     pub key: &'a CellKey,
@@ -62,9 +66,12 @@ fn ms(d: Duration) -> f64 {
 
 impl Runner {
     /// The script of a group of tests, in phases: the tests that wait spread
-    /// over lanes, then the tests that run alone. A test whose case cannot
-    /// become steps is left out with its error.
-    fn phases(&self, entries: &[Entry], default: &Connection, attempt: u32, run: &mut GroupRun) -> [Phase; 2] {
+    /// over lanes; then, the same way, the tests with a large script (their
+    /// lines are written only then: a client parsing megabytes of JSON on its
+    /// one event loop, node or typescript, would delay the deadlines of the
+    /// tests beside them); then the tests that run alone. A test whose case
+    /// cannot become steps is left out with its error.
+    fn phases(&self, entries: &[Entry], default: &Connection, attempt: u32, run: &mut GroupRun) -> [Phase; 3] {
         let grace = self.matrix.run.step_grace_ms;
         let waits: Vec<u64> = entries
             .iter()
@@ -77,7 +84,7 @@ impl Runner {
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
-        let mut phases: [Phase; 2] = Default::default();
+        let mut phases: [Phase; 3] = Default::default();
         for (i, e) in entries.iter().enumerate() {
             let t = e.test;
             let prefix = step_prefix(e.key, t);
@@ -89,13 +96,13 @@ impl Runner {
                     continue;
                 }
             };
-            let phase = &mut phases[usize::from(t.case.alone)];
+            let mut test = Phase::default();
             for mut s in steps {
                 if let Some(conn) = variant {
                     s.use_connection(conn);
                 }
                 s.lane = if t.case.alone { 0 } else { lane_of[i] };
-                phase.order.push(Pending {
+                test.order.push(Pending {
                     test: i,
                     id: s.id.clone(),
                     lane: s.lane,
@@ -104,8 +111,12 @@ impl Runner {
                 });
                 let mut line = serde_json::to_string(&s).expect("steps serialize");
                 line.push('\n');
-                phase.lines.push((s.id.clone(), line));
+                test.lines.push((s.id.clone(), line));
             }
+            let large = test.lines.iter().map(|(_, l)| l.len()).sum::<usize>() > LARGE_SCRIPT;
+            let phase = &mut phases[if t.case.alone { 2 } else { usize::from(large) }];
+            phase.order.extend(test.order);
+            phase.lines.extend(test.lines);
         }
         phases
     }
@@ -247,7 +258,7 @@ impl Runner {
         let mut unfinished = progress.unfinished(&end);
         for step in later.flat_map(|p| p.order) {
             unfinished.entry(step.test).or_insert_with(|| {
-                "not run: the client stopped before the tests that run alone (they come last)".to_string()
+                "not run: the client stopped before this test's phase (large scripts, then the tests that run alone, come last)".to_string()
             });
         }
         for (test, why) in unfinished {
