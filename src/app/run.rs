@@ -78,6 +78,7 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
         execute_ms: executing.elapsed().as_secs_f64() * 1000.0,
         jobs: runner.jobs,
         per_pair: runner.per_pair,
+        cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         profile: planned.filters.profile.clone(),
         command: run_folder::command_line(),
         builds: prepared.builds.clone(),

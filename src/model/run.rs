@@ -109,6 +109,9 @@ pub struct RunSummary {
     /// One client process ran every cell of a pair (else one per cell).
     #[serde(default)]
     pub per_pair: bool,
+    /// The machine's cores (0 when not known).
+    #[serde(default)]
+    pub cores: usize,
     pub profile: Option<String>,
     pub command: String,
     pub builds: BTreeMap<String, BuildInfo>,
@@ -234,6 +237,7 @@ pub(crate) mod fixtures {
             execute_ms: 1000.0,
             jobs: 2,
             per_pair: false,
+            cores: 0,
             profile: Some("quick".into()),
             command: "stock-matrix run --profile quick".into(),
             builds: BTreeMap::new(),

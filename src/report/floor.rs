@@ -14,9 +14,11 @@ use std::collections::BTreeMap;
 pub struct Floor {
     /// Client processes run at once.
     pub jobs: usize,
+    /// The cores the floor spreads over: the jobs, or the machine's cores if fewer.
+    pub cores: usize,
     /// Wall time of the cells (builds excluded), retries included.
     pub wall_ms: f64,
-    /// (server start-ups + client start-ups + longest test per client process) ÷ jobs.
+    /// (server start-ups + client start-ups + longest test per client process) ÷ cores.
     pub floor_ms: f64,
     /// wall ÷ floor.
     pub ratio: f64,
@@ -72,7 +74,11 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
         .collect();
     let longest_tests_ms: f64 = longest.values().map(|(ms, _)| ms).sum();
     let sum = servers.iter().sum::<f64>() + clients.iter().sum::<f64>() + longest_tests_ms;
-    let floor_ms = (sum / s.jobs as f64).max(1.0);
+    let cores = match s.cores {
+        0 => s.jobs,
+        c => c.min(s.jobs),
+    };
+    let floor_ms = (sum / cores as f64).max(1.0);
     let mut by_process: BTreeMap<String, Busy> = BTreeMap::new();
     for c in &s.cells {
         let p = process(s, &c.key);
@@ -96,6 +102,7 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
     busiest.truncate(5);
     Some(Floor {
         jobs: s.jobs,
+        cores,
         wall_ms: s.execute_ms,
         floor_ms,
         ratio: s.execute_ms / floor_ms,
@@ -115,11 +122,12 @@ pub fn render(f: &Floor) -> String {
     let mut out = format!(
         "## Where the time went
 
-Cells took **{}** of wall time with {} client processes at a time; their floor is **{}**, \
+Cells took **{}** of wall time with {} client processes at a time on {} cores; their floor is **{}**, \
          so wall ÷ floor = **{:.2}**. The floor is ({} server start-ups, {} + {} client start-ups, {} + \
-         each client process's longest test, {}) ÷ {}.\n\n",
+         each client process's longest test, {}) ÷ {} cores used.\n\n",
         s(f.wall_ms),
         f.jobs,
+        f.cores,
         s(f.floor_ms),
         f.ratio,
         f.servers_started,
@@ -127,7 +135,7 @@ Cells took **{}** of wall time with {} client processes at a time; their floor i
         f.clients_started,
         s(f.client_startup_ms),
         s(f.longest_tests_ms),
-        f.jobs
+        f.cores
     );
     out.push_str(
         "| busiest client process | took | server starts | client start | longest test |\n|---|---|---|---|---|\n",
@@ -199,6 +207,7 @@ mod tests {
             execute_ms: 1000.0,
             jobs: 2,
             per_pair: false,
+            cores: 0,
             profile: None,
             command: String::new(),
             builds: Default::default(),
@@ -220,6 +229,16 @@ mod tests {
         assert!(
             md.contains("| `client=java/server=rust/tls=none` | 1.0 s | shared | 0.7 s | s/a (0.1 s) |"),
             "{md}"
+        );
+        let three_jobs_two_cores = RunSummary {
+            jobs: 3,
+            cores: 2,
+            ..s.clone()
+        };
+        assert_eq!(
+            floor(&three_jobs_two_cores).unwrap().floor_ms,
+            700.0,
+            "waits of 3 jobs on 2 cores"
         );
         let none = RunSummary { jobs: 0, ..s };
         assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
@@ -243,6 +262,7 @@ mod tests {
             execute_ms: 800.0,
             jobs: 1,
             per_pair: true,
+            cores: 0,
             profile: None,
             command: String::new(),
             builds: Default::default(),

@@ -28,6 +28,7 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
         execute_ms: parts.iter().map(|(_, s)| s.execute_ms).fold(0.0, f64::max),
         jobs: 0, // several machines: no one floor
         per_pair: parts.iter().all(|(_, s)| s.per_pair),
+        cores: 0,
         profile,
         command: command.to_string(),
         builds: BTreeMap::new(),
