@@ -14,11 +14,12 @@ use std::collections::BTreeMap;
 pub struct Floor {
     /// Client processes run at once.
     pub jobs: usize,
-    /// The cores the floor spreads over: the jobs, or the machine's cores if fewer.
+    /// The cores the start-ups spread over: the jobs, or the machine's cores if fewer.
     pub cores: usize,
     /// Wall time of the cells (builds excluded), retries included.
     pub wall_ms: f64,
-    /// (server start-ups + client start-ups + longest test per client process) ÷ cores.
+    /// (server start-ups + client start-ups) ÷ cores used + (longest test per
+    /// client process) ÷ jobs.
     pub floor_ms: f64,
     /// wall ÷ floor.
     pub ratio: f64,
@@ -73,12 +74,14 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
         .flat_map(|c| c.client_first_line_ms.iter().copied())
         .collect();
     let longest_tests_ms: f64 = longest.values().map(|(ms, _)| ms).sum();
-    let sum = servers.iter().sum::<f64>() + clients.iter().sum::<f64>() + longest_tests_ms;
+    let startups = servers.iter().sum::<f64>() + clients.iter().sum::<f64>();
     let cores = match s.cores {
         0 => s.jobs,
         c => c.min(s.jobs),
     };
-    let floor_ms = (sum / cores as f64).max(1.0);
+    // Start-ups work a core; the longest tests mostly wait, side by side in
+    // as many processes as run at once.
+    let floor_ms = (startups / cores as f64 + longest_tests_ms / s.jobs as f64).max(1.0);
     let mut by_process: BTreeMap<String, Busy> = BTreeMap::new();
     for c in &s.cells {
         let p = process(s, &c.key);
@@ -123,8 +126,8 @@ pub fn render(f: &Floor) -> String {
         "## Where the time went
 
 Cells took **{}** of wall time with {} client processes at a time on {} cores; their floor is **{}**, \
-         so wall ÷ floor = **{:.2}**. The floor is ({} server start-ups, {} + {} client start-ups, {} + \
-         each client process's longest test, {}) ÷ {} cores used.\n\n",
+         so wall ÷ floor = **{:.2}**. The floor is ({} server start-ups, {} + {} client start-ups, {}) ÷ {} \
+         cores used + (each client process's longest test, {}) ÷ {} at a time.\n\n",
         s(f.wall_ms),
         f.jobs,
         f.cores,
@@ -134,8 +137,9 @@ Cells took **{}** of wall time with {} client processes at a time on {} cores; t
         s(f.server_startup_ms),
         f.clients_started,
         s(f.client_startup_ms),
+        f.cores,
         s(f.longest_tests_ms),
-        f.cores
+        f.jobs
     );
     out.push_str(
         "| busiest client process | took | server starts | client start | longest test |\n|---|---|---|---|---|\n",
@@ -237,8 +241,8 @@ mod tests {
         };
         assert_eq!(
             floor(&three_jobs_two_cores).unwrap().floor_ms,
-            700.0,
-            "waits of 3 jobs on 2 cores"
+            650.0,
+            "(100 + 300 + 700) / 2 cores + (200 + 100) / 3 at a time"
         );
         let none = RunSummary { jobs: 0, ..s };
         assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
