@@ -105,17 +105,21 @@ pub fn costs(cells: &[crate::model::run::CellInfo]) -> Costs {
     out
 }
 
-/// Orders the groups longest first by what they took last time, so that no
-/// long one starts last; a pair without a measure counts as longest (it may
-/// be new or slow), and equal ones keep their order.
-pub fn longest_first(groups: &mut [Vec<Cell>], last: &Costs) {
-    let cost = |g: &Vec<Cell>| {
-        g.first()
+/// The order to start the groups in (their indices): longest first by what
+/// they took last time, so that no long one starts last; a pair without a
+/// measure counts as longest (it may be new or slow), and equal ones keep
+/// their order. The groups themselves keep the plan's order (the reports').
+pub fn longest_first(groups: &[Vec<Cell>], last: &Costs) -> Vec<usize> {
+    let cost = |i: &usize| {
+        groups[*i]
+            .first()
             .and_then(|c| last.get(&(c.key.client.clone(), c.key.server.clone())))
             .copied()
             .unwrap_or(f64::INFINITY)
     };
-    groups.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+    let mut order: Vec<usize> = (0..groups.len()).collect();
+    order.sort_by(|a, b| cost(b).total_cmp(&cost(a)));
+    order
 }
 
 /// Parses `K/N` for `--shard`.
@@ -352,15 +356,14 @@ mod tests {
     #[test]
     fn longest_pairs_start_first_and_unmeasured_ones_before_them() {
         let s = sel(&["a", "b"], &[TlsMode::None], &["a"]);
-        let mut groups = pairs(plan(&s, &sets()).unwrap(), true);
+        let groups = pairs(plan(&s, &sets()).unwrap(), true);
         let last: Costs = [(("a", "a"), 100.0), (("a", "b"), 900.0), (("b", "b"), 500.0)]
             .into_iter()
             .map(|((c, s), ms)| ((c.to_string(), s.to_string()), ms))
             .collect();
-        longest_first(&mut groups, &last);
-        let order: Vec<String> = groups
-            .iter()
-            .map(|g| format!("{}>{}", g[0].key.client, g[0].key.server))
+        let order: Vec<String> = longest_first(&groups, &last)
+            .into_iter()
+            .map(|i| format!("{}>{}", groups[i][0].key.client, groups[i][0].key.server))
             .collect();
         assert_eq!(order, ["b>a", "a>b", "b>b", "a>a"]);
     }

@@ -397,9 +397,12 @@ impl Runner {
         self.pool.expect(&cells).await;
         let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
-        let mut groups = crate::plan::pairs(cells, self.per_pair);
-        crate::plan::longest_first(&mut groups, &self.last_costs);
-        for (idx, pair) in groups.into_iter().enumerate() {
+        let groups = crate::plan::pairs(cells, self.per_pair);
+        let order = crate::plan::longest_first(&groups, &self.last_costs);
+        let mut groups: Vec<Option<Vec<Cell>>> = groups.into_iter().map(Some).collect();
+        // Started longest first; `idx` keeps the plan's order for the results.
+        for idx in order {
+            let pair = groups[idx].take().expect("each group starts once");
             let (me, sem, on_result) = (self.clone(), sem.clone(), on_result.clone());
             set.spawn(async move {
                 let _permit = sem.acquire_owned().await.expect("semaphore open");
