@@ -20,4 +20,9 @@ impl CellKey {
         }
         id
     }
+
+    /// Its pair: the client and the server language.
+    pub fn pair(&self) -> (String, String) {
+        (self.client.clone(), self.server.clone())
+    }
 }

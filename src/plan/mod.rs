@@ -78,9 +78,9 @@ pub fn pairs(cells: Vec<Cell>, per_pair: bool) -> Vec<Vec<Cell>> {
         return cells.into_iter().map(|c| vec![c]).collect();
     }
     let mut out: Vec<Vec<Cell>> = Vec::new();
-    let mut at: BTreeMap<(String, String, KeyType), usize> = BTreeMap::new();
+    let mut at: BTreeMap<((String, String), KeyType), usize> = BTreeMap::new();
     for c in cells {
-        let k = (c.key.client.clone(), c.key.server.clone(), c.key.key_type);
+        let k = (c.key.pair(), c.key.key_type);
         match at.get(&k) {
             Some(&i) => out[i].push(c),
             None => {
@@ -99,7 +99,7 @@ pub type Costs = BTreeMap<(String, String), f64>;
 pub fn costs(cells: &[crate::model::run::CellInfo]) -> Costs {
     let mut out = Costs::new();
     for c in cells {
-        let e = out.entry((c.key.client.clone(), c.key.server.clone())).or_insert(0.0);
+        let e = out.entry(c.key.pair()).or_insert(0.0);
         *e = e.max(c.duration_ms);
     }
     out
@@ -113,7 +113,7 @@ pub fn longest_first(groups: &[Vec<Cell>], last: &Costs) -> Vec<usize> {
     let cost = |i: &usize| {
         groups[*i]
             .first()
-            .and_then(|c| last.get(&(c.key.client.clone(), c.key.server.clone())))
+            .and_then(|c| last.get(&c.key.pair()))
             .copied()
             .unwrap_or(f64::INFINITY)
     };
@@ -204,7 +204,7 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
         let mut pair: Option<(String, String)> = None;
         let mut i = 0;
         cells.retain(|c| {
-            let this = (c.key.client.clone(), c.key.server.clone());
+            let this = c.key.pair();
             if pair.as_ref().is_some_and(|p| *p != this) {
                 i += 1;
             }
