@@ -274,6 +274,18 @@ const CLIENT_FAULTS: &[Catch] = &[
         "trailer x-stock-request-encoding: expected \"identity\", got \"gzip\"",
     ),
     (
+        "deadline-after-the-fact",
+        "deadlines",
+        "delayed-unary",
+        "step 0 Inventory: took 50",
+    ),
+    (
+        "deadline-after-the-fact",
+        "cancellation",
+        "deadline-put-not-applied",
+        "more than the 4000 ms allowed",
+    ),
+    (
         "default-deadline",
         "deadlines",
         "no-deadline-seen-by-server",

@@ -202,6 +202,12 @@ impl Runner {
                     .contains(&ClientFault::DefaultDeadline)
                     .then_some(60_000))
                 .map(Duration::from_millis);
+            let after_the_fact =
+                self.args.faults.contains(&ClientFault::DeadlineAfterTheFact) && info.kind == Kind::Unary;
+            let (timeout, late) = match after_the_fact {
+                true => (None, timeout),
+                false => (timeout, None),
+            };
             let call = self.call(step, &id, &info, requests, timeout, &mut seen);
             // Dropping a call's future resets its stream: tonic's cancellation.
             let cancel_after = step
@@ -240,6 +246,12 @@ impl Runner {
                 }
                 _ => s,
             });
+            let result = match late {
+                Some(t) if start.elapsed() >= t => {
+                    Err(Status::deadline_exceeded("deadline exceeded (after the answer)"))
+                }
+                _ => result,
+            };
             // tonic says OUT_OF_RANGE for a message over the receive limit;
             // the gRPC spec (and every other stack) says RESOURCE_EXHAUSTED.
             let result = result.map_err(|s| match s.code() {

@@ -115,4 +115,7 @@ pub enum ClientFault {
     CompressAlways,
     /// Gives every call without a deadline one of 60 s.
     DefaultDeadline,
+    /// Checks a unary call's deadline only once its answer came (no
+    /// grpc-timeout, no timer): DEADLINE_EXCEEDED, but as late as the server.
+    DeadlineAfterTheFact,
 }
