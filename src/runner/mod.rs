@@ -403,9 +403,12 @@ impl Runner {
         // Started longest first; `idx` keeps the plan's order for the results.
         for idx in order {
             let pair = groups[idx].take().expect("each group starts once");
-            let (me, sem, on_result) = (self.clone(), sem.clone(), on_result.clone());
+            let (me, on_result) = (self.clone(), on_result.clone());
+            // Taken here, not in the task: tasks would race for the slots,
+            // and the start order (and --fail-fast's cut) would be lost.
+            let permit = sem.clone().acquire_owned().await.expect("semaphore open");
             set.spawn(async move {
-                let _permit = sem.acquire_owned().await.expect("semaphore open");
+                let _permit = permit;
                 let done = me.run_pair(&pair, attempt).await;
                 for r in done.iter().flat_map(|(r, _)| r) {
                     on_result(r);
