@@ -144,6 +144,10 @@ pub struct CaseStep {
     /// The client waits this long after each response before reading on.
     #[serde(default)]
     pub read_pause_ms: Option<u64>,
+    /// The call goes through the case's `fault` (the runner's proxy) on a
+    /// connection of its own; other steps connect directly.
+    #[serde(default)]
+    pub faulty: bool,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -167,6 +171,9 @@ pub struct Case {
     /// take other tests down or hold them up.
     #[serde(default)]
     pub alone: bool,
+    /// What the runner's proxy does to the connection of the `faulty` steps.
+    #[serde(default)]
+    pub fault: Option<crate::model::fault::Fault>,
     #[serde(rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -332,6 +339,28 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
     Ok(())
 }
 
+/// A fault needs steps that go through it, and a connection of the cell's own.
+fn check_fault(case: &Case) -> Result<(), String> {
+    let faulty = case.steps.iter().any(|s| s.faulty);
+    match &case.fault {
+        Some(f) => {
+            f.check()?;
+            if !faulty {
+                return Err("has a `fault` but no step with `faulty = true`".into());
+            }
+            if case.connect != Connect::Normal {
+                return Err("a `fault` needs `connect = \"normal\"`".into());
+            }
+        }
+        None if faulty => return Err("a step is `faulty` but the case has no `fault`".into()),
+        None => {}
+    }
+    if case.steps.iter().any(|s| s.after_first.iter().any(|n| n.faulty)) {
+        return Err("`faulty` is for top-level steps (nested ones share their call's connection)".into());
+    }
+    Ok(())
+}
+
 /// A case file that could not be used; the message names the file, and the
 /// case and step where there is one.
 #[derive(Debug, thiserror::Error)]
@@ -376,6 +405,7 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
         if case.steps.is_empty() {
             return Err(format!("case `{}` has no steps", case.name));
         }
+        check_fault(case).map_err(|e| format!("case `{}`: {e}", case.name))?;
         let mut names = Vec::new();
         for (i, step) in case.steps.iter().enumerate() {
             check_step(step, &mut names).map_err(|e| format!("case `{}` step {i}: {e}", case.name))?;

@@ -1,5 +1,6 @@
-//! The run's data types: TLS axes, cell keys, outcomes and results. Types
-//! only: no parsing of files, no effects.
+//! The run's data types: TLS axes, cell keys, outcomes and results, and the
+//! network faults a case asks for. No parsing of files, no effects.
 pub mod cell;
+pub mod fault;
 pub mod run;
 pub mod tls;

@@ -85,6 +85,8 @@ pub struct Runner {
     default: Connection,
     /// Channels by connection, opened when a step first needs one.
     channels: Mutex<HashMap<Connection, Result<Channel, String>>>,
+    /// The `dead-channel-kept` fault: connections a call found broken.
+    dead: Mutex<std::collections::HashSet<Connection>>,
     args: ClientArgs,
 }
 
@@ -93,6 +95,22 @@ fn emit(line: &Line) {
     let _ = serde_json::to_writer(&mut out, line);
     let _ = out.write_all(b"\n");
     let _ = out.flush();
+}
+
+/// How the status message of a call whose connection broke starts.
+const BROKEN: &str = "connection broken: ";
+
+/// Whether a call failed before its request left the client: hyper cancels
+/// a request whose connection closed before it was sent.
+fn never_sent(s: &Status) -> bool {
+    let mut cause = std::error::Error::source(s);
+    while let Some(e) = cause {
+        if e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_canceled()) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
 }
 
 /// The `percent-encoded-message` fault: the message as it travels.
@@ -127,6 +145,7 @@ impl Runner {
         Ok(Runner {
             default,
             channels,
+            dead: Default::default(),
             args,
         })
     }
@@ -134,6 +153,12 @@ impl Runner {
     /// The channel of a step's connection; one that cannot be built fails the call.
     fn channel_for(&self, connection: Option<&Connection>) -> Result<Channel, Status> {
         let conn = connection.unwrap_or(&self.default);
+        if self.dead.lock().expect("dead connections").contains(conn) {
+            return Err(Status::unavailable(format!(
+                "connection to {}: broken earlier",
+                conn.server
+            )));
+        }
         let mut channels = self.channels.lock().expect("channel cache");
         let entry = channels
             .entry(conn.clone())
@@ -208,7 +233,17 @@ impl Runner {
                 true => (None, timeout),
                 false => (timeout, None),
             };
-            let call = self.call(step, &id, &info, requests, timeout, &mut seen);
+            let call = async {
+                // gRPC's transparent retry: a call that never left the client
+                // (its connection died first) is tried once more.
+                match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
+                    Err(s) if never_sent(&s) => {
+                        seen = Seen::default();
+                        self.call(step, &id, &info, requests, timeout, &mut seen).await
+                    }
+                    r => r,
+                }
+            };
             // Dropping a call's future resets its stream: tonic's cancellation.
             let cancel_after = step
                 .cancel_after_ms
@@ -221,7 +256,14 @@ impl Runner {
                     None => call.await,
                 }
             };
-            let result = match timeout {
+            let faults = &self.args.faults;
+            let own_timer = timeout
+                .filter(|_| !faults.contains(&ClientFault::DeadlineByServerOnly))
+                .or(
+                    (faults.contains(&ClientFault::ShortDefaultDeadline) && timeout.is_none())
+                        .then_some(Duration::from_millis(250)),
+                );
+            let result = match own_timer {
                 // The local deadline also covers a server that ignores grpc-timeout.
                 Some(t) => tokio::time::timeout(t, call)
                     .await
@@ -252,6 +294,16 @@ impl Runner {
                 }
                 _ => result,
             };
+            // tonic says UNKNOWN for a broken connection ("transport error",
+            // "h2 protocol error"); the gRPC spec (statuscodes.md: data sent
+            // before the connection breaks) says UNAVAILABLE. A status the
+            // server sent carries no source error.
+            let result = result.map_err(|s| match s.code() {
+                tonic::Code::Unknown if std::error::Error::source(&s).is_some() => {
+                    Status::unavailable(format!("{BROKEN}{}", s.message()))
+                }
+                _ => s,
+            });
             // tonic says OUT_OF_RANGE for a message over the receive limit;
             // the gRPC spec (and every other stack) says RESOURCE_EXHAUSTED.
             let result = result.map_err(|s| match s.code() {
@@ -260,6 +312,12 @@ impl Runner {
                 }
                 _ => s,
             });
+            if matches!(&result, Err(s) if s.message().starts_with(BROKEN))
+                && self.args.faults.contains(&ClientFault::DeadChannelKept)
+            {
+                let conn = step.connection.as_ref().unwrap_or(&self.default).clone();
+                self.dead.lock().expect("dead connections").insert(conn);
+            }
             let details = match &result {
                 Err(s) if !s.details().is_empty() && !self.args.faults.contains(&ClientFault::NoDetails) => {
                     proto::status_details(s.details()).unwrap_or_else(|e| {

@@ -88,6 +88,10 @@ pub enum Fault {
     /// The process exits (status 3) when Audit is called: a crash, for the
     /// runner's handling of a shared server that dies.
     ExitOnAudit,
+    /// A Batch whose stream breaks with its connection (not a cancel) applies
+    /// the items that came before: a broken connection read as the end of
+    /// the stream.
+    BatchKeptOnBrokenConnection,
 }
 
 /// A deliberate bug the reference client can be started with.
@@ -118,4 +122,14 @@ pub enum ClientFault {
     /// Checks a unary call's deadline only once its answer came (no
     /// grpc-timeout, no timer): DEADLINE_EXCEEDED, but as late as the server.
     DeadlineAfterTheFact,
+    /// Sends grpc-timeout but runs no timer of its own: the deadline holds
+    /// only while the server can still say so.
+    DeadlineByServerOnly,
+    /// Once a call's connection breaks under it, every later call on that
+    /// connection fails UNAVAILABLE at once: a broken channel kept and reused.
+    DeadChannelKept,
+    /// A call without a deadline ends after 250 ms by a timer of the
+    /// client's own (no grpc-timeout): a hard-coded timeout that holds on
+    /// loopback.
+    ShortDefaultDeadline,
 }

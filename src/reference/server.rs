@@ -94,6 +94,19 @@ impl StockService {
     }
 }
 
+/// Whether a call's stream ended because its connection broke (an I/O
+/// error under HTTP/2), not by the peer's cancel or a protocol error.
+fn connection_broke(status: &Status) -> bool {
+    let mut cause = std::error::Error::source(status);
+    while let Some(e) = cause {
+        if e.downcast_ref::<h2::Error>().is_some_and(|h| h.is_io()) {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
 #[tonic::async_trait]
 impl Stock for StockService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
@@ -208,6 +221,7 @@ impl Stock for StockService {
             off_by_one: self.faults.contains(&Fault::BatchLimitOffByOne),
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
+        let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);
         let work = async move {
             let hooks = enter(&req, false).await?;
             let mut stream = req.into_inner();
@@ -225,6 +239,7 @@ impl Stock for StockService {
                     Ok(None) => break,
                     // A stream that ends in a cancellation is not a half-close.
                     Err(_) if careless => break,
+                    Err(status) if kept_on_break && connection_broke(&status) => break,
                     Err(status) => return Err(status),
                 }
             }

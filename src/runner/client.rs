@@ -7,7 +7,7 @@
 use super::progress::{self, End, Pending, Progress};
 use super::Runner;
 use crate::contract::script::{self, Connection, Line};
-use crate::exec::process;
+use crate::exec::{process, proxy};
 use crate::input::cases::script_steps;
 use crate::judge::{self, Observations};
 use crate::model::cell::CellKey;
@@ -60,6 +60,13 @@ pub(super) fn step_prefix(key: &CellKey, t: &Test) -> String {
     format!("{}/{}/{}", key.tls, t.set, t.case.name)
 }
 
+/// The same jitter for the same test on every run (FNV-1a of its step prefix).
+fn seed(prefix: &str) -> u64 {
+    prefix.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -71,7 +78,16 @@ impl Runner {
     /// one event loop, node or typescript, would delay the deadlines of the
     /// tests beside them); then the tests that run alone. A test whose case
     /// cannot become steps is left out with its error.
-    fn phases(&self, entries: &[Entry], default: &Connection, attempt: u32, run: &mut GroupRun) -> [Phase; 3] {
+    ///
+    /// A test whose case has a `fault` gets a proxy (returned: it lives as
+    /// long as the process), and its `faulty` steps a connection through it.
+    fn phases(
+        &self,
+        entries: &[Entry],
+        default: &Connection,
+        attempt: u32,
+        run: &mut GroupRun,
+    ) -> ([Phase; 3], Vec<proxy::Proxy>) {
         let grace = self.matrix.run.step_grace_ms;
         let waits: Vec<u64> = entries
             .iter()
@@ -85,6 +101,7 @@ impl Runner {
             .len();
         let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
         let mut phases: [Phase; 3] = Default::default();
+        let mut proxies = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let t = e.test;
             let prefix = step_prefix(e.key, t);
@@ -96,10 +113,32 @@ impl Runner {
                     continue;
                 }
             };
+            let faulty = match &t.case.fault {
+                Some(fault) => match proxy::start(&e.conn.server, fault, seed(&prefix)) {
+                    Ok(p) => {
+                        let conn = Connection {
+                            server: p.addr.clone(),
+                            ..e.conn.clone()
+                        };
+                        proxies.push(p);
+                        Some(conn)
+                    }
+                    Err(err) => {
+                        run.errors
+                            .entry(i)
+                            .or_default()
+                            .push(format!("the fault proxy could not start: {err}"));
+                        continue;
+                    }
+                },
+                None => None,
+            };
             let mut test = Phase::default();
-            for mut s in steps {
-                if let Some(conn) = variant {
-                    s.use_connection(conn);
+            for (mut s, case_step) in steps.into_iter().zip(&t.case.steps) {
+                match (&faulty, variant) {
+                    (Some(conn), _) if case_step.faulty => s.use_connection(conn),
+                    (_, Some(conn)) => s.use_connection(conn),
+                    _ => {}
                 }
                 s.lane = if t.case.alone { 0 } else { lane_of[i] };
                 test.order.push(Pending {
@@ -118,7 +157,7 @@ impl Runner {
             phase.order.extend(test.order);
             phase.lines.extend(test.lines);
         }
-        phases
+        (phases, proxies)
     }
 
     /// Runs one client process over a group of tests (of one client
@@ -132,7 +171,8 @@ impl Runner {
             stderr: String::new(),
         };
         let settings = &self.matrix.run;
-        let mut phases: Vec<Phase> = self.phases(entries, default, attempt, &mut run).into_iter().collect();
+        let (phases, _proxies) = self.phases(entries, default, attempt, &mut run);
+        let mut phases: Vec<Phase> = phases.into_iter().collect();
         phases.retain(|p| !p.order.is_empty());
         let Some(first_test) = phases.first().and_then(|p| p.order.first()).map(|s| s.test) else {
             return run;

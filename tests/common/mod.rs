@@ -49,7 +49,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 14] = [
+pub const SETS: [&str; 15] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -64,6 +64,7 @@ pub const SETS: [&str; 14] = [
     "concurrency",
     "flow-control",
     "kv-compat",
+    "faults",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

@@ -1,0 +1,273 @@
+//! The fault proxy: a TCP listener on 127.0.0.1 that forwards each
+//! connection to a server, below TLS (so it works in every TLS mode), doing
+//! to the bytes what a case's `fault` asks (`model::fault`). It stops, with
+//! every connection through it, when dropped.
+use crate::model::fault::{Action, Fault, Shaper};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Mutex};
+use tokio::task::JoinSet;
+
+/// A running proxy; `addr` is what the client dials instead of the server.
+pub struct Proxy {
+    pub addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a proxy to `target` (`host:port`). Must be called inside the runtime.
+pub fn start(target: &str, fault: &Fault, seed: u64) -> std::io::Result<Proxy> {
+    let std = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(std)?;
+    let addr = listener.local_addr()?.to_string();
+    let (target, fault) = (target.to_string(), fault.clone());
+    let task = tokio::spawn(async move {
+        // Dropped with the task: every connection stops with the proxy.
+        let mut conns = JoinSet::new();
+        for n in 0u64.. {
+            let Ok((client, _)) = listener.accept().await else {
+                continue;
+            };
+            conns.spawn(connection(
+                client,
+                target.clone(),
+                fault.clone(),
+                n == 0,
+                seed.wrapping_add(n),
+            ));
+            while conns.try_join_next().is_some() {}
+        }
+    });
+    Ok(Proxy { addr, task })
+}
+
+enum Item {
+    Act(Action),
+    Eof,
+}
+
+enum End {
+    Eof,
+    Cut { reset: bool },
+}
+
+async fn connection(client: TcpStream, target: String, fault: Fault, first: bool, seed: u64) {
+    let Ok(server) = TcpStream::connect(&target).await else {
+        return;
+    };
+    for s in [&client, &server] {
+        let _ = s.set_nodelay(true);
+        if first && fault.resets() {
+            // Closing with a zero linger sends RST instead of FIN.
+            let _ = s.set_zero_linger();
+        }
+    }
+    let start = Instant::now();
+    let (cr, cw) = client.into_split();
+    let (sr, sw) = server.into_split();
+    let (end_tx, mut end_rx) = mpsc::channel(4);
+    let mut tasks = JoinSet::new();
+    let (sw, cw) = (Arc::new(Mutex::new(sw)), Arc::new(Mutex::new(cw)));
+    let halves = [
+        (cr, sw.clone(), &fault.up, seed),
+        (sr, cw.clone(), &fault.down, seed.rotate_left(32)),
+    ];
+    for (r, w, dir, seed) in halves {
+        let (tx, rx) = mpsc::unbounded_channel();
+        tasks.spawn(read_side(r, Shaper::new(dir, first, seed), start, tx));
+        tasks.spawn(write_side(w, rx, start, end_tx.clone()));
+    }
+    drop(end_tx);
+    let mut ended = 0;
+    let mut reset = false;
+    while let Some(end) = end_rx.recv().await {
+        match end {
+            End::Eof if ended == 0 => ended = 1,
+            End::Eof => break,
+            End::Cut { reset: r } => {
+                reset = r;
+                break;
+            }
+        }
+    }
+    tasks.shutdown().await;
+    // The read halves are gone with their tasks; the sockets close when the
+    // write halves go too. A write half dropped sends FIN first: a reset
+    // forgets them instead, so the zero linger makes the close an RST.
+    for w in [sw, cw] {
+        if let Ok(w) = Arc::try_unwrap(w) {
+            let w = w.into_inner();
+            if reset {
+                w.forget();
+            }
+        }
+    }
+}
+
+fn ms_since(start: Instant) -> u64 {
+    start.elapsed().as_millis() as u64
+}
+
+async fn read_side(mut r: OwnedReadHalf, mut shaper: Shaper, start: Instant, tx: mpsc::UnboundedSender<Item>) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = r.read(&mut buf).await.unwrap_or(0);
+        let now = ms_since(start);
+        if n == 0 {
+            // A black hole swallows the end of the stream too.
+            if !shaper.holed(now) {
+                let _ = tx.send(Item::Eof);
+            }
+            return;
+        }
+        for a in shaper.feed(&buf[..n], now) {
+            if tx.send(Item::Act(a)).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+async fn write_side(
+    w: Arc<Mutex<OwnedWriteHalf>>,
+    mut rx: mpsc::UnboundedReceiver<Item>,
+    start: Instant,
+    end: mpsc::Sender<End>,
+) {
+    let until = |at_ms: u64| tokio::time::sleep_until((start + Duration::from_millis(at_ms)).into());
+    while let Some(item) = rx.recv().await {
+        match item {
+            Item::Act(Action::Send { at_ms, bytes }) => {
+                until(at_ms).await;
+                if w.lock().await.write_all(&bytes).await.is_err() {
+                    let _ = end.send(End::Cut { reset: false }).await;
+                    return;
+                }
+            }
+            Item::Act(Action::Reset { at_ms }) => {
+                until(at_ms).await;
+                let _ = end.send(End::Cut { reset: true }).await;
+                return;
+            }
+            Item::Act(Action::Close { at_ms }) => {
+                until(at_ms).await;
+                let _ = end.send(End::Cut { reset: false }).await;
+                return;
+            }
+            Item::Eof => {
+                let _ = w.lock().await.shutdown().await;
+                let _ = end.send(End::Eof).await;
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::fault::Direction;
+
+    /// An echo server; returns its address.
+    async fn echo() -> String {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn shaping_keeps_every_byte_and_the_latency_shows() {
+        let fault = Fault {
+            up: Direction {
+                latency_ms: 50,
+                slice_bytes: Some(3),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = start(&echo().await, &fault, 1).unwrap();
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        let t = Instant::now();
+        c.write_all(b"hello, world").await.unwrap();
+        let mut got = vec![0; 12];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"hello, world");
+        assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_reset_reaches_the_client_as_rst_and_the_next_connection_is_clean() {
+        let fault = Fault {
+            down: Direction {
+                reset_after_bytes: Some(4),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = start(&echo().await, &fault, 1).unwrap();
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcdefgh").await.unwrap();
+        let mut got = Vec::new();
+        let err = c.read_to_end(&mut got).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+        assert_eq!(&got, b"abcd");
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcdefgh").await.unwrap();
+        let mut got = vec![0; 8];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abcdefgh");
+    }
+
+    #[tokio::test]
+    async fn a_black_hole_keeps_the_socket_open_and_silent() {
+        let fault = Fault {
+            down: Direction {
+                blackhole_after_bytes: Some(2),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = start(&echo().await, &fault, 1).unwrap();
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcd").await.unwrap();
+        let mut got = vec![0; 2];
+        c.read_exact(&mut got).await.unwrap();
+        let mut more = [0u8; 1];
+        let r = tokio::time::timeout(Duration::from_millis(200), c.read(&mut more)).await;
+        assert!(r.is_err(), "the black hole let something through: {r:?}");
+    }
+
+    #[tokio::test]
+    async fn a_close_ends_the_stream_cleanly() {
+        let fault = Fault {
+            down: Direction {
+                close_after_bytes: Some(3),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = start(&echo().await, &fault, 1).unwrap();
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcdef").await.unwrap();
+        let mut got = Vec::new();
+        c.read_to_end(&mut got).await.unwrap();
+        assert_eq!(&got, b"abc");
+    }
+}
