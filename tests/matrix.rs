@@ -891,6 +891,52 @@ fn a_shared_server_that_dies_fails_its_cell_and_is_started_again_for_the_next() 
 }
 
 #[test]
+fn a_client_that_dies_in_one_test_does_not_take_the_tests_it_never_reached() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix_with(dir.path(), &broken(dir.path(), "client", &["exit-on-trade"]), "");
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "exit-on-trade",
+            "--server",
+            "rust",
+            "--tls",
+            "none",
+            "--set",
+            "bidi,unary",
+            "--case",
+            "bidi/lock-step",
+            "--case",
+            "unary/*",
+            "--lanes",
+            "1",
+            "--no-blame",
+        ],
+        &dir.path().join("r"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let tests = tests_of(&s);
+    let crashed = find(&s, "client=exit-on-trade/server=rust/tls=none/set=bidi/case=lock-step");
+    assert_eq!(crashed["outcome"], "error");
+    assert!(
+        reasons(crashed).contains("client exited (exit status: 3)"),
+        "{}",
+        reasons(crashed)
+    );
+    // In one lane, every unary test came after the crash: a new process ran them.
+    let notes = s["cells"][0]["notes"].to_string();
+    assert!(notes.contains("they ran in a new client process"), "{notes}");
+    let unary: Vec<&Value> = tests.iter().filter(|t| t["set"] == "unary").collect();
+    assert!(unary.len() > 5);
+    for t in unary {
+        assert_eq!(t["outcome"], "passed", "{t}");
+    }
+}
+
+#[test]
 fn fail_fast_stops_starting_clients_after_the_first_red_test() {
     let dir = tempfile::tempdir().unwrap();
     let m = matrix_with(dir.path(), &broken(dir.path(), "server", &["no-echo"]), "jobs = 1");

@@ -216,6 +216,9 @@ impl Runner {
     fn run_call<'a>(&'a self, step: &'a Step, id: String) -> BoxFuture<'a, Result<(), UsageError>> {
         Box::pin(async move {
             let (info, requests) = Self::prepare(step)?;
+            if step.method == "Trade" && self.args.faults.contains(&ClientFault::ExitOnTrade) {
+                std::process::exit(3);
+            }
             let start = Instant::now();
             let mut seen = Seen::default();
             let timeout = step

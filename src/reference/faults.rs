@@ -128,6 +128,9 @@ pub enum ClientFault {
     /// Once a call's connection breaks under it, every later call on that
     /// connection fails UNAVAILABLE at once: a broken channel kept and reused.
     DeadChannelKept,
+    /// The process exits (status 3) when a step calls Trade: a crash, for
+    /// the runner's handling of a client that dies in one test.
+    ExitOnTrade,
     /// A call without a deadline ends after 250 ms by a timer of the
     /// client's own (no grpc-timeout): a hard-coded timeout that holds on
     /// loopback.

@@ -30,6 +30,7 @@ fn step_budget(step: &script::Step, grace: u64) -> u64 {
 const LARGE_SCRIPT: usize = 1 << 20;
 
 /// A test as a client process runs it: its cell and its connection.
+#[derive(Clone)]
 pub(super) struct Entry<'a> {
     pub key: &'a CellKey,
     pub test: &'a Test,
@@ -44,6 +45,53 @@ pub(super) struct GroupRun {
     pub durations: BTreeMap<usize, f64>,
     pub first_line_ms: Option<f64>,
     pub stderr: String,
+    /// Tests the client never reached (it stopped on another one first).
+    pub untouched: Vec<usize>,
+    /// The stderr of the process that ran a test, when not the first one.
+    pub stderr_of: BTreeMap<usize, String>,
+    /// Per new process started for untouched tests: how many it was given.
+    pub restarts: Vec<usize>,
+}
+
+impl GroupRun {
+    fn new() -> GroupRun {
+        GroupRun {
+            obs: Observations::new(),
+            errors: BTreeMap::new(),
+            durations: BTreeMap::new(),
+            first_line_ms: None,
+            stderr: String::new(),
+            untouched: Vec::new(),
+            stderr_of: BTreeMap::new(),
+            restarts: Vec::new(),
+        }
+    }
+
+    /// Takes in the run of `again` (this run's test indices, in the order
+    /// of `more`'s entries) in a new process.
+    fn absorb(&mut self, again: &[usize], mut more: GroupRun) {
+        for (j, &i) in again.iter().enumerate() {
+            let mut errors = more.errors.remove(&j).unwrap_or_default();
+            if errors.is_empty() {
+                self.errors.remove(&i);
+            } else {
+                errors.push("(run in a new client process: the first one stopped before this test)".into());
+                self.errors.insert(i, errors);
+            }
+            if let Some(d) = more.durations.remove(&j) {
+                self.durations.insert(i, d);
+            }
+            let stderr = more.stderr_of.remove(&j).unwrap_or_else(|| more.stderr.clone());
+            self.stderr_of.insert(i, stderr);
+        }
+        self.untouched = more.untouched.iter().map(|&j| again[j]).collect();
+        self.obs.extend(more.obs);
+    }
+
+    /// The stderr of the client process that ran test `i`.
+    pub fn stderr_for(&self, i: usize) -> &str {
+        self.stderr_of.get(&i).unwrap_or(&self.stderr)
+    }
 }
 
 /// Part of the script written at once: its steps as the runner waits for
@@ -163,13 +211,7 @@ impl Runner {
     /// Runs one client process over a group of tests (of one client
     /// language), started with the `default` connection.
     pub(super) async fn run_group(&self, entries: &[Entry<'_>], default: &Connection, attempt: u32) -> GroupRun {
-        let mut run = GroupRun {
-            obs: Observations::new(),
-            errors: BTreeMap::new(),
-            durations: BTreeMap::new(),
-            first_line_ms: None,
-            stderr: String::new(),
-        };
+        let mut run = GroupRun::new();
         let settings = &self.matrix.run;
         let (phases, _proxies) = self.phases(entries, default, attempt, &mut run);
         let mut phases: Vec<Phase> = phases.into_iter().collect();
@@ -304,10 +346,32 @@ impl Runner {
         for (test, why) in unfinished {
             // A test that already has a reason (a case error) keeps it alone.
             if stopped.contains(&test) || !run.errors.contains_key(&test) {
+                if !stopped.contains(&test) {
+                    run.untouched.push(test);
+                }
                 run.errors.entry(test).or_default().push(why);
             }
         }
         run.obs = judge::group(&all);
+        run
+    }
+
+    /// Runs a group of tests, and again in a new client process the tests
+    /// that one never reached because it crashed or hung on another (up to
+    /// three times): one test that takes its client down does not take the
+    /// others' verdicts with it.
+    pub(super) async fn run_group_again(&self, entries: &[Entry<'_>], default: &Connection, attempt: u32) -> GroupRun {
+        let mut run = self.run_group(entries, default, attempt).await;
+        for _ in 0..3 {
+            if run.untouched.is_empty() || self.cancelled.load(std::sync::atomic::Ordering::SeqCst) {
+                break;
+            }
+            let again = std::mem::take(&mut run.untouched);
+            let sub: Vec<Entry> = again.iter().map(|&i| entries[i].clone()).collect();
+            let more = self.run_group(&sub, default, attempt).await;
+            run.restarts.push(again.len());
+            run.absorb(&again, more);
+        }
         run
     }
 }

@@ -317,8 +317,13 @@ impl Runner {
                     })
                 })
                 .collect();
-            let run = self.run_group(&entries, &default, attempt).await;
+            let run = self.run_group_again(&entries, &default, attempt).await;
             out[first.cell].1.client_first_line_ms.extend(run.first_line_ms);
+            for n in &run.restarts {
+                out[first.cell].1.notes.push(format!(
+                    "the client stopped before {n} test(s) it had not begun; they ran in a new client process"
+                ));
+            }
             let mut i = 0;
             for g in &groups {
                 let (server_gone, server_stderr) = match &g.lease {
@@ -379,7 +384,7 @@ impl Runner {
         };
         let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
         if outcome.is_red() {
-            r.client_stderr = run.stderr.clone();
+            r.client_stderr = run.stderr_for(i).to_string();
             r.server_stderr = server_stderr.to_string();
         }
         r
