@@ -1,5 +1,5 @@
 //! RunSummary → Markdown (pure): totals, a client × server grid per TLS
-//! mode, per-language timings, the key-type table, the red cells with their
+//! mode, the resilience grid (`report::resilience`), per-language timings, the key-type table, the red cells with their
 //! likely culprit, then every red test with its reasons and the command that
 //! reproduces it.
 use crate::model::run::{median, Counts, Outcome, RunSummary, TestResult};
@@ -111,6 +111,8 @@ pub fn render(s: &RunSummary) -> String {
         }
         let _ = writeln!(out);
     }
+
+    super::resilience::render(&mut out, &s.tests);
 
     if !s.cells.is_empty() {
         let mut ready: BTreeMap<&str, Vec<f64>> = BTreeMap::new();

@@ -6,3 +6,4 @@ pub mod floor;
 pub mod junit;
 pub mod markdown;
 pub mod merge;
+pub mod resilience;

@@ -1,0 +1,149 @@
+//! The resilience grid (pure): for the `faults` set, one row per fault case
+//! and one column per language, as a client and as a server, each cell saying
+//! what that language did: ✅, or what went wrong instead (the status it
+//! reported, a hang, a crash), so a person sees which stack does what on a
+//! network that misbehaves.
+use crate::model::run::{Outcome, TestResult};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write;
+
+/// The set whose tests the grid shows.
+pub const SET: &str = "faults";
+
+/// What one red test shows, in a word or two.
+fn observed(t: &TestResult) -> String {
+    let all = t.reasons.join("\n");
+    if all.contains("client hung") {
+        return "hang".into();
+    }
+    if all.contains("client exited") {
+        return "crash".into();
+    }
+    for r in &t.reasons {
+        if let Some((_, rest)) = r.split_once("status: expected ") {
+            if let Some((_, got)) = rest.split_once(", got ") {
+                let code: String = got.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+                if !code.is_empty() {
+                    return code;
+                }
+            }
+        }
+    }
+    "wrong result".into()
+}
+
+/// One grid cell over the tests of a (case, language, side).
+fn cell(tests: &[&TestResult]) -> String {
+    if tests.is_empty() {
+        return "·".into();
+    }
+    let red: Vec<&&TestResult> = tests
+        .iter()
+        .filter(|t| !matches!(t.outcome, Outcome::Passed | Outcome::KnownFlaky | Outcome::Interrupted))
+        .collect();
+    if red.is_empty() {
+        return "✅".into();
+    }
+    let seen: BTreeSet<String> = red.iter().map(|t| observed(t)).collect();
+    let mark = if red.iter().any(|t| t.outcome.is_red()) {
+        "❌"
+    } else {
+        "⚠️"
+    };
+    format!(
+        "{mark} {} ({}/{})",
+        seen.into_iter().collect::<Vec<_>>().join(", "),
+        red.len(),
+        tests.len()
+    )
+}
+
+/// The grid, or nothing when the run has no test of the set.
+pub fn render(out: &mut String, tests: &[TestResult]) {
+    let faults: Vec<&TestResult> = tests.iter().filter(|t| t.set == SET).collect();
+    if faults.is_empty() {
+        return;
+    }
+    let cases: Vec<&str> = {
+        let mut seen = BTreeSet::new();
+        faults.iter().map(|t| t.case.as_str()).filter(|c| seen.insert(*c)).collect()
+    };
+    let _ = writeln!(
+        out,
+        "## Resilience (set {SET})\n\nWhat each language did when the network misbehaved, over every peer and TLS mode of the run: ✅, or the status it reported instead, `hang` or `crash` (❌ red, ⚠️ known-failing; how many tests of the cell).\n"
+    );
+    for (side, lang_of) in [
+        ("as a client", (|t: &TestResult| t.cell.client.clone()) as fn(&TestResult) -> String),
+        ("as a server", |t: &TestResult| t.cell.server.clone()),
+    ] {
+        let mut by: BTreeMap<(String, &str), Vec<&TestResult>> = BTreeMap::new();
+        for t in &faults {
+            by.entry((lang_of(t), t.case.as_str())).or_default().push(t);
+        }
+        let langs: BTreeSet<String> = faults.iter().map(|t| lang_of(t)).collect();
+        let _ = writeln!(out, "### {side}\n");
+        let _ = writeln!(
+            out,
+            "| fault ↓ language → | {} |\n|---|{}",
+            langs.iter().cloned().collect::<Vec<_>>().join(" | "),
+            "---|".repeat(langs.len())
+        );
+        for case in &cases {
+            let row: Vec<String> = langs
+                .iter()
+                .map(|l| cell(by.get(&(l.clone(), *case)).map(Vec::as_slice).unwrap_or(&[])))
+                .collect();
+            let _ = writeln!(out, "| {case} | {} |", row.join(" | "));
+        }
+        let _ = writeln!(out);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::run::fixtures::result;
+    use crate::model::tls::TlsMode;
+
+    fn fault(client: &str, server: &str, case: &str, outcome: Outcome, reasons: &[&str]) -> TestResult {
+        let mut t = result(client, server, TlsMode::None, case, outcome);
+        t.set = SET.into();
+        t.reasons = reasons.iter().map(|r| r.to_string()).collect();
+        t
+    }
+
+    #[test]
+    fn each_language_shows_what_it_did_on_each_side() {
+        let tests = vec![
+            fault("go", "rust", "reset", Outcome::Passed, &[]),
+            fault(
+                "ts",
+                "rust",
+                "reset",
+                Outcome::Failed,
+                &["step 1 Get: status: expected UNAVAILABLE, got CANCELLED \"http/2\""],
+            ),
+            fault(
+                "ts",
+                "rust",
+                "corrupt",
+                Outcome::ExpectedFailure,
+                &["known", "client exited (exit status: 1) before finishing step"],
+            ),
+            fault("go", "rust", "corrupt", Outcome::Error, &["client hung: no status line for step"]),
+            fault("rust", "rb", "reset", Outcome::Failed, &["step 1 Get: expected 1 message(s), got 0"]),
+        ];
+        let mut md = String::new();
+        render(&mut md, &tests);
+        assert!(md.contains("### as a client\n\n| fault ↓ language → | go | rust | ts |"), "{md}");
+        assert!(md.contains("| reset | ✅ | ❌ wrong result (1/1) | ❌ CANCELLED (1/1) |"), "{md}");
+        assert!(md.contains("| corrupt | ❌ hang (1/1) | · | ⚠️ crash (1/1) |"), "{md}");
+        assert!(md.contains("### as a server\n\n| fault ↓ language → | rb | rust |"), "{md}");
+        assert!(md.contains("| reset | ❌ wrong result (1/1) | ❌ CANCELLED (1/2) |"), "{md}");
+        // A cell with a red test is red, even beside a known failure.
+        assert!(md.contains("| corrupt | · | ❌ crash, hang (2/2) |"), "{md}");
+        let mut none = String::new();
+        render(&mut none, &[result("go", "rust", TlsMode::None, "get", Outcome::Passed)]);
+        assert!(none.is_empty());
+    }
+}
