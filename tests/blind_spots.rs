@@ -322,6 +322,18 @@ const CLIENT_FAULTS: &[Catch] = &[
         "client hung: no status line for step",
     ),
     (
+        "deadline-by-server-only",
+        "faults",
+        "blackhole-mid-stream",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "faults",
+        "blackhole-mid-stream",
+        "client hung: no status line for step",
+    ),
+    (
         "dead-channel-kept",
         "faults",
         "reset-mid-request",

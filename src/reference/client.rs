@@ -260,8 +260,9 @@ impl Runner {
                 }
             };
             let faults = &self.args.faults;
+            let streams_untimed = faults.contains(&ClientFault::NoTimerOnStreams) && info.kind != Kind::Unary;
             let own_timer = timeout
-                .filter(|_| !faults.contains(&ClientFault::DeadlineByServerOnly))
+                .filter(|_| !faults.contains(&ClientFault::DeadlineByServerOnly) && !streams_untimed)
                 .or(
                     (faults.contains(&ClientFault::ShortDefaultDeadline) && timeout.is_none())
                         .then_some(Duration::from_millis(250)),

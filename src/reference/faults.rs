@@ -128,6 +128,9 @@ pub enum ClientFault {
     /// Once a call's connection breaks under it, every later call on that
     /// connection fails UNAVAILABLE at once: a broken channel kept and reused.
     DeadChannelKept,
+    /// Streaming calls run no timer of their own (unary calls do): a
+    /// deadline wrapper around unary calls only.
+    NoTimerOnStreams,
     /// The process exits (status 3) when a step calls Trade: a crash, for
     /// the runner's handling of a client that dies in one test.
     ExitOnTrade,

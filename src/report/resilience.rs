@@ -22,7 +22,10 @@ fn observed(t: &TestResult) -> String {
     for r in &t.reasons {
         if let Some((_, rest)) = r.split_once("status: expected ") {
             if let Some((_, got)) = rest.split_once(", got ") {
-                let code: String = got.chars().take_while(|c| c.is_ascii_uppercase() || *c == '_').collect();
+                let code: String = got
+                    .chars()
+                    .take_while(|c| c.is_ascii_uppercase() || *c == '_')
+                    .collect();
                 if !code.is_empty() {
                     return code;
                 }
@@ -66,14 +69,21 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
     }
     let cases: Vec<&str> = {
         let mut seen = BTreeSet::new();
-        faults.iter().map(|t| t.case.as_str()).filter(|c| seen.insert(*c)).collect()
+        faults
+            .iter()
+            .map(|t| t.case.as_str())
+            .filter(|c| seen.insert(*c))
+            .collect()
     };
     let _ = writeln!(
         out,
         "## Resilience (set {SET})\n\nWhat each language did when the network misbehaved, over every peer and TLS mode of the run: ✅, or the status it reported instead, `hang` or `crash` (❌ red, ⚠️ known-failing; how many tests of the cell).\n"
     );
     for (side, lang_of) in [
-        ("as a client", (|t: &TestResult| t.cell.client.clone()) as fn(&TestResult) -> String),
+        (
+            "as a client",
+            (|t: &TestResult| t.cell.client.clone()) as fn(&TestResult) -> String,
+        ),
         ("as a server", |t: &TestResult| t.cell.server.clone()),
     ] {
         let mut by: BTreeMap<(String, &str), Vec<&TestResult>> = BTreeMap::new();
@@ -130,20 +140,47 @@ mod tests {
                 Outcome::ExpectedFailure,
                 &["known", "client exited (exit status: 1) before finishing step"],
             ),
-            fault("go", "rust", "corrupt", Outcome::Error, &["client hung: no status line for step"]),
-            fault("rust", "rb", "reset", Outcome::Failed, &["step 1 Get: expected 1 message(s), got 0"]),
+            fault(
+                "go",
+                "rust",
+                "corrupt",
+                Outcome::Error,
+                &["client hung: no status line for step"],
+            ),
+            fault(
+                "rust",
+                "rb",
+                "reset",
+                Outcome::Failed,
+                &["step 1 Get: expected 1 message(s), got 0"],
+            ),
         ];
         let mut md = String::new();
         render(&mut md, &tests);
-        assert!(md.contains("### as a client\n\n| fault ↓ language → | go | rust | ts |"), "{md}");
-        assert!(md.contains("| reset | ✅ | ❌ wrong result (1/1) | ❌ CANCELLED (1/1) |"), "{md}");
+        assert!(
+            md.contains("### as a client\n\n| fault ↓ language → | go | rust | ts |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| reset | ✅ | ❌ wrong result (1/1) | ❌ CANCELLED (1/1) |"),
+            "{md}"
+        );
         assert!(md.contains("| corrupt | ❌ hang (1/1) | · | ⚠️ crash (1/1) |"), "{md}");
-        assert!(md.contains("### as a server\n\n| fault ↓ language → | rb | rust |"), "{md}");
-        assert!(md.contains("| reset | ❌ wrong result (1/1) | ❌ CANCELLED (1/2) |"), "{md}");
+        assert!(
+            md.contains("### as a server\n\n| fault ↓ language → | rb | rust |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| reset | ❌ wrong result (1/1) | ❌ CANCELLED (1/2) |"),
+            "{md}"
+        );
         // A cell with a red test is red, even beside a known failure.
         assert!(md.contains("| corrupt | · | ❌ crash, hang (2/2) |"), "{md}");
         let mut none = String::new();
-        render(&mut none, &[result("go", "rust", TlsMode::None, "get", Outcome::Passed)]);
+        render(
+            &mut none,
+            &[result("go", "rust", TlsMode::None, "get", Outcome::Passed)],
+        );
         assert!(none.is_empty());
     }
 }
