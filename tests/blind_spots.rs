@@ -450,3 +450,47 @@ fn each_client_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     check(dir.path(), "client", CLIENT_FAULTS);
 }
+
+/// corrupt-tls-record runs in the TLS modes only, which the checks above
+/// leave out: a client that keeps a channel whose connection broke fails its
+/// recovery step there.
+#[test]
+fn a_dead_channel_kept_fails_the_recovery_after_a_corrupt_tls_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix_with(dir.path(), &broken(dir.path(), "client", &["dead-channel-kept"]), "");
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "dead-channel-kept,rust",
+            "--server",
+            "rust",
+            "--tls",
+            "server",
+            "--set",
+            "faults",
+            "--case",
+            "corrupt-tls-record",
+            "--no-blame",
+        ],
+        &dir.path().join("reports"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = find(
+        &s,
+        "client=dead-channel-kept/server=rust/tls=server/set=faults/case=corrupt-tls-record",
+    );
+    assert_eq!(t["outcome"], "failed");
+    assert!(
+        reasons(t).contains("step 2 Get: status: expected OK, got UNAVAILABLE"),
+        "{}",
+        reasons(t)
+    );
+    let good = find(
+        &s,
+        "client=rust/server=rust/tls=server/set=faults/case=corrupt-tls-record",
+    );
+    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
+}
