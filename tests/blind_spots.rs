@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The sets these faults are run against (every set a new case lives in).
 const RUN_SETS: &str =
-    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults";
+    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults,h2-servers,keepalive";
 
 /// (fault, a set it may turn red, a case of that set it must turn red, part
 /// of that case's reason); a fault may turn red only the sets named with it.
@@ -357,6 +357,97 @@ const CLIENT_FAULTS: &[Catch] = &[
         "shaped-calls",
         "step 1 Put: status: expected OK, got DEADLINE_EXCEEDED",
     ),
+    // the misbehaving HTTP/2 servers (h2-servers) and keepalive
+    (
+        "no-reconnect",
+        "h2-servers",
+        "goaway-after-first-response",
+        "step 1 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "h2-servers",
+        "too-many-pings",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "reset-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "dead-channel-kept",
+        "h2-servers",
+        "too-many-pings",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "stream-reset-unknown",
+        "h2-servers",
+        "reset-after-headers",
+        "step 1 Get: status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "stream-reset-unknown",
+        "h2-servers",
+        "reset-after-first-message",
+        "step 2 Monitor: status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "deadline-by-server-only",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-after-the-fact",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step \"none/h2-servers/no-trailers#2\"",
+    ),
+    (
+        "short-default-deadline",
+        "h2-servers",
+        "one-stream-at-a-time",
+        "step 1 copy 1 Get: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "short-default-deadline",
+        "h2-servers",
+        "ping-flood",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "h2-servers",
+        "tiny-window",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "reset-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "ping-acks-dropped",
+        "h2-servers",
+        "ping-flood",
+        "step 1 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "keepalive-ignored",
+        "keepalive",
+        "keepalive-finds-a-dead-connection",
+        "step 0 Monitor: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
+    ),
 ];
 
 /// Sets a fault may also turn red, beside those of its catches: the other
@@ -491,6 +582,113 @@ fn a_dead_channel_kept_fails_the_recovery_after_a_corrupt_tls_record() {
     let good = find(
         &s,
         "client=rust/server=rust/tls=server/set=faults/case=corrupt-tls-record",
+    );
+    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
+}
+
+/// Runs one case of a set with these clients against these servers, in
+/// plaintext, with `faults` built as languages of the given side.
+fn run_case(dir: &Path, side: &str, faults: &[&str], clients: &str, servers: &str, set: &str, case: &str) -> Value {
+    let m = matrix_with(dir, &broken(dir, side, faults), "step_grace_ms = 3000");
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            clients,
+            "--server",
+            servers,
+            "--tls",
+            "none",
+            "--set",
+            set,
+            "--case",
+            case,
+            "--no-blame",
+        ],
+        &dir.join("reports"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    s
+}
+
+/// Real servers (tonic, grpc-go) answer an immediate error trailers-only,
+/// so a client that cannot read such a response fails cases in every set;
+/// trailers-only-error is the one that shows it on purpose.
+#[test]
+fn a_client_that_cannot_read_a_trailers_only_response_fails_trailers_only_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = run_case(
+        dir.path(),
+        "client",
+        &["trailers-only-unknown"],
+        "trailers-only-unknown,rust",
+        "rust",
+        "h2-servers",
+        "trailers-only-error",
+    );
+    let t = find(
+        &s,
+        "client=trailers-only-unknown/server=rust/tls=none/set=h2-servers/case=trailers-only-error",
+    );
+    assert_eq!(t["outcome"], "failed");
+    assert!(
+        reasons(t).contains("step 0 Get: status: expected NOT_FOUND, got UNKNOWN \"missing trailers\""),
+        "{}",
+        reasons(t)
+    );
+    let good = find(
+        &s,
+        "client=rust/server=rust/tls=none/set=h2-servers/case=trailers-only-error",
+    );
+    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
+}
+
+/// The reference server has no ping policy; with a strict one (punish-pings:
+/// the connection closes at the third PING), aggressive-keepalive fails a
+/// client that does not open a new connection, and a good client passes.
+#[test]
+fn a_strict_ping_policy_fails_a_client_that_does_not_reconnect() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix_with(
+        dir.path(),
+        &(broken(dir.path(), "server", &["punish-pings"]) + &broken(dir.path(), "client", &["no-reconnect"])),
+        "step_grace_ms = 3000",
+    );
+    let (out, s) = run(
+        &[
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "no-reconnect,rust",
+            "--server",
+            "punish-pings",
+            "--tls",
+            "none",
+            "--set",
+            "keepalive",
+            "--case",
+            "aggressive-keepalive",
+            "--no-blame",
+        ],
+        &dir.path().join("reports"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let t = find(
+        &s,
+        "client=no-reconnect/server=punish-pings/tls=none/set=keepalive/case=aggressive-keepalive",
+    );
+    assert_eq!(t["outcome"], "failed");
+    assert!(
+        reasons(t).contains("step 2 Get: status: expected OK, got UNAVAILABLE"),
+        "{}",
+        reasons(t)
+    );
+    let good = find(
+        &s,
+        "client=rust/server=punish-pings/tls=none/set=keepalive/case=aggressive-keepalive",
     );
     assert_eq!(good["outcome"], "passed", "{}", reasons(good));
 }

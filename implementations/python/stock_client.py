@@ -54,6 +54,8 @@ class Connection(NamedTuple):
     cert_file: Optional[str] = None
     key_file: Optional[str] = None
     server_name: Optional[str] = None
+    keepalive_ms: Optional[int] = None
+    keepalive_timeout_ms: Optional[int] = None
 
 
 class Unreachable(grpc.RpcError):
@@ -120,6 +122,8 @@ def parse_args(argv):
     p.add_argument("--cert-file")
     p.add_argument("--key-file")
     p.add_argument("--server-name")
+    p.add_argument("--keepalive-ms", type=int)
+    p.add_argument("--keepalive-timeout-ms", type=int)
     p.add_argument("command", choices=["script"])
     fields = vars(p.parse_args(argv))
     del fields["command"]
@@ -136,6 +140,10 @@ def parse_connection(fields, fail):
     missing = [name for name in TLS_FILES[connection.tls_mode] if not getattr(connection, name)]
     if missing:
         fail(f"tls mode {connection.tls_mode} needs {', '.join(missing)}")
+    for name in ("keepalive_ms", "keepalive_timeout_ms"):
+        value = getattr(connection, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+            fail(f"connection: {name} must be an integer > 0, got {value!r}")
     return connection
 
 
@@ -192,11 +200,25 @@ def channel_for(connection):
     """The connection's channel, made on first use and reused; OSError for an unreadable file.
 
     The receive limit is grpcio's default (4 MiB); the send limit stays unset (unlimited).
-    Responses are decompressed by gunzip.Decoder, which tells their encoding."""
+    Responses are decompressed by gunzip.Decoder, which tells their encoding.
+    Keepalive is C-core's: a PING every keepalive_ms, also without calls and without data in between. C-core
+    closes the connection on the ping timeout (grpc.http2.ping_timeout_ms, 1 min by default), not on
+    grpc.keepalive_timeout_ms alone (grpc/grpc#39239), so keepalive_timeout_ms sets both."""
     with CHANNELS_LOCK:
         if connection in CHANNELS:
             return CHANNELS[connection]
         options = [("grpc.max_receive_message_length", 4 << 20), ("grpc.per_message_decompression", 0)]
+        if connection.keepalive_ms is not None:
+            options += [
+                ("grpc.keepalive_time_ms", connection.keepalive_ms),
+                ("grpc.keepalive_permit_without_calls", 1),
+                ("grpc.http2.max_pings_without_data", 0),
+            ]
+            if connection.keepalive_timeout_ms is not None:
+                options += [
+                    ("grpc.keepalive_timeout_ms", connection.keepalive_timeout_ms),
+                    ("grpc.http2.ping_timeout_ms", connection.keepalive_timeout_ms),
+                ]
         if connection.tls_mode == "none":
             channel = grpc.insecure_channel(connection.server, options=options)
         else:

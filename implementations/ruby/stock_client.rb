@@ -29,7 +29,7 @@ METHODS = {
   'Ledger.Balance' => ['/stock.v1.Ledger/Balance', V1::Empty, V1::Empty, :unary]
 }.freeze
 TLS_MODES = %w[none server mtls].freeze
-CONNECTION_FIELDS = %w[server tls_mode ca_file cert_file key_file server_name].freeze
+CONNECTION_FIELDS = %w[server tls_mode ca_file cert_file key_file server_name keepalive_ms keepalive_timeout_ms].freeze
 # The stack's status code enum, by value.
 CODE_NAMES = GRPC::Core::StatusCodes.constants.to_h { |name| [GRPC::Core::StatusCodes.const_get(name), name.to_s] }
 # connection (a Hash of CONNECTION_FIELDS) => its stub (one channel each)
@@ -94,6 +94,8 @@ def parse_args(argv)
     o.on('--cert-file F') { |v| opts['cert_file'] = v }
     o.on('--key-file F') { |v| opts['key_file'] = v }
     o.on('--server-name NAME') { |v| opts['server_name'] = v }
+    o.on('--keepalive-ms N', Integer) { |v| opts['keepalive_ms'] = v }
+    o.on('--keepalive-timeout-ms N', Integer) { |v| opts['keepalive_timeout_ms'] = v }
   end
   rest = parser.parse(argv)
   raise UsageError, 'the command must be `script`' unless rest == ['script']
@@ -108,6 +110,10 @@ def check_connection(conn)
   raise UsageError, 'a connection needs a server' unless conn['server'].is_a?(String)
   raise UsageError, "unknown connection field in #{conn.keys}" unless (conn.keys - CONNECTION_FIELDS).empty?
   raise UsageError, "tls_mode must be one of #{TLS_MODES}" unless TLS_MODES.include?(conn['tls_mode'])
+
+  %w[keepalive_ms keepalive_timeout_ms].each do |field|
+    raise UsageError, "#{field} must be an integer" unless conn[field].nil? || conn[field].is_a?(Integer)
+  end
 
   needed = { 'none' => [], 'server' => ['ca_file'], 'mtls' => %w[ca_file cert_file key_file] }
   missing = needed[conn['tls_mode']].reject { |field| conn[field] }
@@ -160,12 +166,19 @@ rescue ArgumentError
 end
 
 # The connection's stub, made on first use and reused. The channel leaves
-# response decompression to Gunzip, which records it. A certificate file
-# that cannot be read fails the call that needs it: UNAVAILABLE.
+# response decompression to Gunzip, which records it. With keepalive_ms the
+# core pings every keepalive_ms, also without calls and without a ping limit
+# (max_pings_without_data 0). A certificate file that cannot be read fails
+# the call that needs it: UNAVAILABLE.
 def channel_for(conn)
   CHANNELS_LOCK.synchronize do
     CHANNELS[conn] ||= begin
       args = { 'grpc.per_message_decompression' => 0 }
+      if conn['keepalive_ms']
+        args.merge!('grpc.keepalive_time_ms' => conn['keepalive_ms'], 'grpc.keepalive_permit_without_calls' => 1,
+                    'grpc.http2.max_pings_without_data' => 0)
+        args['grpc.keepalive_timeout_ms'] = conn['keepalive_timeout_ms'] if conn['keepalive_timeout_ms']
+      end
       creds = :this_channel_is_insecure
       if conn['tls_mode'] != 'none'
         pems = %w[ca_file key_file cert_file].map { |field| read_pem(conn, field) }

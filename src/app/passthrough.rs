@@ -123,6 +123,8 @@ impl PersonClient {
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
             server_name: self.server_name.clone(),
+            keepalive_ms: None,
+            keepalive_timeout_ms: None,
         }
     }
 

@@ -18,6 +18,11 @@ pub struct Tweaks {
 
 /// Builds the channel the contract describes (lazy: connection errors become call statuses).
 pub fn channel(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Channel> {
+    Ok(endpoint(args, tweaks)?.connect_lazy())
+}
+
+/// The endpoint of that channel, for a caller that brings its own TCP connector.
+pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
     let scheme = if args.tls_mode == TlsMode::None {
         "http"
     } else {
@@ -71,8 +76,15 @@ pub fn channel(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Channel> {
     // "reset by the peer", and a frame after that (gRPC C++ 1.51 sends its
     // end-of-stream twice after a deadline) tears down the whole connection,
     // failing whatever unrelated call is in flight on it.
+    if let Some(ms) = args.keepalive_ms {
+        endpoint = endpoint
+            .http2_keep_alive_interval(Duration::from_millis(ms))
+            .keep_alive_while_idle(true);
+        if let Some(timeout) = args.keepalive_timeout_ms {
+            endpoint = endpoint.keep_alive_timeout(Duration::from_millis(timeout));
+        }
+    }
     Ok(endpoint
         .connect_timeout(Duration::from_secs(10))
-        .http2_max_concurrent_reset_streams(0)
-        .connect_lazy())
+        .http2_max_concurrent_reset_streams(0))
 }

@@ -21,6 +21,12 @@ pub struct Connection {
     pub key_file: Option<PathBuf>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    /// HTTP/2 keepalive: a PING every this many ms, with or without calls.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_ms: Option<u64>,
+    /// A keepalive PING unanswered this long closes the connection.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keepalive_timeout_ms: Option<u64>,
 }
 
 fn is_plaintext(m: &TlsMode) -> bool {
@@ -48,6 +54,15 @@ impl Connection {
         }
         if let Some(name) = &self.server_name {
             args.extend(["--server-name".to_string(), name.clone()]);
+        }
+        let keepalive = [
+            ("--keepalive-ms", self.keepalive_ms),
+            ("--keepalive-timeout-ms", self.keepalive_timeout_ms),
+        ];
+        for (flag, ms) in keepalive {
+            if let Some(ms) = ms {
+                args.extend([flag.to_string(), ms.to_string()]);
+            }
         }
         args
     }

@@ -152,6 +152,17 @@ pub struct CaseStep {
     pub expect: Expect,
 }
 
+/// The client's keepalive for a case's connection (CONTRACT.md, "Keepalive").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Keepalive {
+    /// A PING every this many ms, with or without calls in flight.
+    pub ms: u64,
+    /// An unanswered PING closes the connection after this long.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
 /// One case: a named list of steps.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -171,9 +182,16 @@ pub struct Case {
     /// take other tests down or hold them up.
     #[serde(default)]
     pub alone: bool,
+    /// HTTP/2 keepalive on the test's connection (every step carries it).
+    #[serde(default)]
+    pub keepalive: Option<Keepalive>,
     /// What the runner's proxy does to the connection of the `faulty` steps.
     #[serde(default)]
     pub fault: Option<crate::model::fault::Fault>,
+    /// The `faulty` steps call an HTTP/2 server of the runner's that
+    /// misbehaves this way, instead of the cell's server.
+    #[serde(default)]
+    pub peer: Option<crate::reference::peer::Misbehaviour>,
     #[serde(rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -185,6 +203,8 @@ struct CaseFile {
     description: String,
     #[serde(default)]
     clients: Option<Vec<String>>,
+    #[serde(default)]
+    servers: Option<Vec<String>>,
     #[serde(rename = "case")]
     cases: Vec<Case>,
 }
@@ -196,6 +216,9 @@ pub struct CaseSet {
     /// Client languages that can drive this set (it calls a service only
     /// they speak, e.g. the legacy KV client); `None` = every client.
     pub clients: Option<Vec<String>>,
+    /// Server languages the set runs against (its steps call the runner's
+    /// own peers, so one server is enough); `None` = every server.
+    pub servers: Option<Vec<String>>,
     pub cases: Vec<Case>,
 }
 
@@ -203,6 +226,11 @@ impl CaseSet {
     /// Whether this client language can drive the set.
     pub fn drivable_by(&self, client: &str) -> bool {
         self.clients.as_ref().is_none_or(|c| c.iter().any(|x| x == client))
+    }
+
+    /// Whether the set runs against this server language.
+    pub fn served_by(&self, server: &str) -> bool {
+        self.servers.as_ref().is_none_or(|s| s.iter().any(|x| x == server))
     }
 }
 
@@ -342,6 +370,17 @@ fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
 /// A fault needs steps that go through it, and a connection of the cell's own.
 fn check_fault(case: &Case) -> Result<(), String> {
     let faulty = case.steps.iter().any(|s| s.faulty);
+    if case.peer.is_some() {
+        if case.fault.is_some() {
+            return Err("a case has a `fault` or a `peer`, not both".into());
+        }
+        if !faulty {
+            return Err("has a `peer` but no step with `faulty = true`".into());
+        }
+        if case.connect != Connect::Normal {
+            return Err("a `peer` needs `connect = \"normal\"`".into());
+        }
+    }
     match &case.fault {
         Some(f) => {
             f.check()?;
@@ -352,7 +391,9 @@ fn check_fault(case: &Case) -> Result<(), String> {
                 return Err("a `fault` needs `connect = \"normal\"`".into());
             }
         }
-        None if faulty => return Err("a step is `faulty` but the case has no `fault`".into()),
+        None if faulty && case.peer.is_none() => {
+            return Err("a step is `faulty` but the case has no `fault` or `peer`".into())
+        }
         None => {}
     }
     if case.steps.iter().any(|s| s.after_first.iter().any(|n| n.faulty)) {
@@ -369,8 +410,12 @@ pub enum CaseError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
-    #[error("{}: `clients` names `{language}`, which matrix.toml does not define", path.display())]
-    UnknownClient { path: PathBuf, language: String },
+    #[error("{}: `{key}` names `{language}`, which matrix.toml does not define", path.display())]
+    UnknownLanguage {
+        path: PathBuf,
+        key: &'static str,
+        language: String,
+    },
 }
 
 /// Loads and checks one case file.
@@ -414,9 +459,13 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
     if file.clients.as_ref().is_some_and(|c| c.is_empty()) {
         return Err("`clients` must name at least one client language (leave it out for every client)".into());
     }
+    if file.servers.as_ref().is_some_and(|c| c.is_empty()) {
+        return Err("`servers` must name at least one server language (leave it out for every server)".into());
+    }
     Ok(CaseSet {
         description: file.description,
         clients: file.clients,
+        servers: file.servers,
         cases: file.cases,
     })
 }
@@ -428,11 +477,14 @@ pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSe
         .map(|n| {
             let path = &m.sets[n];
             let set = load(n, path)?;
-            if let Some(unknown) = set.clients.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
-                return Err(CaseError::UnknownClient {
-                    path: path.clone(),
-                    language: unknown.clone(),
-                });
+            for (key, langs) in [("clients", &set.clients), ("servers", &set.servers)] {
+                if let Some(unknown) = langs.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
+                    return Err(CaseError::UnknownLanguage {
+                        path: path.clone(),
+                        key,
+                        language: unknown.clone(),
+                    });
+                }
             }
             Ok((n.clone(), set))
         })

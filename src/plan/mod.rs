@@ -172,7 +172,7 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                     let mut tests = Vec::new();
                     for set in &sel.sets {
                         let cs = sets.get(set).ok_or_else(|| format!("unknown set `{set}`"))?;
-                        if !cs.drivable_by(client) {
+                        if !cs.drivable_by(client) || !cs.served_by(server) {
                             continue;
                         }
                         for case in cs.cases.iter().filter(|c| c.applies_to(tls)) {

@@ -2,9 +2,11 @@
 //! client side in tonic. Every call goes through one generic streaming path
 //! with dynamic messages, so headers and trailers stay apart for unary calls
 //! too, and a step's JSON request is sent exactly as the case wrote it.
+use super::cause;
+use super::connector;
 use super::faults::ClientFault;
 use super::transport::{stock_metadata, DynCodec};
-use crate::contract::channel::{channel, Tweaks};
+use crate::contract::channel::Tweaks;
 use crate::contract::codes;
 use crate::contract::proto::{self, Kind, MethodInfo};
 use crate::contract::script::{Connection, Line, Status as StatusLine, Step};
@@ -39,6 +41,10 @@ pub struct ClientArgs {
     pub key_file: Option<PathBuf>,
     #[arg(long)]
     pub server_name: Option<String>,
+    #[arg(long)]
+    pub keepalive_ms: Option<u64>,
+    #[arg(long)]
+    pub keepalive_timeout_ms: Option<u64>,
     /// Deliberate bugs, so tests can prove the negative TLS cases catch them.
     #[arg(long = "break", value_enum, hide = true)]
     pub faults: Vec<ClientFault>,
@@ -63,6 +69,8 @@ impl ClientArgs {
             cert_file: self.cert_file.clone(),
             key_file: self.key_file.clone(),
             server_name: self.server_name.clone(),
+            keepalive_ms: self.keepalive_ms,
+            keepalive_timeout_ms: self.keepalive_timeout_ms,
         }
     }
 }
@@ -100,19 +108,6 @@ fn emit(line: &Line) {
 /// How the status message of a call whose connection broke starts.
 const BROKEN: &str = "connection broken: ";
 
-/// Whether a call failed before its request left the client: hyper cancels
-/// a request whose connection closed before it was sent.
-fn never_sent(s: &Status) -> bool {
-    let mut cause = std::error::Error::source(s);
-    while let Some(e) = cause {
-        if e.downcast_ref::<hyper::Error>().is_some_and(|h| h.is_canceled()) {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
 /// The `percent-encoded-message` fault: the message as it travels.
 fn percent_encoded(message: &str) -> String {
     message
@@ -140,7 +135,7 @@ impl Runner {
     /// A runner whose default connection is ready (an unusable one is an error).
     pub fn new(args: ClientArgs) -> anyhow::Result<Runner> {
         let default = args.connection();
-        let ch = channel(&default, tweaks(&args.faults))?;
+        let ch = connector::open(&default, tweaks(&args.faults), &args.faults)?;
         let channels = Mutex::new(HashMap::from([(default.clone(), Ok(ch))]));
         Ok(Runner {
             default,
@@ -160,9 +155,9 @@ impl Runner {
             )));
         }
         let mut channels = self.channels.lock().expect("channel cache");
-        let entry = channels
-            .entry(conn.clone())
-            .or_insert_with(|| channel(conn, tweaks(&self.args.faults)).map_err(|e| format!("{e:#}")));
+        let entry = channels.entry(conn.clone()).or_insert_with(|| {
+            connector::open(conn, tweaks(&self.args.faults), &self.args.faults).map_err(|e| format!("{e:#}"))
+        });
         entry
             .clone()
             .map_err(|e| Status::unavailable(format!("connection to {}: {e}", conn.server)))
@@ -237,10 +232,11 @@ impl Runner {
                 false => (timeout, None),
             };
             let call = async {
-                // gRPC's transparent retry: a call that never left the client
-                // (its connection died first) is tried once more.
+                // gRPC's transparent retry: a call the server never processed
+                // (its connection died first, or its stream was refused) is
+                // tried once more.
                 match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
-                    Err(s) if never_sent(&s) => {
+                    Err(s) if cause::not_processed(&s) => {
                         seen = Seen::default();
                         self.call(step, &id, &info, requests, timeout, &mut seen).await
                     }
@@ -307,6 +303,18 @@ impl Runner {
                     Status::unavailable(format!("{BROKEN}{}", s.message()))
                 }
                 _ => s,
+            });
+            let result = result.map_err(|s| {
+                if faults.contains(&ClientFault::StreamResetUnknown) && cause::stream_reset(&s) {
+                    Status::unknown(format!("stream reset: {}", s.message()))
+                } else if faults.contains(&ClientFault::TrailersOnlyUnknown)
+                    && s.metadata().contains_key("content-type")
+                {
+                    // A trailers-only response's status comes with the response headers.
+                    Status::unknown("missing trailers")
+                } else {
+                    s
+                }
             });
             // tonic says OUT_OF_RANGE for a message over the receive limit;
             // the gRPC spec (and every other stack) says RESOURCE_EXHAUSTED.
@@ -453,10 +461,14 @@ impl Runner {
         );
         let mut stream = response.into_inner();
         let mut count = 0usize;
+        // A call with one response message returns it only with its status:
+        // one that fails after the message arrived returns none.
+        let single = matches!(info.kind, Kind::Unary | Kind::ClientStream);
+        let mut held = Vec::new();
         loop {
             let Some(msg) = stream.message().await? else { break };
             count += 1;
-            emit(&Line {
+            let line = Line {
                 id: id.to_string(),
                 message: Some(proto::to_proto3_json(&msg)),
                 status: None,
@@ -465,7 +477,11 @@ impl Runner {
                 elapsed_ms: None,
                 response_encoding: None,
                 details: None,
-            });
+            };
+            match single {
+                true => held.push(line),
+                false => emit(&line),
+            }
             if count == 1 {
                 for nested in &step.after_first {
                     self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
@@ -490,6 +506,7 @@ impl Runner {
         if let Some(trailers) = stream.trailers().await? {
             seen.trailers = stock_metadata(&trailers);
         }
+        held.iter().for_each(emit);
         Ok(())
     }
 

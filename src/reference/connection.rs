@@ -1,6 +1,7 @@
 //! The connections the reference server serves: TCP streams a call can close
 //! (the `close-on-big-headers` fault closes the whole connection, as some
 //! stacks do, instead of refusing one call).
+use super::frames::Scanner;
 use std::io;
 use std::net::Shutdown;
 use std::pin::Pin;
@@ -14,6 +15,8 @@ use tonic::transport::server::{Connected, TlsConnectInfo};
 pub struct Conn {
     io: TcpStream,
     closer: Closer,
+    /// The `punish-pings` fault: the client's frames, to count its PINGs.
+    pings: Option<(Scanner, usize)>,
 }
 
 /// Closes one connection from inside a call (found in the call's extensions).
@@ -31,7 +34,14 @@ impl Conn {
         Conn {
             io,
             closer: Closer(dup),
+            pings: None,
         }
+    }
+
+    /// The connection closes at the client's third PING.
+    pub fn punishing_pings(mut self) -> Conn {
+        self.pings = Some((Scanner::from_client(), 0));
+        self
     }
 }
 
@@ -61,7 +71,19 @@ impl Connected for Conn {
 
 impl AsyncRead for Conn {
     fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Some((scanner, pings)) = &mut this.pings {
+            scanner.filter(&buf.filled()[before..], |f| {
+                *pings += usize::from(f.is_ping());
+                true
+            });
+            if *pings >= 3 {
+                this.closer.close();
+            }
+        }
+        r
     }
 }
 

@@ -92,6 +92,9 @@ pub enum Fault {
     /// the items that came before: a broken connection read as the end of
     /// the stream.
     BatchKeptOnBrokenConnection,
+    /// A strict ping policy: the third PING on a connection closes it (no
+    /// GOAWAY; plaintext only, the count is taken under HTTP/2).
+    PunishPings,
 }
 
 /// A deliberate bug the reference client can be started with.
@@ -138,4 +141,20 @@ pub enum ClientFault {
     /// client's own (no grpc-timeout): a hard-coded timeout that holds on
     /// loopback.
     ShortDefaultDeadline,
+    /// The channel opens one connection only: once it is gone (GOAWAY, a
+    /// reset, a close), every call fails UNAVAILABLE.
+    NoReconnect,
+    /// A call whose stream the server reset (RST_STREAM) is reported
+    /// UNKNOWN instead of the status the reset's code maps to.
+    StreamResetUnknown,
+    /// A trailers-only response (the status in the only HEADERS frame) is
+    /// reported UNKNOWN "missing trailers".
+    TrailersOnlyUnknown,
+    /// The client ignores the server's stream WINDOW_UPDATEs (plaintext
+    /// only: a frame filter under HTTP/2): a send larger than the window stalls.
+    WindowUpdatesIgnored,
+    /// The client never answers the server's PINGs (plaintext only).
+    PingAcksDropped,
+    /// The client ignores the keepalive settings of its connections.
+    KeepaliveIgnored,
 }

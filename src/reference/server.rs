@@ -94,19 +94,6 @@ impl StockService {
     }
 }
 
-/// Whether a call's stream ended because its connection broke (an I/O
-/// error under HTTP/2), not by the peer's cancel or a protocol error.
-fn connection_broke(status: &Status) -> bool {
-    let mut cause = std::error::Error::source(status);
-    while let Some(e) = cause {
-        if e.downcast_ref::<h2::Error>().is_some_and(|h| h.is_io()) {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
-}
-
 #[tonic::async_trait]
 impl Stock for StockService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
@@ -239,7 +226,7 @@ impl Stock for StockService {
                     Ok(None) => break,
                     // A stream that ends in a cancellation is not a half-close.
                     Err(_) if careless => break,
-                    Err(status) if kept_on_break && connection_broke(&status) => break,
+                    Err(status) if kept_on_break && super::cause::connection_broke(&status) => break,
                     Err(status) => return Err(status),
                 }
             }
@@ -456,8 +443,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if faults.contains(&Fault::ShedOver16Calls) {
         builder = builder.concurrency_limit_per_connection(16).load_shed(true);
     }
-    let incoming = tokio_stream::StreamExt::map(TcpIncoming::from(listener).with_nodelay(Some(true)), |c| {
-        c.map(Conn::new)
+    let punish = faults.contains(&Fault::PunishPings);
+    let incoming = tokio_stream::StreamExt::map(TcpIncoming::from(listener).with_nodelay(Some(true)), move |c| {
+        c.map(|io| match punish {
+            true => Conn::new(io).punishing_pings(),
+            false => Conn::new(io),
+        })
     });
     let serve = builder
         .max_concurrent_streams(Some(100))

@@ -12,6 +12,7 @@ use crate::input::cases::script_steps;
 use crate::judge::{self, Observations};
 use crate::model::cell::CellKey;
 use crate::plan::{lanes, Test};
+use crate::reference::peer;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -119,7 +120,25 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// What stands between a test's `faulty` steps and the cell's server: the
+/// fault proxies and misbehaving peers of a client process, which live as
+/// long as it does.
+pub(super) struct Middlemen {
+    _proxies: Vec<proxy::Proxy>,
+    _peers: Vec<peer::Peer>,
+}
+
 impl Runner {
+    /// A misbehaving peer for a test, in its cell's TLS mode.
+    fn start_peer(&self, e: &Entry, how: peer::Misbehaviour) -> anyhow::Result<peer::Peer> {
+        let c = &self.certs[&e.key.key_type];
+        let tls = (e.conn.tls_mode != crate::model::tls::TlsMode::None).then(|| peer::PeerTls {
+            cert: &c.server_cert,
+            key: &c.server_key,
+        });
+        peer::start(how, tls)
+    }
+
     /// The script of a group of tests, in phases: the tests that wait spread
     /// over lanes; then, the same way, the tests with a large script (their
     /// lines are written only then: a client parsing megabytes of JSON on its
@@ -135,7 +154,7 @@ impl Runner {
         default: &Connection,
         attempt: u32,
         run: &mut GroupRun,
-    ) -> ([Phase; 3], Vec<proxy::Proxy>) {
+    ) -> ([Phase; 3], Middlemen) {
         let grace = self.matrix.run.step_grace_ms;
         let waits: Vec<u64> = entries
             .iter()
@@ -150,6 +169,7 @@ impl Runner {
         let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
         let mut phases: [Phase; 3] = Default::default();
         let mut proxies = Vec::new();
+        let mut peers = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let t = e.test;
             let prefix = step_prefix(e.key, t);
@@ -161,8 +181,25 @@ impl Runner {
                     continue;
                 }
             };
-            let faulty = match &t.case.fault {
-                Some(fault) => match proxy::start(&e.conn.server, fault, seed(&prefix)) {
+            let faulty = match (&t.case.fault, t.case.peer) {
+                (None, Some(how)) => match self.start_peer(e, how) {
+                    Ok(p) => {
+                        let conn = Connection {
+                            server: p.addr.clone(),
+                            ..e.conn.clone()
+                        };
+                        peers.push(p);
+                        Some(conn)
+                    }
+                    Err(err) => {
+                        run.errors
+                            .entry(i)
+                            .or_default()
+                            .push(format!("the misbehaving peer could not start: {err:#}"));
+                        continue;
+                    }
+                },
+                (Some(fault), _) => match proxy::start(&e.conn.server, fault, seed(&prefix)) {
                     Ok(p) => {
                         let conn = Connection {
                             server: p.addr.clone(),
@@ -179,7 +216,7 @@ impl Runner {
                         continue;
                     }
                 },
-                None => None,
+                (None, None) => None,
             };
             let mut test = Phase::default();
             for (mut s, case_step) in steps.into_iter().zip(&t.case.steps) {
@@ -205,7 +242,13 @@ impl Runner {
             phase.order.extend(test.order);
             phase.lines.extend(test.lines);
         }
-        (phases, proxies)
+        (
+            phases,
+            Middlemen {
+                _proxies: proxies,
+                _peers: peers,
+            },
+        )
     }
 
     /// Runs one client process over a group of tests (of one client
@@ -213,7 +256,7 @@ impl Runner {
     pub(super) async fn run_group(&self, entries: &[Entry<'_>], default: &Connection, attempt: u32) -> GroupRun {
         let mut run = GroupRun::new();
         let settings = &self.matrix.run;
-        let (phases, _proxies) = self.phases(entries, default, attempt, &mut run);
+        let (phases, _middlemen) = self.phases(entries, default, attempt, &mut run);
         let mut phases: Vec<Phase> = phases.into_iter().collect();
         phases.retain(|p| !p.order.is_empty());
         let Some(first_test) = phases.first().and_then(|p| p.order.first()).map(|s| s.test) else {

@@ -201,6 +201,8 @@ impl Runner {
             cert_file: cert.cloned(),
             key_file: client_key.cloned(),
             server_name,
+            keepalive_ms: None,
+            keepalive_timeout_ms: None,
         }
     }
 
@@ -294,7 +296,14 @@ impl Runner {
                 }
                 let tests = tests
                     .into_iter()
-                    .map(|t| (t, self.connection(key, &addr, t.case.connect)))
+                    .map(|t| {
+                        let mut conn = self.connection(key, &addr, t.case.connect);
+                        if let Some(k) = &t.case.keepalive {
+                            conn.keepalive_ms = Some(k.ms);
+                            conn.keepalive_timeout_ms = k.timeout_ms;
+                        }
+                        (t, conn)
+                    })
                     .collect();
                 groups.push(Group {
                     cell: c,

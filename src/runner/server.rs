@@ -66,6 +66,8 @@ impl Runner {
             cert_file: Some(c.client_cert.clone()),
             key_file: Some(c.client_key.clone()),
             server_name: None,
+            keepalive_ms: None,
+            keepalive_timeout_ms: None,
         })
         .await
     }
@@ -79,6 +81,8 @@ impl Runner {
             cert_file: e.cert.clone(),
             key_file: e.key.clone(),
             server_name: e.server_name.clone(),
+            keepalive_ms: None,
+            keepalive_timeout_ms: None,
         })
         .await;
         match r {

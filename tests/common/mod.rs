@@ -49,7 +49,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 15] = [
+pub const SETS: [&str; 17] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -65,6 +65,8 @@ pub const SETS: [&str; 15] = [
     "flow-control",
     "kv-compat",
     "faults",
+    "keepalive",
+    "h2-servers",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

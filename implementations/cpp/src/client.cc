@@ -5,7 +5,10 @@
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/support/error_details.h>
 
+#include <algorithm>
+#include <charconv>
 #include <chrono>
+#include <climits>
 #include <condition_variable>
 #include <cstdio>
 #include <deque>
@@ -77,10 +80,11 @@ int main(int argc, char** argv) {
   try {
     stock::g_default = stock::ParseArgs(argc, argv);
   } catch (const stock::UsageError& e) {
-    std::fprintf(stderr,
-                 "error: %s\nusage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] "
-                 "[--cert-file F --key-file F] [--server-name NAME] script\n",
-                 e.what());
+    std::fprintf(
+        stderr,
+        "error: %s\nusage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] "
+        "[--cert-file F --key-file F] [--server-name NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script\n",
+        e.what());
     return 2;
   }
   std::shared_ptr<grpc::Channel> channel;
@@ -88,8 +92,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", s.error_message().c_str());
     return 1;
   }
-  pb::util::JsonParseOptions lenient;
-  lenient.ignore_unknown_fields = true;
   std::map<int64_t, stock::Lane> lanes;
   auto wait_lanes = [&lanes] {  // every lane runs to its end
     for (auto& [number, lane] : lanes) {
@@ -105,7 +107,7 @@ int main(int argc, char** argv) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     try {
       stockcpp::Step spec;
-      if (auto s = pb::util::JsonStringToMessage(line, &spec, lenient); !s.ok()) {
+      if (auto s = pb::util::JsonStringToMessage(line, &spec); !s.ok()) {
         throw stock::UsageError("not a step: " + std::string(s.message()) + ": " + line.substr(0, 200));
       }
       stock::Step step = stock::ParseStep(spec);
@@ -151,8 +153,23 @@ Connection ParseArgs(int argc, char** argv) {
       {"--server", c.mutable_server()},     {"--tls-mode", c.mutable_tls_mode()},
       {"--ca-file", c.mutable_ca_file()},   {"--cert-file", c.mutable_cert_file()},
       {"--key-file", c.mutable_key_file()}, {"--server-name", c.mutable_server_name()}};
+  std::map<std::string, void (Connection::*)(uint64_t)> millis{
+      {"--keepalive-ms", &Connection::set_keepalive_ms},
+      {"--keepalive-timeout-ms", &Connection::set_keepalive_timeout_ms}};
   int i = 1;
-  for (; i + 1 < argc && fields.count(argv[i]); i += 2) *fields[argv[i]] = argv[i + 1];
+  for (; i + 1 < argc && (fields.count(argv[i]) || millis.count(argv[i])); i += 2) {
+    std::string value = argv[i + 1];
+    if (fields.count(argv[i])) {
+      *fields[argv[i]] = value;
+      continue;
+    }
+    uint64_t ms = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), ms);
+    if (value.empty() || error != std::errc() || end != value.data() + value.size()) {
+      throw UsageError(std::string(argv[i]) + " needs a number of ms, not '" + value + "'");
+    }
+    (c.*millis[argv[i]])(ms);
+  }
   if (i + 1 != argc || argv[i] != std::string("script")) throw UsageError("expected options, then `script`");
   if (c.server().empty()) throw UsageError("--server is required");
   if (!ValidMode(c.tls_mode())) throw UsageError("--tls-mode must be none, server or mtls");
@@ -213,6 +230,15 @@ Status ChannelFor(const Connection& connection, std::shared_ptr<grpc::Channel>* 
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(4 << 20);  // the default; sends stay unlimited
     if (!connection.server_name().empty()) args.SetSslTargetNameOverride(connection.server_name());
+    if (connection.has_keepalive_ms()) {  // C-core's own keepalive, with or without calls, unlimited PINGs
+      auto ms = [](uint64_t n) { return static_cast<int>(std::min<uint64_t>(n, INT_MAX)); };
+      args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ms(connection.keepalive_ms()));
+      if (connection.has_keepalive_timeout_ms()) {
+        args.SetInt(GRPC_ARG_KEEPALIVE_TIMEOUT_MS, ms(connection.keepalive_timeout_ms()));
+      }
+      args.SetInt(GRPC_ARG_KEEPALIVE_PERMIT_WITHOUT_CALLS, 1);
+      args.SetInt(GRPC_ARG_HTTP2_MAX_PINGS_WITHOUT_DATA, 0);
+    }
     bool tls = connection.tls_mode() == "server" || connection.tls_mode() == "mtls";
     grpc::SslCredentialsOptions ssl;
     try {

@@ -21,8 +21,12 @@ const OPTIONS = {
   "--cert-file": "cert_file",
   "--key-file": "key_file",
   "--server-name": "server_name",
+  "--keepalive-ms": "keepalive_ms",
+  "--keepalive-timeout-ms": "keepalive_timeout_ms",
 };
 const CONNECTION_FIELDS = Object.values(OPTIONS);
+/** The connection fields that are integers (ms); every other one is a string. */
+const KEEPALIVE_FIELDS = ["keepalive_ms", "keepalive_timeout_ms"];
 const METHODS = clientMethods();
 /** Channels by connection and request compression: a grpc.Client, or the Error that made it unusable. */
 const channels = new Map();
@@ -84,7 +88,8 @@ function parseArgs(argv) {
     if (!OPTIONS[flag]) throw new UsageError(`unknown option ${flag}`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
-    connection[OPTIONS[flag]] = value;
+    const integer = KEEPALIVE_FIELDS.includes(OPTIONS[flag]);
+    connection[OPTIONS[flag]] = !integer ? value : /^[0-9]+$/.test(value) ? Number(value) : value;
   }
   if (i >= argv.length) throw new UsageError("missing command (script)");
   if (argv[i] !== "script" || i + 1 < argv.length) {
@@ -100,7 +105,11 @@ function parseConnection(value, where) {
   }
   for (const [field, v] of Object.entries(value)) {
     if (!CONNECTION_FIELDS.includes(field)) throw new UsageError(`${where}: unknown connection field ${field}`);
-    if (typeof v !== "string" && v !== null) throw new UsageError(`${where}: ${field} must be a string`);
+    if (KEEPALIVE_FIELDS.includes(field)) {
+      if (v !== null && !(Number.isSafeInteger(v) && v > 0)) {
+        throw new UsageError(`${where}: ${field} must be a positive integer (ms)`);
+      }
+    } else if (typeof v !== "string" && v !== null) throw new UsageError(`${where}: ${field} must be a string`);
   }
   if (!value.server) throw new UsageError(`${where}: a server (HOST:PORT) is required`);
   const connection = { ...value, tls_mode: value.tls_mode ?? "none" };
@@ -189,6 +198,12 @@ function channelFor(connection, compression = "identity") {
       // Message size limits are grpc-js's defaults: 4 MiB received, unlimited sent.
       const options = { "grpc.default_compression_algorithm": grpc.compressionAlgorithms[compression] };
       if (connection.server_name) options["grpc.ssl_target_name_override"] = connection.server_name;
+      // Keepalive (grpc-js's own): a PING every keepalive_ms, also without calls; its timeout, else grpc-js's 20 s.
+      if (connection.keepalive_ms) {
+        options["grpc.keepalive_time_ms"] = connection.keepalive_ms;
+        options["grpc.keepalive_permit_without_calls"] = 1;
+        if (connection.keepalive_timeout_ms) options["grpc.keepalive_timeout_ms"] = connection.keepalive_timeout_ms;
+      }
       channels.set(key, new grpc.Client(connection.server, credentials, options));
     } catch (e) {
       channels.set(key, new Error(`connection to ${connection.server}: ${e.message}`));

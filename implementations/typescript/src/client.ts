@@ -31,6 +31,8 @@ interface Connection {
   cert_file?: string;
   key_file?: string;
   server_name?: string;
+  keepalive_ms?: number;
+  keepalive_timeout_ms?: number;
 }
 
 interface Step {
@@ -55,6 +57,7 @@ interface Channel {
 }
 
 const FIELDS = ["server", "tls_mode", "ca_file", "cert_file", "key_file", "server_name"];
+const MS_FIELDS = ["keepalive_ms", "keepalive_timeout_ms"];
 const TLS_MODES = ["none", "server", "mtls"];
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 /** The detail types the JSON printer resolves inside a google.protobuf.Any. */
@@ -94,10 +97,11 @@ function parseArgs(argv: string[]): Connection {
   for (; i < argv.length && argv[i].startsWith("--"); i++) {
     const [flag, inline] = argv[i].includes("=") ? argv[i].split(/=(.*)/s, 2) : [argv[i], undefined];
     const field = flag.slice(2).replace(/-/g, "_") as keyof Connection; // --tls-mode is tls_mode
-    if (!FIELDS.includes(field)) throw new UsageError(`unknown option ${argv[i]}`);
+    if (!FIELDS.includes(field) && !MS_FIELDS.includes(field)) throw new UsageError(`unknown option ${argv[i]}`);
     const value = inline ?? argv[++i];
     if (value === undefined) throw new UsageError(`${flag} needs a value`);
-    conn[field] = value;
+    if (MS_FIELDS.includes(field) && !/^\d+$/.test(value)) throw new UsageError(`bad ${flag} ${value}`);
+    Object.assign(conn, { [field]: MS_FIELDS.includes(field) ? Number(value) : value });
   }
   if (!conn.server) throw new UsageError("--server HOST:PORT is required");
   if (conn.tls_mode !== undefined && !TLS_MODES.includes(conn.tls_mode))
@@ -142,6 +146,11 @@ function parseStep(line: unknown): Step {
   if (conn !== undefined && (typeof conn !== "object" || conn === null || typeof conn.server !== "string"))
     throw bad('connection needs a string "server"');
   if (conn?.tls_mode !== undefined && !TLS_MODES.includes(conn.tls_mode)) throw bad(`bad tls_mode ${conn.tls_mode}`);
+  for (const [field, value] of Object.entries(conn ?? {})) {
+    if (!FIELDS.includes(field) && !MS_FIELDS.includes(field)) throw bad(`unknown connection field ${field}`);
+    if (MS_FIELDS.includes(field) && !(Number.isInteger(value) && value >= 0))
+      throw bad(`connection ${field} must be an integer >= 0`);
+  }
   return {
     id: s.id,
     method,
@@ -172,7 +181,16 @@ function parseStep(line: unknown): Step {
  */
 function channelFor(conn: Connection): Channel {
   const tlsMode = conn.tls_mode ?? "none";
-  const key = JSON.stringify([conn.server, tlsMode, conn.ca_file, conn.cert_file, conn.key_file, conn.server_name]);
+  const key = JSON.stringify([
+    conn.server,
+    tlsMode,
+    conn.ca_file,
+    conn.cert_file,
+    conn.key_file,
+    conn.server_name,
+    conn.keepalive_ms,
+    conn.keepalive_timeout_ms,
+  ]);
   const cached = channels.get(key);
   if (cached) return cached;
   const read = (file: string | undefined) => {
@@ -192,10 +210,15 @@ function channelFor(conn: Connection): Channel {
           servername: conn.server_name,
           ...(tlsMode === "mtls" ? { cert: read(conn.cert_file), key: read(conn.key_file) } : {}),
         };
+  // Connect's keepalive (its default without keepalive_ms: no PINGs); the session manager owns the connection.
+  const keepalive =
+    conn.keepalive_ms === undefined
+      ? {}
+      : { pingIntervalMs: conn.keepalive_ms, pingTimeoutMs: conn.keepalive_timeout_ms, pingIdleConnection: true };
   const common = {
     baseUrl,
     httpVersion: "2" as const,
-    sessionManager: new Http2SessionManager(baseUrl, {}, nodeOptions),
+    sessionManager: new Http2SessionManager(baseUrl, keepalive, nodeOptions),
     acceptCompression: [compressionGzip],
     // gRPC's usual 4 MiB receive limit (Connect's default is 4 GiB): a larger response ends RESOURCE_EXHAUSTED.
     readMaxBytes: 4 << 20,

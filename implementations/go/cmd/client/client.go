@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/encoding/gzip"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
@@ -38,13 +40,16 @@ import (
 )
 
 // connection is where a call goes: the options, or a step's `connection` object. Equal ones share a channel.
+// The keepalive fields are in ms, 0 = unset.
 type connection struct {
-	Server     string `json:"server"`
-	TLSMode    string `json:"tls_mode"`
-	CAFile     string `json:"ca_file"`
-	CertFile   string `json:"cert_file"`
-	KeyFile    string `json:"key_file"`
-	ServerName string `json:"server_name"`
+	Server             string `json:"server"`
+	TLSMode            string `json:"tls_mode"`
+	CAFile             string `json:"ca_file"`
+	CertFile           string `json:"cert_file"`
+	KeyFile            string `json:"key_file"`
+	ServerName         string `json:"server_name"`
+	KeepaliveMs        int    `json:"keepalive_ms"`
+	KeepaliveTimeoutMs int    `json:"keepalive_timeout_ms"`
 }
 
 // step is one script step (CONTRACT.md, "Script steps"), with its method and messages parsed.
@@ -125,12 +130,16 @@ func parseArgs() error {
 	flag.StringVar(&defaultConn.CertFile, "cert-file", "", "client certificate (PEM), mtls")
 	flag.StringVar(&defaultConn.KeyFile, "key-file", "", "client key (PEM), mtls")
 	flag.StringVar(&defaultConn.ServerName, "server-name", "", "name to verify the server certificate against")
+	flag.IntVar(&defaultConn.KeepaliveMs, "keepalive-ms", 0, "HTTP/2 keepalive PING interval (ms)")
+	flag.IntVar(&defaultConn.KeepaliveTimeoutMs, "keepalive-timeout-ms", 0, "keepalive PING ack timeout (ms)")
 	flag.Parse()
 	switch {
 	case defaultConn.Server == "":
 		return errors.New("--server is required")
 	case defaultConn.TLSMode != "none" && defaultConn.TLSMode != "server" && defaultConn.TLSMode != "mtls":
 		return fmt.Errorf("--tls-mode must be none, server or mtls, got %q", defaultConn.TLSMode)
+	case defaultConn.KeepaliveMs < 0 || defaultConn.KeepaliveTimeoutMs < 0:
+		return errors.New("--keepalive-ms and --keepalive-timeout-ms must be >= 0")
 	case flag.NArg() != 1 || flag.Arg(0) != "script":
 		return errors.New("the one command is `script` (steps on stdin)")
 	}
@@ -147,6 +156,20 @@ func parseStep(steps *json.Decoder) (*step, error) {
 		return nil, fmt.Errorf("step %q: lane must be >= 0, got %d", s.ID, s.Lane)
 	}
 	return s, s.prepare()
+}
+
+// UnmarshalJSON reads a step's `connection` object: a field it does not know is a usage error.
+func (c *connection) UnmarshalJSON(b []byte) error {
+	fields := json.NewDecoder(bytes.NewReader(b))
+	fields.DisallowUnknownFields()
+	type plain connection // without this method
+	if err := fields.Decode((*plain)(c)); err != nil {
+		return fmt.Errorf("connection: %w", err)
+	}
+	if c.KeepaliveMs < 0 || c.KeepaliveTimeoutMs < 0 {
+		return errors.New("connection: keepalive_ms and keepalive_timeout_ms must be >= 0")
+	}
+	return nil
 }
 
 // prepare resolves the method and parses the requests and metadata, also of the after_first steps.
@@ -231,8 +254,16 @@ func channelFor(conn *connection) (*grpc.ClientConn, error) {
 		return nil, fmt.Errorf("unknown tls_mode %q", c.TLSMode)
 	}
 	// The receive limit stays grpc-go's default (4 MiB), sends stay uncapped (its default too).
-	cc, err := grpc.NewClient("passthrough:///"+c.Server,
-		grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(encodingRecorder{}))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds), grpc.WithStatsHandler(encodingRecorder{})}
+	if c.KeepaliveMs > 0 {
+		// grpc-go raises a Time under 10 s to 10 s; a Timeout of 0 is its default (20 s).
+		opts = append(opts, grpc.WithKeepaliveParams(keepalive.ClientParameters{
+			Time:                time.Duration(c.KeepaliveMs) * time.Millisecond,
+			Timeout:             time.Duration(c.KeepaliveTimeoutMs) * time.Millisecond,
+			PermitWithoutStream: true,
+		}))
+	}
+	cc, err := grpc.NewClient("passthrough:///"+c.Server, opts...)
 	if err == nil {
 		channels[c] = cc
 	}

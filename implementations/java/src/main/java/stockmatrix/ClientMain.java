@@ -28,6 +28,27 @@ public final class ClientMain {
     private static final Gson GSON = new GsonBuilder()
             .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
             .create();
+    /** The fields a step's connection may have. */
+    private static final Set<String> CONNECTION_FIELDS = Set.of(
+            "server",
+            "tls_mode",
+            "ca_file",
+            "cert_file",
+            "key_file",
+            "server_name",
+            "keepalive_ms",
+            "keepalive_timeout_ms");
+    /** Reads a step's connection with GSON, after refusing the fields it does not have. */
+    private static final Gson STEP_GSON = GSON.newBuilder()
+            .registerTypeAdapter(Connection.class, (JsonDeserializer<Connection>) (json, type, context) -> {
+                for (String field : json.getAsJsonObject().keySet()) {
+                    if (!CONNECTION_FIELDS.contains(field)) {
+                        throw new JsonParseException("unknown connection field " + field);
+                    }
+                }
+                return GSON.fromJson(json.toString(), Connection.class); // from text: 1.5 is not a Long
+            })
+            .create();
 
     private static final JsonFormat.Printer PRINTER = JsonFormat.printer()
             .omittingInsignificantWhitespace()
@@ -52,10 +73,17 @@ public final class ClientMain {
             StockGrpc.getAuditMethod(),
             "Ledger.Balance",
             LedgerGrpc.getBalanceMethod());
-    private static final Set<String> OPTIONS =
-            Set.of("--server", "--tls-mode", "--ca-file", "--cert-file", "--key-file", "--server-name");
+    private static final Set<String> OPTIONS = Set.of(
+            "--server",
+            "--tls-mode",
+            "--ca-file",
+            "--cert-file",
+            "--key-file",
+            "--server-name",
+            "--keepalive-ms",
+            "--keepalive-timeout-ms");
     private static final String USAGE = "usage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F]"
-            + " [--cert-file F --key-file F] [--server-name NAME] script";
+            + " [--cert-file F --key-file F] [--server-name NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script";
 
     /** A usage error: the process exits 2. */
     static final class UsageError extends Exception {
@@ -66,11 +94,21 @@ public final class ClientMain {
 
     /** Where a call goes: the options (the default connection) or a step's own; equal ones share a channel. */
     record Connection(
-            String server, String tlsMode, String caFile, String certFile, String keyFile, String serverName) {
+            String server,
+            String tlsMode,
+            String caFile,
+            String certFile,
+            String keyFile,
+            String serverName,
+            Long keepaliveMs,
+            Long keepaliveTimeoutMs) {
         Connection {
             tlsMode = Objects.requireNonNullElse(tlsMode, "none");
             if (server == null || !List.of("none", "server", "mtls").contains(tlsMode)) {
                 throw new IllegalArgumentException("a connection needs a server and a tls mode none, server or mtls");
+            } else if ((keepaliveMs != null && keepaliveMs <= 0)
+                    || (keepaliveTimeoutMs != null && keepaliveTimeoutMs <= 0)) {
+                throw new IllegalArgumentException("keepalive times must be positive numbers of ms");
             }
         }
     }
@@ -165,8 +203,12 @@ public final class ClientMain {
                     opts.get("--ca-file"),
                     opts.get("--cert-file"),
                     opts.get("--key-file"),
-                    opts.get("--server-name"));
-        } catch (IllegalArgumentException e) {
+                    opts.get("--server-name"),
+                    opts.containsKey("--keepalive-ms") ? Long.valueOf(opts.get("--keepalive-ms")) : null,
+                    opts.containsKey("--keepalive-timeout-ms")
+                            ? Long.valueOf(opts.get("--keepalive-timeout-ms"))
+                            : null);
+        } catch (IllegalArgumentException e) { // NumberFormatException too
             throw new UsageError(e.getMessage() + "\n" + USAGE);
         }
     }
@@ -174,7 +216,7 @@ public final class ClientMain {
     /** One stdin line as a step: request messages parsed, metadata with -bin values decoded. */
     private static Step parseStep(String line) throws UsageError {
         try {
-            return parseStep(Objects.requireNonNull(GSON.fromJson(line, StepJson.class), "empty step"));
+            return parseStep(Objects.requireNonNull(STEP_GSON.fromJson(line, StepJson.class), "empty step"));
         } catch (InvalidProtocolBufferException | RuntimeException e) {
             throw new UsageError("invalid step " + line + ": " + e.getMessage());
         }
@@ -235,6 +277,12 @@ public final class ClientMain {
             NettyChannelBuilder builder = NettyChannelBuilder.forTarget(c.server(), credentials);
             if (c.serverName() != null) {
                 builder.overrideAuthority(c.serverName());
+            }
+            if (c.keepaliveMs() != null) { // grpc-java raises a time under 10 s to 10 s
+                builder.keepAliveTime(c.keepaliveMs(), TimeUnit.MILLISECONDS).keepAliveWithoutCalls(true);
+                if (c.keepaliveTimeoutMs() != null) {
+                    builder.keepAliveTimeout(c.keepaliveTimeoutMs(), TimeUnit.MILLISECONDS);
+                }
             }
             channel = builder.build();
             channel.getState(true); // connect now, while the step is prepared (calls never wait for it)

@@ -35,9 +35,14 @@ data class Connection(
     val certFile: String? = null,
     val keyFile: String? = null,
     val serverName: String? = null,
+    val keepaliveMs: Long? = null,
+    val keepaliveTimeoutMs: Long? = null,
 ) {
     init {
         if (tlsMode !in setOf("none", "server", "mtls")) throw UsageException("unknown tls mode \"$tlsMode\"")
+        if (listOfNotNull(keepaliveMs, keepaliveTimeoutMs).any { it <= 0 }) {
+            throw UsageException("keepalive times must be positive numbers of ms")
+        }
     }
 }
 
@@ -70,6 +75,18 @@ private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
 private val detailPrinter = // knows every google.rpc error detail
     printer.usingTypeRegistry(
         JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor().messageTypes).build()
+    )
+/** A connection's settings as options (`--tls-mode`); a step's `connection` has them as fields (`tls_mode`). */
+private val SETTINGS =
+    listOf(
+        "server",
+        "tls-mode",
+        "ca-file",
+        "cert-file",
+        "key-file",
+        "server-name",
+        "keepalive-ms",
+        "keepalive-timeout-ms",
     )
 private val channels = HashMap<Connection, ManagedChannel>()
 private lateinit var defaultConnection: Connection
@@ -113,13 +130,16 @@ fun CoroutineScope.startLane(): SendChannel<Step> {
     return steps
 }
 
-/** `--server HOST:PORT [--tls-mode M] [--ca-file F] [--cert-file F --key-file F] [--server-name N] script`. */
+/**
+ * `--server HOST:PORT [--tls-mode M] [--ca-file F] [--cert-file F --key-file F] [--server-name N]
+ * [--keepalive-ms N [--keepalive-timeout-ms N]] script`.
+ */
 fun parseArgs(args: List<String>): Connection {
     val options = HashMap<String, String>()
     var i = 0
     while (i < args.size && args[i].startsWith("--")) {
         val name = args[i].removePrefix("--")
-        if (name !in setOf("server", "tls-mode", "ca-file", "cert-file", "key-file", "server-name")) {
+        if (name !in SETTINGS) {
             throw UsageException("unknown option ${args[i]}")
         }
         options[name] = args.getOrNull(i + 1) ?: throw UsageException("${args[i]} needs a value")
@@ -131,7 +151,11 @@ fun parseArgs(args: List<String>): Connection {
     val needed = mapOf("server" to listOf("ca-file"), "mtls" to listOf("ca-file", "cert-file", "key-file"))
     needed[mode]?.firstOrNull { it !in options }?.let { throw UsageException("--$it is needed with --tls-mode $mode") }
     val files = listOf("ca-file", "cert-file", "key-file").map { options[it] }
-    return Connection(server, mode, files[0], files[1], files[2], options["server-name"])
+    val keepalive =
+        listOf("keepalive-ms", "keepalive-timeout-ms").map { name ->
+            options[name]?.let { it.toLongOrNull() ?: throw UsageException("--$name needs a number of ms, got $it") }
+        }
+    return Connection(server, mode, files[0], files[1], files[2], options["server-name"], keepalive[0], keepalive[1])
 }
 
 /** One stdin line → a step; anything that is not a valid step or message is a usage error. */
@@ -167,9 +191,21 @@ private fun stepOf(o: JsonObject): Step {
     val connection =
         field("connection")?.asJsonObject?.let { c ->
             fun text(key: String) = c.get(key)?.takeUnless { it.isJsonNull }?.asString
+            val known = SETTINGS.map { it.replace('-', '_') }
+            c.keySet().firstOrNull { it !in known }?.let { throw UsageException("unknown connection field $it") }
             val server = text("server") ?: throw UsageException("a connection needs a server")
             val files = listOf("ca_file", "cert_file", "key_file").map(::text)
-            Connection(server, text("tls_mode") ?: "none", files[0], files[1], files[2], text("server_name"))
+            val keepalive = listOf("keepalive_ms", "keepalive_timeout_ms").map { text(it)?.toLong() } // 1.5 is refused
+            Connection(
+                server,
+                text("tls_mode") ?: "none",
+                files[0],
+                files[1],
+                files[2],
+                text("server_name"),
+                keepalive[0],
+                keepalive[1],
+            )
         }
     return Step(
         id = field("id")?.asString ?: "",
@@ -208,6 +244,10 @@ fun channelFor(connection: Connection): ManagedChannel =
                 }
             val builder = NettyChannelBuilder.forTarget(connection.server, credentials)
             connection.serverName?.let { builder.overrideAuthority(it) }
+            connection.keepaliveMs?.let { ms -> // grpc-java raises a time under 10 s to 10 s
+                builder.keepAliveTime(ms, TimeUnit.MILLISECONDS).keepAliveWithoutCalls(true)
+                connection.keepaliveTimeoutMs?.let { builder.keepAliveTimeout(it, TimeUnit.MILLISECONDS) }
+            }
             builder.build()
         }
     }

@@ -21,7 +21,8 @@ import scala.jdk.CollectionConverters._
 import scala.util.control.NonFatal
 
 /** `client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] [--cert-file F --key-file F] [--server-name
-  * NAME] script`: runs the JSON steps of stdin over grpc-java (see CONTRACT.md).
+  * NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script`: runs the JSON steps of stdin over grpc-java (see
+  * CONTRACT.md).
   */
 object ClientMain {
   final class UsageError(msg: String) extends Exception(msg)
@@ -53,7 +54,8 @@ object ClientMain {
     (named(StockGrpc.getServiceDescriptor, "") ++ named(LedgerGrpc.getServiceDescriptor, "Ledger.") ++
       named(KVGrpc.getServiceDescriptor, "proto.KV.")).toMap
   }
-  private val ConnectionFields = Set("server", "tls_mode", "ca_file", "cert_file", "key_file", "server_name")
+  private val ConnectionFields =
+    Set("server", "tls_mode", "ca_file", "cert_file", "key_file", "server_name", "keepalive_ms", "keepalive_timeout_ms")
 
   private val out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out)), false, UTF_8)
   private val gson = new GsonBuilder().disableHtmlEscaping().create()
@@ -136,6 +138,8 @@ object ClientMain {
       case other    => usage(s"unknown tls_mode $other")
     }
     files.filterNot(conn.contains).foreach(f => usage(s"$f is required with tls_mode ${conn("tls_mode")}"))
+    for (k <- List("keepalive_ms", "keepalive_timeout_ms"); ms <- conn.get(k) if !ms.toLongOption.exists(_ > 0))
+      usage(s"$k must be a positive number of ms, got $ms")
     conn
   }
 
@@ -210,6 +214,10 @@ object ClientMain {
         // grpc-java's limits as they are: receive 4 MiB, send unlimited.
         val builder = NettyChannelBuilder.forAddress(new InetSocketAddress(host, port), creds)
         conn.get("server_name").foreach(builder.overrideAuthority)
+        conn.get("keepalive_ms").foreach { ms => // grpc-java raises a time under 10 s to 10 s
+          builder.keepAliveTime(ms.toLong, TimeUnit.MILLISECONDS).keepAliveWithoutCalls(true)
+          conn.get("keepalive_timeout_ms").foreach(t => builder.keepAliveTimeout(t.toLong, TimeUnit.MILLISECONDS))
+        }
         builder.build()
       }
     )

@@ -1,0 +1,62 @@
+//! What lies under a tonic status: the first error of a type in its source
+//! chain (hyper, h2), which says how a call really ended.
+use std::error::Error;
+
+/// The first error of type `E` under `status`.
+pub fn find<E: Error + 'static>(status: &tonic::Status) -> Option<&E> {
+    let mut cause = Error::source(status);
+    while let Some(e) = cause {
+        if let Some(found) = e.downcast_ref::<E>() {
+            return Some(found);
+        }
+        cause = e.source();
+    }
+    None
+}
+
+/// The server never processed the call, so gRPC's transparent retry may
+/// send it again: its request never left the client (hyper cancels a
+/// request whose connection closed before it was sent), or the server
+/// refused its stream (REFUSED_STREAM, or a graceful GOAWAY that came
+/// before it).
+pub fn not_processed(status: &tonic::Status) -> bool {
+    let refused = |e: &h2::Error| {
+        e.is_remote()
+            && match e.reason() {
+                Some(h2::Reason::REFUSED_STREAM) => e.is_reset(),
+                Some(h2::Reason::NO_ERROR) => e.is_go_away(),
+                _ => false,
+            }
+    };
+    find::<hyper::Error>(status).is_some_and(hyper::Error::is_canceled)
+        || find::<h2::Error>(status).is_some_and(refused)
+}
+
+/// The call's connection broke under it (an I/O error under HTTP/2), not the
+/// peer's cancel or a protocol error.
+pub fn connection_broke(status: &tonic::Status) -> bool {
+    find::<h2::Error>(status).is_some_and(h2::Error::is_io)
+}
+
+/// The peer reset the call's stream (RST_STREAM).
+pub fn stream_reset(status: &tonic::Status) -> bool {
+    find::<h2::Error>(status).is_some_and(|e| e.is_reset() && e.is_remote())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_without_a_source_has_no_cause() {
+        let s = tonic::Status::internal("from the server");
+        assert!(!not_processed(&s) && !connection_broke(&s) && !stream_reset(&s));
+    }
+
+    #[test]
+    fn a_reset_stream_is_found_under_the_status() {
+        let s = tonic::Status::from_error(Box::new(h2::Error::from(h2::Reason::INTERNAL_ERROR)));
+        assert!(find::<h2::Error>(&s).is_some());
+        assert!(!connection_broke(&s));
+    }
+}

@@ -1,0 +1,400 @@
+//! HTTP/2 servers that misbehave on purpose, built on `h2` directly (not
+//! tonic), each selected by a case's `peer`: the runner starts one per test
+//! on 127.0.0.1 (TLS in the cell's mode, with the run's server certificate)
+//! and the case's `faulty` steps call it instead of the cell's server. It
+//! speaks just enough of `stock.v1.Stock` (Put, Get, Monitor over the keys
+//! it holds, Batch) to answer well where it does not misbehave, and honours
+//! `x-stock-delay-ms`. A Put is always answered well, so that a case can set
+//! up keys: the misbehaviours of one stream apply to the other methods. It stops, with its connections, when dropped.
+use super::filtered::{Filtered, Way};
+use crate::contract::proto::stock::{
+    BatchItem, BatchSummary, GetRequest, GetResponse, PutRequest, WatchEvent, WatchRequest,
+};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use h2::server::{self, SendResponse};
+use h2::{Ping, Reason, RecvStream};
+use http::{HeaderMap, HeaderValue, Request, Response};
+use prost::Message;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tokio_rustls::rustls;
+
+/// What a peer does wrong (RFC 9113 and gRPC's PROTOCOL-HTTP2.md say what a
+/// client must make of each; CONTRACT.md, "Misbehaving servers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Misbehaviour {
+    /// GOAWAY (NO_ERROR) right after the connection's first response: the
+    /// next call must go to a new connection.
+    GoawayAfterFirstResponse,
+    /// RST_STREAM (INTERNAL_ERROR) right after the response headers.
+    ResetAfterHeaders,
+    /// RST_STREAM (INTERNAL_ERROR) right after the first response message.
+    ResetAfterFirstMessage,
+    /// Every call fails with a trailers-only response (one HEADERS frame
+    /// carrying grpc-status NOT_FOUND).
+    TrailersOnlyError,
+    /// Headers and messages, then never the trailers: the stream stays open.
+    NoTrailers,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` = 1: a stream past it is refused.
+    OneStreamAtATime,
+    /// A stream flow-control window of 1 KiB, opened 1 KiB at a time as the
+    /// peer reads slowly (2 ms per KiB).
+    TinyWindow,
+    /// PINGs back to back for as long as the connection lives; one not
+    /// answered within 1 s closes the connection.
+    PingFlood,
+    /// A third PING from the client closes the connection with GOAWAY
+    /// ENHANCE_YOUR_CALM (as a server enforcing a ping policy does).
+    TooManyPings,
+}
+
+impl Misbehaviour {
+    /// Whether it is done to one stream (not to the whole connection).
+    fn of_a_stream(self) -> bool {
+        use Misbehaviour::*;
+        matches!(
+            self,
+            ResetAfterHeaders | ResetAfterFirstMessage | TrailersOnlyError | NoTrailers
+        )
+    }
+}
+
+/// A running peer; `addr` is what the client dials.
+pub struct Peer {
+    pub addr: String,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The certificate and key a TLS peer presents.
+pub struct PeerTls<'a> {
+    pub cert: &'a Path,
+    pub key: &'a Path,
+}
+
+/// Starts a peer. Must be called inside the runtime.
+pub fn start(how: Misbehaviour, tls: Option<PeerTls>) -> anyhow::Result<Peer> {
+    let acceptor = tls.map(|t| acceptor(&t)).transpose()?;
+    let std = std::net::TcpListener::bind("127.0.0.1:0")?;
+    std.set_nonblocking(true)?;
+    let listener = TcpListener::from_std(std)?;
+    let addr = listener.local_addr()?.to_string();
+    let store = Arc::new(Mutex::new(BTreeMap::new()));
+    let task = tokio::spawn(async move {
+        let mut conns = JoinSet::new();
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                continue;
+            };
+            let _ = tcp.set_nodelay(true);
+            let store = store.clone();
+            let acceptor = acceptor.clone();
+            conns.spawn(async move {
+                let pings = Arc::new(AtomicUsize::new(0));
+                let counter = pings.clone();
+                let rule = Box::new(move |way: Way, f: &crate::reference::frames::Frame| {
+                    if way == Way::In && f.is_ping() {
+                        counter.fetch_add(1, Ordering::SeqCst);
+                    }
+                    true
+                });
+                match acceptor {
+                    Some(a) => {
+                        if let Ok(io) = a.accept(tcp).await {
+                            connection(Filtered::new(io, false, rule), how, store, pings).await;
+                        }
+                    }
+                    None => connection(Filtered::new(tcp, false, rule), how, store, pings).await,
+                }
+            });
+            while conns.try_join_next().is_some() {}
+        }
+    });
+    Ok(Peer { addr, task })
+}
+
+fn acceptor(tls: &PeerTls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(tls.cert)?.collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_file(tls.key)?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    // No client certificate is asked for: a client set up for mTLS offers none.
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)?;
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+type Store = Arc<Mutex<BTreeMap<String, (Vec<u8>, i64)>>>;
+
+/// What a stream asks of its connection.
+enum Order {
+    /// Finish the streams in flight, take no more (GOAWAY NO_ERROR).
+    Goaway,
+    /// GOAWAY with this reason, and close.
+    Close(Reason),
+}
+
+async fn connection<T: AsyncRead + AsyncWrite + Unpin>(
+    io: T,
+    how: Misbehaviour,
+    store: Store,
+    pings: Arc<AtomicUsize>,
+) {
+    let mut builder = server::Builder::new();
+    match how {
+        Misbehaviour::OneStreamAtATime => {
+            builder.max_concurrent_streams(1);
+        }
+        Misbehaviour::TinyWindow => {
+            builder.initial_window_size(1024);
+        }
+        _ => {}
+    }
+    let Ok(mut conn) = builder.handshake::<_, Bytes>(io).await else {
+        return;
+    };
+    let (order, mut orders) = mpsc::unbounded_channel();
+    if how == Misbehaviour::PingFlood {
+        if let Some(pp) = conn.ping_pong() {
+            tokio::spawn(flood(pp, order.clone()));
+        }
+    }
+    let mut served = 0usize;
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    loop {
+        tokio::select! {
+            next = conn.accept() => match next {
+                Some(Ok((req, respond))) => {
+                    served += 1;
+                    let after = (how == Misbehaviour::GoawayAfterFirstResponse && served == 1).then(|| order.clone());
+                    tokio::spawn(stream(req, respond, how, store.clone(), after));
+                }
+                Some(Err(_)) | None => return,
+            },
+            Some(o) = orders.recv() => match o {
+                Order::Goaway => conn.graceful_shutdown(),
+                Order::Close(reason) => conn.abrupt_shutdown(reason),
+            },
+            _ = tick.tick(), if how == Misbehaviour::TooManyPings => {
+                if pings.load(Ordering::SeqCst) >= 3 {
+                    conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
+                    pings.store(0, Ordering::SeqCst);
+                }
+            }
+        }
+    }
+}
+
+/// PINGs back to back; one unanswered for 1 s closes the connection.
+async fn flood(mut pp: h2::PingPong, order: mpsc::UnboundedSender<Order>) {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(1), pp.ping(Ping::opaque())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let _ = order.send(Order::Close(Reason::PROTOCOL_ERROR));
+                return;
+            }
+        }
+    }
+}
+
+/// One gRPC message frame (uncompressed).
+fn frame(msg: &impl Message) -> Bytes {
+    let body = msg.encode_to_vec();
+    let mut b = BytesMut::with_capacity(5 + body.len());
+    b.put_u8(0);
+    b.put_u32(body.len() as u32);
+    b.extend_from_slice(&body);
+    b.freeze()
+}
+
+fn grpc_response() -> Response<()> {
+    Response::builder()
+        .header("content-type", "application/grpc")
+        .body(())
+        .expect("a valid response")
+}
+
+fn status(code: i32, message: &str) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    h.insert("grpc-status", HeaderValue::from(code));
+    if !message.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(message) {
+            h.insert("grpc-message", v);
+        }
+    }
+    h
+}
+
+/// The request's messages (uncompressed frames only), read as the peer
+/// reads: slowly under `TinyWindow`.
+async fn messages(mut body: RecvStream, how: Misbehaviour) -> Result<Vec<Bytes>, h2::Error> {
+    let mut buf = BytesMut::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        if how == Misbehaviour::TinyWindow {
+            tokio::time::sleep(Duration::from_millis(2 * (chunk.len() as u64).div_ceil(1024))).await;
+        }
+        let _ = body.flow_control().release_capacity(chunk.len());
+        buf.extend_from_slice(&chunk);
+    }
+    let mut out = Vec::new();
+    while buf.len() >= 5 {
+        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        if buf.len() < 5 + len {
+            break;
+        }
+        buf.advance(5);
+        out.push(buf.split_to(len).freeze());
+    }
+    Ok(out)
+}
+
+/// The answer the peer would give if it behaved: messages and a status.
+fn answer(method: &str, requests: &[Bytes], store: &Store) -> (Vec<Bytes>, i32, String) {
+    let mut kv = store.lock().expect("peer store");
+    let first = requests.first().cloned().unwrap_or_default();
+    match method {
+        "Put" => match PutRequest::decode(first) {
+            Ok(p) => {
+                let version = kv.get(&p.key).map_or(1, |(_, v)| v + 1);
+                kv.insert(p.key, (p.value, version));
+                (vec![frame(&crate::contract::proto::stock::Empty {})], 0, String::new())
+            }
+            Err(e) => (vec![], 13, format!("peer: bad PutRequest: {e}")),
+        },
+        "Get" => match GetRequest::decode(first) {
+            Ok(g) => match kv.get(&g.key) {
+                Some((value, version)) => (
+                    vec![frame(&GetResponse {
+                        value: value.clone(),
+                        version: *version,
+                    })],
+                    0,
+                    String::new(),
+                ),
+                None => (vec![], 5, format!("key not found: {}", g.key)),
+            },
+            Err(e) => (vec![], 13, format!("peer: bad GetRequest: {e}")),
+        },
+        "Monitor" => match WatchRequest::decode(first) {
+            Ok(w) => {
+                let events = kv
+                    .iter()
+                    .filter(|(k, _)| super::store::matches(&w.pattern, k))
+                    .map(|(k, (value, version))| {
+                        frame(&WatchEvent {
+                            key: k.clone(),
+                            value: value.clone(),
+                            version: *version,
+                            existing: true,
+                        })
+                    })
+                    .collect();
+                (events, 0, String::new())
+            }
+            Err(e) => (vec![], 13, format!("peer: bad WatchRequest: {e}")),
+        },
+        "Batch" => {
+            let mut summary = BatchSummary::default();
+            for r in requests {
+                let Ok(item) = BatchItem::decode(r.clone()) else {
+                    return (vec![], 13, "peer: bad BatchItem".into());
+                };
+                summary.items += 1;
+                summary.value_bytes += item.value.len() as i64;
+                match kv.get(&item.key).map(|(_, v)| *v) {
+                    Some(v) => {
+                        summary.updated += 1;
+                        kv.insert(item.key, (item.value, v + 1));
+                    }
+                    None => {
+                        summary.created += 1;
+                        kv.insert(item.key, (item.value, 1));
+                    }
+                }
+            }
+            (vec![frame(&summary)], 0, String::new())
+        }
+        other => (vec![], 12, format!("peer: {other} is not served here")),
+    }
+}
+
+async fn stream(
+    req: Request<RecvStream>,
+    mut respond: SendResponse<Bytes>,
+    how: Misbehaviour,
+    store: Store,
+    after: Option<mpsc::UnboundedSender<Order>>,
+) {
+    let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
+    let delay = req
+        .headers()
+        .get("x-stock-delay-ms")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        .unwrap_or(0);
+    let Ok(requests) = messages(req.into_body(), how).await else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_millis(delay)).await;
+    let (msgs, code, message) = answer(&method, &requests, &store);
+    let how = if method == "Put" && how.of_a_stream() {
+        None
+    } else {
+        Some(how)
+    };
+    if how == Some(Misbehaviour::TrailersOnlyError) {
+        let mut head = grpc_response();
+        head.headers_mut()
+            .extend(status(5, "peer: no such key (trailers only)"));
+        let _ = respond.send_response(head, true);
+        return;
+    }
+    let Ok(mut out) = respond.send_response(grpc_response(), false) else {
+        return;
+    };
+    if how == Some(Misbehaviour::ResetAfterHeaders) {
+        out.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    }
+    for (i, m) in msgs.into_iter().enumerate() {
+        out.reserve_capacity(m.len());
+        if out.send_data(m, false).is_err() {
+            return;
+        }
+        if i == 0 && how == Some(Misbehaviour::ResetAfterFirstMessage) {
+            // Let the message leave before the reset that follows it.
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            out.send_reset(Reason::INTERNAL_ERROR);
+            return;
+        }
+    }
+    if how == Some(Misbehaviour::NoTrailers) {
+        // Held open until the client resets it (at its deadline) or leaves.
+        let _ = futures::future::poll_fn(|cx| out.poll_reset(cx)).await;
+        return;
+    }
+    let _ = out.send_trailers(status(code, &message));
+    if let Some(order) = after {
+        let _ = order.send(Order::Goaway);
+    }
+}
