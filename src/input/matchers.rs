@@ -99,6 +99,11 @@ impl StatusPattern {
     }
 
     /// What a failure message says was expected.
+    /// Does the pattern allow more than one code?
+    pub fn has_choice(&self) -> bool {
+        self.negated || self.codes.len() > 1
+    }
+
     pub fn describe(&self) -> String {
         match self.negated {
             true => format!("any code but {}", self.codes.join(" or ")),

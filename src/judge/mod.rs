@@ -418,5 +418,26 @@ pub fn judge(case: &Case, prefix: &str, ns: &str, obs: &Observations) -> Vec<Str
     j.reasons
 }
 
+/// What the top-level steps that allow a choice of statuses (`A|B`, `!A`)
+/// ended with, e.g. `step 1 Get: UNAVAILABLE`: which way a pair went where
+/// the spec leaves a choice (a ping policy, a server's reset).
+pub fn choices(case: &Case, prefix: &str, obs: &Observations) -> Vec<String> {
+    case.steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| crate::input::matchers::StatusPattern::parse(&s.expect.status).is_ok_and(|p| p.has_choice()))
+        .filter_map(|(i, s)| {
+            let code = &obs
+                .get(&format!("{prefix}#{i}"))?
+                .status
+                .as_ref()?
+                .status
+                .as_ref()?
+                .code;
+            Some(format!("step {i} {}: {code}", s.method))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests;

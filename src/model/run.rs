@@ -54,6 +54,9 @@ pub struct TestResult {
     pub duration_ms: f64,
     /// One command that reruns exactly this test.
     pub reproduce: String,
+    /// What the steps that allow several statuses ended with (`judge::choices`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub choices: Vec<String>,
     /// The client's stderr tail, when it is red.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub client_stderr: String,
@@ -221,6 +224,7 @@ pub(crate) mod fixtures {
             reproduce: format!(
                 "stock-matrix run --client {client} --server {server} --tls {tls} --set unary --case {case}"
             ),
+            choices: vec![],
             client_stderr: String::new(),
             server_stderr: String::new(),
             attempts: vec![],

@@ -187,6 +187,7 @@ mod tests {
             reasons: vec![],
             duration_ms: ms,
             reproduce: String::new(),
+            choices: vec![],
             client_stderr: String::new(),
             server_stderr: String::new(),
             attempts: vec![],

@@ -1,4 +1,5 @@
-//! The resilience grid (pure): for the `faults` set, one row per fault case
+//! The resilience grid (pure): for the sets of faults (the network's, the
+//! misbehaving HTTP/2 servers', keepalive's), one row per case
 //! and one column per language, as a client and as a server, each cell saying
 //! what that language did: ✅, or what went wrong instead (the status it
 //! reported, a hang, a crash), so a person sees which stack does what on a
@@ -7,8 +8,15 @@ use crate::model::run::{Outcome, TestResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-/// The set whose tests the grid shows.
-pub const SET: &str = "faults";
+/// The sets whose tests the grid shows, and whether the server side means
+/// anything (the `h2-servers` steps call the runner's own peers, not the
+/// cell's server).
+pub const SETS: [(&str, bool); 3] = [("faults", true), ("keepalive", true), ("h2-servers", false)];
+
+fn in_grid(t: &TestResult, server_side: bool) -> bool {
+    SETS.iter()
+        .any(|(s, servers)| t.set == *s && (*servers || !server_side))
+}
 
 /// What one red test shows, in a word or two.
 fn observed(t: &TestResult) -> String {
@@ -45,7 +53,26 @@ fn cell(tests: &[&TestResult]) -> String {
         .filter(|t| !matches!(t.outcome, Outcome::Passed | Outcome::KnownFlaky | Outcome::Interrupted))
         .collect();
     if red.is_empty() {
-        return "✅".into();
+        // Where the spec leaves a choice, which way the passing tests went
+        // (other than OK), e.g. a call a ping policy cut: UNAVAILABLE.
+        let mut chose: BTreeMap<&str, usize> = BTreeMap::new();
+        for t in tests {
+            let codes: BTreeSet<&str> = t
+                .choices
+                .iter()
+                .filter_map(|c| c.rsplit_once(": ").map(|(_, code)| code))
+                .filter(|code| *code != "OK")
+                .collect();
+            codes.into_iter().for_each(|c| *chose.entry(c).or_default() += 1);
+        }
+        let chose: Vec<String> = chose
+            .into_iter()
+            .map(|(c, n)| format!("{c} {n}/{}", tests.len()))
+            .collect();
+        return match chose.is_empty() {
+            true => "✅".into(),
+            false => format!("✅ ({})", chose.join(", ")),
+        };
     }
     let seen: BTreeSet<String> = red.iter().map(|t| observed(t)).collect();
     let mark = if red.iter().any(|t| t.outcome.is_red()) {
@@ -63,10 +90,15 @@ fn cell(tests: &[&TestResult]) -> String {
 
 /// The grid, or nothing when the run has no test of the set.
 pub fn render(out: &mut String, tests: &[TestResult]) {
-    let faults: Vec<&TestResult> = tests.iter().filter(|t| t.set == SET).collect();
+    let faults: Vec<&TestResult> = tests.iter().filter(|t| in_grid(t, false)).collect();
     if faults.is_empty() {
         return;
     }
+    let sets: Vec<&str> = SETS
+        .iter()
+        .map(|s| s.0)
+        .filter(|s| faults.iter().any(|t| t.set == *s))
+        .collect();
     let cases: Vec<&str> = {
         let mut seen = BTreeSet::new();
         faults
@@ -77,7 +109,8 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
     };
     let _ = writeln!(
         out,
-        "## Resilience (set {SET})\n\nWhat each language did when the network misbehaved, over every peer and TLS mode of the run: ✅, or the status it reported instead, `hang` or `crash` (❌ red, ⚠️ known-failing; how many tests of the cell).\n"
+        "## Resilience (set {})\n\nWhat each language did when the network or its peer misbehaved, over every peer and TLS mode of the run: ✅, or the status it reported instead, `hang` or `crash` (❌ red, ⚠️ known-failing; how many tests of the cell). The `h2-servers` cases test clients only (the runner's own HTTP/2 server stands in for the server).\n",
+        sets.join(", ")
     );
     for (side, lang_of) in [
         (
@@ -86,6 +119,8 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
         ),
         ("as a server", |t: &TestResult| t.cell.server.clone()),
     ] {
+        let server_side = side == "as a server";
+        let faults: Vec<&TestResult> = faults.iter().copied().filter(|t| in_grid(t, server_side)).collect();
         let mut by: BTreeMap<(String, &str), Vec<&TestResult>> = BTreeMap::new();
         for t in &faults {
             by.entry((lang_of(t), t.case.as_str())).or_default().push(t);
@@ -98,7 +133,7 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
             langs.iter().cloned().collect::<Vec<_>>().join(" | "),
             "---|".repeat(langs.len())
         );
-        for case in &cases {
+        for case in cases.iter().filter(|c| faults.iter().any(|t| t.case == **c)) {
             let row: Vec<String> = langs
                 .iter()
                 .map(|l| cell(by.get(&(l.clone(), *case)).map(Vec::as_slice).unwrap_or(&[])))
@@ -117,9 +152,32 @@ mod tests {
 
     fn fault(client: &str, server: &str, case: &str, outcome: Outcome, reasons: &[&str]) -> TestResult {
         let mut t = result(client, server, TlsMode::None, case, outcome);
-        t.set = SET.into();
+        t.set = "faults".into();
         t.reasons = reasons.iter().map(|r| r.to_string()).collect();
         t
+    }
+
+    #[test]
+    fn a_green_cell_says_which_allowed_status_it_went_with() {
+        let mut a = fault("node", "go", "aggressive-keepalive", Outcome::Passed, &[]);
+        a.set = "keepalive".into();
+        a.choices = vec!["step 1 Get: RESOURCE_EXHAUSTED".into()];
+        let mut b = a.clone();
+        b.cell.tls = crate::model::tls::TlsMode::Mtls;
+        b.choices = vec!["step 1 Get: OK".into()];
+        let mut c = b.clone();
+        c.cell.client = "go".into();
+        let mut md = String::new();
+        render(&mut md, &[a, b, c]);
+        // as a client: go only went OK; as a server: go's two from node and one from go
+        assert!(
+            md.contains("| aggressive-keepalive | ✅ | ✅ (RESOURCE_EXHAUSTED 1/2) |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| aggressive-keepalive | ✅ (RESOURCE_EXHAUSTED 1/3) |"),
+            "{md}"
+        );
     }
 
     #[test]

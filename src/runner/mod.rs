@@ -156,6 +156,7 @@ impl Runner {
             reasons,
             duration_ms,
             reproduce: self.reproduce(key, test),
+            choices: vec![],
             client_stderr: String::new(),
             server_stderr: String::new(),
             attempts: vec![],
@@ -392,6 +393,7 @@ impl Runner {
             Outcome::Failed
         };
         let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
+        r.choices = judge::choices(&t.case, &prefix, &run.obs);
         if outcome.is_red() {
             r.client_stderr = run.stderr_for(i).to_string();
             r.server_stderr = server_stderr.to_string();

@@ -242,6 +242,9 @@ async function runStep(step: Step, defaultConnection: Connection): Promise<void>
 async function runCall(step: Step, id: string, defaultConnection: Connection): Promise<void> {
   const { method, requests } = step;
   const lockStep = method.methodKind === "bidi_streaming";
+  // A one-message call (unary, client stream) returns its message only with an OK status, as the unary API does.
+  const single = method.methodKind === "unary" || method.methodKind === "client_streaming";
+  let reply: Message | undefined;
   // Lock-step Trade sends one order now and each next one after a fill; the others send everything at once.
   const pending = [...requests];
   const outbox = new Outbox();
@@ -259,7 +262,8 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
     response = await transport.stream(method as DescMethodStreaming, cancel.signal, step.timeoutMs, header, outbox);
     let count = 0;
     for await (const msg of response.message) {
-      emitMessage(id, method, msg);
+      if (single) reply = msg;
+      else emitMessage(id, method, msg);
       if (++count === 1) for (const nested of step.afterFirst) await runStep(nested, defaultConnection);
       // A slow reader: the stream is not pulled meanwhile, so node:http2 withholds its WINDOW_UPDATEs.
       if (step.readPauseMs > 0) await sleep(step.readPauseMs);
@@ -276,6 +280,7 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
     clearTimeout(cancelTimer);
     outbox.close();
   }
+  if (reply && !error) emitMessage(id, method, reply);
   emitStatus(id, start, step.timeoutMs, response, error);
 }
 

@@ -365,10 +365,19 @@ public final class ClientMain {
         send(call, pending, lockStep ? 1 : step.requests.size());
         Metadata headers = new Metadata();
         int received = 0;
+        // One response message (unary, client-stream): as grpc-java's unary API returns it only from a call that ended
+        // OK (a failed call returns none), it is held and printed only once the call ended OK.
+        boolean single = step.method.getType().serverSendsOneMessage();
+        Message result = null;
         try {
             for (Object event = events.take(); !(event instanceof Closed closed); event = events.take()) {
                 if (event instanceof Metadata h) {
                     headers = h;
+                    continue;
+                }
+                if (single) {
+                    result = (Message) event;
+                    call.request(1);
                     continue;
                 }
                 emitMessage(id, (Message) event);
@@ -384,6 +393,9 @@ public final class ClientMain {
                 call.request(1);
             }
             context.cancel(null);
+            if (result != null && closed.status.isOk()) {
+                emitMessage(id, result);
+            }
             emitStatus(id, start, closed.status, headers, closed.trailers);
         } catch (InterruptedException e) {
             context.cancel(e);

@@ -280,16 +280,23 @@ object ClientMain {
 
     var headers: Metadata = null
     var received = 0
+    // One response message (unary, Batch): as grpc-java's unary API returns it only from a call that ended OK (a failed
+    // call returns none), it is held and printed only once the call ended OK.
+    val single = step.method.getType.serverSendsOneMessage
+    var result: Option[Message] = None
 
     /** The next message (printed, then the next one requested), or the final status. */
     @annotation.tailrec
     def next(): Option[Closed] = events.take() match {
       case Headers(h)  => headers = h; next()
       case Received(m) =>
-        emitMessage(id, m)
-        received += 1
-        if (received == 1) step.afterFirst.foreach(runStep)
-        if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
+        if (single) result = Some(m)
+        else {
+          emitMessage(id, m)
+          received += 1
+          if (received == 1) step.afterFirst.foreach(runStep)
+          if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
+        }
         call.synchronized(call.request(1))
         None
       case closed: Closed => Some(closed)
@@ -323,6 +330,7 @@ object ClientMain {
         rest()
     }
     cancelling.foreach(_.cancel(false))
+    if (closed.status.isOk) result.foreach(emitMessage(id, _))
     emitStatus(id, started, closed.status, headers, closed.trailers)
   }
 
