@@ -102,6 +102,9 @@ pub struct Step {
     /// Steps of one lane run in order; lanes run at the same time.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lane: u32,
+    /// The Rust reference client only: make the call misbehave this way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rude: Option<crate::reference::rude::Rude>,
 }
 
 /// The server delay a step's metadata asks for (`x-stock-delay-ms`), in ms; 0 when none.

@@ -148,6 +148,10 @@ pub struct CaseStep {
     /// connection of its own; other steps connect directly.
     #[serde(default)]
     pub faulty: bool,
+    /// The reference client makes the call misbehave this way (a set that
+    /// uses it says `clients = ["rust"]`).
+    #[serde(default)]
+    pub rude: Option<crate::reference::rude::Rude>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -275,6 +279,7 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 copies: s.copies,
                 read_pause_ms: s.read_pause_ms,
                 lane: 0,
+                rude: s.rude,
                 method: s.method.clone(),
                 id,
             })
@@ -458,6 +463,15 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
     }
     if file.clients.as_ref().is_some_and(|c| c.is_empty()) {
         return Err("`clients` must name at least one client language (leave it out for every client)".into());
+    }
+    let rude = file.cases.iter().find(|c| c.steps.iter().any(|s| s.rude.is_some()));
+    if let Some(case) = rude {
+        if file.clients.as_deref() != Some(&["rust".to_string()][..]) {
+            return Err(format!(
+                "case `{}`: a `rude` step is the reference client's, so the file needs `clients = [\"rust\"]`",
+                case.name
+            ));
+        }
     }
     if file.servers.as_ref().is_some_and(|c| c.is_empty()) {
         return Err("`servers` must name at least one server language (leave it out for every server)".into());

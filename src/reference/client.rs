@@ -5,6 +5,7 @@
 use super::cause;
 use super::connector;
 use super::faults::ClientFault;
+use super::rude;
 use super::transport::{stock_metadata, DynCodec};
 use crate::contract::channel::Tweaks;
 use crate::contract::codes;
@@ -95,6 +96,8 @@ pub struct Runner {
     channels: Mutex<HashMap<Connection, Result<Channel, String>>>,
     /// The `dead-channel-kept` fault: connections a call found broken.
     dead: Mutex<std::collections::HashSet<Connection>>,
+    /// What rude calls keep open on purpose.
+    kept: rude::Kept,
     args: ClientArgs,
 }
 
@@ -141,6 +144,7 @@ impl Runner {
             default,
             channels,
             dead: Default::default(),
+            kept: Default::default(),
             args,
         })
     }
@@ -215,6 +219,22 @@ impl Runner {
                 std::process::exit(3);
             }
             let start = Instant::now();
+            if let Some(how) = step.rude {
+                let conn = step.connection.as_ref().unwrap_or(&self.default);
+                let encoded: Vec<Vec<u8>> = requests.iter().map(prost::Message::encode_to_vec).collect();
+                let (code, message) = rude::call(how, conn, &info.path, &encoded, &self.kept).await;
+                emit(&Line {
+                    id,
+                    message: None,
+                    status: Some(StatusLine { code, message }),
+                    headers: Some(BTreeMap::new()),
+                    trailers: Some(BTreeMap::new()),
+                    elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                    response_encoding: Some("identity".into()),
+                    details: Some(Vec::new()),
+                });
+                return Ok(());
+            }
             let mut seen = Seen::default();
             let timeout = step
                 .timeout_ms

@@ -11,6 +11,7 @@ use http::{HeaderName, HeaderValue};
 use http_body::{Body, Frame};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -283,11 +284,77 @@ fn truncate_at_nul(v: &HeaderValue) -> HeaderValue {
     HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(bytes)).expect("base64 is a header value")
 }
 
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+/// Set on a request whose client reset its stream (RST_STREAM CANCEL).
+/// tonic 0.14's decoder ends a request stream that the client cancelled as
+/// if the client had half-closed it (codec/decode.rs: a `Cancelled` error on
+/// the request side becomes the end of the stream), so a Batch reset midway
+/// would look complete; a handler asks this before it applies anything.
+#[derive(Clone, Default)]
+pub struct ClientReset(Arc<AtomicBool>);
+
+impl ClientReset {
+    /// The watch of a request's stream.
+    pub fn of<T>(req: &tonic::Request<T>) -> Option<ClientReset> {
+        req.extensions().get::<ClientReset>().cloned()
+    }
+
+    /// Has the client reset it (so far)?
+    pub fn happened(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A request body that notes when the client reset the stream.
+struct Watched<B> {
+    inner: B,
+    reset: ClientReset,
+}
+
+impl<B> Body for Watched<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        polled.map(|frame| {
+            frame.map(|r| {
+                r.map_err(|e| {
+                    let e: BoxError = e.into();
+                    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
+                    while let Some(c) = cause {
+                        if c.downcast_ref::<h2::Error>().and_then(h2::Error::reason) == Some(h2::Reason::CANCEL) {
+                            self.reset.0.store(true, Ordering::SeqCst);
+                        }
+                        cause = c.source();
+                    }
+                    e
+                })
+            })
+        })
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 impl<S, ReqBody> Service<http::Request<ReqBody>> for Wire<S>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<tonic::body::Body>> + Send + 'static,
+    ReqBody: Body<Data = Bytes> + Send + Unpin + 'static,
+    ReqBody::Error: Into<BoxError>,
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: 'static,
 {
@@ -325,6 +392,20 @@ where
         if !(compress || self.faults.compress_always) || self.faults.no_compress_response {
             req.headers_mut().remove("grpc-accept-encoding");
         }
+        // gRPC requires application/grpc (PROTOCOL-HTTP2.md); tonic serves
+        // any content-type, so the refusal the spec asks for is made here.
+        let grpc = req
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if !grpc {
+            let mut resp = http::Response::new(tonic::body::Body::empty());
+            *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return Box::pin(async move { Ok(resp) });
+        }
+        let reset = ClientReset::default();
+        req.extensions_mut().insert(reset.clone());
+        let req = req.map(|inner| tonic::body::Body::new(Watched { inner, reset }));
         let fut = self.inner.call(req);
         let no_details = self.faults.no_error_details;
         let no_trailers_on_error = self.faults.no_trailers_on_error;

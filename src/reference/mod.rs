@@ -12,6 +12,7 @@ pub mod hooks;
 pub mod kv;
 pub mod peer;
 pub mod rich;
+pub mod rude;
 pub mod server;
 pub mod store;
 pub mod transport;

@@ -211,6 +211,7 @@ impl Stock for StockService {
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);
         let work = async move {
             let hooks = enter(&req, false).await?;
+            let reset = super::hooks::ClientReset::of(&req);
             let mut stream = req.into_inner();
             let mut items = Vec::new();
             let mut buffered = 0usize;
@@ -222,6 +223,9 @@ impl Stock for StockService {
                             return Err(Status::resource_exhausted("batch buffer full (8 MiB)"));
                         }
                         items.push(item)
+                    }
+                    Ok(None) if !careless && reset.as_ref().is_some_and(super::hooks::ClientReset::happened) => {
+                        return Err(Status::cancelled("the client reset the stream"));
                     }
                     Ok(None) => break,
                     // A stream that ends in a cancellation is not a half-close.

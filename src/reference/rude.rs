@@ -1,0 +1,307 @@
+//! A client that misbehaves on purpose, on `h2` directly (not tonic): the
+//! reference client runs a step with `rude` this way, on a connection of its
+//! own (TLS as the step's connection says), so a case can check that the
+//! server under test survives it. The result is reported as a status line
+//! like any call's: what the server answered, or what the client did.
+use crate::contract::codes;
+use crate::contract::script::Connection;
+use crate::model::tls::TlsMode;
+use bytes::{BufMut, Bytes, BytesMut};
+use h2::client::SendRequest;
+use h2::{Reason, RecvStream};
+use http::{HeaderMap, Request};
+use serde::{Deserialize, Serialize};
+use std::any::Any;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio_rustls::rustls;
+
+/// What the client does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rude {
+    /// Sends all but the last item of a Batch, then resets the stream
+    /// (RST_STREAM CANCEL): reported CANCELLED.
+    ResetMidBatch,
+    /// Closes its TCP connection in the middle of a request's DATA frame:
+    /// reported UNAVAILABLE.
+    CloseMidFrame,
+    /// Opens 1,000 streams of the call at once on one connection (as many
+    /// as the server's SETTINGS allow at a time): OK when every one is.
+    ThousandStreams,
+    /// Sends the call with `content-type: text/plain`, then the call as it
+    /// should be on the same connection: the first one's status when the
+    /// second worked, else UNAVAILABLE.
+    BadContentType,
+    /// Opens a Monitor and never reads it (its window stays closed), keeping
+    /// it open for the rest of the process: OK once the headers came.
+    MonitorNeverRead,
+}
+
+/// A call's end: a status code name and message.
+pub type End = (String, String);
+
+/// Streams and connections kept open on purpose (`monitor-never-read`).
+pub type Kept = Mutex<Vec<Box<dyn Any + Send>>>;
+
+trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
+
+/// A TCP stream that shuts down once it has written `left` bytes.
+struct Cut<T> {
+    io: T,
+    left: Option<usize>,
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Cut<T> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Cut<T> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        match this.left {
+            Some(0) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
+            Some(n) => {
+                let r = Pin::new(&mut this.io).poll_write(cx, &buf[..buf.len().min(n)]);
+                if let Poll::Ready(Ok(k)) = &r {
+                    this.left = Some(n - k);
+                    if n == *k {
+                        let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+                    }
+                }
+                r
+            }
+            None => Pin::new(&mut this.io).poll_write(cx, buf),
+        }
+    }
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+fn tls_config(conn: &Connection) -> anyhow::Result<rustls::ClientConfig> {
+    use anyhow::Context as _;
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    let ca = conn.ca_file.as_ref().context("a TLS connection needs ca_file")?;
+    for cert in CertificateDer::pem_file_iter(ca)? {
+        roots.add(cert?)?;
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots);
+    let mut config = match (&conn.cert_file, &conn.key_file, conn.tls_mode) {
+        (Some(cert), Some(key), TlsMode::Mtls) => builder.with_client_auth_cert(
+            CertificateDer::pem_file_iter(cert)?.collect::<Result<Vec<_>, _>>()?,
+            PrivateKeyDer::from_pem_file(key)?,
+        )?,
+        _ => builder.with_no_client_auth(),
+    };
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Ok(config)
+}
+
+/// An HTTP/2 connection to the step's server, cut after `cut` bytes if asked.
+async fn open(conn: &Connection, cut: Option<usize>) -> anyhow::Result<SendRequest<Bytes>> {
+    let tcp = tokio::net::TcpStream::connect(&conn.server).await?;
+    let _ = tcp.set_nodelay(true);
+    let tcp = Cut { io: tcp, left: cut };
+    let io: Box<dyn Io> = match conn.tls_mode {
+        TlsMode::None => Box::new(tcp),
+        _ => {
+            let host = conn.server.rsplit_once(':').map_or(conn.server.as_str(), |(h, _)| h);
+            let name = conn
+                .server_name
+                .clone()
+                .unwrap_or_else(|| host.trim_matches(['[', ']']).to_string());
+            let connector = tokio_rustls::TlsConnector::from(Arc::new(tls_config(conn)?));
+            Box::new(
+                connector
+                    .connect(rustls::pki_types::ServerName::try_from(name)?, tcp)
+                    .await?,
+            )
+        }
+    };
+    let (send, connection) = h2::client::handshake(io).await?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok(send)
+}
+
+fn request(conn: &Connection, path: &str, content_type: &str) -> Request<()> {
+    let scheme = if conn.tls_mode == TlsMode::None {
+        "http"
+    } else {
+        "https"
+    };
+    Request::builder()
+        .method("POST")
+        .uri(format!("{scheme}://{}{path}", conn.server))
+        .header("content-type", content_type)
+        .header("te", "trailers")
+        .body(())
+        .expect("a valid request")
+}
+
+/// A gRPC message frame (uncompressed).
+fn frame(msg: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + msg.len());
+    b.put_u8(0);
+    b.put_u32(msg.len() as u32);
+    b.extend_from_slice(msg);
+    b.freeze()
+}
+
+/// The status a response carries (trailers, or trailers-only headers), or
+/// what its HTTP status maps to (http-grpc-status-mapping.md).
+fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> End {
+    let from = |h: &HeaderMap| {
+        let code = h.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+        let message = h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        Some((
+            codes::name(tonic::Code::from_i32(code)).to_string(),
+            message.to_string(),
+        ))
+    };
+    if let Some(end) = trailers.and_then(from).or_else(|| from(headers)) {
+        return end;
+    }
+    let code = match http {
+        400 => "INTERNAL",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "UNIMPLEMENTED",
+        429 | 502 | 503 | 504 => "UNAVAILABLE",
+        _ => "UNKNOWN",
+    };
+    (code.into(), format!("HTTP status {http} and no grpc-status"))
+}
+
+/// Sends one call and reads it to its end.
+async fn exchange(send: &mut SendRequest<Bytes>, req: Request<()>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
+    let mut send = send.clone().ready().await?;
+    let (response, mut body) = send.send_request(req, messages.is_empty())?;
+    for (i, m) in messages.iter().enumerate() {
+        body.send_data(frame(m), i + 1 == messages.len())?;
+    }
+    let response = response.await?;
+    let http = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut rb: RecvStream = response.into_body();
+    while let Some(d) = rb.data().await {
+        let d = d?;
+        let _ = rb.flow_control().release_capacity(d.len());
+    }
+    let trailers = rb.trailers().await?;
+    Ok(status_of(http, &headers, trailers.as_ref()))
+}
+
+fn broke(e: impl std::fmt::Display) -> End {
+    ("UNAVAILABLE".into(), format!("connection broken: {e}"))
+}
+
+/// Runs a rude call of `path` with these (encoded) request messages.
+pub async fn call(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], kept: &Kept) -> End {
+    match run(rude, conn, path, messages, kept).await {
+        Ok(end) => end,
+        Err(e) => broke(format!("{e:#}")),
+    }
+}
+
+async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], kept: &Kept) -> anyhow::Result<End> {
+    let grpc = "application/grpc";
+    match rude {
+        Rude::ResetMidBatch => {
+            let mut send = open(conn, None).await?.ready().await?;
+            let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
+            for m in &messages[..messages.len().saturating_sub(1)] {
+                body.send_data(frame(m), false)?;
+            }
+            // Let the items reach the server before the reset.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            body.send_reset(Reason::CANCEL);
+            drop(response);
+            Ok((
+                "CANCELLED".into(),
+                "the client reset the stream (RST_STREAM CANCEL)".into(),
+            ))
+        }
+        Rude::CloseMidFrame => {
+            let size: usize = messages.iter().map(|m| m.len() + 5).sum();
+            // The preface, SETTINGS and HEADERS take well under 1 KiB; half the
+            // request in, the cut lands inside a DATA frame.
+            let mut send = open(conn, Some(1024 + size / 2 + 7)).await?;
+            match exchange(&mut send, request(conn, path, grpc), messages).await {
+                Ok(end) => Ok((
+                    "INTERNAL".into(),
+                    format!("the call ended {end:?} although its connection was cut"),
+                )),
+                Err(_) => Ok((
+                    "UNAVAILABLE".into(),
+                    "the client closed its connection mid-frame".into(),
+                )),
+            }
+        }
+        Rude::ThousandStreams => {
+            let send = open(conn, None).await?;
+            let calls = (0..1000).map(|_| {
+                let mut send = send.clone();
+                let req = request(conn, path, grpc);
+                async move { exchange(&mut send, req, messages).await.unwrap_or_else(broke) }
+            });
+            let ends = futures::future::join_all(calls).await;
+            let bad: Vec<&End> = ends.iter().filter(|e| e.0 != "OK").collect();
+            Ok(match bad.first() {
+                None => ("OK".into(), String::new()),
+                Some((code, message)) => (
+                    code.clone(),
+                    format!("{} of 1000 streams failed; the first: {message}", bad.len()),
+                ),
+            })
+        }
+        Rude::BadContentType => {
+            let mut send = open(conn, None).await?;
+            let bad = exchange(&mut send, request(conn, path, "text/plain"), messages)
+                .await
+                .unwrap_or_else(broke);
+            let good = exchange(&mut send, request(conn, path, grpc), messages)
+                .await
+                .unwrap_or_else(broke);
+            Ok(match good.0.as_str() {
+                "OK" => (bad.0, format!("text/plain answered: {}", bad.1)),
+                _ => (
+                    "UNAVAILABLE".into(),
+                    format!(
+                        "after the text/plain call ({}), the next call on the connection ended {} {}",
+                        bad.0, good.0, good.1
+                    ),
+                ),
+            })
+        }
+        Rude::MonitorNeverRead => {
+            let mut send = open(conn, None).await?.ready().await?;
+            let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
+            if let Some(m) = messages.first() {
+                body.send_data(frame(m), true)?;
+            }
+            let response = tokio::time::timeout(Duration::from_secs(5), response).await??;
+            kept.lock()
+                .expect("kept streams")
+                .push(Box::new((send, body, response)));
+            Ok(("OK".into(), "opened; never read".into()))
+        }
+    }
+}
