@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The sets these faults are run against (every set a new case lives in).
 const RUN_SETS: &str =
-    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults,h2-servers,keepalive";
+    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults,h2-servers,h2-clients,keepalive";
 
 /// (fault, a set it may turn red, a case of that set it must turn red, part
 /// of that case's reason); a fault may turn red only the sets named with it.
@@ -211,6 +211,34 @@ const SERVER_FAULTS: &[Catch] = &[
         "faults",
         "reset-mid-batch",
         "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+];
+
+/// Server faults that the misbehaving reference client (h2-clients) shows.
+const H2_CLIENT_FAULTS: &[Catch] = &[
+    (
+        "apply-after-cancel",
+        "h2-clients",
+        "reset-mid-batch",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "apply-after-cancel",
+        "h2-clients",
+        "close-mid-frame",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "batch-kept-on-broken-connection",
+        "h2-clients",
+        "close-mid-frame",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "any-content-type",
+        "h2-clients",
+        "bad-content-type",
+        "step 1 Get: status: expected any code but OK or UNAVAILABLE, got OK",
     ),
 ];
 
@@ -533,6 +561,7 @@ fn each_server_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut catches = SERVER_FAULTS.to_vec();
     catches.extend_from_slice(KV_FAULTS);
+    catches.extend_from_slice(H2_CLIENT_FAULTS);
     check(dir.path(), "server", &catches);
 }
 
@@ -689,6 +718,38 @@ fn a_strict_ping_policy_fails_a_client_that_does_not_reconnect() {
     let good = find(
         &s,
         "client=rust/server=punish-pings/tls=none/set=keepalive/case=aggressive-keepalive",
+    );
+    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
+}
+
+/// A server that serves one call at a time stalls every call behind a
+/// Monitor whose reader never reads: monitor-never-read shows it (the fault
+/// also slows every set that runs calls side by side, so it runs alone here).
+#[test]
+fn a_server_stalled_by_one_unread_stream_fails_monitor_never_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = run_case(
+        dir.path(),
+        "server",
+        &["serial-calls"],
+        "rust",
+        "serial-calls,rust",
+        "h2-clients",
+        "monitor-never-read",
+    );
+    let t = find(
+        &s,
+        "client=rust/server=serial-calls/tls=none/set=h2-clients/case=monitor-never-read",
+    );
+    assert_eq!(t["outcome"], "failed");
+    assert!(
+        reasons(t).contains("step 2 Put: status: expected OK, got DEADLINE_EXCEEDED"),
+        "{}",
+        reasons(t)
+    );
+    let good = find(
+        &s,
+        "client=rust/server=rust/tls=none/set=h2-clients/case=monitor-never-read",
     );
     assert_eq!(good["outcome"], "passed", "{}", reasons(good));
 }

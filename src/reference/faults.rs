@@ -95,6 +95,11 @@ pub enum Fault {
     /// A strict ping policy: the third PING on a connection closes it (no
     /// GOAWAY; plaintext only, the count is taken under HTTP/2).
     PunishPings,
+    /// Serves a call of any content-type as gRPC (no HTTP 415).
+    AnyContentType,
+    /// One call at a time, its response included (one lock around the
+    /// server): a stream whose reader stalls stalls every other call.
+    SerialCalls,
 }
 
 /// A deliberate bug the reference client can be started with.

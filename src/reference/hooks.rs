@@ -125,7 +125,15 @@ pub struct WireFaults {
     pub close_on_big_headers: bool,
     /// Request headers past HEADER_LIST_LIMIT are never answered.
     pub stall_on_big_headers: bool,
+    /// Any content-type is served as gRPC (no 415).
+    pub any_content_type: bool,
+    /// One call at a time, its response included: a call waits for every
+    /// call before it to end (one lock around the whole server).
+    pub serial_calls: bool,
 }
+
+/// The lock of the `serial-calls` fault.
+static SERIAL: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Arc::default);
 
 /// The contract's request header-list limit (HTTP/2
 /// SETTINGS_MAX_HEADER_LIST_SIZE): 16 KiB, names, values and 32 bytes per entry.
@@ -398,7 +406,7 @@ where
             .headers()
             .get("content-type")
             .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
-        if !grpc {
+        if !grpc && !self.faults.any_content_type {
             let mut resp = http::Response::new(tonic::body::Body::empty());
             *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
             return Box::pin(async move { Ok(resp) });
@@ -409,7 +417,12 @@ where
         let fut = self.inner.call(req);
         let no_details = self.faults.no_error_details;
         let no_trailers_on_error = self.faults.no_trailers_on_error;
+        let serial = self.faults.serial_calls;
         Box::pin(async move {
+            let held = match serial {
+                true => Some(SERIAL.clone().lock_owned().await),
+                false => None,
+            };
             let resp = match deadline {
                 Some(at) => match tokio::time::timeout_at(at, fut).await {
                     Ok(r) => r?,
@@ -449,6 +462,7 @@ where
                     ended: false,
                     no_details,
                     no_trailers_on_error,
+                    _held: held,
                 }),
             ))
         })
@@ -462,6 +476,8 @@ struct WireBody {
     ended: bool,
     no_details: bool,
     no_trailers_on_error: bool,
+    /// The `serial-calls` lock, held until the response ends.
+    _held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
 
 impl Body for WireBody {

@@ -256,13 +256,20 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
             }
         }
         Rude::ThousandStreams => {
-            let send = open(conn, None).await?;
-            let calls = (0..1000).map(|_| {
+            let mut send = open(conn, None).await?;
+            // One call first, so that the server's SETTINGS (its stream
+            // limit) are known before the burst: streams past the limit are
+            // then queued here, not refused there.
+            let first = exchange(&mut send, request(conn, path, grpc), messages)
+                .await
+                .unwrap_or_else(broke);
+            let calls = (1..1000).map(|_| {
                 let mut send = send.clone();
                 let req = request(conn, path, grpc);
                 async move { exchange(&mut send, req, messages).await.unwrap_or_else(broke) }
             });
-            let ends = futures::future::join_all(calls).await;
+            let mut ends = futures::future::join_all(calls).await;
+            ends.insert(0, first);
             let bad: Vec<&End> = ends.iter().filter(|e| e.0 != "OK").collect();
             Ok(match bad.first() {
                 None => ("OK".into(), String::new()),

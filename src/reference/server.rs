@@ -408,6 +408,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             no_trailers_on_error: faults.contains(&Fault::NoTrailersOnError),
             close_on_big_headers: faults.contains(&Fault::CloseOnBigHeaders),
             stall_on_big_headers: faults.contains(&Fault::StallOnBigHeaders),
+            any_content_type: faults.contains(&Fault::AnyContentType),
+            serial_calls: faults.contains(&Fault::SerialCalls),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the

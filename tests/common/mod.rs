@@ -49,7 +49,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 17] = [
+pub const SETS: [&str; 18] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -67,6 +67,7 @@ pub const SETS: [&str; 17] = [
     "faults",
     "keepalive",
     "h2-servers",
+    "h2-clients",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.
