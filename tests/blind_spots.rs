@@ -8,7 +8,12 @@ use std::path::Path;
 
 /// The sets these faults are run against (every set a new case lives in).
 const RUN_SETS: &str =
-    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults,h2-servers,h2-clients,keepalive";
+    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults";
+
+/// The sets of the misbehaving HTTP/2 peers and keepalive, run with the
+/// faults they catch (and the faults set beside them, which shares those
+/// faults' catches; unary holds the control case).
+const PEER_SETS: &str = "unary,faults,h2-servers,h2-clients,keepalive";
 
 /// (fault, a set it may turn red, a case of that set it must turn red, part
 /// of that case's reason); a fault may turn red only the sets named with it.
@@ -214,18 +219,173 @@ const SERVER_FAULTS: &[Catch] = &[
     ),
 ];
 
+/// Client faults that the misbehaving servers (h2-servers) and keepalive
+/// show, with the faults-set catches of the same faults.
+const PEER_CLIENT_FAULTS: &[Catch] = &[
+    (
+        "no-reconnect",
+        "h2-servers",
+        "goaway-after-first-response",
+        "step 1 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "h2-servers",
+        "too-many-pings",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "reset-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "dead-channel-kept",
+        "h2-servers",
+        "too-many-pings",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "stream-reset-unknown",
+        "h2-servers",
+        "reset-after-headers",
+        "step 1 Get: status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "stream-reset-unknown",
+        "h2-servers",
+        "reset-after-first-message",
+        "step 2 Monitor: status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "reset-ignored",
+        "h2-servers",
+        "reset-after-headers",
+        "step 1 Get: status: expected INTERNAL, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "reset-ignored",
+        "h2-servers",
+        "reset-after-first-message",
+        "step 2 Monitor: status: expected INTERNAL, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "deadline-by-server-only",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-after-the-fact",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step \"none/h2-servers/no-trailers#2\"",
+    ),
+    (
+        "short-default-deadline",
+        "h2-servers",
+        "one-stream-at-a-time",
+        "step 1 copy 1 Get: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "short-default-deadline",
+        "h2-servers",
+        "ping-flood",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "h2-servers",
+        "tiny-window",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "reset-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "ping-acks-dropped",
+        "h2-servers",
+        "ping-flood",
+        "step 1 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "keepalive-ignored",
+        "keepalive",
+        "keepalive-finds-a-dead-connection",
+        "step 0 Monitor: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "reset-mid-request",
+        "step 2 Put: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "close-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "close-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "blackhole-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "dead-channel-kept",
+        "faults",
+        "reset-mid-request",
+        "step 2 Put: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "deadline-by-server-only",
+        "faults",
+        "blackhole-mid-response",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-after-the-fact",
+        "faults",
+        "blackhole-mid-response",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "faults",
+        "blackhole-mid-stream",
+        "client hung: no status line for step",
+    ),
+    (
+        "short-default-deadline",
+        "faults",
+        "shaped-calls",
+        "step 1 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+];
+
 /// Server faults that the misbehaving reference client (h2-clients) shows.
 const H2_CLIENT_FAULTS: &[Catch] = &[
     (
         "apply-after-cancel",
         "h2-clients",
         "reset-mid-batch",
-        "step 1 Get: status: expected NOT_FOUND, got OK",
-    ),
-    (
-        "apply-after-cancel",
-        "h2-clients",
-        "close-mid-frame",
         "step 1 Get: status: expected NOT_FOUND, got OK",
     ),
     (
@@ -385,97 +545,6 @@ const CLIENT_FAULTS: &[Catch] = &[
         "shaped-calls",
         "step 1 Put: status: expected OK, got DEADLINE_EXCEEDED",
     ),
-    // the misbehaving HTTP/2 servers (h2-servers) and keepalive
-    (
-        "no-reconnect",
-        "h2-servers",
-        "goaway-after-first-response",
-        "step 1 Get: status: expected OK, got UNAVAILABLE",
-    ),
-    (
-        "no-reconnect",
-        "h2-servers",
-        "too-many-pings",
-        "step 2 Get: status: expected OK, got UNAVAILABLE",
-    ),
-    (
-        "no-reconnect",
-        "faults",
-        "reset-mid-response",
-        "step 2 Get: status: expected OK, got UNAVAILABLE",
-    ),
-    (
-        "dead-channel-kept",
-        "h2-servers",
-        "too-many-pings",
-        "step 2 Get: status: expected OK, got UNAVAILABLE",
-    ),
-    (
-        "stream-reset-unknown",
-        "h2-servers",
-        "reset-after-headers",
-        "step 1 Get: status: expected INTERNAL, got UNKNOWN",
-    ),
-    (
-        "stream-reset-unknown",
-        "h2-servers",
-        "reset-after-first-message",
-        "step 2 Monitor: status: expected INTERNAL, got UNKNOWN",
-    ),
-    (
-        "deadline-by-server-only",
-        "h2-servers",
-        "no-trailers",
-        "client hung: no status line for step",
-    ),
-    (
-        "deadline-after-the-fact",
-        "h2-servers",
-        "no-trailers",
-        "client hung: no status line for step",
-    ),
-    (
-        "no-timer-on-streams",
-        "h2-servers",
-        "no-trailers",
-        "client hung: no status line for step \"none/h2-servers/no-trailers#2\"",
-    ),
-    (
-        "short-default-deadline",
-        "h2-servers",
-        "one-stream-at-a-time",
-        "step 1 copy 1 Get: status: expected OK, got DEADLINE_EXCEEDED",
-    ),
-    (
-        "short-default-deadline",
-        "h2-servers",
-        "ping-flood",
-        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
-    ),
-    (
-        "window-updates-ignored",
-        "h2-servers",
-        "tiny-window",
-        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
-    ),
-    (
-        "window-updates-ignored",
-        "faults",
-        "reset-mid-response",
-        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
-    ),
-    (
-        "ping-acks-dropped",
-        "h2-servers",
-        "ping-flood",
-        "step 1 Get: status: expected OK, got UNAVAILABLE",
-    ),
-    (
-        "keepalive-ignored",
-        "keepalive",
-        "keepalive-finds-a-dead-connection",
-        "step 0 Monitor: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
-    ),
 ];
 
 /// Sets a fault may also turn red, beside those of its catches: the other
@@ -494,7 +563,7 @@ fn faults(catches: &[Catch]) -> Vec<&'static str> {
 
 /// Runs the broken side against the reference and checks every catch, that
 /// the fault's red tests all lie in its set, and that a control case passes.
-fn check(dir: &Path, side: &str, catches: &[Catch]) {
+fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) {
     let names = faults(catches);
     let m = matrix_with(dir, &broken(dir, side, &names), "step_grace_ms = 3000");
     let list = names.join(",");
@@ -515,7 +584,7 @@ fn check(dir: &Path, side: &str, catches: &[Catch]) {
             "--tls",
             "none",
             "--set",
-            RUN_SETS,
+            sets,
             "--no-blame",
         ],
         &dir.join("reports"),
@@ -561,14 +630,39 @@ fn each_server_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     let mut catches = SERVER_FAULTS.to_vec();
     catches.extend_from_slice(KV_FAULTS);
-    catches.extend_from_slice(H2_CLIENT_FAULTS);
-    check(dir.path(), "server", &catches);
+    check(dir.path(), "server", &catches, RUN_SETS);
 }
 
 #[test]
 fn each_client_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
-    check(dir.path(), "client", CLIENT_FAULTS);
+    check(dir.path(), "client", CLIENT_FAULTS, RUN_SETS);
+}
+
+#[test]
+fn each_client_bug_the_misbehaving_servers_and_keepalive_show_is_caught_by_its_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "client", PEER_CLIENT_FAULTS, PEER_SETS);
+}
+
+#[test]
+fn each_server_bug_the_misbehaving_client_shows_is_caught_by_its_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut catches = H2_CLIENT_FAULTS.to_vec();
+    // the faults set's catch of a server fault shown here too
+    catches.push((
+        "batch-kept-on-broken-connection",
+        "faults",
+        "reset-mid-batch",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ));
+    catches.push((
+        "apply-after-cancel",
+        "faults",
+        "reset-mid-batch",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ));
+    check(dir.path(), "server", &catches, PEER_SETS);
 }
 
 /// corrupt-tls-record runs in the TLS modes only, which the checks above

@@ -260,6 +260,9 @@ impl Runner {
                         seen = Seen::default();
                         self.call(step, &id, &info, requests, timeout, &mut seen).await
                     }
+                    Err(s) if self.args.faults.contains(&ClientFault::ResetIgnored) && cause::stream_reset(&s) => {
+                        futures::future::pending().await
+                    }
                     r => r,
                 }
             };

@@ -162,4 +162,7 @@ pub enum ClientFault {
     PingAcksDropped,
     /// The client ignores the keepalive settings of its connections.
     KeepaliveIgnored,
+    /// A call whose stream the server reset waits on as if nothing came:
+    /// it hangs until its deadline (or for ever).
+    ResetIgnored,
 }

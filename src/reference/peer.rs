@@ -230,6 +230,7 @@ fn frame(msg: &impl Message) -> Bytes {
 fn grpc_response() -> Response<()> {
     Response::builder()
         .header("content-type", "application/grpc")
+        .header("grpc-accept-encoding", "gzip")
         .body(())
         .expect("a valid response")
 }
@@ -259,12 +260,23 @@ async fn messages(mut body: RecvStream, how: Misbehaviour) -> Result<Vec<Bytes>,
     }
     let mut out = Vec::new();
     while buf.len() >= 5 {
+        let compressed = buf[0] == 1;
         let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
         if buf.len() < 5 + len {
             break;
         }
         buf.advance(5);
-        out.push(buf.split_to(len).freeze());
+        let msg = buf.split_to(len).freeze();
+        out.push(match compressed {
+            // The only encoding a client may use here (the peer accepts gzip).
+            true => {
+                let mut plain = Vec::new();
+                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&msg[..]), &mut plain)
+                    .map_err(|_| h2::Error::from(Reason::PROTOCOL_ERROR))?;
+                Bytes::from(plain)
+            }
+            false => msg,
+        });
     }
     Ok(out)
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::io;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -51,10 +52,32 @@ pub type Kept = Mutex<Vec<Box<dyn Any + Send>>>;
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// A TCP stream that shuts down once it has written `left` bytes.
+/// A TCP stream that shuts down once it has written `budget` bytes (set at
+/// any time; `u64::MAX`: no limit).
 struct Cut<T> {
     io: T,
-    left: Option<usize>,
+    scissors: Scissors,
+}
+
+/// How much a connection's `Cut` may write in all, and has written.
+#[derive(Clone, Default)]
+struct Scissors {
+    budget: Arc<AtomicU64>,
+    written: Arc<AtomicU64>,
+}
+
+impl Scissors {
+    fn new() -> Scissors {
+        let s = Scissors::default();
+        s.budget.store(u64::MAX, Ordering::SeqCst);
+        s
+    }
+
+    /// The connection closes once it has written `extra` bytes more.
+    fn cut_after(&self, extra: u64) {
+        self.budget
+            .store(self.written.load(Ordering::SeqCst) + extra, Ordering::SeqCst);
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Cut<T> {
@@ -66,20 +89,23 @@ impl<T: AsyncRead + Unpin> AsyncRead for Cut<T> {
 impl<T: AsyncWrite + Unpin> AsyncWrite for Cut<T> {
     fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        match this.left {
-            Some(0) => Poll::Ready(Err(io::ErrorKind::BrokenPipe.into())),
-            Some(n) => {
-                let r = Pin::new(&mut this.io).poll_write(cx, &buf[..buf.len().min(n)]);
-                if let Poll::Ready(Ok(k)) = &r {
-                    this.left = Some(n - k);
-                    if n == *k {
-                        let _ = Pin::new(&mut this.io).poll_shutdown(cx);
-                    }
-                }
-                r
-            }
-            None => Pin::new(&mut this.io).poll_write(cx, buf),
+        let (budget, written) = (&this.scissors.budget, &this.scissors.written);
+        let left = budget
+            .load(Ordering::SeqCst)
+            .saturating_sub(written.load(Ordering::SeqCst));
+        if left == 0 {
+            let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+            return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
+        let n = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let r = Pin::new(&mut this.io).poll_write(cx, &buf[..n]);
+        if let Poll::Ready(Ok(k)) = &r {
+            let now = written.fetch_add(*k as u64, Ordering::SeqCst) + *k as u64;
+            if now >= budget.load(Ordering::SeqCst) {
+                let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+            }
+        }
+        r
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_flush(cx)
@@ -113,11 +139,15 @@ fn tls_config(conn: &Connection) -> anyhow::Result<rustls::ClientConfig> {
     Ok(config)
 }
 
-/// An HTTP/2 connection to the step's server, cut after `cut` bytes if asked.
-async fn open(conn: &Connection, cut: Option<usize>) -> anyhow::Result<SendRequest<Bytes>> {
+/// An HTTP/2 connection to the step's server, and the scissors that cut it.
+async fn open(conn: &Connection) -> anyhow::Result<(SendRequest<Bytes>, Scissors)> {
     let tcp = tokio::net::TcpStream::connect(&conn.server).await?;
     let _ = tcp.set_nodelay(true);
-    let tcp = Cut { io: tcp, left: cut };
+    let scissors = Scissors::new();
+    let tcp = Cut {
+        io: tcp,
+        scissors: scissors.clone(),
+    };
     let io: Box<dyn Io> = match conn.tls_mode {
         TlsMode::None => Box::new(tcp),
         _ => {
@@ -138,7 +168,7 @@ async fn open(conn: &Connection, cut: Option<usize>) -> anyhow::Result<SendReque
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(send)
+    Ok((send, scissors))
 }
 
 fn request(conn: &Connection, path: &str, content_type: &str) -> Request<()> {
@@ -225,7 +255,7 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
     let grpc = "application/grpc";
     match rude {
         Rude::ResetMidBatch => {
-            let mut send = open(conn, None).await?.ready().await?;
+            let mut send = open(conn).await?.0.ready().await?;
             let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
             for m in &messages[..messages.len().saturating_sub(1)] {
                 body.send_data(frame(m), false)?;
@@ -240,23 +270,29 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
             ))
         }
         Rude::CloseMidFrame => {
-            let size: usize = messages.iter().map(|m| m.len() + 5).sum();
-            // The preface, SETTINGS and HEADERS take well under 1 KiB; half the
-            // request in, the cut lands inside a DATA frame.
-            let mut send = open(conn, Some(1024 + size / 2 + 7)).await?;
-            match exchange(&mut send, request(conn, path, grpc), messages).await {
-                Ok(end) => Ok((
-                    "INTERNAL".into(),
-                    format!("the call ended {end:?} although its connection was cut"),
-                )),
-                Err(_) => Ok((
-                    "UNAVAILABLE".into(),
-                    "the client closed its connection mid-frame".into(),
-                )),
+            // The first half of the items goes through and reaches the
+            // server; then the connection carries 1 KiB more, which ends
+            // inside the next item's DATA frame, and closes.
+            let (send, scissors) = open(conn).await?;
+            let mut send = send.ready().await?;
+            let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
+            let half = messages.len() / 2;
+            for m in &messages[..half] {
+                body.send_data(frame(m), false)?;
             }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            scissors.cut_after(1024);
+            for m in &messages[half..] {
+                let _ = body.send_data(frame(m), false);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), response).await;
+            Ok((
+                "UNAVAILABLE".into(),
+                "the client closed its connection mid-frame".into(),
+            ))
         }
         Rude::ThousandStreams => {
-            let mut send = open(conn, None).await?;
+            let mut send = open(conn).await?.0;
             // One call first, so that the server's SETTINGS (its stream
             // limit) are known before the burst: streams past the limit are
             // then queued here, not refused there.
@@ -280,7 +316,7 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
             })
         }
         Rude::BadContentType => {
-            let mut send = open(conn, None).await?;
+            let mut send = open(conn).await?.0;
             let bad = exchange(&mut send, request(conn, path, "text/plain"), messages)
                 .await
                 .unwrap_or_else(broke);
@@ -299,7 +335,7 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
             })
         }
         Rude::MonitorNeverRead => {
-            let mut send = open(conn, None).await?.ready().await?;
+            let mut send = open(conn).await?.0.ready().await?;
             let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
             if let Some(m) = messages.first() {
                 body.send_data(frame(m), true)?;
