@@ -104,7 +104,7 @@ pub struct Step {
     pub lane: u32,
     /// The Rust reference client only: make the call misbehave this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rude: Option<crate::reference::rude::Rude>,
+    pub rude: Option<crate::model::misbehaviour::Rude>,
 }
 
 /// The server delay a step's metadata asks for (`x-stock-delay-ms`), in ms; 0 when none.

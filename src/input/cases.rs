@@ -151,7 +151,7 @@ pub struct CaseStep {
     /// The reference client makes the call misbehave this way (a set that
     /// uses it says `clients = ["rust"]`).
     #[serde(default)]
-    pub rude: Option<crate::reference::rude::Rude>,
+    pub rude: Option<crate::model::misbehaviour::Rude>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -195,7 +195,7 @@ pub struct Case {
     /// The `faulty` steps call an HTTP/2 server of the runner's that
     /// misbehaves this way, instead of the cell's server.
     #[serde(default)]
-    pub peer: Option<crate::reference::peer::Misbehaviour>,
+    pub peer: Option<crate::model::misbehaviour::Misbehaviour>,
     #[serde(rename = "step")]
     pub steps: Vec<CaseStep>,
 }

@@ -2,5 +2,6 @@
 //! network faults a case asks for. No parsing of files, no effects.
 pub mod cell;
 pub mod fault;
+pub mod misbehaviour;
 pub mod run;
 pub mod tls;

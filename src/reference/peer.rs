@@ -10,12 +10,12 @@ use super::filtered::{Filtered, Way};
 use crate::contract::proto::stock::{
     BatchItem, BatchSummary, GetRequest, GetResponse, PutRequest, WatchEvent, WatchRequest,
 };
+pub use crate::model::misbehaviour::Misbehaviour;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use h2::server::{self, SendResponse};
 use h2::{Ping, Reason, RecvStream};
 use http::{HeaderMap, HeaderValue, Request, Response};
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -26,47 +26,6 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_rustls::rustls;
-
-/// What a peer does wrong (RFC 9113 and gRPC's PROTOCOL-HTTP2.md say what a
-/// client must make of each; CONTRACT.md, "Misbehaving servers").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Misbehaviour {
-    /// GOAWAY (NO_ERROR) right after the connection's first response: the
-    /// next call must go to a new connection.
-    GoawayAfterFirstResponse,
-    /// RST_STREAM (INTERNAL_ERROR) right after the response headers.
-    ResetAfterHeaders,
-    /// RST_STREAM (INTERNAL_ERROR) right after the first response message.
-    ResetAfterFirstMessage,
-    /// Every call fails with a trailers-only response (one HEADERS frame
-    /// carrying grpc-status NOT_FOUND).
-    TrailersOnlyError,
-    /// Headers and messages, then never the trailers: the stream stays open.
-    NoTrailers,
-    /// `SETTINGS_MAX_CONCURRENT_STREAMS` = 1: a stream past it is refused.
-    OneStreamAtATime,
-    /// A stream flow-control window of 1 KiB, opened 1 KiB at a time as the
-    /// peer reads slowly (2 ms per KiB).
-    TinyWindow,
-    /// PINGs back to back for as long as the connection lives; one not
-    /// answered within 1 s closes the connection.
-    PingFlood,
-    /// A third PING from the client closes the connection with GOAWAY
-    /// ENHANCE_YOUR_CALM (as a server enforcing a ping policy does).
-    TooManyPings,
-}
-
-impl Misbehaviour {
-    /// Whether it is done to one stream (not to the whole connection).
-    fn of_a_stream(self) -> bool {
-        use Misbehaviour::*;
-        matches!(
-            self,
-            ResetAfterHeaders | ResetAfterFirstMessage | TrailersOnlyError | NoTrailers
-        )
-    }
-}
 
 /// A running peer; `addr` is what the client dials.
 pub struct Peer {

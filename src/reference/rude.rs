@@ -5,12 +5,12 @@
 //! like any call's: what the server answered, or what the client did.
 use crate::contract::codes;
 use crate::contract::script::Connection;
+pub use crate::model::misbehaviour::Rude;
 use crate::model::tls::TlsMode;
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
 use h2::{Reason, RecvStream};
 use http::{HeaderMap, Request};
-use serde::{Deserialize, Serialize};
 use std::any::Any;
 use std::io;
 use std::pin::Pin;
@@ -20,28 +20,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_rustls::rustls;
-
-/// What the client does wrong.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Rude {
-    /// Sends all but the last item of a Batch, then resets the stream
-    /// (RST_STREAM CANCEL): reported CANCELLED.
-    ResetMidBatch,
-    /// Closes its TCP connection in the middle of a request's DATA frame:
-    /// reported UNAVAILABLE.
-    CloseMidFrame,
-    /// Opens 1,000 streams of the call at once on one connection (as many
-    /// as the server's SETTINGS allow at a time): OK when every one is.
-    ThousandStreams,
-    /// Sends the call with `content-type: text/plain`, then the call as it
-    /// should be on the same connection: the first one's status when the
-    /// second worked, else UNAVAILABLE.
-    BadContentType,
-    /// Opens a Monitor and never reads it (its window stays closed), keeping
-    /// it open for the rest of the process: OK once the headers came.
-    MonitorNeverRead,
-}
 
 /// A call's end: a status code name and message.
 pub type End = (String, String);

@@ -1,0 +1,67 @@
+//! The HTTP/2 misbehaviours a case can ask for (pure data): a server of the
+//! runner's own that misbehaves (`peer`, src/reference/peer.rs) and a call
+//! the reference client makes misbehave (`rude`, src/reference/rude.rs).
+use serde::{Deserialize, Serialize};
+
+/// What a peer does wrong (RFC 9113 and gRPC's PROTOCOL-HTTP2.md say what a
+/// client must make of each; CONTRACT.md, "Misbehaving servers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Misbehaviour {
+    /// GOAWAY (NO_ERROR) right after the connection's first response: the
+    /// next call must go to a new connection.
+    GoawayAfterFirstResponse,
+    /// RST_STREAM (INTERNAL_ERROR) right after the response headers.
+    ResetAfterHeaders,
+    /// RST_STREAM (INTERNAL_ERROR) right after the first response message.
+    ResetAfterFirstMessage,
+    /// Every call fails with a trailers-only response (one HEADERS frame
+    /// carrying grpc-status NOT_FOUND).
+    TrailersOnlyError,
+    /// Headers and messages, then never the trailers: the stream stays open.
+    NoTrailers,
+    /// `SETTINGS_MAX_CONCURRENT_STREAMS` = 1: a stream past it is refused.
+    OneStreamAtATime,
+    /// A stream flow-control window of 1 KiB, opened 1 KiB at a time as the
+    /// peer reads slowly (2 ms per KiB).
+    TinyWindow,
+    /// PINGs back to back for as long as the connection lives; one not
+    /// answered within 1 s closes the connection.
+    PingFlood,
+    /// A third PING from the client closes the connection with GOAWAY
+    /// ENHANCE_YOUR_CALM (as a server enforcing a ping policy does).
+    TooManyPings,
+}
+
+impl Misbehaviour {
+    /// Whether it is done to one stream (not to the whole connection).
+    pub fn of_a_stream(self) -> bool {
+        use Misbehaviour::*;
+        matches!(
+            self,
+            ResetAfterHeaders | ResetAfterFirstMessage | TrailersOnlyError | NoTrailers
+        )
+    }
+}
+
+/// What the client does wrong.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rude {
+    /// Sends all but the last item of a Batch, then resets the stream
+    /// (RST_STREAM CANCEL): reported CANCELLED.
+    ResetMidBatch,
+    /// Closes its TCP connection in the middle of a request's DATA frame:
+    /// reported UNAVAILABLE.
+    CloseMidFrame,
+    /// Opens 1,000 streams of the call at once on one connection (as many
+    /// as the server's SETTINGS allow at a time): OK when every one is.
+    ThousandStreams,
+    /// Sends the call with `content-type: text/plain`, then the call as it
+    /// should be on the same connection: the first one's status when the
+    /// second worked, else UNAVAILABLE.
+    BadContentType,
+    /// Opens a Monitor and never reads it (its window stays closed), keeping
+    /// it open for the rest of the process: OK once the headers came.
+    MonitorNeverRead,
+}
