@@ -8,14 +8,24 @@ use crate::model::run::{Outcome, TestResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
 
-/// The sets whose tests the grid shows, and whether the server side means
-/// anything (the `h2-servers` steps call the runner's own peers, not the
-/// cell's server).
-pub const SETS: [(&str, bool); 3] = [("faults", true), ("keepalive", true), ("h2-servers", false)];
+/// The sets whose tests the grid shows, and the sides that mean something:
+/// (client side, server side). The `h2-servers` steps call the runner's own
+/// peers, not the cell's server; the `h2-clients` calls are the reference
+/// client's, whatever the cell's client.
+pub const SETS: [(&str, bool, bool); 4] = [
+    ("faults", true, true),
+    ("keepalive", true, true),
+    ("h2-servers", true, false),
+    ("h2-clients", false, true),
+];
 
 fn in_grid(t: &TestResult, server_side: bool) -> bool {
     SETS.iter()
-        .any(|(s, servers)| t.set == *s && (*servers || !server_side))
+        .any(|(s, client, server)| t.set == *s && if server_side { *server } else { *client })
+}
+
+fn in_any(t: &TestResult) -> bool {
+    in_grid(t, false) || in_grid(t, true)
 }
 
 /// What one red test shows, in a word or two.
@@ -90,7 +100,7 @@ fn cell(tests: &[&TestResult]) -> String {
 
 /// The grid, or nothing when the run has no test of the set.
 pub fn render(out: &mut String, tests: &[TestResult]) {
-    let faults: Vec<&TestResult> = tests.iter().filter(|t| in_grid(t, false)).collect();
+    let faults: Vec<&TestResult> = tests.iter().filter(|t| in_any(t)).collect();
     if faults.is_empty() {
         return;
     }
@@ -109,7 +119,7 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
     };
     let _ = writeln!(
         out,
-        "## Resilience (set {})\n\nWhat each language did when the network or its peer misbehaved, over every peer and TLS mode of the run: ✅, or the status it reported instead, `hang` or `crash` (❌ red, ⚠️ known-failing; how many tests of the cell). The `h2-servers` cases test clients only (the runner's own HTTP/2 server stands in for the server).\n",
+        "## Resilience (set {})\n\nWhat each language did when the network or its peer misbehaved, over every peer and TLS mode of the run: ✅, or the status it reported instead, `hang` or `crash` (❌ red, ⚠️ known-failing; how many tests of the cell). The `h2-servers` cases test clients only (the runner's own HTTP/2 server stands in for the server), the `h2-clients` cases servers only (the reference client misbehaves).\n",
         sets.join(", ")
     );
     for (side, lang_of) in [
@@ -124,6 +134,9 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
         let mut by: BTreeMap<(String, &str), Vec<&TestResult>> = BTreeMap::new();
         for t in &faults {
             by.entry((lang_of(t), t.case.as_str())).or_default().push(t);
+        }
+        if faults.is_empty() {
+            continue;
         }
         let langs: BTreeSet<String> = faults.iter().map(|t| lang_of(t)).collect();
         let _ = writeln!(out, "### {side}\n");
@@ -155,6 +168,22 @@ mod tests {
         t.set = "faults".into();
         t.reasons = reasons.iter().map(|r| r.to_string()).collect();
         t
+    }
+
+    #[test]
+    fn misbehaving_client_cases_show_on_the_server_side_only() {
+        let mut t = fault(
+            "rust",
+            "node",
+            "reset-mid-batch",
+            Outcome::ExpectedFailure,
+            &["step 1 Get: status: expected NOT_FOUND, got OK \"\""],
+        );
+        t.set = "h2-clients".into();
+        let mut md = String::new();
+        render(&mut md, &[t]);
+        assert!(!md.contains("### as a client"), "{md}");
+        assert!(md.contains("| reset-mid-batch | ⚠️ OK (1/1) |"), "{md}");
     }
 
     #[test]
