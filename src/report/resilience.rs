@@ -109,13 +109,18 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
         .map(|s| s.0)
         .filter(|s| faults.iter().any(|t| t.set == *s))
         .collect();
-    let cases: Vec<&str> = {
+    // Rows are (set, case); a case name that two sets share is shown with its set.
+    let cases: Vec<(&str, &str)> = {
         let mut seen = BTreeSet::new();
         faults
             .iter()
-            .map(|t| t.case.as_str())
+            .map(|t| (t.set.as_str(), t.case.as_str()))
             .filter(|c| seen.insert(*c))
             .collect()
+    };
+    let label = |(set, case): (&str, &str)| match cases.iter().filter(|c| c.1 == case).count() {
+        1 => case.to_string(),
+        _ => format!("{set}/{case}"),
     };
     let _ = writeln!(
         out,
@@ -131,9 +136,11 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
     ] {
         let server_side = side == "as a server";
         let faults: Vec<&TestResult> = faults.iter().copied().filter(|t| in_grid(t, server_side)).collect();
-        let mut by: BTreeMap<(String, &str), Vec<&TestResult>> = BTreeMap::new();
+        let mut by: BTreeMap<(String, (&str, &str)), Vec<&TestResult>> = BTreeMap::new();
         for t in &faults {
-            by.entry((lang_of(t), t.case.as_str())).or_default().push(t);
+            by.entry((lang_of(t), (t.set.as_str(), t.case.as_str())))
+                .or_default()
+                .push(t);
         }
         if faults.is_empty() {
             continue;
@@ -146,12 +153,15 @@ pub fn render(out: &mut String, tests: &[TestResult]) {
             langs.iter().cloned().collect::<Vec<_>>().join(" | "),
             "---|".repeat(langs.len())
         );
-        for case in cases.iter().filter(|c| faults.iter().any(|t| t.case == **c)) {
+        for case in cases
+            .iter()
+            .filter(|c| faults.iter().any(|t| (t.set.as_str(), t.case.as_str()) == **c))
+        {
             let row: Vec<String> = langs
                 .iter()
                 .map(|l| cell(by.get(&(l.clone(), *case)).map(Vec::as_slice).unwrap_or(&[])))
                 .collect();
-            let _ = writeln!(out, "| {case} | {} |", row.join(" | "));
+            let _ = writeln!(out, "| {} | {} |", label(*case), row.join(" | "));
         }
         let _ = writeln!(out);
     }
@@ -181,9 +191,16 @@ mod tests {
         );
         t.set = "h2-clients".into();
         let mut md = String::new();
-        render(&mut md, &[t]);
+        render(&mut md, std::slice::from_ref(&t));
         assert!(!md.contains("### as a client"), "{md}");
         assert!(md.contains("| reset-mid-batch | ⚠️ OK (1/1) |"), "{md}");
+        // the faults set has a case of the same name: each row names its set
+        let mut u = fault("rust", "node", "reset-mid-batch", Outcome::Passed, &[]);
+        u.set = "faults".into();
+        let mut md = String::new();
+        render(&mut md, &[t.clone(), u]);
+        assert!(md.contains("| h2-clients/reset-mid-batch | ⚠️ OK (1/1) |"), "{md}");
+        assert!(md.contains("| faults/reset-mid-batch | ✅ |"), "{md}");
     }
 
     #[test]
