@@ -4,7 +4,11 @@ use std::error::Error;
 
 /// The first error of type `E` under `status`.
 pub fn find<E: Error + 'static>(status: &tonic::Status) -> Option<&E> {
-    let mut cause = Error::source(status);
+    find_from(Error::source(status))
+}
+
+/// The first error of type `E` in a chain, from `cause` down.
+pub fn find_from<'a, E: Error + 'static>(mut cause: Option<&'a (dyn Error + 'static)>) -> Option<&'a E> {
     while let Some(e) = cause {
         if let Some(found) = e.downcast_ref::<E>() {
             return Some(found);

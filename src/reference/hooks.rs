@@ -336,12 +336,9 @@ where
             frame.map(|r| {
                 r.map_err(|e| {
                     let e: BoxError = e.into();
-                    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e.as_ref());
-                    while let Some(c) = cause {
-                        if c.downcast_ref::<h2::Error>().and_then(h2::Error::reason) == Some(h2::Reason::CANCEL) {
-                            self.reset.0.store(true, Ordering::SeqCst);
-                        }
-                        cause = c.source();
+                    let h2 = super::cause::find_from::<h2::Error>(Some(e.as_ref()));
+                    if h2.and_then(h2::Error::reason) == Some(h2::Reason::CANCEL) {
+                        self.reset.0.store(true, Ordering::SeqCst);
                     }
                     e
                 })

@@ -11,7 +11,7 @@ use crate::contract::proto::stock::{
     BatchItem, BatchSummary, GetRequest, GetResponse, PutRequest, WatchEvent, WatchRequest,
 };
 pub use crate::model::misbehaviour::Misbehaviour;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use h2::server::{self, SendResponse};
 use h2::{Ping, Reason, RecvStream};
 use http::{HeaderMap, HeaderValue, Request, Response};
@@ -178,12 +178,7 @@ async fn flood(mut pp: h2::PingPong, order: mpsc::UnboundedSender<Order>) {
 
 /// One gRPC message frame (uncompressed).
 fn frame(msg: &impl Message) -> Bytes {
-    let body = msg.encode_to_vec();
-    let mut b = BytesMut::with_capacity(5 + body.len());
-    b.put_u8(0);
-    b.put_u32(body.len() as u32);
-    b.extend_from_slice(&body);
-    b.freeze()
+    super::rude::frame(&msg.encode_to_vec())
 }
 
 fn grpc_response() -> Response<()> {

@@ -181,42 +181,38 @@ impl Runner {
                     continue;
                 }
             };
-            let faulty = match (&t.case.fault, t.case.peer) {
-                (None, Some(how)) => match self.start_peer(e, how) {
-                    Ok(p) => {
-                        let conn = Connection {
-                            server: p.addr.clone(),
-                            ..e.conn.clone()
-                        };
-                        peers.push(p);
-                        Some(conn)
-                    }
-                    Err(err) => {
-                        run.errors
-                            .entry(i)
-                            .or_default()
-                            .push(format!("the misbehaving peer could not start: {err:#}"));
-                        continue;
-                    }
-                },
-                (Some(fault), _) => match proxy::start(&e.conn.server, fault, seed(&prefix)) {
-                    Ok(p) => {
-                        let conn = Connection {
-                            server: p.addr.clone(),
-                            ..e.conn.clone()
-                        };
-                        proxies.push(p);
-                        Some(conn)
-                    }
-                    Err(err) => {
-                        run.errors
-                            .entry(i)
-                            .or_default()
-                            .push(format!("the fault proxy could not start: {err}"));
-                        continue;
-                    }
-                },
+            // The address the `faulty` steps dial instead of the server's.
+            let middleman = match (&t.case.fault, t.case.peer) {
+                (Some(fault), _) => Some(
+                    proxy::start(&e.conn.server, fault, seed(&prefix))
+                        .map(|p| {
+                            let addr = p.addr.clone();
+                            proxies.push(p);
+                            addr
+                        })
+                        .map_err(|err| format!("the fault proxy could not start: {err}")),
+                ),
+                (None, Some(how)) => Some(
+                    self.start_peer(e, how)
+                        .map(|p| {
+                            let addr = p.addr.clone();
+                            peers.push(p);
+                            addr
+                        })
+                        .map_err(|err| format!("the misbehaving peer could not start: {err:#}")),
+                ),
                 (None, None) => None,
+            };
+            let faulty = match middleman {
+                Some(Ok(server)) => Some(Connection {
+                    server,
+                    ..e.conn.clone()
+                }),
+                Some(Err(why)) => {
+                    run.errors.entry(i).or_default().push(why);
+                    continue;
+                }
+                None => None,
             };
             let mut test = Phase::default();
             for (mut s, case_step) in steps.into_iter().zip(&t.case.steps) {
