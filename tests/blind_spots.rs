@@ -395,6 +395,12 @@ const H2_CLIENT_FAULTS: &[Catch] = &[
         "step 1 Get: status: expected NOT_FOUND, got OK",
     ),
     (
+        "shed-over-16-calls",
+        "h2-clients",
+        "thousand-streams",
+        "step 1 Get: status: expected OK, got RESOURCE_EXHAUSTED",
+    ),
+    (
         "any-content-type",
         "h2-clients",
         "bad-content-type",

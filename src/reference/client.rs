@@ -222,7 +222,12 @@ impl Runner {
             if let Some(how) = step.rude {
                 let conn = step.connection.as_ref().unwrap_or(&self.default);
                 let encoded: Vec<Vec<u8>> = requests.iter().map(prost::Message::encode_to_vec).collect();
-                let (code, message) = rude::call(how, conn, &info.path, &encoded, &self.kept).await;
+                let to = rude::Target {
+                    conn,
+                    path: &info.path,
+                    metadata: &step.metadata,
+                };
+                let (code, message) = rude::call(how, &to, &encoded, &self.kept).await;
                 emit(&Line {
                     id,
                     message: None,

@@ -12,6 +12,7 @@ use h2::client::SendRequest;
 use h2::{Reason, RecvStream};
 use http::{HeaderMap, Request};
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -155,23 +156,36 @@ async fn open(conn: &Connection) -> anyhow::Result<(SendRequest<Bytes>, Scissors
     Ok((send, scissors))
 }
 
-fn request(conn: &Connection, path: &str, content_type: &str) -> Request<()> {
-    let scheme = if conn.tls_mode == TlsMode::None {
-        "http"
-    } else {
-        "https"
-    };
-    Request::builder()
-        .method("POST")
-        .uri(format!("{scheme}://{}{path}", conn.server))
-        .header("content-type", content_type)
-        .header("te", "trailers")
-        .body(())
-        .expect("a valid request")
+/// Where a rude call goes: its connection, method path and metadata.
+pub struct Target<'a> {
+    pub conn: &'a Connection,
+    pub path: &'a str,
+    pub metadata: &'a BTreeMap<String, String>,
+}
+
+impl Target<'_> {
+    /// The call's request headers, with this content-type.
+    fn request(&self, content_type: &str) -> Request<()> {
+        let scheme = if self.conn.tls_mode == TlsMode::None {
+            "http"
+        } else {
+            "https"
+        };
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("{scheme}://{}{}", self.conn.server, self.path))
+            .header("content-type", content_type)
+            .header("te", "trailers");
+        // A `-bin` value is already base64, as it travels.
+        for (k, v) in self.metadata {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req.body(()).expect("a valid request")
+    }
 }
 
 /// A gRPC message frame (uncompressed).
-fn frame(msg: &[u8]) -> Bytes {
+pub(super) fn frame(msg: &[u8]) -> Bytes {
     let mut b = BytesMut::with_capacity(5 + msg.len());
     b.put_u8(0);
     b.put_u32(msg.len() as u32);
@@ -232,19 +246,20 @@ fn broke(e: impl std::fmt::Display) -> End {
 }
 
 /// Runs a rude call of `path` with these (encoded) request messages.
-pub async fn call(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], kept: &Kept) -> End {
-    match run(rude, conn, path, messages, kept).await {
+pub async fn call(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> End {
+    match run(rude, to, messages, kept).await {
         Ok(end) => end,
         Err(e) => broke(format!("{e:#}")),
     }
 }
 
-async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], kept: &Kept) -> anyhow::Result<End> {
+async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> anyhow::Result<End> {
+    let conn = to.conn;
     let grpc = "application/grpc";
     match rude {
         Rude::ResetMidBatch => {
             let mut send = open(conn).await?.0.ready().await?;
-            let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
+            let (response, mut body) = send.send_request(to.request(grpc), false)?;
             for m in &messages[..messages.len().saturating_sub(1)] {
                 body.send_data(frame(m), false)?;
             }
@@ -263,7 +278,7 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
             // inside the next item's DATA frame, and closes.
             let (send, scissors) = open(conn).await?;
             let mut send = send.ready().await?;
-            let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
+            let (response, mut body) = send.send_request(to.request(grpc), false)?;
             let half = messages.len() / 2;
             for m in &messages[..half] {
                 body.send_data(frame(m), false)?;
@@ -284,13 +299,13 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
             // One call first, so that the server's SETTINGS (its stream
             // limit) are known before the burst: streams past the limit are
             // then queued here, not refused there.
-            let first = exchange(&mut send, request(conn, path, grpc), messages)
+            let first = exchange(&mut send, to.request(grpc), messages)
                 .await
                 .unwrap_or_else(broke);
             // A task per call, so each reads its stream at once.
             let calls = (1..1000).map(|_| {
                 let mut send = send.clone();
-                let req = request(conn, path, grpc);
+                let req = to.request(grpc);
                 let messages = messages.to_vec();
                 tokio::spawn(async move { exchange(&mut send, req, &messages).await.unwrap_or_else(broke) })
             });
@@ -311,10 +326,10 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
         }
         Rude::BadContentType => {
             let mut send = open(conn).await?.0;
-            let bad = exchange(&mut send, request(conn, path, "text/plain"), messages)
+            let bad = exchange(&mut send, to.request("text/plain"), messages)
                 .await
                 .unwrap_or_else(broke);
-            let good = exchange(&mut send, request(conn, path, grpc), messages)
+            let good = exchange(&mut send, to.request(grpc), messages)
                 .await
                 .unwrap_or_else(broke);
             Ok(match good.0.as_str() {
@@ -330,7 +345,7 @@ async fn run(rude: Rude, conn: &Connection, path: &str, messages: &[Vec<u8>], ke
         }
         Rude::MonitorNeverRead => {
             let mut send = open(conn).await?.0.ready().await?;
-            let (response, mut body) = send.send_request(request(conn, path, grpc), false)?;
+            let (response, mut body) = send.send_request(to.request(grpc), false)?;
             if let Some(m) = messages.first() {
                 body.send_data(frame(m), true)?;
             }
