@@ -220,9 +220,15 @@ pub enum ClientPer {
 pub struct RunArgs {
     #[command(flatten)]
     pub filters: Filters,
-    /// Client processes at once (default: matrix.toml run.jobs, else the CPU count).
+    /// Client processes that always run at once: the CPU-heavy work (default:
+    /// matrix.toml run.jobs, else the CPU count).
     #[arg(long)]
     pub jobs: Option<usize>,
+    /// Client processes at once at most: beyond --jobs, another starts only
+    /// while the machine has a core idle (they mostly wait); equal to --jobs
+    /// turns this off (default: matrix.toml run.at_most, else 4 × jobs).
+    #[arg(long)]
+    pub at_most: Option<usize>,
     /// Lanes per cell of each client process: tests that wait run side by
     /// side in lanes 1..N-1, the rest in lane 0; 1 runs every test one after
     /// the other (default: matrix.toml run.lanes).

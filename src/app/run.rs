@@ -57,26 +57,32 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
         matrix_path,
         &planned,
         &prepared,
-        (a.jobs, a.lanes, a.client_per),
+        (a.jobs, a.at_most, a.lanes, a.client_per),
         cancelled.clone(),
     )?);
     let total: usize = planned.cells.iter().map(|c| c.tests.len()).sum();
     note!(
-        "running {total} tests in {} cells, {} client processes at a time (one per {}); reports in {}",
+        "running {total} tests in {} cells, {} client processes at a time, up to {} while cores are idle (one per {}); reports in {}",
         planned.cells.len(),
-        runner.jobs,
+        runner.slots.jobs,
+        runner.slots.at_most,
         if runner.per_pair { "client and server" } else { "cell" },
         prepared.dir.display()
     );
     let console = Arc::new(Console::new(total));
     let executing = Instant::now();
+    let cpu_before = crate::exec::load::cpu_time();
     let (tests, cells) = execute(&runner, &planned, a, console.clone()).await;
+    let cpu_ms = (crate::exec::load::cpu_time().saturating_sub(cpu_before)).as_secs_f64() * 1000.0;
     let summary = RunSummary {
         run_id: prepared.id.clone(),
         started_at,
         duration_ms: started.elapsed().as_secs_f64() * 1000.0,
         execute_ms: executing.elapsed().as_secs_f64() * 1000.0,
-        jobs: runner.jobs,
+        jobs: runner.slots.jobs,
+        at_most: runner.slots.at_most,
+        most_at_once: runner.most_at_once.load(Ordering::SeqCst),
+        cpu_ms,
         per_pair: runner.per_pair,
         cores: std::thread::available_parallelism().map_or(0, |n| n.get()),
         profile: planned.filters.profile.clone(),
@@ -200,7 +206,7 @@ fn runner(
     matrix_path: &Path,
     p: &Planned,
     r: &Prepared,
-    (jobs, lanes, client_per): (Option<usize>, Option<u32>, crate::app::cli::ClientPer),
+    (jobs, at_most, lanes, client_per): (Option<usize>, Option<usize>, Option<u32>, crate::app::cli::ClientPer),
     cancelled: Arc<AtomicBool>,
 ) -> Result<Runner, Exit> {
     let lanes = lanes.unwrap_or(m.run.lanes.max(1));
@@ -215,7 +221,11 @@ fn runner(
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2)
     });
     // One server, one store: cells take turns, so Inventory counts stay theirs.
-    let jobs = if p.external.is_some() { 1 } else { jobs };
+    let at_most = at_most.unwrap_or(m.run.at_most);
+    let slots = match p.external {
+        Some(_) => plan::admit::Slots::new(1, 1),
+        None => plan::admit::Slots::new(jobs, at_most),
+    };
     let unavailable = r
         .builds
         .iter()
@@ -227,11 +237,12 @@ fn runner(
         certs: r.certs.clone(),
         exe: std::env::current_exe().map_err(setup_err)?,
         unavailable,
-        jobs,
+        slots,
         lanes,
         per_pair: client_per == crate::app::cli::ClientPer::Pair,
         last_costs: r.dir.parent().map(last_costs).unwrap_or_default(),
         pool: Default::default(),
+        most_at_once: Default::default(),
         cancelled,
         stopped: Arc::new(AtomicBool::new(false)),
         repro_prefix,

@@ -3,6 +3,7 @@
 //! fault proxy, and the run folders on disk.
 pub mod builder;
 pub mod certs;
+pub mod load;
 pub mod process;
 pub mod proxy;
 pub mod retention;

@@ -46,8 +46,11 @@ pub struct RunSettings {
     pub step_grace_ms: u64,
     /// How long a language's build may take.
     pub build_timeout_ms: u64,
-    /// Client processes run at once (one per pair, or per cell); 0 = number of CPUs.
+    /// Client processes that always run at once (one per pair, or per cell); 0 = number of CPUs.
     pub jobs: usize,
+    /// Client processes at once at most: beyond `jobs`, another starts only
+    /// while the machine has a core to spare (`plan::admit`); 0 = 4 × jobs.
+    pub at_most: usize,
     /// Lanes per cell of a client process: its tests that wait (delays, deadlines, cancels,
     /// slow reads) run side by side in lanes 1..N-1, the rest in lane 0; 1 = one
     /// after the other.
@@ -64,6 +67,7 @@ impl Default for RunSettings {
             step_grace_ms: 10_000,
             build_timeout_ms: 1_800_000,
             jobs: 0,
+            at_most: 0,
             lanes: 8,
             keep_reports: 50,
         }

@@ -106,9 +106,19 @@ pub struct RunSummary {
     /// Wall time of the cells alone (builds excluded), retries included.
     #[serde(default)]
     pub execute_ms: f64,
-    /// Client processes run at once (0 when not known, e.g. merged shards).
+    /// Client processes that always ran at once (0 when not known, e.g. merged shards).
     #[serde(default)]
     pub jobs: usize,
+    /// Client processes at once at most, more than `jobs` while cores were idle (0: not known).
+    #[serde(default)]
+    pub at_most: usize,
+    /// The most client processes that did run at once.
+    #[serde(default)]
+    pub most_at_once: usize,
+    /// CPU time (user + system) of the runner and of the processes it started
+    /// and reaped, over the cells (0: not known).
+    #[serde(default)]
+    pub cpu_ms: f64,
     /// One client process ran every cell of a pair (else one per cell).
     #[serde(default)]
     pub per_pair: bool,
@@ -240,6 +250,9 @@ pub(crate) mod fixtures {
             duration_ms: 1234.0,
             execute_ms: 1000.0,
             jobs: 2,
+            at_most: 0,
+            most_at_once: 0,
+            cpu_ms: 0.0,
             per_pair: false,
             cores: 0,
             profile: Some("quick".into()),

@@ -1,6 +1,7 @@
 //! Matrix × case sets × filters → the cells and tests of a run, with stable
 //! ids (pure). A cell is one server start (client, server, TLS mode, key
 //! type); its tests are the cases that apply to that TLS mode.
+pub mod admit;
 pub mod lanes;
 
 use crate::input::cases::{Case, CaseSet, ServerCert};

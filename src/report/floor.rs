@@ -12,14 +12,26 @@ use std::collections::BTreeMap;
 /// How close a run came to its floor.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Floor {
-    /// Client processes run at once.
+    /// Client processes that always ran at once.
     pub jobs: usize,
+    /// Client processes at once at most (more than `jobs` while cores were idle).
+    pub at_once: usize,
+    /// The most that did run at once (0: not known).
+    pub most_at_once: usize,
+    /// CPU time of the runner and its processes (0: not known).
+    pub cpu_ms: f64,
+    /// The machine's cores (the jobs when not known).
+    pub machine_cores: usize,
+    /// That CPU time ÷ the machine's cores.
+    pub cpu_floor_ms: f64,
+    /// (server start-ups + client start-ups) ÷ cores used + (longest test per
+    /// client process) ÷ processes at once at most.
+    pub wait_floor_ms: f64,
     /// The cores the start-ups spread over: the jobs, or the machine's cores if fewer.
     pub cores: usize,
     /// Wall time of the cells (builds excluded), retries included.
     pub wall_ms: f64,
-    /// (server start-ups + client start-ups) ÷ cores used + (longest test per
-    /// client process) ÷ jobs.
+    /// The larger of the two floors.
     pub floor_ms: f64,
     /// wall ÷ floor.
     pub ratio: f64,
@@ -80,8 +92,13 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
         c => c.min(s.jobs),
     };
     // Start-ups work a core; the longest tests mostly wait, side by side in
-    // as many processes as run at once.
-    let floor_ms = (startups / cores as f64 + longest_tests_ms / s.jobs as f64).max(1.0);
+    // as many processes as may run at once. And no run is faster than its
+    // CPU time spread over every core of the machine.
+    let at_once = s.at_most.max(s.jobs);
+    let wait_floor_ms = startups / cores as f64 + longest_tests_ms / at_once as f64;
+    let machine_cores = if s.cores == 0 { s.jobs } else { s.cores };
+    let cpu_floor_ms = s.cpu_ms / machine_cores as f64;
+    let floor_ms = wait_floor_ms.max(cpu_floor_ms).max(1.0);
     let mut by_process: BTreeMap<String, Busy> = BTreeMap::new();
     for c in &s.cells {
         let p = process(s, &c.key);
@@ -105,6 +122,12 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
     busiest.truncate(5);
     Some(Floor {
         jobs: s.jobs,
+        at_once,
+        most_at_once: s.most_at_once,
+        cpu_ms: s.cpu_ms,
+        machine_cores,
+        cpu_floor_ms,
+        wait_floor_ms,
         cores,
         wall_ms: s.execute_ms,
         floor_ms,
@@ -118,6 +141,21 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
     })
 }
 
+/// How many client processes ran at once, in words.
+fn processes(f: &Floor) -> String {
+    match (f.at_once > f.jobs, f.most_at_once) {
+        (false, _) => format!("{} client processes at a time", f.jobs),
+        (true, 0) => format!(
+            "{} client processes at a time, up to {} while cores were idle",
+            f.jobs, f.at_once
+        ),
+        (true, n) => format!(
+            "{} client processes at a time, up to {} while cores were idle ({n} at the most)",
+            f.jobs, f.at_once
+        ),
+    }
+}
+
 /// The Markdown section: wall, floor, ratio, what the floor is made of, and
 /// the busiest client processes.
 pub fn render(f: &Floor) -> String {
@@ -125,21 +163,31 @@ pub fn render(f: &Floor) -> String {
     let mut out = format!(
         "## Where the time went
 
-Cells took **{}** of wall time with {} client processes at a time on {} cores; their floor is **{}**, \
-         so wall ÷ floor = **{:.2}**. The floor is ({} server start-ups, {} + {} client start-ups, {}) ÷ {} \
-         cores used + (each client process's longest test, {}) ÷ {} at a time.\n\n",
+Cells took **{}** of wall time with {} on {} cores; their floor is **{}**, so wall ÷ floor = **{:.2}**. \
+         The floor is the larger of two:\n\
+         - the CPU the run used, {} (the runner and every process it started) ÷ {} cores = {};\n\
+         - ({} server start-ups, {} + {} client start-ups, {}) ÷ {} cores used + \
+         (each client process's longest test, {}) ÷ {} at a time = {}.\n\n",
         s(f.wall_ms),
-        f.jobs,
-        f.cores,
+        processes(f),
+        f.machine_cores,
         s(f.floor_ms),
         f.ratio,
+        if f.cpu_ms > 0.0 {
+            s(f.cpu_ms)
+        } else {
+            "not measured".into()
+        },
+        f.machine_cores,
+        s(f.cpu_floor_ms),
         f.servers_started,
         s(f.server_startup_ms),
         f.clients_started,
         s(f.client_startup_ms),
         f.cores,
         s(f.longest_tests_ms),
-        f.jobs
+        f.at_once,
+        s(f.wait_floor_ms),
     );
     out.push_str(
         "| busiest client process | took | server starts | client start | longest test |\n|---|---|---|---|---|\n",
@@ -211,6 +259,9 @@ mod tests {
             duration_ms: 9000.0,
             execute_ms: 1000.0,
             jobs: 2,
+            at_most: 0,
+            most_at_once: 0,
+            cpu_ms: 0.0,
             per_pair: false,
             cores: 0,
             profile: None,
@@ -237,6 +288,9 @@ mod tests {
         );
         let three_jobs_two_cores = RunSummary {
             jobs: 3,
+            at_most: 0,
+            most_at_once: 0,
+            cpu_ms: 0.0,
             cores: 2,
             ..s.clone()
         };
@@ -245,6 +299,29 @@ mod tests {
             650.0,
             "(100 + 300 + 700) / 2 cores + (200 + 100) / 3 at a time"
         );
+        let more_at_once = RunSummary {
+            at_most: 4,
+            most_at_once: 3,
+            ..s.clone()
+        };
+        let f = floor(&more_at_once).unwrap();
+        assert_eq!(
+            f.floor_ms, 625.0,
+            "(100 + 300 + 700) / 2 + (200 + 100) / 4 at once at most"
+        );
+        assert!(
+            render(&f).contains("2 client processes at a time, up to 4 while cores were idle (3 at the most)"),
+            "{}",
+            render(&f)
+        );
+        let busy = RunSummary {
+            cpu_ms: 3000.0,
+            cores: 2,
+            ..s.clone()
+        };
+        let f = floor(&busy).unwrap();
+        assert_eq!((f.cpu_floor_ms, f.floor_ms), (1500.0, 1500.0), "3 core-s on 2 cores");
+        assert!(render(&f).contains("the CPU the run used, 3.0 s"), "{}", render(&f));
         let none = RunSummary { jobs: 0, ..s };
         assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
     }
@@ -266,6 +343,9 @@ mod tests {
             duration_ms: 900.0,
             execute_ms: 800.0,
             jobs: 1,
+            at_most: 0,
+            most_at_once: 0,
+            cpu_ms: 0.0,
             per_pair: true,
             cores: 0,
             profile: None,

@@ -27,6 +27,9 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
         duration_ms: parts.iter().map(|(_, s)| s.duration_ms).fold(0.0, f64::max),
         execute_ms: parts.iter().map(|(_, s)| s.execute_ms).fold(0.0, f64::max),
         jobs: 0, // several machines: no one floor
+        at_most: 0,
+        most_at_once: 0,
+        cpu_ms: parts.iter().map(|(_, s)| s.cpu_ms).sum(),
         per_pair: parts.iter().all(|(_, s)| s.per_pair),
         cores: 0,
         profile,

@@ -16,7 +16,7 @@ use crate::model::tls::{KeyType, TlsMode};
 use crate::plan::{Cell, Test};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -52,7 +52,8 @@ pub struct Runner {
     pub exe: PathBuf,
     /// Languages that cannot run, with the reason (build failed, tool missing).
     pub unavailable: BTreeMap<String, String>,
-    pub jobs: usize,
+    /// Client processes at once: `jobs` always, up to `at_most` while cores are idle.
+    pub slots: crate::plan::admit::Slots,
     /// Lanes of each client: its waiting tests run side by side (`plan::lanes`).
     pub lanes: u32,
     /// One client process for all the cells of a pair (else one per cell).
@@ -62,6 +63,8 @@ pub struct Runner {
     /// The servers shared by the cells (`pool`).
     pub pool: pool::Pool,
     pub cancelled: Arc<AtomicBool>,
+    /// The most client processes that ran at once.
+    pub most_at_once: AtomicUsize,
     /// `--fail-fast` saw a red test: cells not yet started do not run.
     pub stopped: Arc<AtomicBool>,
     /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
@@ -401,8 +404,9 @@ impl Runner {
         r
     }
 
-    /// Runs cells, `jobs` client processes at a time (one per pair, or per
-    /// cell), calling `on_result` as each test ends.
+    /// Runs cells, `slots.jobs` client processes at a time (one per pair, or
+    /// per cell) and more while cores are idle (`plan::admit`), calling
+    /// `on_result` as each test ends.
     /// `attempt` > 1 gives every test fresh keys (retries, stress).
     pub async fn run(
         self: Arc<Self>,
@@ -411,21 +415,44 @@ impl Runner {
         on_result: Arc<dyn Fn(&TestResult) + Send + Sync>,
     ) -> (Vec<TestResult>, Vec<CellInfo>) {
         self.pool.expect(&cells).await;
-        let sem = Arc::new(tokio::sync::Semaphore::new(self.jobs.max(1)));
         let mut set = tokio::task::JoinSet::new();
         let groups = crate::plan::pairs(cells, self.per_pair);
         let order = crate::plan::longest_first(&groups, &self.last_costs);
         let mut groups: Vec<Option<Vec<Cell>>> = groups.into_iter().map(Some).collect();
+        let running = Arc::new(AtomicUsize::new(0));
+        let ended = Arc::new(tokio::sync::Notify::new());
+        let mut meter = crate::exec::load::CpuMeter::default();
+        let mut last_extra: Option<Instant> = None;
         // Started longest first; `idx` keeps the plan's order for the results.
         for idx in order {
+            // Admitted here, not in the task: tasks would race for the slots,
+            // and the start order (and --fail-fast's cut) would be lost.
+            loop {
+                let now = crate::plan::admit::Now {
+                    running: running.load(Ordering::SeqCst),
+                    idle_cores: meter.idle_cores(),
+                    since_extra_ms: last_extra.map(|t| t.elapsed().as_millis() as u64),
+                };
+                if crate::plan::admit::admit(self.slots, now) {
+                    if now.running >= self.slots.jobs {
+                        last_extra = Some(Instant::now());
+                    }
+                    break;
+                }
+                tokio::select! {
+                    _ = ended.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                }
+            }
+            let at_once = running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.most_at_once.fetch_max(at_once, Ordering::SeqCst);
             let pair = groups[idx].take().expect("each group starts once");
             let (me, on_result) = (self.clone(), on_result.clone());
-            // Taken here, not in the task: tasks would race for the slots,
-            // and the start order (and --fail-fast's cut) would be lost.
-            let permit = sem.clone().acquire_owned().await.expect("semaphore open");
+            let (running, ended) = (running.clone(), ended.clone());
             set.spawn(async move {
-                let _permit = permit;
                 let done = me.run_pair(&pair, attempt).await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                ended.notify_one();
                 for r in done.iter().flat_map(|(r, _)| r) {
                     on_result(r);
                 }

@@ -1,0 +1,112 @@
+//! How busy the machine is: idle cores from `/proc/stat`, over a sliding
+//! window of about a second (Linux; elsewhere not known), and the CPU time
+//! the runner and the processes it started and reaped have used.
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+/// The window idle cores are measured over.
+const WINDOW: Duration = Duration::from_millis(1000);
+
+/// Jiffies the CPUs spent busy and in all, and how many CPUs there are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ticks {
+    pub busy: u64,
+    pub total: u64,
+    pub cpus: usize,
+}
+
+/// The first (`cpu `) line of `/proc/stat` and the count of `cpuN` lines.
+pub fn parse_stat(text: &str) -> Option<Ticks> {
+    let mut lines = text.lines();
+    let first = lines.next()?.strip_prefix("cpu ")?;
+    let f: Vec<u64> = first.split_whitespace().filter_map(|v| v.parse().ok()).collect();
+    if f.len() < 5 {
+        return None;
+    }
+    // user nice system idle iowait irq softirq steal (guest is in user already)
+    let total: u64 = f.iter().take(8).sum();
+    let idle = f[3] + f[4];
+    let cpus = text
+        .lines()
+        .filter(|l| l.starts_with("cpu") && l.as_bytes().get(3).is_some_and(u8::is_ascii_digit))
+        .count();
+    Some(Ticks {
+        busy: total - idle,
+        total,
+        cpus: cpus.max(1),
+    })
+}
+
+/// Samples of `/proc/stat`, newest last.
+#[derive(Default)]
+pub struct CpuMeter {
+    samples: VecDeque<(Instant, Ticks)>,
+}
+
+impl CpuMeter {
+    /// Idle cores since the oldest sample of the window (`None` until one
+    /// is at least a quarter of the window old, or without `/proc/stat`).
+    pub fn idle_cores(&mut self) -> Option<f64> {
+        let now = Instant::now();
+        let t = parse_stat(&std::fs::read_to_string("/proc/stat").ok()?)?;
+        self.samples.push_back((now, t));
+        while self.samples.len() > 2 && now - self.samples[1].0 >= WINDOW {
+            self.samples.pop_front();
+        }
+        let (at, old) = *self.samples.front()?;
+        if now - at < WINDOW / 4 || t.total <= old.total {
+            return None;
+        }
+        let busy = (t.busy - old.busy) as f64 / (t.total - old.total) as f64;
+        Some((1.0 - busy) * t.cpus as f64)
+    }
+}
+
+/// CPU time (user + system) of this process and of its reaped children.
+pub fn cpu_time() -> Duration {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let of = |who| {
+        getrusage(who).map_or(Duration::ZERO, |u| {
+            let tv = |t: nix::sys::time::TimeVal| Duration::new(t.tv_sec() as u64, t.tv_usec() as u32 * 1000);
+            tv(u.user_time()) + tv(u.system_time())
+        })
+    };
+    of(UsageWho::RUSAGE_SELF) + of(UsageWho::RUSAGE_CHILDREN)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_stat_gives_busy_and_total_ticks_and_the_cpus() {
+        let text =
+            "cpu  100 5 50 800 20 3 2 0 0 0\ncpu0 50 2 25 400 10 1 1 0 0 0\ncpu1 50 3 25 400 10 2 1 0 0 0\nintr 1 2\n";
+        let t = parse_stat(text).unwrap();
+        assert_eq!(
+            t,
+            Ticks {
+                busy: 160,
+                total: 980,
+                cpus: 2
+            }
+        );
+        assert_eq!(parse_stat("intr 1 2\n"), None);
+        assert_eq!(parse_stat("cpu  1 2\n"), None, "too few fields");
+    }
+
+    #[test]
+    fn the_meter_reads_this_machine() {
+        let mut m = CpuMeter::default();
+        assert_eq!(m.idle_cores(), None, "one sample is no window");
+        if std::path::Path::new("/proc/stat").exists() {
+            std::thread::sleep(WINDOW / 2);
+            let idle = m.idle_cores().expect("a window of half a second");
+            let cpus = parse_stat(&std::fs::read_to_string("/proc/stat").unwrap())
+                .unwrap()
+                .cpus;
+            assert!((0.0..=cpus as f64).contains(&idle), "{idle} of {cpus}");
+        }
+        assert!(cpu_time() > Duration::ZERO, "this test has used some CPU");
+    }
+}

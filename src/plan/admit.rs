@@ -1,0 +1,98 @@
+//! Whether a run starts another client process now (pure). Up to `jobs`
+//! run at once, as always. Most of a client process's time is spent
+//! waiting (server delays, deadlines, cancellations, keepalive, black
+//! holes), and a process that waits should not hold a CPU slot: beyond
+//! `jobs`, up to `at_most` run at once, and another one starts only while
+//! the machine has most of a core idle, and not before the previous extra
+//! one has had time to show its own start-up in that measure (a JVM or Node
+//! client is a second or two of a full core).
+
+/// Idle cores, over the last second, needed to start a process beyond `jobs`.
+pub const SPARE_CORES: f64 = 0.75;
+/// How long after starting a process beyond `jobs` the next one waits.
+pub const SETTLE_MS: u64 = 1500;
+
+/// How many client processes a run may have at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slots {
+    /// CPU-heavy work at once: this many always start.
+    pub jobs: usize,
+    /// Processes at once at most, when the machine has cores to spare.
+    pub at_most: usize,
+}
+
+impl Slots {
+    /// `at_most` 0 means four times the jobs; it is never below the jobs.
+    pub fn new(jobs: usize, at_most: usize) -> Slots {
+        let jobs = jobs.max(1);
+        let at_most = if at_most == 0 { 4 * jobs } else { at_most };
+        Slots {
+            jobs,
+            at_most: at_most.max(jobs),
+        }
+    }
+}
+
+/// What the run sees when it considers starting the next process.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Now {
+    /// Client processes running.
+    pub running: usize,
+    /// Idle cores over about the last second (`None`: not known).
+    pub idle_cores: Option<f64>,
+    /// Time since the last process started beyond the jobs, if any did.
+    pub since_extra_ms: Option<u64>,
+}
+
+/// Whether the next client process starts now.
+pub fn admit(slots: Slots, now: Now) -> bool {
+    if now.running < slots.jobs {
+        return true;
+    }
+    if now.running >= slots.at_most || now.since_extra_ms.is_some_and(|ms| ms < SETTLE_MS) {
+        return false;
+    }
+    now.idle_cores.is_some_and(|idle| idle >= SPARE_CORES)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now(running: usize, idle: Option<f64>, since: Option<u64>) -> Now {
+        Now {
+            running,
+            idle_cores: idle,
+            since_extra_ms: since,
+        }
+    }
+
+    #[test]
+    fn the_jobs_always_start_and_the_extra_ones_only_on_idle_cores() {
+        let s = Slots::new(2, 0);
+        assert_eq!(s, Slots { jobs: 2, at_most: 8 });
+        assert!(
+            admit(s, now(1, Some(0.0), Some(0))),
+            "below the jobs: even on a busy machine"
+        );
+        assert!(admit(s, now(2, Some(1.2), None)));
+        assert!(!admit(s, now(2, Some(0.5), None)), "no core to spare");
+        assert!(!admit(s, now(2, None, None)), "load not known: the jobs only");
+        assert!(
+            !admit(s, now(3, Some(1.9), Some(400))),
+            "the last extra one is still starting"
+        );
+        assert!(admit(s, now(3, Some(1.9), Some(SETTLE_MS))));
+        assert!(!admit(s, now(8, Some(2.0), None)), "at most");
+    }
+
+    #[test]
+    fn at_most_is_never_below_the_jobs() {
+        assert_eq!(Slots::new(3, 2), Slots { jobs: 3, at_most: 3 });
+        assert_eq!(Slots::new(0, 0), Slots { jobs: 1, at_most: 4 });
+        assert!(
+            !admit(Slots::new(2, 2), now(2, Some(2.0), None)),
+            "--at-most equal to --jobs: as before"
+        );
+    }
+}
