@@ -61,12 +61,20 @@ fn client_per_cell_starts_one_client_for_each_cell() {
             "unary",
             "--client-per",
             "cell",
+            "--jobs",
+            "1",
+            "--at-most",
+            "1",
             "--no-blame",
         ],
         dir.path(),
     );
     assert!(out.status.success(), "exit {:?}", out.status);
     assert_eq!(s["per_pair"], false);
+    // --at-most equal to --jobs: one process at a time, whatever the load.
+    assert_eq!((s["jobs"].as_u64(), s["at_most"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(s["most_at_once"], 1);
+    assert!(s["cpu_ms"].as_f64().unwrap() > 0.0, "the run's CPU is measured");
     assert_eq!(s["floor"]["clients_started"], 3, "{}", s["floor"]);
     let said = format!(
         "{}{}",

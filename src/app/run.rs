@@ -61,11 +61,16 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
         cancelled.clone(),
     )?);
     let total: usize = planned.cells.iter().map(|c| c.tests.len()).sum();
+    let slots = runner.slots;
+    let more = if slots.at_most > slots.jobs {
+        format!(", up to {} while cores are idle", slots.at_most)
+    } else {
+        String::new()
+    };
     note!(
-        "running {total} tests in {} cells, {} client processes at a time, up to {} while cores are idle (one per {}); reports in {}",
+        "running {total} tests in {} cells, {} client processes at a time{more} (one per {}); reports in {}",
         planned.cells.len(),
-        runner.slots.jobs,
-        runner.slots.at_most,
+        slots.jobs,
         if runner.per_pair { "client and server" } else { "cell" },
         prepared.dir.display()
     );

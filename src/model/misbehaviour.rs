@@ -25,8 +25,8 @@ pub enum Misbehaviour {
     /// A stream flow-control window of 1 KiB, opened 1 KiB at a time as the
     /// peer reads slowly (2 ms per KiB).
     TinyWindow,
-    /// PINGs back to back for as long as the connection lives; one not
-    /// answered within 1 s closes the connection.
+    /// A PING every millisecond (each after the last one's ACK) for the
+    /// first 5 s of the connection; one not answered within 1 s closes it.
     PingFlood,
     /// A third PING from the client closes the connection with GOAWAY
     /// ENHANCE_YOUR_CALM (as a server enforcing a ping policy does).
