@@ -850,7 +850,7 @@ fn a_shared_server_that_dies_fails_its_cell_and_is_started_again_for_the_next() 
         broken(dir.path(), "server", &["exit-on-audit"]),
         d = dir.path().display()
     );
-    let m = matrix_with(dir.path(), &extra, "jobs = 1");
+    let m = matrix_with(dir.path(), &extra, "jobs = 1\nat_most = 1");
     add_set(&m, "crash", "clients = [\"rust\"]\n[[case]]\nname = \"audit-crashes\"\n[[case.step]]\nmethod = \"Audit\"\nexpect.status = \"UNIMPLEMENTED\"\n");
     let (out, s) = run(
         &[
@@ -948,7 +948,11 @@ fn a_client_that_dies_in_one_test_does_not_take_the_tests_it_never_reached() {
 #[test]
 fn fail_fast_stops_starting_clients_after_the_first_red_test() {
     let dir = tempfile::tempdir().unwrap();
-    let m = matrix_with(dir.path(), &broken(dir.path(), "server", &["no-echo"]), "jobs = 1");
+    let m = matrix_with(
+        dir.path(),
+        &broken(dir.path(), "server", &["no-echo"]),
+        "jobs = 1\nat_most = 1",
+    );
     let m = m.to_str().unwrap();
     // Pairs run in order: rust -> no-echo (red: metadata echo) before rust -> rust.
     let args = |extra: &'static [&'static str]| {
