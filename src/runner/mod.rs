@@ -451,11 +451,13 @@ impl Runner {
             let (running, ended) = (running.clone(), ended.clone());
             set.spawn(async move {
                 let done = me.run_pair(&pair, attempt).await;
-                running.fetch_sub(1, Ordering::SeqCst);
-                ended.notify_one();
                 for r in done.iter().flat_map(|(r, _)| r) {
                     on_result(r);
                 }
+                // Only now: --fail-fast has seen this pair's results before
+                // the next pair may start.
+                running.fetch_sub(1, Ordering::SeqCst);
+                ended.notify_one();
                 (idx, done)
             });
         }
