@@ -60,7 +60,7 @@ train() {
 {"id":"get","method":"Get","request":{"key":"cds/a"},"compression":"gzip","timeout_ms":5000}
 {"id":"missing","method":"Get","request":{"key":"cds/missing"}}
 {"id":"monitor","method":"Monitor","request":{"pattern":"cds/*","includeExisting":true,"maxEvents":2},"after_first":[{"id":"put2","method":"Put","request":{"key":"cds/b","value":""}}]}
-{"id":"batch","method":"Batch","requests":[{"key":"cds/c","value":"eA=="}]}
+{"id":"batch","method":"Batch","requests":[{"key":"cds/c","value":"eA=="},{"key":"cds/d"}],"fill":[{"request":1,"repeat":"eHk=","times":3}]}
 {"id":"trade","method":"Trade","requests":[{"orderId":"1","symbol":"S","side":"BUY","quantity":1,"priceCents":1},{"orderId":"2","symbol":"S","side":"SELL","quantity":1,"priceCents":1}]}
 {"id":"inventory","method":"Inventory"}
 {"id":"audit","method":"Audit"}

@@ -174,6 +174,7 @@ def parse_step(obj, default):
         )
     except (json_format.ParseError, binascii.Error, TypeError) as e:
         fail(str(e))
+    fill_values(obj.get("fill"), requests, fail)
     lane = obj.get("lane") or 0
     if isinstance(lane, bool) or not isinstance(lane, int) or lane < 0:
         fail(f"lane must be an integer >= 0, got {lane!r}")
@@ -194,6 +195,32 @@ def parse_step(obj, default):
         after_first=[parse_step(s, default) for s in obj.get("after_first") or []],
         lane=lane,
     )
+
+
+def fill_values(fill, requests, fail):
+    """Applies a step's `fill` entries: request message I's `value` is the bytes of `repeat` (base64)
+    repeated `times` times. Only Put and Batch requests have a `value`; a bad entry calls fail."""
+    if fill is None:
+        return
+    if not isinstance(fill, list):
+        fail("fill must be a list")
+    for entry in fill:
+        if not isinstance(entry, dict) or set(entry) != {"request", "repeat", "times"}:
+            fail(f"fill: {entry!r} is not an object with exactly request, repeat and times")
+        index, repeat, times = entry["request"], entry["repeat"], entry["times"]
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(requests):
+            fail(f"fill: no request message {index!r} (the step has {len(requests)})")
+        if "value" not in requests[index].DESCRIPTOR.fields_by_name:
+            fail(f"fill: {requests[index].DESCRIPTOR.name} has no value field (fill is for Put and Batch)")
+        if isinstance(times, bool) or not isinstance(times, int) or times < 0:
+            fail(f"fill: times must be an integer >= 0, got {times!r}")
+        if not isinstance(repeat, str):
+            fail(f"fill: repeat must be a base64 string, got {repeat!r}")
+        try:
+            unit = base64.b64decode(repeat, validate=True)
+        except ValueError as e:  # binascii.Error, or a non-ASCII string
+            fail(f"fill: repeat {repeat!r} is not base64: {e}")
+        requests[index].value = unit * times  # one allocation of len(unit) * times bytes
 
 
 def channel_for(connection):

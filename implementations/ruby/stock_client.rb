@@ -140,8 +140,10 @@ def parse_step(line, default)
   raise UsageError, '"lane" must be an integer >= 0' unless lane.is_a?(Integer) && !lane.negative?
 
   connection = raw['connection'] && check_connection({ 'tls_mode' => 'none' }.merge(raw['connection']))
-  raw.merge(request: decode_message(req_cls, raw['request']),
-            requests: requests.map { |r| decode_message(req_cls, r) },
+  request = decode_message(req_cls, raw['request'])
+  requests = requests.map { |r| decode_message(req_cls, r) }
+  fill_values(raw['method'], raw['method'] == 'Batch' ? requests : [request], raw['fill'])
+  raw.merge(request:, requests:,
             metadata: metadata.to_h { |k, v| wire_metadata(k.downcase, v.to_s) },
             connection: connection || default,
             after_first: raw.fetch('after_first', []).map { |s| parse_step(s, default) })
@@ -156,6 +158,40 @@ def decode_message(cls, json)
   cls.decode_json(JSON.generate(json))
 rescue Google::Protobuf::ParseError => e
   raise UsageError, "invalid #{cls.descriptor.name}: #{e.message}"
+end
+
+# A step's `fill` entries: the `value` of messages[request] (the `request`
+# of a Put, the `requests` of a Batch) becomes the bytes of `repeat` (base64)
+# repeated `times` times, built in one allocation (String#*).
+def fill_values(method, messages, fills)
+  return if fills.nil?
+  raise UsageError, '"fill" is for Put and Batch only' unless %w[Put Batch].include?(method)
+  raise UsageError, '"fill" must be an array' unless fills.is_a?(Array)
+
+  fills.each do |entry|
+    unless entry.is_a?(Hash) && entry.keys.sort == %w[repeat request times]
+      raise UsageError, "a fill entry needs exactly request, repeat and times: #{JSON.generate(entry)}"
+    end
+
+    at, repeat, times = entry.values_at('request', 'repeat', 'times')
+    unless at.is_a?(Integer) && at >= 0 && at < messages.size
+      raise UsageError, "fill: no request message #{JSON.generate(at)} (the step has #{messages.size})"
+    end
+    unless times.is_a?(Integer) && !times.negative?
+      raise UsageError, "fill: times must be an integer >= 0, not #{JSON.generate(times)}"
+    end
+
+    messages[at].value = fill_unit(repeat) * times
+  end
+end
+
+# A fill entry's `repeat`, decoded.
+def fill_unit(repeat)
+  raise ArgumentError unless repeat.is_a?(String)
+
+  Base64.strict_decode64(repeat)
+rescue ArgumentError
+  raise UsageError, "fill: repeat is not base64: #{JSON.generate(repeat)}"
 end
 
 # A -bin key's base64 value is sent as its bytes (binary metadata).

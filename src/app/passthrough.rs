@@ -179,6 +179,7 @@ impl PersonClient {
             copies: None,
             read_pause_ms: None,
             lane: 0,
+            fill: vec![],
             rude: None,
             connection: None,
         }))

@@ -157,6 +157,28 @@ pub fn to_proto3_json(msg: &DynamicMessage) -> serde_json::Value {
         .expect("serializing a valid message")
 }
 
+/// Applies a step's `fill` entries to its request messages (CONTRACT.md):
+/// `Put` and `Batch` only, each entry's message by index.
+pub fn fill_values(
+    method: &str,
+    msgs: &mut [DynamicMessage],
+    fill: &[crate::contract::script::Fill],
+) -> Result<(), String> {
+    if !fill.is_empty() && !matches!(method, "Put" | "Batch") {
+        return Err(format!("fill is for Put and Batch only, not {method}"));
+    }
+    let count = msgs.len();
+    for f in fill {
+        let msg = msgs
+            .get_mut(f.request)
+            .ok_or_else(|| format!("fill: no request message {} (the step has {count})", f.request))?;
+        let value = f.bytes().map_err(|e| format!("fill of request {}: {e}", f.request))?;
+        msg.try_set_field_by_name("value", prost_reflect::Value::Bytes(value.into()))
+            .map_err(|e| format!("fill of request {}: {e}", f.request))?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +194,46 @@ mod tests {
         let b = canonical_json(&get_response(), &json!({"value": "aGk=", "version": 1})).unwrap();
         assert_eq!(a, b);
         assert_eq!(a, json!({"value": "aGk=", "version": "1"}));
+    }
+
+    #[test]
+    fn fill_sets_the_value_of_the_chosen_request() {
+        use crate::contract::script::Fill;
+        let item = pool().get_message_by_name("stock.v1.BatchItem").unwrap();
+        let mut msgs = vec![
+            parse_json(&item, &json!({"key": "a"})).unwrap(),
+            parse_json(&item, &json!({"key": "b", "value": "eA=="})).unwrap(),
+        ];
+        let fill = [Fill {
+            request: 1,
+            repeat: "YWI=".into(),
+            times: 3,
+        }];
+        fill_values("Batch", &mut msgs, &fill).unwrap();
+        assert_eq!(
+            to_canonical(&msgs[1]).unwrap(),
+            json!({"key": "b", "value": "YWJhYmFi"})
+        );
+        assert_eq!(to_canonical(&msgs[0]).unwrap(), json!({"key": "a", "value": ""}));
+        let far = [Fill {
+            request: 2,
+            repeat: "YQ==".into(),
+            times: 1,
+        }];
+        assert!(fill_values("Batch", &mut msgs, &far)
+            .unwrap_err()
+            .contains("no request message 2"));
+        let bad = [Fill {
+            request: 0,
+            repeat: "***".into(),
+            times: 1,
+        }];
+        assert!(fill_values("Batch", &mut msgs, &bad)
+            .unwrap_err()
+            .contains("not base64"));
+        assert!(fill_values("Get", &mut msgs, &fill)
+            .unwrap_err()
+            .contains("Put and Batch only"));
     }
 
     #[test]

@@ -102,9 +102,31 @@ pub struct Step {
     /// Steps of one lane run in order; lanes run at the same time.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub lane: u32,
+    /// Large `value`s the client builds itself instead of reading them as JSON.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fill: Vec<Fill>,
     /// The Rust reference client only: make the call misbehave this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rude: Option<crate::model::misbehaviour::Rude>,
+}
+
+/// A step's `fill` entry: the `value` of request message `request` is the
+/// bytes of `repeat` (base64) repeated `times` times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Fill {
+    pub request: usize,
+    pub repeat: String,
+    pub times: u64,
+}
+
+impl Fill {
+    /// The bytes this entry stands for.
+    pub fn bytes(&self) -> Result<Vec<u8>, String> {
+        let unit = decode_b64(&self.repeat)?;
+        let times = usize::try_from(self.times).map_err(|_| format!("`times` {} is too large", self.times))?;
+        Ok(unit.repeat(times))
+    }
 }
 
 /// The server delay a step's metadata asks for (`x-stock-delay-ms`), in ms; 0 when none.

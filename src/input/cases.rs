@@ -259,13 +259,30 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
         .enumerate()
         .map(|(i, s)| {
             let id = format!("{prefix}#{i}");
+            let mut fill = vec![];
+            let fills = matches!(s.method.as_str(), "Put" | "Batch");
+            let mut request = |at: usize, r: &Value| match fills.then(|| filled(r)).flatten() {
+                Some((rest, f)) => {
+                    fill.push(script::Fill { request: at, ..f });
+                    expand(&rest, ns)
+                }
+                None => expand(r, ns),
+            };
+            let one = s.request.as_ref().map(|r| request(0, r)).transpose()?;
+            let many = s
+                .requests
+                .as_ref()
+                .map(|r| {
+                    r.iter()
+                        .enumerate()
+                        .map(|(at, x)| request(at, x))
+                        .collect::<Result<_, _>>()
+                })
+                .transpose()?;
             Ok(script::Step {
-                request: s.request.as_ref().map(|r| expand(r, ns)).transpose()?,
-                requests: s
-                    .requests
-                    .as_ref()
-                    .map(|r| r.iter().map(|x| expand(x, ns)).collect::<Result<_, _>>())
-                    .transpose()?,
+                request: one,
+                requests: many,
+                fill,
                 metadata: s
                     .metadata
                     .iter()
@@ -285,6 +302,37 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
             })
         })
         .collect()
+}
+
+/// Values of at least this many bytes go to the client as a `fill` entry
+/// rather than as base64 in the request's JSON.
+const FILL_FROM: usize = 1024;
+
+/// A request whose `value` is one large `{b64repeat:TEXT:N}` macro: the
+/// request without it, and the `fill` entry (its `request` index unset) that
+/// has the client build it.
+fn filled(request: &Value) -> Option<(Value, script::Fill)> {
+    let macro_args = request
+        .get("value")?
+        .as_str()?
+        .strip_prefix("{b64repeat:")?
+        .strip_suffix('}')?;
+    let (text, n) = macro_args.rsplit_once(':')?;
+    let times: u64 = n.parse().ok()?;
+    if text.contains(['{', '}']) || text.len().saturating_mul(times as usize) < FILL_FROM {
+        return None;
+    }
+    let mut rest = request.clone();
+    rest.as_object_mut()?.remove("value");
+    let repeat = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, text);
+    Some((
+        rest,
+        script::Fill {
+            request: 0,
+            repeat,
+            times,
+        },
+    ))
 }
 
 fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(), String> {
@@ -529,6 +577,39 @@ expect.messages = [{ value = "{b64:hi}", version = "1" }]
         let steps = script_steps(&set.cases[0].steps, "x", "p/").unwrap();
         assert_eq!(steps[1].id, "x#1");
         assert_eq!(steps[1].request.as_ref().unwrap()["key"], "p/a");
+    }
+
+    #[test]
+    fn large_repeated_values_go_to_the_client_as_fill() {
+        let src = r#"
+[[case]]
+name = "big"
+[[case.step]]
+method = "Batch"
+requests = [{ key = "{ns}s", value = "{b64repeat:ab:3}" }, { key = "{ns}l", value = "{b64repeat:ab:512}" }]
+[[case.step]]
+method = "Put"
+request = { key = "{ns}p", value = "{b64repeat:x:1048576}" }
+[[case.step]]
+method = "Get"
+request = { key = "{ns}p" }
+expect.messages = [{ value = "{b64repeat:x:1048576}" }]
+"#;
+        let set = parse("s", src).unwrap();
+        let steps = script_steps(&set.cases[0].steps, "x", "p/").unwrap();
+        let batch = steps[0].requests.as_ref().unwrap();
+        assert_eq!(batch[0]["value"], "YWJhYmFi", "small values stay inline");
+        assert_eq!(batch[1], serde_json::json!({"key": "p/l"}));
+        let fill = |request, repeat: &str, times| script::Fill {
+            request,
+            repeat: repeat.into(),
+            times,
+        };
+        assert_eq!(steps[0].fill, vec![fill(1, "YWI=", 512)]);
+        assert_eq!(steps[1].request, Some(serde_json::json!({"key": "p/p"})));
+        assert_eq!(steps[1].fill, vec![fill(0, "eA==", 1048576)]);
+        assert_eq!(steps[1].fill[0].bytes().unwrap(), vec![b'x'; 1048576]);
+        assert!(steps[2].fill.is_empty());
     }
 
     #[test]

@@ -186,10 +186,12 @@ impl Runner {
                 )))
             }
         };
-        let msgs = jsons
+        let mut msgs = jsons
             .iter()
             .map(|j| proto::parse_json(&info.input, j))
             .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
+        proto::fill_values(&step.method, &mut msgs, &step.fill)
             .map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
         for s in &step.after_first {
             Self::prepare(s)?;

@@ -184,6 +184,34 @@ const pb::MethodDescriptor* FindMethod(const std::string& name) {
   return service->FindMethodByName(ledger ? name.substr(7) : name);
 }
 
+// fill: sets the value of request message `request` to the decoded `repeat` `times` times, built in one allocation
+// (Put and Batch only: their requests have a bytes `value`).
+void FillValues(const stockcpp::Step& spec, std::vector<std::unique_ptr<pb::Message>>& requests) {
+  for (const stockcpp::Fill& fill : spec.fill()) {
+    std::string where = "step " + spec.id() + ": fill of request " + std::to_string(fill.request());
+    if (spec.method() != "Put" && spec.method() != "Batch") {
+      throw UsageError(where + ": only Put and Batch have a value");
+    }
+    if (fill.request() < 0 || fill.request() >= static_cast<int64_t>(requests.size())) {
+      throw UsageError(where + ": no such request");
+    }
+    if (fill.times() < 0) throw UsageError(where + ": times must be >= 0");
+    std::string repeat;
+    if (!absl::Base64Unescape(fill.repeat(), &repeat)) throw UsageError(where + ": repeat is not base64");
+    std::string value;
+    if (!repeat.empty() && static_cast<uint64_t>(fill.times()) > value.max_size() / repeat.size()) {
+      throw UsageError(where + ": the value is too large");
+    }
+    size_t size = repeat.size() * fill.times();
+    value.reserve(size);
+    if (size > 0) value = repeat;
+    while (value.size() < size) value.append(value, 0, std::min(value.size(), size - value.size()));  // doubling
+    pb::Message* message = requests[fill.request()].get();
+    const pb::FieldDescriptor* field = message->GetDescriptor()->FindFieldByName("value");
+    message->GetReflection()->SetString(message, field, std::move(value));
+  }
+}
+
 Step ParseStep(const stockcpp::Step& spec) {
   Step step{spec};
   const pb::MethodDescriptor* method = FindMethod(spec.method());
@@ -202,6 +230,7 @@ Step ParseStep(const stockcpp::Step& spec) {
       throw UsageError("step " + spec.id() + ": not a " + method->input_type()->full_name() + ": " + json);
     }
   }
+  FillValues(spec, step.requests);
   for (const auto& [key, value] : spec.metadata()) {
     std::string bytes = value;
     bool bin = key.size() > 4 && key.compare(key.size() - 4, 4, "-bin") == 0;

@@ -1,5 +1,6 @@
 "use strict";
 // stock.v1.Stock script client over @grpc/grpc-js (see ../../../CONTRACT.md).
+const { constants: bufferConstants } = require("node:buffer");
 const fs = require("node:fs");
 const readline = require("node:readline");
 const { setDefaultHighWaterMark } = require("node:stream");
@@ -138,6 +139,7 @@ function parseStep(value) {
   } catch (e) {
     throw e instanceof JsonError ? new UsageError(`${where}: ${e.message}`) : e;
   }
+  fillValues(value.method, requests, value.fill ?? [], where);
 
   const entries = value.metadata ?? {};
   if (typeof entries !== "object" || Array.isArray(entries)) {
@@ -178,6 +180,39 @@ function parseStep(value) {
     cancelAfterMs: value.cancel_after_ms ?? null,
     lane: value.lane ?? 0,
   };
+}
+
+/**
+ * Applies a step's `fill` entries to its parsed request messages (Put's PutRequest, Batch's
+ * BatchItems): the `value` of message `request` becomes the bytes of `repeat` (base64) repeated
+ * `times` times, one Buffer of their full size filled with the pattern. A bad entry is a usage error.
+ */
+function fillValues(method, requests, fill, where) {
+  if (!Array.isArray(fill)) throw new UsageError(`${where}: fill must be an array`);
+  if (fill.length > 0 && !["Put", "Batch"].includes(method)) {
+    throw new UsageError(`${where}: fill is for Put and Batch only, not ${method}`);
+  }
+  fill.forEach((entry, i) => {
+    const at = `${where}: fill[${i}]`;
+    if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
+      throw new UsageError(`${at} must be an object`);
+    }
+    const { request, repeat, times } = entry;
+    if (!(Number.isInteger(request) && request >= 0 && request < requests.length)) {
+      throw new UsageError(`${at}: no request message ${JSON.stringify(request)} (the step has ${requests.length})`);
+    }
+    if (typeof repeat !== "string" || !isBase64(repeat)) {
+      throw new UsageError(`${at}: repeat is not base64: ${JSON.stringify(repeat)}`);
+    }
+    if (!(Number.isSafeInteger(times) && times >= 0)) {
+      throw new UsageError(`${at}: times must be an integer >= 0, not ${JSON.stringify(times)}`);
+    }
+    const unit = Buffer.from(repeat, "base64");
+    const size = unit.length * times;
+    if (size > bufferConstants.MAX_LENGTH) throw new UsageError(`${at}: ${size} bytes do not fit in a Buffer`);
+    // proto-loader's serializer (protobufjs fromObject) takes a Buffer for a bytes field as it is.
+    requests[request].value = size === 0 ? Buffer.alloc(0) : Buffer.alloc(size, unit);
+  });
 }
 
 /**

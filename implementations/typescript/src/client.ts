@@ -1,6 +1,7 @@
 // The stock.v1.Stock script client (CONTRACT.md): Connect for Node's gRPC transport over node:http2, one
 // HTTP/2 connection per distinct connection. Every call goes through the transport's streaming path, so
 // response headers and trailers stay apart.
+import { constants as bufferConstants } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -151,16 +152,18 @@ function parseStep(line: unknown): Step {
     if (MS_FIELDS.includes(field) && !(Number.isInteger(value) && value >= 0))
       throw bad(`connection ${field} must be an integer >= 0`);
   }
+  const requests = jsons.map((j: JsonValue) => {
+    try {
+      return fromJson(method.input as DescMessage, j);
+    } catch (e) {
+      throw bad((e as Error).message);
+    }
+  });
+  fillValues(method, requests, s.fill ?? [], bad);
   return {
     id: s.id,
     method,
-    requests: jsons.map((j: JsonValue) => {
-      try {
-        return fromJson(method.input as DescMessage, j);
-      } catch (e) {
-        throw bad((e as Error).message);
-      }
-    }),
+    requests,
     metadata,
     timeoutMs: number("timeout_ms") || undefined,
     gzip: s.compression === "gzip",
@@ -171,6 +174,33 @@ function parseStep(line: unknown): Step {
     cancelAfterMs: number("cancel_after_ms"),
     lane,
   };
+}
+
+/**
+ * Applies a step's `fill` entries to its parsed request messages (Put's PutRequest, Batch's BatchItems): the `value`
+ * of message `request` becomes the bytes of `repeat` (base64) repeated `times` times, one buffer of the full size
+ * filled with the pattern. A bad entry is a usage error (`bad`).
+ */
+function fillValues(method: DescMethod, requests: Message[], fill: unknown, bad: (why: string) => UsageError): void {
+  if (!Array.isArray(fill)) throw bad("`fill` is an array");
+  if (fill.length > 0 && (method.parent.typeName !== Stock.typeName || !["Put", "Batch"].includes(method.name)))
+    throw bad(`fill is for Put and Batch only, not ${method.name}`);
+  fill.forEach((entry: unknown, i) => {
+    if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw bad(`fill[${i}] must be an object`);
+    const { request, repeat, times } = entry as Record<string, unknown>;
+    if (!(Number.isInteger(request) && (request as number) >= 0 && (request as number) < requests.length))
+      throw bad(`fill[${i}]: no request message ${JSON.stringify(request)} (the step has ${requests.length})`);
+    if (typeof repeat !== "string" || !BASE64.test(repeat))
+      throw bad(`fill[${i}]: repeat is not base64: ${JSON.stringify(repeat)}`);
+    if (!(Number.isSafeInteger(times) && (times as number) >= 0))
+      throw bad(`fill[${i}]: times must be an integer >= 0, not ${JSON.stringify(times)}`);
+    const unit = Buffer.from(repeat, "base64");
+    const size = unit.length * (times as number);
+    if (size > bufferConstants.MAX_LENGTH) throw bad(`fill[${i}]: ${size} bytes do not fit in a Buffer`);
+    // PutRequest and BatchItem: `value` is a bytes field, a Uint8Array (a Buffer is one).
+    (requests[request as number] as Message & { value: Uint8Array }).value =
+      size === 0 ? new Uint8Array(0) : Buffer.alloc(size, unit);
+  });
 }
 
 /**

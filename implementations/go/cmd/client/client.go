@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strings"
 	"sync"
@@ -67,12 +68,20 @@ type step struct {
 	ReadPauseMs float64           `json:"read_pause_ms"`
 	CancelAfter float64           `json:"cancel_after_ms"`
 	Lane        int               `json:"lane"`
+	Fill        []fill            `json:"fill"`
 
 	path string
 	desc grpc.StreamDesc
 	out  protoreflect.MessageType
 	msgs []proto.Message
 	md   metadata.MD // -bin values decoded: grpc-go sends their bytes
+}
+
+// fill is an entry of a step's `fill`: request message Request gets as value Repeat's bytes, Times times.
+type fill struct {
+	Request int    `json:"request"`
+	Repeat  string `json:"repeat"`
+	Times   int    `json:"times"`
 }
 
 var (
@@ -200,6 +209,9 @@ func (s *step) prepare() error {
 		}
 		s.msgs = append(s.msgs, msg)
 	}
+	if err := s.fillValues(); err != nil {
+		return fmt.Errorf("step %q: fill: %w", s.ID, err)
+	}
 	s.md = metadata.MD{}
 	for k, v := range s.Metadata {
 		if strings.HasSuffix(k, "-bin") {
@@ -215,6 +227,33 @@ func (s *step) prepare() error {
 		if err := next.prepare(); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// fillValues sets the `value` of the request messages the step's `fill` entries name (Put and Batch only):
+// the decoded `repeat` bytes `times` times, built in one allocation.
+func (s *step) fillValues() error {
+	for _, f := range s.Fill {
+		if f.Request < 0 || f.Request >= len(s.msgs) {
+			return fmt.Errorf("no request %d (the step has %d)", f.Request, len(s.msgs))
+		}
+		m := s.msgs[f.Request].ProtoReflect()
+		field := m.Descriptor().Fields().ByName("value")
+		if field == nil || field.Kind() != protoreflect.BytesKind || field.IsList() {
+			return fmt.Errorf("%s has no value field (Put and Batch only)", m.Descriptor().FullName())
+		}
+		if f.Times < 0 {
+			return fmt.Errorf("times must be >= 0, got %d", f.Times)
+		}
+		unit, err := base64.StdEncoding.DecodeString(f.Repeat)
+		if err != nil {
+			return fmt.Errorf("repeat is not base64: %w", err)
+		}
+		if len(unit) > 0 && f.Times > math.MaxInt/len(unit) {
+			return fmt.Errorf("%d times %d bytes is too large", f.Times, len(unit))
+		}
+		m.Set(field, protoreflect.ValueOfBytes(bytes.Repeat(unit, f.Times)))
 	}
 	return nil
 }

@@ -1,9 +1,11 @@
 package stockmatrix;
 
 import com.google.gson.*;
+import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
 import com.google.protobuf.TypeRegistry;
+import com.google.protobuf.UnsafeByteOperations;
 import com.google.protobuf.util.JsonFormat;
 import com.google.rpc.ErrorDetailsProto;
 import io.grpc.*;
@@ -127,7 +129,11 @@ public final class ClientMain {
             int copies,
             long readPauseMs,
             int lane,
-            long cancelAfterMs) {}
+            long cancelAfterMs,
+            List<Fill> fill) {}
+
+    /** A {@code fill} entry: request message {@code request}'s value is {@code repeat} (base64) {@code times} times. */
+    record Fill(Integer request, String repeat, Long times) {}
 
     /** A checked step: its method, request messages and metadata, ready to send. */
     record Step(
@@ -241,6 +247,7 @@ public final class ClientMain {
             }
             requests.add(builder.build());
         }
+        fillValues(json, requests);
         Metadata metadata = new Metadata();
         for (Map.Entry<String, String> e : Objects.requireNonNullElse(json.metadata(), Map.<String, String>of())
                 .entrySet()) {
@@ -257,6 +264,52 @@ public final class ClientMain {
             afterFirst.add(parseStep(nested));
         }
         return new Step(json, method, requests, metadata, afterFirst);
+    }
+
+    /** Applies the step's {@code fill} entries: sets the {@code value} bytes of the request messages they name. */
+    private static void fillValues(StepJson json, List<Message> requests) throws UsageError {
+        List<Fill> fills = Objects.requireNonNullElse(json.fill(), List.<Fill>of());
+        if (!fills.isEmpty() && !json.method().equals("Put") && !json.method().equals("Batch")) {
+            throw new UsageError("step \"" + json.id() + "\": fill is for Put and Batch only, not " + json.method());
+        }
+        for (int k = 0; k < fills.size(); k++) {
+            Fill fill = fills.get(k);
+            String where = "step \"" + json.id() + "\": fill entry " + k + ": ";
+            if (fill == null || fill.request() == null || fill.repeat() == null || fill.times() == null) {
+                throw new UsageError(where + "needs request, repeat and times");
+            } else if (fill.request() < 0 || fill.request() >= requests.size()) {
+                throw new UsageError(
+                        where + "no request message " + fill.request() + " (the step has " + requests.size() + ")");
+            } else if (fill.times() < 0) {
+                throw new UsageError(where + "times must be >= 0, got " + fill.times());
+            }
+            byte[] unit;
+            try {
+                unit = Base64.getDecoder().decode(fill.repeat());
+            } catch (IllegalArgumentException e) {
+                throw new UsageError(where + "repeat is not base64: " + e.getMessage());
+            }
+            if (unit.length > 0 && fill.times() > (Integer.MAX_VALUE - 8) / unit.length) {
+                throw new UsageError(
+                        where + unit.length + " x " + fill.times() + " bytes is over Java's 2 GiB array limit");
+            }
+            // One allocation, filled by doubling copies of what is there so far.
+            byte[] value = new byte[(int) (unit.length * fill.times())];
+            if (value.length > 0) {
+                System.arraycopy(unit, 0, value, 0, unit.length);
+            }
+            for (int done = unit.length, n; done < value.length; done += n) {
+                n = Math.min(done, value.length - done);
+                System.arraycopy(value, 0, value, done, n);
+            }
+            Message request = requests.get(fill.request());
+            FieldDescriptor field = request.getDescriptorForType().findFieldByName("value");
+            requests.set(
+                    fill.request(),
+                    request.toBuilder()
+                            .setField(field, UnsafeByteOperations.unsafeWrap(value))
+                            .build());
+        }
     }
 
     /** The connection's channel, made (with its credentials) when first asked for and reused after, by every lane. */

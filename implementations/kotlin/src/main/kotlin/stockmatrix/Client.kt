@@ -1,7 +1,9 @@
 package stockmatrix
 
 import com.google.gson.*
+import com.google.protobuf.Descriptors.FieldDescriptor
 import com.google.protobuf.Message
+import com.google.protobuf.UnsafeByteOperations
 import com.google.protobuf.util.JsonFormat
 import com.google.rpc.ErrorDetailsProto
 import io.grpc.*
@@ -186,8 +188,9 @@ private fun stepOf(o: JsonObject): Step {
             metadata.put(Metadata.Key.of(key, Metadata.ASCII_STRING_MARSHALLER), value.asString)
         }
     }
-    val requests =
+    val parsed =
         if (streaming) field("requests")?.asJsonArray?.map(::message).orEmpty() else listOf(message(field("request")))
+    val requests = fillValues(field("fill"), parsed)
     val connection =
         field("connection")?.asJsonObject?.let { c ->
             fun text(key: String) = c.get(key)?.takeUnless { it.isJsonNull }?.asString
@@ -221,6 +224,60 @@ private fun stepOf(o: JsonObject): Step {
         cancelAfterMs = field("cancel_after_ms")?.asLong ?: 0,
         lane = (field("lane")?.asInt ?: 0).also { if (it < 0) throw UsageException("lane must be >= 0, got $it") },
     )
+}
+
+/**
+ * A step's `fill` applied to its [requests]: each entry sets the `value` of request message `request` to the bytes of
+ * `repeat` (base64) repeated `times` times, built in one array. Only Put's and Batch's messages have a `value`; a bad
+ * entry is a usage error.
+ */
+private fun fillValues(fill: JsonElement?, requests: List<Message>): List<Message> {
+    if (fill == null) return requests
+    val filled = requests.toMutableList()
+    for (element in fill.asJsonArray) {
+        val entry = element.asJsonObject
+        entry
+            .keySet()
+            .firstOrNull { it !in setOf("request", "repeat", "times") }
+            ?.let { throw UsageException("unknown fill field $it") }
+        // A JSON integer >= 0 (1.5 and "3" are refused).
+        fun count(key: String): Long =
+            entry
+                .get(key)
+                ?.takeIf { it.isJsonPrimitive && it.asJsonPrimitive.isNumber }
+                ?.asString
+                ?.toLongOrNull()
+                ?.takeIf { it >= 0 } ?: throw UsageException("a fill entry needs \"$key\", an integer >= 0")
+        val index = count("request")
+        val message =
+            filled.getOrNull(index.coerceAtMost(Int.MAX_VALUE.toLong()).toInt())
+                ?: throw UsageException("fill names request $index; the step has ${filled.size} request message(s)")
+        val field =
+            message.descriptorForType.findFieldByName("value")?.takeIf { it.type == FieldDescriptor.Type.BYTES }
+                ?: throw UsageException("fill is for Put and Batch only")
+        val repeat = entry.get("repeat")?.takeIf { it.isJsonPrimitive && it.asJsonPrimitive.isString }?.asString
+        val unit =
+            try {
+                Base64.getDecoder().decode(repeat ?: throw UsageException("a fill entry needs \"repeat\", a string"))
+            } catch (e: IllegalArgumentException) {
+                throw UsageException("fill repeat is not base64 ($e)")
+            }
+        val times = count("times")
+        val size =
+            runCatching { Math.multiplyExact(unit.size.toLong(), times) }
+                .getOrNull()
+                ?.takeIf { it <= Int.MAX_VALUE - 8 }
+                ?: throw UsageException("fill of ${unit.size} bytes x $times is too large")
+        val bytes = ByteArray(size.toInt())
+        var done = minOf(unit.size, bytes.size).also { System.arraycopy(unit, 0, bytes, 0, it) }
+        while (done in 1 until bytes.size) { // doubling copies of what is already there
+            val n = minOf(done, bytes.size - done)
+            System.arraycopy(bytes, 0, bytes, done, n)
+            done += n
+        }
+        filled[index.toInt()] = message.toBuilder().setField(field, UnsafeByteOperations.unsafeWrap(bytes)).build()
+    }
+    return filled
 }
 
 /** The connection's one channel, made (its files read) when first needed; a file it cannot read is UNAVAILABLE. */

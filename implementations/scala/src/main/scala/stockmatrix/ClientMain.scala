@@ -1,7 +1,7 @@
 package stockmatrix
 
 import com.google.gson.{GsonBuilder, JsonArray, JsonElement, JsonObject, JsonParser}
-import com.google.protobuf.Message
+import com.google.protobuf.{Message, UnsafeByteOperations}
 import com.google.protobuf.util.JsonFormat
 import com.google.rpc.ErrorDetailsProto
 import io.grpc._
@@ -18,6 +18,7 @@ import java.util.Base64
 import java.util.concurrent.{ExecutionException, Executors, LinkedBlockingQueue, TimeUnit}
 import scala.collection.mutable
 import scala.jdk.CollectionConverters._
+import scala.util.Try
 import scala.util.control.NonFatal
 
 /** `client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] [--cert-file F --key-file F] [--server-name
@@ -166,10 +167,11 @@ object ClientMain {
           metadata.put(Metadata.Key.of(k, Metadata.BINARY_BYTE_MARSHALLER), Base64.getDecoder.decode(v))
         else metadata.put(Metadata.Key.of(k, Metadata.ASCII_STRING_MARSHALLER), v)
       })
-      val requests = opt("requests") match {
+      val parsed = opt("requests") match {
         case Some(array) => array.getAsJsonArray.asScala.map(message).toVector
         case None        => Vector(message(opt("request").getOrElse(new JsonObject)))
       }
+      val requests = opt("fill").fold(parsed)(fillValues(name, parsed, _))
       Step(
         id = opt("id").fold("")(_.getAsString),
         method = method,
@@ -195,6 +197,43 @@ object ClientMain {
       case e: UsageError => throw e
       case NonFatal(e)   => usage(s"invalid step $json: $e")
     }
+
+  /** The step's `fill` entries (`Put` and `Batch` only): the `value` of request message `request` becomes the bytes of
+    * `repeat` (base64) repeated `times` times, built in one array of their total length; a bad entry is a usage error.
+    */
+  private def fillValues(name: String, requests: Vector[Message], fill: JsonElement): Vector[Message] = {
+    if (name != "Put" && name != "Batch") usage(s"fill is for Put and Batch only, not $name")
+    fill.getAsJsonArray.asScala.foldLeft(requests) { (messages, json) =>
+      val entry = json.getAsJsonObject
+      def field(k: String) = Option(entry.get(k)).filter(_.isJsonPrimitive).map(_.getAsJsonPrimitive)
+      def count(k: String): Long = field(k)
+        .filter(_.isNumber)
+        .flatMap(n => Try(n.getAsBigDecimal.longValueExact).toOption)
+        .filter(_ >= 0)
+        .getOrElse(usage(s"fill: $k must be an integer >= 0, got ${entry.get(k)}"))
+      val index = count("request")
+      if (index >= messages.size) usage(s"fill: no request $index (the step has ${messages.size})")
+      val repeat =
+        field("repeat").filter(_.isString).fold(usage("fill: repeat must be a base64 string"))(_.getAsString)
+      val unit =
+        try Base64.getDecoder.decode(repeat)
+        catch { case _: IllegalArgumentException => usage(s"fill: repeat is not base64: $repeat") }
+      val times = count("times")
+      if (unit.nonEmpty && times > (Int.MaxValue - 8) / unit.length)
+        usage(s"fill: ${unit.length} bytes $times times is too large for one value")
+      val bytes = new Array[Byte](unit.length * times.toInt)
+      if (bytes.nonEmpty) System.arraycopy(unit, 0, bytes, 0, unit.length)
+      var filled = math.min(unit.length, bytes.length)
+      while (filled < bytes.length) { // doubling: the filled part copied after itself
+        val n = math.min(filled, bytes.length - filled)
+        System.arraycopy(bytes, 0, bytes, filled, n)
+        filled += n
+      }
+      val message = messages(index.toInt)
+      val value = message.getDescriptorForType.findFieldByName("value")
+      messages.updated(index.toInt, message.toBuilder.setField(value, UnsafeByteOperations.unsafeWrap(bytes)).build())
+    }
+  }
 
   /** The connection's channel, built (with its credentials) when first needed and reused after. */
   def channelFor(conn: Connection): ManagedChannel = channels.synchronized {
