@@ -80,9 +80,12 @@ pub fn cells_for(
 }
 
 /// Every test id the whole matrix can have (for stale known-failing patterns).
-pub fn all_ids(m: &Matrix) -> Result<Vec<String>, Exit> {
+/// Sets the run has loaded already are not loaded (and checked) again.
+pub fn all_ids(m: &Matrix, loaded: &BTreeMap<String, CaseSet>) -> Result<Vec<String>, Exit> {
     let names: Vec<String> = m.sets.keys().cloned().collect();
-    let sets = crate::input::cases::load_sets(m, &names).map_err(usage)?;
+    let missing: Vec<String> = names.iter().filter(|n| !loaded.contains_key(*n)).cloned().collect();
+    let mut sets = crate::input::cases::load_sets(m, &missing).map_err(usage)?;
+    sets.extend(loaded.iter().map(|(name, set)| (name.clone(), set.clone())));
     let langs: Vec<String> = m.languages.keys().cloned().collect();
     let sel = Selection {
         clients: langs.clone(),

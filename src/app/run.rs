@@ -140,7 +140,7 @@ fn plan(m: &Matrix, a: &RunArgs) -> Result<Option<Planned>, Exit> {
     if cells.is_empty() {
         return Err(usage("the selection holds no test (check --case and --set)"));
     }
-    let every_id = all_ids(m)?;
+    let every_id = all_ids(m, &sets)?;
     let keep_reports = m.run.keep_reports;
     Ok(Some(Planned {
         filters,

@@ -150,6 +150,11 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                 .map_err(|e| format!("--case {g:?}: {e}"))
         })
         .collect::<Result<_, _>>()?;
+    // One shared copy of each case for all the cells that run it.
+    let shared: BTreeMap<&String, Vec<Arc<Case>>> = sets
+        .iter()
+        .map(|(name, cs)| (name, cs.cases.iter().cloned().map(Arc::new).collect()))
+        .collect();
     let mut cells = Vec::new();
     for client in &sel.clients {
         for server in &sel.servers {
@@ -176,10 +181,10 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                         if !cs.drivable_by(client) || !cs.served_by(server) {
                             continue;
                         }
-                        for case in cs.cases.iter().filter(|c| c.applies_to(tls)) {
+                        for case in shared[set].iter().filter(|c| c.applies_to(tls)) {
                             let test = Test {
                                 set: set.clone(),
-                                case: Arc::new(case.clone()),
+                                case: case.clone(),
                             };
                             let id = test.id(&key);
                             let short = format!("{set}/{}", case.name);
