@@ -40,6 +40,9 @@ pub struct Floor {
     pub clients_started: usize,
     pub client_startup_ms: f64,
     pub longest_tests_ms: f64,
+    /// The start-ups as the wait floor counts them: their sum, or the run's
+    /// CPU when that is less (start-ups side by side stretch each other).
+    pub startups_counted_ms: f64,
     /// The five longest client processes, longest first.
     pub busiest: Vec<Busy>,
 }
@@ -87,6 +90,14 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
         .collect();
     let longest_tests_ms: f64 = longest.values().map(|(ms, _)| ms).sum();
     let startups = servers.iter().sum::<f64>() + clients.iter().sum::<f64>();
+    // Start-ups timed while others ran beside them (every server of a run
+    // starts at once) are stretched by each other: together they cannot have
+    // worked the cores longer than the whole run's CPU, when it was measured.
+    let startups = if s.cpu_ms > 0.0 {
+        startups.min(s.cpu_ms)
+    } else {
+        startups
+    };
     let cores = match s.cores {
         0 => s.jobs,
         c => c.min(s.jobs),
@@ -137,6 +148,7 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
         clients_started: clients.len(),
         client_startup_ms: clients.iter().sum(),
         longest_tests_ms,
+        startups_counted_ms: startups,
         busiest,
     })
 }
@@ -166,7 +178,7 @@ pub fn render(f: &Floor) -> String {
 Cells took **{}** of wall time with {} on {} cores; their floor is **{}**, so wall ÷ floor = **{:.2}**. \
          The floor is the larger of two:\n\
          - the CPU the run used, {} (the runner and every process it started) ÷ {} cores = {};\n\
-         - ({} server start-ups, {} + {} client start-ups, {}) ÷ {} cores used + \
+         - ({} server start-ups, {} + {} client start-ups, {}{}) ÷ {} cores used + \
          (each client process's longest test, {}) ÷ {} at a time = {}.\n\n",
         s(f.wall_ms),
         processes(f),
@@ -184,6 +196,14 @@ Cells took **{}** of wall time with {} on {} cores; their floor is **{}**, so wa
         s(f.server_startup_ms),
         f.clients_started,
         s(f.client_startup_ms),
+        if f.startups_counted_ms < f.server_startup_ms + f.client_startup_ms {
+            format!(
+                "; counted as the run's CPU, {}, since they stretched each other",
+                s(f.startups_counted_ms)
+            )
+        } else {
+            String::new()
+        },
         f.cores,
         s(f.longest_tests_ms),
         f.at_once,
@@ -322,6 +342,24 @@ mod tests {
         let f = floor(&busy).unwrap();
         assert_eq!((f.cpu_floor_ms, f.floor_ms), (1500.0, 1500.0), "3 core-s on 2 cores");
         assert!(render(&f).contains("the CPU the run used, 3.0 s"), "{}", render(&f));
+        // Start-ups that stretched each other count no more than the run's CPU.
+        let side_by_side = RunSummary {
+            cpu_ms: 600.0,
+            cores: 2,
+            ..s.clone()
+        };
+        let f = floor(&side_by_side).unwrap();
+        assert_eq!(f.startups_counted_ms, 600.0);
+        assert_eq!(
+            f.floor_ms,
+            (600.0 + 300.0) / 2.0,
+            "start-ups at most the 600 ms of CPU, + longest tests"
+        );
+        assert!(
+            render(&f).contains("counted as the run's CPU, 0.6 s, since they stretched each other"),
+            "{}",
+            render(&f)
+        );
         let none = RunSummary { jobs: 0, ..s };
         assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
     }
