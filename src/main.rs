@@ -4,6 +4,7 @@
 #[macro_use]
 mod out;
 mod app;
+mod bench;
 mod contract;
 mod exec;
 mod input;

@@ -3,6 +3,7 @@
 import argparse
 import base64
 import binascii
+import functools
 import json
 import queue
 import sys
@@ -179,6 +180,13 @@ def parse_step(obj, default):
     if isinstance(lane, bool) or not isinstance(lane, int) or lane < 0:
         fail(f"lane must be an integer >= 0, got {lane!r}")
     connection = obj.get("connection")
+    bench = obj.get("bench")
+    if bench is not None:
+        if not isinstance(bench, dict) or set(bench) != {"duration_ms", "concurrency"}:
+            fail(f"bench: {bench!r} is not an object with exactly duration_ms and concurrency")
+        for name, least in (("duration_ms", 0), ("concurrency", 1)):
+            if isinstance(bench[name], bool) or not isinstance(bench[name], int) or bench[name] < least:
+                fail(f"bench: {name} must be an integer >= {least}, got {bench[name]!r}")
     return types.SimpleNamespace(
         id=step_id,
         path=path,
@@ -194,6 +202,7 @@ def parse_step(obj, default):
         read_pause_ms=obj.get("read_pause_ms") or 0,
         after_first=[parse_step(s, default) for s in obj.get("after_first") or []],
         lane=lane,
+        bench=bench,
     )
 
 
@@ -265,9 +274,28 @@ def channel_for(connection):
         return channel
 
 
+def call_for(step, channel, decoder):
+    """The step's multi-callable on the channel and its call options."""
+    # A client stream runs on a stream_stream callable (the same on the wire):
+    # grpcio's stream_unary future(), the one that can be cancelled, drops its compression.
+    make = {"unary": channel.unary_unary, "server_stream": channel.unary_stream}.get(step.kind)
+    method = (make or channel.stream_stream)(
+        step.path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=decoder
+    )
+    options = {
+        "metadata": step.metadata,
+        "timeout": step.timeout_ms / 1000 if step.timeout_ms > 0 else None,
+        "compression": grpc.Compression.Gzip if step.compression else None,
+    }
+    return method, options
+
+
 def run_step(step):
     """Runs a step; with copies, that many calls at once on its channel, each on its own thread
     (the sync API blocks a thread per call; C-core queues streams past the server's limit)."""
+    if step.bench is not None:
+        run_bench(step)
+        return
     if step.copies <= 1:
         run_call(step, step.id)
         return
@@ -297,17 +325,7 @@ def run_call(step, line_id):
         return call
 
     try:
-        # A client stream runs on a stream_stream callable (the same on the wire):
-        # grpcio's stream_unary future(), the one that can be cancelled, drops its compression.
-        make = {"unary": channel.unary_unary, "server_stream": channel.unary_stream}.get(step.kind)
-        method = (make or channel.stream_stream)(
-            step.path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=decoder
-        )
-        options = {
-            "metadata": step.metadata,
-            "timeout": step.timeout_ms / 1000 if step.timeout_ms > 0 else None,
-            "compression": grpc.Compression.Gzip if step.compression else None,
-        }
+        method, options = call_for(step, channel, decoder)
         if step.kind == "unary":
             call = started(method.future(step.requests[0], **options))
             try:
@@ -315,7 +333,7 @@ def run_call(step, line_id):
             except grpc.FutureCancelledError:
                 pass  # cancelled by cancel_after_ms: the call's status is CANCELLED
         else:
-            call = read_stream(step, line_id, method, options, started)
+            call = read_stream(step, method, options, started, functools.partial(emit_message, line_id))
     except grpc.RpcError as e:
         call = e  # a failed call is also a grpc.Call with its status
     finally:
@@ -324,8 +342,85 @@ def run_call(step, line_id):
     emit_status(line_id, call, start, decoder.encoding)
 
 
-def read_stream(step, line_id, method, options, started):
-    """Starts a streaming call and prints its messages; returns the finished call.
+def bucket(v):
+    """The latency bucket of v microseconds: v below 32, then 16 log-scale buckets per power of two."""
+    n = v.bit_length()
+    return v if n <= 5 else 16 * (n - 4) + ((v >> (n - 5)) & 15)
+
+
+def run_bench(step):
+    """A bench step: `concurrency` threads share the step's channel, each running the step's call again
+    and again (printing nothing) until duration_ms have passed since the start; then one line with the
+    counts, the latency histogram of the OK calls and the first error's status."""
+    start = time.monotonic_ns()
+    stop = start + step.bench["duration_ms"] * 1_000_000
+    results = []  # per worker: (calls, errors, messages, {bucket: count}, (when, code, message) or None)
+    decoder = Decoder(step.response)  # shared: only its encoding, which bench does not print, is per call
+    try:
+        method, options = call_for(step, channel_for(step.connection), decoder)
+    except OSError as e:  # an unreadable certificate file: the call fails, once
+        reason = f"cannot open the connection to {step.connection.server}: {e}"
+        results.append((0, 1, 0, {}, (start, "UNAVAILABLE", reason)))
+
+    def worker():
+        calls = errors = messages = received = 0
+        histogram = {}
+        first_error = None
+
+        def count(_message):
+            nonlocal received
+            received += 1
+
+        while time.monotonic_ns() < stop:
+            began = time.monotonic_ns()
+            try:
+                if step.kind == "unary":
+                    method(step.requests[0], **options)
+                    received = 1
+                elif step.kind == "client_stream":
+                    read_stream(step, method, options, lambda call: call, lambda _message: None)
+                    received = len(step.requests)  # Batch counts the items it sent
+                else:
+                    received = 0
+                    read_stream(step, method, options, lambda call: call, count)
+            except grpc.RpcError as e:
+                errors += 1
+                if first_error is None:
+                    first_error = (time.monotonic_ns(), e.code().name, e.details() or "")
+                continue
+            b = bucket((time.monotonic_ns() - began) // 1000)
+            histogram[b] = histogram.get(b, 0) + 1
+            calls += 1
+            messages += received
+        results.append((calls, errors, messages, histogram, first_error))
+
+    if not results:
+        workers = [threading.Thread(target=worker) for _ in range(step.bench["concurrency"])]
+        for thread in workers:
+            thread.start()
+        for thread in workers:
+            thread.join()
+    elapsed_ms = round((time.monotonic_ns() - start) / 1e6, 3)
+    histogram = {}
+    for _, _, _, counts, _ in results:
+        for b, n in counts.items():
+            histogram[b] = histogram.get(b, 0) + n
+    bench = {
+        "calls": sum(r[0] for r in results),
+        "errors": sum(r[1] for r in results),
+        "messages": sum(r[2] for r in results),
+        "elapsed_ms": elapsed_ms,
+        "histogram": sorted(histogram.items()),
+    }
+    errors = [r[4] for r in results if r[4] is not None]
+    if errors:
+        _, code, message = min(errors)
+        bench["first_error"] = {"code": code, "message": message}
+    emit({"id": step.id, "bench": bench})
+
+
+def read_stream(step, method, options, started, each):
+    """Starts a streaming call and hands each message to each(message); returns the finished call.
 
     after_first steps run after the first message; read_pause_ms sleeps after each one (the sync
     iterator asks core for one message per next(), so flow control holds the server back).
@@ -348,7 +443,7 @@ def read_stream(step, line_id, method, options, started):
     call = started(method(request, **options))
     try:
         for n, message in enumerate(call):
-            emit_message(line_id, message)
+            each(message)
             if n == 0:
                 for nested in step.after_first:
                     run_step(nested)

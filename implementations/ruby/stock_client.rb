@@ -139,6 +139,8 @@ def parse_step(line, default)
   lane = raw.fetch('lane', 0)
   raise UsageError, '"lane" must be an integer >= 0' unless lane.is_a?(Integer) && !lane.negative?
 
+  check_bench(raw['bench']) if raw.key?('bench')
+
   connection = raw['connection'] && check_connection({ 'tls_mode' => 'none' }.merge(raw['connection']))
   request = decode_message(req_cls, raw['request'])
   requests = requests.map { |r| decode_message(req_cls, r) }
@@ -149,6 +151,17 @@ def parse_step(line, default)
             after_first: raw.fetch('after_first', []).map { |s| parse_step(s, default) })
 rescue JSON::ParserError, TypeError, NoMethodError => e
   raise UsageError, "invalid step: #{e.message}"
+end
+
+# A step's `bench` object: exactly duration_ms (an integer >= 0) and concurrency (an integer >= 1).
+def check_bench(bench)
+  unless bench.is_a?(Hash) && bench.keys.sort == %w[concurrency duration_ms]
+    raise UsageError, "\"bench\" must be {\"duration_ms\": D, \"concurrency\": C}, not #{JSON.generate(bench)}"
+  end
+
+  duration, concurrency = bench.values_at('duration_ms', 'concurrency')
+  raise UsageError, 'bench: duration_ms must be an integer >= 0' unless duration.is_a?(Integer) && !duration.negative?
+  raise UsageError, 'bench: concurrency must be an integer >= 1' unless concurrency.is_a?(Integer) && concurrency >= 1
 end
 
 def decode_message(cls, json)
@@ -239,6 +252,8 @@ end
 # lines under ID*k.
 def run_step(step)
   id = step['id'].to_s
+  return run_bench(step, id) if step['bench']
+
   copies = step['copies'].to_i
   return run_call(step, id) unless copies > 1
 
@@ -327,6 +342,112 @@ def run_call(step, id)
   ensure
     canceller&.kill
   end
+end
+
+# The log-scale latency bucket of v whole microseconds (CONTRACT.md, "Bench steps").
+def bucket(v)
+  n = v.bit_length
+  n <= 5 ? v : (16 * (n - 4)) + ((v >> (n - 5)) & 15)
+end
+
+# One lock-step Trade of a bench (run_call's, printing nothing): the next
+# order goes to the sending thread only after the previous order's fill
+# arrived; after the last order the stream is half-closed and read to its
+# end. Returns the fills received.
+def bench_trade(stub, route, orders, marshal, unmarshal, args)
+  queue = Queue.new
+  sent = 0
+  received = 0
+  release = lambda do
+    queue << (sent < orders.size ? orders[sent] : :done)
+    sent += 1
+  end
+  outgoing = Enumerator.new do |y|
+    while (order = queue.pop) != :done
+      y << order
+    end
+  end
+  release.call
+  begin
+    stub.bidi_streamer(route, outgoing, marshal, unmarshal, **args) do
+      received += 1
+      release.call
+    end
+  ensure
+    queue << :done
+  end
+  received
+end
+
+# A bench step: `concurrency` threads share the step's one stub, each running
+# the step's call (printing nothing) again and again until duration_ms have
+# passed since the step started; the blocking calls release the GVL, so that
+# many calls are in flight at once. Each thread keeps its own counts and
+# buckets, merged at the end into the one bench line.
+def run_bench(step, id)
+  route, req_cls, resp_cls, kind = METHODS.fetch(step['method'])
+  marshal = ->(m) { req_cls.encode(m) }
+  metadata = step[:metadata].dup
+  metadata[GRPC::Core::MetadataKeys::COMPRESSION_REQUEST_ALGORITHM] = 'gzip' if step['compression'] == 'gzip'
+  timeout = step['timeout_ms'].to_i / 1000.0
+  request = step[:request]
+  requests = step[:requests]
+  started = Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond)
+  stop = started + (step['bench']['duration_ms'] * 1_000_000)
+  stub = begin
+    channel_for(step[:connection])
+  rescue GRPC::BadStatus => e
+    e
+  end
+  workers = Array.new(step['bench']['concurrency']) do
+    Thread.new do
+      unmarshal = Gunzip.new(resp_cls.method(:decode)) # only gunzips: its encoding is not reported
+      counts = { calls: 0, errors: 0, messages: 0, histogram: Hash.new(0), first_error: nil }
+      while (t0 = Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond)) < stop
+        begin
+          raise stub if stub.is_a?(Exception)
+
+          args = { deadline: timeout.positive? ? Time.now + timeout : nil, metadata: }
+          messages = case kind
+                     when :unary
+                       stub.request_response(route, request, marshal, unmarshal, **args)
+                       1
+                     when :server_stream
+                       received = 0
+                       stub.bidi_streamer(route, [request], marshal, unmarshal, **args) { received += 1 }
+                       received
+                     when :client_stream
+                       stub.client_streamer(route, requests, marshal, unmarshal, **args)
+                       requests.size
+                     when :bidi
+                       bench_trade(stub, route, requests, marshal, unmarshal, args)
+                     end
+          t1 = Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond)
+          counts[:calls] += 1
+          counts[:messages] += messages
+          counts[:histogram][bucket((t1 - t0) / 1000)] += 1
+        rescue GRPC::BadStatus, GRPC::Core::CallError => e
+          counts[:errors] += 1
+          code = e.is_a?(GRPC::BadStatus) ? e.code : GRPC::Core::StatusCodes::UNKNOWN
+          counts[:first_error] ||= [Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond), code,
+                                    e.is_a?(GRPC::BadStatus) ? e.details : e.message]
+        end
+      end
+      counts
+    end
+  end
+  results = workers.map(&:value)
+  elapsed_ms = (Process.clock_gettime(Process::CLOCK_MONOTONIC, :nanosecond) - started) / 1e6
+  histogram = Hash.new(0)
+  results.each { |r| r[:histogram].each { |b, n| histogram[b] += n } }
+  bench = { 'calls' => results.sum { |r| r[:calls] }, 'errors' => results.sum { |r| r[:errors] },
+            'messages' => results.sum { |r| r[:messages] }, 'elapsed_ms' => elapsed_ms.round(3),
+            'histogram' => histogram.sort }
+  first = results.filter_map { |r| r[:first_error] }.min_by(&:first)
+  if first
+    bench['first_error'] = { 'code' => CODE_NAMES.fetch(first[1], 'UNKNOWN'), 'message' => utf8(first[2].to_s) }
+  end
+  write_line("#{JSON.generate({ 'id' => id, 'bench' => bench })}\n")
 end
 
 def emit_message(id, msg)

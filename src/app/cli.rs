@@ -70,6 +70,59 @@ pub struct Prepare {
     pub no_setup: bool,
 }
 
+/// `stock-matrix bench`.
+#[derive(clap::Args, Clone)]
+pub struct BenchArgs {
+    /// Profile naming the clients, servers and TLS mode.
+    #[arg(long, default_value = "bench")]
+    pub profile: String,
+    /// Client languages (repeat or comma-separate).
+    #[arg(long = "client", value_delimiter = ',')]
+    pub clients: Vec<String>,
+    /// Server languages.
+    #[arg(long = "server", value_delimiter = ',')]
+    pub servers: Vec<String>,
+    /// TLS mode (default: the profile's first).
+    #[arg(long, value_enum)]
+    pub tls: Option<TlsMode>,
+    /// Seconds each measured repeat of an operation lasts.
+    #[arg(long, default_value_t = 1.0)]
+    pub duration: f64,
+    /// Seconds of warm-up before each operation's repeats (not counted).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup: f64,
+    /// Calls in flight at once, on one channel.
+    #[arg(long, default_value_t = 16)]
+    pub concurrency: u32,
+    /// Bytes of each value put, batched or read.
+    #[arg(long, default_value_t = 64)]
+    pub payload: usize,
+    /// Measured repeats of each operation (their spread is reported).
+    #[arg(long, default_value_t = 3)]
+    pub repeat: u32,
+    /// Operations (default: get, put, monitor, batch, trade).
+    #[arg(long = "op", value_enum, value_delimiter = ',')]
+    pub ops: Vec<crate::bench::Op>,
+    /// Messages per streaming call: Monitor events, Batch items, Trade orders.
+    #[arg(long, default_value_t = 100)]
+    pub stream_len: usize,
+    /// An earlier bench.json: flag throughputs that changed beyond the noise of the repeats.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+    /// Do not run ghz against each server.
+    #[arg(long)]
+    pub no_ghz: bool,
+    /// Do not pin servers and loads to separate CPUs.
+    #[arg(long)]
+    pub no_pin: bool,
+    /// Do not install missing system packages first.
+    #[arg(long)]
+    pub no_setup: bool,
+    /// Reports go to REPORTS/bench/<run id>/.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+}
+
 #[derive(Subcommand)]
 pub enum Command {
     /// Show the combinations a profile covers, with counts.
@@ -81,6 +134,9 @@ pub enum Command {
     },
     /// Build what is needed, run the matrix, write reports.
     Run(Box<RunArgs>),
+    /// Measure every client against every server under load (throughput,
+    /// latency), with ghz as an anchor; writes bench.json, bench.md and SVG charts.
+    Bench(Box<BenchArgs>),
     /// Build languages (all when none given) if anything changed.
     Build {
         languages: Vec<String>,

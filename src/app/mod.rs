@@ -1,6 +1,7 @@
 //! The commands, top to bottom: config → cases → plan → build → run →
 //! reports → exit code. Errors here are the runner's own (bad input, no
 //! report folder); an implementation's misbehaviour is a red test instead.
+pub mod bench;
 pub mod cli;
 pub mod exit;
 pub mod external;
@@ -229,6 +230,7 @@ pub async fn main(cli: Cli) -> Result<i32, Exit> {
         }
         Command::List { filters, format } => list(&load_matrix(&cli.matrix)?, &filters, format),
         Command::Run(args) => run::run(load_matrix(&cli.matrix)?, &cli.matrix, &args).await,
+        Command::Bench(args) => bench::bench(load_matrix(&cli.matrix)?, &args).await,
         Command::Build { languages, force } => {
             let m = load_matrix(&cli.matrix)?;
             let langs = toolchain::pick_languages(&m, &languages)?;

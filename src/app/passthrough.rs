@@ -180,6 +180,7 @@ impl PersonClient {
             read_pause_ms: None,
             lane: 0,
             fill: vec![],
+            bench: None,
             rude: None,
             connection: None,
         }))

@@ -253,6 +253,7 @@ fn runner(
         repro_prefix,
         external: p.external.clone(),
         run_id: r.id.clone(),
+        server_cpu: None,
     })
 }
 

@@ -93,6 +93,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
         repro_prefix: String::new(),
         external: None,
         run_id: String::new(),
+        server_cpu: None,
     };
     let mut running: Vec<Proc> = Vec::new();
     let mut failed = 0;

@@ -105,6 +105,9 @@ pub struct Step {
     /// Large `value`s the client builds itself instead of reading them as JSON.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub fill: Vec<Fill>,
+    /// A load step: the call over and over, C at once, for D ms (`stock-matrix bench`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bench: Option<super::bench::Load>,
     /// The Rust reference client only: make the call misbehave this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rude: Option<crate::model::misbehaviour::Rude>,

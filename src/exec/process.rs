@@ -66,6 +66,31 @@ fn resolve(program: &str, cwd: &Path) -> String {
 /// Starts `argv` in `cwd` with piped stdio. A relative program with a slash
 /// (`./server`) is resolved against `cwd`.
 pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
+    spawn_on(argv, cwd, None)
+}
+
+/// The CPUs this process may run on (its affinity mask), in order.
+pub fn usable_cpus() -> Vec<usize> {
+    match nix::sched::sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..nix::sched::CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Restricts the calling process (a child between fork and exec) to `cpu`.
+fn pin(cpu: Option<usize>) -> std::io::Result<()> {
+    if let Some(cpu) = cpu {
+        let mut set = nix::sched::CpuSet::new();
+        set.set(cpu).map_err(std::io::Error::from)?;
+        nix::sched::sched_setaffinity(Pid::from_raw(0), &set).map_err(std::io::Error::from)?;
+    }
+    Ok(())
+}
+
+/// `spawn`, the child (and every thread and process it starts) on one CPU when `cpu` is given.
+pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>) -> std::io::Result<Proc> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("empty command line"))?;
@@ -78,11 +103,11 @@ pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls (prctl) between fork and exec.
+    // SAFETY: only async-signal-safe calls (prctl, sched_setaffinity) between fork and exec.
     unsafe {
-        cmd.pre_exec(|| {
+        cmd.pre_exec(move || {
             nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            Ok(())
+            pin(cpu)
         });
     }
     let mut child = cmd
@@ -200,6 +225,17 @@ impl Drop for Proc {
 /// Runs `argv` in `cwd` to completion with stdout and stderr appended to
 /// `log` and no stdin, killing its group after `limit`.
 pub async fn run_logged(argv: &[String], cwd: &Path, log: &Path, limit: Duration) -> Result<ExitStatus, String> {
+    run_logged_on(argv, cwd, log, limit, None).await
+}
+
+/// `run_logged`, on one CPU when `cpu` is given.
+pub async fn run_logged_on(
+    argv: &[String],
+    cwd: &Path,
+    log: &Path,
+    limit: Duration,
+    cpu: Option<usize>,
+) -> Result<ExitStatus, String> {
     let (program, args) = argv.split_first().ok_or("empty command line")?;
     let program = resolve(program, cwd);
     if let Some(dir) = log.parent() {
@@ -219,6 +255,10 @@ pub async fn run_logged(argv: &[String], cwd: &Path, log: &Path, limit: Duration
         .stderr(err)
         .process_group(0)
         .kill_on_drop(true);
+    // SAFETY: only an async-signal-safe call (sched_setaffinity) between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || pin(cpu));
+    }
     let mut child = cmd.spawn().map_err(|e| format!("failed to start {program}: {e}"))?;
     let pgid = child.id().unwrap_or_default() as i32;
     registry().lock().unwrap().insert(pgid);

@@ -38,6 +38,13 @@ pub enum FolderError {
     Write { path: PathBuf, source: std::io::Error },
 }
 
+/// Points `reports/latest` at the run folder `dir` (a relative link).
+pub fn point_latest(reports: &Path, dir: &Path) {
+    let latest = reports.join("latest");
+    let _ = std::fs::remove_file(&latest);
+    let _ = std::os::unix::fs::symlink(dir.file_name().expect("run folder name"), &latest);
+}
+
 /// This process's command line as the reports show it.
 pub fn command_line() -> String {
     std::iter::once("stock-matrix".to_string())
@@ -59,9 +66,7 @@ pub fn write_reports(dir: &Path, reports: &Path, s: &RunSummary) -> Result<(), F
     let mut json = serde_json::to_value(s).expect("json");
     json["floor"] = serde_json::to_value(crate::report::floor::floor(s)).expect("json");
     w("summary.json", serde_json::to_string_pretty(&json).expect("json"))?;
-    let latest = reports.join("latest");
-    let _ = std::fs::remove_file(&latest);
-    let _ = std::os::unix::fs::symlink(dir.file_name().expect("run folder name"), &latest);
+    point_latest(reports, dir);
     if let Ok(path) = std::env::var("GITHUB_STEP_SUMMARY") {
         use std::io::Write;
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).create(true).open(path) {

@@ -296,6 +296,7 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 copies: s.copies,
                 read_pause_ms: s.read_pause_ms,
                 lane: 0,
+                bench: None,
                 rude: s.rude,
                 method: s.method.clone(),
                 id,

@@ -101,7 +101,7 @@ pub struct Runner {
     args: ClientArgs,
 }
 
-fn emit(line: &Line) {
+pub(super) fn emit(line: &impl serde::Serialize) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut out, line);
     let _ = out.write_all(b"\n");
@@ -135,6 +135,10 @@ struct Seen {
 }
 
 impl Runner {
+    pub(super) fn args(&self) -> &ClientArgs {
+        &self.args
+    }
+
     /// A runner whose default connection is ready (an unusable one is an error).
     pub fn new(args: ClientArgs) -> anyhow::Result<Runner> {
         let default = args.connection();
@@ -150,7 +154,7 @@ impl Runner {
     }
 
     /// The channel of a step's connection; one that cannot be built fails the call.
-    fn channel_for(&self, connection: Option<&Connection>) -> Result<Channel, Status> {
+    pub(super) fn channel_for(&self, connection: Option<&Connection>) -> Result<Channel, Status> {
         let conn = connection.unwrap_or(&self.default);
         if self.dead.lock().expect("dead connections").contains(conn) {
             return Err(Status::unavailable(format!(
@@ -168,7 +172,7 @@ impl Runner {
     }
 
     /// Checks a step's method and requests before anything is sent.
-    fn prepare(step: &Step) -> Result<(MethodInfo, Vec<DynamicMessage>), UsageError> {
+    pub(super) fn prepare(step: &Step) -> Result<(MethodInfo, Vec<DynamicMessage>), UsageError> {
         let info = proto::method(&step.method)
             .ok_or_else(|| UsageError(format!("step {:?}: unknown method {:?}", step.id, step.method)))?;
         let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
@@ -203,6 +207,9 @@ impl Runner {
     /// with `copies`, that many calls at once on the channel.
     pub fn run_step<'a>(&'a self, step: &'a Step) -> BoxFuture<'a, Result<(), UsageError>> {
         Box::pin(async move {
+            if let Some(load) = step.bench {
+                return self.run_bench(step, load).await;
+            }
             match step.copies {
                 Some(n) if n > 1 => {
                     let all = (0..n).map(|k| self.run_call(step, crate::contract::script::copy_id(&step.id, k)));
@@ -406,6 +413,32 @@ impl Runner {
         })
     }
 
+    /// A step's request metadata (`-bin` values decoded from base64).
+    pub(super) fn request_metadata(&self, step: &Step) -> Result<tonic::metadata::MetadataMap, Status> {
+        let mut map = tonic::metadata::MetadataMap::new();
+        for (k, v) in &step.metadata {
+            if k.ends_with("-bin") {
+                let key = tonic::metadata::BinaryMetadataKey::from_bytes(k.as_bytes())
+                    .map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
+                let bytes = if self.args.faults.contains(&ClientFault::BinAsText) {
+                    v.as_bytes().to_vec()
+                } else {
+                    crate::contract::script::decode_b64(v)
+                        .map_err(|e| Status::internal(format!("metadata {k}: {e}")))?
+                };
+                map.append_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(&bytes));
+                continue;
+            }
+            let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes())
+                .map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
+            let value = v
+                .parse()
+                .map_err(|_| Status::internal(format!("invalid metadata value {v:?}")))?;
+            map.append(key, value);
+        }
+        Ok(map)
+    }
+
     async fn call(
         &self,
         step: &Step,
@@ -454,28 +487,7 @@ impl Runner {
         };
 
         let mut request = Request::new(ReceiverStream::new(rx));
-        for (k, v) in &step.metadata {
-            if k.ends_with("-bin") {
-                let key = tonic::metadata::BinaryMetadataKey::from_bytes(k.as_bytes())
-                    .map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
-                let bytes = if self.args.faults.contains(&ClientFault::BinAsText) {
-                    v.as_bytes().to_vec()
-                } else {
-                    crate::contract::script::decode_b64(v)
-                        .map_err(|e| Status::internal(format!("metadata {k}: {e}")))?
-                };
-                request
-                    .metadata_mut()
-                    .append_bin(key, tonic::metadata::BinaryMetadataValue::from_bytes(&bytes));
-                continue;
-            }
-            let key = tonic::metadata::MetadataKey::from_bytes(k.as_bytes())
-                .map_err(|_| Status::internal(format!("invalid metadata key {k:?}")))?;
-            let value = v
-                .parse()
-                .map_err(|_| Status::internal(format!("invalid metadata value {v:?}")))?;
-            request.metadata_mut().append(key, value);
-        }
+        *request.metadata_mut() = self.request_metadata(step)?;
         if let Some(t) = timeout {
             request.set_timeout(t);
         }

@@ -165,4 +165,8 @@ pub enum ClientFault {
     /// A call whose stream the server reset waits on as if nothing came:
     /// it hangs until its deadline (or for ever).
     ResetIgnored,
+    /// A bench step runs one call at a time, whatever its concurrency.
+    BenchOneInFlight,
+    /// A bench step counts latencies in milliseconds, not microseconds.
+    BenchInMillis,
 }

@@ -1,5 +1,6 @@
 //! The bundled Rust reference implementation of the contract (tonic): the
 //! `rust` language of the matrix, and what the shortcut commands use.
+pub mod bench;
 pub mod book;
 pub mod cause;
 pub mod client;

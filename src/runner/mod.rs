@@ -73,6 +73,8 @@ pub struct Runner {
     pub external: Option<ExternalServer>,
     /// Run id: keeps keys of this run apart on a shared (external) server.
     pub run_id: String,
+    /// The CPU servers are pinned to (`bench`), if any.
+    pub server_cpu: Option<usize>,
 }
 
 /// Tests of one cell served by one server (one certificate), each with its
@@ -89,7 +91,7 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Runner {
-    fn argv(&self, template: &[String]) -> Vec<String> {
+    pub(crate) fn argv(&self, template: &[String]) -> Vec<String> {
         template
             .iter()
             .map(|a| a.replace("{stock-matrix}", &self.exe.to_string_lossy()))
@@ -170,7 +172,7 @@ impl Runner {
 
     /// How the client connects for a case: the cell's own settings, or a
     /// deliberately wrong variant.
-    fn connection(&self, key: &CellKey, addr: &str, connect: Connect) -> Connection {
+    pub(crate) fn connection(&self, key: &CellKey, addr: &str, connect: Connect) -> Connection {
         let c = &self.certs[&key.key_type];
         let tls_mode = match (key.tls, connect) {
             (_, Connect::Plaintext) => TlsMode::None,

@@ -114,7 +114,8 @@ impl Runner {
             argv.extend(["--port".into(), port.to_string(), "--host".into(), "127.0.0.1".into()]);
             argv.extend(self.server_tls(key, cert));
             let start = Instant::now();
-            let mut proc = process::spawn(&argv, &lang.folder).map_err(|e| (e.to_string(), String::new()))?;
+            let mut proc =
+                process::spawn_on(&argv, &lang.folder, self.server_cpu).map_err(|e| (e.to_string(), String::new()))?;
             let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
             let deadline = tokio::time::Instant::now() + limit;
             let listening = loop {

@@ -69,6 +69,7 @@ Step ParseStep(const stockcpp::Step& spec);
 Status ChannelFor(const Connection& connection, std::shared_ptr<grpc::Channel>* channel);
 void RunStep(const Step& step);
 void RunCall(const Step& step, const std::string& id);
+void RunBench(const Step& step);
 void EmitMessage(const std::string& id, const pb::Message& message);
 void EmitStatus(const std::string& id, const Status& status, ClientContext* ctx, Clock::time_point start);
 
@@ -217,6 +218,9 @@ Step ParseStep(const stockcpp::Step& spec) {
   const pb::MethodDescriptor* method = FindMethod(spec.method());
   if (method == nullptr) throw UsageError("step " + spec.id() + ": unknown method " + spec.method());
   if (spec.lane() < 0) throw UsageError("step " + spec.id() + ": lane must be >= 0");
+  if (spec.has_bench() && (spec.bench().duration_ms() < 0 || spec.bench().concurrency() < 1)) {
+    throw UsageError("step " + spec.id() + ": bench needs duration_ms >= 0 and concurrency >= 1");
+  }
   if (spec.has_connection() && !ValidMode(spec.connection().tls_mode())) {
     throw UsageError("step " + spec.id() + ": unknown tls_mode " + spec.connection().tls_mode());
   }
@@ -289,6 +293,7 @@ Status ChannelFor(const Connection& connection, std::shared_ptr<grpc::Channel>* 
 // One step: with copies, that many calls at once on the one channel, each on its own thread (sync API),
 // started together and joined; past the server's stream limit the channel (chttp2) queues them itself.
 void RunStep(const Step& step) {
+  if (step.spec.has_bench()) return RunBench(step);
   if (step.spec.copies() <= 1) return RunCall(step, step.spec.id());
   std::vector<std::thread> calls;
   for (int64_t k = 0; k < step.spec.copies(); ++k) {
@@ -381,6 +386,140 @@ void RunCall(const Step& step, const std::string& id) {
   ended.set_value();
   if (timer.valid()) timer.wait();
   EmitStatus(id, status, &ctx, start);
+}
+
+void Emit(const pb::Struct& line);  // below, with the other output helpers
+pb::Value StringValue(const std::string& text);
+
+// The log-scale latency bucket of v whole microseconds (CONTRACT.md, "Bench steps").
+uint32_t Bucket(uint64_t v) {
+  int n = v == 0 ? 0 : 64 - __builtin_clzll(v);  // the bit length
+  return n <= 5 ? static_cast<uint32_t>(v) : 16 * (n - 4) + ((v >> (n - 5)) & 15);
+}
+
+// A bench step: `concurrency` threads on the step's one channel, each running the step's call (printing nothing)
+// again and again until duration_ms have passed since the step started; each counts into its own totals, merged
+// into the one line once every thread has ended.
+void RunBench(const Step& step) {
+  auto start = Clock::now();
+  auto until = start + std::chrono::milliseconds(step.spec.bench().duration_ms());
+  struct alignas(64) Worker {  // one per thread, merged after the join
+    uint64_t calls = 0, errors = 0, messages = 0;
+    std::map<uint32_t, uint64_t> buckets;
+    Status first_error;
+    Clock::time_point failed_at = Clock::time_point::max();
+  };
+  std::vector<Worker> workers(step.spec.bench().concurrency());
+  std::shared_ptr<grpc::Channel> channel;
+  Status opened = ChannelFor(step.spec.has_connection() ? step.spec.connection() : g_default, &channel);
+  if (!opened.ok()) {  // the step's call fails, once
+    workers[0].errors = 1;
+    workers[0].first_error = opened;
+    workers[0].failed_at = start;
+  } else {
+    auto stock = v1::Stock::NewStub(channel);
+    auto ledger = v1::Ledger::NewStub(channel);
+    const std::string& method = step.spec.method();
+    const v1::Empty empty_request;
+    // One call of the step, printing nothing: its status, and its messages counted into *messages.
+    auto call = [&](uint64_t* messages) {
+      ClientContext ctx;
+      for (const auto& [key, value] : step.metadata) ctx.AddMetadata(key, value);
+      if (step.spec.timeout_ms() > 0) {
+        ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(step.spec.timeout_ms()));
+      }
+      if (step.spec.compression() == "gzip") ctx.set_compression_algorithm(GRPC_COMPRESS_GZIP);
+      *messages = 1;  // unary
+      if (method == "Monitor") {
+        auto reader = stock->Monitor(&ctx, static_cast<const v1::WatchRequest&>(*step.requests[0]));
+        v1::WatchEvent event;
+        for (*messages = 0; reader->Read(&event);) ++*messages;
+        return reader->Finish();
+      } else if (method == "Batch") {
+        v1::BatchSummary summary;
+        auto writer = stock->Batch(&ctx, &summary);
+        *messages = 0;
+        for (const auto& item : step.requests) {
+          if (!writer->Write(static_cast<const v1::BatchItem&>(*item))) break;
+          ++*messages;
+        }
+        writer->WritesDone();
+        return writer->Finish();
+      } else if (method == "Trade") {  // lock-step
+        auto stream = stock->Trade(&ctx);
+        v1::TradeFill fill;
+        bool open = true;
+        *messages = 0;
+        for (const auto& order : step.requests) {
+          open = stream->Write(static_cast<const v1::TradeOrder&>(*order)) && stream->Read(&fill);
+          if (!open) break;
+          ++*messages;
+        }
+        if (open) stream->WritesDone();
+        while (stream->Read(&fill)) ++*messages;
+        return stream->Finish();
+      }
+      v1::GetResponse got;
+      v1::InventoryStatus inventory;
+      v1::Empty empty;
+      if (method == "Get") return stock->Get(&ctx, static_cast<const v1::GetRequest&>(*step.requests[0]), &got);
+      if (method == "Put") return stock->Put(&ctx, static_cast<const v1::PutRequest&>(*step.requests[0]), &empty);
+      if (method == "Inventory") return stock->Inventory(&ctx, empty_request, &inventory);
+      if (method == "Audit") return stock->Audit(&ctx, empty_request, &empty);
+      return ledger->Balance(&ctx, empty_request, &empty);
+    };
+    std::vector<std::thread> threads;
+    for (Worker& worker : workers) {
+      threads.emplace_back([&call, &worker, until] {
+        while (Clock::now() < until) {
+          uint64_t messages = 0;
+          auto begin = Clock::now();
+          Status status = call(&messages);
+          auto end = Clock::now();
+          if (status.ok()) {
+            ++worker.calls;
+            worker.messages += messages;
+            ++worker.buckets[Bucket(std::chrono::duration_cast<std::chrono::microseconds>(end - begin).count())];
+          } else if (++worker.errors == 1) {
+            worker.first_error = status;
+            worker.failed_at = end;
+          }
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+  }
+  double elapsed_ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+  Worker total;
+  for (const Worker& worker : workers) {
+    total.calls += worker.calls;
+    total.errors += worker.errors;
+    total.messages += worker.messages;
+    for (const auto& [bucket, count] : worker.buckets) total.buckets[bucket] += count;
+    if (worker.failed_at < total.failed_at) {
+      total.first_error = worker.first_error;
+      total.failed_at = worker.failed_at;
+    }
+  }
+  pb::Struct line;
+  (*line.mutable_fields())["id"] = StringValue(step.spec.id());
+  auto& bench = *(*line.mutable_fields())["bench"].mutable_struct_value()->mutable_fields();
+  bench["calls"].set_number_value(total.calls);
+  bench["errors"].set_number_value(total.errors);
+  bench["messages"].set_number_value(total.messages);
+  bench["elapsed_ms"].set_number_value(elapsed_ms);
+  auto* histogram = bench["histogram"].mutable_list_value();
+  for (const auto& [bucket, count] : total.buckets) {
+    auto* pair = histogram->add_values()->mutable_list_value();
+    pair->add_values()->set_number_value(bucket);
+    pair->add_values()->set_number_value(count);
+  }
+  if (total.errors > 0) {
+    auto& error = *bench["first_error"].mutable_struct_value()->mutable_fields();
+    error["code"] = StringValue(absl::StatusCodeToString(absl::StatusCode(total.first_error.error_code())));
+    error["message"] = StringValue(total.first_error.error_message());
+  }
+  Emit(line);
 }
 
 // Whole lines only: lanes and the copies of a step print from their own threads.

@@ -166,6 +166,13 @@ function parseStep(value) {
   }
   const afterFirst = value.after_first ?? [];
   if (!Array.isArray(afterFirst)) throw new UsageError(`${where}: after_first must be an array`);
+  const bench = value.bench ?? null;
+  if (bench !== null) {
+    const ok = (v, min) => Number.isSafeInteger(v) && v >= min;
+    if (typeof bench !== "object" || !ok(bench.duration_ms, 0) || !ok(bench.concurrency, 1)) {
+      throw new UsageError(`${where}: bench must be {"duration_ms": D >= 0, "concurrency": C >= 1}`);
+    }
+  }
   return {
     id: value.id,
     info,
@@ -179,6 +186,7 @@ function parseStep(value) {
     readPauseMs: value.read_pause_ms ?? 0,
     cancelAfterMs: value.cancel_after_ms ?? null,
     lane: value.lane ?? 0,
+    bench: bench && { durationMs: bench.duration_ms, concurrency: bench.concurrency },
   };
 }
 
@@ -251,6 +259,7 @@ function channelFor(connection, compression = "identity") {
 
 /** Runs a step: with `copies` N > 1, N calls at once on its channel, copy k under the id ID*k. */
 async function runStep(step) {
+  if (step.bench) return runBench(step);
   if (step.copies <= 1) return runCall(step, step.id);
   const copies = [];
   for (let k = 0; k < step.copies; k++) copies.push(runCall(step, `${step.id}*${k}`));
@@ -331,6 +340,112 @@ async function runCall(step, id) {
     status = { code: grpc.status.INTERNAL, details: `client error: ${e.message}` };
   }
   emitStatus(id, status, seen, start);
+}
+
+/** The log-scale latency bucket of v whole microseconds (CONTRACT.md "Bench steps"). */
+function bucket(v) {
+  if (v < 32) return v;
+  const n = v < 2 ** 32 ? 32 - Math.clz32(v) : 64 - Math.clz32(Math.floor(v / 2 ** 32)); // bit length
+  return 16 * (n - 4) + (Math.floor(v / 2 ** (n - 5)) & 15);
+}
+
+/**
+ * A bench step: C workers (async loops on the one event loop) on the step's channel, each running
+ * the step's call again as soon as it ends until D ms have passed; one `bench` line at the end.
+ * The calls print nothing. One thread: the shared counters need no lock.
+ */
+async function runBench(step) {
+  const start = process.hrtime.bigint();
+  const endAt = start + BigInt(step.bench.durationMs) * 1_000_000n;
+  const result = { calls: 0, errors: 0, messages: 0 };
+  const histogram = new Float64Array(16 * 64);
+  let firstError = null;
+  const fail = (status) => {
+    result.errors++;
+    firstError ??= { code: grpc.status[status.code] ?? "UNKNOWN", message: status.details ?? "" };
+  };
+  let client;
+  try {
+    client = channelFor(step.connection, step.compression);
+  } catch (e) {
+    fail({ code: grpc.status.UNAVAILABLE, details: e.message });
+  }
+  const { path, requestStream, responseStream, requestSerialize: ser, responseDeserialize: de } = step.info;
+  const { requests, metadata, timeoutMs } = step;
+  const ignore = () => {};
+  // One call: resolves with null (OK) or the error status, and the messages it counts when OK.
+  let once;
+  if (!responseStream) {
+    // Unary (one message) or Batch (every item sent, then half-close): the callback has the status.
+    const count = requestStream ? requests.length : 1;
+    once = (options) =>
+      new Promise((resolve) => {
+        const done = (err) => resolve(err ? [err, 0] : [null, count]);
+        if (!requestStream) return client.makeUnaryRequest(path, ser, de, requests[0], metadata.clone(), options, done);
+        const call = client.makeClientStreamRequest(path, ser, de, metadata.clone(), options, done);
+        call.on("error", ignore);
+        for (const request of requests) call.write(request);
+        call.end();
+      });
+  } else {
+    // Monitor read to its end, or the lock-step Trade (one order, then one fill, ...): an OK call
+    // ends at its status and the end of its response stream, whichever comes last.
+    once = (options) =>
+      new Promise((resolve) => {
+        const call = requestStream
+          ? client.makeBidiStreamRequest(path, ser, de, metadata.clone(), options)
+          : client.makeServerStreamRequest(path, ser, de, requests[0], metadata.clone(), options);
+        let received = 0;
+        let sent = 0;
+        let ended = false;
+        let status = null;
+        const sendNext = () => {
+          if (sent < requests.length) call.write(requests[sent++]);
+          if (sent === requests.length) {
+            sent++;
+            call.end();
+          }
+        };
+        call.on("data", () => {
+          received++;
+          if (requestStream) sendNext();
+        });
+        call.on("error", ignore); // the status event carries it
+        call.on("end", () => {
+          ended = true;
+          if (status) resolve([null, received]);
+        });
+        call.on("status", (s) => {
+          status = s;
+          if (s.code !== grpc.status.OK) resolve([s, 0]);
+          else if (ended) resolve([null, received]);
+        });
+        if (requestStream) sendNext();
+      });
+  }
+  const worker = async () => {
+    for (let now = process.hrtime.bigint(); now < endAt;) {
+      const t0 = now;
+      const [err, messages] = await once(timeoutMs > 0 ? { deadline: Date.now() + timeoutMs } : {});
+      now = process.hrtime.bigint();
+      if (err) {
+        fail(err);
+        continue;
+      }
+      result.calls++;
+      result.messages += messages;
+      histogram[bucket(Number((now - t0) / 1000n))]++;
+    }
+  };
+  const workers = [];
+  if (client) for (let i = 0; i < step.bench.concurrency; i++) workers.push(worker());
+  await Promise.all(workers);
+  const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
+  const buckets = [];
+  histogram.forEach((count, b) => count > 0 && buckets.push([b, count]));
+  const bench = { ...result, elapsed_ms: elapsedMs, histogram: buckets };
+  if (firstError) bench.first_error = firstError;
+  process.stdout.write(JSON.stringify({ id: step.id, bench }) + "\n");
 }
 
 function emitMessage(id, message) {

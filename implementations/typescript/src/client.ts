@@ -13,6 +13,7 @@ import {
   type DescMessage,
   type DescMethod,
   type DescMethodStreaming,
+  type DescMethodUnary,
   type JsonValue,
   type Message,
 } from "@bufbuild/protobuf";
@@ -49,6 +50,8 @@ interface Step {
   readPauseMs: number;
   cancelAfterMs: number;
   lane: number;
+  /** A `bench` step's load (CONTRACT.md "Bench steps"): run by runBench instead of one call. */
+  bench?: { durationMs: number; concurrency: number };
 }
 
 /** One connection's channel: one HTTP/2 session, with a transport that gzips requests and one that does not. */
@@ -160,6 +163,17 @@ function parseStep(line: unknown): Step {
     }
   });
   fillValues(method, requests, s.fill ?? [], bad);
+  let bench: Step["bench"];
+  if (s.bench !== undefined) {
+    const b = s.bench as Record<string, unknown>;
+    if (typeof b !== "object" || b === null || Array.isArray(b)) throw bad("bench must be an object");
+    const { duration_ms: durationMs, concurrency } = b;
+    if (!(Number.isSafeInteger(durationMs) && (durationMs as number) >= 0))
+      throw bad("bench.duration_ms must be an integer >= 0");
+    if (!(Number.isSafeInteger(concurrency) && (concurrency as number) >= 1))
+      throw bad("bench.concurrency must be an integer >= 1");
+    bench = { durationMs: durationMs as number, concurrency: concurrency as number };
+  }
   return {
     id: s.id,
     method,
@@ -173,6 +187,7 @@ function parseStep(line: unknown): Step {
     readPauseMs: number("read_pause_ms"),
     cancelAfterMs: number("cancel_after_ms"),
     lane,
+    bench,
   };
 }
 
@@ -263,6 +278,7 @@ function channelFor(conn: Connection): Channel {
 
 /** A step, or with `copies` that many calls at once on its channel (node:http2 queues streams past the limit). */
 async function runStep(step: Step, defaultConnection: Connection): Promise<void> {
+  if (step.bench) return runBench(step, step.bench, defaultConnection);
   if (step.copies === 1) return runCall(step, step.id, defaultConnection);
   const copies = Array.from({ length: step.copies }, (_, k) => runCall(step, `${step.id}*${k}`, defaultConnection));
   await Promise.all(copies);
@@ -314,8 +330,119 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
   emitStatus(id, start, step.timeoutMs, response, error);
 }
 
+/**
+ * The log-scale latency bucket of `v` whole microseconds (CONTRACT.md "Bench steps"): `v` below 32, else 16 buckets
+ * per power of two, `16 * (n - 4) + ((v >> (n - 5)) & 15)` with `n` the bit length of `v` (in float arithmetic: JS
+ * shifts are 32-bit).
+ */
+function bucket(v: number): number {
+  if (v < 32) return v;
+  const n = v >= 2 ** 32 ? 64 - Math.clz32(v / 2 ** 32) : 32 - Math.clz32(v);
+  return 16 * (n - 4) + (Math.floor(v / 2 ** (n - 5)) & 15);
+}
+
+/**
+ * A `bench` step (CONTRACT.md "Bench steps"): `concurrency` workers, each a promise loop that runs the step's call on
+ * the step's one channel, with the parsed requests and metadata built once, again and again until `duration_ms` have
+ * passed, printing nothing per call; then one line with the counts and the latency histogram. Each worker keeps its
+ * own counts, merged at the end (JavaScript runs one worker at a time, so the first error is simply the first set).
+ */
+async function runBench(step: Step, load: { durationMs: number; concurrency: number }, defaultConnection: Connection) {
+  const { method, requests, timeoutMs } = step;
+  const start = process.hrtime.bigint();
+  const end = start + BigInt(load.durationMs) * 1_000_000n;
+  const header = new Headers(step.metadata); // Connect copies it into each call's own request headers
+  let firstError: { code: string; message: string } | undefined;
+  const failed = (e: unknown, t0: bigint) => {
+    const error = ConnectError.from(e);
+    firstError = {
+      code: codeName(error.code, Number(process.hrtime.bigint() - t0) / 1e6, timeoutMs),
+      message: error.rawMessage,
+    };
+  };
+  let call: (() => Promise<number>) | undefined; // one call: the messages it counts, or a throw when not OK
+  try {
+    const channel = channelFor(step.connection ?? defaultConnection);
+    const transport = step.gzip ? channel.gzip : channel.plain;
+    const lockStep = method.methodKind === "bidi_streaming";
+    const unary = async () => {
+      await transport.unary(method as DescMethodUnary, undefined, timeoutMs, header, requests[0]);
+      return 1;
+    };
+    const stream = async () => {
+      // Lock-step Trade sends one order now and each next one after a fill; Batch and Monitor send all at once.
+      const outbox = new Outbox();
+      let sent = lockStep ? Math.min(1, requests.length) : requests.length;
+      for (let i = 0; i < sent; i++) outbox.send(requests[i]);
+      if (sent === requests.length) outbox.close();
+      let received = 0;
+      try {
+        const response = await transport.stream(method as DescMethodStreaming, undefined, timeoutMs, header, outbox);
+        for await (const _ of response.message) {
+          received++;
+          if (lockStep) {
+            if (sent < requests.length) outbox.send(requests[sent++]);
+            else outbox.close();
+          }
+        }
+      } finally {
+        outbox.close();
+      }
+      return method.methodKind === "client_streaming" ? requests.length : received;
+    };
+    call = method.methodKind === "unary" ? unary : stream;
+  } catch (e) {
+    failed(e, start); // no channel (an unreadable certificate): the step's one call, failed
+  }
+  const worker = async (call: () => Promise<number>) => {
+    const counts = { calls: 0, errors: 0, messages: 0, histogram: new Map<number, number>() };
+    for (let now = process.hrtime.bigint(); now < end;) {
+      const t0 = now;
+      try {
+        const messages = await call();
+        now = process.hrtime.bigint();
+        const b = bucket(Number((now - t0) / 1000n));
+        counts.histogram.set(b, (counts.histogram.get(b) ?? 0) + 1);
+        counts.calls++;
+        counts.messages += messages;
+      } catch (e) {
+        if (firstError === undefined) failed(e, t0);
+        now = process.hrtime.bigint();
+        counts.errors++;
+      }
+    }
+    return counts;
+  };
+  const workers = call
+    ? await Promise.all(Array.from({ length: load.concurrency }, () => worker(call)))
+    : [{ calls: 0, errors: 1, messages: 0, histogram: new Map<number, number>() }];
+  const elapsedMs = Number(process.hrtime.bigint() - start) / 1e6;
+  const histogram = new Map<number, number>();
+  for (const w of workers) for (const [b, n] of w.histogram) histogram.set(b, (histogram.get(b) ?? 0) + n);
+  const sum = (field: "calls" | "errors" | "messages") => workers.reduce((total, w) => total + w[field], 0);
+  const line = {
+    id: step.id,
+    bench: {
+      calls: sum("calls"),
+      errors: sum("errors"),
+      messages: sum("messages"),
+      elapsed_ms: elapsedMs,
+      histogram: [...histogram].sort(([a], [b]) => a - b),
+      ...(firstError ? { first_error: firstError } : {}),
+    },
+  };
+  process.stdout.write(JSON.stringify(line) + "\n");
+}
+
 /** InvalidArgument → INVALID_ARGUMENT. */
 const snakeCase = (name: string) => name.replace(/\B([A-Z])/g, "_$1").toUpperCase();
+
+/** A status code's name; like grpc-go's client, a stream reset (CANCELLED) past the deadline is DEADLINE_EXCEEDED. */
+function codeName(code: Code | 0, elapsedMs: number, timeoutMs: number | undefined): string {
+  if (code === Code.Canceled && timeoutMs !== undefined && elapsedMs >= timeoutMs) code = Code.DeadlineExceeded;
+  // Connect's Code enum has no OK, spells its names in camel case, and CANCELLED the American way.
+  return code === 0 ? "OK" : code === Code.Canceled ? "CANCELLED" : snakeCase(Code[code]);
+}
 
 function emitMessage(id: string, method: DescMethod, msg: Message): void {
   process.stdout.write(JSON.stringify({ id, message: toJson(method.output as DescMessage, msg) }) + "\n");
@@ -330,11 +457,7 @@ function emitStatus(
   error: ConnectError | undefined,
 ): void {
   const elapsed = performance.now() - start;
-  let code = error?.code ?? 0;
-  // Like grpc-go's client: a stream reset (CANCELLED) once the deadline has passed is DEADLINE_EXCEEDED.
-  if (code === Code.Canceled && timeoutMs !== undefined && elapsed >= timeoutMs) code = Code.DeadlineExceeded;
-  // Connect's Code enum has no OK, spells its names in camel case, and CANCELLED the American way.
-  const name = code === 0 ? "OK" : code === Code.Canceled ? "CANCELLED" : snakeCase(Code[code]);
+  const name = codeName(error?.code ?? 0, elapsed, timeoutMs);
   const stockMetadata = (h: Headers | undefined) => {
     const out: Record<string, string> = {};
     h?.forEach((v, k) => {

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"math/bits"
 	"os"
 	"strings"
 	"sync"
@@ -69,12 +70,19 @@ type step struct {
 	CancelAfter float64           `json:"cancel_after_ms"`
 	Lane        int               `json:"lane"`
 	Fill        []fill            `json:"fill"`
+	Bench       *bench            `json:"bench"`
 
 	path string
 	desc grpc.StreamDesc
 	out  protoreflect.MessageType
 	msgs []proto.Message
 	md   metadata.MD // -bin values decoded: grpc-go sends their bytes
+}
+
+// bench is a step's `bench`: run its call on Concurrency workers for DurationMs (CONTRACT.md, "Bench steps").
+type bench struct {
+	DurationMs  int `json:"duration_ms"`
+	Concurrency int `json:"concurrency"`
 }
 
 // fill is an entry of a step's `fill`: request message Request gets as value Repeat's bytes, Times times.
@@ -163,6 +171,9 @@ func parseStep(steps *json.Decoder) (*step, error) {
 	}
 	if s.Lane < 0 {
 		return nil, fmt.Errorf("step %q: lane must be >= 0, got %d", s.ID, s.Lane)
+	}
+	if s.Bench != nil && (s.Bench.DurationMs < 0 || s.Bench.Concurrency < 1) {
+		return nil, fmt.Errorf("step %q: bench needs duration_ms >= 0 and concurrency >= 1", s.ID)
 	}
 	return s, s.prepare()
 }
@@ -313,6 +324,10 @@ func channelFor(conn *connection) (*grpc.ClientConn, error) {
 // Past the server's MAX_CONCURRENT_STREAMS grpc-go's transport queues them.
 func runStep(s *step) {
 	cc, err := channelFor(cmp.Or(s.Connection, &defaultConn))
+	if s.Bench != nil {
+		runBench(s, cc, err)
+		return
+	}
 	if s.Copies <= 1 {
 		runCall(s, s.ID, cc, err)
 		return
@@ -402,6 +417,151 @@ func runCall(s *step, id string, cc *grpc.ClientConn, connErr error) {
 	header, _ := cs.Header()
 	encodingName, _ := encoding.Load().(string)
 	emitStatus(id, start, status.Convert(err), header, cs.Trailer(), encodingName)
+}
+
+// bucket is the log-scale latency bucket of v µs: v below 32, then 16 buckets per power of two.
+func bucket(v int64) int {
+	n := bits.Len64(uint64(v))
+	if n <= 5 {
+		return int(v)
+	}
+	return 16*(n-4) + int(v>>(n-5))&15
+}
+
+// runBench runs a bench step: Concurrency goroutines each make the step's call (printing nothing) again and
+// again until DurationMs passed, then one line with the counts and the latency histogram of the OK calls.
+// Each worker counts on its own; the counts are merged once all ended.
+func runBench(s *step, cc *grpc.ClientConn, connErr error) {
+	start := time.Now() // monotonic
+	if connErr != nil { // no channel: no call can start
+		st := status.New(codes.Unavailable, connErr.Error())
+		emit(map[string]any{"id": s.ID, "bench": map[string]any{"calls": 0, "errors": 1, "messages": 0,
+			"elapsed_ms": float64(time.Since(start).Microseconds()) / 1000, "histogram": [][2]int{},
+			"first_error": map[string]string{"code": code.Code(st.Code()).String(), "message": st.Message()}}})
+		return
+	}
+	end := start.Add(time.Duration(s.Bench.DurationMs) * time.Millisecond)
+	var opts []grpc.CallOption
+	if s.Compression == gzip.Name {
+		opts = append(opts, grpc.UseCompressor(gzip.Name))
+	}
+	// call makes the step's call once (s.msgs built by parseStep, resp reused): the messages it counts, its error.
+	call := func(base context.Context, resp proto.Message) (int, error) {
+		var ctx context.Context
+		var cancel context.CancelFunc
+		if s.TimeoutMs > 0 {
+			ctx, cancel = context.WithTimeout(base, ms(s.TimeoutMs))
+		} else {
+			ctx, cancel = context.WithCancel(base)
+		}
+		defer cancel()
+		cs, err := cc.NewStream(ctx, &s.desc, s.path, opts...)
+		if err != nil {
+			return 0, err
+		}
+		n := 0
+		switch {
+		case !s.desc.ServerStreams && !s.desc.ClientStreams: // unary
+			if err = send(cs, s.msgs[0]); err == nil {
+				err = cs.RecvMsg(resp)
+				n = 1
+			}
+		case !s.desc.ClientStreams: // server stream, read to its end
+			for err = send(cs, s.msgs[0]); err == nil; {
+				if err = cs.RecvMsg(resp); err == nil {
+					n++
+				}
+			}
+		case !s.desc.ServerStreams: // client stream: send all, half-close, the summary
+			for i := 0; err == nil && i < len(s.msgs); i++ {
+				err = send(cs, s.msgs[i])
+			}
+			if err == nil {
+				_ = cs.CloseSend()
+				err = cs.RecvMsg(resp)
+			}
+			n = len(s.msgs)
+		default: // lock-step bidi
+			for i := 0; err == nil && i < len(s.msgs); i++ {
+				if err = send(cs, s.msgs[i]); err == nil {
+					if err = cs.RecvMsg(resp); err == nil {
+						n++
+					}
+				}
+			}
+			_ = cs.CloseSend()
+			for err == nil {
+				if err = cs.RecvMsg(resp); err == nil {
+					n++
+				}
+			}
+		}
+		if err == io.EOF {
+			err = nil
+		}
+		return n, err
+	}
+	type counts struct {
+		calls, errors, messages int
+		hist                    [16 * 60]int // by bucket: an int64 of µs has at most 63 bits
+		firstErr                error
+		firstErrAt              time.Time
+	}
+	workers := make([]counts, s.Bench.Concurrency)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			c := &workers[w]
+			// The stats handler (encodingRecorder) wants its place in every call's context.
+			base := context.WithValue(metadata.NewOutgoingContext(context.Background(), s.md), encodingKey{},
+				&atomic.Value{})
+			resp := s.out.New().Interface()
+			for {
+				t := time.Now()
+				if !t.Before(end) {
+					return
+				}
+				n, err := call(base, resp)
+				if err != nil {
+					if c.errors++; c.firstErr == nil {
+						c.firstErr, c.firstErrAt = err, time.Now()
+					}
+					continue
+				}
+				c.calls++
+				c.messages += n
+				c.hist[bucket(time.Since(t).Microseconds())]++
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := float64(time.Since(start).Microseconds()) / 1000
+	total := counts{}
+	for i := range workers {
+		c := &workers[i]
+		total.calls += c.calls
+		total.errors += c.errors
+		total.messages += c.messages
+		for b, k := range c.hist {
+			total.hist[b] += k
+		}
+		if c.firstErr != nil && (total.firstErr == nil || c.firstErrAt.Before(total.firstErrAt)) {
+			total.firstErr, total.firstErrAt = c.firstErr, c.firstErrAt
+		}
+	}
+	histogram := [][2]int{}
+	for b, k := range total.hist {
+		if k > 0 {
+			histogram = append(histogram, [2]int{b, k})
+		}
+	}
+	out := map[string]any{"calls": total.calls, "errors": total.errors, "messages": total.messages,
+		"elapsed_ms": elapsed, "histogram": histogram}
+	if total.firstErr != nil {
+		st := status.Convert(total.firstErr)
+		out["first_error"] = map[string]string{"code": code.Code(st.Code()).String(), "message": st.Message()}
+	}
+	emit(map[string]any{"id": s.ID, "bench": out})
 }
 
 func ms(n float64) time.Duration { return time.Duration(n * float64(time.Millisecond)) }

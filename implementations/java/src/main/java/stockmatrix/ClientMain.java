@@ -18,6 +18,7 @@ import java.io.*;
 import java.nio.charset.StandardCharsets;
 import java.util.*;
 import java.util.concurrent.*;
+import java.util.concurrent.atomic.AtomicReference;
 import stock.v1.LedgerGrpc;
 import stock.v1.StockGrpc;
 
@@ -130,7 +131,11 @@ public final class ClientMain {
             long readPauseMs,
             int lane,
             long cancelAfterMs,
-            List<Fill> fill) {}
+            List<Fill> fill,
+            Bench bench) {}
+
+    /** A {@code bench} object: the step's call under load, {@code concurrency} calls at once for {@code duration_ms}. */
+    record Bench(Long durationMs, Integer concurrency) {}
 
     /** A {@code fill} entry: request message {@code request}'s value is {@code repeat} (base64) {@code times} times. */
     record Fill(Integer request, String repeat, Long times) {}
@@ -235,6 +240,12 @@ public final class ClientMain {
             throw new UsageError("step \"" + json.id() + "\": lane must be >= 0, got " + json.lane());
         } else if (method == null) {
             throw new UsageError("step \"" + json.id() + "\": unknown method \"" + json.method() + "\"");
+        } else if (json.bench() != null
+                && (json.bench().durationMs() == null
+                        || json.bench().durationMs() < 0
+                        || json.bench().concurrency() == null
+                        || json.bench().concurrency() < 1)) {
+            throw new UsageError("step \"" + json.id() + "\": bench needs duration_ms >= 0 and concurrency >= 1");
         }
         Message prototype = (Message) ((PrototypeMarshaller<?>) method.getRequestMarshaller()).getMessagePrototype();
         List<Message> requests = new ArrayList<>();
@@ -346,7 +357,10 @@ public final class ClientMain {
 
     /** Runs a step; with copies, that many calls at once on its channel, copy k under the id ID*k. */
     private void runStep(Step step) throws InterruptedException {
-        if (step.json.copies() <= 1) {
+        if (step.json.bench() != null) {
+            runBench(step);
+            return;
+        } else if (step.json.copies() <= 1) {
             runCall(step, step.json.id());
             return;
         }
@@ -453,6 +467,138 @@ public final class ClientMain {
         } catch (InterruptedException e) {
             context.cancel(e);
         }
+    }
+
+    /** The latency bucket of v µs: v below 32, then 16 buckets per power of two (CONTRACT.md "Bench steps"). */
+    static int bucket(long v) {
+        int n = 64 - Long.numberOfLeadingZeros(v);
+        return n <= 5 ? (int) v : 16 * (n - 4) + (int) ((v >>> (n - 5)) & 15);
+    }
+
+    /**
+     * A bench step: {@code concurrency} threads share the step's channel, each running the step's call (printing
+     * nothing) again and again until {@code duration_ms} have passed; then one line with the counts, the latency
+     * histogram and the first failure. A worker's calls run their callbacks on the worker itself (their executor
+     * queues them for it), so a lock-step Trade sends its next order from there, and nothing is shared but the
+     * first failure until the workers are joined.
+     */
+    private void runBench(Step step) throws InterruptedException {
+        long start = System.nanoTime();
+        long stop = start + step.json.bench().durationMs() * 1_000_000;
+        AtomicReference<Status> firstError = new AtomicReference<>();
+        long[] calls = new long[1],
+                errors = new long[1],
+                messages = new long[1],
+                histogram = new long[bucket(Long.MAX_VALUE) + 1];
+        ManagedChannel channel;
+        try {
+            channel = channelFor(Objects.requireNonNullElse(step.json.connection(), defaultConnection));
+        } catch (IOException | RuntimeException e) {
+            channel = null;
+            errors[0] = 1;
+            firstError.set(Status.UNAVAILABLE.withDescription("connection: " + e.getMessage()));
+        }
+        MethodType type = step.method.getType();
+        boolean lockStep = type == MethodType.BIDI_STREAMING;
+        // Per call: one message (unary), the requests sent (client stream), or the responses received.
+        int sent = type.clientSendsOneMessage() ? 1 : step.requests.size();
+        List<Thread> workers = new ArrayList<>();
+        for (int k = 0; channel != null && k < step.json.bench().concurrency(); k++) {
+            ManagedChannel ch = channel;
+            workers.add(new Thread(() -> {
+                long myCalls = 0, myErrors = 0, myMessages = 0;
+                long[] myHistogram = new long[histogram.length];
+                BlockingQueue<Runnable> callbacks = new LinkedBlockingQueue<>();
+                CallOptions base = CallOptions.DEFAULT.withExecutor(callbacks::add);
+                if ("gzip".equals(step.json.compression())) {
+                    base = base.withCompression("gzip");
+                }
+                while (System.nanoTime() - stop < 0) {
+                    long callStart = System.nanoTime();
+                    CallOptions options = step.json.timeoutMs() > 0
+                            ? base.withDeadlineAfter(step.json.timeoutMs(), TimeUnit.MILLISECONDS)
+                            : base;
+                    Metadata metadata = new Metadata();
+                    metadata.merge(step.metadata); // the stack adds its own headers to it: one copy per call
+                    ClientCall<Message, Message> call = ch.newCall(step.method, options);
+                    Iterator<Message> pending = step.requests.iterator();
+                    var listener = new ClientCall.Listener<Message>() {
+                        int received;
+                        Status status;
+
+                        @Override
+                        public void onMessage(Message message) {
+                            received++;
+                            if (lockStep && pending.hasNext()) {
+                                send(call, pending, 1);
+                            }
+                        }
+
+                        @Override
+                        public void onClose(Status status, Metadata trailers) {
+                            this.status = status;
+                        }
+                    };
+                    call.start(listener, metadata);
+                    call.request(Integer.MAX_VALUE); // read to the end; lock-step Trade is paced by its sends
+                    send(call, pending, lockStep ? 1 : step.requests.size());
+                    try {
+                        while (listener.status == null) {
+                            callbacks.take().run();
+                        }
+                    } catch (InterruptedException e) {
+                        call.cancel("interrupted", e);
+                        break;
+                    }
+                    if (listener.status.isOk()) {
+                        myCalls++;
+                        myMessages += type.serverSendsOneMessage() ? sent : listener.received;
+                        myHistogram[bucket((System.nanoTime() - callStart) / 1000)]++;
+                    } else {
+                        myErrors++;
+                        firstError.compareAndSet(null, listener.status);
+                    }
+                }
+                synchronized (histogram) {
+                    calls[0] += myCalls;
+                    errors[0] += myErrors;
+                    messages[0] += myMessages;
+                    for (int b = 0; b < histogram.length; b++) {
+                        histogram[b] += myHistogram[b];
+                    }
+                }
+            }));
+        }
+        workers.forEach(Thread::start);
+        for (Thread worker : workers) {
+            worker.join();
+        }
+        JsonObject bench = new JsonObject();
+        bench.addProperty("calls", calls[0]);
+        bench.addProperty("errors", errors[0]);
+        bench.addProperty("messages", messages[0]);
+        bench.addProperty("elapsed_ms", (System.nanoTime() - start) / 1e6);
+        JsonArray buckets = new JsonArray();
+        for (int b = 0; b < histogram.length; b++) {
+            if (histogram[b] > 0) {
+                JsonArray entry = new JsonArray();
+                entry.add(b);
+                entry.add(histogram[b]);
+                buckets.add(entry);
+            }
+        }
+        bench.add("histogram", buckets);
+        Status failed = firstError.get();
+        if (failed != null) {
+            String message = Objects.requireNonNullElse(failed.getDescription(), "");
+            bench.add(
+                    "first_error",
+                    GSON.toJsonTree(Map.of("code", failed.getCode().name(), "message", message)));
+        }
+        JsonObject line = new JsonObject();
+        line.addProperty("id", step.json.id());
+        line.add("bench", bench);
+        OUT.println(line);
     }
 
     /** Sends the next n requests, and half-closes after the last one. */

@@ -17,6 +17,7 @@ import java.io.FileOutputStream
 import java.io.PrintStream
 import java.util.Base64
 import java.util.concurrent.TimeUnit
+import java.util.concurrent.atomic.AtomicReference
 import kotlin.system.exitProcess
 import kotlinx.coroutines.*
 import kotlinx.coroutines.channels.Channel
@@ -62,7 +63,11 @@ class Step(
     val readPauseMs: Long,
     val cancelAfterMs: Long,
     val lane: Int,
+    val bench: Bench?,
 )
+
+/** A `bench` step's load: `concurrency` workers repeat the step's call until `durationMs` have passed. */
+data class Bench(val durationMs: Long, val concurrency: Int)
 
 /** Every method a step may name, with the stack's own descriptors (their type is the method's kind). */
 @Suppress("UNCHECKED_CAST")
@@ -223,7 +228,23 @@ private fun stepOf(o: JsonObject): Step {
         readPauseMs = field("read_pause_ms")?.asLong ?: 0,
         cancelAfterMs = field("cancel_after_ms")?.asLong ?: 0,
         lane = (field("lane")?.asInt ?: 0).also { if (it < 0) throw UsageException("lane must be >= 0, got $it") },
+        bench = field("bench")?.let(::benchOf),
     )
+}
+
+/** `{"duration_ms": D, "concurrency": C}`: D an integer >= 0, C an integer >= 1 (1.5, "3" and -1 are refused). */
+private fun benchOf(json: JsonElement): Bench {
+    val o = json.asJsonObject
+    o.keySet()
+        .firstOrNull { it !in setOf("duration_ms", "concurrency") }
+        ?.let { throw UsageException("unknown bench field $it") }
+    fun count(key: String, min: Long): Long =
+        o.get(key)
+            ?.takeIf { it.isJsonPrimitive && it.asJsonPrimitive.isNumber }
+            ?.asString
+            ?.toLongOrNull()
+            ?.takeIf { it >= min } ?: throw UsageException("bench needs \"$key\", an integer >= $min")
+    return Bench(count("duration_ms", 0), count("concurrency", 1).coerceAtMost(Int.MAX_VALUE.toLong()).toInt())
 }
 
 /**
@@ -311,7 +332,9 @@ fun channelFor(connection: Connection): ManagedChannel =
 
 /** Runs a step: its call, or `copies` of it at once on its channel, copy k under the id `ID*k`. */
 suspend fun runStep(step: Step) {
-    if (step.copies > 1) {
+    if (step.bench != null) {
+        runBench(step, step.bench)
+    } else if (step.copies > 1) {
         coroutineScope { repeat(step.copies) { k -> launch { runCall(step, "${step.id}*$k") } } }
     } else {
         runCall(step, step.id)
@@ -380,6 +403,113 @@ suspend fun runCall(step: Step, id: String) {
             Status.fromThrowable(e)
         }
     emitStatus(id, status, seen, (System.nanoTime() - start) / 1e6)
+}
+
+/** The log-scale latency bucket of [v] µs (CONTRACT.md "Bench steps"): 16 buckets per power of two above 31. */
+fun bucket(v: Long): Int {
+    val n = 64 - java.lang.Long.numberOfLeadingZeros(v)
+    return if (n <= 5) v.toInt() else 16 * (n - 4) + ((v shr (n - 5)) and 15).toInt()
+}
+
+/**
+ * A `bench` step: C coroutines on the step's one channel each repeat its call (printing nothing) until D ms have passed
+ * since the step started, then the one `bench` line: OK calls, errors, messages, latency histogram, first error.
+ */
+suspend fun runBench(step: Step, bench: Bench) {
+    val start = System.nanoTime()
+    val end = start + bench.durationMs * 1_000_000
+    val firstError = AtomicReference<Status>()
+    val channel = // a certificate file it cannot read fails the step as one call
+        try {
+            channelFor(step.connection ?: defaultConnection)
+        } catch (e: Exception) {
+            firstError.set(Status.fromThrowable(e))
+            null
+        }
+    val (method, metadata, requests) = Triple(step.method, step.metadata, step.requests)
+
+    /** One call, as the step would run it; returns the messages it counts (an error is thrown as grpc-kotlin does). */
+    suspend fun call(channel: ManagedChannel): Int {
+        var options = CallOptions.DEFAULT
+        if (step.timeoutMs > 0) options = options.withDeadlineAfter(step.timeoutMs, TimeUnit.MILLISECONDS)
+        if (step.gzip) options = options.withCompression("gzip")
+        return when (method.type) {
+            MethodType.UNARY -> ClientCalls.unaryRpc(channel, method, requests[0], options, metadata).let { 1 }
+            MethodType.SERVER_STREAMING -> {
+                var n = 0
+                ClientCalls.serverStreamingRpc(channel, method, requests[0], options, metadata).collect { n++ }
+                n
+            }
+            MethodType.CLIENT_STREAMING -> {
+                ClientCalls.clientStreamingRpc(channel, method, requests.asFlow(), options, metadata)
+                requests.size
+            }
+            else -> { // lock-step Trade, as in runCall
+                var n = 0
+                val pending = ArrayDeque(requests)
+                val sent = Channel<Message>(Channel.UNLIMITED)
+                val sendNext = {
+                    pending.removeFirstOrNull()?.let { sent.trySend(it) }
+                    if (pending.isEmpty()) sent.close()
+                }
+                sendNext()
+                ClientCalls.bidiStreamingRpc(channel, method, sent.consumeAsFlow(), options, metadata).collect {
+                    n++
+                    sendNext()
+                }
+                n
+            }
+        }
+    }
+
+    /** What one worker counted; the workers' tallies are summed at the end. */
+    class Tally(
+        var calls: Long = 0,
+        var errors: Long = 0,
+        var messages: Long = 0,
+        val buckets: LongArray = LongArray(1024),
+    )
+    val tallies =
+        if (channel == null) {
+            listOf(Tally(errors = 1))
+        } else {
+            coroutineScope {
+                List(bench.concurrency) {
+                        async {
+                            val tally = Tally()
+                            while (System.nanoTime() < end) {
+                                val t0 = System.nanoTime()
+                                try {
+                                    val n = call(channel)
+                                    tally.buckets[bucket((System.nanoTime() - t0) / 1000)]++
+                                    tally.calls++
+                                    tally.messages += n
+                                } catch (e: CancellationException) {
+                                    throw e
+                                } catch (e: Exception) {
+                                    tally.errors++
+                                    firstError.compareAndSet(null, Status.fromThrowable(e))
+                                }
+                            }
+                            tally
+                        }
+                    }
+                    .awaitAll()
+            }
+        }
+    val elapsedMs = (System.nanoTime() - start) / 1e6
+    val buckets =
+        LongArray(1024).also { sum -> tallies.forEach { t -> t.buckets.forEachIndexed { b, c -> sum[b] += c } } }
+    val result =
+        mutableMapOf<String, Any>(
+            "calls" to tallies.sumOf { it.calls },
+            "errors" to tallies.sumOf { it.errors },
+            "messages" to tallies.sumOf { it.messages },
+            "elapsed_ms" to elapsedMs,
+            "histogram" to buckets.indices.filter { buckets[it] > 0 }.map { listOf(it, buckets[it]) },
+        )
+    firstError.get()?.let { result["first_error"] = mapOf("code" to it.code.name, "message" to (it.description ?: "")) }
+    printLine(mapOf("id" to step.id, "bench" to result))
 }
 
 @Synchronized

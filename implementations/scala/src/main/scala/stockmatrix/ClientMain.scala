@@ -5,6 +5,7 @@ import com.google.protobuf.{Message, UnsafeByteOperations}
 import com.google.protobuf.util.JsonFormat
 import com.google.rpc.ErrorDetailsProto
 import io.grpc._
+import io.grpc.MethodDescriptor.MethodType
 import io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
 import io.grpc.protobuf.StatusProto
@@ -45,8 +46,12 @@ object ClientMain {
       copies: Int,
       readPauseMs: Long,
       cancelAfterMs: Long,
-      lane: Int
+      lane: Int,
+      bench: Option[Bench]
   )
+
+  /** A `bench` step's load: `concurrency` workers repeat the step's call until `durationMs` have passed. */
+  final case class Bench(durationMs: Long, concurrency: Int)
 
   /** Every method a step may name: `Get` ... on stock.v1.Stock, `Ledger.Balance`, `proto.KV.Get` ... */
   private val methods: Map[String, Method] = {
@@ -191,12 +196,25 @@ object ClientMain {
         lane = opt("lane").fold(0)(_.getAsInt) match {
           case n if n < 0 => usage(s"lane must be >= 0, got $n")
           case n          => n
-        }
+        },
+        bench = opt("bench").map(benchOf)
       )
     } catch {
       case e: UsageError => throw e
       case NonFatal(e)   => usage(s"invalid step $json: $e")
     }
+
+  /** `{"duration_ms": D, "concurrency": C}`: D an integer >= 0, C an integer >= 1 (1.5, "3" and -1 are refused). */
+  private def benchOf(json: JsonElement): Bench = {
+    val o = json.getAsJsonObject
+    o.keySet.asScala.diff(Set("duration_ms", "concurrency")).foreach(k => usage(s"unknown bench field $k"))
+    def count(k: String, min: Long): Long = Option(o.get(k))
+      .filter(j => j.isJsonPrimitive && j.getAsJsonPrimitive.isNumber)
+      .flatMap(n => Try(n.getAsBigDecimal.longValueExact).toOption)
+      .filter(_ >= min)
+      .getOrElse(usage(s"bench: $k must be an integer >= $min, got ${o.get(k)}"))
+    Bench(count("duration_ms", 0), math.min(count("concurrency", 1), Int.MaxValue.toLong).toInt)
+  }
 
   /** The step's `fill` entries (`Put` and `Batch` only): the `value` of request message `request` becomes the bytes of
     * `repeat` (base64) repeated `times` times, built in one array of their total length; a bad entry is a usage error.
@@ -264,7 +282,8 @@ object ClientMain {
 
   /** Runs a step; with `copies`, that many calls at once on the channel (a thread each), copy k as `ID*k`. */
   def runStep(step: Step): Unit =
-    if (step.copies <= 1) runCall(step, step.id)
+    if (step.bench.isDefined) runBench(step, step.bench.get)
+    else if (step.copies <= 1) runCall(step, step.id)
     else {
       val pool = Executors.newFixedThreadPool(step.copies)
       val calls = (0 until step.copies).map(k => pool.submit((() => runCall(step, s"${step.id}*$k")): Runnable))
@@ -371,6 +390,129 @@ object ClientMain {
     cancelling.foreach(_.cancel(false))
     if (closed.status.isOk) result.foreach(emitMessage(id, _))
     emitStatus(id, started, closed.status, headers, closed.trailers)
+  }
+
+  /** The log-scale latency bucket of `v` µs (CONTRACT.md "Bench steps"): 16 buckets per power of two above 31. */
+  def bucket(v: Long): Int = {
+    val n = 64 - java.lang.Long.numberOfLeadingZeros(v)
+    if (n <= 5) v.toInt else 16 * (n - 4) + ((v >> (n - 5)) & 15).toInt
+  }
+
+  /** A `bench` step: C threads on the step's one channel each repeat its call (printing nothing) until D ms have passed
+    * since the step started, then the one `bench` line: OK calls, errors, messages, latency histogram, first error.
+    */
+  def runBench(step: Step, bench: Bench): Unit = {
+    val started = System.nanoTime()
+    val end = started + bench.durationMs * 1000000L
+    val firstError = new java.util.concurrent.atomic.AtomicReference[Status]()
+    val conn = step.connection.getOrElse(defaultConnection)
+    val channel =
+      try channelFor(conn)
+      catch {
+        case NonFatal(e) =>
+          firstError.set(Status.UNAVAILABLE.withDescription(s"connection to ${conn("server")}: $e"))
+          null
+      }
+    val trade = step.method.getType == BIDI_STREAMING
+    val orders = step.requests.toList
+    // The messages an OK call counts: one (unary), the items sent (Batch), or those received (Monitor, Trade).
+    val counted: Option[Int] = step.method.getType match {
+      case MethodType.UNARY            => Some(1)
+      case MethodType.CLIENT_STREAMING => Some(step.requests.size)
+      case _                           => None
+    }
+
+    /** What one worker counted; the workers' tallies are summed at the end. */
+    final class Tally(var calls: Long = 0, var errors: Long = 0, var messages: Long = 0) {
+      val buckets = new Array[Long](1024)
+    }
+
+    /** One worker: the step's call over and over, as runCall makes it, its events on one queue (onClose comes last, so
+      * nothing of one call is left in it for the next).
+      */
+    def worker(tally: Tally): Unit = {
+      val events = new LinkedBlockingQueue[Event]()
+      val listener = new ClientCall.Listener[Message] {
+        override def onMessage(m: Message): Unit = events.put(Received(m))
+        override def onClose(s: Status, t: Metadata): Unit = events.put(Closed(s, t))
+      }
+      while (System.nanoTime() < end) {
+        val t0 = System.nanoTime()
+        var options = CallOptions.DEFAULT
+        if (step.timeoutMs > 0) options = options.withDeadlineAfter(step.timeoutMs, TimeUnit.MILLISECONDS)
+        if (step.gzip) options = options.withCompression("gzip")
+        val metadata = new Metadata()
+        metadata.merge(step.metadata) // a copy: the stack adds its own headers to it
+        val call = channel.newCall(step.method, options)
+        call.start(listener, metadata)
+        call.request(Int.MaxValue) // nothing paces the reads: every message is taken as it comes
+        var received = 0
+        @annotation.tailrec
+        def rest(): Status = events.take() match {
+          case Received(_)  => received += 1; rest()
+          case Closed(s, _) => s
+          case Headers(_)   => rest()
+        }
+
+        /** Lock-step: one order, one fill; stops sending once the stream ended. */
+        @annotation.tailrec
+        def lockStep(orders: List[Message]): Status = orders match {
+          case order :: more =>
+            call.sendMessage(order)
+            events.take() match {
+              case Closed(s, _) => s
+              case _            => received += 1; lockStep(more)
+            }
+          case Nil => call.halfClose(); rest()
+        }
+        val status =
+          if (trade) lockStep(orders)
+          else {
+            step.requests.foreach(call.sendMessage)
+            call.halfClose()
+            rest()
+          }
+        if (status.isOk) {
+          tally.buckets(bucket((System.nanoTime() - t0) / 1000)) += 1
+          tally.calls += 1
+          tally.messages += counted.getOrElse(received)
+        } else {
+          tally.errors += 1
+          firstError.compareAndSet(null, status)
+        }
+      }
+    }
+
+    val tallies = Vector.fill(if (channel == null) 0 else bench.concurrency)(new Tally())
+    val threads = tallies.map(t => new Thread(() => worker(t)))
+    threads.foreach(_.start())
+    threads.foreach(_.join())
+    val elapsedMs = (System.nanoTime() - started) / 1e6
+    val buckets = new Array[Long](1024)
+    for (t <- tallies; b <- buckets.indices) buckets(b) += t.buckets(b)
+    val histogram = new JsonArray
+    for (b <- buckets.indices if buckets(b) > 0) {
+      val pair = new JsonArray
+      pair.add(b)
+      pair.add(buckets(b))
+      histogram.add(pair)
+    }
+    val result = new JsonObject
+    result.addProperty("calls", tallies.map(_.calls).sum)
+    result.addProperty("errors", tallies.map(_.errors).sum + (if (channel == null) 1 else 0))
+    result.addProperty("messages", tallies.map(_.messages).sum)
+    result.addProperty("elapsed_ms", elapsedMs)
+    result.add("histogram", histogram)
+    Option(firstError.get).foreach { status =>
+      val st = new JsonObject
+      st.addProperty("code", status.getCode.name)
+      st.addProperty("message", Option(status.getDescription).getOrElse(""))
+      result.add("first_error", st)
+    }
+    val line = new JsonObject
+    line.addProperty("id", step.id)
+    line.add("bench", result)
+    emit(line)
   }
 
   private def emit(line: JsonObject): Unit = synchronized {
