@@ -8,7 +8,7 @@ use std::path::Path;
 
 /// The sets these faults are run against (every set a new case lives in).
 const RUN_SETS: &str =
-    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,faults";
+    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,kv-only,faults";
 
 /// The sets of the misbehaving HTTP/2 peers and keepalive, run with the
 /// faults they catch (and the faults set beside them, which shares those
@@ -409,6 +409,48 @@ const H2_CLIENT_FAULTS: &[Catch] = &[
 ];
 
 const KV_FAULTS: &[Catch] = &[
+    (
+        "kv-value-suffix",
+        "kv-only",
+        "kv-round-trip",
+        "step 1 proto.KV.Get: message 0: field value: expected \"aGVsbG8sIHBsdWdpbg==\"",
+    ),
+    (
+        "kv-value-suffix",
+        "kv-compat",
+        "kv-put-stock-get",
+        "step 1 Get: message 0: field value: expected \"bGVnYWN5\"",
+    ),
+    (
+        "kv-value-as-text",
+        "kv-only",
+        "kv-binary-value",
+        "step 1 proto.KV.Get: message 0: field value: expected \"AAECAwQF",
+    ),
+    (
+        "kv-first-write-wins",
+        "kv-only",
+        "kv-overwrite",
+        "step 2 proto.KV.Get: message 0: field value: expected \"c2Vjb25k\", got \"Zmlyc3Q=\"",
+    ),
+    (
+        "kv-first-write-wins",
+        "kv-compat",
+        "kv-put-bumps-version",
+        "expected \"Mg==\", got \"MQ==\"",
+    ),
+    (
+        "kv-missing-unknown",
+        "kv-only",
+        "kv-missing-key",
+        "step 0 proto.KV.Get: status: expected NOT_FOUND, got UNKNOWN",
+    ),
+    (
+        "kv-missing-unknown",
+        "kv-compat",
+        "kv-get-missing",
+        "step 0 proto.KV.Get: status: expected NOT_FOUND, got UNKNOWN",
+    ),
     (
         "kv-no-value-limit",
         "kv-compat",

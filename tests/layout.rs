@@ -6,20 +6,21 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Lowest first: a folder may use its own modules and those of earlier folders.
-const LAYERS: [&str; 10] = [
+const LAYERS: [&str; 11] = [
     "model",
     "contract",
     "input",
     "plan",
     "judge",
     "report",
+    "bench",
     "exec",
     "reference",
     "runner",
     "app",
 ];
 /// Folders whose code must not spawn a process or write a file.
-const PURE: [&str; 5] = ["model", "input", "plan", "judge", "report"];
+const PURE: [&str; 6] = ["model", "input", "plan", "judge", "report", "bench"];
 const EFFECTS: [&str; 10] = [
     "std::process::Command",
     "tokio::process",

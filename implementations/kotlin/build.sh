@@ -65,6 +65,8 @@ train() {
 {"id":"inventory","method":"Inventory"}
 {"id":"audit","method":"Audit"}
 {"id":"ledger","method":"Ledger.Balance"}
+{"id":"kvput","method":"proto.KV.Put","request":{"key":"cds/kv","value":"aGk="}}
+{"id":"kvget","method":"proto.KV.Get","request":{"key":"cds/kv"}}
 {"id":"fail","method":"Inventory","metadata":{"x-stock-fail":"ABORTED"}}
 {"id":"bad","method":"Put","request":{"key":""}}
 {"id":"deadline","method":"Get","request":{"key":"cds/a"},"metadata":{"x-stock-delay-ms":"200"},"timeout_ms":50}

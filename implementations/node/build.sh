@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Idempotent build: installs the pinned npm dependencies into node_modules.
-# Nothing is generated: src/proto.js loads ../../proto/stock.proto (and the
-# server also ../../proto/kv.proto) at run time, and protobufjs loads
+# Nothing is generated: src/proto.js loads ../../proto/stock.proto and
+# ../../proto/kv.proto (the legacy proto.KV) at run time, and protobufjs loads
 # ../../proto/google/rpc (google.rpc.Status, BadRequest, ErrorInfo) for the
 # rich error details: grpc-js ships no google.rpc messages.
 # Sources: src/client.js, src/server.js, src/hooks.js, src/store.js, and

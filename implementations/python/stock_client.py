@@ -18,6 +18,7 @@ from google.protobuf import json_format
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+import kv_pb2
 import stock_pb2
 from gunzip import Decoder
 
@@ -31,6 +32,9 @@ METHODS = {
     "Inventory": ("/stock.v1.Stock/Inventory", stock_pb2.Empty, stock_pb2.InventoryStatus, "unary"),
     "Audit": ("/stock.v1.Stock/Audit", stock_pb2.Empty, stock_pb2.Empty, "unary"),
     "Ledger.Balance": ("/stock.v1.Ledger/Balance", stock_pb2.Empty, stock_pb2.Empty, "unary"),
+    # the legacy service of kv.proto (go-plugin's kvproto)
+    "proto.KV.Get": ("/proto.KV/Get", kv_pb2.GetRequest, kv_pb2.GetResponse, "unary"),
+    "proto.KV.Put": ("/proto.KV/Put", kv_pb2.PutRequest, kv_pb2.Empty, "unary"),
 }
 # the files each TLS mode needs
 TLS_FILES = {"none": (), "server": ("ca_file",), "mtls": ("ca_file", "cert_file", "key_file")}
@@ -239,7 +243,9 @@ def channel_for(connection):
     Responses are decompressed by gunzip.Decoder, which tells their encoding.
     Keepalive is C-core's: a PING every keepalive_ms, also without calls and without data in between. C-core
     closes the connection on the ping timeout (grpc.http2.ping_timeout_ms, 1 min by default), not on
-    grpc.keepalive_timeout_ms alone (grpc/grpc#39239), so keepalive_timeout_ms sets both."""
+    grpc.keepalive_timeout_ms alone (grpc/grpc#39239), so keepalive_timeout_ms sets both.
+    A Unix socket (`unix:/PATH`, `unix:///PATH`) is C-core's own target name: it dials the socket; its
+    authority (with TLS also the name verified and the SNI) is server_name, else localhost."""
     with CHANNELS_LOCK:
         if connection in CHANNELS:
             return CHANNELS[connection]
@@ -255,6 +261,8 @@ def channel_for(connection):
                     ("grpc.keepalive_timeout_ms", connection.keepalive_timeout_ms),
                     ("grpc.http2.ping_timeout_ms", connection.keepalive_timeout_ms),
                 ]
+        if connection.server.startswith("unix:"):
+            options.append(("grpc.default_authority", connection.server_name or "localhost"))
         if connection.tls_mode == "none":
             channel = grpc.insecure_channel(connection.server, options=options)
         else:

@@ -11,6 +11,7 @@ require_relative 'gunzip'
 require 'google/protobuf/well_known_types'
 require 'google/rpc/error_details_pb'
 require 'google/rpc/status_pb'
+require 'kv_pb'
 require 'stock_pb'
 
 # A usage error: exit code 2.
@@ -26,7 +27,10 @@ METHODS = {
   'Trade' => ['/stock.v1.Stock/Trade', V1::TradeOrder, V1::TradeFill, :bidi],
   'Inventory' => ['/stock.v1.Stock/Inventory', V1::Empty, V1::InventoryStatus, :unary],
   'Audit' => ['/stock.v1.Stock/Audit', V1::Empty, V1::Empty, :unary],
-  'Ledger.Balance' => ['/stock.v1.Ledger/Balance', V1::Empty, V1::Empty, :unary]
+  'Ledger.Balance' => ['/stock.v1.Ledger/Balance', V1::Empty, V1::Empty, :unary],
+  # The legacy service of kv.proto (package proto: the Ruby module Proto).
+  'proto.KV.Get' => ['/proto.KV/Get', Proto::GetRequest, Proto::GetResponse, :unary],
+  'proto.KV.Put' => ['/proto.KV/Put', Proto::PutRequest, Proto::Empty, :unary]
 }.freeze
 TLS_MODES = %w[none server mtls].freeze
 CONNECTION_FIELDS = %w[server tls_mode ca_file cert_file key_file server_name keepalive_ms keepalive_timeout_ms].freeze
@@ -88,7 +92,7 @@ end
 def parse_args(argv)
   opts = { 'tls_mode' => 'none' }
   parser = OptionParser.new do |o|
-    o.on('--server HOST:PORT') { |v| opts['server'] = v }
+    o.on('--server HOST:PORT|unix:/PATH') { |v| opts['server'] = v }
     o.on('--tls-mode MODE', TLS_MODES) { |v| opts['tls_mode'] = v }
     o.on('--ca-file F') { |v| opts['ca_file'] = v }
     o.on('--cert-file F') { |v| opts['cert_file'] = v }
@@ -218,11 +222,19 @@ end
 # response decompression to Gunzip, which records it. With keepalive_ms the
 # core pings every keepalive_ms, also without calls and without a ping limit
 # (max_pings_without_data 0). A certificate file that cannot be read fails
-# the call that needs it: UNAVAILABLE.
+# the call that needs it: UNAVAILABLE. A `unix:` server (unix:/PATH or
+# unix:///PATH) is a target the core dials itself, as a Unix socket; its
+# authority, and with TLS the name verified and sent as SNI, is server_name,
+# else localhost (grpc.default_authority and grpc.ssl_target_name_override).
 def channel_for(conn)
   CHANNELS_LOCK.synchronize do
     CHANNELS[conn] ||= begin
       args = { 'grpc.per_message_decompression' => 0 }
+      tls_name = conn['server_name']
+      if conn['server'].start_with?('unix:')
+        tls_name ||= 'localhost'
+        args['grpc.default_authority'] = tls_name
+      end
       if conn['keepalive_ms']
         args.merge!('grpc.keepalive_time_ms' => conn['keepalive_ms'], 'grpc.keepalive_permit_without_calls' => 1,
                     'grpc.http2.max_pings_without_data' => 0)
@@ -232,7 +244,7 @@ def channel_for(conn)
       if conn['tls_mode'] != 'none'
         pems = %w[ca_file key_file cert_file].map { |field| read_pem(conn, field) }
         creds = GRPC::Core::ChannelCredentials.new(*pems.compact)
-        args[GRPC::Core::Channel::SSL_TARGET] = conn['server_name'] if conn['server_name']
+        args[GRPC::Core::Channel::SSL_TARGET] = tls_name if tls_name
       end
       GRPC::ClientStub.new(conn['server'], creds, channel_args: args)
     end

@@ -43,6 +43,8 @@ java $jvm -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.Client
 {"id":"inventory","method":"Inventory"}
 {"id":"audit","method":"Audit"}
 {"id":"ledger","method":"Ledger.Balance"}
+{"id":"kvput","method":"proto.KV.Put","request":{"key":"kv","value":"aGk="}}
+{"id":"kvget","method":"proto.KV.Get","request":{"key":"kv"}}
 STEPS
 
 exec 3>&-

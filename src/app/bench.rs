@@ -217,14 +217,13 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
             pairs.extend(not_measured(format!("server {server} unavailable: {why}")));
             continue;
         }
-        let (mut proc, port) = match runner.start_server(&key, ServerCert::Normal).await {
-            Ok((proc, port, _, _)) => (proc, port),
+        let (mut proc, addr) = match runner.start_server(&key, ServerCert::Normal).await {
+            Ok((proc, addr, _, _)) => (proc, addr),
             Err((why, stderr)) => {
                 pairs.extend(not_measured(format!("server {server} did not start: {why}\n{stderr}")));
                 continue;
             }
         };
-        let addr = format!("127.0.0.1:{port}");
         let conn = runner.connection(&key, &addr, Connect::Normal);
         if let Some(s) = stack_of(&conn).await {
             stacks.insert(server.clone(), s);
@@ -392,7 +391,7 @@ async fn drive(
     argv.extend(conn.options());
     argv.push("script".into());
     let steps = bench::script(client, s);
-    let mut proc = process::spawn_on(&argv, &lang.folder, cpu).map_err(|e| e.to_string())?;
+    let mut proc = process::spawn_on(&argv, &lang.folder, cpu, &[]).map_err(|e| e.to_string())?;
     let mut stdin = proc.stdin.take().expect("piped");
     let mut text = String::new();
     for st in &steps {

@@ -232,6 +232,15 @@ pub struct ExternalTarget {
     /// Name to check the target's certificate against (default: HOST).
     #[arg(long, requires = "target")]
     pub target_name: Option<String>,
+    /// Start this plugin server the way a host starts a go-plugin or pyvider
+    /// plugin ('CMD ARG…', split like a shell, no expansion; run in the current
+    /// folder), read its handshake line, and drive the clients against it,
+    /// plaintext. `--server NAME` names it in test ids (default `plugin`).
+    #[arg(long, value_name = "CMD", conflicts_with = "target")]
+    pub target_plugin: Option<String>,
+    /// Environment for --target-plugin, K=V (repeatable): its magic cookie, PLUGIN_PROTOCOL_VERSIONS, …
+    #[arg(long = "plugin-env", value_name = "K=V", requires = "target_plugin")]
+    pub plugin_env: Vec<String>,
 }
 
 /// How results become verdicts: lists, retries, blame.
@@ -272,7 +281,7 @@ pub enum ClientPer {
 }
 
 /// Everything `run` takes.
-#[derive(clap::Args)]
+#[derive(clap::Args, Clone)]
 pub struct RunArgs {
     #[command(flatten)]
     pub filters: Filters,

@@ -2,10 +2,79 @@
 //! a server someone started by hand (pure; the runner drives it).
 use crate::app::cli::{ExternalTarget, Filters};
 use crate::input::cases::ServerCert;
+use crate::input::config::{Language, Ready};
 use crate::model::tls::{KeyType, TlsMode};
 use crate::plan::{Cell, Selection};
 use crate::runner::ExternalServer;
 use std::path::PathBuf;
+
+/// `run --target-plugin CMD`: the plugin as a language of its own (started
+/// by the runner, ready by its go-plugin handshake, nothing to build), its
+/// label, and the filters narrowed to it in plaintext.
+pub fn plugin_language(
+    t: &ExternalTarget,
+    f: &mut Filters,
+    cwd: &std::path::Path,
+) -> Result<Option<(String, Language)>, String> {
+    let Some(cmd) = &t.target_plugin else { return Ok(None) };
+    let argv = shlex::split(cmd)
+        .filter(|a| !a.is_empty())
+        .ok_or_else(|| format!("--target-plugin {cmd:?}: not a command line (unbalanced quotes?)"))?;
+    let mut env = std::collections::BTreeMap::new();
+    for kv in &t.plugin_env {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| format!("--plugin-env {kv:?}: expected KEY=VALUE"))?;
+        env.insert(k.to_string(), v.to_string());
+    }
+    let label = match f.servers.as_slice() {
+        [] => "plugin".to_string(),
+        [one] => one.clone(),
+        _ => return Err("--target-plugin: pass at most one --server NAME (its label in test ids)".into()),
+    };
+    if f.tls.iter().any(|m| *m != TlsMode::None) {
+        return Err(
+            "--target-plugin drives a plugin in plaintext (--tls none); automatic mTLS is not supported yet".into(),
+        );
+    }
+    f.servers = vec![label.clone()];
+    f.tls = vec![TlsMode::None];
+    Ok(Some((
+        label,
+        Language {
+            folder: cwd.to_path_buf(),
+            stack: format!("plugin: {cmd}"),
+            requires: vec![],
+            install: String::new(),
+            setup: vec![],
+            build: vec![],
+            outputs: vec![],
+            server: argv,
+            client: vec![],
+            ready: Ready::GoPlugin,
+            server_env: env,
+        },
+    )))
+}
+
+/// The `--target-plugin` and `--plugin-env` flags of a reproduce command
+/// (empty without a plugin).
+pub fn plugin_flags(t: &ExternalTarget) -> String {
+    let Some(cmd) = &t.target_plugin else {
+        return String::new();
+    };
+    let quote = |s: &str| {
+        shlex::try_quote(s)
+            .map(|q| q.into_owned())
+            .unwrap_or_else(|_| s.to_string())
+    };
+    let mut out = format!(" --target-plugin {}", quote(cmd));
+    for e in &t.plugin_env {
+        out.push_str(&format!(" --plugin-env {}", quote(e)));
+    }
+    out
+}
 
 /// Checks `--target` and its companions against the filters and narrows the
 /// selection to the one server and TLS mode it has. `sel` must have been made

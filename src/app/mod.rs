@@ -57,6 +57,16 @@ pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
     };
     let langs: Vec<String> = m.languages.keys().cloned().collect();
     let sets: Vec<String> = m.sets.keys().cloned().collect();
+    // `--client '*'` (as in a profile): every language.
+    let every = |names: &[String]| match names.iter().any(|n| n == "*") {
+        true => langs.clone(),
+        false => names.to_vec(),
+    };
+    let f = &Filters {
+        clients: every(&f.clients),
+        servers: every(&f.servers),
+        ..f.clone()
+    };
     check(&f.clients, &langs, "language")?;
     check(&f.servers, &langs, "language")?;
     check(&f.sets, &sets, "set")?;

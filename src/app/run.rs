@@ -44,7 +44,19 @@ struct Prepared {
     builds: BTreeMap<String, BuildInfo>,
 }
 
-pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit> {
+pub async fn run(mut m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit> {
+    // --target-plugin: the plugin joins the matrix as a language of its own.
+    let mut with_plugin = a.clone();
+    let cwd = std::env::current_dir().map_err(setup_err)?;
+    if let Some((label, lang)) = external::plugin_language(&a.target, &mut with_plugin.filters, &cwd).map_err(usage)? {
+        // It serves only: "every client" stays the matrix's languages.
+        let f = &mut with_plugin.filters;
+        if (f.profile.is_none() && f.clients.is_empty()) || f.clients.iter().any(|c| c == "*") {
+            f.clients = m.languages.keys().cloned().collect();
+        }
+        m.languages.insert(label, lang);
+    }
+    let a = &with_plugin;
     let started = Instant::now();
     let started_at = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
     let Some(planned) = plan(&m, a)? else {
@@ -52,14 +64,16 @@ pub async fn run(m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, Exit
     };
     let prepared = prepare(&m, &planned, a).await?;
     let cancelled = stop_on_ctrl_c();
-    let runner = Arc::new(runner(
+    let mut runner = runner(
         m,
         matrix_path,
         &planned,
         &prepared,
         (a.jobs, a.at_most, a.lanes, a.client_per),
         cancelled.clone(),
-    )?);
+    )?;
+    runner.repro_prefix.push_str(&external::plugin_flags(&a.target));
+    let runner = Arc::new(runner);
     let total: usize = planned.cells.iter().map(|c| c.tests.len()).sum();
     let slots = runner.slots;
     let more = if slots.at_most > slots.jobs {

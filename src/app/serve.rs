@@ -111,8 +111,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
                 key_type,
             };
             match runner.start_server(&key, ServerCert::Normal).await {
-                Ok((proc, port, ready_ms, note)) => {
-                    let addr = format!("127.0.0.1:{port}");
+                Ok((proc, addr, ready_ms, note)) => {
                     say!("{name} (tls={tls}) on {addr}, ready in {ready_ms:.0} ms");
                     if let Some(n) = note {
                         say!("  note: {n}");

@@ -16,9 +16,31 @@ pub struct Tweaks {
     pub ignore_server_name: bool,
 }
 
+/// The socket path of a `unix:PATH` (or `unix:///PATH`) address, gRPC's name syntax.
+pub fn unix_path(server: &str) -> Option<&str> {
+    let rest = server.strip_prefix("unix:")?;
+    Some(match rest.strip_prefix("//") {
+        Some(abs) => abs,
+        None => rest,
+    })
+}
+
 /// Builds the channel the contract describes (lazy: connection errors become call statuses).
 pub fn channel(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Channel> {
-    Ok(endpoint(args, tweaks)?.connect_lazy())
+    let endpoint = endpoint(args, tweaks)?;
+    Ok(match unix_path(&args.server) {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            endpoint.connect_with_connector_lazy(tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    let io = tokio::net::UnixStream::connect(&path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(io))
+                }
+            }))
+        }
+        None => endpoint.connect_lazy(),
+    })
 }
 
 /// The endpoint of that channel, for a caller that brings its own TCP connector.
@@ -28,14 +50,20 @@ pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
     } else {
         "https"
     };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{}", args.server))
+    // A Unix socket's authority (and TLS name) is the server name, else localhost.
+    let unix = unix_path(&args.server).is_some();
+    let authority = match unix {
+        true => args.server_name.as_deref().unwrap_or("localhost"),
+        false => args.server.as_str(),
+    };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{authority}"))
         .with_context(|| format!("invalid --server {:?}", args.server))?;
     if args.tls_mode != TlsMode::None {
-        let host = args
-            .server
+        let host = authority
             .rsplit_once(':')
+            .filter(|_| !unix)
             .map(|(h, _)| h)
-            .unwrap_or(&args.server)
+            .unwrap_or(authority)
             .trim_matches(['[', ']']);
         let ca_path = args
             .ca_file
@@ -87,4 +115,14 @@ pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
     Ok(endpoint
         .connect_timeout(Duration::from_secs(10))
         .http2_max_concurrent_reset_streams(0))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn unix_addresses_follow_grpc_name_syntax() {
+        assert_eq!(super::unix_path("unix:/tmp/a.sock"), Some("/tmp/a.sock"));
+        assert_eq!(super::unix_path("unix:///tmp/a.sock"), Some("/tmp/a.sock"));
+        assert_eq!(super::unix_path("127.0.0.1:50051"), None);
+    }
 }

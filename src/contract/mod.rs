@@ -4,5 +4,6 @@
 pub mod bench;
 pub mod channel;
 pub mod codes;
+pub mod plugin;
 pub mod proto;
 pub mod script;

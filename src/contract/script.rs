@@ -107,7 +107,7 @@ pub struct Step {
     pub fill: Vec<Fill>,
     /// A load step: the call over and over, C at once, for D ms (`stock-matrix bench`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bench: Option<super::bench::Load>,
+    pub bench: Option<crate::contract::bench::Load>,
     /// The Rust reference client only: make the call misbehave this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rude: Option<crate::model::misbehaviour::Rude>,

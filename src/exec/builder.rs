@@ -195,6 +195,8 @@ mod tests {
             outputs: vec!["out".into()],
             server: vec!["x".into()],
             client: vec!["x".into()],
+            ready: Default::default(),
+            server_env: Default::default(),
         }
     }
 

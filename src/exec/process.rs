@@ -66,7 +66,7 @@ fn resolve(program: &str, cwd: &Path) -> String {
 /// Starts `argv` in `cwd` with piped stdio. A relative program with a slash
 /// (`./server`) is resolved against `cwd`.
 pub fn spawn(argv: &[String], cwd: &Path) -> std::io::Result<Proc> {
-    spawn_on(argv, cwd, None)
+    spawn_on(argv, cwd, None, &[])
 }
 
 /// The CPUs this process may run on (its affinity mask), in order.
@@ -89,14 +89,16 @@ fn pin(cpu: Option<usize>) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `spawn`, the child (and every thread and process it starts) on one CPU when `cpu` is given.
-pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>) -> std::io::Result<Proc> {
+/// `spawn`, the child (and every thread and process it starts) on one CPU
+/// when `cpu` is given, with `env` added to its environment.
+pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String, String)]) -> std::io::Result<Proc> {
     let (program, args) = argv
         .split_first()
         .ok_or_else(|| std::io::Error::other("empty command line"))?;
     let program = resolve(program, cwd);
     let mut cmd = Command::new(&program);
     cmd.args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

@@ -102,6 +102,26 @@ pub struct Language {
     pub server: Vec<String>,
     /// Client command line; `{stock-matrix}` is this program.
     pub client: Vec<String>,
+    /// How its server says it is ready (default `port`).
+    #[serde(default)]
+    pub ready: Ready,
+    /// Environment of its server process (a plugin's magic cookie, `PLUGIN_PROTOCOL_VERSIONS`).
+    #[serde(default)]
+    pub server_env: BTreeMap<String, String>,
+}
+
+/// How the runner starts a server and knows it serves.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ready {
+    /// The runner passes `--port` (and the TLS options); the server prints
+    /// `listening on`, and answers a health check.
+    #[default]
+    Port,
+    /// A plugin server (HashiCorp go-plugin, pyvider-rpcplugin): it picks its
+    /// own address and prints go-plugin's handshake line
+    /// (`CORE|APP|NETWORK|ADDRESS|grpc|CERT`) on stdout once it serves.
+    GoPlugin,
 }
 
 #[derive(Debug, Deserialize)]

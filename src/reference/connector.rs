@@ -25,7 +25,9 @@ pub fn open(conn: &Connection, tweaks: Tweaks, faults: &[ClientFault]) -> anyhow
     let drop_updates = faults.contains(&ClientFault::WindowUpdatesIgnored) && plaintext;
     let drop_acks = faults.contains(&ClientFault::PingAcksDropped) && plaintext;
     let once = faults.contains(&ClientFault::NoReconnect);
-    if !(drop_updates || drop_acks || once) {
+    // The faults below shape a TCP connection; over a Unix socket there is none.
+    let unix = crate::contract::channel::unix_path(&conn.server).is_some();
+    if !(drop_updates || drop_acks || once) || unix {
         return channel(&conn, tweaks);
     }
     let used = Arc::new(AtomicBool::new(false));

@@ -42,6 +42,17 @@ pub enum Fault {
     InventoryMiscount,
     /// proto.KV.Put does not check the value size (Stock.Put does).
     KvNoValueLimit,
+    /// proto.KV.Put stores the value with a text appended (HashiCorp's
+    /// example KV plugin appends "Written from plugin-go-grpc").
+    KvValueSuffix,
+    /// proto.KV.Put stores the value as text: bytes that are not UTF-8
+    /// become U+FFFD.
+    KvValueAsText,
+    /// proto.KV.Put leaves a key that exists as it is (create only).
+    KvFirstWriteWins,
+    /// proto.KV.Get of a missing key ends UNKNOWN with a file error (a
+    /// file-backed plugin), not NOT_FOUND.
+    KvMissingUnknown,
     /// Put reads the version, yields, then writes version + 1: concurrent
     /// puts of one key lose updates.
     RacyPut,

@@ -1,6 +1,7 @@
 //! The legacy `proto.KV` service (proto/kv.proto) over the reference
 //! server's store: the same validation and statuses as Stock.Get/Put, and a
 //! KV.Put is a put like any other (version bump, Monitor events).
+use super::faults::Fault;
 use super::server::enter;
 use super::store::{validate_key, validate_value, Store};
 use crate::contract::proto::kv::kv_server::Kv;
@@ -14,6 +15,8 @@ pub struct KvService {
     pub check_values: bool,
     /// Off only for the `kv-no-key-limit` fault.
     pub check_keys: bool,
+    /// The faults below that bend proto.KV's own behaviour.
+    pub faults: Vec<Fault>,
 }
 
 #[tonic::async_trait]
@@ -22,10 +25,11 @@ impl Kv for KvService {
         enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
-        let (value, _version) = self
-            .store
-            .get(&key)
-            .ok_or_else(|| Status::not_found(format!("key {key:?} not found")))?;
+        let missing = || match self.faults.contains(&Fault::KvMissingUnknown) {
+            true => Status::unknown(format!("open kv_{key}: no such file or directory")),
+            false => Status::not_found(format!("key {key:?} not found")),
+        };
+        let (value, _version) = self.store.get(&key).ok_or_else(missing)?;
         Ok(Response::new(GetResponse { value }))
     }
 
@@ -37,6 +41,16 @@ impl Kv for KvService {
         }
         if self.check_values {
             validate_value(&value)?;
+        }
+        let value = match () {
+            _ if self.faults.contains(&Fault::KvValueSuffix) => [value, b"\n\nwritten by a plugin".to_vec()].concat(),
+            _ if self.faults.contains(&Fault::KvValueAsText) => {
+                String::from_utf8_lossy(&value).into_owned().into_bytes()
+            }
+            _ => value,
+        };
+        if self.faults.contains(&Fault::KvFirstWriteWins) && self.store.get(&key).is_some() {
+            return Ok(Response::new(Empty {}));
         }
         self.store.put(&key, value);
         Ok(Response::new(Empty {}))

@@ -30,8 +30,12 @@ use tonic::{Request, Response, Status, Streaming};
 /// The contract's server flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ServerArgs {
-    #[arg(long)]
+    #[arg(long, required_unless_present = "unix", default_value_t = 0)]
     pub port: u16,
+    /// Serve on this Unix socket instead of HOST:PORT (the reference only:
+    /// plugin servers listen on one; the test hooks' connection faults need TCP).
+    #[arg(long)]
+    pub unix: Option<PathBuf>,
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
     #[arg(long, value_enum, default_value_t = TlsMode::None)]
@@ -345,6 +349,12 @@ fn read(path: &Option<PathBuf>, flag: &str) -> anyhow::Result<Vec<u8>> {
 }
 
 /// Runs the server until a stop signal; open streams get one second.
+/// Where the reference server listens.
+enum Listener {
+    Tcp(tokio::net::TcpListener),
+    Unix(tokio::net::UnixListener),
+}
+
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut builder = Server::builder();
     if args.tls_mode != TlsMode::None {
@@ -388,6 +398,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         store: kv_store,
         check_values: !faults.contains(&Fault::KvNoValueLimit),
         check_keys: !faults.contains(&Fault::KvNoKeyLimit),
+        faults: faults.clone(),
     })
     .accept_compressed(CompressionEncoding::Gzip);
     health.set_serving::<KvServer<KvService>>().await;
@@ -424,16 +435,28 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     .max_decoding_message_size(receive_limit)
     .max_encoding_message_size(64 << 20);
 
-    let addr: SocketAddr = tokio::net::lookup_host((args.host.as_str(), args.port))
-        .await
-        .with_context(|| format!("failed to resolve {}", args.host))?
-        .next()
-        .with_context(|| format!("{} resolves to no address", args.host))?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("failed to bind {addr}"))?;
-    // A closed stdout (a server started by hand, piped to `head`) is no reason to stop.
-    say!("listening on {}:{}", args.host, args.port);
+    let listener = match &args.unix {
+        Some(path) => {
+            let _ = std::fs::remove_file(path);
+            let l =
+                tokio::net::UnixListener::bind(path).with_context(|| format!("failed to bind {}", path.display()))?;
+            say!("listening on unix:{}", path.display());
+            Listener::Unix(l)
+        }
+        None => {
+            let addr: SocketAddr = tokio::net::lookup_host((args.host.as_str(), args.port))
+                .await
+                .with_context(|| format!("failed to resolve {}", args.host))?
+                .next()
+                .with_context(|| format!("{} resolves to no address", args.host))?;
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("failed to bind {addr}"))?;
+            // A closed stdout (a server started by hand, piped to `head`) is no reason to stop.
+            say!("listening on {}:{}", args.host, args.port);
+            Listener::Tcp(l)
+        }
+    };
     let _ = std::io::Write::flush(&mut std::io::stdout());
 
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
@@ -450,23 +473,34 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         builder = builder.concurrency_limit_per_connection(16).load_shed(true);
     }
     let punish = faults.contains(&Fault::PunishPings);
-    let incoming = tokio_stream::StreamExt::map(TcpIncoming::from(listener).with_nodelay(Some(true)), move |c| {
-        c.map(|io| match punish {
-            true => Conn::new(io).punishing_pings(),
-            false => Conn::new(io),
-        })
-    });
-    let serve = builder
+    let router = builder
         .max_concurrent_streams(Some(100))
         .layer(wire)
         .add_service(health_service)
         .add_service(reflection)
         .add_service(stock)
-        .add_service(kv)
-        .serve_with_incoming_shutdown(incoming, async {
-            crate::exec::process::stop_signal().await;
-            let _ = stopped_tx.send(());
-        });
+        .add_service(kv);
+    let shutdown = async {
+        crate::exec::process::stop_signal().await;
+        let _ = stopped_tx.send(());
+    };
+    let serve = async move {
+        match listener {
+            Listener::Tcp(l) => {
+                let incoming = tokio_stream::StreamExt::map(TcpIncoming::from(l).with_nodelay(Some(true)), move |c| {
+                    c.map(|io| match punish {
+                        true => Conn::new(io).punishing_pings(),
+                        false => Conn::new(io),
+                    })
+                });
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+            Listener::Unix(l) => {
+                let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
+                router.serve_with_incoming_shutdown(incoming, shutdown).await
+            }
+        }
+    };
     tokio::select! {
         r = serve => r.context("server failed")?,
         _ = async { let _ = stopped_rx.await; tokio::time::sleep(Duration::from_secs(1)).await } => {}

@@ -106,6 +106,15 @@ impl Runner {
     /// Key prefix of a test: its own set and case, and on an external server
     /// (which other runs and clients share) also the run and the client.
     fn namespace(&self, key: &CellKey, t: &Test, attempt: u32) -> String {
+        // A plugin may keep each key in a file of its own: no '/' in its keys.
+        let plugin = self
+            .matrix
+            .languages
+            .get(&key.server)
+            .is_some_and(|l| l.ready == crate::input::config::Ready::GoPlugin);
+        if plugin {
+            return format!("{}.{}", key.client, t.namespace(attempt).replace('/', "."));
+        }
         match self.external(key) {
             Some(_) => format!("{}.{}/{}", self.run_id, key.client, t.namespace(attempt)),
             None => format!("{}/{}", key.client, t.namespace(attempt)),

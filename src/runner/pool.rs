@@ -92,14 +92,10 @@ impl Runner {
         }
         let mut started = None;
         if slot.running.is_none() {
-            let (proc, port, ready, note) = self.start_server(key, cert).await?;
+            let (proc, addr, ready, note) = self.start_server(key, cert).await?;
             slot.generation += 1;
             let generation = slot.generation;
-            slot.running = Some(Running {
-                proc,
-                addr: format!("127.0.0.1:{port}"),
-                generation,
-            });
+            slot.running = Some(Running { proc, addr, generation });
             started = Some((ready, note));
         }
         slot.users += 1;

@@ -2,9 +2,11 @@
 //! until it answers: the server half of the runner.
 use super::{ms, ExternalServer, Runner};
 use crate::contract::channel::channel;
+use crate::contract::plugin::Handshake;
 use crate::contract::script::Connection;
 use crate::exec::process::{self, Proc};
 use crate::input::cases::ServerCert;
+use crate::input::config::{Language, Ready};
 use crate::model::cell::CellKey;
 use crate::model::tls::TlsMode;
 use std::path::PathBuf;
@@ -29,6 +31,10 @@ async fn probe(conn: Connection) -> Result<(), String> {
         Err(_) => Err("health check timed out".into()),
     }
 }
+
+/// A started server: its process, its address (`HOST:PORT` or `unix:PATH`),
+/// its start-up in ms, and a note when it was only reachable, not healthy.
+pub(crate) type Started = (Proc, String, f64, Option<String>);
 
 impl Runner {
     pub(super) fn server_tls(&self, key: &CellKey, cert: ServerCert) -> Vec<String> {
@@ -97,15 +103,80 @@ impl Runner {
         }
     }
 
+    /// Starts a plugin server the way a host does: its environment (the
+    /// magic cookie), then go-plugin's handshake line on its stdout, which
+    /// says where it serves. The handshake is its readiness.
+    async fn start_plugin(&self, key: &CellKey, lang: &Language) -> Result<Started, (String, String)> {
+        if key.tls != TlsMode::None {
+            return Err((
+                format!(
+                    "{} is a plugin server (go-plugin handshake): it serves plaintext, or its own automatic mTLS, not the runner's tls={}",
+                    key.server, key.tls
+                ),
+                String::new(),
+            ));
+        }
+        let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
+        let env: Vec<(String, String)> = lang.server_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let start = Instant::now();
+        let argv = self.argv(&lang.server);
+        let mut proc = process::spawn_on(&argv, &lang.folder, self.server_cpu, &env)
+            .map_err(|e| (e.to_string(), String::new()))?;
+        let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
+        let first = loop {
+            match tokio::time::timeout(limit, lines.next_line()).await {
+                Ok(Ok(Some(l))) if l.trim().is_empty() => continue,
+                Ok(Ok(Some(l))) => break Ok(l),
+                Ok(_) => break Err(None),
+                Err(_) => break Err(Some(limit)),
+            }
+        };
+        let fail = |mut proc: Proc, why: String| async move {
+            proc.kill().await;
+            proc.drain_stderr().await;
+            Err((why, proc.stderr_tail()))
+        };
+        let line = match first {
+            Ok(l) => l,
+            Err(Some(limit)) => {
+                let why = format!(
+                    "plugin server printed no go-plugin handshake line within {} s",
+                    limit.as_secs()
+                );
+                return fail(proc, why).await;
+            }
+            Err(None) => {
+                let status = proc.wait_for(Duration::from_secs(2)).await;
+                let why = format!(
+                    "plugin server exited ({}) before printing its go-plugin handshake line",
+                    status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into())
+                );
+                return fail(proc, why).await;
+            }
+        };
+        let handshake = match Handshake::parse(&line) {
+            Ok(h) => h,
+            Err(e) => return fail(proc, format!("plugin server printed a malformed handshake: {e}")).await,
+        };
+        if handshake.cert_der.is_some() {
+            let why = format!(
+                "plugin server turned on TLS (its handshake carries a certificate: automatic mTLS), which this runner does not drive yet: {line:.120}"
+            );
+            return fail(proc, why).await;
+        }
+        // Keep draining stdout so a chatty server never blocks.
+        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        Ok((proc, handshake.server(), ms(start.elapsed()), None))
+    }
+
     /// Starts the cell's server and waits until it is ready.
-    /// Returns the server, its port, its ready time and a note when it was
+    /// Returns the server, its address, its ready time and a note when it was
     /// only reachable, not healthy (a TLS probe that the server refuses).
-    pub(crate) async fn start_server(
-        &self,
-        key: &CellKey,
-        cert: ServerCert,
-    ) -> Result<(Proc, u16, f64, Option<String>), (String, String)> {
+    pub(crate) async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<Started, (String, String)> {
         let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
+        if lang.ready == Ready::GoPlugin {
+            return self.start_plugin(key, lang).await;
+        }
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
         let mut last = (String::new(), String::new());
         for _attempt in 0..3 {
@@ -114,8 +185,8 @@ impl Runner {
             argv.extend(["--port".into(), port.to_string(), "--host".into(), "127.0.0.1".into()]);
             argv.extend(self.server_tls(key, cert));
             let start = Instant::now();
-            let mut proc =
-                process::spawn_on(&argv, &lang.folder, self.server_cpu).map_err(|e| (e.to_string(), String::new()))?;
+            let mut proc = process::spawn_on(&argv, &lang.folder, self.server_cpu, &[])
+                .map_err(|e| (e.to_string(), String::new()))?;
             let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
             let deadline = tokio::time::Instant::now() + limit;
             let listening = loop {
@@ -161,7 +232,7 @@ impl Runner {
             let listening_at = Instant::now();
             loop {
                 let last = match self.healthy(key, port, cert).await {
-                    Ok(()) => return Ok((proc, port, ms(start.elapsed()), None)),
+                    Ok(()) => return Ok((proc, format!("127.0.0.1:{port}"), ms(start.elapsed()), None)),
                     Err(e) => e,
                 };
                 // Listening, accepting TCP, but refusing the runner's TLS probe (e.g. a
@@ -174,7 +245,7 @@ impl Runner {
                         "server {} accepts connections but its health check over TLS fails ({last}); ran the cell anyway",
                         key.server
                     );
-                    return Ok((proc, port, ms(start.elapsed()), Some(note)));
+                    return Ok((proc, format!("127.0.0.1:{port}"), ms(start.elapsed()), Some(note)));
                 }
                 if let Some(status) = proc.try_exit() {
                     proc.drain_stderr().await;

@@ -49,7 +49,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 18] = [
+pub const SETS: [&str; 19] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -64,6 +64,7 @@ pub const SETS: [&str; 18] = [
     "concurrency",
     "flow-control",
     "kv-compat",
+    "kv-only",
     "faults",
     "keepalive",
     "h2-servers",

@@ -1,4 +1,4 @@
-// The stock.v1.Stock script client (gRPC C++ sync API), per CONTRACT.md.
+// The stock.v1.Stock script client (gRPC C++ sync API), per CONTRACT.md; it also calls the legacy proto.KV.
 #include <absl/status/status.h>
 #include <absl/strings/escaping.h>
 #include <google/protobuf/util/json_util.h>
@@ -26,6 +26,7 @@
 
 #include "encoding.h"
 #include "google/rpc/status.pb.h"
+#include "kv.grpc.pb.h"
 #include "step.pb.h"
 #include "stock.grpc.pb.h"
 
@@ -177,12 +178,17 @@ Connection ParseArgs(int argc, char** argv) {
   return c;
 }
 
-// The method a step names: Stock's, or `Ledger.Balance` (from the descriptors compiled into this binary).
+// The method a step names: Stock's, `Ledger.Balance` or the legacy `proto.KV.Get`/`proto.KV.Put` (from the
+// descriptors compiled into this binary).
 const pb::MethodDescriptor* FindMethod(const std::string& name) {
-  bool ledger = name.rfind("Ledger.", 0) == 0;
-  auto* pool = pb::DescriptorPool::generated_pool();
-  auto* service = pool->FindServiceByName(ledger ? "stock.v1.Ledger" : "stock.v1.Stock");
-  return service->FindMethodByName(ledger ? name.substr(7) : name);
+  std::string service = "stock.v1.Stock", short_name = name;
+  for (const std::string prefix : {"Ledger.", "proto.KV."}) {
+    if (name.rfind(prefix, 0) == 0) {
+      service = prefix == "Ledger." ? "stock.v1.Ledger" : "proto.KV";
+      short_name = name.substr(prefix.size());
+    }
+  }
+  return pb::DescriptorPool::generated_pool()->FindServiceByName(service)->FindMethodByName(short_name);
 }
 
 // fill: sets the value of request message `request` to the decoded `repeat` `times` times, built in one allocation
@@ -253,7 +259,11 @@ std::string ReadFile(const std::string& path, const char* field) {
   return text.str();
 }
 
+// A Unix socket target in gRPC's name syntax (unix:/ABS or unix:///ABS), which C-core dials itself.
+bool IsUnix(const std::string& server) { return server.rfind("unix:", 0) == 0; }
+
 // The channel of a connection, opened on first use and reused; UNAVAILABLE when a certificate file cannot be read.
+// On a Unix socket the authority (and with TLS the name verified and sent as SNI) is server_name, else localhost.
 Status ChannelFor(const Connection& connection, std::shared_ptr<grpc::Channel>* channel) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<grpc::Channel>> channels;  // by the serialized connection
@@ -262,7 +272,13 @@ Status ChannelFor(const Connection& connection, std::shared_ptr<grpc::Channel>* 
   if (!cached) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(4 << 20);  // the default; sends stay unlimited
-    if (!connection.server_name().empty()) args.SetSslTargetNameOverride(connection.server_name());
+    if (IsUnix(connection.server())) {
+      std::string name = connection.server_name().empty() ? "localhost" : connection.server_name();
+      args.SetString(GRPC_ARG_DEFAULT_AUTHORITY, name);
+      args.SetSslTargetNameOverride(name);  // GRPC_SSL_TARGET_NAME_OVERRIDE_ARG
+    } else if (!connection.server_name().empty()) {
+      args.SetSslTargetNameOverride(connection.server_name());
+    }
     if (connection.has_keepalive_ms()) {  // C-core's own keepalive, with or without calls, unlimited PINGs
       auto ms = [](uint64_t n) { return static_cast<int>(std::min<uint64_t>(n, INT_MAX)); };
       args.SetInt(GRPC_ARG_KEEPALIVE_TIME_MS, ms(connection.keepalive_ms()));
@@ -333,6 +349,8 @@ void RunCall(const Step& step, const std::string& id) {
   v1::InventoryStatus inventory;
   v1::BatchSummary summary;
   v1::Empty empty;
+  ::proto::GetResponse kv_got;
+  ::proto::Empty kv_empty;
   const pb::Message* response = nullptr;  // the one answer of a unary or client-stream call
   Status status;
   if (method == "Monitor") {  // server stream
@@ -376,6 +394,14 @@ void RunCall(const Step& step, const std::string& id) {
   } else if (method == "Inventory") {
     status = stock->Inventory(&ctx, v1::Empty(), &inventory);
     response = &inventory;
+  } else if (method == "proto.KV.Get") {  // the legacy service, unary too
+    auto kv = ::proto::KV::NewStub(channel);
+    status = kv->Get(&ctx, static_cast<const ::proto::GetRequest&>(*step.requests[0]), &kv_got);
+    response = &kv_got;
+  } else if (method == "proto.KV.Put") {
+    auto kv = ::proto::KV::NewStub(channel);
+    status = kv->Put(&ctx, static_cast<const ::proto::PutRequest&>(*step.requests[0]), &kv_empty);
+    response = &kv_empty;
   } else {
     response = &empty;
     if (method == "Put") status = stock->Put(&ctx, static_cast<const v1::PutRequest&>(*step.requests[0]), &empty);
@@ -419,6 +445,7 @@ void RunBench(const Step& step) {
   } else {
     auto stock = v1::Stock::NewStub(channel);
     auto ledger = v1::Ledger::NewStub(channel);
+    auto kv = ::proto::KV::NewStub(channel);
     const std::string& method = step.spec.method();
     const v1::Empty empty_request;
     // One call of the step, printing nothing: its status, and its messages counted into *messages.
@@ -466,6 +493,12 @@ void RunBench(const Step& step) {
       if (method == "Put") return stock->Put(&ctx, static_cast<const v1::PutRequest&>(*step.requests[0]), &empty);
       if (method == "Inventory") return stock->Inventory(&ctx, empty_request, &inventory);
       if (method == "Audit") return stock->Audit(&ctx, empty_request, &empty);
+      ::proto::GetResponse kv_got;
+      ::proto::Empty kv_empty;
+      if (method == "proto.KV.Get")
+        return kv->Get(&ctx, static_cast<const ::proto::GetRequest&>(*step.requests[0]), &kv_got);
+      if (method == "proto.KV.Put")
+        return kv->Put(&ctx, static_cast<const ::proto::PutRequest&>(*step.requests[0]), &kv_empty);
       return ledger->Balance(&ctx, empty_request, &empty);
     };
     std::vector<std::thread> threads;

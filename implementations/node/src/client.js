@@ -112,7 +112,7 @@ function parseConnection(value, where) {
       }
     } else if (typeof v !== "string" && v !== null) throw new UsageError(`${where}: ${field} must be a string`);
   }
-  if (!value.server) throw new UsageError(`${where}: a server (HOST:PORT) is required`);
+  if (!value.server) throw new UsageError(`${where}: a server (HOST:PORT or unix:/PATH) is required`);
   const connection = { ...value, tls_mode: value.tls_mode ?? "none" };
   if (!["none", "server", "mtls"].includes(connection.tls_mode)) {
     throw new UsageError(`${where}: bad tls_mode ${connection.tls_mode}`);
@@ -241,6 +241,14 @@ function channelFor(connection, compression = "identity") {
       // Message size limits are grpc-js's defaults: 4 MiB received, unlimited sent.
       const options = { "grpc.default_compression_algorithm": grpc.compressionAlgorithms[compression] };
       if (connection.server_name) options["grpc.ssl_target_name_override"] = connection.server_name;
+      // A Unix socket (`unix:/PATH`, `unix:///PATH`: grpc-js's own uds resolver dials it) has no
+      // host: its authority, and with TLS the name verified and the SNI, is --server-name, else
+      // localhost.
+      if (connection.server.startsWith("unix:")) {
+        const name = connection.server_name || "localhost";
+        options["grpc.default_authority"] = name;
+        options["grpc.ssl_target_name_override"] = name;
+      }
       // Keepalive (grpc-js's own): a PING every keepalive_ms, also without calls; its timeout, else grpc-js's 20 s.
       if (connection.keepalive_ms) {
         options["grpc.keepalive_time_ms"] = connection.keepalive_ms;

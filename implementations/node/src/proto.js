@@ -1,6 +1,6 @@
 "use strict";
-// Shared by server and client: loads ../../proto/stock.proto (and, for the
-// server, the legacy ../../proto/kv.proto) at run time with @grpc/proto-loader
+// Shared by server and client: loads ../../proto/stock.proto and the legacy
+// ../../proto/kv.proto at run time with @grpc/proto-loader
 // (wire codec) and protobufjs (reflection for the proto3 JSON mapping of
 // script requests).
 const path = require("node:path");
@@ -34,25 +34,27 @@ function loadDefinition(bytes, files = [PROTO_PATH]) {
 }
 
 let root;
-/** The protobufjs reflection root (original field names). */
+/** The protobufjs reflection root of stock.proto and kv.proto (original field names). */
 function reflectionRoot() {
   if (!root) {
-    root = new protobuf.Root().loadSync(PROTO_PATH, { keepCase: true });
+    root = new protobuf.Root().loadSync([PROTO_PATH, KV_PROTO_PATH], { keepCase: true });
     root.resolveAll();
   }
   return root;
 }
 
 /**
- * The client's methods by script name (`Get`, ..., `Ledger.Balance`): proto-loader's method
- * definitions (bytes as base64 strings) with the protobufjs request type for fromJson.
+ * The client's methods by script name (`Get`, ..., `Ledger.Balance`, `proto.KV.Get`,
+ * `proto.KV.Put`): proto-loader's method definitions (bytes as base64 strings) with the
+ * protobufjs request type for fromJson.
  */
 function clientMethods() {
-  const definition = loadDefinition(String);
+  const definition = loadDefinition(String, [PROTO_PATH, KV_PROTO_PATH]);
   const methods = {};
   for (const [service, prefix] of [
     ["stock.v1.Stock", ""],
     ["stock.v1.Ledger", "Ledger."],
+    ["proto.KV", "proto.KV."],
   ]) {
     const reflected = reflectionRoot().lookupService(service);
     for (const [name, method] of Object.entries(definition[service])) {

@@ -3,8 +3,11 @@
 // response headers and trailers stay apart.
 import { constants as bufferConstants } from "node:buffer";
 import { readFileSync } from "node:fs";
+import type { SecureClientSessionOptions } from "node:http2";
+import { connect as netConnect } from "node:net";
 import { createInterface } from "node:readline";
 import { setTimeout as sleep } from "node:timers/promises";
+import { connect as tlsConnect } from "node:tls";
 import {
   create,
   createRegistry,
@@ -21,6 +24,7 @@ import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, decodeBinaryHeader, encodeBinaryHeader, type Transport } from "@connectrpc/connect";
 import { compressionGzip, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+import { KV } from "../gen/kv_pb.js";
 import { Ledger, Stock } from "../gen/stock_pb.js";
 
 class UsageError extends Error {}
@@ -67,6 +71,12 @@ const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3
 /** The detail types the JSON printer resolves inside a google.protobuf.Any. */
 const detailTypes = createRegistry(BadRequestSchema, ErrorInfoSchema);
 const channels = new Map<string, Channel>();
+/** A step's `method` → the method: Stock's by name, `Ledger.Balance`, and the legacy `proto.KV.Get`/`proto.KV.Put`. */
+const METHODS = new Map<string, DescMethod>([
+  ...Stock.methods.map((m): [string, DescMethod] => [m.name, m]),
+  ["Ledger.Balance", Ledger.method.balance],
+  ...KV.methods.map((m): [string, DescMethod] => [`${KV.typeName}.${m.name}`, m]),
+]);
 
 async function main(): Promise<number> {
   try {
@@ -126,7 +136,7 @@ function parseStep(line: unknown): Step {
   const bad = (why: string) => new UsageError(`invalid step ${JSON.stringify(line)}: ${why}`);
   if (typeof s !== "object" || s === null || typeof s.id !== "string" || typeof s.method !== "string")
     throw bad('needs string "id" and "method"');
-  const method = s.method === "Ledger.Balance" ? Ledger.method.balance : Stock.methods.find((m) => m.name === s.method);
+  const method = METHODS.get(s.method);
   if (!method) throw bad(`unknown method ${JSON.stringify(s.method)}`);
   const streamingIn = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
   if (streamingIn ? s.request !== undefined : s.requests !== undefined)
@@ -199,7 +209,7 @@ function parseStep(line: unknown): Step {
 function fillValues(method: DescMethod, requests: Message[], fill: unknown, bad: (why: string) => UsageError): void {
   if (!Array.isArray(fill)) throw bad("`fill` is an array");
   if (fill.length > 0 && (method.parent.typeName !== Stock.typeName || !["Put", "Batch"].includes(method.name)))
-    throw bad(`fill is for Put and Batch only, not ${method.name}`);
+    throw bad(`fill is for Put and Batch (stock.v1.Stock) only, not ${method.parent.typeName}.${method.name}`);
   fill.forEach((entry: unknown, i) => {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw bad(`fill[${i}] must be an object`);
     const { request, repeat, times } = entry as Record<string, unknown>;
@@ -218,11 +228,20 @@ function fillValues(method: DescMethod, requests: Message[], fill: unknown, bad:
   });
 }
 
+/** The socket path of a Unix socket target (`unix:/PATH`, `unix:///PATH`, gRPC's name syntax), else undefined. */
+function unixSocketPath(server: string): string | undefined {
+  if (!server.startsWith("unix:")) return undefined;
+  const rest = server.slice("unix:".length);
+  return rest.startsWith("//") ? rest.slice(2) : rest;
+}
+
 /**
  * The cached channel of a connection (equal settings share one), opened on first use; an unreadable certificate
  * file is UNAVAILABLE with the reason. Node's http2 client writes an IPv6 literal into :authority without brackets,
- * so without TLS `servername` (which only sets that authority) brackets it. Safe for the lanes: JavaScript runs one
- * of them at a time, and this look-up and insertion is one synchronous call.
+ * so without TLS `servername` (which only sets that authority) brackets it. A Unix socket target is dialled by
+ * node:http2's `createConnection` (net.connect, or tls.connect offering h2 by ALPN, on the socket path); the
+ * authority in baseUrl, and with TLS the name verified and sent as SNI, is `server_name`, else localhost. Safe for
+ * the lanes: JavaScript runs one of them at a time, and this look-up and insertion is one synchronous call.
  */
 function channelFor(conn: Connection): Channel {
   const tlsMode = conn.tls_mode ?? "none";
@@ -245,16 +264,31 @@ function channelFor(conn: Connection): Channel {
       throw new ConnectError(`cannot read ${file}: ${(e as Error).message}`, Code.Unavailable);
     }
   };
-  const baseUrl = `${tlsMode === "none" ? "http" : "https"}://${conn.server}`;
-  const host = new URL(baseUrl).hostname;
-  const nodeOptions =
-    tlsMode === "none"
-      ? { servername: host.startsWith("[") ? host : undefined }
-      : {
-          ca: read(conn.ca_file),
-          servername: conn.server_name,
-          ...(tlsMode === "mtls" ? { cert: read(conn.cert_file), key: read(conn.key_file) } : {}),
-        };
+  const scheme = tlsMode === "none" ? "http" : "https";
+  const credentials = () => ({
+    ca: read(conn.ca_file),
+    ...(tlsMode === "mtls" ? { cert: read(conn.cert_file), key: read(conn.key_file) } : {}),
+  });
+  const socketPath = unixSocketPath(conn.server);
+  let baseUrl: string;
+  let nodeOptions: SecureClientSessionOptions;
+  if (socketPath !== undefined) {
+    const name = conn.server_name ?? "localhost";
+    baseUrl = `${scheme}://${name.includes(":") && !name.startsWith("[") ? `[${name}]` : name}`;
+    if (tlsMode === "none") {
+      nodeOptions = { createConnection: () => netConnect(socketPath) };
+    } else {
+      const tlsOptions = { path: socketPath, servername: name, ALPNProtocols: ["h2"], ...credentials() };
+      nodeOptions = { createConnection: () => tlsConnect(tlsOptions) };
+    }
+  } else {
+    baseUrl = `${scheme}://${conn.server}`;
+    const host = new URL(baseUrl).hostname;
+    nodeOptions =
+      tlsMode === "none"
+        ? { servername: host.startsWith("[") ? host : undefined }
+        : { servername: conn.server_name, ...credentials() };
+  }
   // Connect's keepalive (its default without keepalive_ms: no PINGs); the session manager owns the connection.
   const keepalive =
     conn.keepalive_ms === undefined
@@ -321,7 +355,7 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
     }
   } catch (e) {
     if (e instanceof UsageError) throw e;
-    error = ConnectError.from(e);
+    error = callError(e);
   } finally {
     clearTimeout(cancelTimer);
     outbox.close();
@@ -354,7 +388,7 @@ async function runBench(step: Step, load: { durationMs: number; concurrency: num
   const header = new Headers(step.metadata); // Connect copies it into each call's own request headers
   let firstError: { code: string; message: string } | undefined;
   const failed = (e: unknown, t0: bigint) => {
-    const error = ConnectError.from(e);
+    const error = callError(e);
     firstError = {
       code: codeName(error.code, Number(process.hrtime.bigint() - t0) / 1e6, timeoutMs),
       message: error.rawMessage,
@@ -432,6 +466,17 @@ async function runBench(step: Step, load: { durationMs: number; concurrency: num
     },
   };
   process.stdout.write(JSON.stringify(line) + "\n");
+}
+
+/**
+ * A failed call's error. Connect reports a refused TCP dial (ECONNREFUSED) UNAVAILABLE, but any other failed
+ * connect(2), such as a Unix socket path with nothing there (ENOENT), INTERNAL: a dial that failed is UNAVAILABLE.
+ */
+function callError(e: unknown): ConnectError {
+  const error = ConnectError.from(e);
+  const cause = error.cause as NodeJS.ErrnoException | undefined;
+  if (error.code !== Code.Internal || cause?.syscall !== "connect") return error;
+  return new ConnectError(error.rawMessage, Code.Unavailable, error.metadata, undefined, cause);
 }
 
 /** InvalidArgument → INVALID_ARGUMENT. */

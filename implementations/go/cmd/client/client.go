@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	_ "stockmatrix/gen/kvpb"    // registers proto (the legacy proto.KV)
 	_ "stockmatrix/gen/stockpb" // registers stock.v1
 
 	"google.golang.org/genproto/googleapis/rpc/code"
@@ -141,7 +142,7 @@ func runInLane(s *step, after <-chan struct{}, running *sync.WaitGroup) chan str
 // parseArgs reads the options (the default connection) and the one command, `script`.
 // The flag package exits 2 on an unknown option.
 func parseArgs() error {
-	flag.StringVar(&defaultConn.Server, "server", "", "HOST:PORT")
+	flag.StringVar(&defaultConn.Server, "server", "", "HOST:PORT or unix:/ABSOLUTE/PATH")
 	flag.StringVar(&defaultConn.TLSMode, "tls-mode", "none", "none|server|mtls")
 	flag.StringVar(&defaultConn.CAFile, "ca-file", "", "CA to verify the server (PEM)")
 	flag.StringVar(&defaultConn.CertFile, "cert-file", "", "client certificate (PEM), mtls")
@@ -195,7 +196,9 @@ func (c *connection) UnmarshalJSON(b []byte) error {
 // prepare resolves the method and parses the requests and metadata, also of the after_first steps.
 func (s *step) prepare() error {
 	name := "stock.v1.Stock." + s.Method
-	if strings.Contains(s.Method, ".") { // Ledger.Balance
+	if strings.HasPrefix(s.Method, "proto.KV.") { // the legacy service of kv.proto, by its full name
+		name = s.Method
+	} else if strings.Contains(s.Method, ".") { // Ledger.Balance
 		name = "stock.v1." + s.Method
 	}
 	d, _ := protoregistry.GlobalFiles.FindDescriptorByName(protoreflect.FullName(name))
@@ -283,7 +286,8 @@ func channelFor(conn *connection) (*grpc.ClientConn, error) {
 	switch c.TLSMode {
 	case "none":
 	case "server", "mtls":
-		// Without a server name grpc-go verifies the server against the host part of the address.
+		// Without a server name grpc-go verifies the server against the host part of the address
+		// (the channel's authority: localhost for a Unix socket).
 		cfg := &tls.Config{RootCAs: x509.NewCertPool(), ServerName: c.ServerName}
 		pem, err := os.ReadFile(c.CAFile)
 		if err != nil {
@@ -313,7 +317,16 @@ func channelFor(conn *connection) (*grpc.ClientConn, error) {
 			PermitWithoutStream: true,
 		}))
 	}
-	cc, err := grpc.NewClient("passthrough:///"+c.Server, opts...)
+	target := "passthrough:///" + c.Server
+	if strings.HasPrefix(c.Server, "unix:") {
+		// unix:/PATH and unix:///PATH are grpc-go's own unix resolver's names; its authority is localhost,
+		// or the server name when given (with TLS, equal to the credentials' name, as grpc-go requires).
+		target = c.Server
+		if c.ServerName != "" {
+			opts = append(opts, grpc.WithAuthority(c.ServerName))
+		}
+	}
+	cc, err := grpc.NewClient(target, opts...)
 	if err == nil {
 		channels[c] = cc
 	}

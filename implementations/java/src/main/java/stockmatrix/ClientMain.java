@@ -13,12 +13,19 @@ import io.grpc.MethodDescriptor.MethodType;
 import io.grpc.MethodDescriptor.PrototypeMarshaller;
 import io.grpc.internal.GrpcUtil;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
+import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import io.grpc.protobuf.StatusProto;
 import java.io.*;
 import java.nio.charset.StandardCharsets;
 import java.util.*;
 import java.util.concurrent.*;
 import java.util.concurrent.atomic.AtomicReference;
+import proto.KVGrpc;
 import stock.v1.LedgerGrpc;
 import stock.v1.StockGrpc;
 
@@ -75,7 +82,11 @@ public final class ClientMain {
             "Audit",
             StockGrpc.getAuditMethod(),
             "Ledger.Balance",
-            LedgerGrpc.getBalanceMethod());
+            LedgerGrpc.getBalanceMethod(),
+            "proto.KV.Get",
+            KVGrpc.getGetMethod(),
+            "proto.KV.Put",
+            KVGrpc.getPutMethod());
     private static final Set<String> OPTIONS = Set.of(
             "--server",
             "--tls-mode",
@@ -85,8 +96,9 @@ public final class ClientMain {
             "--server-name",
             "--keepalive-ms",
             "--keepalive-timeout-ms");
-    private static final String USAGE = "usage: client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F]"
-            + " [--cert-file F --key-file F] [--server-name NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script";
+    private static final String USAGE =
+            "usage: client --server HOST:PORT|unix:/PATH [--tls-mode none|server|mtls] [--ca-file F]"
+                    + " [--cert-file F --key-file F] [--server-name NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script";
 
     /** A usage error: the process exits 2. */
     static final class UsageError extends Exception {
@@ -158,7 +170,11 @@ public final class ClientMain {
 
     private ClientMain(Connection defaultConnection) throws IOException {
         this.defaultConnection = defaultConnection;
-        channelFor(defaultConnection);
+        try {
+            channelFor(defaultConnection);
+        } catch (UnsupportedOperationException e) {
+            // no Unix socket transport: each call on the default connection fails UNAVAILABLE (runCall)
+        }
     }
 
     public static void main(String[] args) {
@@ -205,7 +221,7 @@ public final class ClientMain {
             opts.put(args[i], args[i + 1]);
         }
         if (i != args.length - 1 || !args[i].equals("script") || !opts.containsKey("--server")) {
-            throw new UsageError("expected --server HOST:PORT and the command script\n" + USAGE);
+            throw new UsageError("expected --server HOST:PORT or unix:/PATH and the command script\n" + USAGE);
         }
         try {
             return new Connection(
@@ -338,9 +354,19 @@ public final class ClientMain {
                 }
                 credentials = tls.build();
             }
-            NettyChannelBuilder builder = NettyChannelBuilder.forTarget(c.server(), credentials);
-            if (c.serverName() != null) {
-                builder.overrideAuthority(c.serverName());
+            NettyChannelBuilder builder;
+            String socket = unixSocketPath(c.server());
+            if (socket == null) {
+                builder = NettyChannelBuilder.forTarget(c.server(), credentials);
+                if (c.serverName() != null) {
+                    builder.overrideAuthority(c.serverName());
+                }
+            } else { // Netty's epoll transport dials the Unix socket; the authority (TLS name, SNI) is not in it
+                builder = NettyChannelBuilder.forAddress(new DomainSocketAddress(socket), credentials)
+                        .channelType(EpollDomainSocketChannel.class)
+                        .eventLoopGroup(unixEventLoops())
+                        .withOption(ChannelOption.SO_KEEPALIVE, null) // a TCP option: unset, not warned about
+                        .overrideAuthority(Objects.requireNonNullElse(c.serverName(), "localhost"));
             }
             if (c.keepaliveMs() != null) { // grpc-java raises a time under 10 s to 10 s
                 builder.keepAliveTime(c.keepaliveMs(), TimeUnit.MILLISECONDS).keepAliveWithoutCalls(true);
@@ -353,6 +379,32 @@ public final class ClientMain {
             channels.put(c, channel);
         }
         return channel;
+    }
+
+    /** The path of a {@code unix:/PATH} or {@code unix:///PATH} server (gRPC's name syntax), else null. */
+    static String unixSocketPath(String server) {
+        if (!server.startsWith("unix:")) {
+            return null;
+        }
+        String path = server.substring("unix:".length());
+        return path.startsWith("///") ? path.substring(2) : path;
+    }
+
+    /**
+     * The epoll event loops of every Unix socket channel, made when the first one is (under channelFor's lock). Without
+     * Netty's native epoll library (shaded into grpc-netty-shaded for Linux x86_64 and aarch64) there is no Unix socket
+     * transport: each call on one then fails UNAVAILABLE with the reason.
+     */
+    private EventLoopGroup unixEventLoops;
+
+    private EventLoopGroup unixEventLoops() {
+        if (!Epoll.isAvailable()) {
+            throw new UnsupportedOperationException("unix sockets are not supported by grpc-java without Netty's"
+                    + " native epoll transport: " + Epoll.unavailabilityCause());
+        } else if (unixEventLoops == null) {
+            unixEventLoops = new EpollEventLoopGroup();
+        }
+        return unixEventLoops;
     }
 
     /** Runs a step; with copies, that many calls at once on its channel, copy k under the id ID*k. */

@@ -10,6 +10,9 @@ import io.grpc.*
 import io.grpc.MethodDescriptor.MethodType
 import io.grpc.kotlin.ClientCalls
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel
+import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress
 import io.grpc.protobuf.StatusProto
 import java.io.File
 import java.io.FileDescriptor
@@ -24,6 +27,7 @@ import kotlinx.coroutines.channels.Channel
 import kotlinx.coroutines.channels.SendChannel
 import kotlinx.coroutines.flow.asFlow
 import kotlinx.coroutines.flow.consumeAsFlow
+import proto.KVGrpc
 import stock.v1.LedgerGrpc
 import stock.v1.StockGrpc
 
@@ -69,11 +73,15 @@ class Step(
 /** A `bench` step's load: `concurrency` workers repeat the step's call until `durationMs` have passed. */
 data class Bench(val durationMs: Long, val concurrency: Int)
 
-/** Every method a step may name, with the stack's own descriptors (their type is the method's kind). */
+/**
+ * Every method a step may name, with the stack's own descriptors (their type is the method's kind): Stock's by their
+ * bare names, Ledger's as `Ledger.M`, the legacy kv.proto service's as `proto.KV.M`.
+ */
 @Suppress("UNCHECKED_CAST")
 private val METHODS =
     (StockGrpc.getServiceDescriptor().methods.associateBy { it.bareMethodName } +
-        LedgerGrpc.getServiceDescriptor().methods.associateBy { "Ledger.${it.bareMethodName}" })
+        LedgerGrpc.getServiceDescriptor().methods.associateBy { "Ledger.${it.bareMethodName}" } +
+        KVGrpc.getServiceDescriptor().methods.associateBy { "proto.KV.${it.bareMethodName}" })
         as Map<String, MethodDescriptor<Message, Message>>
 
 private val out = PrintStream(FileOutputStream(FileDescriptor.out), false, Charsets.UTF_8)
@@ -96,6 +104,16 @@ private val SETTINGS =
         "keepalive-timeout-ms",
     )
 private val channels = HashMap<Connection, ManagedChannel>()
+/**
+ * The event loop of the channels to Unix sockets (Netty's epoll transport, in grpc-netty-shaded), made when needed.
+ * grpc-java sets SO_KEEPALIVE on every channel and Netty logs a warning for each Unix one, which has no such option:
+ * that logger is quieted (held here, as java.util.logging keeps only weak references).
+ */
+private val bootstrapLog = java.util.logging.Logger.getLogger("io.grpc.netty.shaded.io.netty.bootstrap.Bootstrap")
+private val unixLoop by lazy {
+    bootstrapLog.level = java.util.logging.Level.SEVERE
+    EpollEventLoopGroup(1)
+}
 private lateinit var defaultConnection: Connection
 
 fun main(args: Array<String>) {
@@ -320,7 +338,16 @@ fun channelFor(connection: Connection): ManagedChannel =
                 } catch (e: Exception) {
                     throw Status.UNAVAILABLE.withDescription("cannot load certificates: $e").withCause(e).asException()
                 }
-            val builder = NettyChannelBuilder.forTarget(connection.server, credentials)
+            val path = unixPath(connection.server)
+            val builder =
+                if (path == null) {
+                    NettyChannelBuilder.forTarget(connection.server, credentials)
+                } else { // a Unix socket: Netty's epoll domain socket channel; the authority is localhost by default
+                    NettyChannelBuilder.forAddress(DomainSocketAddress(path), credentials)
+                        .channelType(EpollDomainSocketChannel::class.java)
+                        .eventLoopGroup(unixLoop)
+                        .overrideAuthority(connection.serverName ?: "localhost")
+                }
             connection.serverName?.let { builder.overrideAuthority(it) }
             connection.keepaliveMs?.let { ms -> // grpc-java raises a time under 10 s to 10 s
                 builder.keepAliveTime(ms, TimeUnit.MILLISECONDS).keepAliveWithoutCalls(true)
@@ -328,6 +355,14 @@ fun channelFor(connection: Connection): ManagedChannel =
             }
             builder.build()
         }
+    }
+
+/** The socket path of a `unix:/PATH` or `unix:///PATH` server, else null (`HOST:PORT`). */
+fun unixPath(server: String): String? =
+    when {
+        server.startsWith("unix://") -> server.removePrefix("unix://")
+        server.startsWith("unix:") -> server.removePrefix("unix:")
+        else -> null
     }
 
 /** Runs a step: its call, or `copies` of it at once on its channel, copy k under the id `ID*k`. */

@@ -8,6 +8,8 @@ import io.grpc._
 import io.grpc.MethodDescriptor.MethodType
 import io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+import io.grpc.netty.shaded.io.netty.channel.epoll.{EpollDomainSocketChannel, EpollEventLoopGroup}
+import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress
 import io.grpc.protobuf.StatusProto
 import proto.KVGrpc
 import stock.v1.{LedgerGrpc, StockGrpc}
@@ -22,9 +24,9 @@ import scala.jdk.CollectionConverters._
 import scala.util.Try
 import scala.util.control.NonFatal
 
-/** `client --server HOST:PORT [--tls-mode none|server|mtls] [--ca-file F] [--cert-file F --key-file F] [--server-name
-  * NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script`: runs the JSON steps of stdin over grpc-java (see
-  * CONTRACT.md).
+/** `client --server HOST:PORT|unix:/PATH [--tls-mode none|server|mtls] [--ca-file F] [--cert-file F --key-file F]
+  * [--server-name NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script`: runs the JSON steps of stdin over
+  * grpc-java (see CONTRACT.md).
   */
 object ClientMain {
   final class UsageError(msg: String) extends Exception(msg)
@@ -75,6 +77,16 @@ object ClientMain {
   private val timer = Executors.newSingleThreadScheduledExecutor()
   private val GrpcEncoding = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
   private var defaultConnection: Connection = Map.empty
+
+  /** grpc-java sets SO_KEEPALIVE on every channel and Netty logs a warning for each Unix socket one, which has no such
+    * option: that logger is quieted (and held in this field: java.util.logging keeps only weak references; set here,
+    * not in `unixLoop`, as scalac nulls private fields that only a lazy val's initializer uses).
+    */
+  private val bootstrapLog = java.util.logging.Logger.getLogger("io.grpc.netty.shaded.io.netty.bootstrap.Bootstrap")
+  bootstrapLog.setLevel(java.util.logging.Level.SEVERE)
+
+  /** The event loop of the channels to Unix sockets (Netty's epoll transport, in grpc-netty-shaded). */
+  private lazy val unixLoop = new EpollEventLoopGroup(1)
 
   def main(args: Array[String]): Unit = {
     val code =
@@ -136,7 +148,8 @@ object ClientMain {
   private def connection(fields: Connection): Connection = {
     val conn = fields.updatedWith("tls_mode")(_.orElse(Some("none")))
     val server = conn.getOrElse("server", usage("server HOST:PORT is required"))
-    if (!server.matches(""".+:\d+""")) usage(s"server must be HOST:PORT, got $server")
+    if (!server.matches(""".+:\d+""") && !unixPath(server).exists(_.startsWith("/")))
+      usage(s"server must be HOST:PORT or unix:/PATH, got $server")
     val files = conn("tls_mode") match {
       case "none"   => Nil
       case "server" => List("ca_file")
@@ -266,10 +279,20 @@ object ClientMain {
             tls.build()
         }
         val server = conn("server")
-        val host = server.take(server.lastIndexOf(':')).stripPrefix("[").stripSuffix("]")
-        val port = server.drop(server.lastIndexOf(':') + 1).toInt
         // grpc-java's limits as they are: receive 4 MiB, send unlimited.
-        val builder = NettyChannelBuilder.forAddress(new InetSocketAddress(host, port), creds)
+        val builder = unixPath(server) match {
+          // A Unix socket: Netty's epoll domain socket channel; the authority is localhost unless server_name says.
+          case Some(path) =>
+            NettyChannelBuilder
+              .forAddress(new DomainSocketAddress(path), creds)
+              .channelType(classOf[EpollDomainSocketChannel])
+              .eventLoopGroup(unixLoop)
+              .overrideAuthority("localhost")
+          case None =>
+            val host = server.take(server.lastIndexOf(':')).stripPrefix("[").stripSuffix("]")
+            val port = server.drop(server.lastIndexOf(':') + 1).toInt
+            NettyChannelBuilder.forAddress(new InetSocketAddress(host, port), creds)
+        }
         conn.get("server_name").foreach(builder.overrideAuthority)
         conn.get("keepalive_ms").foreach { ms => // grpc-java raises a time under 10 s to 10 s
           builder.keepAliveTime(ms.toLong, TimeUnit.MILLISECONDS).keepAliveWithoutCalls(true)
@@ -279,6 +302,12 @@ object ClientMain {
       }
     )
   }
+
+  /** The socket path of a `unix:/PATH` or `unix:///PATH` server, else None (`HOST:PORT`). */
+  def unixPath(server: String): Option[String] =
+    if (server.startsWith("unix://")) Some(server.stripPrefix("unix://"))
+    else if (server.startsWith("unix:")) Some(server.stripPrefix("unix:"))
+    else None
 
   /** Runs a step; with `copies`, that many calls at once on the channel (a thread each), copy k as `ID*k`. */
   def runStep(step: Step): Unit =
