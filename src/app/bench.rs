@@ -182,6 +182,7 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
         external: None,
         run_id: String::new(),
         server_cpu,
+        plugin_ca: Default::default(),
     };
     note!(
         "bench: {} client(s) × {} server(s), tls={tls}, {} in flight, {} B, {} × {} ms after {} ms warm-up; {placement}",

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 /// `run --target-plugin CMD`: the plugin as a language of its own (started
 /// by the runner, ready by its go-plugin handshake, nothing to build), its
-/// label, and the filters narrowed to it in plaintext.
+/// label, and the filters narrowed to it (plaintext, or automatic mTLS with `--tls mtls`).
 pub fn plugin_language(
     t: &ExternalTarget,
     f: &mut Filters,
@@ -33,13 +33,18 @@ pub fn plugin_language(
         [one] => one.clone(),
         _ => return Err("--target-plugin: pass at most one --server NAME (its label in test ids)".into()),
     };
-    if f.tls.iter().any(|m| *m != TlsMode::None) {
-        return Err(
-            "--target-plugin drives a plugin in plaintext (--tls none); automatic mTLS is not supported yet".into(),
-        );
-    }
+    let tls = match f.tls.as_slice() {
+        [] => vec![TlsMode::None],
+        modes if modes.contains(&TlsMode::Server) => {
+            return Err(
+                "--target-plugin: a go-plugin server serves plaintext (--tls none) or automatic mTLS (--tls mtls), not --tls server"
+                    .into(),
+            )
+        }
+        modes => modes.to_vec(),
+    };
     f.servers = vec![label.clone()];
-    f.tls = vec![TlsMode::None];
+    f.tls = tls;
     Ok(Some((
         label,
         Language {

@@ -268,6 +268,7 @@ fn runner(
         external: p.external.clone(),
         run_id: r.id.clone(),
         server_cpu: None,
+        plugin_ca: Default::default(),
     })
 }
 

@@ -94,6 +94,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
         external: None,
         run_id: String::new(),
         server_cpu: None,
+        plugin_ca: Default::default(),
     };
     let mut running: Vec<Proc> = Vec::new();
     let mut failed = 0;

@@ -86,6 +86,21 @@ impl Handshake {
             _ => self.address.clone(),
         }
     }
+
+    /// The certificate as PEM, for a client's `--ca-file`.
+    pub fn cert_pem(&self) -> Option<String> {
+        let der = self.cert_der.as_ref()?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der);
+        let lines: Vec<&str> = b64
+            .as_bytes()
+            .chunks(64)
+            .map(|c| std::str::from_utf8(c).expect("base64 is ASCII"))
+            .collect();
+        Some(format!(
+            "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----\n",
+            lines.join("\n")
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -103,9 +118,15 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_is_unpadded_base64_der() {
+    fn a_certificate_is_unpadded_base64_der_and_becomes_pem() {
         let h = Handshake::parse("1|1|tcp|127.0.0.1:1|grpc|MIIBCg").unwrap();
         assert_eq!(h.cert_der.as_deref(), Some(&[0x30, 0x82, 0x01, 0x0a][..]));
+        let pem = h.cert_pem().unwrap();
+        assert_eq!(
+            pem,
+            "-----BEGIN CERTIFICATE-----\nMIIBCg==\n-----END CERTIFICATE-----\n"
+        );
+        assert_eq!(Handshake::parse("1|1|tcp|127.0.0.1:1|grpc|").unwrap().cert_pem(), None);
     }
 
     #[test]

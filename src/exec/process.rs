@@ -148,6 +148,11 @@ pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String,
 }
 
 impl Proc {
+    /// Its process id (its process group's too).
+    pub fn pid(&self) -> i32 {
+        self.pgid
+    }
+
     /// Waits (briefly) until everything an exited process wrote to stderr was read.
     pub async fn drain_stderr(&mut self) {
         if let Some(task) = self.stderr_task.take() {

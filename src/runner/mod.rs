@@ -75,6 +75,9 @@ pub struct Runner {
     pub run_id: String,
     /// The CPU servers are pinned to (`bench`), if any.
     pub server_cpu: Option<usize>,
+    /// Plugin servers in automatic mTLS: address → the certificate their
+    /// handshake carried (PEM file), the one their clients trust.
+    pub plugin_ca: std::sync::Mutex<std::collections::HashMap<String, PathBuf>>,
 }
 
 /// Tests of one cell served by one server (one certificate), each with its
@@ -208,6 +211,14 @@ impl Runner {
         let server_name = match connect {
             Connect::WrongName => Some("wrong-name.stock-matrix.test".to_string()),
             _ => ext.and_then(|e| e.server_name.clone()),
+        };
+        // A plugin in automatic mTLS: trust exactly its handshake's certificate (go-plugin's name: localhost).
+        let plugin_ca = self.plugin_ca.lock().expect("plugin certificates").get(addr).cloned();
+        let (ca, server_name) = match (&plugin_ca, tls_mode) {
+            (Some(own), TlsMode::Mtls | TlsMode::Server) if connect != Connect::UntrustedCa => {
+                (Some(own), Some(server_name.unwrap_or_else(|| "localhost".into())))
+            }
+            _ => (ca, server_name),
         };
         Connection {
             server: addr.to_string(),

@@ -106,18 +106,29 @@ impl Runner {
     /// Starts a plugin server the way a host does: its environment (the
     /// magic cookie), then go-plugin's handshake line on its stdout, which
     /// says where it serves. The handshake is its readiness.
+    ///
+    /// tls=mtls is go-plugin's automatic mTLS: the runner passes the run's CA
+    /// as `PLUGIN_CLIENT_CERT` (the plugin trusts it, so the run's client
+    /// certificate), and the clients trust exactly the certificate the
+    /// handshake carries, for the name `localhost`.
     async fn start_plugin(&self, key: &CellKey, lang: &Language) -> Result<Started, (String, String)> {
-        if key.tls != TlsMode::None {
+        if key.tls == TlsMode::Server {
             return Err((
                 format!(
-                    "{} is a plugin server (go-plugin handshake): it serves plaintext, or its own automatic mTLS, not the runner's tls={}",
-                    key.server, key.tls
+                    "{} is a plugin server (go-plugin handshake): it serves plaintext (tls=none) or automatic mTLS (tls=mtls), not tls=server",
+                    key.server
                 ),
                 String::new(),
             ));
         }
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
-        let env: Vec<(String, String)> = lang.server_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut env: Vec<(String, String)> = lang.server_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let certs = &self.certs[&key.key_type];
+        if key.tls == TlsMode::Mtls {
+            let ca = std::fs::read_to_string(&certs.ca)
+                .map_err(|e| (format!("reading {}: {e}", certs.ca.display()), String::new()))?;
+            env.push(("PLUGIN_CLIENT_CERT".into(), ca));
+        }
         let start = Instant::now();
         let argv = self.argv(&lang.server);
         let mut proc = process::spawn_on(&argv, &lang.folder, self.server_cpu, &env)
@@ -158,15 +169,35 @@ impl Runner {
             Ok(h) => h,
             Err(e) => return fail(proc, format!("plugin server printed a malformed handshake: {e}")).await,
         };
-        if handshake.cert_der.is_some() {
-            let why = format!(
-                "plugin server turned on TLS (its handshake carries a certificate: automatic mTLS), which this runner does not drive yet: {line:.120}"
-            );
-            return fail(proc, why).await;
+        let addr = handshake.server();
+        match (key.tls, handshake.cert_pem()) {
+            (TlsMode::Mtls, Some(pem)) => {
+                let file = certs.ca.with_file_name(format!("plugin-{}.pem", proc.pid()));
+                if let Err(e) = std::fs::write(&file, pem) {
+                    return fail(proc, format!("writing {}: {e}", file.display())).await;
+                }
+                self.plugin_ca
+                    .lock()
+                    .expect("plugin certificates")
+                    .insert(addr.clone(), file);
+            }
+            (TlsMode::Mtls, None) => {
+                let why = format!(
+                    "plugin server was given PLUGIN_CLIENT_CERT (automatic mTLS) but its handshake carries no certificate: {line:.160}"
+                );
+                return fail(proc, why).await;
+            }
+            (_, Some(_)) => {
+                let why = format!(
+                    "plugin server turned on TLS (its handshake carries a certificate) although it was given no PLUGIN_CLIENT_CERT (tls=none): {line:.120}"
+                );
+                return fail(proc, why).await;
+            }
+            (_, None) => {}
         }
         // Keep draining stdout so a chatty server never blocks.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok((proc, handshake.server(), ms(start.elapsed()), None))
+        Ok((proc, addr, ms(start.elapsed()), None))
     }
 
     /// Starts the cell's server and waits until it is ready.
