@@ -100,6 +100,7 @@ async fn stack_of(conn: &Connection) -> Option<String> {
 }
 
 pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
+    let started = std::time::SystemTime::now();
     let profile = m.profile(&a.profile).map_err(usage)?.clone();
     let known: Vec<String> = m.languages.keys().cloned().collect();
     let pick = |cli: &[String], base: &[String]| -> Result<Vec<String>, Exit> {
@@ -262,7 +263,8 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
     let mut report = BenchReport {
         settings,
         environment: Environment {
-            started: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            started: humantime::format_rfc3339_seconds(started).to_string(),
+            duration_s: started.elapsed().map(|d| d.as_secs_f64()).unwrap_or_default(),
             command: run_folder::command_line(),
             commit: commit(&m.root),
             cores,

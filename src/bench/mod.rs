@@ -358,6 +358,9 @@ pub struct Anchor {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Environment {
     pub started: String,
+    /// The whole run, builds included, in seconds.
+    #[serde(default)]
+    pub duration_s: f64,
     pub command: String,
     pub commit: Option<String>,
     /// CPUs this process may use.

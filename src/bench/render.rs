@@ -85,7 +85,11 @@ pub fn markdown(r: &BenchReport) -> String {
     let s = &r.settings;
     let e = &r.environment;
     let mut out = String::from("# Benchmark: each client against each server\n\n");
-    let _ = writeln!(out, "- Started {} · `{}`", e.started, e.command);
+    let _ = writeln!(
+        out,
+        "- Started {} · took {:.0} s · `{}`",
+        e.started, e.duration_s, e.command
+    );
     let _ = writeln!(
         out,
         "- Commit: {}",

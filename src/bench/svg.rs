@@ -225,6 +225,7 @@ mod tests {
             },
             environment: Environment {
                 started: String::new(),
+                duration_s: 0.0,
                 command: String::new(),
                 commit: None,
                 cores: 2,

@@ -137,6 +137,7 @@ fn report(values: &[(&str, Vec<f64>)]) -> BenchReport {
         settings: settings(),
         environment: Environment {
             started: "then".into(),
+            duration_s: 0.0,
             command: String::new(),
             commit: None,
             cores: 2,
