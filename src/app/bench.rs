@@ -6,7 +6,7 @@
 use crate::app::cli::BenchArgs;
 use crate::app::exit::{self, runner as setup_err, usage, Exit};
 use crate::app::toolchain;
-use crate::bench::{self, Anchor, BenchReport, Environment, Op, OpResult, Pair, Percentiles, Settings, Spread};
+use crate::bench::{self, Anchor, BenchReport, Environment, Op, Pair, Settings};
 use crate::contract::bench::{BenchLine, Counts};
 use crate::contract::script::{Connection, Line, Status};
 use crate::exec::process;
@@ -17,14 +17,11 @@ use crate::model::cell::CellKey;
 use crate::model::tls::{KeyType, TlsMode};
 use crate::runner::Runner;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// ghz, from the Go module proxy into target/tools/.
-const GHZ: &str = "github.com/bojand/ghz/cmd/ghz@v0.120.0";
 
 /// Where servers and loads run: (server CPU, load CPU) and what the report says of it.
 fn placement(no_pin: bool) -> (Option<usize>, Option<usize>, usize, String) {
@@ -65,28 +62,6 @@ fn commit(root: &Path) -> Option<String> {
             .map(|l| l[..40.min(l.len())].to_string())
     })?;
     Some(id.trim().chars().take(12).collect())
-}
-
-/// ghz, installed into target/tools/ when missing; or why there is none.
-async fn ghz(m: &Matrix, log: &Path) -> Result<PathBuf, String> {
-    let tools = m.root.join("target/tools");
-    let exe = tools.join("ghz");
-    if exe.is_file() {
-        return Ok(exe);
-    }
-    note!("installing ghz ({GHZ}) into {}", tools.display());
-    let argv = vec![
-        "env".to_string(),
-        format!("GOBIN={}", tools.display()),
-        "go".into(),
-        "install".into(),
-        GHZ.into(),
-    ];
-    match process::run_logged(&argv, &m.root, log, Duration::from_secs(600)).await {
-        Ok(s) if s.success() && exe.is_file() => Ok(exe),
-        Ok(s) => Err(format!("`go install {GHZ}` failed ({s}); see {}", log.display())),
-        Err(e) => Err(format!("`go install {GHZ}`: {e}")),
-    }
 }
 
 /// The server's own `Inventory.stack`, if it answers.
@@ -160,7 +135,7 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
         .collect();
     let ghz = match a.no_ghz {
         true => Err("not run (--no-ghz)".to_string()),
-        false => ghz(&m, &dir.join("ghz-install.log")).await,
+        false => super::ghz::install(&m, &dir.join("ghz-install.log")).await,
     };
     let mut stacks: BTreeMap<String, String> = langs
         .iter()
@@ -245,7 +220,7 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
         }
         if settings.ops.iter().any(|o| o.unary()) {
             let anchor = match &ghz {
-                Ok(exe) => anchor(exe, &m.root, server, &conn, &settings, load_cpu, &dir).await,
+                Ok(exe) => super::ghz::anchor(exe, &m.root, server, &conn, &settings, load_cpu, &dir).await,
                 Err(why) => Anchor {
                     server: server.clone(),
                     tool: "ghz".into(),
@@ -474,250 +449,4 @@ async fn drive(
             ),
         }
     })
-}
-
-/// ghz against the server: Get and Put, the same load as the clients.
-async fn anchor(
-    ghz: &Path,
-    root: &Path,
-    server: &str,
-    conn: &Connection,
-    s: &Settings,
-    cpu: Option<usize>,
-    dir: &Path,
-) -> Anchor {
-    use base64::Engine as _;
-    let mut a = Anchor {
-        server: server.into(),
-        tool: format!("ghz ({GHZ})"),
-        ops: BTreeMap::new(),
-        error: None,
-    };
-    let work = dir.join("ghz").join(server);
-    if let Err(e) = std::fs::create_dir_all(&work) {
-        a.error = Some(format!("{}: {e}", work.display()));
-        return a;
-    }
-    let value = base64::engine::general_purpose::STANDARD.encode(vec![b'x'; s.payload]);
-    let data = |key: &str, with_value: bool| match with_value {
-        true => serde_json::json!({"key": key, "value": value}),
-        false => serde_json::json!({"key": key}),
-    };
-    let mut base = vec![
-        ghz.to_string_lossy().into_owned(),
-        "--proto".into(),
-        root.join("proto/stock.proto").to_string_lossy().into_owned(),
-        "--import-paths".into(),
-        root.join("proto").to_string_lossy().into_owned(),
-        "--connections".into(),
-        "1".into(),
-        "-t".into(),
-        format!("{}ms", s.call_timeout_ms),
-        "-O".into(),
-        "json".into(),
-    ];
-    if cpu.is_some() {
-        base.extend(["--cpus".into(), "1".into()]);
-    }
-    match conn.tls_mode {
-        TlsMode::None => base.push("--insecure".into()),
-        mode => {
-            if let Some(ca) = &conn.ca_file {
-                base.extend(["--cacert".into(), ca.to_string_lossy().into_owned()]);
-            }
-            if mode == TlsMode::Mtls {
-                for (flag, f) in [("--cert", &conn.cert_file), ("--key", &conn.key_file)] {
-                    if let Some(f) = f {
-                        base.extend([flag.into(), f.to_string_lossy().into_owned()]);
-                    }
-                }
-            }
-            base.extend([
-                "--cname".into(),
-                conn.server_name.clone().unwrap_or_else(|| "localhost".into()),
-            ]);
-        }
-    }
-    base.push(conn.server.clone());
-    let run = |name: String, call: &str, data: serde_json::Value, load: Vec<String>| {
-        let mut argv = base.clone();
-        let data_file = work.join(format!("{name}.data.json"));
-        let out = work.join(format!("{name}.json"));
-        argv.pop();
-        argv.extend(["--call".into(), format!("stock.v1.Stock/{call}")]);
-        argv.extend(["-D".into(), data_file.to_string_lossy().into_owned()]);
-        argv.extend(["-o".into(), out.to_string_lossy().into_owned()]);
-        argv.extend(load);
-        argv.push(conn.server.clone());
-        let log = work.join(format!("{name}.log"));
-        let limit = Duration::from_millis(s.duration_ms.max(s.warmup_ms) + s.call_timeout_ms + 30_000);
-        async move {
-            std::fs::write(&data_file, data.to_string()).map_err(|e| format!("{}: {e}", data_file.display()))?;
-            match process::run_logged_on(&argv, root, &log, limit, cpu).await {
-                Ok(st) if st.success() => {}
-                Ok(st) => return Err(format!("ghz exited {st}: {}", tail(&log))),
-                Err(e) => return Err(format!("ghz: {e}")),
-            }
-            let text = std::fs::read_to_string(&out).map_err(|e| format!("{}: {e}", out.display()))?;
-            // It lists every call (megabytes): keep only what it adds up to.
-            let _ = std::fs::remove_file(&out);
-            ghz_counts(&text)
-        }
-    };
-    let load = |ms: u64| vec!["-c".into(), s.concurrency.to_string(), "-z".into(), format!("{ms}ms")];
-    // The key Get reads.
-    let once = vec!["-c".into(), "1".into(), "-n".into(), "1".into()];
-    if let Err(e) = run("setup".into(), "Put", data("bench/ghz/get", true), once).await {
-        a.error = Some(format!("set-up Put: {e}"));
-        return a;
-    }
-    for &op in s.ops.iter().filter(|o| o.unary()) {
-        let (call, d) = match op {
-            Op::Get => ("Get", data("bench/ghz/get", false)),
-            _ => ("Put", data("bench/ghz/put", true)),
-        };
-        if let Err(e) = run(format!("warmup-{}", op.name()), call, d.clone(), load(s.warmup_ms)).await {
-            a.error = Some(format!("{}: {e}", op.name()));
-            continue;
-        }
-        let mut runs = Vec::new();
-        for r in 1..=s.repeat {
-            match run(format!("{}-{r}", op.name()), call, d.clone(), load(s.duration_ms)).await {
-                Ok(c) => runs.push(c),
-                Err(e) => {
-                    a.error = Some(format!("{}: {e}", op.name()));
-                    break;
-                }
-            }
-        }
-        if !runs.is_empty() {
-            a.ops.insert(op, ghz_result(op, &runs));
-        }
-    }
-    a
-}
-
-fn tail(log: &Path) -> String {
-    let text = std::fs::read_to_string(log).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().rev().take(5).collect();
-    lines.into_iter().rev().collect::<Vec<_>>().join(" ⏎ ")
-}
-
-/// One ghz run: OK calls per second, its percentiles (µs), errors.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GhzRun {
-    pub ok: u64,
-    pub errors: u64,
-    pub rate: f64,
-    pub p50: f64,
-    pub p90: f64,
-    pub p99: f64,
-    pub max: f64,
-    pub first_error: Option<String>,
-}
-
-/// How ghz reports the calls its own stop at the end of a timed run cut off.
-const STOPPED_BY_GHZ: [&str; 3] = [
-    "use of closed network connection",
-    "context canceled",
-    "the client connection is closing",
-];
-
-/// Reads ghz's JSON report (`-O json`): times are in nanoseconds.
-pub fn ghz_counts(text: &str) -> Result<GhzRun, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| format!("ghz report is not JSON: {e}"))?;
-    let count = v["count"].as_u64().ok_or("ghz report has no `count`")?;
-    let total_ns = v["total"].as_f64().ok_or("ghz report has no `total`")?;
-    let ok = v["statusCodeDistribution"]["OK"].as_u64().unwrap_or(0);
-    let pct = |p: u64| -> f64 {
-        v["latencyDistribution"]
-            .as_array()
-            .and_then(|l| l.iter().find(|d| d["percentage"].as_u64() == Some(p)))
-            .and_then(|d| d["latency"].as_f64())
-            .unwrap_or(0.0)
-            / 1000.0
-    };
-    // ghz ends a timed run by closing its connection: the calls in flight
-    // then fail on its side. They are its own stop, not the server's errors.
-    let stopped = |m: &str| STOPPED_BY_GHZ.iter().any(|p| m.contains(p));
-    let errors = v["errorDistribution"].as_object().cloned().unwrap_or_default();
-    let cut: u64 = errors
-        .iter()
-        .filter(|(m, _)| stopped(m))
-        .filter_map(|(_, n)| n.as_u64())
-        .sum();
-    let first_error = errors.keys().find(|m| !stopped(m)).cloned();
-    Ok(GhzRun {
-        ok,
-        errors: count.saturating_sub(ok).saturating_sub(cut),
-        rate: if total_ns > 0.0 {
-            ok as f64 / (total_ns / 1e9)
-        } else {
-            0.0
-        },
-        p50: pct(50),
-        p90: pct(90),
-        p99: pct(99),
-        max: v["slowest"].as_f64().unwrap_or(0.0) / 1000.0,
-        first_error,
-    })
-}
-
-/// ghz's repeats as one result: throughput per repeat, the median of each
-/// percentile, the largest maximum.
-pub fn ghz_result(op: Op, runs: &[GhzRun]) -> OpResult {
-    let med = |f: fn(&GhzRun) -> f64| {
-        Spread::of(runs.iter().map(f).collect())
-            .map(|s| s.median)
-            .unwrap_or(0.0)
-    };
-    let calls: u64 = runs.iter().map(|r| r.ok).sum();
-    OpResult {
-        unit: op.unit().into(),
-        throughput: Spread::of(runs.iter().map(|r| r.rate).collect()),
-        latency_us: (calls > 0).then(|| Percentiles {
-            p50: med(|r| r.p50),
-            p90: med(|r| r.p90),
-            p99: med(|r| r.p99),
-            max: runs.iter().map(|r| r.max).fold(0.0, f64::max),
-        }),
-        calls,
-        errors: runs.iter().map(|r| r.errors).sum(),
-        first_error: runs.iter().find_map(|r| r.first_error.clone()).map(|message| Status {
-            code: "ERROR".into(),
-            message,
-        }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ghz_reports_are_read_as_ok_calls_per_second_and_microseconds() {
-        let text = r#"{"count":1003,"total":500000000,"average":400000,"fastest":100000,"slowest":9000000,
-            "rps":2000,"statusCodeDistribution":{"OK":990,"NotFound":10,"Unavailable":3},"errorDistribution":{"rpc error: code = NotFound":10,
-            "rpc error: code = Unavailable desc = error reading from server: read tcp: use of closed network connection":3},
-            "latencyDistribution":[{"percentage":50,"latency":300000},{"percentage":90,"latency":700000},{"percentage":99,"latency":2000000}]}"#;
-        let r = ghz_counts(text).unwrap();
-        assert_eq!((r.ok, r.errors), (990, 10));
-        assert!((r.rate - 1980.0).abs() < 1e-9);
-        assert_eq!((r.p50, r.p90, r.p99, r.max), (300.0, 700.0, 2000.0, 9000.0));
-        assert!(r.first_error.as_deref().unwrap().contains("NotFound"));
-        let o = ghz_result(
-            Op::Get,
-            &[
-                r.clone(),
-                GhzRun {
-                    rate: 2200.0,
-                    p99: 1000.0,
-                    ..r
-                },
-            ],
-        );
-        assert_eq!(o.throughput.unwrap().median, 2090.0);
-        assert_eq!(o.latency_us.unwrap().p99, 1500.0);
-        assert!(ghz_counts("{}").is_err());
-    }
 }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod exit;
 pub mod external;
 pub mod followup;
+pub mod ghz;
 pub mod passthrough;
 pub mod run;
 pub mod serve;

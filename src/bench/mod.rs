@@ -3,6 +3,7 @@
 //! spread of the repeats, latency percentiles from the merged buckets), and
 //! a comparison with an earlier `bench.json`. Starting the processes lives in
 //! `app::bench`; rendering in `render` and `svg`.
+pub mod ghz;
 pub mod render;
 pub mod svg;
 
