@@ -18,8 +18,6 @@ use crate::model::tls::{KeyType, TlsMode};
 use crate::runner::Runner;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -141,25 +139,7 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
         .iter()
         .map(|l| (l.clone(), m.languages[l].stack.clone()))
         .collect();
-    let runner = Runner {
-        matrix: Arc::new(m.clone()),
-        certs: BTreeMap::from([(KeyType::EcP256, certs.clone())]),
-        exe: std::env::current_exe().map_err(setup_err)?,
-        unavailable: BTreeMap::new(),
-        slots: crate::plan::admit::Slots::new(1, 1),
-        lanes: 1,
-        per_pair: false,
-        last_costs: Default::default(),
-        pool: Default::default(),
-        most_at_once: Default::default(),
-        cancelled: Arc::new(AtomicBool::new(false)),
-        stopped: Arc::new(AtomicBool::new(false)),
-        repro_prefix: String::new(),
-        external: None,
-        run_id: String::new(),
-        server_cpu,
-        plugin_ca: Default::default(),
-    };
+    let runner = Runner::standalone(m.clone(), KeyType::EcP256, certs.clone(), server_cpu).map_err(setup_err)?;
     note!(
         "bench: {} client(s) × {} server(s), tls={tls}, {} in flight, {} B, {} × {} ms after {} ms warm-up; {placement}",
         clients.len(),

@@ -12,8 +12,6 @@ use crate::model::cell::CellKey;
 use crate::model::tls::{KeyType, TlsMode};
 use crate::runner::Runner;
 use std::collections::BTreeMap;
-use std::sync::atomic::AtomicBool;
-use std::sync::Arc;
 use std::time::Duration;
 
 /// Ready-to-paste command lines for a server of `lang` at `addr`.
@@ -77,25 +75,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
         .filter(|(_, b)| !b.ok)
         .map(|(l, b)| (l, b.status))
         .collect();
-    let runner = Runner {
-        matrix: Arc::new(m),
-        certs: BTreeMap::from([(key_type, certs.clone())]),
-        exe: std::env::current_exe().map_err(setup_err)?,
-        unavailable: BTreeMap::new(),
-        slots: crate::plan::admit::Slots::new(1, 1),
-        lanes: 1,
-        per_pair: false,
-        last_costs: Default::default(),
-        pool: Default::default(),
-        most_at_once: Default::default(),
-        cancelled: Arc::new(AtomicBool::new(false)),
-        stopped: Arc::new(AtomicBool::new(false)),
-        repro_prefix: String::new(),
-        external: None,
-        run_id: String::new(),
-        server_cpu: None,
-        plugin_ca: Default::default(),
-    };
+    let runner = Runner::standalone(m, key_type, certs.clone(), None).map_err(setup_err)?;
     let mut running: Vec<Proc> = Vec::new();
     let mut failed = 0;
     for name in &langs {

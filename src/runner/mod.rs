@@ -94,6 +94,35 @@ fn ms(d: Duration) -> f64 {
 }
 
 impl Runner {
+    /// A runner for servers started one at a time outside a run (`serve`,
+    /// `bench`): one key type's certificates, no run id, no slots to share.
+    pub fn standalone(
+        matrix: Matrix,
+        key_type: KeyType,
+        certs: CertFiles,
+        server_cpu: Option<usize>,
+    ) -> std::io::Result<Runner> {
+        Ok(Runner {
+            matrix: Arc::new(matrix),
+            certs: BTreeMap::from([(key_type, certs)]),
+            exe: std::env::current_exe()?,
+            unavailable: BTreeMap::new(),
+            slots: crate::plan::admit::Slots::new(1, 1),
+            lanes: 1,
+            per_pair: false,
+            last_costs: Default::default(),
+            pool: Default::default(),
+            most_at_once: Default::default(),
+            cancelled: Arc::new(AtomicBool::new(false)),
+            stopped: Arc::new(AtomicBool::new(false)),
+            repro_prefix: String::new(),
+            external: None,
+            run_id: String::new(),
+            server_cpu,
+            plugin_ca: Default::default(),
+        })
+    }
+
     pub(crate) fn argv(&self, template: &[String]) -> Vec<String> {
         template
             .iter()
