@@ -3,14 +3,18 @@
 //! follows the handshake to a Unix socket or a TCP port; a handshake it
 //! cannot follow is an ERROR that quotes what the plugin printed.
 mod common;
-use common::{bin, reasons, run, tests_of};
+use common::{bin, matrix_with, reasons, run, tests_of};
 use std::path::Path;
 
 /// A fake plugin: checks its magic cookie like go-plugin does, starts the
 /// reference server where it chose, and prints `handshake` (with SOCK and
 /// PORT filled in) once that server listens.
 fn fake_plugin(dir: &Path, handshake: &str) -> String {
-    let script = dir.join("plugin.sh");
+    fake_plugin_named(dir, "plugin.sh", handshake)
+}
+
+fn fake_plugin_named(dir: &Path, name: &str, handshake: &str) -> String {
+    let script = dir.join(name);
     let text = format!(
         r#"#!/bin/sh
 if [ "$BASIC_PLUGIN" != hello ]; then
@@ -19,14 +23,15 @@ if [ "$BASIC_PLUGIN" != hello ]; then
 fi
 sock="{dir}/p-$$.sock"
 port=$(( 20000 + $$ % 20000 ))
-tls=""
+tls="" cert=""
 if [ -n "$PLUGIN_CLIENT_CERT" ]; then
   # Automatic mTLS: trust the host's certificate, serve with one of our own.
-  printf '%s\n' "$PLUGIN_CLIENT_CERT" > "{dir}/host.pem"
-  "{bin}" certs --out "{dir}/own" > /dev/null
-  tls="--tls-mode mtls --cert-file {dir}/own/server.pem --key-file {dir}/own/server.key --ca-file {dir}/host.pem"
+  own="{dir}/own-$$"
+  printf '%s\n' "$PLUGIN_CLIENT_CERT" > "{dir}/host-$$.pem"
+  "{bin}" certs --out "$own" > /dev/null
+  tls="--tls-mode mtls --cert-file $own/server.pem --key-file $own/server.key --ca-file {dir}/host-$$.pem"
+  cert=$(sed '1d;$d' "$own/ca.pem" | tr -d '\n=')
 fi
-cert=$( [ -f "{dir}/own/ca.pem" ] && sed '1d;$d' "{dir}/own/ca.pem" | tr -d '\n=' )
 exec 3<&0
 case "{handshake}" in
   *unix*) "{bin}" reference server --unix "$sock" $tls <&3 > /dev/null & ;;
@@ -164,4 +169,100 @@ fn target_plugin_refuses_what_it_cannot_do() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a command line"));
+}
+
+#[test]
+fn a_plugin_language_of_the_matrix_gets_a_cell_per_transport_and_must_serve_the_one_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    fake_plugin_named(d, "unix.sh", "1|1|unix|SOCK|grpc|CERT");
+    fake_plugin_named(d, "tcp.sh", "1|1|tcp|127.0.0.1:PORT|grpc|CERT");
+    // Serves where NET asks, as pyvider does with PLUGIN_SERVER_TRANSPORTS.
+    std::fs::write(d.join("any.sh"), "exec bash \"$(dirname \"$0\")/$NET.sh\"\n").unwrap();
+    let lang = |name: &str, script: &str| {
+        format!(
+            "[languages.{name}]\nfolder = \"{}\"\nstack = \"a fake plugin\"\nserver = [\"bash\", \"{}\"]\nready = \"go-plugin\"\nserver_env = {{ BASIC_PLUGIN = \"hello\" }}\ntransports = {{ unix = {{ NET = \"unix\" }}, tcp = {{ NET = \"tcp\" }} }}\n",
+            d.display(),
+            d.join(script).display()
+        )
+    };
+    // `liar` announces a Unix socket whatever it is asked for.
+    let extra = format!("{}{}", lang("fake", "any.sh"), lang("liar", "unix.sh"));
+    let matrix = matrix_with(d, &extra, "");
+    let m = matrix.to_str().unwrap();
+    let args = [
+        "--matrix",
+        m,
+        "run",
+        "--client",
+        "*",
+        "--server",
+        "fake,liar",
+        "--set",
+        "kv-only",
+        "--no-blame",
+    ];
+    let (out, s) = run(&args, &d.join("r"));
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut cells: Vec<String> = tests_of(&s)
+        .iter()
+        .map(|t| {
+            let c = &t["cell"];
+            format!("{}/{}/{}/{}", c["client"], c["server"], c["tls"], c["net"]).replace('"', "")
+        })
+        .collect();
+    cells.dedup();
+    // Only the rust client (the plugins have none), no tls=server, both transports.
+    assert_eq!(
+        cells,
+        [
+            "rust/fake/none/unix",
+            "rust/fake/none/tcp",
+            "rust/fake/mtls/unix",
+            "rust/fake/mtls/tcp",
+            "rust/liar/none/unix",
+            "rust/liar/none/tcp",
+            "rust/liar/mtls/unix",
+            "rust/liar/mtls/tcp",
+        ]
+    );
+    for t in tests_of(&s) {
+        let liar_on_tcp = t["cell"]["server"] == "liar" && t["cell"]["net"] == "tcp";
+        if liar_on_tcp {
+            assert_eq!(t["outcome"], "error", "{t}");
+            assert!(
+                reasons(t).contains("asked for transport tcp but its handshake announces unix"),
+                "{t}"
+            );
+            assert!(t["reproduce"].as_str().unwrap().contains("--server liar --tls "), "{t}");
+            assert!(t["reproduce"].as_str().unwrap().contains(" --transport tcp"), "{t}");
+        } else {
+            assert_eq!(t["outcome"], "passed", "{}: {}", t["id"], reasons(t));
+        }
+    }
+    // --transport narrows to one; a plugin has no client.
+    let one = [
+        "--matrix",
+        m,
+        "run",
+        "--client",
+        "rust",
+        "--server",
+        "fake",
+        "--set",
+        "kv-only",
+        "--transport",
+        "tcp",
+    ];
+    let (_, s) = run(&one, &d.join("r2"));
+    assert!(!tests_of(&s).is_empty());
+    assert!(tests_of(&s)
+        .iter()
+        .all(|t| t["cell"]["net"] == "tcp" && t["outcome"] == "passed"));
+    let out = std::process::Command::new(bin())
+        .args(["--matrix", m, "run", "--client", "fake", "--server", "rust"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`fake` serves only"));
 }

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Builds bin/server and bin/client (cmd/server/, cmd/client/): pinned protoc plugins into .bin/,
+# Builds bin/server and bin/client (cmd/server/ over service/, cmd/client/): pinned protoc plugins into .bin/,
 # generated code into gen/stockpb/ and gen/kvpb/, then the two binaries. Idempotent.
 set -eu
 cd "$(dirname "$0")"

@@ -57,7 +57,10 @@ class GunzipRequests(grpc.aio.ServerInterceptor):
     ends its call with RESOURCE_EXHAUSTED (an exception in a deserializer ends it UNKNOWN)."""
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
+        return self.wrap(await continuation(handler_call_details), handler_call_details.method)
+
+    def wrap(self, handler, method):
+        """The method's handler decoding its own requests (see stock_server.Intercepted)."""
         if handler is None:
             return None
         deserializer = handler.request_deserializer or (lambda data: data)

@@ -72,8 +72,12 @@ class StockHooks(grpc.aio.ServerInterceptor):
         self.store = store
 
     async def intercept_service(self, continuation, handler_call_details):
-        handler = await continuation(handler_call_details)
-        if handler is None or not handler_call_details.method.startswith(HOOKED):
+        return self.wrap(await continuation(handler_call_details), handler_call_details.method)
+
+    def wrap(self, handler, method):
+        """The method's handler with the hooks applied (for a server that takes no interceptors, see
+        stock_server.Intercepted)."""
+        if handler is None or not method.startswith(HOOKED):
             return handler
         streaming = {False: "unary", True: "stream"}
         kind = f"{streaming[handler.request_streaming]}_{streaming[handler.response_streaming]}"

@@ -43,20 +43,13 @@ def parse_args():
 async def serve(args):
     """Serves until SIGTERM, SIGINT or the end of stdin; the exit code."""
     store = Store()
-    # receive up to 4 MiB, send without a cap; GunzipRequests decompresses, not core
-    options = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", -1)]
-    options += [("grpc.so_reuseport", 0), ("grpc.per_message_decompression", 0)]
-    # the contract's header-list limit, soft and hard (else core refuses only some requests past it)
-    options += [("grpc.max_metadata_size", 16 << 10), ("grpc.absolute_max_metadata_size", 16 << 10)]
-    server = grpc.aio.server(interceptors=[GunzipRequests(), hooks.StockHooks(store)], options=options)
-    stock_pb2_grpc.add_StockServicer_to_server(Stock(store), server)
-    kv_pb2_grpc.add_KVServicer_to_server(KV(store), server)
+    server = grpc.aio.server(interceptors=interceptors(store), options=OPTIONS)
+    add_services(server, store, "python", f"grpcio {grpc.__version__}")
     health_servicer = HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    for service in ("", "stock.v1.Stock", "proto.KV"):
+    for service in ("", *SERVICES):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
-    services = ("stock.v1.Stock", "proto.KV", health.SERVICE_NAME, reflection.SERVICE_NAME)
-    reflection.enable_server_reflection(services, server)
+    reflection.enable_server_reflection((*SERVICES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
 
     address = f"[{args.host}]:{args.port}" if ":" in args.host else f"{args.host}:{args.port}"
     try:
@@ -84,6 +77,56 @@ async def serve(args):
     return 0
 
 
+# receive up to 4 MiB, send without a cap; GunzipRequests decompresses, not core
+OPTIONS = [("grpc.max_receive_message_length", MAX_MESSAGE), ("grpc.max_send_message_length", -1)]
+OPTIONS += [("grpc.so_reuseport", 0), ("grpc.per_message_decompression", 0)]
+# the contract's header-list limit, soft and hard (else core refuses only some requests past it)
+OPTIONS += [("grpc.max_metadata_size", 16 << 10), ("grpc.absolute_max_metadata_size", 16 << 10)]
+
+SERVICES = ("stock.v1.Stock", "proto.KV")  # served over one store, both SERVING in health
+
+
+def interceptors(store):
+    """The server interceptors the services need: decompression (outermost), then the test hooks."""
+    return [GunzipRequests(), hooks.StockHooks(store)]
+
+
+def add_services(server, store, language, stack):
+    """Registers Stock (Inventory answers language and stack) and proto.KV over store on server, a grpc.aio
+    server made with interceptors(store) and OPTIONS, or an Intercepted one. Health and reflection are the
+    caller's."""
+    stock_pb2_grpc.add_StockServicer_to_server(Stock(store, language, stack), server)
+    kv_pb2_grpc.add_KVServicer_to_server(KV(store), server)
+
+
+class Intercepted:
+    """A grpc.aio server made elsewhere, without our interceptors, seen through them: the method handlers the
+    generated add_*_to_server functions register are wrapped by each interceptor's wrap() (first = outermost)."""
+
+    def __init__(self, server, interceptors):
+        self.server, self.interceptors = server, interceptors
+
+    def wrap(self, handler, method):
+        for interceptor in reversed(self.interceptors):
+            handler = interceptor.wrap(handler, method)
+        return handler
+
+    def add_registered_method_handlers(self, service, handlers):
+        wrapped = {name: self.wrap(handler, f"/{service}/{name}") for name, handler in handlers.items()}
+        self.server.add_registered_method_handlers(service, wrapped)
+
+    def add_generic_rpc_handlers(self, generic_handlers):
+        self.server.add_generic_rpc_handlers([_Wrapped(self, handler) for handler in generic_handlers])
+
+
+class _Wrapped(grpc.GenericRpcHandler):
+    def __init__(self, intercepted, handler):
+        self.intercepted, self.handler = intercepted, handler
+
+    def service(self, handler_call_details):
+        return self.intercepted.wrap(self.handler.service(handler_call_details), handler_call_details.method)
+
+
 def watch_stdin(loop, stop):
     """Stops the server when stdin reaches end-of-file."""
     with contextlib.suppress(OSError):
@@ -96,8 +139,8 @@ class Stock(stock_pb2_grpc.StockServicer):
     """The Stock methods; hooks.StockHooks applies the hooks around them and turns Refused into a status.
     Audit is left to the generated base class (UNIMPLEMENTED)."""
 
-    def __init__(self, store):
-        self.store = store
+    def __init__(self, store, language, stack):
+        self.store, self.language, self.stack = store, language, stack
 
     async def Get(self, request, context):
         value, version = self.store.get(request.key)
@@ -149,8 +192,9 @@ class Stock(stock_pb2_grpc.StockServicer):
 
     async def Inventory(self, request, context):
         keys, size = self.store.totals(hooks.CURRENT.get().count_prefix)
-        stack = f"grpcio {grpc.__version__}"
-        return stock_pb2.InventoryStatus(key_count=keys, total_value_bytes=size, language="python", stack=stack)
+        return stock_pb2.InventoryStatus(
+            key_count=keys, total_value_bytes=size, language=self.language, stack=self.stack
+        )
 
 
 class KV(kv_pb2_grpc.KVServicer):

@@ -158,6 +158,7 @@ pub async fn bench(m: Matrix, a: &BenchArgs) -> Result<i32, Exit> {
             server: server.clone(),
             tls,
             key_type: KeyType::EcP256,
+            net: None,
         };
         let not_measured = |why: String| -> Vec<Pair> {
             clients

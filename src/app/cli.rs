@@ -50,6 +50,9 @@ pub struct Filters {
     /// Certificate key types.
     #[arg(long = "key-type", value_delimiter = ',')]
     pub key_types: Vec<KeyType>,
+    /// A plugin server's transports (matrix.toml `transports`; others serve on the runner's port).
+    #[arg(long = "transport", value_delimiter = ',')]
+    pub transports: Vec<crate::model::cell::Net>,
     /// Glob over case name, set/case or test id.
     #[arg(long = "case")]
     pub cases: Vec<String>,

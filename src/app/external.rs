@@ -59,6 +59,9 @@ pub fn plugin_language(
             client: vec![],
             ready: Ready::GoPlugin,
             server_env: env,
+            transports: Default::default(),
+            uses: vec![],
+            used: vec![],
         },
     )))
 }
@@ -174,6 +177,7 @@ mod tests {
             tls: tls.to_vec(),
             sets: vec![],
             key_types: vec![],
+            transports: vec![],
             cases: vec![],
             shard: None,
         }
@@ -187,6 +191,7 @@ mod tests {
             sets: vec!["tls".into()],
             key_types: vec![KeyType::EcP256, KeyType::Rsa2048],
             cases: vec![],
+            plugins: BTreeMap::new(),
             pivot: Some("rust".into()),
             shard: None,
         }

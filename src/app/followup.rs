@@ -49,9 +49,16 @@ pub fn rerun_filters(reports: &Path, f: &Filters) -> Result<Option<Filters>, Exi
         tls,
         sets: uniq(red.iter().map(|t| t.set.clone()).collect()),
         key_types,
+        transports: uniq_nets(red.iter().filter_map(|t| t.cell.net).collect()),
         cases: red.iter().map(|t| t.id.clone()).collect(),
         shard: f.shard.clone(),
     }))
+}
+
+fn uniq_nets(mut v: Vec<crate::model::cell::Net>) -> Vec<crate::model::cell::Net> {
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Cells holding only the tests whose ids are in `ids` (keys from `plan`).
@@ -88,12 +95,13 @@ pub fn all_ids(m: &Matrix, loaded: &BTreeMap<String, CaseSet>) -> Result<Vec<Str
     sets.extend(loaded.iter().map(|(name, set)| (name.clone(), set.clone())));
     let langs: Vec<String> = m.languages.keys().cloned().collect();
     let sel = Selection {
-        clients: langs.clone(),
+        clients: m.clients(),
         servers: langs,
         tls: TlsMode::ALL.to_vec(),
         sets: names,
         key_types: KeyType::ALL.to_vec(),
         cases: vec![],
+        plugins: super::plugin_servers(m, &[]),
         pivot: None,
         shard: None,
     };
@@ -142,6 +150,7 @@ pub async fn assign_blame(
                     CellKey {
                         client: client.clone(),
                         server: server.clone(),
+                        net: t.cell.net.filter(|_| server != blame::REFERENCE),
                         ..t.cell.clone()
                     },
                     t.set.clone(),

@@ -16,6 +16,7 @@ use crate::exec::builder;
 use crate::exec::run_folder;
 use crate::input::cases::{self, CaseSet};
 use crate::input::config::Matrix;
+use crate::model::cell::Net;
 use crate::model::run::{BuildInfo, RunSummary};
 use crate::model::tls::{KeyType, TlsMode};
 use crate::plan::{self, Selection};
@@ -42,7 +43,7 @@ pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
         Some(p) => m.profile(p).map_err(usage)?.clone(),
         None => crate::input::config::Profile {
             description: String::new(),
-            clients: m.languages.keys().cloned().collect(),
+            clients: m.clients(),
             servers: m.languages.keys().cloned().collect(),
             tls: TlsMode::ALL.to_vec(),
             sets: m.sets.keys().cloned().collect(),
@@ -57,17 +58,21 @@ pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
         }
     };
     let langs: Vec<String> = m.languages.keys().cloned().collect();
+    let clients: Vec<String> = m.clients();
     let sets: Vec<String> = m.sets.keys().cloned().collect();
-    // `--client '*'` (as in a profile): every language.
-    let every = |names: &[String]| match names.iter().any(|n| n == "*") {
-        true => langs.clone(),
+    // `--client '*'` (as in a profile): every language (that has a client).
+    let every = |names: &[String], all: &[String]| match names.iter().any(|n| n == "*") {
+        true => all.to_vec(),
         false => names.to_vec(),
     };
     let f = &Filters {
-        clients: every(&f.clients),
-        servers: every(&f.servers),
+        clients: every(&f.clients, &clients),
+        servers: every(&f.servers, &langs),
         ..f.clone()
     };
+    if let Some(c) = f.clients.iter().find(|c| langs.contains(c) && !clients.contains(c)) {
+        return Err(usage(format!("`{c}` serves only (a plugin server): it has no client")));
+    }
     check(&f.clients, &langs, "language")?;
     check(&f.servers, &langs, "language")?;
     check(&f.sets, &sets, "set")?;
@@ -83,9 +88,31 @@ pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
             f.key_types.clone()
         },
         cases: f.cases.clone(),
+        plugins: plugin_servers(m, &f.transports),
         pivot: base.pivot,
         shard: f.shard.as_deref().map(plan::parse_shard).transpose().map_err(usage)?,
     })
+}
+
+/// The matrix's plugin servers and the transports to ask each for (`None`:
+/// whatever it picks), narrowed to `only` when it is not empty.
+pub fn plugin_servers(m: &Matrix, only: &[Net]) -> BTreeMap<String, Vec<Option<Net>>> {
+    m.languages
+        .iter()
+        .filter(|(_, l)| l.ready == crate::input::config::Ready::GoPlugin)
+        .map(|(name, l)| {
+            let nets = match l.transports.is_empty() {
+                true => vec![None],
+                false => l
+                    .transports
+                    .keys()
+                    .filter(|n| only.is_empty() || only.contains(n))
+                    .map(|n| Some(*n))
+                    .collect(),
+            };
+            (name.clone(), nets)
+        })
+        .collect()
 }
 
 pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSet>, Exit> {
@@ -102,7 +129,7 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
         Format::Json => {
             let rows: Vec<_> = cells
                 .iter()
-                .map(|c| serde_json::json!({"cell": c.key.id(), "client": c.key.client, "server": c.key.server, "tls": c.key.tls, "key_type": c.key.key_type, "tests": c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>()}))
+                .map(|c| serde_json::json!({"cell": c.key.id(), "client": c.key.client, "server": c.key.server, "tls": c.key.tls, "key_type": c.key.key_type, "net": c.key.net, "tests": c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>()}))
                 .collect();
             let out = serde_json::json!({"profile": f.profile, "combinations": combos, "cells": rows, "tests": tests,
                 "clients": sel.clients, "servers": sel.servers, "tls": sel.tls, "sets": sel.sets});
@@ -123,11 +150,14 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
                     *per_set.entry(&t.set).or_default() += 1;
                 }
                 for (set, n) in per_set {
-                    let tls = if c.key.key_type == KeyType::default() {
+                    let mut tls = if c.key.key_type == KeyType::default() {
                         c.key.tls.to_string()
                     } else {
                         format!("{}+{}", c.key.tls, c.key.key_type.as_str())
                     };
+                    if let Some(net) = c.key.net {
+                        tls.push_str(&format!("@{net}"));
+                    }
                     say!(
                         "{:<12} {:<12} {:<7} {:<15} {:>5}",
                         c.key.client,
@@ -147,7 +177,7 @@ fn list(m: &Matrix, f: &Filters, format: Format) -> Result<i32, Exit> {
                 .flat_map(|c| {
                     c.groups()
                         .into_keys()
-                        .map(|cert| (&c.key.server, c.key.tls, c.key.key_type, cert))
+                        .map(|cert| (&c.key.server, c.key.tls, c.key.key_type, cert, c.key.net))
                 })
                 .collect();
             say!(

@@ -233,6 +233,19 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
             format!("usage: stock-matrix {name} server|client ARGS…"),
         ));
     };
+    if *side == "client" && !lang.has_client() {
+        return Err(Exit(
+            exit::USAGE,
+            format!("{name} serves only (a plugin server): it has no client; drive it with another language's client"),
+        ));
+    }
+    let plugin = lang.ready == crate::input::config::Ready::GoPlugin;
+    if *side == "server" && plugin && !rest.is_empty() {
+        return Err(Exit(
+            exit::USAGE,
+            format!("{name} is a plugin server: a host starts it bare, with its environment (matrix.toml server_env); it takes no arguments"),
+        ));
+    }
     let rest = &absolute_paths(rest);
     let proto = m.root.join("proto");
     if !builder::up_to_date(lang, &proto) && !lang.build.is_empty() {
@@ -258,7 +271,9 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
         .collect();
     if side == "server" {
         argv.extend(auto_tls(m, rest)?);
-        process::serve(&argv, &lang.folder)
+        // A plugin prints its handshake line (where it serves) and serves plaintext.
+        let env: Vec<(String, String)> = lang.server_env.clone().into_iter().collect();
+        process::serve(&argv, &lang.folder, &env)
             .await
             .map_err(|e| Exit(exit::RUNNER, format!("failed to start {name} server: {e}")))
     } else {

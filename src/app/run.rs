@@ -49,11 +49,7 @@ pub async fn run(mut m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, 
     let mut with_plugin = a.clone();
     let cwd = std::env::current_dir().map_err(setup_err)?;
     if let Some((label, lang)) = external::plugin_language(&a.target, &mut with_plugin.filters, &cwd).map_err(usage)? {
-        // It serves only: "every client" stays the matrix's languages.
-        let f = &mut with_plugin.filters;
-        if (f.profile.is_none() && f.clients.is_empty()) || f.clients.iter().any(|c| c == "*") {
-            f.clients = m.languages.keys().cloned().collect();
-        }
+        // It serves only (no client): "every client" stays the matrix's languages.
         m.languages.insert(label, lang);
     }
     let a = &with_plugin;

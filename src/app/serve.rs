@@ -14,9 +14,15 @@ use crate::runner::Runner;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// Ready-to-paste command lines for a server of `lang` at `addr`.
+/// Ready-to-paste command lines for a server at `addr` (a TCP address or
+/// `unix:/PATH`), `lang`'s client among them.
 pub fn command_lines(lang: &str, addr: &str, mode: TlsMode, c: &CertFiles) -> Vec<String> {
     let p = |p: &std::path::Path| p.display().to_string();
+    // grpcurl names a Unix socket by its path, with -unix.
+    let (unix, target) = match addr.strip_prefix("unix:") {
+        Some(path) => (" -unix", path),
+        None => ("", addr),
+    };
     let (grpcurl, probe, client) = match mode {
         TlsMode::None => ("-plaintext".to_string(), String::new(), String::new()),
         TlsMode::Server => (
@@ -46,8 +52,8 @@ pub fn command_lines(lang: &str, addr: &str, mode: TlsMode, c: &CertFiles) -> Ve
         ),
     };
     vec![
-        format!("grpcurl {grpcurl} {addr} list"),
-        format!("grpcurl {grpcurl} -d '{{\"key\":\"mykey\"}}' {addr} stock.v1.Stock/Get"),
+        format!("grpcurl {grpcurl}{unix} {target} list"),
+        format!("grpcurl {grpcurl}{unix} -d '{{\"key\":\"mykey\"}}' {target} stock.v1.Stock/Get"),
         format!("grpc-health-probe -addr {addr}{probe}"),
         format!("stock-matrix {lang} client inventory --server {addr}{client}"),
     ]
@@ -84,12 +90,23 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
             note!("{name}: not started: {}", why.lines().next().unwrap_or_default());
             continue;
         }
+        let lang = &runner.matrix.languages[name];
+        let plugin = lang.ready == crate::input::config::Ready::GoPlugin;
+        // A plugin has no client of its own (the reference's is offered), and
+        // serves TCP where it can, for the tools that cannot reach a Unix socket.
+        let client = if lang.has_client() { name.as_str() } else { "rust" };
+        let net = lang.transports.keys().copied().max();
         for &tls in &modes {
+            if plugin && tls != TlsMode::None {
+                say!("{name} (tls={tls}): skipped: a plugin server serves plaintext here (its automatic mTLS: `run --server {name} --tls mtls`)");
+                continue;
+            }
             let key = CellKey {
-                client: name.clone(),
+                client: client.to_string(),
                 server: name.clone(),
                 tls,
                 key_type,
+                net,
             };
             match runner.start_server(&key, ServerCert::Normal).await {
                 Ok((proc, addr, ready_ms, note)) => {
@@ -97,7 +114,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
                     if let Some(n) = note {
                         say!("  note: {n}");
                     }
-                    for line in command_lines(name, &addr, tls, &certs) {
+                    for line in command_lines(client, &addr, tls, &certs) {
                         say!("  {line}");
                     }
                     running.push(proc);

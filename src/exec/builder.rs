@@ -56,6 +56,10 @@ pub fn fingerprint(lang: &Language, proto: &Path) -> std::io::Result<String> {
         std::fs::read(proto)?.hash(&mut h);
     }
     hash_dir(&lang.folder, Path::new(""), &lang.outputs, &mut h)?;
+    // The folders of the languages it builds upon.
+    for (folder, outputs) in &lang.used {
+        hash_dir(folder, Path::new(""), outputs, &mut h)?;
+    }
     Ok(format!("{:016x}", h.finish()))
 }
 
@@ -197,6 +201,9 @@ mod tests {
             client: vec!["x".into()],
             ready: Default::default(),
             server_env: Default::default(),
+            transports: Default::default(),
+            uses: vec![],
+            used: vec![],
         }
     }
 
@@ -229,6 +236,30 @@ mod tests {
         std::fs::write(proto.join("b.proto"), "syntax").unwrap();
         assert_eq!(ensure_built("x", &l, &proto, &log, limit, false).await.status, "built");
         assert!(std::fs::read_to_string(&log).unwrap().contains("hello"));
+    }
+
+    #[tokio::test]
+    async fn a_change_in_a_language_it_uses_rebuilds_it_but_not_in_that_ones_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let (own, base) = (dir.path().join("own"), dir.path().join("base"));
+        for d in [own.join("out"), base.join("bin")] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        std::fs::write(base.join("service.src"), "v1").unwrap();
+        let proto = dir.path().join("p.proto");
+        std::fs::write(&proto, "").unwrap();
+        let mut l = lang(&own);
+        l.used = vec![(base.clone(), vec!["bin".into()])];
+        let log = dir.path().join("build.log");
+        let limit = Duration::from_secs(10);
+        assert_eq!(ensure_built("x", &l, &proto, &log, limit, false).await.status, "built");
+        std::fs::write(base.join("bin/service"), "binary").unwrap();
+        assert_eq!(
+            ensure_built("x", &l, &proto, &log, limit, false).await.status,
+            "up to date"
+        );
+        std::fs::write(base.join("service.src"), "v2").unwrap();
+        assert_eq!(ensure_built("x", &l, &proto, &log, limit, false).await.status, "built");
     }
 
     #[tokio::test]

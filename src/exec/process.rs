@@ -332,7 +332,7 @@ pub async fn passthrough(
 /// not end it at once) nor outlives this process: when `stock-matrix` ends,
 /// however it ends, the pipe closes and the contract makes the server exit.
 /// SIGINT, SIGTERM and SIGHUP stop its whole group. Returns the exit code.
-pub async fn serve(argv: &[String], cwd: &Path) -> std::io::Result<i32> {
+pub async fn serve(argv: &[String], cwd: &Path, env: &[(String, String)]) -> std::io::Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
     let (program, args) = argv
         .split_first()
@@ -340,6 +340,7 @@ pub async fn serve(argv: &[String], cwd: &Path) -> std::io::Result<i32> {
     let program = resolve(program, cwd);
     let mut cmd = Command::new(&program);
     cmd.args(args)
+        .envs(env.iter().cloned())
         .current_dir(cwd)
         .stdin(Stdio::piped())
         .process_group(0)

@@ -1,13 +1,12 @@
 //! The fault proxy: a TCP listener on 127.0.0.1 that forwards each
-//! connection to a server, below TLS (so it works in every TLS mode), doing
+//! connection to a server (TCP, or a Unix socket `unix:/PATH`), below TLS (so it works in every TLS mode), doing
 //! to the bytes what a case's `fault` asks (`model::fault`). It stops, with
 //! every connection through it, when dropped.
 use crate::model::fault::{Action, Fault, Shaper};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 
@@ -23,7 +22,7 @@ impl Drop for Proxy {
     }
 }
 
-/// Starts a proxy to `target` (`host:port`). Must be called inside the runtime.
+/// Starts a proxy to `target` (`host:port` or `unix:/PATH`). Must be called inside the runtime.
 pub fn start(target: &str, fault: &Fault, seed: u64) -> std::io::Result<Proxy> {
     let std = std::net::TcpListener::bind("127.0.0.1:0")?;
     std.set_nonblocking(true)?;
@@ -60,20 +59,54 @@ enum End {
     Cut { reset: bool },
 }
 
+/// The half of a connection the proxy writes to.
+trait WriteHalf: AsyncWrite + Unpin + Send {
+    /// Closes it with a reset where the transport has one (TCP's RST, the
+    /// socket set to zero linger), else as it can.
+    fn reset(self: Box<Self>);
+}
+
+impl WriteHalf for tokio::net::tcp::OwnedWriteHalf {
+    fn reset(self: Box<Self>) {
+        self.forget();
+    }
+}
+
+impl WriteHalf for tokio::net::unix::OwnedWriteHalf {
+    fn reset(self: Box<Self>) {}
+}
+
+type Read = Box<dyn AsyncRead + Unpin + Send>;
+type Write = Box<dyn WriteHalf>;
+
+/// Connects to the server, both halves.
+async fn dial(target: &str, zero_linger: bool) -> Option<(Read, Write)> {
+    if let Some(path) = target.strip_prefix("unix:") {
+        let (r, w) = UnixStream::connect(path).await.ok()?.into_split();
+        return Some((Box::new(r), Box::new(w)));
+    }
+    let s = TcpStream::connect(target).await.ok()?;
+    let _ = s.set_nodelay(true);
+    if zero_linger {
+        let _ = s.set_zero_linger();
+    }
+    let (r, w) = s.into_split();
+    Some((Box::new(r), Box::new(w)))
+}
+
 async fn connection(client: TcpStream, target: String, fault: Fault, first: bool, seed: u64) {
-    let Ok(server) = TcpStream::connect(&target).await else {
+    // Closing with a zero linger sends RST instead of FIN.
+    let zero_linger = first && fault.resets();
+    let Some((sr, sw)) = dial(&target, zero_linger).await else {
         return;
     };
-    for s in [&client, &server] {
-        let _ = s.set_nodelay(true);
-        if first && fault.resets() {
-            // Closing with a zero linger sends RST instead of FIN.
-            let _ = s.set_zero_linger();
-        }
+    let _ = client.set_nodelay(true);
+    if zero_linger {
+        let _ = client.set_zero_linger();
     }
     let start = Instant::now();
     let (cr, cw) = client.into_split();
-    let (sr, sw) = server.into_split();
+    let (cr, cw): (Read, Write) = (Box::new(cr), Box::new(cw));
     let (end_tx, mut end_rx) = mpsc::channel(4);
     let mut tasks = JoinSet::new();
     let (sw, cw) = (Arc::new(Mutex::new(sw)), Arc::new(Mutex::new(cw)));
@@ -107,7 +140,7 @@ async fn connection(client: TcpStream, target: String, fault: Fault, first: bool
         if let Ok(w) = Arc::try_unwrap(w) {
             let w = w.into_inner();
             if reset {
-                w.forget();
+                w.reset();
             }
         }
     }
@@ -117,7 +150,7 @@ fn ms_since(start: Instant) -> u64 {
     start.elapsed().as_millis() as u64
 }
 
-async fn read_side(mut r: OwnedReadHalf, mut shaper: Shaper, start: Instant, tx: mpsc::UnboundedSender<Item>) {
+async fn read_side(mut r: Read, mut shaper: Shaper, start: Instant, tx: mpsc::UnboundedSender<Item>) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
         let n = r.read(&mut buf).await.unwrap_or(0);
@@ -138,7 +171,7 @@ async fn read_side(mut r: OwnedReadHalf, mut shaper: Shaper, start: Instant, tx:
 }
 
 async fn write_side(
-    w: Arc<Mutex<OwnedWriteHalf>>,
+    w: Arc<Mutex<Write>>,
     mut rx: mpsc::UnboundedReceiver<Item>,
     start: Instant,
     end: mpsc::Sender<End>,
@@ -210,6 +243,42 @@ mod tests {
         c.read_exact(&mut got).await.unwrap();
         assert_eq!(&got, b"hello, world");
         assert!(t.elapsed() >= Duration::from_millis(50));
+    }
+
+    #[tokio::test]
+    async fn a_server_on_a_unix_socket_is_reached_and_a_reset_still_reaches_the_client() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.sock");
+        let l = tokio::net::UnixListener::bind(&path).unwrap();
+        tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let (mut r, mut w) = s.split();
+                    let _ = tokio::io::copy(&mut r, &mut w).await;
+                });
+            }
+        });
+        let fault = Fault {
+            down: Direction {
+                latency_ms: 20,
+                reset_after_bytes: Some(4),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = start(&format!("unix:{}", path.display()), &fault, 1).unwrap();
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcdefgh").await.unwrap();
+        let mut got = Vec::new();
+        let err = c.read_to_end(&mut got).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+        assert_eq!(&got, b"abcd");
+        // Only the first connection is faulty: the next one echoes all.
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcdefgh").await.unwrap();
+        let mut got = vec![0; 8];
+        c.read_exact(&mut got).await.unwrap();
+        assert_eq!(&got, b"abcdefgh");
     }
 
     #[tokio::test]

@@ -1,6 +1,7 @@
 //! matrix.toml → a validated `Matrix` (pure). Shape errors come from serde
 //! (`deny_unknown_fields` everywhere); a second pass checks names and
 //! references. Every error names the file, the line and the key.
+use crate::model::cell::Net;
 use crate::model::tls::{KeyType, TlsMode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -100,7 +101,9 @@ pub struct Language {
     pub outputs: Vec<String>,
     /// Server command line; `{stock-matrix}` is this program.
     pub server: Vec<String>,
-    /// Client command line; `{stock-matrix}` is this program.
+    /// Client command line; `{stock-matrix}` is this program. Empty: it
+    /// serves only (a plugin server), and is never a client of the matrix.
+    #[serde(default)]
     pub client: Vec<String>,
     /// How its server says it is ready (default `port`).
     #[serde(default)]
@@ -108,6 +111,25 @@ pub struct Language {
     /// Environment of its server process (a plugin's magic cookie, `PLUGIN_PROTOCOL_VERSIONS`).
     #[serde(default)]
     pub server_env: BTreeMap<String, String>,
+    /// A plugin server's transports (`ready = "go-plugin"`): each one is a
+    /// cell of its own (`net=unix`, `net=tcp`), with the environment that
+    /// asks the plugin for it. Empty: whatever the plugin picks.
+    #[serde(default)]
+    pub transports: BTreeMap<Net, BTreeMap<String, String>>,
+    /// Languages whose folders its build uses too (a plugin adapter over a
+    /// language's service): a change there rebuilds it.
+    #[serde(default)]
+    pub uses: Vec<String>,
+    /// What `uses` names, resolved at load: each folder and its build outputs.
+    #[serde(skip)]
+    pub used: Vec<(PathBuf, Vec<String>)>,
+}
+
+impl Language {
+    /// Whether it has a client: a plugin server serves only.
+    pub fn has_client(&self) -> bool {
+        !self.client.is_empty()
+    }
 }
 
 /// How the runner starts a server and knows it serves.
@@ -245,11 +267,25 @@ impl Matrix {
             },
         })?;
         for (name, lang) in &raw.languages {
-            if lang.server.is_empty() || lang.client.is_empty() {
-                return Err(ConfigError::File {
-                    path: path.to_path_buf(),
-                    message: format!("languages.{name}: `server` and `client` must not be empty"),
-                });
+            let bad = |message: String| ConfigError::File {
+                path: path.to_path_buf(),
+                message: format!("languages.{name}: {message}"),
+            };
+            if lang.server.is_empty() {
+                return Err(bad("`server` must not be empty".into()));
+            }
+            if lang.client.is_empty() && lang.ready != Ready::GoPlugin {
+                return Err(bad(
+                    "`client` must not be empty (only a plugin server, ready = \"go-plugin\", serves only)".into(),
+                ));
+            }
+            if !lang.transports.is_empty() && lang.ready != Ready::GoPlugin {
+                return Err(bad(
+                    "`transports` are for a plugin server (ready = \"go-plugin\")".into()
+                ));
+            }
+            if let Some(u) = lang.uses.iter().find(|u| !raw.languages.contains_key(*u) || *u == name) {
+                return Err(bad(format!("`uses`: `{u}` is not another language of the matrix")));
             }
         }
         let mut profiles = BTreeMap::new();
@@ -282,6 +318,12 @@ impl Matrix {
                 Ok(out)
             };
             let langs: Vec<String> = raw.languages.keys().cloned().collect();
+            let clients: Vec<String> = raw
+                .languages
+                .iter()
+                .filter(|(_, l)| l.has_client())
+                .map(|(k, _)| k.clone())
+                .collect();
             let modes: Vec<String> = TlsMode::ALL.iter().map(|m| m.to_string()).collect();
             let keys: Vec<String> = KeyType::ALL.iter().map(|k| k.as_str().to_string()).collect();
             let key_types = match &p.key_types {
@@ -303,7 +345,7 @@ impl Matrix {
                 pname.clone(),
                 Profile {
                     description: p.description.clone(),
-                    clients: resolve("clients", &p.clients, langs.clone())?,
+                    clients: resolve("clients", &p.clients, clients)?,
                     servers: resolve("servers", &p.servers, langs)?,
                     tls: resolve("tls", &p.tls, modes)?
                         .iter()
@@ -320,7 +362,7 @@ impl Matrix {
             .into_iter()
             .map(|(k, v)| (k, root.join(v.into_inner())))
             .collect();
-        let languages = raw
+        let mut languages: BTreeMap<String, Language> = raw
             .languages
             .into_iter()
             .map(|(k, mut l)| {
@@ -330,6 +372,13 @@ impl Matrix {
                 })
             })
             .collect();
+        let folders: BTreeMap<String, (PathBuf, Vec<String>)> = languages
+            .iter()
+            .map(|(k, l)| (k.clone(), (l.folder.clone(), l.outputs.clone())))
+            .collect();
+        for l in languages.values_mut() {
+            l.used = l.uses.iter().map(|u| folders[u].clone()).collect();
+        }
         Ok(Matrix {
             root: root.to_path_buf(),
             run: raw.run,
@@ -337,6 +386,15 @@ impl Matrix {
             languages,
             profiles,
         })
+    }
+
+    /// The languages that have a client (all but plugin servers), sorted.
+    pub fn clients(&self) -> Vec<String> {
+        self.languages
+            .iter()
+            .filter(|(_, l)| l.has_client())
+            .map(|(k, _)| k.clone())
+            .collect()
     }
 
     pub fn profile(&self, name: &str) -> Result<&Profile, String> {
@@ -444,6 +502,41 @@ sets = ["unary", "bidi"]
             .unwrap_err()
             .to_string();
         assert!(err.contains("profiles.quick.tls") && err.contains("ssl"), "{err}");
+    }
+
+    #[test]
+    fn a_plugin_server_serves_only_and_every_client_leaves_it_out() {
+        let plugin = "\n[languages.gp]\nfolder = \"implementations/gp\"\nstack = \"go-plugin\"\nserver = [\"./server\"]\nready = \"go-plugin\"\nuses = [\"go\"]\n[languages.gp.transports]\nunix = {}\ntcp = { T = \"tcp\" }\n";
+        let m = parse(&GOOD.replace(
+            "[profiles.quick]\nclients = [\"rust\", \"go\"]",
+            &format!("{plugin}\n[profiles.quick]\nclients = [\"*\"]"),
+        ))
+        .unwrap();
+        let q = m.profile("quick").unwrap();
+        assert_eq!(q.clients, ["go", "rust"]);
+        assert_eq!(q.servers, ["go", "gp", "rust"]);
+        let gp = &m.languages["gp"];
+        assert_eq!(gp.transports.keys().copied().collect::<Vec<_>>(), [Net::Unix, Net::Tcp]);
+        assert_eq!(gp.used, [(PathBuf::from("/repo/implementations/go"), vec![])]);
+        // Only a plugin may lack a client, and only a plugin has transports.
+        let no_client = GOOD.replace("client = [\"./client\"]\n", "");
+        assert!(parse(&no_client)
+            .unwrap_err()
+            .to_string()
+            .contains("languages.go: `client` must not be empty"));
+        let transports = GOOD.replace(
+            "client = [\"./client\"]\n",
+            "client = [\"./client\"]\ntransports = { tcp = {} }\n",
+        );
+        assert!(parse(&transports)
+            .unwrap_err()
+            .to_string()
+            .contains("`transports` are for a plugin server"));
+        let uses = GOOD.replace(
+            "client = [\"./client\"]\n",
+            "client = [\"./client\"]\nuses = [\"gone\"]\n",
+        );
+        assert!(parse(&uses).unwrap_err().to_string().contains("`uses`: `gone`"));
     }
 
     #[test]

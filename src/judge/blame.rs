@@ -14,6 +14,8 @@ fn id_with(t: &TestResult, client: &str, server: &str) -> String {
     let key = CellKey {
         client: client.into(),
         server: server.into(),
+        // The reference serves on the runner's port, not a plugin's transport.
+        net: t.cell.net.filter(|_| server != REFERENCE),
         ..t.cell.clone()
     };
     format!("{}/set={}/case={}", key.id(), t.set, t.case)

@@ -1,6 +1,30 @@
-//! The key of a cell: one server start (client, server, TLS mode, key type).
+//! The key of a cell: one server start (client, server, TLS mode, key type,
+//! and for a plugin server the transport it was asked to serve on).
 use crate::model::tls::{KeyType, TlsMode};
 use serde::{Deserialize, Serialize};
+
+/// The transport a plugin server is asked for (go-plugin's handshake NETWORK).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Net {
+    Unix,
+    Tcp,
+}
+
+impl Net {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Net::Unix => "unix",
+            Net::Tcp => "tcp",
+        }
+    }
+}
+
+impl std::fmt::Display for Net {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
 
 /// One server start.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -9,12 +33,20 @@ pub struct CellKey {
     pub server: String,
     pub tls: TlsMode,
     pub key_type: KeyType,
+    /// A plugin server's transport, when the matrix chooses it (else the
+    /// runner's port, or whatever the plugin picks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub net: Option<Net>,
 }
 
 impl CellKey {
-    /// `client=go/server=java/tls=mtls`, plus `/key=…` off the default key type.
+    /// `client=go/server=java/tls=mtls`, plus `/net=…` for a plugin's chosen
+    /// transport and `/key=…` off the default key type.
     pub fn id(&self) -> String {
         let mut id = format!("client={}/server={}/tls={}", self.client, self.server, self.tls);
+        if let Some(net) = self.net {
+            id.push_str(&format!("/net={net}"));
+        }
         if self.key_type != KeyType::default() {
             id.push_str(&format!("/key={}", self.key_type.as_str()));
         }

@@ -213,6 +213,7 @@ pub(crate) mod fixtures {
             server: server.into(),
             tls,
             key_type: KeyType::EcP256,
+            net: None,
         }
     }
 

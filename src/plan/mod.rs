@@ -5,7 +5,7 @@ pub mod admit;
 pub mod lanes;
 
 use crate::input::cases::{Case, CaseSet, ServerCert};
-use crate::model::cell::CellKey;
+use crate::model::cell::{CellKey, Net};
 use crate::model::tls::{KeyType, TlsMode};
 use globset::{Glob, GlobMatcher};
 use std::collections::BTreeMap;
@@ -21,6 +21,11 @@ pub struct Selection {
     pub key_types: Vec<KeyType>,
     /// Globs over the case name, `set/case` or the whole test id; empty = all.
     pub cases: Vec<String>,
+    /// Plugin servers and the transports to ask each for (`None`: whatever
+    /// it picks). They serve plaintext or their own automatic mTLS, with
+    /// their own certificate: no tls=server cells, no case that needs the
+    /// runner's server certificates.
+    pub plugins: BTreeMap<String, Vec<Option<Net>>>,
     /// Keep only cells whose client or server is this language.
     pub pivot: Option<String>,
     /// `(k, n)`: keep cells whose index is k-1 modulo n.
@@ -161,19 +166,25 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
             if sel.pivot.as_ref().is_some_and(|p| p != client && p != server) {
                 continue;
             }
+            let plugin = sel.plugins.get(server);
+            let nets = plugin.map_or(&[None][..], |n| &n[..]);
             for &tls in &sel.tls {
+                if plugin.is_some() && tls == TlsMode::Server {
+                    continue;
+                }
                 // The key type only matters with TLS.
                 let key_types = if tls == TlsMode::None {
                     &sel.key_types[..1]
                 } else {
                     &sel.key_types[..]
                 };
-                for &key_type in key_types {
+                for (&key_type, &net) in key_types.iter().flat_map(|k| nets.iter().map(move |n| (k, n))) {
                     let key = CellKey {
                         client: client.clone(),
                         server: server.clone(),
                         tls,
                         key_type,
+                        net,
                     };
                     let mut tests = Vec::new();
                     for set in &sel.sets {
@@ -181,7 +192,8 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                         if !cs.drivable_by(client) || !cs.served_by(server) {
                             continue;
                         }
-                        for case in shared[set].iter().filter(|c| c.applies_to(tls)) {
+                        let runner_cert = |c: &Case| plugin.is_some() && c.server_cert != ServerCert::Normal;
+                        for case in shared[set].iter().filter(|c| c.applies_to(tls) && !runner_cert(c)) {
                             let test = Test {
                                 set: set.clone(),
                                 case: case.clone(),
@@ -235,7 +247,12 @@ pub fn combinations(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> usize 
             .filter(|s| sets.get(*s).is_none_or(|cs| cs.drivable_by(client)))
             .count()
     };
-    pairs.map(|(c, _)| per_pair(c)).sum::<usize>() * sel.tls.len()
+    // A plugin server: no tls=server, and each of its transports.
+    let modes = |server: &str| match sel.plugins.get(server) {
+        Some(nets) => sel.tls.iter().filter(|t| **t != TlsMode::Server).count() * nets.len(),
+        None => sel.tls.len(),
+    };
+    pairs.map(|(c, s)| per_pair(c) * modes(s)).sum::<usize>()
 }
 
 #[cfg(test)]
@@ -246,7 +263,8 @@ mod tests {
     fn sets() -> BTreeMap<String, CaseSet> {
         let a = "[[case]]\nname = \"a1\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"a2\"\n[[case.step]]\nmethod = \"Inventory\"\n";
         let t = "[[case]]\nname = \"no-cert\"\nconnect = \"no-client-cert\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n";
-        [("a", a), ("tls", t)]
+        let e = "[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n";
+        [("a", a), ("tls", t), ("expired", e)]
             .into_iter()
             .map(|(n, s)| (n.to_string(), cases::parse(n, s).unwrap()))
             .collect()
@@ -261,6 +279,7 @@ mod tests {
             sets: v(sets),
             key_types: vec![KeyType::EcP256],
             cases: vec![],
+            plugins: BTreeMap::new(),
             pivot: None,
             shard: None,
         }
@@ -276,6 +295,48 @@ mod tests {
             "client=go/server=go/tls=none/set=a/case=a2"
         );
         assert_eq!(combinations(&s, &sets()), 4);
+    }
+
+    #[test]
+    fn a_plugin_server_gets_a_cell_per_transport_and_none_it_cannot_serve() {
+        let mut s = sel(&["go"], &TlsMode::ALL, &["a", "tls", "expired"]);
+        s.servers = vec!["go".into(), "plug".into(), "any".into()];
+        s.plugins = BTreeMap::from([
+            ("plug".to_string(), vec![Some(Net::Unix), Some(Net::Tcp)]),
+            ("any".to_string(), vec![None]),
+        ]);
+        let cells = plan(&s, &sets()).unwrap();
+        let ids: Vec<String> = cells.iter().map(|c| c.key.id()).collect();
+        assert_eq!(
+            ids,
+            [
+                "client=go/server=any/tls=none",
+                "client=go/server=any/tls=mtls",
+                "client=go/server=go/tls=none",
+                "client=go/server=go/tls=server",
+                "client=go/server=go/tls=mtls",
+                "client=go/server=plug/tls=none/net=unix",
+                "client=go/server=plug/tls=none/net=tcp",
+                "client=go/server=plug/tls=mtls/net=unix",
+                "client=go/server=plug/tls=mtls/net=tcp",
+            ]
+        );
+        // Its own certificate only: the case that needs the runner's expired one is not planned.
+        let names = |id: &str| -> Vec<String> {
+            let c = cells.iter().find(|c| c.key.id() == id).unwrap();
+            c.tests.iter().map(|t| t.case.name.clone()).collect()
+        };
+        assert_eq!(
+            names("client=go/server=go/tls=mtls"),
+            ["a1", "a2", "no-cert", "expired", "ok"]
+        );
+        assert_eq!(
+            names("client=go/server=plug/tls=mtls/net=tcp"),
+            ["a1", "a2", "no-cert", "ok"]
+        );
+        // A transport filter that leaves a plugin none: no cell for it.
+        s.plugins.insert("plug".into(), vec![]);
+        assert!(plan(&s, &sets()).unwrap().iter().all(|c| c.key.server != "plug"));
     }
 
     #[test]

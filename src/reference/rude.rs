@@ -31,7 +31,7 @@ pub type Kept = Mutex<Vec<Box<dyn Any + Send>>>;
 trait Io: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Io for T {}
 
-/// A TCP stream that shuts down once it has written `budget` bytes (set at
+/// A connection (TCP or a Unix socket) that shuts down once it has written `budget` bytes (set at
 /// any time; `u64::MAX`: no limit).
 struct Cut<T> {
     io: T,
@@ -118,19 +118,41 @@ fn tls_config(conn: &Connection) -> anyhow::Result<rustls::ClientConfig> {
     Ok(config)
 }
 
+/// The `:authority` of a call to `server`: a Unix socket's is `localhost`.
+fn authority(server: &str) -> &str {
+    if server.starts_with("unix:") {
+        "localhost"
+    } else {
+        server
+    }
+}
+
 /// An HTTP/2 connection to the step's server, and the scissors that cut it.
 async fn open(conn: &Connection) -> anyhow::Result<(SendRequest<Bytes>, Scissors)> {
-    let tcp = tokio::net::TcpStream::connect(&conn.server).await?;
-    let _ = tcp.set_nodelay(true);
+    // A Unix socket (`unix:/PATH`, `unix:///PATH`) is named `localhost`, as the contract's clients name it.
+    let (raw, host): (Box<dyn Io>, &str) = match conn.server.strip_prefix("unix:") {
+        Some(path) => {
+            let path = path.strip_prefix("//").unwrap_or(path);
+            (
+                Box::new(tokio::net::UnixStream::connect(path).await?),
+                authority(&conn.server),
+            )
+        }
+        None => {
+            let tcp = tokio::net::TcpStream::connect(&conn.server).await?;
+            let _ = tcp.set_nodelay(true);
+            let host = conn.server.rsplit_once(':').map_or(conn.server.as_str(), |(h, _)| h);
+            (Box::new(tcp), host)
+        }
+    };
     let scissors = Scissors::new();
     let tcp = Cut {
-        io: tcp,
+        io: raw,
         scissors: scissors.clone(),
     };
     let io: Box<dyn Io> = match conn.tls_mode {
         TlsMode::None => Box::new(tcp),
         _ => {
-            let host = conn.server.rsplit_once(':').map_or(conn.server.as_str(), |(h, _)| h);
             let name = conn
                 .server_name
                 .clone()
@@ -173,7 +195,7 @@ impl Target<'_> {
         };
         let mut req = Request::builder()
             .method("POST")
-            .uri(format!("{scheme}://{}{}", self.conn.server, self.path))
+            .uri(format!("{scheme}://{}{}", authority(&self.conn.server), self.path))
             .header("content-type", content_type)
             .header("te", "trailers");
         // A `-bin` value is already base64, as it travels.

@@ -241,6 +241,7 @@ mod tests {
             server: "rust".into(),
             tls: TlsMode::None,
             key_type: KeyType::EcP256,
+            net: None,
         }
     }
 

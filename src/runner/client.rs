@@ -104,9 +104,12 @@ struct Phase {
 }
 
 /// The prefix of a test's step ids: unique among the tests of a client
-/// process, which may run a case in several TLS modes.
+/// process, which may run a case in several TLS modes (and a plugin's transports).
 pub(super) fn step_prefix(key: &CellKey, t: &Test) -> String {
-    format!("{}/{}/{}", key.tls, t.set, t.case.name)
+    match key.net {
+        Some(net) => format!("{}@{net}/{}/{}", key.tls, t.set, t.case.name),
+        None => format!("{}/{}/{}", key.tls, t.set, t.case.name),
+    }
 }
 
 /// The same jitter for the same test on every run (FNV-1a of its step prefix).

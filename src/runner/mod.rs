@@ -158,6 +158,9 @@ impl Runner {
             "{} --client {} --server {} --tls {}",
             self.repro_prefix, key.client, key.server, key.tls
         );
+        if let Some(net) = key.net {
+            s.push_str(&format!(" --transport {net}"));
+        }
         if let Some(e) = self.external(key) {
             s.push_str(&format!(" --target {}", e.addr));
             for (flag, v) in [

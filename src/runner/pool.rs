@@ -18,10 +18,11 @@ pub(super) type ServerKey = (
     crate::model::tls::TlsMode,
     crate::model::tls::KeyType,
     ServerCert,
+    Option<crate::model::cell::Net>,
 );
 
 fn server_key(key: &CellKey, cert: ServerCert) -> ServerKey {
-    (key.server.clone(), key.tls, key.key_type, cert)
+    (key.server.clone(), key.tls, key.key_type, cert, key.net)
 }
 
 /// One shared server, while it runs.

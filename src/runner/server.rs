@@ -123,6 +123,10 @@ impl Runner {
         }
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);
         let mut env: Vec<(String, String)> = lang.server_env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        if let Some(net) = key.net {
+            let ask = lang.transports.get(&net).into_iter().flatten();
+            env.extend(ask.map(|(k, v)| (k.clone(), v.clone())));
+        }
         let certs = &self.certs[&key.key_type];
         if key.tls == TlsMode::Mtls {
             let ca = std::fs::read_to_string(&certs.ca)
@@ -169,6 +173,13 @@ impl Runner {
             Ok(h) => h,
             Err(e) => return fail(proc, format!("plugin server printed a malformed handshake: {e}")).await,
         };
+        if let Some(net) = key.net.filter(|n| n.as_str() != handshake.network) {
+            let why = format!(
+                "plugin server was asked for transport {net} but its handshake announces {}: {line:.160}",
+                handshake.network
+            );
+            return fail(proc, why).await;
+        }
         let addr = handshake.server();
         match (key.tls, handshake.cert_pem()) {
             (TlsMode::Mtls, Some(pem)) => {
