@@ -7,7 +7,7 @@ pub mod ghz;
 pub mod render;
 pub mod svg;
 
-use crate::contract::bench::{bounds, Counts, Load};
+use crate::contract::bench::{middle, Counts, Load};
 use crate::contract::script::{Fill, Status, Step};
 use crate::model::tls::TlsMode;
 use serde::{Deserialize, Serialize};
@@ -277,9 +277,7 @@ pub fn summarize(op: Op, repeats: &[Counts]) -> OpResult {
     );
     let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 1 << 42, 3).expect("valid bounds");
     for (b, n) in repeats.iter().flat_map(|c| c.histogram.iter()) {
-        let (lo, hi) = bounds(*b);
-        let middle = if hi - lo == 1 { lo } else { lo + (hi - lo) / 2 };
-        let _ = h.record_n(middle.clamp(1, 1 << 42), *n);
+        let _ = h.record_n(middle(*b).clamp(1, 1 << 42), *n);
     }
     let latency_us = (!h.is_empty()).then(|| Percentiles {
         p50: h.value_at_quantile(0.50) as f64,
@@ -300,14 +298,7 @@ pub fn summarize(op: Op, repeats: &[Counts]) -> OpResult {
 /// Calls in flight on average over a bench step, by Little's law: the
 /// summed latency of its OK calls (each at its bucket's middle) ÷ its time.
 pub fn in_flight(c: &Counts) -> f64 {
-    let busy_us: f64 = c
-        .histogram
-        .iter()
-        .map(|(b, n)| {
-            let (lo, hi) = bounds(*b);
-            (lo as f64 + (hi - lo) as f64 / 2.0 - if hi - lo == 1 { 0.5 } else { 0.0 }) * *n as f64
-        })
-        .sum();
+    let busy_us: f64 = c.histogram.iter().map(|(b, n)| middle(*b) as f64 * *n as f64).sum();
     if c.elapsed_ms > 0.0 {
         busy_us / (c.elapsed_ms * 1000.0)
     } else {

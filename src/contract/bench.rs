@@ -77,6 +77,13 @@ pub fn bounds(b: u32) -> (u64, u64) {
     (low, low + (1 << shift))
 }
 
+/// The latency a bucket stands for in sums and percentiles: its middle
+/// (its one value for a bucket one µs wide).
+pub fn middle(b: u32) -> u64 {
+    let (lo, hi) = bounds(b);
+    lo + (hi - lo) / 2
+}
+
 /// Counts latencies into buckets (the reference client's side).
 #[derive(Debug, Default, Clone)]
 pub struct Buckets(BTreeMap<u32, u64>);
@@ -122,7 +129,11 @@ mod tests {
         }
         for b in 0..600 {
             assert_eq!(bounds(b).1, bounds(b + 1).0, "gap after bucket {b}");
+            let (lo, hi) = bounds(b);
+            assert!(lo <= middle(b) && middle(b) < hi, "middle of {b} outside {lo}..{hi}");
         }
+        // A bucket one µs wide is its value; a wider one, its middle.
+        assert_eq!((middle(5), middle(31), middle(32), middle(48)), (5, 31, 33, 66));
     }
 
     #[test]

@@ -40,13 +40,11 @@ pub struct CellKey {
 }
 
 impl CellKey {
-    /// `client=go/server=java/tls=mtls`, plus `/net=…` for a plugin's chosen
-    /// transport and `/key=…` off the default key type.
+    /// `client=go/server=java/tls=mtls`, plus `/net=…` after the server for a
+    /// plugin's chosen transport and `/key=…` off the default key type.
     pub fn id(&self) -> String {
-        let mut id = format!("client={}/server={}/tls={}", self.client, self.server, self.tls);
-        if let Some(net) = self.net {
-            id.push_str(&format!("/net={net}"));
-        }
+        let net = self.net.map(|n| format!("/net={n}")).unwrap_or_default();
+        let mut id = format!("client={}/server={}{net}/tls={}", self.client, self.server, self.tls);
         if self.key_type != KeyType::default() {
             id.push_str(&format!("/key={}", self.key_type.as_str()));
         }

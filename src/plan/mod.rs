@@ -315,10 +315,10 @@ mod tests {
                 "client=go/server=go/tls=none",
                 "client=go/server=go/tls=server",
                 "client=go/server=go/tls=mtls",
-                "client=go/server=plug/tls=none/net=unix",
-                "client=go/server=plug/tls=none/net=tcp",
-                "client=go/server=plug/tls=mtls/net=unix",
-                "client=go/server=plug/tls=mtls/net=tcp",
+                "client=go/server=plug/net=unix/tls=none",
+                "client=go/server=plug/net=tcp/tls=none",
+                "client=go/server=plug/net=unix/tls=mtls",
+                "client=go/server=plug/net=tcp/tls=mtls",
             ]
         );
         // Its own certificate only: the case that needs the runner's expired one is not planned.
@@ -331,7 +331,7 @@ mod tests {
             ["a1", "a2", "no-cert", "expired", "ok"]
         );
         assert_eq!(
-            names("client=go/server=plug/tls=mtls/net=tcp"),
+            names("client=go/server=plug/net=tcp/tls=mtls"),
             ["a1", "a2", "no-cert", "ok"]
         );
         // A transport filter that leaves a plugin none: no cell for it.
