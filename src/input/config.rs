@@ -1,7 +1,7 @@
 //! matrix.toml → a validated `Matrix` (pure). Shape errors come from serde
 //! (`deny_unknown_fields` everywhere); a second pass checks names and
 //! references. Every error names the file, the line and the key.
-use crate::model::cell::Net;
+pub use super::language::{Language, Ready};
 use crate::model::tls::{KeyType, TlsMode};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -73,77 +73,6 @@ impl Default for RunSettings {
             keep_reports: 50,
         }
     }
-}
-
-/// One language's entry.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Language {
-    /// Folder of its implementation, relative to matrix.toml.
-    pub folder: PathBuf,
-    /// The gRPC stack it uses, for humans.
-    pub stack: String,
-    /// Programs that must be on PATH to build and run it.
-    #[serde(default)]
-    pub requires: Vec<String>,
-    /// How to get what `requires` names, for `doctor`.
-    #[serde(default)]
-    pub install: String,
-    /// Installs system packages (run as root by `stock-matrix setup`), in the folder.
-    #[serde(default)]
-    pub setup: Vec<String>,
-    /// Builds it, in the folder; empty = nothing to build.
-    #[serde(default)]
-    pub build: Vec<String>,
-    /// Folders (relative to `folder`) the build writes; ignored when
-    /// deciding whether a rebuild is needed.
-    #[serde(default)]
-    pub outputs: Vec<String>,
-    /// Server command line; `{stock-matrix}` is this program.
-    pub server: Vec<String>,
-    /// Client command line; `{stock-matrix}` is this program. Empty: it
-    /// serves only (a plugin server), and is never a client of the matrix.
-    #[serde(default)]
-    pub client: Vec<String>,
-    /// How its server says it is ready (default `port`).
-    #[serde(default)]
-    pub ready: Ready,
-    /// Environment of its server process (a plugin's magic cookie, `PLUGIN_PROTOCOL_VERSIONS`).
-    #[serde(default)]
-    pub server_env: BTreeMap<String, String>,
-    /// A plugin server's transports (`ready = "go-plugin"`): each one is a
-    /// cell of its own (`net=unix`, `net=tcp`), with the environment that
-    /// asks the plugin for it. Empty: whatever the plugin picks.
-    #[serde(default)]
-    pub transports: BTreeMap<Net, BTreeMap<String, String>>,
-    /// Languages whose folders its build uses too (a plugin adapter over a
-    /// language's service): a change there rebuilds it.
-    #[serde(default)]
-    pub uses: Vec<String>,
-    /// What `uses` names, resolved at load: each folder and its build outputs.
-    #[serde(skip)]
-    pub used: Vec<(PathBuf, Vec<String>)>,
-}
-
-impl Language {
-    /// Whether it has a client: a plugin server serves only.
-    pub fn has_client(&self) -> bool {
-        !self.client.is_empty()
-    }
-}
-
-/// How the runner starts a server and knows it serves.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Ready {
-    /// The runner passes `--port` (and the TLS options); the server prints
-    /// `listening on`, and answers a health check.
-    #[default]
-    Port,
-    /// A plugin server (HashiCorp go-plugin, pyvider-rpcplugin): it picks its
-    /// own address and prints go-plugin's handshake line
-    /// (`CORE|APP|NETWORK|ADDRESS|grpc|CERT`) on stdout once it serves.
-    GoPlugin,
 }
 
 #[derive(Debug, Deserialize)]
@@ -267,26 +196,10 @@ impl Matrix {
             },
         })?;
         for (name, lang) in &raw.languages {
-            let bad = |message: String| ConfigError::File {
+            lang.check(name, &raw.languages).map_err(|message| ConfigError::File {
                 path: path.to_path_buf(),
                 message: format!("languages.{name}: {message}"),
-            };
-            if lang.server.is_empty() {
-                return Err(bad("`server` must not be empty".into()));
-            }
-            if lang.client.is_empty() && lang.ready != Ready::GoPlugin {
-                return Err(bad(
-                    "`client` must not be empty (only a plugin server, ready = \"go-plugin\", serves only)".into(),
-                ));
-            }
-            if !lang.transports.is_empty() && lang.ready != Ready::GoPlugin {
-                return Err(bad(
-                    "`transports` are for a plugin server (ready = \"go-plugin\")".into()
-                ));
-            }
-            if let Some(u) = lang.uses.iter().find(|u| !raw.languages.contains_key(*u) || *u == name) {
-                return Err(bad(format!("`uses`: `{u}` is not another language of the matrix")));
-            }
+            })?;
         }
         let mut profiles = BTreeMap::new();
         for (pname, p) in &raw.profiles {
@@ -372,13 +285,7 @@ impl Matrix {
                 })
             })
             .collect();
-        let folders: BTreeMap<String, (PathBuf, Vec<String>)> = languages
-            .iter()
-            .map(|(k, l)| (k.clone(), (l.folder.clone(), l.outputs.clone())))
-            .collect();
-        for l in languages.values_mut() {
-            l.used = l.uses.iter().map(|u| folders[u].clone()).collect();
-        }
+        super::language::resolve_uses(&mut languages);
         Ok(Matrix {
             root: root.to_path_buf(),
             run: raw.run,
@@ -419,6 +326,7 @@ impl Matrix {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::cell::Net;
 
     const GOOD: &str = r#"
 [sets]

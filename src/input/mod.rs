@@ -2,5 +2,6 @@
 //! (pure: text in, typed values or errors out).
 pub mod cases;
 pub mod config;
+pub mod language;
 pub mod macros;
 pub mod matchers;
