@@ -172,8 +172,9 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                 if plugin.is_some() && tls == TlsMode::Server {
                     continue;
                 }
-                // The key type only matters with TLS.
-                let key_types = if tls == TlsMode::None {
+                // The key type only matters with TLS, and the runner's
+                // certificates (a plugin serves with its own).
+                let key_types = if tls == TlsMode::None || plugin.is_some() {
                     &sel.key_types[..1]
                 } else {
                     &sel.key_types[..]
@@ -333,6 +334,22 @@ mod tests {
         assert_eq!(
             names("client=go/server=plug/net=tcp/tls=mtls"),
             ["a1", "a2", "no-cert", "ok"]
+        );
+        // Its own certificate: the runner's key types do not multiply its cells.
+        s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
+        s.plugins.insert("plug".into(), vec![Some(Net::Unix)]);
+        let plug: Vec<String> = plan(&s, &sets())
+            .unwrap()
+            .iter()
+            .filter(|c| c.key.server == "plug")
+            .map(|c| c.key.id())
+            .collect();
+        assert_eq!(
+            plug,
+            [
+                "client=go/server=plug/net=unix/tls=none",
+                "client=go/server=plug/net=unix/tls=mtls"
+            ]
         );
         // A transport filter that leaves a plugin none: no cell for it.
         s.plugins.insert("plug".into(), vec![]);
