@@ -6,11 +6,8 @@ package main
 
 import (
 	"context"
-	"io"
 	"os"
-	"os/signal"
 	"runtime/debug"
-	"syscall"
 	"time"
 
 	"stockmatrix/service"
@@ -63,18 +60,10 @@ func main() {
 // sends it to the whole process group) and leaves SIGTERM to Go's default, which kills the process at once.
 // Once the server has stopped, plugin.Serve returns and main ends with code 0.
 func stopOnSignalOrEOF(servers <-chan *grpc.Server) {
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop <- syscall.SIGHUP // stdin's end-of-file stops the server like a signal
-	}()
-	<-stop
+	service.WaitForStop()
 	select {
 	case srv := <-servers:
-		// GracefulStop would wait for open Monitors: give it a moment, then cancel what is still open.
-		time.AfterFunc(300*time.Millisecond, srv.Stop)
-		srv.GracefulStop()
+		service.Stop(srv)
 		time.Sleep(time.Second) // plugin.Serve returns and main ends first; this is a backstop
 	default: // not serving yet
 	}

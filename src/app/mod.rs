@@ -99,7 +99,7 @@ pub fn selection(m: &Matrix, f: &Filters) -> Result<Selection, Exit> {
 pub fn plugin_servers(m: &Matrix, only: &[Net]) -> BTreeMap<String, Vec<Option<Net>>> {
     m.languages
         .iter()
-        .filter(|(_, l)| l.ready == crate::input::config::Ready::GoPlugin)
+        .filter(|(_, l)| l.is_plugin())
         .map(|(name, l)| {
             let nets = match l.transports.is_empty() {
                 true => vec![None],

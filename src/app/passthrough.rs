@@ -239,7 +239,7 @@ pub async fn language(m: &Matrix, args: &[String]) -> Result<i32, Exit> {
             format!("{name} serves only (a plugin server): it has no client; drive it with another language's client"),
         ));
     }
-    let plugin = lang.ready == crate::input::config::Ready::GoPlugin;
+    let plugin = lang.is_plugin();
     if *side == "server" && plugin && !rest.is_empty() {
         return Err(Exit(
             exit::USAGE,

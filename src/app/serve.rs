@@ -91,7 +91,7 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
             continue;
         }
         let lang = &runner.matrix.languages[name];
-        let plugin = lang.ready == crate::input::config::Ready::GoPlugin;
+        let plugin = lang.is_plugin();
         // A plugin has no client of its own (the reference's is offered), and
         // serves TCP where it can, for the tools that cannot reach a Unix socket.
         let client = if lang.has_client() { name.as_str() } else { "rust" };

@@ -62,9 +62,14 @@ impl Language {
         !self.client.is_empty()
     }
 
+    /// Whether it is a plugin server (started bare, ready by go-plugin's handshake).
+    pub fn is_plugin(&self) -> bool {
+        self.ready == Ready::GoPlugin
+    }
+
     /// What is wrong with its entry, if anything (`all`: every language, by name).
     pub(super) fn check(&self, name: &str, all: &BTreeMap<String, Language>) -> Result<(), String> {
-        let plugin = self.ready == Ready::GoPlugin;
+        let plugin = self.is_plugin();
         if self.server.is_empty() {
             return Err("`server` must not be empty".into());
         }

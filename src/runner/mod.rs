@@ -139,11 +139,7 @@ impl Runner {
     /// (which other runs and clients share) also the run and the client.
     fn namespace(&self, key: &CellKey, t: &Test, attempt: u32) -> String {
         // A plugin may keep each key in a file of its own: no '/' in its keys.
-        let plugin = self
-            .matrix
-            .languages
-            .get(&key.server)
-            .is_some_and(|l| l.ready == crate::input::config::Ready::GoPlugin);
+        let plugin = self.matrix.languages.get(&key.server).is_some_and(|l| l.is_plugin());
         if plugin {
             return format!("{}.{}", key.client, t.namespace(attempt).replace('/', "."));
         }

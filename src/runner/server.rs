@@ -6,7 +6,7 @@ use crate::contract::plugin::Handshake;
 use crate::contract::script::Connection;
 use crate::exec::process::{self, Proc};
 use crate::input::cases::ServerCert;
-use crate::input::config::{Language, Ready};
+use crate::input::config::Language;
 use crate::model::cell::CellKey;
 use crate::model::tls::TlsMode;
 use std::path::PathBuf;
@@ -216,7 +216,7 @@ impl Runner {
     /// only reachable, not healthy (a TLS probe that the server refuses).
     pub(crate) async fn start_server(&self, key: &CellKey, cert: ServerCert) -> Result<Started, (String, String)> {
         let lang = self.matrix.language(&key.server).map_err(|e| (e, String::new()))?;
-        if lang.ready == Ready::GoPlugin {
+        if lang.is_plugin() {
             return self.start_plugin(key, lang).await;
         }
         let limit = Duration::from_millis(self.matrix.run.server_ready_ms);

@@ -8,13 +8,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
-	"time"
 
 	"stockmatrix/gen/kvpb"
 	pb "stockmatrix/gen/stockpb"
@@ -46,16 +42,8 @@ func main() {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}
-	stop := make(chan os.Signal, 1)
-	signal.Notify(stop, syscall.SIGTERM, syscall.SIGINT)
-	go func() {
-		_, _ = io.Copy(io.Discard, os.Stdin)
-		stop <- syscall.SIGHUP // stdin's end-of-file stops the server like a signal
-	}()
-	<-stop
-	// GracefulStop would wait for open Monitors: give it a moment, then cancel what is still open.
-	time.AfterFunc(300*time.Millisecond, srv.Stop)
-	srv.GracefulStop()
+	service.WaitForStop()
+	service.Stop(srv)
 }
 
 // parseArgs reads the options; the flag package exits 2 on an unknown one.
