@@ -107,6 +107,7 @@ pub async fn run(mut m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, 
         tests,
         interrupted: cancelled.load(Ordering::SeqCst),
         problems: vec![],
+        processes: std::mem::take(&mut *runner.processes.lock().expect("process CPU")),
     };
     conclude(summary, &planned, &prepared, a, &console)
 }
@@ -258,6 +259,7 @@ fn runner(
         last_costs: r.dir.parent().map(last_costs).unwrap_or_default(),
         pool: Default::default(),
         most_at_once: Default::default(),
+        processes: Default::default(),
         cancelled,
         stopped: Arc::new(AtomicBool::new(false)),
         repro_prefix,

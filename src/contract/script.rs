@@ -144,7 +144,37 @@ fn is_zero(n: &u32) -> bool {
     *n == 0
 }
 
+/// The id prefix of warm-up steps (see [`Step::warm_up`]).
+pub const WARM_UP: &str = "warm-up/";
+
 impl Step {
+    /// The call that opens connection `n` of a client process before any
+    /// test uses it: a `Get` of a key nobody writes, so that a connection's
+    /// set-up (a JVM's TLS start-up, a plugin's handshake, a loaded machine)
+    /// is paid before the tests, never inside a test's timed step
+    /// (`max_elapsed_ms`). Only a status that says the connection could not
+    /// be used counts against the first test on it ([`warm_up_failed`]).
+    pub fn warm_up(n: usize, key: &str, conn: Option<&Connection>) -> Step {
+        Step {
+            id: format!("{WARM_UP}{n}"),
+            method: "Get".into(),
+            request: Some(serde_json::json!({ "key": key })),
+            requests: None,
+            metadata: BTreeMap::new(),
+            timeout_ms: Some(WARM_UP_TIMEOUT_MS),
+            compression: None,
+            after_first: Vec::new(),
+            cancel_after_ms: None,
+            copies: None,
+            read_pause_ms: None,
+            connection: conn.cloned(),
+            lane: (n % 64) as u32,
+            fill: Vec::new(),
+            bench: None,
+            rude: None,
+        }
+    }
+
     /// Puts the step, and the steps it runs inside, on this connection.
     pub fn use_connection(&mut self, conn: &Connection) {
         self.connection = Some(conn.clone());
@@ -158,6 +188,22 @@ impl Step {
             _ => vec![self.id.clone()],
         }
     }
+}
+
+/// A warm-up call's deadline.
+const WARM_UP_TIMEOUT_MS: u64 = 10_000;
+
+/// Why a warm-up call's status shows that the client could not use its
+/// connection: UNAVAILABLE or DEADLINE_EXCEEDED. Any other status (NOT_FOUND
+/// for the missing key, UNIMPLEMENTED from a server without Stock, a broken
+/// server's wrong code) came back over the connection.
+pub fn warm_up_failed(status: &Status) -> Option<String> {
+    matches!(status.code.as_str(), "UNAVAILABLE" | "DEADLINE_EXCEEDED").then(|| {
+        format!(
+            "the first call on this test's connection (the runner's warm-up Get of a key nobody writes, before any test) ended {} {:?}: the client could not use a connection that works for the tests after it",
+            status.code, status.message
+        )
+    })
 }
 
 /// The id of copy `k` of a step.
@@ -218,6 +264,24 @@ pub fn decode_b64(s: &str) -> Result<Vec<u8>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_warm_up_counts_against_a_test_only_when_its_connection_was_unusable() {
+        let st = |code: &str| Status {
+            code: code.into(),
+            message: "m".into(),
+        };
+        for code in ["NOT_FOUND", "UNIMPLEMENTED", "UNKNOWN", "OK"] {
+            assert_eq!(warm_up_failed(&st(code)), None, "{code}");
+        }
+        for code in ["UNAVAILABLE", "DEADLINE_EXCEEDED"] {
+            assert!(warm_up_failed(&st(code))
+                .unwrap()
+                .contains(&format!("ended {code} \"m\"")));
+        }
+        let step = Step::warm_up(65, "ns/warm-up", None);
+        assert_eq!((step.id.as_str(), step.lane, step.connection), ("warm-up/65", 1, None));
+    }
 
     #[test]
     fn status_and_message_lines_parse() {

@@ -74,6 +74,20 @@ pub fn cpu_time() -> Duration {
     of(UsageWho::RUSAGE_SELF) + of(UsageWho::RUSAGE_CHILDREN)
 }
 
+/// utime + stime + cutime + cstime of a /proc/PID/stat line, in ms.
+pub fn cpu_ms_of_stat(stat: &str) -> Option<f64> {
+    // The fields after the command name (which may hold spaces and parentheses).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: u64 = fields
+        .get(11..15)?
+        .iter()
+        .map(|f| f.parse::<u64>().ok())
+        .sum::<Option<u64>>()?;
+    let per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
+    Some(ticks as f64 * 1000.0 / per_s as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -108,5 +122,15 @@ mod tests {
             assert!((0.0..=cpus as f64).contains(&idle), "{idle} of {cpus}");
         }
         assert!(cpu_time() > Duration::ZERO, "this test has used some CPU");
+    }
+
+    #[test]
+    fn a_process_cpu_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        let stat = "42 (a b) c)) S 1 42 42 0 -1 4194560 100 0 0 0 150 50 7 3 20 0 1 0 5 0 0";
+        let per_s = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).unwrap().unwrap() as f64;
+        assert_eq!(cpu_ms_of_stat(stat), Some(210.0 * 1000.0 / per_s));
+        assert_eq!(cpu_ms_of_stat("garbage"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(cpu_ms_of_stat(&own).is_some());
     }
 }

@@ -153,6 +153,17 @@ impl Proc {
         self.pgid
     }
 
+    /// The CPU time (user + system, its own and its waited-for children's)
+    /// it has used so far, from /proc; `None` once reaped or where there is
+    /// no /proc.
+    pub fn cpu_ms(&self) -> Option<f64> {
+        if self.reaped {
+            return None;
+        }
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pgid)).ok()?;
+        super::load::cpu_ms_of_stat(&stat)
+    }
+
     /// Waits (briefly) until everything an exited process wrote to stderr was read.
     pub async fn drain_stderr(&mut self) {
         if let Some(task) = self.stderr_task.take() {

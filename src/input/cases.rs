@@ -250,6 +250,13 @@ impl Case {
         let cert_ok = self.server_cert == ServerCert::Normal || mode != TlsMode::None;
         listed && meaningful && cert_ok
     }
+
+    /// Does its test use its cell's own connection: the cell's server and
+    /// certificates, no keepalive settings? (Its `faulty` steps may still
+    /// dial a proxy or a peer.) Anything else is part of what the case checks.
+    pub fn on_cells_connection(&self) -> bool {
+        self.connect == Connect::Normal && self.server_cert == ServerCert::Normal && self.keepalive.is_none()
+    }
 }
 
 /// The script steps of a case for one test, ids `PREFIX#i` (`#i.j` nested).
@@ -647,5 +654,23 @@ expect.messages = [{ value = "{b64repeat:x:1048576}" }]
         assert!(case.applies_to(TlsMode::Mtls));
         case.connect = Connect::Plaintext;
         assert!(!case.applies_to(TlsMode::None));
+    }
+
+    #[test]
+    fn only_a_case_with_the_cells_server_certificates_and_no_keepalive_is_on_its_connection() {
+        let normal = parse("s", FILE).unwrap().cases.remove(0);
+        assert!(normal.on_cells_connection());
+        let mut c = normal.clone();
+        c.connect = Connect::UntrustedCa;
+        assert!(!c.on_cells_connection());
+        let mut c = normal.clone();
+        c.server_cert = ServerCert::Expired;
+        assert!(!c.on_cells_connection());
+        let mut c = normal;
+        c.keepalive = Some(Keepalive {
+            ms: 1000,
+            timeout_ms: None,
+        });
+        assert!(!c.on_cells_connection());
     }
 }

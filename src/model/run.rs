@@ -88,6 +88,17 @@ pub struct CellInfo {
     pub notes: Vec<String>,
 }
 
+/// The CPU (user + system) of one process the run started, read when it ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProcessCpu {
+    /// `client` or `server`.
+    pub role: String,
+    pub language: String,
+    /// Which one: `client=C/server=S` (a pair's), a cell id, or `server=S/tls=M`.
+    pub process: String,
+    pub cpu_ms: f64,
+}
+
 /// One language's build in this run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildInfo {
@@ -131,6 +142,9 @@ pub struct RunSummary {
     pub cells: Vec<CellInfo>,
     pub tests: Vec<TestResult>,
     pub interrupted: bool,
+    /// The CPU of each client and server process (empty in older summaries).
+    #[serde(default)]
+    pub processes: Vec<ProcessCpu>,
     /// Run-level problems that fail it (stale known-failing patterns).
     #[serde(default)]
     pub problems: Vec<String>,
@@ -269,6 +283,7 @@ pub(crate) mod fixtures {
             tests,
             interrupted: false,
             problems: vec![],
+            processes: vec![],
         }
     }
 }

@@ -49,6 +49,12 @@ pub struct ClientArgs {
     /// Deliberate bugs, so tests can prove the negative TLS cases catch them.
     #[arg(long = "break", value_enum, hide = true)]
     pub faults: Vec<ClientFault>,
+    /// A test aid: the first call on each connection waits this long inside
+    /// its timed part, as in a client whose connection set-up is slow (a
+    /// JVM's TLS start-up on a loaded machine). Not a bug: no case may fail
+    /// because of it.
+    #[arg(long, hide = true)]
+    pub slow_first_call_ms: Option<u64>,
     #[command(subcommand)]
     pub command: ScriptCommand,
 }
@@ -98,6 +104,8 @@ pub struct Runner {
     dead: Mutex<std::collections::HashSet<Connection>>,
     /// What rude calls keep open on purpose.
     kept: rude::Kept,
+    /// Connections that had a call (`--slow-first-call-ms`, `first-call-unavailable`).
+    called: Mutex<std::collections::HashSet<Connection>>,
     args: ClientArgs,
 }
 
@@ -106,6 +114,20 @@ pub(super) fn emit(line: &impl serde::Serialize) {
     let _ = serde_json::to_writer(&mut out, line);
     let _ = out.write_all(b"\n");
     let _ = out.flush();
+}
+
+/// The status line of a call that got no headers, trailers or details.
+fn emit_bare_status(id: String, code: String, message: String, start: Instant) {
+    emit(&Line {
+        id,
+        message: None,
+        status: Some(StatusLine { code, message }),
+        headers: Some(BTreeMap::new()),
+        trailers: Some(BTreeMap::new()),
+        elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+        response_encoding: Some("identity".into()),
+        details: Some(Vec::new()),
+    });
 }
 
 /// How the status message of a call whose connection broke starts.
@@ -149,6 +171,7 @@ impl Runner {
             channels,
             dead: Default::default(),
             kept: Default::default(),
+            called: Default::default(),
             args,
         })
     }
@@ -228,6 +251,21 @@ impl Runner {
                 std::process::exit(3);
             }
             let start = Instant::now();
+            let conn = step.connection.as_ref().unwrap_or(&self.default);
+            if self.called.lock().expect("called connections").insert(conn.clone()) {
+                if let Some(ms) = self.args.slow_first_call_ms {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                if self.args.faults.contains(&ClientFault::FirstCallUnavailable) {
+                    emit_bare_status(
+                        id,
+                        "UNAVAILABLE".into(),
+                        "the channel is still connecting".into(),
+                        start,
+                    );
+                    return Ok(());
+                }
+            }
             if let Some(how) = step.rude {
                 let conn = step.connection.as_ref().unwrap_or(&self.default);
                 let encoded: Vec<Vec<u8>> = requests.iter().map(prost::Message::encode_to_vec).collect();
@@ -237,16 +275,7 @@ impl Runner {
                     metadata: &step.metadata,
                 };
                 let (code, message) = rude::call(how, &to, &encoded, &self.kept).await;
-                emit(&Line {
-                    id,
-                    message: None,
-                    status: Some(StatusLine { code, message }),
-                    headers: Some(BTreeMap::new()),
-                    trailers: Some(BTreeMap::new()),
-                    elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
-                    response_encoding: Some("identity".into()),
-                    details: Some(Vec::new()),
-                });
+                emit_bare_status(id, code, message, start);
                 return Ok(());
             }
             let mut seen = Seen::default();

@@ -180,4 +180,8 @@ pub enum ClientFault {
     BenchOneInFlight,
     /// A bench step counts latencies in milliseconds, not microseconds.
     BenchInMillis,
+    /// The first call on each connection ends UNAVAILABLE at once: a client
+    /// that fails a call while its channel is still connecting instead of
+    /// waiting for the connection.
+    FirstCallUnavailable,
 }

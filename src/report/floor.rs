@@ -293,6 +293,7 @@ mod tests {
             tests: vec![test("go", "a", 50.0), test("go", "b", 200.0), test("java", "a", 100.0)],
             interrupted: false,
             problems: vec![],
+            processes: vec![],
         };
         let f = floor(&s).unwrap();
         // (100 + 300 + 700 + 200 + 100) / 2
@@ -394,6 +395,7 @@ mod tests {
             tests: vec![test("go", "a", 300.0), tls],
             interrupted: false,
             problems: vec![],
+            processes: vec![],
         };
         let f = floor(&s).unwrap();
         // 10 + 20 (two servers) + 90 (one client) + 400 (the pair's longest)

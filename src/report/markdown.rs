@@ -142,6 +142,7 @@ pub fn render(s: &RunSummary) -> String {
         if let Some(f) = super::floor::floor(s) {
             out.push_str(&super::floor::render(&f));
         }
+        out.push_str(&super::cpu::render(s));
         let notes: Vec<_> = s
             .cells
             .iter()

@@ -2,6 +2,7 @@
 //! Markdown, JSON. Renderers are pure; the console reporter is the only one
 //! that talks to a terminal.
 pub mod console;
+pub mod cpu;
 pub mod floor;
 pub mod junit;
 pub mod markdown;

@@ -1,34 +1,21 @@
 //! One client process over the tests of a cell, or of every cell of a pair
 //! (a test on another connection than the process's own carries it in each
-//! of its steps): its script, written in
-//! phases (the tests that run alone come after all the others have ended),
+//! of its steps): its script (`phases`), written phase by phase (the tests
+//! that run alone come after all the others have ended),
 //! read back line by line with a time budget per step and lane, and what it
 //! left unfinished.
-use super::progress::{self, End, Pending, Progress};
+use super::phases::Phase;
+use super::progress::{self, End, Progress};
 use super::Runner;
 use crate::contract::script::{self, Connection, Line};
-use crate::exec::{process, proxy};
-use crate::input::cases::script_steps;
+use crate::exec::process;
 use crate::judge::{self, Observations};
 use crate::model::cell::CellKey;
-use crate::plan::{lanes, Test};
-use crate::reference::peer;
+use crate::plan::Test;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
-
-/// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
-fn step_budget(step: &script::Step, grace: u64) -> u64 {
-    grace
-        + step.timeout_ms.unwrap_or(0)
-        + script::delay_ms(&step.metadata)
-        + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
-}
-
-/// A test whose script lines take more bytes than this runs in the phase of
-/// large scripts.
-const LARGE_SCRIPT: usize = 1 << 20;
 
 /// A test as a client process runs it: its cell and its connection.
 #[derive(Clone)]
@@ -52,6 +39,8 @@ pub(super) struct GroupRun {
     pub stderr_of: BTreeMap<usize, String>,
     /// Per new process started for untouched tests: how many it was given.
     pub restarts: Vec<usize>,
+    /// The CPU its client processes used.
+    pub cpu_ms: f64,
 }
 
 impl GroupRun {
@@ -65,6 +54,7 @@ impl GroupRun {
             untouched: Vec::new(),
             stderr_of: BTreeMap::new(),
             restarts: Vec::new(),
+            cpu_ms: 0.0,
         }
     }
 
@@ -86,6 +76,7 @@ impl GroupRun {
             self.stderr_of.insert(i, stderr);
         }
         self.untouched = more.untouched.iter().map(|&j| again[j]).collect();
+        self.cpu_ms += more.cpu_ms;
         self.obs.extend(more.obs);
     }
 
@@ -95,167 +86,19 @@ impl GroupRun {
     }
 }
 
-/// Part of the script written at once: its steps as the runner waits for
-/// them, and their lines (step id, JSON line).
-#[derive(Default)]
-struct Phase {
-    order: Vec<Pending>,
-    lines: Vec<(String, String)>,
-}
-
-/// The prefix of a test's step ids: unique among the tests of a client
-/// process, which may run a case in several TLS modes (and a plugin's transports).
-pub(super) fn step_prefix(key: &CellKey, t: &Test) -> String {
-    match key.net {
-        Some(net) => format!("{}@{net}/{}/{}", key.tls, t.set, t.case.name),
-        None => format!("{}/{}/{}", key.tls, t.set, t.case.name),
-    }
-}
-
-/// The same jitter for the same test on every run (FNV-1a of its step prefix).
-fn seed(prefix: &str) -> u64 {
-    prefix.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
-}
-
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
-/// What stands between a test's `faulty` steps and the cell's server: the
-/// fault proxies and misbehaving peers of a client process, which live as
-/// long as it does.
-pub(super) struct Middlemen {
-    _proxies: Vec<proxy::Proxy>,
-    _peers: Vec<peer::Peer>,
-}
-
 impl Runner {
-    /// A misbehaving peer for a test, in its cell's TLS mode.
-    fn start_peer(&self, e: &Entry, how: peer::Misbehaviour) -> anyhow::Result<peer::Peer> {
-        let c = &self.certs[&e.key.key_type];
-        let tls = (e.conn.tls_mode != crate::model::tls::TlsMode::None).then(|| peer::PeerTls {
-            cert: &c.server_cert,
-            key: &c.server_key,
-        });
-        peer::start(how, tls)
-    }
-
-    /// The script of a group of tests, in phases: the tests that wait spread
-    /// over lanes; then, the same way, the tests with a large script (their
-    /// lines are written only then: a client parsing megabytes of JSON on its
-    /// one event loop, node or typescript, would delay the deadlines of the
-    /// tests beside them); then the tests that run alone. A test whose case
-    /// cannot become steps is left out with its error.
-    ///
-    /// A test whose case has a `fault` gets a proxy (returned: it lives as
-    /// long as the process), and its `faulty` steps a connection through it.
-    fn phases(
-        &self,
-        entries: &[Entry],
-        default: &Connection,
-        attempt: u32,
-        run: &mut GroupRun,
-    ) -> ([Phase; 3], Middlemen) {
-        let grace = self.matrix.run.step_grace_ms;
-        let waits: Vec<u64> = entries
-            .iter()
-            .map(|e| e.test.case.steps.iter().map(lanes::waiting_ms).sum())
-            .collect();
-        // `lanes` per cell: a process that runs a pair's cells has that many for each.
-        let cells = entries
-            .iter()
-            .map(|e| e.key)
-            .collect::<std::collections::BTreeSet<_>>()
-            .len();
-        let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
-        let mut phases: [Phase; 3] = Default::default();
-        let mut proxies = Vec::new();
-        let mut peers = Vec::new();
-        for (i, e) in entries.iter().enumerate() {
-            let t = e.test;
-            let prefix = step_prefix(e.key, t);
-            let variant = (e.conn != *default).then_some(&e.conn);
-            let steps = match script_steps(&t.case.steps, &prefix, &self.namespace(e.key, t, attempt)) {
-                Ok(steps) => steps,
-                Err(e) => {
-                    run.errors.entry(i).or_default().push(format!("case error: {e}"));
-                    continue;
-                }
-            };
-            // The address the `faulty` steps dial instead of the server's.
-            let middleman = match (&t.case.fault, t.case.peer) {
-                (Some(fault), _) => Some(
-                    proxy::start(&e.conn.server, fault, seed(&prefix))
-                        .map(|p| {
-                            let addr = p.addr.clone();
-                            proxies.push(p);
-                            addr
-                        })
-                        .map_err(|err| format!("the fault proxy could not start: {err}")),
-                ),
-                (None, Some(how)) => Some(
-                    self.start_peer(e, how)
-                        .map(|p| {
-                            let addr = p.addr.clone();
-                            peers.push(p);
-                            addr
-                        })
-                        .map_err(|err| format!("the misbehaving peer could not start: {err:#}")),
-                ),
-                (None, None) => None,
-            };
-            let faulty = match middleman {
-                Some(Ok(server)) => Some(Connection {
-                    server,
-                    ..e.conn.clone()
-                }),
-                Some(Err(why)) => {
-                    run.errors.entry(i).or_default().push(why);
-                    continue;
-                }
-                None => None,
-            };
-            let mut test = Phase::default();
-            for (mut s, case_step) in steps.into_iter().zip(&t.case.steps) {
-                match (&faulty, variant) {
-                    (Some(conn), _) if case_step.faulty => s.use_connection(conn),
-                    (_, Some(conn)) => s.use_connection(conn),
-                    _ => {}
-                }
-                s.lane = if t.case.alone { 0 } else { lane_of[i] };
-                test.order.push(Pending {
-                    test: i,
-                    id: s.id.clone(),
-                    lane: s.lane,
-                    budget_ms: step_budget(&s, grace),
-                    waiting: s.status_ids(),
-                });
-                let mut line = serde_json::to_string(&s).expect("steps serialize");
-                line.push('\n');
-                test.lines.push((s.id.clone(), line));
-            }
-            let large = test.lines.iter().map(|(_, l)| l.len()).sum::<usize>() > LARGE_SCRIPT;
-            let phase = &mut phases[if t.case.alone { 2 } else { usize::from(large) }];
-            phase.order.extend(test.order);
-            phase.lines.extend(test.lines);
-        }
-        (
-            phases,
-            Middlemen {
-                _proxies: proxies,
-                _peers: peers,
-            },
-        )
-    }
-
     /// Runs one client process over a group of tests (of one client
     /// language), started with the `default` connection.
     pub(super) async fn run_group(&self, entries: &[Entry<'_>], default: &Connection, attempt: u32) -> GroupRun {
         let mut run = GroupRun::new();
         let settings = &self.matrix.run;
         let (phases, _middlemen) = self.phases(entries, default, attempt, &mut run);
+        // Each warm-up call's id → the first test on its connection.
+        let warm_ups: BTreeMap<String, usize> = phases[0].order.iter().map(|p| (p.id.clone(), p.test)).collect();
         let mut phases: Vec<Phase> = phases.into_iter().collect();
         phases.retain(|p| !p.order.is_empty());
         let Some(first_test) = phases.first().and_then(|p| p.order.first()).map(|s| s.test) else {
@@ -308,10 +151,11 @@ impl Runner {
         let mut later = phases.into_iter();
         let mut feed = Some(feed);
         let mut progress = Progress::default();
-        let mut startup = settings.client_startup_ms;
+        // The start-up's extra time for the warm-up calls and the first tests
+        // (a JVM's first calls of each kind are slow too).
+        let mut startup = [settings.client_startup_ms; 2].into_iter();
         'phases: while let Some(phase) = later.next() {
-            progress = Progress::new(phase.order, since(Instant::now()), startup);
-            startup = 0;
+            progress = Progress::new(phase.order, since(Instant::now()), startup.next().unwrap_or(0));
             if let Some(f) = &feed {
                 let _ = f.send(phase.lines);
             }
@@ -344,8 +188,9 @@ impl Runner {
                     Ok(line) => {
                         let now = since(Instant::now());
                         let ended = line.status.as_ref().and_then(|_| progress.status_line(&line.id, now));
+                        let warm_up = line.id.starts_with(script::WARM_UP);
                         all.push(line);
-                        if let Some((test, took_ms)) = ended {
+                        if let (Some((test, took_ms)), false) = (ended, warm_up) {
                             *run.durations.entry(test).or_default() += took_ms as f64;
                         }
                     }
@@ -358,6 +203,8 @@ impl Runner {
             }
         }
         drop(feed);
+        // Read at the end of its output, before it is reaped.
+        run.cpu_ms = proc.cpu_ms().unwrap_or(0.0);
         let status = if hung {
             proc.kill().await
         } else {
@@ -382,7 +229,7 @@ impl Runner {
         let mut unfinished = progress.unfinished(&end);
         for step in later.flat_map(|p| p.order) {
             unfinished.entry(step.test).or_insert_with(|| {
-                "not run: the client stopped before this test's phase (large scripts, then the tests that run alone, come last)".to_string()
+                "not run: the client stopped before this test's phase (the connections' warm-up calls come first; large scripts, then the tests that run alone, last)".to_string()
             });
         }
         for (test, why) in unfinished {
@@ -392,6 +239,12 @@ impl Runner {
                     run.untouched.push(test);
                 }
                 run.errors.entry(test).or_default().push(why);
+            }
+        }
+        for line in &all {
+            let warm_up = line.status.as_ref().zip(warm_ups.get(&line.id));
+            if let Some(why) = warm_up.and_then(|(status, &test)| script::warm_up_failed(status).map(|w| (test, w))) {
+                run.errors.entry(why.0).or_default().push(why.1);
             }
         }
         run.obs = judge::group(&all);

@@ -11,6 +11,7 @@ use crate::input::cases::{Connect, ServerCert};
 use crate::input::config::Matrix;
 use crate::judge;
 use crate::model::cell::CellKey;
+use crate::model::run::ProcessCpu;
 use crate::model::run::{CellInfo, Outcome, TestResult};
 use crate::model::tls::{KeyType, TlsMode};
 use crate::plan::{Cell, Test};
@@ -21,6 +22,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod client;
+mod phases;
 mod pool;
 mod progress;
 mod server;
@@ -65,6 +67,8 @@ pub struct Runner {
     pub cancelled: Arc<AtomicBool>,
     /// The most client processes that ran at once.
     pub most_at_once: AtomicUsize,
+    /// The CPU of each client and server process that ended.
+    pub processes: std::sync::Mutex<Vec<crate::model::run::ProcessCpu>>,
     /// `--fail-fast` saw a red test: cells not yet started do not run.
     pub stopped: Arc<AtomicBool>,
     /// How `reproduce` commands start (`stock-matrix run`, plus `--matrix` when not the default).
@@ -113,6 +117,7 @@ impl Runner {
             last_costs: Default::default(),
             pool: Default::default(),
             most_at_once: Default::default(),
+            processes: Default::default(),
             cancelled: Arc::new(AtomicBool::new(false)),
             stopped: Arc::new(AtomicBool::new(false)),
             repro_prefix: String::new(),
@@ -382,6 +387,16 @@ impl Runner {
                 .collect();
             let run = self.run_group_again(&entries, &default, attempt).await;
             out[first.cell].1.client_first_line_ms.extend(run.first_line_ms);
+            let k = &cells[first.cell].key;
+            self.processes.lock().expect("process CPU").push(ProcessCpu {
+                role: "client".into(),
+                language: k.client.clone(),
+                process: match self.per_pair {
+                    true => format!("client={}/server={}", k.client, k.server),
+                    false => k.id(),
+                },
+                cpu_ms: run.cpu_ms,
+            });
             for n in &run.restarts {
                 out[first.cell].1.notes.push(format!(
                     "the client stopped before {n} test(s) it had not begun; they ran in a new client process"
@@ -426,7 +441,7 @@ impl Runner {
         server_stderr: &str,
         attempt: u32,
     ) -> TestResult {
-        let prefix = client::step_prefix(key, t);
+        let prefix = phases::step_prefix(key, t);
         let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
         let infra = !reasons.is_empty();
         if let Some(status) = server_gone {

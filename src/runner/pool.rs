@@ -7,6 +7,7 @@ use super::Runner;
 use crate::exec::process::{Proc, Stopped};
 use crate::input::cases::ServerCert;
 use crate::model::cell::CellKey;
+use crate::model::run::ProcessCpu;
 use crate::plan::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -153,6 +154,7 @@ impl Runner {
             return None;
         }
         let mut running = slot.running.take()?;
+        self.server_cpu(key, &running.proc);
         match running.proc.stop(Duration::from_secs(3)).await {
             Stopped::OnStdinClose => None,
             Stopped::OnSigterm => Some(format!(
@@ -168,13 +170,43 @@ impl Runner {
 
     /// Stops every server still running (the end of a batch of cells).
     pub(super) async fn stop_all(&self) {
-        let slots: Vec<_> = self.pool.slots.lock().expect("pool").values().cloned().collect();
-        for slot in slots {
+        let slots: Vec<(ServerKey, _)> = self
+            .pool
+            .slots
+            .lock()
+            .expect("pool")
+            .iter()
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        for (key, slot) in slots {
             let mut slot = slot.lock().await;
             slot.remaining = 0;
             if let Some(mut r) = slot.running.take() {
+                self.server_cpu(&key, &r.proc);
                 r.proc.stop(Duration::from_secs(3)).await;
             }
         }
+    }
+
+    /// Notes the CPU a shared server used, before it is stopped.
+    fn server_cpu(&self, key: &ServerKey, proc: &Proc) {
+        let (server, tls, key_type, cert, net) = key;
+        let mut process = format!("server={server}");
+        if let Some(net) = net {
+            process.push_str(&format!("/net={net}"));
+        }
+        process.push_str(&format!("/tls={tls}"));
+        if *key_type != crate::model::tls::KeyType::default() {
+            process.push_str(&format!("/key={}", key_type.as_str()));
+        }
+        if *cert != ServerCert::Normal {
+            process.push_str(&format!("/cert={cert:?}"));
+        }
+        self.processes.lock().expect("process CPU").push(ProcessCpu {
+            role: "server".into(),
+            language: server.clone(),
+            process,
+            cpu_ms: proc.cpu_ms().unwrap_or(0.0),
+        });
     }
 }

@@ -1,0 +1,197 @@
+//! The script of a client process (its lines, in phases, and the steps the
+//! runner waits for), with the fault proxies and misbehaving peers its tests
+//! dial.
+use super::client::{Entry, GroupRun};
+use super::progress::Pending;
+use super::Runner;
+use crate::contract::script::{self, Connection};
+use crate::exec::proxy;
+use crate::input::cases::script_steps;
+use crate::model::cell::CellKey;
+use crate::plan::{lanes, Test};
+use crate::reference::peer;
+
+/// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
+fn step_budget(step: &script::Step, grace: u64) -> u64 {
+    grace
+        + step.timeout_ms.unwrap_or(0)
+        + script::delay_ms(&step.metadata)
+        + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
+}
+
+/// A test whose script lines take more bytes than this runs in the phase of
+/// large scripts.
+const LARGE_SCRIPT: usize = 1 << 20;
+
+/// Part of the script written at once: its steps as the runner waits for
+/// them, and their lines (step id, JSON line).
+#[derive(Default)]
+pub(super) struct Phase {
+    pub order: Vec<Pending>,
+    pub lines: Vec<(String, String)>,
+}
+
+/// The prefix of a test's step ids: unique among the tests of a client
+/// process, which may run a case in several TLS modes (and a plugin's transports).
+pub(super) fn step_prefix(key: &CellKey, t: &Test) -> String {
+    match key.net {
+        Some(net) => format!("{}@{net}/{}/{}", key.tls, t.set, t.case.name),
+        None => format!("{}/{}/{}", key.tls, t.set, t.case.name),
+    }
+}
+
+/// The same jitter for the same test on every run (FNV-1a of its step prefix).
+fn seed(prefix: &str) -> u64 {
+    prefix.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+/// What stands between a test's `faulty` steps and the cell's server: the
+/// fault proxies and misbehaving peers of a client process, which live as
+/// long as it does.
+pub(super) struct Middlemen {
+    _proxies: Vec<proxy::Proxy>,
+    _peers: Vec<peer::Peer>,
+}
+
+impl Runner {
+    /// A misbehaving peer for a test, in its cell's TLS mode.
+    fn start_peer(&self, e: &Entry, how: peer::Misbehaviour) -> anyhow::Result<peer::Peer> {
+        let c = &self.certs[&e.key.key_type];
+        let tls = (e.conn.tls_mode != crate::model::tls::TlsMode::None).then(|| peer::PeerTls {
+            cert: &c.server_cert,
+            key: &c.server_key,
+        });
+        peer::start(how, tls)
+    }
+
+    /// The script of a group of tests, in phases: first one warm-up call per
+    /// connection the tests use (see [`script::Step::warm_up`]); then the tests that wait spread
+    /// over lanes; then, the same way, the tests with a large script (their
+    /// lines are written only then: a client parsing megabytes of JSON on its
+    /// one event loop, node or typescript, would delay the deadlines of the
+    /// tests beside them); then the tests that run alone. A test whose case
+    /// cannot become steps is left out with its error.
+    ///
+    /// A test whose case has a `fault` gets a proxy (returned: it lives as
+    /// long as the process), and its `faulty` steps a connection through it.
+    pub(super) fn phases(
+        &self,
+        entries: &[Entry],
+        default: &Connection,
+        attempt: u32,
+        run: &mut GroupRun,
+    ) -> ([Phase; 4], Middlemen) {
+        let grace = self.matrix.run.step_grace_ms;
+        let waits: Vec<u64> = entries
+            .iter()
+            .map(|e| e.test.case.steps.iter().map(lanes::waiting_ms).sum())
+            .collect();
+        // `lanes` per cell: a process that runs a pair's cells has that many for each.
+        let cells = entries
+            .iter()
+            .map(|e| e.key)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
+        let mut phases: [Phase; 4] = Default::default();
+        let mut opened: Vec<&Connection> = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            // Only a cell's own connection: a case's (another certificate,
+            // another server's, keepalive settings) is part of what it checks.
+            if !e.test.case.on_cells_connection() || opened.contains(&&e.conn) {
+                continue;
+            }
+            let key = format!("{}warm-up", self.namespace(e.key, e.test, attempt));
+            let step = script::Step::warm_up(opened.len(), &key, (e.conn != *default).then_some(&e.conn));
+            opened.push(&e.conn);
+            phases[0].order.push(Pending {
+                test: i,
+                id: step.id.clone(),
+                lane: step.lane,
+                budget_ms: step_budget(&step, grace),
+                waiting: step.status_ids(),
+            });
+            let line = serde_json::to_string(&step).expect("steps serialize") + "\n";
+            phases[0].lines.push((step.id, line));
+        }
+        let mut proxies = Vec::new();
+        let mut peers = Vec::new();
+        for (i, e) in entries.iter().enumerate() {
+            let t = e.test;
+            let prefix = step_prefix(e.key, t);
+            let variant = (e.conn != *default).then_some(&e.conn);
+            let steps = match script_steps(&t.case.steps, &prefix, &self.namespace(e.key, t, attempt)) {
+                Ok(steps) => steps,
+                Err(e) => {
+                    run.errors.entry(i).or_default().push(format!("case error: {e}"));
+                    continue;
+                }
+            };
+            // The address the `faulty` steps dial instead of the server's.
+            let middleman = match (&t.case.fault, t.case.peer) {
+                (Some(fault), _) => Some(
+                    proxy::start(&e.conn.server, fault, seed(&prefix))
+                        .map(|p| {
+                            let addr = p.addr.clone();
+                            proxies.push(p);
+                            addr
+                        })
+                        .map_err(|err| format!("the fault proxy could not start: {err}")),
+                ),
+                (None, Some(how)) => Some(
+                    self.start_peer(e, how)
+                        .map(|p| {
+                            let addr = p.addr.clone();
+                            peers.push(p);
+                            addr
+                        })
+                        .map_err(|err| format!("the misbehaving peer could not start: {err:#}")),
+                ),
+                (None, None) => None,
+            };
+            let faulty = match middleman {
+                Some(Ok(server)) => Some(Connection {
+                    server,
+                    ..e.conn.clone()
+                }),
+                Some(Err(why)) => {
+                    run.errors.entry(i).or_default().push(why);
+                    continue;
+                }
+                None => None,
+            };
+            let mut test = Phase::default();
+            for (mut s, case_step) in steps.into_iter().zip(&t.case.steps) {
+                match (&faulty, variant) {
+                    (Some(conn), _) if case_step.faulty => s.use_connection(conn),
+                    (_, Some(conn)) => s.use_connection(conn),
+                    _ => {}
+                }
+                s.lane = if t.case.alone { 0 } else { lane_of[i] };
+                test.order.push(Pending {
+                    test: i,
+                    id: s.id.clone(),
+                    lane: s.lane,
+                    budget_ms: step_budget(&s, grace),
+                    waiting: s.status_ids(),
+                });
+                let mut line = serde_json::to_string(&s).expect("steps serialize");
+                line.push('\n');
+                test.lines.push((s.id.clone(), line));
+            }
+            let large = test.lines.iter().map(|(_, l)| l.len()).sum::<usize>() > LARGE_SCRIPT;
+            let phase = &mut phases[if t.case.alone { 3 } else { 1 + usize::from(large) }];
+            phase.order.extend(test.order);
+            phase.lines.extend(test.lines);
+        }
+        (
+            phases,
+            Middlemen {
+                _proxies: proxies,
+                _peers: peers,
+            },
+        )
+    }
+}
