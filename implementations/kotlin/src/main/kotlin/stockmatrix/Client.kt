@@ -547,13 +547,51 @@ suspend fun runBench(step: Step, bench: Bench) {
     printLine(mapOf("id" to step.id, "bench" to result))
 }
 
+private fun printLine(fields: Map<String, Any>) = printLine(gson.toJson(fields))
+
+/** One output line, encoded at once and written in one piece (not in the PrintStream's 8 KiB chunks), then flushed. */
 @Synchronized
-private fun printLine(fields: Map<String, Any>) {
-    out.print(gson.toJson(fields) + "\n")
+private fun printLine(line: String) {
+    val bytes = (line + "\n").toByteArray(Charsets.UTF_8)
+    out.write(bytes, 0, bytes.size)
     out.flush()
 }
 
-fun emitMessage(id: String, message: Message) = printLine(mapOf("id" to id, "message" to json(printer, message)))
+/**
+ * `{"id": ID, "message": M}`, byte for byte what Gson writes for that map with M parsed from the printer's output,
+ * built without parsing and re-writing M (megabytes for a large value): see [unescapeHtml].
+ */
+fun emitMessage(id: String, message: Message) =
+    printLine("{\"id\":" + gson.toJson(id) + ",\"message\":" + unescapeHtml(printer.print(message)) + "}")
+
+/**
+ * The printer's compact JSON as [gson] (HTML escaping off) re-writes it once parsed: the printer escapes strings with
+ * an HTML-safe Gson, so each `\u003c`, `\u003e`, `\u0026`, `\u003d` and `\u0027` escape becomes its character; every
+ * other escape is one both write alike, and all else (no whitespace, numbers as printed) is copied as it is.
+ */
+internal fun unescapeHtml(printed: String): String {
+    var escape = printed.indexOf('\\')
+    if (escape < 0) return printed // no escapes: base64 bytes, plain strings, numbers
+    val text = StringBuilder(printed.length)
+    var from = 0
+    while (escape >= 0) {
+        text.append(printed, from, escape)
+        from =
+            if (printed[escape + 1] == 'u') {
+                val c = printed.substring(escape + 2, escape + 6).toInt(16).toChar()
+                if (c in HTML_CHARS) text.append(c) else text.append(printed, escape, escape + 6)
+                escape + 6
+            } else {
+                text.append(printed, escape, escape + 2)
+                escape + 2
+            }
+        escape = printed.indexOf('\\', from)
+    }
+    return text.append(printed, from, printed.length).toString()
+}
+
+/** The characters only Gson's HTML-safe mode escapes. */
+private const val HTML_CHARS = "<>&='"
 
 /** The status line: the name from grpc-java's code enum, `x-stock-` metadata, timing, encoding, rich details. */
 fun emitStatus(id: String, status: Status, seen: Seen, elapsedMs: Double) {
