@@ -1,5 +1,6 @@
 package stockmatrix;
 
+import com.google.common.util.concurrent.MoreExecutors;
 import com.google.gson.*;
 import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
@@ -31,9 +32,11 @@ import stock.v1.StockGrpc;
 
 /** The contract's client: {@code client --server HOST:PORT [TLS options] script}, steps on stdin. */
 public final class ClientMain {
-    /** Every line is printed whole (println holds the PrintStream's lock: copies and lanes never interleave) and flushed. */
-    private static final PrintStream OUT =
-            new PrintStream(new FileOutputStream(FileDescriptor.out), true, StandardCharsets.UTF_8);
+    /**
+     * Stdout, unbuffered: {@link #println} writes each line whole (under its lock: copies and lanes never interleave)
+     * with one write, so it is flushed as it is printed.
+     */
+    private static final FileOutputStream OUT = new FileOutputStream(FileDescriptor.out);
     /** Reads steps: record components in lowerCamelCase are the JSON's snake_case fields. */
     private static final Gson GSON = new GsonBuilder()
             .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
@@ -66,6 +69,12 @@ public final class ClientMain {
                     .add(ErrorDetailsProto.getDescriptor().getMessageTypes())
                     .build());
     private static final ScheduledExecutorService TIMER = Executors.newSingleThreadScheduledExecutor();
+    /**
+     * Runs the copies of a step, each on a thread of its own (an unbounded pool: every copy starts at once); threads
+     * are reused by the next step's copies instead of started for each one.
+     */
+    private static final ExecutorService COPIES = Executors.newCachedThreadPool();
+
     private static final Map<String, MethodDescriptor<?, ?>> METHODS = Map.of(
             "Get",
             StockGrpc.getGetMethod(),
@@ -416,15 +425,18 @@ public final class ClientMain {
             runCall(step, step.json.id());
             return;
         }
-        List<Thread> copies = new ArrayList<>();
+        CountDownLatch copies = new CountDownLatch(step.json.copies());
         for (int k = 0; k < step.json.copies(); k++) {
             String id = step.json.id() + "*" + k;
-            copies.add(new Thread(() -> runCall(step, id)));
-            copies.get(k).start();
+            COPIES.execute(() -> {
+                try {
+                    runCall(step, id);
+                } finally {
+                    copies.countDown();
+                }
+            });
         }
-        for (Thread copy : copies) {
-            copy.join();
-        }
+        copies.await();
     }
 
     /**
@@ -442,7 +454,9 @@ public final class ClientMain {
             emitStatus(id, start, status, new Metadata(), new Metadata());
             return;
         }
-        CallOptions options = CallOptions.DEFAULT;
+        // The listener only queues what it is given (never blocks): it runs on the transport's thread, with no hand-off
+        // to an executor thread for each callback.
+        CallOptions options = CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor());
         if (step.json.timeoutMs() > 0) {
             options = options.withDeadlineAfter(step.json.timeoutMs(), TimeUnit.MILLISECONDS);
         }
@@ -650,7 +664,7 @@ public final class ClientMain {
         JsonObject line = new JsonObject();
         line.addProperty("id", step.json.id());
         line.add("bench", bench);
-        OUT.println(line);
+        println(line.toString());
     }
 
     /** Sends the next n requests, and half-closes after the last one. */
@@ -663,12 +677,32 @@ public final class ClientMain {
         }
     }
 
+    /**
+     * Prints one line: its UTF-8 bytes at once (a large message's text is copied once, not converted char by char), with
+     * one write under OUT's lock. Like a PrintStream, it ignores a failed write (stdout closed).
+     */
+    private static void println(String line) {
+        byte[] text = line.getBytes(StandardCharsets.UTF_8);
+        byte[] bytes = Arrays.copyOf(text, text.length + 1);
+        bytes[text.length] = '\n';
+        synchronized (OUT) {
+            try {
+                OUT.write(bytes);
+            } catch (IOException e) {
+                // as PrintStream.println: nothing to report it to
+            }
+        }
+    }
+
     private static void emitMessage(String id, Message message) {
+        StringBuilder line =
+                new StringBuilder("{\"id\":").append(GSON.toJson(id)).append(",\"message\":");
         try {
-            OUT.println("{\"id\":" + GSON.toJson(id) + ",\"message\":" + PRINTER.print(message) + "}");
-        } catch (InvalidProtocolBufferException e) {
+            PRINTER.appendTo(message, line);
+        } catch (IOException e) { // InvalidProtocolBufferException
             throw new IllegalStateException(e);
         }
+        println(line.append('}').toString());
     }
 
     /** The status line: code name from grpc-java's Status.Code, x-stock-* metadata, timing, encoding, details. */
@@ -676,14 +710,17 @@ public final class ClientMain {
         JsonObject line = new JsonObject();
         line.addProperty("id", id);
         String message = Objects.requireNonNullElse(status.getDescription(), "");
-        line.add("status", GSON.toJsonTree(Map.of("code", status.getCode().name(), "message", message)));
+        JsonObject code = new JsonObject();
+        code.addProperty("code", status.getCode().name());
+        code.addProperty("message", message);
+        line.add("status", code);
         line.add("headers", stockMetadata(headers));
         line.add("trailers", stockMetadata(trailers));
         line.addProperty("elapsed_ms", (System.nanoTime() - start) / 1e6);
         String encoding = headers.get(GrpcUtil.MESSAGE_ENCODING_KEY);
         line.addProperty("response_encoding", encoding == null ? "identity" : encoding);
         line.add("details", details(id, status, trailers));
-        OUT.println(line);
+        println(line.toString());
     }
 
     /** The received x-stock-* entries; -bin values in base64. */
