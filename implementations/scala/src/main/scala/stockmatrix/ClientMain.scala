@@ -1,7 +1,8 @@
 package stockmatrix
 
 import com.google.gson.{GsonBuilder, JsonArray, JsonElement, JsonObject, JsonParser}
-import com.google.protobuf.{Message, UnsafeByteOperations}
+import com.google.protobuf.{ByteString, Message, UnsafeByteOperations}
+import com.google.protobuf.Descriptors.FieldDescriptor
 import com.google.protobuf.util.JsonFormat
 import com.google.rpc.ErrorDetailsProto
 import io.grpc._
@@ -68,6 +69,7 @@ object ClientMain {
   private val out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out)), false, UTF_8)
   private val gson = new GsonBuilder().disableHtmlEscaping().create()
   private val printer = JsonFormat.printer().omittingInsignificantWhitespace()
+  private val parser = JsonFormat.parser()
   private val detailPrinter = printer.usingTypeRegistry(
     JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor.getMessageTypes).build()
   )
@@ -75,6 +77,12 @@ object ClientMain {
   private val lanes = mutable.Map.empty[Int, LinkedBlockingQueue[Option[Step]]] // by lane number, main's thread only
   private val laneThreads = mutable.ArrayBuffer.empty[Thread]
   private val timer = Executors.newSingleThreadScheduledExecutor()
+
+  /** The threads of a step's copies: a new one for each copy that finds none idle, so all copies run at once; a thread
+    * left idle by an earlier step is reused rather than started anew.
+    */
+  private val copyThreads = Executors.newCachedThreadPool()
+  private val LargeValue = 1024 // base64 characters: from this length on, largeValue decodes a request's value
   private val GrpcEncoding = Metadata.Key.of("grpc-encoding", Metadata.ASCII_STRING_MARSHALLER)
   private var defaultConnection: Connection = Map.empty
 
@@ -175,7 +183,10 @@ object ClientMain {
           .asInstanceOf[MethodDescriptor.PrototypeMarshaller[Message]]
           .getMessagePrototype
           .newBuilderForType()
-        JsonFormat.parser().merge(gson.toJson(j), b)
+        largeValue(j, b) match {
+          case Some((rest, value, bytes)) => parser.merge(gson.toJson(rest), b); b.setField(value, bytes)
+          case None                       => parser.merge(gson.toJson(j), b)
+        }
         b.build()
       }
       val metadata = new Metadata()
@@ -215,6 +226,28 @@ object ClientMain {
     } catch {
       case e: UsageError => throw e
       case NonFatal(e)   => usage(s"invalid step $json: $e")
+    }
+
+  /** A request's large `value` (bytes, base64 in the JSON) decoded at once, and the request without it for JsonFormat:
+    * this spares printing the base64 back into JSON text, parsing it again, and decoding it a character at a time. Only
+    * canonical base64 (standard alphabet, padded: it encodes back to the same text), which JsonFormat decodes to the
+    * same bytes; anything else stays in the JSON for JsonFormat to read (or refuse) as it would.
+    */
+  private def largeValue(j: JsonElement, b: Message.Builder): Option[(JsonObject, FieldDescriptor, ByteString)] =
+    for {
+      o <- Option.when(j.isJsonObject)(j.getAsJsonObject)
+      field <- Option(b.getDescriptorForType.findFieldByName("value"))
+      if field.getType == FieldDescriptor.Type.BYTES && !field.isRepeated
+      v <- Option(o.get("value"))
+      if v.isJsonPrimitive && v.getAsJsonPrimitive.isString
+      text = v.getAsString
+      if text.length >= LargeValue
+      bytes <- Try(Base64.getDecoder.decode(text)).toOption
+      if Base64.getEncoder.encodeToString(bytes) == text
+    } yield {
+      val rest = new JsonObject
+      o.entrySet.asScala.foreach(e => if (e.getKey != "value") rest.add(e.getKey, e.getValue))
+      (rest, field, UnsafeByteOperations.unsafeWrap(bytes))
     }
 
   /** `{"duration_ms": D, "concurrency": C}`: D an integer >= 0, C an integer >= 1 (1.5, "3" and -1 are refused). */
@@ -314,14 +347,11 @@ object ClientMain {
     if (step.bench.isDefined) runBench(step, step.bench.get)
     else if (step.copies <= 1) runCall(step, step.id)
     else {
-      val pool = Executors.newFixedThreadPool(step.copies)
-      val calls = (0 until step.copies).map(k => pool.submit((() => runCall(step, s"${step.id}*$k")): Runnable))
-      try
-        calls.foreach(c =>
-          try c.get()
-          catch { case e: ExecutionException => throw e.getCause }
-        )
-      finally pool.shutdown()
+      val calls = (0 until step.copies).map(k => copyThreads.submit((() => runCall(step, s"${step.id}*$k")): Runnable))
+      calls.foreach(c =>
+        try c.get()
+        catch { case e: ExecutionException => throw e.getCause }
+      )
     }
 
   private sealed trait Event
@@ -544,16 +574,25 @@ object ClientMain {
     emit(line)
   }
 
-  private def emit(line: JsonObject): Unit = synchronized {
-    out.println(gson.toJson(line))
+  private def emit(line: JsonObject): Unit = emit(gson.toJson(line))
+
+  private def emit(line: String): Unit = synchronized {
+    out.println(line)
     out.flush()
   }
 
+  /** The message line. JsonFormat's JSON is printed as it is when it holds no escape (no backslash), as parsing and
+    * printing it again with gson would give the same text (no whitespace, numbers kept verbatim, no string with a
+    * character either escapes); otherwise it goes through gson, which writes `<`, `>`, `&`, `=` and `'` unescaped.
+    */
   def emitMessage(id: String, message: Message): Unit = {
-    val line = new JsonObject
-    line.addProperty("id", id)
-    line.add("message", JsonParser.parseString(printer.print(message)))
-    emit(line)
+    val json = printer.print(message)
+    if (json.indexOf('\\') >= 0) {
+      val line = new JsonObject
+      line.addProperty("id", id)
+      line.add("message", JsonParser.parseString(json))
+      emit(line)
+    } else emit("{\"id\":" + gson.toJson(id) + ",\"message\":" + json + "}")
   }
 
   /** The status line: the code's name from grpc-java's Status.Code, the `x-stock-` headers and trailers, the response's
