@@ -31,6 +31,21 @@ pub(super) struct Phase {
     pub lines: Vec<(String, String)>,
 }
 
+impl Phase {
+    /// Adds step `s` of test `test`: its line, and its wait with `grace`.
+    fn push(&mut self, test: usize, s: &script::Step, grace: u64) {
+        self.order.push(Pending {
+            test,
+            id: s.id.clone(),
+            lane: s.lane,
+            budget_ms: step_budget(s, grace),
+            waiting: s.status_ids(),
+        });
+        let line = serde_json::to_string(s).expect("steps serialize") + "\n";
+        self.lines.push((s.id.clone(), line));
+    }
+}
+
 /// The prefix of a test's step ids: unique among the tests of a client
 /// process, which may run a case in several TLS modes (and a plugin's transports).
 pub(super) fn step_prefix(key: &CellKey, t: &Test) -> String {
@@ -106,15 +121,7 @@ impl Runner {
             let key = format!("{}warm-up", self.namespace(e.key, e.test, attempt));
             let step = script::Step::warm_up(opened.len(), &key, (e.conn != *default).then_some(&e.conn));
             opened.push(&e.conn);
-            phases[0].order.push(Pending {
-                test: i,
-                id: step.id.clone(),
-                lane: step.lane,
-                budget_ms: step_budget(&step, grace),
-                waiting: step.status_ids(),
-            });
-            let line = serde_json::to_string(&step).expect("steps serialize") + "\n";
-            phases[0].lines.push((step.id, line));
+            phases[0].push(i, &step, grace);
         }
         let mut proxies = Vec::new();
         let mut peers = Vec::new();
@@ -170,16 +177,7 @@ impl Runner {
                     _ => {}
                 }
                 s.lane = if t.case.alone { 0 } else { lane_of[i] };
-                test.order.push(Pending {
-                    test: i,
-                    id: s.id.clone(),
-                    lane: s.lane,
-                    budget_ms: step_budget(&s, grace),
-                    waiting: s.status_ids(),
-                });
-                let mut line = serde_json::to_string(&s).expect("steps serialize");
-                line.push('\n');
-                test.lines.push((s.id.clone(), line));
+                test.push(i, &s, grace);
             }
             let large = test.lines.iter().map(|(_, l)| l.len()).sum::<usize>() > LARGE_SCRIPT;
             let phase = &mut phases[if t.case.alone { 3 } else { 1 + usize::from(large) }];
