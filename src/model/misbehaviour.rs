@@ -8,9 +8,14 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Misbehaviour {
-    /// GOAWAY (NO_ERROR) right after the connection's first response: the
-    /// next call must go to a new connection.
-    GoawayAfterFirstResponse,
+    /// GOAWAY (NO_ERROR) while the connection's first call is in flight,
+    /// the last one (its last stream id that call's) before that call's
+    /// trailers: the call ends well, and the next call must go to a new
+    /// connection (a stream opened on this one is refused).
+    GoawayInFirstCall,
+    /// The connection's second stream is refused (RST_STREAM REFUSED_STREAM
+    /// before any response): the server never processed it.
+    RefuseSecondStream,
     /// RST_STREAM (INTERNAL_ERROR) right after the response headers.
     ResetAfterHeaders,
     /// RST_STREAM (INTERNAL_ERROR) right after the first response message.

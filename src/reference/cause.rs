@@ -24,6 +24,12 @@ pub fn find_from<'a, E: Error + 'static>(mut cause: Option<&'a (dyn Error + 'sta
 /// refused its stream (REFUSED_STREAM, or a graceful GOAWAY that came
 /// before it).
 pub fn not_processed(status: &tonic::Status) -> bool {
+    find::<hyper::Error>(status).is_some_and(hyper::Error::is_canceled) || refused(status)
+}
+
+/// The server refused the call's stream: RST_STREAM REFUSED_STREAM, or a
+/// graceful GOAWAY that came before the stream.
+pub fn refused(status: &tonic::Status) -> bool {
     let refused = |e: &h2::Error| {
         e.is_remote()
             && match e.reason() {
@@ -32,8 +38,7 @@ pub fn not_processed(status: &tonic::Status) -> bool {
                 _ => false,
             }
     };
-    find::<hyper::Error>(status).is_some_and(hyper::Error::is_canceled)
-        || find::<h2::Error>(status).is_some_and(refused)
+    find::<h2::Error>(status).is_some_and(refused)
 }
 
 /// The call's connection broke under it (an I/O error under HTTP/2), not the

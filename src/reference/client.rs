@@ -299,6 +299,9 @@ impl Runner {
                 // (its connection died first, or its stream was refused) is
                 // tried once more.
                 match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
+                    Err(s) if self.args.faults.contains(&ClientFault::RefusedStreamInternal) && cause::refused(&s) => {
+                        Err(Status::internal("stream closed with REFUSED_STREAM"))
+                    }
                     Err(s) if cause::not_processed(&s) => {
                         seen = Seen::default();
                         self.call(step, &id, &info, requests, timeout, &mut seen).await

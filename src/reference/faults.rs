@@ -163,6 +163,9 @@ pub enum ClientFault {
     /// A call whose stream the server reset (RST_STREAM) is reported
     /// UNKNOWN instead of the status the reset's code maps to.
     StreamResetUnknown,
+    /// A call whose stream the server refused (REFUSED_STREAM) is neither
+    /// retried nor reported UNAVAILABLE: INTERNAL, as the reset's name.
+    RefusedStreamInternal,
     /// A trailers-only response (the status in the only HEADERS frame) is
     /// reported UNKNOWN "missing trailers".
     TrailersOnlyUnknown,

@@ -7,6 +7,7 @@
 
 /// Frame types this module names.
 pub const PING: u8 = 0x6;
+pub const GOAWAY: u8 = 0x7;
 pub const WINDOW_UPDATE: u8 = 0x8;
 /// The ACK flag of SETTINGS and PING.
 pub const ACK: u8 = 0x1;

@@ -63,21 +63,15 @@ pub fn start(how: Misbehaviour, tls: Option<PeerTls>) -> anyhow::Result<Peer> {
             let store = store.clone();
             let acceptor = acceptor.clone();
             conns.spawn(async move {
-                let pings = Arc::new(AtomicUsize::new(0));
-                let counter = pings.clone();
-                let rule = Box::new(move |way: Way, f: &crate::reference::frames::Frame| {
-                    if way == Way::In && f.is_ping() {
-                        counter.fetch_add(1, Ordering::SeqCst);
-                    }
-                    true
-                });
+                let seen = Arc::new(Seen::default());
+                let rule = seen.clone().rule();
                 match acceptor {
                     Some(a) => {
                         if let Ok(io) = a.accept(tcp).await {
-                            connection(Filtered::new(io, false, rule), how, store, pings).await;
+                            connection(Filtered::new(io, false, rule), how, store, seen).await;
                         }
                     }
-                    None => connection(Filtered::new(tcp, false, rule), how, store, pings).await,
+                    None => connection(Filtered::new(tcp, false, rule), how, store, seen).await,
                 }
             });
             while conns.try_join_next().is_some() {}
@@ -103,20 +97,41 @@ fn acceptor(tls: &PeerTls) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
 
 type Store = Arc<Mutex<BTreeMap<String, (Vec<u8>, i64)>>>;
 
-/// What a stream asks of its connection.
-enum Order {
-    /// Finish the streams in flight, take no more (GOAWAY NO_ERROR).
-    Goaway,
-    /// GOAWAY with this reason, and close.
-    Close(Reason),
+/// What a connection's frames told the peer: PINGs received, and GOAWAYs
+/// sent. h2's graceful shutdown sends two: GOAWAY with the largest stream
+/// id and a PING, then, once that PING is answered, GOAWAY with the last
+/// stream it took; a stream the client opens after that one is refused.
+#[derive(Default)]
+struct Seen {
+    pings: AtomicUsize,
+    goaways: AtomicUsize,
+    /// Told when the second GOAWAY has been written: what the peer writes
+    /// after it reaches the client after it.
+    last_goaway: tokio::sync::Notify,
 }
 
-async fn connection<T: AsyncRead + AsyncWrite + Unpin>(
-    io: T,
-    how: Misbehaviour,
-    store: Store,
-    pings: Arc<AtomicUsize>,
-) {
+impl Seen {
+    fn rule(self: Arc<Self>) -> crate::reference::filtered::Rule {
+        Box::new(move |way: Way, f: &crate::reference::frames::Frame| {
+            if way == Way::In && f.is_ping() {
+                self.pings.fetch_add(1, Ordering::SeqCst);
+            }
+            if way == Way::Out
+                && f.kind == crate::reference::frames::GOAWAY
+                && self.goaways.fetch_add(1, Ordering::SeqCst) == 1
+            {
+                self.last_goaway.notify_one();
+            }
+            true
+        })
+    }
+}
+
+/// How long the first call of `GoawayInFirstCall` waits for the client to
+/// answer the shutdown's PING before it ends anyway.
+const GOAWAY_WAIT: Duration = Duration::from_secs(3);
+
+async fn connection<T: AsyncRead + AsyncWrite + Unpin>(io: T, how: Misbehaviour, store: Store, seen: Arc<Seen>) {
     let mut builder = server::Builder::new();
     match how {
         Misbehaviour::OneStreamAtATime => {
@@ -143,19 +158,28 @@ async fn connection<T: AsyncRead + AsyncWrite + Unpin>(
             next = conn.accept() => match next {
                 Some(Ok((req, respond))) => {
                     served += 1;
-                    let after = (how == Misbehaviour::GoawayAfterFirstResponse && served == 1).then(|| order.clone());
-                    tokio::spawn(stream(req, respond, how, store.clone(), after));
+                    let goaway = how == Misbehaviour::GoawayInFirstCall && served == 1;
+                    if goaway {
+                        // The GOAWAYs go out while the call is in flight; its
+                        // trailers wait for the last one (`stream`).
+                        conn.graceful_shutdown();
+                    }
+                    if how == Misbehaviour::RefuseSecondStream && served == 2 {
+                        let mut respond = respond;
+                        respond.send_reset(Reason::REFUSED_STREAM);
+                        drop(req);
+                        continue;
+                    }
+                    let last_goaway = goaway.then(|| seen.clone());
+                    tokio::spawn(stream(req, respond, how, store.clone(), last_goaway));
                 }
                 Some(Err(_)) | None => return,
             },
-            Some(o) = orders.recv() => match o {
-                Order::Goaway => conn.graceful_shutdown(),
-                Order::Close(reason) => conn.abrupt_shutdown(reason),
-            },
+            Some(reason) = orders.recv() => conn.abrupt_shutdown(reason),
             _ = tick.tick(), if how == Misbehaviour::TooManyPings => {
-                if pings.load(Ordering::SeqCst) >= 3 {
+                if seen.pings.load(Ordering::SeqCst) >= 3 {
                     conn.abrupt_shutdown(Reason::ENHANCE_YOUR_CALM);
-                    pings.store(0, Ordering::SeqCst);
+                    seen.pings.store(0, Ordering::SeqCst);
                 }
             }
         }
@@ -171,7 +195,7 @@ const FLOOD_EVERY: Duration = Duration::from_millis(1);
 
 /// A PING every millisecond for the first seconds of the connection; one
 /// unanswered for 1 s closes the connection.
-async fn flood(mut pp: h2::PingPong, order: mpsc::UnboundedSender<Order>) {
+async fn flood(mut pp: h2::PingPong, order: mpsc::UnboundedSender<Reason>) {
     let until = tokio::time::Instant::now() + FLOOD_FOR;
     let mut every = tokio::time::interval(FLOOD_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -181,7 +205,7 @@ async fn flood(mut pp: h2::PingPong, order: mpsc::UnboundedSender<Order>) {
             Ok(Ok(_)) => {}
             Ok(Err(_)) => return,
             Err(_) => {
-                let _ = order.send(Order::Close(Reason::PROTOCOL_ERROR));
+                let _ = order.send(Reason::PROTOCOL_ERROR);
                 return;
             }
         }
@@ -322,7 +346,7 @@ async fn stream(
     mut respond: SendResponse<Bytes>,
     how: Misbehaviour,
     store: Store,
-    after: Option<mpsc::UnboundedSender<Order>>,
+    last_goaway: Option<Arc<Seen>>,
 ) {
     let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
     let delay = req
@@ -371,8 +395,8 @@ async fn stream(
         let _ = futures::future::poll_fn(|cx| out.poll_reset(cx)).await;
         return;
     }
-    let _ = out.send_trailers(status(code, &message));
-    if let Some(order) = after {
-        let _ = order.send(Order::Goaway);
+    if let Some(seen) = last_goaway {
+        let _ = tokio::time::timeout(GOAWAY_WAIT, seen.last_goaway.notified()).await;
     }
+    let _ = out.send_trailers(status(code, &message));
 }
