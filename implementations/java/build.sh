@@ -5,8 +5,9 @@
 # (the legacy proto.KV, Java package `proto`) into target/generated-sources
 # and everything is shaded into one jar. Then an AppCDS archive
 # (target/stock.jsa) is made from the classes a server and a client load in
-# short training runs (plaintext, and mTLS when openssl is there); it roughly
-# halves the JVM start-up of every client process.
+# short training runs (plaintext; and when openssl is there, mTLS with P-256
+# certificates, the default OpenSSL provider, and with P-521 ones, the JDK's
+# provider); it roughly halves the JVM start-up of every client process.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./jvm-flags.sh
@@ -24,12 +25,15 @@ cds=target/cds
 rm -rf "$cds" "$archive"
 mkdir -p "$cds"
 
-# train MODE: one server and one client script run, recording loaded classes.
+# train MODE [CURVE]: one server and one client script run, recording loaded
+# classes; mtls with the certificates make_certs made for CURVE.
 train() {
-  local mode=$1 server_tls=() client_tls=() line port
+  local mode=$1 curve=${2:-} server_tls=() client_tls=() line port
   if [ "$mode" = mtls ]; then
-    server_tls=(--tls-mode mtls --cert-file "$cds/server.pem" --key-file "$cds/server.key" --ca-file "$cds/ca.pem")
-    client_tls=(--tls-mode mtls --ca-file "$cds/ca.pem" --cert-file "$cds/client.pem" --key-file "$cds/client.key" --server-name localhost)
+    local d=$cds/$curve
+    server_tls=(--tls-mode mtls --cert-file "$d/server.pem" --key-file "$d/server.key" --ca-file "$d/ca.pem")
+    client_tls=(--tls-mode mtls --ca-file "$d/ca.pem" --cert-file "$d/client.pem" --key-file "$d/client.key" --server-name localhost)
+    mode=mtls-$curve
   fi
   coproc SERVER {
     exec java $JAVA_FLAGS -XX:DumpLoadedClassList="$cds/server-$mode.classlist" -cp "$jar" \
@@ -49,24 +53,28 @@ train() {
   wait "$pid" || true
 }
 
-# A throwaway EC P-256 CA, server and client certificate for the mTLS run.
+# make_certs CURVE: a throwaway EC CA, server and client certificate on CURVE
+# (P-256 or P-521) in $cds/CURVE for an mTLS run.
 make_certs() {
-  local name
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 \
-    -subj /CN=cds-training-ca -keyout "$cds/ca.key" -out "$cds/ca.pem"
+  local curve=$1 d=$cds/$1 name
+  mkdir -p "$d"
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:"$curve" -nodes -days 2 \
+    -subj /CN=cds-training-ca -keyout "$d/ca.key" -out "$d/ca.pem"
   for name in server client; do
-    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$name" \
-      -keyout "$cds/$name.key" -out "$cds/$name.csr"
-    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$cds/$name.ext"
-    openssl x509 -req -days 2 -in "$cds/$name.csr" -CA "$cds/ca.pem" -CAkey "$cds/ca.key" \
-      -CAcreateserial -extfile "$cds/$name.ext" -out "$cds/$name.pem"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:"$curve" -nodes -subj "/CN=$name" \
+      -keyout "$d/$name.key" -out "$d/$name.csr"
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >"$d/$name.ext"
+    openssl x509 -req -days 2 -in "$d/$name.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" \
+      -CAcreateserial -extfile "$d/$name.ext" -out "$d/$name.pem"
   done
 }
 
 train none || true
-if command -v openssl >/dev/null 2>&1 && make_certs 2>"$cds/openssl.log"; then
-  train mtls || true
-fi
+for curve in P-256 P-521; do
+  if command -v openssl >/dev/null 2>&1 && make_certs "$curve" 2>>"$cds/openssl.log"; then
+    train mtls "$curve" || true
+  fi
+done
 cat "$cds"/*.classlist >"$cds/all.classlist" 2>/dev/null || true
 if [ -s "$cds/all.classlist" ]; then
   java $JAVA_FLAGS -Xshare:dump -XX:SharedClassListFile="$cds/all.classlist" \

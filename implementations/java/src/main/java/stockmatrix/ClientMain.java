@@ -13,13 +13,17 @@ import io.grpc.*;
 import io.grpc.MethodDescriptor.MethodType;
 import io.grpc.MethodDescriptor.PrototypeMarshaller;
 import io.grpc.internal.GrpcUtil;
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder;
+import io.grpc.netty.shaded.io.grpc.netty.NettySslContextChannelCredentials;
 import io.grpc.netty.shaded.io.netty.channel.ChannelOption;
 import io.grpc.netty.shaded.io.netty.channel.EventLoopGroup;
 import io.grpc.netty.shaded.io.netty.channel.epoll.Epoll;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel;
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup;
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
 import io.grpc.protobuf.StatusProto;
 import java.io.*;
 import java.nio.charset.StandardCharsets;
@@ -354,14 +358,26 @@ public final class ClientMain {
         if (channel == null) {
             ChannelCredentials credentials = InsecureChannelCredentials.create();
             if (!c.tlsMode().equals("none")) {
-                TlsChannelCredentials.Builder tls = TlsChannelCredentials.newBuilder()
-                        .trustManager(new File(Objects.requireNonNull(c.caFile(), "TLS needs a CA file")));
-                if (c.tlsMode().equals("mtls")) {
-                    tls.keyManager(
-                            new File(Objects.requireNonNull(c.certFile(), "mtls needs a certificate file")),
-                            new File(Objects.requireNonNull(c.keyFile(), "mtls needs a key file")));
+                File ca = new File(Objects.requireNonNull(c.caFile(), "TLS needs a CA file"));
+                boolean mtls = c.tlsMode().equals("mtls");
+                File cert =
+                        mtls ? new File(Objects.requireNonNull(c.certFile(), "mtls needs a certificate file")) : null;
+                File key = mtls ? new File(Objects.requireNonNull(c.keyFile(), "mtls needs a key file")) : null;
+                if (ServerMain.holdsP521(ca, cert)) { // P-521: the JDK's provider, BoringSSL (the default) has no P-521
+                    SslContextBuilder ssl = GrpcSslContexts.configure(SslContextBuilder.forClient(), SslProvider.JDK)
+                            .trustManager(ca);
+                    if (mtls) {
+                        ssl.keyManager(cert, key);
+                    }
+                    credentials = NettySslContextChannelCredentials.create(ssl.build());
+                } else {
+                    TlsChannelCredentials.Builder tls =
+                            TlsChannelCredentials.newBuilder().trustManager(ca);
+                    if (mtls) {
+                        tls.keyManager(cert, key);
+                    }
+                    credentials = tls.build();
                 }
-                credentials = tls.build();
             }
             NettyChannelBuilder builder;
             String socket = unixSocketPath(c.server());

@@ -4,15 +4,26 @@ import com.google.protobuf.ByteString;
 import io.grpc.*;
 import io.grpc.health.v1.HealthCheckResponse.ServingStatus;
 import io.grpc.internal.GrpcUtil;
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts;
 import io.grpc.netty.shaded.io.grpc.netty.NettyServerBuilder;
+import io.grpc.netty.shaded.io.grpc.netty.NettySslContextServerCredentials;
+import io.grpc.netty.shaded.io.netty.handler.ssl.ClientAuth;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
+import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
 import io.grpc.protobuf.services.HealthStatusManager;
 import io.grpc.protobuf.services.ProtoReflectionServiceV1;
 import io.grpc.stub.ServerCallStreamObserver;
 import io.grpc.stub.StreamObserver;
 import java.io.File;
+import java.io.FileInputStream;
 import java.io.IOException;
+import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetSocketAddress;
+import java.security.cert.Certificate;
+import java.security.cert.CertificateException;
+import java.security.cert.CertificateFactory;
+import java.security.interfaces.ECPublicKey;
 import java.util.*;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicLong;
@@ -80,14 +91,25 @@ public final class ServerMain {
         String mode = opts.get("--tls-mode");
         ServerCredentials creds = InsecureServerCredentials.create();
         if (!mode.equals("none")) {
-            TlsServerCredentials.Builder tls = TlsServerCredentials.newBuilder()
-                    .keyManager(new File(opts.get("--cert-file")), new File(opts.get("--key-file")));
-            if (mode.equals("mtls")) {
-                tls.trustManager(new File(opts.get("--ca-file"))).clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
-            } else if (!mode.equals("server")) {
+            File cert = new File(opts.get("--cert-file")), key = new File(opts.get("--key-file"));
+            File ca = mode.equals("mtls") ? new File(opts.get("--ca-file")) : null;
+            if (!mode.equals("mtls") && !mode.equals("server")) {
                 throw new IllegalArgumentException("unknown --tls-mode " + mode);
+            } else if (holdsP521(cert, ca)) { // P-521: the JDK's provider, BoringSSL (the default) has no P-521
+                SslContextBuilder ssl =
+                        GrpcSslContexts.configure(SslContextBuilder.forServer(cert, key), SslProvider.JDK);
+                if (ca != null) {
+                    ssl.trustManager(ca).clientAuth(ClientAuth.REQUIRE);
+                }
+                creds = NettySslContextServerCredentials.create(ssl.build());
+            } else {
+                TlsServerCredentials.Builder tls =
+                        TlsServerCredentials.newBuilder().keyManager(cert, key);
+                if (ca != null) {
+                    tls.trustManager(ca).clientAuth(TlsServerCredentials.ClientAuth.REQUIRE);
+                }
+                creds = tls.build();
             }
-            creds = tls.build();
         }
         HealthStatusManager health = new HealthStatusManager();
         for (String service : List.of("", "stock.v1.Stock", "proto.KV")) {
@@ -105,6 +127,31 @@ public final class ServerMain {
         System.out.println("listening on " + opts.get("--host") + ":" + server.getPort());
         System.out.flush();
         return server;
+    }
+
+    /**
+     * Whether a PEM file (null: none) holds an EC P-521 certificate. grpc-netty-shaded's default TLS provider, OpenSSL
+     * through netty-tcnative (BoringSSL), has no P-521: a connection or server with such a certificate (its own, or its
+     * CA's) takes the JDK's provider instead, every other one the default (the faster). A file that cannot be read or
+     * parsed here says no; the provider then reports it as before.
+     */
+    static boolean holdsP521(File... pemFiles) {
+        for (File file : pemFiles) {
+            if (file == null) {
+                continue;
+            }
+            try (InputStream in = new FileInputStream(file)) {
+                for (Certificate c : CertificateFactory.getInstance("X.509").generateCertificates(in)) {
+                    if (c.getPublicKey() instanceof ECPublicKey key
+                            && key.getParams().getCurve().getField().getFieldSize() == 521) {
+                        return true;
+                    }
+                }
+            } catch (IOException | CertificateException e) {
+                // not a certificate file: the default provider's error
+            }
+        }
+        return false;
     }
 
     /** Answers one message, or the status the body threw. */
