@@ -257,9 +257,15 @@ impl Runner {
                             status.map(|s| s.to_string()).unwrap_or_else(|| "no status".into())
                         )
                     };
-                    let port_clash = ["in use", "EADDRINUSE", "Address already", "address already"]
-                        .iter()
-                        .any(|p| stderr.contains(p));
+                    let port_clash = [
+                        "in use",
+                        "EADDRINUSE",
+                        "Address already",
+                        "address already",
+                        "Failed to bind",
+                    ]
+                    .iter()
+                    .any(|p| stderr.contains(p));
                     last = (why, stderr);
                     if port_clash {
                         continue; // someone took the port between our probe and its bind
