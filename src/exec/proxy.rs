@@ -64,17 +64,33 @@ trait WriteHalf: AsyncWrite + Unpin + Send {
     /// Closes it with a reset where the transport has one (TCP's RST, the
     /// socket set to zero linger), else as it can.
     fn reset(self: Box<Self>);
+    /// Bytes written that the peer has not acknowledged yet (TCP's send
+    /// queue), where the transport says.
+    fn unacked(&self) -> Option<usize> {
+        None
+    }
 }
 
 impl WriteHalf for tokio::net::tcp::OwnedWriteHalf {
     fn reset(self: Box<Self>) {
         self.forget();
     }
+
+    fn unacked(&self) -> Option<usize> {
+        use std::os::fd::AsRawFd;
+        let fd = AsRef::<TcpStream>::as_ref(self).as_raw_fd();
+        let mut n: libc::c_int = 0;
+        // SAFETY: TIOCOUTQ on a socket writes one int to the pointer given.
+        (unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } == 0).then_some(n.max(0) as usize)
+    }
 }
 
 impl WriteHalf for tokio::net::unix::OwnedWriteHalf {
     fn reset(self: Box<Self>) {}
 }
+
+/// How long a reset waits for the bytes before it to be acknowledged.
+const DELIVERED_WITHIN: Duration = Duration::from_millis(500);
 
 type Read = Box<dyn AsyncRead + Unpin + Send>;
 type Write = Box<dyn WriteHalf>;
@@ -188,6 +204,13 @@ async fn write_side(
             }
             Item::Act(Action::Reset { at_ms }) => {
                 until(at_ms).await;
+                // The bytes before the reset reach the peer before it: a reset
+                // that overtook them in the peer's receive queue would make
+                // what the client saw depend on how fast it read.
+                let since = Instant::now();
+                while w.lock().await.unacked().is_some_and(|n| n > 0) && since.elapsed() < DELIVERED_WITHIN {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
                 let _ = end.send(End::Cut { reset: true }).await;
                 return;
             }
