@@ -2,7 +2,7 @@
 //! server's store: the same validation and statuses as Stock.Get/Put, and a
 //! KV.Put is a put like any other (version bump, Monitor events).
 use super::faults::Fault;
-use super::server::enter;
+use super::service::enter;
 use super::store::{validate_key, validate_value, Store};
 use crate::contract::proto::kv::kv_server::Kv;
 use crate::contract::proto::kv::{Empty, GetRequest, GetResponse, PutRequest};

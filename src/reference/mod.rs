@@ -15,5 +15,7 @@ pub mod peer;
 pub mod rich;
 pub mod rude;
 pub mod server;
+pub mod service;
 pub mod store;
 pub mod transport;
+pub mod wire;

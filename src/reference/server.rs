@@ -1,31 +1,23 @@
 //! The reference server: `stock-matrix reference server`, the contract's
 //! server side in tonic. Semantics are those of proto/stock.proto.
-use super::book::{Book, SharedHold};
 use super::connection::Conn;
 use super::faults::Fault;
-use super::hooks::{Hooks, WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use super::kv::KvService;
-use super::rich::{bad_field, with_info};
-use super::store::{validate_key, validate_value, BatchChecks, Store};
+use super::service::StockService;
+use super::store::Store;
+use super::wire::{WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use crate::contract::proto::kv::kv_server::KvServer;
-use crate::contract::proto::stock::stock_server::{Stock, StockServer};
-use crate::contract::proto::stock::*;
+use crate::contract::proto::stock::stock_server::StockServer;
 use crate::contract::proto::DESCRIPTOR_SET;
 use crate::model::tls::TlsMode;
 use anyhow::Context as _;
-use futures::Stream;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Certificate, Identity, Server, ServerTlsConfig};
-use tonic::{Request, Response, Status, Streaming};
 
 /// The contract's server flags.
 #[derive(Debug, Clone, clap::Args)]
@@ -51,296 +43,6 @@ pub struct ServerArgs {
     pub faults: Vec<Fault>,
 }
 
-#[derive(Default)]
-pub struct StockService {
-    store: Arc<Store>,
-    faults: Vec<Fault>,
-    /// The one book of the `shared-trade-book` fault.
-    shared_book: Arc<Mutex<Book>>,
-}
-
-type EventStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;
-
-/// Reads the hooks, sleeps the delay; for unary methods also applies `fail`.
-pub(super) async fn enter<T>(req: &Request<T>, unary: bool) -> Result<Hooks, Status> {
-    let mut hooks = Hooks::from_metadata(req.metadata())?;
-    hooks.delay().await;
-    if unary {
-        if let Some(status) = hooks.fail.take() {
-            return Err(status);
-        }
-    }
-    Ok(hooks)
-}
-
-impl StockService {
-    /// INVALID_ARGUMENT naming `field` (without details for a stream under
-    /// the `no-details-on-streams` fault).
-    fn refuse_stream(&self, field: &str, description: String) -> Status {
-        if self.faults.contains(&Fault::NoDetailsOnStreams) {
-            Status::invalid_argument(description)
-        } else {
-            bad_field(field, description)
-        }
-    }
-
-    /// Runs a call's work; with the `apply-after-cancel` fault, in a task of
-    /// its own that finishes even when the call is dropped.
-    async fn detached_if_faulty<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = Result<T, Status>> + Send + 'static,
-    ) -> Result<T, Status> {
-        if self.faults.contains(&Fault::ApplyAfterCancel) {
-            tokio::spawn(work).await.map_err(|e| Status::internal(e.to_string()))?
-        } else {
-            work.await
-        }
-    }
-}
-
-#[tonic::async_trait]
-impl Stock for StockService {
-    async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
-        let hooks = enter(&req, true).await?;
-        let key = req.into_inner().key;
-        validate_key(&key)?;
-        let missing = if self.faults.contains(&Fault::WrongStatus) {
-            Status::unknown("oops")
-        } else if self.faults.contains(&Fault::DetailsOnEveryError) {
-            with_info(tonic::Code::NotFound, format!("key {key:?} not found"), "NOT_FOUND")
-        } else {
-            Status::not_found(format!("key {key:?} not found"))
-        };
-        let (value, version) = self.store.get(&key).ok_or(missing)?;
-        let value = value.repeat(hooks.repeat_value as usize);
-        Ok(Response::new(GetResponse { value, version }))
-    }
-
-    async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
-        let store = self.store.clone();
-        let racy = self.faults.contains(&Fault::RacyPut);
-        // A call that is over (cancelled, deadline) is dropped by tonic with
-        // its future, so nothing after the delay runs: the contract's "not
-        // applied". The fault detaches the work so that it finishes anyway.
-        let work = async move {
-            enter(&req, true).await?;
-            let PutRequest { key, value } = req.into_inner();
-            validate_key(&key)?;
-            validate_value(&value)?;
-            if racy {
-                let version = store.get(&key).map(|(_, v)| v).unwrap_or(0);
-                tokio::time::sleep(Duration::from_millis(1)).await;
-                store.put_as_version(&key, value, version + 1);
-            } else {
-                store.put(&key, value);
-            }
-            Ok(Response::new(Empty {}))
-        };
-        self.detached_if_faulty(work).await
-    }
-
-    type MonitorStream = EventStream<WatchEvent>;
-
-    async fn monitor(&self, req: Request<WatchRequest>) -> Result<Response<Self::MonitorStream>, Status> {
-        let hooks = enter(&req, false).await?;
-        let w = req.into_inner();
-        if w.pattern.is_empty() {
-            return Err(self.refuse_stream("pattern", "pattern must not be empty".into()));
-        }
-        if w.max_events < 0 {
-            return Err(self.refuse_stream("max_events", "max_events must not be negative".into()));
-        }
-        let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
-        let limit = if w.max_events > 0 {
-            Some(w.max_events as u64)
-        } else {
-            None
-        };
-        let (tx, rx) = mpsc::channel(16);
-        let drop_second = self.faults.contains(&Fault::DropStreamMessage);
-        let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
-        let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
-        let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
-        tokio::spawn(async move {
-            let mut sent = 0u64;
-            let mut existing = existing.into_iter();
-            loop {
-                if let Some(status) = hooks.fail.as_ref().filter(|_| sent == hooks.fail_after) {
-                    let _ = tx.send(Err(status.clone())).await;
-                    return;
-                }
-                if limit == Some(sent) {
-                    if keep_finished {
-                        // Ends the stream but never lets go of the watch.
-                        drop(tx);
-                        let _watch = live;
-                        futures::future::pending::<()>().await;
-                    }
-                    return;
-                }
-                let event = match existing.next() {
-                    Some(e) => e,
-                    None => tokio::select! {
-                        e = live.recv() => match e { Some(e) => e, None => return },
-                        _ = tx.closed(), if !keep => return,
-                    },
-                };
-                if drop_when_slow {
-                    // A full queue loses the event.
-                    if let Err(mpsc::error::TrySendError::Closed(_)) = tx.try_send(Ok(event)) {
-                        return;
-                    }
-                } else if !(drop_second && sent == 1) && tx.send(Ok(event)).await.is_err() {
-                    if keep {
-                        // Never notices that its client left: the watch stays.
-                        futures::future::pending::<()>().await;
-                    }
-                    return;
-                }
-                sent += 1;
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-
-    async fn batch(&self, req: Request<Streaming<BatchItem>>) -> Result<Response<BatchSummary>, Status> {
-        let store = self.store.clone();
-        let careless = self.faults.contains(&Fault::ApplyAfterCancel);
-        let checks = BatchChecks {
-            keys: !self.faults.contains(&Fault::BatchNoKeyLimit),
-            values: !self.faults.contains(&Fault::BatchNoValueLimit),
-            off_by_one: self.faults.contains(&Fault::BatchLimitOffByOne),
-        };
-        let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
-        let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);
-        let work = async move {
-            let hooks = enter(&req, false).await?;
-            let reset = super::hooks::ClientReset::of(&req);
-            let mut stream = req.into_inner();
-            let mut items = Vec::new();
-            let mut buffered = 0usize;
-            loop {
-                match stream.message().await {
-                    Ok(Some(item)) => {
-                        buffered += item.key.len() + item.value.len();
-                        if buffer_limit.is_some_and(|limit| buffered > limit) {
-                            return Err(Status::resource_exhausted("batch buffer full (8 MiB)"));
-                        }
-                        items.push(item)
-                    }
-                    Ok(None) if !careless && reset.as_ref().is_some_and(super::hooks::ClientReset::happened) => {
-                        return Err(Status::cancelled("the client reset the stream"));
-                    }
-                    Ok(None) => break,
-                    // A stream that ends in a cancellation is not a half-close.
-                    Err(_) if careless => break,
-                    Err(status) if kept_on_break && super::cause::connection_broke(&status) => break,
-                    Err(status) => return Err(status),
-                }
-            }
-            if let Some(status) = hooks.fail {
-                return Err(status);
-            }
-            Ok(Response::new(store.batch(items, checks)?))
-        };
-        self.detached_if_faulty(work).await
-    }
-
-    type TradeStream = EventStream<TradeFill>;
-
-    async fn trade(&self, req: Request<Streaming<TradeOrder>>) -> Result<Response<Self::TradeStream>, Status> {
-        let hooks = enter(&req, false).await?;
-        let mut orders = req.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        let hold = self.faults.contains(&Fault::HoldFills);
-        let shared = self
-            .faults
-            .contains(&Fault::SharedTradeBook)
-            .then(|| SharedHold::new(self.shared_book.clone()));
-        let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            let mut book = Book::default();
-            let mut fills = 0u64;
-            loop {
-                if let Some(status) = hooks.fail.as_ref().filter(|_| fills == hooks.fail_after) {
-                    let _ = tx.send(Err(status.clone())).await;
-                    return;
-                }
-                let order = match orders.message().await {
-                    Ok(Some(o)) => o,
-                    Ok(None) => {
-                        for fill in held {
-                            let _ = tx.send(Ok(fill)).await;
-                        }
-                        return;
-                    }
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                };
-                if order.quantity <= 0 {
-                    let msg = format!(
-                        "order {:?}: quantity must be > 0, got {}",
-                        order.order_id, order.quantity
-                    );
-                    let status = if with_details {
-                        bad_field("quantity", msg)
-                    } else {
-                        Status::invalid_argument(msg)
-                    };
-                    let _ = tx.send(Err(status)).await;
-                    return;
-                }
-                fills += 1;
-                let (sequence, net_position) = match &shared {
-                    Some(hold) => hold.fill(&order),
-                    None => book.fill(&order),
-                };
-                let fill = TradeFill {
-                    order_id: order.order_id,
-                    symbol: order.symbol,
-                    side: order.side,
-                    quantity: order.quantity,
-                    price_cents: order.price_cents,
-                    sequence,
-                    net_position,
-                };
-                if hold {
-                    held.push(fill);
-                } else if tx.send(Ok(fill)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
-    }
-
-    async fn inventory(&self, req: Request<Empty>) -> Result<Response<InventoryStatus>, Status> {
-        enter(&req, true).await?;
-        let prefix = req.metadata().get("x-stock-count-prefix").and_then(|v| v.to_str().ok());
-        let prefix = prefix.filter(|_| !self.faults.contains(&Fault::InventoryIgnoresPrefix));
-        let (key_count, total_value_bytes) = self.store.totals(prefix.unwrap_or_default());
-        let stack = format!("tonic {}", env!("STOCK_TONIC_VERSION"));
-        Ok(Response::new(InventoryStatus {
-            key_count,
-            total_value_bytes,
-            language: "rust".into(),
-            stack,
-        }))
-    }
-
-    async fn audit(&self, _req: Request<Empty>) -> Result<Response<Empty>, Status> {
-        if self.faults.contains(&Fault::ExitOnAudit) {
-            std::process::exit(3);
-        }
-        Err(Status::unimplemented(
-            "stock.v1.Stock/Audit is deliberately not implemented",
-        ))
-    }
-}
-
 fn read(path: &Option<PathBuf>, flag: &str) -> anyhow::Result<Vec<u8>> {
     let path = path
         .as_ref()
@@ -348,13 +50,13 @@ fn read(path: &Option<PathBuf>, flag: &str) -> anyhow::Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("failed to read --{flag} {}", path.display()))
 }
 
-/// Runs the server until a stop signal; open streams get one second.
 /// Where the reference server listens.
 enum Listener {
     Tcp(tokio::net::TcpListener),
     Unix(tokio::net::UnixListener),
 }
 
+/// Runs the server until a stop signal; open streams get one second.
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut builder = Server::builder();
     if args.tls_mode != TlsMode::None {
@@ -425,15 +127,11 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     // Compresses for every client that accepts gzip; WireLayer hides the
     // acceptance from calls that did not ask for x-stock-compress.
-    let stock = StockServer::new(StockService {
-        store,
-        faults: faults.clone(),
-        shared_book: Arc::default(),
-    })
-    .accept_compressed(CompressionEncoding::Gzip)
-    .send_compressed(CompressionEncoding::Gzip)
-    .max_decoding_message_size(receive_limit)
-    .max_encoding_message_size(64 << 20);
+    let stock = StockServer::new(StockService::new(store, faults.clone()))
+        .accept_compressed(CompressionEncoding::Gzip)
+        .send_compressed(CompressionEncoding::Gzip)
+        .max_decoding_message_size(receive_limit)
+        .max_encoding_message_size(64 << 20);
 
     let listener = match &args.unix {
         Some(path) => {

@@ -1,0 +1,111 @@
+use super::*;
+use crate::contract::script;
+
+const FILE: &str = r#"
+description = "example"
+[[case]]
+name = "put-get"
+[[case.step]]
+method = "Put"
+request = { key = "{ns}a", value = "{b64:hi}" }
+[[case.step]]
+method = "Get"
+request = { key = "{ns}a" }
+expect.messages = [{ value = "{b64:hi}", version = "1" }]
+"#;
+
+#[test]
+fn a_case_file_loads_and_makes_steps() {
+    let set = parse("unary", FILE).unwrap();
+    assert_eq!(set.cases.len(), 1);
+    let steps = script_steps(&set.cases[0].steps, "x", "p/").unwrap();
+    assert_eq!(steps[1].id, "x#1");
+    assert_eq!(steps[1].request.as_ref().unwrap()["key"], "p/a");
+}
+
+#[test]
+fn large_repeated_values_go_to_the_client_as_fill() {
+    let src = r#"
+[[case]]
+name = "big"
+[[case.step]]
+method = "Batch"
+requests = [{ key = "{ns}s", value = "{b64repeat:ab:3}" }, { key = "{ns}l", value = "{b64repeat:ab:512}" }]
+[[case.step]]
+method = "Put"
+request = { key = "{ns}p", value = "{b64repeat:x:1048576}" }
+[[case.step]]
+method = "Get"
+request = { key = "{ns}p" }
+expect.messages = [{ value = "{b64repeat:x:1048576}" }]
+"#;
+    let set = parse("s", src).unwrap();
+    let steps = script_steps(&set.cases[0].steps, "x", "p/").unwrap();
+    let batch = steps[0].requests.as_ref().unwrap();
+    assert_eq!(batch[0]["value"], "YWJhYmFi", "small values stay inline");
+    assert_eq!(batch[1], serde_json::json!({"key": "p/l"}));
+    let fill = |request, repeat: &str, times| script::Fill {
+        request,
+        repeat: repeat.into(),
+        times,
+    };
+    assert_eq!(steps[0].fill, vec![fill(1, "YWI=", 512)]);
+    assert_eq!(steps[1].request, Some(serde_json::json!({"key": "p/p"})));
+    assert_eq!(steps[1].fill, vec![fill(0, "eA==", 1048576)]);
+    assert_eq!(steps[1].fill[0].bytes().unwrap(), vec![b'x'; 1048576]);
+    assert!(steps[2].fill.is_empty());
+}
+
+#[test]
+fn bad_cases_are_rejected_with_the_case_named() {
+    let err = parse("s", &FILE.replace("method = \"Get\"", "method = \"Fetch\"")).unwrap_err();
+    assert!(err.contains("put-get") && err.contains("Fetch"), "{err}");
+    let err = parse("s", &FILE.replace("version = \"1\"", "versoin = \"1\"")).unwrap_err();
+    assert!(err.contains("versoin"), "{err}");
+    let err = parse(
+        "s",
+        &FILE.replace(
+            "key = \"{ns}a\" }\nexpect",
+            "key = \"{ns}a\" }\nexpect.status = \"MISSING\"\nexpect",
+        ),
+    )
+    .unwrap_err();
+    assert!(err.contains("MISSING"), "{err}");
+    let err = parse(
+        "s",
+        &FILE.replace(
+            "[[case.step]]\nmethod = \"Get\"",
+            "[[case.step]]\nmethod = \"Get\"\ncolour = 1",
+        ),
+    )
+    .unwrap_err();
+    assert!(err.contains("colour"), "{err}");
+}
+
+#[test]
+fn negative_connects_apply_only_where_meaningful() {
+    let mut case = parse("s", FILE).unwrap().cases.remove(0);
+    case.connect = Connect::NoClientCert;
+    assert!(!case.applies_to(TlsMode::Server));
+    assert!(case.applies_to(TlsMode::Mtls));
+    case.connect = Connect::Plaintext;
+    assert!(!case.applies_to(TlsMode::None));
+}
+
+#[test]
+fn only_a_case_with_the_cells_server_certificates_and_no_keepalive_is_on_its_connection() {
+    let normal = parse("s", FILE).unwrap().cases.remove(0);
+    assert!(normal.on_cells_connection());
+    let mut c = normal.clone();
+    c.connect = Connect::UntrustedCa;
+    assert!(!c.on_cells_connection());
+    let mut c = normal.clone();
+    c.server_cert = ServerCert::Expired;
+    assert!(!c.on_cells_connection());
+    let mut c = normal;
+    c.keepalive = Some(Keepalive {
+        ms: 1000,
+        timeout_ms: None,
+    });
+    assert!(!c.on_cells_connection());
+}

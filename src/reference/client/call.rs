@@ -1,0 +1,385 @@
+//! One call of a step: the tonic call itself, and how its outcome becomes
+//! the contract's status line (with the reference client's faults applied).
+use super::{emit, Runner, UsageError};
+use crate::contract::codes;
+use crate::contract::proto::{self, Kind, MethodInfo};
+use crate::contract::script::{Line, Status as StatusLine, Step};
+use crate::reference::cause;
+use crate::reference::faults::ClientFault;
+use crate::reference::rude;
+use crate::reference::transport::{stock_metadata, DynCodec};
+use futures::future::BoxFuture;
+use prost_reflect::DynamicMessage;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Status};
+
+/// The status line of a call that got no headers, trailers or details.
+fn emit_bare_status(id: String, code: String, message: String, start: Instant) {
+    emit(&Line {
+        id,
+        message: None,
+        status: Some(StatusLine { code, message }),
+        headers: Some(BTreeMap::new()),
+        trailers: Some(BTreeMap::new()),
+        elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+        response_encoding: Some("identity".into()),
+        details: Some(Vec::new()),
+    });
+}
+
+/// How the status message of a call whose connection broke starts.
+const BROKEN: &str = "connection broken: ";
+
+/// The `percent-encoded-message` fault: the message as it travels.
+fn percent_encoded(message: &str) -> String {
+    message
+        .bytes()
+        .map(|b| {
+            if (0x20..0x7f).contains(&b) && b != b'%' {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// What one call saw besides its messages.
+#[derive(Default)]
+struct Seen {
+    headers: BTreeMap<String, String>,
+    trailers: BTreeMap<String, String>,
+    /// The responses' `grpc-encoding`, once headers arrived.
+    encoding: Option<String>,
+}
+
+impl Runner {
+    /// One call of a step, its lines under `id`.
+    pub(super) fn run_call<'a>(&'a self, step: &'a Step, id: String) -> BoxFuture<'a, Result<(), UsageError>> {
+        Box::pin(async move {
+            let (info, requests) = Self::prepare(step)?;
+            if step.method == "Trade" && self.args.faults.contains(&ClientFault::ExitOnTrade) {
+                std::process::exit(3);
+            }
+            let start = Instant::now();
+            let conn = step.connection.as_ref().unwrap_or(&self.default);
+            if self.called.lock().expect("called connections").insert(conn.clone()) {
+                if let Some(ms) = self.args.slow_first_call_ms {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                }
+                if self.args.faults.contains(&ClientFault::FirstCallUnavailable) {
+                    emit_bare_status(
+                        id,
+                        "UNAVAILABLE".into(),
+                        "the channel is still connecting".into(),
+                        start,
+                    );
+                    return Ok(());
+                }
+            }
+            if let Some(how) = step.rude {
+                let conn = step.connection.as_ref().unwrap_or(&self.default);
+                let encoded: Vec<Vec<u8>> = requests.iter().map(prost::Message::encode_to_vec).collect();
+                let to = rude::Target {
+                    conn,
+                    path: &info.path,
+                    metadata: &step.metadata,
+                };
+                let (code, message) = rude::call(how, &to, &encoded, &self.kept).await;
+                emit_bare_status(id, code, message, start);
+                return Ok(());
+            }
+            let mut seen = Seen::default();
+            let timeout = step
+                .timeout_ms
+                .filter(|t| *t > 0)
+                .or(self
+                    .args
+                    .faults
+                    .contains(&ClientFault::DefaultDeadline)
+                    .then_some(60_000))
+                .map(Duration::from_millis);
+            let after_the_fact =
+                self.args.faults.contains(&ClientFault::DeadlineAfterTheFact) && info.kind == Kind::Unary;
+            let (timeout, late) = match after_the_fact {
+                true => (None, timeout),
+                false => (timeout, None),
+            };
+            let call = async {
+                // gRPC's transparent retry: a call the server never processed
+                // (its connection died first, or its stream was refused) is
+                // tried once more.
+                match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
+                    Err(s) if self.args.faults.contains(&ClientFault::RefusedStreamInternal) && cause::refused(&s) => {
+                        Err(Status::internal("stream closed with REFUSED_STREAM"))
+                    }
+                    Err(s) if cause::not_processed(&s) => {
+                        seen = Seen::default();
+                        self.call(step, &id, &info, requests, timeout, &mut seen).await
+                    }
+                    Err(s) if self.args.faults.contains(&ClientFault::ResetIgnored) && cause::stream_reset(&s) => {
+                        futures::future::pending().await
+                    }
+                    r => r,
+                }
+            };
+            // Dropping a call's future resets its stream: tonic's cancellation.
+            let cancel_after = step
+                .cancel_after_ms
+                .filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel));
+            let call = async move {
+                match cancel_after {
+                    Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
+                        .await
+                        .unwrap_or_else(|_| Err(Status::cancelled("cancelled by the client (cancel_after_ms)"))),
+                    None => call.await,
+                }
+            };
+            let faults = &self.args.faults;
+            let streams_untimed = faults.contains(&ClientFault::NoTimerOnStreams) && info.kind != Kind::Unary;
+            let own_timer = timeout
+                .filter(|_| !faults.contains(&ClientFault::DeadlineByServerOnly) && !streams_untimed)
+                .or(
+                    (faults.contains(&ClientFault::ShortDefaultDeadline) && timeout.is_none())
+                        .then_some(Duration::from_millis(250)),
+                );
+            let result = match own_timer {
+                // The local deadline also covers a server that ignores grpc-timeout.
+                Some(t) => tokio::time::timeout(t, call)
+                    .await
+                    .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
+                None => call.await,
+            };
+            let result = settle(faults, result, start, timeout, late, cancel_after.is_some());
+            if matches!(&result, Err(s) if s.message().starts_with(BROKEN))
+                && self.args.faults.contains(&ClientFault::DeadChannelKept)
+            {
+                let conn = step.connection.as_ref().unwrap_or(&self.default).clone();
+                self.dead.lock().expect("dead connections").insert(conn);
+            }
+            let details = match &result {
+                Err(s) if !s.details().is_empty() && !self.args.faults.contains(&ClientFault::NoDetails) => {
+                    proto::status_details(s.details()).unwrap_or_else(|e| {
+                        note!("step {id:?}: {e}");
+                        Vec::new()
+                    })
+                }
+                _ => Vec::new(),
+            };
+            let status = match result {
+                Ok(()) => StatusLine {
+                    code: "OK".into(),
+                    message: String::new(),
+                },
+                Err(s) => {
+                    if seen.trailers.is_empty() {
+                        seen.trailers = stock_metadata(s.metadata());
+                    }
+                    let message = if self.args.faults.contains(&ClientFault::PercentEncodedMessage) {
+                        percent_encoded(s.message())
+                    } else {
+                        s.message().to_string()
+                    };
+                    StatusLine {
+                        code: codes::name(s.code()).into(),
+                        message,
+                    }
+                }
+            };
+            if self.args.faults.contains(&ClientFault::HeadersAsTrailers) {
+                seen.trailers.extend(seen.headers.clone());
+            }
+            emit(&Line {
+                id,
+                message: None,
+                status: Some(status),
+                headers: Some(seen.headers),
+                trailers: Some(seen.trailers),
+                elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
+                response_encoding: Some(seen.encoding.unwrap_or_else(|| "identity".into())),
+                details: Some(details),
+            });
+            Ok(())
+        })
+    }
+
+    async fn call(
+        &self,
+        step: &Step,
+        id: &str,
+        info: &MethodInfo,
+        requests: Vec<DynamicMessage>,
+        timeout: Option<Duration>,
+        seen: &mut Seen,
+    ) -> Result<(), Status> {
+        let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
+        // No cap on what is sent: the size cases send over 4 MiB on purpose.
+        let mut grpc = tonic::client::Grpc::new(self.channel_for(step.connection.as_ref())?)
+            .accept_compressed(CompressionEncoding::Gzip)
+            .max_decoding_message_size(if self.args.faults.contains(&ClientFault::NoReceiveLimit) {
+                64 << 20
+            } else {
+                4 << 20
+            })
+            .max_encoding_message_size(usize::MAX);
+        let compress =
+            step.compression.as_deref() == Some("gzip") || self.args.faults.contains(&ClientFault::CompressAlways);
+        if compress && !self.args.faults.contains(&ClientFault::NoCompress) {
+            grpc = grpc.send_compressed(CompressionEncoding::Gzip);
+        }
+        grpc.ready()
+            .await
+            .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
+
+        let lock_step = info.kind == Kind::Bidi;
+        let (tx, rx) = mpsc::channel::<DynamicMessage>(requests.len().max(1));
+        let mut pending = requests.into_iter();
+        // Lock-step sends the first order before waiting for headers (a server may hold them until it answers).
+        let first_batch: Vec<_> = if lock_step {
+            pending.next().into_iter().collect()
+        } else {
+            pending.by_ref().collect()
+        };
+        for m in first_batch {
+            let _ = tx.send(m).await;
+        }
+        let mut tx = if lock_step && pending.len() > 0 {
+            Some(tx)
+        } else {
+            drop(tx); // half-close now: nothing more to send
+            None
+        };
+
+        let mut request = Request::new(ReceiverStream::new(rx));
+        *request.metadata_mut() = self.request_metadata(step)?;
+        if let Some(t) = timeout {
+            request.set_timeout(t);
+        }
+        let response = grpc.streaming(request, path, DynCodec(info.output.clone())).await?;
+        seen.headers = stock_metadata(response.metadata());
+        seen.encoding = Some(
+            response
+                .metadata()
+                .get("grpc-encoding")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("identity")
+                .to_string(),
+        );
+        let mut stream = response.into_inner();
+        let mut count = 0usize;
+        // A call with one response message returns it only with its status:
+        // one that fails after the message arrived returns none.
+        let single = matches!(info.kind, Kind::Unary | Kind::ClientStream);
+        let mut held = Vec::new();
+        loop {
+            let Some(msg) = stream.message().await? else { break };
+            count += 1;
+            let line = Line {
+                id: id.to_string(),
+                message: Some(proto::to_proto3_json(&msg)),
+                status: None,
+                headers: None,
+                trailers: None,
+                elapsed_ms: None,
+                response_encoding: None,
+                details: None,
+            };
+            match single {
+                true => held.push(line),
+                false => emit(&line),
+            }
+            if count == 1 {
+                for nested in &step.after_first {
+                    self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
+                }
+            }
+            if let Some(pause) = step.read_pause_ms {
+                // A slow reader: nothing is read from the stream meanwhile.
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+            }
+            if let Some(sender) = tx.as_ref() {
+                match pending.next() {
+                    Some(next) => {
+                        if sender.send(next).await.is_err() {
+                            // The stream ended: read its status.
+                            tx = None;
+                        }
+                    }
+                    None => tx = None,
+                }
+            }
+        }
+        if let Some(trailers) = stream.trailers().await? {
+            seen.trailers = stock_metadata(&trailers);
+        }
+        held.iter().for_each(emit);
+        Ok(())
+    }
+}
+
+/// How a finished call's outcome reads in the contract: the deadline that
+/// ended it, and the codes tonic names apart from the gRPC spec (with the
+/// reference client's faults that change them).
+fn settle(
+    faults: &[ClientFault],
+    result: Result<(), Status>,
+    start: Instant,
+    timeout: Option<Duration>,
+    late: Option<Duration>,
+    cancelled: bool,
+) -> Result<(), Status> {
+    // A call cancelled once its own deadline has passed ended by that
+    // deadline: tonic's local timer says CANCELLED "Timeout expired", and
+    // a server that resets the stream at the deadline (grpc-go) arrives
+    // as CANCELLED too. gRPC clients report DEADLINE_EXCEEDED (grpc-go does).
+    let past_deadline = |t: Duration| start.elapsed() + Duration::from_millis(1) >= t;
+    let result = result.map_err(|s| match timeout {
+        Some(t)
+            if s.code() == tonic::Code::Cancelled
+                && !cancelled
+                && (s.message() == "Timeout expired" || past_deadline(t)) =>
+        {
+            Status::deadline_exceeded(format!(
+                "deadline exceeded (client side; the transport said: {})",
+                s.message()
+            ))
+        }
+        _ => s,
+    });
+    let result = match late {
+        Some(t) if start.elapsed() >= t => Err(Status::deadline_exceeded("deadline exceeded (after the answer)")),
+        _ => result,
+    };
+    // tonic says UNKNOWN for a broken connection ("transport error",
+    // "h2 protocol error"); the gRPC spec (statuscodes.md: data sent
+    // before the connection breaks) says UNAVAILABLE. A status the
+    // server sent carries no source error.
+    let result = result.map_err(|s| match s.code() {
+        tonic::Code::Unknown if std::error::Error::source(&s).is_some() => {
+            Status::unavailable(format!("{BROKEN}{}", s.message()))
+        }
+        _ => s,
+    });
+    let result = result.map_err(|s| {
+        if faults.contains(&ClientFault::StreamResetUnknown) && cause::stream_reset(&s) {
+            Status::unknown(format!("stream reset: {}", s.message()))
+        } else if faults.contains(&ClientFault::TrailersOnlyUnknown) && s.metadata().contains_key("content-type") {
+            // A trailers-only response's status comes with the response headers.
+            Status::unknown("missing trailers")
+        } else {
+            s
+        }
+    });
+    // tonic says OUT_OF_RANGE for a message over the receive limit;
+    // the gRPC spec (and every other stack) says RESOURCE_EXHAUSTED.
+    result.map_err(|s| match s.code() {
+        tonic::Code::OutOfRange if s.message().contains("message length too large") => {
+            Status::resource_exhausted(s.message())
+        }
+        _ => s,
+    })
+}

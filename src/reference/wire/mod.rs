@@ -1,0 +1,329 @@
+//! The tower layer of the reference server that works on the HTTP level for
+//! every method: it sends the `x-stock-*` echoes and reports as headers and
+//! trailers, turns per-call response compression on or off, and ends a call
+//! whose `grpc-timeout` passed with DEADLINE_EXCEEDED (tonic's own timeout
+//! layer would answer CANCELLED "Timeout expired", which the deadline cases
+//! flag).
+use super::hooks::parse_grpc_timeout;
+use super::store::Store;
+use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
+use http_body::Body;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::{Layer, Service};
+
+mod body;
+
+pub use body::ClientReset;
+use body::{Watched, WireBody};
+
+/// Answers 50 ms ahead of the deadline (CONTRACT.md, "Cancellation and deadlines at the
+/// server"), so tonic's own timeout layer, which fires at the deadline, never does.
+const DEADLINE_LEAD: Duration = Duration::from_millis(50);
+
+/// Deliberate bugs of the HTTP-level hooks (see `faults::Fault`).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct WireFaults {
+    /// x-stock-echo (and -bin) are not echoed.
+    pub no_echo: bool,
+    /// x-stock-compress is ignored: responses are never compressed.
+    pub no_compress_response: bool,
+    /// A binary echo stops at its first 0x00 byte (a C-string bug).
+    pub truncate_bin_at_nul: bool,
+    /// grpc-timeout is not read: no deadline is reported or enforced.
+    pub lose_deadline: bool,
+    /// Rich error details (grpc-status-details-bin) are never sent.
+    pub no_error_details: bool,
+    /// Responses are compressed for every client that accepts gzip.
+    pub compress_always: bool,
+    /// The echo and report trailers are left out when the call fails.
+    pub no_trailers_on_error: bool,
+    /// Request headers past HEADER_LIST_LIMIT close the connection.
+    pub close_on_big_headers: bool,
+    /// Request headers past HEADER_LIST_LIMIT are never answered.
+    pub stall_on_big_headers: bool,
+    /// Any content-type is served as gRPC (no 415).
+    pub any_content_type: bool,
+    /// One call at a time, its response included: a call waits for every
+    /// call before it to end (one lock around the whole server).
+    pub serial_calls: bool,
+}
+
+/// The lock of the `serial-calls` fault.
+static SERIAL: std::sync::LazyLock<Arc<tokio::sync::Mutex<()>>> = std::sync::LazyLock::new(Arc::default);
+
+/// The contract's request header-list limit (HTTP/2
+/// SETTINGS_MAX_HEADER_LIST_SIZE): 16 KiB, names, values and 32 bytes per entry.
+pub const HEADER_LIST_LIMIT: u32 = 16 << 10;
+
+/// A header list's size as HTTP/2 counts it against SETTINGS_MAX_HEADER_LIST_SIZE.
+fn header_list_size(h: &http::HeaderMap) -> usize {
+    h.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum()
+}
+
+/// Did the call fail (its trailers, or a trailers-only response's headers)?
+fn failed(h: &http::HeaderMap) -> bool {
+    h.get("grpc-status").is_some_and(|s| s.as_bytes() != b"0")
+}
+
+/// Echo, reports, per-call compression and deadline handling for every call
+/// (see the module comment).
+#[derive(Clone)]
+pub struct WireLayer {
+    pub store: Arc<Store>,
+    pub faults: WireFaults,
+}
+
+impl<S> Layer<S> for WireLayer {
+    type Service = Wire<S>;
+    fn layer(&self, inner: S) -> Wire<S> {
+        Wire {
+            inner,
+            store: self.store.clone(),
+            faults: self.faults,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Wire<S> {
+    inner: S,
+    store: Arc<Store>,
+    faults: WireFaults,
+}
+
+fn deadline_trailers() -> http::HeaderMap {
+    let mut h = http::HeaderMap::new();
+    h.insert("grpc-status", HeaderValue::from_static("4"));
+    h.insert("grpc-message", HeaderValue::from_static("deadline%20exceeded"));
+    h
+}
+
+/// tonic ends a call whose request is over the receive limit with
+/// OUT_OF_RANGE; the gRPC spec (and every other stack) says
+/// RESOURCE_EXHAUSTED, which the size cases expect.
+fn size_limit_is_resource_exhausted(h: &mut http::HeaderMap) {
+    let too_large = h.get("grpc-message").is_some_and(|m| {
+        let m = String::from_utf8_lossy(m.as_bytes()).replace("%20", " ");
+        m.contains("message length too large")
+    });
+    if too_large && h.get("grpc-status").is_some_and(|s| s.as_bytes() == b"11") {
+        h.insert("grpc-status", HeaderValue::from_static("8"));
+    }
+}
+
+type Entries = Vec<(HeaderName, HeaderValue)>;
+
+/// What a call's metadata asks the server to send back, besides its answer.
+#[derive(Default)]
+struct Reply {
+    headers: Entries,
+    trailers: Entries,
+    /// `x-stock-report-watchers`: counted when the trailers are sent.
+    watchers: Option<(String, Arc<Store>)>,
+}
+
+impl Reply {
+    fn read(h: &http::HeaderMap, store: &Arc<Store>, faults: WireFaults) -> Reply {
+        let get = |k: &str| h.get(k).cloned();
+        let is_true = |k: &str| h.get(k).is_some_and(|v| v.as_bytes() == b"true");
+        let mut r = Reply::default();
+        let both = |name: &'static str, v: Option<HeaderValue>, r: &mut Reply| {
+            if let Some(v) = v {
+                r.headers.push((HeaderName::from_static(name), v.clone()));
+                r.trailers.push((HeaderName::from_static(name), v));
+            }
+        };
+        if !faults.no_echo {
+            both("x-stock-echo", get("x-stock-echo"), &mut r);
+            let bin = get("x-stock-echo-bin").map(|v| {
+                if faults.truncate_bin_at_nul {
+                    truncate_at_nul(&v)
+                } else {
+                    v
+                }
+            });
+            both("x-stock-echo-bin", bin, &mut r);
+        }
+        if let Some(v) = get("x-stock-echo-header") {
+            r.headers.push((HeaderName::from_static("x-stock-echo-header"), v));
+        }
+        if let Some(v) = get("x-stock-echo-trailer") {
+            r.trailers.push((HeaderName::from_static("x-stock-echo-trailer"), v));
+        }
+        if is_true("x-stock-report-encoding") {
+            let enc = get("grpc-encoding")
+                .filter(|v| !v.is_empty())
+                .unwrap_or(HeaderValue::from_static("identity"));
+            r.trailers
+                .push((HeaderName::from_static("x-stock-request-encoding"), enc));
+        }
+        if is_true("x-stock-report-deadline") {
+            let left = deadline_of(h, faults)
+                .map(|d| d.as_millis().to_string())
+                .unwrap_or_else(|| "none".into());
+            r.trailers.push((
+                HeaderName::from_static("x-stock-deadline-ms"),
+                HeaderValue::from_str(&left).expect("digits"),
+            ));
+        }
+        if let Some(prefix) = h.get("x-stock-report-watchers").and_then(|v| v.to_str().ok()) {
+            r.watchers = Some((prefix.to_string(), store.clone()));
+        }
+        r
+    }
+
+    fn trailers(&self) -> Entries {
+        let mut t = self.trailers.clone();
+        if let Some((prefix, store)) = &self.watchers {
+            let n = store.open_watchers(prefix).to_string();
+            t.push((
+                HeaderName::from_static("x-stock-watchers"),
+                HeaderValue::from_str(&n).expect("digits"),
+            ));
+        }
+        t
+    }
+}
+
+/// The call's `grpc-timeout`, unless the `lose-deadline` fault drops it.
+fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
+    if faults.lose_deadline {
+        return None;
+    }
+    h.get("grpc-timeout")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_grpc_timeout)
+}
+
+/// The `truncate-bin-at-nul` fault: the bytes of a `-bin` value up to its first 0x00.
+fn truncate_at_nul(v: &HeaderValue) -> HeaderValue {
+    use base64::Engine as _;
+    let text = String::from_utf8_lossy(v.as_bytes()).trim_end_matches('=').to_string();
+    let Ok(mut bytes) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(text) else {
+        return v.clone();
+    };
+    if let Some(i) = bytes.iter().position(|b| *b == 0) {
+        bytes.truncate(i);
+    }
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(bytes)).expect("base64 is a header value")
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+
+impl<S, ReqBody> Service<http::Request<ReqBody>> for Wire<S>
+where
+    ReqBody: Body<Data = Bytes> + Send + Unpin + 'static,
+    ReqBody::Error: Into<BoxError>,
+    S: Service<http::Request<tonic::body::Body>, Response = http::Response<tonic::body::Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: http::Request<ReqBody>) -> Self::Future {
+        let big_header_fault = self.faults.close_on_big_headers || self.faults.stall_on_big_headers;
+        if big_header_fault && header_list_size(req.headers()) > HEADER_LIST_LIMIT as usize {
+            if self.faults.close_on_big_headers {
+                if let Some(c) = crate::reference::connection::Closer::of(&req) {
+                    c.close();
+                }
+            }
+            return Box::pin(std::future::pending());
+        }
+        let reply = Reply::read(req.headers(), &self.store, self.faults);
+        let deadline = deadline_of(req.headers(), self.faults)
+            .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
+        if self.faults.lose_deadline {
+            req.headers_mut().remove("grpc-timeout");
+        }
+        // Per-call response compression: the services are built to compress
+        // for any client that accepts gzip; a call that did not ask for it
+        // is served as if its client accepted no compression.
+        let compress = req
+            .headers()
+            .get("x-stock-compress")
+            .is_some_and(|v| v.as_bytes() == b"gzip");
+        if !(compress || self.faults.compress_always) || self.faults.no_compress_response {
+            req.headers_mut().remove("grpc-accept-encoding");
+        }
+        // gRPC requires application/grpc (PROTOCOL-HTTP2.md); tonic serves
+        // any content-type, so the refusal the spec asks for is made here.
+        let grpc = req
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+        if !grpc && !self.faults.any_content_type {
+            let mut resp = http::Response::new(tonic::body::Body::empty());
+            *resp.status_mut() = http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+            return Box::pin(async move { Ok(resp) });
+        }
+        let reset = ClientReset::default();
+        req.extensions_mut().insert(reset.clone());
+        let req = req.map(|inner| tonic::body::Body::new(Watched { inner, reset }));
+        let fut = self.inner.call(req);
+        let no_details = self.faults.no_error_details;
+        let no_trailers_on_error = self.faults.no_trailers_on_error;
+        let serial = self.faults.serial_calls;
+        Box::pin(async move {
+            let held = match serial {
+                true => Some(SERIAL.clone().lock_owned().await),
+                false => None,
+            };
+            let resp = match deadline {
+                Some(at) => match tokio::time::timeout_at(at, fut).await {
+                    Ok(r) => r?,
+                    Err(_) => {
+                        // Trailers-only DEADLINE_EXCEEDED.
+                        let mut resp = http::Response::new(tonic::body::Body::empty());
+                        resp.headers_mut()
+                            .insert("content-type", HeaderValue::from_static("application/grpc"));
+                        resp.headers_mut().extend(deadline_trailers());
+                        resp
+                    }
+                },
+                None => fut.await?,
+            };
+            let (mut parts, body) = resp.into_parts();
+            // In a trailers-only response these headers are the trailers.
+            let trailers_only = parts.headers.contains_key("grpc-status");
+            size_limit_is_resource_exhausted(&mut parts.headers);
+            if no_details {
+                parts.headers.remove("grpc-status-details-bin");
+            }
+            let entries = match trailers_only {
+                true if no_trailers_on_error && failed(&parts.headers) => Vec::new(),
+                true => reply.trailers(),
+                false => reply.headers.clone(),
+            };
+            for (k, v) in entries {
+                parts.headers.insert(k, v);
+            }
+            let sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
+            Ok(http::Response::from_parts(
+                parts,
+                tonic::body::Body::new(WireBody {
+                    inner: body,
+                    reply,
+                    deadline: sleep,
+                    ended: false,
+                    no_details,
+                    no_trailers_on_error,
+                    _held: held,
+                }),
+            ))
+        })
+    }
+}
