@@ -69,11 +69,64 @@ trait WriteHalf: AsyncWrite + Unpin + Send {
     fn unacked(&self) -> Option<usize> {
         None
     }
+    /// Closes it with a FIN, then reads and drops what the peer still sends
+    /// until it closes too (or `DRAIN_WITHIN` passed): a socket closed with
+    /// unread bytes would send an RST instead, and the close would be a reset
+    /// or not depending on what the peer had sent by then.
+    fn close(self: Box<Self>) -> futures::future::BoxFuture<'static, ()>;
+}
+
+/// A socket a close drains: TCP or Unix.
+trait Drained: Sync {
+    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
+    fn read_now(&self, buf: &mut [u8]) -> std::io::Result<usize>;
+}
+
+impl Drained for TcpStream {
+    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        self.readable()
+    }
+    fn read_now(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.try_read(buf)
+    }
+}
+
+impl Drained for UnixStream {
+    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
+        self.readable()
+    }
+    fn read_now(&self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.try_read(buf)
+    }
+}
+
+/// Reads and drops what `socket` receives until the end of its stream, an
+/// error, or `DRAIN_WITHIN`.
+async fn drain(socket: &impl Drained) {
+    let mut buf = [0u8; 16 * 1024];
+    let _ = tokio::time::timeout(DRAIN_WITHIN, async {
+        while socket.ready().await.is_ok() {
+            match socket.read_now(&mut buf) {
+                Ok(0) => return,
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(_) => return,
+            }
+        }
+    })
+    .await;
 }
 
 impl WriteHalf for tokio::net::tcp::OwnedWriteHalf {
     fn reset(self: Box<Self>) {
         self.forget();
+    }
+
+    fn close(mut self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.shutdown().await;
+            drain(AsRef::<TcpStream>::as_ref(&*self)).await;
+        })
     }
 
     fn unacked(&self) -> Option<usize> {
@@ -87,10 +140,20 @@ impl WriteHalf for tokio::net::tcp::OwnedWriteHalf {
 
 impl WriteHalf for tokio::net::unix::OwnedWriteHalf {
     fn reset(self: Box<Self>) {}
+
+    fn close(mut self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
+        Box::pin(async move {
+            let _ = self.shutdown().await;
+            drain(AsRef::<UnixStream>::as_ref(&*self)).await;
+        })
+    }
 }
 
 /// How long a reset waits for the bytes before it to be acknowledged.
 const DELIVERED_WITHIN: Duration = Duration::from_millis(500);
+
+/// How long a close waits for the peer to close its side too.
+const DRAIN_WITHIN: Duration = Duration::from_secs(5);
 
 type Read = Box<dyn AsyncRead + Unpin + Send>;
 type Write = Box<dyn WriteHalf>;
@@ -150,16 +213,18 @@ async fn connection(client: TcpStream, target: String, fault: Fault, first: bool
     }
     tasks.shutdown().await;
     // The read halves are gone with their tasks; the sockets close when the
-    // write halves go too. A write half dropped sends FIN first: a reset
-    // forgets them instead, so the zero linger makes the close an RST.
-    for w in [sw, cw] {
-        if let Ok(w) = Arc::try_unwrap(w) {
-            let w = w.into_inner();
-            if reset {
-                w.reset();
-            }
+    // write halves go too. A reset forgets them, so the zero linger makes the
+    // close an RST; else each side gets a FIN and what it still sends is read
+    // (and dropped) until it closes too.
+    let halves = [sw, cw].map(|w| Arc::try_unwrap(w).ok().map(Mutex::into_inner));
+    let mut closing = Vec::new();
+    for w in halves.into_iter().flatten() {
+        match reset {
+            true => w.reset(),
+            false => closing.push(w.close()),
         }
     }
+    futures::future::join_all(closing).await;
 }
 
 fn ms_since(start: Instant) -> u64 {
@@ -348,5 +413,30 @@ mod tests {
         let mut got = Vec::new();
         c.read_to_end(&mut got).await.unwrap();
         assert_eq!(&got, b"abc");
+    }
+
+    #[tokio::test]
+    async fn a_close_stays_a_fin_when_the_client_sends_after_it() {
+        let fault = Fault {
+            down: Direction {
+                close_after_bytes: Some(3),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let p = start(&echo().await, &fault, 1).unwrap();
+        let mut c = TcpStream::connect(&p.addr).await.unwrap();
+        c.write_all(b"abcdef").await.unwrap();
+        let mut got = [0u8; 3];
+        c.read_exact(&mut got).await.unwrap();
+        // What a gRPC client sends while a response arrives (WINDOW_UPDATE,
+        // PING acks): a socket closed with it unread would answer with RST.
+        for _ in 0..3 {
+            c.write_all(b"more").await.expect("the proxy reads on after its FIN");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let mut rest = Vec::new();
+        c.read_to_end(&mut rest).await.expect("a FIN, not a reset");
+        assert_eq!(rest, b"");
     }
 }

@@ -42,7 +42,8 @@ pub struct Direction {
     /// The connection is reset (TCP RST, both ways) once this many bytes went through.
     #[serde(default)]
     pub reset_after_bytes: Option<u64>,
-    /// The connection is closed (FIN, both ways) once this many bytes went through.
+    /// The connection is closed (FIN, both ways) once this many bytes went
+    /// through; the proxy reads on until each side closes too (never an RST).
     #[serde(default)]
     pub close_after_bytes: Option<u64>,
     /// Nothing more goes through once this many bytes did; the sockets stay open.
