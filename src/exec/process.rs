@@ -415,8 +415,7 @@ const FIRST_PORT: u16 = 20_000;
 /// a proxy's) between this probe and the server's bind, which a full run
 /// with a dozen clients at once did; one below it only by another listener.
 pub fn free_port() -> std::io::Result<u16> {
-    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
-    if let Some(low) = ephemeral_low(&range).filter(|low| *low > FIRST_PORT + 1000) {
+    if let Some(low) = below_ephemeral() {
         use std::hash::BuildHasher;
         let random = std::collections::hash_map::RandomState::new();
         for attempt in 0..64u32 {
@@ -427,6 +426,13 @@ pub fn free_port() -> std::io::Result<u16> {
         }
     }
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// The low end of this machine's ephemeral range when there is room below
+/// it for `free_port` (from `FIRST_PORT`), else `None`.
+fn below_ephemeral() -> Option<u16> {
+    let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    ephemeral_low(&range).filter(|low| *low > FIRST_PORT + 1000)
 }
 
 /// The low end of `ip_local_port_range` ("32768\t60999").
@@ -443,9 +449,9 @@ mod tests {
         assert_eq!(ephemeral_low("32768\t60999\n"), Some(32768));
         assert_eq!(ephemeral_low(""), None);
         let port = free_port().unwrap();
-        match ephemeral_low(&std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default()) {
-            Some(low) if low > FIRST_PORT + 1000 => assert!((FIRST_PORT..low).contains(&port), "{port}"),
-            _ => assert!(port > 0),
+        match below_ephemeral() {
+            Some(low) => assert!((FIRST_PORT..low).contains(&port), "{port}"),
+            None => assert!(port > 0),
         }
     }
 

@@ -398,8 +398,9 @@ mod tests {
         assert!(r.is_err(), "the black hole let something through: {r:?}");
     }
 
-    #[tokio::test]
-    async fn a_close_ends_the_stream_cleanly() {
+    /// A client of an echo server behind a proxy that closes after 3 bytes
+    /// down, with "abcdef" sent (the proxy is returned to keep it running).
+    async fn closing_after_three_bytes() -> (Proxy, TcpStream) {
         let fault = Fault {
             down: Direction {
                 close_after_bytes: Some(3),
@@ -410,6 +411,12 @@ mod tests {
         let p = start(&echo().await, &fault, 1).unwrap();
         let mut c = TcpStream::connect(&p.addr).await.unwrap();
         c.write_all(b"abcdef").await.unwrap();
+        (p, c)
+    }
+
+    #[tokio::test]
+    async fn a_close_ends_the_stream_cleanly() {
+        let (_p, mut c) = closing_after_three_bytes().await;
         let mut got = Vec::new();
         c.read_to_end(&mut got).await.unwrap();
         assert_eq!(&got, b"abc");
@@ -417,16 +424,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_close_stays_a_fin_when_the_client_sends_after_it() {
-        let fault = Fault {
-            down: Direction {
-                close_after_bytes: Some(3),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let p = start(&echo().await, &fault, 1).unwrap();
-        let mut c = TcpStream::connect(&p.addr).await.unwrap();
-        c.write_all(b"abcdef").await.unwrap();
+        let (_p, mut c) = closing_after_three_bytes().await;
         let mut got = [0u8; 3];
         c.read_exact(&mut got).await.unwrap();
         // What a gRPC client sends while a response arrives (WINDOW_UPDATE,
