@@ -1,6 +1,6 @@
 //! The deliberate bugs the reference can be started with (`--break`), so
 //! that the tests prove each case can fail: every fault is a realistic bug of
-//! a gRPC server or client, caught by the cases of its set (tests/blind_spots.rs).
+//! a gRPC server or client, caught by the cases of its set (tests/blind_spots/).
 
 /// A deliberate bug the reference server can be started with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -1,25 +1,20 @@
-//! Every case added for "green must mean interoperable" can fail: each
-//! deliberate bug of the reference (`--break`) turns exactly its cases red,
-//! with a reason that names what was wrong, and nothing outside its set.
-mod common;
-use common::*;
-use serde_json::Value;
-use std::path::Path;
+//! What each deliberate bug of the reference (`--break`) must turn red:
+//! the sets it is run against, and per fault a case and part of its reason.
 
 /// The sets these faults are run against (every set a new case lives in).
-const RUN_SETS: &str =
+pub(crate) const RUN_SETS: &str =
     "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,kv-only,faults";
 
 /// The sets of the misbehaving HTTP/2 peers and keepalive, run with the
 /// faults they catch (and the faults set beside them, which shares those
 /// faults' catches; unary holds the control case).
-const PEER_SETS: &str = "unary,faults,h2-servers,h2-clients,keepalive";
+pub(crate) const PEER_SETS: &str = "unary,faults,h2-servers,h2-clients,keepalive";
 
 /// (fault, a set it may turn red, a case of that set it must turn red, part
 /// of that case's reason); a fault may turn red only the sets named with it.
-type Catch = (&'static str, &'static str, &'static str, &'static str);
+pub(crate) type Catch = (&'static str, &'static str, &'static str, &'static str);
 
-const SERVER_FAULTS: &[Catch] = &[
+pub(crate) const SERVER_FAULTS: &[Catch] = &[
     (
         "no-compress-response",
         "compression",
@@ -221,7 +216,7 @@ const SERVER_FAULTS: &[Catch] = &[
 
 /// Client faults that the misbehaving servers (h2-servers) and keepalive
 /// show, with the faults-set catches of the same faults.
-const PEER_CLIENT_FAULTS: &[Catch] = &[
+pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
     (
         "no-reconnect",
         "h2-servers",
@@ -388,7 +383,7 @@ const PEER_CLIENT_FAULTS: &[Catch] = &[
 ];
 
 /// Server faults that the misbehaving reference client (h2-clients) shows.
-const H2_CLIENT_FAULTS: &[Catch] = &[
+pub(crate) const H2_CLIENT_FAULTS: &[Catch] = &[
     (
         "apply-after-cancel",
         "h2-clients",
@@ -415,7 +410,7 @@ const H2_CLIENT_FAULTS: &[Catch] = &[
     ),
 ];
 
-const KV_FAULTS: &[Catch] = &[
+pub(crate) const KV_FAULTS: &[Catch] = &[
     (
         "kv-value-suffix",
         "kv-only",
@@ -472,7 +467,7 @@ const KV_FAULTS: &[Catch] = &[
     ),
 ];
 
-const CLIENT_FAULTS: &[Catch] = &[
+pub(crate) const CLIENT_FAULTS: &[Catch] = &[
     (
         "no-compress",
         "compression",
@@ -604,321 +599,7 @@ const CLIENT_FAULTS: &[Catch] = &[
 
 /// Sets a fault may also turn red, beside those of its catches: the other
 /// Inventory counts see the keys of tests running beside them.
-const ALSO_RED: &[(&str, &str)] = &[
+pub(crate) const ALSO_RED: &[(&str, &str)] = &[
     ("inventory-ignores-prefix", "client-stream"),
     ("inventory-ignores-prefix", "kv-compat"),
 ];
-
-fn faults(catches: &[Catch]) -> Vec<&'static str> {
-    let mut f: Vec<_> = catches.iter().map(|c| c.0).collect();
-    f.sort();
-    f.dedup();
-    f
-}
-
-/// Runs the broken side against the reference and checks every catch, that
-/// the fault's red tests all lie in its set, and that a control case passes.
-fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) {
-    let names = faults(catches);
-    let m = matrix_with(dir, &broken(dir, side, &names), "step_grace_ms = 3000");
-    let list = names.join(",");
-    let (clients, servers) = if side == "server" {
-        ("rust", list.as_str())
-    } else {
-        (list.as_str(), "rust")
-    };
-    let args = [
-        "--matrix",
-        m.to_str().unwrap(),
-        "run",
-        "--client",
-        clients,
-        "--server",
-        servers,
-        "--tls",
-        "none",
-        "--set",
-        sets,
-        "--no-blame",
-    ];
-    let (out, s) = run(&args, &dir.join("reports"));
-    assert_eq!(out.status.code(), Some(1));
-    let cell = |f: &str| {
-        if side == "server" {
-            format!("client=rust/server={f}")
-        } else {
-            format!("client={f}/server=rust")
-        }
-    };
-    for (fault, set, case, reason) in catches {
-        let t = find(&s, &format!("{}/tls=none/set={set}/case={case}", cell(fault)));
-        // A client that hangs is an error (killed), any other catch a failure.
-        assert!(
-            t["outcome"] == "failed" || t["outcome"] == "error",
-            "{fault} not caught by {set}/{case}: {}",
-            reasons(t)
-        );
-        assert!(reasons(t).contains(reason), "{fault}: {set}/{case}: {}", reasons(t));
-    }
-    // A red test outside a fault's sets is a stray only if it is red again
-    // when run once more by itself: the faults set's recovery steps have
-    // timed out once under CI's load (rust -> rust, reset-mid-response).
-    let stray = |t: &Value| {
-        let id = t["id"].as_str().unwrap();
-        let fault = names.iter().find(|f| id.starts_with(&format!("{}/", cell(f))));
-        let mut sets: Vec<&str> = catches.iter().filter(|c| Some(&c.0) == fault).map(|c| c.1).collect();
-        sets.extend(ALSO_RED.iter().filter(|a| Some(&a.0) == fault).map(|a| a.1));
-        fault.is_some() && t["outcome"] != "passed" && !sets.iter().any(|s| t["set"] == *s)
-    };
-    let first: Vec<&Value> = tests_of(&s).iter().filter(|t| stray(t)).collect();
-    let again = if first.is_empty() {
-        Value::Null
-    } else {
-        let mut rerun: Vec<&str> = args.to_vec();
-        for t in &first {
-            rerun.extend(["--case", t["id"].as_str().unwrap()]);
-        }
-        run(&rerun, &dir.join("reports-again")).1
-    };
-    for fault in names {
-        let prefix = format!("{}/", cell(fault));
-        let strays: Vec<&&Value> = first
-            .iter()
-            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix))
-            .filter(|t| {
-                tests_of(&again)
-                    .iter()
-                    .any(|a| a["id"] == t["id"] && a["outcome"] != "passed")
-            })
-            .collect();
-        assert!(
-            strays.is_empty(),
-            "{fault} also turned other sets red, twice: {strays:#?}"
-        );
-        let control = format!("{prefix}tls=none/set=unary/case=put-then-get");
-        assert_eq!(find(&s, &control)["outcome"], "passed", "{control}");
-    }
-}
-
-#[test]
-fn each_server_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut catches = SERVER_FAULTS.to_vec();
-    catches.extend_from_slice(KV_FAULTS);
-    check(dir.path(), "server", &catches, RUN_SETS);
-}
-
-#[test]
-fn each_client_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
-    let dir = tempfile::tempdir().unwrap();
-    check(dir.path(), "client", CLIENT_FAULTS, RUN_SETS);
-}
-
-#[test]
-fn each_client_bug_the_misbehaving_servers_and_keepalive_show_is_caught_by_its_cases_only() {
-    let dir = tempfile::tempdir().unwrap();
-    check(dir.path(), "client", PEER_CLIENT_FAULTS, PEER_SETS);
-}
-
-#[test]
-fn each_server_bug_the_misbehaving_client_shows_is_caught_by_its_cases_only() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut catches = H2_CLIENT_FAULTS.to_vec();
-    // the faults set's catch of a server fault shown here too
-    catches.push((
-        "batch-kept-on-broken-connection",
-        "faults",
-        "reset-mid-batch",
-        "step 1 Get: status: expected NOT_FOUND, got OK",
-    ));
-    catches.push((
-        "apply-after-cancel",
-        "faults",
-        "reset-mid-batch",
-        "step 1 Get: status: expected NOT_FOUND, got OK",
-    ));
-    check(dir.path(), "server", &catches, PEER_SETS);
-}
-
-/// corrupt-tls-record runs in the TLS modes only, which the checks above
-/// leave out: a client that keeps a channel whose connection broke fails its
-/// recovery step there.
-#[test]
-fn a_dead_channel_kept_fails_the_recovery_after_a_corrupt_tls_record() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = matrix_with(dir.path(), &broken(dir.path(), "client", &["dead-channel-kept"]), "");
-    let (out, s) = run(
-        &[
-            "--matrix",
-            m.to_str().unwrap(),
-            "run",
-            "--client",
-            "dead-channel-kept,rust",
-            "--server",
-            "rust",
-            "--tls",
-            "server",
-            "--set",
-            "faults",
-            "--case",
-            "corrupt-tls-record",
-            "--no-blame",
-        ],
-        &dir.path().join("reports"),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let t = find(
-        &s,
-        "client=dead-channel-kept/server=rust/tls=server/set=faults/case=corrupt-tls-record",
-    );
-    assert_eq!(t["outcome"], "failed");
-    assert!(
-        reasons(t).contains("step 2 Get: status: expected OK, got UNAVAILABLE"),
-        "{}",
-        reasons(t)
-    );
-    let good = find(
-        &s,
-        "client=rust/server=rust/tls=server/set=faults/case=corrupt-tls-record",
-    );
-    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
-}
-
-/// Runs one case of a set with these clients against these servers, in
-/// plaintext, with `faults` built as languages of the given side.
-fn run_case(dir: &Path, side: &str, faults: &[&str], clients: &str, servers: &str, set: &str, case: &str) -> Value {
-    let m = matrix_with(dir, &broken(dir, side, faults), "step_grace_ms = 3000");
-    let (out, s) = run(
-        &[
-            "--matrix",
-            m.to_str().unwrap(),
-            "run",
-            "--client",
-            clients,
-            "--server",
-            servers,
-            "--tls",
-            "none",
-            "--set",
-            set,
-            "--case",
-            case,
-            "--no-blame",
-        ],
-        &dir.join("reports"),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    s
-}
-
-/// Real servers (tonic, grpc-go) answer an immediate error trailers-only,
-/// so a client that cannot read such a response fails cases in every set;
-/// trailers-only-error is the one that shows it on purpose.
-#[test]
-fn a_client_that_cannot_read_a_trailers_only_response_fails_trailers_only_error() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = run_case(
-        dir.path(),
-        "client",
-        &["trailers-only-unknown"],
-        "trailers-only-unknown,rust",
-        "rust",
-        "h2-servers",
-        "trailers-only-error",
-    );
-    let t = find(
-        &s,
-        "client=trailers-only-unknown/server=rust/tls=none/set=h2-servers/case=trailers-only-error",
-    );
-    assert_eq!(t["outcome"], "failed");
-    assert!(
-        reasons(t).contains("step 0 Get: status: expected NOT_FOUND, got UNKNOWN \"missing trailers\""),
-        "{}",
-        reasons(t)
-    );
-    let good = find(
-        &s,
-        "client=rust/server=rust/tls=none/set=h2-servers/case=trailers-only-error",
-    );
-    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
-}
-
-/// The reference server has no ping policy; with a strict one (punish-pings:
-/// the connection closes at the third PING), aggressive-keepalive fails a
-/// client that does not open a new connection, and a good client passes.
-#[test]
-fn a_strict_ping_policy_fails_a_client_that_does_not_reconnect() {
-    let dir = tempfile::tempdir().unwrap();
-    let m = matrix_with(
-        dir.path(),
-        &(broken(dir.path(), "server", &["punish-pings"]) + &broken(dir.path(), "client", &["no-reconnect"])),
-        "step_grace_ms = 3000",
-    );
-    let (out, s) = run(
-        &[
-            "--matrix",
-            m.to_str().unwrap(),
-            "run",
-            "--client",
-            "no-reconnect,rust",
-            "--server",
-            "punish-pings",
-            "--tls",
-            "none",
-            "--set",
-            "keepalive",
-            "--case",
-            "aggressive-keepalive",
-            "--no-blame",
-        ],
-        &dir.path().join("reports"),
-    );
-    assert_eq!(out.status.code(), Some(1));
-    let t = find(
-        &s,
-        "client=no-reconnect/server=punish-pings/tls=none/set=keepalive/case=aggressive-keepalive",
-    );
-    assert_eq!(t["outcome"], "failed");
-    assert!(
-        reasons(t).contains("step 2 Get: status: expected OK, got UNAVAILABLE"),
-        "{}",
-        reasons(t)
-    );
-    let good = find(
-        &s,
-        "client=rust/server=punish-pings/tls=none/set=keepalive/case=aggressive-keepalive",
-    );
-    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
-}
-
-/// A server that serves one call at a time stalls every call behind a
-/// Monitor whose reader never reads: monitor-never-read shows it (the fault
-/// also slows every set that runs calls side by side, so it runs alone here).
-#[test]
-fn a_server_stalled_by_one_unread_stream_fails_monitor_never_read() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = run_case(
-        dir.path(),
-        "server",
-        &["serial-calls"],
-        "rust",
-        "serial-calls,rust",
-        "h2-clients",
-        "monitor-never-read",
-    );
-    let t = find(
-        &s,
-        "client=rust/server=serial-calls/tls=none/set=h2-clients/case=monitor-never-read",
-    );
-    assert_eq!(t["outcome"], "failed");
-    assert!(
-        reasons(t).contains("step 2 Put: status: expected OK, got DEADLINE_EXCEEDED"),
-        "{}",
-        reasons(t)
-    );
-    let good = find(
-        &s,
-        "client=rust/server=rust/tls=none/set=h2-clients/case=monitor-never-read",
-    );
-    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
-}
