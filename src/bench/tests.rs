@@ -1,5 +1,7 @@
+use super::stats::in_flight;
 use super::*;
 use crate::contract::bench::bucket;
+use crate::contract::bench::Counts;
 
 fn counts(latencies_us: &[u64], messages: u64, elapsed_ms: f64) -> Counts {
     let mut b = crate::contract::bench::Buckets::default();

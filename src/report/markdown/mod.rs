@@ -1,10 +1,14 @@
 //! RunSummary → Markdown (pure): totals, a client × server grid per TLS
-//! mode, the resilience grid (`report::resilience`), per-language timings, the key-type table, the red cells with their
-//! likely culprit, then every red test with its reasons and the command that
-//! reproduces it.
-use crate::model::run::{median, Counts, Outcome, RunSummary, TestResult};
+//! mode, the resilience grid (`report::resilience`), per-language timings,
+//! the key-type table (`key_types`), the listed failures and the red cells
+//! with their likely culprit, then every red test with its reasons and the
+//! command that reproduces it (`red`).
+use crate::model::run::{median, Counts, RunSummary, TestResult};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
+
+mod key_types;
+mod red;
 
 /// A grid cell: ✅ only when nothing failed; a listed failure is not a pass
 /// (⚠️, with how many), a listed flake is shown as such.
@@ -32,6 +36,21 @@ fn ms(v: Option<f64>) -> String {
 
 pub fn render(s: &RunSummary) -> String {
     let mut out = String::new();
+    head(&mut out, s);
+    unavailable(&mut out, s);
+    grids(&mut out, s);
+    super::resilience::render(&mut out, &s.tests);
+    if !s.cells.is_empty() {
+        timings(&mut out, s);
+    }
+    key_types::render(&mut out, s);
+    red::listed(&mut out, s);
+    red::render(&mut out, s);
+    out
+}
+
+/// The verdict and the totals, the run's problems, its command line.
+fn head(out: &mut String, s: &RunSummary) {
     let c = s.counts();
     let verdict = if c.red == 0 && c.total() > 0 && s.problems.is_empty() {
         "✅ all passed"
@@ -65,6 +84,10 @@ pub fn render(s: &RunSummary) -> String {
             "**The run was interrupted**: tests not run are counted as not run.\n"
         );
     }
+}
+
+/// The languages that could not be built or set up, with the tests not run.
+fn unavailable(out: &mut String, s: &RunSummary) {
     let red_builds: Vec<_> = s.builds.iter().filter(|(_, b)| !b.ok).collect();
     if !red_builds.is_empty() {
         let _ = writeln!(out, "## Not run: unavailable languages\n");
@@ -80,7 +103,10 @@ pub fn render(s: &RunSummary) -> String {
         }
         let _ = writeln!(out);
     }
+}
 
+/// A client × server grid per connection mode (transport, TLS, key type).
+fn grids(out: &mut String, s: &RunSummary) {
     // The same axes in every grid, so grids line up.
     let clients: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.client.as_str()).collect();
     let servers: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.server.as_str()).collect();
@@ -111,217 +137,57 @@ pub fn render(s: &RunSummary) -> String {
         }
         let _ = writeln!(out);
     }
-
-    super::resilience::render(&mut out, &s.tests);
-
-    if !s.cells.is_empty() {
-        let mut ready: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        let mut first: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-        for cell in &s.cells {
-            ready.entry(&cell.key.server).or_default().extend(cell.server_ready_ms);
-            first
-                .entry(&cell.key.client)
-                .or_default()
-                .extend(cell.client_first_line_ms.iter().copied());
-        }
-        let langs: BTreeSet<&str> = ready.keys().chain(first.keys()).copied().collect();
-        let _ = writeln!(out, "## Timings (median per language)\n");
-        let _ = writeln!(
-            out,
-            "| language | server start → ready | client start → first result |\n|---|---|---|"
-        );
-        for l in langs {
-            let _ = writeln!(
-                out,
-                "| {l} | {} | {} |",
-                ms(ready.get(l).and_then(|v| median(v))),
-                ms(first.get(l).and_then(|v| median(v)))
-            );
-        }
-        let _ = writeln!(out);
-        if let Some(f) = super::floor::floor(s) {
-            out.push_str(&super::floor::render(&f));
-        }
-        out.push_str(&super::cpu::render(s));
-        let notes: Vec<_> = s
-            .cells
-            .iter()
-            .flat_map(|c| c.notes.iter().map(move |n| (c.key.id(), n)))
-            .collect();
-        if !notes.is_empty() {
-            let _ = writeln!(out, "## Notes\n");
-            for (id, n) in notes {
-                let _ = writeln!(out, "- `{id}`: {n}");
-            }
-            let _ = writeln!(out);
-        }
-    }
-
-    // The crypto axis: which pairs work with which certificate key types.
-    let key_types: BTreeSet<&str> = s.tests.iter().map(|t| t.cell.key_type.as_str()).collect();
-    if key_types.len() > 1 {
-        key_type_table(&mut out, s, &key_types);
-    }
-
-    let listed: Vec<_> = s
-        .tests
-        .iter()
-        .filter(|t| matches!(t.outcome, Outcome::ExpectedFailure | Outcome::KnownFlaky))
-        .collect();
-    if !listed.is_empty() {
-        let _ = writeln!(out, "## Expected failures and known flakes ({})\n", listed.len());
-        for t in listed {
-            let _ = writeln!(
-                out,
-                "- `{}`: {}",
-                t.id,
-                t.reasons.first().map(|r| r.replace('\n', " ")).unwrap_or_default()
-            );
-        }
-        let _ = writeln!(out);
-    }
-
-    // Tests of an unavailable language are in the table above, not one by one.
-    let red: Vec<_> = s
-        .tests
-        .iter()
-        .filter(|t| t.outcome.is_red() && t.outcome != Outcome::Interrupted && t.unavailable.is_none())
-        .collect();
-    if !red.is_empty() {
-        red_cells(&mut out, s, &red);
-        let _ = writeln!(out, "## Failures ({})\n", red.len());
-        for t in red {
-            let label = match t.outcome {
-                Outcome::Failed => "FAIL",
-                Outcome::Flaky => "FLAKY",
-                _ => "ERROR",
-            };
-            let _ = writeln!(out, "### {label} `{}`\n", t.id);
-            if let Some(b) = &t.blame {
-                let _ = writeln!(out, "Likely culprit: **{b}**\n");
-            }
-            for r in &t.reasons {
-                let _ = writeln!(out, "- {}", r.replace('\n', " "));
-            }
-            for (i, a) in t.attempts.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "- try {}: {:?}: {}",
-                    i + 1,
-                    a.outcome,
-                    a.reasons
-                        .first()
-                        .map(|r| r.replace('\n', " "))
-                        .unwrap_or_else(|| "passed".into())
-                );
-            }
-            for (who, text) in [("server", &t.server_stderr), ("client", &t.client_stderr)] {
-                if !text.is_empty() {
-                    let lines: Vec<&str> = text.lines().collect();
-                    let tail = lines[lines.len().saturating_sub(12)..].join("\n");
-                    let _ = writeln!(
-                        out,
-                        "\n<details><summary>{who} stderr (last lines)</summary>\n\n```\n{tail}\n```\n</details>"
-                    );
-                }
-            }
-            let _ = writeln!(out, "\nReproduce: `{}`\n", t.reproduce);
-        }
-    }
-    out
 }
 
-/// Which pairs work with which certificate key types (TLS cells only). In a
-/// wide run the pairs that pass with every key type are folded into one line,
-/// so the rows left are the incompatibilities.
-fn key_type_table(out: &mut String, s: &RunSummary, key_types: &BTreeSet<&str>) {
-    const FOLD_ABOVE: usize = 12;
-    let pairs: BTreeSet<(&str, &str)> = s
-        .tests
-        .iter()
-        .map(|t| (t.cell.client.as_str(), t.cell.server.as_str()))
-        .collect();
-    let rows: Vec<((&str, &str), Vec<Counts>)> = pairs
-        .into_iter()
-        .map(|(c, sv)| {
-            let counts = key_types
-                .iter()
-                .map(|k| {
-                    Counts::of(s.tests.iter().filter(|t| {
-                        t.cell.client == c
-                            && t.cell.server == sv
-                            && t.cell.key_type.as_str() == *k
-                            && t.cell.tls != crate::model::tls::TlsMode::None
-                    }))
-                })
-                .collect();
-            ((c, sv), counts)
-        })
-        .collect();
-    let all_pass = |counts: &[Counts]| counts.iter().all(|c| c.total() > 0 && c.passed == c.total());
-    let fold = rows.len() > FOLD_ABOVE;
-    let folded = if fold {
-        rows.iter().filter(|(_, c)| all_pass(c)).count()
-    } else {
-        0
-    };
-    let _ = writeln!(out, "## Certificate key types (TLS cells)\n");
-    if fold {
-        let _ = writeln!(
-            out,
-            "{folded} of {} pairs pass every TLS test with every key type; the other {} are listed.\n",
-            rows.len(),
-            rows.len() - folded
-        );
+/// Start-up medians per language, the floor, the CPU used, the cells' notes.
+fn timings(out: &mut String, s: &RunSummary) {
+    let mut ready: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut first: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for cell in &s.cells {
+        ready.entry(&cell.key.server).or_default().extend(cell.server_ready_ms);
+        first
+            .entry(&cell.key.client)
+            .or_default()
+            .extend(cell.client_first_line_ms.iter().copied());
     }
-    if folded == rows.len() {
-        return;
-    }
+    let langs: BTreeSet<&str> = ready.keys().chain(first.keys()).copied().collect();
+    let _ = writeln!(out, "## Timings (median per language)\n");
     let _ = writeln!(
         out,
-        "| client → server | {} |",
-        key_types.iter().copied().collect::<Vec<_>>().join(" | ")
+        "| language | server start → ready | client start → first result |\n|---|---|---|"
     );
-    let _ = writeln!(out, "|---|{}", "---|".repeat(key_types.len()));
-    for ((c, sv), counts) in rows.iter().filter(|(_, counts)| !fold || !all_pass(counts)) {
-        let cells: Vec<String> = counts.iter().map(|k| cell_text(*k)).collect();
-        let _ = writeln!(out, "| {c} → {sv} | {} |", cells.join(" | "));
+    for l in langs {
+        let _ = writeln!(
+            out,
+            "| {l} | {} | {} |",
+            ms(ready.get(l).and_then(|v| median(v))),
+            ms(first.get(l).and_then(|v| median(v)))
+        );
     }
     let _ = writeln!(out);
-}
-
-/// One row per cell with red tests: how many, and who the blame runs point
-/// at (each distinct verdict with its count), so the culprit of a wide run
-/// reads at a glance before the per-test details.
-fn red_cells(out: &mut String, s: &RunSummary, red: &[&TestResult]) {
-    let mut cells: BTreeMap<String, BTreeMap<String, usize>> = BTreeMap::new();
-    for t in red {
-        let blame = t.blame.clone().unwrap_or_else(|| "not assessed".into());
-        *cells.entry(t.cell.id()).or_default().entry(blame).or_default() += 1;
+    if let Some(f) = super::floor::floor(s) {
+        out.push_str(&super::floor::render(&f));
     }
-    let _ = writeln!(out, "## Red cells ({})\n", cells.len());
-    let _ = writeln!(out, "| cell | red | likely culprit |\n|---|---|---|");
-    for (cell, blames) in cells {
-        let n: usize = blames.values().sum();
-        let total = s.tests.iter().filter(|t| t.cell.id() == cell).count();
-        let blame = if blames.len() == 1 {
-            blames.into_keys().next().unwrap_or_default()
-        } else {
-            blames
-                .iter()
-                .map(|(b, k)| format!("{b} ×{k}"))
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        let _ = writeln!(out, "| `{cell}` | {n}/{total} | {} |", blame.replace('|', "\\|"));
+    out.push_str(&super::cpu::render(s));
+    let notes: Vec<_> = s
+        .cells
+        .iter()
+        .flat_map(|c| c.notes.iter().map(move |n| (c.key.id(), n)))
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(out, "## Notes\n");
+        for (id, n) in notes {
+            let _ = writeln!(out, "- `{id}`: {n}");
+        }
+        let _ = writeln!(out);
     }
-    let _ = writeln!(out);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::model::run::fixtures::*;
+    use crate::model::run::Outcome;
     use crate::model::tls::TlsMode;
 
     #[test]

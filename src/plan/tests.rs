@@ -1,0 +1,236 @@
+use super::*;
+use crate::input::cases;
+
+fn sets() -> BTreeMap<String, CaseSet> {
+    let a = "[[case]]\nname = \"a1\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"a2\"\n[[case.step]]\nmethod = \"Inventory\"\n";
+    let t = "[[case]]\nname = \"no-cert\"\nconnect = \"no-client-cert\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n";
+    let e = "[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n";
+    [("a", a), ("tls", t), ("expired", e)]
+        .into_iter()
+        .map(|(n, s)| (n.to_string(), cases::parse(n, s).unwrap()))
+        .collect()
+}
+
+fn sel(clients: &[&str], tls: &[TlsMode], sets: &[&str]) -> Selection {
+    let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    Selection {
+        clients: v(clients),
+        servers: v(clients),
+        tls: tls.to_vec(),
+        sets: v(sets),
+        key_types: vec![KeyType::EcP256],
+        cases: vec![],
+        plugins: BTreeMap::new(),
+        pivot: None,
+        shard: None,
+    }
+}
+
+#[test]
+fn cells_cover_every_pair_and_ids_are_stable() {
+    let s = sel(&["go", "rust"], &[TlsMode::None], &["a"]);
+    let cells = plan(&s, &sets()).unwrap();
+    assert_eq!(cells.len(), 4);
+    assert_eq!(
+        cells[0].tests[1].id(&cells[0].key),
+        "client=go/server=go/tls=none/set=a/case=a2"
+    );
+    assert_eq!(combinations(&s, &sets()), 4);
+}
+
+#[test]
+fn a_plugin_server_gets_a_cell_per_transport_and_none_it_cannot_serve() {
+    let mut s = sel(&["go"], &TlsMode::ALL, &["a", "tls", "expired"]);
+    s.servers = vec!["go".into(), "plug".into(), "any".into()];
+    s.plugins = BTreeMap::from([
+        ("plug".to_string(), vec![Some(Net::Unix), Some(Net::Tcp)]),
+        ("any".to_string(), vec![None]),
+    ]);
+    let cells = plan(&s, &sets()).unwrap();
+    let ids: Vec<String> = cells.iter().map(|c| c.key.id()).collect();
+    assert_eq!(
+        ids,
+        [
+            "client=go/server=any/tls=none",
+            "client=go/server=any/tls=mtls",
+            "client=go/server=go/tls=none",
+            "client=go/server=go/tls=server",
+            "client=go/server=go/tls=mtls",
+            "client=go/server=plug/net=unix/tls=none",
+            "client=go/server=plug/net=tcp/tls=none",
+            "client=go/server=plug/net=unix/tls=mtls",
+            "client=go/server=plug/net=tcp/tls=mtls",
+        ]
+    );
+    // Its own certificate only: the case that needs the runner's expired one is not planned.
+    let names = |id: &str| -> Vec<String> {
+        let c = cells.iter().find(|c| c.key.id() == id).unwrap();
+        c.tests.iter().map(|t| t.case.name.clone()).collect()
+    };
+    assert_eq!(
+        names("client=go/server=go/tls=mtls"),
+        ["a1", "a2", "no-cert", "expired", "ok"]
+    );
+    assert_eq!(
+        names("client=go/server=plug/net=tcp/tls=mtls"),
+        ["a1", "a2", "no-cert", "ok"]
+    );
+    // Its own certificate: the runner's key types do not multiply its cells.
+    s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
+    s.plugins.insert("plug".into(), vec![Some(Net::Unix)]);
+    let plug: Vec<String> = plan(&s, &sets())
+        .unwrap()
+        .iter()
+        .filter(|c| c.key.server == "plug")
+        .map(|c| c.key.id())
+        .collect();
+    assert_eq!(
+        plug,
+        [
+            "client=go/server=plug/net=unix/tls=none",
+            "client=go/server=plug/net=unix/tls=mtls"
+        ]
+    );
+    // A transport filter that leaves a plugin none: no cell for it.
+    s.plugins.insert("plug".into(), vec![]);
+    assert!(plan(&s, &sets()).unwrap().iter().all(|c| c.key.server != "plug"));
+}
+
+#[test]
+fn negative_cases_only_where_they_mean_something() {
+    let cells = plan(&sel(&["rust"], &TlsMode::ALL, &["tls"]), &sets()).unwrap();
+    assert_eq!(cells.len(), 1);
+    assert_eq!(cells[0].key.tls, TlsMode::Mtls);
+}
+
+#[test]
+fn case_globs_filter_by_name_or_id() {
+    let mut s = sel(&["rust"], &[TlsMode::None], &["a"]);
+    s.cases = vec!["a2".into()];
+    assert_eq!(plan(&s, &sets()).unwrap()[0].tests.len(), 1);
+    s.cases = vec!["client=rust/*/case=a1".into()];
+    assert_eq!(plan(&s, &sets()).unwrap()[0].tests[0].case.name, "a1");
+}
+
+#[test]
+fn shards_partition_the_cells() {
+    let mut s = sel(&["a", "b", "c"], &[TlsMode::None], &["a"]);
+    let all: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
+    let mut union = Vec::new();
+    for k in 1..=4 {
+        s.shard = Some((k, 4));
+        union.extend(plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()));
+    }
+    union.sort();
+    assert_eq!(union, all);
+    s.tls = TlsMode::ALL.to_vec();
+    s.shard = Some((2, 4));
+    let shard: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
+    assert_eq!(
+        shard.len(),
+        6,
+        "two pairs (9 over 4 shards), every TLS mode of each: {shard:?}"
+    );
+    assert!(
+        shard[..3].iter().all(|id| id.starts_with("client=a/server=b/")),
+        "{shard:?}"
+    );
+    assert_eq!(parse_shard("2/3"), Ok((2, 3)));
+    assert!(parse_shard("4/3").is_err());
+}
+
+#[test]
+fn a_pivot_keeps_only_pairs_with_that_language() {
+    let mut s = sel(&["a", "b", "rust"], &[TlsMode::None], &["a"]);
+    s.pivot = Some("rust".into());
+    let ids: Vec<String> = plan(&s, &sets())
+        .unwrap()
+        .iter()
+        .map(|c| format!("{}>{}", c.key.client, c.key.server))
+        .collect();
+    assert_eq!(ids, ["a>rust", "b>rust", "rust>a", "rust>b", "rust>rust"]);
+    assert_eq!(combinations(&s, &sets()), 5);
+}
+
+#[test]
+fn pairs_gather_the_tls_modes_of_one_client_and_server() {
+    let s = sel(&["go", "rust"], &TlsMode::ALL, &["a"]);
+    let ids = |per_pair| -> Vec<Vec<String>> {
+        pairs(plan(&s, &sets()).unwrap(), per_pair)
+            .iter()
+            .map(|p| p.iter().map(|c| c.key.id()).collect())
+            .collect()
+    };
+    let by_pair = ids(true);
+    assert_eq!(by_pair.len(), 4);
+    assert_eq!(
+        by_pair[0],
+        [
+            "client=go/server=go/tls=none",
+            "client=go/server=go/tls=server",
+            "client=go/server=go/tls=mtls"
+        ]
+    );
+    assert!(by_pair
+        .iter()
+        .all(|p| p.len() == 3 && p.iter().all(|id| id.starts_with(&p[0][..24]))));
+    assert_eq!(ids(false).len(), 12);
+}
+
+#[test]
+fn longest_pairs_start_first_and_unmeasured_ones_before_them() {
+    let s = sel(&["a", "b"], &[TlsMode::None], &["a"]);
+    let groups = pairs(plan(&s, &sets()).unwrap(), true);
+    let last: Costs = [(("a", "a"), 100.0), (("a", "b"), 900.0), (("b", "b"), 500.0)]
+        .into_iter()
+        .map(|((c, s), ms)| ((c.to_string(), s.to_string()), ms))
+        .collect();
+    let order: Vec<String> = longest_first(&groups, &last)
+        .into_iter()
+        .map(|i| format!("{}>{}", groups[i][0].key.client, groups[i][0].key.server))
+        .collect();
+    assert_eq!(order, ["b>a", "a>b", "b>b", "a>a"]);
+}
+
+#[test]
+fn key_types_multiply_tls_cells_only() {
+    let mut s = sel(&["rust"], &[TlsMode::None, TlsMode::Server], &["a"]);
+    s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
+    let ids: Vec<String> = plan(&s, &sets()).unwrap().iter().map(|c| c.key.id()).collect();
+    assert_eq!(
+        ids,
+        [
+            "client=rust/server=rust/tls=none",
+            "client=rust/server=rust/tls=server",
+            "client=rust/server=rust/tls=server/key=rsa-2048"
+        ]
+    );
+}
+
+#[test]
+fn a_set_for_some_clients_only_runs_with_those_clients() {
+    let mut all = sets();
+    let kv = "clients = [\"rust\"]\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"proto.KV.Get\"\nrequest = { key = \"x\" }\nexpect.status = \"NOT_FOUND\"\n";
+    all.insert("kv".into(), cases::parse("kv", kv).unwrap());
+    let s = sel(&["go", "rust"], &[TlsMode::None], &["a", "kv"]);
+    let ids: Vec<String> = plan(&s, &all)
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+        .filter(|i| i.contains("set=kv"))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "client=rust/server=go/tls=none/set=kv/case=k",
+            "client=rust/server=rust/tls=none/set=kv/case=k"
+        ]
+    );
+    // 4 pairs run `a`, the 2 with a rust client also run `kv`.
+    assert_eq!(combinations(&s, &all), 6);
+    assert!(cases::parse(
+        "kv",
+        "clients = []\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"Inventory\"\n"
+    )
+    .is_err());
+}
