@@ -45,21 +45,23 @@ fn a_pass_on_retry_is_flaky_and_fails_the_run_unless_listed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("FLAKY client=rust/server=flaky"));
 
     // Listed as known flaky, the same thing passes the run.
-    std::fs::remove_file(dir.path().join(".stock-matrix-flaky-once")).unwrap();
-    std::fs::write(
-        dir.path().join("known-flaky.toml"),
-        "[[known]]\npattern = \"client=*/server=flaky/*/case=get-missing\"\nreason = \"the flaky-once fault\"\n",
-    )
-    .unwrap();
-    let mut listed = args.to_vec();
+    // Listed as known flaky for its symptom, the same thing passes the run;
+    // listed for another symptom, it is not the listed failure and stays red.
     let kf = dir.path().join("known-flaky.toml");
+    let mut listed = args.to_vec();
     listed.extend(["--known-flaky", kf.to_str().unwrap()]);
-    let (out, s) = run(&listed, &dir.path().join("r2"));
-    assert_eq!(
-        find(&s, "client=rust/server=flaky/tls=none/set=unary/case=get-missing")["outcome"],
-        "known-flaky"
-    );
-    assert_eq!(out.status.code(), Some(0));
+    for (symptom, outcome, code) in [
+        ("expected NOT_FOUND, got UNKNOWN", "known-flaky", 0),
+        ("got UNAVAILABLE", "flaky", 1),
+    ] {
+        std::fs::remove_file(dir.path().join(".stock-matrix-flaky-once")).unwrap();
+        let entry = format!("[[known]]\npattern = \"client=*/server=flaky/*/case=get-missing\"\nreason = \"the flaky-once fault\"\nsymptom = \"{symptom}\"\n");
+        std::fs::write(&kf, entry).unwrap();
+        let (out, s) = run(&listed, &dir.path().join(format!("r-{code}")));
+        let t = find(&s, "client=rust/server=flaky/tls=none/set=unary/case=get-missing");
+        assert_eq!(t["outcome"], outcome, "{t}");
+        assert_eq!(out.status.code(), Some(code), "{symptom}");
+    }
 }
 
 #[test]

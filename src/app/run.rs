@@ -10,7 +10,7 @@ use super::{build_all, load_sets, selection, toolchain};
 use crate::exec::{certs, process, retention, run_folder};
 use crate::input::cases::CaseSet;
 use crate::input::config::Matrix;
-use crate::judge::verdict::{self, KnownList};
+use crate::judge::{verdict, KnownList};
 use crate::model::cell::CellKey;
 use crate::model::run::{BuildInfo, Outcome, RunSummary, TestResult};
 use crate::plan::{self, Cell};
@@ -124,7 +124,9 @@ fn plan(m: &Matrix, a: &RunArgs) -> Result<Option<Planned>, Exit> {
         a.filters.clone()
     };
     let failing = KnownList::load(&m.root.join(&a.verdicts.known_failing)).map_err(usage)?;
-    let flaky = KnownList::load(&m.root.join(&a.verdicts.known_flaky)).map_err(usage)?;
+    let flaky = KnownList::load(&m.root.join(&a.verdicts.known_flaky))
+        .and_then(KnownList::with_symptoms)
+        .map_err(usage)?;
     // With --target, --server names the running server: it need not be a language here.
     let mut sel = match a.target.target {
         Some(_) => selection(

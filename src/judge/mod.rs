@@ -4,12 +4,14 @@
 //! the step, the message and the field.
 pub mod blame;
 mod compare;
+mod known;
 pub mod verdict;
 use crate::contract::proto;
 use crate::contract::script::Line;
 use crate::input::cases::{Case, CaseStep, MatchMode};
 use crate::input::macros::{expand, expand_str};
 use crate::input::matchers::split_matchers;
+pub use known::KnownList;
 use serde_json::Value;
 use std::collections::BTreeMap;
 

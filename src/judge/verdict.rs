@@ -2,128 +2,22 @@
 //! A listed test that fails is an expected failure (not a pass); a listed
 //! test that passes is red ("remove it from the list"); a pattern that can
 //! match no test of the whole matrix is stale and fails the run.
+use super::known::{Entry, KnownList};
 use crate::model::run::{Outcome, TestResult};
-use globset::{Glob, GlobMatcher};
-use serde::Deserialize;
-use std::path::Path;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default, rename = "known")]
-    entries: Vec<RawEntry>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawEntry {
-    /// Glob over test ids (`client=python/server=*/tls=*/key=ec-p521/*`).
-    pattern: String,
-    /// Why it is on the list: the evidence, in words.
-    reason: String,
-}
-
-/// One pattern of a list.
-#[derive(Debug, Clone)]
-pub struct Entry {
-    pub pattern: String,
-    pub reason: String,
-    glob: GlobMatcher,
-}
-
-/// A known-failing or known-flaky list.
-#[derive(Debug, Clone, Default)]
-pub struct KnownList {
-    pub path: String,
-    pub entries: Vec<Entry>,
-}
-
-/// A known list that could not be used; the message names the file.
-#[derive(Debug, thiserror::Error)]
-pub enum ListError {
-    #[error("failed to read {path}: {source}")]
-    Read { path: String, source: std::io::Error },
-    #[error("{path}: {message}")]
-    Syntax { path: String, message: String },
-    #[error("{path}: pattern {pattern:?} has no reason; every entry needs one")]
-    NoReason { path: String, pattern: String },
-    #[error("{path}: pattern {pattern:?}: {message}")]
-    BadPattern {
-        path: String,
-        pattern: String,
-        message: String,
-    },
-}
-
-impl KnownList {
-    /// Parses a list; every entry needs a pattern and a non-empty reason.
-    pub fn parse(path: &str, src: &str) -> Result<KnownList, ListError> {
-        let path = path.to_string();
-        let file: File = toml::from_str(src).map_err(|e| ListError::Syntax {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
-        let mut entries = Vec::new();
-        for e in file.entries {
-            if e.reason.trim().is_empty() {
-                return Err(ListError::NoReason {
-                    path,
-                    pattern: e.pattern,
-                });
-            }
-            let glob = Glob::new(&e.pattern)
-                .map_err(|err| ListError::BadPattern {
-                    path: path.clone(),
-                    pattern: e.pattern.clone(),
-                    message: err.to_string(),
-                })?
-                .compile_matcher();
-            entries.push(Entry {
-                pattern: e.pattern,
-                reason: e.reason,
-                glob,
-            });
-        }
-        Ok(KnownList { path, entries })
-    }
-
-    /// Loads a list; a missing file is an empty list.
-    pub fn load(path: &Path) -> Result<KnownList, ListError> {
-        match std::fs::read_to_string(path) {
-            Ok(src) => KnownList::parse(&path.display().to_string(), &src),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownList {
-                path: path.display().to_string(),
-                entries: vec![],
-            }),
-            Err(source) => Err(ListError::Read {
-                path: path.display().to_string(),
-                source,
-            }),
-        }
-    }
-
-    pub fn find(&self, id: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.glob.is_match(id))
-    }
-
-    /// Patterns that match none of `ids` (every test id the matrix can have).
-    pub fn stale<'a>(&'a self, ids: &[String]) -> Vec<&'a Entry> {
-        self.entries
-            .iter()
-            .filter(|e| !ids.iter().any(|id| e.glob.is_match(id)))
-            .collect()
-    }
-}
 
 /// Applies the lists to the results; returns run-level problems (stale patterns).
 pub fn apply(results: &mut [TestResult], failing: &KnownList, flaky: &KnownList, all_ids: &[String]) -> Vec<String> {
     for t in results.iter_mut() {
-        match (t.outcome, failing.find(&t.id)) {
-            (Outcome::Failed | Outcome::Error, Some(e)) => {
-                t.outcome = Outcome::ExpectedFailure;
-                t.reasons
-                    .insert(0, format!("known failing ({}): {}", e.pattern, e.reason));
-            }
+        let listed: Vec<&Entry> = failing.matching(&t.id).collect();
+        match (t.outcome, listed.first()) {
+            (Outcome::Failed | Outcome::Error, Some(first)) => match listed.iter().find(|e| e.covers(&t.reasons)) {
+                Some(e) => {
+                    t.outcome = Outcome::ExpectedFailure;
+                    t.reasons
+                        .insert(0, format!("known failing ({}): {}", e.label(), e.reason));
+                }
+                None => t.reasons.insert(0, not_as_listed(&failing.path, first)),
+            },
             (Outcome::Passed | Outcome::Flaky | Outcome::KnownFlaky, Some(e)) => {
                 t.outcome = Outcome::Failed;
                 t.reasons.insert(
@@ -135,10 +29,17 @@ pub fn apply(results: &mut [TestResult], failing: &KnownList, flaky: &KnownList,
                 );
             }
             (Outcome::Flaky, None) => {
-                if let Some(e) = flaky.find(&t.id) {
-                    t.outcome = Outcome::KnownFlaky;
-                    t.reasons
-                        .insert(0, format!("known flaky ({}): {}", e.pattern, e.reason));
+                let listed: Vec<&Entry> = flaky.matching(&t.id).collect();
+                let tries = failed_tries(t);
+                let covering = listed.iter().find(|e| tries.iter().all(|r| e.covers(r))).copied();
+                match (covering, listed.first()) {
+                    (Some(e), _) => {
+                        t.outcome = Outcome::KnownFlaky;
+                        t.reasons
+                            .insert(0, format!("known flaky ({}): {}", e.label(), e.reason));
+                    }
+                    (None, Some(first)) => t.reasons.insert(0, not_as_listed(&flaky.path, first)),
+                    (None, None) => {}
                 }
             }
             _ => {}
@@ -154,6 +55,31 @@ pub fn apply(results: &mut [TestResult], failing: &KnownList, flaky: &KnownList,
         }
     }
     problems
+}
+
+/// Why a listed test stays red: it failed, but not the way its entry says.
+fn not_as_listed(path: &str, e: &Entry) -> String {
+    format!(
+        "not the listed failure: {path} lists this test ({}) for a failure its reasons here do not show, so it stays red",
+        e.label()
+    )
+}
+
+/// The reasons of each failed try of a flaky test: the tries that failed,
+/// and a pass or fail after a different outcome keeps the failure after
+/// its first line ("flaky: failed on try N after passing").
+fn failed_tries(t: &TestResult) -> Vec<&[String]> {
+    let attempts = t.attempts.iter().filter_map(|a| failure(a.outcome, &a.reasons));
+    attempts.chain(failure(t.outcome, &t.reasons)).collect()
+}
+
+/// The failure a try's outcome and reasons record, if any.
+fn failure(outcome: Outcome, reasons: &[String]) -> Option<&[String]> {
+    match outcome {
+        Outcome::Failed | Outcome::Error => Some(reasons),
+        Outcome::Flaky if reasons.first().is_some_and(|r| r.starts_with("flaky: failed on try")) => Some(&reasons[1..]),
+        _ => None,
+    }
 }
 
 /// Folds another try of a test into its result. Red then green (or green
@@ -279,6 +205,89 @@ mod tests {
         assert!(!rs[0].outcome.is_red());
         assert_eq!(rs[1].outcome, Outcome::Flaky);
         assert!(rs[1].outcome.is_red());
+    }
+
+    /// A try of `get` that failed with this reason.
+    fn failed_with(reason: &str) -> TestResult {
+        let mut t = result("go", "go", TlsMode::None, "get", Outcome::Failed);
+        t.reasons = vec![reason.to_string()];
+        t
+    }
+
+    const GONE: &str =
+        "[[known]]\npattern = \"*/case=get\"\nreason = \"races\"\nsymptom = 'got UNAVAILABLE \"Socket closed\"'\n";
+
+    #[test]
+    fn a_listed_flake_is_covered_only_when_every_failed_try_shows_the_symptom() {
+        let pass = || result("go", "go", TlsMode::None, "get", Outcome::Passed);
+        let listed = failed_with(r#"step 2 Get: status: expected OK, got UNAVAILABLE "Socket closed""#);
+        let other = failed_with(r#"step 1 Put: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED "Deadline""#);
+        // fail as listed, then pass; fail otherwise, then pass; under --stress:
+        // pass, fail as listed, pass; fail as listed, fail otherwise, pass
+        let mut runs = vec![listed.clone(), other.clone(), pass(), listed.clone()];
+        merge_attempt(&mut runs[0], pass());
+        merge_attempt(&mut runs[1], pass());
+        merge_attempt(&mut runs[2], listed.clone());
+        merge_attempt(&mut runs[2], pass());
+        merge_attempt(&mut runs[3], other);
+        merge_attempt(&mut runs[3], pass());
+        let all = ids(&runs);
+        let flaky = KnownList::parse("kflaky", GONE).unwrap();
+        apply(&mut runs, &KnownList::default(), &flaky, &all);
+        let outcomes: Vec<Outcome> = runs.iter().map(|t| t.outcome).collect();
+        use Outcome::{Flaky, KnownFlaky};
+        assert_eq!(outcomes, [KnownFlaky, Flaky, KnownFlaky, Flaky]);
+        assert!(
+            runs[0].reasons[0].contains("symptom /got UNAVAILABLE"),
+            "{:?}",
+            runs[0].reasons
+        );
+        assert!(
+            runs[1].reasons[0].starts_with("not the listed failure: kflaky lists this test"),
+            "{:?}",
+            runs[1].reasons
+        );
+    }
+
+    #[test]
+    fn a_listed_test_failing_another_way_stays_red() {
+        let mut rs = vec![
+            failed_with(r#"step 2 Get: status: expected OK, got UNAVAILABLE "Socket closed""#),
+            failed_with(r#"step 2 Get: status: expected OK, got INTERNAL "boom""#),
+        ];
+        let all = ids(&rs);
+        apply(
+            &mut rs,
+            &KnownList::parse("kf", GONE).unwrap(),
+            &KnownList::default(),
+            &all,
+        );
+        assert_eq!(rs[0].outcome, Outcome::ExpectedFailure);
+        assert_eq!(rs[1].outcome, Outcome::Failed);
+        assert!(
+            rs[1].reasons[0].contains("for a failure its reasons here do not show"),
+            "{:?}",
+            rs[1].reasons
+        );
+        assert_eq!(
+            rs[1].reasons[1],
+            r#"step 2 Get: status: expected OK, got INTERNAL "boom""#
+        );
+        // another entry for the same test that shows this symptom covers it
+        let both = format!("{GONE}[[known]]\npattern = \"*\"\nreason = \"boom\"\nsymptom = 'INTERNAL'\n");
+        let mut rs = vec![failed_with(r#"step 2 Get: status: expected OK, got INTERNAL "boom""#)];
+        apply(
+            &mut rs,
+            &KnownList::parse("kf", &both).unwrap(),
+            &KnownList::default(),
+            &all[1..],
+        );
+        assert_eq!(rs[0].outcome, Outcome::ExpectedFailure, "{:?}", rs[0].reasons);
+        assert!(
+            rs[0].reasons[0].starts_with("known failing (*, symptom /INTERNAL/): boom"),
+            "{:?}",
+            rs[0].reasons
+        );
     }
 
     #[test]
