@@ -41,6 +41,8 @@ pub(super) struct GroupRun {
     pub restarts: Vec<usize>,
     /// The CPU its client processes used.
     pub cpu_ms: f64,
+    /// Per test index: what its fault proxy did (`exec::proxy::journal`).
+    pub proxied: BTreeMap<usize, Vec<String>>,
 }
 
 impl GroupRun {
@@ -55,6 +57,7 @@ impl GroupRun {
             stderr_of: BTreeMap::new(),
             restarts: Vec::new(),
             cpu_ms: 0.0,
+            proxied: BTreeMap::new(),
         }
     }
 
@@ -71,6 +74,9 @@ impl GroupRun {
             }
             if let Some(d) = more.durations.remove(&j) {
                 self.durations.insert(i, d);
+            }
+            if let Some(lines) = more.proxied.remove(&j) {
+                self.proxied.insert(i, lines);
             }
             let stderr = more.stderr_of.remove(&j).unwrap_or_else(|| more.stderr.clone());
             self.stderr_of.insert(i, stderr);
@@ -96,7 +102,7 @@ impl Runner {
     pub(super) async fn run_group(&self, entries: &[Entry<'_>], default: &Connection, attempt: u32) -> GroupRun {
         let mut run = GroupRun::new();
         let settings = &self.matrix.run;
-        let (phases, _middlemen) = self.phases(entries, default, attempt, &mut run);
+        let (phases, middlemen) = self.phases(entries, default, attempt, &mut run);
         // Each warm-up call's id → the first test on its connection.
         let warm_ups: BTreeMap<String, usize> = phases[0].order.iter().map(|p| (p.id.clone(), p.test)).collect();
         let mut phases: Vec<Phase> = phases.into_iter().collect();
@@ -248,6 +254,7 @@ impl Runner {
             }
         }
         run.obs = judge::group(&all);
+        run.proxied = middlemen.journals();
         run
     }
 

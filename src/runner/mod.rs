@@ -339,6 +339,8 @@ impl Runner {
         let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
         r.choices = judge::choices(&t.case, &prefix, &run.obs);
         if outcome.is_red() {
+            let proxied = run.proxied.get(&i).into_iter().flatten();
+            r.reasons.extend(proxied.map(|line| format!("fault proxy: {line}")));
             r.client_stderr = run.stderr_for(i).to_string();
             r.server_stderr = server_stderr.to_string();
         }

@@ -66,8 +66,16 @@ fn seed(prefix: &str) -> u64 {
 /// fault proxies and misbehaving peers of a client process, which live as
 /// long as it does.
 pub(super) struct Middlemen {
-    _proxies: Vec<proxy::Proxy>,
+    /// Each with the index of its test.
+    proxies: Vec<(usize, proxy::Proxy)>,
     _peers: Vec<peer::Peer>,
+}
+
+impl Middlemen {
+    /// What each test's proxy did, by test index.
+    pub(super) fn journals(&self) -> std::collections::BTreeMap<usize, Vec<String>> {
+        self.proxies.iter().map(|(i, p)| (*i, p.journal.lines())).collect()
+    }
 }
 
 impl Runner {
@@ -142,7 +150,7 @@ impl Runner {
                     proxy::start(&e.conn.server, fault, seed(&prefix))
                         .map(|p| {
                             let addr = p.addr.clone();
-                            proxies.push(p);
+                            proxies.push((i, p));
                             addr
                         })
                         .map_err(|err| format!("the fault proxy could not start: {err}")),
@@ -184,12 +192,6 @@ impl Runner {
             phase.order.extend(test.order);
             phase.lines.extend(test.lines);
         }
-        (
-            phases,
-            Middlemen {
-                _proxies: proxies,
-                _peers: peers,
-            },
-        )
+        (phases, Middlemen { proxies, _peers: peers })
     }
 }

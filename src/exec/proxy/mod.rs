@@ -1,8 +1,11 @@
 //! The fault proxy: a TCP listener on 127.0.0.1 that forwards each
 //! connection to a server (TCP, or a Unix socket `unix:/PATH`), below TLS (so it works in every TLS mode), doing
 //! to the bytes what a case's `fault` asks (`model::fault`). It stops, with
-//! every connection through it, when dropped.
+//! every connection through it, when dropped. Its `journal` says what it did
+//! (`journal`), for the report of a test that failed through it.
 use crate::model::fault::{Action, Fault, Shaper};
+use journal::{Conn, Journal};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -10,9 +13,12 @@ use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 
+mod journal;
+
 /// A running proxy; `addr` is what the client dials instead of the server.
 pub struct Proxy {
     pub addr: String,
+    pub journal: Journal,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -29,6 +35,9 @@ pub fn start(target: &str, fault: &Fault, seed: u64) -> std::io::Result<Proxy> {
     let listener = TcpListener::from_std(std)?;
     let addr = listener.local_addr()?.to_string();
     let (target, fault) = (target.to_string(), fault.clone());
+    let journal = Journal::default();
+    let opened = Instant::now();
+    let notes = journal.clone();
     let task = tokio::spawn(async move {
         // Dropped with the task: every connection stops with the proxy.
         let mut conns = JoinSet::new();
@@ -36,17 +45,18 @@ pub fn start(target: &str, fault: &Fault, seed: u64) -> std::io::Result<Proxy> {
             let Ok((client, _)) = listener.accept().await else {
                 continue;
             };
+            let conn = Conn::new(n, notes.clone(), opened);
             conns.spawn(connection(
                 client,
                 target.clone(),
                 fault.clone(),
-                n == 0,
                 seed.wrapping_add(n),
+                conn,
             ));
             while conns.try_join_next().is_some() {}
         }
     });
-    Ok(Proxy { addr, task })
+    Ok(Proxy { addr, journal, task })
 }
 
 enum Item {
@@ -159,26 +169,30 @@ type Read = Box<dyn AsyncRead + Unpin + Send>;
 type Write = Box<dyn WriteHalf>;
 
 /// Connects to the server, both halves.
-async fn dial(target: &str, zero_linger: bool) -> Option<(Read, Write)> {
+async fn dial(target: &str, zero_linger: bool) -> std::io::Result<(Read, Write)> {
     if let Some(path) = target.strip_prefix("unix:") {
-        let (r, w) = UnixStream::connect(path).await.ok()?.into_split();
-        return Some((Box::new(r), Box::new(w)));
+        let (r, w) = UnixStream::connect(path).await?.into_split();
+        return Ok((Box::new(r), Box::new(w)));
     }
-    let s = TcpStream::connect(target).await.ok()?;
+    let s = TcpStream::connect(target).await?;
     let _ = s.set_nodelay(true);
     if zero_linger {
         let _ = s.set_zero_linger();
     }
     let (r, w) = s.into_split();
-    Some((Box::new(r), Box::new(w)))
+    Ok((Box::new(r), Box::new(w)))
 }
 
-async fn connection(client: TcpStream, target: String, fault: Fault, first: bool, seed: u64) {
+async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, conn: Conn) {
+    let first = conn.first();
+    conn.note("accepted");
     // Closing with a zero linger sends RST instead of FIN.
     let zero_linger = first && fault.resets();
-    let Some((sr, sw)) = dial(&target, zero_linger).await else {
-        return;
+    let (sr, sw) = match dial(&target, zero_linger).await {
+        Ok(halves) => halves,
+        Err(e) => return conn.note(&format!("could not reach the server: {e}")),
     };
+    conn.note("reached the server");
     let _ = client.set_nodelay(true);
     if zero_linger {
         let _ = client.set_zero_linger();
@@ -193,10 +207,18 @@ async fn connection(client: TcpStream, target: String, fault: Fault, first: bool
         (cr, sw.clone(), &fault.up, seed),
         (sr, cw.clone(), &fault.down, seed.rotate_left(32)),
     ];
-    for (r, w, dir, seed) in halves {
+    let conn = Arc::new(conn);
+    let sent = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
+    let towards = ["the server", "the client"];
+    for ((r, w, dir, seed), (toward, sent)) in halves.into_iter().zip(towards.into_iter().zip(sent.clone())) {
         let (tx, rx) = mpsc::unbounded_channel();
         tasks.spawn(read_side(r, Shaper::new(dir, first, seed), start, tx));
-        tasks.spawn(write_side(w, rx, start, end_tx.clone()));
+        let side = Side {
+            conn: conn.clone(),
+            toward,
+            sent,
+        };
+        tasks.spawn(write_side(w, rx, start, end_tx.clone(), side));
     }
     drop(end_tx);
     let mut ended = 0;
@@ -225,6 +247,15 @@ async fn connection(client: TcpStream, target: String, fault: Fault, first: bool
         }
     }
     futures::future::join_all(closing).await;
+    let [up, down] = sent.map(|n| n.load(Ordering::Relaxed));
+    conn.note(&format!("done: {up} bytes to the server, {down} to the client"));
+}
+
+/// One direction's writer: where it writes, and what it has written.
+struct Side {
+    conn: Arc<Conn>,
+    toward: &'static str,
+    sent: Arc<AtomicU64>,
 }
 
 fn ms_since(start: Instant) -> u64 {
@@ -256,16 +287,21 @@ async fn write_side(
     mut rx: mpsc::UnboundedReceiver<Item>,
     start: Instant,
     end: mpsc::Sender<End>,
+    side: Side,
 ) {
     let until = |at_ms: u64| tokio::time::sleep_until((start + Duration::from_millis(at_ms)).into());
+    let toward = side.toward;
+    let sent = || side.sent.load(Ordering::Relaxed);
     while let Some(item) = rx.recv().await {
         match item {
             Item::Act(Action::Send { at_ms, bytes }) => {
                 until(at_ms).await;
-                if w.lock().await.write_all(&bytes).await.is_err() {
+                if let Err(e) = w.lock().await.write_all(&bytes).await {
+                    side.conn.note(&format!("writing to {toward} failed ({e})"));
                     let _ = end.send(End::Cut { reset: false }).await;
                     return;
                 }
+                side.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
             Item::Act(Action::Reset { at_ms }) => {
                 until(at_ms).await;
@@ -276,15 +312,24 @@ async fn write_side(
                 while w.lock().await.unacked().is_some_and(|n| n > 0) && since.elapsed() < DELIVERED_WITHIN {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                 }
+                let unacked = w.lock().await.unacked().map_or("unknown".into(), |n| n.to_string());
+                let waited = since.elapsed().as_millis();
+                side.conn.note(&format!(
+                    "resetting both sides after {} bytes to {toward} ({unacked} not acknowledged after waiting {waited} ms)",
+                    sent()
+                ));
                 let _ = end.send(End::Cut { reset: true }).await;
                 return;
             }
             Item::Act(Action::Close { at_ms }) => {
                 until(at_ms).await;
+                side.conn
+                    .note(&format!("closing both sides after {} bytes to {toward}", sent()));
                 let _ = end.send(End::Cut { reset: false }).await;
                 return;
             }
             Item::Eof => {
+                side.conn.note(&format!("end of stream passed on to {toward}"));
                 let _ = w.lock().await.shutdown().await;
                 let _ = end.send(End::Eof).await;
                 return;
@@ -294,147 +339,4 @@ async fn write_side(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::fault::Direction;
-
-    /// An echo server; returns its address.
-    async fn echo() -> String {
-        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = l.local_addr().unwrap().to_string();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        addr
-    }
-
-    #[tokio::test]
-    async fn shaping_keeps_every_byte_and_the_latency_shows() {
-        let fault = Fault {
-            up: Direction {
-                latency_ms: 50,
-                slice_bytes: Some(3),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let p = start(&echo().await, &fault, 1).unwrap();
-        let mut c = TcpStream::connect(&p.addr).await.unwrap();
-        let t = Instant::now();
-        c.write_all(b"hello, world").await.unwrap();
-        let mut got = vec![0; 12];
-        c.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"hello, world");
-        assert!(t.elapsed() >= Duration::from_millis(50));
-    }
-
-    #[tokio::test]
-    async fn a_server_on_a_unix_socket_is_reached_and_a_reset_still_reaches_the_client() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("s.sock");
-        let l = tokio::net::UnixListener::bind(&path).unwrap();
-        tokio::spawn(async move {
-            while let Ok((mut s, _)) = l.accept().await {
-                tokio::spawn(async move {
-                    let (mut r, mut w) = s.split();
-                    let _ = tokio::io::copy(&mut r, &mut w).await;
-                });
-            }
-        });
-        reset_then_clean(&format!("unix:{}", path.display())).await;
-    }
-
-    #[tokio::test]
-    async fn a_reset_reaches_the_client_as_rst_and_the_next_connection_is_clean() {
-        reset_then_clean(&echo().await).await;
-    }
-
-    /// Through a proxy to the echo server at `target` that resets the first
-    /// connection after 4 bytes down: the client gets those 4 bytes, then an
-    /// RST; the next connection (not faulty) echoes everything.
-    async fn reset_then_clean(target: &str) {
-        let fault = Fault {
-            down: Direction {
-                reset_after_bytes: Some(4),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let p = start(target, &fault, 1).unwrap();
-        let mut c = TcpStream::connect(&p.addr).await.unwrap();
-        c.write_all(b"abcdefgh").await.unwrap();
-        let mut got = Vec::new();
-        let err = c.read_to_end(&mut got).await.unwrap_err();
-        assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
-        assert_eq!(&got, b"abcd");
-        let mut c = TcpStream::connect(&p.addr).await.unwrap();
-        c.write_all(b"abcdefgh").await.unwrap();
-        let mut got = vec![0; 8];
-        c.read_exact(&mut got).await.unwrap();
-        assert_eq!(&got, b"abcdefgh");
-    }
-
-    #[tokio::test]
-    async fn a_black_hole_keeps_the_socket_open_and_silent() {
-        let fault = Fault {
-            down: Direction {
-                blackhole_after_bytes: Some(2),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let p = start(&echo().await, &fault, 1).unwrap();
-        let mut c = TcpStream::connect(&p.addr).await.unwrap();
-        c.write_all(b"abcd").await.unwrap();
-        let mut got = vec![0; 2];
-        c.read_exact(&mut got).await.unwrap();
-        let mut more = [0u8; 1];
-        let r = tokio::time::timeout(Duration::from_millis(200), c.read(&mut more)).await;
-        assert!(r.is_err(), "the black hole let something through: {r:?}");
-    }
-
-    /// A client of an echo server behind a proxy that closes after 3 bytes
-    /// down, with "abcdef" sent (the proxy is returned to keep it running).
-    async fn closing_after_three_bytes() -> (Proxy, TcpStream) {
-        let fault = Fault {
-            down: Direction {
-                close_after_bytes: Some(3),
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        let p = start(&echo().await, &fault, 1).unwrap();
-        let mut c = TcpStream::connect(&p.addr).await.unwrap();
-        c.write_all(b"abcdef").await.unwrap();
-        (p, c)
-    }
-
-    #[tokio::test]
-    async fn a_close_ends_the_stream_cleanly() {
-        let (_p, mut c) = closing_after_three_bytes().await;
-        let mut got = Vec::new();
-        c.read_to_end(&mut got).await.unwrap();
-        assert_eq!(&got, b"abc");
-    }
-
-    #[tokio::test]
-    async fn a_close_stays_a_fin_when_the_client_sends_after_it() {
-        let (_p, mut c) = closing_after_three_bytes().await;
-        let mut got = [0u8; 3];
-        c.read_exact(&mut got).await.unwrap();
-        // What a gRPC client sends while a response arrives (WINDOW_UPDATE,
-        // PING acks): a socket closed with it unread would answer with RST.
-        for _ in 0..3 {
-            c.write_all(b"more").await.expect("the proxy reads on after its FIN");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        let mut rest = Vec::new();
-        c.read_to_end(&mut rest).await.expect("a FIN, not a reset");
-        assert_eq!(rest, b"");
-    }
-}
+mod tests;
