@@ -249,10 +249,11 @@ pub struct ExternalTarget {
 /// How results become verdicts: lists, retries, blame.
 #[derive(clap::Args, Clone)]
 pub struct Verdicts {
-    /// Known-failing list (globs over test ids, each with a reason).
+    /// Known-failing list (globs over test ids, each with a reason and
+    /// optionally the symptom, a regular expression its failure must show).
     #[arg(long, default_value = "known-failing.toml")]
     pub known_failing: PathBuf,
-    /// Known-flaky list (same format).
+    /// Known-flaky list (same format; every entry names its symptom).
     #[arg(long, default_value = "known-flaky.toml")]
     pub known_flaky: PathBuf,
     /// Rerun a red test up to N times; a pass on retry is reported as flaky.
