@@ -54,12 +54,16 @@ pub struct Proc {
 
 const STDERR_KEEP: usize = 16 * 1024;
 
-/// A relative program with a slash (`./server`) is relative to `cwd`, where it runs.
-fn resolve(program: &str, cwd: &Path) -> String {
+/// The program of `argv` and its arguments. A relative program with a
+/// slash (`./server`) is relative to `cwd`, where it runs.
+fn program<'a>(argv: &'a [String], cwd: &Path) -> std::io::Result<(String, &'a [String])> {
+    let (program, args) = argv
+        .split_first()
+        .ok_or_else(|| std::io::Error::other("empty command line"))?;
     if program.contains('/') && !program.starts_with('/') {
-        cwd.join(program).to_string_lossy().into_owned()
+        Ok((cwd.join(program).to_string_lossy().into_owned(), args))
     } else {
-        program.to_string()
+        Ok((program.to_string(), args))
     }
 }
 
@@ -92,10 +96,7 @@ fn pin(cpu: Option<usize>) -> std::io::Result<()> {
 /// `spawn`, the child (and every thread and process it starts) on one CPU
 /// when `cpu` is given, with `env` added to its environment.
 pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String, String)]) -> std::io::Result<Proc> {
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("empty command line"))?;
-    let program = resolve(program, cwd);
+    let (program, args) = program(argv, cwd)?;
     let mut cmd = Command::new(&program);
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))

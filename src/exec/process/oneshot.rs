@@ -2,7 +2,7 @@
 //! output in a log) and in the foreground for a person (a client's output
 //! passed through, a server started by hand), each in its own group and
 //! tracked like every other child.
-use super::{pin, registry, resolve};
+use super::{pin, program, registry};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::path::Path;
@@ -25,8 +25,7 @@ pub async fn run_logged_on(
     limit: Duration,
     cpu: Option<usize>,
 ) -> Result<ExitStatus, String> {
-    let (program, args) = argv.split_first().ok_or("empty command line")?;
-    let program = resolve(program, cwd);
+    let (program, args) = program(argv, cwd).map_err(|e| e.to_string())?;
     if let Some(dir) = log.parent() {
         std::fs::create_dir_all(dir).map_err(|e| format!("failed to create {}: {e}", dir.display()))?;
     }
@@ -73,10 +72,7 @@ pub async fn passthrough(
     map: impl Fn(&str) -> String,
 ) -> std::io::Result<i32> {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("empty command line"))?;
-    let program = resolve(program, cwd);
+    let (program, args) = program(argv, cwd)?;
     let stdin = if input.is_some() {
         Stdio::piped()
     } else {
@@ -116,10 +112,7 @@ pub async fn passthrough(
 /// SIGINT, SIGTERM and SIGHUP stop its whole group. Returns the exit code.
 pub async fn serve(argv: &[String], cwd: &Path, env: &[(String, String)]) -> std::io::Result<i32> {
     use tokio::signal::unix::{signal, SignalKind};
-    let (program, args) = argv
-        .split_first()
-        .ok_or_else(|| std::io::Error::other("empty command line"))?;
-    let program = resolve(program, cwd);
+    let (program, args) = program(argv, cwd)?;
     let mut cmd = Command::new(&program);
     cmd.args(args)
         .envs(env.iter().cloned())
