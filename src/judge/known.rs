@@ -158,8 +158,8 @@ impl KnownList {
         }
     }
 
-    pub fn find(&self, id: &str) -> Option<&Entry> {
-        self.entries.iter().find(|e| e.glob.is_match(id))
+    pub fn find<'a>(&'a self, id: &'a str) -> Option<&'a Entry> {
+        self.matching(id).next()
     }
 
     /// Every entry whose pattern matches `id`, in the list's order.

@@ -203,20 +203,26 @@ async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, 
     let (end_tx, mut end_rx) = mpsc::channel(4);
     let mut tasks = JoinSet::new();
     let (sw, cw) = (Arc::new(Mutex::new(sw)), Arc::new(Mutex::new(cw)));
-    let halves = [
-        (cr, sw.clone(), &fault.up, seed),
-        (sr, cw.clone(), &fault.down, seed.rotate_left(32)),
-    ];
     let conn = Arc::new(conn);
     let sent = [Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0))];
-    let towards = ["the server", "the client"];
-    for ((r, w, dir, seed), (toward, sent)) in halves.into_iter().zip(towards.into_iter().zip(sent.clone())) {
+    let halves = [
+        (cr, sw.clone(), &fault.up, seed, "the server", &sent[0]),
+        (
+            sr,
+            cw.clone(),
+            &fault.down,
+            seed.rotate_left(32),
+            "the client",
+            &sent[1],
+        ),
+    ];
+    for (r, w, dir, seed, toward, sent) in halves {
         let (tx, rx) = mpsc::unbounded_channel();
         tasks.spawn(read_side(r, Shaper::new(dir, first, seed), start, tx));
         let side = Side {
             conn: conn.clone(),
             toward,
-            sent,
+            sent: sent.clone(),
         };
         tasks.spawn(write_side(w, rx, start, end_tx.clone(), side));
     }
