@@ -92,7 +92,9 @@ fn known_failing_lists_are_exact_both_ways() {
     let written = std::fs::read_to_string(&list).unwrap();
     assert_eq!(written.matches("[[known]]").count(), 1, "{written}");
     assert!(
-        written.contains("case=get-missing") && written.contains("expected NOT_FOUND"),
+        written.contains("case=get-missing")
+            && written.contains("expected NOT_FOUND")
+            && written.contains("symptom = "),
         "{written}"
     );
     // 2. With that list the run passes, and the failure is an expected

@@ -262,7 +262,8 @@ pub struct Verdicts {
     /// Run the chosen cells N times to hunt flakes.
     #[arg(long, default_value_t = 1)]
     pub stress: u32,
-    /// Write the minimal known-failing list for this run's failures to FILE.
+    /// Write the minimal known-failing list for this run's failures to FILE
+    /// (each entry's symptom is the failure's first reason, numbers free).
     #[arg(long)]
     pub write_known_failing: Option<PathBuf>,
     /// Rerun exactly the red tests of the last run (reports/latest).

@@ -118,9 +118,16 @@ pub fn merge_attempt(first: &mut TestResult, next: TestResult) {
     }
 }
 
-/// The minimal known-failing list for the red tests of a run.
+/// The minimal known-failing list for the red tests of a run: an entry per
+/// test, whose reason is the test's first failure reason and whose symptom
+/// is that reason taken literally but for its numbers (ports, times and byte
+/// counts differ from run to run). The reason is the place for the evidence.
 pub fn write_list(results: &[TestResult]) -> String {
-    let mut out = String::from("# Known-failing tests: a listed test that fails is reported as an expected failure;\n# one that passes fails the run. Every entry needs a reason with its evidence.\n");
+    let mut out = String::from(
+        "# Known-failing tests: a listed test that fails is reported as an expected failure;\n\
+         # one that passes fails the run. Every entry needs a reason with its evidence,\n\
+         # and may name the symptom: a regular expression a reason of the failure must match.\n",
+    );
     for t in results
         .iter()
         .filter(|t| matches!(t.outcome, Outcome::Failed | Outcome::Error | Outcome::ExpectedFailure))
@@ -128,12 +135,28 @@ pub fn write_list(results: &[TestResult]) -> String {
         let reason = t
             .reasons
             .iter()
-            .find(|r| !r.starts_with("known failing"))
+            .find(|r| !r.starts_with("known failing") && !r.starts_with("not the listed failure"))
             .cloned()
-            .unwrap_or_default();
-        out.push_str(&format!("\n[[known]]\npattern = {:?}\nreason = {:?}\n", t.id, reason));
+            .unwrap_or_else(|| format!("{:?} without a reason", t.outcome));
+        out.push_str(&format!(
+            "\n[[known]]\npattern = {}\nsymptom = {}\nreason = {}\n",
+            toml_string(&t.id),
+            toml_string(&symptom_of(&reason)),
+            toml_string(&reason)
+        ));
     }
     out
+}
+
+/// A reason as a regular expression that matches it, with any run of digits
+/// standing for any number.
+fn symptom_of(reason: &str) -> String {
+    let digits = regex::Regex::new("[0-9]+").expect("a valid regular expression");
+    digits.replace_all(&regex::escape(reason), "[0-9]+").into_owned()
+}
+
+fn toml_string(s: &str) -> String {
+    toml::Value::String(s.to_string()).to_string()
 }
 
 #[cfg(test)]
@@ -328,5 +351,41 @@ mod tests {
         let list = KnownList::parse("w", &text).unwrap();
         assert_eq!(list.entries.len(), 1);
         assert!(list.find(&rs[0].id).is_some() && list.find(&rs[1].id).is_none());
+    }
+
+    #[test]
+    fn the_written_list_covers_the_same_failure_with_other_numbers_but_not_another_failure() {
+        let reason = "step 1 Get: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED \"Deadline exceeded after 10.001s (remote_addr=127.0.0.1:38913) [x]*\"";
+        let failed = |reason: &str| {
+            let mut t = result("go", "rust", TlsMode::None, "get", Outcome::Failed);
+            t.reasons = vec![reason.to_string(), "fault proxy: conn 1: accepted at 36786 ms".into()];
+            t
+        };
+        let list = KnownList::parse("w", &write_list(&[failed(reason)])).unwrap();
+        let symptom = list.entries[0]
+            .symptom
+            .as_ref()
+            .expect("a written entry names its symptom");
+        assert!(symptom.as_str().contains(r"\(remote_addr="), "{symptom}");
+        let judged = |reason: &str| {
+            let mut rs = vec![failed(reason)];
+            let all = ids(&rs);
+            apply(&mut rs, &list, &KnownList::default(), &all);
+            rs.remove(0).outcome
+        };
+        assert_eq!(judged(reason), Outcome::ExpectedFailure);
+        assert_eq!(
+            judged(&reason.replace("10.001s", "9.998s").replace("38913", "40007")),
+            Outcome::ExpectedFailure
+        );
+        assert_eq!(
+            judged("step 1 Get: status: expected UNAVAILABLE, got CANCELLED \"Call cancelled\""),
+            Outcome::Failed
+        );
+        assert_eq!(
+            judged(&reason.replace("[x]*", "xx")),
+            Outcome::Failed,
+            "brackets are literal"
+        );
     }
 }
