@@ -1,6 +1,7 @@
 //! How busy the machine is: idle cores from `/proc/stat`, over a sliding
-//! window of about a second (Linux; elsewhere not known), and the CPU time
-//! the runner and the processes it started and reaped have used.
+//! window of about a second (Linux; elsewhere not known), the memory still
+//! available (`/proc/meminfo`, or the cgroup's limit when tighter), and the
+//! CPU time the runner and the processes it started and reaped have used.
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
@@ -62,6 +63,67 @@ impl CpuMeter {
     }
 }
 
+/// Memory the processes may still take, and all there is, in bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Memory {
+    pub available: u64,
+    pub total: u64,
+}
+
+impl Memory {
+    /// The share of it still available (0 to 1).
+    pub fn free_share(&self) -> f64 {
+        self.available as f64 / self.total.max(1) as f64
+    }
+}
+
+/// `MemAvailable` and `MemTotal` of `/proc/meminfo` (in kB there).
+pub fn parse_meminfo(text: &str) -> Option<Memory> {
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(|kb| kb * 1024)
+    };
+    Some(Memory {
+        available: field("MemAvailable:")?,
+        total: field("MemTotal:")?,
+    })
+}
+
+/// A cgroup (v2) limit: `memory.max` (a number, or `max` for none) and
+/// `memory.current`, in bytes.
+pub fn parse_cgroup(max: &str, current: &str) -> Option<Memory> {
+    let total: u64 = max.trim().parse().ok()?;
+    let used: u64 = current.trim().parse().ok()?;
+    Some(Memory {
+        available: total.saturating_sub(used),
+        total,
+    })
+}
+
+/// The memory still available to this process's children: the machine's,
+/// or its cgroup's when that limit is tighter (`None`: not known).
+pub fn memory() -> Option<Memory> {
+    let machine = parse_meminfo(&std::fs::read_to_string("/proc/meminfo").ok()?)?;
+    let group = std::fs::read_to_string("/proc/self/cgroup").ok().and_then(|c| {
+        let path = c.lines().find_map(|l| l.strip_prefix("0::"))?.trim().to_string();
+        let dir = std::path::Path::new("/sys/fs/cgroup").join(path.trim_start_matches('/'));
+        parse_cgroup(
+            &std::fs::read_to_string(dir.join("memory.max")).ok()?,
+            &std::fs::read_to_string(dir.join("memory.current")).ok()?,
+        )
+    });
+    Some(match group {
+        Some(g) if g.available < machine.available => g,
+        _ => machine,
+    })
+}
+
 /// CPU time (user + system) of this process and of its reaped children.
 pub fn cpu_time() -> Duration {
     use nix::sys::resource::{getrusage, UsageWho};
@@ -91,6 +153,31 @@ pub fn cpu_ms_of_stat(stat: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn memory_is_read_from_meminfo_and_a_cgroup_limit() {
+        let text = "MemTotal:       24000000 kB\nMemFree:        1000 kB\nMemAvailable:    6000000 kB\n";
+        let m = parse_meminfo(text).unwrap();
+        assert_eq!(
+            m,
+            Memory {
+                available: 6_000_000 * 1024,
+                total: 24_000_000 * 1024
+            }
+        );
+        assert_eq!(m.free_share(), 0.25);
+        assert_eq!(parse_meminfo("MemTotal: 1 kB\n"), None, "no MemAvailable");
+        assert_eq!(parse_cgroup("max\n", "5\n"), None, "no limit");
+        assert_eq!(
+            parse_cgroup("1000\n", "1200\n"),
+            Some(Memory {
+                available: 0,
+                total: 1000
+            })
+        );
+        let here = memory().expect("this machine's memory");
+        assert!(here.available <= here.total && here.total > 0, "{here:?}");
+    }
 
     #[test]
     fn proc_stat_gives_busy_and_total_ticks_and_the_cpus() {

@@ -5,10 +5,27 @@
 //! `jobs`, up to `at_most` run at once, and another one starts only while
 //! the machine has most of a core idle, and not before the previous extra
 //! one has had time to show its own start-up in that measure (a JVM or Node
-//! client is a second or two of a full core).
+//! client is a second or two of a full core), and only while a quarter of
+//! the memory is free (servers and clients of JVM stacks take 0.2 to 0.8 GiB
+//! each; the shared servers' pool stops idle servers below `LOW_MEMORY`).
 
 /// Idle cores, over the last second, needed to start a process beyond `jobs`.
 pub const SPARE_CORES: f64 = 0.75;
+/// Share of the memory that must be free to start a process beyond `jobs`.
+pub const SPARE_MEMORY: f64 = 0.25;
+/// Below this share of free memory, a server about to start first stops the
+/// shared servers no cell is using (they start again when a cell needs them).
+pub const LOW_MEMORY: f64 = 0.15;
+/// `LOW_MEMORY`, or the share `STOCK_MATRIX_LOW_MEMORY` gives (0 to 1: 0
+/// never stops a server early, 1 always does).
+pub fn low_memory() -> f64 {
+    std::env::var("STOCK_MATRIX_LOW_MEMORY")
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| (0.0..=1.0).contains(v))
+        .unwrap_or(LOW_MEMORY)
+}
+
 /// How long after starting a process beyond `jobs` the next one waits.
 pub const SETTLE_MS: u64 = 1500;
 /// Processes at once at most, per job, unless told. With 4 (until stop 29)
@@ -48,6 +65,8 @@ pub struct Now {
     pub idle_cores: Option<f64>,
     /// Time since the last process started beyond the jobs, if any did.
     pub since_extra_ms: Option<u64>,
+    /// The share of the memory still available (`None`: not known).
+    pub memory_free: Option<f64>,
 }
 
 /// Whether the next client process starts now.
@@ -58,7 +77,7 @@ pub fn admit(slots: Slots, now: Now) -> bool {
     if now.running >= slots.at_most || now.since_extra_ms.is_some_and(|ms| ms < SETTLE_MS) {
         return false;
     }
-    now.idle_cores.is_some_and(|idle| idle >= SPARE_CORES)
+    now.idle_cores.is_some_and(|idle| idle >= SPARE_CORES) && now.memory_free.is_none_or(|m| m >= SPARE_MEMORY)
 }
 
 #[cfg(test)]
@@ -70,6 +89,7 @@ mod tests {
             running,
             idle_cores: idle,
             since_extra_ms: since,
+            memory_free: Some(0.5),
         }
     }
 
@@ -100,5 +120,18 @@ mod tests {
             !admit(Slots::new(2, 2), now(2, Some(2.0), None)),
             "--at-most equal to --jobs: as before"
         );
+    }
+
+    #[test]
+    fn extra_processes_need_a_quarter_of_the_memory_free_and_the_jobs_do_not() {
+        let s = Slots::new(2, 0);
+        let with = |running, memory_free| Now {
+            memory_free,
+            ..now(running, Some(2.0), None)
+        };
+        assert!(admit(s, with(2, Some(0.3))));
+        assert!(!admit(s, with(2, Some(0.2))), "short of memory: no extra process");
+        assert!(admit(s, with(2, None)), "memory not known: cores decide");
+        assert!(admit(s, with(1, Some(0.01))), "the jobs always start");
     }
 }

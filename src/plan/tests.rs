@@ -234,3 +234,34 @@ fn a_set_for_some_clients_only_runs_with_those_clients() {
     )
     .is_err());
 }
+
+#[test]
+fn one_key_type_starts_after_the_other_each_longest_first() {
+    let mut s = sel(&["a", "b"], &[TlsMode::Server], &["a"]);
+    s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
+    let groups = pairs(plan(&s, &sets()).unwrap(), true);
+    let last: Costs = [(("a", "a"), 100.0), (("a", "b"), 900.0), (("b", "b"), 500.0)]
+        .into_iter()
+        .map(|((c, s), ms)| ((c.to_string(), s.to_string()), ms))
+        .collect();
+    let order: Vec<String> = longest_first(&groups, &last)
+        .into_iter()
+        .map(|i| {
+            let k = &groups[i][0].key;
+            format!("{}>{} {}", k.client, k.server, k.key_type.as_str())
+        })
+        .collect();
+    assert_eq!(
+        order,
+        [
+            "b>a ec-p256",
+            "a>b ec-p256",
+            "b>b ec-p256",
+            "a>a ec-p256",
+            "b>a rsa-2048",
+            "a>b rsa-2048",
+            "b>b rsa-2048",
+            "a>a rsa-2048"
+        ]
+    );
+}

@@ -375,6 +375,7 @@ impl Runner {
                     running: running.load(Ordering::SeqCst),
                     idle_cores: meter.idle_cores(),
                     since_extra_ms: last_extra.map(|t| t.elapsed().as_millis() as u64),
+                    memory_free: crate::exec::load::memory().map(|m| m.free_share()),
                 };
                 if crate::plan::admit::admit(self.slots, now) {
                     if now.running >= self.slots.jobs {

@@ -1,6 +1,8 @@
 //! Servers shared by the cells of a run: one per (server language, TLS mode,
 //! key type, server certificate), started when a cell first needs it,
-//! restarted when a cell finds it gone, stopped when its last cell ends.
+//! restarted when a cell finds it gone, stopped when its last cell ends, or
+//! earlier while no cell uses it when the machine runs short of memory (a
+//! cell that needs it later starts it again).
 //! Test keys carry the client's name, so cells of different clients on one
 //! server never meet.
 use super::Runner;
@@ -8,6 +10,7 @@ use crate::exec::process::{Proc, Stopped};
 use crate::input::cases::ServerCert;
 use crate::model::cell::CellKey;
 use crate::model::run::ProcessCpu;
+use crate::plan::admit::low_memory;
 use crate::plan::Cell;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,6 +97,9 @@ impl Runner {
         }
         let mut started = None;
         if slot.running.is_none() {
+            if let Some(m) = crate::exec::load::memory().filter(|m| m.free_share() < low_memory()) {
+                self.stop_idle(&skey, m).await;
+            }
             let (proc, addr, ready, note) = self.start_server(key, cert).await?;
             slot.generation += 1;
             let generation = slot.generation;
@@ -165,6 +171,50 @@ impl Runner {
                 "server {} ignored stdin EOF and SIGTERM (needed SIGKILL)",
                 key.0
             )),
+        }
+    }
+
+    /// Short of memory: stops the shared servers no cell uses now, but the
+    /// one about to start (`except`) and those another cell is starting or
+    /// leasing (their slot is locked).
+    async fn stop_idle(&self, except: &ServerKey, m: crate::exec::load::Memory) {
+        let slots: Vec<(ServerKey, Arc<tokio::sync::Mutex<Slot>>)> = self
+            .pool
+            .slots
+            .lock()
+            .expect("pool")
+            .iter()
+            .filter(|(k, _)| *k != except)
+            .map(|(k, s)| (k.clone(), s.clone()))
+            .collect();
+        let mut stopping = Vec::new();
+        for (key, slot) in slots {
+            let Ok(mut slot) = slot.try_lock_owned() else {
+                continue;
+            };
+            if slot.users > 0 {
+                continue;
+            }
+            let Some(mut r) = slot.running.take() else {
+                continue;
+            };
+            self.server_cpu(&key, &r.proc);
+            stopping.push(async move {
+                r.proc.stop(Duration::from_secs(3)).await;
+                drop(slot);
+                key.0
+            });
+        }
+        let stopped = futures::future::join_all(stopping).await;
+        if !stopped.is_empty() {
+            const MIB: u64 = 1024 * 1024;
+            note!(
+                "memory: {} of {} MiB available; stopped {} shared server(s) no cell was using ({}); a cell that needs one starts it again",
+                m.available / MIB,
+                m.total / MIB,
+                stopped.len(),
+                stopped.join(", ")
+            );
         }
     }
 
