@@ -1,0 +1,230 @@
+//! One pair's turn: the servers its cells need leased from `pool` (or the
+//! external server), one client process for all its tests, and each test
+//! judged against what that process printed.
+use super::client::{Entry, GroupRun};
+use super::{ms, phases, pool, Runner};
+use crate::contract::script::Connection;
+use crate::input::cases::{Connect, ServerCert};
+use crate::judge;
+use crate::model::cell::CellKey;
+use crate::model::run::{CellInfo, Outcome, ProcessCpu, TestResult};
+use crate::plan::{Cell, Test};
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Tests of one cell served by one server (one certificate), each with its
+/// connection, and the lease on that server.
+struct Group<'a> {
+    cell: usize,
+    lease: Option<pool::Lease>,
+    addr: String,
+    tests: Vec<(&'a Test, Connection)>,
+}
+
+impl Runner {
+    /// The results of a cell that does not run (a language unavailable, the
+    /// run interrupted), or `None` when it runs.
+    async fn not_run(&self, cell: &Cell, info: &mut CellInfo) -> Option<Vec<TestResult>> {
+        let key = &cell.key;
+        let (why, outcome, unavailable) = match [&key.client, &key.server]
+            .into_iter()
+            .find_map(|l| self.unavailable.get(l).map(|r| (l, r)))
+        {
+            Some((lang, reason)) => (
+                format!("{lang} is unavailable: {reason}"),
+                Outcome::Error,
+                Some(lang.clone()),
+            ),
+            None if self.cancelled.load(Ordering::SeqCst) => {
+                ("not run: interrupted".into(), Outcome::Interrupted, None)
+            }
+            None if self.stopped.load(Ordering::SeqCst) => (
+                "not run: --fail-fast stopped the run after a red test".into(),
+                Outcome::Interrupted,
+                None,
+            ),
+            None => return None,
+        };
+        info.notes.extend(self.skip_cell(cell).await);
+        Some(
+            cell.tests
+                .iter()
+                .map(|t| TestResult {
+                    unavailable: unavailable.clone(),
+                    ..self.result(key, t, outcome, vec![why.clone()], 0.0)
+                })
+                .collect(),
+        )
+    }
+
+    /// Runs the cells of one pair (one client language against one server
+    /// language and key type: every TLS mode and certificate) with one
+    /// client process; returns each cell's results and info.
+    pub async fn run_pair(&self, cells: &[Cell], attempt: u32) -> Vec<(Vec<TestResult>, CellInfo)> {
+        let start = Instant::now();
+        let mut out: Vec<(Vec<TestResult>, CellInfo)> = Vec::new();
+        let mut groups: Vec<Group> = Vec::new();
+        for (c, cell) in cells.iter().enumerate() {
+            let key = &cell.key;
+            let mut info = CellInfo {
+                key: key.clone(),
+                server_ready_ms: None,
+                client_first_line_ms: vec![],
+                duration_ms: 0.0,
+                notes: vec![],
+            };
+            let mut results = Vec::new();
+            if let Some(r) = self.not_run(cell, &mut info).await {
+                out.push((r, info));
+                continue;
+            }
+            for (cert, tests) in cell.groups() {
+                let leased = match self.external(key) {
+                    Some(e) => self
+                        .external_answers(key, e)
+                        .await
+                        .map(|()| (e.addr.clone(), None))
+                        .map_err(|why| (why, String::new())),
+                    None => self.lease(key, cert).await.map(|l| (l.addr.clone(), Some(l))),
+                };
+                let (addr, lease) = match leased {
+                    Ok(l) => l,
+                    Err((why, stderr)) => {
+                        if self.external(key).is_none() {
+                            info.notes.extend(self.skip(key, cert).await);
+                        }
+                        for t in &tests {
+                            let mut r = self.result(key, t, Outcome::Error, vec![why.clone()], 0.0);
+                            r.server_stderr = stderr.clone();
+                            results.push(r);
+                        }
+                        continue;
+                    }
+                };
+                if let Some(l) = &lease {
+                    if let Some((ready, note)) = &l.started {
+                        if cert == ServerCert::Normal {
+                            info.server_ready_ms = Some(*ready);
+                        }
+                        info.notes.extend(note.clone());
+                    }
+                    info.notes.extend(l.restarted.clone());
+                }
+                let tests = tests
+                    .into_iter()
+                    .map(|t| {
+                        let mut conn = self.connection(key, &addr, t.case.connect);
+                        if let Some(k) = &t.case.keepalive {
+                            conn.keepalive_ms = Some(k.ms);
+                            conn.keepalive_timeout_ms = k.timeout_ms;
+                        }
+                        (t, conn)
+                    })
+                    .collect();
+                groups.push(Group {
+                    cell: c,
+                    lease,
+                    addr,
+                    tests,
+                });
+            }
+            out.push((results, info));
+        }
+        if let Some(first) = groups.first() {
+            let default = self.connection(&cells[first.cell].key, &first.addr, Connect::Normal);
+            let entries: Vec<Entry> = groups
+                .iter()
+                .flat_map(|g| {
+                    g.tests.iter().map(|(test, conn)| Entry {
+                        key: &cells[g.cell].key,
+                        test,
+                        conn: conn.clone(),
+                    })
+                })
+                .collect();
+            let run = self.run_group_again(&entries, &default, attempt).await;
+            out[first.cell].1.client_first_line_ms.extend(run.first_line_ms);
+            let k = &cells[first.cell].key;
+            self.processes.lock().expect("process CPU").push(ProcessCpu {
+                role: "client".into(),
+                language: k.client.clone(),
+                process: match self.per_pair {
+                    true => format!("client={}/server={}", k.client, k.server),
+                    false => k.id(),
+                },
+                cpu_ms: run.cpu_ms,
+            });
+            for n in &run.restarts {
+                out[first.cell].1.notes.push(format!(
+                    "the client stopped before {n} test(s) it had not begun; they ran in a new client process"
+                ));
+            }
+            let mut i = 0;
+            for g in &groups {
+                let (server_gone, server_stderr) = match &g.lease {
+                    Some(l) => self.server_gone(l).await,
+                    None => (None, String::new()),
+                };
+                let key = &cells[g.cell].key;
+                for (t, _) in &g.tests {
+                    let r = self.verdict(key, t, i, &run, server_gone.as_deref(), &server_stderr, attempt);
+                    out[g.cell].0.push(r);
+                    i += 1;
+                }
+            }
+        }
+        for g in groups {
+            if let Some(l) = g.lease {
+                out[g.cell].1.notes.extend(self.release(l).await);
+            }
+        }
+        let took = ms(start.elapsed());
+        for (_, info) in &mut out {
+            info.duration_ms = took;
+        }
+        out
+    }
+
+    /// The result of entry `i` of a client process: what it left unfinished,
+    /// whether the server went away, and the judge.
+    #[allow(clippy::too_many_arguments)]
+    fn verdict(
+        &self,
+        key: &CellKey,
+        t: &Test,
+        i: usize,
+        run: &GroupRun,
+        server_gone: Option<&str>,
+        server_stderr: &str,
+        attempt: u32,
+    ) -> TestResult {
+        let prefix = phases::step_prefix(key, t);
+        let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
+        let infra = !reasons.is_empty();
+        if let Some(status) = server_gone {
+            reasons.push(format!("the server exited during the cell ({status})"));
+        }
+        reasons.extend(judge::judge(
+            &t.case,
+            &prefix,
+            &self.namespace(key, t, attempt),
+            &run.obs,
+        ));
+        let outcome = if infra || server_gone.is_some() {
+            Outcome::Error
+        } else if reasons.is_empty() {
+            Outcome::Passed
+        } else {
+            Outcome::Failed
+        };
+        let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
+        r.choices = judge::choices(&t.case, &prefix, &run.obs);
+        if outcome.is_red() {
+            let proxied = run.proxied.get(&i).into_iter().flatten();
+            r.reasons.extend(proxied.map(|line| format!("fault proxy: {line}")));
+            r.client_stderr = run.stderr_for(i).to_string();
+            r.server_stderr = server_stderr.to_string();
+        }
+        r
+    }
+}
