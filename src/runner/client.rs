@@ -6,7 +6,7 @@
 //! left unfinished.
 use super::phases::Phase;
 use super::progress::{self, End, Progress};
-use super::Runner;
+use super::{ms, Runner};
 use crate::contract::script::{self, Connection, Line};
 use crate::exec::process;
 use crate::judge::{self, Observations};
@@ -90,10 +90,6 @@ impl GroupRun {
     pub fn stderr_for(&self, i: usize) -> &str {
         self.stderr_of.get(&i).unwrap_or(&self.stderr)
     }
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 impl Runner {
