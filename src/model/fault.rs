@@ -55,6 +55,13 @@ pub struct Direction {
     /// The byte at this offset is flipped (every bit).
     #[serde(default)]
     pub corrupt_at: Option<u64>,
+    /// With `reset_after_bytes`, `down` only: the client process is paused
+    /// for the last this many bytes before the reset and resumed after it,
+    /// so the reset reaches it behind bytes it has not read yet (as a client
+    /// busy elsewhere meets one); without it, the reset waits until each
+    /// side has read what it was sent.
+    #[serde(default)]
+    pub pause_reader_bytes: Option<u64>,
 }
 
 impl Fault {
@@ -81,6 +88,18 @@ impl Fault {
             if d.jitter_ms > d.latency_ms {
                 return Err(format!("fault.{name}.jitter_ms must not exceed latency_ms"));
             }
+            match (d.pause_reader_bytes, d.reset_after_bytes) {
+                (None, _) => {}
+                (Some(_), _) if name == "up" => {
+                    return Err("fault.up.pause_reader_bytes: only the client (fault.down) can be paused".into())
+                }
+                (Some(p), Some(r)) if p > 0 && p <= r => {}
+                (Some(_), _) => {
+                    return Err(format!(
+                        "fault.{name}.pause_reader_bytes needs reset_after_bytes, and must be between 1 and it"
+                    ))
+                }
+            }
         }
         if *self == Fault::default() {
             return Err("fault: names no fault".into());
@@ -92,9 +111,20 @@ impl Fault {
 /// What the proxy does next on one direction, `at_ms` after the connection opened.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Send { at_ms: u64, bytes: Vec<u8> },
-    Reset { at_ms: u64 },
-    Close { at_ms: u64 },
+    Send {
+        at_ms: u64,
+        bytes: Vec<u8>,
+    },
+    /// The reader of this direction is paused until the reset that follows.
+    Pause {
+        at_ms: u64,
+    },
+    Reset {
+        at_ms: u64,
+    },
+    Close {
+        at_ms: u64,
+    },
 }
 
 /// One direction of one connection: turns the chunks read into actions.
@@ -120,6 +150,7 @@ impl Shaper {
             dir.blackhole_after_bytes = None;
             dir.blackhole_after_ms = None;
             dir.corrupt_at = None;
+            dir.pause_reader_bytes = None;
         }
         Shaper {
             dir,
@@ -169,18 +200,34 @@ impl Shaper {
         self.seen += take as u64;
         let latency = (d.latency_ms as i64 + self.jitter()).max(0) as u64;
         let mut at = (now_ms + latency).max(self.next_ms);
+        // Where in `bytes` the reader is paused, if it is in this chunk.
+        let pause = self
+            .dir
+            .pause_reader_bytes
+            .zip(limit)
+            .map(|(p, l)| l.saturating_sub(p))
+            .filter(|b| (self.seen - take as u64..self.seen).contains(b))
+            .map(|b| (b + take as u64 - self.seen) as usize);
         let mut out = Vec::new();
         let size = self.dir.slice_bytes.unwrap_or(usize::MAX);
-        for (i, piece) in bytes.chunks(size).enumerate() {
-            if i > 0 {
-                at += self.dir.slice_delay_ms;
+        let (before, after) = bytes.split_at(pause.unwrap_or(bytes.len()));
+        let mut first = true;
+        for (half, part) in [before, after].into_iter().enumerate() {
+            if half == 1 && pause.is_some() {
+                out.push(Action::Pause { at_ms: at });
             }
-            out.push(Action::Send {
-                at_ms: at,
-                bytes: piece.to_vec(),
-            });
-            if let Some(bps) = self.dir.bytes_per_s {
-                at += (piece.len() as u64 * 1000).div_ceil(bps);
+            for piece in part.chunks(size) {
+                if !first {
+                    at += self.dir.slice_delay_ms;
+                }
+                first = false;
+                out.push(Action::Send {
+                    at_ms: at,
+                    bytes: piece.to_vec(),
+                });
+                if let Some(bps) = self.dir.bytes_per_s {
+                    at += (piece.len() as u64 * 1000).div_ceil(bps);
+                }
             }
         }
         self.next_ms = at;
@@ -201,128 +248,4 @@ impl Shaper {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sends(actions: &[Action]) -> Vec<(u64, usize)> {
-        actions
-            .iter()
-            .filter_map(|a| match a {
-                Action::Send { at_ms, bytes } => Some((*at_ms, bytes.len())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    #[test]
-    fn latency_delays_and_jitter_never_reorders() {
-        let d = Direction {
-            latency_ms: 100,
-            jitter_ms: 50,
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 7);
-        let mut last = 0;
-        for now in 0..200 {
-            for (at, _) in sends(&s.feed(b"x", now)) {
-                assert!(at >= now + 50 && at <= now + 150 && at >= last, "{at} at {now}");
-                last = at;
-            }
-        }
-    }
-
-    #[test]
-    fn slices_and_bandwidth_spread_a_chunk_out() {
-        let d = Direction {
-            slice_bytes: Some(3),
-            slice_delay_ms: 2,
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 1);
-        assert_eq!(sends(&s.feed(b"abcdefg", 10)), vec![(10, 3), (12, 3), (14, 1)]);
-        // The next chunk waits for the last slice.
-        assert_eq!(sends(&s.feed(b"h", 11)), vec![(14, 1)]);
-        let d = Direction {
-            bytes_per_s: Some(1000),
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 1);
-        assert_eq!(sends(&s.feed(&[0; 500], 0)), vec![(0, 500)]);
-        assert_eq!(sends(&s.feed(&[0; 10], 1)), vec![(500, 10)]);
-    }
-
-    #[test]
-    fn a_reset_cuts_at_its_byte_and_only_on_the_first_connection() {
-        let d = Direction {
-            reset_after_bytes: Some(5),
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 1);
-        assert_eq!(sends(&s.feed(b"abc", 0)), vec![(0, 3)]);
-        let out = s.feed(b"defgh", 1);
-        assert_eq!(
-            out,
-            vec![
-                Action::Send {
-                    at_ms: 1,
-                    bytes: b"de".to_vec()
-                },
-                Action::Reset { at_ms: 1 }
-            ]
-        );
-        assert!(s.feed(b"more", 2).is_empty());
-        let mut later = Shaper::new(&d, false, 1);
-        assert_eq!(sends(&later.feed(b"abcdefgh", 0)), vec![(0, 8)]);
-    }
-
-    #[test]
-    fn a_black_hole_swallows_everything_after_its_byte_or_time() {
-        let d = Direction {
-            blackhole_after_bytes: Some(4),
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 1);
-        assert_eq!(sends(&s.feed(b"abcdef", 0)), vec![(0, 4)]);
-        assert!(s.holed(1) && s.feed(b"g", 1).is_empty());
-        let d = Direction {
-            blackhole_after_ms: Some(10),
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 1);
-        assert_eq!(sends(&s.feed(b"ab", 9)), vec![(9, 2)]);
-        assert!(s.feed(b"c", 10).is_empty());
-        assert!(!Shaper::new(&d, false, 1).holed(10));
-    }
-
-    #[test]
-    fn corruption_flips_the_one_byte_at_its_offset() {
-        let d = Direction {
-            corrupt_at: Some(4),
-            ..Default::default()
-        };
-        let mut s = Shaper::new(&d, true, 1);
-        let mut got = Vec::new();
-        for chunk in [&b"abc"[..], b"def", b"ghi"] {
-            for a in s.feed(chunk, 0) {
-                if let Action::Send { bytes, .. } = a {
-                    got.extend(bytes);
-                }
-            }
-        }
-        assert_eq!(got, [b'a', b'b', b'c', b'd', b'e' ^ 0xff, b'f', b'g', b'h', b'i']);
-    }
-
-    #[test]
-    fn contradictory_faults_are_refused() {
-        let mut f = Fault::default();
-        assert!(f.check().unwrap_err().contains("names no fault"));
-        f.down.reset_after_bytes = Some(1);
-        f.down.close_after_bytes = Some(1);
-        assert!(f.check().unwrap_err().contains("at most one"));
-        f.down.close_after_bytes = None;
-        f.down.jitter_ms = 5;
-        assert!(f.check().unwrap_err().contains("jitter_ms"));
-        f.down.latency_ms = 5;
-        assert!(f.check().is_ok() && f.resets());
-    }
-}
+mod tests;

@@ -1,11 +1,13 @@
 //! How the reference client opens a channel: tonic's own connector, or,
 //! for the faults that act under HTTP/2, a TCP connector of its own that
-//! opens one connection only (`no-reconnect`) or drops frames
-//! (`window-updates-ignored`, `ping-acks-dropped`; plaintext only, since the
-//! filter sees the bytes below TLS).
+//! opens one connection only (`no-reconnect`), drops frames
+//! (`window-updates-ignored`, `ping-acks-dropped`) or misses a reset
+//! (`reset-behind-unread-missed`; plaintext only, since the filter sees the
+//! bytes below TLS).
 use super::faults::ClientFault;
 use super::filtered::{Filtered, Way};
 use super::frames::{Frame, WINDOW_UPDATE};
+use super::heedless::Heedless;
 use crate::contract::channel::{channel, endpoint, Tweaks};
 use crate::contract::script::Connection;
 use crate::model::tls::TlsMode;
@@ -25,9 +27,10 @@ pub fn open(conn: &Connection, tweaks: Tweaks, faults: &[ClientFault]) -> anyhow
     let drop_updates = faults.contains(&ClientFault::WindowUpdatesIgnored) && plaintext;
     let drop_acks = faults.contains(&ClientFault::PingAcksDropped) && plaintext;
     let once = faults.contains(&ClientFault::NoReconnect);
+    let heedless = faults.contains(&ClientFault::ResetBehindUnreadMissed) && plaintext;
     // The faults below shape a TCP connection; over a Unix socket there is none.
     let unix = crate::contract::channel::unix_path(&conn.server).is_some();
-    if !(drop_updates || drop_acks || once) || unix {
+    if !(drop_updates || drop_acks || once || heedless) || unix {
         return channel(&conn, tweaks);
     }
     let used = Arc::new(AtomicBool::new(false));
@@ -47,6 +50,7 @@ pub fn open(conn: &Connection, tweaks: Tweaks, faults: &[ClientFault]) -> anyhow
                 Way::In => !(drop_updates && f.kind == WINDOW_UPDATE && f.stream != 0),
                 Way::Out => !(drop_acks && f.is_ping_ack()),
             });
+            let tcp = Heedless::new(tcp, heedless);
             Ok::<_, std::io::Error>(TokioIo::new(Filtered::new(tcp, true, rule)))
         }
     });

@@ -179,6 +179,10 @@ pub enum ClientFault {
     /// A call whose stream the server reset waits on as if nothing came:
     /// it hangs until its deadline (or for ever).
     ResetIgnored,
+    /// A connection reset that arrives behind bytes the client had not read
+    /// yet is missed (plaintext only): the connection goes quiet, and its
+    /// calls and the channel's next ones wait for their deadlines.
+    ResetBehindUnreadMissed,
     /// A bench step runs one call at a time, whatever its concurrency.
     BenchOneInFlight,
     /// A bench step counts latencies in milliseconds, not microseconds.

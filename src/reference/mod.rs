@@ -9,6 +9,7 @@ pub mod connector;
 pub mod faults;
 pub mod filtered;
 pub mod frames;
+pub mod heedless;
 pub mod hooks;
 pub mod kv;
 pub mod peer;

@@ -129,6 +129,7 @@ impl Runner {
                 return run;
             }
         };
+        middlemen.client_started(proc.pid());
         let mut stdin = proc.stdin.take().expect("piped");
         // Written concurrently: a large script must not deadlock against
         // unread output. Each line says when it is written (a step's budget

@@ -76,6 +76,13 @@ impl Middlemen {
     pub(super) fn journals(&self) -> std::collections::BTreeMap<usize, Vec<String>> {
         self.proxies.iter().map(|(i, p)| (*i, p.journal.lines())).collect()
     }
+
+    /// The client process (its process group) that the proxies may pause.
+    pub(super) fn client_started(&self, pgid: i32) {
+        for (_, p) in &self.proxies {
+            p.pauser.set(pgid);
+        }
+    }
 }
 
 impl Runner {

@@ -321,6 +321,12 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
         "step 1 Get: status: expected OK, got UNAVAILABLE",
     ),
     (
+        "reset-behind-unread-missed",
+        "faults",
+        "reset-behind-unread-bytes",
+        "step 1 Get: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
+    ),
+    (
         "keepalive-ignored",
         "keepalive",
         "keepalive-finds-a-dead-connection",

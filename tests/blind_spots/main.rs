@@ -184,6 +184,37 @@ fn a_dead_channel_kept_fails_the_recovery_after_a_corrupt_tls_record() {
     assert_eq!(good["outcome"], "passed", "{}", reasons(good));
 }
 
+/// A client that misses a reset arriving behind bytes it has not read
+/// fails the case that pauses it for those bytes, and only that one: the
+/// other resets come once it has read everything before them.
+#[test]
+fn a_reset_missed_behind_unread_bytes_fails_only_the_case_that_pauses_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = run_case(
+        dir.path(),
+        "client",
+        &["reset-behind-unread-missed"],
+        "reset-behind-unread-missed,rust",
+        "rust",
+        "faults",
+        "reset-*",
+    );
+    let id = |client: &str, case: &str| format!("client={client}/server=rust/tls=none/set=faults/case={case}");
+    let t = find(&s, &id("reset-behind-unread-missed", "reset-behind-unread-bytes"));
+    assert_eq!(t["outcome"], "failed", "{}", reasons(t));
+    assert!(
+        reasons(t).contains("step 1 Get: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED"),
+        "{}",
+        reasons(t)
+    );
+    for case in ["reset-mid-request", "reset-mid-batch", "reset-mid-response"] {
+        let t = find(&s, &id("reset-behind-unread-missed", case));
+        assert_eq!(t["outcome"], "passed", "{case}: {}", reasons(t));
+    }
+    let good = find(&s, &id("rust", "reset-behind-unread-bytes"));
+    assert_eq!(good["outcome"], "passed", "{}", reasons(good));
+}
+
 /// Runs one case of a set with these clients against these servers, in
 /// plaintext, with `faults` built as languages of the given side.
 fn run_case(dir: &Path, side: &str, faults: &[&str], clients: &str, servers: &str, set: &str, case: &str) -> Value {

@@ -4,27 +4,36 @@
 //! every connection through it, when dropped. Its `journal` says what it did
 //! (`journal`), for the report of a test that failed through it.
 use crate::model::fault::{Action, Fault, Shaper};
+use halves::{Read, Write};
 use journal::{Conn, Journal};
+pub use pause::Pauser;
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UnixStream};
 use tokio::sync::{mpsc, Mutex};
 use tokio::task::JoinSet;
 
+mod halves;
 mod journal;
+mod pause;
+mod queue;
 
 /// A running proxy; `addr` is what the client dials instead of the server.
 pub struct Proxy {
     pub addr: String,
     pub journal: Journal,
+    /// The client a `pause_reader_bytes` fault pauses: set once it runs.
+    pub pauser: Pauser,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
+        self.pauser.resume();
     }
 }
 
@@ -38,6 +47,8 @@ pub fn start(target: &str, fault: &Fault, seed: u64) -> std::io::Result<Proxy> {
     let journal = Journal::default();
     let opened = Instant::now();
     let notes = journal.clone();
+    let pauser = Pauser::default();
+    let paused = pauser.clone();
     let task = tokio::spawn(async move {
         // Dropped with the task: every connection stops with the proxy.
         let mut conns = JoinSet::new();
@@ -52,11 +63,17 @@ pub fn start(target: &str, fault: &Fault, seed: u64) -> std::io::Result<Proxy> {
                 fault.clone(),
                 seed.wrapping_add(n),
                 conn,
+                paused.clone(),
             ));
             while conns.try_join_next().is_some() {}
         }
     });
-    Ok(Proxy { addr, journal, task })
+    Ok(Proxy {
+        addr,
+        journal,
+        pauser,
+        task,
+    })
 }
 
 enum Item {
@@ -69,126 +86,94 @@ enum End {
     Cut { reset: bool },
 }
 
-/// The half of a connection the proxy writes to.
-trait WriteHalf: AsyncWrite + Unpin + Send {
-    /// Closes it with a reset where the transport has one (TCP's RST, the
-    /// socket set to zero linger), else as it can.
-    fn reset(self: Box<Self>);
-    /// Bytes written that the peer has not acknowledged yet (TCP's send
-    /// queue), where the transport says.
-    fn unacked(&self) -> Option<usize> {
-        None
-    }
-    /// Closes it with a FIN, then reads and drops what the peer still sends
-    /// until it closes too (or `DRAIN_WITHIN` passed): a socket closed with
-    /// unread bytes would send an RST instead, and the close would be a reset
-    /// or not depending on what the peer had sent by then.
-    fn close(self: Box<Self>) -> futures::future::BoxFuture<'static, ()>;
-}
+/// How long a reset (or a pause) waits for the bytes before it to be
+/// acknowledged, and read where it asks.
+const DELIVERED_WITHIN: Duration = Duration::from_secs(2);
 
-/// A socket a close drains: TCP or Unix.
-trait Drained: Sync {
-    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send;
-    fn read_now(&self, buf: &mut [u8]) -> std::io::Result<usize>;
-}
+/// How long the bytes must stay delivered (and read) before a reset: a
+/// client that read them all reads again (and meets no bytes) before the
+/// reset comes.
+const SETTLED: Duration = Duration::from_millis(20);
 
-impl Drained for TcpStream {
-    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
-        self.readable()
-    }
-    fn read_now(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.try_read(buf)
-    }
-}
-
-impl Drained for UnixStream {
-    fn ready(&self) -> impl std::future::Future<Output = std::io::Result<()>> + Send {
-        self.readable()
-    }
-    fn read_now(&self, buf: &mut [u8]) -> std::io::Result<usize> {
-        self.try_read(buf)
-    }
-}
-
-/// Reads and drops what `socket` receives until the end of its stream, an
-/// error, or `DRAIN_WITHIN`.
-async fn drain(socket: &impl Drained) {
-    let mut buf = [0u8; 16 * 1024];
-    let _ = tokio::time::timeout(DRAIN_WITHIN, async {
-        while socket.ready().await.is_ok() {
-            match socket.read_now(&mut buf) {
-                Ok(0) => return,
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                Err(_) => return,
-            }
+/// Waits (at most `DELIVERED_WITHIN`) until the bytes written to `w` are
+/// acknowledged and `read((client unread, server unread))` holds, twice
+/// `SETTLED` apart; the ms it waited.
+async fn delivered(w: &Mutex<Write>, ends: &Ends, read: impl Fn((u64, u64)) -> bool) -> u128 {
+    let since = Instant::now();
+    let mut quiet: Option<Instant> = None;
+    while since.elapsed() < DELIVERED_WITHIN {
+        let acked = w.lock().await.unacked().is_none_or(|n| n == 0);
+        match (acked && read(ends.unread()), quiet) {
+            (true, Some(t)) if t.elapsed() >= SETTLED => break,
+            (true, Some(_)) => {}
+            (true, None) => quiet = Some(Instant::now()),
+            (false, _) => quiet = None,
         }
-    })
-    .await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    since.elapsed().as_millis()
 }
 
-impl WriteHalf for tokio::net::tcp::OwnedWriteHalf {
-    fn reset(self: Box<Self>) {
-        self.forget();
-    }
-
-    fn close(mut self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.shutdown().await;
-            drain(AsRef::<TcpStream>::as_ref(&*self)).await;
-        })
-    }
-
-    fn unacked(&self) -> Option<usize> {
-        use std::os::fd::AsRawFd;
-        let fd = AsRef::<TcpStream>::as_ref(self).as_raw_fd();
-        let mut n: libc::c_int = 0;
-        // SAFETY: TIOCOUTQ on a socket writes one int to the pointer given.
-        (unsafe { libc::ioctl(fd, libc::TIOCOUTQ, &mut n) } == 0).then_some(n.max(0) as usize)
-    }
-}
-
-impl WriteHalf for tokio::net::unix::OwnedWriteHalf {
-    fn reset(self: Box<Self>) {}
-
-    fn close(mut self: Box<Self>) -> futures::future::BoxFuture<'static, ()> {
-        Box::pin(async move {
-            let _ = self.shutdown().await;
-            drain(AsRef::<UnixStream>::as_ref(&*self)).await;
-        })
-    }
-}
-
-/// How long a reset waits for the bytes before it to be acknowledged.
-const DELIVERED_WITHIN: Duration = Duration::from_millis(500);
-
-/// How long a close waits for the peer to close its side too.
-const DRAIN_WITHIN: Duration = Duration::from_secs(5);
-
-type Read = Box<dyn AsyncRead + Unpin + Send>;
-type Write = Box<dyn WriteHalf>;
-
-/// Connects to the server, both halves.
-async fn dial(target: &str, zero_linger: bool) -> std::io::Result<(Read, Write)> {
+/// Connects to the server, both halves, and says where the server's end
+/// of a TCP connection is (`Peer`).
+async fn dial(target: &str, zero_linger: bool) -> std::io::Result<(Read, Write, Option<Peer>)> {
     if let Some(path) = target.strip_prefix("unix:") {
         let (r, w) = UnixStream::connect(path).await?.into_split();
-        return Ok((Box::new(r), Box::new(w)));
+        return Ok((Box::new(r), Box::new(w), None));
     }
     let s = TcpStream::connect(target).await?;
     let _ = s.set_nodelay(true);
     if zero_linger {
         let _ = s.set_zero_linger();
     }
+    let peer = Peer::of(&s);
     let (r, w) = s.into_split();
-    Ok((Box::new(r), Box::new(w)))
+    Ok((Box::new(r), Box::new(w), peer))
 }
 
-async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, conn: Conn) {
+/// The other end of one of the proxy's TCP sockets: its own address and
+/// its peer's (the proxy's), which name its socket in `queue::unread`.
+#[derive(Debug, Clone, Copy)]
+struct Peer {
+    own: SocketAddr,
+    proxy: SocketAddr,
+}
+
+impl Peer {
+    fn of(s: &TcpStream) -> Option<Peer> {
+        Some(Peer {
+            own: s.peer_addr().ok()?,
+            proxy: s.local_addr().ok()?,
+        })
+    }
+
+    /// Bytes it has received and not read yet.
+    fn unread(&self) -> Option<u64> {
+        queue::unread(self.own, self.proxy)
+    }
+}
+
+/// Both ends of a connection through the proxy, and the client's pauser.
+struct Ends {
+    client: Option<Peer>,
+    server: Option<Peer>,
+    pauser: Pauser,
+}
+
+impl Ends {
+    /// Bytes the client and the server have not read yet (0 where unknown).
+    fn unread(&self) -> (u64, u64) {
+        let n = |p: Option<Peer>| p.and_then(|p| p.unread()).unwrap_or(0);
+        (n(self.client), n(self.server))
+    }
+}
+
+async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, conn: Conn, pauser: Pauser) {
     let first = conn.first();
     conn.note("accepted");
     // Closing with a zero linger sends RST instead of FIN.
     let zero_linger = first && fault.resets();
-    let (sr, sw) = match dial(&target, zero_linger).await {
+    let (sr, sw, server) = match dial(&target, zero_linger).await {
         Ok(halves) => halves,
         Err(e) => return conn.note(&format!("could not reach the server: {e}")),
     };
@@ -197,6 +182,11 @@ async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, 
     if zero_linger {
         let _ = client.set_zero_linger();
     }
+    let ends = Arc::new(Ends {
+        client: Peer::of(&client),
+        server,
+        pauser,
+    });
     let start = Instant::now();
     let (cr, cw) = client.into_split();
     let (cr, cw): (Read, Write) = (Box::new(cr), Box::new(cw));
@@ -223,6 +213,7 @@ async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, 
             conn: conn.clone(),
             toward,
             sent: sent.clone(),
+            ends: ends.clone(),
         };
         tasks.spawn(write_side(w, rx, start, end_tx.clone(), side));
     }
@@ -253,6 +244,12 @@ async fn connection(client: TcpStream, target: String, fault: Fault, seed: u64, 
         }
     }
     futures::future::join_all(closing).await;
+    if ends.pauser.paused() {
+        // Let the resets land before the client reads again.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        ends.pauser.resume();
+        conn.note("resumed the client");
+    }
     let [up, down] = sent.map(|n| n.load(Ordering::Relaxed));
     conn.note(&format!("done: {up} bytes to the server, {down} to the client"));
 }
@@ -262,6 +259,7 @@ struct Side {
     conn: Arc<Conn>,
     toward: &'static str,
     sent: Arc<AtomicU64>,
+    ends: Arc<Ends>,
 }
 
 fn ms_since(start: Instant) -> u64 {
@@ -309,20 +307,33 @@ async fn write_side(
                 }
                 side.sent.fetch_add(bytes.len() as u64, Ordering::Relaxed);
             }
+            Item::Act(Action::Pause { at_ms }) => {
+                until(at_ms).await;
+                let waited = delivered(&w, &side.ends, |_| true).await;
+                match side.ends.pauser.pause() {
+                    Ok(pgid) => side.conn.note(&format!(
+                        "paused the client (process group {pgid}) after {} bytes to {toward} ({waited} ms after them)",
+                        sent()
+                    )),
+                    Err(why) => side.conn.note(&format!("could not pause the client: {why}")),
+                }
+            }
             Item::Act(Action::Reset { at_ms }) => {
                 until(at_ms).await;
-                // The bytes before the reset reach the peer before it: a reset
-                // that overtook them in the peer's receive queue would make
-                // what the client saw depend on how fast it read.
-                let since = Instant::now();
-                while w.lock().await.unacked().is_some_and(|n| n > 0) && since.elapsed() < DELIVERED_WITHIN {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
+                // The bytes before the reset reach the peers before it, and
+                // each has read them (unless the client is paused on
+                // purpose): a reset behind unread bytes is a case of its own.
+                let paused = side.ends.pauser.paused();
+                let waited = delivered(&w, &side.ends, |(client, server)| {
+                    server == 0 && (paused || client == 0)
+                })
+                .await;
                 let unacked = w.lock().await.unacked().map_or("unknown".into(), |n| n.to_string());
-                let waited = since.elapsed().as_millis();
+                let (client, server) = side.ends.unread();
                 side.conn.note(&format!(
-                    "resetting both sides after {} bytes to {toward} ({unacked} not acknowledged after waiting {waited} ms)",
-                    sent()
+                    "resetting both sides after {} bytes to {toward} ({unacked} not acknowledged, {client} unread by the client{}, {server} by the server, after waiting {waited} ms)",
+                    sent(),
+                    if paused { " (paused)" } else { "" }
                 ));
                 let _ = end.send(End::Cut { reset: true }).await;
                 return;

@@ -87,7 +87,7 @@ async fn reset_then_clean(target: &str) {
     let expected = [
         "conn 1: accepted at",
         "conn 1: reached the server at",
-        "conn 1: resetting both sides after 4 bytes to the client (0 not acknowledged after waiting",
+        "conn 1: resetting both sides after 4 bytes to the client (0 not acknowledged, 0 unread by the client, 0 by the server, after waiting",
         "conn 1: done: 8 bytes to the server, 4 to the client at",
         "conn 2: accepted at",
     ];
@@ -162,4 +162,48 @@ async fn a_close_stays_a_fin_when_the_client_sends_after_it() {
     let mut rest = Vec::new();
     c.read_to_end(&mut rest).await.expect("a FIN, not a reset");
     assert_eq!(rest, b"");
+}
+
+/// A reset with `pause_reader_bytes`: the client process is stopped before
+/// the last bytes, the reset waits for them to be acknowledged only (the
+/// client cannot read them), and the client runs again after it.
+#[tokio::test]
+async fn a_paused_client_gets_its_last_bytes_and_the_reset_unread_then_runs_again() {
+    use std::os::unix::process::CommandExt;
+    let fault = Fault {
+        down: Direction {
+            reset_after_bytes: Some(8),
+            pause_reader_bytes: Some(4),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let p = start(&echo().await, &fault, 1).unwrap();
+    // Stands in for the client process the runner would have started.
+    let mut sleeper = std::process::Command::new("sleep")
+        .arg("30")
+        .process_group(0)
+        .spawn()
+        .unwrap();
+    p.pauser.set(sleeper.id() as i32);
+    let mut c = TcpStream::connect(&p.addr).await.unwrap();
+    c.write_all(b"abcdefghij").await.unwrap();
+    let mut got = Vec::new();
+    let err = c.read_to_end(&mut got).await.unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::ConnectionReset);
+    assert_eq!(&got, b"abcdefgh");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let lines = p.journal.lines();
+    let has = |part: &str| lines.iter().any(|l| l.contains(part));
+    assert!(
+        has(&format!(
+            "paused the client (process group {}) after 4 bytes",
+            sleeper.id()
+        )) && has("unread by the client (paused)")
+            && has("resumed the client"),
+        "{lines:#?}"
+    );
+    assert!(!p.pauser.paused());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
 }
