@@ -1,0 +1,175 @@
+use super::*;
+use crate::model::cell::CellKey;
+use crate::model::run::{CellInfo, Outcome, TestResult};
+use crate::model::tls::{KeyType, TlsMode};
+
+fn key(client: &str) -> CellKey {
+    CellKey {
+        client: client.into(),
+        server: "rust".into(),
+        tls: TlsMode::None,
+        key_type: KeyType::EcP256,
+        net: None,
+    }
+}
+
+fn test(client: &str, case: &str, ms: f64) -> TestResult {
+    TestResult {
+        id: format!("{}/set=s/case={case}", key(client).id()),
+        cell: key(client),
+        set: "s".into(),
+        case: case.into(),
+        description: String::new(),
+        outcome: Outcome::Passed,
+        reasons: vec![],
+        duration_ms: ms,
+        reproduce: String::new(),
+        choices: vec![],
+        client_stderr: String::new(),
+        server_stderr: String::new(),
+        attempts: vec![],
+        blame: None,
+        unavailable: None,
+    }
+}
+
+#[test]
+fn the_floor_spreads_start_ups_and_longest_tests_over_the_jobs() {
+    let cell = |client: &str, ready: Option<f64>, first: f64, duration: f64| CellInfo {
+        key: key(client),
+        server_ready_ms: ready,
+        client_first_line_ms: vec![first],
+        duration_ms: duration,
+        notes: vec![],
+    };
+    let s = RunSummary {
+        run_id: "r".into(),
+        started_at: String::new(),
+        duration_ms: 9000.0,
+        execute_ms: 1000.0,
+        jobs: 2,
+        at_most: 0,
+        most_at_once: 0,
+        cpu_ms: 0.0,
+        per_pair: false,
+        cores: 0,
+        profile: None,
+        command: String::new(),
+        builds: Default::default(),
+        // one server shared by both cells: one start-up
+        cells: vec![cell("go", Some(100.0), 300.0, 900.0), cell("java", None, 700.0, 1000.0)],
+        tests: vec![test("go", "a", 50.0), test("go", "b", 200.0), test("java", "a", 100.0)],
+        interrupted: false,
+        problems: vec![],
+        processes: vec![],
+    };
+    let f = floor(&s).unwrap();
+    // (100 + 300 + 700 + 200 + 100) / 2
+    assert_eq!(f.floor_ms, 700.0);
+    assert!((f.ratio - 1000.0 / 700.0).abs() < 1e-9);
+    assert_eq!((f.servers_started, f.clients_started), (1, 2));
+    assert_eq!(f.busiest[0].process, key("java").id());
+    assert_eq!(f.busiest[1].longest_test, "s/b");
+    let md = render(&f);
+    assert!(md.contains("wall ÷ floor = **1.43**"), "{md}");
+    assert!(
+        md.contains("| `client=java/server=rust/tls=none` | 1.0 s | shared | 0.7 s | s/a (0.1 s) |"),
+        "{md}"
+    );
+    let three_jobs_two_cores = RunSummary {
+        jobs: 3,
+        at_most: 0,
+        most_at_once: 0,
+        cpu_ms: 0.0,
+        cores: 2,
+        ..s.clone()
+    };
+    assert_eq!(
+        floor(&three_jobs_two_cores).unwrap().floor_ms,
+        650.0,
+        "(100 + 300 + 700) / 2 cores + (200 + 100) / 3 at a time"
+    );
+    let more_at_once = RunSummary {
+        at_most: 4,
+        most_at_once: 3,
+        ..s.clone()
+    };
+    let f = floor(&more_at_once).unwrap();
+    assert_eq!(
+        f.floor_ms, 625.0,
+        "(100 + 300 + 700) / 2 + (200 + 100) / 4 at once at most"
+    );
+    assert!(
+        render(&f).contains("2 client processes at a time, up to 4 while cores were idle (3 at the most)"),
+        "{}",
+        render(&f)
+    );
+    let busy = RunSummary {
+        cpu_ms: 3000.0,
+        cores: 2,
+        ..s.clone()
+    };
+    let f = floor(&busy).unwrap();
+    assert_eq!((f.cpu_floor_ms, f.floor_ms), (1500.0, 1500.0), "3 core-s on 2 cores");
+    assert!(render(&f).contains("the CPU the run used, 3.0 s"), "{}", render(&f));
+    // Start-ups that stretched each other count no more than the run's CPU.
+    let side_by_side = RunSummary {
+        cpu_ms: 600.0,
+        cores: 2,
+        ..s.clone()
+    };
+    let f = floor(&side_by_side).unwrap();
+    assert_eq!(f.startups_counted_ms, 600.0);
+    assert_eq!(
+        f.floor_ms,
+        (600.0 + 300.0) / 2.0,
+        "start-ups at most the 600 ms of CPU, + longest tests"
+    );
+    assert!(
+        render(&f).contains("counted as the run's CPU, 0.6 s, since they stretched each other"),
+        "{}",
+        render(&f)
+    );
+    let none = RunSummary { jobs: 0, ..s };
+    assert!(floor(&none).is_none(), "an old summary without jobs has no floor");
+}
+
+#[test]
+fn one_process_per_pair_counts_its_longest_test_once() {
+    let mut tls = test("go", "t", 400.0);
+    tls.cell.tls = TlsMode::Server;
+    let cell = |key: CellKey, ready: f64, first: Vec<f64>| CellInfo {
+        key,
+        server_ready_ms: Some(ready),
+        client_first_line_ms: first,
+        duration_ms: 800.0,
+        notes: vec![],
+    };
+    let s = RunSummary {
+        run_id: "r".into(),
+        started_at: String::new(),
+        duration_ms: 900.0,
+        execute_ms: 800.0,
+        jobs: 1,
+        at_most: 0,
+        most_at_once: 0,
+        cpu_ms: 0.0,
+        per_pair: true,
+        cores: 0,
+        profile: None,
+        command: String::new(),
+        builds: Default::default(),
+        cells: vec![cell(key("go"), 10.0, vec![90.0]), cell(tls.cell.clone(), 20.0, vec![])],
+        tests: vec![test("go", "a", 300.0), tls],
+        interrupted: false,
+        problems: vec![],
+        processes: vec![],
+    };
+    let f = floor(&s).unwrap();
+    // 10 + 20 (two servers) + 90 (one client) + 400 (the pair's longest)
+    assert_eq!(f.floor_ms, 520.0);
+    assert_eq!(f.busiest.len(), 1);
+    assert_eq!(f.busiest[0].process, "client=go/server=rust");
+    assert_eq!(f.busiest[0].server_ready_ms, Some(30.0));
+    assert_eq!(f.busiest[0].longest_test, "s/t");
+}
