@@ -311,10 +311,19 @@ async fn write_side(
                 until(at_ms).await;
                 let waited = delivered(&w, &side.ends, |_| true).await;
                 match side.ends.pauser.pause() {
-                    Ok(pgid) => side.conn.note(&format!(
-                        "paused the client (process group {pgid}) after {} bytes to {toward} ({waited} ms after them)",
-                        sent()
-                    )),
+                    Ok(pgid) => {
+                        // The bytes that follow must find it stopped.
+                        let asked = Instant::now();
+                        while !side.ends.pauser.stopped() && asked.elapsed() < DELIVERED_WITHIN {
+                            tokio::time::sleep(Duration::from_millis(1)).await;
+                        }
+                        side.conn.note(&format!(
+                            "paused the client (process group {pgid}) after {} bytes to {toward} ({waited} ms after them; {} in {} ms)",
+                            sent(),
+                            if side.ends.pauser.stopped() { "stopped" } else { "not yet stopped" },
+                            asked.elapsed().as_millis()
+                        ))
+                    }
                     Err(why) => side.conn.note(&format!("could not pause the client: {why}")),
                 }
             }

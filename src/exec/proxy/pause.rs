@@ -30,6 +30,17 @@ impl Pauser {
         Ok(pgid)
     }
 
+    /// Whether every thread of the paused client's processes has stopped
+    /// (SIGSTOP is delivered to each thread in its own time: one may still
+    /// read for a moment after `pause` returns).
+    pub fn stopped(&self) -> bool {
+        let s = self.0.lock().unwrap();
+        match (s.paused, s.pgid) {
+            (true, Some(pgid)) => group_stopped(pgid),
+            _ => false,
+        }
+    }
+
     pub fn paused(&self) -> bool {
         self.0.lock().unwrap().paused
     }
@@ -43,6 +54,45 @@ impl Pauser {
         }
         was
     }
+}
+
+/// The state letter and process group of a `/proc/.../stat` line.
+fn state_and_group(stat: &str) -> Option<(char, i32)> {
+    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let group = fields.nth(1)?.parse().ok()?;
+    Some((state, group))
+}
+
+/// Whether every thread of every process in group `pgid` is stopped (or
+/// gone), read from /proc.
+fn group_stopped(pgid: i32) -> bool {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
+    for pid in procs
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
+    {
+        let Some((_, group)) = read(pid.path().join("stat")).as_deref().and_then(state_and_group) else {
+            continue;
+        };
+        if group != pgid {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(pid.path().join("task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            if let Some((state, _)) = read(task.path().join("stat")).as_deref().and_then(state_and_group) {
+                if !matches!(state, 'T' | 't' | 'Z' | 'X') {
+                    return false;
+                }
+            }
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -67,6 +117,13 @@ mod tests {
     }
 
     #[test]
+    fn a_stat_line_gives_its_state_and_group() {
+        let line = "42 (tokio-runtime (w)) T 1 4242 4242 0 -1";
+        assert_eq!(state_and_group(line), Some(('T', 4242)));
+        assert_eq!(state_and_group("garbage"), None);
+    }
+
+    #[test]
     fn a_paused_client_stops_and_resumes_and_without_one_pausing_says_why() {
         assert!(Pauser::default().pause().unwrap_err().contains("no client process"));
         let mut child = std::process::Command::new("sleep")
@@ -78,8 +135,10 @@ mod tests {
         p.set(child.id() as i32);
         assert_eq!(p.pause(), Ok(child.id() as i32));
         assert_eq!(wait_for(child.id(), 'T'), 'T');
+        assert!(p.stopped());
         assert!(p.paused() && p.resume() && !p.paused());
         assert_eq!(wait_for(child.id(), 'S'), 'S');
+        assert!(!p.stopped() && !group_stopped(child.id() as i32));
         assert!(!p.resume());
         child.kill().unwrap();
         child.wait().unwrap();
