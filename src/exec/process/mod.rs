@@ -241,6 +241,7 @@ impl Drop for Proc {
     }
 }
 
+pub mod group;
 mod oneshot;
 mod port;
 pub use oneshot::{passthrough, run_logged, run_logged_on, serve, stop_signal};
@@ -249,18 +250,6 @@ pub use port::free_port;
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Is any non-zombie process still in group `pgid`?
-    fn group_alive(pgid: i32) -> bool {
-        std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
-            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
-            let Some(after) = stat.rsplit_once(") ").map(|(_, a)| a.to_string()) else {
-                return false;
-            };
-            let f: Vec<&str> = after.split_whitespace().collect();
-            f.len() > 2 && f[0] != "Z" && f[2] == pgid.to_string()
-        })
-    }
 
     fn sh(script: &str) -> Vec<String> {
         vec!["sh".into(), "-c".into(), script.into()]
@@ -273,7 +262,7 @@ mod tests {
         let pgid = p.pgid;
         assert_eq!(p.stop(Duration::from_millis(200)).await, Stopped::Killed);
         tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(!group_alive(pgid), "group {pgid} still has members");
+        assert!(!group::alive(pgid), "group {pgid} still has members");
     }
 
     #[tokio::test]
@@ -290,6 +279,6 @@ mod tests {
         let pgid = p.pgid;
         drop(p);
         tokio::time::sleep(Duration::from_millis(200)).await;
-        assert!(!group_alive(pgid));
+        assert!(!group::alive(pgid));
     }
 }

@@ -314,13 +314,17 @@ async fn write_side(
                     Ok(pgid) => {
                         // The bytes that follow must find it stopped.
                         let asked = Instant::now();
-                        while !side.ends.pauser.stopped() && asked.elapsed() < DELIVERED_WITHIN {
+                        let stopped = loop {
+                            let stopped = side.ends.pauser.stopped();
+                            if stopped || asked.elapsed() >= DELIVERED_WITHIN {
+                                break stopped;
+                            }
                             tokio::time::sleep(Duration::from_millis(1)).await;
-                        }
+                        };
                         side.conn.note(&format!(
                             "paused the client (process group {pgid}) after {} bytes to {toward} ({waited} ms after them; {} in {} ms)",
                             sent(),
-                            if side.ends.pauser.stopped() { "stopped" } else { "not yet stopped" },
+                            if stopped { "stopped" } else { "not yet stopped" },
                             asked.elapsed().as_millis()
                         ))
                     }

@@ -1,6 +1,7 @@
 //! The client process a proxy may pause (`pause_reader_bytes`): its process
 //! group, known once the runner has started it, stopped with SIGSTOP and
 //! continued with SIGCONT (at the latest when the proxy goes).
+use crate::exec::process::group;
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use std::sync::{Arc, Mutex};
@@ -36,7 +37,7 @@ impl Pauser {
     pub fn stopped(&self) -> bool {
         let s = self.0.lock().unwrap();
         match (s.paused, s.pgid) {
-            (true, Some(pgid)) => group_stopped(pgid),
+            (true, Some(pgid)) => group::stopped(pgid),
             _ => false,
         }
     }
@@ -56,45 +57,6 @@ impl Pauser {
     }
 }
 
-/// The state letter and process group of a `/proc/.../stat` line.
-fn state_and_group(stat: &str) -> Option<(char, i32)> {
-    let mut fields = stat.rsplit_once(')')?.1.split_whitespace();
-    let state = fields.next()?.chars().next()?;
-    let group = fields.nth(1)?.parse().ok()?;
-    Some((state, group))
-}
-
-/// Whether every thread of every process in group `pgid` is stopped (or
-/// gone), read from /proc.
-fn group_stopped(pgid: i32) -> bool {
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return false;
-    };
-    let read = |p: std::path::PathBuf| std::fs::read_to_string(p).ok();
-    for pid in procs
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().bytes().all(|b| b.is_ascii_digit()))
-    {
-        let Some((_, group)) = read(pid.path().join("stat")).as_deref().and_then(state_and_group) else {
-            continue;
-        };
-        if group != pgid {
-            continue;
-        }
-        let Ok(tasks) = std::fs::read_dir(pid.path().join("task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            if let Some((state, _)) = read(task.path().join("stat")).as_deref().and_then(state_and_group) {
-                if !matches!(state, 'T' | 't' | 'Z' | 'X') {
-                    return false;
-                }
-            }
-        }
-    }
-    true
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -103,7 +65,7 @@ mod tests {
     /// The state letter of process `pid` (`T` when stopped).
     fn state(pid: u32) -> char {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        stat.rsplit(')').next().unwrap().trim().chars().next().unwrap()
+        group::state_and_group(&stat).unwrap().0
     }
 
     fn wait_for(pid: u32, want: char) -> char {
@@ -114,13 +76,6 @@ mod tests {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         state(pid)
-    }
-
-    #[test]
-    fn a_stat_line_gives_its_state_and_group() {
-        let line = "42 (tokio-runtime (w)) T 1 4242 4242 0 -1";
-        assert_eq!(state_and_group(line), Some(('T', 4242)));
-        assert_eq!(state_and_group("garbage"), None);
     }
 
     #[test]
@@ -138,7 +93,7 @@ mod tests {
         assert!(p.stopped());
         assert!(p.paused() && p.resume() && !p.paused());
         assert_eq!(wait_for(child.id(), 'S'), 'S');
-        assert!(!p.stopped() && !group_stopped(child.id() as i32));
+        assert!(!p.stopped() && !group::stopped(child.id() as i32));
         assert!(!p.resume());
         child.kill().unwrap();
         child.wait().unwrap();
