@@ -37,12 +37,23 @@ pub(super) struct GroupRun {
     pub untouched: Vec<usize>,
     /// The stderr of the process that ran a test, when not the first one.
     pub stderr_of: BTreeMap<usize, String>,
-    /// Per new process started for untouched tests: how many it was given.
-    pub restarts: Vec<usize>,
+    /// The tests the process was in when it stopped (crashed or hung).
+    pub stopped_on: Vec<usize>,
+    /// Per new process started for untouched tests: where the one before
+    /// it stopped, and how many tests the new one was given.
+    pub restarts: Vec<Restart>,
     /// The CPU its client processes used.
     pub cpu_ms: f64,
     /// Per test index: what its fault proxy did (`exec::proxy::journal`).
     pub proxied: BTreeMap<usize, Vec<String>>,
+}
+
+/// A new client process for the tests its predecessor never reached.
+pub(super) struct Restart {
+    /// The tests the process before it was in when it stopped.
+    pub stopped_on: Vec<usize>,
+    /// How many tests the new process was given.
+    pub given: usize,
 }
 
 impl GroupRun {
@@ -55,6 +66,7 @@ impl GroupRun {
             stderr: String::new(),
             untouched: Vec::new(),
             stderr_of: BTreeMap::new(),
+            stopped_on: Vec::new(),
             restarts: Vec::new(),
             cpu_ms: 0.0,
             proxied: BTreeMap::new(),
@@ -82,6 +94,7 @@ impl GroupRun {
             self.stderr_of.insert(i, stderr);
         }
         self.untouched = more.untouched.iter().map(|&j| again[j]).collect();
+        self.stopped_on = more.stopped_on.iter().map(|&j| again[j]).collect();
         self.cpu_ms += more.cpu_ms;
         self.obs.extend(more.obs);
     }
@@ -229,6 +242,9 @@ impl Runner {
             (false, None) => End::Finished,
         };
         let stopped = progress.stopped();
+        if end != End::Finished {
+            run.stopped_on = stopped.clone();
+        }
         let mut unfinished = progress.unfinished(&end);
         for step in later.flat_map(|p| p.order) {
             unfinished.entry(step.test).or_insert_with(|| {
@@ -268,7 +284,10 @@ impl Runner {
             let again = std::mem::take(&mut run.untouched);
             let sub: Vec<Entry> = again.iter().map(|&i| entries[i].clone()).collect();
             let more = self.run_group(&sub, default, attempt).await;
-            run.restarts.push(again.len());
+            run.restarts.push(Restart {
+                stopped_on: std::mem::take(&mut run.stopped_on),
+                given: again.len(),
+            });
             run.absorb(&again, more);
         }
         run

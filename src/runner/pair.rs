@@ -154,10 +154,12 @@ impl Runner {
                 },
                 cpu_ms: run.cpu_ms,
             });
-            for n in &run.restarts {
-                out[first.cell].1.notes.push(format!(
-                    "the client stopped before {n} test(s) it had not begun; they ran in a new client process"
-                ));
+            // Each restart is noted in the cell of the test the client stopped on.
+            let cell_of: Vec<usize> = groups.iter().flat_map(|g| g.tests.iter().map(|_| g.cell)).collect();
+            for r in &run.restarts {
+                let on: Vec<&Entry> = r.stopped_on.iter().map(|&i| &entries[i]).collect();
+                let cell = r.stopped_on.first().map_or(first.cell, |&i| cell_of[i]);
+                out[cell].1.notes.push(restart_note(&on, r.given));
             }
             let mut i = 0;
             for g in &groups {
@@ -227,4 +229,18 @@ impl Runner {
         }
         r
     }
+}
+
+/// The cell note for a new client process: which test(s) the one before it
+/// stopped on, and how many tests it had not begun.
+fn restart_note(stopped_on: &[&Entry], given: usize) -> String {
+    let on: Vec<String> = stopped_on
+        .iter()
+        .map(|e| format!("{}/{}", e.test.set, e.test.case.name))
+        .collect();
+    let during = match on.is_empty() {
+        true => String::new(),
+        false => format!(" during {}", on.join(", ")),
+    };
+    format!("the client stopped{during} before {given} test(s) it had not begun; they ran in a new client process")
 }
