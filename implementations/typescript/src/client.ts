@@ -628,5 +628,16 @@ class Outbox implements AsyncIterable<Message> {
   }
 }
 
+// The event loop empties while main still waits only when a call's promise never settled: its steps would go
+// unanswered, and the exit status would say 0. Say so, and exit 1.
+let mainEnded = false;
+process.on("beforeExit", () => {
+  if (mainEnded) return;
+  process.stderr.write("error: the event loop emptied with steps unanswered: a call's promise never settled\n");
+  process.exit(1);
+});
 // process.exit() drops stdout writes still queued on a pipe: exit once they are flushed.
-main().then((code) => process.stdout.write("", () => process.exit(code)));
+main().then((code) => {
+  mainEnded = true;
+  process.stdout.write("", () => process.exit(code));
+});
