@@ -4,7 +4,7 @@
 //! that run alone come after all the others have ended),
 //! read back line by line with a time budget per step and lane, and what it
 //! left unfinished.
-use super::phases::Phase;
+use super::phases::{Lines, Phase};
 use super::progress::{self, End, Progress};
 use super::{ms, Runner};
 use crate::contract::script::{self, Connection, Line};
@@ -147,11 +147,11 @@ impl Runner {
         // Written concurrently: a large script must not deadlock against
         // unread output. Each line says when it is written (a step's budget
         // counts from then); stdin closes when the last phase is written.
-        let (feed, mut fed) = mpsc::unbounded_channel::<Vec<(String, String)>>();
+        let (feed, mut fed) = mpsc::unbounded_channel::<Vec<Lines>>();
         let (wrote, mut written) = mpsc::unbounded_channel::<String>();
         let writer = tokio::spawn(async move {
-            while let Some(lines) = fed.recv().await {
-                for (id, line) in lines {
+            while let Some(scripts) = fed.recv().await {
+                for (id, line) in scripts.into_iter().flat_map(Lines::made) {
                     if stdin.write_all(line.as_bytes()).await.is_err() {
                         return;
                     }

@@ -6,10 +6,11 @@ use super::progress::Pending;
 use super::Runner;
 use crate::contract::script::{self, Connection};
 use crate::exec::proxy;
-use crate::input::cases::script_steps;
+use crate::input::cases::{script_steps, Case};
 use crate::model::cell::CellKey;
 use crate::plan::{lanes, Test};
 use crate::reference::peer;
+use std::sync::Arc;
 
 /// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
 fn step_budget(step: &script::Step, grace: u64) -> u64 {
@@ -24,26 +25,95 @@ fn step_budget(step: &script::Step, grace: u64) -> u64 {
 const LARGE_SCRIPT: usize = 1 << 20;
 
 /// Part of the script written at once: its steps as the runner waits for
-/// them, and their lines (step id, JSON line).
+/// them, and their lines.
 #[derive(Default)]
 pub(super) struct Phase {
     pub order: Vec<Pending>,
-    pub lines: Vec<(String, String)>,
+    pub lines: Vec<Lines>,
 }
 
-impl Phase {
-    /// Adds step `s` of test `test`: its line, and its wait with `grace`.
-    fn push(&mut self, test: usize, s: &script::Step, grace: u64) {
-        self.order.push(Pending {
-            test,
-            id: s.id.clone(),
-            lane: s.lane,
-            budget_ms: step_budget(s, grace),
-            waiting: s.status_ids(),
-        });
-        let line = serde_json::to_string(s).expect("steps serialize") + "\n";
-        self.lines.push((s.id.clone(), line));
+/// Lines of a script: made already (step id, JSON line), or a test's, made
+/// when they are written.
+pub(super) enum Lines {
+    Made(Vec<(String, String)>),
+    Later(Box<Recipe>),
+}
+
+impl Lines {
+    /// The lines (step id, JSON line), made now if they were not yet.
+    pub(super) fn made(self) -> Vec<(String, String)> {
+        match self {
+            Lines::Made(lines) => lines,
+            Lines::Later(recipe) => recipe.steps().map(|s| s.iter().map(line).collect()).unwrap_or_default(),
+        }
     }
+}
+
+/// How a test's steps are made from its case: again, the same, when its
+/// lines are written, so that a process's large scripts (megabyte values)
+/// are not held from its start until their phase.
+#[derive(Clone)]
+pub(super) struct Recipe {
+    case: Arc<Case>,
+    prefix: String,
+    namespace: String,
+    /// The connection of its `faulty` steps (through its proxy or peer).
+    faulty: Option<Connection>,
+    /// The connection of its other steps when not the process's default.
+    variant: Option<Connection>,
+    lane: u32,
+}
+
+impl Recipe {
+    fn steps(&self) -> Result<Vec<script::Step>, String> {
+        let steps = script_steps(&self.case.steps, &self.prefix, &self.namespace)?;
+        let steps = steps.into_iter().zip(&self.case.steps).map(|(mut s, case_step)| {
+            match (&self.faulty, &self.variant) {
+                (Some(conn), _) if case_step.faulty => s.use_connection(conn),
+                (_, Some(conn)) => s.use_connection(conn),
+                _ => {}
+            }
+            s.lane = self.lane;
+            s
+        });
+        Ok(steps.collect())
+    }
+}
+
+/// A step's line: its id, and its JSON.
+fn line(s: &script::Step) -> (String, String) {
+    (s.id.clone(), serde_json::to_string(s).expect("steps serialize") + "\n")
+}
+
+/// Step `s` of test `test` as the runner waits for it, with `grace`.
+fn pending(test: usize, s: &script::Step, grace: u64) -> Pending {
+    Pending {
+        test,
+        id: s.id.clone(),
+        lane: s.lane,
+        budget_ms: step_budget(s, grace),
+        waiting: s.status_ids(),
+    }
+}
+
+/// Counts the bytes written to it.
+struct Counter(usize);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// The bytes of a step's line.
+fn line_len(s: &script::Step) -> usize {
+    let mut n = Counter(1);
+    serde_json::to_writer(&mut n, s).expect("steps serialize");
+    n.0
 }
 
 /// The prefix of a test's step ids: unique among the tests of a client
@@ -136,16 +206,26 @@ impl Runner {
             let key = format!("{}warm-up", self.namespace(e.key, e.test, attempt));
             let step = script::Step::warm_up(opened.len(), &key, (e.conn != *default).then_some(&e.conn));
             opened.push(&e.conn);
-            phases[0].push(i, &step, grace);
+            phases[0].order.push(pending(i, &step, grace));
+            phases[0].lines.push(Lines::Made(vec![line(&step)]));
         }
         let mut proxies = Vec::new();
         let mut peers = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let t = e.test;
             let prefix = step_prefix(e.key, t);
-            let variant = (e.conn != *default).then_some(&e.conn);
-            let steps = match script_steps(&t.case.steps, &prefix, &self.namespace(e.key, t, attempt)) {
-                Ok(steps) => steps,
+            let mut recipe = Recipe {
+                case: t.case.clone(),
+                prefix: prefix.clone(),
+                namespace: self.namespace(e.key, t, attempt),
+                faulty: None,
+                variant: (e.conn != *default).then(|| e.conn.clone()),
+                lane: if t.case.alone { 0 } else { lane_of[i] },
+            };
+            // A case that cannot become steps is left out before its proxy
+            // starts. What the runner waits for does not depend on connections.
+            let order: Vec<Pending> = match recipe.steps() {
+                Ok(steps) => steps.iter().map(|s| pending(i, s, grace)).collect(),
                 Err(e) => {
                     run.errors.entry(i).or_default().push(format!("case error: {e}"));
                     continue;
@@ -184,20 +264,23 @@ impl Runner {
                 }
                 None => None,
             };
-            let mut test = Phase::default();
-            for (mut s, case_step) in steps.into_iter().zip(&t.case.steps) {
-                match (&faulty, variant) {
-                    (Some(conn), _) if case_step.faulty => s.use_connection(conn),
-                    (_, Some(conn)) => s.use_connection(conn),
-                    _ => {}
-                }
-                s.lane = if t.case.alone { 0 } else { lane_of[i] };
-                test.push(i, &s, grace);
-            }
-            let large = test.lines.iter().map(|(_, l)| l.len()).sum::<usize>() > LARGE_SCRIPT;
-            let phase = &mut phases[if t.case.alone { 3 } else { 1 + usize::from(large) }];
-            phase.order.extend(test.order);
-            phase.lines.extend(test.lines);
+            recipe.faulty = faulty;
+            // A test alone is written last anyway; the others' size says
+            // whether they wait for the phase of large scripts.
+            let lines = match t.case.alone {
+                true => None,
+                false => Some(recipe.steps().unwrap_or_default()),
+            };
+            let phase = match &lines {
+                None => 3,
+                Some(steps) if steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT => 2,
+                Some(_) => 1,
+            };
+            phases[phase].order.extend(order);
+            phases[phase].lines.push(match (phase, lines) {
+                (1, Some(steps)) => Lines::Made(steps.iter().map(line).collect()),
+                _ => Lines::Later(Box::new(recipe)),
+            });
         }
         (phases, Middlemen { proxies, _peers: peers })
     }
