@@ -1,35 +1,20 @@
 use super::*;
 use crate::model::cell::CellKey;
-use crate::model::run::{CellInfo, Outcome, TestResult};
-use crate::model::tls::{KeyType, TlsMode};
+use crate::model::run::{fixtures, CellInfo, Outcome, TestResult};
+use crate::model::tls::TlsMode;
 
 fn key(client: &str) -> CellKey {
-    CellKey {
-        client: client.into(),
-        server: "rust".into(),
-        tls: TlsMode::None,
-        key_type: KeyType::EcP256,
-        net: None,
-    }
+    fixtures::key(client, "rust", TlsMode::None)
 }
 
+/// A passed test of `client` against rust, case `case` of set `s`, that took `ms`.
 fn test(client: &str, case: &str, ms: f64) -> TestResult {
+    let t = fixtures::result(client, "rust", TlsMode::None, case, Outcome::Passed);
     TestResult {
         id: format!("{}/set=s/case={case}", key(client).id()),
-        cell: key(client),
         set: "s".into(),
-        case: case.into(),
-        description: String::new(),
-        outcome: Outcome::Passed,
-        reasons: vec![],
         duration_ms: ms,
-        reproduce: String::new(),
-        choices: vec![],
-        client_stderr: String::new(),
-        server_stderr: String::new(),
-        attempts: vec![],
-        blame: None,
-        unavailable: None,
+        ..t
     }
 }
 
@@ -43,25 +28,16 @@ fn the_floor_spreads_start_ups_and_longest_tests_over_the_jobs() {
         notes: vec![],
     };
     let s = RunSummary {
-        run_id: "r".into(),
-        started_at: String::new(),
         duration_ms: 9000.0,
         execute_ms: 1000.0,
         jobs: 2,
-        at_most: 0,
-        most_at_once: 0,
-        cpu_ms: 0.0,
-        per_pair: false,
-        cores: 0,
-        profile: None,
-        command: String::new(),
-        builds: Default::default(),
         // one server shared by both cells: one start-up
         cells: vec![cell("go", Some(100.0), 300.0, 900.0), cell("java", None, 700.0, 1000.0)],
-        tests: vec![test("go", "a", 50.0), test("go", "b", 200.0), test("java", "a", 100.0)],
-        interrupted: false,
-        problems: vec![],
-        processes: vec![],
+        ..fixtures::summary(vec![
+            test("go", "a", 50.0),
+            test("go", "b", 200.0),
+            test("java", "a", 100.0),
+        ])
     };
     let f = floor(&s).unwrap();
     // (100 + 300 + 700 + 200 + 100) / 2
@@ -146,24 +122,12 @@ fn one_process_per_pair_counts_its_longest_test_once() {
         notes: vec![],
     };
     let s = RunSummary {
-        run_id: "r".into(),
-        started_at: String::new(),
         duration_ms: 900.0,
         execute_ms: 800.0,
         jobs: 1,
-        at_most: 0,
-        most_at_once: 0,
-        cpu_ms: 0.0,
         per_pair: true,
-        cores: 0,
-        profile: None,
-        command: String::new(),
-        builds: Default::default(),
         cells: vec![cell(key("go"), 10.0, vec![90.0]), cell(tls.cell.clone(), 20.0, vec![])],
-        tests: vec![test("go", "a", 300.0), tls],
-        interrupted: false,
-        problems: vec![],
-        processes: vec![],
+        ..fixtures::summary(vec![test("go", "a", 300.0), tls])
     };
     let f = floor(&s).unwrap();
     // 10 + 20 (two servers) + 90 (one client) + 400 (the pair's longest)
