@@ -1,0 +1,306 @@
+//! What each deliberate bug of the reference client must turn red.
+use super::Catch;
+
+/// Client faults that the misbehaving servers (h2-servers) and keepalive
+/// show, with the faults-set catches of the same faults.
+pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
+    (
+        "no-reconnect",
+        "h2-servers",
+        "goaway-in-first-call",
+        // The GOAWAY came before the Put ended: the Get needs a new connection.
+        "step 1 Get: status: expected OK, got UNAVAILABLE \"this channel opens one connection only",
+    ),
+    (
+        "refused-stream-internal",
+        "h2-servers",
+        "refused-stream",
+        "step 1 Get: status: expected OK or UNAVAILABLE, got INTERNAL",
+    ),
+    (
+        "no-reconnect",
+        "h2-servers",
+        "too-many-pings",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "reset-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "dead-channel-kept",
+        "h2-servers",
+        "too-many-pings",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "stream-reset-unknown",
+        "h2-servers",
+        "reset-after-headers",
+        "step 1 Get: status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "stream-reset-unknown",
+        "h2-servers",
+        "reset-after-first-message",
+        "step 2 Monitor: status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "reset-ignored",
+        "h2-servers",
+        "reset-after-headers",
+        "step 1 Get: status: expected INTERNAL, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "reset-ignored",
+        "h2-servers",
+        "reset-after-first-message",
+        "step 2 Monitor: status: expected INTERNAL, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "deadline-by-server-only",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-after-the-fact",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "h2-servers",
+        "no-trailers",
+        "client hung: no status line for step \"none/h2-servers/no-trailers#2\"",
+    ),
+    (
+        "short-default-deadline",
+        "h2-servers",
+        "one-stream-at-a-time",
+        "step 1 copy 1 Get: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "short-default-deadline",
+        "h2-servers",
+        "ping-flood",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "h2-servers",
+        "tiny-window",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "reset-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "ping-acks-dropped",
+        "h2-servers",
+        "ping-flood",
+        "step 1 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "reset-behind-unread-missed",
+        "faults",
+        "reset-behind-unread-bytes",
+        "step 1 Get: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "keepalive-ignored",
+        "keepalive",
+        "keepalive-finds-a-dead-connection",
+        "step 0 Monitor: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "reset-mid-request",
+        "step 2 Put: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "no-reconnect",
+        "faults",
+        "close-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "close-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "window-updates-ignored",
+        "faults",
+        "blackhole-mid-response",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "dead-channel-kept",
+        "faults",
+        "reset-mid-request",
+        "step 2 Put: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "deadline-by-server-only",
+        "faults",
+        "blackhole-mid-response",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-after-the-fact",
+        "faults",
+        "blackhole-mid-response",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "faults",
+        "blackhole-mid-stream",
+        "client hung: no status line for step",
+    ),
+    (
+        "short-default-deadline",
+        "faults",
+        "shaped-calls",
+        "step 1 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+];
+
+pub(crate) const CLIENT_FAULTS: &[Catch] = &[
+    (
+        "no-compress",
+        "compression",
+        "gzip-unary",
+        "trailer x-stock-request-encoding: expected \"gzip\", got \"identity\"",
+    ),
+    (
+        "no-compress",
+        "compression",
+        "gzip-client-stream",
+        "trailer x-stock-request-encoding: expected \"gzip\", got \"identity\"",
+    ),
+    (
+        "headers-as-trailers",
+        "metadata",
+        "header-or-trailer-unary",
+        "trailer x-stock-echo-header: expected none, got \"only-a-header\"",
+    ),
+    (
+        "ignore-cancel",
+        "cancellation",
+        "cancelled-put-not-applied",
+        "step 0 Put: status: expected CANCELLED, got OK",
+    ),
+    (
+        "bin-as-text",
+        "metadata",
+        "binary-echo-on-failure",
+        "trailer x-stock-echo-bin: expected \"AA==\", got",
+    ),
+    // the non-ASCII status message travels to the server as -bin metadata
+    (
+        "bin-as-text",
+        "errors",
+        "status-message-unicode",
+        "status message: expected \"prix: 12 €",
+    ),
+    (
+        "percent-encoded-message",
+        "errors",
+        "status-message-unicode",
+        "status message: expected \"prix: 12 €",
+    ),
+    (
+        "no-receive-limit",
+        "large",
+        "response-over-4mib",
+        "step 1 Get: status: expected RESOURCE_EXHAUSTED, got OK",
+    ),
+    (
+        "compress-always",
+        "compression",
+        "identity-unless-asked",
+        "trailer x-stock-request-encoding: expected \"identity\", got \"gzip\"",
+    ),
+    (
+        "deadline-after-the-fact",
+        "deadlines",
+        "delayed-unary",
+        "step 0 Inventory: took 50",
+    ),
+    (
+        "deadline-after-the-fact",
+        "cancellation",
+        "deadline-put-not-applied",
+        "more than the 4000 ms allowed",
+    ),
+    (
+        "default-deadline",
+        "deadlines",
+        "no-deadline-seen-by-server",
+        "trailer x-stock-deadline-ms: expected \"none\", got \"60000\"",
+    ),
+    (
+        "no-details",
+        "errors",
+        "details-forced",
+        "step 0 Get: error details: expected 1 [\"google.rpc.ErrorInfo\"], got 0 []",
+    ),
+    (
+        "deadline-after-the-fact",
+        "faults",
+        "blackhole-mid-response",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-by-server-only",
+        "faults",
+        "blackhole-mid-response",
+        "client hung: no status line for step",
+    ),
+    (
+        "deadline-by-server-only",
+        "faults",
+        "blackhole-mid-stream",
+        "client hung: no status line for step",
+    ),
+    (
+        "no-timer-on-streams",
+        "faults",
+        "blackhole-mid-stream",
+        "client hung: no status line for step",
+    ),
+    (
+        "dead-channel-kept",
+        "faults",
+        "reset-mid-request",
+        "step 2 Put: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "dead-channel-kept",
+        "faults",
+        "reset-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "dead-channel-kept",
+        "faults",
+        "close-mid-response",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
+        "short-default-deadline",
+        "faults",
+        "shaped-calls",
+        "step 1 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+];

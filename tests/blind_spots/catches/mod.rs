@@ -1,0 +1,27 @@
+//! What each deliberate bug of the reference (`--break`) must turn red:
+//! the sets it is run against, and per fault a case and part of its reason.
+
+/// The sets these faults are run against (every set a new case lives in).
+pub(crate) const RUN_SETS: &str =
+    "unary,client-stream,metadata,errors,deadlines,large,compression,cancellation,concurrency,flow-control,kv-compat,kv-only,faults";
+
+/// The sets of the misbehaving HTTP/2 peers and keepalive, run with the
+/// faults they catch (and the faults set beside them, which shares those
+/// faults' catches; unary holds the control case).
+pub(crate) const PEER_SETS: &str = "unary,faults,h2-servers,h2-clients,keepalive";
+
+/// (fault, a set it may turn red, a case of that set it must turn red, part
+/// of that case's reason); a fault may turn red only the sets named with it.
+pub(crate) type Catch = (&'static str, &'static str, &'static str, &'static str);
+
+mod client;
+mod server;
+pub(crate) use client::{CLIENT_FAULTS, PEER_CLIENT_FAULTS};
+pub(crate) use server::{H2_CLIENT_FAULTS, KV_FAULTS, SERVER_FAULTS};
+
+/// Sets a fault may also turn red, beside those of its catches: the other
+/// Inventory counts see the keys of tests running beside them.
+pub(crate) const ALSO_RED: &[(&str, &str)] = &[
+    ("inventory-ignores-prefix", "client-stream"),
+    ("inventory-ignores-prefix", "kv-compat"),
+];

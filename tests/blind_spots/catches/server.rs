@@ -1,0 +1,287 @@
+//! What each deliberate bug of the reference server must turn red.
+use super::Catch;
+
+pub(crate) const SERVER_FAULTS: &[Catch] = &[
+    (
+        "no-compress-response",
+        "compression",
+        "response-gzip-unary",
+        "response encoding: expected gzip, got identity",
+    ),
+    (
+        "no-compress-response",
+        "compression",
+        "response-gzip-server-stream",
+        "response encoding: expected gzip, got identity",
+    ),
+    (
+        "truncate-bin-at-nul",
+        "metadata",
+        "binary-echo-unary",
+        "header x-stock-echo-bin: expected",
+    ),
+    (
+        "lose-deadline",
+        "deadlines",
+        "deadline-seen-by-server",
+        "trailer x-stock-deadline-ms: expected a number in 3000..=5500, got \"none\"",
+    ),
+    (
+        "apply-after-cancel",
+        "cancellation",
+        "deadline-put-not-applied",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "apply-after-cancel",
+        "cancellation",
+        "cancelled-batch-applies-nothing",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "keep-cancelled-monitors",
+        "cancellation",
+        "cancelled-monitor-unregistered",
+        "trailer x-stock-watchers: expected \"0\", got \"1\"",
+    ),
+    (
+        "no-size-limit",
+        "large",
+        "request-over-4mib",
+        "status: expected RESOURCE_EXHAUSTED, got INVALID_ARGUMENT",
+    ),
+    (
+        "batch-no-value-limit",
+        "client-stream",
+        "batch-value-over-limit",
+        "step 1 Batch: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    (
+        "inventory-miscount",
+        "unary",
+        "inventory-after-overwrites",
+        "field totalValueBytes: expected",
+    ),
+    (
+        "racy-put",
+        "concurrency",
+        "parallel-puts-none-lost",
+        "step 1 Get: message 0: field version: expected \"200\"",
+    ),
+    (
+        "drop-when-slow",
+        "flow-control",
+        "slow-reader-monitor",
+        "step 32 Monitor: expected 32 message(s), got",
+    ),
+    (
+        "batch-no-value-limit",
+        "errors",
+        "details-bad-value",
+        "step 1 Batch: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    (
+        "no-error-details",
+        "errors",
+        "details-bad-key",
+        "step 0 Put: error details: expected 1 [\"google.rpc.BadRequest\"], got 0 []",
+    ),
+    (
+        "no-size-limit",
+        "large",
+        "gzip-request-over-4mib",
+        "status: expected RESOURCE_EXHAUSTED, got INVALID_ARGUMENT",
+    ),
+    (
+        "compress-always",
+        "compression",
+        "response-identity-unless-asked",
+        "response encoding: expected identity, got gzip",
+    ),
+    (
+        "keep-finished-monitors",
+        "cancellation",
+        "monitor-counted-while-open",
+        "step 2 Inventory: trailer x-stock-watchers: expected \"0\", got \"1\"",
+    ),
+    (
+        "details-on-every-error",
+        "errors",
+        "no-details-on-not-found",
+        "error details: expected 0 [], got 1 [\"google.rpc.ErrorInfo\"]",
+    ),
+    // a server that closes the connection (every call on it) for one call's
+    // headers over its limit, and one that never answers such a call
+    (
+        "close-on-big-headers",
+        "metadata",
+        "metadata-over-header-limit",
+        "step 1 Monitor: status: expected OK, got",
+    ),
+    (
+        "stall-on-big-headers",
+        "metadata",
+        "metadata-over-header-limit",
+        "step 1.0 Put: status: expected any code but OK or DEADLINE_EXCEEDED, got DEADLINE_EXCEEDED",
+    ),
+    // a server that counts every key whatever x-stock-count-prefix says
+    (
+        "inventory-ignores-prefix",
+        "unary",
+        "inventory-by-prefix",
+        "step 3 Inventory: message 0: field keyCount: expected",
+    ),
+    // a server that answers HTTP 431 to headers over its limit
+    (
+        "small-header-limit",
+        "metadata",
+        "metadata-4kib",
+        "status: expected OK, got UNKNOWN",
+    ),
+    (
+        "small-header-limit",
+        "errors",
+        "status-message-2kib",
+        "status: expected INTERNAL, got UNKNOWN",
+    ),
+    (
+        "batch-limit-off-by-one",
+        "client-stream",
+        "batch-value-at-limit",
+        "status: expected OK, got INVALID_ARGUMENT",
+    ),
+    (
+        "batch-limit-off-by-one",
+        "flow-control",
+        "large-client-stream",
+        "status: expected OK, got INVALID_ARGUMENT",
+    ),
+    (
+        "no-trailers-on-error",
+        "metadata",
+        "trailer-on-immediate-failure",
+        "trailer x-stock-echo-trailer: expected \"failed-trailer\", got nothing",
+    ),
+    (
+        "no-details-on-streams",
+        "errors",
+        "details-bad-stream-request",
+        "step 0 Monitor: error details: expected 1 [\"google.rpc.BadRequest\"], got 0 []",
+    ),
+    (
+        "batch-no-key-limit",
+        "client-stream",
+        "batch-key-over-limit",
+        "step 0 Batch: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    ("shared-trade-book", "concurrency", "parallel-trades", "Trade: message "),
+    (
+        "shed-over-16-calls",
+        "concurrency",
+        "parallel-gets",
+        "Too many active requests for the connection",
+    ),
+    (
+        "batch-buffer-limit",
+        "flow-control",
+        "large-client-stream",
+        "step 0 Batch: status: expected OK, got RESOURCE_EXHAUSTED",
+    ),
+    (
+        "batch-kept-on-broken-connection",
+        "faults",
+        "reset-mid-batch",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "apply-after-cancel",
+        "faults",
+        "reset-mid-batch",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+];
+
+/// Server faults that the misbehaving reference client (h2-clients) shows.
+pub(crate) const H2_CLIENT_FAULTS: &[Catch] = &[
+    (
+        "apply-after-cancel",
+        "h2-clients",
+        "reset-mid-batch",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "batch-kept-on-broken-connection",
+        "h2-clients",
+        "close-mid-frame",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
+        "shed-over-16-calls",
+        "h2-clients",
+        "thousand-streams",
+        "step 1 Get: status: expected OK, got RESOURCE_EXHAUSTED",
+    ),
+    (
+        "any-content-type",
+        "h2-clients",
+        "bad-content-type",
+        "step 1 Get: status: expected any code but OK or UNAVAILABLE, got OK",
+    ),
+];
+
+pub(crate) const KV_FAULTS: &[Catch] = &[
+    (
+        "kv-value-suffix",
+        "kv-only",
+        "kv-round-trip",
+        "step 1 proto.KV.Get: message 0: field value: expected \"aGVsbG8sIHBsdWdpbg==\"",
+    ),
+    (
+        "kv-value-suffix",
+        "kv-compat",
+        "kv-put-stock-get",
+        "step 1 Get: message 0: field value: expected \"bGVnYWN5\"",
+    ),
+    (
+        "kv-value-as-text",
+        "kv-only",
+        "kv-binary-value",
+        "step 1 proto.KV.Get: message 0: field value: expected \"AAECAwQF",
+    ),
+    (
+        "kv-first-write-wins",
+        "kv-only",
+        "kv-overwrite",
+        "step 2 proto.KV.Get: message 0: field value: expected \"c2Vjb25k\", got \"Zmlyc3Q=\"",
+    ),
+    (
+        "kv-first-write-wins",
+        "kv-compat",
+        "kv-put-bumps-version",
+        "expected \"Mg==\", got \"MQ==\"",
+    ),
+    (
+        "kv-missing-unknown",
+        "kv-only",
+        "kv-missing-key",
+        "step 0 proto.KV.Get: status: expected NOT_FOUND, got UNKNOWN",
+    ),
+    (
+        "kv-missing-unknown",
+        "kv-compat",
+        "kv-get-missing",
+        "step 0 proto.KV.Get: status: expected NOT_FOUND, got UNKNOWN",
+    ),
+    (
+        "kv-no-value-limit",
+        "kv-compat",
+        "kv-put-value-over-limit",
+        "step 1 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    (
+        "kv-no-key-limit",
+        "kv-compat",
+        "kv-put-key-over-limit",
+        "step 0 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
+    ),
+];
