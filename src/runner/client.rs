@@ -238,6 +238,7 @@ impl Runner {
             (false, Some(_)) => End::Exited {
                 status: status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()),
                 usage: status.and_then(|s| s.code()) == Some(2),
+                last_words: progress::last_line(&run.stderr),
             },
             (false, None) => End::Finished,
         };

@@ -25,9 +25,23 @@ pub enum End {
     Finished,
     /// No status line within the step's budget: the client was killed.
     Hung,
-    /// The output closed early; the exit status as shown, and whether the
-    /// exit code was 2 (a usage error: it refused its input).
-    Exited { status: String, usage: bool },
+    /// The output closed early; the exit status as shown, whether the exit
+    /// code was 2 (a usage error: it refused its input), and the last line
+    /// the client wrote to stderr (its own word on why, if any).
+    Exited {
+        status: String,
+        usage: bool,
+        last_words: Option<String>,
+    },
+}
+
+/// The last non-empty line of a client's stderr, cut to 200 characters.
+pub fn last_line(stderr: &str) -> Option<String> {
+    let line = stderr.lines().map(str::trim).rfind(|l| !l.is_empty())?;
+    Some(match line.char_indices().nth(200) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    })
 }
 
 /// One lane's steps, in order; the lane runs them one after the other.
@@ -154,14 +168,22 @@ impl Progress {
                 "not finished: the client was killed while at step {:?}, because step {:?} of another test hung",
                 step.id, late.id
             )),
-            End::Exited { status, usage } => {
+            End::Exited {
+                status,
+                usage,
+                last_words,
+            } => {
                 let usage = if *usage {
                     " — it rejected its input as a usage error"
                 } else {
                     ""
                 };
+                let words = last_words
+                    .as_ref()
+                    .map(|w| format!("; its last stderr line: {w:?}"))
+                    .unwrap_or_default();
                 Some(format!(
-                    "client exited ({status}){usage} before finishing step {:?}",
+                    "client exited ({status}){usage} before finishing step {:?}{words}",
                     step.id
                 ))
             }
@@ -305,6 +327,7 @@ mod tests {
         let why = p.unfinished(&End::Exited {
             status: "exit status: 2".into(),
             usage: true,
+            last_words: None,
         });
         assert_eq!(
             why[&0],
@@ -313,10 +336,20 @@ mod tests {
         let why = p.unfinished(&End::Exited {
             status: "signal: 9 (SIGKILL)".into(),
             usage: false,
+            last_words: None,
         });
         assert_eq!(
             why[&0],
             "client exited (signal: 9 (SIGKILL)) before finishing step \"a#0\""
+        );
+        let why = p.unfinished(&End::Exited {
+            status: "exit status: 1".into(),
+            usage: false,
+            last_words: Some("error: a call never settled".into()),
+        });
+        assert_eq!(
+            why[&0],
+            "client exited (exit status: 1) before finishing step \"a#0\"; its last stderr line: \"error: a call never settled\""
         );
         assert_eq!(why.len(), 3);
         assert!(p.unfinished(&End::Finished).is_empty());
@@ -328,5 +361,13 @@ mod tests {
             garbage("\"hello\"", "expected value"),
             "client printed a line that is not contract output: \"hello\": expected value"
         );
+    }
+
+    #[test]
+    fn the_last_stderr_line_is_the_last_non_empty_one_cut_to_200_characters() {
+        assert_eq!(last_line(""), None);
+        assert_eq!(last_line("a\n  b  \n\n \n"), Some("b".into()));
+        let long = "é".repeat(250);
+        assert_eq!(last_line(&long), Some(format!("{}…", "é".repeat(200))));
     }
 }
