@@ -65,8 +65,14 @@ pub(super) struct Recipe {
 }
 
 impl Recipe {
+    /// Its steps, made from its case.
     fn steps(&self) -> Result<Vec<script::Step>, String> {
-        let steps = script_steps(&self.case.steps, &self.prefix, &self.namespace)?;
+        Ok(self.dress(script_steps(&self.case.steps, &self.prefix, &self.namespace)?))
+    }
+
+    /// The case's steps on their connections (the `faulty` ones through the
+    /// middleman) and in its lane.
+    fn dress(&self, steps: Vec<script::Step>) -> Vec<script::Step> {
         let steps = steps.into_iter().zip(&self.case.steps).map(|(mut s, case_step)| {
             match (&self.faulty, &self.variant) {
                 (Some(conn), _) if case_step.faulty => s.use_connection(conn),
@@ -76,7 +82,7 @@ impl Recipe {
             s.lane = self.lane;
             s
         });
-        Ok(steps.collect())
+        steps.collect()
     }
 }
 
@@ -213,19 +219,17 @@ impl Runner {
         let mut peers = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let t = e.test;
-            let prefix = step_prefix(e.key, t);
             let mut recipe = Recipe {
                 case: t.case.clone(),
-                prefix: prefix.clone(),
+                prefix: step_prefix(e.key, t),
                 namespace: self.namespace(e.key, t, attempt),
                 faulty: None,
                 variant: (e.conn != *default).then(|| e.conn.clone()),
                 lane: if t.case.alone { 0 } else { lane_of[i] },
             };
-            // A case that cannot become steps is left out before its proxy
-            // starts. What the runner waits for does not depend on connections.
-            let order: Vec<Pending> = match recipe.steps() {
-                Ok(steps) => steps.iter().map(|s| pending(i, s, grace)).collect(),
+            // A case that cannot become steps is left out before its proxy starts.
+            let steps = match script_steps(&t.case.steps, &recipe.prefix, &recipe.namespace) {
+                Ok(steps) => steps,
                 Err(e) => {
                     run.errors.entry(i).or_default().push(format!("case error: {e}"));
                     continue;
@@ -234,7 +238,7 @@ impl Runner {
             // The address the `faulty` steps dial instead of the server's.
             let middleman = match (&t.case.fault, t.case.peer) {
                 (Some(fault), _) => Some(
-                    proxy::start(&e.conn.server, fault, seed(&prefix))
+                    proxy::start(&e.conn.server, fault, seed(&recipe.prefix))
                         .map(|p| {
                             let addr = p.addr.clone();
                             proxies.push((i, p));
@@ -265,20 +269,17 @@ impl Runner {
                 None => None,
             };
             recipe.faulty = faulty;
+            let steps = recipe.dress(steps);
             // A test alone is written last anyway; the others' size says
             // whether they wait for the phase of large scripts.
-            let lines = match t.case.alone {
-                true => None,
-                false => Some(recipe.steps().unwrap_or_default()),
+            let phase = match t.case.alone {
+                true => 3,
+                false if steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT => 2,
+                false => 1,
             };
-            let phase = match &lines {
-                None => 3,
-                Some(steps) if steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT => 2,
-                Some(_) => 1,
-            };
-            phases[phase].order.extend(order);
-            phases[phase].lines.push(match (phase, lines) {
-                (1, Some(steps)) => Lines::Made(steps.iter().map(line).collect()),
+            phases[phase].order.extend(steps.iter().map(|s| pending(i, s, grace)));
+            phases[phase].lines.push(match phase {
+                1 => Lines::Made(steps.iter().map(line).collect()),
                 _ => Lines::Later(Box::new(recipe)),
             });
         }
