@@ -12,11 +12,11 @@ cd "$(dirname "$0")"
 dir="$(pwd -P)"
 repo="$dir/target/m2"
 jar="$dir/target/stock.jar"
-# Must match the wrappers, or the archives are ignored.
-jvm="-XX:TieredStopAtLevel=1 -Xlog:disable -Xlog:all=error:stderr"
+# The wrappers' flags: the archives must be recorded with them.
+. ./jvm-flags.sh
 
 if [ -f "$jar" ] && [ -f target/client.jsa ] && [ -f target/server.jsa ] &&
-  [ -z "$(find pom.xml build.sh src ../../proto -newer target/client.jsa | head -1)" ]; then
+  [ -z "$(find pom.xml build.sh jvm-flags.sh src ../../proto -newer target/client.jsa | head -1)" ]; then
   echo "target/stock.jar is up to date" >&2
   exit 0
 fi
@@ -43,7 +43,7 @@ train() {
   rm -f "$fifo" target/cds-server.out
   mkfifo "$fifo"
   # shellcheck disable=SC2086
-  java $jvm -XX:ArchiveClassesAtExit="$dir/target/server.jsa" -cp "$jar" stockmatrix.ServerKt --port 0 $tls --cert-file "$certs/server.pem" --key-file "$certs/server.key" <"$fifo" >target/cds-server.out &
+  java $JAVA_FLAGS -XX:ArchiveClassesAtExit="$dir/target/server.jsa" -cp "$jar" stockmatrix.ServerKt --port 0 $tls --cert-file "$certs/server.pem" --key-file "$certs/server.key" <"$fifo" >target/cds-server.out &
   pid=$!
   exec 3>"$fifo"
   port=""
@@ -55,7 +55,7 @@ train() {
   done
   if [ -n "$port" ]; then
     # shellcheck disable=SC2086
-    java $jvm -XX:+UseSerialGC -XX:ArchiveClassesAtExit="$dir/target/client.jsa" -cp "$jar" stockmatrix.ClientKt --server "127.0.0.1:$port" $tls --cert-file "$certs/client.pem" --key-file "$certs/client.key" script >/dev/null <<'STEPS' || true
+    java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$dir/target/client.jsa" -cp "$jar" stockmatrix.ClientKt --server "127.0.0.1:$port" $tls --cert-file "$certs/client.pem" --key-file "$certs/client.key" script >/dev/null <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"cds/a","value":"aGk="},"metadata":{"x-stock-echo":"e"}}
 {"id":"get","method":"Get","request":{"key":"cds/a"},"compression":"gzip","timeout_ms":5000}
 {"id":"missing","method":"Get","request":{"key":"cds/missing"}}

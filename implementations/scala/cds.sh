@@ -6,14 +6,13 @@ set -eu
 dir=$(CDPATH= cd -- "$(dirname -- "$0")" && pwd)
 t="$dir/target"
 jar="$t/stock-scala-all.jar"
-# The same JVM options as the server and client wrappers (an archive records what they load).
-jvm="-XX:TieredStopAtLevel=1 -Xlog:disable"
-client_jvm="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dio.grpc.netty.shaded.io.netty.jfr.enabled=false -Xlog:disable"
+# The wrappers' flags: an archive records what they load.
+. "$dir/jvm-flags.sh"
 rm -f "$t/server.jsa" "$t/client.jsa" "$t/cds.fifo" "$t/cds-server.out"
 
 # The server runs until its stdin (the fifo) is closed.
 mkfifo "$t/cds.fifo"
-java $jvm -XX:ArchiveClassesAtExit="$t/server.jsa" -cp "$jar" stockmatrix.ServerMain --port 0 \
+java $JAVA_FLAGS -XX:ArchiveClassesAtExit="$t/server.jsa" -cp "$jar" stockmatrix.ServerMain --port 0 \
   <"$t/cds.fifo" >"$t/cds-server.out" &
 pid=$!
 exec 3>"$t/cds.fifo"
@@ -31,7 +30,7 @@ until grep -q '^listening on ' "$t/cds-server.out" 2>/dev/null; do
 done
 addr=$(sed -n 's/^listening on //p' "$t/cds-server.out")
 
-java $client_jvm -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.ClientMain \
+java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.ClientMain \
   --server "$addr" script >/dev/null <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"k","value":"aGk="},"compression":"gzip"}
 {"id":"get","method":"Get","request":{"key":"k"},"metadata":{"x-stock-echo":"e"}}
