@@ -43,7 +43,7 @@ train() {
   rm -f "$fifo" target/cds-server.out
   mkfifo "$fifo"
   # shellcheck disable=SC2086
-  java $JAVA_FLAGS -XX:ArchiveClassesAtExit="$dir/target/server.jsa" -cp "$jar" stockmatrix.ServerKt --port 0 $tls --cert-file "$certs/server.pem" --key-file "$certs/server.key" <"$fifo" >target/cds-server.out &
+  java $JAVA_FLAGS -XX:ArchiveClassesAtExit="$dir/target/server.jsa" -cp "$jar" stockmatrix.ServerKt --port 0 $tls --cert-file "$certs/server.pem" --key-file "$certs/server.key" <"$fifo" >target/cds-server.out 2>target/cds-server.log &
   pid=$!
   exec 3>"$fifo"
   port=""
@@ -55,7 +55,7 @@ train() {
   done
   if [ -n "$port" ]; then
     # shellcheck disable=SC2086
-    java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$dir/target/client.jsa" -cp "$jar" stockmatrix.ClientKt --server "127.0.0.1:$port" $tls --cert-file "$certs/client.pem" --key-file "$certs/client.key" script >/dev/null <<'STEPS' || true
+    java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$dir/target/client.jsa" -cp "$jar" stockmatrix.ClientKt --server "127.0.0.1:$port" $tls --cert-file "$certs/client.pem" --key-file "$certs/client.key" script >/dev/null 2>target/cds-client.log <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"cds/a","value":"aGk="},"metadata":{"x-stock-echo":"e"}}
 {"id":"get","method":"Get","request":{"key":"cds/a"},"compression":"gzip","timeout_ms":5000}
 {"id":"missing","method":"Get","request":{"key":"cds/missing"}}
@@ -78,5 +78,5 @@ STEPS
 }
 train || true
 if [ ! -f target/client.jsa ] || [ ! -f target/server.jsa ]; then
-  echo "warning: AppCDS training failed; the wrappers run without archives" >&2
+  echo "warning: AppCDS training failed (see target/cds-*.log); the wrappers run without archives" >&2
 fi

@@ -13,14 +13,14 @@ rm -f "$t/server.jsa" "$t/client.jsa" "$t/cds.fifo" "$t/cds-server.out"
 # The server runs until its stdin (the fifo) is closed.
 mkfifo "$t/cds.fifo"
 java $JAVA_FLAGS -XX:ArchiveClassesAtExit="$t/server.jsa" -cp "$jar" stockmatrix.ServerMain --port 0 \
-  <"$t/cds.fifo" >"$t/cds-server.out" &
+  <"$t/cds.fifo" >"$t/cds-server.out" 2>"$t/cds-server.log" &
 pid=$!
 exec 3>"$t/cds.fifo"
 i=0
 until grep -q '^listening on ' "$t/cds-server.out" 2>/dev/null; do
   i=$((i + 1))
   if [ $i -gt 600 ] || ! kill -0 $pid 2>/dev/null; then
-    echo "cds.sh: training server did not start; skipping AppCDS" >&2
+    echo "cds.sh: training server did not start (see $t/cds-server.log); skipping AppCDS" >&2
     exec 3>&-
     wait $pid || true
     rm -f "$t/server.jsa" "$t/cds.fifo"
@@ -31,7 +31,7 @@ done
 addr=$(sed -n 's/^listening on //p' "$t/cds-server.out")
 
 java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.ClientMain \
-  --server "$addr" script >/dev/null <<'STEPS' || true
+  --server "$addr" script >/dev/null 2>"$t/cds-client.log" <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"k","value":"aGk="},"compression":"gzip"}
 {"id":"get","method":"Get","request":{"key":"k"},"metadata":{"x-stock-echo":"e"}}
 {"id":"missing","method":"Get","request":{"key":"nope"}}
