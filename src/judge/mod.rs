@@ -4,13 +4,14 @@
 //! the step, the message and the field.
 pub mod blame;
 mod compare;
+mod expected;
 mod known;
 pub mod verdict;
 use crate::contract::proto;
 use crate::contract::script::Line;
 use crate::input::cases::{Case, CaseStep, MatchMode};
 use crate::input::macros::{expand, expand_str};
-use crate::input::matchers::split_matchers;
+use expected::NotReady;
 pub use known::KnownList;
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -29,14 +30,13 @@ pub struct StepObservation {
 pub type Observations = BTreeMap<String, StepObservation>;
 
 /// Groups output lines by step id, in order.
-pub fn group(lines: &[Line]) -> Observations {
+pub fn group(lines: impl IntoIterator<Item = Line>) -> Observations {
     let mut obs = Observations::new();
-    for line in lines {
+    for mut line in lines {
         let entry = obs.entry(line.id.clone()).or_default();
-        if let Some(m) = &line.message {
-            entry.messages.push(m.clone());
-        } else {
-            entry.status = Some(line.clone());
+        match line.message.take() {
+            Some(m) => entry.messages.push(m),
+            None => entry.status = Some(line),
         }
     }
     obs
@@ -187,60 +187,45 @@ impl Judge<'_> {
     fn messages(
         &mut self,
         desc: &prost_reflect::MessageDescriptor,
-        expected: &[Value],
+        wanted: &[Value],
         actual: &[Value],
         mode: MatchMode,
         label: &str,
         method: &str,
     ) {
-        if expected.len() != actual.len() {
+        if wanted.len() != actual.len() {
             let got: Vec<String> = actual.iter().map(short).collect();
             self.reasons.push(format!(
                 "{label} {method}: expected {} message(s), got {}: [{}]",
-                expected.len(),
+                wanted.len(),
                 actual.len(),
                 got.join(", ")
             ));
         }
-        for (i, (want, got)) in expected.iter().zip(actual).enumerate() {
-            let want = match expand(want, self.ns) {
+        for (i, (want, got)) in wanted.iter().zip(actual).enumerate() {
+            let want = match expected::expected(desc, want, self.ns) {
                 Ok(w) => w,
-                Err(e) => {
+                Err(NotReady::Macro(e)) => {
                     self.reasons.push(format!("{label} {method}: message {i}: {e}"));
                     continue;
                 }
-            };
-            let (plain, matchers) = split_matchers(&want);
-            let canon = match proto::canonical_json(desc, &plain) {
-                Ok(c) => c,
-                Err(e) => {
+                Err(NotReady::Invalid(e)) => {
                     self.reasons
                         .push(format!("{label} {method}: expected message {i}: {e}"));
                     continue;
                 }
             };
-            let json_name = |k: &str| {
-                desc.get_field_by_name(k)
-                    .map(|f| f.json_name().to_string())
-                    .unwrap_or_else(|| k.to_string())
-            };
-            let named: Vec<String> = plain
-                .as_object()
-                .map(|o| o.keys().map(|k| json_name(k)).collect())
-                .unwrap_or_default();
-            let matcher_fields: BTreeMap<String, Value> =
-                matchers.into_iter().map(|(k, v)| (json_name(&k), v)).collect();
             let empty = serde_json::Map::new();
-            for (field, want_v) in canon.as_object().unwrap_or(&empty) {
+            for (field, want_v) in want.canon.as_object().unwrap_or(&empty) {
                 let got_v = got.get(field).unwrap_or(&Value::Null);
-                if let Some(m) = matcher_fields.get(field) {
+                if let Some(m) = want.matchers.get(field) {
                     if let Err(r) = self.matcher(m, field, got_v) {
                         self.reasons
                             .push(format!("{label} {method}: message {i}: field {field}: {r}"));
                     }
                     continue;
                 }
-                if mode == MatchMode::Partial && !named.contains(field) {
+                if mode == MatchMode::Partial && !want.named.contains(field) {
                     continue;
                 }
                 if want_v != got_v {

@@ -26,7 +26,7 @@ expect.messages = [{ value = "{b64:hi}", version = "1" }]
 #[test]
 fn a_matching_result_passes_in_any_proto3_json_spelling() {
     let c = case(GET);
-    let obs = group(&[
+    let obs = group([
         line(json!({"id": "p#0", "message": {"value": "aGk=", "version": 1}})),
         ok("p#0"),
     ]);
@@ -36,7 +36,7 @@ fn a_matching_result_passes_in_any_proto3_json_spelling() {
 #[test]
 fn a_wrong_field_is_named_with_expected_and_actual() {
     let c = case(GET);
-    let obs = group(&[
+    let obs = group([
         line(json!({"id": "p#0", "message": {"value": "aGk=", "version": "2"}})),
         ok("p#0"),
     ]);
@@ -50,7 +50,7 @@ fn a_wrong_field_is_named_with_expected_and_actual() {
 #[test]
 fn a_wrong_status_code_fails() {
     let c = case(GET);
-    let obs = group(&[line(
+    let obs = group([line(
         json!({"id": "p#0", "status": {"code": "UNKNOWN", "message": "boom"}}),
     )]);
     let r = judge(&c, "p", "n/", &obs);
@@ -77,7 +77,7 @@ request = { pattern = "{ns}*", includeExisting = true, maxEvents = 2 }
 expect.messages = [{ key = "{ns}a", existing = true, version = "1" }, { key = "{ns}b", existing = true, version = "1" }]
 "#,
     );
-    let obs = group(&[
+    let obs = group([
         line(json!({"id": "p#0", "message": {"key": "n/a", "existing": true, "version": "1"}})),
         ok("p#0"),
     ]);
@@ -88,7 +88,7 @@ expect.messages = [{ key = "{ns}a", existing = true, version = "1" }, { key = "{
 #[test]
 fn output_that_is_not_the_response_type_fails() {
     let c = case(GET);
-    let obs = group(&[line(json!({"id": "p#0", "message": {"colour": "red"}})), ok("p#0")]);
+    let obs = group([line(json!({"id": "p#0", "message": {"colour": "red"}})), ok("p#0")]);
     let r = judge(&c, "p", "n/", &obs);
     assert!(
         r.iter().any(|r| r.contains("not a valid stock.v1.GetResponse")),
@@ -112,7 +112,7 @@ expect = { status = "NOT_FOUND", message_contains = "x", headers = { x-stock-ech
     let got = line(
         json!({"id": "p#0", "status": {"code": "NOT_FOUND", "message": "key \"x\" not found"}, "headers": {}, "trailers": {"x-stock-echo": "v"}}),
     );
-    let r = judge(&c, "p", "n/", &group(&[got]));
+    let r = judge(&c, "p", "n/", &group([got]));
     assert_eq!(r, vec!["step 0 Get: header x-stock-echo: expected \"v\", got nothing"]);
 }
 
@@ -120,8 +120,8 @@ expect = { status = "NOT_FOUND", message_contains = "x", headers = { x-stock-ech
 fn not_ok_accepts_any_failure_but_not_success() {
     let c = case("[[case]]\nname = \"t\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n");
     let failed = line(json!({"id": "p#0", "status": {"code": "UNAVAILABLE", "message": "handshake"}}));
-    assert!(judge(&c, "p", "", &group(&[failed])).is_empty());
-    let r = judge(&c, "p", "", &group(&[ok("p#0")]));
+    assert!(judge(&c, "p", "", &group([failed])).is_empty());
+    let r = judge(&c, "p", "", &group([ok("p#0")]));
     assert!(r[0].contains("expected any code but OK, got OK"), "{r:?}");
 }
 
@@ -143,9 +143,9 @@ expect = { messages = [{ keyCount = { "$delta" = 1, "$from" = "before" }, totalV
     let inv = |id: &str, n: &str, lang: &str| {
         line(json!({"id": id, "message": {"keyCount": n, "language": lang, "stack": "s 1"}}))
     };
-    let good = group(&[inv("p#0", "3", "go"), ok("p#0"), inv("p#1", "4", "go"), ok("p#1")]);
+    let good = group([inv("p#0", "3", "go"), ok("p#0"), inv("p#1", "4", "go"), ok("p#1")]);
     assert!(judge(&c, "p", "", &good).is_empty());
-    let bad = group(&[inv("p#0", "3", ""), ok("p#0"), inv("p#1", "3", "go"), ok("p#1")]);
+    let bad = group([inv("p#0", "3", ""), ok("p#0"), inv("p#1", "3", "go"), ok("p#1")]);
     let r = judge(&c, "p", "", &bad);
     assert!(r[0].contains("field language: expected a non-empty value"), "{r:?}");
     assert!(
@@ -170,7 +170,7 @@ request = { key = "{ns}b" }
 "#,
     );
     let ev = |k: &str, e: bool| line(json!({"id": "p#0", "message": {"key": k, "existing": e, "version": "1"}}));
-    let good = group(&[
+    let good = group([
         ev("n/a", true),
         line(json!({"id": "p#0.#0", "message": {}})),
         ok("p#0.#0"),
@@ -178,7 +178,7 @@ request = { key = "{ns}b" }
         ok("p#0"),
     ]);
     assert_eq!(judge(&c, "p", "n/", &good), Vec::<String>::new());
-    let missing_put = group(&[ev("n/a", true), ev("n/b", false), ok("p#0")]);
+    let missing_put = group([ev("n/a", true), ev("n/b", false), ok("p#0")]);
     let r = judge(&c, "p", "n/", &missing_put);
     assert!(r[0].starts_with("step 0.0 Put: no result"), "{r:?}");
 }
@@ -241,9 +241,9 @@ fn every_copy_of_a_step_is_judged_and_the_first_failure_is_shown() {
     let c = case(COPIES);
     let good = |id: &str| vec![line(json!({"id": id, "message": {}})), ok(id)];
     let mut lines: Vec<Line> = ["p#0*0", "p#0*1", "p#0*2"].iter().flat_map(|id| good(id)).collect();
-    assert_eq!(judge(&c, "p", "n/", &group(&lines)), Vec::<String>::new());
+    assert_eq!(judge(&c, "p", "n/", &group(lines.clone())), Vec::<String>::new());
     lines.retain(|l| l.id != "p#0*2");
-    let r = judge(&c, "p", "n/", &group(&lines));
+    let r = judge(&c, "p", "n/", &group(lines));
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].starts_with("step 0 copy 2 Put: no result"), "{r:?}");
 }

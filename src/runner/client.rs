@@ -267,7 +267,7 @@ impl Runner {
                 run.errors.entry(why.0).or_default().push(why.1);
             }
         }
-        run.obs = judge::group(&all);
+        run.obs = judge::group(all);
         run.proxied = middlemen.journals();
         run
     }
