@@ -275,9 +275,15 @@ fn runner(
 /// What each pair took in the last run in `reports` (none when there is
 /// no readable one): the order to start them in.
 fn last_costs(reports: &Path) -> plan::Costs {
+    /// The part of a summary.json read here: its cells, not its (after a
+    /// full run, 50 MB of) tests.
+    #[derive(serde::Deserialize)]
+    struct Cells {
+        cells: Vec<crate::model::run::CellInfo>,
+    }
     std::fs::read_to_string(reports.join("latest/summary.json"))
         .ok()
-        .and_then(|text| serde_json::from_str::<RunSummary>(&text).ok())
+        .and_then(|text| serde_json::from_str::<Cells>(&text).ok())
         .map(|last| plan::costs(&last.cells))
         .unwrap_or_default()
 }
