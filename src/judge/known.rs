@@ -4,7 +4,7 @@
 //! must show for the entry to cover it. An entry with a symptom covers
 //! only the failure it describes: the same test failing some other way
 //! stays red.
-use globset::{Glob, GlobMatcher};
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use regex::Regex;
 use serde::Deserialize;
 use std::path::Path;
@@ -35,7 +35,6 @@ pub struct Entry {
     pub pattern: String,
     pub reason: String,
     pub symptom: Option<Regex>,
-    glob: GlobMatcher,
 }
 
 impl Entry {
@@ -61,6 +60,9 @@ impl Entry {
 pub struct KnownList {
     pub path: String,
     pub entries: Vec<Entry>,
+    /// Every entry's pattern, in the entries' order: one pass over a test
+    /// id finds all the entries that match it.
+    globs: GlobSet,
 }
 
 /// A known list that could not be used; the message names the file.
@@ -97,6 +99,7 @@ impl KnownList {
             message: e.to_string(),
         })?;
         let mut entries = Vec::new();
+        let mut globs = GlobSetBuilder::new();
         for e in file.entries {
             if e.reason.trim().is_empty() {
                 return Err(ListError::NoReason {
@@ -104,13 +107,11 @@ impl KnownList {
                     pattern: e.pattern,
                 });
             }
-            let glob = Glob::new(&e.pattern)
-                .map_err(|err| ListError::BadPattern {
-                    path: path.clone(),
-                    pattern: e.pattern.clone(),
-                    message: err.to_string(),
-                })?
-                .compile_matcher();
+            globs.add(Glob::new(&e.pattern).map_err(|err| ListError::BadPattern {
+                path: path.clone(),
+                pattern: e.pattern.clone(),
+                message: err.to_string(),
+            })?);
             let symptom = e
                 .symptom
                 .as_deref()
@@ -125,10 +126,14 @@ impl KnownList {
                 pattern: e.pattern,
                 reason: e.reason,
                 symptom,
-                glob,
             });
         }
-        Ok(KnownList { path, entries })
+        let globs = globs.build().map_err(|err| ListError::BadPattern {
+            path: path.clone(),
+            pattern: String::new(),
+            message: err.to_string(),
+        })?;
+        Ok(KnownList { path, entries, globs })
     }
 
     /// Loads a list; a missing file is an empty list.
@@ -137,7 +142,7 @@ impl KnownList {
             Ok(src) => KnownList::parse(&path.display().to_string(), &src),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(KnownList {
                 path: path.display().to_string(),
-                entries: vec![],
+                ..KnownList::default()
             }),
             Err(source) => Err(ListError::Read {
                 path: path.display().to_string(),
@@ -164,14 +169,32 @@ impl KnownList {
 
     /// Every entry whose pattern matches `id`, in the list's order.
     pub fn matching<'a>(&'a self, id: &'a str) -> impl Iterator<Item = &'a Entry> + 'a {
-        self.entries.iter().filter(move |e| e.glob.is_match(id))
+        // GlobSet::matches gives the indices sorted: the list's order.
+        self.globs.matches(id).into_iter().map(|i| &self.entries[i])
     }
 
     /// Patterns that match none of `ids` (every test id the matrix can have).
     pub fn stale<'a>(&'a self, ids: &[String]) -> Vec<&'a Entry> {
+        let mut seen = vec![false; self.entries.len()];
+        let mut left = seen.len();
+        let mut hits = Vec::new();
+        for id in ids {
+            if left == 0 {
+                break;
+            }
+            self.globs.matches_into(id, &mut hits);
+            for &i in &hits {
+                if !seen[i] {
+                    seen[i] = true;
+                    left -= 1;
+                }
+            }
+        }
         self.entries
             .iter()
-            .filter(|e| !ids.iter().any(|id| e.glob.is_match(id)))
+            .zip(seen)
+            .filter(|(_, s)| !s)
+            .map(|(e, _)| e)
             .collect()
     }
 }
@@ -211,5 +234,29 @@ mod tests {
         assert_eq!(list.entries[0].label(), "*");
         let message = list.with_symptoms().unwrap_err().to_string();
         assert!(message.starts_with("kf: pattern \"*\" has no symptom"), "{message}");
+    }
+
+    #[test]
+    fn every_matching_entry_comes_in_the_list_order_and_unmatched_ones_are_stale() {
+        let entry = |p: &str| format!("[[known]]\npattern = \"{p}\"\nreason = \"r\"\n");
+        let src = ["client=go/*", "*/case=get", "client=go/*/case=put", "*/case=get"]
+            .map(entry)
+            .concat();
+        let list = KnownList::parse("kf", &src).unwrap();
+        let order = |id: &str| -> Vec<String> { list.matching(id).map(|e| e.pattern.clone()).collect() };
+        assert_eq!(
+            order("client=go/server=go/case=get"),
+            ["client=go/*", "*/case=get", "*/case=get"]
+        );
+        assert_eq!(order("client=rust/server=go/case=get"), ["*/case=get", "*/case=get"]);
+        assert!(order("client=rust/server=go/case=put").is_empty());
+        let ids = [
+            "client=rust/server=go/case=get".to_string(),
+            "client=go/x/case=get".to_string(),
+        ];
+        let stale: Vec<&str> = list.stale(&ids).iter().map(|e| e.pattern.as_str()).collect();
+        assert_eq!(stale, ["client=go/*/case=put"]);
+        assert_eq!(KnownList::default().stale(&ids).len(), 0);
+        assert!(KnownList::default().find("client=go/x").is_none());
     }
 }
