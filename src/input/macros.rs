@@ -19,7 +19,6 @@ pub fn expand_str(s: &str, ns: &str) -> Result<String, String> {
         let tail = &rest[i..];
         let end = tail.find('}').ok_or_else(|| format!("unclosed macro in {s:?}"))?;
         let inner = &tail[1..end];
-        let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
         if inner == "ns" {
             out.push_str(ns);
         } else if let Some(text) = inner.strip_prefix("b64:") {
@@ -45,7 +44,6 @@ fn long(inner: &str) -> Result<Arc<str>, String> {
     if let Some(hit) = memo.lock().expect("memo lock").get(inner) {
         return Ok(hit.clone());
     }
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let count = |n: &str| n.parse::<usize>().map_err(|_| format!("bad count in {{{inner}}}"));
     let made: Arc<str> = if let Some(args) = inner.strip_prefix("repeat:") {
         let (text, n) = args
@@ -69,6 +67,11 @@ fn long(inner: &str) -> Result<Arc<str>, String> {
         memo.lock().expect("memo lock").insert(inner.to_string(), made.clone());
     }
     Ok(made)
+}
+
+/// Bytes in base64 (standard alphabet, padded).
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 /// `n` bytes that do not compress, the same for the same seed (xorshift64*).

@@ -128,10 +128,9 @@ impl KnownList {
                 symptom,
             });
         }
-        let globs = globs.build().map_err(|err| ListError::BadPattern {
+        let globs = globs.build().map_err(|err| ListError::Syntax {
             path: path.clone(),
-            pattern: String::new(),
-            message: err.to_string(),
+            message: format!("its patterns do not make one glob set: {err}"),
         })?;
         Ok(KnownList { path, entries, globs })
     }
