@@ -284,12 +284,13 @@ def channel_for(connection):
 
 def call_for(step, channel, decoder):
     """The step's multi-callable on the channel and its call options."""
-    # A client stream runs on a stream_stream callable (the same on the wire):
-    # grpcio's stream_unary future(), the one that can be cancelled, drops its compression.
-    make = {"unary": channel.unary_unary, "server_stream": channel.unary_stream}.get(step.kind)
-    method = (make or channel.stream_stream)(
-        step.path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=decoder
-    )
+    make = {
+        "unary": channel.unary_unary,
+        "server_stream": channel.unary_stream,
+        "client_stream": channel.stream_unary,
+        "bidi": channel.stream_stream,
+    }[step.kind]
+    method = make(step.path, request_serializer=lambda m: m.SerializeToString(), response_deserializer=decoder)
     options = {
         "metadata": step.metadata,
         "timeout": step.timeout_ms / 1000 if step.timeout_ms > 0 else None,
@@ -334,12 +335,10 @@ def run_call(step, line_id):
 
     try:
         method, options = call_for(step, channel, decoder)
-        if step.kind == "unary":
-            call = started(method.future(step.requests[0], **options))
-            try:
-                emit_message(line_id, call.result())
-            except grpc.FutureCancelledError:
-                pass  # cancelled by cancel_after_ms: the call's status is CANCELLED
+        if step.kind in ("unary", "client_stream"):
+            response, call = one_response(step, method, options, started)
+            if response is not None:  # grpcio answers None for a call that ended OK without its message
+                emit_message(line_id, response)
         else:
             call = read_stream(step, method, options, started, functools.partial(emit_message, line_id))
     except grpc.RpcError as e:
@@ -386,7 +385,7 @@ def run_bench(step):
                     method(step.requests[0], **options)
                     received = 1
                 elif step.kind == "client_stream":
-                    read_stream(step, method, options, lambda call: call, lambda _message: None)
+                    method(iter(step.requests), **options)
                     received = len(step.requests)  # Batch counts the items it sent
                 else:
                     received = 0
@@ -427,8 +426,27 @@ def run_bench(step):
     emit({"id": step.id, "bench": bench})
 
 
+def one_response(step, method, options, started):
+    """A unary or client-stream call: (its response or None, the finished call).
+
+    The cancellable form is future(); grpcio's stream_unary future() drops the call's compression
+    (grpc/_channel.py: its send_initial_metadata gets the metadata without the compression entry), so a
+    client stream runs on with_call() unless cancel_after_ms needs the call object.
+    Both receive one message and the status in one core batch: a server that ends OK without the message
+    gives None (the call's response), one that sends a second message keeps the status from arriving (the
+    core publishes it once every message was read), so the call ends at its deadline."""
+    request = step.requests[0] if step.kind == "unary" else iter(step.requests)
+    if step.kind == "client_stream" and step.cancel_after_ms <= 0:
+        return method.with_call(request, **options)
+    call = started(method.future(request, **options))
+    try:
+        return call.result(), call
+    except grpc.FutureCancelledError:  # cancelled by cancel_after_ms: the call's status is CANCELLED
+        return None, call
+
+
 def read_stream(step, method, options, started, each):
-    """Starts a streaming call and hands each message to each(message); returns the finished call.
+    """Starts a server-stream or bidi call and hands each message to each(message); returns the finished call.
 
     after_first steps run after the first message; read_pause_ms sleeps after each one (the sync
     iterator asks core for one message per next(), so flow control holds the server back).
@@ -444,10 +462,8 @@ def read_stream(step, method, options, started, each):
     if step.kind == "bidi":
         send_next()
         request = iter(orders.get, None)
-    elif step.kind == "server_stream":
-        request = step.requests[0]
     else:
-        request = iter(step.requests)
+        request = step.requests[0]
     call = started(method(request, **options))
     try:
         for n, message in enumerate(call):

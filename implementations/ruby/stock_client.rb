@@ -302,8 +302,13 @@ def run_call(step, id)
     stub = channel_for(step[:connection])
     case kind
     when :unary
+      # The core's batch (send, close, receive one message and the status) ends OK without a message when
+      # the server sent none: ActiveCall#get_message_from_batch_result answers nil, and there is no message to
+      # print. A second message keeps the status from arriving (the core publishes it once every message was
+      # read), so the call ends at its deadline.
       started_op.call(stub.request_response(route, step[:request], marshal, unmarshal, **args))
-      emit_message(id, op.execute)
+      response = op.execute
+      emit_message(id, response) unless response.nil?
     when :server_stream
       # Same wire protocol; grpc-ruby 1.51's server_streamer turns a deadline
       # that ends the call before any header into a local CallError.
@@ -317,7 +322,8 @@ def run_call(step, id)
       op.execute
     when :client_stream
       started_op.call(stub.client_streamer(route, step[:requests], marshal, unmarshal, **args))
-      emit_message(id, op.execute)
+      response = op.execute # nil as for :unary when the server ended OK without its message
+      emit_message(id, response) unless response.nil?
     when :bidi
       # Lock-step: the next order is released to the sending thread only
       # after the previous order's fill was printed (and the pause over).

@@ -36,6 +36,16 @@ pub enum Misbehaviour {
     /// A third PING from the client closes the connection with GOAWAY
     /// ENHANCE_YOUR_CALM (as a server enforcing a ping policy does).
     TooManyPings,
+    /// The server takes one connection and closes every later one at once
+    /// (a client keeps one channel, and so one connection, for its calls).
+    OneConnectionOnly,
+    /// A call with one response message (unary, client stream) ends OK
+    /// without it: headers, then the trailers (a response cardinality
+    /// violation).
+    NoResponseMessage,
+    /// A call with one response message (unary, client stream) gets it
+    /// twice, then OK (a response cardinality violation).
+    TwoResponseMessages,
 }
 
 impl Misbehaviour {
@@ -44,7 +54,12 @@ impl Misbehaviour {
         use Misbehaviour::*;
         matches!(
             self,
-            ResetAfterHeaders | ResetAfterFirstMessage | TrailersOnlyError | NoTrailers
+            ResetAfterHeaders
+                | ResetAfterFirstMessage
+                | TrailersOnlyError
+                | NoTrailers
+                | NoResponseMessage
+                | TwoResponseMessages
         )
     }
 }
@@ -69,4 +84,10 @@ pub enum Rude {
     /// Opens a Monitor and never reads it (its window stays closed), keeping
     /// it open for the rest of the process: OK once the headers came.
     MonitorNeverRead,
+    /// Sends the call's one request message twice, then half-closes: the
+    /// server's answer (a request cardinality violation).
+    TwoRequests,
+    /// Half-closes the call without its one request message: the server's
+    /// answer (a request cardinality violation).
+    NoRequest,
 }

@@ -111,6 +111,10 @@ pub enum Fault {
     /// One call at a time, its response included (one lock around the
     /// server): a stream whose reader stalls stalls every other call.
     SerialCalls,
+    /// The number of request messages of a unary or server-streaming call
+    /// is not checked: the first of two is served (and applied), a missing
+    /// one is INTERNAL (tonic's own behaviour).
+    CardinalityUnchecked,
 }
 
 /// A deliberate bug the reference client can be started with.
@@ -191,4 +195,11 @@ pub enum ClientFault {
     /// that fails a call while its channel is still connecting instead of
     /// waiting for the connection.
     FirstCallUnavailable,
+    /// A call with one response message (unary, client stream) that got
+    /// none or two, then OK, is reported OK with whatever came: a missing
+    /// answer read as an empty one.
+    CardinalityUnchecked,
+    /// Every call opens a channel (and so a connection) of its own instead
+    /// of sharing its connection's one channel.
+    ChannelPerCall,
 }

@@ -183,6 +183,9 @@ pub struct Target<'a> {
     pub conn: &'a Connection,
     pub path: &'a str,
     pub metadata: &'a BTreeMap<String, String>,
+    /// The step's deadline: the cardinality calls send it as grpc-timeout
+    /// and end DEADLINE_EXCEEDED by their own timer when it passes.
+    pub timeout: Option<Duration>,
 }
 
 impl Target<'_> {
@@ -261,6 +264,27 @@ async fn exchange(send: &mut SendRequest<Bytes>, req: Request<()>, messages: &[V
     }
     let trailers = rb.trailers().await?;
     Ok(status_of(http, &headers, trailers.as_ref()))
+}
+
+/// One call with these request messages on a connection of its own,
+/// under the step's deadline (grpc-timeout, and a timer of its own).
+async fn timed(to: &Target<'_>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
+    let mut req = to.request("application/grpc");
+    if let Some(t) = to.timeout {
+        let value = format!("{}m", t.as_millis());
+        req.headers_mut().insert("grpc-timeout", value.parse()?);
+    }
+    let call = async { exchange(&mut open(to.conn).await?.0, req, messages).await };
+    match to.timeout {
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(end) => end,
+            Err(_) => Ok((
+                "DEADLINE_EXCEEDED".into(),
+                "no answer within the call's deadline (the client's timer)".into(),
+            )),
+        },
+        None => call.await,
+    }
 }
 
 fn broke(e: impl std::fmt::Display) -> End {
@@ -365,6 +389,11 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
                 ),
             })
         }
+        Rude::TwoRequests => {
+            let twice: Vec<Vec<u8>> = messages.iter().chain(messages).cloned().collect();
+            timed(to, &twice).await
+        }
+        Rude::NoRequest => timed(to, &[]).await,
         Rude::MonitorNeverRead => {
             let mut send = open(conn).await?.0.ready().await?;
             let (response, mut body) = send.send_request(to.request(grpc), false)?;

@@ -123,6 +123,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             stall_on_big_headers: faults.contains(&Fault::StallOnBigHeaders),
             any_content_type: faults.contains(&Fault::AnyContentType),
             serial_calls: faults.contains(&Fault::SerialCalls),
+            cardinality_unchecked: faults.contains(&Fault::CardinalityUnchecked),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the

@@ -370,6 +370,10 @@ void RunCall(const Step& step, const std::string& id) {
       if (!writer->Write(static_cast<const v1::BatchItem&>(*item))) break;  // the call ended
     }
     writer->WritesDone();
+    // ClientWriter allows no message (sync_stream.h: AllowNoMessage) and Finish returns the core's status
+    // unchecked, so a server that ends OK without the summary leaves it as it was (empty) under OK; unlike
+    // BlockingUnaryCall (client_unary_call.h), which makes that UNIMPLEMENTED. A second message keeps the status
+    // from arriving (the core publishes it once every message was read): the call ends at its deadline.
     status = writer->Finish();
     response = &summary;
   } else if (method == "Trade") {  // lock-step bidi: one order, one fill

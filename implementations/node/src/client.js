@@ -289,9 +289,14 @@ async function runCall(step, id) {
   const options = step.timeoutMs > 0 ? { deadline: new Date(Date.now() + step.timeoutMs) } : {};
   let status;
   try {
+    // Unary and client stream: grpc-js's callback is the call's outcome. It checks the response
+    // cardinality (an OK status without a message is UNIMPLEMENTED "No message received"), which the
+    // 'status' event does not: that event carries the server's status as it came, with the trailers.
     let response = null;
+    let failure = null;
     const onResponse = (err, message) => {
-      if (!err) response = message;
+      if (err) failure = err;
+      else response = message;
     };
     let call;
     if (!requestStream && !responseStream) {
@@ -344,6 +349,8 @@ async function runCall(step, id) {
     }
     status = await ended;
     clearTimeout(cancelTimer);
+    // The callback runs just before the 'status' event; its error (code, details, the trailers as metadata) wins.
+    if (failure !== null) status = failure;
   } catch (e) {
     status = { code: grpc.status.INTERNAL, details: `client error: ${e.message}` };
   }

@@ -1,6 +1,7 @@
 // The stock.v1.Stock script client (CONTRACT.md): Connect for Node's gRPC transport over node:http2, one
-// HTTP/2 connection per distinct connection. Every call goes through the transport's streaming path, so
-// response headers and trailers stay apart.
+// HTTP/2 connection per distinct connection. Unary and client-streaming calls go through Connect's client
+// (createClient), which checks that exactly one response message came; server streams and the lock-step bidi
+// go through the transport's streaming path, so their response headers and trailers stay apart.
 import { constants as bufferConstants } from "node:buffer";
 import { readFileSync } from "node:fs";
 import type { SecureClientSessionOptions } from "node:http2";
@@ -18,12 +19,19 @@ import {
   type DescMessage,
   type DescMethod,
   type DescMethodStreaming,
-  type DescMethodUnary,
   type JsonValue,
   type Message,
 } from "@bufbuild/protobuf";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
-import { Code, ConnectError, decodeBinaryHeader, encodeBinaryHeader, type Transport } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createClient,
+  decodeBinaryHeader,
+  encodeBinaryHeader,
+  type CallOptions,
+  type Transport,
+} from "@connectrpc/connect";
 import { compressionGzip, createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 import { KV } from "../gen/kv_pb.js";
@@ -350,13 +358,24 @@ async function runStep(step: Step, defaultConnection: Connection): Promise<void>
   await Promise.all(copies);
 }
 
+/** A one-message method (unary, client stream) as Connect's client (createClient) makes it. */
+type SingleFn = (input: Message | AsyncIterable<Message>, options: CallOptions) => Promise<Message>;
+
+/**
+ * The method of Connect's client for a unary or client-streaming method: createClient's unary function (the
+ * transport's unary call, which refuses a response without a message or with two, UNIMPLEMENTED) or its
+ * client-streaming function (the same check over the response stream). Its onHeader and onTrailer options are
+ * called on success only; a failed call's ConnectError holds the metadata Connect gives it.
+ */
+function singleFn(transport: Transport, method: DescMethod): SingleFn {
+  const client = createClient(method.parent, transport) as unknown as Record<string, SingleFn>;
+  return client[method.localName];
+}
+
 /** One call of a step, its lines printed under `id`. */
 async function runCall(step: Step, id: string, defaultConnection: Connection): Promise<void> {
   const { method, requests } = step;
   const lockStep = method.methodKind === "bidi_streaming";
-  // A one-message call (unary, client stream) returns its message only with an OK status, as the unary API does.
-  const single = method.methodKind === "unary" || method.methodKind === "client_streaming";
-  let reply: Message | undefined;
   // Lock-step Trade sends one order now and each next one after a fill; the others send everything at once.
   const pending = [...requests];
   const outbox = new Outbox();
@@ -365,24 +384,46 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
   const cancel = new AbortController();
   const cancelTimer = step.cancelAfterMs > 0 ? setTimeout(() => cancel.abort(), step.cancelAfterMs) : undefined;
   const start = performance.now();
-  let response: Awaited<ReturnType<Transport["stream"]>> | undefined;
+  // The response headers and trailers as Connect hands them over (none for a call that failed before them).
+  let received: { header?: Headers; trailer?: Headers } = {};
   let error: ConnectError | undefined;
   try {
     const channel = channelFor(step.connection ?? defaultConnection);
     const transport = step.gzip ? channel.gzip : channel.plain;
     const header = new Headers(step.metadata);
-    response = await transport.stream(method as DescMethodStreaming, cancel.signal, step.timeoutMs, header, outbox);
-    let count = 0;
-    for await (const msg of response.message) {
-      if (single) reply = msg;
-      else emitMessage(id, method, msg);
-      if (++count === 1) for (const nested of step.afterFirst) await runStep(nested, defaultConnection);
-      // A slow reader: the stream is not pulled meanwhile, so node:http2 withholds its WINDOW_UPDATEs.
-      if (step.readPauseMs > 0) await sleep(step.readPauseMs);
-      if (lockStep) {
-        const next = pending.shift();
-        if (next) outbox.send(next);
-        else outbox.close();
+    if (method.methodKind === "unary" || method.methodKind === "client_streaming") {
+      // Unary, or a client stream (Batch, every item sent then half-closed): Connect's client, whose one message
+      // comes only with an OK status.
+      const options: CallOptions = {
+        signal: cancel.signal,
+        timeoutMs: step.timeoutMs,
+        headers: header,
+        onHeader: (h) => (received.header = h),
+        onTrailer: (t) => (received.trailer = t),
+      };
+      const reply = await singleFn(transport, method)(method.methodKind === "unary" ? requests[0] : outbox, options);
+      emitMessage(id, method, reply);
+    } else {
+      // A server stream (Monitor), or the lock-step bidi (Trade): the transport's stream, read one message at a time.
+      const response = await transport.stream(
+        method as DescMethodStreaming,
+        cancel.signal,
+        step.timeoutMs,
+        header,
+        outbox,
+      );
+      received = response;
+      let count = 0;
+      for await (const msg of response.message) {
+        emitMessage(id, method, msg);
+        if (++count === 1) for (const nested of step.afterFirst) await runStep(nested, defaultConnection);
+        // A slow reader: the stream is not pulled meanwhile, so node:http2 withholds its WINDOW_UPDATEs.
+        if (step.readPauseMs > 0) await sleep(step.readPauseMs);
+        if (lockStep) {
+          const next = pending.shift();
+          if (next) outbox.send(next);
+          else outbox.close();
+        }
       }
     }
   } catch (e) {
@@ -392,8 +433,7 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
     clearTimeout(cancelTimer);
     outbox.close();
   }
-  if (reply && !error) emitMessage(id, method, reply);
-  emitStatus(id, start, step.timeoutMs, response, error);
+  emitStatus(id, start, step.timeoutMs, received, error);
 }
 
 /**
@@ -431,12 +471,22 @@ async function runBench(step: Step, load: { durationMs: number; concurrency: num
     const channel = channelFor(step.connection ?? defaultConnection);
     const transport = step.gzip ? channel.gzip : channel.plain;
     const lockStep = method.methodKind === "bidi_streaming";
+    // Unary, or Batch (every item, then half-close): Connect's client, as for one call (runCall).
+    const single = singleFn(transport, method);
+    const options: CallOptions = { timeoutMs, headers: header };
     const unary = async () => {
-      await transport.unary(method as DescMethodUnary, undefined, timeoutMs, header, requests[0]);
+      await single(requests[0], options);
       return 1;
     };
+    const clientStream = async () => {
+      const outbox = new Outbox();
+      for (const request of requests) outbox.send(request);
+      outbox.close();
+      await single(outbox, options);
+      return requests.length;
+    };
     const stream = async () => {
-      // Lock-step Trade sends one order now and each next one after a fill; Batch and Monitor send all at once.
+      // Lock-step Trade sends one order now and each next one after a fill; Monitor sends its one request.
       const outbox = new Outbox();
       let sent = lockStep ? Math.min(1, requests.length) : requests.length;
       for (let i = 0; i < sent; i++) outbox.send(requests[i]);
@@ -454,9 +504,11 @@ async function runBench(step: Step, load: { durationMs: number; concurrency: num
       } finally {
         outbox.close();
       }
-      return method.methodKind === "client_streaming" ? requests.length : received;
+      return received;
     };
-    call = method.methodKind === "unary" ? unary : stream;
+    call = { unary, client_streaming: clientStream, server_streaming: stream, bidi_streaming: stream }[
+      method.methodKind
+    ];
   } catch (e) {
     failed(e, start); // no channel (an unreadable certificate): the step's one call, failed
   }
@@ -563,16 +615,24 @@ function emitStatus(
   id: string,
   start: number,
   timeoutMs: number | undefined,
-  response: { header: Headers; trailer: Headers } | undefined,
+  received: { header?: Headers; trailer?: Headers },
   error: ConnectError | undefined,
 ): void {
   const elapsed = performance.now() - start;
   const name = codeName(error?.code ?? 0, elapsed, timeoutMs);
+  // A -bin value in standard base64. A key that came more than once (a failed call's merged headers and trailers)
+  // holds the values joined with ", " (the Headers API), which does not decode: it is printed as it came.
+  const binary = (v: string) => {
+    try {
+      return Buffer.from(decodeBinaryHeader(v)).toString("base64");
+    } catch {
+      return v;
+    }
+  };
   const stockMetadata = (h: Headers | undefined) => {
     const out: Record<string, string> = {};
     h?.forEach((v, k) => {
-      if (k.startsWith("x-stock-"))
-        out[k] = k.endsWith("-bin") ? Buffer.from(decodeBinaryHeader(v)).toString("base64") : v;
+      if (k.startsWith("x-stock-")) out[k] = k.endsWith("-bin") ? binary(v) : v;
     });
     return out;
   };
@@ -586,14 +646,16 @@ function emitStatus(
       details.push({ "@type": any.typeUrl }); // a detail type this client does not know
     }
   }
-  // A call that failed before its response headers came back in a trailers-only response: its metadata are trailers.
-  const trailers = error && !response ? error.metadata : response?.trailer;
+  // A stream keeps its trailers apart. A failed call with none (a trailers-only response, or a failed unary or client
+  // stream, whose trailers Connect's client hands over only on success) has them in its error's metadata; for a
+  // status that came in trailers after headers, Connect adds the response headers to them (validateTrailer).
+  const trailers = received.trailer ?? error?.metadata;
   // The grpc-encoding of the response headers, by which Connect picked the decompressor.
-  const encoding = response?.header.get("grpc-encoding")?.toLowerCase();
+  const encoding = received.header?.get("grpc-encoding")?.toLowerCase();
   const line = {
     id,
     status: { code: name, message: error ? error.rawMessage : "" },
-    headers: stockMetadata(response?.header),
+    headers: stockMetadata(received.header),
     trailers: stockMetadata(trailers),
     elapsed_ms: elapsed,
     response_encoding: encoding || "identity",

@@ -88,6 +88,7 @@ impl Runner {
                     conn,
                     path: &info.path,
                     metadata: &step.metadata,
+                    timeout: step.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis),
                 };
                 let (code, message) = rude::call(how, &to, &encoded, &self.kept).await;
                 emit_bare_status(id, code, message, start);
@@ -315,6 +316,13 @@ impl Runner {
         }
         if let Some(trailers) = stream.trailers().await? {
             seen.trailers = stock_metadata(&trailers);
+        }
+        // statuscodes.md: a response cardinality violation is UNIMPLEMENTED,
+        // generated at the client.
+        if single && count != 1 && !self.args.faults.contains(&ClientFault::CardinalityUnchecked) {
+            return Err(Status::unimplemented(format!(
+                "response cardinality violation: {count} response messages where the method has one"
+            )));
         }
         held.iter().for_each(emit);
         Ok(())

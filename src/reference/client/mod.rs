@@ -141,6 +141,10 @@ impl Runner {
                 conn.server
             )));
         }
+        if self.args.faults.contains(&ClientFault::ChannelPerCall) {
+            return connector::open(conn, tweaks(&self.args.faults), &self.args.faults)
+                .map_err(|e| Status::unavailable(format!("connection to {}: {e:#}", conn.server)));
+        }
         let mut channels = self.channels.lock().expect("channel cache");
         let entry = channels.entry(conn.clone()).or_insert_with(|| {
             connector::open(conn, tweaks(&self.args.faults), &self.args.faults).map_err(|e| format!("{e:#}"))

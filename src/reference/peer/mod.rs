@@ -55,10 +55,16 @@ pub fn start(how: Misbehaviour, tls: Option<PeerTls>) -> anyhow::Result<Peer> {
     let store = Arc::new(Mutex::new(BTreeMap::new()));
     let task = tokio::spawn(async move {
         let mut conns = JoinSet::new();
+        let mut accepted = 0usize;
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            accepted += 1;
+            if how == Misbehaviour::OneConnectionOnly && accepted > 1 {
+                drop(tcp);
+                continue;
+            }
             let _ = tcp.set_nodelay(true);
             let store = store.clone();
             let acceptor = acceptor.clone();
@@ -283,7 +289,7 @@ async fn stream(
         return;
     };
     tokio::time::sleep(Duration::from_millis(delay)).await;
-    let (msgs, code, message) = answer(&method, &requests, &store);
+    let (mut msgs, code, message) = answer(&method, &requests, &store);
     let how = if method == "Put" && how.of_a_stream() {
         None
     } else {
@@ -295,6 +301,13 @@ async fn stream(
             .extend(status(5, "peer: no such key (trailers only)"));
         let _ = respond.send_response(head, true);
         return;
+    }
+    // Get and Batch answer with one message: none or two break the rule.
+    let single = matches!(method.as_str(), "Get" | "Batch") && code == 0;
+    match how {
+        Some(Misbehaviour::NoResponseMessage) if single => msgs.clear(),
+        Some(Misbehaviour::TwoResponseMessages) if single => msgs.extend(msgs.first().cloned()),
+        _ => {}
     }
     let Ok(mut out) = respond.send_response(grpc_response(), false) else {
         return;

@@ -30,10 +30,56 @@ impl ClientReset {
     }
 }
 
-/// A request body that notes when the client reset the stream.
+/// A request body that notes when the client reset the stream, and for a
+/// method of one request message refuses any other number of them.
 pub(super) struct Watched<B> {
     pub(super) inner: B,
     pub(super) reset: ClientReset,
+    /// The messages so far of a method that takes one (unary, server
+    /// stream); `None` for the others.
+    pub(super) one: Option<MessageCount>,
+}
+
+/// Counts the gRPC messages of a body as its bytes arrive: a 5-byte prefix
+/// (flag, length), then the message.
+#[derive(Debug, Default)]
+pub(super) struct MessageCount {
+    prefix: Vec<u8>,
+    left: usize,
+    count: usize,
+}
+
+impl MessageCount {
+    /// Takes the next bytes of the body; returns the messages begun so far.
+    pub(super) fn feed(&mut self, mut bytes: &[u8]) -> usize {
+        while !bytes.is_empty() {
+            if self.left > 0 {
+                let n = self.left.min(bytes.len());
+                self.left -= n;
+                bytes = &bytes[n..];
+                continue;
+            }
+            if self.prefix.is_empty() {
+                self.count += 1;
+            }
+            let n = (5 - self.prefix.len()).min(bytes.len());
+            self.prefix.extend_from_slice(&bytes[..n]);
+            bytes = &bytes[n..];
+            if let [_, a, b, c, d] = self.prefix[..] {
+                self.left = u32::from_be_bytes([a, b, c, d]) as usize;
+                self.prefix.clear();
+            }
+        }
+        self.count
+    }
+}
+
+/// statuscodes.md: a request cardinality violation is UNIMPLEMENTED (tonic
+/// would take the first of two messages, and call a missing one INTERNAL).
+fn cardinality(what: &str) -> BoxError {
+    Box::new(Status::unimplemented(format!(
+        "request cardinality violation: {what} where the method takes one request message"
+    )))
 }
 
 impl<B> Body for Watched<B>
@@ -46,6 +92,22 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Some(count) = self.one.as_mut() {
+            let seen = match &polled {
+                Poll::Ready(Some(Ok(f))) => f.data_ref().map(|d| count.feed(d)),
+                Poll::Ready(None) => Some(count.feed(&[])),
+                _ => None,
+            };
+            let refused = match (seen, &polled) {
+                (Some(n), _) if n > 1 => Some("more than one request message"),
+                (Some(0), Poll::Ready(None)) => Some("no request message"),
+                _ => None,
+            };
+            if let Some(what) = refused {
+                self.one = None;
+                return Poll::Ready(Some(Err(cardinality(what))));
+            }
+        }
         polled.map(|frame| {
             frame.map(|r| {
                 r.map_err(|e| {
@@ -61,7 +123,8 @@ where
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        // An empty request is polled to its end, so that it is refused.
+        self.inner.is_end_stream() && self.one.as_ref().is_none_or(|c| c.count > 0)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
@@ -135,5 +198,43 @@ impl Body for WireBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MessageCount;
+
+    fn framed(lens: &[usize]) -> Vec<u8> {
+        let mut b = Vec::new();
+        for &n in lens {
+            b.push(0);
+            b.extend_from_slice(&(n as u32).to_be_bytes());
+            b.extend(std::iter::repeat_n(7u8, n));
+        }
+        b
+    }
+
+    #[test]
+    fn messages_are_counted_however_the_bytes_are_cut() {
+        for lens in [vec![], vec![0], vec![3], vec![0, 0], vec![300, 2], vec![1, 0, 70000]] {
+            let bytes = framed(&lens);
+            for cut in [1, 2, 4, 5, 6, 7, 4096, usize::MAX] {
+                let mut c = MessageCount::default();
+                let mut n = 0;
+                for chunk in bytes.chunks(cut.min(bytes.len().max(1))) {
+                    n = c.feed(chunk);
+                }
+                assert_eq!(n, lens.len(), "{lens:?} cut every {cut}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_second_message_counts_from_its_first_byte() {
+        let bytes = framed(&[2, 9]);
+        let mut c = MessageCount::default();
+        assert_eq!(c.feed(&bytes[..7]), 1);
+        assert_eq!(c.feed(&bytes[7..8]), 2);
     }
 }

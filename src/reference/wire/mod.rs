@@ -51,6 +51,17 @@ pub struct WireFaults {
     /// One call at a time, its response included: a call waits for every
     /// call before it to end (one lock around the whole server).
     pub serial_calls: bool,
+    /// The number of request messages is not checked (tonic takes the first
+    /// of two and calls a missing one INTERNAL).
+    pub cardinality_unchecked: bool,
+}
+
+/// Does the method at this path take exactly one request message (unary,
+/// server stream)? Methods outside the contract's protos are not checked.
+fn one_request(path: &str) -> bool {
+    use crate::contract::proto::{method, Kind};
+    let name = path.trim_start_matches('/').replace('/', ".");
+    method(&name).is_some_and(|m| matches!(m.kind, Kind::Unary | Kind::ServerStream))
 }
 
 /// The lock of the `serial-calls` fault.
@@ -272,7 +283,8 @@ where
         }
         let reset = ClientReset::default();
         req.extensions_mut().insert(reset.clone());
-        let req = req.map(|inner| tonic::body::Body::new(Watched { inner, reset }));
+        let one = (!self.faults.cardinality_unchecked && one_request(req.uri().path())).then(Default::default);
+        let req = req.map(|inner| tonic::body::Body::new(Watched { inner, reset, one }));
         let fut = self.inner.call(req);
         let no_details = self.faults.no_error_details;
         let no_trailers_on_error = self.faults.no_trailers_on_error;

@@ -25,6 +25,9 @@ import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslContextBuilder;
 import io.grpc.netty.shaded.io.netty.handler.ssl.SslProvider;
 import io.grpc.protobuf.StatusProto;
+import io.grpc.stub.ClientCalls;
+import io.grpc.stub.MetadataUtils;
+import io.grpc.stub.StreamObserver;
 import java.io.*;
 import java.nio.charset.StandardCharsets;
 import java.util.*;
@@ -172,9 +175,6 @@ public final class ClientMain {
             List<Message> requests,
             Metadata metadata,
             List<Step> afterFirst) {}
-
-    /** The end of a call, as its listener reports it (besides the headers, a Metadata, and each Message). */
-    private record Closed(Status status, Metadata trailers) {}
 
     private final Connection defaultConnection;
     private final Map<Connection, ManagedChannel> channels = new HashMap<>();
@@ -456,9 +456,13 @@ public final class ClientMain {
     }
 
     /**
-     * One call of a step, its lines under id. Messages are requested one at a time, each after the previous one was
-     * printed and handled (after_first, read_pause_ms), so an unread stream is held back by flow control. A Trade
-     * sends its next order after each fill (lock-step); the other kinds send all their requests at once.
+     * One call of a step, its lines under id, made as an application's stub makes it: a unary call through
+     * ClientCalls.blockingUnaryCall (the blocking stub's path), a Batch through ClientCalls.asyncClientStreamingCall
+     * (the async stub's, grpc-java's client-stream API), so the stack's own checks of their one response message apply.
+     * The streams (Monitor, Trade) read their messages one at a time, each after the previous one was printed and
+     * handled (after_first, read_pause_ms), so an unread stream is held back by flow control; a Trade sends its next
+     * order after each fill (lock-step). grpc-stub's MetadataUtils interceptors send the request metadata and keep
+     * the response headers and trailers.
      */
     private void runCall(Step step, String id) {
         long start = System.nanoTime();
@@ -470,8 +474,8 @@ public final class ClientMain {
             emitStatus(id, start, status, new Metadata(), new Metadata());
             return;
         }
-        // The listener only queues what it is given (never blocks): it runs on the transport's thread, with no hand-off
-        // to an executor thread for each callback.
+        // The listeners only queue what they are given (never block): they run on the transport's thread, with no
+        // hand-off to an executor thread for each callback.
         CallOptions options = CallOptions.DEFAULT.withExecutor(MoreExecutors.directExecutor());
         if (step.json.timeoutMs() > 0) {
             options = options.withDeadlineAfter(step.json.timeoutMs(), TimeUnit.MILLISECONDS);
@@ -479,76 +483,109 @@ public final class ClientMain {
         if ("gzip".equals(step.json.compression())) {
             options = options.withCompression("gzip");
         }
-        Metadata metadata = new Metadata();
-        metadata.merge(step.metadata); // the stack adds its own headers to it: one copy per call
+        AtomicReference<Metadata> headers = new AtomicReference<>(), trailers = new AtomicReference<>();
+        Channel stub = ClientInterceptors.intercept(
+                channel,
+                MetadataUtils.newAttachHeadersInterceptor(step.metadata),
+                MetadataUtils.newCaptureMetadataInterceptor(headers, trailers));
         // The call's context: the cancel_after_ms timer cancels it, and with it the call (thread-safe).
         Context.CancellableContext context = Context.current().withCancellation();
         Context previous = context.attach();
-        ClientCall<Message, Message> call = channel.newCall(step.method, options);
+        ClientCall<Message, Message> call = stub.newCall(step.method, options);
         context.detach(previous);
         if (step.json.cancelAfterMs() > 0) {
             TIMER.schedule(() -> context.cancel(null), step.json.cancelAfterMs(), TimeUnit.MILLISECONDS);
         }
+        // A stream's messages and its end, or the one response message of a Batch and its end (a Status).
         BlockingQueue<Object> events = new LinkedBlockingQueue<>();
-        call.start(
-                new ClientCall.Listener<>() {
-                    @Override
-                    public void onHeaders(Metadata headers) {
-                        events.add(headers);
-                    }
-
-                    @Override
-                    public void onMessage(Message message) {
-                        events.add(message);
-                    }
-
-                    @Override
-                    public void onClose(Status status, Metadata trailers) {
-                        events.add(new Closed(status, trailers));
-                    }
-                },
-                metadata);
-        call.request(1);
-        boolean lockStep = step.method.getType() == MethodType.BIDI_STREAMING;
-        Iterator<Message> pending = step.requests.iterator();
-        send(call, pending, lockStep ? 1 : step.requests.size());
-        Metadata headers = new Metadata();
-        int received = 0;
-        // One response message (unary, client-stream): as grpc-java's unary API returns it only from a call that ended
-        // OK (a failed call returns none), it is held and printed only once the call ended OK.
-        boolean single = step.method.getType().serverSendsOneMessage();
-        Message result = null;
+        Status status;
+        Message result = null; // the one response message, printed only once the call ended OK
         try {
-            for (Object event = events.take(); !(event instanceof Closed closed); event = events.take()) {
-                if (event instanceof Metadata h) {
-                    headers = h;
-                    continue;
-                }
-                if (single) {
-                    result = (Message) event;
-                    call.request(1);
-                    continue;
-                }
-                emitMessage(id, (Message) event);
-                if (++received == 1) {
-                    for (Step nested : step.afterFirst) {
-                        runStep(nested);
+            switch (step.method.getType()) {
+                case UNARY -> {
+                    try {
+                        result = ClientCalls.blockingUnaryCall(call, step.requests.get(0));
+                        status = Status.OK;
+                    } catch (StatusRuntimeException e) {
+                        status = e.getStatus();
                     }
                 }
-                Thread.sleep(step.json.readPauseMs());
-                if (lockStep && pending.hasNext()) {
-                    send(call, pending, 1);
+                case CLIENT_STREAMING -> {
+                    StreamObserver<Message> requests =
+                            ClientCalls.asyncClientStreamingCall(call, new StreamObserver<>() {
+                                @Override
+                                public void onNext(Message message) {
+                                    events.add(message);
+                                }
+
+                                @Override
+                                public void onError(Throwable t) {
+                                    events.add(Status.fromThrowable(t));
+                                }
+
+                                @Override
+                                public void onCompleted() {
+                                    events.add(Status.OK);
+                                }
+                            });
+                    step.requests.forEach(requests::onNext);
+                    requests.onCompleted();
+                    Object event;
+                    while ((event = events.take()) instanceof Message message) {
+                        result = message;
+                    }
+                    status = (Status) event;
                 }
-                call.request(1);
+                default -> { // Monitor, Trade
+                    call.start(
+                            new ClientCall.Listener<>() {
+                                @Override
+                                public void onMessage(Message message) {
+                                    events.add(message);
+                                }
+
+                                @Override
+                                public void onClose(Status status, Metadata trailers) {
+                                    events.add(status);
+                                }
+                            },
+                            new Metadata());
+                    call.request(1);
+                    boolean lockStep = step.method.getType() == MethodType.BIDI_STREAMING;
+                    Iterator<Message> pending = step.requests.iterator();
+                    send(call, pending, lockStep ? 1 : step.requests.size());
+                    int received = 0;
+                    Object event;
+                    while ((event = events.take()) instanceof Message message) {
+                        emitMessage(id, message);
+                        if (++received == 1) {
+                            for (Step nested : step.afterFirst) {
+                                runStep(nested);
+                            }
+                        }
+                        Thread.sleep(step.json.readPauseMs());
+                        if (lockStep && pending.hasNext()) {
+                            send(call, pending, 1);
+                        }
+                        call.request(1);
+                    }
+                    status = (Status) event;
+                }
             }
-            context.cancel(null);
-            if (result != null && closed.status.isOk()) {
-                emitMessage(id, result);
-            }
-            emitStatus(id, start, closed.status, headers, closed.trailers);
         } catch (InterruptedException e) {
             context.cancel(e);
+            return;
         }
+        context.cancel(null);
+        if (result != null && status.isOk()) {
+            emitMessage(id, result);
+        }
+        emitStatus(
+                id,
+                start,
+                status,
+                Objects.requireNonNullElseGet(headers.get(), Metadata::new),
+                Objects.requireNonNullElseGet(trailers.get(), Metadata::new));
     }
 
     /** The latency bucket of v µs: v below 32, then 16 buckets per power of two (CONTRACT.md "Bench steps"). */
@@ -558,11 +595,11 @@ public final class ClientMain {
     }
 
     /**
-     * A bench step: {@code concurrency} threads share the step's channel, each running the step's call (printing
-     * nothing) again and again until {@code duration_ms} have passed; then one line with the counts, the latency
-     * histogram and the first failure. A worker's calls run their callbacks on the worker itself (their executor
-     * queues them for it), so a lock-step Trade sends its next order from there, and nothing is shared but the
-     * first failure until the workers are joined.
+     * A bench step: {@code concurrency} threads share the step's channel, each running the step's call (through the
+     * stack's paths that runCall takes, printing nothing) again and again until {@code duration_ms} have passed; then
+     * one line with the counts, the latency histogram and the first failure. A worker's calls run their callbacks on
+     * the worker itself (their executor queues them for it), so a lock-step Trade sends its next order from there, and
+     * nothing is shared but the first failure until the workers are joined.
      */
     private void runBench(Step step) throws InterruptedException {
         long start = System.nanoTime();
@@ -595,50 +632,86 @@ public final class ClientMain {
                 if ("gzip".equals(step.json.compression())) {
                     base = base.withCompression("gzip");
                 }
+                Channel stub =
+                        ClientInterceptors.intercept(ch, MetadataUtils.newAttachHeadersInterceptor(step.metadata));
                 while (System.nanoTime() - stop < 0) {
                     long callStart = System.nanoTime();
                     CallOptions options = step.json.timeoutMs() > 0
                             ? base.withDeadlineAfter(step.json.timeoutMs(), TimeUnit.MILLISECONDS)
                             : base;
-                    Metadata metadata = new Metadata();
-                    metadata.merge(step.metadata); // the stack adds its own headers to it: one copy per call
-                    ClientCall<Message, Message> call = ch.newCall(step.method, options);
-                    Iterator<Message> pending = step.requests.iterator();
-                    var listener = new ClientCall.Listener<Message>() {
-                        int received;
-                        Status status;
-
-                        @Override
-                        public void onMessage(Message message) {
-                            received++;
-                            if (lockStep && pending.hasNext()) {
-                                send(call, pending, 1);
-                            }
+                    ClientCall<Message, Message> call = stub.newCall(step.method, options);
+                    Status[] ended = new Status[1];
+                    int[] received = new int[1];
+                    switch (type) {
+                        case UNARY -> { // futureUnaryCall (what blockingUnaryCall waits on), callbacks on this worker
+                            var response = ClientCalls.futureUnaryCall(call, step.requests.get(0));
+                            response.addListener(
+                                    () -> {
+                                        try {
+                                            response.get();
+                                            ended[0] = Status.OK;
+                                        } catch (ExecutionException | InterruptedException e) {
+                                            ended[0] = Status.fromThrowable(e);
+                                        }
+                                    },
+                                    MoreExecutors.directExecutor());
                         }
+                        case CLIENT_STREAMING -> { // the async stub's path, as runCall's Batch
+                            StreamObserver<Message> requests =
+                                    ClientCalls.asyncClientStreamingCall(call, new StreamObserver<>() {
+                                        @Override
+                                        public void onNext(Message message) {}
 
-                        @Override
-                        public void onClose(Status status, Metadata trailers) {
-                            this.status = status;
+                                        @Override
+                                        public void onError(Throwable t) {
+                                            ended[0] = Status.fromThrowable(t);
+                                        }
+
+                                        @Override
+                                        public void onCompleted() {
+                                            ended[0] = Status.OK;
+                                        }
+                                    });
+                            step.requests.forEach(requests::onNext);
+                            requests.onCompleted();
                         }
-                    };
-                    call.start(listener, metadata);
-                    call.request(Integer.MAX_VALUE); // read to the end; lock-step Trade is paced by its sends
-                    send(call, pending, lockStep ? 1 : step.requests.size());
+                        default -> { // Monitor, Trade
+                            Iterator<Message> pending = step.requests.iterator();
+                            call.start(
+                                    new ClientCall.Listener<>() {
+                                        @Override
+                                        public void onMessage(Message message) {
+                                            received[0]++;
+                                            if (lockStep && pending.hasNext()) {
+                                                send(call, pending, 1);
+                                            }
+                                        }
+
+                                        @Override
+                                        public void onClose(Status status, Metadata trailers) {
+                                            ended[0] = status;
+                                        }
+                                    },
+                                    new Metadata());
+                            call.request(Integer.MAX_VALUE); // read to the end; lock-step Trade is paced by its sends
+                            send(call, pending, lockStep ? 1 : step.requests.size());
+                        }
+                    }
                     try {
-                        while (listener.status == null) {
+                        while (ended[0] == null) {
                             callbacks.take().run();
                         }
                     } catch (InterruptedException e) {
                         call.cancel("interrupted", e);
                         break;
                     }
-                    if (listener.status.isOk()) {
+                    if (ended[0].isOk()) {
                         myCalls++;
-                        myMessages += type.serverSendsOneMessage() ? sent : listener.received;
+                        myMessages += type.serverSendsOneMessage() ? sent : received[0];
                         myHistogram[bucket((System.nanoTime() - callStart) / 1000)]++;
                     } else {
                         myErrors++;
-                        firstError.compareAndSet(null, listener.status);
+                        firstError.compareAndSet(null, ended[0]);
                     }
                 }
                 synchronized (histogram) {

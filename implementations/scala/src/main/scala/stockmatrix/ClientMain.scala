@@ -7,11 +7,12 @@ import com.google.protobuf.util.JsonFormat
 import com.google.rpc.ErrorDetailsProto
 import io.grpc._
 import io.grpc.MethodDescriptor.MethodType
-import io.grpc.MethodDescriptor.MethodType.BIDI_STREAMING
+import io.grpc.MethodDescriptor.MethodType.{BIDI_STREAMING, CLIENT_STREAMING, UNARY}
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
 import io.grpc.netty.shaded.io.netty.channel.epoll.{EpollDomainSocketChannel, EpollEventLoopGroup}
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress
 import io.grpc.protobuf.StatusProto
+import io.grpc.stub.{ClientCalls, MetadataUtils, StreamObserver}
 import proto.KVGrpc
 import stock.v1.{LedgerGrpc, StockGrpc}
 
@@ -20,6 +21,7 @@ import java.net.InetSocketAddress
 import java.nio.charset.StandardCharsets.UTF_8
 import java.util.Base64
 import java.util.concurrent.{ExecutionException, Executors, LinkedBlockingQueue, TimeUnit}
+import java.util.concurrent.atomic.AtomicReference
 import scala.collection.mutable
 import scala.jdk.CollectionConverters._
 import scala.util.Try
@@ -355,12 +357,15 @@ object ClientMain {
     }
 
   private sealed trait Event
-  private final case class Headers(md: Metadata) extends Event
   private final case class Received(m: Message) extends Event
-  private final case class Closed(status: Status, trailers: Metadata) extends Event
+  private final case class Closed(status: Status) extends Event
 
-  /** One call. Messages are requested one at a time, each after the previous one was handled (after_first,
-    * read_pause_ms), so meanwhile nothing is read and flow control holds the server back.
+  /** One call, made as an application's stub makes it: a unary call through ClientCalls.futureUnaryCall (the future
+    * stub's path, which the blocking stub's waits on), a Batch through ClientCalls.asyncClientStreamingCall (the async
+    * stub's, grpc-java's client-stream API), so the stack's own checks of their one response message apply. The streams
+    * (Monitor, Trade) request their messages one at a time, each after the previous one was handled (after_first,
+    * read_pause_ms), so meanwhile nothing is read and flow control holds the server back. grpc-stub's MetadataUtils
+    * interceptors send the request metadata and keep the response headers and trailers.
     */
   def runCall(step: Step, id: String): Unit = {
     val started = System.nanoTime()
@@ -375,80 +380,100 @@ object ClientMain {
     var options = CallOptions.DEFAULT
     if (step.timeoutMs > 0) options = options.withDeadlineAfter(step.timeoutMs, TimeUnit.MILLISECONDS)
     if (step.gzip) options = options.withCompression("gzip")
-    val metadata = new Metadata()
-    metadata.merge(step.metadata) // a copy: the stack adds its own headers to it
+    val headers, trailers = new AtomicReference[Metadata]()
+    val stub = ClientInterceptors.intercept(
+      channel,
+      MetadataUtils.newAttachHeadersInterceptor(step.metadata),
+      MetadataUtils.newCaptureMetadataInterceptor(headers, trailers)
+    )
 
     val events = new LinkedBlockingQueue[Event]()
-    val call = channel.newCall(step.method, options)
-    call.start(
-      new ClientCall.Listener[Message] {
-        override def onHeaders(h: Metadata): Unit = events.put(Headers(h))
-        override def onMessage(m: Message): Unit = events.put(Received(m))
-        override def onClose(s: Status, t: Metadata): Unit = events.put(Closed(s, t))
-      },
-      metadata
-    )
-    call.request(1)
-    // ClientCall is not thread-safe: every use of it is under its lock, since the timer thread cancels it.
+    val call = stub.newCall(step.method, options)
+    val kind = step.method.getType
+    // Started, and the requests sent (a Trade's later, lock-step), under the call's lock: ClientCall is not
+    // thread-safe, and the timer thread cancels it.
+    val response = call.synchronized {
+      kind match {
+        case UNARY            => Some(ClientCalls.futureUnaryCall(call, step.requests.head))
+        case CLIENT_STREAMING =>
+          val requests = ClientCalls.asyncClientStreamingCall(
+            call,
+            new StreamObserver[Message] {
+              override def onNext(m: Message): Unit = events.put(Received(m))
+              override def onError(t: Throwable): Unit = events.put(Closed(Status.fromThrowable(t)))
+              override def onCompleted(): Unit = events.put(Closed(Status.OK))
+            }
+          )
+          step.requests.foreach(requests.onNext)
+          requests.onCompleted()
+          None
+        case _ =>
+          call.start(
+            new ClientCall.Listener[Message] {
+              override def onMessage(m: Message): Unit = events.put(Received(m))
+              override def onClose(s: Status, t: Metadata): Unit = events.put(Closed(s))
+            },
+            new Metadata()
+          )
+          call.request(1)
+          if (kind != BIDI_STREAMING) {
+            step.requests.foreach(call.sendMessage)
+            call.halfClose()
+          }
+          None
+      }
+    }
     val cancelling = Option.when(step.cancelAfterMs > 0) {
       val cancel: Runnable = () => call.synchronized(call.cancel("cancelled by the client (cancel_after_ms)", null))
       timer.schedule(cancel, step.cancelAfterMs, TimeUnit.MILLISECONDS)
     }
 
-    var headers: Metadata = null
     var received = 0
-    // One response message (unary, Batch): as grpc-java's unary API returns it only from a call that ended OK (a failed
+    // The one response message (unary, Batch): as grpc-java's stubs return it only from a call that ended OK (a failed
     // call returns none), it is held and printed only once the call ended OK.
-    val single = step.method.getType.serverSendsOneMessage
     var result: Option[Message] = None
 
-    /** The next message (printed, then the next one requested), or the final status. */
+    /** The next message (printed, then the next one requested; a Batch's kept), or the final status. */
     @annotation.tailrec
-    def next(): Option[Closed] = events.take() match {
-      case Headers(h)  => headers = h; next()
-      case Received(m) =>
-        if (single) result = Some(m)
-        else {
-          emitMessage(id, m)
-          received += 1
-          if (received == 1) step.afterFirst.foreach(runStep)
-          if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
-        }
+    def next(): Option[Status] = events.take() match {
+      case Received(m) if kind == CLIENT_STREAMING => result = Some(m); next()
+      case Received(m)                             =>
+        emitMessage(id, m)
+        received += 1
+        if (received == 1) step.afterFirst.foreach(runStep)
+        if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
         call.synchronized(call.request(1))
         None
-      case closed: Closed => Some(closed)
+      case Closed(status) => Some(status)
     }
     @annotation.tailrec
-    def rest(): Closed = next() match {
-      case Some(closed) => closed
+    def rest(): Status = next() match {
+      case Some(status) => status
       case None         => rest()
     }
 
     /** Lock-step: one order, one fill; stops sending once the stream ended. */
     @annotation.tailrec
-    def trade(orders: List[Message]): Closed = orders match {
+    def trade(orders: List[Message]): Status = orders match {
       case order :: more =>
         call.synchronized(call.sendMessage(order))
         next() match {
-          case Some(closed) => closed
+          case Some(status) => status
           case None         => trade(more)
         }
       case Nil => call.synchronized(call.halfClose()); rest()
     }
 
-    val closed = step.method.getType match {
+    val status = kind match {
+      case UNARY =>
+        try { result = Some(response.get.get()); Status.OK }
+        catch { case e: ExecutionException => Status.fromThrowable(e) }
       case BIDI_STREAMING => trade(step.requests.toList)
-      case _              =>
-        // Unary, Monitor (after_first and read_pause_ms in next()) and Batch: send all, half-close, read all.
-        call.synchronized {
-          step.requests.foreach(call.sendMessage)
-          call.halfClose()
-        }
-        rest()
+      case _              => rest() // Monitor (after_first and read_pause_ms in next()), Batch
     }
     cancelling.foreach(_.cancel(false))
-    if (closed.status.isOk) result.foreach(emitMessage(id, _))
-    emitStatus(id, started, closed.status, headers, closed.trailers)
+    if (status.isOk) result.foreach(emitMessage(id, _))
+    emitStatus(id, started, status, headers.get, Option(trailers.get).getOrElse(new Metadata()))
   }
 
   /** The log-scale latency bucket of `v` µs (CONTRACT.md "Bench steps"): 16 buckets per power of two above 31. */
@@ -463,7 +488,7 @@ object ClientMain {
   def runBench(step: Step, bench: Bench): Unit = {
     val started = System.nanoTime()
     val end = started + bench.durationMs * 1000000L
-    val firstError = new java.util.concurrent.atomic.AtomicReference[Status]()
+    val firstError = new AtomicReference[Status]()
     val conn = step.connection.getOrElse(defaultConnection)
     val channel =
       try channelFor(conn)
@@ -493,24 +518,25 @@ object ClientMain {
       val events = new LinkedBlockingQueue[Event]()
       val listener = new ClientCall.Listener[Message] {
         override def onMessage(m: Message): Unit = events.put(Received(m))
-        override def onClose(s: Status, t: Metadata): Unit = events.put(Closed(s, t))
+        override def onClose(s: Status, t: Metadata): Unit = events.put(Closed(s))
       }
+      val observer = new StreamObserver[Message] {
+        override def onNext(m: Message): Unit = events.put(Received(m))
+        override def onError(t: Throwable): Unit = events.put(Closed(Status.fromThrowable(t)))
+        override def onCompleted(): Unit = events.put(Closed(Status.OK))
+      }
+      val stub = ClientInterceptors.intercept(channel, MetadataUtils.newAttachHeadersInterceptor(step.metadata))
       while (System.nanoTime() < end) {
         val t0 = System.nanoTime()
         var options = CallOptions.DEFAULT
         if (step.timeoutMs > 0) options = options.withDeadlineAfter(step.timeoutMs, TimeUnit.MILLISECONDS)
         if (step.gzip) options = options.withCompression("gzip")
-        val metadata = new Metadata()
-        metadata.merge(step.metadata) // a copy: the stack adds its own headers to it
-        val call = channel.newCall(step.method, options)
-        call.start(listener, metadata)
-        call.request(Int.MaxValue) // nothing paces the reads: every message is taken as it comes
+        val call = stub.newCall(step.method, options)
         var received = 0
         @annotation.tailrec
         def rest(): Status = events.take() match {
-          case Received(_)  => received += 1; rest()
-          case Closed(s, _) => s
-          case Headers(_)   => rest()
+          case Received(_) => received += 1; rest()
+          case Closed(s)   => s
         }
 
         /** Lock-step: one order, one fill; stops sending once the stream ended. */
@@ -519,18 +545,30 @@ object ClientMain {
           case order :: more =>
             call.sendMessage(order)
             events.take() match {
-              case Closed(s, _) => s
-              case _            => received += 1; lockStep(more)
+              case Closed(s) => s
+              case _         => received += 1; lockStep(more)
             }
           case Nil => call.halfClose(); rest()
         }
-        val status =
-          if (trade) lockStep(orders)
-          else {
-            step.requests.foreach(call.sendMessage)
-            call.halfClose()
+        val status = step.method.getType match {
+          case UNARY => // the future stub's path, as runCall's
+            try { ClientCalls.futureUnaryCall(call, step.requests.head).get(); Status.OK }
+            catch { case e: ExecutionException => Status.fromThrowable(e) }
+          case CLIENT_STREAMING => // the async stub's path, as runCall's
+            val requests = ClientCalls.asyncClientStreamingCall(call, observer)
+            step.requests.foreach(requests.onNext)
+            requests.onCompleted()
             rest()
-          }
+          case _ =>
+            call.start(listener, new Metadata())
+            call.request(Int.MaxValue) // nothing paces the reads: every message is taken as it comes
+            if (trade) lockStep(orders)
+            else {
+              step.requests.foreach(call.sendMessage)
+              call.halfClose()
+              rest()
+            }
+        }
         if (status.isOk) {
           tally.buckets(bucket((System.nanoTime() - t0) / 1000)) += 1
           tally.calls += 1
