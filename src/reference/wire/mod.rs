@@ -339,3 +339,29 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::one_request;
+
+    #[test]
+    fn methods_of_one_request_are_the_unary_and_server_streaming_ones_of_the_contract() {
+        for path in [
+            "/stock.v1.Stock/Put",
+            "/stock.v1.Stock/Inventory",
+            "/stock.v1.Stock/Monitor",
+            "/proto.KV/Get",
+        ] {
+            assert!(one_request(path), "{path}");
+        }
+        for path in [
+            "/stock.v1.Stock/Batch",
+            "/stock.v1.Stock/Trade",
+            "/stock.v1.Stock/Nope",
+            "/grpc.health.v1.Health/Check",
+            "/",
+        ] {
+            assert!(!one_request(path), "{path}");
+        }
+    }
+}
