@@ -11,7 +11,8 @@ const WAITING_MS: u64 = 250;
 
 /// How long a step waits on purpose, in ms (an estimate from the case data:
 /// the server's delay, the deadline it expects to pass, the client's
-/// cancellation and read pauses, and its nested steps).
+/// cancellation and read pauses, the runner's settling time before it, and
+/// its nested steps).
 pub fn waiting_ms(step: &CaseStep) -> u64 {
     let delay = crate::contract::script::delay_ms(&step.metadata);
     let timeout = step.timeout_ms.unwrap_or(u64::MAX);
@@ -23,7 +24,8 @@ pub fn waiting_ms(step: &CaseStep) -> u64 {
     };
     let messages = step.expect.messages.as_ref().map_or(0, |m| m.len() as u64);
     let pauses = step.read_pause_ms.unwrap_or(0) * messages;
-    call + pauses + step.after_first.iter().map(waiting_ms).sum::<u64>()
+    let settle = step.settle_ms.unwrap_or(0);
+    settle + call + pauses + step.after_first.iter().map(waiting_ms).sum::<u64>()
 }
 
 /// The lane of each test, given the estimated waits of its steps, for a

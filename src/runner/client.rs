@@ -147,15 +147,27 @@ impl Runner {
         // Written concurrently: a large script must not deadlock against
         // unread output. Each line says when it is written (a step's budget
         // counts from then); stdin closes when the last phase is written.
+        // A gated line waits for the status lines of the step before it.
         let (feed, mut fed) = mpsc::unbounded_channel::<Vec<Lines>>();
         let (wrote, mut written) = mpsc::unbounded_channel::<String>();
+        let (step_ended, mut step_ends) = mpsc::unbounded_channel::<String>();
         let writer = tokio::spawn(async move {
+            let mut seen = std::collections::HashSet::new();
             while let Some(scripts) = fed.recv().await {
-                for (id, line) in scripts.into_iter().flat_map(Lines::made) {
-                    if stdin.write_all(line.as_bytes()).await.is_err() {
+                for l in scripts.into_iter().flat_map(Lines::made) {
+                    if let Some(gate) = &l.gate {
+                        while !gate.after.iter().all(|id| seen.contains(id)) {
+                            match step_ends.recv().await {
+                                Some(id) => seen.insert(id),
+                                None => return,
+                            };
+                        }
+                        tokio::time::sleep(Duration::from_millis(gate.ms)).await;
+                    }
+                    if stdin.write_all(l.text.as_bytes()).await.is_err() {
                         return;
                     }
-                    let _ = wrote.send(id);
+                    let _ = wrote.send(l.id);
                 }
             }
             let _ = stdin.shutdown().await;
@@ -203,6 +215,9 @@ impl Runner {
                 match Line::parse(&text) {
                     Ok(line) => {
                         let now = since(Instant::now());
+                        if line.status.is_some() {
+                            let _ = step_ended.send(line.id.clone());
+                        }
                         let ended = line.status.as_ref().and_then(|_| progress.status_line(&line.id, now));
                         let warm_up = line.id.starts_with(script::WARM_UP);
                         all.push(line);

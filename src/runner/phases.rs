@@ -32,21 +32,50 @@ pub(super) struct Phase {
     pub lines: Vec<Lines>,
 }
 
-/// Lines of a script: made already (step id, JSON line), or a test's, made
-/// when they are written.
+/// One line of a script: its step's id, its JSON, and what it waits for.
+#[derive(Debug, PartialEq)]
+pub(super) struct ScriptLine {
+    pub id: String,
+    pub text: String,
+    pub gate: Option<Gate>,
+}
+
+/// A line is written only once every status line of the step before it has
+/// arrived, and `ms` after that (a case step's `settle_ms`).
+#[derive(Debug, PartialEq)]
+pub(super) struct Gate {
+    pub after: Vec<String>,
+    pub ms: u64,
+}
+
+/// Lines of a script: made already, or a test's, made when they are written.
 pub(super) enum Lines {
-    Made(Vec<(String, String)>),
+    Made(Vec<ScriptLine>),
     Later(Box<Recipe>),
 }
 
 impl Lines {
-    /// The lines (step id, JSON line), made now if they were not yet.
-    pub(super) fn made(self) -> Vec<(String, String)> {
+    /// The lines, made now if they were not yet.
+    pub(super) fn made(self) -> Vec<ScriptLine> {
         match self {
             Lines::Made(lines) => lines,
-            Lines::Later(recipe) => recipe.steps().map(|s| s.iter().map(line).collect()).unwrap_or_default(),
+            Lines::Later(recipe) => recipe.steps().map(|s| gated(&recipe.case, &s)).unwrap_or_default(),
         }
     }
+}
+
+/// A test's lines, each step with a `settle_ms` gated on the step before it.
+fn gated(case: &Case, steps: &[script::Step]) -> Vec<ScriptLine> {
+    let mut out: Vec<ScriptLine> = steps.iter().map(line).collect();
+    for (i, case_step) in case.steps.iter().enumerate().skip(1) {
+        if let (Some(ms), Some(before), Some(l)) = (case_step.settle_ms, steps.get(i - 1), out.get_mut(i)) {
+            l.gate = Some(Gate {
+                after: before.status_ids(),
+                ms,
+            });
+        }
+    }
+    out
 }
 
 /// How a test's steps are made from its case: again, the same, when its
@@ -86,9 +115,13 @@ impl Recipe {
     }
 }
 
-/// A step's line: its id, and its JSON.
-fn line(s: &script::Step) -> (String, String) {
-    (s.id.clone(), serde_json::to_string(s).expect("steps serialize") + "\n")
+/// A step's line, with no gate.
+fn line(s: &script::Step) -> ScriptLine {
+    ScriptLine {
+        id: s.id.clone(),
+        text: serde_json::to_string(s).expect("steps serialize") + "\n",
+        gate: None,
+    }
 }
 
 /// Step `s` of test `test` as the runner waits for it, with `grace`.
@@ -277,12 +310,50 @@ impl Runner {
                 false if steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT => 2,
                 false => 1,
             };
-            phases[phase].order.extend(steps.iter().map(|s| pending(i, s, grace)));
+            let settles = t.case.steps.iter().map(|c| c.settle_ms.unwrap_or(0));
+            let order = steps
+                .iter()
+                .zip(settles)
+                .map(|(s, settle)| pending(i, s, grace + settle));
+            phases[phase].order.extend(order);
             phases[phase].lines.push(match phase {
-                1 => Lines::Made(steps.iter().map(line).collect()),
+                1 => Lines::Made(gated(&t.case, &steps)),
                 _ => Lines::Later(Box::new(recipe)),
             });
         }
         (phases, Middlemen { proxies, _peers: peers })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_step_with_settle_ms_waits_for_every_status_line_of_the_step_before_it() {
+        let src = r#"
+[[case]]
+name = "c"
+alone = true
+[[case.step]]
+method = "Get"
+request = { key = "a" }
+copies = 2
+[[case.step]]
+method = "Get"
+request = { key = "a" }
+settle_ms = 100
+[[case.step]]
+method = "Get"
+request = { key = "a" }
+"#;
+        let case = crate::input::cases::parse("s", src).unwrap().cases.remove(0);
+        let steps = script_steps(&case.steps, "p", "ns/").unwrap();
+        let lines = gated(&case, &steps);
+        let gates: Vec<Option<&Gate>> = lines.iter().map(|l| l.gate.as_ref()).collect();
+        let after = vec![script::copy_id("p#0", 0), script::copy_id("p#0", 1)];
+        assert_eq!(gates, [None, Some(&Gate { after, ms: 100 }), None]);
+        assert_eq!(lines[1].id, "p#1");
+        assert!(lines[1].text.ends_with('\n') && !lines[1].text.contains("settle"));
     }
 }

@@ -125,3 +125,31 @@ pub(super) fn check_fault(case: &Case) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// The longest `settle_ms` a step may ask for.
+const SETTLE_MAX_MS: u64 = 5_000;
+
+/// `settle_ms` holds back the lines written after it, so it is for a later
+/// top-level step of a case that runs alone.
+pub(super) fn check_settle(case: &Case) -> Result<(), String> {
+    if case
+        .steps
+        .iter()
+        .any(|s| s.after_first.iter().any(|n| n.settle_ms.is_some()))
+    {
+        return Err("`settle_ms` is for top-level steps".into());
+    }
+    for (i, step) in case.steps.iter().enumerate() {
+        let Some(ms) = step.settle_ms else { continue };
+        if i == 0 {
+            return Err("step 0: `settle_ms` needs a step before it".into());
+        }
+        if !case.alone {
+            return Err(format!("step {i}: `settle_ms` needs `alone = true`"));
+        }
+        if ms == 0 || ms > SETTLE_MAX_MS {
+            return Err(format!("step {i}: settle_ms must be 1 to {SETTLE_MAX_MS}, got {ms}"));
+        }
+    }
+    Ok(())
+}

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 mod check;
 mod steps;
 
-use check::{check_fault, check_step};
+use check::{check_fault, check_settle, check_step};
 pub use steps::script_steps;
 
 /// How the client connects for a case: the cell's own TLS settings, or a
@@ -146,6 +146,12 @@ pub struct CaseStep {
     /// The client waits this long after each response before reading on.
     #[serde(default)]
     pub read_pause_ms: Option<u64>,
+    /// The runner hands the step to the client only this long after the
+    /// step before it ended (an `alone` case's later top-level step): a call
+    /// that must not race the client's handling of what the step before set
+    /// off, such as a broken connection.
+    #[serde(default)]
+    pub settle_ms: Option<u64>,
     /// The call goes through the case's `fault` (the runner's proxy) on a
     /// connection of its own; other steps connect directly.
     #[serde(default)]
@@ -310,6 +316,7 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
             return Err(format!("case `{}` has no steps", case.name));
         }
         check_fault(case).map_err(|e| format!("case `{}`: {e}", case.name))?;
+        check_settle(case).map_err(|e| format!("case `{}`: {e}", case.name))?;
         let mut names = Vec::new();
         for (i, step) in case.steps.iter().enumerate() {
             check_step(step, &mut names).map_err(|e| format!("case `{}` step {i}: {e}", case.name))?;

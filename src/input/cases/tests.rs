@@ -109,3 +109,28 @@ fn only_a_case_with_the_cells_server_certificates_and_no_keepalive_is_on_its_con
     });
     assert!(!c.on_cells_connection());
 }
+
+#[test]
+fn settle_ms_is_for_a_later_step_of_a_case_that_runs_alone() {
+    let alone = FILE.replace("name = \"put-get\"", "name = \"put-get\"\nalone = true");
+    let later = |src: &str, ms: &str| {
+        src.replace(
+            "[[case.step]]\nmethod = \"Get\"",
+            &format!("[[case.step]]\nmethod = \"Get\"\nsettle_ms = {ms}"),
+        )
+    };
+    let set = parse("s", &later(&alone, "100")).unwrap();
+    assert_eq!(set.cases[0].steps[1].settle_ms, Some(100));
+    let err = parse("s", &later(FILE, "100")).unwrap_err();
+    assert!(
+        err.contains("put-get") && err.contains("step 1: `settle_ms` needs `alone = true`"),
+        "{err}"
+    );
+    let first = alone.replace("method = \"Put\"", "method = \"Put\"\nsettle_ms = 100");
+    let err = parse("s", &first).unwrap_err();
+    assert!(err.contains("step 0: `settle_ms` needs a step before it"), "{err}");
+    for ms in ["0", "5001"] {
+        let err = parse("s", &later(&alone, ms)).unwrap_err();
+        assert!(err.contains(&format!("settle_ms must be 1 to 5000, got {ms}")), "{err}");
+    }
+}
