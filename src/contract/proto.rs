@@ -37,6 +37,37 @@ pub enum Kind {
     Bidi,
 }
 
+impl Kind {
+    /// How a method of the pool streams.
+    fn of(m: &prost_reflect::MethodDescriptor) -> Kind {
+        match (m.is_client_streaming(), m.is_server_streaming()) {
+            (false, false) => Kind::Unary,
+            (false, true) => Kind::ServerStream,
+            (true, false) => Kind::ClientStream,
+            (true, true) => Kind::Bidi,
+        }
+    }
+}
+
+/// How the method at an HTTP/2 path (`/stock.v1.Stock/Get`) streams, for
+/// every method of the contract's protos: built once, so a server may ask
+/// on every call.
+pub fn kind_at(path: &str) -> Option<Kind> {
+    static KINDS: OnceLock<std::collections::HashMap<String, Kind>> = OnceLock::new();
+    let kinds = KINDS.get_or_init(|| {
+        let methods = pool().services().flat_map(|s| s.methods().collect::<Vec<_>>());
+        methods
+            .map(|m| {
+                (
+                    format!("/{}/{}", m.parent_service().full_name(), m.name()),
+                    Kind::of(&m),
+                )
+            })
+            .collect()
+    });
+    kinds.get(path).copied()
+}
+
 /// A method a script step may call, as named in the contract: `Get`,
 /// `Ledger.Balance` for another stock.v1 service, `proto.KV.Get` for a
 /// service of another package.
@@ -59,15 +90,9 @@ pub fn method(name: &str) -> Option<MethodInfo> {
     };
     let svc = pool().get_service_by_name(&service)?;
     let m = svc.methods().find(|m| m.name() == method)?;
-    let kind = match (m.is_client_streaming(), m.is_server_streaming()) {
-        (false, false) => Kind::Unary,
-        (false, true) => Kind::ServerStream,
-        (true, false) => Kind::ClientStream,
-        (true, true) => Kind::Bidi,
-    };
     Some(MethodInfo {
         path: format!("/{service}/{method}"),
-        kind,
+        kind: Kind::of(&m),
         input: m.input(),
         output: m.output(),
     })

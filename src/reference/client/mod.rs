@@ -141,17 +141,14 @@ impl Runner {
                 conn.server
             )));
         }
-        if self.args.faults.contains(&ClientFault::ChannelPerCall) {
-            return connector::open(conn, tweaks(&self.args.faults), &self.args.faults)
-                .map_err(|e| Status::unavailable(format!("connection to {}: {e:#}", conn.server)));
-        }
-        let mut channels = self.channels.lock().expect("channel cache");
-        let entry = channels.entry(conn.clone()).or_insert_with(|| {
-            connector::open(conn, tweaks(&self.args.faults), &self.args.faults).map_err(|e| format!("{e:#}"))
-        });
-        entry
-            .clone()
-            .map_err(|e| Status::unavailable(format!("connection to {}: {e}", conn.server)))
+        let open = || connector::open(conn, tweaks(&self.args.faults), &self.args.faults).map_err(|e| format!("{e:#}"));
+        let channel = if self.args.faults.contains(&ClientFault::ChannelPerCall) {
+            open()
+        } else {
+            let mut channels = self.channels.lock().expect("channel cache");
+            channels.entry(conn.clone()).or_insert_with(open).clone()
+        };
+        channel.map_err(|e| Status::unavailable(format!("connection to {}: {e}", conn.server)))
     }
 
     /// Checks a step's method and requests before anything is sent.

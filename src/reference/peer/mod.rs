@@ -302,7 +302,9 @@ async fn stream(
         let _ = respond.send_response(head, true);
         return;
     }
-    // Get and Batch answer with one message: none or two break the rule.
+    // The cardinality misbehaviours hit Get (unary) and Batch (client
+    // stream), which answer with one message; Put, unary too, stays the
+    // case's well-behaved call before and after them.
     let single = matches!(method.as_str(), "Get" | "Batch") && code == 0;
     match how {
         Some(Misbehaviour::NoResponseMessage) if single => msgs.clear(),

@@ -59,9 +59,8 @@ pub struct WireFaults {
 /// Does the method at this path take exactly one request message (unary,
 /// server stream)? Methods outside the contract's protos are not checked.
 fn one_request(path: &str) -> bool {
-    use crate::contract::proto::{method, Kind};
-    let name = path.trim_start_matches('/').replace('/', ".");
-    method(&name).is_some_and(|m| matches!(m.kind, Kind::Unary | Kind::ServerStream))
+    use crate::contract::proto::{kind_at, Kind};
+    matches!(kind_at(path), Some(Kind::Unary | Kind::ServerStream))
 }
 
 /// The lock of the `serial-calls` fault.

@@ -1,0 +1,257 @@
+//! A client that misbehaves on purpose, on `h2` directly (not tonic): the
+//! reference client runs a step with `rude` this way, on a connection of its
+//! own (TLS as the step's connection says), so a case can check that the
+//! server under test survives it. The result is reported as a status line
+//! like any call's: what the server answered, or what the client did.
+mod link;
+
+use crate::contract::codes;
+use crate::contract::script::Connection;
+pub use crate::model::misbehaviour::Rude;
+use crate::model::tls::TlsMode;
+use bytes::{BufMut, Bytes, BytesMut};
+use h2::client::SendRequest;
+use h2::{Reason, RecvStream};
+use http::{HeaderMap, Request};
+use link::{authority, open};
+use std::any::Any;
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+/// A call's end: a status code name and message.
+pub type End = (String, String);
+
+/// Streams and connections kept open on purpose (`monitor-never-read`).
+pub type Kept = Mutex<Vec<Box<dyn Any + Send>>>;
+
+/// Where a rude call goes: its connection, method path and metadata.
+pub struct Target<'a> {
+    pub conn: &'a Connection,
+    pub path: &'a str,
+    pub metadata: &'a BTreeMap<String, String>,
+    /// The step's deadline: the cardinality calls send it as grpc-timeout
+    /// and end DEADLINE_EXCEEDED by their own timer when it passes.
+    pub timeout: Option<Duration>,
+}
+
+impl Target<'_> {
+    /// The call's request headers, with this content-type.
+    fn request(&self, content_type: &str) -> Request<()> {
+        let scheme = if self.conn.tls_mode == TlsMode::None {
+            "http"
+        } else {
+            "https"
+        };
+        let mut req = Request::builder()
+            .method("POST")
+            .uri(format!("{scheme}://{}{}", authority(&self.conn.server), self.path))
+            .header("content-type", content_type)
+            .header("te", "trailers");
+        // A `-bin` value is already base64, as it travels.
+        for (k, v) in self.metadata {
+            req = req.header(k.as_str(), v.as_str());
+        }
+        req.body(()).expect("a valid request")
+    }
+}
+
+/// A gRPC message frame (uncompressed).
+pub(super) fn frame(msg: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + msg.len());
+    b.put_u8(0);
+    b.put_u32(msg.len() as u32);
+    b.extend_from_slice(msg);
+    b.freeze()
+}
+
+/// The status a response carries (trailers, or trailers-only headers), or
+/// what its HTTP status maps to (http-grpc-status-mapping.md).
+fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> End {
+    let from = |h: &HeaderMap| {
+        let code = h.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+        let message = h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        Some((
+            codes::name(tonic::Code::from_i32(code)).to_string(),
+            message.to_string(),
+        ))
+    };
+    if let Some(end) = trailers.and_then(from).or_else(|| from(headers)) {
+        return end;
+    }
+    let code = match http {
+        400 => "INTERNAL",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "UNIMPLEMENTED",
+        429 | 502 | 503 | 504 => "UNAVAILABLE",
+        _ => "UNKNOWN",
+    };
+    (code.into(), format!("HTTP status {http} and no grpc-status"))
+}
+
+/// Sends one call and reads it to its end.
+async fn exchange(send: &mut SendRequest<Bytes>, req: Request<()>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
+    let mut send = send.clone().ready().await?;
+    let (response, mut body) = send.send_request(req, messages.is_empty())?;
+    for (i, m) in messages.iter().enumerate() {
+        // The server may answer (and end the stream) before the request is
+        // sent, as with a refused content-type: its answer says how it ended.
+        if body.send_data(frame(m), i + 1 == messages.len()).is_err() {
+            break;
+        }
+    }
+    let response = response.await?;
+    let http = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut rb: RecvStream = response.into_body();
+    while let Some(d) = rb.data().await {
+        let d = d?;
+        let _ = rb.flow_control().release_capacity(d.len());
+    }
+    let trailers = rb.trailers().await?;
+    Ok(status_of(http, &headers, trailers.as_ref()))
+}
+
+/// One call with these request messages on a connection of its own,
+/// under the step's deadline (grpc-timeout, and a timer of its own).
+async fn timed(to: &Target<'_>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
+    let mut req = to.request("application/grpc");
+    if let Some(t) = to.timeout {
+        let value = format!("{}m", t.as_millis());
+        req.headers_mut().insert("grpc-timeout", value.parse()?);
+    }
+    let call = async { exchange(&mut open(to.conn).await?.0, req, messages).await };
+    match to.timeout {
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(end) => end,
+            Err(_) => Ok((
+                "DEADLINE_EXCEEDED".into(),
+                "no answer within the call's deadline (the client's timer)".into(),
+            )),
+        },
+        None => call.await,
+    }
+}
+
+fn broke(e: impl std::fmt::Display) -> End {
+    ("UNAVAILABLE".into(), format!("connection broken: {e}"))
+}
+
+/// Runs a rude call of `path` with these (encoded) request messages.
+pub async fn call(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> End {
+    match run(rude, to, messages, kept).await {
+        Ok(end) => end,
+        Err(e) => broke(format!("{e:#}")),
+    }
+}
+
+async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> anyhow::Result<End> {
+    let conn = to.conn;
+    let grpc = "application/grpc";
+    match rude {
+        Rude::ResetMidBatch => {
+            let mut send = open(conn).await?.0.ready().await?;
+            let (response, mut body) = send.send_request(to.request(grpc), false)?;
+            for m in &messages[..messages.len().saturating_sub(1)] {
+                body.send_data(frame(m), false)?;
+            }
+            // Let the items reach the server before the reset.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            body.send_reset(Reason::CANCEL);
+            drop(response);
+            Ok((
+                "CANCELLED".into(),
+                "the client reset the stream (RST_STREAM CANCEL)".into(),
+            ))
+        }
+        Rude::CloseMidFrame => {
+            // The first half of the items goes through and reaches the
+            // server; then the connection carries 1 KiB more, which ends
+            // inside the next item's DATA frame, and closes.
+            let (send, scissors) = open(conn).await?;
+            let mut send = send.ready().await?;
+            let (response, mut body) = send.send_request(to.request(grpc), false)?;
+            let half = messages.len() / 2;
+            for m in &messages[..half] {
+                body.send_data(frame(m), false)?;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            scissors.cut_after(1024);
+            for m in &messages[half..] {
+                let _ = body.send_data(frame(m), false);
+            }
+            let _ = tokio::time::timeout(Duration::from_secs(2), response).await;
+            Ok((
+                "UNAVAILABLE".into(),
+                "the client closed its connection mid-frame".into(),
+            ))
+        }
+        Rude::ThousandStreams => {
+            let mut send = open(conn).await?.0;
+            // One call first, so that the server's SETTINGS (its stream
+            // limit) are known before the burst: streams past the limit are
+            // then queued here, not refused there.
+            let first = exchange(&mut send, to.request(grpc), messages)
+                .await
+                .unwrap_or_else(broke);
+            // A task per call, so each reads its stream at once.
+            let calls = (1..1000).map(|_| {
+                let mut send = send.clone();
+                let req = to.request(grpc);
+                let messages = messages.to_vec();
+                tokio::spawn(async move { exchange(&mut send, req, &messages).await.unwrap_or_else(broke) })
+            });
+            let mut ends: Vec<End> = futures::future::join_all(calls)
+                .await
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|e| ("INTERNAL".into(), format!("the call's task failed: {e}"))))
+                .collect();
+            ends.insert(0, first);
+            let bad: Vec<&End> = ends.iter().filter(|e| e.0 != "OK").collect();
+            Ok(match bad.first() {
+                None => ("OK".into(), String::new()),
+                Some((code, message)) => (
+                    code.clone(),
+                    format!("{} of 1000 streams failed; the first: {message}", bad.len()),
+                ),
+            })
+        }
+        Rude::BadContentType => {
+            let mut send = open(conn).await?.0;
+            let bad = exchange(&mut send, to.request("text/plain"), messages)
+                .await
+                .unwrap_or_else(broke);
+            let good = exchange(&mut send, to.request(grpc), messages)
+                .await
+                .unwrap_or_else(broke);
+            Ok(match good.0.as_str() {
+                "OK" => (bad.0, format!("text/plain answered: {}", bad.1)),
+                _ => (
+                    "UNAVAILABLE".into(),
+                    format!(
+                        "after the text/plain call ({}), the next call on the connection ended {} {}",
+                        bad.0, good.0, good.1
+                    ),
+                ),
+            })
+        }
+        Rude::TwoRequests => {
+            let twice: Vec<Vec<u8>> = messages.iter().chain(messages).cloned().collect();
+            timed(to, &twice).await
+        }
+        Rude::NoRequest => timed(to, &[]).await,
+        Rude::MonitorNeverRead => {
+            let mut send = open(conn).await?.0.ready().await?;
+            let (response, mut body) = send.send_request(to.request(grpc), false)?;
+            if let Some(m) = messages.first() {
+                body.send_data(frame(m), true)?;
+            }
+            let response = tokio::time::timeout(Duration::from_secs(5), response).await??;
+            kept.lock()
+                .expect("kept streams")
+                .push(Box::new((send, body, response)));
+            Ok(("OK".into(), "opened; never read".into()))
+        }
+    }
+}
