@@ -1,6 +1,6 @@
 //! The HTTP/2 misbehaviours a case can ask for (pure data): a server of the
 //! runner's own that misbehaves (`peer`, src/reference/peer.rs) and a call
-//! the reference client makes misbehave (`rude`, src/reference/rude.rs).
+//! the reference client makes misbehave (`rude`, src/reference/rude/).
 use serde::{Deserialize, Serialize};
 
 /// What a peer does wrong (RFC 9113 and gRPC's PROTOCOL-HTTP2.md say what a

@@ -30,8 +30,8 @@ pub struct Target<'a> {
     pub conn: &'a Connection,
     pub path: &'a str,
     pub metadata: &'a BTreeMap<String, String>,
-    /// The step's deadline: the cardinality calls send it as grpc-timeout
-    /// and end DEADLINE_EXCEEDED by their own timer when it passes.
+    /// The step's deadline: every rude call ends DEADLINE_EXCEEDED by its own
+    /// timer when it passes; the cardinality calls also send it as grpc-timeout.
     pub timeout: Option<Duration>,
 }
 
@@ -113,37 +113,36 @@ async fn exchange(send: &mut SendRequest<Bytes>, req: Request<()>, messages: &[V
     Ok(status_of(http, &headers, trailers.as_ref()))
 }
 
-/// One call with these request messages on a connection of its own,
-/// under the step's deadline (grpc-timeout, and a timer of its own).
+/// One call with these request messages on a connection of its own, with
+/// the step's deadline as grpc-timeout (`call` keeps the timer).
 async fn timed(to: &Target<'_>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
     let mut req = to.request("application/grpc");
     if let Some(t) = to.timeout {
         let value = format!("{}m", t.as_millis());
         req.headers_mut().insert("grpc-timeout", value.parse()?);
     }
-    let call = async { exchange(&mut open(to.conn).await?.0, req, messages).await };
-    match to.timeout {
-        Some(t) => match tokio::time::timeout(t, call).await {
-            Ok(end) => end,
-            Err(_) => Ok((
-                "DEADLINE_EXCEEDED".into(),
-                "no answer within the call's deadline (the client's timer)".into(),
-            )),
-        },
-        None => call.await,
-    }
+    exchange(&mut open(to.conn).await?.0, req, messages).await
 }
 
 fn broke(e: impl std::fmt::Display) -> End {
     ("UNAVAILABLE".into(), format!("connection broken: {e}"))
 }
 
-/// Runs a rude call of `path` with these (encoded) request messages.
+/// Runs a rude call of `path` with these (encoded) request messages, ended
+/// DEADLINE_EXCEEDED by its own timer when the step's deadline passes (a
+/// server that never answers must not hang the client).
 pub async fn call(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> End {
-    match run(rude, to, messages, kept).await {
-        Ok(end) => end,
-        Err(e) => broke(format!("{e:#}")),
-    }
+    let ran = run(rude, to, messages, kept);
+    let ended = match to.timeout {
+        Some(t) => tokio::time::timeout(t, ran).await.unwrap_or_else(|_| {
+            Ok((
+                "DEADLINE_EXCEEDED".into(),
+                "no answer within the call's deadline (the client's timer)".into(),
+            ))
+        }),
+        None => ran.await,
+    };
+    ended.unwrap_or_else(|e| broke(format!("{e:#}")))
 }
 
 async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> anyhow::Result<End> {
