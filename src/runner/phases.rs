@@ -310,12 +310,9 @@ impl Runner {
                 false if steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT => 2,
                 false => 1,
             };
-            let settles = t.case.steps.iter().map(|c| c.settle_ms.unwrap_or(0));
-            let order = steps
-                .iter()
-                .zip(settles)
-                .map(|(s, settle)| pending(i, s, grace + settle));
-            phases[phase].order.extend(order);
+            // A gated step's budget counts from when its line is written,
+            // after its settle: the budget needs no room for it.
+            phases[phase].order.extend(steps.iter().map(|s| pending(i, s, grace)));
             phases[phase].lines.push(match phase {
                 1 => Lines::Made(gated(&t.case, &steps)),
                 _ => Lines::Later(Box::new(recipe)),
