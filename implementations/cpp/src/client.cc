@@ -94,6 +94,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "error: %s\n", s.error_message().c_str());
     return 1;
   }
+  std::ios::sync_with_stdio(false);  // std::cin reads by blocks, not a locked getc per byte
   std::map<int64_t, stock::Lane> lanes;
   auto wait_lanes = [&lanes] {  // every lane runs to its end
     for (auto& [number, lane] : lanes) {

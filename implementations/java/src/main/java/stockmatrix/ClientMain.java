@@ -178,6 +178,8 @@ public final class ClientMain {
 
     private final Connection defaultConnection;
     private final Map<Connection, ManagedChannel> channels = new HashMap<>();
+    /** TLS credentials by (mode, CA, certificate, key), shared by the channels that use the same files. */
+    private final Map<List<String>, ChannelCredentials> tlsByFiles = new HashMap<>();
     /** Each lane's worker, by lane number: one thread that runs the lane's steps in order. */
     private final Map<Integer, ExecutorService> lanes = new HashMap<>();
 
@@ -358,25 +360,11 @@ public final class ClientMain {
         if (channel == null) {
             ChannelCredentials credentials = InsecureChannelCredentials.create();
             if (!c.tlsMode().equals("none")) {
-                File ca = new File(Objects.requireNonNull(c.caFile(), "TLS needs a CA file"));
-                boolean mtls = c.tlsMode().equals("mtls");
-                File cert =
-                        mtls ? new File(Objects.requireNonNull(c.certFile(), "mtls needs a certificate file")) : null;
-                File key = mtls ? new File(Objects.requireNonNull(c.keyFile(), "mtls needs a key file")) : null;
-                if (ServerMain.holdsP521(ca, cert)) { // P-521: the JDK's provider, BoringSSL (the default) has no P-521
-                    SslContextBuilder ssl = GrpcSslContexts.configure(SslContextBuilder.forClient(), SslProvider.JDK)
-                            .trustManager(ca);
-                    if (mtls) {
-                        ssl.keyManager(cert, key);
-                    }
-                    credentials = NettySslContextChannelCredentials.create(ssl.build());
-                } else {
-                    TlsChannelCredentials.Builder tls =
-                            TlsChannelCredentials.newBuilder().trustManager(ca);
-                    if (mtls) {
-                        tls.keyManager(cert, key);
-                    }
-                    credentials = tls.build();
+                List<String> files = Arrays.asList(c.tlsMode(), c.caFile(), c.certFile(), c.keyFile());
+                credentials = tlsByFiles.get(files);
+                if (credentials == null) {
+                    credentials = tlsCredentials(c);
+                    tlsByFiles.put(files, credentials);
                 }
             }
             NettyChannelBuilder builder;
@@ -404,6 +392,25 @@ public final class ClientMain {
             channels.put(c, channel);
         }
         return channel;
+    }
+
+    /**
+     * TLS credentials over one SslContext, for every channel with the same files (a context per channel would read
+     * and parse the PEM files, and set up its native context, each time).
+     */
+    private static ChannelCredentials tlsCredentials(Connection c) throws IOException {
+        File ca = new File(Objects.requireNonNull(c.caFile(), "TLS needs a CA file"));
+        boolean mtls = c.tlsMode().equals("mtls");
+        File cert = mtls ? new File(Objects.requireNonNull(c.certFile(), "mtls needs a certificate file")) : null;
+        File key = mtls ? new File(Objects.requireNonNull(c.keyFile(), "mtls needs a key file")) : null;
+        SslContextBuilder ssl = ServerMain.holdsP521(ca, cert) // the JDK's provider: BoringSSL has no P-521
+                ? GrpcSslContexts.configure(SslContextBuilder.forClient(), SslProvider.JDK)
+                : GrpcSslContexts.forClient();
+        ssl.trustManager(ca);
+        if (mtls) {
+            ssl.keyManager(cert, key);
+        }
+        return NettySslContextChannelCredentials.create(ssl.build());
     }
 
     /** The path of a {@code unix:/PATH} or {@code unix:///PATH} server (gRPC's name syntax), else null. */

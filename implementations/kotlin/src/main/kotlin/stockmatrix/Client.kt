@@ -9,7 +9,9 @@ import com.google.rpc.ErrorDetailsProto
 import io.grpc.*
 import io.grpc.MethodDescriptor.MethodType
 import io.grpc.kotlin.ClientCalls
+import io.grpc.netty.shaded.io.grpc.netty.GrpcSslContexts
 import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+import io.grpc.netty.shaded.io.grpc.netty.NettySslContextChannelCredentials
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollDomainSocketChannel
 import io.grpc.netty.shaded.io.netty.channel.epoll.EpollEventLoopGroup
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress
@@ -104,6 +106,9 @@ private val SETTINGS =
         "keepalive-timeout-ms",
     )
 private val channels = HashMap<Connection, ManagedChannel>()
+
+/** TLS credentials by (mode, CA, certificate, key), shared by the channels that use the same files. */
+private val tlsByFiles = HashMap<List<String?>, ChannelCredentials>()
 /**
  * The event loop of the channels to Unix sockets (Netty's epoll transport, in grpc-netty-shaded), made when needed.
  * grpc-java sets SO_KEEPALIVE on every channel and Netty logs a warning for each Unix one, which has no such option:
@@ -328,12 +333,20 @@ fun channelFor(connection: Connection): ManagedChannel =
                     if (connection.tlsMode == "none") {
                         InsecureChannelCredentials.create()
                     } else {
-                        val tls = TlsChannelCredentials.newBuilder()
-                        connection.caFile?.let { tls.trustManager(File(it)) }
-                        if (connection.tlsMode == "mtls" && connection.certFile != null && connection.keyFile != null) {
-                            tls.keyManager(File(connection.certFile), File(connection.keyFile))
+                        val files =
+                            listOf(connection.tlsMode, connection.caFile, connection.certFile, connection.keyFile)
+                        tlsByFiles.getOrPut(files) { // one SslContext (its files read once) for every such channel
+                            val tls = GrpcSslContexts.forClient()
+                            connection.caFile?.let { tls.trustManager(File(it)) }
+                            if (
+                                connection.tlsMode == "mtls" &&
+                                    connection.certFile != null &&
+                                    connection.keyFile != null
+                            ) {
+                                tls.keyManager(File(connection.certFile), File(connection.keyFile))
+                            }
+                            NettySslContextChannelCredentials.create(tls.build())
                         }
-                        tls.build()
                     }
                 } catch (e: Exception) {
                     throw Status.UNAVAILABLE.withDescription("cannot load certificates: $e").withCause(e).asException()

@@ -8,7 +8,7 @@ import com.google.rpc.ErrorDetailsProto
 import io.grpc._
 import io.grpc.MethodDescriptor.MethodType
 import io.grpc.MethodDescriptor.MethodType.{BIDI_STREAMING, CLIENT_STREAMING, UNARY}
-import io.grpc.netty.shaded.io.grpc.netty.NettyChannelBuilder
+import io.grpc.netty.shaded.io.grpc.netty.{GrpcSslContexts, NettyChannelBuilder, NettySslContextChannelCredentials}
 import io.grpc.netty.shaded.io.netty.channel.epoll.{EpollDomainSocketChannel, EpollEventLoopGroup}
 import io.grpc.netty.shaded.io.netty.channel.unix.DomainSocketAddress
 import io.grpc.protobuf.StatusProto
@@ -76,6 +76,9 @@ object ClientMain {
     JsonFormat.TypeRegistry.newBuilder().add(ErrorDetailsProto.getDescriptor.getMessageTypes).build()
   )
   private val channels = mutable.Map.empty[Connection, ManagedChannel]
+
+  /** TLS credentials by (mode, CA, certificate, key), shared by the channels that use the same files. */
+  private val tlsByFiles = mutable.Map.empty[Seq[String], ChannelCredentials]
   private val lanes = mutable.Map.empty[Int, LinkedBlockingQueue[Option[Step]]] // by lane number, main's thread only
   private val laneThreads = mutable.ArrayBuffer.empty[Thread]
   private val timer = Executors.newSingleThreadScheduledExecutor()
@@ -308,10 +311,16 @@ object ClientMain {
         def file(k: String) = new File(conn(k))
         val creds = conn("tls_mode") match {
           case "none" => InsecureChannelCredentials.create()
-          case mode   =>
-            val tls = TlsChannelCredentials.newBuilder().trustManager(file("ca_file"))
-            if (mode == "mtls") tls.keyManager(file("cert_file"), file("key_file"))
-            tls.build()
+          case mode   => // one SslContext (its files read once) for every channel with the same files
+            val files =
+              Seq(mode, conn("ca_file")) ++ (if (mode == "mtls") Seq(conn("cert_file"), conn("key_file")) else Nil)
+            tlsByFiles.getOrElseUpdate(
+              files, {
+                val tls = GrpcSslContexts.forClient().trustManager(file("ca_file"))
+                if (mode == "mtls") tls.keyManager(file("cert_file"), file("key_file"))
+                NettySslContextChannelCredentials.create(tls.build())
+              }
+            )
         }
         val server = conn("server")
         // grpc-java's limits as they are: receive 4 MiB, send unlimited.
