@@ -202,4 +202,7 @@ pub enum ClientFault {
     /// Every call opens a channel (and so a connection) of its own instead
     /// of sharing its connection's one channel.
     ChannelPerCall,
+    /// A stream's last response message is printed after its status line
+    /// (a message callback racing the status callback on another thread).
+    LastMessageAfterStatus,
 }

@@ -3,13 +3,15 @@
 //! of its steps): its script (`phases`), written phase by phase (the tests
 //! that run alone come after all the others have ended),
 //! read back line by line with a time budget per step and lane, and what it
-//! left unfinished.
-use super::phases::{Lines, Phase};
+//! left unfinished. Each test is judged as soon as its last status line
+//! arrives (`held`).
+use super::held::Held;
+use super::phases::{self, Lines, Phase};
 use super::progress::{self, End, Progress};
 use super::{ms, Runner};
 use crate::contract::script::{self, Connection, Line};
 use crate::exec::process;
-use crate::judge::{self, Observations};
+use crate::judge;
 use crate::model::cell::CellKey;
 use crate::plan::Test;
 use std::collections::BTreeMap;
@@ -25,9 +27,18 @@ pub(super) struct Entry<'a> {
     pub conn: Connection,
 }
 
+/// What the judge said of a test's output.
+#[derive(Default)]
+pub(super) struct Judged {
+    pub reasons: Vec<String>,
+    /// What its steps with a choice of statuses ended with (`judge::choices`).
+    pub choices: Vec<String>,
+}
+
 /// What a client process did for a group of tests (indexed as its entries).
 pub(super) struct GroupRun {
-    pub obs: Observations,
+    /// Per test index: the judge's verdict on its output.
+    pub judged: BTreeMap<usize, Judged>,
     /// Per test index: reasons that make it an error (crash, hang, garbage).
     pub errors: BTreeMap<usize, Vec<String>>,
     pub durations: BTreeMap<usize, f64>,
@@ -59,7 +70,7 @@ pub(super) struct Restart {
 impl GroupRun {
     fn new() -> GroupRun {
         GroupRun {
-            obs: Observations::new(),
+            judged: BTreeMap::new(),
             errors: BTreeMap::new(),
             durations: BTreeMap::new(),
             first_line_ms: None,
@@ -90,13 +101,15 @@ impl GroupRun {
             if let Some(lines) = more.proxied.remove(&j) {
                 self.proxied.insert(i, lines);
             }
+            if let Some(judged) = more.judged.remove(&j) {
+                self.judged.insert(i, judged);
+            }
             let stderr = more.stderr_of.remove(&j).unwrap_or_else(|| more.stderr.clone());
             self.stderr_of.insert(i, stderr);
         }
         self.untouched = more.untouched.iter().map(|&j| again[j]).collect();
         self.stopped_on = more.stopped_on.iter().map(|&j| again[j]).collect();
         self.cpu_ms += more.cpu_ms;
-        self.obs.extend(more.obs);
     }
 
     /// The stderr of the client process that ran test `i`.
@@ -114,6 +127,14 @@ impl Runner {
         let (phases, middlemen) = self.phases(entries, default, attempt, &mut run);
         // Each warm-up call's id → the first test on its connection.
         let warm_ups: BTreeMap<String, usize> = phases[0].order.iter().map(|p| (p.id.clone(), p.test)).collect();
+        let mut held = Held::new(
+            entries.iter().map(|e| phases::step_prefix(e.key, e.test)),
+            phases
+                .iter()
+                .flat_map(|p| &p.order)
+                .filter(|s| !s.id.starts_with(script::WARM_UP))
+                .map(|s| s.test),
+        );
         let mut phases: Vec<Phase> = phases.into_iter().collect();
         phases.retain(|p| !p.order.is_empty());
         let Some(first_test) = phases.first().and_then(|p| p.order.first()).map(|s| s.test) else {
@@ -175,7 +196,6 @@ impl Runner {
         let mut lines = BufReader::new(proc.stdout.take().expect("piped")).lines();
         let since = |at: Instant| (at - start).as_millis() as u64;
         let mut hung = false;
-        let mut all: Vec<Line> = Vec::new();
         let mut later = phases.into_iter();
         let mut feed = Some(feed);
         let mut progress = Progress::default();
@@ -220,9 +240,12 @@ impl Runner {
                         }
                         let ended = line.status.as_ref().and_then(|_| progress.status_line(&line.id, now));
                         let warm_up = line.id.starts_with(script::WARM_UP);
-                        all.push(line);
                         if let (Some((test, took_ms)), false) = (ended, warm_up) {
                             *run.durations.entry(test).or_default() += took_ms as f64;
+                        }
+                        let ended = ended.filter(|_| !warm_up).map(|(test, _)| test);
+                        if let Some((test, lines)) = held.take(line, ended) {
+                            run.judged.insert(test, self.judge_test(&entries[test], attempt, lines));
                         }
                     }
                     Err(e) => {
@@ -276,15 +299,31 @@ impl Runner {
                 run.errors.entry(test).or_default().push(why);
             }
         }
-        for line in &all {
+        for line in &held.warm_up {
             let warm_up = line.status.as_ref().zip(warm_ups.get(&line.id));
             if let Some(why) = warm_up.and_then(|(status, &test)| script::warm_up_failed(status).map(|w| (test, w))) {
                 run.errors.entry(why.0).or_default().push(why.1);
             }
         }
-        run.obs = judge::group(all);
+        // The tests that did not end: judged on what they printed.
+        for (test, lines) in held.unended(entries.len()) {
+            run.judged.insert(test, self.judge_test(&entries[test], attempt, lines));
+        }
+        for (test, late) in held.late() {
+            run.judged.entry(test).or_default().reasons.extend(late);
+        }
         run.proxied = middlemen.journals();
         run
+    }
+
+    /// The judge on one test's output lines.
+    fn judge_test(&self, e: &Entry, attempt: u32, lines: Vec<Line>) -> Judged {
+        let prefix = phases::step_prefix(e.key, e.test);
+        let obs = judge::group(lines);
+        Judged {
+            reasons: judge::judge(&e.test.case, &prefix, &self.namespace(e.key, e.test, attempt), &obs),
+            choices: judge::choices(&e.test.case, &prefix, &obs),
+        }
     }
 
     /// Runs a group of tests, and again in a new client process the tests

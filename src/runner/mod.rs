@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 mod client;
+mod held;
 mod pair;
 mod per_test;
 mod phases;

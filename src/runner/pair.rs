@@ -2,10 +2,9 @@
 //! external server), one client process for all its tests, and each test
 //! judged against what that process printed.
 use super::client::{Entry, GroupRun};
-use super::{ms, phases, pool, Runner};
+use super::{ms, pool, Runner};
 use crate::contract::script::Connection;
 use crate::input::cases::{Connect, ServerCert};
-use crate::judge;
 use crate::model::cell::CellKey;
 use crate::model::run::{CellInfo, Outcome, ProcessCpu, TestResult};
 use crate::plan::{Cell, Test};
@@ -169,7 +168,7 @@ impl Runner {
                 };
                 let key = &cells[g.cell].key;
                 for (t, _) in &g.tests {
-                    let r = self.verdict(key, t, i, &run, server_gone.as_deref(), &server_stderr, attempt);
+                    let r = self.verdict(key, t, i, &run, server_gone.as_deref(), &server_stderr);
                     out[g.cell].0.push(r);
                     i += 1;
                 }
@@ -188,8 +187,7 @@ impl Runner {
     }
 
     /// The result of entry `i` of a client process: what it left unfinished,
-    /// whether the server went away, and the judge.
-    #[allow(clippy::too_many_arguments)]
+    /// whether the server went away, and the judge's verdict on its output.
     fn verdict(
         &self,
         key: &CellKey,
@@ -198,20 +196,14 @@ impl Runner {
         run: &GroupRun,
         server_gone: Option<&str>,
         server_stderr: &str,
-        attempt: u32,
     ) -> TestResult {
-        let prefix = phases::step_prefix(key, t);
         let mut reasons = run.errors.get(&i).cloned().unwrap_or_default();
         let infra = !reasons.is_empty();
         if let Some(status) = server_gone {
             reasons.push(format!("the server exited during the cell ({status})"));
         }
-        reasons.extend(judge::judge(
-            &t.case,
-            &prefix,
-            &self.namespace(key, t, attempt),
-            &run.obs,
-        ));
+        let judged = run.judged.get(&i);
+        reasons.extend(judged.into_iter().flat_map(|j| j.reasons.iter().cloned()));
         let outcome = if infra || server_gone.is_some() {
             Outcome::Error
         } else if reasons.is_empty() {
@@ -220,7 +212,7 @@ impl Runner {
             Outcome::Failed
         };
         let mut r = self.result(key, t, outcome, reasons, run.durations.get(&i).copied().unwrap_or(0.0));
-        r.choices = judge::choices(&t.case, &prefix, &run.obs);
+        r.choices = judged.map(|j| j.choices.clone()).unwrap_or_default();
         if outcome.is_red() {
             let proxied = run.proxied.get(&i).into_iter().flatten();
             r.reasons.extend(proxied.map(|line| format!("fault proxy: {line}")));

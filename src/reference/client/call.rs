@@ -55,6 +55,9 @@ struct Seen {
     trailers: BTreeMap<String, String>,
     /// The responses' `grpc-encoding`, once headers arrived.
     encoding: Option<String>,
+    /// The `last-message-after-status` fault: a stream's last message so
+    /// far, printed when the next one comes or after the status line.
+    late: Option<Line>,
 }
 
 impl Runner {
@@ -194,6 +197,7 @@ impl Runner {
             if self.args.faults.contains(&ClientFault::HeadersAsTrailers) {
                 seen.trailers.extend(seen.headers.clone());
             }
+            let late = seen.late.take();
             emit(&Line {
                 id,
                 message: None,
@@ -204,6 +208,7 @@ impl Runner {
                 response_encoding: Some(seen.encoding.unwrap_or_else(|| "identity".into())),
                 details: Some(details),
             });
+            late.iter().for_each(emit);
             Ok(())
         })
     }
@@ -291,6 +296,9 @@ impl Runner {
             };
             match single {
                 true => held.push(line),
+                false if self.args.faults.contains(&ClientFault::LastMessageAfterStatus) => {
+                    seen.late.replace(line).iter().for_each(emit)
+                }
                 false => emit(&line),
             }
             if count == 1 {

@@ -208,6 +208,19 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
 
 pub(crate) const CLIENT_FAULTS: &[Catch] = &[
     (
+        // The runner's own check: a line after its place is a reason.
+        "last-message-after-status",
+        "cancellation",
+        "monitor-counted-while-open",
+        "step #1 printed a message after its status line",
+    ),
+    (
+        "last-message-after-status",
+        "metadata",
+        "echo-server-stream",
+        "output after the test's last status line",
+    ),
+    (
         "no-compress",
         "compression",
         "gzip-unary",

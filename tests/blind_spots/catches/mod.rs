@@ -24,4 +24,12 @@ pub(crate) use server::{H2_CLIENT_FAULTS, KV_FAULTS, SERVER_FAULTS};
 pub(crate) const ALSO_RED: &[(&str, &str)] = &[
     ("inventory-ignores-prefix", "client-stream"),
     ("inventory-ignores-prefix", "kv-compat"),
+    // every set with a streamed response
+    ("last-message-after-status", "errors"),
+    ("last-message-after-status", "large"),
+    ("last-message-after-status", "compression"),
+    ("last-message-after-status", "concurrency"),
+    ("last-message-after-status", "flow-control"),
+    ("last-message-after-status", "kv-compat"),
+    ("last-message-after-status", "faults"),
 ];
