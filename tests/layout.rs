@@ -149,7 +149,7 @@ fn folders_are_layered() {
     let graph = imports(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"));
     // The scan sees the imports that must be there.
     assert!(
-        graph["app::run"].contains("runner") && graph["runner::pair"].contains("judge"),
+        graph["app::run"].contains("runner") && graph["runner::client"].contains("judge"),
         "{graph:?}"
     );
     assert!(
