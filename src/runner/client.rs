@@ -129,11 +129,7 @@ impl Runner {
         let warm_ups: BTreeMap<String, usize> = phases[0].order.iter().map(|p| (p.id.clone(), p.test)).collect();
         let mut held = Held::new(
             entries.iter().map(|e| phases::step_prefix(e.key, e.test)),
-            phases
-                .iter()
-                .flat_map(|p| &p.order)
-                .filter(|s| !s.id.starts_with(script::WARM_UP))
-                .map(|s| s.test),
+            phases.iter().flat_map(|p| &p.order).map(|s| (s.id.as_str(), s.test)),
         );
         let mut phases: Vec<Phase> = phases.into_iter().collect();
         phases.retain(|p| !p.order.is_empty());
@@ -243,8 +239,7 @@ impl Runner {
                         if let (Some((test, took_ms)), false) = (ended, warm_up) {
                             *run.durations.entry(test).or_default() += took_ms as f64;
                         }
-                        let ended = ended.filter(|_| !warm_up).map(|(test, _)| test);
-                        if let Some((test, lines)) = held.take(line, ended) {
+                        if let Some((test, lines)) = held.take(line, ended.map(|(test, _)| test)) {
                             run.judged.insert(test, self.judge_test(&entries[test], attempt, lines));
                         }
                     }

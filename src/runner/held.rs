@@ -24,12 +24,16 @@ pub(super) struct Held {
 }
 
 impl Held {
-    /// `prefixes`: each test's step-id prefix, by test index; `steps`: the
-    /// test of each top-level step of the script (warm-up calls left out).
-    pub fn new(prefixes: impl IntoIterator<Item = String>, steps: impl IntoIterator<Item = usize>) -> Held {
+    /// `prefixes`: each test's step-id prefix, by test index; `steps`: each
+    /// top-level step of the script, its id and test (a warm-up call counts
+    /// for none).
+    pub fn new<'a>(
+        prefixes: impl IntoIterator<Item = String>,
+        steps: impl IntoIterator<Item = (&'a str, usize)>,
+    ) -> Held {
         let test_of: HashMap<String, usize> = prefixes.into_iter().enumerate().map(|(i, p)| (p, i)).collect();
         let mut steps_left = vec![0; test_of.len()];
-        for test in steps {
+        for (_, test) in steps.into_iter().filter(|(id, _)| !id.starts_with(WARM_UP)) {
             if let Some(n) = steps_left.get_mut(test) {
                 *n += 1;
             }
@@ -42,7 +46,8 @@ impl Held {
     }
 
     /// Takes one line; `ended` is the test whose top-level step it ended, if
-    /// it did. Returns that test's lines when it was the test's last step.
+    /// it did (ignored for a warm-up call's). Returns that test's lines when
+    /// it was the test's last step.
     pub fn take(&mut self, line: Line, ended: Option<usize>) -> Option<(usize, Vec<Line>)> {
         if line.id.starts_with(WARM_UP) {
             self.warm_up.push(line);
@@ -110,9 +115,17 @@ mod tests {
         line
     }
 
-    /// Two tests: `a` with steps #0 and #1, `b` with step #0.
+    /// Two tests: `a` with steps #0 and #1 (after a warm-up call counted
+    /// for it), `b` with step #0.
     fn held() -> Held {
-        Held::new(["none/s/a".to_string(), "none/s/b".to_string()], [0, 0, 1])
+        let warm_up = format!("{WARM_UP}0");
+        let steps = [
+            (warm_up.as_str(), 0),
+            ("none/s/a#0", 0),
+            ("none/s/a#1", 0),
+            ("none/s/b#0", 1),
+        ];
+        Held::new(["none/s/a".to_string(), "none/s/b".to_string()], steps)
     }
 
     #[test]
@@ -154,7 +167,7 @@ mod tests {
     #[test]
     fn warm_up_lines_and_lines_of_no_test_are_no_test_s() {
         let mut h = held();
-        h.take(status(&format!("{WARM_UP}0")), None);
+        assert_eq!(h.take(status(&format!("{WARM_UP}0")), Some(0)), None);
         h.take(message("none/s/zzz#0"), None);
         assert_eq!(h.warm_up.len(), 1);
         assert!(h.unended(2).iter().all(|(_, lines)| lines.is_empty()));
