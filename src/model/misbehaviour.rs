@@ -46,6 +46,12 @@ pub enum Misbehaviour {
     /// A call with one response message (unary, client stream) gets it
     /// twice, then OK (a response cardinality violation).
     TwoResponseMessages,
+    /// A Get's answer comes gzipped under `grpc-encoding: x-stock-unknown`,
+    /// an encoding the client never offered (compression.md: INTERNAL).
+    UnknownResponseEncoding,
+    /// A Get's answer comes gzipped, its Compressed-Flag set, with no
+    /// `grpc-encoding` (compression.md: INTERNAL).
+    CompressedWithoutEncoding,
 }
 
 impl Misbehaviour {
@@ -60,6 +66,8 @@ impl Misbehaviour {
                 | NoTrailers
                 | NoResponseMessage
                 | TwoResponseMessages
+                | UnknownResponseEncoding
+                | CompressedWithoutEncoding
         )
     }
 }
@@ -90,4 +98,11 @@ pub enum Rude {
     /// Half-closes the call without its one request message: the server's
     /// answer (a request cardinality violation).
     NoRequest,
+    /// Sends the request message gzipped under `grpc-encoding:
+    /// x-stock-unknown`, an encoding no server knows: the server's answer
+    /// (compression.md: UNIMPLEMENTED).
+    UnknownEncoding,
+    /// Sends the request message gzipped with its Compressed-Flag set and no
+    /// `grpc-encoding`: the server's answer (compression.md: INTERNAL).
+    CompressedWithoutEncoding,
 }

@@ -115,6 +115,9 @@ pub enum Fault {
     /// is not checked: the first of two is served (and applied), a missing
     /// one is INTERNAL (tonic's own behaviour).
     CardinalityUnchecked,
+    /// A compressed request message is gunzipped whatever its grpc-encoding
+    /// says (an unknown one, or none): gzip is the one encoding it knows.
+    GunzipAnyEncoding,
 }
 
 /// A deliberate bug the reference client can be started with.
@@ -205,4 +208,7 @@ pub enum ClientFault {
     /// A stream's last response message is printed after its status line
     /// (a message callback racing the status callback on another thread).
     LastMessageAfterStatus,
+    /// A compressed response message is gunzipped whatever its grpc-encoding
+    /// says (an unknown one, or none): gzip is the one encoding it knows.
+    GunzipAnyEncoding,
 }

@@ -124,6 +124,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             any_content_type: faults.contains(&Fault::AnyContentType),
             serial_calls: faults.contains(&Fault::SerialCalls),
             cardinality_unchecked: faults.contains(&Fault::CardinalityUnchecked),
+            gunzip_any_encoding: faults.contains(&Fault::GunzipAnyEncoding),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the

@@ -224,7 +224,9 @@ impl Runner {
     ) -> Result<(), Status> {
         let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
         // No cap on what is sent: the size cases send over 4 MiB on purpose.
-        let mut grpc = tonic::client::Grpc::new(self.channel_for(step.connection.as_ref())?)
+        let channel = self.channel_for(step.connection.as_ref())?;
+        let gunzip_any = self.args.faults.contains(&ClientFault::GunzipAnyEncoding);
+        let mut grpc = tonic::client::Grpc::new(super::encoding::Checked::new(channel, gunzip_any))
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(if self.args.faults.contains(&ClientFault::NoReceiveLimit) {
                 64 << 20
@@ -267,14 +269,15 @@ impl Runner {
         }
         let response = grpc.streaming(request, path, DynCodec(info.output.clone())).await?;
         seen.headers = stock_metadata(response.metadata());
-        seen.encoding = Some(
-            response
+        seen.encoding = Some(match response.extensions().get::<super::encoding::CameWith>() {
+            Some(came) => came.0.clone(),
+            None => response
                 .metadata()
                 .get("grpc-encoding")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("identity")
                 .to_string(),
-        );
+        });
         let mut stream = response.into_inner();
         let mut count = 0usize;
         // A call with one response message returns it only with its status:

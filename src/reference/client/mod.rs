@@ -3,6 +3,7 @@
 //! with dynamic messages, so headers and trailers stay apart for unary calls
 //! too, and a step's JSON request is sent exactly as the case wrote it.
 mod call;
+mod encoding;
 
 use super::connector;
 use super::faults::ClientFault;

@@ -311,7 +311,24 @@ async fn stream(
         Some(Misbehaviour::TwoResponseMessages) if single => msgs.extend(msgs.first().cloned()),
         _ => {}
     }
-    let Ok(mut out) = respond.send_response(grpc_response(), false) else {
+    let mut head = grpc_response();
+    let misencoded = matches!(
+        how,
+        Some(Misbehaviour::UnknownResponseEncoding | Misbehaviour::CompressedWithoutEncoding)
+    ) && method == "Get";
+    if misencoded {
+        msgs = msgs
+            .iter()
+            .map(|m| crate::reference::rude::gzipped_frame(&m[5..]))
+            .collect();
+        if how == Some(Misbehaviour::UnknownResponseEncoding) {
+            head.headers_mut().insert(
+                "grpc-encoding",
+                HeaderValue::from_static(crate::reference::rude::UNKNOWN_ENCODING),
+            );
+        }
+    }
+    let Ok(mut out) = respond.send_response(head, false) else {
         return;
     };
     if how == Some(Misbehaviour::ResetAfterHeaders) {

@@ -19,6 +19,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// The request encoding of `unknown-encoding`: no stack knows it.
+pub const UNKNOWN_ENCODING: &str = "x-stock-unknown";
+
 /// A call's end: a status code name and message.
 pub type End = (String, String);
 
@@ -65,6 +68,19 @@ pub(super) fn frame(msg: &[u8]) -> Bytes {
     b.freeze()
 }
 
+/// A gRPC message frame with its Compressed-Flag set, gzipped.
+pub(crate) fn gzipped_frame(msg: &[u8]) -> Bytes {
+    use std::io::Write;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(msg).expect("gzip into memory");
+    let packed = gz.finish().expect("gzip into memory");
+    let mut b = BytesMut::with_capacity(5 + packed.len());
+    b.put_u8(1);
+    b.put_u32(packed.len() as u32);
+    b.extend_from_slice(&packed);
+    b.freeze()
+}
+
 /// The status a response carries (trailers, or trailers-only headers), or
 /// what its HTTP status maps to (http-grpc-status-mapping.md).
 fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> End {
@@ -92,12 +108,18 @@ fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> En
 
 /// Sends one call and reads it to its end.
 async fn exchange(send: &mut SendRequest<Bytes>, req: Request<()>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
+    let frames: Vec<Bytes> = messages.iter().map(|m| frame(m)).collect();
+    exchange_frames(send, req, &frames).await
+}
+
+/// Sends one call of these message frames and reads it to its end.
+async fn exchange_frames(send: &mut SendRequest<Bytes>, req: Request<()>, frames: &[Bytes]) -> anyhow::Result<End> {
     let mut send = send.clone().ready().await?;
-    let (response, mut body) = send.send_request(req, messages.is_empty())?;
-    for (i, m) in messages.iter().enumerate() {
+    let (response, mut body) = send.send_request(req, frames.is_empty())?;
+    for (i, f) in frames.iter().enumerate() {
         // The server may answer (and end the stream) before the request is
         // sent, as with a refused content-type: its answer says how it ended.
-        if body.send_data(frame(m), i + 1 == messages.len()).is_err() {
+        if body.send_data(f.clone(), i + 1 == frames.len()).is_err() {
             break;
         }
     }
@@ -240,6 +262,15 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             timed(to, &twice).await
         }
         Rude::NoRequest => timed(to, &[]).await,
+        Rude::UnknownEncoding | Rude::CompressedWithoutEncoding => {
+            let mut req = to.request(grpc);
+            if rude == Rude::UnknownEncoding {
+                req.headers_mut()
+                    .insert("grpc-encoding", http::HeaderValue::from_static(UNKNOWN_ENCODING));
+            }
+            let frames: Vec<Bytes> = messages.iter().map(|m| gzipped_frame(m)).collect();
+            exchange_frames(&mut open(conn).await?.0, req, &frames).await
+        }
         Rude::MonitorNeverRead => {
             let mut send = open(conn).await?.0.ready().await?;
             let (response, mut body) = send.send_request(to.request(grpc), false)?;

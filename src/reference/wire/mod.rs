@@ -54,6 +54,8 @@ pub struct WireFaults {
     /// The number of request messages is not checked (tonic takes the first
     /// of two and calls a missing one INTERNAL).
     pub cardinality_unchecked: bool,
+    /// A compressed request is gunzipped whatever its grpc-encoding says.
+    pub gunzip_any_encoding: bool,
 }
 
 /// Does the method at this path take exactly one request message (unary,
@@ -258,6 +260,12 @@ where
             .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
+        }
+        // After Reply::read: the reported request encoding stays the one
+        // sent. Stock's service takes gzip (health, for one, takes none).
+        if self.faults.gunzip_any_encoding && req.uri().path().starts_with("/stock.v1.Stock/") {
+            req.headers_mut()
+                .insert("grpc-encoding", HeaderValue::from_static("gzip"));
         }
         // Per-call response compression: the services are built to compress
         // for any client that accepts gzip; a call that did not ask for it

@@ -5,6 +5,18 @@ use super::Catch;
 /// show, with the faults-set catches of the same faults.
 pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
     (
+        "gunzip-any-encoding",
+        "h2-servers",
+        "unknown-response-encoding",
+        "step 1 Get: status: expected INTERNAL, got OK",
+    ),
+    (
+        "gunzip-any-encoding",
+        "h2-servers",
+        "compressed-response-without-encoding",
+        "step 1 Get: status: expected INTERNAL, got OK",
+    ),
+    (
         "channel-per-call",
         "h2-servers",
         "calls-share-one-connection",

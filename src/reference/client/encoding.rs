@@ -1,0 +1,80 @@
+//! The reference client's check of a response's `grpc-encoding`, under
+//! tonic: an encoding the client did not offer ends the call INTERNAL
+//! (compression.md), where tonic's decoder would answer UNIMPLEMENTED, the
+//! server's code for a request it cannot read. Under the `gunzip-any-encoding`
+//! fault the client gunzips whatever came instead: any compressed response is
+//! read as gzip.
+use futures::future::BoxFuture;
+use http::{HeaderValue, Request, Response};
+use std::task::{Context, Poll};
+use tonic::body::Body;
+use tonic::transport::Channel;
+
+/// The encodings the reference client accepts (it offers gzip).
+const ACCEPTED: [&[u8]; 2] = [b"gzip", b"identity"];
+
+/// The `grpc-encoding` a response came with (absent: identity), kept in its
+/// extensions when the `gunzip-any-encoding` fault rewrote the header.
+#[derive(Debug, Clone)]
+pub struct CameWith(pub String);
+
+/// A channel whose responses' encodings are checked (see the module comment).
+#[derive(Clone)]
+pub struct Checked {
+    inner: Channel,
+    gunzip_any: bool,
+}
+
+impl Checked {
+    pub fn new(inner: Channel, gunzip_any: bool) -> Checked {
+        Checked { inner, gunzip_any }
+    }
+}
+
+/// A trailers-only INTERNAL response saying why.
+fn refused(encoding: &HeaderValue) -> Response<Body> {
+    let name = String::from_utf8_lossy(encoding.as_bytes()).into_owned();
+    let message = format!("the response is compressed with {name:?}, which the client did not offer (it accepts gzip)");
+    let mut resp = Response::new(Body::empty());
+    let h = resp.headers_mut();
+    h.insert("content-type", HeaderValue::from_static("application/grpc"));
+    h.insert("grpc-status", HeaderValue::from(13));
+    // Printable ASCII travels as it is (PROTOCOL-HTTP2.md); a name that is not is left out.
+    let value = HeaderValue::from_str(&message).unwrap_or(HeaderValue::from_static(
+        "the response is compressed with an encoding the client did not offer",
+    ));
+    h.insert("grpc-message", value);
+    resp
+}
+
+impl tower::Service<Request<Body>> for Checked {
+    type Response = Response<Body>;
+    type Error = <Channel as tower::Service<Request<Body>>>::Error;
+    type Future = BoxFuture<'static, Result<Response<Body>, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<Body>) -> Self::Future {
+        let fut = self.inner.call(req);
+        let gunzip_any = self.gunzip_any;
+        Box::pin(async move {
+            let mut resp = fut.await?;
+            let came = resp.headers().get("grpc-encoding").cloned();
+            if gunzip_any {
+                let name = came.as_ref().map_or("identity".into(), |v| {
+                    String::from_utf8_lossy(v.as_bytes()).into_owned()
+                });
+                resp.extensions_mut().insert(CameWith(name));
+                resp.headers_mut()
+                    .insert("grpc-encoding", HeaderValue::from_static("gzip"));
+                return Ok(resp);
+            }
+            match came {
+                Some(e) if !ACCEPTED.contains(&e.as_bytes()) => Ok(refused(&e)),
+                _ => Ok(resp),
+            }
+        })
+    }
+}
