@@ -52,7 +52,15 @@ pub enum Misbehaviour {
     /// A Get's answer comes gzipped, its Compressed-Flag set, with no
     /// `grpc-encoding` (compression.md: INTERNAL).
     CompressedWithoutEncoding,
+    /// A Get (trailers-only) and a Monitor (after its headers) end NOT_FOUND
+    /// with a `grpc-message` whose %-escapes are broken
+    /// (`BROKEN_PERCENT_MESSAGE`): the client must keep the message
+    /// (PROTOCOL-HTTP2.md: never an error, never thrown away).
+    BrokenPercentMessage,
 }
+
+/// The status message of `broken-percent-message`, as it travels.
+pub const BROKEN_PERCENT_MESSAGE: &str = "peer: no such key, 100%zz sure 50%";
 
 impl Misbehaviour {
     /// Whether it is done to one stream (not to the whole connection).
@@ -68,6 +76,7 @@ impl Misbehaviour {
                 | TwoResponseMessages
                 | UnknownResponseEncoding
                 | CompressedWithoutEncoding
+                | BrokenPercentMessage
         )
     }
 }

@@ -211,4 +211,7 @@ pub enum ClientFault {
     /// A compressed response message is gunzipped whatever its grpc-encoding
     /// says (an unknown one, or none): gzip is the one encoding it knows.
     GunzipAnyEncoding,
+    /// A trailers-only status whose grpc-message has a broken %-escape loses
+    /// its message (a strict percent-decoder that gives up with nothing).
+    BrokenEscapeDropsMessage,
 }

@@ -225,8 +225,13 @@ impl Runner {
         let path: http::uri::PathAndQuery = info.path.parse().expect("valid path");
         // No cap on what is sent: the size cases send over 4 MiB on purpose.
         let channel = self.channel_for(step.connection.as_ref())?;
-        let gunzip_any = self.args.faults.contains(&ClientFault::GunzipAnyEncoding);
-        let mut grpc = tonic::client::Grpc::new(super::encoding::Checked::new(channel, gunzip_any))
+        let faults = &self.args.faults;
+        let checked = super::encoding::Checked::new(
+            channel,
+            faults.contains(&ClientFault::GunzipAnyEncoding),
+            faults.contains(&ClientFault::BrokenEscapeDropsMessage),
+        );
+        let mut grpc = tonic::client::Grpc::new(checked)
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(if self.args.faults.contains(&ClientFault::NoReceiveLimit) {
                 64 << 20

@@ -3,7 +3,8 @@
 //! (compression.md), where tonic's decoder would answer UNIMPLEMENTED, the
 //! server's code for a request it cannot read. Under the `gunzip-any-encoding`
 //! fault the client gunzips whatever came instead: any compressed response is
-//! read as gzip.
+//! read as gzip. The `broken-escape-drops-message` fault lives here too: it
+//! sees a trailers-only status as it travels.
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use std::task::{Context, Poll};
@@ -23,12 +24,25 @@ pub struct CameWith(pub String);
 pub struct Checked {
     inner: Channel,
     gunzip_any: bool,
+    drop_broken_messages: bool,
 }
 
 impl Checked {
-    pub fn new(inner: Channel, gunzip_any: bool) -> Checked {
-        Checked { inner, gunzip_any }
+    pub fn new(inner: Channel, gunzip_any: bool, drop_broken_messages: bool) -> Checked {
+        Checked {
+            inner,
+            gunzip_any,
+            drop_broken_messages,
+        }
     }
+}
+
+/// Does a percent-encoded text hold a `%` not followed by two hex digits?
+fn broken_escape(text: &[u8]) -> bool {
+    text.iter()
+        .enumerate()
+        .filter(|(_, b)| **b == b'%')
+        .any(|(i, _)| !matches!(text.get(i + 1..i + 3), Some([a, b]) if a.is_ascii_hexdigit() && b.is_ascii_hexdigit()))
 }
 
 /// A trailers-only INTERNAL response saying why.
@@ -59,8 +73,17 @@ impl tower::Service<Request<Body>> for Checked {
     fn call(&mut self, req: Request<Body>) -> Self::Future {
         let fut = self.inner.call(req);
         let gunzip_any = self.gunzip_any;
+        let drop_broken_messages = self.drop_broken_messages;
         Box::pin(async move {
             let mut resp = fut.await?;
+            if drop_broken_messages
+                && resp
+                    .headers()
+                    .get("grpc-message")
+                    .is_some_and(|m| broken_escape(m.as_bytes()))
+            {
+                resp.headers_mut().remove("grpc-message");
+            }
             let came = resp.headers().get("grpc-encoding").cloned();
             if gunzip_any {
                 let name = came.as_ref().map_or("identity".into(), |v| {
@@ -76,5 +99,19 @@ impl tower::Service<Request<Body>> for Checked {
                 _ => Ok(resp),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::broken_escape;
+
+    #[test]
+    fn a_percent_without_two_hex_digits_is_a_broken_escape() {
+        assert!(broken_escape(b"100%zz sure"));
+        assert!(broken_escape(b"ends with 50%"));
+        assert!(broken_escape(b"one digit %4"));
+        assert!(!broken_escape(b"caf%C3%A9 100%25"));
+        assert!(!broken_escape(b"no escape at all"));
     }
 }

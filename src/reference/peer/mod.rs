@@ -295,6 +295,17 @@ async fn stream(
     } else {
         Some(how)
     };
+    if how == Some(Misbehaviour::BrokenPercentMessage) && matches!(method.as_str(), "Get" | "Monitor") {
+        let broken = status(5, crate::model::misbehaviour::BROKEN_PERCENT_MESSAGE);
+        let mut head = grpc_response();
+        if method == "Get" {
+            head.headers_mut().extend(broken);
+            let _ = respond.send_response(head, true);
+        } else if let Ok(mut out) = respond.send_response(head, false) {
+            let _ = out.send_trailers(broken);
+        }
+        return;
+    }
     if how == Some(Misbehaviour::TrailersOnlyError) {
         let mut head = grpc_response();
         head.headers_mut()
