@@ -114,4 +114,8 @@ pub enum Rude {
     /// Sends the request message gzipped with its Compressed-Flag set and no
     /// `grpc-encoding`: the server's answer (compression.md: INTERNAL).
     CompressedWithoutEncoding,
+    /// Sends the call with `grpc-timeout: 99999999H`, the largest deadline
+    /// the header can carry (over 11,000 years): the server's answer, which
+    /// must not be a deadline already past (an overflow).
+    HugeTimeout,
 }

@@ -118,6 +118,9 @@ pub enum Fault {
     /// A compressed request message is gunzipped whatever its grpc-encoding
     /// says (an unknown one, or none): gzip is the one encoding it knows.
     GunzipAnyEncoding,
+    /// grpc-timeout is kept as signed 64-bit nanoseconds and wraps: a
+    /// deadline past ~292 years ends the call at once DEADLINE_EXCEEDED.
+    TimeoutOverflow,
 }
 
 /// A deliberate bug the reference client can be started with.

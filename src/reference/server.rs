@@ -125,6 +125,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             serial_calls: faults.contains(&Fault::SerialCalls),
             cardinality_unchecked: faults.contains(&Fault::CardinalityUnchecked),
             gunzip_any_encoding: faults.contains(&Fault::GunzipAnyEncoding),
+            timeout_overflow: faults.contains(&Fault::TimeoutOverflow),
         },
     };
     // Compresses for every client that accepts gzip; WireLayer hides the

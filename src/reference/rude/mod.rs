@@ -136,12 +136,14 @@ async fn exchange_frames(send: &mut SendRequest<Bytes>, req: Request<()>, frames
 }
 
 /// One call with these request messages on a connection of its own, with
-/// the step's deadline as grpc-timeout (`call` keeps the timer).
-async fn timed(to: &Target<'_>, messages: &[Vec<u8>]) -> anyhow::Result<End> {
+/// this grpc-timeout, else the step's deadline (`call` keeps the timer).
+async fn timed(to: &Target<'_>, messages: &[Vec<u8>], grpc_timeout: Option<&str>) -> anyhow::Result<End> {
     let mut req = to.request("application/grpc");
-    if let Some(t) = to.timeout {
-        let value = format!("{}m", t.as_millis());
-        req.headers_mut().insert("grpc-timeout", value.parse()?);
+    let value = grpc_timeout
+        .map(str::to_string)
+        .or(to.timeout.map(|t| format!("{}m", t.as_millis())));
+    if let Some(v) = value {
+        req.headers_mut().insert("grpc-timeout", v.parse()?);
     }
     exchange(&mut open(to.conn).await?.0, req, messages).await
 }
@@ -259,9 +261,11 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
         }
         Rude::TwoRequests => {
             let twice: Vec<Vec<u8>> = messages.iter().chain(messages).cloned().collect();
-            timed(to, &twice).await
+            timed(to, &twice, None).await
         }
-        Rude::NoRequest => timed(to, &[]).await,
+        Rude::NoRequest => timed(to, &[], None).await,
+        // 8 digits at most (PROTOCOL-HTTP2.md, Timeout), hours the largest unit.
+        Rude::HugeTimeout => timed(to, messages, Some("99999999H")).await,
         Rude::UnknownEncoding | Rude::CompressedWithoutEncoding => {
             let mut req = to.request(grpc);
             if rude == Rude::UnknownEncoding {

@@ -56,6 +56,8 @@ pub struct WireFaults {
     pub cardinality_unchecked: bool,
     /// A compressed request is gunzipped whatever its grpc-encoding says.
     pub gunzip_any_encoding: bool,
+    /// grpc-timeout is kept as signed 64-bit nanoseconds, wrapping.
+    pub timeout_overflow: bool,
 }
 
 /// Does the method at this path take exactly one request message (unary,
@@ -106,6 +108,15 @@ pub struct Wire<S> {
     inner: S,
     store: Arc<Store>,
     faults: WireFaults,
+}
+
+/// A trailers-only DEADLINE_EXCEEDED response.
+fn deadline_exceeded() -> http::Response<tonic::body::Body> {
+    let mut resp = http::Response::new(tonic::body::Body::empty());
+    resp.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/grpc"));
+    resp.headers_mut().extend(deadline_trailers());
+    resp
 }
 
 fn deadline_trailers() -> http::HeaderMap {
@@ -207,9 +218,16 @@ fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
     if faults.lose_deadline {
         return None;
     }
-    h.get("grpc-timeout")
+    let timeout = h
+        .get("grpc-timeout")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_grpc_timeout)
+        .and_then(parse_grpc_timeout)?;
+    if faults.timeout_overflow {
+        // Cut to 64 bits and read as signed: a deadline in the past is now.
+        let ns = timeout.as_nanos() as u64 as i64;
+        return Some(Duration::from_nanos(ns.max(0) as u64));
+    }
+    Some(timeout)
 }
 
 /// The `truncate-bin-at-nul` fault: the bytes of a `-bin` value up to its first 0x00.
@@ -256,8 +274,9 @@ where
             return Box::pin(std::future::pending());
         }
         let reply = Reply::read(req.headers(), &self.store, self.faults);
-        let deadline = deadline_of(req.headers(), self.faults)
-            .map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
+        let timeout = deadline_of(req.headers(), self.faults);
+        let past = self.faults.timeout_overflow && timeout == Some(Duration::ZERO);
+        let deadline = timeout.map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
@@ -302,16 +321,11 @@ where
                 false => None,
             };
             let resp = match deadline {
+                // The timeout-overflow fault's deadline that wrapped into the past.
+                Some(_) if past => deadline_exceeded(),
                 Some(at) => match tokio::time::timeout_at(at, fut).await {
                     Ok(r) => r?,
-                    Err(_) => {
-                        // Trailers-only DEADLINE_EXCEEDED.
-                        let mut resp = http::Response::new(tonic::body::Body::empty());
-                        resp.headers_mut()
-                            .insert("content-type", HeaderValue::from_static("application/grpc"));
-                        resp.headers_mut().extend(deadline_trailers());
-                        resp
-                    }
+                    Err(_) => deadline_exceeded(),
                 },
                 None => fut.await?,
             };

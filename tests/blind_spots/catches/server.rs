@@ -204,6 +204,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
 /// Server faults that the misbehaving reference client (h2-clients) shows.
 pub(crate) const H2_CLIENT_FAULTS: &[Catch] = &[
     (
+        "timeout-overflow",
+        "h2-clients",
+        "huge-timeout",
+        "step 0 Put: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
         "gunzip-any-encoding",
         "h2-clients",
         "unknown-request-encoding",
