@@ -217,4 +217,8 @@ pub enum ClientFault {
     /// A trailers-only status whose grpc-message has a broken %-escape loses
     /// its message (a strict percent-decoder that gives up with nothing).
     BrokenEscapeDropsMessage,
+    /// The client's own deadline timer counts milliseconds in a signed 32-bit
+    /// integer (Node's setTimeout): a deadline over 24.8 days away fires at once.
+    #[value(name = "timer-in-32-bit-ms")]
+    TimerIn32BitMs,
 }

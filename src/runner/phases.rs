@@ -12,10 +12,16 @@ use crate::plan::{lanes, Test};
 use crate::reference::peer;
 use std::sync::Arc;
 
-/// Budget of one top-level step: its own deadline and delay, the grace, and its nested steps.
+/// The most of a step's deadline its budget counts: no case waits longer on
+/// purpose, and a deadline days away (deadlines/month-long-deadline-seen-by-server)
+/// must not let a client that hangs hold its process for days.
+const WAITED_DEADLINE_MS: u64 = 120_000;
+
+/// Budget of one top-level step: its own deadline (at most
+/// `WAITED_DEADLINE_MS`) and delay, the grace, and its nested steps.
 fn step_budget(step: &script::Step, grace: u64) -> u64 {
     grace
-        + step.timeout_ms.unwrap_or(0)
+        + step.timeout_ms.unwrap_or(0).min(WAITED_DEADLINE_MS)
         + script::delay_ms(&step.metadata)
         + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
 }
@@ -325,6 +331,19 @@ impl Runner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_step_budget_counts_a_deadline_days_away_as_two_minutes() {
+        let step = |timeout_ms| script::Step {
+            id: "p#0".into(),
+            method: "Inventory".into(),
+            timeout_ms: Some(timeout_ms),
+            ..serde_json::from_str(r#"{"id": "p#0", "method": "Inventory"}"#).unwrap()
+        };
+        assert_eq!(step_budget(&step(600_000), 3000), 3000 + WAITED_DEADLINE_MS);
+        assert_eq!(step_budget(&step(2_592_000_000), 3000), 3000 + WAITED_DEADLINE_MS);
+        assert_eq!(step_budget(&step(5000), 3000), 8000);
+    }
 
     #[test]
     fn a_step_with_settle_ms_waits_for_every_status_line_of_the_step_before_it() {

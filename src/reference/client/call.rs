@@ -150,8 +150,20 @@ impl Runner {
                 .or(
                     (faults.contains(&ClientFault::ShortDefaultDeadline) && timeout.is_none())
                         .then_some(Duration::from_millis(250)),
+                )
+                // Node makes such a timer 1 ms; zero: fired before the call starts.
+                .map(
+                    |t| match faults.contains(&ClientFault::TimerIn32BitMs) && t.as_millis() > i32::MAX as u128 {
+                        true => Duration::ZERO,
+                        false => t,
+                    },
                 );
             let result = match own_timer {
+                // Only the timer-in-32-bit-ms fault's timer (a step's deadline is never 0).
+                Some(t) if t.is_zero() => {
+                    drop(call);
+                    Err(Status::deadline_exceeded("deadline exceeded (client side)"))
+                }
                 // The local deadline also covers a server that ignores grpc-timeout.
                 Some(t) => tokio::time::timeout(t, call)
                     .await

@@ -226,6 +226,12 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
 
 pub(crate) const CLIENT_FAULTS: &[Catch] = &[
     (
+        "timer-in-32-bit-ms",
+        "deadlines",
+        "month-long-deadline-seen-by-server",
+        "step 0 Inventory: status: expected OK, got DEADLINE_EXCEEDED",
+    ),
+    (
         // The runner's own check: a line after its place is a reason.
         "last-message-after-status",
         "cancellation",
