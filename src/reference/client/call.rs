@@ -150,17 +150,13 @@ impl Runner {
                 .or(
                     (faults.contains(&ClientFault::ShortDefaultDeadline) && timeout.is_none())
                         .then_some(Duration::from_millis(250)),
-                )
-                // Node makes such a timer 1 ms; zero: fired before the call starts.
-                .map(
-                    |t| match faults.contains(&ClientFault::TimerIn32BitMs) && t.as_millis() > i32::MAX as u128 {
-                        true => Duration::ZERO,
-                        false => t,
-                    },
                 );
+            // The timer-in-32-bit-ms fault: a timer past 2^31-1 ms, which Node
+            // fires after 1 ms, fires here before the call starts.
+            let overflowed = faults.contains(&ClientFault::TimerIn32BitMs)
+                && own_timer.is_some_and(|t| t.as_millis() > i32::MAX as u128);
             let result = match own_timer {
-                // Only the timer-in-32-bit-ms fault's timer (a step's deadline is never 0).
-                Some(t) if t.is_zero() => {
+                _ if overflowed => {
                     drop(call);
                     Err(Status::deadline_exceeded("deadline exceeded (client side)"))
                 }

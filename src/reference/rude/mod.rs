@@ -59,13 +59,18 @@ impl Target<'_> {
     }
 }
 
+/// A gRPC message frame: the Compressed-Flag, the length, the bytes.
+fn envelope(flag: u8, bytes: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(5 + bytes.len());
+    b.put_u8(flag);
+    b.put_u32(bytes.len() as u32);
+    b.extend_from_slice(bytes);
+    b.freeze()
+}
+
 /// A gRPC message frame (uncompressed).
 pub(super) fn frame(msg: &[u8]) -> Bytes {
-    let mut b = BytesMut::with_capacity(5 + msg.len());
-    b.put_u8(0);
-    b.put_u32(msg.len() as u32);
-    b.extend_from_slice(msg);
-    b.freeze()
+    envelope(0, msg)
 }
 
 /// A gRPC message frame with its Compressed-Flag set, gzipped.
@@ -73,12 +78,7 @@ pub(crate) fn gzipped_frame(msg: &[u8]) -> Bytes {
     use std::io::Write;
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(msg).expect("gzip into memory");
-    let packed = gz.finish().expect("gzip into memory");
-    let mut b = BytesMut::with_capacity(5 + packed.len());
-    b.put_u8(1);
-    b.put_u32(packed.len() as u32);
-    b.extend_from_slice(&packed);
-    b.freeze()
+    envelope(1, &gz.finish().expect("gzip into memory"))
 }
 
 /// The status a response carries (trailers, or trailers-only headers), or
