@@ -93,6 +93,10 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "mtls-optional",
         "hold-fills",
         "kv-own-store",
+        "unspecified-side-buys",
+        "existing-in-utf16-order",
+        "health-overall-only",
+        "health-for-unserved-services",
     ];
     let extra: String = faults
         .iter()
@@ -114,7 +118,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "--tls",
             "none,mtls",
             "--set",
-            "unary,server-stream,bidi,metadata,tls,kv-compat",
+            "unary,server-stream,bidi,metadata,tls,kv-compat,health",
         ],
         &reports,
     );
@@ -157,6 +161,30 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 0 Trade: expected 4 message(s), got 0",
         ),
         (
+            "unspecified-side-buys",
+            "none",
+            "bidi/case=unspecified-side-sells",
+            "step 0 Trade: message 1: field netPosition: expected \"7\", got \"13\"",
+        ),
+        (
+            "existing-in-utf16-order",
+            "none",
+            "server-stream/case=existing-in-byte-order",
+            "step 5 Monitor: message 3: field key: expected",
+        ),
+        (
+            "health-overall-only",
+            "none",
+            "health/case=check-serving",
+            "step 1 grpc.health.v1.Health.Check: status: expected OK, got NOT_FOUND",
+        ),
+        (
+            "health-for-unserved-services",
+            "none",
+            "health/case=check-unserved-service",
+            "step 0 grpc.health.v1.Health.Check: status: expected NOT_FOUND, got OK",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -189,6 +217,11 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("wrong-status", "unary/case=put-then-get"),
         ("no-echo", "unary/case=put-then-get"),
         ("drop-stream-message", "bidi/case=lock-step"),
+        ("unspecified-side-buys", "bidi/case=lock-step"),
+        ("unspecified-side-buys", "bidi/case=invalid-quantity-mid-stream"),
+        ("existing-in-utf16-order", "server-stream/case=existing-in-key-order"),
+        ("health-overall-only", "health/case=check-unserved-service"),
+        ("health-for-unserved-services", "health/case=check-serving"),
         ("mtls-optional", "tls/case=untrusted-ca"),
         ("kv-own-store", "kv-compat/case=kv-get-missing"),
         ("wrong-status", "kv-compat/case=kv-put-stock-get"),

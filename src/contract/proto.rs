@@ -21,10 +21,17 @@ pub mod kv {
 /// The encoded `FileDescriptorSet` of proto/stock.proto and proto/kv.proto.
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stock_descriptor.bin"));
 
-/// The descriptor pool of proto/stock.proto.
+/// The descriptor pool of proto/stock.proto and proto/kv.proto, with the
+/// standard health service (`grpc.health.v1.Health`, tonic-health's copy),
+/// which the reference client may call too.
 pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
-    POOL.get_or_init(|| DescriptorPool::decode(DESCRIPTOR_SET).expect("descriptor set built by build.rs"))
+    POOL.get_or_init(|| {
+        let mut pool = DescriptorPool::decode(DESCRIPTOR_SET).expect("descriptor set built by build.rs");
+        pool.decode_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .expect("tonic-health's descriptor set");
+        pool
+    })
 }
 
 /// How a method streams.
@@ -50,12 +57,13 @@ impl Kind {
 }
 
 /// How the method at an HTTP/2 path (`/stock.v1.Stock/Get`) streams, for
-/// every method of the contract's protos: built once, so a server may ask
-/// on every call.
+/// every method of the contract's protos (not health's): built once, so a
+/// server may ask on every call.
 pub fn kind_at(path: &str) -> Option<Kind> {
     static KINDS: OnceLock<std::collections::HashMap<String, Kind>> = OnceLock::new();
     let kinds = KINDS.get_or_init(|| {
-        let methods = pool().services().flat_map(|s| s.methods().collect::<Vec<_>>());
+        let contract = pool().services().filter(|s| s.package_name() != "grpc.health.v1");
+        let methods = contract.flat_map(|s| s.methods().collect::<Vec<_>>());
         methods
             .map(|m| {
                 (
@@ -307,6 +315,9 @@ mod tests {
         assert_eq!(method("Monitor").unwrap().kind, Kind::ServerStream);
         assert_eq!(method("Batch").unwrap().kind, Kind::ClientStream);
         assert_eq!(method("Ledger.Balance").unwrap().kind, Kind::Unary);
+        let check = method("grpc.health.v1.Health.Check").unwrap();
+        assert_eq!(check.path, "/grpc.health.v1.Health/Check");
+        assert_eq!(method("grpc.health.v1.Health.Watch").unwrap().kind, Kind::ServerStream);
         assert!(method("Nope").is_none());
     }
 }

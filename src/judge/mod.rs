@@ -123,6 +123,15 @@ impl Judge<'_> {
                 fail(format!("took {elapsed:.0} ms, more than the {max:.0} ms allowed"));
             }
         }
+        if let Some(min) = e.min_elapsed_ms {
+            match status_line.elapsed_ms {
+                Some(elapsed) if elapsed >= min => {}
+                Some(elapsed) => fail(format!(
+                    "took {elapsed:.0} ms, less than the {min:.0} ms the step lasts at least"
+                )),
+                None => fail(format!("no elapsed_ms reported (the step lasts at least {min:.0} ms)")),
+            }
+        }
 
         // Messages: parse every one; a message that is not valid proto3 JSON is a failure.
         let mut actual = Vec::new();

@@ -247,3 +247,32 @@ fn every_copy_of_a_step_is_judged_and_the_first_failure_is_shown() {
     assert_eq!(r.len(), 1, "{r:?}");
     assert!(r[0].starts_with("step 0 copy 2 Put: no result"), "{r:?}");
 }
+
+#[test]
+fn a_call_shorter_than_its_step_can_be_fails_with_both_times() {
+    let c = case(
+        r#"
+[[case]]
+name = "slow"
+[[case.step]]
+method = "Monitor"
+request = { pattern = "{ns}*", maxEvents = 1 }
+read_pause_ms = 40
+expect = { min_elapsed_ms = 1240 }
+"#,
+    );
+    let quick = group([ok("p#0")]);
+    assert_eq!(
+        judge(&c, "p", "n/", &quick),
+        vec!["step 0 Monitor: took 1 ms, less than the 1240 ms the step lasts at least".to_string()]
+    );
+    let slow = group([line(
+        json!({"id": "p#0", "status": {"code": "OK", "message": ""}, "headers": {}, "trailers": {}, "elapsed_ms": 1300.5}),
+    )]);
+    assert_eq!(judge(&c, "p", "n/", &slow), Vec::<String>::new());
+    let silent = group([line(json!({"id": "p#0", "status": {"code": "OK", "message": ""}}))]);
+    assert_eq!(
+        judge(&c, "p", "n/", &silent),
+        vec!["step 0 Monitor: no elapsed_ms reported (the step lasts at least 1240 ms)".to_string()]
+    );
+}

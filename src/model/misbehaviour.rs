@@ -57,6 +57,11 @@ pub enum Misbehaviour {
     /// (`BROKEN_PERCENT_MESSAGE`): the client must keep the message
     /// (PROTOCOL-HTTP2.md: never an error, never thrown away).
     BrokenPercentMessage,
+    /// Not wrong but strict: a Trade's fill goes out 50 ms after its order,
+    /// and the next order (or the half-close) arriving while a fill is owed
+    /// ends the stream FAILED_PRECONDITION; a lock-step client never sees
+    /// it, one that sends every order before it reads always does.
+    StrictLockStep,
 }
 
 /// The status message of `broken-percent-message`, as it travels.

@@ -121,6 +121,21 @@ pub enum Fault {
     /// grpc-timeout is kept as signed 64-bit nanoseconds and wraps: a
     /// deadline past ~292 years ends the call at once DEADLINE_EXCEEDED.
     TimeoutOverflow,
+    /// Trade books an order without a side (SIDE_UNSPECIFIED) as a buy: a
+    /// `side != SELL` test where the proto says every side but BUY sells.
+    UnspecifiedSideBuys,
+    /// Monitor sends the existing keys in the order of their UTF-16 code
+    /// units (Java's `String.compareTo`, JavaScript's default sort), not of
+    /// their bytes: a key past U+FFFF comes before one in U+E000..U+FFFF.
+    #[value(name = "existing-in-utf16-order")]
+    ExistingInUtf16Order,
+    /// Health knows the server as a whole ("") only: Check of
+    /// "stock.v1.Stock" is NOT_FOUND (a health service left at its default).
+    HealthOverallOnly,
+    /// Health answers SERVING for every service of the proto, Ledger too,
+    /// which is never served (statuses set from the proto, not from what
+    /// was registered).
+    HealthForUnservedServices,
 }
 
 /// A deliberate bug the reference client can be started with.
@@ -221,4 +236,10 @@ pub enum ClientFault {
     /// integer (Node's setTimeout): a deadline over 24.8 days away fires at once.
     #[value(name = "timer-in-32-bit-ms")]
     TimerIn32BitMs,
+    /// A Trade step sends every order, half-closes, then reads the fills:
+    /// a buffered, half-duplex call where the step asks for lock-step.
+    SendsAllOrdersFirst,
+    /// `read_pause_ms` is ignored: the client reads a stream as fast as it
+    /// comes, so a step meant as a slow reader is none.
+    ReadPauseIgnored,
 }

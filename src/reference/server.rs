@@ -70,7 +70,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         builder = builder.tls_config(tls).context("invalid TLS configuration")?;
     }
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<StockServer<StockService>>().await;
+    if !args.faults.contains(&Fault::HealthOverallOnly) {
+        health.set_serving::<StockServer<StockService>>().await;
+    }
+    if args.faults.contains(&Fault::HealthForUnservedServices) {
+        health
+            .set_service_status("stock.v1.Ledger", tonic_health::ServingStatus::Serving)
+            .await;
+    }
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
@@ -103,7 +110,9 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         faults: faults.clone(),
     })
     .accept_compressed(CompressionEncoding::Gzip);
-    health.set_serving::<KvServer<KvService>>().await;
+    if !args.faults.contains(&Fault::HealthOverallOnly) {
+        health.set_serving::<KvServer<KvService>>().await;
+    }
     let receive_limit = if faults.contains(&Fault::NoSizeLimit) {
         16 << 20
     } else {

@@ -125,7 +125,10 @@ impl Stock for StockService {
         if w.max_events < 0 {
             return Err(self.refuse_stream("max_events", "max_events must not be negative".into()));
         }
-        let (existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
+        let (mut existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
+        if self.faults.contains(&Fault::ExistingInUtf16Order) {
+            existing.sort_by(|a, b| a.key.encode_utf16().cmp(b.key.encode_utf16()));
+        }
         let limit = if w.max_events > 0 {
             Some(w.max_events as u64)
         } else {
@@ -233,6 +236,7 @@ impl Stock for StockService {
             .contains(&Fault::SharedTradeBook)
             .then(|| SharedHold::new(self.shared_book.clone()));
         let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
+        let unspecified_buys = self.faults.contains(&Fault::UnspecifiedSideBuys);
         tokio::spawn(async move {
             let mut held = Vec::new();
             let mut book = Book::default();
@@ -269,9 +273,14 @@ impl Stock for StockService {
                     return;
                 }
                 fills += 1;
+                let as_buy = (unspecified_buys && order.side == Side::Unspecified as i32).then(|| TradeOrder {
+                    side: Side::Buy as i32,
+                    ..order.clone()
+                });
+                let booked = as_buy.as_ref().unwrap_or(&order);
                 let (sequence, net_position) = match &shared {
-                    Some(hold) => hold.fill(&order),
-                    None => book.fill(&order),
+                    Some(hold) => hold.fill(booked),
+                    None => book.fill(booked),
                 };
                 let fill = TradeFill {
                     order_id: order.order_id,

@@ -158,7 +158,7 @@ func (s *stockServer) unaryHooks(ctx context.Context, req any, info *grpc.UnaryS
 		return nil, h.fail.Err()
 	}
 	resp, err := handler(ctx, req)
-	if get, ok := resp.(*pb.GetResponse); ok && h.repeatValue > 1 {
+	if get, ok := resp.(*pb.GetResponse); ok && err == nil && h.repeatValue > 1 { // a failed Get's is nil
 		get.Value = bytes.Repeat(get.GetValue(), h.repeatValue)
 	}
 	return resp, err

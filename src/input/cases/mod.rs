@@ -93,6 +93,10 @@ pub struct Expect {
     /// Upper bound on the call's elapsed time as the client measured it.
     #[serde(default)]
     pub max_elapsed_ms: Option<f64>,
+    /// Lower bound on it: what the step makes the call last at least (its
+    /// `read_pause_ms` between reads), so a client that skips the wait fails.
+    #[serde(default)]
+    pub min_elapsed_ms: Option<f64>,
 }
 
 fn ok() -> String {
@@ -112,6 +116,7 @@ impl Default for Expect {
             response_encoding: None,
             details: None,
             max_elapsed_ms: None,
+            min_elapsed_ms: None,
         }
     }
 }

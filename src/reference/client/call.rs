@@ -256,7 +256,7 @@ impl Runner {
             .await
             .map_err(|e| Status::unavailable(format!("channel not ready: {e}")))?;
 
-        let lock_step = info.kind == Kind::Bidi;
+        let lock_step = info.kind == Kind::Bidi && !faults.contains(&ClientFault::SendsAllOrdersFirst);
         let (tx, rx) = mpsc::channel::<DynamicMessage>(requests.len().max(1));
         let mut pending = requests.into_iter();
         // Lock-step sends the first order before waiting for headers (a server may hold them until it answers).
@@ -322,7 +322,10 @@ impl Runner {
                     self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
                 }
             }
-            if let Some(pause) = step.read_pause_ms {
+            if let Some(pause) = step
+                .read_pause_ms
+                .filter(|_| !faults.contains(&ClientFault::ReadPauseIgnored))
+            {
                 // A slow reader: nothing is read from the stream meanwhile.
                 tokio::time::sleep(Duration::from_millis(pause)).await;
             }

@@ -8,6 +8,7 @@
 //! up keys: the misbehaviours of one stream apply to the other methods. It stops, with its connections, when dropped.
 
 mod answer;
+mod lock_step;
 
 use super::filtered::{Filtered, Way};
 pub use crate::model::misbehaviour::Misbehaviour;
@@ -250,26 +251,35 @@ async fn messages(mut body: RecvStream, how: Misbehaviour) -> Result<Vec<Bytes>,
         buf.extend_from_slice(&chunk);
     }
     let mut out = Vec::new();
-    while buf.len() >= 5 {
-        let compressed = buf[0] == 1;
-        let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
-        if buf.len() < 5 + len {
-            break;
-        }
-        buf.advance(5);
-        let msg = buf.split_to(len).freeze();
-        out.push(match compressed {
-            // The only encoding a client may use here (the peer accepts gzip).
-            true => {
-                let mut plain = Vec::new();
-                std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&msg[..]), &mut plain)
-                    .map_err(|_| h2::Error::from(Reason::PROTOCOL_ERROR))?;
-                Bytes::from(plain)
-            }
-            false => msg,
-        });
+    while let Some(msg) = next_message(&mut buf)? {
+        out.push(msg);
     }
     Ok(out)
+}
+
+/// The first whole message at the front of `buf`, taken off it
+/// (decompressed), or None while it is not all there.
+fn next_message(buf: &mut BytesMut) -> Result<Option<Bytes>, h2::Error> {
+    if buf.len() < 5 {
+        return Ok(None);
+    }
+    let compressed = buf[0] == 1;
+    let len = u32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+    if buf.len() < 5 + len {
+        return Ok(None);
+    }
+    buf.advance(5);
+    let msg = buf.split_to(len).freeze();
+    Ok(Some(match compressed {
+        // The only encoding a client may use here (the peer accepts gzip).
+        true => {
+            let mut plain = Vec::new();
+            std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&msg[..]), &mut plain)
+                .map_err(|_| h2::Error::from(Reason::PROTOCOL_ERROR))?;
+            Bytes::from(plain)
+        }
+        false => msg,
+    }))
 }
 
 async fn stream(
@@ -285,6 +295,9 @@ async fn stream(
         .get("x-stock-delay-ms")
         .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         .unwrap_or(0);
+    if how == Misbehaviour::StrictLockStep && method == "Trade" {
+        return lock_step::trade(req.into_body(), respond).await;
+    }
     let Ok(requests) = messages(req.into_body(), how).await else {
         return;
     };
