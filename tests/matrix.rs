@@ -97,6 +97,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "existing-in-utf16-order",
         "health-overall-only",
         "health-for-unserved-services",
+        "batch-unwatched",
     ];
     let extra: String = faults
         .iter()
@@ -185,6 +186,12 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 0 grpc.health.v1.Health.Check: status: expected NOT_FOUND, got OK",
         ),
         (
+            "batch-unwatched",
+            "none",
+            "server-stream/case=batch-seen-by-monitor",
+            "step 1 Monitor: expected 4 message(s), got 1",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -222,6 +229,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("existing-in-utf16-order", "server-stream/case=existing-in-key-order"),
         ("health-overall-only", "health/case=check-unserved-service"),
         ("health-for-unserved-services", "health/case=check-serving"),
+        ("batch-unwatched", "server-stream/case=existing-then-live"),
+        ("batch-unwatched", "kv-compat/case=kv-put-seen-by-monitor"),
         ("mtls-optional", "tls/case=untrusted-ca"),
         ("kv-own-store", "kv-compat/case=kv-get-missing"),
         ("wrong-status", "kv-compat/case=kv-put-stock-get"),

@@ -58,9 +58,9 @@ pub enum Misbehaviour {
     /// (PROTOCOL-HTTP2.md: never an error, never thrown away).
     BrokenPercentMessage,
     /// Not wrong but strict: a Trade's fill goes out 50 ms after its order,
-    /// and the next order (or the half-close) arriving while a fill is owed
-    /// ends the stream FAILED_PRECONDITION; a lock-step client never sees
-    /// it, one that sends every order before it reads always does.
+    /// and the next order arriving while a fill is owed ends the stream
+    /// FAILED_PRECONDITION; a lock-step client never sees it, one that
+    /// sends every order before it reads always does.
     StrictLockStep,
 }
 

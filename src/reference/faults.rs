@@ -136,6 +136,9 @@ pub enum Fault {
     /// which is never served (statuses set from the proto, not from what
     /// was registered).
     HealthForUnservedServices,
+    /// Batch writes its items without telling the watchers: a Monitor never
+    /// sees a put made by a Batch (a write path beside the one Put takes).
+    BatchUnwatched,
 }
 
 /// A deliberate bug the reference client can be started with.

@@ -188,6 +188,7 @@ impl Stock for StockService {
             keys: !self.faults.contains(&Fault::BatchNoKeyLimit),
             values: !self.faults.contains(&Fault::BatchNoValueLimit),
             off_by_one: self.faults.contains(&Fault::BatchLimitOffByOne),
+            unwatched: self.faults.contains(&Fault::BatchUnwatched),
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);

@@ -105,13 +105,16 @@ impl Inner {
     }
 }
 
-/// Which store rules a Batch checks: all of them, but for a fault.
+/// Which store rules a Batch follows: all of them, but for a fault.
 #[derive(Debug, Clone, Copy)]
 pub struct BatchChecks {
     pub keys: bool,
     pub values: bool,
     /// The `batch-limit-off-by-one` fault: a value of exactly the limit is refused.
     pub off_by_one: bool,
+    /// The `batch-unwatched` fault: the items are written without a word
+    /// to the watchers.
+    pub unwatched: bool,
 }
 
 impl Default for BatchChecks {
@@ -120,6 +123,7 @@ impl Default for BatchChecks {
             keys: true,
             values: true,
             off_by_one: false,
+            unwatched: false,
         }
     }
 }
@@ -205,6 +209,7 @@ impl Store {
             }
         }
         let mut inner = self.inner.lock().unwrap();
+        let watchers = checks.unwatched.then(|| std::mem::take(&mut inner.watchers));
         let mut summary = BatchSummary::default();
         for item in items {
             summary.items += 1;
@@ -214,6 +219,9 @@ impl Store {
             } else {
                 summary.updated += 1;
             }
+        }
+        if let Some(watchers) = watchers {
+            inner.watchers = watchers;
         }
         Ok(summary)
     }

@@ -1,10 +1,10 @@
 //! The `strict-lock-step` peer's Trade: each fill goes out a while after its
-//! order, and anything the client sends while a fill is owed (the next
-//! order, or its half-close) ends the stream FAILED_PRECONDITION. A client
-//! that waits for each fill before it sends on never sees that; one that
-//! sends every order before it reads (a buffered, half-duplex call) always
-//! does, whatever the load, since its orders are all out before the first
-//! fill is.
+//! order, and the next order arriving while a fill is owed ends the stream
+//! FAILED_PRECONDITION. A client that waits for each fill before it sends on
+//! never sees that; one that sends every order before it reads (a buffered,
+//! half-duplex call) always does, whatever the load, since its orders are all
+//! out before the first fill is. A half-close may come at any time: after
+//! its last order, a client need not wait for the fill to half-close.
 
 use super::{grpc_response, next_message, status};
 use crate::contract::proto::stock::{TradeFill, TradeOrder};
@@ -48,10 +48,9 @@ impl Inbox {
         }
     }
 
-    /// Reads what has already arrived, without waiting: true when anything
-    /// did (bytes of a message, or the end of the stream).
-    fn anything_arrived(&mut self) -> Result<bool, h2::Error> {
-        let was_ended = self.ended;
+    /// Reads what has already arrived, without waiting: true when bytes of
+    /// another message did.
+    fn next_order_arrived(&mut self) -> Result<bool, h2::Error> {
         while !self.ended {
             match self.body.data().now_or_never() {
                 Some(Some(chunk)) => self.take(chunk?),
@@ -59,7 +58,7 @@ impl Inbox {
                 None => break,
             }
         }
-        Ok(!self.buf.is_empty() || self.ended != was_ended)
+        Ok(!self.buf.is_empty())
     }
 }
 
@@ -83,16 +82,11 @@ pub(super) async fn trade(body: RecvStream, mut respond: SendResponse<Bytes>) {
             Err(_) => return,
         };
         tokio::time::sleep(FILL_AFTER).await;
-        match inbox.anything_arrived() {
+        match inbox.next_order_arrived() {
             Ok(false) => {}
             Ok(true) => {
-                let early = if inbox.buf.is_empty() {
-                    "the half-close"
-                } else {
-                    "the next order"
-                };
                 let message = format!(
-                    "peer: {early} came before the fill of order {:?} went out (a Trade step is lock-step)",
+                    "peer: the next order came before the fill of order {:?} went out (a Trade step is lock-step)",
                     order.order_id
                 );
                 break status(9, &message);
