@@ -20,6 +20,12 @@ pub enum Misbehaviour {
     ResetAfterHeaders,
     /// RST_STREAM (INTERNAL_ERROR) right after the first response message.
     ResetAfterFirstMessage,
+    /// RST_STREAM (CANCEL) right after the response headers: the server
+    /// gave the call up (PROTOCOL-HTTP2.md maps it to CANCELLED).
+    CancelAfterHeaders,
+    /// RST_STREAM (ENHANCE_YOUR_CALM) right after the response headers: the
+    /// server sheds load (PROTOCOL-HTTP2.md: RESOURCE_EXHAUSTED).
+    CalmAfterHeaders,
     /// Every call fails with a trailers-only response (one HEADERS frame
     /// carrying grpc-status NOT_FOUND).
     TrailersOnlyError,
@@ -75,6 +81,8 @@ impl Misbehaviour {
             self,
             ResetAfterHeaders
                 | ResetAfterFirstMessage
+                | CancelAfterHeaders
+                | CalmAfterHeaders
                 | TrailersOnlyError
                 | NoTrailers
                 | NoResponseMessage

@@ -245,4 +245,7 @@ pub enum ClientFault {
     /// `read_pause_ms` is ignored: the client reads a stream as fast as it
     /// comes, so a step meant as a slow reader is none.
     ReadPauseIgnored,
+    /// A stream the server reset is reported INTERNAL whatever the reset's
+    /// code (CANCEL and ENHANCE_YOUR_CALM too): one status for every reset.
+    ResetCodeIgnored,
 }

@@ -49,7 +49,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 19] = [
+pub const SETS: [&str; 20] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -69,6 +69,7 @@ pub const SETS: [&str; 19] = [
     "keepalive",
     "h2-servers",
     "h2-clients",
+    "health",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

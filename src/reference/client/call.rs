@@ -402,6 +402,8 @@ fn settle(
     let result = result.map_err(|s| {
         if faults.contains(&ClientFault::StreamResetUnknown) && cause::stream_reset(&s) {
             Status::unknown(format!("stream reset: {}", s.message()))
+        } else if faults.contains(&ClientFault::ResetCodeIgnored) && cause::stream_reset(&s) {
+            Status::internal(format!("stream reset: {}", s.message()))
         } else if faults.contains(&ClientFault::TrailersOnlyUnknown) && s.metadata().contains_key("content-type") {
             // A trailers-only response's status comes with the response headers.
             Status::unknown("missing trailers")

@@ -355,8 +355,14 @@ async fn stream(
     let Ok(mut out) = respond.send_response(head, false) else {
         return;
     };
-    if how == Some(Misbehaviour::ResetAfterHeaders) {
-        out.send_reset(Reason::INTERNAL_ERROR);
+    let reset = match how {
+        Some(Misbehaviour::ResetAfterHeaders) => Some(Reason::INTERNAL_ERROR),
+        Some(Misbehaviour::CancelAfterHeaders) => Some(Reason::CANCEL),
+        Some(Misbehaviour::CalmAfterHeaders) => Some(Reason::ENHANCE_YOUR_CALM),
+        _ => None,
+    };
+    if let Some(reason) = reset {
+        out.send_reset(reason);
         return;
     }
     for (i, m) in msgs.into_iter().enumerate() {

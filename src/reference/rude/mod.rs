@@ -86,10 +86,12 @@ pub(crate) fn gzipped_frame(msg: &[u8]) -> Bytes {
 fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> End {
     let from = |h: &HeaderMap| {
         let code = h.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
+        // Percent-encoded as it travels (PROTOCOL-HTTP2.md): shown decoded.
         let message = h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        let message = percent_encoding::percent_decode_str(message).decode_utf8_lossy();
         Some((
             codes::name(tonic::Code::from_i32(code)).to_string(),
-            message.to_string(),
+            message.into_owned(),
         ))
     };
     if let Some(end) = trailers.and_then(from).or_else(|| from(headers)) {
@@ -287,5 +289,25 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
                 .push(Box::new((send, body, response)));
             Ok(("OK".into(), "opened; never read".into()))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_status_message_is_shown_percent_decoded() {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "4".parse().unwrap());
+        trailers.insert("grpc-message", "the%20operation%20timed%20out, 100%zz".parse().unwrap());
+        let end = status_of(200, &HeaderMap::new(), Some(&trailers));
+        assert_eq!(
+            end,
+            (
+                "DEADLINE_EXCEEDED".to_string(),
+                "the operation timed out, 100%zz".to_string()
+            )
+        );
     }
 }

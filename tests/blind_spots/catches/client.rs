@@ -5,6 +5,18 @@ use super::Catch;
 /// show, with the faults-set catches of the same faults.
 pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
     (
+        "reset-code-ignored",
+        "h2-servers",
+        "cancel-after-headers",
+        "step 1 Get: status: expected CANCELLED, got INTERNAL",
+    ),
+    (
+        "reset-code-ignored",
+        "h2-servers",
+        "calm-after-headers",
+        "step 1 Get: status: expected RESOURCE_EXHAUSTED, got INTERNAL",
+    ),
+    (
         "sends-all-orders-first",
         "h2-servers",
         "lock-step-trade",
