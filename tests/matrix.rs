@@ -98,6 +98,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "health-overall-only",
         "health-for-unserved-services",
         "batch-unwatched",
+        "lone-star-matches-nothing",
     ];
     let extra: String = faults
         .iter()
@@ -192,6 +193,12 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 1 Monitor: expected 4 message(s), got 1",
         ),
         (
+            "lone-star-matches-nothing",
+            "none",
+            "server-stream/case=lone-star-matches-every-key",
+            "step 1 Monitor: expected 1 message(s), got 0",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -231,6 +238,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("health-for-unserved-services", "health/case=check-serving"),
         ("batch-unwatched", "server-stream/case=existing-then-live"),
         ("batch-unwatched", "kv-compat/case=kv-put-seen-by-monitor"),
+        ("lone-star-matches-nothing", "server-stream/case=existing-in-key-order"),
         ("mtls-optional", "tls/case=untrusted-ca"),
         ("kv-own-store", "kv-compat/case=kv-get-missing"),
         ("wrong-status", "kv-compat/case=kv-put-stock-get"),

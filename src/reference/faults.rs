@@ -139,6 +139,9 @@ pub enum Fault {
     /// Batch writes its items without telling the watchers: a Monitor never
     /// sees a put made by a Batch (a write path beside the one Put takes).
     BatchUnwatched,
+    /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
+    /// needs a prefix): it matches no key, where the proto says every key.
+    LoneStarMatchesNothing,
 }
 
 /// A deliberate bug the reference client can be started with.

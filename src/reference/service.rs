@@ -125,7 +125,12 @@ impl Stock for StockService {
         if w.max_events < 0 {
             return Err(self.refuse_stream("max_events", "max_events must not be negative".into()));
         }
-        let (mut existing, mut live) = self.store.watch(&w.pattern, w.include_existing);
+        let pattern = match w.pattern.as_str() {
+            // a key no case writes: the lone star matches nothing
+            "*" if self.faults.contains(&Fault::LoneStarMatchesNothing) => "\u{0}",
+            pattern => pattern,
+        };
+        let (mut existing, mut live) = self.store.watch(pattern, w.include_existing);
         if self.faults.contains(&Fault::ExistingInUtf16Order) {
             existing.sort_by(|a, b| a.key.encode_utf16().cmp(b.key.encode_utf16()));
         }
