@@ -144,7 +144,7 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                         if !cs.drivable_by(client) || !cs.served_by(server) {
                             continue;
                         }
-                        let runner_cert = |c: &Case| plugin.is_some() && c.server_cert != ServerCert::Normal;
+                        let runner_cert = |c: &Case| plugin.is_some() && c.server_cert == ServerCert::Expired;
                         for case in shared[set].iter().filter(|c| c.applies_to(tls) && !runner_cert(c)) {
                             let test = Test {
                                 set: set.clone(),

@@ -42,7 +42,7 @@ impl Runner {
         let p = |p: &PathBuf| p.to_string_lossy().into_owned();
         let mut args = vec!["--tls-mode".to_string(), key.tls.to_string()];
         let (server_cert, server_key) = match cert {
-            ServerCert::Normal => (&c.server_cert, &c.server_key),
+            ServerCert::Normal | ServerCert::Apart => (&c.server_cert, &c.server_key),
             ServerCert::Expired => (&c.expired_server_cert, &c.expired_server_key),
         };
         if key.tls != TlsMode::None {
