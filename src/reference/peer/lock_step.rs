@@ -17,7 +17,7 @@ use prost::Message;
 use std::time::Duration;
 
 /// How long after its order a fill goes out.
-pub(super) const FILL_AFTER: Duration = Duration::from_millis(50);
+const FILL_AFTER: Duration = Duration::from_millis(50);
 
 /// What the client sent so far and has not been read as an order.
 struct Inbox {
