@@ -1,7 +1,7 @@
 //! Trade's order book: the sequence and net position per symbol of one
 //! stream. The `shared-trade-book` fault shares one book between the streams
 //! open at the same time, as a servicer that keeps per-call state in itself.
-use crate::contract::proto::stock::{Side, TradeOrder};
+use crate::contract::proto::stock::{Side, TradeFill, TradeOrder};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -25,6 +25,20 @@ impl Book {
         let position = self.positions.entry(order.symbol.clone()).or_default();
         *position += signed;
         (self.sequence, *position)
+    }
+}
+
+/// The fill of a booked order: the order echoed, with the sequence number
+/// and net position `Book::fill` gave it.
+pub fn filled(order: TradeOrder, (sequence, net_position): (i64, i64)) -> TradeFill {
+    TradeFill {
+        order_id: order.order_id,
+        symbol: order.symbol,
+        side: order.side,
+        quantity: order.quantity,
+        price_cents: order.price_cents,
+        sequence,
+        net_position,
     }
 }
 

@@ -1,6 +1,6 @@
 //! The Stock service of the reference server: the semantics of
 //! proto/stock.proto over `store`, with the server faults (`--break`).
-use super::book::{Book, SharedHold};
+use super::book::{filled, Book, SharedHold};
 use super::faults::Fault;
 use super::hooks::Hooks;
 use super::rich::{bad_field, with_info};
@@ -284,19 +284,11 @@ impl Stock for StockService {
                     ..order.clone()
                 });
                 let booked = as_buy.as_ref().unwrap_or(&order);
-                let (sequence, net_position) = match &shared {
+                let booking = match &shared {
                     Some(hold) => hold.fill(booked),
                     None => book.fill(booked),
                 };
-                let fill = TradeFill {
-                    order_id: order.order_id,
-                    symbol: order.symbol,
-                    side: order.side,
-                    quantity: order.quantity,
-                    price_cents: order.price_cents,
-                    sequence,
-                    net_position,
-                };
+                let fill = filled(order, booking);
                 if hold {
                     held.push(fill);
                 } else if tx.send(Ok(fill)).await.is_err() {

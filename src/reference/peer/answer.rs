@@ -9,7 +9,7 @@ use bytes::Bytes;
 use prost::Message;
 
 /// One gRPC message frame (uncompressed).
-fn frame(msg: &impl Message) -> Bytes {
+pub(super) fn frame(msg: &impl Message) -> Bytes {
     crate::reference::rude::frame(&msg.encode_to_vec())
 }
 

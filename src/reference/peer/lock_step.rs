@@ -6,9 +6,10 @@
 //! out before the first fill is. A half-close may come at any time: after
 //! its last order, a client need not wait for the fill to half-close.
 
+use super::answer::frame;
 use super::{grpc_response, next_message, status};
-use crate::contract::proto::stock::{TradeFill, TradeOrder};
-use crate::reference::book::Book;
+use crate::contract::proto::stock::TradeOrder;
+use crate::reference::book::{filled, Book};
 use bytes::{Bytes, BytesMut};
 use futures::FutureExt;
 use h2::server::SendResponse;
@@ -93,20 +94,8 @@ pub(super) async fn trade(body: RecvStream, mut respond: SendResponse<Bytes>) {
             }
             Err(_) => return,
         }
-        let (sequence, net_position) = book.fill(&order);
-        let fill = TradeFill {
-            order_id: order.order_id,
-            symbol: order.symbol,
-            side: order.side,
-            quantity: order.quantity,
-            price_cents: order.price_cents,
-            sequence,
-            net_position,
-        };
-        if out
-            .send_data(crate::reference::rude::frame(&fill.encode_to_vec()), false)
-            .is_err()
-        {
+        let booking = book.fill(&order);
+        if out.send_data(frame(&filled(order, booking)), false).is_err() {
             return;
         }
     };
