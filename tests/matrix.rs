@@ -99,6 +99,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "health-for-unserved-services",
         "batch-unwatched",
         "lone-star-matches-nothing",
+        "reflection-lists-unserved",
+        "reflection-stale-descriptor",
     ];
     let extra: String = faults
         .iter()
@@ -120,7 +122,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "--tls",
             "none,mtls",
             "--set",
-            "unary,server-stream,bidi,metadata,tls,kv-compat,health",
+            "unary,server-stream,bidi,metadata,tls,kv-compat,health,reflection",
         ],
         &reports,
     );
@@ -199,6 +201,18 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 1 Monitor: expected 1 message(s), got 0",
         ),
         (
+            "reflection-lists-unserved",
+            "none",
+            "reflection/case=lists-served-services",
+            "field listServicesResponse: holds {\"service\":[{\"name\":\"stock.v1.Ledger\"}]}, which it must not",
+        ),
+        (
+            "reflection-stale-descriptor",
+            "none",
+            "reflection/case=describes-stock",
+            "fileDescriptorProto[0].service[0].method: no element holds {\"inputType\":\".stock.v1.Empty\",\"name\":\"Inventory\"",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -236,6 +250,9 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("existing-in-utf16-order", "server-stream/case=existing-in-key-order"),
         ("health-overall-only", "health/case=check-unserved-service"),
         ("health-for-unserved-services", "health/case=check-serving"),
+        ("reflection-lists-unserved", "reflection/case=describes-stock"),
+        ("reflection-stale-descriptor", "reflection/case=lists-served-services"),
+        ("reflection-stale-descriptor", "unary/case=put-then-get"),
         ("batch-unwatched", "server-stream/case=existing-then-live"),
         ("batch-unwatched", "kv-compat/case=kv-put-seen-by-monitor"),
         ("lone-star-matches-nothing", "server-stream/case=existing-in-key-order"),

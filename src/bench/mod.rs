@@ -139,6 +139,7 @@ fn step(id: String, method: &str, s: &Settings) -> Step {
         fill: vec![],
         bench: None,
         rude: None,
+        fallback_method: None,
     }
 }
 

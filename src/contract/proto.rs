@@ -22,16 +22,36 @@ pub mod kv {
 pub const DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/stock_descriptor.bin"));
 
 /// The descriptor pool of proto/stock.proto and proto/kv.proto, with the
-/// standard health service (`grpc.health.v1.Health`, tonic-health's copy),
-/// which the reference client may call too.
+/// standard services the reference client may call too: health
+/// (`grpc.health.v1.Health`, tonic-health's copy) and server reflection
+/// (`grpc.reflection.v1` and `v1alpha`, tonic-reflection's), and the
+/// well-known types (`google.protobuf.FileDescriptorProto`, which
+/// reflection's answers hold as bytes).
 pub fn pool() -> &'static DescriptorPool {
     static POOL: OnceLock<DescriptorPool> = OnceLock::new();
     POOL.get_or_init(|| {
-        let mut pool = DescriptorPool::decode(DESCRIPTOR_SET).expect("descriptor set built by build.rs");
-        pool.decode_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-            .expect("tonic-health's descriptor set");
+        let mut pool = DescriptorPool::global();
+        let sets = [
+            ("build.rs's", DESCRIPTOR_SET),
+            ("tonic-health's", tonic_health::pb::FILE_DESCRIPTOR_SET),
+            ("tonic-reflection's v1", tonic_reflection::pb::v1::FILE_DESCRIPTOR_SET),
+            (
+                "tonic-reflection's v1alpha",
+                tonic_reflection::pb::v1alpha::FILE_DESCRIPTOR_SET,
+            ),
+        ];
+        for (whose, set) in sets {
+            pool.decode_file_descriptor_set(set)
+                .unwrap_or_else(|e| panic!("{whose} descriptor set: {e}"));
+        }
         pool
     })
+}
+
+/// Whether a service is one of the contract's protos' (not a standard one
+/// the pool holds too, such as health or reflection).
+fn in_contract(service: &prost_reflect::ServiceDescriptor) -> bool {
+    !service.package_name().starts_with("grpc.")
 }
 
 /// How a method streams.
@@ -62,7 +82,7 @@ impl Kind {
 pub fn kind_at(path: &str) -> Option<Kind> {
     static KINDS: OnceLock<std::collections::HashMap<String, Kind>> = OnceLock::new();
     let kinds = KINDS.get_or_init(|| {
-        let contract = pool().services().filter(|s| s.package_name() != "grpc.health.v1");
+        let contract = pool().services().filter(in_contract);
         let methods = contract.flat_map(|s| s.methods().collect::<Vec<_>>());
         methods
             .map(|m| {
@@ -315,6 +335,22 @@ mod tests {
         assert_eq!(method("Monitor").unwrap().kind, Kind::ServerStream);
         assert_eq!(method("Batch").unwrap().kind, Kind::ClientStream);
         assert_eq!(method("Ledger.Balance").unwrap().kind, Kind::Unary);
+        let reflect = method("grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo").unwrap();
+        assert_eq!(reflect.kind, Kind::Bidi);
+        assert_eq!(
+            reflect.output.full_name(),
+            "grpc.reflection.v1alpha.ServerReflectionResponse"
+        );
+        assert!(method("grpc.reflection.v1.ServerReflection.ServerReflectionInfo").is_some());
+        assert!(pool()
+            .get_message_by_name("google.protobuf.FileDescriptorProto")
+            .is_some());
+        assert_eq!(
+            kind_at("/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"),
+            None
+        );
+        assert_eq!(kind_at("/grpc.health.v1.Health/Check"), None);
+        assert_eq!(kind_at("/stock.v1.Stock/Trade"), Some(Kind::Bidi));
         let check = method("grpc.health.v1.Health.Check").unwrap();
         assert_eq!(check.path, "/grpc.health.v1.Health/Check");
         assert_eq!(method("grpc.health.v1.Health.Watch").unwrap().kind, Kind::ServerStream);

@@ -111,6 +111,11 @@ pub struct Step {
     /// The Rust reference client only: make the call misbehave this way.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rude: Option<crate::model::misbehaviour::Rude>,
+    /// The Rust reference client only: a call that ends UNIMPLEMENTED is made
+    /// once more at this method, which takes the same messages (grpcurl's
+    /// way with server reflection: v1, then v1alpha).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback_method: Option<String>,
 }
 
 /// A step's `fill` entry: the `value` of request message `request` is the
@@ -172,6 +177,7 @@ impl Step {
             fill: Vec::new(),
             bench: None,
             rude: None,
+            fallback_method: None,
         }
     }
 

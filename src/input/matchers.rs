@@ -9,6 +9,14 @@ pub fn check_matcher_syntax(m: &Value, names: &[String]) -> Result<(), String> {
     if o.get("$any") == Some(&Value::Bool(true)) || o.get("$nonempty") == Some(&Value::Bool(true)) {
         return Ok(());
     }
+    if o.keys().all(|k| k == "$includes" || k == "$excludes") {
+        for name in o.values().flat_map(message_names) {
+            crate::contract::proto::pool()
+                .get_message_by_name(&name)
+                .ok_or_else(|| format!("$message: unknown message type `{name}`"))?;
+        }
+        return Ok(());
+    }
     match (
         o.get("$delta").and_then(Value::as_i64),
         o.get("$from").and_then(Value::as_str),
@@ -16,8 +24,21 @@ pub fn check_matcher_syntax(m: &Value, names: &[String]) -> Result<(), String> {
         (Some(_), Some(from)) if names.iter().any(|n| n == from) => Ok(()),
         (Some(_), Some(from)) => Err(format!("$from names no earlier step: `{from}`")),
         _ => Err(format!(
-            "unknown matcher {m} (known: {{\"$any\"=true}}, {{\"$nonempty\"=true}}, {{\"$delta\"=N, \"$from\"=STEP}})"
+            "unknown matcher {m} (known: {{\"$any\"=true}}, {{\"$nonempty\"=true}}, {{\"$delta\"=N, \"$from\"=STEP}}, {{\"$includes\"=V}}, {{\"$excludes\"=V}})"
         )),
+    }
+}
+
+/// The `$message` names in an `$includes` or `$excludes` value: each must
+/// be a message type the pool knows.
+fn message_names(want: &Value) -> Vec<String> {
+    match want {
+        Value::Object(o) => {
+            let own = o.get("$message").and_then(Value::as_str).map(str::to_string);
+            own.into_iter().chain(o.values().flat_map(message_names)).collect()
+        }
+        Value::Array(a) => a.iter().flat_map(message_names).collect(),
+        _ => Vec::new(),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod blame;
 mod compare;
 mod expected;
+mod includes;
 mod known;
 pub mod verdict;
 use crate::contract::proto;
@@ -224,14 +225,19 @@ impl Judge<'_> {
                     continue;
                 }
             };
+            // A matcher's field may be absent from the canonical form (an
+            // unset member of a oneof), so matchers are checked on their own.
+            for (field, m) in &want.matchers {
+                let got_v = got.get(field).unwrap_or(&Value::Null);
+                if let Err(r) = self.matcher(m, field, got_v) {
+                    self.reasons
+                        .push(format!("{label} {method}: message {i}: field {field}: {r}"));
+                }
+            }
             let empty = serde_json::Map::new();
             for (field, want_v) in want.canon.as_object().unwrap_or(&empty) {
                 let got_v = got.get(field).unwrap_or(&Value::Null);
-                if let Some(m) = want.matchers.get(field) {
-                    if let Err(r) = self.matcher(m, field, got_v) {
-                        self.reasons
-                            .push(format!("{label} {method}: message {i}: field {field}: {r}"));
-                    }
+                if want.matchers.contains_key(field) {
                     continue;
                 }
                 if mode == MatchMode::Partial && !want.named.contains(field) {
@@ -258,6 +264,15 @@ impl Judge<'_> {
             } else {
                 Ok(())
             };
+        }
+        if m.get("$includes").is_some() || m.get("$excludes").is_some() {
+            if let Some(want) = m.get("$includes") {
+                includes::includes(got, want)?;
+            }
+            if let Some(want) = m.get("$excludes") {
+                includes::excludes(got, want)?;
+            }
+            return Ok(());
         }
         let delta = m.get("$delta").and_then(Value::as_i64).unwrap_or(0);
         let from = m.get("$from").and_then(Value::as_str).unwrap_or_default();

@@ -276,3 +276,26 @@ expect = { min_elapsed_ms = 1240 }
         vec!["step 0 Monitor: no elapsed_ms reported (the step lasts at least 1240 ms)".to_string()]
     );
 }
+
+#[test]
+fn an_includes_matcher_checks_a_oneof_member_the_answer_left_unset() {
+    let c = case(
+        r#"
+[[case]]
+name = "list"
+[[case.step]]
+method = "grpc.reflection.v1.ServerReflection.ServerReflectionInfo"
+requests = [{ list_services = "" }]
+expect.match = "partial"
+expect.messages = [{ listServicesResponse = { "$includes" = { service = [{ name = "stock.v1.Stock" }] } } }]
+"#,
+    );
+    let listed = |answer: Value| group([line(json!({"id": "p#0", "message": answer})), ok("p#0")]);
+    let good = listed(json!({"listServicesResponse": {"service": [{"name": "proto.KV"}, {"name": "stock.v1.Stock"}]}}));
+    assert_eq!(judge(&c, "p", "n/", &good), Vec::<String>::new());
+    let refused = listed(json!({"errorResponse": {"errorCode": 12, "errorMessage": "no"}}));
+    assert_eq!(
+        judge(&c, "p", "n/", &refused),
+        vec!["step 0 grpc.reflection.v1.ServerReflection.ServerReflectionInfo: message 0: field listServicesResponse: expected an object, got null"]
+    );
+}

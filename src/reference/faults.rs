@@ -142,6 +142,13 @@ pub enum Fault {
     /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
     /// needs a prefix): it matches no key, where the proto says every key.
     LoneStarMatchesNothing,
+    /// Reflection lists every service of the proto, Ledger too, which is
+    /// never served (names taken from the proto, not from what was
+    /// registered).
+    ReflectionListsUnserved,
+    /// Reflection hands out an older stock.proto, whose Stock has no
+    /// Inventory (a descriptor set built once, not with the served code).
+    ReflectionStaleDescriptor,
 }
 
 /// A deliberate bug the reference client can be started with.

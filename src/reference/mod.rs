@@ -13,6 +13,7 @@ pub mod heedless;
 pub mod hooks;
 pub mod kv;
 pub mod peer;
+pub mod reflection;
 pub mod rich;
 pub mod rude;
 pub mod server;

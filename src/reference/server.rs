@@ -8,7 +8,6 @@ use super::store::Store;
 use super::wire::{WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use crate::contract::proto::kv::kv_server::KvServer;
 use crate::contract::proto::stock::stock_server::StockServer;
-use crate::contract::proto::DESCRIPTOR_SET;
 use crate::model::tls::TlsMode;
 use anyhow::Context as _;
 use std::net::SocketAddr;
@@ -81,18 +80,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    // Reflection lists what is served: Stock, the legacy KV, Health and
-    // reflection itself (not Ledger, which is in the proto but deliberately
-    // never registered).
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-        .with_service_name("stock.v1.Stock")
-        .with_service_name("proto.KV")
-        .with_service_name("grpc.health.v1.Health")
-        .with_service_name("grpc.reflection.v1.ServerReflection")
-        .build_v1()
-        .context("building the reflection service")?;
+    let reflection = super::reflection::service(&args.faults)?;
     let mut faults = args.faults.clone();
     if faults.contains(&Fault::FlakyOnce) && std::fs::File::create_new(".stock-matrix-flaky-once").is_ok() {
         faults.push(Fault::WrongStatus);

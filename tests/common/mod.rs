@@ -49,7 +49,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 20] = [
+pub const SETS: [&str; 21] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -70,6 +70,7 @@ pub const SETS: [&str; 20] = [
     "h2-servers",
     "h2-clients",
     "health",
+    "reflection",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

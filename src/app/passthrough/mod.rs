@@ -182,6 +182,7 @@ impl PersonClient {
             fill: vec![],
             bench: None,
             rude: None,
+            fallback_method: None,
             connection: None,
         }))
     }

@@ -30,6 +30,18 @@ pub(super) fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(),
     for r in requests {
         proto::parse_json(&info.input, &expand(r, "ns/")?).map_err(|e| format!("request: {e}"))?;
     }
+    if let Some(other) = &step.fallback_method {
+        let alt = proto::method(other).ok_or_else(|| format!("unknown fallback_method `{other}`"))?;
+        let same = alt.kind == info.kind
+            && alt.input.full_name().rsplit('.').next() == info.input.full_name().rsplit('.').next()
+            && alt.output.full_name().rsplit('.').next() == info.output.full_name().rsplit('.').next();
+        if !same {
+            return Err(format!(
+                "fallback_method `{other}` does not take and return what `{}` does",
+                step.method
+            ));
+        }
+    }
     if !step.after_first.is_empty() && info.kind != Kind::ServerStream {
         return Err("`after_first` is only for server-streaming methods".into());
     }

@@ -169,6 +169,11 @@ pub struct CaseStep {
     /// uses it says `clients = ["rust"]`).
     #[serde(default)]
     pub rude: Option<crate::model::misbehaviour::Rude>,
+    /// A call that ends UNIMPLEMENTED is made once more at this method, which
+    /// takes the same messages: grpcurl's way with server reflection (v1,
+    /// then v1alpha). The reference client's (`clients = ["rust"]`).
+    #[serde(default)]
+    pub fallback_method: Option<String>,
     #[serde(default)]
     pub expect: Expect,
 }
@@ -334,11 +339,19 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
     if file.clients.as_ref().is_some_and(|c| c.is_empty()) {
         return Err("`clients` must name at least one client language (leave it out for every client)".into());
     }
-    let rude = file.cases.iter().find(|c| c.steps.iter().any(|s| s.rude.is_some()));
-    if let Some(case) = rude {
+    let own = |s: &CaseStep| match (s.rude.is_some(), s.fallback_method.is_some()) {
+        (true, _) => Some("rude"),
+        (false, true) => Some("fallback_method"),
+        (false, false) => None,
+    };
+    let reference_only = file
+        .cases
+        .iter()
+        .find_map(|c| c.steps.iter().find_map(own).map(|k| (c, k)));
+    if let Some((case, key)) = reference_only {
         if file.clients.as_deref() != Some(&["rust".to_string()][..]) {
             return Err(format!(
-                "case `{}`: a `rude` step is the reference client's, so the file needs `clients = [\"rust\"]`",
+                "case `{}`: a `{key}` step is the reference client's, so the file needs `clients = [\"rust\"]`",
                 case.name
             ));
         }

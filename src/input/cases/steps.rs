@@ -50,6 +50,7 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 lane: 0,
                 bench: None,
                 rude: s.rude,
+                fallback_method: s.fallback_method.clone(),
                 method: s.method.clone(),
                 id,
             })

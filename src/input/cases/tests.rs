@@ -134,3 +134,46 @@ fn settle_ms_is_for_a_later_step_of_a_case_that_runs_alone() {
         assert!(err.contains(&format!("settle_ms must be 1 to 5000, got {ms}")), "{err}");
     }
 }
+
+#[test]
+fn a_fallback_method_takes_the_same_messages_and_the_reference_client() {
+    let step = |fallback: &str| {
+        format!(
+            "[[case]]\nname = \"list\"\n[[case.step]]\nmethod = \"grpc.reflection.v1.ServerReflection.ServerReflectionInfo\"\nfallback_method = \"{fallback}\"\nrequests = [{{ list_services = \"\" }}]\n"
+        )
+    };
+    let v1alpha = step("grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo");
+    let set = parse("r", &format!("clients = [\"rust\"]\n{v1alpha}")).unwrap();
+    let steps = script_steps(&set.cases[0].steps, "p", "ns/").unwrap();
+    assert_eq!(
+        steps[0].fallback_method.as_deref(),
+        Some("grpc.reflection.v1alpha.ServerReflection.ServerReflectionInfo")
+    );
+    let everyone = parse("r", &v1alpha).unwrap_err();
+    assert!(
+        everyone.contains("case `list`: a `fallback_method` step is the reference client's"),
+        "{everyone}"
+    );
+    let other = parse("r", &format!("clients = [\"rust\"]\n{}", step("Trade"))).unwrap_err();
+    assert!(
+        other.contains("fallback_method `Trade` does not take and return what"),
+        "{other}"
+    );
+    let unknown = parse("r", &format!("clients = [\"rust\"]\n{}", step("Nope"))).unwrap_err();
+    assert!(unknown.contains("unknown fallback_method `Nope`"), "{unknown}");
+}
+
+#[test]
+fn an_includes_matcher_names_only_message_types_the_pool_knows() {
+    let src = |name: &str| {
+        format!(
+            "[[case]]\nname = \"d\"\n[[case.step]]\nmethod = \"grpc.reflection.v1.ServerReflection.ServerReflectionInfo\"\nrequests = [{{ file_containing_symbol = \"stock.v1.Stock\" }}]\nexpect.messages = [{{ fileDescriptorResponse = {{ \"$includes\" = {{ fileDescriptorProto = [{{ \"$message\" = \"{name}\" }}] }} }} }}]\n"
+        )
+    };
+    assert!(parse("r", &src("google.protobuf.FileDescriptorProto")).is_ok());
+    let err = parse("r", &src("google.protobuf.Nope")).unwrap_err();
+    assert!(
+        err.contains("$message: unknown message type `google.protobuf.Nope`"),
+        "{err}"
+    );
+}

@@ -113,22 +113,36 @@ impl Runner {
                 true => (None, timeout),
                 false => (timeout, None),
             };
+            let fallback = match &step.fallback_method {
+                Some(name) => Some(
+                    proto::method(name)
+                        .ok_or_else(|| UsageError(format!("step {:?}: unknown fallback_method {name:?}", step.id)))?,
+                ),
+                None => None,
+            };
             let call = async {
                 // gRPC's transparent retry: a call the server never processed
                 // (its connection died first, or its stream was refused) is
                 // tried once more.
-                match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
+                let first = match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
                     Err(s) if self.args.faults.contains(&ClientFault::RefusedStreamInternal) && cause::refused(&s) => {
                         Err(Status::internal("stream closed with REFUSED_STREAM"))
                     }
                     Err(s) if cause::not_processed(&s) => {
                         seen = Seen::default();
-                        self.call(step, &id, &info, requests, timeout, &mut seen).await
+                        self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await
                     }
                     Err(s) if self.args.faults.contains(&ClientFault::ResetIgnored) && cause::stream_reset(&s) => {
                         futures::future::pending().await
                     }
                     r => r,
+                };
+                match (first, &fallback) {
+                    (Err(s), Some(alt)) if s.code() == tonic::Code::Unimplemented => {
+                        seen = Seen::default();
+                        self.call(step, &id, alt, requests, timeout, &mut seen).await
+                    }
+                    (r, _) => r,
                 }
             };
             // Dropping a call's future resets its stream: tonic's cancellation.

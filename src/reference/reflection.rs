@@ -1,0 +1,37 @@
+//! The reference server's reflection service (tonic-reflection, v1): what it
+//! lists and the descriptors it hands out, with the `--break` faults that
+//! make it describe another server than the one serving.
+use super::faults::Fault;
+use crate::contract::proto::DESCRIPTOR_SET;
+use anyhow::Context as _;
+use prost::Message as _;
+use tonic_reflection::pb::v1::server_reflection_server::{ServerReflection, ServerReflectionServer};
+
+/// Reflection of what is served: Stock, the legacy KV, Health and
+/// reflection itself (not Ledger, which is in the proto but deliberately
+/// never registered).
+pub fn service(faults: &[Fault]) -> anyhow::Result<ServerReflectionServer<impl ServerReflection>> {
+    let mut names = vec![
+        "stock.v1.Stock",
+        "proto.KV",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ];
+    if faults.contains(&Fault::ReflectionListsUnserved) {
+        names.push("stock.v1.Ledger");
+    }
+    let mut set = prost_types::FileDescriptorSet::decode(DESCRIPTOR_SET).context("build.rs's descriptor set")?;
+    if faults.contains(&Fault::ReflectionStaleDescriptor) {
+        let stock = set.file.iter_mut().flat_map(|f| f.service.iter_mut());
+        for service in stock.filter(|s| s.name() == "Stock") {
+            service.method.retain(|m| m.name() != "Inventory");
+        }
+    }
+    let builder = names.into_iter().fold(
+        tonic_reflection::server::Builder::configure()
+            .register_file_descriptor_set(set)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+        |b, name| b.with_service_name(name),
+    );
+    builder.build_v1().context("building the reflection service")
+}
