@@ -32,9 +32,8 @@ pub(super) fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(),
     }
     if let Some(other) = &step.fallback_method {
         let alt = proto::method(other).ok_or_else(|| format!("unknown fallback_method `{other}`"))?;
-        let same = alt.kind == info.kind
-            && alt.input.full_name().rsplit('.').next() == info.input.full_name().rsplit('.').next()
-            && alt.output.full_name().rsplit('.').next() == info.output.full_name().rsplit('.').next();
+        let same =
+            alt.kind == info.kind && alt.input.name() == info.input.name() && alt.output.name() == info.output.name();
         if !same {
             return Err(format!(
                 "fallback_method `{other}` does not take and return what `{}` does",

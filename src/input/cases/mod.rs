@@ -339,10 +339,9 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
     if file.clients.as_ref().is_some_and(|c| c.is_empty()) {
         return Err("`clients` must name at least one client language (leave it out for every client)".into());
     }
-    let own = |s: &CaseStep| match (s.rude.is_some(), s.fallback_method.is_some()) {
-        (true, _) => Some("rude"),
-        (false, true) => Some("fallback_method"),
-        (false, false) => None,
+    let own = |s: &CaseStep| {
+        let rude = s.rude.is_some().then_some("rude");
+        rude.or(s.fallback_method.is_some().then_some("fallback_method"))
     };
     let reference_only = file
         .cases

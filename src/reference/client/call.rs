@@ -113,13 +113,14 @@ impl Runner {
                 true => (None, timeout),
                 false => (timeout, None),
             };
-            let fallback = match &step.fallback_method {
-                Some(name) => Some(
+            let fallback = step
+                .fallback_method
+                .as_deref()
+                .map(|name| {
                     proto::method(name)
-                        .ok_or_else(|| UsageError(format!("step {:?}: unknown fallback_method {name:?}", step.id)))?,
-                ),
-                None => None,
-            };
+                        .ok_or_else(|| UsageError(format!("step {:?}: unknown fallback_method {name:?}", step.id)))
+                })
+                .transpose()?;
             let call = async {
                 // gRPC's transparent retry: a call the server never processed
                 // (its connection died first, or its stream was refused) is
