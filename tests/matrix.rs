@@ -101,6 +101,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "lone-star-matches-nothing",
         "reflection-lists-unserved",
         "reflection-stale-descriptor",
+        "prefix-anywhere",
+        "int64-through-double",
     ];
     let extra: String = faults
         .iter()
@@ -213,6 +215,18 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "fileDescriptorProto[0].service[0].method: no element holds {\"inputType\":\".stock.v1.Empty\",\"name\":\"Inventory\"",
         ),
         (
+            "prefix-anywhere",
+            "none",
+            "server-stream/case=prefix-not-substring",
+            "step 2 Monitor: message 1: field key: expected",
+        ),
+        (
+            "int64-through-double",
+            "none",
+            "bidi/case=int64-beyond-double",
+            "step 0 Trade: message 0: field quantity: expected \"9007199254740993\", got \"9007199254740992\"",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -256,6 +270,10 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("batch-unwatched", "server-stream/case=existing-then-live"),
         ("batch-unwatched", "kv-compat/case=kv-put-seen-by-monitor"),
         ("lone-star-matches-nothing", "server-stream/case=existing-in-key-order"),
+        ("prefix-anywhere", "server-stream/case=existing-in-key-order"),
+        ("prefix-anywhere", "server-stream/case=exact-pattern"),
+        ("int64-through-double", "bidi/case=lock-step"),
+        ("int64-through-double", "bidi/case=unspecified-side-sells"),
         ("mtls-optional", "tls/case=untrusted-ca"),
         ("kv-own-store", "kv-compat/case=kv-get-missing"),
         ("wrong-status", "kv-compat/case=kv-put-stock-get"),

@@ -14,6 +14,8 @@ pub struct Tweaks {
     pub trust_any_ca: bool,
     /// Verifies against the host name even when a server name is given.
     pub ignore_server_name: bool,
+    /// Keepalive pings only while a call is in flight.
+    pub keepalive_only_with_calls: bool,
 }
 
 /// The socket path of a `unix:PATH` (or `unix:///PATH`) address, gRPC's name syntax.
@@ -107,7 +109,7 @@ pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
     if let Some(ms) = args.keepalive_ms {
         endpoint = endpoint
             .http2_keep_alive_interval(Duration::from_millis(ms))
-            .keep_alive_while_idle(true);
+            .keep_alive_while_idle(!tweaks.keepalive_only_with_calls);
         if let Some(timeout) = args.keepalive_timeout_ms {
             endpoint = endpoint.keep_alive_timeout(Duration::from_millis(timeout));
         }

@@ -65,6 +65,9 @@ pub enum Fault {
     CompressAlways,
     /// A Monitor that ends by max_events stays registered (a leaked watch).
     KeepFinishedMonitors,
+    /// A Monitor that the server ends with an error (x-stock-fail-after)
+    /// stays registered: the watch is let go on the happy path only.
+    KeepFailedMonitors,
     /// Every error carries an ErrorInfo detail, NOT_FOUND included.
     DetailsOnEveryError,
     /// Request headers are limited to 2 KiB in all (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
@@ -142,6 +145,17 @@ pub enum Fault {
     /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
     /// needs a prefix): it matches no key, where the proto says every key.
     LoneStarMatchesNothing,
+    /// Monitor's prefix pattern matches a key that holds the prefix anywhere
+    /// (a substring test, or an unanchored regular expression), not only at
+    /// its start.
+    PrefixAnywhere,
+    /// Trade reads quantities and prices as doubles (a JSON number, a
+    /// JavaScript `Number`): past 2^53 they are rounded, and the fill and the
+    /// position are off by one.
+    Int64ThroughDouble,
+    /// The 4 MiB receive limit counts the message's 5-byte prefix too: a
+    /// request of exactly 4 MiB is refused RESOURCE_EXHAUSTED.
+    ReceiveLimitCountsPrefix,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).
@@ -214,6 +228,9 @@ pub enum ClientFault {
     PingAcksDropped,
     /// The client ignores the keepalive settings of its connections.
     KeepaliveIgnored,
+    /// Keepalive pings only while a call is in flight (grpc-go's default
+    /// `PermitWithoutStream: false`, grpc-js's `keepalive_permit_without_calls: 0`).
+    KeepaliveOnlyWithCalls,
     /// A call whose stream the server reset waits on as if nothing came:
     /// it hangs until its deadline (or for ever).
     ResetIgnored,

@@ -85,7 +85,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     if faults.contains(&Fault::FlakyOnce) && std::fs::File::create_new(".stock-matrix-flaky-once").is_ok() {
         faults.push(Fault::WrongStatus);
     }
-    let store = Arc::new(Store::new(faults.contains(&Fault::InventoryMiscount)));
+    let store = Store::new(faults.contains(&Fault::InventoryMiscount));
+    let store = Arc::new(store.prefix_anywhere(faults.contains(&Fault::PrefixAnywhere)));
     let kv_store = if faults.contains(&Fault::KvOwnStore) {
         Arc::default()
     } else {
@@ -103,6 +104,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     }
     let receive_limit = if faults.contains(&Fault::NoSizeLimit) {
         16 << 20
+    } else if faults.contains(&Fault::ReceiveLimitCountsPrefix) {
+        (4 << 20) - 5
     } else {
         4 << 20
     };

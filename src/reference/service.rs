@@ -144,12 +144,18 @@ impl Stock for StockService {
         let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
         let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
         let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
+        let keep_failed = self.faults.contains(&Fault::KeepFailedMonitors);
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
             loop {
                 if let Some(status) = hooks.fail.as_ref().filter(|_| sent == hooks.fail_after) {
                     let _ = tx.send(Err(status.clone())).await;
+                    if keep_failed {
+                        // The error ends the stream; the watch stays.
+                        let _watch = live;
+                        futures::future::pending::<()>().await;
+                    }
                     return;
                 }
                 if limit == Some(sent) {
@@ -243,6 +249,7 @@ impl Stock for StockService {
             .then(|| SharedHold::new(self.shared_book.clone()));
         let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
         let unspecified_buys = self.faults.contains(&Fault::UnspecifiedSideBuys);
+        let through_double = self.faults.contains(&Fault::Int64ThroughDouble);
         tokio::spawn(async move {
             let mut held = Vec::new();
             let mut book = Book::default();
@@ -279,6 +286,15 @@ impl Stock for StockService {
                     return;
                 }
                 fills += 1;
+                let order = if through_double {
+                    TradeOrder {
+                        quantity: order.quantity as f64 as i64,
+                        price_cents: order.price_cents as f64 as i64,
+                        ..order
+                    }
+                } else {
+                    order
+                };
                 let as_buy = (unspecified_buys && order.side == Side::Unspecified as i32).then(|| TradeOrder {
                     side: Side::Buy as i32,
                     ..order.clone()

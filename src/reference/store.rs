@@ -25,6 +25,8 @@ struct Inner {
     /// The `inventory-miscount` fault: an overwrite adds its new length to
     /// the total without taking the old one off.
     miscount_overwrites: bool,
+    /// The `prefix-anywhere` fault: a prefix pattern matches anywhere in a key.
+    prefix_anywhere: bool,
 }
 
 struct Entry {
@@ -45,6 +47,14 @@ pub fn matches(pattern: &str, key: &str) -> bool {
     match pattern.strip_suffix('*') {
         Some(prefix) => key.starts_with(prefix),
         None => pattern == key,
+    }
+}
+
+/// `matches`, or with the `prefix-anywhere` fault, a prefix found anywhere.
+fn matches_as(anywhere: bool, pattern: &str, key: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) if anywhere => key.contains(prefix),
+        _ => matches(pattern, key),
     }
 }
 
@@ -99,7 +109,7 @@ impl Inner {
             if w.tx.is_closed() {
                 return false;
             }
-            !matches(&w.pattern, key) || w.tx.send(event.clone()).is_ok()
+            !matches_as(self.prefix_anywhere, &w.pattern, key) || w.tx.send(event.clone()).is_ok()
         });
         created
     }
@@ -136,6 +146,12 @@ impl Store {
                 ..Inner::default()
             }),
         }
+    }
+
+    /// The store with the `prefix-anywhere` fault when `anywhere`.
+    pub fn prefix_anywhere(mut self, anywhere: bool) -> Store {
+        self.inner.get_mut().unwrap().prefix_anywhere = anywhere;
+        self
     }
 
     /// Open watches (their Monitor has not ended) whose pattern starts with `prefix`.
@@ -175,7 +191,7 @@ impl Store {
             inner
                 .map
                 .iter()
-                .filter(|(k, _)| matches(pattern, k))
+                .filter(|(k, _)| matches_as(inner.prefix_anywhere, pattern, k))
                 .map(|(k, e)| WatchEvent {
                     key: k.clone(),
                     value: e.value.clone(),
@@ -248,6 +264,9 @@ mod tests {
         assert!(matches("a", "a"));
         assert!(!matches("a", "ab"));
         assert!(!matches("a/*", "b/a"));
+        assert!(!matches_as(false, "a/*", "b/a/c"));
+        assert!(matches_as(true, "a/*", "b/a/c"), "the prefix-anywhere fault");
+        assert!(!matches_as(true, "a", "b/a"), "an exact pattern stays exact");
     }
 
     #[test]

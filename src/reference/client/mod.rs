@@ -79,11 +79,12 @@ impl ClientArgs {
     }
 }
 
-/// The channel deviations the client's TLS faults ask for.
+/// The channel deviations the client's TLS and keepalive faults ask for.
 fn tweaks(faults: &[ClientFault]) -> Tweaks {
     Tweaks {
         trust_any_ca: faults.contains(&ClientFault::TrustAnyCa),
         ignore_server_name: faults.contains(&ClientFault::IgnoreServerName),
+        keepalive_only_with_calls: faults.contains(&ClientFault::KeepaliveOnlyWithCalls),
     }
 }
 

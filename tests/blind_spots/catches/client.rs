@@ -187,6 +187,18 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
         "step 0 Monitor: status: expected UNAVAILABLE, got DEADLINE_EXCEEDED",
     ),
     (
+        "keepalive-only-with-calls",
+        "keepalive",
+        "keepalive-while-idle",
+        "step 2 Get: status: expected OK, got",
+    ),
+    (
+        "no-reconnect",
+        "keepalive",
+        "keepalive-while-idle",
+        "step 2 Get: status: expected OK, got UNAVAILABLE",
+    ),
+    (
         "no-reconnect",
         "faults",
         "reset-mid-request",

@@ -51,6 +51,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "status: expected RESOURCE_EXHAUSTED, got INVALID_ARGUMENT",
     ),
     (
+        "receive-limit-counts-prefix",
+        "large",
+        "request-at-4mib",
+        "step 0 Put: status: expected INVALID_ARGUMENT, got RESOURCE_EXHAUSTED",
+    ),
+    (
         "batch-no-value-limit",
         "client-stream",
         "batch-value-over-limit",
@@ -97,6 +103,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "compression",
         "response-identity-unless-asked",
         "response encoding: expected identity, got gzip",
+    ),
+    (
+        "keep-failed-monitors",
+        "cancellation",
+        "failed-monitor-unregistered",
+        "step 3 Inventory: trailer x-stock-watchers: expected \"0\", got \"1\"",
     ),
     (
         "keep-finished-monitors",
