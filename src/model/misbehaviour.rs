@@ -131,4 +131,9 @@ pub enum Rude {
     /// the header can carry (over 11,000 years): the server's answer, which
     /// must not be a deadline already past (an overflow).
     HugeTimeout,
+    /// Reads the answer with no limit on its messages' size (as a client
+    /// set up for large messages does), then reports the server's status
+    /// with the size of each message it got (`N message(s): B bytes`), so
+    /// a server that caps what it sends shows.
+    NoReceiveLimit,
 }

@@ -156,6 +156,10 @@ pub enum Fault {
     /// The 4 MiB receive limit counts the message's 5-byte prefix too: a
     /// request of exactly 4 MiB is refused RESOURCE_EXHAUSTED.
     ReceiveLimitCountsPrefix,
+    /// Caps what it sends at the 4 MiB it receives (a send limit set to
+    /// match the receive one): a client that takes larger messages gets
+    /// an error instead of a 5 MiB answer.
+    SendLimitAtReceiveLimit,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

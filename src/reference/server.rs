@@ -134,7 +134,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .accept_compressed(CompressionEncoding::Gzip)
         .send_compressed(CompressionEncoding::Gzip)
         .max_decoding_message_size(receive_limit)
-        .max_encoding_message_size(64 << 20);
+        .max_encoding_message_size(match faults.contains(&Fault::SendLimitAtReceiveLimit) {
+            true => 4 << 20,
+            false => 64 << 20,
+        });
 
     let listener = match &args.unix {
         Some(path) => {

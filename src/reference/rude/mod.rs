@@ -137,6 +137,58 @@ async fn exchange_frames(send: &mut SendRequest<Bytes>, req: Request<()>, frames
     Ok(status_of(http, &headers, trailers.as_ref()))
 }
 
+/// Sends one call and reads it to its end, however large its messages:
+/// its end and the size of each response message, from their prefixes.
+async fn exchange_sizes(
+    send: &mut SendRequest<Bytes>,
+    req: Request<()>,
+    messages: &[Vec<u8>],
+) -> anyhow::Result<(End, Vec<u64>)> {
+    let mut send = send.clone().ready().await?;
+    let (response, mut body) = send.send_request(req, messages.is_empty())?;
+    for (i, m) in messages.iter().enumerate() {
+        body.send_data(frame(m), i + 1 == messages.len())?;
+    }
+    let response = response.await?;
+    let http = response.status().as_u16();
+    let headers = response.headers().clone();
+    let mut rb: RecvStream = response.into_body();
+    let mut sizes = Vec::new();
+    // Bytes still owed to the message being read, and a prefix being read.
+    let (mut owed, mut prefix) = (0u64, Vec::with_capacity(5));
+    while let Some(d) = rb.data().await {
+        let d = d?;
+        let _ = rb.flow_control().release_capacity(d.len());
+        let mut at = 0;
+        while at < d.len() {
+            if owed > 0 {
+                let n = owed.min((d.len() - at) as u64);
+                (owed, at) = (owed - n, at + n as usize);
+                continue;
+            }
+            let n = (5 - prefix.len()).min(d.len() - at);
+            prefix.extend_from_slice(&d[at..at + n]);
+            at += n;
+            if prefix.len() == 5 {
+                owed = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]).into();
+                sizes.push(owed);
+                prefix.clear();
+            }
+        }
+    }
+    let trailers = rb.trailers().await?;
+    Ok((status_of(http, &headers, trailers.as_ref()), sizes))
+}
+
+/// What `no-receive-limit` got: `2 message(s): 10, 5242887 bytes`.
+fn received(sizes: &[u64]) -> String {
+    if sizes.is_empty() {
+        return "no message".into();
+    }
+    let each: Vec<String> = sizes.iter().map(u64::to_string).collect();
+    format!("{} message(s): {} bytes", sizes.len(), each.join(", "))
+}
+
 /// One call with these request messages on a connection of its own, with
 /// this grpc-timeout, else the step's deadline (`call` keeps the timer).
 async fn timed(to: &Target<'_>, messages: &[Vec<u8>], grpc_timeout: Option<&str>) -> anyhow::Result<End> {
@@ -277,6 +329,13 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             let frames: Vec<Bytes> = messages.iter().map(|m| gzipped_frame(m)).collect();
             exchange_frames(&mut open(conn).await?.0, req, &frames).await
         }
+        Rude::NoReceiveLimit => {
+            let (status, sizes) = exchange_sizes(&mut open(conn).await?.0, to.request(grpc), messages).await?;
+            Ok(match status.0.as_str() {
+                "OK" => (status.0, received(&sizes)),
+                _ => status,
+            })
+        }
         Rude::MonitorNeverRead => {
             let mut send = open(conn).await?.0.ready().await?;
             let (response, mut body) = send.send_request(to.request(grpc), false)?;
@@ -295,6 +354,13 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn no_receive_limit_reports_each_message_size() {
+        assert_eq!(received(&[]), "no message");
+        assert_eq!(received(&[5_242_887]), "1 message(s): 5242887 bytes");
+        assert_eq!(received(&[10, 3]), "2 message(s): 10, 3 bytes");
+    }
 
     #[test]
     fn a_status_message_is_shown_percent_decoded() {

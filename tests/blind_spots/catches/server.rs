@@ -216,6 +216,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
 /// Server faults that the misbehaving reference client (h2-clients) shows.
 pub(crate) const H2_CLIENT_FAULTS: &[Catch] = &[
     (
+        "send-limit-at-receive-limit",
+        "h2-clients",
+        "response-over-4mib-sent-whole",
+        "step 1 Get: status: expected OK, got RESOURCE_EXHAUSTED",
+    ),
+    (
         "timeout-overflow",
         "h2-clients",
         "huge-timeout",
