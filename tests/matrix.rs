@@ -103,6 +103,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "reflection-stale-descriptor",
         "prefix-anywhere",
         "int64-through-double",
+        "blank-pattern-refused",
     ];
     let extra: String = faults
         .iter()
@@ -227,6 +228,12 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 0 Trade: message 0: field quantity: expected \"9007199254740993\", got \"9007199254740992\"",
         ),
         (
+            "blank-pattern-refused",
+            "none",
+            "server-stream/case=blank-pattern-is-a-key",
+            "step 1 Monitor: status: expected OK, got INVALID_ARGUMENT",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -274,6 +281,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("prefix-anywhere", "server-stream/case=exact-pattern"),
         ("int64-through-double", "bidi/case=lock-step"),
         ("int64-through-double", "bidi/case=unspecified-side-sells"),
+        ("blank-pattern-refused", "server-stream/case=invalid-watch"),
+        ("blank-pattern-refused", "server-stream/case=exact-pattern"),
         ("mtls-optional", "tls/case=untrusted-ca"),
         ("kv-own-store", "kv-compat/case=kv-get-missing"),
         ("wrong-status", "kv-compat/case=kv-put-stock-get"),

@@ -160,6 +160,12 @@ pub enum Fault {
     /// match the receive one): a client that takes larger messages gets
     /// an error instead of a 5 MiB answer.
     SendLimitAtReceiveLimit,
+    /// Monitor refuses a pattern of spaces as if it were empty (a trim, or
+    /// `isBlank`, before the emptiness check): " " is a valid exact key.
+    BlankPatternRefused,
+    /// A field violation names `max_events` by its JSON name `maxEvents`
+    /// (the contract names the proto field).
+    JsonFieldNames,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

@@ -119,11 +119,16 @@ impl Stock for StockService {
     async fn monitor(&self, req: Request<WatchRequest>) -> Result<Response<Self::MonitorStream>, Status> {
         let hooks = enter(&req, false).await?;
         let w = req.into_inner();
-        if w.pattern.is_empty() {
+        let blank = self.faults.contains(&Fault::BlankPatternRefused) && w.pattern.trim().is_empty();
+        if w.pattern.is_empty() || blank {
             return Err(self.refuse_stream("pattern", "pattern must not be empty".into()));
         }
         if w.max_events < 0 {
-            return Err(self.refuse_stream("max_events", "max_events must not be negative".into()));
+            let field = match self.faults.contains(&Fault::JsonFieldNames) {
+                true => "maxEvents",
+                false => "max_events",
+            };
+            return Err(self.refuse_stream(field, "max_events must not be negative".into()));
         }
         let pattern = match w.pattern.as_str() {
             // a key no case writes: the lone star matches nothing

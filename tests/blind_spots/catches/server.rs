@@ -81,6 +81,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 32 Monitor: expected 32 message(s), got",
     ),
     (
+        "json-field-names",
+        "errors",
+        "details-bad-stream-request",
+        "step 1 Monitor: error details: detail 0.fieldViolations[0].field: expected \"max_events\", got \"maxEvents\"",
+    ),
+    (
         "batch-no-value-limit",
         "errors",
         "details-bad-value",
