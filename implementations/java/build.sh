@@ -46,7 +46,7 @@ train() {
     return 1
   fi
   port=${line##*:}
-  java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:DumpLoadedClassList="$cds/client-$mode.classlist" -cp "$jar" \
+  timeout 60 java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:DumpLoadedClassList="$cds/client-$mode.classlist" -cp "$jar" \
     stockmatrix.ClientMain --server "127.0.0.1:$port" "${client_tls[@]}" script \
     <cds-training.jsonl >"$cds/client-$mode.out" 2>"$cds/client-$mode.log" || true
   eval "exec ${SERVER[1]}>&-" # stdin EOF stops the server

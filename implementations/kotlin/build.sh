@@ -55,7 +55,7 @@ train() {
   done
   if [ -n "$port" ]; then
     # shellcheck disable=SC2086
-    java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$dir/target/client.jsa" -cp "$jar" stockmatrix.ClientKt --server "127.0.0.1:$port" $tls --cert-file "$certs/client.pem" --key-file "$certs/client.key" script >/dev/null 2>target/cds-client.log <<'STEPS' || true
+    timeout 60 java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$dir/target/client.jsa" -cp "$jar" stockmatrix.ClientKt --server "127.0.0.1:$port" $tls --cert-file "$certs/client.pem" --key-file "$certs/client.key" script >/dev/null 2>target/cds-client.log <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"cds/a","value":"aGk="},"metadata":{"x-stock-echo":"e"}}
 {"id":"get","method":"Get","request":{"key":"cds/a"},"compression":"gzip","timeout_ms":5000}
 {"id":"missing","method":"Get","request":{"key":"cds/missing"}}

@@ -30,7 +30,7 @@ until grep -q '^listening on ' "$t/cds-server.out" 2>/dev/null; do
 done
 addr=$(sed -n 's/^listening on //p' "$t/cds-server.out")
 
-java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.ClientMain \
+timeout 60 java $JAVA_FLAGS $JAVA_CLIENT_FLAGS -XX:ArchiveClassesAtExit="$t/client.jsa" -cp "$jar" stockmatrix.ClientMain \
   --server "$addr" script >/dev/null 2>"$t/cds-client.log" <<'STEPS' || true
 {"id":"put","method":"Put","request":{"key":"k","value":"aGk="},"compression":"gzip"}
 {"id":"get","method":"Get","request":{"key":"k"},"metadata":{"x-stock-echo":"e"}}
