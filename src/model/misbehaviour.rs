@@ -136,4 +136,12 @@ pub enum Rude {
     /// with the size of each message it got (`N message(s): B bytes`), so
     /// a server that caps what it sends shows.
     NoReceiveLimit,
+    /// Sends the step's deadline as `grpc-timeout` and keeps no timer of
+    /// its own until 2 s after it, so the server alone ends the call:
+    /// reports the status its trailers carry, or the reset it sent instead
+    /// (RST_STREAM CANCEL as CANCELLED, PROTOCOL-HTTP2.md).
+    ServerDeadline,
 }
+
+/// How long after the step's deadline `server-deadline` waits for the server.
+pub const SERVER_DEADLINE_GRACE_MS: u64 = 2000;

@@ -27,6 +27,10 @@ pub enum Fault {
     TruncateBinAtNul,
     /// grpc-timeout is never read: the server sees no deadline.
     LoseDeadline,
+    /// A call still running at its deadline is reset (RST_STREAM CANCEL, as
+    /// grpc-go and grpc-java servers do), not ended DEADLINE_EXCEEDED in
+    /// trailers 50 ms before it.
+    ResetAtDeadline,
     /// Put and Batch finish their work after the call was cancelled or its
     /// deadline passed (detached work; a Batch takes a cancelled stream as a
     /// half-close).

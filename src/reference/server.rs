@@ -116,6 +116,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             no_compress_response: faults.contains(&Fault::NoCompressResponse),
             truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
+            reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
             no_error_details: faults.contains(&Fault::NoErrorDetails),
             compress_always: faults.contains(&Fault::CompressAlways),
             no_trailers_on_error: faults.contains(&Fault::NoTrailersOnError),

@@ -7,7 +7,7 @@ mod link;
 
 use crate::contract::codes;
 use crate::contract::script::Connection;
-pub use crate::model::misbehaviour::Rude;
+pub use crate::model::misbehaviour::{Rude, SERVER_DEADLINE_GRACE_MS};
 use crate::model::tls::TlsMode;
 use bytes::{BufMut, Bytes, BytesMut};
 use h2::client::SendRequest;
@@ -202,6 +202,29 @@ async fn timed(to: &Target<'_>, messages: &[Vec<u8>], grpc_timeout: Option<&str>
     exchange(&mut open(to.conn).await?.0, req, messages).await
 }
 
+/// The status a reset from the server maps to (PROTOCOL-HTTP2.md, "Errors"),
+/// else the broken connection.
+fn reset_or_broke(e: anyhow::Error) -> End {
+    let Some(reason) = e
+        .downcast_ref::<h2::Error>()
+        .filter(|h| h.is_remote())
+        .and_then(h2::Error::reason)
+    else {
+        return broke(format!("{e:#}"));
+    };
+    let code = match reason {
+        Reason::REFUSED_STREAM => "UNAVAILABLE",
+        Reason::CANCEL => "CANCELLED",
+        Reason::ENHANCE_YOUR_CALM => "RESOURCE_EXHAUSTED",
+        Reason::INADEQUATE_SECURITY => "PERMISSION_DENIED",
+        _ => "INTERNAL",
+    };
+    (
+        code.into(),
+        format!("the server reset the stream (RST_STREAM {reason:?}), no trailers"),
+    )
+}
+
 fn broke(e: impl std::fmt::Display) -> End {
     ("UNAVAILABLE".into(), format!("connection broken: {e}"))
 }
@@ -211,11 +234,20 @@ fn broke(e: impl std::fmt::Display) -> End {
 /// server that never answers must not hang the client).
 pub async fn call(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> End {
     let ran = run(rude, to, messages, kept);
-    let ended = match to.timeout {
+    let grace = match rude {
+        Rude::ServerDeadline => Duration::from_millis(SERVER_DEADLINE_GRACE_MS),
+        _ => Duration::ZERO,
+    };
+    let ended = match to.timeout.map(|t| t + grace) {
         Some(t) => tokio::time::timeout(t, ran).await.unwrap_or_else(|_| {
             Ok((
                 "DEADLINE_EXCEEDED".into(),
-                "no answer within the call's deadline (the client's timer)".into(),
+                match rude {
+                    Rude::ServerDeadline => format!(
+                        "the server did not end the call within {SERVER_DEADLINE_GRACE_MS} ms after its deadline (the client's timer)"
+                    ),
+                    _ => "no answer within the call's deadline (the client's timer)".into(),
+                },
             ))
         }),
         None => ran.await,
@@ -318,6 +350,7 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             timed(to, &twice, None).await
         }
         Rude::NoRequest => timed(to, &[], None).await,
+        Rude::ServerDeadline => Ok(timed(to, messages, None).await.unwrap_or_else(reset_or_broke)),
         // 8 digits at most (PROTOCOL-HTTP2.md, Timeout), hours the largest unit.
         Rude::HugeTimeout => timed(to, messages, Some("99999999H")).await,
         Rude::UnknownEncoding | Rude::CompressedWithoutEncoding => {

@@ -140,6 +140,8 @@ pub(super) struct WireBody {
     pub(super) ended: bool,
     pub(super) no_details: bool,
     pub(super) no_trailers_on_error: bool,
+    /// At the deadline, reset the stream (RST_STREAM CANCEL) instead.
+    pub(super) reset_at_deadline: bool,
     /// The `serial-calls` lock, held until the response ends.
     pub(super) _held: Option<tokio::sync::OwnedMutexGuard<()>>,
 }
@@ -175,6 +177,12 @@ impl Body for WireBody {
         if let Some(sleep) = self.deadline.as_mut() {
             if sleep.as_mut().poll(cx).is_ready() {
                 self.ended = true;
+                if self.reset_at_deadline {
+                    // hyper resets the stream with the reason of an h2::Error it finds in the chain.
+                    let mut reset = Status::deadline_exceeded("reset at the deadline");
+                    reset.set_source(std::sync::Arc::new(h2::Error::from(h2::Reason::CANCEL)));
+                    return Poll::Ready(Some(Err(reset)));
+                }
                 return Poll::Ready(Some(Ok(Frame::trailers(with_reply(deadline_trailers())))));
             }
         }
@@ -199,6 +207,24 @@ impl Body for WireBody {
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
     }
+}
+
+/// A response of headers only whose body never ends by itself: the
+/// `reset-at-deadline` fault's answer to a call whose deadline came first
+/// (its `WireBody` deadline, already due, then resets the stream).
+pub(super) fn never_ending() -> http::Response<tonic::body::Body> {
+    struct Never;
+    impl Body for Never {
+        type Data = Bytes;
+        type Error = Status;
+        fn poll_frame(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+            Poll::Pending
+        }
+    }
+    let mut resp = http::Response::new(tonic::body::Body::new(Never));
+    resp.headers_mut()
+        .insert("content-type", http::HeaderValue::from_static("application/grpc"));
+    resp
 }
 
 #[cfg(test)]

@@ -36,6 +36,8 @@ pub struct WireFaults {
     pub truncate_bin_at_nul: bool,
     /// grpc-timeout is not read: no deadline is reported or enforced.
     pub lose_deadline: bool,
+    /// A call still running at its deadline is reset (RST_STREAM CANCEL).
+    pub reset_at_deadline: bool,
     /// Rich error details (grpc-status-details-bin) are never sent.
     pub no_error_details: bool,
     /// Responses are compressed for every client that accepts gzip.
@@ -276,7 +278,12 @@ where
         let reply = Reply::read(req.headers(), &self.store, self.faults);
         let timeout = deadline_of(req.headers(), self.faults);
         let past = self.faults.timeout_overflow && timeout == Some(Duration::ZERO);
-        let deadline = timeout.map(|d| tokio::time::Instant::now() + d.saturating_sub(DEADLINE_LEAD));
+        let lead = match self.faults.reset_at_deadline {
+            true => Duration::ZERO,
+            false => DEADLINE_LEAD,
+        };
+        let deadline = timeout.map(|d| tokio::time::Instant::now() + d.saturating_sub(lead));
+        let reset_at_deadline = self.faults.reset_at_deadline;
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
@@ -325,6 +332,8 @@ where
                 Some(_) if past => deadline_exceeded(),
                 Some(at) => match tokio::time::timeout_at(at, fut).await {
                     Ok(r) => r?,
+                    // Headers, then the reset: the body's deadline is due.
+                    Err(_) if reset_at_deadline => body::never_ending(),
                     Err(_) => deadline_exceeded(),
                 },
                 None => fut.await?,
@@ -354,6 +363,7 @@ where
                     ended: false,
                     no_details,
                     no_trailers_on_error,
+                    reset_at_deadline,
                     _held: held,
                 }),
             ))

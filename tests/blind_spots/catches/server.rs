@@ -222,6 +222,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
 /// Server faults that the misbehaving reference client (h2-clients) shows.
 pub(crate) const H2_CLIENT_FAULTS: &[Catch] = &[
     (
+        "reset-at-deadline",
+        "h2-clients",
+        "deadline-ended-by-server",
+        "step 0 Get: status: expected DEADLINE_EXCEEDED, got CANCELLED \"the server reset the stream (RST_STREAM CANCEL), no trailers\"",
+    ),
+    (
         "send-limit-at-receive-limit",
         "h2-clients",
         "response-over-4mib-sent-whole",
