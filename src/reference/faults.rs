@@ -170,6 +170,10 @@ pub enum Fault {
     /// A field violation names `max_events` by its JSON name `maxEvents`
     /// (the contract names the proto field).
     JsonFieldNames,
+    /// A Monitor's watch is let go when its deadline passes but not when a
+    /// call without a deadline is cancelled (cleanup hung on the deadline's
+    /// timer, not on the call's end).
+    UnwatchOnlyWithDeadline,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

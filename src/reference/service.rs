@@ -118,6 +118,7 @@ impl Stock for StockService {
 
     async fn monitor(&self, req: Request<WatchRequest>) -> Result<Response<Self::MonitorStream>, Status> {
         let hooks = enter(&req, false).await?;
+        let timed = req.metadata().contains_key("grpc-timeout");
         let w = req.into_inner();
         let blank = self.faults.contains(&Fault::BlankPatternRefused) && w.pattern.trim().is_empty();
         if w.pattern.is_empty() || blank {
@@ -146,7 +147,8 @@ impl Stock for StockService {
         };
         let (tx, rx) = mpsc::channel(16);
         let drop_second = self.faults.contains(&Fault::DropStreamMessage);
-        let keep = self.faults.contains(&Fault::KeepCancelledMonitors);
+        let keep = self.faults.contains(&Fault::KeepCancelledMonitors)
+            || (self.faults.contains(&Fault::UnwatchOnlyWithDeadline) && !timed);
         let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
         let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
         let keep_failed = self.faults.contains(&Fault::KeepFailedMonitors);

@@ -81,6 +81,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 32 Monitor: expected 32 message(s), got",
     ),
     (
+        "unwatch-only-with-deadline",
+        "cancellation",
+        "cancelled-monitor-without-deadline-unregistered",
+        "step 2 Inventory: trailer x-stock-watchers: expected \"0\", got \"1\"",
+    ),
+    (
         "json-field-names",
         "errors",
         "details-bad-stream-request",
