@@ -174,6 +174,9 @@ pub enum Fault {
     /// call without a deadline is cancelled (cleanup hung on the deadline's
     /// timer, not on the call's end).
     UnwatchOnlyWithDeadline,
+    /// x-stock-echo comes back lowercased: the value normalised along with
+    /// the key (keys are case-insensitive, values are not).
+    EchoLowercased,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

@@ -115,6 +115,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             no_echo: faults.contains(&Fault::NoEcho),
             no_compress_response: faults.contains(&Fault::NoCompressResponse),
             truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
+            echo_lowercased: faults.contains(&Fault::EchoLowercased),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
             no_error_details: faults.contains(&Fault::NoErrorDetails),

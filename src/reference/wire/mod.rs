@@ -32,6 +32,8 @@ pub struct WireFaults {
     pub no_echo: bool,
     /// x-stock-compress is ignored: responses are never compressed.
     pub no_compress_response: bool,
+    /// The echoed value is lowercased (as metadata keys are).
+    pub echo_lowercased: bool,
     /// A binary echo stops at its first 0x00 byte (a C-string bug).
     pub truncate_bin_at_nul: bool,
     /// grpc-timeout is not read: no deadline is reported or enforced.
@@ -164,7 +166,11 @@ impl Reply {
             }
         };
         if !faults.no_echo {
-            both("x-stock-echo", get("x-stock-echo"), &mut r);
+            let echo = get("x-stock-echo").map(|v| match faults.echo_lowercased {
+                true => HeaderValue::from_bytes(&v.as_bytes().to_ascii_lowercase()).unwrap_or(v),
+                false => v,
+            });
+            both("x-stock-echo", echo, &mut r);
             let bin = get("x-stock-echo-bin").map(|v| {
                 if faults.truncate_bin_at_nul {
                     truncate_at_nul(&v)

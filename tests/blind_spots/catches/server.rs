@@ -87,6 +87,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 2 Inventory: trailer x-stock-watchers: expected \"0\", got \"1\"",
     ),
     (
+        "echo-lowercased",
+        "metadata",
+        "echo-unary",
+        "step 0 Inventory: header x-stock-echo: expected \"Unary-Echo 1\", got \"unary-echo 1\"",
+    ),
+    (
         "json-field-names",
         "errors",
         "details-bad-stream-request",
