@@ -57,6 +57,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Put: status: expected INVALID_ARGUMENT, got RESOURCE_EXHAUSTED",
     ),
     (
+        "receive-limit-counts-prefix",
+        "large",
+        "gzip-request-at-4mib",
+        "step 0 Put: status: expected INVALID_ARGUMENT, got RESOURCE_EXHAUSTED",
+    ),
+    (
         "batch-no-value-limit",
         "client-stream",
         "batch-value-over-limit",
