@@ -68,6 +68,9 @@ pub enum Misbehaviour {
     /// FAILED_PRECONDITION; a lock-step client never sees it, one that
     /// sends every order before it reads always does.
     StrictLockStep,
+    /// Not wrong but lenient: takes a request of any size (as a server set
+    /// up for large messages does), and otherwise behaves.
+    TakesLargeRequests,
 }
 
 /// The status message of `broken-percent-message`, as it travels.

@@ -205,12 +205,19 @@ pub enum ClientFault {
     PercentEncodedMessage,
     /// Accepts responses up to 64 MiB instead of the usual 4 MiB.
     NoReceiveLimit,
+    /// Caps what it sends at 4 MiB (a send limit set to match the receive
+    /// one): a server that takes larger requests never gets them.
+    #[value(name = "send-limit-4mib")]
+    SendLimit4Mib,
     /// Never prints rich error details.
     NoDetails,
     /// Compresses every request, whatever `compression` says.
     CompressAlways,
     /// Gives every call without a deadline one of 60 s.
     DefaultDeadline,
+    /// Converts a step's timeout_ms to whole seconds (an integer division):
+    /// a 300 ms deadline becomes one already past, 1500 ms becomes 1 s.
+    DeadlineInWholeSeconds,
     /// Checks a unary call's deadline only once its answer came (no
     /// grpc-timeout, no timer): DEADLINE_EXCEEDED, but as late as the server.
     DeadlineAfterTheFact,

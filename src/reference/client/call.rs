@@ -106,6 +106,12 @@ impl Runner {
                     .faults
                     .contains(&ClientFault::DefaultDeadline)
                     .then_some(60_000))
+                .map(
+                    |ms| match self.args.faults.contains(&ClientFault::DeadlineInWholeSeconds) {
+                        true => ms / 1000 * 1000,
+                        false => ms,
+                    },
+                )
                 .map(Duration::from_millis);
             let after_the_fact =
                 self.args.faults.contains(&ClientFault::DeadlineAfterTheFact) && info.kind == Kind::Unary;
@@ -261,7 +267,10 @@ impl Runner {
             } else {
                 4 << 20
             })
-            .max_encoding_message_size(usize::MAX);
+            .max_encoding_message_size(match self.args.faults.contains(&ClientFault::SendLimit4Mib) {
+                true => 4 << 20,
+                false => usize::MAX,
+            });
         let compress =
             step.compression.as_deref() == Some("gzip") || self.args.faults.contains(&ClientFault::CompressAlways);
         if compress && !self.args.faults.contains(&ClientFault::NoCompress) {

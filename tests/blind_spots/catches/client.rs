@@ -5,6 +5,12 @@ use super::Catch;
 /// show, with the faults-set catches of the same faults.
 pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
     (
+        "send-limit-4mib",
+        "h2-servers",
+        "request-over-4mib-sent-whole",
+        "step 0 Put: status: expected OK, got INTERNAL",
+    ),
+    (
         "reset-code-ignored",
         "h2-servers",
         "cancel-after-headers",
@@ -255,6 +261,18 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
 ];
 
 pub(crate) const CLIENT_FAULTS: &[Catch] = &[
+    (
+        "short-default-deadline",
+        "cancellation",
+        "cancelled-monitor-without-deadline-unregistered",
+        "step 1 Monitor: status: expected CANCELLED, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "deadline-in-whole-seconds",
+        "deadlines",
+        "delayed-unary",
+        "less than the 200 ms the step lasts at least",
+    ),
     (
         "read-pause-ignored",
         "flow-control",
