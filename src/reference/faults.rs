@@ -31,6 +31,9 @@ pub enum Fault {
     /// grpc-go and grpc-java servers do), not ended DEADLINE_EXCEEDED in
     /// trailers 50 ms before it.
     ResetAtDeadline,
+    /// x-stock-delay-ms is cut to whole seconds (an integer division): a
+    /// delay under 1 s is none.
+    DelayInWholeSeconds,
     /// Put and Batch finish their work after the call was cancelled or its
     /// deadline passed (detached work; a Batch takes a cancelled stream as a
     /// half-close).

@@ -118,6 +118,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             echo_lowercased: faults.contains(&Fault::EchoLowercased),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
+            delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
             no_error_details: faults.contains(&Fault::NoErrorDetails),
             compress_always: faults.contains(&Fault::CompressAlways),
             no_trailers_on_error: faults.contains(&Fault::NoTrailersOnError),

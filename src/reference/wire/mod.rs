@@ -40,6 +40,8 @@ pub struct WireFaults {
     pub lose_deadline: bool,
     /// A call still running at its deadline is reset (RST_STREAM CANCEL).
     pub reset_at_deadline: bool,
+    /// x-stock-delay-ms is cut to whole seconds (an integer division).
+    pub delay_in_whole_seconds: bool,
     /// Rich error details (grpc-status-details-bin) are never sent.
     pub no_error_details: bool,
     /// Responses are compressed for every client that accepts gzip.
@@ -292,6 +294,16 @@ where
         let reset_at_deadline = self.faults.reset_at_deadline;
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
+        }
+        if self.faults.delay_in_whole_seconds {
+            let ms = req
+                .headers()
+                .get("x-stock-delay-ms")
+                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+            if let Some(ms) = ms {
+                req.headers_mut()
+                    .insert("x-stock-delay-ms", HeaderValue::from(ms / 1000 * 1000));
+            }
         }
         // After Reply::read: the reported request encoding stays the one
         // sent. Stock's service takes gzip (health, for one, takes none).

@@ -87,6 +87,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 32 Monitor: expected 32 message(s), got",
     ),
     (
+        "delay-in-whole-seconds",
+        "deadlines",
+        "delay-within-deadline",
+        "less than the 290 ms the step lasts at least",
+    ),
+    (
         "unwatch-only-with-deadline",
         "cancellation",
         "cancelled-monitor-without-deadline-unregistered",
