@@ -147,7 +147,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "no-echo",
             "none",
             "metadata/case=echo-unary",
-            "header x-stock-echo: expected \"unary-echo-1\", got nothing",
+            "header x-stock-echo: expected \"Unary-Echo 1\", got nothing",
         ),
         (
             "no-echo",

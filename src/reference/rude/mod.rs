@@ -116,6 +116,48 @@ async fn exchange(send: &mut SendRequest<Bytes>, req: Request<()>, messages: &[V
 
 /// Sends one call of these message frames and reads it to its end.
 async fn exchange_frames(send: &mut SendRequest<Bytes>, req: Request<()>, frames: &[Bytes]) -> anyhow::Result<End> {
+    Ok(exchange_sizes(send, req, frames).await?.0)
+}
+
+/// Sizes of the messages of a response, read from their prefixes as its
+/// bytes come, however they are split (pure).
+#[derive(Default)]
+struct MessageSizes {
+    sizes: Vec<u64>,
+    /// Bytes still owed to the message being read.
+    owed: u64,
+    /// The prefix being read.
+    prefix: Vec<u8>,
+}
+
+impl MessageSizes {
+    fn feed(&mut self, mut d: &[u8]) {
+        while !d.is_empty() {
+            if self.owed > 0 {
+                let n = self.owed.min(d.len() as u64);
+                self.owed -= n;
+                d = &d[n as usize..];
+                continue;
+            }
+            let n = (5 - self.prefix.len()).min(d.len());
+            self.prefix.extend_from_slice(&d[..n]);
+            d = &d[n..];
+            if let [_, a, b, c, e] = self.prefix[..] {
+                self.owed = u32::from_be_bytes([a, b, c, e]).into();
+                self.sizes.push(self.owed);
+                self.prefix.clear();
+            }
+        }
+    }
+}
+
+/// Sends one call of these message frames and reads it to its end: its
+/// end and the size of each response message (no limit on them).
+async fn exchange_sizes(
+    send: &mut SendRequest<Bytes>,
+    req: Request<()>,
+    frames: &[Bytes],
+) -> anyhow::Result<(End, Vec<u64>)> {
     let mut send = send.clone().ready().await?;
     let (response, mut body) = send.send_request(req, frames.is_empty())?;
     for (i, f) in frames.iter().enumerate() {
@@ -129,55 +171,14 @@ async fn exchange_frames(send: &mut SendRequest<Bytes>, req: Request<()>, frames
     let http = response.status().as_u16();
     let headers = response.headers().clone();
     let mut rb: RecvStream = response.into_body();
+    let mut sizes = MessageSizes::default();
     while let Some(d) = rb.data().await {
         let d = d?;
         let _ = rb.flow_control().release_capacity(d.len());
+        sizes.feed(&d);
     }
     let trailers = rb.trailers().await?;
-    Ok(status_of(http, &headers, trailers.as_ref()))
-}
-
-/// Sends one call and reads it to its end, however large its messages:
-/// its end and the size of each response message, from their prefixes.
-async fn exchange_sizes(
-    send: &mut SendRequest<Bytes>,
-    req: Request<()>,
-    messages: &[Vec<u8>],
-) -> anyhow::Result<(End, Vec<u64>)> {
-    let mut send = send.clone().ready().await?;
-    let (response, mut body) = send.send_request(req, messages.is_empty())?;
-    for (i, m) in messages.iter().enumerate() {
-        body.send_data(frame(m), i + 1 == messages.len())?;
-    }
-    let response = response.await?;
-    let http = response.status().as_u16();
-    let headers = response.headers().clone();
-    let mut rb: RecvStream = response.into_body();
-    let mut sizes = Vec::new();
-    // Bytes still owed to the message being read, and a prefix being read.
-    let (mut owed, mut prefix) = (0u64, Vec::with_capacity(5));
-    while let Some(d) = rb.data().await {
-        let d = d?;
-        let _ = rb.flow_control().release_capacity(d.len());
-        let mut at = 0;
-        while at < d.len() {
-            if owed > 0 {
-                let n = owed.min((d.len() - at) as u64);
-                (owed, at) = (owed - n, at + n as usize);
-                continue;
-            }
-            let n = (5 - prefix.len()).min(d.len() - at);
-            prefix.extend_from_slice(&d[at..at + n]);
-            at += n;
-            if prefix.len() == 5 {
-                owed = u32::from_be_bytes([prefix[1], prefix[2], prefix[3], prefix[4]]).into();
-                sizes.push(owed);
-                prefix.clear();
-            }
-        }
-    }
-    let trailers = rb.trailers().await?;
-    Ok((status_of(http, &headers, trailers.as_ref()), sizes))
+    Ok((status_of(http, &headers, trailers.as_ref()), sizes.sizes))
 }
 
 /// What `no-receive-limit` got: `2 message(s): 10, 5242887 bytes`.
@@ -363,7 +364,8 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             exchange_frames(&mut open(conn).await?.0, req, &frames).await
         }
         Rude::NoReceiveLimit => {
-            let (status, sizes) = exchange_sizes(&mut open(conn).await?.0, to.request(grpc), messages).await?;
+            let frames: Vec<Bytes> = messages.iter().map(|m| frame(m)).collect();
+            let (status, sizes) = exchange_sizes(&mut open(conn).await?.0, to.request(grpc), &frames).await?;
             Ok(match status.0.as_str() {
                 "OK" => (status.0, received(&sizes)),
                 _ => status,
@@ -387,6 +389,16 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn message_sizes_are_read_from_prefixes_split_anywhere() {
+        let bytes: Vec<u8> = [frame(&[7; 3]), frame(&[]), frame(&[1; 300])].concat();
+        for cut in [1, 2, 4, 5, 6, 9, 64] {
+            let mut sizes = MessageSizes::default();
+            bytes.chunks(cut).for_each(|c| sizes.feed(c));
+            assert_eq!(sizes.sizes, [3, 0, 300], "chunks of {cut}");
+        }
+    }
 
     #[test]
     fn no_receive_limit_reports_each_message_size() {
