@@ -206,9 +206,8 @@ async fn timed(to: &Target<'_>, messages: &[Vec<u8>], grpc_timeout: Option<&str>
 /// The status a reset from the server maps to (PROTOCOL-HTTP2.md, "Errors"),
 /// else the broken connection.
 fn reset_or_broke(e: anyhow::Error) -> End {
-    let Some(reason) = e
-        .downcast_ref::<h2::Error>()
-        .filter(|h| h.is_remote())
+    let Some(reason) = crate::reference::cause::find_from::<h2::Error>(Some(e.as_ref()))
+        .filter(|h| h.is_reset() && h.is_remote())
         .and_then(h2::Error::reason)
     else {
         return broke(format!("{e:#}"));
