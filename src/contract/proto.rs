@@ -165,13 +165,21 @@ pub fn to_canonical(msg: &DynamicMessage) -> Result<serde_json::Value, String> {
 }
 
 /// The details of a `google.rpc.Status` (the bytes of
-/// `grpc-status-details-bin`), each in proto3 JSON with `@type`.
-pub fn status_details(bytes: &[u8]) -> Result<Vec<serde_json::Value>, String> {
+/// `grpc-status-details-bin`), each in proto3 JSON with `@type`; an error
+/// when its code is not the call's `code` (grpc-status).
+pub fn status_details(bytes: &[u8], code: i32) -> Result<Vec<serde_json::Value>, String> {
     let desc = pool()
         .get_message_by_name("google.rpc.Status")
         .expect("google.rpc.Status is in the pool");
     let status = DynamicMessage::decode(desc, bytes)
         .map_err(|e| format!("grpc-status-details-bin is not a google.rpc.Status: {e}"))?;
+    let inner = status.get_field_by_name("code").and_then(|v| v.as_i32()).unwrap_or(0);
+    if inner != code {
+        return Err(format!(
+            "grpc-status-details-bin holds a google.rpc.Status of code {inner} under grpc-status {code}: \
+             its details are refused, as grpc-java's StatusProto refuses them"
+        ));
+    }
     let json = status
         .serialize(serde_json::value::Serializer)
         .map_err(|e| format!("a detail of an unknown type: {e}"))?;
@@ -316,7 +324,9 @@ mod tests {
             "bad",
             tonic_types::ErrorDetails::with_bad_request_violation("key", "empty"),
         );
-        let d = status_details(s.details()).unwrap();
+        let d = status_details(s.details(), 3).unwrap();
+        let refused = status_details(s.details(), 5).unwrap_err();
+        assert!(refused.contains("code 3 under grpc-status 5"), "{refused}");
         assert_eq!(
             d,
             vec![

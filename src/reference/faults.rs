@@ -44,6 +44,9 @@ pub enum Fault {
     NoSizeLimit,
     /// Batch does not check the value size (Put does).
     BatchNoValueLimit,
+    /// Batch skips an item whose value is empty (`if item.value:` in
+    /// Python, a falsy empty buffer in JavaScript): not counted, not applied.
+    BatchSkipsEmptyItems,
     /// An overwrite adds the new value's length to Inventory's total bytes
     /// without taking off the old one.
     InventoryMiscount,
@@ -68,6 +71,9 @@ pub enum Fault {
     DropWhenSlow,
     /// Errors carry no rich details (no grpc-status-details-bin).
     NoErrorDetails,
+    /// The google.rpc.Status in grpc-status-details-bin carries code 0 (OK)
+    /// whatever grpc-status says (a Status proto built without its code).
+    DetailsCodeOk,
     /// Responses are compressed whenever the client accepts gzip, asked or not.
     CompressAlways,
     /// A Monitor that ends by max_events stays registered (a leaked watch).
@@ -187,6 +193,11 @@ pub enum Fault {
     /// Reflection hands out an older stock.proto, whose Stock has no
     /// Inventory (a descriptor set built once, not with the served code).
     ReflectionStaleDescriptor,
+    /// Reflection's symbol index holds messages, enums and services but not
+    /// methods (an index made by hand): FileContainingSymbol of
+    /// `stock.v1.Stock.Get`, what `grpcurl describe` of a method sends, is
+    /// NOT_FOUND.
+    ReflectionNoMethodSymbols,
 }
 
 /// A deliberate bug the reference client can be started with.
@@ -214,6 +225,9 @@ pub enum ClientFault {
     SendLimit4Mib,
     /// Never prints rich error details.
     NoDetails,
+    /// A Batch step leaves out the items whose value is empty (a proto3 JSON
+    /// item without `value` read as no item).
+    BatchSkipsEmptyItems,
     /// Compresses every request, whatever `compression` says.
     CompressAlways,
     /// Gives every call without a deadline one of 60 s.

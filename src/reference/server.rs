@@ -5,7 +5,7 @@ use super::faults::Fault;
 use super::kv::KvService;
 use super::service::StockService;
 use super::store::Store;
-use super::wire::{WireFaults, WireLayer, HEADER_LIST_LIMIT};
+use super::wire::{Details, WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use crate::contract::proto::kv::kv_server::KvServer;
 use crate::contract::proto::stock::stock_server::StockServer;
 use crate::model::tls::TlsMode;
@@ -119,7 +119,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
             delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
-            no_error_details: faults.contains(&Fault::NoErrorDetails),
+            details: if faults.contains(&Fault::NoErrorDetails) {
+                Details::Dropped
+            } else if faults.contains(&Fault::DetailsCodeOk) {
+                Details::CodeOk
+            } else {
+                Details::Sent
+            },
             compress_always: faults.contains(&Fault::CompressAlways),
             no_trailers_on_error: faults.contains(&Fault::NoTrailersOnError),
             close_on_big_headers: faults.contains(&Fault::CloseOnBigHeaders),
@@ -184,7 +190,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .max_concurrent_streams(Some(100))
         .layer(wire)
         .add_service(health_service)
-        .add_service(reflection)
+        .add_optional_service(reflection.tonic)
+        .add_optional_service(reflection.hand_made)
         .add_service(stock)
         .add_service(kv);
     let shutdown = async {

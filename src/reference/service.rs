@@ -207,6 +207,7 @@ impl Stock for StockService {
             values: !self.faults.contains(&Fault::BatchNoValueLimit),
             off_by_one: self.faults.contains(&Fault::BatchLimitOffByOne),
             unwatched: self.faults.contains(&Fault::BatchUnwatched),
+            skip_empty: self.faults.contains(&Fault::BatchSkipsEmptyItems),
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);

@@ -125,6 +125,9 @@ pub struct BatchChecks {
     /// The `batch-unwatched` fault: the items are written without a word
     /// to the watchers.
     pub unwatched: bool,
+    /// The `batch-skips-empty-items` fault: an item with an empty value is
+    /// neither counted nor applied.
+    pub skip_empty: bool,
 }
 
 impl Default for BatchChecks {
@@ -134,6 +137,7 @@ impl Default for BatchChecks {
             values: true,
             off_by_one: false,
             unwatched: false,
+            skip_empty: false,
         }
     }
 }
@@ -228,6 +232,9 @@ impl Store {
         let watchers = checks.unwatched.then(|| std::mem::take(&mut inner.watchers));
         let mut summary = BatchSummary::default();
         for item in items {
+            if checks.skip_empty && item.value.is_empty() {
+                continue;
+            }
             summary.items += 1;
             summary.value_bytes += item.value.len() as i64;
             if inner.put(&item.key, item.value) {

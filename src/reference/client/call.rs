@@ -64,7 +64,13 @@ impl Runner {
     /// One call of a step, its lines under `id`.
     pub(super) fn run_call<'a>(&'a self, step: &'a Step, id: String) -> BoxFuture<'a, Result<(), UsageError>> {
         Box::pin(async move {
-            let (info, requests) = Self::prepare(step)?;
+            let (info, mut requests) = Self::prepare(step)?;
+            if step.method == "Batch" && self.args.faults.contains(&ClientFault::BatchSkipsEmptyItems) {
+                requests.retain(|m| {
+                    m.get_field_by_name("value")
+                        .is_some_and(|v| v.as_bytes().is_some_and(|b| !b.is_empty()))
+                });
+            }
             if step.method == "Trade" && self.args.faults.contains(&ClientFault::ExitOnTrade) {
                 std::process::exit(3);
             }
@@ -196,7 +202,7 @@ impl Runner {
             }
             let details = match &result {
                 Err(s) if !s.details().is_empty() && !self.args.faults.contains(&ClientFault::NoDetails) => {
-                    proto::status_details(s.details()).unwrap_or_else(|e| {
+                    proto::status_details(s.details(), s.code() as i32).unwrap_or_else(|e| {
                         note!("step {id:?}: {e}");
                         Vec::new()
                     })

@@ -138,7 +138,7 @@ pub(super) struct WireBody {
     pub(super) reply: Reply,
     pub(super) deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     pub(super) ended: bool,
-    pub(super) no_details: bool,
+    pub(super) details: super::Details,
     pub(super) no_trailers_on_error: bool,
     /// At the deadline, reset the stream (RST_STREAM CANCEL) instead.
     pub(super) reset_at_deadline: bool,
@@ -157,13 +157,11 @@ impl Body for WireBody {
             return Poll::Ready(None);
         }
         let extra = self.reply.trailers();
-        let no_details = self.no_details;
+        let details = self.details;
         let no_trailers_on_error = self.no_trailers_on_error;
         let with_reply = move |mut trailers: http::HeaderMap| {
             size_limit_is_resource_exhausted(&mut trailers);
-            if no_details {
-                trailers.remove("grpc-status-details-bin");
-            }
+            details.apply(&mut trailers);
             let extra = if no_trailers_on_error && failed(&trailers) {
                 Vec::new()
             } else {

@@ -17,9 +17,11 @@ use std::time::Duration;
 use tower::{Layer, Service};
 
 mod body;
+mod details;
 
 pub use body::ClientReset;
 use body::{Watched, WireBody};
+pub use details::Details;
 
 /// Answers 50 ms ahead of the deadline (CONTRACT.md, "Cancellation and deadlines at the
 /// server"), so tonic's own timeout layer, which fires at the deadline, never does.
@@ -42,8 +44,8 @@ pub struct WireFaults {
     pub reset_at_deadline: bool,
     /// x-stock-delay-ms is cut to whole seconds (an integer division).
     pub delay_in_whole_seconds: bool,
-    /// Rich error details (grpc-status-details-bin) are never sent.
-    pub no_error_details: bool,
+    /// What happens to the rich error details (grpc-status-details-bin).
+    pub details: Details,
     /// Responses are compressed for every client that accepts gzip.
     pub compress_always: bool,
     /// The echo and report trailers are left out when the call fails.
@@ -242,15 +244,13 @@ fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
 
 /// The `truncate-bin-at-nul` fault: the bytes of a `-bin` value up to its first 0x00.
 fn truncate_at_nul(v: &HeaderValue) -> HeaderValue {
-    use base64::Engine as _;
-    let text = String::from_utf8_lossy(v.as_bytes()).trim_end_matches('=').to_string();
-    let Ok(mut bytes) = base64::engine::general_purpose::STANDARD_NO_PAD.decode(text) else {
+    let Some(mut bytes) = details::bin_bytes(v) else {
         return v.clone();
     };
     if let Some(i) = bytes.iter().position(|b| *b == 0) {
         bytes.truncate(i);
     }
-    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(bytes)).expect("base64 is a header value")
+    details::bin_value(&bytes)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -337,7 +337,7 @@ where
         let one = (!self.faults.cardinality_unchecked && one_request(req.uri().path())).then(Default::default);
         let req = req.map(|inner| tonic::body::Body::new(Watched { inner, reset, one }));
         let fut = self.inner.call(req);
-        let no_details = self.faults.no_error_details;
+        let details = self.faults.details;
         let no_trailers_on_error = self.faults.no_trailers_on_error;
         let serial = self.faults.serial_calls;
         Box::pin(async move {
@@ -360,9 +360,7 @@ where
             // In a trailers-only response these headers are the trailers.
             let trailers_only = parts.headers.contains_key("grpc-status");
             size_limit_is_resource_exhausted(&mut parts.headers);
-            if no_details {
-                parts.headers.remove("grpc-status-details-bin");
-            }
+            details.apply(&mut parts.headers);
             let entries = match trailers_only {
                 true if no_trailers_on_error && failed(&parts.headers) => Vec::new(),
                 true => reply.trailers(),
@@ -379,7 +377,7 @@ where
                     reply,
                     deadline: sleep,
                     ended: false,
-                    no_details,
+                    details,
                     no_trailers_on_error,
                     reset_at_deadline,
                     _held: held,

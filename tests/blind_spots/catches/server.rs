@@ -63,6 +63,18 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Put: status: expected INVALID_ARGUMENT, got RESOURCE_EXHAUSTED",
     ),
     (
+        "batch-skips-empty-items",
+        "client-stream",
+        "batch-empty-values",
+        "step 0 Batch: message 0: field items: expected 3, got 1",
+    ),
+    (
+        "details-code-ok",
+        "errors",
+        "details-bad-key",
+        "step 0 Put: error details: expected 1 [\"google.rpc.BadRequest\"], got 0 []",
+    ),
+    (
         "batch-no-value-limit",
         "client-stream",
         "batch-value-over-limit",
