@@ -103,6 +103,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "reflection-stale-descriptor",
         "reflection-no-method-symbols",
         "prefix-anywhere",
+        "star-needs-a-byte",
+        "unwatch-by-pattern",
         "int64-through-double",
         "blank-pattern-refused",
     ];
@@ -229,6 +231,18 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 2 Monitor: message 1: field key: expected",
         ),
         (
+            "star-needs-a-byte",
+            "none",
+            "server-stream/case=prefix-matches-the-prefix-itself",
+            "step 1 Monitor: expected 2 message(s), got 0",
+        ),
+        (
+            "unwatch-by-pattern",
+            "none",
+            "server-stream/case=two-monitors-one-pattern",
+            "step 1 Monitor: expected 2 message(s), got 1",
+        ),
+        (
             "int64-through-double",
             "none",
             "bidi/case=int64-beyond-double",
@@ -288,6 +302,9 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("lone-star-matches-nothing", "server-stream/case=existing-in-key-order"),
         ("prefix-anywhere", "server-stream/case=existing-in-key-order"),
         ("prefix-anywhere", "server-stream/case=exact-pattern"),
+        ("star-needs-a-byte", "server-stream/case=prefix-not-substring"),
+        ("star-needs-a-byte", "server-stream/case=existing-in-key-order"),
+        ("unwatch-by-pattern", "server-stream/case=existing-then-live"),
         ("int64-through-double", "bidi/case=lock-step"),
         ("int64-through-double", "bidi/case=unspecified-side-sells"),
         ("blank-pattern-refused", "server-stream/case=invalid-watch"),

@@ -1,4 +1,4 @@
-//! The matchers a case file may use in place of a value (`$any`, `$delta`,
+//! The matchers a case file may use in place of a value (`$any`, `$delta`, `$delta_at_least`,
 //! `$absent`, `$range`, …): their syntax, checked when cases load (pure).
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -17,14 +17,12 @@ pub fn check_matcher_syntax(m: &Value, names: &[String]) -> Result<(), String> {
         }
         return Ok(());
     }
-    match (
-        o.get("$delta").and_then(Value::as_i64),
-        o.get("$from").and_then(Value::as_str),
-    ) {
+    let delta = o.get("$delta").or_else(|| o.get("$delta_at_least"));
+    match (delta.and_then(Value::as_i64), o.get("$from").and_then(Value::as_str)) {
         (Some(_), Some(from)) if names.iter().any(|n| n == from) => Ok(()),
         (Some(_), Some(from)) => Err(format!("$from names no earlier step: `{from}`")),
         _ => Err(format!(
-            "unknown matcher {m} (known: {{\"$any\"=true}}, {{\"$nonempty\"=true}}, {{\"$delta\"=N, \"$from\"=STEP}}, {{\"$includes\"=V}}, {{\"$excludes\"=V}})"
+            "unknown matcher {m} (known: {{\"$any\"=true}}, {{\"$nonempty\"=true}}, {{\"$delta\"=N, \"$from\"=STEP}}, {{\"$delta_at_least\"=N, \"$from\"=STEP}}, {{\"$includes\"=V}}, {{\"$excludes\"=V}})"
         )),
     }
 }

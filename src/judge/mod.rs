@@ -274,7 +274,11 @@ impl Judge<'_> {
             }
             return Ok(());
         }
-        let delta = m.get("$delta").and_then(Value::as_i64).unwrap_or(0);
+        // `$delta`: exactly base + delta; `$delta_at_least`: that or more.
+        let (delta, at_least) = match m.get("$delta_at_least").and_then(Value::as_i64) {
+            Some(d) => (d, true),
+            None => (m.get("$delta").and_then(Value::as_i64).unwrap_or(0), false),
+        };
         let from = m.get("$from").and_then(Value::as_str).unwrap_or_default();
         let base = self
             .named
@@ -283,9 +287,10 @@ impl Judge<'_> {
             .and_then(as_i64)
             .ok_or_else(|| format!("step `{from}` has no value to compare with"))?;
         match as_i64(got) {
-            Some(g) if g == base + delta => Ok(()),
+            Some(g) if g == base + delta || (at_least && g > base + delta) => Ok(()),
             _ => Err(format!(
-                "expected {} ({base} from step `{from}` {delta:+}), got {}",
+                "expected {}{} ({base} from step `{from}` {delta:+}), got {}",
+                if at_least { "at least " } else { "" },
                 base + delta,
                 short(got)
             )),

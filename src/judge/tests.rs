@@ -155,6 +155,34 @@ expect = { messages = [{ keyCount = { "$delta" = 1, "$from" = "before" }, totalV
 }
 
 #[test]
+fn delta_at_least_takes_the_delta_or_more() {
+    let c = case(
+        r#"
+[[case]]
+name = "inv"
+[[case.step]]
+name = "before"
+method = "Inventory"
+expect = { messages = [{ keyCount = { "$any" = true }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
+[[case.step]]
+method = "Inventory"
+expect = { messages = [{ keyCount = { "$delta_at_least" = 1, "$from" = "before" }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
+"#,
+    );
+    let inv = |id: &str, n: &str| line(json!({"id": id, "message": {"keyCount": n}}));
+    for after in ["4", "9"] {
+        let grown = group([inv("p#0", "3"), ok("p#0"), inv("p#1", after), ok("p#1")]);
+        assert!(judge(&c, "p", "", &grown).is_empty(), "{after}");
+    }
+    let same = group([inv("p#0", "3"), ok("p#0"), inv("p#1", "3"), ok("p#1")]);
+    let r = judge(&c, "p", "", &same);
+    assert!(
+        r[0].contains("field keyCount: expected at least 4 (3 from step `before` +1), got \"3\""),
+        "{r:?}"
+    );
+}
+
+#[test]
 fn nested_after_first_steps_are_judged() {
     let c = case(
         r#"

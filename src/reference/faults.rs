@@ -93,6 +93,30 @@ pub enum Fault {
     NoDetailsOnStreams,
     /// Batch does not check the key length (Put does).
     BatchNoKeyLimit,
+    /// A Batch item's bad key is refused with a field violation named
+    /// `value` (a copy-paste slip).
+    BatchKeyNamedValue,
+    /// A Put that x-stock-fail fails is applied first (the hook's status
+    /// returned after the work, as an interceptor on the way out does).
+    ForcedPutApplied,
+    /// Put validates its request before the hooks: an invalid Put beats
+    /// x-stock-fail (INVALID_ARGUMENT where the contract says the forced code).
+    ValidateBeforeHooks,
+    /// proto.KV's refusals carry no rich details (a status built by hand).
+    KvNoDetails,
+    /// proto.KV.Get of a refused key (over 256 bytes) ends NOT_FOUND: every
+    /// lookup error read as a missing key.
+    KvBadKeyNotFound,
+    /// Trade's forced failure carries no ErrorInfo (a status built by hand
+    /// in the bidi handler).
+    TradeForcedWithoutDetails,
+    /// Trade checks x-stock-fail after reading the next order: fail-after 0
+    /// waits for an order, and a stream half-closed before one ends OK.
+    TradeFailAfterReading,
+    /// A Monitor that ends by max_events lets go of every watch of its
+    /// pattern (a registry keyed by pattern): the other Monitors of that
+    /// pattern stay open and never see another put.
+    UnwatchByPattern,
     /// proto.KV.Put does not check the key length (Stock.Put does).
     KvNoKeyLimit,
     /// Trade keeps its sequence and positions in the service, shared by the
@@ -112,6 +136,9 @@ pub enum Fault {
     StallOnBigHeaders,
     /// Inventory ignores x-stock-count-prefix and counts every key.
     InventoryIgnoresPrefix,
+    /// Inventory counts only under x-stock-count-prefix: without the test
+    /// hook it answers 0 keys and 0 bytes (the real path left untried).
+    InventoryOnlyWithPrefix,
     /// The process exits (status 3) when Audit is called: a crash, for the
     /// runner's handling of a shared server that dies.
     ExitOnAudit,
@@ -162,6 +189,9 @@ pub enum Fault {
     /// (a substring test, or an unanchored regular expression), not only at
     /// its start.
     PrefixAnywhere,
+    /// Monitor's prefix pattern needs a byte after the prefix (`.+` for the
+    /// star): `user/*` misses the key `user/` itself.
+    StarNeedsAByte,
     /// Trade reads quantities and prices as doubles (a JSON number, a
     /// JavaScript `Number`): past 2^53 they are rounded, and the fill and the
     /// position are off by one.

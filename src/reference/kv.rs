@@ -19,16 +19,29 @@ pub struct KvService {
     pub faults: Vec<Fault>,
 }
 
+impl KvService {
+    /// A refusal as sent: with its details, or without them (`kv-no-details`).
+    fn refused(&self, status: Status) -> Status {
+        match self.faults.contains(&Fault::KvNoDetails) {
+            true => Status::new(status.code(), status.message()),
+            false => status,
+        }
+    }
+}
+
 #[tonic::async_trait]
 impl Kv for KvService {
     async fn get(&self, req: Request<GetRequest>) -> Result<Response<GetResponse>, Status> {
         enter(&req, true).await?;
         let key = req.into_inner().key;
-        validate_key(&key)?;
         let missing = || match self.faults.contains(&Fault::KvMissingUnknown) {
             true => Status::unknown(format!("open kv_{key}: no such file or directory")),
             false => Status::not_found(format!("key {key:?} not found")),
         };
+        validate_key(&key).map_err(|s| match self.faults.contains(&Fault::KvBadKeyNotFound) {
+            true => missing(),
+            false => self.refused(s),
+        })?;
         let (value, _version) = self.store.get(&key).ok_or_else(missing)?;
         Ok(Response::new(GetResponse { value }))
     }
@@ -37,10 +50,10 @@ impl Kv for KvService {
         enter(&req, true).await?;
         let PutRequest { key, value } = req.into_inner();
         if self.check_keys {
-            validate_key(&key)?;
+            validate_key(&key).map_err(|s| self.refused(s))?;
         }
         if self.check_values {
-            validate_value(&value)?;
+            validate_value(&value).map_err(|s| self.refused(s))?;
         }
         let value = match () {
             _ if self.faults.contains(&Fault::KvValueSuffix) => [value, b"\n\nwritten by a plugin".to_vec()].concat(),

@@ -4,7 +4,7 @@ use super::connection::Conn;
 use super::faults::Fault;
 use super::kv::KvService;
 use super::service::StockService;
-use super::store::Store;
+use super::store::{Prefix, Store};
 use super::wire::{Details, WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use crate::contract::proto::kv::kv_server::KvServer;
 use crate::contract::proto::stock::stock_server::StockServer;
@@ -86,7 +86,12 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         faults.push(Fault::WrongStatus);
     }
     let store = Store::new(faults.contains(&Fault::InventoryMiscount));
-    let store = Arc::new(store.prefix_anywhere(faults.contains(&Fault::PrefixAnywhere)));
+    let prefix = match () {
+        _ if faults.contains(&Fault::PrefixAnywhere) => Prefix::Anywhere,
+        _ if faults.contains(&Fault::StarNeedsAByte) => Prefix::NeedsAByte,
+        _ => Prefix::AtStart,
+    };
+    let store = Arc::new(store.prefix_matching(prefix));
     let kv_store = if faults.contains(&Fault::KvOwnStore) {
         Arc::default()
     } else {

@@ -94,11 +94,16 @@ impl Stock for StockService {
     async fn put(&self, req: Request<PutRequest>) -> Result<Response<Empty>, Status> {
         let store = self.store.clone();
         let racy = self.faults.contains(&Fault::RacyPut);
+        let forced_applied = self.faults.contains(&Fault::ForcedPutApplied);
+        let validate_first = self.faults.contains(&Fault::ValidateBeforeHooks);
         // A call that is over (cancelled, deadline) is dropped by tonic with
         // its future, so nothing after the delay runs: the contract's "not
         // applied". The fault detaches the work so that it finishes anyway.
         let work = async move {
-            enter(&req, true).await?;
+            if validate_first {
+                validate_key(&req.get_ref().key)?;
+            }
+            let hooks = enter(&req, !forced_applied).await?;
             let PutRequest { key, value } = req.into_inner();
             validate_key(&key)?;
             validate_value(&value)?;
@@ -108,6 +113,10 @@ impl Stock for StockService {
                 store.put_as_version(&key, value, version + 1);
             } else {
                 store.put(&key, value);
+            }
+            // Left for after the work by the forced-put-applied fault only.
+            if let Some(status) = hooks.fail {
+                return Err(status);
             }
             Ok(Response::new(Empty {}))
         };
@@ -152,6 +161,10 @@ impl Stock for StockService {
         let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
         let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
         let keep_failed = self.faults.contains(&Fault::KeepFailedMonitors);
+        let mute = self
+            .faults
+            .contains(&Fault::UnwatchByPattern)
+            .then(|| (self.store.clone(), pattern.to_string()));
         tokio::spawn(async move {
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
@@ -166,6 +179,9 @@ impl Stock for StockService {
                     return;
                 }
                 if limit == Some(sent) {
+                    if let Some((store, pattern)) = &mute {
+                        store.mute_pattern(pattern);
+                    }
                     if keep_finished {
                         // Ends the stream but never lets go of the watch.
                         drop(tx);
@@ -208,6 +224,7 @@ impl Stock for StockService {
             off_by_one: self.faults.contains(&Fault::BatchLimitOffByOne),
             unwatched: self.faults.contains(&Fault::BatchUnwatched),
             skip_empty: self.faults.contains(&Fault::BatchSkipsEmptyItems),
+            key_named_value: self.faults.contains(&Fault::BatchKeyNamedValue),
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);
@@ -247,7 +264,11 @@ impl Stock for StockService {
     type TradeStream = EventStream<TradeFill>;
 
     async fn trade(&self, req: Request<Streaming<TradeOrder>>) -> Result<Response<Self::TradeStream>, Status> {
-        let hooks = enter(&req, false).await?;
+        let mut hooks = enter(&req, false).await?;
+        if self.faults.contains(&Fault::TradeForcedWithoutDetails) {
+            hooks.fail = hooks.fail.map(|s| Status::new(s.code(), s.message()));
+        }
+        let fail_after_reading = self.faults.contains(&Fault::TradeFailAfterReading);
         let mut orders = req.into_inner();
         let (tx, rx) = mpsc::channel(16);
         let hold = self.faults.contains(&Fault::HoldFills);
@@ -263,11 +284,21 @@ impl Stock for StockService {
             let mut book = Book::default();
             let mut fills = 0u64;
             loop {
+                let read_first = match fail_after_reading {
+                    true => Some(orders.message().await),
+                    false => None,
+                };
                 if let Some(status) = hooks.fail.as_ref().filter(|_| fills == hooks.fail_after) {
-                    let _ = tx.send(Err(status.clone())).await;
+                    if !(fail_after_reading && matches!(read_first, Some(Ok(None)))) {
+                        let _ = tx.send(Err(status.clone())).await;
+                    }
                     return;
                 }
-                let order = match orders.message().await {
+                let read = match read_first {
+                    Some(read) => read,
+                    None => orders.message().await,
+                };
+                let order = match read {
                     Ok(Some(o)) => o,
                     Ok(None) => {
                         for fill in held {
@@ -327,7 +358,10 @@ impl Stock for StockService {
         enter(&req, true).await?;
         let prefix = req.metadata().get("x-stock-count-prefix").and_then(|v| v.to_str().ok());
         let prefix = prefix.filter(|_| !self.faults.contains(&Fault::InventoryIgnoresPrefix));
-        let (key_count, total_value_bytes) = self.store.totals(prefix.unwrap_or_default());
+        let (key_count, total_value_bytes) = match prefix {
+            None if self.faults.contains(&Fault::InventoryOnlyWithPrefix) => (0, 0),
+            _ => self.store.totals(prefix.unwrap_or_default()),
+        };
         let stack = format!("tonic {}", env!("STOCK_TONIC_VERSION"));
         Ok(Response::new(InventoryStatus {
             key_count,

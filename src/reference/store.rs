@@ -22,11 +22,27 @@ pub struct Store {
 struct Inner {
     map: BTreeMap<String, Entry>,
     watchers: Vec<Watcher>,
+    /// Watches let go of by the `unwatch-by-pattern` fault, kept open but
+    /// told nothing more.
+    muted: Vec<Watcher>,
     /// The `inventory-miscount` fault: an overwrite adds its new length to
     /// the total without taking the old one off.
     miscount_overwrites: bool,
-    /// The `prefix-anywhere` fault: a prefix pattern matches anywhere in a key.
-    prefix_anywhere: bool,
+    /// How a prefix pattern matches (right, or as a `--break` fault has it).
+    prefix: Prefix,
+}
+
+/// How a prefix pattern (`prefix*`) matches a key.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Prefix {
+    /// At the key's start, the key that is the prefix itself included.
+    #[default]
+    AtStart,
+    /// Anywhere in the key (the `prefix-anywhere` fault).
+    Anywhere,
+    /// At the start, with at least one byte after it (the
+    /// `star-needs-a-byte` fault): `user/*` misses the key `user/`.
+    NeedsAByte,
 }
 
 struct Entry {
@@ -50,10 +66,11 @@ pub fn matches(pattern: &str, key: &str) -> bool {
     }
 }
 
-/// `matches`, or with the `prefix-anywhere` fault, a prefix found anywhere.
-fn matches_as(anywhere: bool, pattern: &str, key: &str) -> bool {
-    match pattern.strip_suffix('*') {
-        Some(prefix) if anywhere => key.contains(prefix),
+/// `matches`, or as a `--break` fault has a prefix match.
+fn matches_as(how: Prefix, pattern: &str, key: &str) -> bool {
+    match (pattern.strip_suffix('*'), how) {
+        (Some(prefix), Prefix::Anywhere) => key.contains(prefix),
+        (Some(prefix), Prefix::NeedsAByte) => key.len() > prefix.len() && key.starts_with(prefix),
         _ => matches(pattern, key),
     }
 }
@@ -109,7 +126,7 @@ impl Inner {
             if w.tx.is_closed() {
                 return false;
             }
-            !matches_as(self.prefix_anywhere, &w.pattern, key) || w.tx.send(event.clone()).is_ok()
+            !matches_as(self.prefix, &w.pattern, key) || w.tx.send(event.clone()).is_ok()
         });
         created
     }
@@ -128,6 +145,8 @@ pub struct BatchChecks {
     /// The `batch-skips-empty-items` fault: an item with an empty value is
     /// neither counted nor applied.
     pub skip_empty: bool,
+    /// The `batch-key-named-value` fault: a bad key's violation names `value`.
+    pub key_named_value: bool,
 }
 
 impl Default for BatchChecks {
@@ -138,6 +157,7 @@ impl Default for BatchChecks {
             off_by_one: false,
             unwatched: false,
             skip_empty: false,
+            key_named_value: false,
         }
     }
 }
@@ -152,10 +172,21 @@ impl Store {
         }
     }
 
-    /// The store with the `prefix-anywhere` fault when `anywhere`.
-    pub fn prefix_anywhere(mut self, anywhere: bool) -> Store {
-        self.inner.get_mut().unwrap().prefix_anywhere = anywhere;
+    /// The store whose prefix patterns match `how`.
+    pub fn prefix_matching(mut self, how: Prefix) -> Store {
+        self.inner.get_mut().unwrap().prefix = how;
         self
+    }
+
+    /// The `unwatch-by-pattern` fault: every watch of `pattern` stops
+    /// hearing of puts, its Monitor left open.
+    pub fn mute_pattern(&self, pattern: &str) {
+        let mut inner = self.inner.lock().unwrap();
+        let (muted, kept) = std::mem::take(&mut inner.watchers)
+            .into_iter()
+            .partition(|w| w.pattern == pattern);
+        inner.watchers = kept;
+        inner.muted.extend::<Vec<Watcher>>(muted);
     }
 
     /// Open watches (their Monitor has not ended) whose pattern starts with `prefix`.
@@ -195,7 +226,7 @@ impl Store {
             inner
                 .map
                 .iter()
-                .filter(|(k, _)| matches_as(inner.prefix_anywhere, pattern, k))
+                .filter(|(k, _)| matches_as(inner.prefix, pattern, k))
                 .map(|(k, e)| WatchEvent {
                     key: k.clone(),
                     value: e.value.clone(),
@@ -218,7 +249,8 @@ impl Store {
         for (i, item) in items.iter().enumerate() {
             let refused = |field: &str, s: Status| bad_field(field, format!("item {i}: {}", s.message()));
             if checks.keys {
-                validate_key(&item.key).map_err(|s| refused("key", s))?;
+                let field = if checks.key_named_value { "value" } else { "key" };
+                validate_key(&item.key).map_err(|s| refused(field, s))?;
             }
             if checks.values {
                 validate_value(&item.value).map_err(|s| refused("value", s))?;
@@ -271,9 +303,21 @@ mod tests {
         assert!(matches("a", "a"));
         assert!(!matches("a", "ab"));
         assert!(!matches("a/*", "b/a"));
-        assert!(!matches_as(false, "a/*", "b/a/c"));
-        assert!(matches_as(true, "a/*", "b/a/c"), "the prefix-anywhere fault");
-        assert!(!matches_as(true, "a", "b/a"), "an exact pattern stays exact");
+        assert!(matches("a/*", "a/"), "the empty suffix");
+        assert!(!matches_as(Prefix::AtStart, "a/*", "b/a/c"));
+        assert!(
+            matches_as(Prefix::Anywhere, "a/*", "b/a/c"),
+            "the prefix-anywhere fault"
+        );
+        assert!(
+            !matches_as(Prefix::Anywhere, "a", "b/a"),
+            "an exact pattern stays exact"
+        );
+        assert!(
+            !matches_as(Prefix::NeedsAByte, "a/*", "a/"),
+            "the star-needs-a-byte fault"
+        );
+        assert!(matches_as(Prefix::NeedsAByte, "a/*", "a/b"));
     }
 
     #[test]

@@ -24,6 +24,11 @@ pub(crate) use server::{H2_CLIENT_FAULTS, KV_FAULTS, SERVER_FAULTS};
 pub(crate) const ALSO_RED: &[(&str, &str)] = &[
     ("inventory-ignores-prefix", "client-stream"),
     ("inventory-ignores-prefix", "kv-compat"),
+    // every set with a case that checks error details
+    ("details-code-ok", "client-stream"),
+    ("details-code-ok", "kv-compat"),
+    ("no-error-details", "client-stream"),
+    ("no-error-details", "kv-compat"),
     // every set with a streamed response
     ("last-message-after-status", "errors"),
     ("last-message-after-status", "large"),
