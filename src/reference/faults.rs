@@ -34,6 +34,12 @@ pub enum Fault {
     /// x-stock-delay-ms is cut to whole seconds (an integer division): a
     /// delay under 1 s is none.
     DelayInWholeSeconds,
+    /// x-stock-fail is applied before x-stock-delay-ms (the hooks run in
+    /// the wrong order): a call that is to fail fails at once.
+    FailBeforeDelay,
+    /// Inventory leaves keys whose value is empty out of key_count (an
+    /// empty value read as no value).
+    InventorySkipsEmptyValues,
     /// Put and Batch finish their work after the call was cancelled or its
     /// deadline passed (detached work; a Batch takes a cancelled stream as a
     /// half-close).

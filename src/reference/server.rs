@@ -124,6 +124,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
             delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
+            fail_before_delay: faults.contains(&Fault::FailBeforeDelay),
             details: if faults.contains(&Fault::NoErrorDetails) {
                 Details::Dropped
             } else if faults.contains(&Fault::DetailsCodeOk) {

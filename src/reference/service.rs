@@ -360,7 +360,10 @@ impl Stock for StockService {
         let prefix = prefix.filter(|_| !self.faults.contains(&Fault::InventoryIgnoresPrefix));
         let (key_count, total_value_bytes) = match prefix {
             None if self.faults.contains(&Fault::InventoryOnlyWithPrefix) => (0, 0),
-            _ => self.store.totals(prefix.unwrap_or_default()),
+            _ => {
+                let skip_empty = self.faults.contains(&Fault::InventorySkipsEmptyValues);
+                self.store.totals(prefix.unwrap_or_default(), skip_empty)
+            }
         };
         let stack = format!("tonic {}", env!("STOCK_TONIC_VERSION"));
         Ok(Response::new(InventoryStatus {

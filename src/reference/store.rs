@@ -281,13 +281,16 @@ impl Store {
         Ok(summary)
     }
 
-    /// (key count, total value bytes) of the keys that start with `prefix`.
-    pub fn totals(&self, prefix: &str) -> (i64, i64) {
+    /// (key count, total value bytes) of the keys that start with `prefix`
+    /// (leaving out the keys of empty values when `skip_empty`: the
+    /// `inventory-skips-empty-values` fault).
+    pub fn totals(&self, prefix: &str, skip_empty: bool) -> (i64, i64) {
         let inner = self.inner.lock().unwrap();
         let under = inner
             .map
             .range(prefix.to_string()..)
-            .take_while(|(k, _)| k.starts_with(prefix));
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .filter(|(_, e)| !(skip_empty && e.value.is_empty()));
         under.fold((0, 0), |(n, bytes), (_, e)| (n + 1, bytes + e.counted))
     }
 }
@@ -349,7 +352,7 @@ mod tests {
             store.batch(items, BatchChecks::default()).unwrap_err().code(),
             tonic::Code::InvalidArgument
         );
-        assert_eq!(store.totals(""), (0, 0));
+        assert_eq!(store.totals("", false), (0, 0));
     }
 
     #[test]
@@ -365,7 +368,7 @@ mod tests {
             .collect();
         let s = store.batch(items, BatchChecks::default()).unwrap();
         assert_eq!((s.items, s.value_bytes, s.created, s.updated), (3, 6, 1, 2));
-        assert_eq!(store.totals(""), (2, 4));
+        assert_eq!(store.totals("", false), (2, 4));
     }
 
     #[test]
@@ -374,9 +377,9 @@ mod tests {
             let store = Store::new(miscount);
             store.put("a", b"12345".to_vec());
             store.put("a", b"12".to_vec());
-            assert_eq!(store.totals(""), (1, total));
+            assert_eq!(store.totals("", false), (1, total));
             store.put("b", b"123".to_vec());
-            assert_eq!(store.totals("a"), (1, total), "by prefix");
+            assert_eq!(store.totals("a", false), (1, total), "by prefix");
         }
     }
 

@@ -16,6 +16,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tower::{Layer, Service};
 
+mod bent;
 mod body;
 mod details;
 
@@ -44,6 +45,8 @@ pub struct WireFaults {
     pub reset_at_deadline: bool,
     /// x-stock-delay-ms is cut to whole seconds (an integer division).
     pub delay_in_whole_seconds: bool,
+    /// x-stock-fail skips x-stock-delay-ms (the fail hook run first).
+    pub fail_before_delay: bool,
     /// What happens to the rich error details (grpc-status-details-bin).
     pub details: Details,
     /// Responses are compressed for every client that accepts gzip.
@@ -295,16 +298,7 @@ where
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
-        if self.faults.delay_in_whole_seconds {
-            let ms = req
-                .headers()
-                .get("x-stock-delay-ms")
-                .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-            if let Some(ms) = ms {
-                req.headers_mut()
-                    .insert("x-stock-delay-ms", HeaderValue::from(ms / 1000 * 1000));
-            }
-        }
+        bent::delay(req.headers_mut(), self.faults);
         // After Reply::read: the reported request encoding stays the one
         // sent. Stock's service takes gzip (health, for one, takes none).
         if self.faults.gunzip_any_encoding && req.uri().path().starts_with("/stock.v1.Stock/") {

@@ -111,6 +111,24 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Trade: status: expected RESOURCE_EXHAUSTED, got OK",
     ),
     (
+        "delay-in-whole-seconds",
+        "errors",
+        "forced-failure-after-delay",
+        "step 0 Get: took",
+    ),
+    (
+        "fail-before-delay",
+        "errors",
+        "forced-failure-after-delay",
+        "step 0 Get: took",
+    ),
+    (
+        "inventory-skips-empty-values",
+        "unary",
+        "empty-value",
+        "step 3 Inventory: message 0: field keyCount: expected",
+    ),
+    (
         "inventory-only-with-prefix",
         "unary",
         "inventory-counts-every-key",
