@@ -105,6 +105,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "prefix-anywhere",
         "star-needs-a-byte",
         "unwatch-by-pattern",
+        "star-inside-cuts",
         "int64-through-double",
         "blank-pattern-refused",
     ];
@@ -243,6 +244,12 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 1 Monitor: expected 2 message(s), got 1",
         ),
         (
+            "star-inside-cuts",
+            "none",
+            "server-stream/case=star-inside-is-a-character",
+            "step 3 Monitor: message 0: field key: expected",
+        ),
+        (
             "int64-through-double",
             "none",
             "bidi/case=int64-beyond-double",
@@ -305,6 +312,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("star-needs-a-byte", "server-stream/case=prefix-not-substring"),
         ("star-needs-a-byte", "server-stream/case=existing-in-key-order"),
         ("unwatch-by-pattern", "server-stream/case=existing-then-live"),
+        ("star-inside-cuts", "server-stream/case=prefix-not-substring"),
+        ("star-inside-cuts", "server-stream/case=exact-pattern"),
         ("int64-through-double", "bidi/case=lock-step"),
         ("int64-through-double", "bidi/case=unspecified-side-sells"),
         ("blank-pattern-refused", "server-stream/case=invalid-watch"),

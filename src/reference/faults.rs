@@ -198,6 +198,16 @@ pub enum Fault {
     /// Monitor's prefix pattern needs a byte after the prefix (`.+` for the
     /// star): `user/*` misses the key `user/` itself.
     StarNeedsAByte,
+    /// Monitor reads any pattern with a star as a prefix up to its first
+    /// star (a glob): the exact pattern `a*b` matches `a` and `ax`.
+    StarInsideCuts,
+    /// Monitor registers its watch before it validates the request: a
+    /// refused Monitor leaves a watch behind, counted and fed for ever.
+    RefusedMonitorRegistered,
+    /// A watch queues at most 64 live events and drops the rest when its
+    /// Monitor's reader falls behind (a bounded queue with a try-send).
+    #[value(name = "watch-queue-of-64")]
+    WatchQueueOf64,
     /// Trade reads quantities and prices as doubles (a JSON number, a
     /// JavaScript `Number`): past 2^53 they are rounded, and the fill and the
     /// position are off by one.

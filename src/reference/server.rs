@@ -89,6 +89,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let prefix = match () {
         _ if faults.contains(&Fault::PrefixAnywhere) => Prefix::Anywhere,
         _ if faults.contains(&Fault::StarNeedsAByte) => Prefix::NeedsAByte,
+        _ if faults.contains(&Fault::StarInsideCuts) => Prefix::UpToFirstStar,
         _ => Prefix::AtStart,
     };
     let store = Arc::new(store.prefix_matching(prefix));

@@ -130,6 +130,11 @@ impl Stock for StockService {
         let timed = req.metadata().contains_key("grpc-timeout");
         let w = req.into_inner();
         let blank = self.faults.contains(&Fault::BlankPatternRefused) && w.pattern.trim().is_empty();
+        let refused = w.pattern.is_empty() || blank || w.max_events < 0;
+        if refused && self.faults.contains(&Fault::RefusedMonitorRegistered) {
+            // Registered before the validation below, and never let go.
+            std::mem::forget(self.store.watch(&w.pattern, false));
+        }
         if w.pattern.is_empty() || blank {
             return Err(self.refuse_stream("pattern", "pattern must not be empty".into()));
         }
@@ -159,6 +164,7 @@ impl Stock for StockService {
         let keep = self.faults.contains(&Fault::KeepCancelledMonitors)
             || (self.faults.contains(&Fault::UnwatchOnlyWithDeadline) && !timed);
         let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
+        let queue_of_64 = self.faults.contains(&Fault::WatchQueueOf64);
         let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
         let keep_failed = self.faults.contains(&Fault::KeepFailedMonitors);
         let mute = self
@@ -193,7 +199,16 @@ impl Stock for StockService {
                 let event = match existing.next() {
                     Some(e) => e,
                     None => tokio::select! {
-                        e = live.recv() => match e { Some(e) => e, None => return },
+                        e = live.recv() => match e {
+                            Some(e) => {
+                                // What a 64-place queue that drops when full would have lost.
+                                while queue_of_64 && live.len() > 64 {
+                                    let _ = live.try_recv();
+                                }
+                                e
+                            }
+                            None => return,
+                        },
                         _ = tx.closed(), if !keep => return,
                     },
                 };

@@ -43,6 +43,9 @@ pub enum Prefix {
     /// At the start, with at least one byte after it (the
     /// `star-needs-a-byte` fault): `user/*` misses the key `user/`.
     NeedsAByte,
+    /// Any pattern with a star is a prefix up to its first star (the
+    /// `star-inside-cuts` fault): the exact pattern `a*b` matches `ax`.
+    UpToFirstStar,
 }
 
 struct Entry {
@@ -71,6 +74,10 @@ fn matches_as(how: Prefix, pattern: &str, key: &str) -> bool {
     match (pattern.strip_suffix('*'), how) {
         (Some(prefix), Prefix::Anywhere) => key.contains(prefix),
         (Some(prefix), Prefix::NeedsAByte) => key.len() > prefix.len() && key.starts_with(prefix),
+        (_, Prefix::UpToFirstStar) => match pattern.split_once('*') {
+            Some((prefix, _)) => key.starts_with(prefix),
+            None => pattern == key,
+        },
         _ => matches(pattern, key),
     }
 }
@@ -321,6 +328,11 @@ mod tests {
             "the star-needs-a-byte fault"
         );
         assert!(matches_as(Prefix::NeedsAByte, "a/*", "a/b"));
+        assert!(!matches("a*b", "ax"), "a star inside is a character");
+        assert!(
+            matches_as(Prefix::UpToFirstStar, "a*b", "ax"),
+            "the star-inside-cuts fault"
+        );
     }
 
     #[test]

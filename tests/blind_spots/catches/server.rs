@@ -129,6 +129,24 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 3 Inventory: message 0: field keyCount: expected",
     ),
     (
+        "trade-fail-after-reading",
+        "errors",
+        "forced-trade-failure-after-last-fill",
+        "step 0 Trade: status: expected ABORTED, got OK",
+    ),
+    (
+        "refused-monitor-registered",
+        "cancellation",
+        "refused-monitor-unregistered",
+        "step 1 Inventory: trailer x-stock-watchers: expected \"0\", got \"1\"",
+    ),
+    (
+        "watch-queue-of-64",
+        "flow-control",
+        "slow-reader-live-burst",
+        "step 1 Monitor: expected 101 message(s), got",
+    ),
+    (
         "inventory-only-with-prefix",
         "unary",
         "inventory-counts-every-key",
