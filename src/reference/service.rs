@@ -1,6 +1,6 @@
 //! The Stock service of the reference server: the semantics of
 //! proto/stock.proto over `store`, with the server faults (`--break`).
-use super::book::{filled, Book, SharedHold};
+use super::book::Book;
 use super::faults::Fault;
 use super::hooks::Hooks;
 use super::rich::{bad_field, with_info};
@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+
+mod trade;
 
 /// The Stock service, with the faults it was started with.
 #[derive(Default)]
@@ -130,20 +132,23 @@ impl Stock for StockService {
         let timed = req.metadata().contains_key("grpc-timeout");
         let w = req.into_inner();
         let blank = self.faults.contains(&Fault::BlankPatternRefused) && w.pattern.trim().is_empty();
-        let refused = w.pattern.is_empty() || blank || w.max_events < 0;
-        if refused && self.faults.contains(&Fault::RefusedMonitorRegistered) {
-            // Registered before the validation below, and never let go.
-            std::mem::forget(self.store.watch(&w.pattern, false));
-        }
-        if w.pattern.is_empty() || blank {
-            return Err(self.refuse_stream("pattern", "pattern must not be empty".into()));
-        }
-        if w.max_events < 0 {
+        let refusal = if w.pattern.is_empty() || blank {
+            Some(self.refuse_stream("pattern", "pattern must not be empty".into()))
+        } else if w.max_events < 0 {
             let field = match self.faults.contains(&Fault::JsonFieldNames) {
                 true => "maxEvents",
                 false => "max_events",
             };
-            return Err(self.refuse_stream(field, "max_events must not be negative".into()));
+            Some(self.refuse_stream(field, "max_events must not be negative".into()))
+        } else {
+            None
+        };
+        if let Some(status) = refusal {
+            if self.faults.contains(&Fault::RefusedMonitorRegistered) {
+                // Registered before the validation, and never let go.
+                std::mem::forget(self.store.watch(&w.pattern, false));
+            }
+            return Err(status);
         }
         let pattern = match w.pattern.as_str() {
             // a key no case writes: the lone star matches nothing
@@ -279,94 +284,7 @@ impl Stock for StockService {
     type TradeStream = EventStream<TradeFill>;
 
     async fn trade(&self, req: Request<Streaming<TradeOrder>>) -> Result<Response<Self::TradeStream>, Status> {
-        let mut hooks = enter(&req, false).await?;
-        if self.faults.contains(&Fault::TradeForcedWithoutDetails) {
-            hooks.fail = hooks.fail.map(|s| Status::new(s.code(), s.message()));
-        }
-        let fail_after_reading = self.faults.contains(&Fault::TradeFailAfterReading);
-        let mut orders = req.into_inner();
-        let (tx, rx) = mpsc::channel(16);
-        let hold = self.faults.contains(&Fault::HoldFills);
-        let shared = self
-            .faults
-            .contains(&Fault::SharedTradeBook)
-            .then(|| SharedHold::new(self.shared_book.clone()));
-        let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
-        let unspecified_buys = self.faults.contains(&Fault::UnspecifiedSideBuys);
-        let through_double = self.faults.contains(&Fault::Int64ThroughDouble);
-        tokio::spawn(async move {
-            let mut held = Vec::new();
-            let mut book = Book::default();
-            let mut fills = 0u64;
-            loop {
-                let read_first = match fail_after_reading {
-                    true => Some(orders.message().await),
-                    false => None,
-                };
-                if let Some(status) = hooks.fail.as_ref().filter(|_| fills == hooks.fail_after) {
-                    if !(fail_after_reading && matches!(read_first, Some(Ok(None)))) {
-                        let _ = tx.send(Err(status.clone())).await;
-                    }
-                    return;
-                }
-                let read = match read_first {
-                    Some(read) => read,
-                    None => orders.message().await,
-                };
-                let order = match read {
-                    Ok(Some(o)) => o,
-                    Ok(None) => {
-                        for fill in held {
-                            let _ = tx.send(Ok(fill)).await;
-                        }
-                        return;
-                    }
-                    Err(status) => {
-                        let _ = tx.send(Err(status)).await;
-                        return;
-                    }
-                };
-                if order.quantity <= 0 {
-                    let msg = format!(
-                        "order {:?}: quantity must be > 0, got {}",
-                        order.order_id, order.quantity
-                    );
-                    let status = if with_details {
-                        bad_field("quantity", msg)
-                    } else {
-                        Status::invalid_argument(msg)
-                    };
-                    let _ = tx.send(Err(status)).await;
-                    return;
-                }
-                fills += 1;
-                let order = if through_double {
-                    TradeOrder {
-                        quantity: order.quantity as f64 as i64,
-                        price_cents: order.price_cents as f64 as i64,
-                        ..order
-                    }
-                } else {
-                    order
-                };
-                let as_buy = (unspecified_buys && order.side == Side::Unspecified as i32).then(|| TradeOrder {
-                    side: Side::Buy as i32,
-                    ..order.clone()
-                });
-                let booked = as_buy.as_ref().unwrap_or(&order);
-                let booking = match &shared {
-                    Some(hold) => hold.fill(booked),
-                    None => book.fill(booked),
-                };
-                let fill = filled(order, booking);
-                if hold {
-                    held.push(fill);
-                } else if tx.send(Ok(fill)).await.is_err() {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        self.run_trade(req).await
     }
 
     async fn inventory(&self, req: Request<Empty>) -> Result<Response<InventoryStatus>, Status> {
