@@ -29,6 +29,8 @@ pub(crate) const ALSO_RED: &[(&str, &str)] = &[
     ("details-code-ok", "kv-compat"),
     ("no-error-details", "client-stream"),
     ("no-error-details", "kv-compat"),
+    ("no-details", "client-stream"),
+    ("no-details", "kv-compat"),
     // every set with a streamed response
     ("last-message-after-status", "errors"),
     ("last-message-after-status", "large"),
