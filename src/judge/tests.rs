@@ -125,24 +125,31 @@ fn not_ok_accepts_any_failure_but_not_success() {
     assert!(r[0].contains("expected any code but OK, got OK"), "{r:?}");
 }
 
-#[test]
-fn delta_and_nonempty_matchers() {
-    let c = case(
+/// Two Inventory steps, the second's keyCount judged by `matcher` against the first's.
+fn inventory_delta_case(matcher: &str) -> Case {
+    case(&format!(
         r#"
 [[case]]
 name = "inv"
 [[case.step]]
 name = "before"
 method = "Inventory"
-expect = { messages = [{ keyCount = { "$any" = true }, totalValueBytes = { "$any" = true }, language = { "$nonempty" = true }, stack = { "$nonempty" = true } }] }
+expect = {{ messages = [{{ keyCount = {{ "$any" = true }}, totalValueBytes = {{ "$any" = true }}, language = {{ "$nonempty" = true }}, stack = {{ "$nonempty" = true }} }}] }}
 [[case.step]]
 method = "Inventory"
-expect = { messages = [{ keyCount = { "$delta" = 1, "$from" = "before" }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
-"#,
-    );
-    let inv = |id: &str, n: &str, lang: &str| {
-        line(json!({"id": id, "message": {"keyCount": n, "language": lang, "stack": "s 1"}}))
-    };
+expect = {{ messages = [{{ keyCount = {matcher}, totalValueBytes = {{ "$any" = true }}, language = {{ "$any" = true }}, stack = {{ "$any" = true }} }}] }}
+"#
+    ))
+}
+
+fn inventory_line(id: &str, n: &str, lang: &str) -> Line {
+    line(json!({"id": id, "message": {"keyCount": n, "language": lang, "stack": "s 1"}}))
+}
+
+#[test]
+fn delta_and_nonempty_matchers() {
+    let c = inventory_delta_case(r#"{ "$delta" = 1, "$from" = "before" }"#);
+    let inv = inventory_line;
     let good = group([inv("p#0", "3", "go"), ok("p#0"), inv("p#1", "4", "go"), ok("p#1")]);
     assert!(judge(&c, "p", "", &good).is_empty());
     let bad = group([inv("p#0", "3", ""), ok("p#0"), inv("p#1", "3", "go"), ok("p#1")]);
@@ -156,20 +163,8 @@ expect = { messages = [{ keyCount = { "$delta" = 1, "$from" = "before" }, totalV
 
 #[test]
 fn delta_at_least_takes_the_delta_or_more() {
-    let c = case(
-        r#"
-[[case]]
-name = "inv"
-[[case.step]]
-name = "before"
-method = "Inventory"
-expect = { messages = [{ keyCount = { "$any" = true }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
-[[case.step]]
-method = "Inventory"
-expect = { messages = [{ keyCount = { "$delta_at_least" = 1, "$from" = "before" }, totalValueBytes = { "$any" = true }, language = { "$any" = true }, stack = { "$any" = true } }] }
-"#,
-    );
-    let inv = |id: &str, n: &str| line(json!({"id": id, "message": {"keyCount": n}}));
+    let c = inventory_delta_case(r#"{ "$delta_at_least" = 1, "$from" = "before" }"#);
+    let inv = |id: &str, n: &str| inventory_line(id, n, "go");
     for after in ["4", "9"] {
         let grown = group([inv("p#0", "3"), ok("p#0"), inv("p#1", after), ok("p#1")]);
         assert!(judge(&c, "p", "", &grown).is_empty(), "{after}");

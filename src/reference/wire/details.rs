@@ -45,8 +45,7 @@ fn code_ok(v: &HeaderValue) -> Option<HeaderValue> {
 
 /// The bytes of a `-bin` metadata value (base64, padded or not).
 pub(super) fn bin_bytes(v: &HeaderValue) -> Option<Vec<u8>> {
-    let text = String::from_utf8_lossy(v.as_bytes()).trim_end_matches('=').to_string();
-    base64::engine::general_purpose::STANDARD_NO_PAD.decode(text).ok()
+    crate::contract::script::decode_b64(v.to_str().ok()?).ok()
 }
 
 /// A `-bin` metadata value of these bytes.
