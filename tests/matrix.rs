@@ -418,9 +418,10 @@ fn list_counts_the_profiles_as_designed() {
 }
 
 #[test]
-fn clients_that_skip_verification_are_caught_by_the_negative_tls_cases() {
+fn clients_that_skip_verification_or_wait_for_ready_are_caught_by_the_negative_tls_cases() {
     let dir = tempfile::tempdir().unwrap();
-    let extra: String = ["trust-any-ca", "ignore-server-name"]
+    let faults = ["trust-any-ca", "ignore-server-name", "wait-for-ready"];
+    let extra: String = faults
         .iter()
         .map(|f| format!("[languages.{f}]\nfolder = \"{}\"\nstack = \"tonic, broken\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\", \"--break\", \"{f}\"]\n", dir.path().display()))
         .collect();
@@ -431,7 +432,7 @@ fn clients_that_skip_verification_are_caught_by_the_negative_tls_cases() {
             m.to_str().unwrap(),
             "run",
             "--client",
-            "trust-any-ca,ignore-server-name",
+            &faults.join(","),
             "--server",
             "rust",
             "--tls",
@@ -442,31 +443,32 @@ fn clients_that_skip_verification_are_caught_by_the_negative_tls_cases() {
         &dir.path().join("r"),
     );
     assert_eq!(out.status.code(), Some(1));
-    for (client, case) in [
-        ("trust-any-ca", "untrusted-ca"),
-        ("ignore-server-name", "wrong-server-name"),
+    let refused = "status: expected any code but OK, got OK";
+    // A client that waits for a connection refused at once ends by its
+    // deadline. (plaintext-to-tls may end in a reset, which the fault takes
+    // for a connection that broke, not one that never came up.)
+    let waited = "Inventory: took 5";
+    for (client, case, reason) in [
+        ("trust-any-ca", "untrusted-ca", refused),
+        ("ignore-server-name", "wrong-server-name", refused),
+        ("wait-for-ready", "untrusted-ca", waited),
+        ("wait-for-ready", "wrong-server-name", waited),
+        ("wait-for-ready", "expired-server-cert", waited),
     ] {
         let t = find(
             &s,
             &format!("client={client}/server=rust/tls=server/set=tls/case={case}"),
         );
-        assert_eq!(t["outcome"], "failed", "{client}: {}", reasons(t));
-        assert!(
-            reasons(t).contains("status: expected any code but OK, got OK"),
-            "{}",
-            reasons(t)
-        );
+        assert_eq!(t["outcome"], "failed", "{client} {case}: {}", reasons(t));
+        assert!(reasons(t).contains(reason), "{}", reasons(t));
         assert_eq!(
             t["blame"],
             format!("client {client} (the reference server is the other side)")
         );
     }
     // The same broken clients still pass the positive control.
-    assert_eq!(
-        find(
-            &s,
-            "client=trust-any-ca/server=rust/tls=server/set=tls/case=configured-tls-works"
-        )["outcome"],
-        "passed"
-    );
+    for client in faults {
+        let id = format!("client={client}/server=rust/tls=server/set=tls/case=configured-tls-works");
+        assert_eq!(find(&s, &id)["outcome"], "passed", "{id}");
+    }
 }

@@ -47,6 +47,21 @@ pub fn connection_broke(status: &tonic::Status) -> bool {
     find::<h2::Error>(status).is_some_and(h2::Error::is_io)
 }
 
+/// The call failed on this side before its connection was up (a TCP connect
+/// or TLS handshake refused, an HTTP/2 preface answered with something else),
+/// not by a connection that broke under it: the status has a source (the
+/// server's statuses carry none) and no lost connection in it.
+pub fn never_connected(status: &tonic::Status) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+    let lost = |e: &std::io::Error| {
+        matches!(
+            e.kind(),
+            BrokenPipe | ConnectionAborted | ConnectionReset | UnexpectedEof
+        )
+    };
+    Error::source(status).is_some() && !connection_broke(status) && !find::<std::io::Error>(status).is_some_and(lost)
+}
+
 /// The peer reset the call's stream (RST_STREAM).
 pub fn stream_reset(status: &tonic::Status) -> bool {
     find::<h2::Error>(status).is_some_and(|e| e.is_reset() && e.is_remote())

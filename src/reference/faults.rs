@@ -366,4 +366,9 @@ pub enum ClientFault {
     /// A stream the server reset is reported INTERNAL whatever the reset's
     /// code (CANCEL and ENHANCE_YOUR_CALM too): one status for every reset.
     ResetCodeIgnored,
+    /// Calls wait for their connection until their deadline (gRPC's
+    /// wait-for-ready): a call that fails on this side before any response
+    /// header (a refused certificate, plaintext against TLS, no connection)
+    /// is tried again every 100 ms instead of failing at once.
+    WaitForReady,
 }

@@ -137,7 +137,31 @@ impl Runner {
                 // gRPC's transparent retry: a call the server never processed
                 // (its connection died first, or its stream was refused) is
                 // tried once more.
-                let first = match self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await {
+                let mut first = self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await;
+                if self.args.faults.contains(&ClientFault::WaitForReady) {
+                    // Until the server first answers on a connection, a call
+                    // that failed on this side waits for it to become ready.
+                    let answered = |first: &Result<(), Status>, seen: &Seen| match first {
+                        Err(s) if seen.headers.is_empty() && cause::never_connected(s) => false,
+                        _ => true,
+                    };
+                    let given_up = |s: &Status| match s.code() {
+                        tonic::Code::DeadlineExceeded => true,
+                        tonic::Code::Cancelled => !cause::not_processed(s),
+                        _ => false,
+                    };
+                    let mut ready = self.answered.lock().expect("answered connections").contains(conn);
+                    while !ready && !answered(&first, &seen) && !matches!(&first, Err(s) if given_up(s)) {
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        seen = Seen::default();
+                        first = self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await;
+                        ready = self.answered.lock().expect("answered connections").contains(conn);
+                    }
+                    if answered(&first, &seen) {
+                        self.answered.lock().expect("answered connections").insert(conn.clone());
+                    }
+                }
+                let first = match first {
                     Err(s) if self.args.faults.contains(&ClientFault::RefusedStreamInternal) && cause::refused(&s) => {
                         Err(Status::internal("stream closed with REFUSED_STREAM"))
                     }

@@ -104,6 +104,8 @@ pub struct Runner {
     kept: rude::Kept,
     /// Connections that had a call (`--slow-first-call-ms`, `first-call-unavailable`).
     called: Mutex<std::collections::HashSet<Connection>>,
+    /// The `wait-for-ready` fault: connections the server answered on.
+    answered: Mutex<std::collections::HashSet<Connection>>,
     args: ClientArgs,
 }
 
@@ -130,6 +132,7 @@ impl Runner {
             dead: Default::default(),
             kept: Default::default(),
             called: Default::default(),
+            answered: Default::default(),
             args,
         })
     }
