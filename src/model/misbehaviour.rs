@@ -71,6 +71,11 @@ pub enum Misbehaviour {
     /// Not wrong but lenient: takes a request of any size (as a server set
     /// up for large messages does), and otherwise behaves.
     TakesLargeRequests,
+    /// Not wrong: answers every call uncompressed, whatever the request's
+    /// encoding (compression.md lets a server pick any encoding the client
+    /// accepts, identity included), where grpc-go's servers answer a gzip
+    /// request gzipped.
+    AnswersUncompressed,
 }
 
 /// The status message of `broken-percent-message`, as it travels.

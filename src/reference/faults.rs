@@ -371,4 +371,7 @@ pub enum ClientFault {
     /// header (a refused certificate, plaintext against TLS, no connection)
     /// is tried again every 100 ms instead of failing at once.
     WaitForReady,
+    /// A response's encoding is reported as the request's: a step that
+    /// compresses its request says its answer came gzipped, however it came.
+    ResponseEncodingFromRequest,
 }

@@ -47,6 +47,12 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
         "step 1 Get: status: expected INTERNAL, got OK",
     ),
     (
+        "response-encoding-from-request",
+        "h2-servers",
+        "uncompressed-answer-to-gzip-request",
+        "step 1 Get: response encoding: expected identity, got gzip",
+    ),
+    (
         "channel-per-call",
         "h2-servers",
         "calls-share-one-connection",
