@@ -116,6 +116,9 @@ pub enum Fault {
     /// Trade's forced failure carries no ErrorInfo (a status built by hand
     /// in the bidi handler).
     TradeForcedWithoutDetails,
+    /// Batch's forced failure carries no ErrorInfo: the status rebuilt from
+    /// its code and message once the items are read.
+    BatchForcedWithoutDetails,
     /// Trade checks x-stock-fail after reading the next order: fail-after 0
     /// waits for an order, and a stream half-closed before one ends OK.
     TradeFailAfterReading,

@@ -248,6 +248,7 @@ impl Stock for StockService {
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);
+        let bare = self.faults.contains(&Fault::BatchForcedWithoutDetails);
         let work = async move {
             let hooks = enter(&req, false).await?;
             let reset = super::wire::ClientReset::of(&req);
@@ -273,8 +274,10 @@ impl Stock for StockService {
                     Err(status) => return Err(status),
                 }
             }
-            if let Some(status) = hooks.fail {
-                return Err(status);
+            match hooks.fail {
+                Some(status) if bare => return Err(Status::new(status.code(), status.message())),
+                Some(status) => return Err(status),
+                None => {}
             }
             Ok(Response::new(store.batch(items, checks)?))
         };

@@ -99,6 +99,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Batch: error details: detail 0.fieldViolations[0].field: expected \"key\", got \"value\"",
     ),
     (
+        "batch-forced-without-details",
+        "errors",
+        "forced-batch-failure-applies-nothing",
+        "step 0 Batch: error details: expected 1 [\"google.rpc.ErrorInfo\"], got 0 []",
+    ),
+    (
         "trade-forced-without-details",
         "errors",
         "forced-trade-failure-at-once",
