@@ -37,6 +37,9 @@ pub enum Fault {
     /// x-stock-fail is applied before x-stock-delay-ms (the hooks run in
     /// the wrong order): a call that is to fail fails at once.
     FailBeforeDelay,
+    /// x-stock-fail-message wins over x-stock-fail-special: a call with both
+    /// ends with the given message, not the interop suite's special one.
+    FailMessageBeatsSpecial,
     /// Inventory leaves keys whose value is empty out of key_count (an
     /// empty value read as no value).
     InventorySkipsEmptyValues,

@@ -126,6 +126,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
             delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
             fail_before_delay: faults.contains(&Fault::FailBeforeDelay),
+            fail_message_beats_special: faults.contains(&Fault::FailMessageBeatsSpecial),
             details: if faults.contains(&Fault::NoErrorDetails) {
                 Details::Dropped
             } else if faults.contains(&Fault::DetailsCodeOk) {

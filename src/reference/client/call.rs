@@ -264,10 +264,12 @@ impl Runner {
                 headers: Some(seen.headers),
                 trailers: Some(seen.trailers),
                 elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
-                response_encoding: Some(match self.args.faults.contains(&ClientFault::ResponseEncodingFromRequest) {
-                    true if step.compression.as_deref() == Some("gzip") => "gzip".into(),
-                    _ => seen.encoding.unwrap_or_else(|| "identity".into()),
-                }),
+                response_encoding: Some(
+                    match self.args.faults.contains(&ClientFault::ResponseEncodingFromRequest) {
+                        true if step.compression.as_deref() == Some("gzip") => "gzip".into(),
+                        _ => seen.encoding.unwrap_or_else(|| "identity".into()),
+                    },
+                ),
                 details: Some(details),
             });
             late.iter().for_each(emit);

@@ -3,9 +3,14 @@
 use super::WireFaults;
 use http::{HeaderMap, HeaderValue};
 
-/// `x-stock-delay-ms` cut to whole seconds (`delay-in-whole-seconds`), or
-/// gone when the call is to fail (`fail-before-delay`).
-pub(super) fn delay(h: &mut HeaderMap, faults: WireFaults) {
+/// The request hooks as the faults leave them: `x-stock-delay-ms` cut to
+/// whole seconds (`delay-in-whole-seconds`), or gone when the call is to
+/// fail (`fail-before-delay`); `x-stock-fail-special` gone when a fail
+/// message is given too (`fail-message-beats-special`).
+pub(super) fn hooks(h: &mut HeaderMap, faults: WireFaults) {
+    if faults.fail_message_beats_special && h.contains_key("x-stock-fail-message") {
+        h.remove("x-stock-fail-special");
+    }
     if faults.fail_before_delay && h.contains_key("x-stock-fail") {
         h.remove("x-stock-delay-ms");
     }
@@ -23,7 +28,7 @@ pub(super) fn delay(h: &mut HeaderMap, faults: WireFaults) {
 mod tests {
     use super::*;
 
-    fn hooks(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    fn hooks_of(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
         pairs
             .iter()
             .map(|(k, v)| (http::HeaderName::from_static(k), HeaderValue::from_static(v)))
@@ -36,19 +41,36 @@ mod tests {
             delay_in_whole_seconds: true,
             ..Default::default()
         };
-        let mut h = hooks(&[("x-stock-delay-ms", "1300")]);
-        delay(&mut h, whole);
+        let mut h = hooks_of(&[("x-stock-delay-ms", "1300")]);
+        hooks(&mut h, whole);
         assert_eq!(h["x-stock-delay-ms"], "1000");
         let first = WireFaults {
             fail_before_delay: true,
             ..Default::default()
         };
-        let mut h = hooks(&[("x-stock-delay-ms", "300")]);
-        delay(&mut h, first);
+        let mut h = hooks_of(&[("x-stock-delay-ms", "300")]);
+        hooks(&mut h, first);
         assert_eq!(h["x-stock-delay-ms"], "300", "no fail: the delay stays");
-        let mut h = hooks(&[("x-stock-delay-ms", "300"), ("x-stock-fail", "UNAVAILABLE")]);
-        delay(&mut h, first);
+        let mut h = hooks_of(&[("x-stock-delay-ms", "300"), ("x-stock-fail", "UNAVAILABLE")]);
+        hooks(&mut h, first);
         assert!(!h.contains_key("x-stock-delay-ms"));
-        delay(&mut h, WireFaults::default());
+        hooks(&mut h, WireFaults::default());
+    }
+
+    #[test]
+    fn a_fail_message_drops_the_special_message_only_under_its_fault() {
+        let beats = WireFaults {
+            fail_message_beats_special: true,
+            ..Default::default()
+        };
+        let both = [("x-stock-fail-special", "true"), ("x-stock-fail-message", "mine")];
+        let mut h = hooks_of(&both);
+        hooks(&mut h, WireFaults::default());
+        assert!(h.contains_key("x-stock-fail-special"));
+        hooks(&mut h, beats);
+        assert!(!h.contains_key("x-stock-fail-special"));
+        let mut alone = hooks_of(&[("x-stock-fail-special", "true")]);
+        hooks(&mut alone, beats);
+        assert!(alone.contains_key("x-stock-fail-special"));
     }
 }

@@ -47,6 +47,8 @@ pub struct WireFaults {
     pub delay_in_whole_seconds: bool,
     /// x-stock-fail skips x-stock-delay-ms (the fail hook run first).
     pub fail_before_delay: bool,
+    /// x-stock-fail-message wins over x-stock-fail-special.
+    pub fail_message_beats_special: bool,
     /// What happens to the rich error details (grpc-status-details-bin).
     pub details: Details,
     /// Responses are compressed for every client that accepts gzip.
@@ -298,7 +300,7 @@ where
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
-        bent::delay(req.headers_mut(), self.faults);
+        bent::hooks(req.headers_mut(), self.faults);
         // After Reply::read: the reported request encoding stays the one
         // sent. Stock's service takes gzip (health, for one, takes none).
         if self.faults.gunzip_any_encoding && req.uri().path().starts_with("/stock.v1.Stock/") {

@@ -99,6 +99,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Batch: error details: detail 0.fieldViolations[0].field: expected \"key\", got \"value\"",
     ),
     (
+        "fail-message-beats-special",
+        "errors",
+        "special-message-with-code",
+        "step 0 Get: status message: expected \"\\t\\ntest with whitespace",
+    ),
+    (
         "batch-forced-without-details",
         "errors",
         "forced-batch-failure-applies-nothing",
