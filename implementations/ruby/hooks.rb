@@ -37,7 +37,8 @@ def read_hooks(call)
             fail_after: int['x-stock-fail-after', 0],
             repeat_value: [int['x-stock-repeat-value', 1], 1].max, count_prefix: md['x-stock-count-prefix'])
 rescue ArgumentError, NameError => e
-  raise GRPC::InvalidArgument, "bad test hook: #{e.message}"
+  # The echoes still go back, in the trailers.
+  raise GRPC::InvalidArgument.new("bad test hook: #{e.message}", trailers || {})
 end
 
 # Applies the hooks around every hooked call: echo headers (the initial

@@ -40,6 +40,9 @@ pub enum Fault {
     /// x-stock-fail-message wins over x-stock-fail-special: a call with both
     /// ends with the given message, not the interop suite's special one.
     FailMessageBeatsSpecial,
+    /// A test hook's number that is not one (`x-stock-delay-ms: soon`) is
+    /// read as 0 instead of refusing the call INVALID_ARGUMENT.
+    LenientHookNumbers,
     /// Inventory leaves keys whose value is empty out of key_count (an
     /// empty value read as no value).
     InventorySkipsEmptyValues,

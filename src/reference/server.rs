@@ -127,6 +127,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
             fail_before_delay: faults.contains(&Fault::FailBeforeDelay),
             fail_message_beats_special: faults.contains(&Fault::FailMessageBeatsSpecial),
+            lenient_hook_numbers: faults.contains(&Fault::LenientHookNumbers),
             details: if faults.contains(&Fault::NoErrorDetails) {
                 Details::Dropped
             } else if faults.contains(&Fault::DetailsCodeOk) {

@@ -45,15 +45,22 @@ export function readHooks(h: Headers): Hooks {
       throw new ConnectError(`${key} must be a number, got ${JSON.stringify(v)}`, Code.InvalidArgument);
     return v === null ? undefined : Number(v);
   };
-  return {
-    header,
-    trailer,
-    delayMs: number("x-stock-delay-ms") ?? 0,
-    fail: forcedStatus(h),
-    failAfter: number("x-stock-fail-after") ?? 0,
-    repeatValue: number("x-stock-repeat-value") ?? 1,
-    watchersPrefix: h.get("x-stock-report-watchers"),
-  };
+  try {
+    return {
+      header,
+      trailer,
+      delayMs: number("x-stock-delay-ms") ?? 0,
+      fail: forcedStatus(h),
+      failAfter: number("x-stock-fail-after") ?? 0,
+      repeatValue: number("x-stock-repeat-value") ?? 1,
+      watchersPrefix: h.get("x-stock-report-watchers"),
+    };
+  } catch (e) {
+    // Refused for a bad hook: the echoes still go back, in the trailers.
+    const err = ConnectError.from(e);
+    trailer.forEach((v, k) => err.metadata.set(k, v));
+    throw err;
+  }
 }
 
 /**

@@ -6,8 +6,19 @@ use http::{HeaderMap, HeaderValue};
 /// The request hooks as the faults leave them: `x-stock-delay-ms` cut to
 /// whole seconds (`delay-in-whole-seconds`), or gone when the call is to
 /// fail (`fail-before-delay`); `x-stock-fail-special` gone when a fail
-/// message is given too (`fail-message-beats-special`).
+/// message is given too (`fail-message-beats-special`); a hook number that
+/// is not one read as 0 (`lenient-hook-numbers`).
 pub(super) fn hooks(h: &mut HeaderMap, faults: WireFaults) {
+    if faults.lenient_hook_numbers {
+        for key in ["x-stock-delay-ms", "x-stock-fail-after", "x-stock-repeat-value"] {
+            let bad = h
+                .get(key)
+                .is_some_and(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none());
+            if bad {
+                h.insert(key, HeaderValue::from(0));
+            }
+        }
+    }
     if faults.fail_message_beats_special && h.contains_key("x-stock-fail-message") {
         h.remove("x-stock-fail-special");
     }
@@ -72,5 +83,19 @@ mod tests {
         let mut alone = hooks_of(&[("x-stock-fail-special", "true")]);
         hooks(&mut alone, beats);
         assert!(alone.contains_key("x-stock-fail-special"));
+    }
+
+    #[test]
+    fn a_bad_hook_number_reads_as_zero_only_under_its_fault() {
+        let lenient = WireFaults {
+            lenient_hook_numbers: true,
+            ..Default::default()
+        };
+        let mut h = hooks_of(&[("x-stock-delay-ms", "soon"), ("x-stock-fail-after", "2")]);
+        hooks(&mut h, WireFaults::default());
+        assert_eq!(h["x-stock-delay-ms"], "soon");
+        hooks(&mut h, lenient);
+        assert_eq!(h["x-stock-delay-ms"], "0");
+        assert_eq!(h["x-stock-fail-after"], "2");
     }
 }

@@ -49,6 +49,8 @@ pub struct WireFaults {
     pub fail_before_delay: bool,
     /// x-stock-fail-message wins over x-stock-fail-special.
     pub fail_message_beats_special: bool,
+    /// A hook number that is not one (x-stock-delay-ms: soon) reads as 0.
+    pub lenient_hook_numbers: bool,
     /// What happens to the rich error details (grpc-status-details-bin).
     pub details: Details,
     /// Responses are compressed for every client that accepts gzip.

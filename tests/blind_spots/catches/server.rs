@@ -99,6 +99,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Batch: error details: detail 0.fieldViolations[0].field: expected \"key\", got \"value\"",
     ),
     (
+        "lenient-hook-numbers",
+        "errors",
+        "bad-hook-value-refused",
+        "step 1 Put: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    (
         "fail-message-beats-special",
         "errors",
         "special-message-with-code",

@@ -105,7 +105,10 @@ object Hooks {
       val context = if (deadline.isEmpty) Context.current() else Context.current().withCancellation()
       val hooked = new HookedCall(call, head, tail, context)
       deadline.foreach(hooked.expireAt)
-      def fail(e: StatusException) = { hooked.close(e.getStatus, e.getTrailers); new ServerCall.Listener[Q] {} }
+      def fail(e: StatusException) = {
+        hooked.close(e.getStatus, Option(e.getTrailers).getOrElse(new Metadata())) // none from Status.asException
+        new ServerCall.Listener[Q] {}
+      }
 
       readHooks(headers) match {
         case Left(e)      => fail(e)
