@@ -43,6 +43,9 @@ pub enum Fault {
     /// A test hook's number that is not one (`x-stock-delay-ms: soon`) is
     /// read as 0 instead of refusing the call INVALID_ARGUMENT.
     LenientHookNumbers,
+    /// x-stock-deadline-ms reports what is left once x-stock-delay-ms is
+    /// over, not the deadline the handler started with.
+    ReportDeadlineAfterDelay,
     /// Inventory leaves keys whose value is empty out of key_count (an
     /// empty value read as no value).
     InventorySkipsEmptyValues,

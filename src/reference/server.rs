@@ -128,6 +128,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             fail_before_delay: faults.contains(&Fault::FailBeforeDelay),
             fail_message_beats_special: faults.contains(&Fault::FailMessageBeatsSpecial),
             lenient_hook_numbers: faults.contains(&Fault::LenientHookNumbers),
+            report_deadline_after_delay: faults.contains(&Fault::ReportDeadlineAfterDelay),
             details: if faults.contains(&Fault::NoErrorDetails) {
                 Details::Dropped
             } else if faults.contains(&Fault::DetailsCodeOk) {

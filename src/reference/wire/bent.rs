@@ -2,6 +2,7 @@
 //! then reads the bent headers as it reads any.
 use super::WireFaults;
 use http::{HeaderMap, HeaderValue};
+use std::time::Duration;
 
 /// The request hooks as the faults leave them: `x-stock-delay-ms` cut to
 /// whole seconds (`delay-in-whole-seconds`), or gone when the call is to
@@ -32,6 +33,18 @@ pub(super) fn hooks(h: &mut HeaderMap, faults: WireFaults) {
         if let Some(ms) = ms {
             h.insert("x-stock-delay-ms", HeaderValue::from(ms / 1000 * 1000));
         }
+    }
+}
+
+/// The deadline a call reports: the one it came with, or what is left once
+/// its delay is over (`report-deadline-after-delay`).
+pub(super) fn reported(h: &HeaderMap, left: Duration, faults: WireFaults) -> Duration {
+    let delay = h
+        .get("x-stock-delay-ms")
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    match (faults.report_deadline_after_delay, delay) {
+        (true, Some(ms)) => left.saturating_sub(Duration::from_millis(ms)),
+        _ => left,
     }
 }
 
@@ -83,6 +96,19 @@ mod tests {
         let mut alone = hooks_of(&[("x-stock-fail-special", "true")]);
         hooks(&mut alone, beats);
         assert!(alone.contains_key("x-stock-fail-special"));
+    }
+
+    #[test]
+    fn the_reported_deadline_loses_the_delay_only_under_its_fault() {
+        let after = WireFaults {
+            report_deadline_after_delay: true,
+            ..Default::default()
+        };
+        let h = hooks_of(&[("x-stock-delay-ms", "2000")]);
+        let left = Duration::from_millis(4000);
+        assert_eq!(reported(&h, left, WireFaults::default()), left);
+        assert_eq!(reported(&h, left, after), Duration::from_millis(2000));
+        assert_eq!(reported(&hooks_of(&[]), left, after), left);
     }
 
     #[test]

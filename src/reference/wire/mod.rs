@@ -51,6 +51,8 @@ pub struct WireFaults {
     pub fail_message_beats_special: bool,
     /// A hook number that is not one (x-stock-delay-ms: soon) reads as 0.
     pub lenient_hook_numbers: bool,
+    /// x-stock-deadline-ms is what is left once the delay is over.
+    pub report_deadline_after_delay: bool,
     /// What happens to the rich error details (grpc-status-details-bin).
     pub details: Details,
     /// Responses are compressed for every client that accepts gzip.
@@ -206,7 +208,7 @@ impl Reply {
         }
         if is_true("x-stock-report-deadline") {
             let left = deadline_of(h, faults)
-                .map(|d| d.as_millis().to_string())
+                .map(|d| bent::reported(h, d, faults).as_millis().to_string())
                 .unwrap_or_else(|| "none".into());
             r.trailers.push((
                 HeaderName::from_static("x-stock-deadline-ms"),

@@ -99,6 +99,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Batch: error details: detail 0.fieldViolations[0].field: expected \"key\", got \"value\"",
     ),
     (
+        "report-deadline-after-delay",
+        "deadlines",
+        "deadline-seen-before-the-delay",
+        "step 0 Inventory: trailer x-stock-deadline-ms: expected a number in 2100..=4400, got",
+    ),
+    (
         "lenient-hook-numbers",
         "errors",
         "bad-hook-value-refused",
