@@ -46,6 +46,10 @@ pub enum Fault {
     /// x-stock-deadline-ms reports what is left once x-stock-delay-ms is
     /// over, not the deadline the handler started with.
     ReportDeadlineAfterDelay,
+    /// The server's own DEADLINE_EXCEEDED (a call still running at its
+    /// deadline) carries the ErrorInfo of a forced failure: details where
+    /// CONTRACT.md says other errors carry none.
+    DeadlineWithErrorinfo,
     /// Inventory leaves keys whose value is empty out of key_count (an
     /// empty value read as no value).
     InventorySkipsEmptyValues,

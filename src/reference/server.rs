@@ -133,6 +133,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 Details::Dropped
             } else if faults.contains(&Fault::DetailsCodeOk) {
                 Details::CodeOk
+            } else if faults.contains(&Fault::DeadlineWithErrorinfo) {
+                Details::OnDeadline
             } else {
                 Details::Sent
             },

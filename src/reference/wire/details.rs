@@ -17,6 +17,9 @@ pub enum Details {
     /// Sent with the google.rpc.Status's code set to 0 (OK) whatever
     /// grpc-status says (`details-code-ok`).
     CodeOk,
+    /// Sent, and the server's own DEADLINE_EXCEEDED, which has none, gets
+    /// the ErrorInfo of a forced failure (`deadline-with-errorinfo`).
+    OnDeadline,
 }
 
 impl Details {
@@ -32,8 +35,20 @@ impl Details {
                     h.insert(KEY, v);
                 }
             }
+            Details::OnDeadline => {
+                if h.get("grpc-status").is_some_and(|s| s.as_bytes() == b"4") && !h.contains_key(KEY) {
+                    h.insert(KEY, bin_value(forced_deadline().details()));
+                }
+            }
         }
     }
+}
+
+/// A DEADLINE_EXCEEDED with the ErrorInfo of a forced failure.
+fn forced_deadline() -> tonic::Status {
+    use tonic_types::{ErrorDetails, StatusExt as _};
+    let info = ErrorDetails::with_error_info("FORCED", "stock.v1", std::collections::HashMap::new());
+    tonic::Status::with_error_details(tonic::Code::DeadlineExceeded, "deadline exceeded", info)
 }
 
 /// The same google.rpc.Status with code 0.
@@ -71,6 +86,22 @@ mod tests {
 
     fn status(h: &HeaderMap) -> tonic_types::pb::Status {
         tonic_types::pb::Status::decode(bin_bytes(&h[KEY]).unwrap().as_slice()).unwrap()
+    }
+
+    #[test]
+    fn only_a_deadline_without_details_gets_an_errorinfo_on_deadline() {
+        let mut deadline = HeaderMap::new();
+        deadline.insert("grpc-status", HeaderValue::from_static("4"));
+        Details::Sent.apply(&mut deadline);
+        assert!(!deadline.contains_key(KEY));
+        Details::OnDeadline.apply(&mut deadline);
+        assert_eq!(status(&deadline).code, 4);
+        assert_eq!(status(&deadline).details.len(), 1);
+        let mut other = trailers();
+        other.insert("grpc-status", HeaderValue::from_static("3"));
+        let before = other[KEY].clone();
+        Details::OnDeadline.apply(&mut other);
+        assert_eq!(other[KEY], before);
     }
 
     #[test]

@@ -99,6 +99,13 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 0 Batch: error details: detail 0.fieldViolations[0].field: expected \"key\", got \"value\"",
     ),
     (
+        // The server's status (50 ms before the deadline) beats the client's timer.
+        "deadline-with-errorinfo",
+        "deadlines",
+        "delayed-unary",
+        "step 0 Inventory: error details: expected 0 [], got 1 [\"google.rpc.ErrorInfo\"]",
+    ),
+    (
         "report-deadline-after-delay",
         "deadlines",
         "deadline-seen-before-the-delay",
