@@ -390,4 +390,7 @@ pub enum ClientFault {
     /// A response's encoding is reported as the request's: a step that
     /// compresses its request says its answer came gzipped, however it came.
     ResponseEncodingFromRequest,
+    /// The receive limit is 4 MB (4,000,000 bytes), not 4 MiB: a response
+    /// message between the two is refused RESOURCE_EXHAUSTED.
+    ReceiveLimitDecimal,
 }

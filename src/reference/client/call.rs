@@ -299,6 +299,8 @@ impl Runner {
             .accept_compressed(CompressionEncoding::Gzip)
             .max_decoding_message_size(if self.args.faults.contains(&ClientFault::NoReceiveLimit) {
                 64 << 20
+            } else if self.args.faults.contains(&ClientFault::ReceiveLimitDecimal) {
+                4_000_000
             } else {
                 4 << 20
             })

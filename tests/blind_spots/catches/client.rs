@@ -354,6 +354,12 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "status message: expected \"prix: 12 €",
     ),
     (
+        "receive-limit-decimal",
+        "large",
+        "response-at-4mib",
+        "step 1 Get: status: expected OK, got RESOURCE_EXHAUSTED",
+    ),
+    (
         "no-receive-limit",
         "large",
         "response-over-4mib",
