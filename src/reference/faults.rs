@@ -393,4 +393,8 @@ pub enum ClientFault {
     /// The receive limit is 4 MB (4,000,000 bytes), not 4 MiB: a response
     /// message between the two is refused RESOURCE_EXHAUSTED.
     ReceiveLimitDecimal,
+    /// The receive limit is 5 MiB: a response just over 4 MiB is taken
+    /// (one over 5 MiB is still refused).
+    #[value(name = "receive-limit-5mib")]
+    ReceiveLimit5Mib,
 }

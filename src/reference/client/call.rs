@@ -301,6 +301,8 @@ impl Runner {
                 64 << 20
             } else if self.args.faults.contains(&ClientFault::ReceiveLimitDecimal) {
                 4_000_000
+            } else if self.args.faults.contains(&ClientFault::ReceiveLimit5Mib) {
+                5 << 20
             } else {
                 4 << 20
             })

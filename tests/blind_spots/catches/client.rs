@@ -354,6 +354,12 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "status message: expected \"prix: 12 €",
     ),
     (
+        "receive-limit-5mib",
+        "large",
+        "response-at-4mib",
+        "step 3 Get: status: expected RESOURCE_EXHAUSTED, got OK",
+    ),
+    (
         "receive-limit-decimal",
         "large",
         "response-at-4mib",
