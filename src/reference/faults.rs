@@ -397,4 +397,8 @@ pub enum ClientFault {
     /// (one over 5 MiB is still refused).
     #[value(name = "receive-limit-5mib")]
     ReceiveLimit5Mib,
+    /// The metadata of a trailers-only response is reported among the
+    /// headers too (a stack's header accessor that falls back to the
+    /// trailers when no headers came).
+    TrailersOnlyAsHeaders,
 }

@@ -241,6 +241,9 @@ impl Runner {
                 Err(s) => {
                     if seen.trailers.is_empty() {
                         seen.trailers = stock_metadata(s.metadata());
+                        if self.args.faults.contains(&ClientFault::TrailersOnlyAsHeaders) && seen.headers.is_empty() {
+                            seen.headers = seen.trailers.clone();
+                        }
                     }
                     let message = if self.args.faults.contains(&ClientFault::PercentEncodedMessage) {
                         percent_encoded(s.message())

@@ -290,6 +290,7 @@ async fn stream(
     last_goaway: Option<Arc<Seen>>,
 ) {
     let method = req.uri().path().rsplit('/').next().unwrap_or_default().to_string();
+    let echo = req.headers().get("x-stock-echo").cloned();
     let delay = req
         .headers()
         .get("x-stock-delay-ms")
@@ -323,6 +324,10 @@ async fn stream(
         let mut head = grpc_response();
         head.headers_mut()
             .extend(status(5, "peer: no such key (trailers only)"));
+        // The echo goes back in the one HEADERS frame, a trailer.
+        if let Some(v) = echo {
+            head.headers_mut().insert("x-stock-echo", v);
+        }
         let _ = respond.send_response(head, true);
         return;
     }

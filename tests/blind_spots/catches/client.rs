@@ -47,6 +47,12 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
         "step 1 Get: status: expected INTERNAL, got OK",
     ),
     (
+        "trailers-only-as-headers",
+        "h2-servers",
+        "trailers-only-error",
+        "step 0 Get: header x-stock-echo: expected none, got \"only-trailers\"",
+    ),
+    (
         "response-encoding-from-request",
         "h2-servers",
         "uncompressed-answer-to-gzip-request",
