@@ -297,6 +297,9 @@ pub enum ClientFault {
     /// Converts a step's timeout_ms to whole seconds (an integer division):
     /// a 300 ms deadline becomes one already past, 1500 ms becomes 1 s.
     DeadlineInWholeSeconds,
+    /// Rounds a step's timeout_ms up to whole seconds (a ceiling division):
+    /// a 300 ms deadline becomes 1 s.
+    DeadlineUpToWholeSeconds,
     /// Checks a unary call's deadline only once its answer came (no
     /// grpc-timeout, no timer): DEADLINE_EXCEEDED, but as late as the server.
     DeadlineAfterTheFact,

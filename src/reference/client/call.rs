@@ -112,12 +112,14 @@ impl Runner {
                     .faults
                     .contains(&ClientFault::DefaultDeadline)
                     .then_some(60_000))
-                .map(
-                    |ms| match self.args.faults.contains(&ClientFault::DeadlineInWholeSeconds) {
+                .map(|ms| {
+                    let faults = &self.args.faults;
+                    match faults.contains(&ClientFault::DeadlineInWholeSeconds) {
                         true => ms / 1000 * 1000,
+                        false if faults.contains(&ClientFault::DeadlineUpToWholeSeconds) => ms.div_ceil(1000) * 1000,
                         false => ms,
-                    },
-                )
+                    }
+                })
                 .map(Duration::from_millis);
             let after_the_fact =
                 self.args.faults.contains(&ClientFault::DeadlineAfterTheFact) && info.kind == Kind::Unary;

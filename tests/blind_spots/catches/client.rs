@@ -286,6 +286,12 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "step 1 Monitor: status: expected CANCELLED, got DEADLINE_EXCEEDED",
     ),
     (
+        "deadline-up-to-whole-seconds",
+        "deadlines",
+        "delayed-unary",
+        "more than the 900 ms allowed",
+    ),
+    (
         "deadline-in-whole-seconds",
         "deadlines",
         "delayed-unary",
