@@ -141,10 +141,7 @@ impl Runner {
                 if self.args.faults.contains(&ClientFault::WaitForReady) {
                     // Until the server first answers on a connection, a call
                     // that failed on this side waits for it to become ready.
-                    let answered = |first: &Result<(), Status>, seen: &Seen| match first {
-                        Err(s) if seen.headers.is_empty() && cause::never_connected(s) => false,
-                        _ => true,
-                    };
+                    let answered = |first: &Result<(), Status>, seen: &Seen| !matches!(first, Err(s) if seen.headers.is_empty() && cause::never_connected(s));
                     let given_up = |s: &Status| match s.code() {
                         tonic::Code::DeadlineExceeded => true,
                         tonic::Code::Cancelled => !cause::not_processed(s),
