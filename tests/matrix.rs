@@ -418,9 +418,14 @@ fn list_counts_the_profiles_as_designed() {
 }
 
 #[test]
-fn clients_that_skip_verification_or_wait_for_ready_are_caught_by_the_negative_tls_cases() {
+fn clients_that_skip_verification_wait_for_ready_or_misreport_a_bad_ca_are_caught_by_the_tls_cases() {
     let dir = tempfile::tempdir().unwrap();
-    let faults = ["trust-any-ca", "ignore-server-name", "wait-for-ready"];
+    let faults = [
+        "trust-any-ca",
+        "ignore-server-name",
+        "wait-for-ready",
+        "unusable-channel-internal",
+    ];
     let extra: String = faults
         .iter()
         .map(|f| format!("[languages.{f}]\nfolder = \"{}\"\nstack = \"tonic, broken\"\nserver = [\"{{stock-matrix}}\", \"reference\", \"server\"]\nclient = [\"{{stock-matrix}}\", \"reference\", \"client\", \"--break\", \"{f}\"]\n", dir.path().display()))
@@ -454,6 +459,11 @@ fn clients_that_skip_verification_or_wait_for_ready_are_caught_by_the_negative_t
         ("wait-for-ready", "untrusted-ca", waited),
         ("wait-for-ready", "wrong-server-name", waited),
         ("wait-for-ready", "expired-server-cert", waited),
+        (
+            "unusable-channel-internal",
+            "unreadable-ca-file",
+            "status: expected UNAVAILABLE, got INTERNAL",
+        ),
     ] {
         let t = find(
             &s,

@@ -404,4 +404,8 @@ pub enum ClientFault {
     /// headers too (a stack's header accessor that falls back to the
     /// trailers when no headers came).
     TrailersOnlyAsHeaders,
+    /// A connection whose channel cannot be made (a certificate file that
+    /// cannot be read) fails its calls INTERNAL, an exception passed on as
+    /// it came, instead of UNAVAILABLE.
+    UnusableChannelInternal,
 }

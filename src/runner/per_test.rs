@@ -99,12 +99,11 @@ impl Runner {
         let own_ca = ext.and_then(|e| e.ca.as_ref()).unwrap_or(&c.ca);
         let own_cert = ext.and_then(|e| e.cert.as_ref()).unwrap_or(&c.client_cert);
         let own_key = ext.and_then(|e| e.key.as_ref()).unwrap_or(&c.client_key);
-        let ca = (tls_mode != TlsMode::None).then(|| {
-            if connect == Connect::UntrustedCa {
-                &c.other_ca
-            } else {
-                own_ca
-            }
+        let missing = c.ca.with_extension("missing.pem");
+        let ca = (tls_mode != TlsMode::None).then(|| match connect {
+            Connect::UntrustedCa => &c.other_ca,
+            Connect::UnreadableCa => &missing,
+            _ => own_ca,
         });
         let (cert, client_key) = match (tls_mode, connect) {
             (TlsMode::Mtls, Connect::ForeignClientCert) => (Some(&c.other_client_cert), Some(&c.other_client_key)),
@@ -118,7 +117,9 @@ impl Runner {
         // A plugin in automatic mTLS: trust exactly its handshake's certificate (go-plugin's name: localhost).
         let plugin_ca = self.plugin_ca.lock().expect("plugin certificates").get(addr).cloned();
         let (ca, server_name) = match (&plugin_ca, tls_mode) {
-            (Some(own), TlsMode::Mtls | TlsMode::Server) if connect != Connect::UntrustedCa => {
+            (Some(own), TlsMode::Mtls | TlsMode::Server)
+                if !matches!(connect, Connect::UntrustedCa | Connect::UnreadableCa) =>
+            {
                 (Some(own), Some(server_name.unwrap_or_else(|| "localhost".into())))
             }
             _ => (ca, server_name),

@@ -34,6 +34,9 @@ pub enum Connect {
     WrongName,
     /// TLS (trusting the run's CA) against a plaintext server.
     TlsToPlaintext,
+    /// The cell's TLS mode with a CA file that does not exist (a
+    /// certificate file the client cannot read).
+    UnreadableCa,
 }
 
 /// Which certificate the cell's server presents for a case.
@@ -265,7 +268,9 @@ impl Case {
         let listed = self.tls.as_ref().is_none_or(|m| m.contains(&mode));
         let meaningful = match self.connect {
             Connect::Normal => true,
-            Connect::UntrustedCa | Connect::Plaintext | Connect::WrongName => mode != TlsMode::None,
+            Connect::UntrustedCa | Connect::Plaintext | Connect::WrongName | Connect::UnreadableCa => {
+                mode != TlsMode::None
+            }
             Connect::NoClientCert | Connect::ForeignClientCert => mode == TlsMode::Mtls,
             Connect::TlsToPlaintext => mode == TlsMode::None,
         };

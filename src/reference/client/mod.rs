@@ -154,7 +154,11 @@ impl Runner {
             let mut channels = self.channels.lock().expect("channel cache");
             channels.entry(conn.clone()).or_insert_with(open).clone()
         };
-        channel.map_err(|e| Status::unavailable(format!("connection to {}: {e}", conn.server)))
+        let message = |e| format!("connection to {}: {e}", conn.server);
+        match self.args.faults.contains(&ClientFault::UnusableChannelInternal) {
+            true => channel.map_err(|e| Status::internal(message(e))),
+            false => channel.map_err(|e| Status::unavailable(message(e))),
+        }
     }
 
     /// Checks a step's method and requests before anything is sent.
