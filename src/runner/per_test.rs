@@ -100,7 +100,7 @@ impl Runner {
         let own_cert = ext.and_then(|e| e.cert.as_ref()).unwrap_or(&c.client_cert);
         let own_key = ext.and_then(|e| e.key.as_ref()).unwrap_or(&c.client_key);
         let missing = c.ca.with_extension("missing.pem");
-        let ca = (tls_mode != TlsMode::None).then(|| match connect {
+        let ca = (tls_mode != TlsMode::None).then_some(match connect {
             Connect::UntrustedCa => &c.other_ca,
             Connect::UnreadableCa => &missing,
             _ => own_ca,
