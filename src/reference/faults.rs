@@ -408,4 +408,7 @@ pub enum ClientFault {
     /// cannot be read) fails its calls INTERNAL, an exception passed on as
     /// it came, instead of UNAVAILABLE.
     UnusableChannelInternal,
+    /// An OK status is printed with a message of its own making ("OK"),
+    /// where the server sent none.
+    OkMessageMadeUp,
 }

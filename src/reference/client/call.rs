@@ -233,7 +233,10 @@ impl Runner {
             let status = match result {
                 Ok(()) => StatusLine {
                     code: "OK".into(),
-                    message: String::new(),
+                    message: match self.args.faults.contains(&ClientFault::OkMessageMadeUp) {
+                        true => "OK".into(),
+                        false => String::new(),
+                    },
                 },
                 Err(s) => {
                     if seen.trailers.is_empty() {

@@ -47,6 +47,12 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
         "step 1 Get: status: expected INTERNAL, got OK",
     ),
     (
+        "ok-message-made-up",
+        "h2-servers",
+        "goaway-in-first-call",
+        "step 1 Get: status message: expected \"\", got \"OK\"",
+    ),
+    (
         "trailers-only-as-headers",
         "h2-servers",
         "trailers-only-error",
