@@ -23,7 +23,7 @@ impl KvService {
     /// A refusal as sent: with its details, or without them (`kv-no-details`).
     fn refused(&self, status: Status) -> Status {
         match self.faults.contains(&Fault::KvNoDetails) {
-            true => Status::new(status.code(), status.message()),
+            true => super::rich::without_details(&status),
             false => status,
         }
     }

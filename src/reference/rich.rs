@@ -19,6 +19,11 @@ pub fn forced(code: Code, message: String) -> Status {
     with_info(code, message, "FORCED")
 }
 
+/// The same code and message without the details (the faults that lose them).
+pub fn without_details(status: &Status) -> Status {
+    Status::new(status.code(), status.message())
+}
+
 /// A status with one ErrorInfo detail of domain `stock.v1`.
 pub fn with_info(code: Code, message: String, reason: &str) -> Status {
     Status::with_error_details(

@@ -3,7 +3,7 @@
 use super::book::Book;
 use super::faults::Fault;
 use super::hooks::Hooks;
-use super::rich::{bad_field, with_info};
+use super::rich::{bad_field, with_info, without_details};
 use super::store::{validate_key, validate_value, BatchChecks, Store};
 use crate::contract::proto::stock::stock_server::Stock;
 use crate::contract::proto::stock::*;
@@ -275,7 +275,7 @@ impl Stock for StockService {
                 }
             }
             match hooks.fail {
-                Some(status) if bare => return Err(Status::new(status.code(), status.message())),
+                Some(status) if bare => return Err(without_details(&status)),
                 Some(status) => return Err(status),
                 None => {}
             }

@@ -4,7 +4,7 @@ use super::{enter, EventStream, StockService};
 use crate::contract::proto::stock::{Side, TradeFill, TradeOrder};
 use crate::reference::book::{filled, Book, SharedHold};
 use crate::reference::faults::Fault;
-use crate::reference::rich::bad_field;
+use crate::reference::rich::{bad_field, without_details};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -18,7 +18,7 @@ impl StockService {
     ) -> Result<Response<EventStream<TradeFill>>, Status> {
         let mut hooks = enter(&req, false).await?;
         if self.faults.contains(&Fault::TradeForcedWithoutDetails) {
-            hooks.fail = hooks.fail.map(|s| Status::new(s.code(), s.message()));
+            hooks.fail = hooks.fail.as_ref().map(without_details);
         }
         let fail_after_reading = self.faults.contains(&Fault::TradeFailAfterReading);
         let mut orders = req.into_inner();

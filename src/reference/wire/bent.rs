@@ -12,10 +12,7 @@ use std::time::Duration;
 pub(super) fn hooks(h: &mut HeaderMap, faults: WireFaults) {
     if faults.lenient_hook_numbers {
         for key in ["x-stock-delay-ms", "x-stock-fail-after", "x-stock-repeat-value"] {
-            let bad = h
-                .get(key)
-                .is_some_and(|v| v.to_str().ok().and_then(|t| t.trim().parse::<u64>().ok()).is_none());
-            if bad {
+            if h.contains_key(key) && number(h, key).is_none() {
                 h.insert(key, HeaderValue::from(0));
             }
         }
@@ -27,10 +24,7 @@ pub(super) fn hooks(h: &mut HeaderMap, faults: WireFaults) {
         h.remove("x-stock-delay-ms");
     }
     if faults.delay_in_whole_seconds {
-        let ms = h
-            .get("x-stock-delay-ms")
-            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-        if let Some(ms) = ms {
+        if let Some(ms) = number(h, "x-stock-delay-ms") {
             h.insert("x-stock-delay-ms", HeaderValue::from(ms / 1000 * 1000));
         }
     }
@@ -39,13 +33,15 @@ pub(super) fn hooks(h: &mut HeaderMap, faults: WireFaults) {
 /// The deadline a call reports: the one it came with, or what is left once
 /// its delay is over (`report-deadline-after-delay`).
 pub(super) fn reported(h: &HeaderMap, left: Duration, faults: WireFaults) -> Duration {
-    let delay = h
-        .get("x-stock-delay-ms")
-        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
-    match (faults.report_deadline_after_delay, delay) {
+    match (faults.report_deadline_after_delay, number(h, "x-stock-delay-ms")) {
         (true, Some(ms)) => left.saturating_sub(Duration::from_millis(ms)),
         _ => left,
     }
+}
+
+/// A hook's number, as the service reads it (spaces around it allowed).
+fn number(h: &HeaderMap, key: &str) -> Option<u64> {
+    h.get(key)?.to_str().ok()?.trim().parse().ok()
 }
 
 #[cfg(test)]

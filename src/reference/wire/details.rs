@@ -37,18 +37,13 @@ impl Details {
             }
             Details::OnDeadline => {
                 if h.get("grpc-status").is_some_and(|s| s.as_bytes() == b"4") && !h.contains_key(KEY) {
-                    h.insert(KEY, bin_value(forced_deadline().details()));
+                    let forced =
+                        crate::reference::rich::forced(tonic::Code::DeadlineExceeded, "deadline exceeded".into());
+                    h.insert(KEY, bin_value(forced.details()));
                 }
             }
         }
     }
-}
-
-/// A DEADLINE_EXCEEDED with the ErrorInfo of a forced failure.
-fn forced_deadline() -> tonic::Status {
-    use tonic_types::{ErrorDetails, StatusExt as _};
-    let info = ErrorDetails::with_error_info("FORCED", "stock.v1", std::collections::HashMap::new());
-    tonic::Status::with_error_details(tonic::Code::DeadlineExceeded, "deadline exceeded", info)
 }
 
 /// The same google.rpc.Status with code 0.
