@@ -20,6 +20,21 @@ use tonic::{Request, Status};
 
 /// The status line of a call that got no headers, trailers or details.
 fn emit_bare_status(id: String, code: String, message: String, start: Instant) {
+    emit_rude_end(
+        id,
+        rude::End {
+            code,
+            message,
+            ..Default::default()
+        },
+        start,
+    );
+}
+
+/// The status line of a rude call (or of a call that got no headers,
+/// trailers or details): its status and the details its trailers carried.
+fn emit_rude_end(id: String, end: rude::End, start: Instant) {
+    let rude::End { code, message, details } = end;
     emit(&Line {
         id,
         message: None,
@@ -28,7 +43,7 @@ fn emit_bare_status(id: String, code: String, message: String, start: Instant) {
         trailers: Some(BTreeMap::new()),
         elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
         response_encoding: Some("identity".into()),
-        details: Some(Vec::new()),
+        details: Some(details),
     });
 }
 
@@ -97,8 +112,8 @@ impl Runner {
                     metadata: &step.metadata,
                     timeout: step.timeout_ms.filter(|t| *t > 0).map(Duration::from_millis),
                 };
-                let (code, message) = rude::call(how, &to, &encoded, &self.kept).await;
-                emit_bare_status(id, code, message, start);
+                let end = rude::call(how, &to, &encoded, &self.kept).await;
+                emit_rude_end(id, end, start);
                 return Ok(());
             }
             let mut seen = Seen::default();

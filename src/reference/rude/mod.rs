@@ -22,8 +22,24 @@ use std::time::Duration;
 /// The request encoding of `unknown-encoding`: no stack knows it.
 pub const UNKNOWN_ENCODING: &str = "x-stock-unknown";
 
-/// A call's end: a status code name and message.
-pub type End = (String, String);
+/// A call's end: a status code name and message, and the error details its
+/// trailers carried (grpc-status-details-bin, printed as the client prints them).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct End {
+    pub code: String,
+    pub message: String,
+    pub details: Vec<serde_json::Value>,
+}
+
+impl End {
+    fn new(code: impl Into<String>, message: impl Into<String>) -> End {
+        End {
+            code: code.into(),
+            message: message.into(),
+            details: Vec::new(),
+        }
+    }
+}
 
 /// Streams and connections kept open on purpose (`monitor-never-read`).
 pub type Kept = Mutex<Vec<Box<dyn Any + Send>>>;
@@ -89,10 +105,9 @@ fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> En
         // Percent-encoded as it travels (PROTOCOL-HTTP2.md): shown decoded.
         let message = h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
         let message = percent_encoding::percent_decode_str(message).decode_utf8_lossy();
-        Some((
-            codes::name(tonic::Code::from_i32(code)).to_string(),
-            message.into_owned(),
-        ))
+        let mut end = End::new(codes::name(tonic::Code::from_i32(code)), message);
+        end.details = details_of(h, code);
+        Some(end)
     };
     if let Some(end) = trailers.and_then(from).or_else(|| from(headers)) {
         return end;
@@ -105,7 +120,31 @@ fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> En
         429 | 502 | 503 | 504 => "UNAVAILABLE",
         _ => "UNKNOWN",
     };
-    (code.into(), format!("HTTP status {http} and no grpc-status"))
+    End::new(code, format!("HTTP status {http} and no grpc-status"))
+}
+
+/// The error details of a status in these headers: grpc-status-details-bin
+/// decoded (padded or not) as the reference client prints a call's details;
+/// none, with a note, when they are not a google.rpc.Status of this code.
+fn details_of(h: &HeaderMap, code: i32) -> Vec<serde_json::Value> {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::Engine as _;
+    const EITHER: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let Some(value) = h.get("grpc-status-details-bin") else {
+        return Vec::new();
+    };
+    let read = EITHER
+        .decode(value.as_bytes())
+        .map_err(|e| format!("grpc-status-details-bin is not base64: {e}"))
+        .and_then(|bytes| crate::contract::proto::status_details(&bytes, code));
+    read.unwrap_or_else(|e| {
+        note!("rude call: {e}");
+        Vec::new()
+    })
 }
 
 /// Sends one call and reads it to its end.
@@ -219,14 +258,14 @@ fn reset_or_broke(e: anyhow::Error) -> End {
         Reason::INADEQUATE_SECURITY => "PERMISSION_DENIED",
         _ => "INTERNAL",
     };
-    (
-        code.into(),
+    End::new(
+        code,
         format!("the server reset the stream (RST_STREAM {reason:?}), no trailers"),
     )
 }
 
 fn broke(e: impl std::fmt::Display) -> End {
-    ("UNAVAILABLE".into(), format!("connection broken: {e}"))
+    End::new("UNAVAILABLE", format!("connection broken: {e}"))
 }
 
 /// Runs a rude call of `path` with these (encoded) request messages, ended
@@ -240,8 +279,8 @@ pub async fn call(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept
     };
     let ended = match to.timeout.map(|t| t + grace) {
         Some(t) => tokio::time::timeout(t, ran).await.unwrap_or_else(|_| {
-            Ok((
-                "DEADLINE_EXCEEDED".into(),
+            Ok(End::new(
+                "DEADLINE_EXCEEDED",
                 match rude {
                     Rude::ServerDeadline => format!(
                         "the server did not end the call within {SERVER_DEADLINE_GRACE_MS} ms after its deadline (the client's timer)"
@@ -269,10 +308,7 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             tokio::time::sleep(Duration::from_millis(200)).await;
             body.send_reset(Reason::CANCEL);
             drop(response);
-            Ok((
-                "CANCELLED".into(),
-                "the client reset the stream (RST_STREAM CANCEL)".into(),
-            ))
+            Ok(End::new("CANCELLED", "the client reset the stream (RST_STREAM CANCEL)"))
         }
         Rude::CloseMidFrame => {
             // The first half of the items goes through and reaches the
@@ -291,10 +327,7 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
                 let _ = body.send_data(frame(m), false);
             }
             let _ = tokio::time::timeout(Duration::from_secs(2), response).await;
-            Ok((
-                "UNAVAILABLE".into(),
-                "the client closed its connection mid-frame".into(),
-            ))
+            Ok(End::new("UNAVAILABLE", "the client closed its connection mid-frame"))
         }
         Rude::ThousandStreams => {
             let mut send = open(conn).await?.0;
@@ -314,15 +347,15 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             let mut ends: Vec<End> = futures::future::join_all(calls)
                 .await
                 .into_iter()
-                .map(|r| r.unwrap_or_else(|e| ("INTERNAL".into(), format!("the call's task failed: {e}"))))
+                .map(|r| r.unwrap_or_else(|e| End::new("INTERNAL", format!("the call's task failed: {e}"))))
                 .collect();
             ends.insert(0, first);
-            let bad: Vec<&End> = ends.iter().filter(|e| e.0 != "OK").collect();
+            let bad: Vec<&End> = ends.iter().filter(|e| e.code != "OK").collect();
             Ok(match bad.first() {
-                None => ("OK".into(), String::new()),
-                Some((code, message)) => (
-                    code.clone(),
-                    format!("{} of 1000 streams failed; the first: {message}", bad.len()),
+                None => End::new("OK", ""),
+                Some(first) => End::new(
+                    first.code.clone(),
+                    format!("{} of 1000 streams failed; the first: {}", bad.len(), first.message),
                 ),
             })
         }
@@ -334,13 +367,13 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             let good = exchange(&mut send, to.request(grpc), messages)
                 .await
                 .unwrap_or_else(broke);
-            Ok(match good.0.as_str() {
-                "OK" => (bad.0, format!("text/plain answered: {}", bad.1)),
-                _ => (
-                    "UNAVAILABLE".into(),
+            Ok(match good.code.as_str() {
+                "OK" => End::new(bad.code, format!("text/plain answered: {}", bad.message)),
+                _ => End::new(
+                    "UNAVAILABLE",
                     format!(
                         "after the text/plain call ({}), the next call on the connection ended {} {}",
-                        bad.0, good.0, good.1
+                        bad.code, good.code, good.message
                     ),
                 ),
             })
@@ -365,8 +398,8 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
         Rude::NoReceiveLimit => {
             let frames: Vec<Bytes> = messages.iter().map(|m| frame(m)).collect();
             let (status, sizes) = exchange_sizes(&mut open(conn).await?.0, to.request(grpc), &frames).await?;
-            Ok(match status.0.as_str() {
-                "OK" => (status.0, received(&sizes)),
+            Ok(match status.code.as_str() {
+                "OK" => End::new(status.code, received(&sizes)),
                 _ => status,
             })
         }
@@ -380,7 +413,7 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
             kept.lock()
                 .expect("kept streams")
                 .push(Box::new((send, body, response)));
-            Ok(("OK".into(), "opened; never read".into()))
+            Ok(End::new("OK", "opened; never read"))
         }
     }
 }
@@ -412,12 +445,32 @@ mod tests {
         trailers.insert("grpc-status", "4".parse().unwrap());
         trailers.insert("grpc-message", "the%20operation%20timed%20out, 100%zz".parse().unwrap());
         let end = status_of(200, &HeaderMap::new(), Some(&trailers));
+        assert_eq!(end, End::new("DEADLINE_EXCEEDED", "the operation timed out, 100%zz"));
+    }
+
+    #[test]
+    fn the_details_of_a_status_are_read_padded_or_not() {
+        use base64::Engine as _;
+        let forced = crate::reference::rich::forced(tonic::Code::DeadlineExceeded, String::new());
+        let bytes = forced.details();
+        for engine in [
+            base64::engine::general_purpose::STANDARD,
+            base64::engine::general_purpose::STANDARD_NO_PAD,
+        ] {
+            let mut trailers = HeaderMap::new();
+            trailers.insert("grpc-status", "4".parse().unwrap());
+            trailers.insert("grpc-status-details-bin", engine.encode(bytes).parse().unwrap());
+            let end = status_of(200, &HeaderMap::new(), Some(&trailers));
+            assert_eq!(end.details.len(), 1, "{end:?}");
+            assert_eq!(end.details[0]["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
+            assert_eq!(end.details[0]["reason"], "FORCED");
+        }
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", "5".parse().unwrap());
+        trailers.insert("grpc-status-details-bin", "not base64!".parse().unwrap());
         assert_eq!(
-            end,
-            (
-                "DEADLINE_EXCEEDED".to_string(),
-                "the operation timed out, 100%zz".to_string()
-            )
+            status_of(200, &HeaderMap::new(), Some(&trailers)).details,
+            Vec::<serde_json::Value>::new()
         );
     }
 }
