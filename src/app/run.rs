@@ -107,6 +107,7 @@ pub async fn run(mut m: Matrix, matrix_path: &Path, a: &RunArgs) -> Result<i32, 
         tests,
         interrupted: cancelled.load(Ordering::SeqCst),
         problems: vec![],
+        load: std::mem::take(&mut *runner.load.lock().expect("load")),
         processes: std::mem::take(&mut *runner.processes.lock().expect("process CPU")),
     };
     conclude(summary, &planned, &prepared, a, &console)
@@ -261,6 +262,8 @@ fn runner(
         last_costs: r.dir.parent().map(last_costs).unwrap_or_default(),
         pool: Default::default(),
         most_at_once: Default::default(),
+        load: Default::default(),
+        load_epoch: Default::default(),
         processes: Default::default(),
         cancelled,
         stopped: Arc::new(AtomicBool::new(false)),

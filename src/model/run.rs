@@ -84,6 +84,10 @@ pub struct CellInfo {
     /// Client start to its first output line, per client process.
     pub client_first_line_ms: Vec<f64>,
     pub duration_ms: f64,
+    /// The tests the cell ran (0 in older summaries): a later run trusts
+    /// this cell's time as its pair's cost only for the same tests.
+    #[serde(default)]
+    pub tests: usize,
     /// Contract deviations that fail no case (e.g. ignoring stdin EOF).
     pub notes: Vec<String>,
 }
@@ -97,6 +101,25 @@ pub struct ProcessCpu {
     /// Which one: `client=C/server=S` (a pair's), a cell id, or `server=S/tls=M`.
     pub process: String,
     pub cpu_ms: f64,
+    /// When a client process's pair began and ended, since the run's
+    /// cells began (servers and older summaries: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_ms: Option<[f64; 2]>,
+}
+
+/// How busy the run was at one moment: sampled about once a second while
+/// its cells ran, so wall ÷ floor can be explained by when cores sat idle.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LoadSample {
+    /// Since the cells began (retries and later key types included).
+    pub at_ms: f64,
+    /// Client processes running.
+    pub running: usize,
+    /// Idle cores over about the last second.
+    pub idle_cores: f64,
+    /// The share of the memory still available (`None`: not known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_free: Option<f64>,
 }
 
 /// One language's build in this run.
@@ -145,6 +168,9 @@ pub struct RunSummary {
     /// The CPU of each client and server process (empty in older summaries).
     #[serde(default)]
     pub processes: Vec<ProcessCpu>,
+    /// How busy the run was, about once a second (empty in older summaries).
+    #[serde(default)]
+    pub load: Vec<LoadSample>,
     /// Run-level problems that fail it (stale known-failing patterns).
     #[serde(default)]
     pub problems: Vec<String>,
@@ -278,11 +304,13 @@ pub(crate) mod fixtures {
                 server_ready_ms: Some(3.0),
                 client_first_line_ms: vec![5.0],
                 duration_ms: 20.0,
+                tests: 1,
                 notes: vec![],
             }],
             tests,
             interrupted: false,
             problems: vec![],
+            load: vec![],
             processes: vec![],
         }
     }

@@ -28,12 +28,37 @@ pub fn waiting_ms(step: &CaseStep) -> u64 {
     settle + call + pauses + step.after_first.iter().map(waiting_ms).sum::<u64>()
 }
 
+/// The lanes of a client process that runs `cells` cells with `per_cell`
+/// lanes each (64 at most).
+pub fn of_process(per_cell: u32, cells: usize) -> u32 {
+    (per_cell as usize * cells.max(1)).min(64) as u32
+}
+
+/// The estimated waits of a test's steps.
+pub fn test_waiting_ms(case: &crate::input::cases::Case) -> u64 {
+    case.steps.iter().map(waiting_ms).sum()
+}
+
 /// The lane of each test, given the estimated waits of its steps, for a
 /// client with `lanes` lanes.
 pub fn assign(waits: &[u64], lanes: u32) -> Vec<u32> {
+    spread(waits, lanes).0
+}
+
+/// How long the waiting lanes of such a client keep it busy (estimated): its
+/// most loaded lane.
+pub fn longest_lane_ms(waits: &[u64], lanes: u32) -> u64 {
+    match lanes {
+        0 | 1 => waits.iter().sum(),
+        _ => spread(waits, lanes).1.into_iter().max().unwrap_or(0),
+    }
+}
+
+/// Each test's lane, and what the waiting lanes (1..) carry.
+fn spread(waits: &[u64], lanes: u32) -> (Vec<u32>, Vec<u64>) {
     let mut out = vec![0; waits.len()];
     if lanes <= 1 {
-        return out;
+        return (out, Vec::new());
     }
     let mut load = vec![0u64; lanes as usize - 1];
     let mut waiting: Vec<usize> = (0..waits.len()).filter(|&i| waits[i] >= WAITING_MS).collect();
@@ -47,7 +72,7 @@ pub fn assign(waits: &[u64], lanes: u32) -> Vec<u32> {
         load[lane] += waits[i];
         out[i] = lane as u32 + 1;
     }
-    out
+    (out, load)
 }
 
 #[cfg(test)]
@@ -81,5 +106,9 @@ mod tests {
     fn waiting_tests_spread_longest_first_and_the_rest_stay_in_lane_zero() {
         assert_eq!(assign(&[2000, 0, 1500, 300, 10, 900], 3), vec![1, 0, 2, 1, 0, 2]);
         assert_eq!(assign(&[2000, 1500], 1), vec![0, 0], "one lane: one after the other");
+        assert_eq!(longest_lane_ms(&[2000, 0, 1500, 300, 10, 900], 3), 2400);
+        assert_eq!(longest_lane_ms(&[2000, 1500], 1), 3500);
+        assert_eq!(of_process(8, 3), 24);
+        assert_eq!(of_process(8, 12), 64, "64 at most");
     }
 }

@@ -3,7 +3,7 @@
 //! type); its tests are the cases that apply to that TLS mode.
 pub mod admit;
 pub mod lanes;
-mod order;
+pub mod order;
 
 pub use order::{costs, longest_first, pairs, Costs};
 

@@ -27,25 +27,55 @@ pub fn pairs(cells: Vec<Cell>, per_pair: bool) -> Vec<Vec<Cell>> {
     out
 }
 
-/// What each pair took last time (client, server → ms), as a run's cells say.
-pub type Costs = BTreeMap<(String, String), f64>;
+/// What a pair took in an earlier run, and with how many tests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Measured {
+    pub ms: f64,
+    pub tests: usize,
+}
 
-/// The costs a run's cells measured: per pair, its longest cell.
+/// What each pair took last time, per key type, as a run's cells say.
+pub type Costs = BTreeMap<((String, String), KeyType), Measured>;
+
+/// The costs a run's cells measured: per pair and key type, its longest
+/// cell and the tests of all its cells.
 pub fn costs(cells: &[crate::model::run::CellInfo]) -> Costs {
     let mut out = Costs::new();
     for c in cells {
-        let e = out.entry(c.key.pair()).or_insert(0.0);
-        *e = e.max(c.duration_ms);
+        let e = out
+            .entry((c.key.pair(), c.key.key_type))
+            .or_insert(Measured { ms: 0.0, tests: 0 });
+        e.ms = e.ms.max(c.duration_ms);
+        e.tests += c.tests;
     }
     out
 }
 
+/// A client process's cost beyond its waits, per test (the JVM clients
+/// spend about 9 ms of CPU on each, rust 1.5 ms).
+const PER_TEST_MS: f64 = 10.0;
+
+/// What a group of cells should take from its cases alone: its waiting
+/// tests spread over the lanes its client process will have (the longest
+/// lane), and a little for every test.
+pub fn estimate_ms(group: &[Cell], lanes_per_cell: u32) -> f64 {
+    let waits: Vec<u64> = group
+        .iter()
+        .flat_map(|c| c.tests.iter().map(|t| super::lanes::test_waiting_ms(&t.case)))
+        .collect();
+    let lanes = super::lanes::of_process(lanes_per_cell, group.len());
+    super::lanes::longest_lane_ms(&waits, lanes) as f64 + PER_TEST_MS * waits.len() as f64
+}
+
 /// The order to start the groups in (their indices): one key type after
-/// the other (in the plan's order), and within a key type the longest first
-/// by what they took last time, so that no long one starts last; a pair
-/// without a measure counts as longest (it may be new or slow), and equal
-/// ones keep their order. The groups themselves keep the plan's order (the
-/// reports').
+/// the other (in the plan's order), and within a key type the longest first,
+/// so that no long one starts last: by what the groups took last time if
+/// every one of them ran the same tests then, else by their estimates from
+/// their cases (a run of other cases, or none, says nothing of this one:
+/// after a quick run, or on a fresh machine, the full run's pairs started in
+/// the plan's order and it took 818 s where the same run took 433 s in the
+/// measured order); equal ones keep their order. The groups themselves keep
+/// the plan's order (the reports').
 ///
 /// Key type first because a shared server lives from its first cell to its
 /// last: taken longest first across key types, every pair's four key types
@@ -53,7 +83,7 @@ pub fn costs(cells: &[crate::model::run::CellInfo]) -> Costs {
 /// all four key types on 24 GiB was killed by the kernel's OOM killer after
 /// 11 minutes, 100-odd servers up, the JVM ones 0.4 to 0.8 GiB each). One key
 /// type at a time keeps a key type's servers up only while its cells run.
-pub fn longest_first(groups: &[Vec<Cell>], last: &Costs) -> Vec<usize> {
+pub fn longest_first(groups: &[Vec<Cell>], last: &Costs, lanes_per_cell: u32) -> Vec<usize> {
     let mut key_types: Vec<KeyType> = Vec::new();
     for g in groups {
         if let Some(c) = g.first() {
@@ -62,20 +92,26 @@ pub fn longest_first(groups: &[Vec<Cell>], last: &Costs) -> Vec<usize> {
             }
         }
     }
-    let rank = |i: &usize| {
-        groups[*i]
+    let rank = |i: usize| {
+        groups[i]
             .first()
             .and_then(|c| key_types.iter().position(|k| *k == c.key.key_type))
             .unwrap_or(0)
     };
-    let cost = |i: &usize| {
-        groups[*i]
-            .first()
-            .and_then(|c| last.get(&c.key.pair()))
-            .copied()
-            .unwrap_or(f64::INFINITY)
+    let measured = |g: &Vec<Cell>| {
+        let tests: usize = g.iter().map(|c| c.tests.len()).sum();
+        g.first()
+            .and_then(|c| last.get(&(c.key.pair(), c.key.key_type)))
+            .filter(|m| m.tests == tests)
+            .map(|m| m.ms)
     };
+    // Measures and estimates are not on one scale: all of one or the other.
+    let costs: Vec<f64> = groups
+        .iter()
+        .map(measured)
+        .collect::<Option<_>>()
+        .unwrap_or_else(|| groups.iter().map(|g| estimate_ms(g, lanes_per_cell)).collect());
     let mut order: Vec<usize> = (0..groups.len()).collect();
-    order.sort_by(|a, b| rank(a).cmp(&rank(b)).then(cost(b).total_cmp(&cost(a))));
+    order.sort_by(|&a, &b| rank(a).cmp(&rank(b)).then(costs[b].total_cmp(&costs[a])));
     order
 }

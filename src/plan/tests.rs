@@ -177,19 +177,59 @@ fn pairs_gather_the_tls_modes_of_one_client_and_server() {
     assert_eq!(ids(false).len(), 12);
 }
 
-#[test]
-fn longest_pairs_start_first_and_unmeasured_ones_before_them() {
-    let s = sel(&["a", "b"], &[TlsMode::None], &["a"]);
-    let groups = pairs(plan(&s, &sets()).unwrap(), true);
-    let last: Costs = [(("a", "a"), 100.0), (("a", "b"), 900.0), (("b", "b"), 500.0)]
-        .into_iter()
-        .map(|((c, s), ms)| ((c.to_string(), s.to_string()), ms))
-        .collect();
-    let order: Vec<String> = longest_first(&groups, &last)
+/// Last time's costs of pairs, each with `tests` tests, for key type ec-p256.
+fn measured(pairs: &[((&str, &str), f64)], tests: usize) -> Costs {
+    pairs
+        .iter()
+        .map(|((c, s), ms)| {
+            (
+                ((c.to_string(), s.to_string()), KeyType::EcP256),
+                order::Measured { ms: *ms, tests },
+            )
+        })
+        .collect()
+}
+
+fn pair_order(groups: &[Vec<Cell>], last: &Costs) -> Vec<String> {
+    longest_first(groups, last, 8)
         .into_iter()
         .map(|i| format!("{}>{}", groups[i][0].key.client, groups[i][0].key.server))
-        .collect();
-    assert_eq!(order, ["b>a", "a>b", "b>b", "a>a"]);
+        .collect()
+}
+
+#[test]
+fn longest_pairs_start_first_when_each_was_measured_with_the_same_tests() {
+    let s = sel(&["a", "b"], &[TlsMode::None], &["a"]);
+    let groups = pairs(plan(&s, &sets()).unwrap(), true);
+    let all = [
+        (("a", "a"), 100.0),
+        (("a", "b"), 900.0),
+        (("b", "a"), 50.0),
+        (("b", "b"), 500.0),
+    ];
+    assert_eq!(pair_order(&groups, &measured(&all, 2)), ["a>b", "b>b", "a>a", "b>a"]);
+    // One pair not measured, or measured with other tests: the estimates
+    // (all equal here) for all, in the plan's order.
+    assert_eq!(
+        pair_order(&groups, &measured(&all[..3], 2)),
+        ["a>a", "a>b", "b>a", "b>b"]
+    );
+    assert_eq!(pair_order(&groups, &measured(&all, 1)), ["a>a", "a>b", "b>a", "b>b"]);
+}
+
+#[test]
+fn without_measures_the_pairs_that_wait_longest_start_first() {
+    let mut all = sets();
+    let slow = "[[case]]\nname = \"slow\"\n[[case.step]]\nmethod = \"Get\"\nrequest = { key = \"k\" }\nmetadata = { x-stock-delay-ms = \"3000\" }\ntimeout_ms = 5000\nexpect.status = \"NOT_FOUND\"\n";
+    all.insert("w".into(), cases::parse("w", slow).unwrap());
+    let mut s = sel(&["a", "b"], &[TlsMode::None], &["a", "w"]);
+    s.cases = vec!["a1".into(), "client=b/server=a/*".into()];
+    let groups = pairs(plan(&s, &all).unwrap(), true);
+    assert_eq!(pair_order(&groups, &Costs::new()), ["b>a", "a>a", "a>b", "b>b"]);
+    let slow_pair = &groups[2];
+    assert_eq!(slow_pair[0].key.pair(), ("b".to_string(), "a".to_string()));
+    // 3 s waiting, and 10 ms for each of its 3 tests.
+    assert_eq!(order::estimate_ms(slow_pair, 8), 3030.0);
 }
 
 #[test]
@@ -240,11 +280,21 @@ fn one_key_type_starts_after_the_other_each_longest_first() {
     let mut s = sel(&["a", "b"], &[TlsMode::Server], &["a"]);
     s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];
     let groups = pairs(plan(&s, &sets()).unwrap(), true);
-    let last: Costs = [(("a", "a"), 100.0), (("a", "b"), 900.0), (("b", "b"), 500.0)]
-        .into_iter()
-        .map(|((c, s), ms)| ((c.to_string(), s.to_string()), ms))
+    let mut last = measured(
+        &[
+            (("a", "a"), 100.0),
+            (("a", "b"), 900.0),
+            (("b", "a"), 950.0),
+            (("b", "b"), 500.0),
+        ],
+        2,
+    );
+    let rsa: Vec<_> = last
+        .iter()
+        .map(|((pair, _), m)| ((pair.clone(), KeyType::Rsa2048), *m))
         .collect();
-    let order: Vec<String> = longest_first(&groups, &last)
+    last.extend(rsa);
+    let order: Vec<String> = longest_first(&groups, &last, 8)
         .into_iter()
         .map(|i| {
             let k = &groups[i][0].key;

@@ -108,6 +108,7 @@ mod tests {
             language: language.into(),
             process: format!("{role}={language}"),
             cpu_ms,
+            span_ms: None,
         }
     }
 

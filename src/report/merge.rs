@@ -39,6 +39,7 @@ pub fn merge(command: &str, parts: Vec<(String, RunSummary)>) -> Result<RunSumma
         tests: Vec::new(),
         interrupted: parts.iter().any(|(_, s)| s.interrupted),
         problems: Vec::new(),
+        load: Vec::new(), // several machines: no one timeline
         processes: parts.iter().flat_map(|(_, s)| s.processes.clone()).collect(),
     };
     for (name, part) in parts {

@@ -64,6 +64,10 @@ pub struct Runner {
     pub cancelled: Arc<AtomicBool>,
     /// The most client processes that ran at once.
     pub most_at_once: AtomicUsize,
+    /// How busy the run was, about once a second, since its first cells began.
+    pub load: std::sync::Mutex<Vec<crate::model::run::LoadSample>>,
+    /// When the first cells began (the load samples' zero).
+    pub load_epoch: std::sync::OnceLock<Instant>,
     /// The CPU of each client and server process that ended.
     pub processes: std::sync::Mutex<Vec<crate::model::run::ProcessCpu>>,
     /// `--fail-fast` saw a red test: cells not yet started do not run.
@@ -105,6 +109,8 @@ impl Runner {
             last_costs: Default::default(),
             pool: Default::default(),
             most_at_once: Default::default(),
+            load: Default::default(),
+            load_epoch: Default::default(),
             processes: Default::default(),
             cancelled: Arc::new(AtomicBool::new(false)),
             stopped: Arc::new(AtomicBool::new(false)),
@@ -128,6 +134,25 @@ impl Runner {
         self.external.as_ref().filter(|e| e.label == key.server)
     }
 
+    /// Notes, about once a second until aborted, the client processes
+    /// running, the idle cores and the memory available.
+    async fn sample_load(self: Arc<Self>, running: Arc<AtomicUsize>) {
+        let epoch = *self.load_epoch.get_or_init(Instant::now);
+        let mut meter = crate::exec::load::CpuMeter::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            tick.tick().await;
+            if let Some(idle_cores) = meter.idle_cores() {
+                self.load.lock().expect("load").push(crate::model::run::LoadSample {
+                    at_ms: ms(epoch.elapsed()),
+                    running: running.load(Ordering::SeqCst),
+                    idle_cores,
+                    memory_free: crate::exec::load::memory().map(|m| m.free_share()),
+                });
+            }
+        }
+    }
+
     /// Runs cells, `slots.jobs` client processes at a time (one per pair, or
     /// per cell) and more while cores are idle (`plan::admit`), calling
     /// `on_result` as each test ends.
@@ -141,10 +166,11 @@ impl Runner {
         self.pool.expect(&cells).await;
         let mut set = tokio::task::JoinSet::new();
         let groups = crate::plan::pairs(cells, self.per_pair);
-        let order = crate::plan::longest_first(&groups, &self.last_costs);
+        let order = crate::plan::longest_first(&groups, &self.last_costs, self.lanes);
         let mut groups: Vec<Option<Vec<Cell>>> = groups.into_iter().map(Some).collect();
         let running = Arc::new(AtomicUsize::new(0));
         let ended = Arc::new(tokio::sync::Notify::new());
+        let sampler = tokio::spawn(self.clone().sample_load(running.clone()));
         let mut meter = crate::exec::load::CpuMeter::default();
         let mut last_extra: Option<Instant> = None;
         // Started longest first; `idx` keeps the plan's order for the results.
@@ -190,6 +216,7 @@ impl Runner {
         while let Some(r) = set.join_next().await {
             done.push(r.expect("cell task panicked"));
         }
+        sampler.abort();
         self.stop_all().await;
         done.sort_by_key(|(i, _)| *i);
         let mut results = Vec::new();

@@ -70,6 +70,7 @@ impl Runner {
                 server_ready_ms: None,
                 client_first_line_ms: vec![],
                 duration_ms: 0.0,
+                tests: cell.tests.len(),
                 notes: vec![],
             };
             let mut results = Vec::new();
@@ -152,6 +153,10 @@ impl Runner {
                     false => k.id(),
                 },
                 cpu_ms: run.cpu_ms,
+                span_ms: self.load_epoch.get().map(|epoch| {
+                    let since = |t: Instant| ms(t.saturating_duration_since(*epoch));
+                    [since(start), since(Instant::now())]
+                }),
             });
             // Each restart is noted in the cell of the test the client stopped on.
             let cell_of: Vec<usize> = groups.iter().flat_map(|g| g.tests.iter().map(|_| g.cell)).collect();

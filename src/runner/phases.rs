@@ -229,17 +229,14 @@ impl Runner {
         run: &mut GroupRun,
     ) -> ([Phase; 4], Middlemen) {
         let grace = self.matrix.run.step_grace_ms;
-        let waits: Vec<u64> = entries
-            .iter()
-            .map(|e| e.test.case.steps.iter().map(lanes::waiting_ms).sum())
-            .collect();
+        let waits: Vec<u64> = entries.iter().map(|e| lanes::test_waiting_ms(&e.test.case)).collect();
         // `lanes` per cell: a process that runs a pair's cells has that many for each.
         let cells = entries
             .iter()
             .map(|e| e.key)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
-        let lane_of = lanes::assign(&waits, (self.lanes as usize * cells.max(1)).min(64) as u32);
+        let lane_of = lanes::assign(&waits, lanes::of_process(self.lanes, cells));
         let mut phases: [Phase; 4] = Default::default();
         let mut opened: Vec<&Connection> = Vec::new();
         for (i, e) in entries.iter().enumerate() {

@@ -257,6 +257,7 @@ impl Runner {
             language: server.clone(),
             process,
             cpu_ms: proc.cpu_ms().unwrap_or(0.0),
+            span_ms: None,
         });
     }
 }

@@ -45,6 +45,49 @@ pub struct Floor {
     pub startups_counted_ms: f64,
     /// The five longest client processes, longest first.
     pub busiest: Vec<Busy>,
+    /// When the cores sat idle (`None`: the run has no load samples).
+    pub idle: Option<Idle>,
+}
+
+/// Idle core-seconds of a run, from its load samples, and what kept more
+/// client processes from starting while they were idle.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Idle {
+    /// Idle cores summed over the run (core-ms).
+    pub core_ms: f64,
+    /// Of those, while less than `SPARE_MEMORY` of the memory was
+    /// available (no process starts beyond the jobs then).
+    pub short_of_memory_ms: f64,
+    /// Of those, while the most processes allowed were running.
+    pub at_most_ms: f64,
+    /// Client processes running, on average.
+    pub mean_running: f64,
+}
+
+/// The idle time of a run's load samples; `None` without any. Each sample
+/// stands for the time since the one before it (the first: since 0).
+pub fn idle(s: &RunSummary) -> Option<Idle> {
+    if s.load.is_empty() {
+        return None;
+    }
+    let spare = crate::plan::admit::SPARE_MEMORY;
+    let mut out = Idle::default();
+    let (mut before, mut running_ms) = (0.0, 0.0);
+    for l in &s.load {
+        let dt = (l.at_ms - before).max(0.0);
+        before = l.at_ms;
+        let idle = l.idle_cores * dt;
+        out.core_ms += idle;
+        if l.memory_free.is_some_and(|m| m < spare) {
+            out.short_of_memory_ms += idle;
+        }
+        if s.at_most > 0 && l.running >= s.at_most {
+            out.at_most_ms += idle;
+        }
+        running_ms += l.running as f64 * dt;
+    }
+    out.mean_running = running_ms / before.max(1.0);
+    Some(out)
 }
 
 /// One of the busiest client processes.
@@ -150,6 +193,7 @@ pub fn floor(s: &RunSummary) -> Option<Floor> {
         longest_tests_ms,
         startups_counted_ms: startups,
         busiest,
+        idle: idle(s),
     })
 }
 
@@ -209,6 +253,20 @@ Cells took **{}** of wall time with {} on {} cores; their floor is **{}**, so wa
         f.at_once,
         s(f.wait_floor_ms),
     );
+    if let Some(i) = &f.idle {
+        out.push_str(&format!(
+            "Cores sat idle for {} (core-seconds; {:.0}% of wall × cores), {:.1} client processes running on average; \
+             {} of it while less than {:.0}% of the memory was available (no process starts beyond the jobs then), \
+             {} with {} processes running.\n\n",
+            s(i.core_ms),
+            100.0 * i.core_ms / (f.wall_ms * f.machine_cores as f64).max(1.0),
+            i.mean_running,
+            s(i.short_of_memory_ms),
+            100.0 * crate::plan::admit::SPARE_MEMORY,
+            s(i.at_most_ms),
+            f.at_once,
+        ));
+    }
     out.push_str(
         "| busiest client process | took | server starts | client start | longest test |\n|---|---|---|---|---|\n",
     );

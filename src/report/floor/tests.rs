@@ -25,6 +25,7 @@ fn the_floor_spreads_start_ups_and_longest_tests_over_the_jobs() {
         server_ready_ms: ready,
         client_first_line_ms: vec![first],
         duration_ms: duration,
+        tests: 1,
         notes: vec![],
     };
     let s = RunSummary {
@@ -119,6 +120,7 @@ fn one_process_per_pair_counts_its_longest_test_once() {
         server_ready_ms: Some(ready),
         client_first_line_ms: first,
         duration_ms: 800.0,
+        tests: 1,
         notes: vec![],
     };
     let s = RunSummary {
@@ -136,4 +138,31 @@ fn one_process_per_pair_counts_its_longest_test_once() {
     assert_eq!(f.busiest[0].process, "client=go/server=rust");
     assert_eq!(f.busiest[0].server_ready_ms, Some(30.0));
     assert_eq!(f.busiest[0].longest_test, "s/t");
+}
+
+#[test]
+fn idle_cores_are_summed_and_split_by_what_held_processes_back() {
+    use crate::model::run::LoadSample;
+    let sample = |at_ms: f64, running: usize, idle_cores: f64, memory_free: Option<f64>| LoadSample {
+        at_ms,
+        running,
+        idle_cores,
+        memory_free,
+    };
+    let s = RunSummary {
+        at_most: 4,
+        load: vec![
+            sample(1000.0, 2, 0.5, Some(0.6)),
+            sample(2000.0, 4, 1.0, Some(0.5)),
+            sample(3000.0, 3, 1.5, Some(0.2)),
+            sample(5000.0, 2, 2.0, None),
+        ],
+        ..crate::model::run::fixtures::summary(vec![])
+    };
+    let i = idle(&s).unwrap();
+    assert_eq!(i.core_ms, 500.0 + 1000.0 + 1500.0 + 4000.0);
+    assert_eq!(i.short_of_memory_ms, 1500.0, "the third second only");
+    assert_eq!(i.at_most_ms, 1000.0, "the second second only");
+    assert_eq!(i.mean_running, (2.0 + 4.0 + 3.0 + 2.0 * 2.0) / 5.0);
+    assert_eq!(idle(&RunSummary { load: vec![], ..s }), None);
 }
