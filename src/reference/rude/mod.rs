@@ -3,16 +3,18 @@
 //! own (TLS as the step's connection says), so a case can check that the
 //! server under test survives it. The result is reported as a status line
 //! like any call's: what the server answered, or what the client did.
+mod end;
 mod link;
 
-use crate::contract::codes;
 use crate::contract::script::Connection;
 pub use crate::model::misbehaviour::{Rude, SERVER_DEADLINE_GRACE_MS};
 use crate::model::tls::TlsMode;
 use bytes::{BufMut, Bytes, BytesMut};
+pub use end::End;
+use end::{broke, reset_or_broke, status_of};
 use h2::client::SendRequest;
 use h2::{Reason, RecvStream};
-use http::{HeaderMap, Request};
+use http::Request;
 use link::{authority, open};
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -21,25 +23,6 @@ use std::time::Duration;
 
 /// The request encoding of `unknown-encoding`: no stack knows it.
 pub const UNKNOWN_ENCODING: &str = "x-stock-unknown";
-
-/// A call's end: a status code name and message, and the error details its
-/// trailers carried (grpc-status-details-bin, printed as the client prints them).
-#[derive(Debug, Clone, PartialEq, Default)]
-pub struct End {
-    pub code: String,
-    pub message: String,
-    pub details: Vec<serde_json::Value>,
-}
-
-impl End {
-    fn new(code: impl Into<String>, message: impl Into<String>) -> End {
-        End {
-            code: code.into(),
-            message: message.into(),
-            details: Vec::new(),
-        }
-    }
-}
 
 /// Streams and connections kept open on purpose (`monitor-never-read`).
 pub type Kept = Mutex<Vec<Box<dyn Any + Send>>>;
@@ -95,56 +78,6 @@ pub(crate) fn gzipped_frame(msg: &[u8]) -> Bytes {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     gz.write_all(msg).expect("gzip into memory");
     envelope(1, &gz.finish().expect("gzip into memory"))
-}
-
-/// The status a response carries (trailers, or trailers-only headers), or
-/// what its HTTP status maps to (http-grpc-status-mapping.md).
-fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&HeaderMap>) -> End {
-    let from = |h: &HeaderMap| {
-        let code = h.get("grpc-status")?.to_str().ok()?.parse::<i32>().ok()?;
-        // Percent-encoded as it travels (PROTOCOL-HTTP2.md): shown decoded.
-        let message = h.get("grpc-message").and_then(|v| v.to_str().ok()).unwrap_or_default();
-        let message = percent_encoding::percent_decode_str(message).decode_utf8_lossy();
-        let mut end = End::new(codes::name(tonic::Code::from_i32(code)), message);
-        end.details = details_of(h, code);
-        Some(end)
-    };
-    if let Some(end) = trailers.and_then(from).or_else(|| from(headers)) {
-        return end;
-    }
-    let code = match http {
-        400 => "INTERNAL",
-        401 => "UNAUTHENTICATED",
-        403 => "PERMISSION_DENIED",
-        404 => "UNIMPLEMENTED",
-        429 | 502 | 503 | 504 => "UNAVAILABLE",
-        _ => "UNKNOWN",
-    };
-    End::new(code, format!("HTTP status {http} and no grpc-status"))
-}
-
-/// The error details of a status in these headers: grpc-status-details-bin
-/// decoded (padded or not) as the reference client prints a call's details;
-/// none, with a note, when they are not a google.rpc.Status of this code.
-fn details_of(h: &HeaderMap, code: i32) -> Vec<serde_json::Value> {
-    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-    use base64::engine::DecodePaddingMode;
-    use base64::Engine as _;
-    const EITHER: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
-    let Some(value) = h.get("grpc-status-details-bin") else {
-        return Vec::new();
-    };
-    let read = EITHER
-        .decode(value.as_bytes())
-        .map_err(|e| format!("grpc-status-details-bin is not base64: {e}"))
-        .and_then(|bytes| crate::contract::proto::status_details(&bytes, code));
-    read.unwrap_or_else(|e| {
-        note!("rude call: {e}");
-        Vec::new()
-    })
 }
 
 /// Sends one call and reads it to its end.
@@ -240,32 +173,6 @@ async fn timed(to: &Target<'_>, messages: &[Vec<u8>], grpc_timeout: Option<&str>
         req.headers_mut().insert("grpc-timeout", v.parse()?);
     }
     exchange(&mut open(to.conn).await?.0, req, messages).await
-}
-
-/// The status a reset from the server maps to (PROTOCOL-HTTP2.md, "Errors"),
-/// else the broken connection.
-fn reset_or_broke(e: anyhow::Error) -> End {
-    let Some(reason) = crate::reference::cause::find_from::<h2::Error>(Some(e.as_ref()))
-        .filter(|h| h.is_reset() && h.is_remote())
-        .and_then(h2::Error::reason)
-    else {
-        return broke(format!("{e:#}"));
-    };
-    let code = match reason {
-        Reason::REFUSED_STREAM => "UNAVAILABLE",
-        Reason::CANCEL => "CANCELLED",
-        Reason::ENHANCE_YOUR_CALM => "RESOURCE_EXHAUSTED",
-        Reason::INADEQUATE_SECURITY => "PERMISSION_DENIED",
-        _ => "INTERNAL",
-    };
-    End::new(
-        code,
-        format!("the server reset the stream (RST_STREAM {reason:?}), no trailers"),
-    )
-}
-
-fn broke(e: impl std::fmt::Display) -> End {
-    End::new("UNAVAILABLE", format!("connection broken: {e}"))
 }
 
 /// Runs a rude call of `path` with these (encoded) request messages, ended
@@ -437,40 +344,5 @@ mod tests {
         assert_eq!(received(&[]), "no message");
         assert_eq!(received(&[5_242_887]), "1 message(s): 5242887 bytes");
         assert_eq!(received(&[10, 3]), "2 message(s): 10, 3 bytes");
-    }
-
-    #[test]
-    fn a_status_message_is_shown_percent_decoded() {
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", "4".parse().unwrap());
-        trailers.insert("grpc-message", "the%20operation%20timed%20out, 100%zz".parse().unwrap());
-        let end = status_of(200, &HeaderMap::new(), Some(&trailers));
-        assert_eq!(end, End::new("DEADLINE_EXCEEDED", "the operation timed out, 100%zz"));
-    }
-
-    #[test]
-    fn the_details_of_a_status_are_read_padded_or_not() {
-        use base64::Engine as _;
-        let forced = crate::reference::rich::forced(tonic::Code::DeadlineExceeded, String::new());
-        let bytes = forced.details();
-        for engine in [
-            base64::engine::general_purpose::STANDARD,
-            base64::engine::general_purpose::STANDARD_NO_PAD,
-        ] {
-            let mut trailers = HeaderMap::new();
-            trailers.insert("grpc-status", "4".parse().unwrap());
-            trailers.insert("grpc-status-details-bin", engine.encode(bytes).parse().unwrap());
-            let end = status_of(200, &HeaderMap::new(), Some(&trailers));
-            assert_eq!(end.details.len(), 1, "{end:?}");
-            assert_eq!(end.details[0]["@type"], "type.googleapis.com/google.rpc.ErrorInfo");
-            assert_eq!(end.details[0]["reason"], "FORCED");
-        }
-        let mut trailers = HeaderMap::new();
-        trailers.insert("grpc-status", "5".parse().unwrap());
-        trailers.insert("grpc-status-details-bin", "not base64!".parse().unwrap());
-        assert_eq!(
-            status_of(200, &HeaderMap::new(), Some(&trailers)).details,
-            Vec::<serde_json::Value>::new()
-        );
     }
 }
