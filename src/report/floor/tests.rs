@@ -164,5 +164,23 @@ fn idle_cores_are_summed_and_split_by_what_held_processes_back() {
     assert_eq!(i.short_of_memory_ms, 1500.0, "the third second only");
     assert_eq!(i.at_most_ms, 1000.0, "the second second only");
     assert_eq!(i.mean_running, (2.0 + 4.0 + 3.0 + 2.0 * 2.0) / 5.0);
+    let f = Floor {
+        idle: Some(i),
+        wall_ms: 5000.0,
+        machine_cores: 2,
+        at_once: 4,
+        ..floor(&RunSummary {
+            jobs: 2,
+            execute_ms: 5000.0,
+            ..s.clone()
+        })
+        .unwrap()
+    };
+    let md = render(&f);
+    assert!(
+        md.contains("Cores sat idle for 7.0 s (core-seconds; 70% of wall × cores), 2.6 client processes running on average; 1.5 s of it while less than 25% of the memory was available"),
+        "{md}"
+    );
+    assert!(md.contains(", 1.0 s with 4 processes running."), "{md}");
     assert_eq!(idle(&RunSummary { load: vec![], ..s }), None);
 }
