@@ -27,28 +27,31 @@ pub fn pairs(cells: Vec<Cell>, per_pair: bool) -> Vec<Vec<Cell>> {
     out
 }
 
-/// What a pair took in an earlier run, and with how many tests.
+/// What a cell took in an earlier run (with one client process per pair,
+/// its pair's time), and with how many tests.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Measured {
     pub ms: f64,
     pub tests: usize,
 }
 
-/// What each pair took last time, per key type, as a run's cells say.
-pub type Costs = BTreeMap<((String, String), KeyType), Measured>;
+/// What each cell took last time, as a run's cells say.
+pub type Costs = BTreeMap<crate::model::cell::CellKey, Measured>;
 
-/// The costs a run's cells measured: per pair and key type, its longest
-/// cell and the tests of all its cells.
+/// The costs a run's cells measured.
 pub fn costs(cells: &[crate::model::run::CellInfo]) -> Costs {
-    let mut out = Costs::new();
-    for c in cells {
-        let e = out
-            .entry((c.key.pair(), c.key.key_type))
-            .or_insert(Measured { ms: 0.0, tests: 0 });
-        e.ms = e.ms.max(c.duration_ms);
-        e.tests += c.tests;
-    }
-    out
+    cells
+        .iter()
+        .map(|c| {
+            (
+                c.key.clone(),
+                Measured {
+                    ms: c.duration_ms,
+                    tests: c.tests,
+                },
+            )
+        })
+        .collect()
 }
 
 /// A client process's cost beyond its waits, per test (the JVM clients
@@ -70,7 +73,7 @@ pub fn estimate_ms(group: &[Cell], lanes_per_cell: u32) -> f64 {
 /// The order to start the groups in (their indices): one key type after
 /// the other (in the plan's order), and within a key type the longest first,
 /// so that no long one starts last: by what the groups took last time if
-/// every one of them ran the same tests then, else by their estimates from
+/// every cell of them ran the same tests then, else by their estimates from
 /// their cases (a run of other cases, or none, says nothing of this one:
 /// after a quick run, or on a fresh machine, the full run's pairs started in
 /// the plan's order and it took 818 s where the same run took 433 s in the
@@ -98,12 +101,11 @@ pub fn longest_first(groups: &[Vec<Cell>], last: &Costs, lanes_per_cell: u32) ->
             .and_then(|c| key_types.iter().position(|k| *k == c.key.key_type))
             .unwrap_or(0)
     };
+    // A group's measure: its longest cell, if each of its cells ran the same tests then.
     let measured = |g: &Vec<Cell>| {
-        let tests: usize = g.iter().map(|c| c.tests.len()).sum();
-        g.first()
-            .and_then(|c| last.get(&(c.key.pair(), c.key.key_type)))
-            .filter(|m| m.tests == tests)
-            .map(|m| m.ms)
+        g.iter()
+            .map(|c| last.get(&c.key).filter(|m| m.tests == c.tests.len()).map(|m| m.ms))
+            .try_fold(0.0, |most: f64, ms| ms.map(|ms| most.max(ms)))
     };
     // Measures and estimates are not on one scale: all of one or the other.
     let costs: Vec<f64> = groups

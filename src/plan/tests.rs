@@ -177,17 +177,23 @@ fn pairs_gather_the_tls_modes_of_one_client_and_server() {
     assert_eq!(ids(false).len(), 12);
 }
 
-/// Last time's costs of pairs, each with `tests` tests, for key type ec-p256.
+/// Last time's costs of pairs (their cells of TLS mode none and server,
+/// key type ec-p256), each cell with `tests` tests.
 fn measured(pairs: &[((&str, &str), f64)], tests: usize) -> Costs {
-    pairs
-        .iter()
-        .map(|((c, s), ms)| {
-            (
-                ((c.to_string(), s.to_string()), KeyType::EcP256),
-                order::Measured { ms: *ms, tests },
-            )
-        })
-        .collect()
+    let mut out = Costs::new();
+    for ((c, s), ms) in pairs {
+        for tls in [TlsMode::None, TlsMode::Server] {
+            let key = CellKey {
+                client: c.to_string(),
+                server: s.to_string(),
+                tls,
+                key_type: KeyType::EcP256,
+                net: None,
+            };
+            out.insert(key, order::Measured { ms: *ms, tests });
+        }
+    }
+    out
 }
 
 fn pair_order(groups: &[Vec<Cell>], last: &Costs) -> Vec<String> {
@@ -215,6 +221,9 @@ fn longest_pairs_start_first_when_each_was_measured_with_the_same_tests() {
         ["a>a", "a>b", "b>a", "b>b"]
     );
     assert_eq!(pair_order(&groups, &measured(&all, 1)), ["a>a", "a>b", "b>a", "b>b"]);
+    // One client process per cell: each cell's own measure.
+    let cells = pairs(plan(&s, &sets()).unwrap(), false);
+    assert_eq!(pair_order(&cells, &measured(&all, 2)), ["a>b", "b>b", "a>a", "b>a"]);
 }
 
 #[test]
@@ -291,7 +300,13 @@ fn one_key_type_starts_after_the_other_each_longest_first() {
     );
     let rsa: Vec<_> = last
         .iter()
-        .map(|((pair, _), m)| ((pair.clone(), KeyType::Rsa2048), *m))
+        .map(|(key, m)| {
+            let key = CellKey {
+                key_type: KeyType::Rsa2048,
+                ..key.clone()
+            };
+            (key, *m)
+        })
         .collect();
     last.extend(rsa);
     let order: Vec<String> = longest_first(&groups, &last, 8)
