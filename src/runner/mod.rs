@@ -136,8 +136,7 @@ impl Runner {
 
     /// Notes, about once a second until aborted, the client processes
     /// running, the idle cores and the memory available.
-    async fn sample_load(self: Arc<Self>, running: Arc<AtomicUsize>) {
-        let epoch = *self.load_epoch.get_or_init(Instant::now);
+    async fn sample_load(self: Arc<Self>, running: Arc<AtomicUsize>, epoch: Instant) {
         let mut meter = crate::exec::load::CpuMeter::default();
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
@@ -170,7 +169,9 @@ impl Runner {
         let mut groups: Vec<Option<Vec<Cell>>> = groups.into_iter().map(Some).collect();
         let running = Arc::new(AtomicUsize::new(0));
         let ended = Arc::new(tokio::sync::Notify::new());
-        let sampler = tokio::spawn(self.clone().sample_load(running.clone()));
+        // Set before the first pair starts: its span counts from here too.
+        let epoch = *self.load_epoch.get_or_init(Instant::now);
+        let sampler = tokio::spawn(self.clone().sample_load(running.clone(), epoch));
         let mut meter = crate::exec::load::CpuMeter::default();
         let mut last_extra: Option<Instant> = None;
         // Started longest first; `idx` keeps the plan's order for the results.

@@ -54,19 +54,14 @@ pub(super) fn status_of(http: u16, headers: &HeaderMap, trailers: Option<&Header
 /// decoded (padded or not) as the reference client prints a call's details;
 /// none, with a note, when they are not a google.rpc.Status of this code.
 fn details_of(h: &HeaderMap, code: i32) -> Vec<serde_json::Value> {
-    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
-    use base64::engine::DecodePaddingMode;
-    use base64::Engine as _;
-    const EITHER: GeneralPurpose = GeneralPurpose::new(
-        &base64::alphabet::STANDARD,
-        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
-    );
     let Some(value) = h.get("grpc-status-details-bin") else {
         return Vec::new();
     };
-    let read = EITHER
-        .decode(value.as_bytes())
-        .map_err(|e| format!("grpc-status-details-bin is not base64: {e}"))
+    let read = value
+        .to_str()
+        .map_err(|e| format!("grpc-status-details-bin is not text: {e}"))
+        .and_then(crate::contract::script::decode_b64)
+        .map_err(|e| format!("grpc-status-details-bin: {e}"))
         .and_then(|bytes| crate::contract::proto::status_details(&bytes, code));
     read.unwrap_or_else(|e| {
         note!("rude call: {e}");
