@@ -24,7 +24,13 @@ pub fn find_from<'a, E: Error + 'static>(mut cause: Option<&'a (dyn Error + 'sta
 /// refused its stream (REFUSED_STREAM, or a graceful GOAWAY that came
 /// before it).
 pub fn not_processed(status: &tonic::Status) -> bool {
-    find::<hyper::Error>(status).is_some_and(hyper::Error::is_canceled) || refused(status)
+    never_sent(status) || refused(status)
+}
+
+/// The call's request never left the client: hyper cancels a request still
+/// queued on a connection that closed (or was not ready).
+pub fn never_sent(status: &tonic::Status) -> bool {
+    find::<hyper::Error>(status).is_some_and(hyper::Error::is_canceled)
 }
 
 /// The server refused the call's stream: RST_STREAM REFUSED_STREAM, or a

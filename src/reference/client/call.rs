@@ -1,6 +1,7 @@
 //! One call of a step: the tonic call itself, and how its outcome becomes
 //! the contract's status line (with the reference client's faults applied).
-use super::settle::{settle, BROKEN};
+use super::retry::{Tries, Unprocessed};
+use super::settle::{settle, Deadlines, BROKEN};
 use super::{emit, Runner, UsageError};
 use crate::contract::codes;
 use crate::contract::proto::{self, Kind, MethodInfo};
@@ -117,29 +118,12 @@ impl Runner {
                 return Ok(());
             }
             let mut seen = Seen::default();
-            let timeout = step
-                .timeout_ms
-                .filter(|t| *t > 0)
-                .or(self
-                    .args
-                    .faults
-                    .contains(&ClientFault::DefaultDeadline)
-                    .then_some(60_000))
-                .map(|ms| {
-                    let faults = &self.args.faults;
-                    match faults.contains(&ClientFault::DeadlineInWholeSeconds) {
-                        true => ms / 1000 * 1000,
-                        false if faults.contains(&ClientFault::DeadlineUpToWholeSeconds) => ms.div_ceil(1000) * 1000,
-                        false => ms,
-                    }
-                })
-                .map(Duration::from_millis);
-            let after_the_fact =
-                self.args.faults.contains(&ClientFault::DeadlineAfterTheFact) && info.kind == Kind::Unary;
-            let (timeout, late) = match after_the_fact {
-                true => (None, timeout),
-                false => (timeout, None),
-            };
+            let Deadlines {
+                timeout,
+                late,
+                own_timer,
+                overflowed,
+            } = Deadlines::of(step.timeout_ms, &self.args.faults, info.kind);
             let fallback = step
                 .fallback_method
                 .as_deref()
@@ -151,7 +135,7 @@ impl Runner {
             let call = async {
                 // gRPC's transparent retry: a call the server never processed
                 // (its connection died first, or its stream was refused) is
-                // tried once more.
+                // tried again (retry.rs).
                 let mut first = self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await;
                 if self.args.faults.contains(&ClientFault::WaitForReady) {
                     // Until the server first answers on a connection, a call
@@ -173,13 +157,17 @@ impl Runner {
                         self.answered.lock().expect("answered connections").insert(conn.clone());
                     }
                 }
+                // Each try gets the time the call has left.
+                let refused_internal = self.args.faults.contains(&ClientFault::RefusedStreamInternal);
+                let mut tries = Tries::new(refused_internal);
+                while matches!(&first, Err(s) if tries.again(Unprocessed::of(s))) {
+                    seen = Seen::default();
+                    let left = timeout.map(|t| t.saturating_sub(start.elapsed()).max(Duration::from_millis(1)));
+                    first = self.call(step, &id, &info, requests.clone(), left, &mut seen).await;
+                }
                 let first = match first {
-                    Err(s) if self.args.faults.contains(&ClientFault::RefusedStreamInternal) && cause::refused(&s) => {
+                    Err(s) if refused_internal && cause::refused(&s) => {
                         Err(Status::internal("stream closed with REFUSED_STREAM"))
-                    }
-                    Err(s) if cause::not_processed(&s) => {
-                        seen = Seen::default();
-                        self.call(step, &id, &info, requests.clone(), timeout, &mut seen).await
                     }
                     Err(s) if self.args.faults.contains(&ClientFault::ResetIgnored) && cause::stream_reset(&s) => {
                         futures::future::pending().await
@@ -207,17 +195,6 @@ impl Runner {
                 }
             };
             let faults = &self.args.faults;
-            let streams_untimed = faults.contains(&ClientFault::NoTimerOnStreams) && info.kind != Kind::Unary;
-            let own_timer = timeout
-                .filter(|_| !faults.contains(&ClientFault::DeadlineByServerOnly) && !streams_untimed)
-                .or(
-                    (faults.contains(&ClientFault::ShortDefaultDeadline) && timeout.is_none())
-                        .then_some(Duration::from_millis(250)),
-                );
-            // The timer-in-32-bit-ms fault: a timer past 2^31-1 ms, which Node
-            // fires after 1 ms, fires here before the call starts.
-            let overflowed = faults.contains(&ClientFault::TimerIn32BitMs)
-                && own_timer.is_some_and(|t| t.as_millis() > i32::MAX as u128);
             let result = match own_timer {
                 _ if overflowed => {
                     drop(call);

@@ -4,6 +4,7 @@
 //! too, and a step's JSON request is sent exactly as the case wrote it.
 mod call;
 mod encoding;
+mod retry;
 mod settle;
 
 use super::connector;
