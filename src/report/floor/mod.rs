@@ -60,6 +60,9 @@ pub struct Idle {
     pub short_of_memory_ms: f64,
     /// Of those, while the most processes allowed were running.
     pub at_most_ms: f64,
+    /// Of those, in seconds with less than `SPARE_CORES` idle: too little
+    /// for a process to start beyond the jobs.
+    pub below_spare_cores_ms: f64,
     /// Client processes running, on average.
     pub mean_running: f64,
 }
@@ -83,6 +86,9 @@ pub fn idle(s: &RunSummary) -> Option<Idle> {
         }
         if s.at_most > 0 && l.running >= s.at_most {
             out.at_most_ms += idle;
+        }
+        if l.idle_cores < crate::plan::admit::SPARE_CORES {
+            out.below_spare_cores_ms += idle;
         }
         running_ms += l.running as f64 * dt;
     }
@@ -257,7 +263,7 @@ Cells took **{}** of wall time with {} on {} cores; their floor is **{}**, so wa
         out.push_str(&format!(
             "Cores sat idle for {} (core-seconds; {:.0}% of wall × cores), {:.1} client processes running on average; \
              {} of it while less than {:.0}% of the memory was available (no process starts beyond the jobs then), \
-             {} with {} processes running.\n\n",
+             {} with {} processes running, {} in seconds with less than {:.2} of a core idle (too little to start one).\n\n",
             s(i.core_ms),
             100.0 * i.core_ms / (f.wall_ms * f.machine_cores as f64).max(1.0),
             i.mean_running,
@@ -265,6 +271,8 @@ Cells took **{}** of wall time with {} on {} cores; their floor is **{}**, so wa
             100.0 * crate::plan::admit::SPARE_MEMORY,
             s(i.at_most_ms),
             f.at_once,
+            s(i.below_spare_cores_ms),
+            crate::plan::admit::SPARE_CORES,
         ));
     }
     out.push_str(

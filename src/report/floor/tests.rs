@@ -152,7 +152,7 @@ fn idle_cores_are_summed_and_split_by_what_held_processes_back() {
     let s = RunSummary {
         at_most: 4,
         load: vec![
-            sample(1000.0, 2, 0.5, Some(0.6)),
+            sample(1000.0, 2, 0.25, Some(0.6)),
             sample(2000.0, 4, 1.0, Some(0.5)),
             sample(3000.0, 3, 1.5, Some(0.2)),
             sample(5000.0, 2, 2.0, None),
@@ -160,9 +160,10 @@ fn idle_cores_are_summed_and_split_by_what_held_processes_back() {
         ..crate::model::run::fixtures::summary(vec![])
     };
     let i = idle(&s).unwrap();
-    assert_eq!(i.core_ms, 500.0 + 1000.0 + 1500.0 + 4000.0);
+    assert_eq!(i.core_ms, 250.0 + 1000.0 + 1500.0 + 4000.0);
     assert_eq!(i.short_of_memory_ms, 1500.0, "the third second only");
     assert_eq!(i.at_most_ms, 1000.0, "the second second only");
+    assert_eq!(i.below_spare_cores_ms, 250.0, "the first second only (0.25 idle)");
     assert_eq!(i.mean_running, (2.0 + 4.0 + 3.0 + 2.0 * 2.0) / 5.0);
     let f = Floor {
         idle: Some(i),
@@ -178,9 +179,12 @@ fn idle_cores_are_summed_and_split_by_what_held_processes_back() {
     };
     let md = render(&f);
     assert!(
-        md.contains("Cores sat idle for 7.0 s (core-seconds; 70% of wall × cores), 2.6 client processes running on average; 1.5 s of it while less than 25% of the memory was available"),
+        md.contains("Cores sat idle for 6.8 s (core-seconds; 68% of wall × cores), 2.6 client processes running on average; 1.5 s of it while less than 25% of the memory was available"),
         "{md}"
     );
-    assert!(md.contains(", 1.0 s with 4 processes running."), "{md}");
+    assert!(
+        md.contains(", 1.0 s with 4 processes running, 0.2 s in seconds with less than 0.35 of a core idle"),
+        "{md}"
+    );
     assert_eq!(idle(&RunSummary { load: vec![], ..s }), None);
 }
