@@ -177,8 +177,10 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             let l = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("failed to bind {addr}"))?;
-            // A closed stdout (a server started by hand, piped to `head`) is no reason to stop.
-            say!("listening on {}:{}", args.host, args.port);
+            // The port bound (`--port 0`: the one the system chose). A closed
+            // stdout (a server started by hand, piped to `head`) is no reason to stop.
+            let port = l.local_addr().map_or(args.port, |a| a.port());
+            say!("listening on {}:{}", args.host, port);
             Listener::Tcp(l)
         }
     };
