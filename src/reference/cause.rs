@@ -18,17 +18,9 @@ pub fn find_from<'a, E: Error + 'static>(mut cause: Option<&'a (dyn Error + 'sta
     None
 }
 
-/// The server never processed the call, so gRPC's transparent retry may
-/// send it again: its request never left the client (hyper cancels a
-/// request whose connection closed before it was sent), or the server
-/// refused its stream (REFUSED_STREAM, or a graceful GOAWAY that came
-/// before it).
-pub fn not_processed(status: &tonic::Status) -> bool {
-    never_sent(status) || refused(status)
-}
-
 /// The call's request never left the client: hyper cancels a request still
-/// queued on a connection that closed (or was not ready).
+/// queued on a connection that closed (or was not ready). Such a call, like
+/// a refused one, the server never processed (client/retry.rs).
 pub fn never_sent(status: &tonic::Status) -> bool {
     find::<hyper::Error>(status).is_some_and(hyper::Error::is_canceled)
 }
@@ -80,7 +72,7 @@ mod tests {
     #[test]
     fn a_status_without_a_source_has_no_cause() {
         let s = tonic::Status::internal("from the server");
-        assert!(!not_processed(&s) && !connection_broke(&s) && !stream_reset(&s));
+        assert!(!never_sent(&s) && !refused(&s) && !connection_broke(&s) && !stream_reset(&s));
     }
 
     #[test]

@@ -143,7 +143,7 @@ impl Runner {
                     let answered = |first: &Result<(), Status>, seen: &Seen| !matches!(first, Err(s) if seen.headers.is_empty() && cause::never_connected(s));
                     let given_up = |s: &Status| match s.code() {
                         tonic::Code::DeadlineExceeded => true,
-                        tonic::Code::Cancelled => !cause::not_processed(s),
+                        tonic::Code::Cancelled => Unprocessed::of(s).is_none(),
                         _ => false,
                     };
                     let mut ready = self.answered.lock().expect("answered connections").contains(conn);
