@@ -151,5 +151,19 @@ pub enum Rude {
     ServerDeadline,
 }
 
+impl Rude {
+    /// The calls it opens at once at the server (`thousand-streams`: its
+    /// thousand; every other one, its one call).
+    pub fn calls(self) -> u32 {
+        match self {
+            Rude::ThousandStreams => THOUSAND_STREAMS,
+            _ => 1,
+        }
+    }
+}
+
+/// The calls `thousand-streams` opens at once.
+pub const THOUSAND_STREAMS: u32 = 1000;
+
 /// How long after the step's deadline `server-deadline` waits for the server.
 pub const SERVER_DEADLINE_GRACE_MS: u64 = 2000;

@@ -1,7 +1,8 @@
 //! One client process over the tests of a cell, or of every cell of a pair
 //! (a test on another connection than the process's own carries it in each
 //! of its steps): its script (`phases`), written phase by phase (the tests
-//! that run alone come after all the others have ended),
+//! that run alone come after all the others have ended, and those with many
+//! calls at once last, holding their share of the server the clients share),
 //! read back line by line with a time budget per step and lane, and what it
 //! left unfinished. Each test is judged as soon as its last status line
 //! arrives (`held`).
@@ -68,7 +69,7 @@ pub(super) struct Restart {
 }
 
 impl GroupRun {
-    fn new() -> GroupRun {
+    pub(super) fn new() -> GroupRun {
         GroupRun {
             judged: BTreeMap::new(),
             errors: BTreeMap::new(),
@@ -199,6 +200,12 @@ impl Runner {
         // (a JVM's first calls of each kind are slow too).
         let mut startup = [settings.client_startup_ms; 2].into_iter();
         'phases: while let Some(phase) = later.next() {
+            // Many calls at once wait for their share of the server, which
+            // other clients' processes may hold (`phases::SERVER_CALLS`).
+            let _held = match &phase.hold {
+                Some((server, calls)) => self.pool.calls_of(server).acquire_many_owned(*calls).await.ok(),
+                None => None,
+            };
             progress = Progress::new(phase.order, since(Instant::now()), startup.next().unwrap_or(0));
             if let Some(f) = &feed {
                 let _ = f.send(phase.lines);
@@ -282,7 +289,7 @@ impl Runner {
         let mut unfinished = progress.unfinished(&end);
         for step in later.flat_map(|p| p.order) {
             unfinished.entry(step.test).or_insert_with(|| {
-                "not run: the client stopped before this test's phase (the connections' warm-up calls come first; large scripts, then the tests that run alone, last)".to_string()
+                "not run: the client stopped before this test's phase (the connections' warm-up calls come first; large scripts, the tests that run alone, then those with 100 calls at once or more, last)".to_string()
             });
         }
         for (test, why) in unfinished {

@@ -51,6 +51,9 @@ struct Slot {
 #[derive(Default)]
 pub struct Pool {
     slots: Mutex<HashMap<ServerKey, Arc<tokio::sync::Mutex<Slot>>>>,
+    /// Per server address: the calls at once its clients' many-call phases
+    /// may still take (`phases::SERVER_CALLS` in all).
+    calls: Mutex<HashMap<String, Arc<tokio::sync::Semaphore>>>,
 }
 
 /// A cell's use of a shared server.
@@ -67,6 +70,14 @@ pub(super) struct Lease {
 impl Pool {
     fn slot(&self, key: &ServerKey) -> Arc<tokio::sync::Mutex<Slot>> {
         self.slots.lock().expect("pool").entry(key.clone()).or_default().clone()
+    }
+
+    /// The calls at once that the server at `addr` has left for many-call
+    /// phases: one count per address, shared by every client process.
+    pub(super) fn calls_of(&self, addr: &str) -> Arc<tokio::sync::Semaphore> {
+        let mut calls = self.calls.lock().expect("pool");
+        let full = || Arc::new(tokio::sync::Semaphore::new(super::phases::SERVER_CALLS as usize));
+        calls.entry(addr.to_string()).or_insert_with(full).clone()
     }
 
     /// The cells about to run will each ask once per certificate they use.
@@ -259,5 +270,30 @@ impl Runner {
             cpu_ms: proc.cpu_ms().unwrap_or(0.0),
             span_ms: None,
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clients_of_one_server_share_its_calls_at_once_and_another_server_has_its_own() {
+        let pool = Pool::default();
+        let calls = super::super::phases::SERVER_CALLS as usize;
+        let first = pool
+            .calls_of("127.0.0.1:1")
+            .try_acquire_many_owned(calls as u32 - 200)
+            .unwrap();
+        let same = pool.calls_of("127.0.0.1:1");
+        assert_eq!(
+            same.available_permits(),
+            200,
+            "what another client's phase may still take"
+        );
+        assert!(same.clone().try_acquire_many_owned(201).is_err(), "201 more wait");
+        assert_eq!(pool.calls_of("127.0.0.1:2").available_permits(), calls);
+        drop(first);
+        assert_eq!(same.available_permits(), calls, "given back when the phase ends");
     }
 }

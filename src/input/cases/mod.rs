@@ -278,6 +278,17 @@ impl Case {
         listed && meaningful && cert_ok
     }
 
+    /// The most calls its test has open at once at the server: a top-level
+    /// step's copies, each with its misbehaviour's calls and its nested
+    /// steps'.
+    pub fn calls_at_once(&self) -> u32 {
+        fn calls(s: &CaseStep) -> u32 {
+            let one = s.rude.map_or(1, |r| r.calls()) + s.after_first.iter().map(calls).sum::<u32>();
+            s.copies.unwrap_or(1).saturating_mul(one)
+        }
+        self.steps.iter().map(calls).max().unwrap_or(0)
+    }
+
     /// Does its test use its cell's own connection: the cell's server and
     /// certificates, no keepalive settings? (Its `faulty` steps may still
     /// dial a proxy or a peer.) Anything else is part of what the case checks.

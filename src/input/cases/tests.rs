@@ -177,3 +177,66 @@ fn an_includes_matcher_names_only_message_types_the_pool_knows() {
         "{err}"
     );
 }
+
+#[test]
+fn a_case_opens_its_copies_times_its_misbehaviour_s_calls_at_once() {
+    let src = r#"
+clients = ["rust"]
+[[case]]
+name = "many"
+[[case.step]]
+method = "Put"
+request = { key = "{ns}p", value = "{b64:x}" }
+copies = 200
+[[case.step]]
+method = "Get"
+rude = "thousand-streams"
+request = { key = "{ns}p" }
+[[case]]
+name = "one-by-one"
+[[case.step]]
+method = "Monitor"
+request = { pattern = "{ns}p" }
+after_first = [{ method = "Put", request = { key = "{ns}p", value = "{b64:y}" } }]
+[[case.step]]
+method = "Get"
+request = { key = "{ns}p" }
+copies = 3
+[[case.step]]
+method = "Get"
+request = { key = "{ns}p" }
+"#;
+    let set = parse("s", src).unwrap();
+    let calls: Vec<u32> = set.cases.iter().map(Case::calls_at_once).collect();
+    assert_eq!(
+        calls,
+        [1000, 3],
+        "the larger step: 1,000 streams; 3 Gets (a Monitor and its Put, 2)"
+    );
+    let monitor = &set.cases[1];
+    let only_monitor = Case {
+        steps: monitor.steps[..1].to_vec(),
+        ..monitor.clone()
+    };
+    assert_eq!(
+        only_monitor.calls_at_once(),
+        2,
+        "a step's nested calls are open with it"
+    );
+    let file = |name: &str| {
+        load(
+            name,
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("cases/{name}.toml")),
+        )
+    };
+    let concurrency = file("concurrency").unwrap();
+    assert!(
+        concurrency.cases.iter().all(|c| c.calls_at_once() >= 50),
+        "every concurrency case opens 50 or more"
+    );
+    let unary = file("unary").unwrap();
+    assert!(
+        unary.cases.iter().all(|c| c.calls_at_once() <= 2),
+        "a unary case one call at a time"
+    );
+}

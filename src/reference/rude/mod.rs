@@ -7,6 +7,7 @@ mod end;
 mod link;
 
 use crate::contract::script::Connection;
+use crate::model::misbehaviour::THOUSAND_STREAMS;
 pub use crate::model::misbehaviour::{Rude, SERVER_DEADLINE_GRACE_MS};
 use crate::model::tls::TlsMode;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -245,7 +246,7 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
                 .await
                 .unwrap_or_else(broke);
             // A task per call, so each reads its stream at once.
-            let calls = (1..1000).map(|_| {
+            let calls = (1..THOUSAND_STREAMS).map(|_| {
                 let mut send = send.clone();
                 let req = to.request(grpc);
                 let messages = messages.to_vec();
@@ -262,7 +263,11 @@ async fn run(rude: Rude, to: &Target<'_>, messages: &[Vec<u8>], kept: &Kept) -> 
                 None => End::new("OK", ""),
                 Some(first) => End::new(
                     first.code.clone(),
-                    format!("{} of 1000 streams failed; the first: {}", bad.len(), first.message),
+                    format!(
+                        "{} of {THOUSAND_STREAMS} streams failed; the first: {}",
+                        bad.len(),
+                        first.message
+                    ),
                 ),
             })
         }

@@ -8,6 +8,7 @@ use crate::contract::script::{self, Connection};
 use crate::exec::proxy;
 use crate::input::cases::{script_steps, Case};
 use crate::model::cell::CellKey;
+use crate::model::misbehaviour::THOUSAND_STREAMS;
 use crate::plan::{lanes, Test};
 use crate::reference::peer;
 use std::sync::Arc;
@@ -30,12 +31,27 @@ fn step_budget(step: &script::Step, grace: u64) -> u64 {
 /// large scripts.
 const LARGE_SCRIPT: usize = 1 << 20;
 
+/// A test that opens this many calls at once or more (past the common
+/// limit of 100 streams) runs after the others, in a phase that holds its
+/// calls of the server (`SERVER_CALLS`).
+const MANY_CALLS: u32 = 100;
+
+/// The calls at once that the contract asks a server to take (1,000 on one
+/// connection): what the many-call tests of all the clients sharing a
+/// server hold of it together. Past it, a shared server would see more than
+/// any one client asks of it: gRPC C-core (python, pyvider) then ends some
+/// calls CANCELLED once 1,000 wait to be taken (`grpc.server.max_pending_requests`).
+pub(super) const SERVER_CALLS: u32 = THOUSAND_STREAMS;
+
 /// Part of the script written at once: its steps as the runner waits for
 /// them, and their lines.
 #[derive(Default)]
 pub(super) struct Phase {
     pub order: Vec<Pending>,
     pub lines: Vec<Lines>,
+    /// The server (its address) and the calls of it the phase holds while it
+    /// runs (`SERVER_CALLS` in all).
+    pub hold: Option<(String, u32)>,
 }
 
 /// One line of a script: its step's id, its JSON, and what it waits for.
@@ -227,7 +243,7 @@ impl Runner {
         default: &Connection,
         attempt: u32,
         run: &mut GroupRun,
-    ) -> ([Phase; 4], Middlemen) {
+    ) -> (Vec<Phase>, Middlemen) {
         let grace = self.matrix.run.step_grace_ms;
         let waits: Vec<u64> = entries.iter().map(|e| lanes::test_waiting_ms(&e.test.case)).collect();
         // `lanes` per cell: a process that runs a pair's cells has that many for each.
@@ -237,7 +253,9 @@ impl Runner {
             .collect::<std::collections::BTreeSet<_>>()
             .len();
         let lane_of = lanes::assign(&waits, lanes::of_process(self.lanes, cells));
-        let mut phases: [Phase; 4] = Default::default();
+        let mut phases: Vec<Phase> = (0..4).map(|_| Phase::default()).collect();
+        // The tests with many calls at once, by the server they call.
+        let mut many: std::collections::BTreeMap<&str, Phase> = Default::default();
         let mut opened: Vec<&Connection> = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             // Only a cell's own connection: a case's (another certificate,
@@ -255,13 +273,15 @@ impl Runner {
         let mut peers = Vec::new();
         for (i, e) in entries.iter().enumerate() {
             let t = e.test;
+            let calls = t.case.calls_at_once();
+            let many_calls = calls >= MANY_CALLS;
             let mut recipe = Recipe {
                 case: t.case.clone(),
                 prefix: step_prefix(e.key, t),
                 namespace: self.namespace(e.key, t, attempt),
                 faulty: None,
                 variant: (e.conn != *default).then(|| e.conn.clone()),
-                lane: if t.case.alone { 0 } else { lane_of[i] },
+                lane: if t.case.alone || many_calls { 0 } else { lane_of[i] },
             };
             // A case that cannot become steps is left out before its proxy starts.
             let steps = match script_steps(&t.case.steps, &recipe.prefix, &recipe.namespace) {
@@ -306,67 +326,33 @@ impl Runner {
             };
             recipe.faulty = faulty;
             let steps = recipe.dress(steps);
-            // A test alone is written last anyway; the others' size says
-            // whether they wait for the phase of large scripts.
-            let phase = match t.case.alone {
-                true => 3,
-                false if steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT => 2,
-                false => 1,
+            // A test alone is written last anyway, and one with many calls
+            // after it, on its own; the others' size says whether they wait
+            // for the phase of large scripts, which makes its lines then too.
+            let large = steps.iter().map(line_len).sum::<usize>() > LARGE_SCRIPT;
+            let phase = match (many_calls, t.case.alone, large) {
+                (true, _, _) => {
+                    let phase = many.entry(e.conn.server.as_str()).or_default();
+                    let held = phase.hold.get_or_insert_with(|| (e.conn.server.clone(), 0));
+                    held.1 = held.1.max(calls.min(SERVER_CALLS));
+                    phase
+                }
+                (false, true, _) => &mut phases[3],
+                (false, false, true) => &mut phases[2],
+                (false, false, false) => &mut phases[1],
             };
             // A gated step's budget counts from when its line is written,
             // after its settle: the budget needs no room for it.
-            phases[phase].order.extend(steps.iter().map(|s| pending(i, s, grace)));
-            phases[phase].lines.push(match phase {
-                1 => Lines::Made(gated(&t.case, &steps)),
-                _ => Lines::Later(Box::new(recipe)),
+            phase.order.extend(steps.iter().map(|s| pending(i, s, grace)));
+            phase.lines.push(match many_calls || t.case.alone || large {
+                false => Lines::Made(gated(&t.case, &steps)),
+                true => Lines::Later(Box::new(recipe)),
             });
         }
+        phases.extend(many.into_values());
         (phases, Middlemen { proxies, _peers: peers })
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_step_budget_counts_a_deadline_days_away_as_two_minutes() {
-        let step = |timeout_ms| script::Step {
-            id: "p#0".into(),
-            method: "Inventory".into(),
-            timeout_ms: Some(timeout_ms),
-            ..serde_json::from_str(r#"{"id": "p#0", "method": "Inventory"}"#).unwrap()
-        };
-        assert_eq!(step_budget(&step(600_000), 3000), 3000 + WAITED_DEADLINE_MS);
-        assert_eq!(step_budget(&step(2_592_000_000), 3000), 3000 + WAITED_DEADLINE_MS);
-        assert_eq!(step_budget(&step(5000), 3000), 8000);
-    }
-
-    #[test]
-    fn a_step_with_settle_ms_waits_for_every_status_line_of_the_step_before_it() {
-        let src = r#"
-[[case]]
-name = "c"
-alone = true
-[[case.step]]
-method = "Get"
-request = { key = "a" }
-copies = 2
-[[case.step]]
-method = "Get"
-request = { key = "a" }
-settle_ms = 100
-[[case.step]]
-method = "Get"
-request = { key = "a" }
-"#;
-        let case = crate::input::cases::parse("s", src).unwrap().cases.remove(0);
-        let steps = script_steps(&case.steps, "p", "ns/").unwrap();
-        let lines = gated(&case, &steps);
-        let gates: Vec<Option<&Gate>> = lines.iter().map(|l| l.gate.as_ref()).collect();
-        let after = vec![script::copy_id("p#0", 0), script::copy_id("p#0", 1)];
-        assert_eq!(gates, [None, Some(&Gate { after, ms: 100 }), None]);
-        assert_eq!(lines[1].id, "p#1");
-        assert!(lines[1].text.ends_with('\n') && !lines[1].text.contains("settle"));
-    }
-}
+mod tests;
