@@ -145,22 +145,10 @@ pub async fn serve(m: Matrix, servers: &[String], modes: &[TlsMode], key_type: K
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::path::PathBuf;
+    use std::path::Path;
 
     fn certs() -> CertFiles {
-        let f = |n: &str| PathBuf::from(format!("/c/{n}"));
-        CertFiles {
-            ca: f("ca.pem"),
-            server_cert: f("server.pem"),
-            server_key: f("server.key"),
-            client_cert: f("client.pem"),
-            client_key: f("client.key"),
-            other_ca: f("other-ca.pem"),
-            other_client_cert: f("other-client.pem"),
-            other_client_key: f("other-client.key"),
-            expired_server_cert: f("expired.pem"),
-            expired_server_key: f("expired.key"),
-        }
+        CertFiles::in_dir(Path::new("/c"))
     }
 
     #[test]

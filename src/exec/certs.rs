@@ -98,6 +98,24 @@ fn leaf_with(
     Ok((cert, key))
 }
 
+impl CertFiles {
+    /// Where a set of certificate files lives in `dir` (`generate` writes them).
+    pub fn in_dir(dir: &Path) -> CertFiles {
+        CertFiles {
+            ca: dir.join("ca.pem"),
+            server_cert: dir.join("server.pem"),
+            server_key: dir.join("server.key"),
+            client_cert: dir.join("client.pem"),
+            client_key: dir.join("client.key"),
+            other_ca: dir.join("other-ca.pem"),
+            other_client_cert: dir.join("other-client.pem"),
+            other_client_key: dir.join("other-client.key"),
+            expired_server_cert: dir.join("expired-server.pem"),
+            expired_server_key: dir.join("expired-server.key"),
+        }
+    }
+}
+
 /// Writes a fresh set of certificates into `dir` (created if needed).
 pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
     std::fs::create_dir_all(dir).with_context(|| format!("failed to create {}", dir.display()))?;
@@ -124,18 +142,7 @@ pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
         },
     )?;
 
-    let files = CertFiles {
-        ca: dir.join("ca.pem"),
-        server_cert: dir.join("server.pem"),
-        server_key: dir.join("server.key"),
-        client_cert: dir.join("client.pem"),
-        client_key: dir.join("client.key"),
-        other_ca: dir.join("other-ca.pem"),
-        other_client_cert: dir.join("other-client.pem"),
-        other_client_key: dir.join("other-client.key"),
-        expired_server_cert: dir.join("expired-server.pem"),
-        expired_server_key: dir.join("expired-server.key"),
-    };
+    let files = CertFiles::in_dir(dir);
     let write = |path: &Path, pem: String| {
         std::fs::write(path, pem).with_context(|| format!("failed to write {}", path.display()))
     };

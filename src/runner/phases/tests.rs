@@ -16,21 +16,8 @@ fn a_step_budget_counts_a_deadline_days_away_as_two_minutes() {
 /// A runner over the repository's matrix (no process starts here).
 fn runner() -> Runner {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let src = std::fs::read_to_string(root.join("matrix.toml")).unwrap();
-    let m = crate::input::config::Matrix::parse(&src, &root.join("matrix.toml"), root).unwrap();
-    let pem = std::path::PathBuf::from("x.pem");
-    let certs = crate::exec::certs::CertFiles {
-        ca: pem.clone(),
-        server_cert: pem.clone(),
-        server_key: pem.clone(),
-        client_cert: pem.clone(),
-        client_key: pem.clone(),
-        other_ca: pem.clone(),
-        other_client_cert: pem.clone(),
-        other_client_key: pem.clone(),
-        expired_server_cert: pem.clone(),
-        expired_server_key: pem,
-    };
+    let m = crate::input::config::Matrix::load(&root.join("matrix.toml")).unwrap();
+    let certs = crate::exec::certs::CertFiles::in_dir(std::path::Path::new("/c"));
     Runner::standalone(m, crate::model::tls::KeyType::EcP256, certs, None).unwrap()
 }
 
