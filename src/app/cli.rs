@@ -296,7 +296,7 @@ pub struct RunArgs {
     pub jobs: Option<usize>,
     /// Client processes at once at most: beyond --jobs, another starts only
     /// while the machine has a core idle (they mostly wait); equal to --jobs
-    /// turns this off (default: matrix.toml run.at_most, else 12 × jobs).
+    /// turns this off (default: matrix.toml run.at_most, else 24 × jobs).
     #[arg(long)]
     pub at_most: Option<usize>,
     /// Lanes per cell of each client process: tests that wait run side by

@@ -50,7 +50,7 @@ pub struct RunSettings {
     /// Client processes that always run at once (one per pair, or per cell); 0 = number of CPUs.
     pub jobs: usize,
     /// Client processes at once at most: beyond `jobs`, another starts only
-    /// while the machine has a core to spare (`plan::admit`); 0 = 12 × jobs.
+    /// while the machine has a core to spare (`plan::admit`); 0 = 24 × jobs.
     pub at_most: usize,
     /// Lanes per cell of a client process: its tests that wait (delays, deadlines, cancels,
     /// slow reads) run side by side in lanes 1..N-1, the rest in lane 0; 1 = one
