@@ -20,6 +20,9 @@ use clap::Parser;
 
 fn main() {
     let cli = cli::Cli::parse();
+    // Before any thread or child: a run's pipes and sockets need more open
+    // files than the common soft limit of 1,024 (or a shell's lower one).
+    exec::limits::raise_open_files();
     // Commands that only print end quietly when their reader goes away
     // (`| head`), like any Unix tool. Everything that talks to processes or
     // sockets keeps Rust's ignored SIGPIPE: `run` writes to children's pipes,
