@@ -8,7 +8,6 @@ mod common;
 use common::*;
 use nix::sys::resource::{getrlimit, setrlimit, Resource};
 use std::os::unix::process::CommandExt;
-use std::process::Command;
 
 /// Far below what the run below needs: before the runner raised it, 4 of
 /// its 20 tests were red.
@@ -22,8 +21,7 @@ fn a_run_started_with_a_low_open_file_limit_raises_it_and_passes() {
         "this machine's hard limit on open files is {hard}: too low to show anything"
     );
     let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(bin());
-    cmd.current_dir(repo()).args([
+    let args = [
         "run",
         "--no-setup",
         "--client",
@@ -34,16 +32,13 @@ fn a_run_started_with_a_low_open_file_limit_raises_it_and_passes() {
         "none",
         "--set",
         "faults,unary",
-        "--reports",
-    ]);
-    cmd.arg(dir.path());
-    // SAFETY: only an async-signal-safe setrlimit between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || setrlimit(Resource::RLIMIT_NOFILE, LOW, hard).map_err(std::io::Error::from));
-    }
-    let out = cmd.output().expect("stock-matrix runs");
-    let summary: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dir.path().join("latest/summary.json")).unwrap()).unwrap();
+    ];
+    let (out, summary) = run_with(&args, dir.path(), |cmd| {
+        // SAFETY: only an async-signal-safe setrlimit between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || setrlimit(Resource::RLIMIT_NOFILE, LOW, hard).map_err(std::io::Error::from));
+        }
+    });
     let red: Vec<String> = tests_of(&summary)
         .iter()
         .filter(|t| t["outcome"] != "passed")

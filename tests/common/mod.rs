@@ -15,13 +15,16 @@ pub fn repo() -> PathBuf {
 
 /// Runs stock-matrix with `args` from the repo root; returns output and the parsed summary.
 pub fn run(args: &[&str], reports: &Path) -> (Output, Value) {
-    let out = Command::new(bin())
-        .current_dir(repo())
-        .args(args)
-        .arg("--reports")
-        .arg(reports)
-        .output()
-        .expect("stock-matrix runs");
+    run_with(args, reports, |_| {})
+}
+
+/// As `run`, with `prepare` applied to the command before it starts (its
+/// limits, its environment).
+pub fn run_with(args: &[&str], reports: &Path, prepare: impl FnOnce(&mut Command)) -> (Output, Value) {
+    let mut cmd = Command::new(bin());
+    cmd.current_dir(repo()).args(args).arg("--reports").arg(reports);
+    prepare(&mut cmd);
+    let out = cmd.output().expect("stock-matrix runs");
     let summary = std::fs::read_to_string(reports.join("latest/summary.json"))
         .unwrap_or_else(|e| panic!("no summary ({e}); stderr: {}", String::from_utf8_lossy(&out.stderr)));
     (out, serde_json::from_str(&summary).unwrap())
