@@ -108,6 +108,7 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         "star-inside-cuts",
         "int64-through-double",
         "blank-pattern-refused",
+        "symbols-case-folded",
     ];
     let extra: String = faults
         .iter()
@@ -262,6 +263,12 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
             "step 1 Monitor: status: expected OK, got INVALID_ARGUMENT",
         ),
         (
+            "symbols-case-folded",
+            "none",
+            "bidi/case=symbols-are-exact",
+            "step 0 Trade: message 1: field netPosition: expected \"3\", got \"13\"",
+        ),
+        (
             "kv-own-store",
             "none",
             "kv-compat/case=kv-put-stock-get",
@@ -315,6 +322,8 @@ fn deliberate_bugs_in_a_server_fail_the_matching_cases_with_readable_reasons() {
         ("star-inside-cuts", "server-stream/case=prefix-not-substring"),
         ("star-inside-cuts", "server-stream/case=exact-pattern"),
         ("int64-through-double", "bidi/case=lock-step"),
+        ("symbols-case-folded", "bidi/case=lock-step"),
+        ("symbols-case-folded", "bidi/case=unspecified-side-sells"),
         ("int64-through-double", "bidi/case=unspecified-side-sells"),
         ("blank-pattern-refused", "server-stream/case=invalid-watch"),
         ("blank-pattern-refused", "server-stream/case=exact-pattern"),

@@ -18,7 +18,7 @@ Hooks = Struct.new(:headers, :trailers, :report_encoding, :delay_ms, :watchers_p
 # Request metadata => Hooks (-bin values arrive as their bytes); a bad value is INVALID_ARGUMENT.
 def read_hooks(call)
   md = ->(key) { Array(call.metadata[key]).first }
-  int = ->(key, default) { md[key] ? Integer(md[key], 10) : default }
+  int = ->(key, default) { md[key] ? whole_number(key, md[key]) : default }
   echo = { 'x-stock-echo' => md['x-stock-echo'], 'x-stock-echo-bin' => md['x-stock-echo-bin'] }
   headers = echo.merge('x-stock-echo-header' => md['x-stock-echo-header']).compact
   headers[GRPC::Core::MetadataKeys::COMPRESSION_REQUEST_ALGORITHM] = 'gzip' if md['x-stock-compress'] == 'gzip'
@@ -32,13 +32,27 @@ def read_hooks(call)
   message = md['x-stock-fail-message-bin']&.dup&.force_encoding(Encoding::UTF_8) || md['x-stock-fail-message']
   Hooks.new(headers:, trailers:, report_encoding: md['x-stock-report-encoding'] == 'true',
             delay_ms: int['x-stock-delay-ms', 0], watchers_prefix: md['x-stock-report-watchers'],
-            fail_code: code_name && GRPC::Core::StatusCodes.const_get(code_name),
+            fail_code: code_name && fail_code_of(code_name),
             fail_message: special ? SPECIAL_MESSAGE : message || "forced #{code_name}",
             fail_after: int['x-stock-fail-after', 0],
             repeat_value: [int['x-stock-repeat-value', 1], 1].max, count_prefix: md['x-stock-count-prefix'])
 rescue ArgumentError, NameError => e
   # The echoes still go back, in the trailers.
   raise GRPC::InvalidArgument.new("bad test hook: #{e.message}", trailers || {})
+end
+
+# A hook's number of milliseconds or events: digits only (no sign).
+def whole_number(key, text)
+  Integer(text, 10).tap { |n| raise ArgumentError, "#{key} must be a number, got #{text.inspect}" if n.negative? }
+end
+
+# The code x-stock-fail names: a canonical upper-case name of a non-OK code
+# (not a constant looked up through Object, not OK).
+def fail_code_of(name)
+  code = GRPC::Core::StatusCodes.const_get(name, false)
+  raise ArgumentError, "x-stock-fail: unknown code #{name.inspect}" unless code.is_a?(Integer) && code.positive?
+
+  code
 end
 
 # Applies the hooks around every hooked call: echo headers (the initial

@@ -5,7 +5,7 @@ use super::faults::Fault;
 use super::kv::KvService;
 use super::service::StockService;
 use super::store::{Prefix, Store};
-use super::wire::{Details, WireFaults, WireLayer, HEADER_LIST_LIMIT};
+use super::wire::{Details, HookFaults, WireFaults, WireLayer, HEADER_LIST_LIMIT};
 use crate::contract::proto::kv::kv_server::KvServer;
 use crate::contract::proto::stock::stock_server::StockServer;
 use crate::model::tls::TlsMode;
@@ -124,11 +124,16 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             echo_lowercased: faults.contains(&Fault::EchoLowercased),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
-            delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
-            fail_before_delay: faults.contains(&Fault::FailBeforeDelay),
-            fail_message_beats_special: faults.contains(&Fault::FailMessageBeatsSpecial),
-            lenient_hook_numbers: faults.contains(&Fault::LenientHookNumbers),
-            report_deadline_after_delay: faults.contains(&Fault::ReportDeadlineAfterDelay),
+            hooks: HookFaults {
+                delay_in_whole_seconds: faults.contains(&Fault::DelayInWholeSeconds),
+                fail_before_delay: faults.contains(&Fault::FailBeforeDelay),
+                fail_message_beats_special: faults.contains(&Fault::FailMessageBeatsSpecial),
+                lenient_hook_numbers: faults.contains(&Fault::LenientHookNumbers),
+                negative_hook_numbers: faults.contains(&Fault::NegativeHookNumbers),
+                case_blind_fail_codes: faults.contains(&Fault::CaseBlindFailCodes),
+                fail_after_on_unary: faults.contains(&Fault::FailAfterOnUnary),
+                report_deadline_after_delay: faults.contains(&Fault::ReportDeadlineAfterDelay),
+            },
             details: if faults.contains(&Fault::NoErrorDetails) {
                 Details::Dropped
             } else if faults.contains(&Fault::DetailsCodeOk) {

@@ -117,9 +117,11 @@ export function forcedStatus(h: Headers): ConnectError | undefined {
   const special = h.get("x-stock-fail-special") === "true";
   if (name === null && !special) return undefined;
   // Connect's enum spells CANCELLED the American way and its names in camel case: INVALID_ARGUMENT is InvalidArgument.
+  // Only the canonical upper-case names: "aborted" is no code name.
   const camel = name?.toLowerCase().replace(/(?:^|_)(.)/g, (_, c: string) => c.toUpperCase());
+  const canonical = name === null || /^[A-Z_]+$/.test(name);
   const code = name === null ? Code.Unknown : name === "CANCELLED" ? Code.Canceled : Code[camel as keyof typeof Code];
-  if (code === undefined)
+  if (code === undefined || !canonical)
     throw new ConnectError(`x-stock-fail: unknown code ${JSON.stringify(name)}`, Code.InvalidArgument);
   const messageBin = h.get("x-stock-fail-message-bin");
   const message = special

@@ -31,6 +31,7 @@ impl StockService {
         let with_details = !self.faults.contains(&Fault::NoDetailsOnStreams);
         let unspecified_buys = self.faults.contains(&Fault::UnspecifiedSideBuys);
         let through_double = self.faults.contains(&Fault::Int64ThroughDouble);
+        let case_folded = self.faults.contains(&Fault::SymbolsCaseFolded);
         tokio::spawn(async move {
             let mut held = Vec::new();
             let mut book = Book::default();
@@ -90,7 +91,11 @@ impl StockService {
                     side: Side::Buy as i32,
                     ..order.clone()
                 });
-                let booked = as_buy.as_ref().unwrap_or(&order);
+                let folded = case_folded.then(|| TradeOrder {
+                    symbol: order.symbol.to_uppercase(),
+                    ..as_buy.clone().unwrap_or_else(|| order.clone())
+                });
+                let booked = folded.as_ref().or(as_buy.as_ref()).unwrap_or(&order);
                 let booking = match &shared {
                     Some(hold) => hold.fill(booked),
                     None => book.fill(booked),

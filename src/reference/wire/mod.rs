@@ -17,6 +17,7 @@ use std::time::Duration;
 use tower::{Layer, Service};
 
 mod bent;
+pub use bent::HookFaults;
 mod body;
 mod details;
 
@@ -43,16 +44,8 @@ pub struct WireFaults {
     pub lose_deadline: bool,
     /// A call still running at its deadline is reset (RST_STREAM CANCEL).
     pub reset_at_deadline: bool,
-    /// x-stock-delay-ms is cut to whole seconds (an integer division).
-    pub delay_in_whole_seconds: bool,
-    /// x-stock-fail skips x-stock-delay-ms (the fail hook run first).
-    pub fail_before_delay: bool,
-    /// x-stock-fail-message wins over x-stock-fail-special.
-    pub fail_message_beats_special: bool,
-    /// A hook number that is not one (x-stock-delay-ms: soon) reads as 0.
-    pub lenient_hook_numbers: bool,
-    /// x-stock-deadline-ms is what is left once the delay is over.
-    pub report_deadline_after_delay: bool,
+    /// How the request hooks are bent before the service reads them.
+    pub hooks: HookFaults,
     /// What happens to the rich error details (grpc-status-details-bin).
     pub details: Details,
     /// Responses are compressed for every client that accepts gzip.
@@ -208,7 +201,7 @@ impl Reply {
         }
         if is_true("x-stock-report-deadline") {
             let left = deadline_of(h, faults)
-                .map(|d| bent::reported(h, d, faults).as_millis().to_string())
+                .map(|d| bent::reported(h, d, faults.hooks).as_millis().to_string())
                 .unwrap_or_else(|| "none".into());
             r.trailers.push((
                 HeaderName::from_static("x-stock-deadline-ms"),
@@ -304,7 +297,8 @@ where
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
-        bent::hooks(req.headers_mut(), self.faults);
+        let path = req.uri().path().to_string();
+        bent::hooks(req.headers_mut(), &path, self.faults.hooks);
         // After Reply::read: the reported request encoding stays the one
         // sent. Stock's service takes gzip (health, for one, takes none).
         if self.faults.gunzip_any_encoding && req.uri().path().starts_with("/stock.v1.Stock/") {

@@ -111,6 +111,30 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 1 Put: status: expected INVALID_ARGUMENT, got OK",
     ),
     (
+        "negative-hook-numbers",
+        "errors",
+        "bad-hook-value-refused",
+        "step 2 Put: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    (
+        "case-blind-fail-codes",
+        "errors",
+        "bad-fail-code-refused",
+        "step 0 Get: status: expected INVALID_ARGUMENT, got ABORTED \"forced ABORTED\"",
+    ),
+    (
+        "case-blind-fail-codes",
+        "errors",
+        "bad-fail-code-refused",
+        "step 1 Put: status: expected INVALID_ARGUMENT, got OK",
+    ),
+    (
+        "fail-after-on-unary",
+        "errors",
+        "forced-unary-ignores-fail-after",
+        "step 0 Put: status: expected ABORTED, got OK",
+    ),
+    (
         "fail-message-beats-special",
         "errors",
         "special-message-with-code",
