@@ -52,6 +52,10 @@ pub enum Misbehaviour {
     /// A call with one response message (unary, client stream) gets it
     /// twice, then OK (a response cardinality violation).
     TwoResponseMessages,
+    /// A call with one response message (unary, client stream) gets it,
+    /// then ends ABORTED (`ANSWER_THEN_ERROR_MESSAGE`): the call failed, so
+    /// it has no answer.
+    AnswerThenError,
     /// A Get's answer comes gzipped under `grpc-encoding: x-stock-unknown`,
     /// an encoding the client never offered (compression.md: INTERNAL).
     UnknownResponseEncoding,
@@ -78,6 +82,9 @@ pub enum Misbehaviour {
     AnswersUncompressed,
 }
 
+/// The status message of `answer-then-error`.
+pub const ANSWER_THEN_ERROR_MESSAGE: &str = "peer: failed after its answer";
+
 /// The status message of `broken-percent-message`, as it travels.
 pub const BROKEN_PERCENT_MESSAGE: &str = "peer: no such key, 100%zz sure 50%";
 
@@ -95,6 +102,7 @@ impl Misbehaviour {
                 | NoTrailers
                 | NoResponseMessage
                 | TwoResponseMessages
+                | AnswerThenError
                 | UnknownResponseEncoding
                 | CompressedWithoutEncoding
                 | BrokenPercentMessage

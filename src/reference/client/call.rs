@@ -356,7 +356,16 @@ impl Runner {
         let single = matches!(info.kind, Kind::Unary | Kind::ClientStream);
         let mut held = Vec::new();
         loop {
-            let Some(msg) = stream.message().await? else { break };
+            let msg = match stream.message().await {
+                Ok(Some(msg)) => msg,
+                Ok(None) => break,
+                Err(status) => {
+                    if faults.contains(&ClientFault::AnswerOfFailedCall) {
+                        held.iter().for_each(emit);
+                    }
+                    return Err(status);
+                }
+            };
             count += 1;
             let line = Line {
                 id: id.to_string(),

@@ -149,4 +149,8 @@ pub enum ClientFault {
     /// An OK status is printed with a message of its own making ("OK"),
     /// where the server sent none.
     OkMessageMadeUp,
+    /// A call with one response message (unary, client stream) whose answer
+    /// came, then an error status, prints that answer before the status (a
+    /// raw call API's message callback taken as the result).
+    AnswerOfFailedCall,
 }

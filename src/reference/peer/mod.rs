@@ -340,6 +340,12 @@ async fn stream(
         Some(Misbehaviour::TwoResponseMessages) if single => msgs.extend(msgs.first().cloned()),
         _ => {}
     }
+    let (code, message) = match how {
+        Some(Misbehaviour::AnswerThenError) if single => {
+            (10, crate::model::misbehaviour::ANSWER_THEN_ERROR_MESSAGE.to_string())
+        }
+        _ => (code, message),
+    };
     let mut head = grpc_response();
     let misencoded = matches!(
         how,

@@ -78,6 +78,18 @@ pub(crate) const PEER_CLIENT_FAULTS: &[Catch] = &[
         "step 1 Put: status: expected UNAVAILABLE, got OK",
     ),
     (
+        "answer-of-failed-call",
+        "h2-servers",
+        "answer-then-error",
+        "step 1 Get: expected 0 message(s), got 1",
+    ),
+    (
+        "answer-of-failed-call",
+        "h2-servers",
+        "answer-then-error",
+        "step 2 Batch: expected 0 message(s), got 1",
+    ),
+    (
         "cardinality-unchecked",
         "h2-servers",
         "no-response-message",
