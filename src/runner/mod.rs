@@ -122,10 +122,13 @@ impl Runner {
         })
     }
 
+    /// A command line of matrix.toml with `{stock-matrix}` made this
+    /// program, even once a rebuild has replaced its file.
     pub(crate) fn argv(&self, template: &[String]) -> Vec<String> {
+        let exe = crate::exec::own_exe::runnable(&self.exe);
         template
             .iter()
-            .map(|a| a.replace("{stock-matrix}", &self.exe.to_string_lossy()))
+            .map(|a| a.replace("{stock-matrix}", &exe.to_string_lossy()))
             .collect()
     }
 
