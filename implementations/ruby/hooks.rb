@@ -41,9 +41,12 @@ rescue ArgumentError, NameError => e
   raise GRPC::InvalidArgument.new("bad test hook: #{e.message}", trailers || {})
 end
 
-# A hook's number of milliseconds or events: digits only (no sign).
+# A hook's number of milliseconds or events: digits only (no sign, no
+# underscores), spaces around them allowed.
 def whole_number(key, text)
-  Integer(text, 10).tap { |n| raise ArgumentError, "#{key} must be a number, got #{text.inspect}" if n.negative? }
+  raise ArgumentError, "#{key} must be a number, got #{text.inspect}" unless text.match?(/\A\s*\d+\s*\z/)
+
+  Integer(text.strip, 10)
 end
 
 # The code x-stock-fail names: a canonical upper-case name of a non-OK code

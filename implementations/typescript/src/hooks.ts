@@ -119,7 +119,7 @@ export function forcedStatus(h: Headers): ConnectError | undefined {
   // Connect's enum spells CANCELLED the American way and its names in camel case: INVALID_ARGUMENT is InvalidArgument.
   // Only the canonical upper-case names: "aborted" is no code name.
   const camel = name?.toLowerCase().replace(/(?:^|_)(.)/g, (_, c: string) => c.toUpperCase());
-  const canonical = name === null || /^[A-Z_]+$/.test(name);
+  const canonical = name === null || (/^[A-Z_]+$/.test(name) && name !== "CANCELED");
   const code = name === null ? Code.Unknown : name === "CANCELLED" ? Code.Canceled : Code[camel as keyof typeof Code];
   if (code === undefined || !canonical)
     throw new ConnectError(`x-stock-fail: unknown code ${JSON.stringify(name)}`, Code.InvalidArgument);
