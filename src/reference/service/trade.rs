@@ -5,6 +5,7 @@ use crate::contract::proto::stock::{Side, TradeFill, TradeOrder};
 use crate::reference::book::{filled, Book, SharedHold};
 use crate::reference::faults::Fault;
 use crate::reference::rich::{bad_field, without_details};
+use std::borrow::Cow;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -87,18 +88,17 @@ impl StockService {
                 } else {
                     order
                 };
-                let as_buy = (unspecified_buys && order.side == Side::Unspecified as i32).then(|| TradeOrder {
-                    side: Side::Buy as i32,
-                    ..order.clone()
-                });
-                let folded = case_folded.then(|| TradeOrder {
-                    symbol: order.symbol.to_uppercase(),
-                    ..as_buy.clone().unwrap_or_else(|| order.clone())
-                });
-                let booked = folded.as_ref().or(as_buy.as_ref()).unwrap_or(&order);
+                // The order as the faults book it (the fill still names it as sent).
+                let mut booked = Cow::Borrowed(&order);
+                if unspecified_buys && order.side == Side::Unspecified as i32 {
+                    booked.to_mut().side = Side::Buy as i32;
+                }
+                if case_folded {
+                    booked.to_mut().symbol = order.symbol.to_uppercase();
+                }
                 let booking = match &shared {
-                    Some(hold) => hold.fill(booked),
-                    None => book.fill(booked),
+                    Some(hold) => hold.fill(&booked),
+                    None => book.fill(&booked),
                 };
                 let fill = filled(order, booking);
                 if hold {

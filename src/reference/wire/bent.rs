@@ -1,5 +1,6 @@
 //! The request hooks as the faults that bend them leave them: the service
 //! then reads the bent headers as it reads any.
+use crate::contract::proto::{kind_at, Kind};
 use http::{HeaderMap, HeaderValue};
 use std::time::Duration;
 
@@ -35,12 +36,14 @@ const NUMBERS: [&str; 3] = ["x-stock-delay-ms", "x-stock-fail-after", "x-stock-r
 /// a fail code upper-cased, or gone when it says OK (`case-blind-fail-codes`);
 /// the fail gone from a unary call with a fail-after (`fail-after-on-unary`).
 pub(super) fn hooks(h: &mut HeaderMap, path: &str, faults: HookFaults) {
-    for key in NUMBERS {
-        let text = h.get(key).and_then(|v| v.to_str().ok()).map(str::trim);
-        let negative = text.and_then(|t| t.parse::<i64>().ok()).is_some_and(|n| n < 0);
-        let not_one = text.is_some() && number(h, key).is_none();
-        if (faults.lenient_hook_numbers && not_one) || (faults.negative_hook_numbers && negative) {
-            h.insert(key, HeaderValue::from(0));
+    if faults.lenient_hook_numbers || faults.negative_hook_numbers {
+        for key in NUMBERS {
+            let text = h.get(key).and_then(|v| v.to_str().ok()).map(str::trim);
+            let negative = text.and_then(|t| t.parse::<i64>().ok()).is_some_and(|n| n < 0);
+            let not_one = text.is_some() && number(h, key).is_none();
+            if (faults.lenient_hook_numbers && not_one) || (faults.negative_hook_numbers && negative) {
+                h.insert(key, HeaderValue::from(0));
+            }
         }
     }
     if faults.case_blind_fail_codes {
@@ -60,11 +63,8 @@ pub(super) fn hooks(h: &mut HeaderMap, path: &str, faults: HookFaults) {
             None => {}
         }
     }
-    let unary = matches!(
-        crate::contract::proto::kind_at(path),
-        Some(crate::contract::proto::Kind::Unary)
-    );
-    if faults.fail_after_on_unary && unary && number(h, "x-stock-fail-after").is_some_and(|n| n > 0) {
+    let unary = || matches!(kind_at(path), Some(Kind::Unary));
+    if faults.fail_after_on_unary && unary() && number(h, "x-stock-fail-after").is_some_and(|n| n > 0) {
         h.remove("x-stock-fail");
         h.remove("x-stock-fail-special");
     }

@@ -297,8 +297,9 @@ where
         if self.faults.lose_deadline {
             req.headers_mut().remove("grpc-timeout");
         }
-        let path = req.uri().path().to_string();
-        bent::hooks(req.headers_mut(), &path, self.faults.hooks);
+        // The path beside the headers it bends (a Uri clone shares its bytes).
+        let uri = req.uri().clone();
+        bent::hooks(req.headers_mut(), uri.path(), self.faults.hooks);
         // After Reply::read: the reported request encoding stays the one
         // sent. Stock's service takes gzip (health, for one, takes none).
         if self.faults.gunzip_any_encoding && req.uri().path().starts_with("/stock.v1.Stock/") {
