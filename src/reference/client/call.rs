@@ -183,9 +183,11 @@ impl Runner {
                 }
             };
             // Dropping a call's future resets its stream: tonic's cancellation.
+            let whole_seconds = self.args.faults.contains(&ClientFault::CancelInWholeSeconds);
             let cancel_after = step
                 .cancel_after_ms
-                .filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel));
+                .filter(|_| !self.args.faults.contains(&ClientFault::IgnoreCancel))
+                .map(|ms| if whole_seconds { ms / 1000 * 1000 } else { ms });
             let call = async move {
                 match cancel_after {
                     Some(ms) => tokio::time::timeout(Duration::from_millis(ms), call)
@@ -206,7 +208,17 @@ impl Runner {
                     .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
                 None => call.await,
             };
-            let result = settle(faults, result, start, timeout, late, cancel_after.is_some());
+            let result = match settle(faults, result, start, timeout, late, cancel_after.is_some()) {
+                Err(s)
+                    if s.code() == tonic::Code::DeadlineExceeded
+                        && info.kind == Kind::ServerStream
+                        && seen.encoding.is_none()
+                        && faults.contains(&ClientFault::HeaderlessStreamUnknown) =>
+                {
+                    Err(Status::unknown("the stream ended before it opened"))
+                }
+                r => r,
+            };
             if matches!(&result, Err(s) if s.message().starts_with(BROKEN))
                 && self.args.faults.contains(&ClientFault::DeadChannelKept)
             {

@@ -153,4 +153,12 @@ pub enum ClientFault {
     /// came, then an error status, prints that answer before the status (a
     /// raw call API's message callback taken as the result).
     AnswerOfFailedCall,
+    /// Converts `cancel_after_ms` to whole seconds (an integer division): a
+    /// cancel asked for after 150 ms comes at once, before the server had
+    /// the call.
+    CancelInWholeSeconds,
+    /// A server-stream call whose deadline passes before any response header
+    /// came is reported UNKNOWN (a stack's streaming helper that raises an
+    /// error of its own for a call that never opened).
+    HeaderlessStreamUnknown,
 }

@@ -368,6 +368,30 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "step 0 Put: status: expected CANCELLED, got OK",
     ),
     (
+        "cancel-in-whole-seconds",
+        "cancellation",
+        "cancelled-put-not-applied",
+        "step 0 Put: took ",
+    ),
+    (
+        "cancel-in-whole-seconds",
+        "cancellation",
+        "cancelled-batch-applies-nothing",
+        "less than the 100 ms the step lasts at least",
+    ),
+    (
+        "cancel-in-whole-seconds",
+        "cancellation",
+        "cancelled-trade-then-channel-works",
+        "step 0 Trade: took ",
+    ),
+    (
+        "headerless-stream-unknown",
+        "deadlines",
+        "delayed-monitor",
+        "step 0 Monitor: status: expected DEADLINE_EXCEEDED, got UNKNOWN",
+    ),
+    (
         "bin-as-text",
         "metadata",
         "binary-echo-on-failure",
