@@ -198,6 +198,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     // that such requests reach WireLayer, which misbehaves with them.
     builder = builder.http2_max_header_list_size(match () {
         _ if faults.contains(&Fault::SmallHeaderLimit) => 2048,
+        _ if faults.contains(&Fault::HeaderLimit8Kib) => 8192,
         _ if faults.contains(&Fault::CloseOnBigHeaders) || faults.contains(&Fault::StallOnBigHeaders) => 1 << 20,
         _ => HEADER_LIST_LIMIT,
     });

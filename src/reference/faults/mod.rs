@@ -107,6 +107,10 @@ pub enum Fault {
     DetailsOnEveryError,
     /// Request headers are limited to 2 KiB in all (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
     SmallHeaderLimit,
+    /// Request headers are limited to 8 KiB in all, not 16 KiB (C-core's
+    /// soft `grpc.max_metadata_size` default, or a limit set in KiB twice).
+    #[value(name = "header-limit-8kib")]
+    HeaderLimit8Kib,
     /// Batch refuses a value of exactly the limit (`>=` for `>`).
     BatchLimitOffByOne,
     /// The echo and report trailers are sent only when the call succeeds.

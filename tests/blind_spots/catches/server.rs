@@ -331,6 +331,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "status: expected OK, got UNKNOWN",
     ),
     (
+        "header-limit-8kib",
+        "metadata",
+        "metadata-under-header-limit",
+        "step 0 Put: status: expected OK, got UNKNOWN",
+    ),
+    (
         "small-header-limit",
         "errors",
         "status-message-2kib",
