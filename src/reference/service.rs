@@ -168,6 +168,8 @@ impl Stock for StockService {
         let drop_second = self.faults.contains(&Fault::DropStreamMessage);
         let keep = self.faults.contains(&Fault::KeepCancelledMonitors)
             || (self.faults.contains(&Fault::UnwatchOnlyWithDeadline) && !timed);
+        let unwatched_on_next_event =
+            self.faults.contains(&Fault::CountedMonitorUnwatchedOnNextEvent) && limit.is_some();
         let drop_when_slow = self.faults.contains(&Fault::DropWhenSlow);
         let queue_of_64 = self.faults.contains(&Fault::WatchQueueOf64);
         let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
@@ -214,7 +216,7 @@ impl Stock for StockService {
                             }
                             None => return,
                         },
-                        _ = tx.closed(), if !keep => return,
+                        _ = tx.closed(), if !keep && !unwatched_on_next_event => return,
                     },
                 };
                 if drop_when_slow {

@@ -62,6 +62,10 @@ pub enum Fault {
     ApplyAfterCancel,
     /// A Monitor whose client went away stays registered.
     KeepCancelledMonitors,
+    /// A Monitor with max_events that ends before its count (deadline,
+    /// cancel) stays registered until an event for it fails to send: only
+    /// a Monitor without max_events watches for its client leaving.
+    CountedMonitorUnwatchedOnNextEvent,
     /// The 4 MiB receive limit is raised to 16 MiB.
     NoSizeLimit,
     /// Batch does not check the value size (Put does).

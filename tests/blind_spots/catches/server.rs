@@ -45,6 +45,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "trailer x-stock-watchers: expected \"0\", got \"1\"",
     ),
     (
+        "counted-monitor-unwatched-on-next-event",
+        "cancellation",
+        "counted-monitor-unregistered-early",
+        "step 2 Inventory: trailer x-stock-watchers: expected \"0\", got \"2\"",
+    ),
+    (
         "no-size-limit",
         "large",
         "request-over-4mib",
