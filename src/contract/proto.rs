@@ -164,30 +164,52 @@ pub fn to_canonical(msg: &DynamicMessage) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())
 }
 
+/// `google.rpc.Status`, read with its details as they came: a detail of a
+/// type this program does not know is still one.
+#[derive(Clone, PartialEq, prost::Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(message, repeated, tag = "3")]
+    details: Vec<prost_types::Any>,
+}
+
 /// The details of a `google.rpc.Status` (the bytes of
-/// `grpc-status-details-bin`), each in proto3 JSON with `@type`; an error
-/// when its code is not the call's `code` (grpc-status).
+/// `grpc-status-details-bin`), each in proto3 JSON with `@type`; one of a
+/// type not in proto/google/rpc keeps its `@type` and its bytes (`value`, in
+/// base64), so that it is seen, never dropped. An error when the status's
+/// code is not the call's `code` (grpc-status).
 pub fn status_details(bytes: &[u8], code: i32) -> Result<Vec<serde_json::Value>, String> {
-    let desc = pool()
-        .get_message_by_name("google.rpc.Status")
-        .expect("google.rpc.Status is in the pool");
-    let status = DynamicMessage::decode(desc, bytes)
+    let status = <RpcStatus as prost::Message>::decode(bytes)
         .map_err(|e| format!("grpc-status-details-bin is not a google.rpc.Status: {e}"))?;
-    let inner = status.get_field_by_name("code").and_then(|v| v.as_i32()).unwrap_or(0);
-    if inner != code {
+    if status.code != code {
         return Err(format!(
-            "grpc-status-details-bin holds a google.rpc.Status of code {inner} under grpc-status {code}: \
-             its details are refused, as grpc-java's StatusProto refuses them"
+            "grpc-status-details-bin holds a google.rpc.Status of code {} under grpc-status {code}: \
+             its details are refused, as grpc-java's StatusProto refuses them",
+            status.code
         ));
     }
-    let json = status
-        .serialize(serde_json::value::Serializer)
-        .map_err(|e| format!("a detail of an unknown type: {e}"))?;
-    Ok(json
-        .get("details")
-        .and_then(|d| d.as_array())
-        .cloned()
-        .unwrap_or_default())
+    status.details.iter().map(detail_json).collect()
+}
+
+/// One detail in proto3 JSON with its `@type`.
+fn detail_json(any: &prost_types::Any) -> Result<serde_json::Value, String> {
+    let name = any.type_url.rsplit('/').next().unwrap_or(&any.type_url);
+    let mut json = match pool().get_message_by_name(name) {
+        Some(desc) => {
+            let msg = DynamicMessage::decode(desc, any.value.as_slice())
+                .map_err(|e| format!("a {name} detail that does not decode: {e}"))?;
+            msg.serialize(serde_json::value::Serializer).map_err(|e| e.to_string())?
+        }
+        None => {
+            use base64::Engine as _;
+            serde_json::json!({ "value": base64::engine::general_purpose::STANDARD.encode(&any.value) })
+        }
+    };
+    if let Some(o) = json.as_object_mut() {
+        o.insert("@type".into(), serde_json::Value::String(any.type_url.clone()));
+    }
+    Ok(json)
 }
 
 /// A detail (`{"@type": "type.googleapis.com/NAME", ...}`) in canonical form.
@@ -332,6 +354,14 @@ mod tests {
             vec![
                 json!({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [{"field": "key", "description": "empty"}]})
             ]
+        );
+        let info = tonic_types::ErrorDetails::with_resource_info("key", "k", "", "");
+        let s = tonic::Status::with_error_details(tonic::Code::NotFound, "no", info);
+        let d = status_details(s.details(), 5).unwrap();
+        assert_eq!(
+            d[0]["@type"],
+            json!("type.googleapis.com/google.rpc.ResourceInfo"),
+            "a detail of a type not in proto/google/rpc is kept: {d:?}"
         );
         let c = canonical_detail(&json!({"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "FORCED"}))
             .unwrap();

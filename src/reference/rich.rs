@@ -33,6 +33,12 @@ pub fn with_info(code: Code, message: String, reason: &str) -> Status {
     )
 }
 
+/// A status with one ResourceInfo detail naming a key (the
+/// `resource-info-on-not-found` fault: a detail the contract does not use).
+pub fn with_resource_info(code: Code, message: String, key: &str) -> Status {
+    Status::with_error_details(code, message, ErrorDetails::with_resource_info("key", key, "", ""))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

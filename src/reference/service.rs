@@ -3,7 +3,7 @@
 use super::book::Book;
 use super::faults::Fault;
 use super::hooks::Hooks;
-use super::rich::{bad_field, with_info, without_details};
+use super::rich::{bad_field, with_info, with_resource_info, without_details};
 use super::store::{validate_key, validate_value, BatchChecks, Store};
 use crate::contract::proto::stock::stock_server::Stock;
 use crate::contract::proto::stock::*;
@@ -85,6 +85,8 @@ impl Stock for StockService {
             Status::unknown("oops")
         } else if self.faults.contains(&Fault::DetailsOnEveryError) {
             with_info(tonic::Code::NotFound, format!("key {key:?} not found"), "NOT_FOUND")
+        } else if self.faults.contains(&Fault::ResourceInfoOnNotFound) {
+            with_resource_info(tonic::Code::NotFound, format!("key {key:?} not found"), &key)
         } else {
             Status::not_found(format!("key {key:?} not found"))
         };

@@ -109,6 +109,9 @@ pub enum Fault {
     KeepFailedMonitors,
     /// Every error carries an ErrorInfo detail, NOT_FOUND included.
     DetailsOnEveryError,
+    /// A Get of a missing key is NOT_FOUND with a google.rpc.ResourceInfo
+    /// naming the key (a detail of a type the contract does not use).
+    ResourceInfoOnNotFound,
     /// Request headers are limited to 2 KiB in all (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
     SmallHeaderLimit,
     /// Request headers are limited to 8 KiB in all, not 16 KiB (C-core's

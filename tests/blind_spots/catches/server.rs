@@ -308,6 +308,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "no-details-on-not-found",
         "error details: expected 0 [], got 1 [\"google.rpc.ErrorInfo\"]",
     ),
+    (
+        "resource-info-on-not-found",
+        "errors",
+        "no-details-on-not-found",
+        "error details: expected 0 [], got 1 [\"google.rpc.ResourceInfo\"]",
+    ),
     // a server that closes the connection (every call on it) for one call's
     // headers over its limit, and one that never answers such a call
     (
