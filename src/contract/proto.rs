@@ -199,7 +199,8 @@ fn detail_json(any: &prost_types::Any) -> Result<serde_json::Value, String> {
         Some(desc) => {
             let msg = DynamicMessage::decode(desc, any.value.as_slice())
                 .map_err(|e| format!("a {name} detail that does not decode: {e}"))?;
-            msg.serialize(serde_json::value::Serializer).map_err(|e| e.to_string())?
+            msg.serialize(serde_json::value::Serializer)
+                .map_err(|e| e.to_string())?
         }
         None => {
             use base64::Engine as _;

@@ -310,6 +310,8 @@ impl Runner {
                 4_000_000
             } else if self.args.faults.contains(&ClientFault::ReceiveLimit5Mib) {
                 5 << 20
+            } else if self.args.faults.contains(&ClientFault::ReceiveLimitPlusPrefix) {
+                (4 << 20) + 5
             } else {
                 4 << 20
             })

@@ -138,6 +138,9 @@ pub enum ClientFault {
     /// (one over 5 MiB is still refused).
     #[value(name = "receive-limit-5mib")]
     ReceiveLimit5Mib,
+    /// The receive limit counts the 5-byte message prefix the other way: a
+    /// message of up to 4 MiB and 5 bytes is taken.
+    ReceiveLimitPlusPrefix,
     /// The metadata of a trailers-only response is reported among the
     /// headers too (a stack's header accessor that falls back to the
     /// trailers when no headers came).

@@ -417,6 +417,12 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "step 3 Get: status: expected RESOURCE_EXHAUSTED, got OK",
     ),
     (
+        "receive-limit-plus-prefix",
+        "large",
+        "response-at-4mib",
+        "step 3 Get: status: expected RESOURCE_EXHAUSTED, got OK",
+    ),
+    (
         "receive-limit-decimal",
         "large",
         "response-at-4mib",
