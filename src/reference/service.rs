@@ -252,6 +252,7 @@ impl Stock for StockService {
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);
+        let oversize_unknown = self.faults.contains(&Fault::StreamOversizeUnknown);
         let bare = self.faults.contains(&Fault::BatchForcedWithoutDetails);
         let work = async move {
             let hooks = enter(&req, false).await?;
@@ -275,6 +276,9 @@ impl Stock for StockService {
                     // A stream that ends in a cancellation is not a half-close.
                     Err(_) if careless => break,
                     Err(status) if kept_on_break && super::cause::connection_broke(&status) => break,
+                    Err(status) if oversize_unknown && status.code() == tonic::Code::ResourceExhausted => {
+                        return Err(Status::unknown(status.message()))
+                    }
                     Err(status) => return Err(status),
                 }
             }

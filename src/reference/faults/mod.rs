@@ -112,6 +112,10 @@ pub enum Fault {
     /// A Get of a missing key is NOT_FOUND with a google.rpc.ResourceInfo
     /// naming the key (a detail of a type the contract does not use).
     ResourceInfoOnNotFound,
+    /// A Batch item over the 4 MiB receive limit ends the call UNKNOWN, not
+    /// RESOURCE_EXHAUSTED (a request stream's reader that maps its size error
+    /// by hand, as unary calls are not).
+    StreamOversizeUnknown,
     /// Request headers are limited to 2 KiB in all (HTTP/2 SETTINGS_MAX_HEADER_LIST_SIZE).
     SmallHeaderLimit,
     /// Request headers are limited to 8 KiB in all, not 16 KiB (C-core's

@@ -309,6 +309,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "error details: expected 0 [], got 1 [\"google.rpc.ErrorInfo\"]",
     ),
     (
+        "stream-oversize-unknown",
+        "large",
+        "gzip-batch-item-over-4mib",
+        "step 0 Batch: status: expected RESOURCE_EXHAUSTED, got UNKNOWN",
+    ),
+    (
         "resource-info-on-not-found",
         "errors",
         "no-details-on-not-found",
