@@ -164,23 +164,15 @@ pub fn to_canonical(msg: &DynamicMessage) -> Result<serde_json::Value, String> {
         .map_err(|e| e.to_string())
 }
 
-/// `google.rpc.Status`, read with its details as they came: a detail of a
-/// type this program does not know is still one.
-#[derive(Clone, PartialEq, prost::Message)]
-struct RpcStatus {
-    #[prost(int32, tag = "1")]
-    code: i32,
-    #[prost(message, repeated, tag = "3")]
-    details: Vec<prost_types::Any>,
-}
-
 /// The details of a `google.rpc.Status` (the bytes of
 /// `grpc-status-details-bin`), each in proto3 JSON with `@type`; one of a
 /// type not in proto/google/rpc keeps its `@type` and its bytes (`value`, in
 /// base64), so that it is seen, never dropped. An error when the status's
 /// code is not the call's `code` (grpc-status).
 pub fn status_details(bytes: &[u8], code: i32) -> Result<Vec<serde_json::Value>, String> {
-    let status = <RpcStatus as prost::Message>::decode(bytes)
+    // tonic-types' google.rpc.Status keeps each detail as it came (an Any),
+    // so a detail of a type this program does not know is still one.
+    let status = <tonic_types::pb::Status as prost::Message>::decode(bytes)
         .map_err(|e| format!("grpc-status-details-bin is not a google.rpc.Status: {e}"))?;
     if status.code != code {
         return Err(format!(
