@@ -145,7 +145,10 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                             continue;
                         }
                         let runner_cert = |c: &Case| plugin.is_some() && c.server_cert == ServerCert::Expired;
-                        for case in shared[set].iter().filter(|c| c.applies_to(tls) && !runner_cert(c)) {
+                        for case in shared[set]
+                            .iter()
+                            .filter(|c| c.applies_to(tls) && c.served_by(server) && !runner_cert(c))
+                        {
                             let test = Test {
                                 set: set.clone(),
                                 case: case.clone(),

@@ -330,3 +330,27 @@ fn one_key_type_starts_after_the_other_each_longest_first() {
         ]
     );
 }
+
+#[test]
+fn a_case_for_some_servers_only_runs_against_those_servers() {
+    let mut all = sets();
+    let own = "[[case]]\nname = \"every\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"own\"\nservers = [\"rust\"]\n[[case.step]]\nmethod = \"Inventory\"\n";
+    all.insert("own".into(), cases::parse("own", own).unwrap());
+    let s = sel(&["go", "rust"], &[TlsMode::None], &["own"]);
+    let ids: Vec<String> = plan(&s, &all)
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+        .filter(|i| i.ends_with("case=own"))
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "client=go/server=rust/tls=none/set=own/case=own",
+            "client=rust/server=rust/tls=none/set=own/case=own"
+        ]
+    );
+    let empty = own.replace("[\"rust\"]", "[]");
+    let err = cases::parse("own", &empty).unwrap_err();
+    assert!(err.contains("case `own`") && err.contains("servers"), "{err}");
+}

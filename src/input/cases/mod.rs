@@ -221,6 +221,11 @@ pub struct Case {
     /// misbehaves this way, instead of the cell's server.
     #[serde(default)]
     pub peer: Option<crate::model::misbehaviour::Misbehaviour>,
+    /// Server languages the case runs against, of those its set runs
+    /// against (default: all): a check that only some servers can make,
+    /// such as a report of the reference server's own.
+    #[serde(default)]
+    pub servers: Option<Vec<String>>,
     #[serde(rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -264,6 +269,11 @@ impl CaseSet {
 }
 
 impl Case {
+    /// Whether the case runs against this server language.
+    pub fn served_by(&self, server: &str) -> bool {
+        self.servers.as_ref().is_none_or(|s| s.iter().any(|x| x == server))
+    }
+
     pub fn applies_to(&self, mode: TlsMode) -> bool {
         let listed = self.tls.as_ref().is_none_or(|m| m.contains(&mode));
         let meaningful = match self.connect {
@@ -345,6 +355,12 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
         if case.steps.is_empty() {
             return Err(format!("case `{}` has no steps", case.name));
         }
+        if case.servers.as_ref().is_some_and(|c| c.is_empty()) {
+            return Err(format!(
+                "case `{}`: `servers` must name at least one server language (leave it out for every server)",
+                case.name
+            ));
+        }
         check_fault(case).map_err(|e| format!("case `{}`: {e}", case.name))?;
         check_settle(case).map_err(|e| format!("case `{}`: {e}", case.name))?;
         let mut names = Vec::new();
@@ -389,7 +405,11 @@ pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSe
         .map(|n| {
             let path = &m.sets[n];
             let set = load(n, path)?;
-            for (key, langs) in [("clients", &set.clients), ("servers", &set.servers)] {
+            let case_servers = set.cases.iter().map(|c| &c.servers);
+            let lists = [("clients", &set.clients), ("servers", &set.servers)]
+                .into_iter()
+                .chain(case_servers.map(|s| ("servers", s)));
+            for (key, langs) in lists {
                 if let Some(unknown) = langs.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
                     return Err(CaseError::UnknownLanguage {
                         path: path.clone(),

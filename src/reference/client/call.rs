@@ -321,7 +321,9 @@ impl Runner {
             });
         let compress =
             step.compression.as_deref() == Some("gzip") || self.args.faults.contains(&ClientFault::CompressAlways);
-        if compress && !self.args.faults.contains(&ClientFault::NoCompress) {
+        let header_only =
+            compress && info.kind != Kind::Unary && faults.contains(&ClientFault::StreamRequestsUncompressed);
+        if compress && !faults.contains(&ClientFault::NoCompress) && !header_only {
             grpc = grpc.send_compressed(CompressionEncoding::Gzip);
         }
         grpc.ready()
@@ -349,6 +351,11 @@ impl Runner {
 
         let mut request = Request::new(ReceiverStream::new(rx));
         *request.metadata_mut() = self.request_metadata(step)?;
+        if header_only {
+            request
+                .metadata_mut()
+                .insert("grpc-encoding", tonic::metadata::MetadataValue::from_static("gzip"));
+        }
         if let Some(t) = timeout {
             request.set_timeout(t);
         }

@@ -164,4 +164,8 @@ pub enum ClientFault {
     /// came is reported UNKNOWN (a stack's streaming helper that raises an
     /// error of its own for a call that never opened).
     HeaderlessStreamUnknown,
+    /// A stream call (Monitor, Batch, Trade) asked to compress sends
+    /// `grpc-encoding: gzip` but its messages uncompressed (Compressed-Flag
+    /// 0): the stub's compression set for unary calls only, the header by hand.
+    StreamRequestsUncompressed,
 }

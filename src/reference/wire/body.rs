@@ -6,7 +6,7 @@ use http_body::{Body, Frame};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tonic::Status;
 
@@ -38,6 +38,27 @@ pub(super) struct Watched<B> {
     /// The messages so far of a method that takes one (unary, server
     /// stream); `None` for the others.
     pub(super) one: Option<MessageCount>,
+    /// `x-stock-report-encoding`: every message's Compressed-Flag, counted.
+    pub(super) flags: Option<Flags>,
+}
+
+/// The request's messages so far and how many came with the
+/// Compressed-Flag set, shared with the reply that reports them (the
+/// reference server's `x-stock-request-compressed`: a gzip call whose
+/// messages go out uncompressed only says it compresses).
+#[derive(Clone, Default)]
+pub(super) struct Flags(Arc<Mutex<MessageCount>>);
+
+impl Flags {
+    fn feed(&self, bytes: &[u8]) {
+        self.0.lock().expect("flags").feed(bytes);
+    }
+
+    /// "compressed/messages", e.g. "2/3".
+    pub(super) fn report(&self) -> String {
+        let c = self.0.lock().expect("flags");
+        format!("{}/{}", c.compressed, c.count)
+    }
 }
 
 /// Counts the gRPC messages of a body as its bytes arrive: a 5-byte prefix
@@ -47,6 +68,8 @@ pub(super) struct MessageCount {
     prefix: Vec<u8>,
     left: usize,
     count: usize,
+    /// Messages whose Compressed-Flag was set.
+    compressed: usize,
 }
 
 impl MessageCount {
@@ -65,7 +88,8 @@ impl MessageCount {
             let n = (5 - self.prefix.len()).min(bytes.len());
             self.prefix.extend_from_slice(&bytes[..n]);
             bytes = &bytes[n..];
-            if let [_, a, b, c, d] = self.prefix[..] {
+            if let [flag, a, b, c, d] = self.prefix[..] {
+                self.compressed += usize::from(flag != 0);
                 self.left = u32::from_be_bytes([a, b, c, d]) as usize;
                 self.prefix.clear();
             }
@@ -92,6 +116,11 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let (Some(flags), Poll::Ready(Some(Ok(f)))) = (&self.flags, &polled) {
+            if let Some(d) = f.data_ref() {
+                flags.feed(d);
+            }
+        }
         if let Some(count) = self.one.as_mut() {
             let seen = match &polled {
                 Poll::Ready(Some(Ok(f))) => f.data_ref().map(|d| count.feed(d)),
@@ -251,6 +280,20 @@ mod tests {
                 }
                 assert_eq!(n, lens.len(), "{lens:?} cut every {cut}");
             }
+        }
+    }
+
+    #[test]
+    fn compressed_flags_are_counted_once_each_prefix_is_whole() {
+        let mut bytes = framed(&[3, 0, 4]);
+        bytes[0] = 1; // the first message compressed
+        bytes[13] = 1; // the third (after 5 + 3 and 5 + 0 bytes)
+        for cut in [1, 3, 5, 64] {
+            let mut c = MessageCount::default();
+            for chunk in bytes.chunks(cut) {
+                c.feed(chunk);
+            }
+            assert_eq!((c.compressed, c.count), (2, 3), "cut every {cut}");
         }
     }
 

@@ -7,7 +7,7 @@
 use super::hooks::parse_grpc_timeout;
 use super::store::Store;
 use bytes::Bytes;
-use http::{HeaderName, HeaderValue};
+use http::HeaderValue;
 use http_body::Body;
 use std::future::Future;
 use std::pin::Pin;
@@ -20,10 +20,12 @@ mod bent;
 pub use bent::HookFaults;
 mod body;
 mod details;
+mod reply;
 
 pub use body::ClientReset;
 use body::{Watched, WireBody};
 pub use details::Details;
+use reply::Reply;
 
 /// Answers 50 ms ahead of the deadline (CONTRACT.md, "Cancellation and deadlines at the
 /// server"), so tonic's own timeout layer, which fires at the deadline, never does.
@@ -149,84 +151,6 @@ fn size_limit_is_resource_exhausted(h: &mut http::HeaderMap) {
     }
 }
 
-type Entries = Vec<(HeaderName, HeaderValue)>;
-
-/// What a call's metadata asks the server to send back, besides its answer.
-#[derive(Default)]
-struct Reply {
-    headers: Entries,
-    trailers: Entries,
-    /// `x-stock-report-watchers`: counted when the trailers are sent.
-    watchers: Option<(String, Arc<Store>)>,
-}
-
-impl Reply {
-    fn read(h: &http::HeaderMap, store: &Arc<Store>, faults: WireFaults) -> Reply {
-        let get = |k: &str| h.get(k).cloned();
-        let is_true = |k: &str| h.get(k).is_some_and(|v| v.as_bytes() == b"true");
-        let mut r = Reply::default();
-        let both = |name: &'static str, v: Option<HeaderValue>, r: &mut Reply| {
-            if let Some(v) = v {
-                r.headers.push((HeaderName::from_static(name), v.clone()));
-                r.trailers.push((HeaderName::from_static(name), v));
-            }
-        };
-        if !faults.no_echo {
-            let echo = get("x-stock-echo").map(|v| match faults.echo_lowercased {
-                true => HeaderValue::from_bytes(&v.as_bytes().to_ascii_lowercase()).unwrap_or(v),
-                false => v,
-            });
-            both("x-stock-echo", echo, &mut r);
-            let bin = get("x-stock-echo-bin").map(|v| {
-                if faults.truncate_bin_at_nul {
-                    truncate_at_nul(&v)
-                } else {
-                    v
-                }
-            });
-            both("x-stock-echo-bin", bin, &mut r);
-        }
-        if let Some(v) = get("x-stock-echo-header") {
-            r.headers.push((HeaderName::from_static("x-stock-echo-header"), v));
-        }
-        if let Some(v) = get("x-stock-echo-trailer") {
-            r.trailers.push((HeaderName::from_static("x-stock-echo-trailer"), v));
-        }
-        if is_true("x-stock-report-encoding") {
-            let enc = get("grpc-encoding")
-                .filter(|v| !v.is_empty())
-                .unwrap_or(HeaderValue::from_static("identity"));
-            r.trailers
-                .push((HeaderName::from_static("x-stock-request-encoding"), enc));
-        }
-        if is_true("x-stock-report-deadline") {
-            let left = deadline_of(h, faults)
-                .map(|d| bent::reported(h, d, faults.hooks).as_millis().to_string())
-                .unwrap_or_else(|| "none".into());
-            r.trailers.push((
-                HeaderName::from_static("x-stock-deadline-ms"),
-                HeaderValue::from_str(&left).expect("digits"),
-            ));
-        }
-        if let Some(prefix) = h.get("x-stock-report-watchers").and_then(|v| v.to_str().ok()) {
-            r.watchers = Some((prefix.to_string(), store.clone()));
-        }
-        r
-    }
-
-    fn trailers(&self) -> Entries {
-        let mut t = self.trailers.clone();
-        if let Some((prefix, store)) = &self.watchers {
-            let n = store.open_watchers(prefix).to_string();
-            t.push((
-                HeaderName::from_static("x-stock-watchers"),
-                HeaderValue::from_str(&n).expect("digits"),
-            ));
-        }
-        t
-    }
-}
-
 /// The call's `grpc-timeout`, unless the `lose-deadline` fault drops it.
 fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
     if faults.lose_deadline {
@@ -242,17 +166,6 @@ fn deadline_of(h: &http::HeaderMap, faults: WireFaults) -> Option<Duration> {
         return Some(Duration::from_nanos(ns.max(0) as u64));
     }
     Some(timeout)
-}
-
-/// The `truncate-bin-at-nul` fault: the bytes of a `-bin` value up to its first 0x00.
-fn truncate_at_nul(v: &HeaderValue) -> HeaderValue {
-    let Some(mut bytes) = details::bin_bytes(v) else {
-        return v.clone();
-    };
-    if let Some(i) = bytes.iter().position(|b| *b == 0) {
-        bytes.truncate(i);
-    }
-    details::bin_value(&bytes)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -330,7 +243,15 @@ where
         let reset = ClientReset::default();
         req.extensions_mut().insert(reset.clone());
         let one = (!self.faults.cardinality_unchecked && one_request(req.uri().path())).then(Default::default);
-        let req = req.map(|inner| tonic::body::Body::new(Watched { inner, reset, one }));
+        let flags = reply.flags.clone();
+        let req = req.map(|inner| {
+            tonic::body::Body::new(Watched {
+                inner,
+                reset,
+                one,
+                flags,
+            })
+        });
         let fut = self.inner.call(req);
         let details = self.faults.details;
         let no_trailers_on_error = self.faults.no_trailers_on_error;
