@@ -29,6 +29,17 @@ fn server_key(key: &CellKey, cert: ServerCert) -> ServerKey {
     (key.server.clone(), key.tls, key.key_type, cert, key.net)
 }
 
+/// The server's side of a cell key (no client).
+fn cell_of(key: &ServerKey) -> CellKey {
+    CellKey {
+        client: String::new(),
+        server: key.0.clone(),
+        tls: key.1,
+        key_type: key.2,
+        net: key.4,
+    }
+}
+
 /// One shared server, while it runs.
 struct Running {
     proc: Proc,
@@ -103,7 +114,9 @@ impl Runner {
                     "server {} had exited ({status}) since an earlier cell; started it again",
                     key.server
                 ));
-                slot.running = None;
+                if let Some(gone) = slot.running.take() {
+                    self.after_stop(&cell_of(&skey), &gone.addr);
+                }
             }
         }
         let mut started = None;
@@ -171,8 +184,7 @@ impl Runner {
             return None;
         }
         let mut running = slot.running.take()?;
-        self.server_cpu(key, &running.proc);
-        match running.proc.stop(Duration::from_secs(3)).await {
+        match self.stop_running(key, &mut running).await {
             Stopped::OnStdinClose => None,
             Stopped::OnSigterm => Some(format!(
                 "server {} did not exit within 3 s of its stdin closing (needed SIGTERM)",
@@ -209,9 +221,8 @@ impl Runner {
             let Some(mut r) = slot.running.take() else {
                 continue;
             };
-            self.server_cpu(&key, &r.proc);
             stopping.push(async move {
-                r.proc.stop(Duration::from_secs(3)).await;
+                self.stop_running(&key, &mut r).await;
                 drop(slot);
                 key.0
             });
@@ -243,10 +254,20 @@ impl Runner {
             let mut slot = slot.lock().await;
             slot.remaining = 0;
             if let Some(mut r) = slot.running.take() {
-                self.server_cpu(&key, &r.proc);
-                r.proc.stop(Duration::from_secs(3)).await;
+                self.stop_running(&key, &mut r).await;
             }
         }
+    }
+
+    /// Stops a shared server: its CPU noted, a plugin asked to shut down
+    /// first and its socket removed after (server.rs).
+    async fn stop_running(&self, key: &ServerKey, r: &mut Running) -> Stopped {
+        self.server_cpu(key, &r.proc);
+        let cell = cell_of(key);
+        self.before_stop(&cell, &r.addr).await;
+        let stopped = r.proc.stop(Duration::from_secs(3)).await;
+        self.after_stop(&cell, &r.addr);
+        stopped
     }
 
     /// Notes the CPU a shared server used, before it is stopped.

@@ -32,6 +32,42 @@ async fn probe(conn: Connection) -> Result<(), String> {
     }
 }
 
+/// Asks a go-plugin server to stop the way go-plugin's host does
+/// (`Client.Kill`, then `GRPCClient.Close`): one
+/// `plugin.GRPCController/Shutdown` call, whose answer may never come (the
+/// plugin stops its server while answering), so it is given 2 s at most.
+/// The plugin then exits and removes its Unix socket, where SIGTERM (Go's
+/// default: exit at once) would leave the socket file behind.
+async fn plugin_shutdown(conn: Connection) {
+    let Ok(ch) = channel(&conn, Default::default()) else {
+        return;
+    };
+    let mut grpc = tonic::client::Grpc::new(ch);
+    let call = async move {
+        grpc.ready().await.ok()?;
+        let path = http::uri::PathAndQuery::from_static("/plugin.GRPCController/Shutdown");
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        grpc.unary(tonic::Request::new(()), path, codec).await.ok()
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), call).await;
+}
+
+/// Removes the Unix socket of `unix:PATH` (or `unix:///PATH`) if one is
+/// still there; anything else at PATH is left alone.
+fn remove_left_socket(addr: &str) {
+    let Some(path) = addr.strip_prefix("unix:") else {
+        return;
+    };
+    let path = std::path::Path::new(path.strip_prefix("//").unwrap_or(path));
+    let socket = std::fs::symlink_metadata(path).is_ok_and(|m| {
+        use std::os::unix::fs::FileTypeExt;
+        m.file_type().is_socket()
+    });
+    if socket {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
 /// A started server: its process, its address (`HOST:PORT` or `unix:PATH`),
 /// its start-up in ms, and a note when it was only reachable, not healthy.
 pub(crate) type Started = (Proc, String, f64, Option<String>);
@@ -211,6 +247,30 @@ impl Runner {
         Ok((proc, addr, ms(start.elapsed()), None))
     }
 
+    /// Is the server a plugin (started with go-plugin's handshake)?
+    pub(super) fn is_plugin(&self, key: &CellKey) -> bool {
+        self.matrix.language(&key.server).is_ok_and(|l| l.is_plugin())
+    }
+
+    /// Before a plugin server is stopped: its controller's Shutdown, over
+    /// the connection its cells used (`plugin_shutdown`). Other servers stop
+    /// on stdin's end. (rustls cannot take go-plugin's own automatic-mTLS
+    /// certificate, a CA used as the end entity, so such a plugin is left to
+    /// stdin and SIGTERM.)
+    pub(super) async fn before_stop(&self, key: &CellKey, addr: &str) {
+        if self.is_plugin(key) {
+            plugin_shutdown(self.connection(key, addr, crate::input::cases::Connect::Normal)).await;
+        }
+    }
+
+    /// After a plugin server exited: its Unix socket, if it left it behind
+    /// (a plugin killed by a signal does), is removed.
+    pub(super) fn after_stop(&self, key: &CellKey, addr: &str) {
+        if self.is_plugin(key) {
+            remove_left_socket(addr);
+        }
+    }
+
     /// Starts the cell's server and waits until it is ready.
     /// Returns the server, its address, its ready time and a note when it was
     /// only reachable, not healthy (a TLS probe that the server refuses).
@@ -317,5 +377,25 @@ impl Runner {
             }
         }
         Err(last)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::remove_left_socket;
+
+    #[test]
+    fn a_socket_left_behind_is_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("plugin.sock");
+        drop(std::os::unix::net::UnixListener::bind(&sock).unwrap());
+        assert!(sock.exists(), "a dropped listener leaves its socket file");
+        remove_left_socket(&format!("unix:{}", sock.display()));
+        assert!(!sock.exists());
+        let file = dir.path().join("not-a-socket");
+        std::fs::write(&file, "keep").unwrap();
+        remove_left_socket(&format!("unix://{}", file.display()));
+        remove_left_socket(&format!("{}", file.display()));
+        assert!(file.exists());
     }
 }
