@@ -115,6 +115,12 @@ fn each_client_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
 }
 
 #[test]
+fn each_client_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    check(dir.path(), "client", STREAM_CLIENT_FAULTS, STREAM_SETS);
+}
+
+#[test]
 fn each_client_bug_the_misbehaving_servers_and_keepalive_show_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     check(dir.path(), "client", PEER_CLIENT_FAULTS, PEER_SETS);

@@ -405,7 +405,12 @@ impl Runner {
                 }
                 false => emit(&line),
             }
-            if count == 1 {
+            if count == 1 && faults.contains(&ClientFault::AfterFirstAtOnce) {
+                let all = step.after_first.iter().map(|nested| self.run_step(nested));
+                for r in futures::future::join_all(all).await {
+                    r.map_err(|e| Status::internal(e.0))?;
+                }
+            } else if count == 1 {
                 for nested in &step.after_first {
                     self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
                 }

@@ -168,4 +168,7 @@ pub enum ClientFault {
     /// `grpc-encoding: gzip` but its messages uncompressed (Compressed-Flag
     /// 0): the stub's compression set for unary calls only, the header by hand.
     StreamRequestsUncompressed,
+    /// A Monitor's `after_first` steps are started all at once instead of
+    /// each after the one before it ended (a `Promise.all` over them).
+    AfterFirstAtOnce,
 }
