@@ -50,6 +50,11 @@ train() {
     stockmatrix.ClientMain --server "127.0.0.1:$port" "${client_tls[@]}" script \
     <cds-training.jsonl >"$cds/client-$mode.out" 2>"$cds/client-$mode.log" || true
   eval "exec ${SERVER[1]}>&-" # stdin EOF stops the server
+  # within 10 s; one that does not (a server bug) is stopped, not waited for
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  if kill "$pid" 2>/dev/null; then
+    echo "build.sh: CDS training server ($mode) did not stop on stdin EOF within 10 s; sent SIGTERM" >&2
+  fi
   wait "$pid" || true
 }
 
