@@ -26,6 +26,15 @@ fn sel(clients: &[&str], tls: &[TlsMode], sets: &[&str]) -> Selection {
     }
 }
 
+/// The ids of every test the selection plans, cell by cell.
+fn test_ids(s: &Selection, all: &BTreeMap<String, CaseSet>) -> Vec<String> {
+    plan(s, all)
+        .unwrap()
+        .iter()
+        .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+        .collect()
+}
+
 #[test]
 fn cells_cover_every_pair_and_ids_are_stable() {
     let s = sel(&["go", "rust"], &[TlsMode::None], &["a"]);
@@ -262,10 +271,8 @@ fn a_set_for_some_clients_only_runs_with_those_clients() {
     let kv = "clients = [\"rust\"]\n[[case]]\nname = \"k\"\n[[case.step]]\nmethod = \"proto.KV.Get\"\nrequest = { key = \"x\" }\nexpect.status = \"NOT_FOUND\"\n";
     all.insert("kv".into(), cases::parse("kv", kv).unwrap());
     let s = sel(&["go", "rust"], &[TlsMode::None], &["a", "kv"]);
-    let ids: Vec<String> = plan(&s, &all)
-        .unwrap()
-        .iter()
-        .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+    let ids: Vec<String> = test_ids(&s, &all)
+        .into_iter()
         .filter(|i| i.contains("set=kv"))
         .collect();
     assert_eq!(
@@ -337,10 +344,8 @@ fn a_case_for_some_servers_only_runs_against_those_servers() {
     let own = "[[case]]\nname = \"every\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"own\"\nservers = [\"rust\"]\n[[case.step]]\nmethod = \"Inventory\"\n";
     all.insert("own".into(), cases::parse("own", own).unwrap());
     let s = sel(&["go", "rust"], &[TlsMode::None], &["own"]);
-    let ids: Vec<String> = plan(&s, &all)
-        .unwrap()
-        .iter()
-        .flat_map(|c| c.tests.iter().map(|t| t.id(&c.key)).collect::<Vec<_>>())
+    let ids: Vec<String> = test_ids(&s, &all)
+        .into_iter()
         .filter(|i| i.ends_with("case=own"))
         .collect();
     assert_eq!(

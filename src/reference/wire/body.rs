@@ -30,34 +30,36 @@ impl ClientReset {
     }
 }
 
-/// A request body that notes when the client reset the stream, and for a
-/// method of one request message refuses any other number of them.
+/// A request body that counts its messages as they arrive: it notes when
+/// the client reset the stream, for a method of one request message
+/// refuses any other number of them, and shares the count with `flags`.
 pub(super) struct Watched<B> {
     pub(super) inner: B,
     pub(super) reset: ClientReset,
-    /// The messages so far of a method that takes one (unary, server
-    /// stream); `None` for the others.
-    pub(super) one: Option<MessageCount>,
-    /// `x-stock-report-encoding`: every message's Compressed-Flag, counted.
+    /// The request's messages so far.
+    pub(super) count: MessageCount,
+    /// Checked to be one message (unary, server stream; until refused).
+    pub(super) one: bool,
+    /// `x-stock-report-encoding`: where the count is shared.
     pub(super) flags: Option<Flags>,
 }
 
-/// The request's messages so far and how many came with the
-/// Compressed-Flag set, shared with the reply that reports them (the
+/// How many of the request's messages so far came with the Compressed-Flag
+/// set, and of how many, shared with the reply that reports them (the
 /// reference server's `x-stock-request-compressed`: a gzip call whose
 /// messages go out uncompressed only says it compresses).
 #[derive(Clone, Default)]
-pub(super) struct Flags(Arc<Mutex<MessageCount>>);
+pub(super) struct Flags(Arc<Mutex<(usize, usize)>>);
 
 impl Flags {
-    fn feed(&self, bytes: &[u8]) {
-        self.0.lock().expect("flags").feed(bytes);
+    fn set(&self, count: &MessageCount) {
+        *self.0.lock().expect("flags") = (count.compressed, count.count);
     }
 
     /// "compressed/messages", e.g. "2/3".
     pub(super) fn report(&self) -> String {
-        let c = self.0.lock().expect("flags");
-        format!("{}/{}", c.compressed, c.count)
+        let (compressed, messages) = *self.0.lock().expect("flags");
+        format!("{compressed}/{messages}")
     }
 }
 
@@ -116,24 +118,23 @@ where
 
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let (Some(flags), Poll::Ready(Some(Ok(f)))) = (&self.flags, &polled) {
-            if let Some(d) = f.data_ref() {
-                flags.feed(d);
-            }
+        let this = &mut *self;
+        let seen = match &polled {
+            Poll::Ready(Some(Ok(f))) => f.data_ref().map(|d| this.count.feed(d)),
+            Poll::Ready(None) => Some(this.count.feed(&[])),
+            _ => None,
+        };
+        if let (Some(flags), Some(_)) = (&this.flags, seen) {
+            flags.set(&this.count);
         }
-        if let Some(count) = self.one.as_mut() {
-            let seen = match &polled {
-                Poll::Ready(Some(Ok(f))) => f.data_ref().map(|d| count.feed(d)),
-                Poll::Ready(None) => Some(count.feed(&[])),
-                _ => None,
-            };
+        if this.one {
             let refused = match (seen, &polled) {
                 (Some(n), _) if n > 1 => Some("more than one request message"),
                 (Some(0), Poll::Ready(None)) => Some("no request message"),
                 _ => None,
             };
             if let Some(what) = refused {
-                self.one = None;
+                this.one = false;
                 return Poll::Ready(Some(Err(cardinality(what))));
             }
         }
@@ -153,7 +154,7 @@ where
 
     fn is_end_stream(&self) -> bool {
         // An empty request is polled to its end, so that it is refused.
-        self.inner.is_end_stream() && self.one.as_ref().is_none_or(|c| c.count > 0)
+        self.inner.is_end_stream() && (!self.one || self.count.count > 0)
     }
 
     fn size_hint(&self) -> http_body::SizeHint {

@@ -242,12 +242,13 @@ where
         }
         let reset = ClientReset::default();
         req.extensions_mut().insert(reset.clone());
-        let one = (!self.faults.cardinality_unchecked && one_request(req.uri().path())).then(Default::default);
+        let one = !self.faults.cardinality_unchecked && one_request(req.uri().path());
         let flags = reply.flags.clone();
         let req = req.map(|inner| {
             tonic::body::Body::new(Watched {
                 inner,
                 reset,
+                count: Default::default(),
                 one,
                 flags,
             })
