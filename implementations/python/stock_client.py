@@ -37,6 +37,11 @@ METHODS = {
     "proto.KV.Get": ("/proto.KV/Get", kv_pb2.GetRequest, kv_pb2.GetResponse, "unary"),
     "proto.KV.Put": ("/proto.KV/Put", kv_pb2.PutRequest, kv_pb2.Empty, "unary"),
 }
+# the fields a step may have (CONTRACT.md, "Script steps"); any other is a usage error
+STEP_FIELDS = frozenset(
+    "id method request requests metadata timeout_ms compression connection after_first copies read_pause_ms lane"
+    " cancel_after_ms fill bench".split()
+)
 # the files each TLS mode needs
 TLS_FILES = {"none": (), "server": ("ca_file",), "mtls": ("ca_file", "cert_file", "key_file")}
 # The types rich error details are printed with (json_format looks an Any's @type up here).
@@ -166,6 +171,10 @@ def parse_step(obj, default):
 
     def fail(why):
         raise UsageError(f"step {step_id!r}: {why}")
+
+    unknown = sorted(set(obj) - STEP_FIELDS)
+    if unknown:
+        fail(f"unknown field {unknown[0]!r}")
 
     if obj.get("method") not in METHODS:
         fail(f"unknown method {obj.get('method')!r}")

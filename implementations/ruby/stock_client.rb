@@ -34,6 +34,9 @@ METHODS = {
 }.freeze
 TLS_MODES = %w[none server mtls].freeze
 CONNECTION_FIELDS = %w[server tls_mode ca_file cert_file key_file server_name keepalive_ms keepalive_timeout_ms].freeze
+# The fields of a script step (CONTRACT.md's step table); any other is a usage error.
+STEP_FIELDS = %w[id method request requests metadata timeout_ms compression connection after_first copies
+                 read_pause_ms lane cancel_after_ms fill bench].freeze
 # The stack's status code enum, by value.
 CODE_NAMES = GRPC::Core::StatusCodes.constants.to_h { |name| [GRPC::Core::StatusCodes.const_get(name), name.to_s] }
 # connection (a Hash of CONNECTION_FIELDS) => its stub (one channel each)
@@ -132,6 +135,11 @@ end
 def parse_step(line, default)
   raw = line.is_a?(String) ? JSON.parse(line) : line
   raise UsageError, 'a script step must be a JSON object' unless raw.is_a?(Hash)
+
+  unknown = raw.keys - STEP_FIELDS
+  unless unknown.empty?
+    raise UsageError, "step #{JSON.generate(raw['id'])}: unknown field #{JSON.generate(unknown.first)}"
+  end
 
   _, req_cls, = METHODS.fetch(raw['method']) { raise UsageError, "unknown method #{raw['method'].inspect}" }
   metadata = raw.fetch('metadata', {})

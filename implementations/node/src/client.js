@@ -29,6 +29,26 @@ const CONNECTION_FIELDS = Object.values(OPTIONS);
 /** The connection fields that are integers (ms); every other one is a string. */
 const KEEPALIVE_FIELDS = ["keepalive_ms", "keepalive_timeout_ms"];
 const METHODS = clientMethods();
+/** The fields of a step, of a `fill` entry and of `bench` (CONTRACT.md "Script steps"); any other is a usage error. */
+const STEP_FIELDS = new Set([
+  "id",
+  "method",
+  "request",
+  "requests",
+  "metadata",
+  "timeout_ms",
+  "compression",
+  "connection",
+  "after_first",
+  "copies",
+  "read_pause_ms",
+  "lane",
+  "cancel_after_ms",
+  "fill",
+  "bench",
+]);
+const FILL_FIELDS = new Set(["request", "repeat", "times"]);
+const BENCH_FIELDS = new Set(["duration_ms", "concurrency"]);
 /** Channels by connection and request compression: a grpc.Client, or the Error that made it unusable. */
 const channels = new Map();
 let defaultConnection;
@@ -127,6 +147,7 @@ function parseStep(value) {
   }
   if (typeof value.id !== "string") throw new UsageError("step without a string id");
   const where = `step ${JSON.stringify(value.id)}`;
+  refuseUnknownFields(value, STEP_FIELDS, where);
   const info = METHODS[value.method];
   if (!info) throw new UsageError(`${where}: unknown method ${JSON.stringify(value.method)}`);
   const [field, other] = info.requestStream ? ["requests", "request"] : ["request", "requests"];
@@ -172,6 +193,7 @@ function parseStep(value) {
     if (typeof bench !== "object" || !ok(bench.duration_ms, 0) || !ok(bench.concurrency, 1)) {
       throw new UsageError(`${where}: bench must be {"duration_ms": D >= 0, "concurrency": C >= 1}`);
     }
+    refuseUnknownFields(bench, BENCH_FIELDS, `${where}: bench`);
   }
   return {
     id: value.id,
@@ -190,6 +212,12 @@ function parseStep(value) {
   };
 }
 
+/** A field of object (a step, a `fill` entry, `bench`) that is not in known is a usage error. */
+function refuseUnknownFields(object, known, where) {
+  const field = Object.keys(object).find((key) => !known.has(key));
+  if (field !== undefined) throw new UsageError(`${where}: unknown field ${JSON.stringify(field)}`);
+}
+
 /**
  * Applies a step's `fill` entries to its parsed request messages (Put's PutRequest, Batch's
  * BatchItems): the `value` of message `request` becomes the bytes of `repeat` (base64) repeated
@@ -205,6 +233,7 @@ function fillValues(method, requests, fill, where) {
     if (entry === null || typeof entry !== "object" || Array.isArray(entry)) {
       throw new UsageError(`${at} must be an object`);
     }
+    refuseUnknownFields(entry, FILL_FIELDS, at);
     const { request, repeat, times } = entry;
     if (!(Number.isInteger(request) && request >= 0 && request < requests.length)) {
       throw new UsageError(`${at}: no request message ${JSON.stringify(request)} (the step has ${requests.length})`);

@@ -77,6 +77,26 @@ interface Channel {
 const FIELDS = ["server", "tls_mode", "ca_file", "cert_file", "key_file", "server_name"];
 const MS_FIELDS = ["keepalive_ms", "keepalive_timeout_ms"];
 const TLS_MODES = ["none", "server", "mtls"];
+/** The fields of a step, of a `fill` entry and of `bench` (CONTRACT.md); any other is a usage error. */
+const STEP_FIELDS = [
+  "id",
+  "method",
+  "request",
+  "requests",
+  "metadata",
+  "timeout_ms",
+  "compression",
+  "connection",
+  "after_first",
+  "copies",
+  "read_pause_ms",
+  "lane",
+  "cancel_after_ms",
+  "fill",
+  "bench",
+];
+const FILL_FIELDS = ["request", "repeat", "times"];
+const BENCH_FIELDS = ["duration_ms", "concurrency"];
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}(?:==)?|[A-Za-z0-9+/]{3}=?)?$/;
 /** The detail types the JSON printer resolves inside a google.protobuf.Any. */
 const detailTypes = createRegistry(BadRequestSchema, ErrorInfoSchema);
@@ -146,6 +166,7 @@ function parseStep(line: unknown): Step {
   const bad = (why: string) => new UsageError(`invalid step ${JSON.stringify(line)}: ${why}`);
   if (typeof s !== "object" || s === null || typeof s.id !== "string" || typeof s.method !== "string")
     throw bad('needs string "id" and "method"');
+  checkFields(s, STEP_FIELDS, "", bad);
   const method = METHODS.get(s.method);
   if (!method) throw bad(`unknown method ${JSON.stringify(s.method)}`);
   const streamingIn = method.methodKind === "client_streaming" || method.methodKind === "bidi_streaming";
@@ -187,6 +208,7 @@ function parseStep(line: unknown): Step {
   if (s.bench !== undefined) {
     const b = s.bench as Record<string, unknown>;
     if (typeof b !== "object" || b === null || Array.isArray(b)) throw bad("bench must be an object");
+    checkFields(b, BENCH_FIELDS, "bench: ", bad);
     const { duration_ms: durationMs, concurrency } = b;
     if (!(Number.isSafeInteger(durationMs) && (durationMs as number) >= 0))
       throw bad("bench.duration_ms must be an integer >= 0");
@@ -209,6 +231,12 @@ function parseStep(line: unknown): Step {
     lane,
     bench,
   };
+}
+
+/** A field of `obj` that is not one of `known` is a usage error (`bad`), named after `where`. */
+function checkFields(obj: object, known: string[], where: string, bad: (why: string) => UsageError): void {
+  const field = Object.keys(obj).find((k) => !known.includes(k));
+  if (field !== undefined) throw bad(`${where}unknown field ${JSON.stringify(field)}`);
 }
 
 /** Standard base64 without its padding: the alphabet only, and not one character past a whole group of 4. */
@@ -252,6 +280,7 @@ function fillValues(method: DescMethod, requests: Message[], fill: unknown, bad:
     throw bad(`fill is for Put and Batch (stock.v1.Stock) only, not ${method.parent.typeName}.${method.name}`);
   fill.forEach((entry: unknown, i) => {
     if (typeof entry !== "object" || entry === null || Array.isArray(entry)) throw bad(`fill[${i}] must be an object`);
+    checkFields(entry, FILL_FIELDS, `fill[${i}]: `, bad);
     const { request, repeat, times } = entry as Record<string, unknown>;
     if (!(Number.isInteger(request) && (request as number) >= 0 && (request as number) < requests.length))
       throw bad(`fill[${i}]: no request message ${JSON.stringify(request)} (the step has ${requests.length})`);

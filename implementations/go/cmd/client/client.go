@@ -167,7 +167,11 @@ func parseArgs() error {
 // parseStep reads the next step from stdin: its method, request messages and metadata.
 func parseStep(steps *json.Decoder) (*step, error) {
 	s := &step{}
+	steps.DisallowUnknownFields() // a field CONTRACT.md does not define, also in after_first, fill and bench
 	if err := steps.Decode(s); err != nil {
+		if err != io.EOF && s.ID != "" { // read up to the error: name the step
+			err = fmt.Errorf("step %q: %w", s.ID, err)
+		}
 		return nil, err
 	}
 	if s.Lane < 0 {

@@ -2,6 +2,9 @@ package stockmatrix;
 
 import com.google.common.util.concurrent.MoreExecutors;
 import com.google.gson.*;
+import com.google.gson.reflect.TypeToken;
+import com.google.gson.stream.JsonReader;
+import com.google.gson.stream.JsonWriter;
 import com.google.protobuf.Descriptors.FieldDescriptor;
 import com.google.protobuf.InvalidProtocolBufferException;
 import com.google.protobuf.Message;
@@ -48,25 +51,76 @@ public final class ClientMain {
     private static final Gson GSON = new GsonBuilder()
             .setFieldNamingPolicy(FieldNamingPolicy.LOWER_CASE_WITH_UNDERSCORES)
             .create();
-    /** The fields a step's connection may have. */
-    private static final Set<String> CONNECTION_FIELDS = Set.of(
-            "server",
-            "tls_mode",
-            "ca_file",
-            "cert_file",
-            "key_file",
-            "server_name",
-            "keepalive_ms",
-            "keepalive_timeout_ms");
-    /** Reads a step's connection with GSON, after refusing the fields it does not have. */
+    /** The fields each object of a step line may have (as the contract's step table has them), by its record. */
+    private static final Map<Class<?>, Fields> FIELDS = Map.of(
+            StepJson.class,
+            new Fields(
+                    "step",
+                    Set.of(
+                            "id",
+                            "method",
+                            "request",
+                            "requests",
+                            "metadata",
+                            "timeout_ms",
+                            "compression",
+                            "connection",
+                            "after_first",
+                            "copies",
+                            "read_pause_ms",
+                            "lane",
+                            "cancel_after_ms",
+                            "fill",
+                            "bench")),
+            Connection.class,
+            new Fields(
+                    "connection",
+                    Set.of(
+                            "server",
+                            "tls_mode",
+                            "ca_file",
+                            "cert_file",
+                            "key_file",
+                            "server_name",
+                            "keepalive_ms",
+                            "keepalive_timeout_ms")),
+            Fill.class,
+            new Fields("fill", Set.of("request", "repeat", "times")),
+            Bench.class,
+            new Fields("bench", Set.of("duration_ms", "concurrency")));
+    /**
+     * Reads a step with GSON, after refusing the fields its objects (the step, its connection, its after_first steps,
+     * fill entries and bench) do not have: Gson itself ignores them.
+     */
     private static final Gson STEP_GSON = GSON.newBuilder()
-            .registerTypeAdapter(Connection.class, (JsonDeserializer<Connection>) (json, type, context) -> {
-                for (String field : json.getAsJsonObject().keySet()) {
-                    if (!CONNECTION_FIELDS.contains(field)) {
-                        throw new JsonParseException("unknown connection field " + field);
+            .registerTypeAdapterFactory(new TypeAdapterFactory() {
+                @Override
+                public <T> TypeAdapter<T> create(Gson gson, TypeToken<T> type) {
+                    Fields fields = FIELDS.get(type.getRawType());
+                    if (fields == null) {
+                        return null;
                     }
+                    TypeAdapter<T> record = gson.getDelegateAdapter(this, type);
+                    TypeAdapter<JsonElement> tree = gson.getAdapter(JsonElement.class);
+                    return new TypeAdapter<>() {
+                        @Override
+                        public T read(JsonReader in) throws IOException {
+                            JsonElement json = tree.read(in);
+                            for (String field :
+                                    json.isJsonObject() ? json.getAsJsonObject().keySet() : Set.<String>of()) {
+                                if (!fields.names().contains(field)) {
+                                    throw new JsonParseException("unknown " + fields.object() + " field " + field);
+                                }
+                            }
+                            return record.fromJson(json.toString()); // from text: 1.5 is not a Long
+                        }
+
+                        @Override
+                        public void write(JsonWriter out, T value) throws IOException {
+                            record.write(out, value);
+                        }
+                    };
                 }
-                return GSON.fromJson(json.toString(), Connection.class); // from text: 1.5 is not a Long
             })
             .create();
 
@@ -115,6 +169,9 @@ public final class ClientMain {
     private static final String USAGE =
             "usage: client --server HOST:PORT|unix:/PATH [--tls-mode none|server|mtls] [--ca-file F]"
                     + " [--cert-file F --key-file F] [--server-name NAME] [--keepalive-ms N [--keepalive-timeout-ms N]] script";
+
+    /** The name of a step line's object in error messages, and the fields it may have. */
+    record Fields(String object, Set<String> names) {}
 
     /** A usage error: the process exits 2. */
     static final class UsageError extends Exception {

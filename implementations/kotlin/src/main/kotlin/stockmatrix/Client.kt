@@ -198,7 +198,28 @@ fun parseStep(line: String): Step =
         throw UsageException("invalid step ($e): $line")
     }
 
+/** The fields of a step (CONTRACT.md "Script steps"); any other is a usage error. */
+private val STEP_FIELDS =
+    setOf(
+        "id",
+        "method",
+        "request",
+        "requests",
+        "metadata",
+        "timeout_ms",
+        "compression",
+        "connection",
+        "after_first",
+        "copies",
+        "read_pause_ms",
+        "lane",
+        "cancel_after_ms",
+        "fill",
+        "bench",
+    )
+
 private fun stepOf(o: JsonObject): Step {
+    o.keySet().firstOrNull { it !in STEP_FIELDS }?.let { throw UsageException("unknown step field $it") }
     fun field(name: String): JsonElement? = o.get(name)?.takeUnless { it.isJsonNull }
     val name = field("method")?.asString ?: throw UsageException("a step needs a method")
     val method = METHODS[name] ?: throw UsageException("unknown method \"$name\"")

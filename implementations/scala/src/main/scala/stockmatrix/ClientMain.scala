@@ -67,6 +67,23 @@ object ClientMain {
   }
   private val ConnectionFields =
     Set("server", "tls_mode", "ca_file", "cert_file", "key_file", "server_name", "keepalive_ms", "keepalive_timeout_ms")
+  private val StepFields = Set(
+    "id",
+    "method",
+    "request",
+    "requests",
+    "metadata",
+    "timeout_ms",
+    "compression",
+    "connection",
+    "after_first",
+    "copies",
+    "read_pause_ms",
+    "lane",
+    "cancel_after_ms",
+    "fill",
+    "bench"
+  )
 
   private val out = new PrintStream(new BufferedOutputStream(new FileOutputStream(FileDescriptor.out)), false, UTF_8)
   private val gson = new GsonBuilder().disableHtmlEscaping().create()
@@ -179,6 +196,7 @@ object ClientMain {
   def parseStep(json: JsonElement): Step =
     try {
       val o = json.getAsJsonObject
+      o.keySet.asScala.diff(StepFields).foreach(k => usage(s"unknown step field $k"))
       def opt(k: String) = Option(o.get(k)).filterNot(_.isJsonNull)
       def long(k: String) = opt(k).fold(0L)(_.getAsLong)
       val name = opt("method").fold(usage("step without method"))(_.getAsString)
@@ -274,6 +292,7 @@ object ClientMain {
     if (name != "Put" && name != "Batch") usage(s"fill is for Put and Batch only, not $name")
     fill.getAsJsonArray.asScala.foldLeft(requests) { (messages, json) =>
       val entry = json.getAsJsonObject
+      entry.keySet.asScala.diff(Set("request", "repeat", "times")).foreach(k => usage(s"unknown fill field $k"))
       def field(k: String) = Option(entry.get(k)).filter(_.isJsonPrimitive).map(_.getAsJsonPrimitive)
       def count(k: String): Long = field(k)
         .filter(_.isNumber)
