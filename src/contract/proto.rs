@@ -2,7 +2,7 @@
 //! and proto3-JSON helpers. Everything that turns JSON into messages (case
 //! expectations and client output alike) goes through `canonical_json`, so
 //! two spellings of the same message compare equal.
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, SerializeOptions};
+use prost_reflect::{DescriptorPool, DeserializeOptions, DynamicMessage, MessageDescriptor, SerializeOptions};
 use serde::Serialize as _;
 use std::sync::OnceLock;
 
@@ -153,7 +153,17 @@ pub fn canonical_json(desc: &MessageDescriptor, json: &serde_json::Value) -> Res
 
 /// Parses proto3 JSON into a dynamic message.
 pub fn parse_json(desc: &MessageDescriptor, json: &serde_json::Value) -> Result<DynamicMessage, String> {
-    DynamicMessage::deserialize(desc.clone(), json)
+    parse_json_with(desc, json, false)
+}
+
+/// `parse_json`, dropping the fields the message does not have when `lenient`.
+pub fn parse_json_with(
+    desc: &MessageDescriptor,
+    json: &serde_json::Value,
+    lenient: bool,
+) -> Result<DynamicMessage, String> {
+    let opts = DeserializeOptions::new().deny_unknown_fields(!lenient);
+    DynamicMessage::deserialize_with_options(desc.clone(), json, &opts)
         .map_err(|e| format!("not a valid {} in proto3 JSON: {e}", desc.full_name()))
 }
 

@@ -93,7 +93,7 @@ impl Call {
 impl Runner {
     /// Runs a bench step and prints its one line.
     pub(super) async fn run_bench(&self, step: &Step, load: Load) -> Result<(), UsageError> {
-        let (info, requests) = Self::prepare(step)?;
+        let (info, requests) = self.prepare(step)?;
         if load.concurrency == 0 {
             return Err(UsageError(format!(
                 "step {:?}: bench concurrency must be at least 1",

@@ -25,6 +25,7 @@ mod phases;
 mod pool;
 mod progress;
 mod server;
+mod usage;
 
 /// A server someone started themselves (`run --target`): cells whose server
 /// is `label` are driven against it instead of a server the runner starts.

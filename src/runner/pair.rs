@@ -63,6 +63,8 @@ impl Runner {
         let start = Instant::now();
         let mut out: Vec<(Vec<TestResult>, CellInfo)> = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
+        // Usage cases: a client process each (`usage`), after the shared one.
+        let mut usage: Vec<(usize, &Test, Connection)> = Vec::new();
         for (c, cell) in cells.iter().enumerate() {
             let key = &cell.key;
             let mut info = CellInfo {
@@ -110,7 +112,7 @@ impl Runner {
                     }
                     info.notes.extend(l.restarted.clone());
                 }
-                let tests = tests
+                let (refused, tests): (Vec<_>, Vec<_>) = tests
                     .into_iter()
                     .map(|t| {
                         let mut conn = self.connection(key, &addr, t.case.connect);
@@ -120,7 +122,8 @@ impl Runner {
                         }
                         (t, conn)
                     })
-                    .collect();
+                    .partition(|(t, _)| t.case.usage.is_some());
+                usage.extend(refused.into_iter().map(|(t, conn)| (c, t, conn)));
                 groups.push(Group {
                     cell: c,
                     lease,
@@ -130,7 +133,7 @@ impl Runner {
             }
             out.push((results, info));
         }
-        if let Some(first) = groups.first() {
+        if let Some(first) = groups.iter().find(|g| !g.tests.is_empty()) {
             let default = self.connection(&cells[first.cell].key, &first.addr, Connect::Normal);
             let entries: Vec<Entry> = groups
                 .iter()
@@ -178,6 +181,9 @@ impl Runner {
                     i += 1;
                 }
             }
+        }
+        for (c, t, conn) in &usage {
+            out[*c].0.push(self.run_usage(&cells[*c].key, t, conn, attempt).await);
         }
         for g in groups {
             if let Some(l) = g.lease {

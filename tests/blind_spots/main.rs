@@ -18,7 +18,7 @@ fn faults(catches: &[Catch]) -> Vec<&'static str> {
 
 /// Runs the broken side against the reference and checks every catch, that
 /// the fault's red tests all lie in its set, and that a control case passes.
-fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) {
+fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) -> Value {
     let names = faults(catches);
     let m = matrix_with(dir, &broken(dir, side, &names), "step_grace_ms = 3000");
     let list = names.join(",");
@@ -98,6 +98,7 @@ fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) {
         let control = format!("{prefix}tls=none/set=unary/case=put-then-get");
         assert_eq!(find(&s, &control)["outcome"], "passed", "{control}");
     }
+    s
 }
 
 #[test]
@@ -118,6 +119,23 @@ fn each_client_bug_of_the_blind_spots_is_caught_by_its_cases_only() {
 fn each_client_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     check(dir.path(), "client", STREAM_CLIENT_FAULTS, STREAM_SETS);
+}
+
+/// A usage case runs in a client process of its own, so a fault can be
+/// told apart case by case: each turns red its own case of the set only.
+#[test]
+fn each_client_usage_bug_is_caught_by_its_usage_case_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = check(dir.path(), "client", USAGE_CLIENT_FAULTS, USAGE_SETS);
+    for (fault, _, case, _) in USAGE_CLIENT_FAULTS {
+        let prefix = format!("client={fault}/server=rust/tls=none/set=usage/case=");
+        let red: Vec<&str> = tests_of(&s)
+            .iter()
+            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix) && t["outcome"] != "passed")
+            .map(|t| t["case"].as_str().unwrap())
+            .collect();
+        assert_eq!(red, vec![*case], "{fault}");
+    }
 }
 
 #[test]

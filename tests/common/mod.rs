@@ -52,7 +52,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 21] = [
+pub const SETS: [&str; 22] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -74,6 +74,7 @@ pub const SETS: [&str; 21] = [
     "h2-clients",
     "health",
     "reflection",
+    "usage",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

@@ -226,8 +226,25 @@ pub struct Case {
     /// such as a report of the reference server's own.
     #[serde(default)]
     pub servers: Option<Vec<String>>,
-    #[serde(rename = "step")]
+    /// A script the client must refuse as a usage error, in a process of
+    /// its own, instead of steps.
+    #[serde(default)]
+    pub usage: Option<Usage>,
+    #[serde(default, rename = "step")]
     pub steps: Vec<CaseStep>,
+}
+
+/// What a usage case gives the client: it must exit 2, say why on stderr
+/// and print nothing (CONTRACT.md, the client's exit codes).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// The stdin line, sent as it is but for `{ns}` (the test's own key
+    /// prefix): other braces are the line's own JSON.
+    pub line: String,
+    /// Options added before the `script` command.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -352,8 +369,15 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
         {
             return Err(format!("case name `{}` must be non-empty [A-Za-z0-9_-]", case.name));
         }
-        if case.steps.is_empty() {
-            return Err(format!("case `{}` has no steps", case.name));
+        match (&case.usage, case.steps.is_empty()) {
+            (None, true) => return Err(format!("case `{}` has no steps", case.name)),
+            (Some(_), false) => {
+                return Err(format!(
+                    "case `{}`: a `usage` case has no steps (its client exits on the line)",
+                    case.name
+                ))
+            }
+            _ => {}
         }
         if case.servers.as_ref().is_some_and(|c| c.is_empty()) {
             return Err(format!(

@@ -78,7 +78,7 @@ impl Runner {
     /// One call of a step, its lines under `id`.
     pub(super) fn run_call<'a>(&'a self, step: &'a Step, id: String) -> BoxFuture<'a, Result<(), UsageError>> {
         Box::pin(async move {
-            let (info, mut requests) = Self::prepare(step)?;
+            let (info, mut requests) = self.prepare(step)?;
             if step.method == "Batch" && self.args.faults.contains(&ClientFault::BatchSkipsEmptyItems) {
                 requests.retain(|m| {
                     m.get_field_by_name("value")

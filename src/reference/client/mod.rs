@@ -163,9 +163,25 @@ impl Runner {
     }
 
     /// Checks a step's method and requests before anything is sent.
-    pub(super) fn prepare(step: &Step) -> Result<(MethodInfo, Vec<DynamicMessage>), UsageError> {
-        let info = proto::method(&step.method)
-            .ok_or_else(|| UsageError(format!("step {:?}: unknown method {:?}", step.id, step.method)))?;
+    pub(super) fn prepare(&self, step: &Step) -> Result<(MethodInfo, Vec<DynamicMessage>), UsageError> {
+        let faults = &self.args.faults;
+        let Some(info) = proto::method(&step.method) else {
+            let why = format!("step {:?}: unknown method {:?}", step.id, step.method);
+            if faults.contains(&ClientFault::UnknownMethodExit1) {
+                crate::reference::faults::usage::exit_1(&why);
+            }
+            return Err(UsageError(why));
+        };
+        let bad_bin = step.metadata.iter().filter(|(k, _)| k.ends_with("-bin"));
+        for (k, v) in bad_bin.filter(|(_, v)| crate::contract::script::decode_b64(v).is_err()) {
+            if !faults.contains(&ClientFault::BadBinMetadataInternal) {
+                return Err(UsageError(format!(
+                    "step {:?}: metadata {k}: {v:?} is not base64",
+                    step.id
+                )));
+            }
+        }
+        let lenient = faults.contains(&ClientFault::UnknownMessageFieldsIgnored);
         let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
         let jsons: Vec<serde_json::Value> = match (&step.request, &step.requests) {
             (_, Some(reqs)) if streaming_in => reqs.clone(),
@@ -183,13 +199,13 @@ impl Runner {
         };
         let mut msgs = jsons
             .iter()
-            .map(|j| proto::parse_json(&info.input, j))
+            .map(|j| proto::parse_json_with(&info.input, j, lenient))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
         proto::fill_values(&step.method, &mut msgs, &step.fill)
             .map_err(|e| UsageError(format!("step {:?}: {e}", step.id)))?;
         for s in &step.after_first {
-            Self::prepare(s)?;
+            self.prepare(s)?;
         }
         Ok((info, msgs))
     }
@@ -255,8 +271,15 @@ impl Runner {
                     if line.trim().is_empty() {
                         continue;
                     }
-                    let step: Step =
-                        serde_json::from_str(&line).map_err(|e| UsageError(format!("invalid step line: {e}")))?;
+                    let faults = &self.args.faults;
+                    let step = crate::reference::faults::usage::read_step(&line, faults).map_err(|e| {
+                        let why = format!("invalid step line: {e}");
+                        let syntax = matches!(e.classify(), serde_json::error::Category::Syntax | serde_json::error::Category::Eof);
+                        if syntax && faults.contains(&ClientFault::InvalidJsonExit1) {
+                            crate::reference::faults::usage::exit_1(&why);
+                        }
+                        UsageError(why)
+                    })?;
                     let lane = step.lane;
                     let queue = queues.entry(lane).or_insert_with(|| {
                         let (tx, rx) = mpsc::unbounded_channel();

@@ -171,4 +171,23 @@ pub enum ClientFault {
     /// A Monitor's `after_first` steps are started all at once instead of
     /// each after the one before it ended (a `Promise.all` over them).
     AfterFirstAtOnce,
+    /// A stdin line that is not JSON ends the client with exit 1, an
+    /// uncaught parse exception, instead of a usage error (2).
+    #[value(name = "invalid-json-exit-1")]
+    InvalidJsonExit1,
+    /// A step's fields the contract does not define are dropped (a lenient
+    /// JSON reader): a mistyped `timeout_msec` runs as a call without one.
+    UnknownStepFieldsIgnored,
+    /// A `connection`'s fields the contract does not define are dropped.
+    UnknownConnectionFieldsIgnored,
+    /// A request message's unknown fields are dropped (proto3 JSON parsed
+    /// with "ignore unknown fields").
+    UnknownMessageFieldsIgnored,
+    /// A step with a method it does not know ends the client with exit 1
+    /// (an uncaught lookup exception) instead of a usage error (2).
+    #[value(name = "unknown-method-exit-1")]
+    UnknownMethodExit1,
+    /// A `-bin` metadata value that is not base64 fails the step's call
+    /// INTERNAL instead of being a usage error.
+    BadBinMetadataInternal,
 }

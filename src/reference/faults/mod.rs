@@ -3,6 +3,7 @@
 //! a gRPC server or client, caught by the cases of its set (tests/blind_spots/).
 //! The server's faults are here, the client's in client.rs.
 mod client;
+pub mod usage;
 pub use client::ClientFault;
 
 /// A deliberate bug the reference server can be started with.

@@ -527,3 +527,34 @@ pub(crate) const STREAM_CLIENT_FAULTS: &[Catch] = &[(
     "after-first-in-order",
     "step 1 Monitor: message 1: field value: expected \"Zmlyc3Q=\", got \"c2Vjb25k\"",
 )];
+
+/// Client bugs of the usage set (run with `USAGE_SETS`): each turns red its
+/// one case of the set, and no other (checked case by case).
+pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[
+    ("invalid-json-exit-1", "usage", "invalid-json", "exit code: expected 2 (a usage error), got 1"),
+    (
+        "unknown-step-fields-ignored",
+        "usage",
+        "unknown-step-field",
+        "exit code: expected 2 (a usage error), got 0 (it ran the script)",
+    ),
+    (
+        "unknown-connection-fields-ignored",
+        "usage",
+        "unknown-connection-field",
+        "the first a status line for step \"usage\": UNAVAILABLE",
+    ),
+    (
+        "unknown-message-fields-ignored",
+        "usage",
+        "unknown-request-field",
+        "the first a status line for step \"usage\": INVALID_ARGUMENT",
+    ),
+    ("unknown-method-exit-1", "usage", "unknown-method", "exit code: expected 2 (a usage error), got 1"),
+    (
+        "bad-bin-metadata-internal",
+        "usage",
+        "bad-bin-metadata",
+        "the first a status line for step \"usage\": INTERNAL",
+    ),
+];
