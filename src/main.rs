@@ -19,7 +19,8 @@ use app::cli;
 use clap::Parser;
 
 fn main() {
-    let cli = cli::Cli::parse();
+    let args = reference::faults::usage::known_args(std::env::args().collect(), |a| cli::Cli::try_parse_from(a).err());
+    let cli = cli::Cli::parse_from(args);
     // Before any thread or child: a run's pipes and sockets need more open
     // files than the common soft limit of 1,024 (or a shell's lower one).
     exec::limits::raise_open_files();

@@ -190,4 +190,7 @@ pub enum ClientFault {
     /// A `-bin` metadata value that is not base64 fails the step's call
     /// INTERNAL instead of being a usage error.
     BadBinMetadataInternal,
+    /// An option it does not know is dropped, with its value (a
+    /// `parse_known_args`), instead of being a usage error.
+    UnknownOptionsIgnored,
 }

@@ -38,6 +38,30 @@ fn remove(v: &mut Value, field: &str) -> bool {
     v.as_object_mut().is_some_and(|o| o.remove(field).is_some())
 }
 
+/// The command line as a reference client started with
+/// `--break unknown-options-ignored` reads it: an option that `parse` does
+/// not know is dropped, with the value after it (a `parse_known_args`).
+/// Any other command line is returned as it is.
+pub fn known_args(mut args: Vec<String>, parse: impl Fn(&[String]) -> Option<clap::Error>) -> Vec<String> {
+    if !args
+        .windows(2)
+        .any(|w| w[0] == "--break" && w[1] == "unknown-options-ignored")
+    {
+        return args;
+    }
+    while let Some(e) = parse(&args).filter(|e| e.kind() == clap::error::ErrorKind::UnknownArgument) {
+        let Some(clap::error::ContextValue::String(arg)) = e.get(clap::error::ContextKind::InvalidArg) else {
+            break;
+        };
+        let Some(i) = args.iter().position(|a| a == arg) else {
+            break;
+        };
+        let value = args.get(i + 1).is_some_and(|v| !v.starts_with("--") && v != "script");
+        args.drain(i..if value { i + 2 } else { i + 1 });
+    }
+    args
+}
+
 /// A usage error taken as a fatal one: the reason, and exit 1.
 pub fn exit_1(why: &str) -> ! {
     eprintln!("error: {why}");

@@ -531,7 +531,12 @@ pub(crate) const STREAM_CLIENT_FAULTS: &[Catch] = &[(
 /// Client bugs of the usage set (run with `USAGE_SETS`): each turns red its
 /// one case of the set, and no other (checked case by case).
 pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[
-    ("invalid-json-exit-1", "usage", "invalid-json", "exit code: expected 2 (a usage error), got 1"),
+    (
+        "invalid-json-exit-1",
+        "usage",
+        "invalid-json",
+        "exit code: expected 2 (a usage error), got 1",
+    ),
     (
         "unknown-step-fields-ignored",
         "usage",
@@ -550,11 +555,22 @@ pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[
         "unknown-request-field",
         "the first a status line for step \"usage\": INVALID_ARGUMENT",
     ),
-    ("unknown-method-exit-1", "usage", "unknown-method", "exit code: expected 2 (a usage error), got 1"),
+    (
+        "unknown-method-exit-1",
+        "usage",
+        "unknown-method",
+        "exit code: expected 2 (a usage error), got 1",
+    ),
     (
         "bad-bin-metadata-internal",
         "usage",
         "bad-bin-metadata",
         "the first a status line for step \"usage\": INTERNAL",
+    ),
+    (
+        "unknown-options-ignored",
+        "usage",
+        "unknown-option",
+        "the first a status line for step \"usage\": NOT_FOUND",
     ),
 ];
