@@ -332,9 +332,11 @@ pub enum CaseError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("{}: {message}", path.display())]
     Invalid { path: PathBuf, message: String },
-    #[error("{}: `{key}` names `{language}`, which matrix.toml does not define", path.display())]
+    #[error("{}: {where_}`{key}` names `{language}`, which matrix.toml does not define", path.display())]
     UnknownLanguage {
         path: PathBuf,
+        /// `case `NAME`: ` for a case's own list, empty for the file's.
+        where_: String,
         key: &'static str,
         language: String,
     },
@@ -429,14 +431,21 @@ pub fn load_sets(m: &Matrix, names: &[String]) -> Result<BTreeMap<String, CaseSe
         .map(|n| {
             let path = &m.sets[n];
             let set = load(n, path)?;
-            let case_servers = set.cases.iter().map(|c| &c.servers);
-            let lists = [("clients", &set.clients), ("servers", &set.servers)]
-                .into_iter()
-                .chain(case_servers.map(|s| ("servers", s)));
-            for (key, langs) in lists {
+            let case_servers = set
+                .cases
+                .iter()
+                .map(|c| (format!("case `{}`: ", c.name), "servers", &c.servers));
+            let lists = [
+                (String::new(), "clients", &set.clients),
+                (String::new(), "servers", &set.servers),
+            ]
+            .into_iter()
+            .chain(case_servers);
+            for (where_, key, langs) in lists {
                 if let Some(unknown) = langs.iter().flatten().find(|c| !m.languages.contains_key(*c)) {
                     return Err(CaseError::UnknownLanguage {
                         path: path.clone(),
+                        where_,
                         key,
                         language: unknown.clone(),
                     });
