@@ -6,7 +6,7 @@ use crate::contract::script::Connection;
 use crate::exec::process;
 use crate::judge::usage::{self, Ended};
 use crate::model::cell::CellKey;
-use crate::model::run::{Outcome, TestResult};
+use crate::model::run::{Outcome, ProcessCpu, TestResult};
 use crate::plan::Test;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -53,7 +53,11 @@ impl Runner {
             out
         });
         let limit = self.matrix.run.client_startup_ms + self.matrix.run.step_grace_ms;
-        let ended = match proc.wait_for(Duration::from_millis(limit)).await {
+        let deadline = Instant::now() + Duration::from_millis(limit);
+        // Its stdout ends when it exits: its CPU is read then, before it is reaped.
+        let stdout = tokio::time::timeout(Duration::from_millis(limit), reader).await;
+        let cpu_ms = proc.cpu_ms().unwrap_or(0.0);
+        let ended = match proc.wait_for(deadline.saturating_duration_since(Instant::now())).await {
             Some(status) => match status.code() {
                 Some(code) => Ended::Code(code),
                 None => Ended::Signal(status.to_string()),
@@ -63,11 +67,17 @@ impl Runner {
                 Ended::Hung(limit)
             }
         };
-        let stdout = tokio::time::timeout(Duration::from_secs(1), reader)
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
+        let stdout = stdout.ok().and_then(Result::ok).unwrap_or_default();
+        self.processes.lock().expect("process CPU").push(ProcessCpu {
+            role: "client".into(),
+            language: key.client.clone(),
+            process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
+            cpu_ms,
+            span_ms: self.load_epoch.get().map(|epoch| {
+                let since = |at: Instant| ms(at.saturating_duration_since(*epoch));
+                [since(start), since(Instant::now())]
+            }),
+        });
         proc.drain_stderr().await;
         let stderr = proc.stderr_tail();
         let reasons = usage::judge(&ended, &stdout, &stderr);
