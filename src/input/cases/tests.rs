@@ -258,3 +258,21 @@ fn an_unknown_server_of_a_case_is_named_with_its_case() {
         "{e}"
     );
 }
+
+#[test]
+fn a_usage_case_has_a_line_and_no_steps() {
+    let usage = "[[case]]\nname = \"u\"\nusage = { line = '{\"id\": \"u\"}', args = [\"--x\"] }\n";
+    let set = parse("usage", usage).unwrap();
+    let u = set.cases[0].usage.as_ref().unwrap();
+    assert_eq!(
+        (u.line.as_str(), u.args.as_slice()),
+        ("{\"id\": \"u\"}", &["--x".to_string()][..])
+    );
+    let with_steps = format!("{usage}[[case.step]]\nmethod = \"Get\"\n");
+    assert_eq!(
+        parse("usage", &with_steps).unwrap_err(),
+        "case `u`: a `usage` case has no steps (its client exits on the line)"
+    );
+    let neither = parse("usage", "[[case]]\nname = \"u\"\n").unwrap_err();
+    assert_eq!(neither, "case `u` has no steps");
+}
