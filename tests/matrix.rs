@@ -491,3 +491,26 @@ fn clients_that_skip_verification_wait_for_ready_or_misreport_a_bad_ca_are_caugh
         assert_eq!(find(&s, &id)["outcome"], "passed", "{id}");
     }
 }
+
+/// A case's own `servers` list that names a language matrix.toml does not
+/// define is refused before anything runs, naming the file and the case.
+#[test]
+fn a_case_naming_an_unknown_server_is_refused_with_its_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let m = matrix_with(dir.path(), "", "");
+    add_set(
+        &m,
+        "odd",
+        "[[case]]\nname = \"put-get\"\nservers = [\"cobol\"]\n[[case.step]]\nmethod = \"Get\"\nrequest = { key = \"{ns}k\" }\n",
+    );
+    let out = Command::new(bin())
+        .args(["--matrix", m.to_str().unwrap(), "list"])
+        .output()
+        .unwrap();
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("odd.toml: case `put-get`: `servers` names `cobol`, which matrix.toml does not define"),
+        "{stderr}"
+    );
+}

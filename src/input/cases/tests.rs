@@ -242,24 +242,6 @@ request = { key = "{ns}p" }
 }
 
 #[test]
-fn an_unknown_server_of_a_case_is_named_with_its_case() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("x.toml");
-    let text = FILE.replace("name = \"put-get\"", "name = \"put-get\"\nservers = [\"cobol\"]");
-    std::fs::write(&file, text).unwrap();
-    let src = format!(
-        "[sets]\nx = \"{}\"\n[languages.rust]\nfolder = \".\"\nstack = \"tonic\"\nserver = [\"s\"]\nclient = [\"c\"]\n[profiles.p]\nclients = [\"*\"]\nservers = [\"*\"]\ntls = [\"*\"]\nsets = [\"*\"]\n",
-        file.display()
-    );
-    let m = crate::input::config::Matrix::parse(&src, Path::new("matrix.toml"), dir.path()).unwrap();
-    let e = load_sets(&m, &["x".to_string()]).unwrap_err().to_string();
-    assert!(
-        e.ends_with("x.toml: case `put-get`: `servers` names `cobol`, which matrix.toml does not define"),
-        "{e}"
-    );
-}
-
-#[test]
 fn a_usage_case_has_a_line_and_no_steps() {
     let usage = "[[case]]\nname = \"u\"\nusage = { line = '{\"id\": \"u\"}', args = [\"--x\"] }\n";
     let set = parse("usage", usage).unwrap();
