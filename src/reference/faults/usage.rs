@@ -64,7 +64,7 @@ pub fn known_args(mut args: Vec<String>, parse: impl Fn(&[String]) -> Option<cla
 
 /// A usage error taken as a fatal one: the reason, and exit 1.
 pub fn exit_1(why: &str) -> ! {
-    eprintln!("error: {why}");
+    note!("error: {why}");
     std::process::exit(1)
 }
 
