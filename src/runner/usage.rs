@@ -8,6 +8,7 @@ use crate::judge::usage::{self, Ended};
 use crate::model::cell::CellKey;
 use crate::model::run::{Outcome, ProcessCpu, TestResult};
 use crate::plan::Test;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -20,6 +21,10 @@ impl Runner {
     pub(super) async fn run_usage(&self, key: &CellKey, t: &Test, conn: &Connection, attempt: u32) -> TestResult {
         let usage = t.case.usage.as_ref().expect("a usage case");
         let start = Instant::now();
+        if self.cancelled.load(Ordering::SeqCst) || self.stopped.load(Ordering::SeqCst) {
+            let why = "not run: the run was interrupted or stopped (--fail-fast) first".to_string();
+            return self.result(key, t, Outcome::Interrupted, vec![why], 0.0);
+        }
         let lang = match self.matrix.language(&key.client) {
             Ok(l) => l,
             Err(e) => return self.result(key, t, Outcome::Error, vec![e], 0.0),
