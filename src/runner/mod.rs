@@ -133,6 +133,27 @@ impl Runner {
             .collect()
     }
 
+    /// A process's span, from `start` to now, in ms since the run's first
+    /// pair started (`None` outside a run).
+    fn span_ms(&self, start: Instant) -> Option<[f64; 2]> {
+        self.load_epoch.get().map(|epoch| {
+            let since = |at: Instant| ms(at.saturating_duration_since(*epoch));
+            [since(start), since(Instant::now())]
+        })
+    }
+
+    /// Why nothing more starts, once the run was interrupted (Ctrl-C) or
+    /// stopped by `--fail-fast`; `None` while it goes on.
+    fn halted(&self) -> Option<&'static str> {
+        if self.cancelled.load(Ordering::SeqCst) {
+            Some("not run: interrupted")
+        } else if self.stopped.load(Ordering::SeqCst) {
+            Some("not run: --fail-fast stopped the run after a red test")
+        } else {
+            None
+        }
+    }
+
     /// The external server this cell's server side is, if any.
     fn external(&self, key: &CellKey) -> Option<&ExternalServer> {
         self.external.as_ref().filter(|e| e.label == key.server)

@@ -8,7 +8,6 @@ use crate::input::cases::{Connect, ServerCert};
 use crate::model::cell::CellKey;
 use crate::model::run::{CellInfo, Outcome, ProcessCpu, TestResult};
 use crate::plan::{Cell, Test};
-use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 /// Tests of one cell served by one server (one certificate), each with its
@@ -34,15 +33,7 @@ impl Runner {
                 Outcome::Error,
                 Some(lang.clone()),
             ),
-            None if self.cancelled.load(Ordering::SeqCst) => {
-                ("not run: interrupted".into(), Outcome::Interrupted, None)
-            }
-            None if self.stopped.load(Ordering::SeqCst) => (
-                "not run: --fail-fast stopped the run after a red test".into(),
-                Outcome::Interrupted,
-                None,
-            ),
-            None => return None,
+            None => (self.halted()?.to_string(), Outcome::Interrupted, None),
         };
         info.notes.extend(self.skip_cell(cell).await);
         Some(
@@ -156,10 +147,7 @@ impl Runner {
                     false => k.id(),
                 },
                 cpu_ms: run.cpu_ms,
-                span_ms: self.load_epoch.get().map(|epoch| {
-                    let since = |t: Instant| ms(t.saturating_duration_since(*epoch));
-                    [since(start), since(Instant::now())]
-                }),
+                span_ms: self.span_ms(start),
             });
             // Each restart is noted in the cell of the test the client stopped on.
             let cell_of: Vec<usize> = groups.iter().flat_map(|g| g.tests.iter().map(|_| g.cell)).collect();

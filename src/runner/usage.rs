@@ -8,7 +8,6 @@ use crate::judge::usage::{self, Ended};
 use crate::model::cell::CellKey;
 use crate::model::run::{Outcome, ProcessCpu, TestResult};
 use crate::plan::Test;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -21,9 +20,8 @@ impl Runner {
     pub(super) async fn run_usage(&self, key: &CellKey, t: &Test, conn: &Connection, attempt: u32) -> TestResult {
         let usage = t.case.usage.as_ref().expect("a usage case");
         let start = Instant::now();
-        if self.cancelled.load(Ordering::SeqCst) || self.stopped.load(Ordering::SeqCst) {
-            let why = "not run: the run was interrupted or stopped (--fail-fast) first".to_string();
-            return self.result(key, t, Outcome::Interrupted, vec![why], 0.0);
+        if let Some(why) = self.halted() {
+            return self.result(key, t, Outcome::Interrupted, vec![why.into()], 0.0);
         }
         let lang = match self.matrix.language(&key.client) {
             Ok(l) => l,
@@ -78,10 +76,7 @@ impl Runner {
             language: key.client.clone(),
             process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
             cpu_ms,
-            span_ms: self.load_epoch.get().map(|epoch| {
-                let since = |at: Instant| ms(at.saturating_duration_since(*epoch));
-                [since(start), since(Instant::now())]
-            }),
+            span_ms: self.span_ms(start),
         });
         proc.drain_stderr().await;
         let stderr = proc.stderr_tail();
