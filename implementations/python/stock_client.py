@@ -179,6 +179,10 @@ def parse_step(obj, default):
     if obj.get("method") not in METHODS:
         fail(f"unknown method {obj.get('method')!r}")
     path, request_class, response, kind = METHODS[obj["method"]]
+    if obj.get("compression") not in (None, "gzip", "identity"):
+        fail(f"unknown compression {obj['compression']!r} (gzip or identity)")
+    if obj.get("after_first") and obj["method"] != "Monitor":
+        fail(f"after_first is for Monitor steps only, not {obj['method']}")
     raw = (obj.get("requests") or []) if kind in ("client_stream", "bidi") else [obj.get("request") or {}]
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         fail("requests must be JSON objects")

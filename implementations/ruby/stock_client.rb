@@ -151,6 +151,14 @@ def parse_step(line, default)
   lane = raw.fetch('lane', 0)
   raise UsageError, '"lane" must be an integer >= 0' unless lane.is_a?(Integer) && !lane.negative?
 
+  compression = raw.fetch('compression', 'identity')
+  unless %w[gzip identity].include?(compression)
+    raise UsageError, "\"compression\" must be gzip or identity, not #{JSON.generate(compression)}"
+  end
+
+  after_first = raw.fetch('after_first', [])
+  raise UsageError, '"after_first" is for Monitor only' unless after_first == [] || raw['method'] == 'Monitor'
+
   check_bench(raw['bench']) if raw.key?('bench')
 
   connection = raw['connection'] && check_connection({ 'tls_mode' => 'none' }.merge(raw['connection']))
@@ -160,7 +168,7 @@ def parse_step(line, default)
   raw.merge(request:, requests:,
             metadata: metadata.to_h { |k, v| wire_metadata(k.downcase, v.to_s) },
             connection: connection || default,
-            after_first: raw.fetch('after_first', []).map { |s| parse_step(s, default) })
+            after_first: after_first.map { |s| parse_step(s, default) })
 rescue JSON::ParserError, TypeError, NoMethodError => e
   raise UsageError, "invalid step: #{e.message}"
 end

@@ -231,6 +231,12 @@ Step ParseStep(const stockcpp::Step& spec) {
   if (spec.has_connection() && !ValidMode(spec.connection().tls_mode())) {
     throw UsageError("step " + spec.id() + ": unknown tls_mode " + spec.connection().tls_mode());
   }
+  if (!spec.compression().empty() && spec.compression() != "gzip" && spec.compression() != "identity") {
+    throw UsageError("step " + spec.id() + ": unknown compression " + spec.compression());
+  }
+  if (spec.after_first_size() > 0 && spec.method() != "Monitor") {
+    throw UsageError("step " + spec.id() + ": after_first is for Monitor steps only");
+  }
   std::vector<const pb::Struct*> bodies{&spec.request()};  // absent = an empty message
   if (method->client_streaming()) bodies.assign(spec.requests().pointer_begin(), spec.requests().pointer_end());
   for (const pb::Struct* body : bodies) {

@@ -187,6 +187,9 @@ function parseStep(value) {
   }
   const afterFirst = value.after_first ?? [];
   if (!Array.isArray(afterFirst)) throw new UsageError(`${where}: after_first must be an array`);
+  if (afterFirst.length > 0 && value.method !== "Monitor") {
+    throw new UsageError(`${where}: after_first is for Monitor only, not ${value.method}`);
+  }
   const bench = value.bench ?? null;
   if (bench !== null) {
     const ok = (v, min) => Number.isSafeInteger(v) && v >= min;

@@ -175,6 +175,10 @@ function parseStep(line: unknown): Step {
   const jsons = streamingIn ? (s.requests ?? []) : [s.request ?? {}];
   if (!Array.isArray(jsons) || !Array.isArray(s.after_first ?? []))
     throw bad("`requests` and `after_first` are arrays");
+  if (s.compression !== undefined && s.compression !== "gzip" && s.compression !== "identity")
+    throw bad(`bad compression ${JSON.stringify(s.compression)}`);
+  if ((s.after_first as unknown[] | undefined)?.length && s.method !== "Monitor")
+    throw bad(`after_first is for Monitor only, not ${s.method}`);
   const number = (field: string): number => {
     if (s[field] !== undefined && typeof s[field] !== "number") throw bad(`${field} must be a number`);
     return (s[field] as number | undefined) ?? 0;

@@ -181,6 +181,16 @@ impl Runner {
                 )));
             }
         }
+        let refuse = |why: String| Err(UsageError(format!("step {:?}: {why}", step.id)));
+        match step.compression.as_deref() {
+            None | Some("gzip" | "identity") => {}
+            Some(_) if faults.contains(&ClientFault::UnknownCompressionUncompressed) => {}
+            Some(c) => return refuse(format!("compression {c:?}: \"gzip\" or \"identity\" expected")),
+        }
+        let off_monitor = !step.after_first.is_empty() && step.method != "Monitor";
+        if off_monitor && !faults.contains(&ClientFault::AfterFirstOffMonitorIgnored) {
+            return refuse(format!("after_first is for a Monitor step, not {}", step.method));
+        }
         let lenient = faults.contains(&ClientFault::UnknownMessageFieldsIgnored);
         let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
         let jsons: Vec<serde_json::Value> = match (&step.request, &step.requests) {

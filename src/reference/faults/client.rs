@@ -193,4 +193,10 @@ pub enum ClientFault {
     /// An option it does not know is dropped, with its value (a
     /// `parse_known_args`), instead of being a usage error.
     UnknownOptionsIgnored,
+    /// A `compression` other than `gzip` or `identity` (a typo, `gzp`) runs the call
+    /// uncompressed instead of being a usage error.
+    UnknownCompressionUncompressed,
+    /// `after_first` steps on a step that is not a Monitor are accepted
+    /// instead of being a usage error.
+    AfterFirstOffMonitorIgnored,
 }

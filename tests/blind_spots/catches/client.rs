@@ -573,4 +573,16 @@ pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[
         "unknown-option",
         "the first a status line for step \"usage\": NOT_FOUND",
     ),
+    (
+        "unknown-compression-uncompressed",
+        "usage",
+        "unknown-compression",
+        "the first a status line for step \"usage\": NOT_FOUND",
+    ),
+    (
+        "after-first-off-monitor-ignored",
+        "usage",
+        "after-first-off-monitor",
+        "the first a status line for step \"usage\": NOT_FOUND",
+    ),
 ];

@@ -210,6 +210,12 @@ func (s *step) prepare() error {
 	if !ok {
 		return fmt.Errorf("step %q: unknown method %q", s.ID, s.Method)
 	}
+	if s.Compression != "" && s.Compression != gzip.Name && s.Compression != "identity" {
+		return fmt.Errorf("step %q: compression must be gzip or identity, got %q", s.ID, s.Compression)
+	}
+	if len(s.AfterFirst) > 0 && s.Method != "Monitor" {
+		return fmt.Errorf("step %q: after_first is for Monitor steps only, not %q", s.ID, s.Method)
+	}
 	s.path = fmt.Sprintf("/%s/%s", method.Parent().FullName(), method.Name())
 	s.desc = grpc.StreamDesc{ClientStreams: method.IsStreamingClient(), ServerStreams: method.IsStreamingServer()}
 	in, _ := protoregistry.GlobalTypes.FindMessageByName(method.Input().FullName())

@@ -328,6 +328,15 @@ public final class ClientMain {
             throw new UsageError("step \"" + json.id() + "\": lane must be >= 0, got " + json.lane());
         } else if (method == null) {
             throw new UsageError("step \"" + json.id() + "\": unknown method \"" + json.method() + "\"");
+        } else if (json.compression() != null
+                && !json.compression().equals("gzip")
+                && !json.compression().equals("identity")) {
+            throw new UsageError("step \"" + json.id() + "\": compression must be gzip or identity, got \""
+                    + json.compression() + "\"");
+        } else if (json.afterFirst() != null
+                && !json.afterFirst().isEmpty()
+                && !json.method().equals("Monitor")) {
+            throw new UsageError("step \"" + json.id() + "\": after_first is for Monitor only, not " + json.method());
         } else if (json.bench() != null
                 && (json.bench().durationMs() == null
                         || json.bench().durationMs() < 0

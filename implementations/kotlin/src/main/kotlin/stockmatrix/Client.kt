@@ -259,15 +259,19 @@ private fun stepOf(o: JsonObject): Step {
                 keepalive[1],
             )
         }
+    val compression = field("compression")?.asString ?: "identity"
+    if (compression !in setOf("gzip", "identity")) throw UsageException("unknown compression \"$compression\"")
+    val afterFirst = field("after_first")?.asJsonArray?.map { stepOf(it.asJsonObject) }.orEmpty()
+    if (afterFirst.isNotEmpty() && name != "Monitor") throw UsageException("after_first is for Monitor only, not $name")
     return Step(
         id = field("id")?.asString ?: "",
         method = method,
         requests = requests,
         metadata = metadata,
         timeoutMs = field("timeout_ms")?.asLong ?: 0,
-        gzip = field("compression")?.asString == "gzip",
+        gzip = compression == "gzip",
         connection = connection,
-        afterFirst = field("after_first")?.asJsonArray?.map { stepOf(it.asJsonObject) }.orEmpty(),
+        afterFirst = afterFirst,
         copies = field("copies")?.asInt ?: 0,
         readPauseMs = field("read_pause_ms")?.asLong ?: 0,
         cancelAfterMs = field("cancel_after_ms")?.asLong ?: 0,

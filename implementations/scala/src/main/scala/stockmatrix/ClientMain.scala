@@ -224,19 +224,26 @@ object ClientMain {
         case None        => Vector(message(opt("request").getOrElse(new JsonObject)))
       }
       val requests = opt("fill").fold(parsed)(fillValues(name, parsed, _))
+      val gzip = opt("compression").fold("identity")(_.getAsString) match {
+        case "gzip"     => true
+        case "identity" => false
+        case other      => usage(s"unknown compression $other")
+      }
+      val afterFirst = opt("after_first").fold(Vector.empty[Step])(_.getAsJsonArray.asScala.map(parseStep).toVector)
+      if (afterFirst.nonEmpty && name != "Monitor") usage(s"after_first is for Monitor only, not $name")
       Step(
         id = opt("id").fold("")(_.getAsString),
         method = method,
         requests = requests,
         metadata = metadata,
         timeoutMs = long("timeout_ms"),
-        gzip = opt("compression").exists(_.getAsString == "gzip"),
+        gzip = gzip,
         connection = opt("connection").map { c =>
           val fields = c.getAsJsonObject.entrySet.asScala.map(e => e.getKey -> e.getValue.getAsString).toMap
           fields.keySet.diff(ConnectionFields).foreach(k => usage(s"unknown connection field $k"))
           connection(fields)
         },
-        afterFirst = opt("after_first").fold(Vector.empty[Step])(_.getAsJsonArray.asScala.map(parseStep).toVector),
+        afterFirst = afterFirst,
         copies = long("copies").toInt,
         readPauseMs = long("read_pause_ms"),
         cancelAfterMs = long("cancel_after_ms"),
