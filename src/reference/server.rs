@@ -133,6 +133,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
                 case_blind_fail_codes: faults.contains(&Fault::CaseBlindFailCodes),
                 fail_after_on_unary: faults.contains(&Fault::FailAfterOnUnary),
                 report_deadline_after_delay: faults.contains(&Fault::ReportDeadlineAfterDelay),
+                watchers_by_pattern: faults.contains(&Fault::WatchersByPattern),
             },
             details: if faults.contains(&Fault::NoErrorDetails) {
                 Details::Dropped

@@ -196,14 +196,16 @@ impl Store {
         inner.muted.extend::<Vec<Watcher>>(muted);
     }
 
-    /// Open watches (their Monitor has not ended) whose pattern starts with `prefix`.
-    pub fn open_watchers(&self, prefix: &str) -> usize {
+    /// The patterns of the open watches (their Monitor has not ended) whose
+    /// pattern starts with `prefix`, one per watch.
+    pub fn open_watchers(&self, prefix: &str) -> Vec<String> {
         let inner = self.inner.lock().unwrap();
         inner
             .watchers
             .iter()
             .filter(|w| !w.tx.is_closed() && w.pattern.starts_with(prefix))
-            .count()
+            .map(|w| w.pattern.clone())
+            .collect()
     }
 
     pub fn get(&self, key: &str) -> Option<(Vec<u8>, i64)> {
@@ -400,8 +402,10 @@ mod tests {
         let store = Store::default();
         let (_, rx) = store.watch("p/a*", false);
         let (_, _keep) = store.watch("p/b", false);
-        assert_eq!((store.open_watchers("p/"), store.open_watchers("p/a")), (2, 1));
+        let (_, _twin) = store.watch("p/b", false);
+        let open = |prefix| store.open_watchers(prefix).len();
+        assert_eq!((open("p/"), open("p/a"), open("p/b")), (3, 1, 2), "one per stream");
         drop(rx);
-        assert_eq!(store.open_watchers("p/"), 1);
+        assert_eq!(open("p/"), 2);
     }
 }

@@ -105,6 +105,10 @@ pub enum Fault {
     CompressAlways,
     /// A Monitor that ends by max_events stays registered (a leaked watch).
     KeepFinishedMonitors,
+    /// x-stock-watchers counts the distinct patterns of the open Monitors
+    /// (a map keyed by pattern), not the open streams: a second stream of a
+    /// pattern, leaked or not, is not seen.
+    WatchersByPattern,
     /// A Monitor that the server ends with an error (x-stock-fail-after)
     /// stays registered: the watch is let go on the happy path only.
     KeepFailedMonitors,

@@ -23,6 +23,9 @@ pub struct HookFaults {
     pub fail_after_on_unary: bool,
     /// x-stock-deadline-ms is what is left once the delay is over.
     pub report_deadline_after_delay: bool,
+    /// x-stock-watchers counts the open Monitors' distinct patterns, not
+    /// the open streams.
+    pub watchers_by_pattern: bool,
 }
 
 const NUMBERS: [&str; 3] = ["x-stock-delay-ms", "x-stock-fail-after", "x-stock-repeat-value"];

@@ -14,7 +14,7 @@ pub(super) struct Reply {
     pub(super) headers: Entries,
     trailers: Entries,
     /// `x-stock-report-watchers`: counted when the trailers are sent.
-    watchers: Option<(String, Arc<Store>)>,
+    watchers: Option<(String, Arc<Store>, bool)>,
     /// `x-stock-report-encoding`: the request's Compressed-Flags, counted
     /// as it arrives and reported with the trailers.
     pub(super) flags: Option<Flags>,
@@ -70,15 +70,20 @@ impl Reply {
             ));
         }
         if let Some(prefix) = h.get("x-stock-report-watchers").and_then(|v| v.to_str().ok()) {
-            r.watchers = Some((prefix.to_string(), store.clone()));
+            r.watchers = Some((prefix.to_string(), store.clone(), faults.hooks.watchers_by_pattern));
         }
         r
     }
 
     pub(super) fn trailers(&self) -> Entries {
         let mut t = self.trailers.clone();
-        if let Some((prefix, store)) = &self.watchers {
-            let n = store.open_watchers(prefix).to_string();
+        if let Some((prefix, store, by_pattern)) = &self.watchers {
+            let mut open = store.open_watchers(prefix);
+            if *by_pattern {
+                open.sort();
+                open.dedup();
+            }
+            let n = open.len().to_string();
             t.push((
                 HeaderName::from_static("x-stock-watchers"),
                 HeaderValue::from_str(&n).expect("digits"),

@@ -297,6 +297,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 3 Inventory: trailer x-stock-watchers: expected \"0\", got \"1\"",
     ),
     (
+        "watchers-by-pattern",
+        "cancellation",
+        "two-monitors-of-one-pattern-counted",
+        "trailer x-stock-watchers: expected \"2\", got \"1\"",
+    ),
+    (
         "keep-finished-monitors",
         "cancellation",
         "monitor-counted-while-open",
