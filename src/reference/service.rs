@@ -130,7 +130,13 @@ impl Stock for StockService {
     type MonitorStream = EventStream<WatchEvent>;
 
     async fn monitor(&self, req: Request<WatchRequest>) -> Result<Response<Self::MonitorStream>, Status> {
-        let hooks = enter(&req, false).await?;
+        let early = self.faults.contains(&Fault::HeadersBeforeDelay);
+        let mut hooks = match early {
+            true => Hooks::from_metadata(req.metadata())?,
+            false => enter(&req, false).await?,
+        };
+        // The headers-before-delay fault's delay, slept in the stream.
+        let late_delay = hooks.delay.take().filter(|_| early);
         let timed = req.metadata().contains_key("grpc-timeout");
         let w = req.into_inner();
         let blank = self.faults.contains(&Fault::BlankPatternRefused) && w.pattern.trim().is_empty();
@@ -181,6 +187,9 @@ impl Stock for StockService {
             .contains(&Fault::UnwatchByPattern)
             .then(|| (self.store.clone(), pattern.to_string()));
         tokio::spawn(async move {
+            if let Some(d) = late_delay {
+                tokio::time::sleep(d).await;
+            }
             let mut sent = 0u64;
             let mut existing = existing.into_iter();
             loop {

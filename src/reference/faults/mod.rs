@@ -105,6 +105,9 @@ pub enum Fault {
     CompressAlways,
     /// A Monitor that ends by max_events stays registered (a leaked watch).
     KeepFinishedMonitors,
+    /// A Monitor's x-stock-delay-ms is slept inside its stream, after the
+    /// response headers went out, instead of before anything.
+    HeadersBeforeDelay,
     /// x-stock-watchers counts the distinct patterns of the open Monitors
     /// (a map keyed by pattern), not the open streams: a second stream of a
     /// pattern, leaked or not, is not seen.

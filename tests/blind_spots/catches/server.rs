@@ -303,6 +303,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "trailer x-stock-watchers: expected \"2\", got \"1\"",
     ),
     (
+        "headers-before-delay",
+        "cancellation",
+        "cancelled-put-not-applied",
+        "step 4 Monitor: header x-stock-echo: expected none, got \"late\"",
+    ),
+    (
         "keep-finished-monitors",
         "cancellation",
         "monitor-counted-while-open",
