@@ -242,6 +242,10 @@ pub struct Line {
     /// The `grpc-encoding` of the responses (`identity` when uncompressed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_encoding: Option<String>,
+    /// The reference client only: how many response messages came with the
+    /// Compressed-Flag set, of how many ("2/2").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_compressed: Option<String>,
     /// The rich error details of a failed call (google.rpc.Status details),
     /// each in proto3 JSON with `@type`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

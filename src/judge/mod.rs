@@ -120,6 +120,17 @@ impl Judge<'_> {
                 None => fail(format!("response encoding: expected {want}, the client reported none")),
             }
         }
+        if let Some(want) = &e.response_compressed {
+            match &status_line.response_compressed {
+                Some(got) if got == want => {}
+                Some(got) => fail(format!(
+                    "response messages with the Compressed-Flag set: expected {want}, got {got}"
+                )),
+                None => fail(format!(
+                    "response messages with the Compressed-Flag set: expected {want}, the client reported none"
+                )),
+            }
+        }
         if let (Some(max), Some(elapsed)) = (e.max_elapsed_ms, status_line.elapsed_ms) {
             if elapsed > max {
                 fail(format!("took {elapsed:.0} ms, more than the {max:.0} ms allowed"));

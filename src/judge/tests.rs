@@ -322,3 +322,28 @@ expect.messages = [{ listServicesResponse = { "$includes" = { service = [{ name 
         vec!["step 0 grpc.reflection.v1.ServerReflection.ServerReflectionInfo: message 0: field listServicesResponse: expected an object, got null"]
     );
 }
+
+#[test]
+fn response_compressed_is_the_reported_count_of_flags_or_a_failure() {
+    let c = case(
+        r#"
+[[case]]
+name = "z"
+[[case.step]]
+method = "Get"
+request = { key = "{ns}a" }
+metadata = { x-stock-compress = "gzip" }
+expect = { messages = [{ value = "{b64:hi}", version = "1" }], response_compressed = "1/1" }
+"#,
+    );
+    let with = |flags: Option<&str>| {
+        let mut status = ok("p#0");
+        status.response_compressed = flags.map(String::from);
+        let msg = line(json!({"id": "p#0", "message": {"value": "aGk=", "version": "1"}}));
+        judge(&c, "p", "n/", &group([msg, status]))
+    };
+    assert_eq!(with(Some("1/1")), Vec::<String>::new());
+    let prefix = "step 0 Get: response messages with the Compressed-Flag set: expected 1/1";
+    assert_eq!(with(Some("0/1")), vec![format!("{prefix}, got 0/1")]);
+    assert_eq!(with(None), vec![format!("{prefix}, the client reported none")]);
+}

@@ -120,6 +120,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         faults: WireFaults {
             no_echo: faults.contains(&Fault::NoEcho),
             no_compress_response: faults.contains(&Fault::NoCompressResponse),
+            gzip_header_only: faults.contains(&Fault::GzipHeaderOnly),
             truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
             echo_lowercased: faults.contains(&Fault::EchoLowercased),
             lose_deadline: faults.contains(&Fault::LoseDeadline),

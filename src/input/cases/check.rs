@@ -69,6 +69,13 @@ pub(super) fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(),
     for d in e.details.iter().flatten() {
         proto::canonical_detail(d).map_err(|e| format!("expect.details: {e}"))?;
     }
+    let count = |c: &str| {
+        c.split_once('/')
+            .is_some_and(|(a, b)| a.parse::<u32>().is_ok() && b.parse::<u32>().is_ok())
+    };
+    if let Some(c) = e.response_compressed.as_deref().filter(|c| !count(c)) {
+        return Err(format!("expect.response_compressed: `{c}` (C/M expected, e.g. 2/2)"));
+    }
     if let Some(enc) = &e.response_encoding {
         if !["gzip", "identity"].contains(&enc.as_str()) {
             return Err(format!("expect.response_encoding: `{enc}` (known: gzip, identity)"));

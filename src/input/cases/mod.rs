@@ -93,6 +93,11 @@ pub struct Expect {
     /// The `grpc-encoding` the client must report for the responses.
     #[serde(default)]
     pub response_encoding: Option<String>,
+    /// How many response messages came with the Compressed-Flag set, of
+    /// how many ("2/2"), as only the reference client reports it: for sets
+    /// run by the reference client alone.
+    #[serde(default)]
+    pub response_compressed: Option<String>,
     /// The rich error details, in order: each `@type` and the fields named
     /// (others unchecked); `[]` = none.
     #[serde(default)]
@@ -121,6 +126,7 @@ impl Default for Expect {
             headers: BTreeMap::new(),
             trailers: BTreeMap::new(),
             response_encoding: None,
+            response_compressed: None,
             details: None,
             max_elapsed_ms: None,
             min_elapsed_ms: None,

@@ -44,6 +44,7 @@ fn emit_rude_end(id: String, end: rude::End, start: Instant) {
         trailers: Some(BTreeMap::new()),
         elapsed_ms: Some(start.elapsed().as_secs_f64() * 1000.0),
         response_encoding: Some("identity".into()),
+        response_compressed: None,
         details: Some(details),
     });
 }
@@ -69,6 +70,8 @@ struct Seen {
     trailers: BTreeMap<String, String>,
     /// The responses' `grpc-encoding`, once headers arrived.
     encoding: Option<String>,
+    /// The responses' Compressed-Flags, counted as they arrive.
+    flags: Option<super::encoding::ResponseFlags>,
     /// The `last-message-after-status` fault: a stream's last message so
     /// far, printed when the next one comes or after the status line.
     late: Option<Line>,
@@ -277,6 +280,7 @@ impl Runner {
                         _ => seen.encoding.unwrap_or_else(|| "identity".into()),
                     },
                 ),
+                response_compressed: seen.flags.map(|f| f.report()),
                 details: Some(details),
             });
             late.iter().for_each(emit);
@@ -361,6 +365,7 @@ impl Runner {
         }
         let response = grpc.streaming(request, path, DynCodec(info.output.clone())).await?;
         seen.headers = stock_metadata(response.metadata());
+        seen.flags = response.extensions().get::<super::encoding::ResponseFlags>().cloned();
         seen.encoding = Some(match response.extensions().get::<super::encoding::CameWith>() {
             Some(came) => came.0.clone(),
             None => response
@@ -396,6 +401,7 @@ impl Runner {
                 trailers: None,
                 elapsed_ms: None,
                 response_encoding: None,
+                response_compressed: None,
                 details: None,
             };
             match single {

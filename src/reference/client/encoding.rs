@@ -4,9 +4,13 @@
 //! server's code for a request it cannot read. Under the `gunzip-any-encoding`
 //! fault the client gunzips whatever came instead: any compressed response is
 //! read as gzip. The `broken-escape-drops-message` fault lives here too: it
-//! sees a trailers-only status as it travels.
+//! sees a trailers-only status as it travels. The response messages'
+//! Compressed-Flags are counted here too (`response_compressed`).
+use crate::reference::wire::MessageCount;
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::transport::Channel;
@@ -18,6 +22,50 @@ const ACCEPTED: [&[u8]; 2] = [b"gzip", b"identity"];
 /// extensions when the `gunzip-any-encoding` fault rewrote the header.
 #[derive(Debug, Clone)]
 pub struct CameWith(pub String);
+
+/// A response's messages as they arrive: how many came with the
+/// Compressed-Flag set, of how many (kept in the response's extensions).
+#[derive(Debug, Clone, Default)]
+pub struct ResponseFlags(Arc<Mutex<MessageCount>>);
+
+impl ResponseFlags {
+    /// "compressed/messages", e.g. "2/2".
+    pub fn report(&self) -> String {
+        self.0.lock().expect("response flags").report()
+    }
+}
+
+/// A response body whose data frames are counted into `flags`.
+struct Counted {
+    inner: Body,
+    flags: ResponseFlags,
+}
+
+impl http_body::Body for Counted {
+    type Data = bytes::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.flags.0.lock().expect("response flags").feed(data);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
 
 /// A channel whose responses' encodings are checked (see the module comment).
 #[derive(Clone)]
@@ -75,7 +123,15 @@ impl tower::Service<Request<Body>> for Checked {
         let gunzip_any = self.gunzip_any;
         let drop_broken_messages = self.drop_broken_messages;
         Box::pin(async move {
-            let mut resp = fut.await?;
+            let resp = fut.await?;
+            let flags = ResponseFlags::default();
+            let mut resp = resp.map(|inner| {
+                Body::new(Counted {
+                    inner,
+                    flags: flags.clone(),
+                })
+            });
+            resp.extensions_mut().insert(flags);
             if drop_broken_messages
                 && resp
                     .headers()

@@ -105,6 +105,9 @@ pub enum Fault {
     CompressAlways,
     /// A Monitor that ends by max_events stays registered (a leaked watch).
     KeepFinishedMonitors,
+    /// x-stock-compress: gzip is answered `grpc-encoding: gzip`, but the
+    /// messages go out uncompressed (Compressed-Flag 0): it only says so.
+    GzipHeaderOnly,
     /// A Monitor's x-stock-delay-ms is slept inside its stream, after the
     /// response headers went out, instead of before anything.
     HeadersBeforeDelay,

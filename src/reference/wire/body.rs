@@ -66,7 +66,7 @@ impl Flags {
 /// Counts the gRPC messages of a body as its bytes arrive: a 5-byte prefix
 /// (flag, length), then the message.
 #[derive(Debug, Default)]
-pub(super) struct MessageCount {
+pub(crate) struct MessageCount {
     prefix: Vec<u8>,
     left: usize,
     count: usize,
@@ -75,8 +75,13 @@ pub(super) struct MessageCount {
 }
 
 impl MessageCount {
+    /// "compressed/messages" so far, e.g. "2/3".
+    pub(crate) fn report(&self) -> String {
+        format!("{}/{}", self.compressed, self.count)
+    }
+
     /// Takes the next bytes of the body; returns the messages begun so far.
-    pub(super) fn feed(&mut self, mut bytes: &[u8]) -> usize {
+    pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> usize {
         while !bytes.is_empty() {
             if self.left > 0 {
                 let n = self.left.min(bytes.len());

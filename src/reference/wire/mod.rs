@@ -23,6 +23,7 @@ mod details;
 mod reply;
 
 pub use body::ClientReset;
+pub(crate) use body::MessageCount;
 use body::{Watched, WireBody};
 pub use details::Details;
 use reply::Reply;
@@ -38,6 +39,9 @@ pub struct WireFaults {
     pub no_echo: bool,
     /// x-stock-compress is ignored: responses are never compressed.
     pub no_compress_response: bool,
+    /// x-stock-compress answers `grpc-encoding: gzip`, but every message
+    /// goes out uncompressed (Compressed-Flag 0).
+    pub gzip_header_only: bool,
     /// The echoed value is lowercased (as metadata keys are).
     pub echo_lowercased: bool,
     /// A binary echo stops at its first 0x00 byte (a C-string bug).
@@ -226,7 +230,8 @@ where
             .headers()
             .get("x-stock-compress")
             .is_some_and(|v| v.as_bytes() == b"gzip");
-        if !(compress || self.faults.compress_always) || self.faults.no_compress_response {
+        let header_only = compress && self.faults.gzip_header_only;
+        if !(compress || self.faults.compress_always) || self.faults.no_compress_response || header_only {
             req.headers_mut().remove("grpc-accept-encoding");
         }
         // gRPC requires application/grpc (PROTOCOL-HTTP2.md); tonic serves
@@ -285,6 +290,9 @@ where
             };
             for (k, v) in entries {
                 parts.headers.insert(k, v);
+            }
+            if header_only && !trailers_only {
+                parts.headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
             }
             let sleep = deadline.map(|at| Box::pin(tokio::time::sleep_until(at)));
             Ok(http::Response::from_parts(
