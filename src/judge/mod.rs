@@ -113,22 +113,25 @@ impl Judge<'_> {
                 fail(format!("error details: {r}"));
             }
         }
-        if let Some(want) = &e.response_encoding {
-            match &status_line.response_encoding {
-                Some(got) if got == want => {}
-                Some(got) => fail(format!("response encoding: expected {want}, got {got}")),
-                None => fail(format!("response encoding: expected {want}, the client reported none")),
-            }
-        }
-        if let Some(want) = &e.response_compressed {
-            match &status_line.response_compressed {
-                Some(got) if got == want => {}
-                Some(got) => fail(format!(
-                    "response messages with the Compressed-Flag set: expected {want}, got {got}"
-                )),
-                None => fail(format!(
-                    "response messages with the Compressed-Flag set: expected {want}, the client reported none"
-                )),
+        // What the client reports of the responses besides their messages.
+        let reported = [
+            (
+                "response encoding",
+                &e.response_encoding,
+                &status_line.response_encoding,
+            ),
+            (
+                "response messages with the Compressed-Flag set",
+                &e.response_compressed,
+                &status_line.response_compressed,
+            ),
+        ];
+        for (what, want, got) in reported {
+            match (want, got) {
+                (None, _) => {}
+                (Some(want), Some(got)) if got == want => {}
+                (Some(want), Some(got)) => fail(format!("{what}: expected {want}, got {got}")),
+                (Some(want), None) => fail(format!("{what}: expected {want}, the client reported none")),
             }
         }
         if let (Some(max), Some(elapsed)) = (e.max_elapsed_ms, status_line.elapsed_ms) {

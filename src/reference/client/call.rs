@@ -71,7 +71,7 @@ struct Seen {
     /// The responses' `grpc-encoding`, once headers arrived.
     encoding: Option<String>,
     /// The responses' Compressed-Flags, counted as they arrive.
-    flags: Option<super::encoding::ResponseFlags>,
+    flags: Option<crate::reference::wire::Flags>,
     /// The `last-message-after-status` fault: a stream's last message so
     /// far, printed when the next one comes or after the status line.
     late: Option<Line>,
@@ -365,7 +365,7 @@ impl Runner {
         }
         let response = grpc.streaming(request, path, DynCodec(info.output.clone())).await?;
         seen.headers = stock_metadata(response.metadata());
-        seen.flags = response.extensions().get::<super::encoding::ResponseFlags>().cloned();
+        seen.flags = response.extensions().get::<crate::reference::wire::Flags>().cloned();
         seen.encoding = Some(match response.extensions().get::<super::encoding::CameWith>() {
             Some(came) => came.0.clone(),
             None => response

@@ -6,11 +6,10 @@
 //! read as gzip. The `broken-escape-drops-message` fault lives here too: it
 //! sees a trailers-only status as it travels. The response messages'
 //! Compressed-Flags are counted here too (`response_compressed`).
-use crate::reference::wire::MessageCount;
+use crate::reference::wire::{Flags, MessageCount};
 use futures::future::BoxFuture;
 use http::{HeaderValue, Request, Response};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tonic::body::Body;
 use tonic::transport::Channel;
@@ -23,22 +22,12 @@ const ACCEPTED: [&[u8]; 2] = [b"gzip", b"identity"];
 #[derive(Debug, Clone)]
 pub struct CameWith(pub String);
 
-/// A response's messages as they arrive: how many came with the
-/// Compressed-Flag set, of how many (kept in the response's extensions).
-#[derive(Debug, Clone, Default)]
-pub struct ResponseFlags(Arc<Mutex<MessageCount>>);
-
-impl ResponseFlags {
-    /// "compressed/messages", e.g. "2/2".
-    pub fn report(&self) -> String {
-        self.0.lock().expect("response flags").report()
-    }
-}
-
-/// A response body whose data frames are counted into `flags`.
+/// A response body whose messages are counted as they arrive, the count
+/// shared with `flags` (kept in the response's extensions).
 struct Counted {
     inner: Body,
-    flags: ResponseFlags,
+    count: MessageCount,
+    flags: Flags,
 }
 
 impl http_body::Body for Counted {
@@ -52,7 +41,9 @@ impl http_body::Body for Counted {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if let Poll::Ready(Some(Ok(frame))) = &polled {
             if let Some(data) = frame.data_ref() {
-                self.flags.0.lock().expect("response flags").feed(data);
+                let this = &mut *self;
+                this.count.feed(data);
+                this.flags.set(&this.count);
             }
         }
         polled
@@ -124,10 +115,11 @@ impl tower::Service<Request<Body>> for Checked {
         let drop_broken_messages = self.drop_broken_messages;
         Box::pin(async move {
             let resp = fut.await?;
-            let flags = ResponseFlags::default();
+            let flags = Flags::default();
             let mut resp = resp.map(|inner| {
                 Body::new(Counted {
                     inner,
+                    count: MessageCount::default(),
                     flags: flags.clone(),
                 })
             });

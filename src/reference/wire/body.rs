@@ -44,20 +44,21 @@ pub(super) struct Watched<B> {
     pub(super) flags: Option<Flags>,
 }
 
-/// How many of the request's messages so far came with the Compressed-Flag
-/// set, and of how many, shared with the reply that reports them (the
-/// reference server's `x-stock-request-compressed`: a gzip call whose
-/// messages go out uncompressed only says it compresses).
-#[derive(Clone, Default)]
-pub(super) struct Flags(Arc<Mutex<(usize, usize)>>);
+/// How many of a body's messages so far came with the Compressed-Flag set,
+/// and of how many, shared with what reports them: the reference server's
+/// `x-stock-request-compressed` for a request, the reference client's
+/// `response_compressed` for a response (a gzip call whose messages go out
+/// uncompressed only says it compresses).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Flags(Arc<Mutex<(usize, usize)>>);
 
 impl Flags {
-    fn set(&self, count: &MessageCount) {
+    pub(crate) fn set(&self, count: &MessageCount) {
         *self.0.lock().expect("flags") = (count.compressed, count.count);
     }
 
     /// "compressed/messages", e.g. "2/3".
-    pub(super) fn report(&self) -> String {
+    pub(crate) fn report(&self) -> String {
         let (compressed, messages) = *self.0.lock().expect("flags");
         format!("{compressed}/{messages}")
     }
@@ -75,11 +76,6 @@ pub(crate) struct MessageCount {
 }
 
 impl MessageCount {
-    /// "compressed/messages" so far, e.g. "2/3".
-    pub(crate) fn report(&self) -> String {
-        format!("{}/{}", self.compressed, self.count)
-    }
-
     /// Takes the next bytes of the body; returns the messages begun so far.
     pub(crate) fn feed(&mut self, mut bytes: &[u8]) -> usize {
         while !bytes.is_empty() {

@@ -23,7 +23,7 @@ mod details;
 mod reply;
 
 pub use body::ClientReset;
-pub(crate) use body::MessageCount;
+pub(crate) use body::{Flags, MessageCount};
 use body::{Watched, WireBody};
 pub use details::Details;
 use reply::Reply;
