@@ -145,13 +145,13 @@ pub fn apply(t: &ExternalTarget, f: &Filters, sel: &mut Selection) -> Result<Opt
 }
 
 /// Drops the tests that need a server the runner starts itself (one with an
-/// expired certificate); returns their ids.
+/// expired certificate, or one it stops: a lifecycle case); returns their ids.
 pub fn drop_unreachable(cells: &mut Vec<Cell>, label: &str) -> Vec<String> {
     let mut dropped = Vec::new();
     for cell in cells.iter_mut().filter(|c| c.key.server == label) {
         let key = cell.key.clone();
         cell.tests.retain(|t| {
-            let keep = t.case.server_cert == ServerCert::Normal;
+            let keep = t.case.server_cert == ServerCert::Normal && t.case.lifecycle.is_none();
             if !keep {
                 dropped.push(t.id(&key));
             }
@@ -243,7 +243,7 @@ mod tests {
 
     #[test]
     fn tests_that_need_a_server_the_runner_starts_are_dropped_by_id() {
-        let tls = "[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n";
+        let tls = "[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"exits\"\nlifecycle = { stop = \"stdin-eof\", within_ms = 3000 }\n";
         let sets: BTreeMap<_, _> = [("tls".to_string(), cases::parse("tls", tls).unwrap())].into();
         let mut s = sel();
         s.servers = vec!["ext".into()];
@@ -256,7 +256,9 @@ mod tests {
             dropped,
             [
                 "client=go/server=ext/tls=server/set=tls/case=expired",
-                "client=rust/server=ext/tls=server/set=tls/case=expired"
+                "client=go/server=ext/tls=server/set=tls/case=exits",
+                "client=rust/server=ext/tls=server/set=tls/case=expired",
+                "client=rust/server=ext/tls=server/set=tls/case=exits"
             ]
         );
         assert!(cells.iter().all(|c| c.tests.iter().all(|t| t.case.name == "ok")));

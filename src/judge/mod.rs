@@ -7,6 +7,7 @@ mod compare;
 mod expected;
 mod includes;
 mod known;
+pub mod lifecycle;
 pub mod usage;
 pub mod verdict;
 use crate::contract::proto;

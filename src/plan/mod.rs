@@ -66,10 +66,11 @@ pub struct Cell {
 
 impl Cell {
     /// Tests grouped by the server certificate (one server start and one
-    /// client process each), those on the cell's own connection first.
+    /// client process each), those on the cell's own connection first. A
+    /// lifecycle case's test is in none: it has a server of its own.
     pub fn groups(&self) -> BTreeMap<ServerCert, Vec<&Test>> {
         let mut groups: BTreeMap<ServerCert, Vec<&Test>> = BTreeMap::new();
-        for t in &self.tests {
+        for t in self.tests.iter().filter(|t| t.case.lifecycle.is_none()) {
             groups.entry(t.case.server_cert).or_default().push(t);
         }
         for tests in groups.values_mut() {

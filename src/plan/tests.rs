@@ -359,3 +359,21 @@ fn a_case_for_some_servers_only_runs_against_those_servers() {
     let err = cases::parse("own", &empty).unwrap_err();
     assert!(err.contains("case `own`") && err.contains("servers"), "{err}");
 }
+
+#[test]
+fn a_lifecycle_test_is_in_no_group_of_its_cell_the_shared_servers() {
+    let lc = "[[case]]\nname = \"exits\"\nlifecycle = { stop = \"stdin-eof\", within_ms = 3000 }\n";
+    let mut all = sets();
+    all.insert("lc".into(), cases::parse("lc", lc).unwrap());
+    let cells = plan(&sel(&["go"], &[TlsMode::None], &["a", "lc"]), &all).unwrap();
+    assert_eq!(cells[0].tests.len(), 3, "planned as a test of the cell");
+    let grouped: Vec<&str> = cells[0]
+        .groups()
+        .values()
+        .flatten()
+        .map(|t| t.case.name.as_str())
+        .collect();
+    assert_eq!(grouped, ["a1", "a2"]);
+    let alone = plan(&sel(&["go"], &[TlsMode::None], &["lc"]), &all).unwrap();
+    assert!(alone[0].groups().is_empty(), "no shared server to start for it");
+}

@@ -216,8 +216,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .add_optional_service(reflection.hand_made)
         .add_service(stock)
         .add_service(kv);
-    let shutdown = async {
-        crate::exec::process::stop_signal().await;
+    let deaf = (
+        faults.contains(&Fault::IgnoreStdinEof),
+        faults.contains(&Fault::IgnoreSigterm),
+    );
+    let drain = faults.contains(&Fault::DrainOnStop);
+    let shutdown = async move {
+        crate::exec::process::stop_signal_but(deaf.0, deaf.1).await;
         let _ = stopped_tx.send(());
     };
     let serve = async move {
@@ -239,7 +244,13 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     };
     tokio::select! {
         r = serve => r.context("server failed")?,
-        _ = async { let _ = stopped_rx.await; tokio::time::sleep(Duration::from_secs(1)).await } => {}
+        _ = async {
+            let _ = stopped_rx.await;
+            if drain {
+                std::future::pending::<()>().await;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await
+        } => {}
     }
     Ok(())
 }

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 mod client;
 mod held;
+mod lifecycle;
 mod pair;
 mod per_test;
 mod phases;

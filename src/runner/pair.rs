@@ -56,6 +56,8 @@ impl Runner {
         let mut groups: Vec<Group> = Vec::new();
         // Usage cases: a client process each (`usage`), after the shared one.
         let mut usage: Vec<(usize, &Test, Connection)> = Vec::new();
+        // Lifecycle cases: a server each and no client (`lifecycle`), last.
+        let mut lifecycle: Vec<(usize, &Test)> = Vec::new();
         for (c, cell) in cells.iter().enumerate() {
             let key = &cell.key;
             let mut info = CellInfo {
@@ -71,6 +73,7 @@ impl Runner {
                 out.push((r, info));
                 continue;
             }
+            lifecycle.extend(cell.tests.iter().filter(|t| t.case.lifecycle.is_some()).map(|t| (c, t)));
             for (cert, tests) in cell.groups() {
                 let leased = match self.external(key) {
                     Some(e) => self
@@ -172,6 +175,9 @@ impl Runner {
         }
         for (c, t, conn) in &usage {
             out[*c].0.push(self.run_usage(&cells[*c].key, t, conn, attempt).await);
+        }
+        for (c, t) in lifecycle {
+            out[c].0.push(self.run_lifecycle(&cells[c].key, t, attempt).await);
         }
         for g in groups {
             if let Some(l) = g.lease {

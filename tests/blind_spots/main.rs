@@ -121,6 +121,26 @@ fn each_client_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
     check(dir.path(), "client", STREAM_CLIENT_FAULTS, STREAM_SETS);
 }
 
+/// A lifecycle case has a server of its own: each fault turns red exactly
+/// the cases named with it, and the other case of the set passes.
+#[test]
+fn each_server_lifecycle_bug_is_caught_by_its_lifecycle_cases_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = check(dir.path(), "server", LIFECYCLE_FAULTS, LIFECYCLE_SETS);
+    for fault in faults(LIFECYCLE_FAULTS) {
+        let prefix = format!("client=rust/server={fault}/tls=none/set=lifecycle/case=");
+        let mut red: Vec<&str> = tests_of(&s)
+            .iter()
+            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix) && t["outcome"] != "passed")
+            .map(|t| t["case"].as_str().unwrap())
+            .collect();
+        let mut named: Vec<&str> = LIFECYCLE_FAULTS.iter().filter(|c| c.0 == fault).map(|c| c.2).collect();
+        red.sort();
+        named.sort();
+        assert_eq!(red, named, "{fault}");
+    }
+}
+
 /// A usage case runs in a client process of its own, so a fault can be
 /// told apart case by case: each turns red its own case of the set only.
 #[test]

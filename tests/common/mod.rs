@@ -52,7 +52,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 22] = [
+pub const SETS: [&str; 23] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -75,6 +75,7 @@ pub const SETS: [&str; 22] = [
     "health",
     "reflection",
     "usage",
+    "lifecycle",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

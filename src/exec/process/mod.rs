@@ -179,6 +179,11 @@ impl Proc {
         String::from_utf8_lossy(&b[start..]).trim_end().to_string()
     }
 
+    /// Sends SIGTERM to its process group.
+    pub fn terminate(&self) {
+        self.signal(Signal::SIGTERM);
+    }
+
     fn signal(&self, sig: Signal) {
         let _ = killpg(Pid::from_raw(self.pgid), sig);
     }
@@ -244,7 +249,7 @@ impl Drop for Proc {
 pub mod group;
 mod oneshot;
 mod port;
-pub use oneshot::{passthrough, run_logged, run_logged_on, serve, stop_signal};
+pub use oneshot::{passthrough, run_logged, run_logged_on, serve, stop_signal, stop_signal_but};
 pub use port::free_port;
 
 #[cfg(test)]

@@ -9,9 +9,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 mod check;
+mod lifecycle;
 mod steps;
 
 use check::{check_fault, check_settle, check_step};
+pub use lifecycle::{Lifecycle, StopBy};
 pub use steps::script_steps;
 
 /// How the client connects for a case: the cell's own TLS settings, or a
@@ -236,6 +238,10 @@ pub struct Case {
     /// its own, instead of steps.
     #[serde(default)]
     pub usage: Option<Usage>,
+    /// The runner stops a server of the test's own this way and watches it
+    /// exit, instead of steps (no client takes part).
+    #[serde(default)]
+    pub lifecycle: Option<Lifecycle>,
     #[serde(default, rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -377,11 +383,23 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
         {
             return Err(format!("case name `{}` must be non-empty [A-Za-z0-9_-]", case.name));
         }
-        match (&case.usage, case.steps.is_empty()) {
-            (None, true) => return Err(format!("case `{}` has no steps", case.name)),
-            (Some(_), false) => {
+        match (&case.usage, &case.lifecycle, case.steps.is_empty()) {
+            (None, None, true) => return Err(format!("case `{}` has no steps", case.name)),
+            (Some(_), _, false) => {
                 return Err(format!(
                     "case `{}`: a `usage` case has no steps (its client exits on the line)",
+                    case.name
+                ))
+            }
+            (_, Some(_), false) => {
+                return Err(format!(
+                    "case `{}`: a `lifecycle` case has no steps (the runner stops its server)",
+                    case.name
+                ))
+            }
+            (Some(_), Some(_), _) => {
+                return Err(format!(
+                    "case `{}`: a case is `usage` or `lifecycle`, not both",
                     case.name
                 ))
             }

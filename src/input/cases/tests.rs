@@ -258,3 +258,26 @@ fn a_usage_case_has_a_line_and_no_steps() {
     let neither = parse("usage", "[[case]]\nname = \"u\"\n").unwrap_err();
     assert_eq!(neither, "case `u` has no steps");
 }
+
+#[test]
+fn a_lifecycle_case_has_a_stop_and_no_steps() {
+    let lc = "[[case]]\nname = \"l\"\nlifecycle = { stop = \"sigterm\", open_monitor = true, within_ms = 3000 }\n";
+    let set = parse("lifecycle", lc).unwrap();
+    let l = set.cases[0].lifecycle.unwrap();
+    assert_eq!((l.stop, l.open_monitor, l.within_ms), (StopBy::Sigterm, true, 3000));
+    let with_steps = format!("{lc}[[case.step]]\nmethod = \"Get\"\n");
+    assert_eq!(
+        parse("lifecycle", &with_steps).unwrap_err(),
+        "case `l`: a `lifecycle` case has no steps (the runner stops its server)"
+    );
+    let both = lc.replace("lifecycle =", "usage = { line = '{}' }\nlifecycle =");
+    assert_eq!(
+        parse("lifecycle", &both).unwrap_err(),
+        "case `l`: a case is `usage` or `lifecycle`, not both"
+    );
+    let unknown = lc.replace("sigterm", "sighup");
+    assert!(
+        parse("lifecycle", &unknown).unwrap_err().contains("sighup"),
+        "names the bad value"
+    );
+}

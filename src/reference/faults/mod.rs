@@ -303,4 +303,13 @@ pub enum Fault {
     /// Trade nets positions by the upper-cased symbol: ACME, acme and Acme
     /// share one position (each fill still names its symbol as sent).
     SymbolsCaseFolded,
+    /// The server does not stop when its stdin ends (only on a signal): a
+    /// runner that died leaves it behind.
+    IgnoreStdinEof,
+    /// The server catches SIGTERM and does nothing with it.
+    IgnoreSigterm,
+    /// Stopping, the server waits for its open calls to end (a graceful
+    /// stop without a time limit) instead of cancelling them: an open
+    /// Monitor keeps it running until the Monitor's deadline.
+    DrainOnStop,
 }

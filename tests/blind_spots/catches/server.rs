@@ -582,3 +582,32 @@ pub(crate) const KV_FAULTS: &[Catch] = &[
         "step 0 proto.KV.Put: status: expected INVALID_ARGUMENT, got OK",
     ),
 ];
+
+/// The server's own exit (cases/lifecycle.toml): each case has a server of
+/// its own, so a fault is told apart case by case.
+pub(crate) const LIFECYCLE_FAULTS: &[Catch] = &[
+    (
+        "ignore-stdin-eof",
+        "lifecycle",
+        "exits-on-stdin-eof",
+        "exit: expected within 3000 ms of its stdin's end with a Monitor open, but it had not exited (then it exited on SIGTERM)",
+    ),
+    (
+        "ignore-sigterm",
+        "lifecycle",
+        "exits-on-sigterm",
+        "exit: expected within 3000 ms of SIGTERM with a Monitor open, but it had not exited",
+    ),
+    (
+        "drain-on-stop",
+        "lifecycle",
+        "exits-on-stdin-eof",
+        "but it had not exited (then it needed SIGKILL)",
+    ),
+    (
+        "drain-on-stop",
+        "lifecycle",
+        "exits-on-sigterm",
+        "but it had not exited (then it needed SIGKILL)",
+    ),
+];

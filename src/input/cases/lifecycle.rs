@@ -1,0 +1,37 @@
+//! A lifecycle case: the runner watches a server of the case's own stop
+//! (CONTRACT.md, the server's exit) instead of a client running steps.
+use serde::{Deserialize, Serialize};
+
+/// How the runner asks the case's server to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StopBy {
+    /// Closes the server's stdin.
+    StdinEof,
+    /// Sends SIGTERM to the server's process group.
+    Sigterm,
+}
+
+impl StopBy {
+    /// What the runner did, for a reason.
+    pub fn said(self) -> &'static str {
+        match self {
+            StopBy::StdinEof => "its stdin's end",
+            StopBy::Sigterm => "SIGTERM",
+        }
+    }
+}
+
+/// What a lifecycle case does to its server, and how soon the server must
+/// have exited (code 0) after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lifecycle {
+    pub stop: StopBy,
+    /// A Monitor stays open while the server is stopped: the server must
+    /// end it, not wait for it.
+    #[serde(default)]
+    pub open_monitor: bool,
+    /// The server must have exited this long after the stop.
+    pub within_ms: u64,
+}
