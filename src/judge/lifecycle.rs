@@ -1,8 +1,9 @@
 //! A lifecycle case's verdict (pure): the runner stopped a server of the
 //! test's own (stdin's end or SIGTERM), maybe with a Monitor open, and the
 //! server must have exited with code 0 within the case's time, ending the
-//! Monitor as it went (CONTRACT.md, the server's exit).
-use crate::input::cases::Lifecycle;
+//! Monitor as it went (CONTRACT.md, the server's exit); and how a client
+//! process of a test's own ended after its script (`client`).
+use crate::input::cases::{ClientExit, Lifecycle};
 
 /// How the server ended once the runner had stopped it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +63,37 @@ pub fn judge(l: &Lifecycle, seen: &Observed) -> Vec<String> {
         );
     }
     reasons
+}
+
+/// How a client process ended once its last step was answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientEnd {
+    /// It exited with this code (`None`: by this signal), this many ms after.
+    Exited {
+        code: Option<i32>,
+        how: String,
+        after_ms: u64,
+    },
+    /// It had not exited this many ms after; it was killed.
+    Killed { after_ms: u64 },
+}
+
+/// The reasons a client's exit after its script is not the case's `exit`.
+pub fn client(expect: &ClientExit, end: &ClientEnd) -> Vec<String> {
+    let want = format!(
+        "exit code: expected {} once every step was answered and stdin ended",
+        expect.code
+    );
+    match end {
+        ClientEnd::Exited { code, after_ms, .. } if *code == Some(expect.code) && *after_ms <= expect.within_ms => {
+            vec![]
+        }
+        ClientEnd::Exited { code, after_ms, .. } if *code == Some(expect.code) => {
+            vec![format!("{want}, within {} ms: it took {after_ms} ms", expect.within_ms)]
+        }
+        ClientEnd::Exited { how, after_ms, .. } => vec![format!("{want}, got {how} (after {after_ms} ms)")],
+        ClientEnd::Killed { after_ms } => vec![format!("{want}, but it had not exited {after_ms} ms after (killed)")],
+    }
 }
 
 #[cfg(test)]
@@ -139,6 +171,36 @@ mod tests {
         assert_eq!(
             judge(&STDIN, &refused),
             ["the Monitor to hold open while the server stops did not start: UNIMPLEMENTED: no Monitor"]
+        );
+    }
+
+    const EXIT_0: ClientExit = ClientExit {
+        code: 0,
+        within_ms: 3000,
+    };
+
+    fn exited(code: i32, after_ms: u64) -> ClientEnd {
+        ClientEnd::Exited {
+            code: Some(code),
+            how: format!("exit status: {code}"),
+            after_ms,
+        }
+    }
+
+    #[test]
+    fn a_client_that_exits_0_in_time_passes_and_any_other_end_says_what_it_did() {
+        assert!(client(&EXIT_0, &exited(0, 12)).is_empty());
+        assert_eq!(
+            client(&EXIT_0, &exited(1, 12)),
+            ["exit code: expected 0 once every step was answered and stdin ended, got exit status: 1 (after 12 ms)"]
+        );
+        assert_eq!(
+            client(&EXIT_0, &exited(0, 3500)),
+            ["exit code: expected 0 once every step was answered and stdin ended, within 3000 ms: it took 3500 ms"]
+        );
+        assert_eq!(
+            client(&EXIT_0, &ClientEnd::Killed { after_ms: 5000 }),
+            ["exit code: expected 0 once every step was answered and stdin ended, but it had not exited 5000 ms after (killed)"]
         );
     }
 }

@@ -13,12 +13,17 @@ use super::{ms, Runner};
 use crate::contract::script::{self, Connection, Line};
 use crate::exec::process;
 use crate::judge;
+use crate::judge::lifecycle::ClientEnd;
 use crate::model::cell::CellKey;
 use crate::plan::Test;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
+
+/// How long a client whose steps are all answered may take to exit once its
+/// stdin has ended, before it is killed.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
 
 /// A test as a client process runs it: its cell and its connection.
 #[derive(Clone)]
@@ -58,6 +63,9 @@ pub(super) struct GroupRun {
     pub cpu_ms: f64,
     /// Per test index: what its fault proxy did (`exec::proxy::journal`).
     pub proxied: BTreeMap<usize, Vec<String>>,
+    /// How the process ended once every step was answered (`None`: it
+    /// stopped before that).
+    pub exit: Option<ClientEnd>,
 }
 
 /// A new client process for the tests its predecessor never reached.
@@ -82,6 +90,7 @@ impl GroupRun {
             restarts: Vec::new(),
             cpu_ms: 0.0,
             proxied: BTreeMap::new(),
+            exit: None,
         }
     }
 
@@ -111,6 +120,7 @@ impl GroupRun {
         self.untouched = more.untouched.iter().map(|&j| again[j]).collect();
         self.stopped_on = more.stopped_on.iter().map(|&j| again[j]).collect();
         self.cpu_ms += more.cpu_ms;
+        self.exit = more.exit;
     }
 
     /// The stderr of the client process that ran test `i`.
@@ -261,12 +271,22 @@ impl Runner {
         drop(feed);
         // Read at the end of its output, before it is reaped.
         run.cpu_ms = proc.cpu_ms().unwrap_or(0.0);
-        let status = if hung {
-            proc.kill().await
-        } else {
-            proc.wait_for(Duration::from_secs(5)).await
+        let done = Instant::now();
+        let waited = match hung {
+            true => None,
+            false => Some(proc.wait_for(EXIT_WAIT).await),
         };
-        let status = match status {
+        let exit = waited.map(|status| match status {
+            Some(s) => ClientEnd::Exited {
+                code: s.code(),
+                how: s.to_string(),
+                after_ms: ms(done.elapsed()) as u64,
+            },
+            None => ClientEnd::Killed {
+                after_ms: EXIT_WAIT.as_millis() as u64,
+            },
+        });
+        let status = match waited.flatten() {
             Some(s) => Some(s),
             None => proc.kill().await,
         };
@@ -282,6 +302,9 @@ impl Runner {
             },
             (false, None) => End::Finished,
         };
+        if end == End::Finished {
+            run.exit = exit;
+        }
         let stopped = progress.stopped();
         if end != End::Finished {
             run.stopped_on = stopped.clone();

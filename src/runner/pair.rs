@@ -5,6 +5,7 @@ use super::client::{Entry, GroupRun};
 use super::{ms, pool, Runner};
 use crate::contract::script::Connection;
 use crate::input::cases::{Connect, ServerCert};
+use crate::judge::lifecycle;
 use crate::model::cell::CellKey;
 use crate::model::run::{CellInfo, Outcome, ProcessCpu, TestResult};
 use crate::plan::{Cell, Test};
@@ -54,7 +55,8 @@ impl Runner {
         let start = Instant::now();
         let mut out: Vec<(Vec<TestResult>, CellInfo)> = Vec::new();
         let mut groups: Vec<Group> = Vec::new();
-        // Usage cases: a client process each (`usage`), after the shared one.
+        // Usage cases, and cases with an `exit`: a client process each
+        // (`usage`, `run_own`), after the shared one.
         let mut usage: Vec<(usize, &Test, Connection)> = Vec::new();
         // Lifecycle cases: a server each and no client (`lifecycle`), last.
         let mut lifecycle: Vec<(usize, &Test)> = Vec::new();
@@ -116,7 +118,7 @@ impl Runner {
                         }
                         (t, conn)
                     })
-                    .partition(|(t, _)| t.case.usage.is_some());
+                    .partition(|(t, _)| t.case.usage.is_some() || t.case.exit.is_some());
                 usage.extend(refused.into_iter().map(|(t, conn)| (c, t, conn)));
                 groups.push(Group {
                     cell: c,
@@ -174,7 +176,11 @@ impl Runner {
             }
         }
         for (c, t, conn) in &usage {
-            out[*c].0.push(self.run_usage(&cells[*c].key, t, conn, attempt).await);
+            let r = match t.case.usage.is_some() {
+                true => self.run_usage(&cells[*c].key, t, conn, attempt).await,
+                false => self.run_own(&cells[*c].key, t, conn, attempt).await,
+            };
+            out[*c].0.push(r);
         }
         for (c, t) in lifecycle {
             out[c].0.push(self.run_lifecycle(&cells[c].key, t, attempt).await);
@@ -189,6 +195,40 @@ impl Runner {
             info.duration_ms = took;
         }
         out
+    }
+
+    /// A case with an `exit`: its steps in a client process of its own,
+    /// judged as any test's, and then how that process ended.
+    async fn run_own(&self, key: &CellKey, t: &Test, conn: &Connection, attempt: u32) -> TestResult {
+        let start = Instant::now();
+        let entry = Entry {
+            key,
+            test: t,
+            conn: conn.clone(),
+        };
+        let run = self.run_group(std::slice::from_ref(&entry), conn, attempt).await;
+        self.processes.lock().expect("process CPU").push(ProcessCpu {
+            role: "client".into(),
+            language: key.client.clone(),
+            process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
+            cpu_ms: run.cpu_ms,
+            span_ms: self.span_ms(start),
+        });
+        let mut r = self.verdict(key, t, 0, &run, None, "");
+        let expect = t.case.exit.as_ref().expect("a case with an exit");
+        let wrong = run
+            .exit
+            .as_ref()
+            .map(|end| lifecycle::client(expect, end))
+            .unwrap_or_default();
+        if !wrong.is_empty() {
+            r.reasons.extend(wrong);
+            if r.outcome == Outcome::Passed {
+                r.outcome = Outcome::Failed;
+            }
+            r.client_stderr = run.stderr.clone();
+        }
+        r
     }
 
     /// The result of entry `i` of a client process: what it left unfinished,

@@ -141,6 +141,27 @@ fn each_server_lifecycle_bug_is_caught_by_its_lifecycle_cases_only() {
     }
 }
 
+/// A client that exits 1 because a call failed, or that never exits once its
+/// script is done, passes every test of a shared client process: only the
+/// client-exit case, a process of its own, sees how it ends.
+#[test]
+fn each_client_exit_bug_is_caught_by_the_client_exit_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = check(dir.path(), "client", EXIT_CLIENT_FAULTS, EXIT_SETS);
+    for fault in faults(EXIT_CLIENT_FAULTS) {
+        let prefix = format!("client={fault}/server=rust/tls=none/set=unary/");
+        let unary: Vec<&Value> = tests_of(&s)
+            .iter()
+            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix))
+            .collect();
+        assert!(!unary.is_empty());
+        assert!(
+            unary.iter().all(|t| t["outcome"] == "passed"),
+            "{fault}: the shared process's tests pass"
+        );
+    }
+}
+
 /// A usage case runs in a client process of its own, so a fault can be
 /// told apart case by case: each turns red its own case of the set only.
 #[test]

@@ -52,7 +52,7 @@ pub fn reasons(t: &Value) -> String {
 }
 
 /// Every operation set of matrix.toml.
-pub const SETS: [&str; 23] = [
+pub const SETS: [&str; 24] = [
     "unary",
     "server-stream",
     "client-stream",
@@ -76,6 +76,7 @@ pub const SETS: [&str; 23] = [
     "reflection",
     "usage",
     "lifecycle",
+    "client-exit",
 ];
 
 /// A matrix file with the repo's case sets and extra languages.

@@ -1,5 +1,7 @@
-//! A lifecycle case: the runner watches a server of the case's own stop
-//! (CONTRACT.md, the server's exit) instead of a client running steps.
+//! The processes' own exits (CONTRACT.md): a lifecycle case, where the
+//! runner watches a server of the case's own stop instead of a client running
+//! steps, and a case's `exit`, the code its client process of its own must
+//! end with once its steps are answered.
 use serde::{Deserialize, Serialize};
 
 /// How the runner asks the case's server to stop.
@@ -33,5 +35,15 @@ pub struct Lifecycle {
     #[serde(default)]
     pub open_monitor: bool,
     /// The server must have exited this long after the stop.
+    pub within_ms: u64,
+}
+
+/// How a client process of the test's own must end once every step of its
+/// script is answered and its stdin has ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientExit {
+    pub code: i32,
+    /// It must have exited this long after its last step was answered.
     pub within_ms: u64,
 }

@@ -13,7 +13,7 @@ mod lifecycle;
 mod steps;
 
 use check::{check_fault, check_settle, check_step};
-pub use lifecycle::{Lifecycle, StopBy};
+pub use lifecycle::{ClientExit, Lifecycle, StopBy};
 pub use steps::script_steps;
 
 /// How the client connects for a case: the cell's own TLS settings, or a
@@ -242,6 +242,10 @@ pub struct Case {
     /// exit, instead of steps (no client takes part).
     #[serde(default)]
     pub lifecycle: Option<Lifecycle>,
+    /// The test's steps run in a client process of its own, which must then
+    /// exit this way.
+    #[serde(default)]
+    pub exit: Option<ClientExit>,
     #[serde(default, rename = "step")]
     pub steps: Vec<CaseStep>,
 }
@@ -394,6 +398,12 @@ pub fn parse(_name: &str, src: &str) -> Result<CaseSet, String> {
             (_, Some(_), false) => {
                 return Err(format!(
                     "case `{}`: a `lifecycle` case has no steps (the runner stops its server)",
+                    case.name
+                ))
+            }
+            _ if case.exit.is_some() && (case.usage.is_some() || case.lifecycle.is_some()) => {
+                return Err(format!(
+                    "case `{}`: `exit` is for a case with steps, not a `usage` or `lifecycle` one",
                     case.name
                 ))
             }

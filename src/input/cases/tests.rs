@@ -281,3 +281,22 @@ fn a_lifecycle_case_has_a_stop_and_no_steps() {
         "names the bad value"
     );
 }
+
+#[test]
+fn an_exit_goes_with_steps_only() {
+    let steps =
+        "[[case]]\nname = \"e\"\nexit = { code = 0, within_ms = 3000 }\n[[case.step]]\nmethod = \"Inventory\"\n";
+    let set = parse("client-exit", steps).unwrap();
+    assert_eq!(
+        set.cases[0].exit,
+        Some(ClientExit {
+            code: 0,
+            within_ms: 3000
+        })
+    );
+    let usage = "[[case]]\nname = \"e\"\nexit = { code = 0, within_ms = 3000 }\nusage = { line = '{}' }\n";
+    assert_eq!(
+        parse("client-exit", usage).unwrap_err(),
+        "case `e`: `exit` is for a case with steps, not a `usage` or `lifecycle` one"
+    );
+}

@@ -36,6 +36,7 @@ fn emit_bare_status(id: String, code: String, message: String, start: Instant) {
 /// trailers or details): its status and the details its trailers carried.
 fn emit_rude_end(id: String, end: rude::End, start: Instant) {
     let rude::End { code, message, details } = end;
+    super::ended(&code);
     emit(&Line {
         id,
         message: None,
@@ -267,6 +268,7 @@ impl Runner {
                 seen.trailers.extend(seen.headers.clone());
             }
             let late = seen.late.take();
+            super::ended(&status.code);
             emit(&Line {
                 id,
                 message: None,

@@ -111,6 +111,16 @@ pub struct Runner {
     args: ClientArgs,
 }
 
+/// Whether a call of this process ended with another status than OK.
+static NOT_OK: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Notes a call's final status code (for `ExitOneOnErrorStatus`).
+pub(super) fn ended(code: &str) {
+    if code != "OK" {
+        NOT_OK.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 pub(super) fn emit(line: &impl serde::Serialize) {
     let mut out = std::io::stdout().lock();
     let _ = serde_json::to_writer(&mut out, line);
@@ -316,6 +326,7 @@ impl Runner {
 /// Entry point of `stock-matrix reference client`; returns the exit code
 /// (0 ran, 1 fatal, 2 usage error).
 pub async fn run(args: ClientArgs) -> i32 {
+    let faults = args.faults.clone();
     let runner = match Runner::new(args) {
         Ok(r) => r,
         Err(e) => {
@@ -324,6 +335,13 @@ pub async fn run(args: ClientArgs) -> i32 {
         }
     };
     match runner.script().await {
+        Ok(()) if faults.contains(&ClientFault::LingerAfterScript) => std::future::pending().await,
+        Ok(())
+            if faults.contains(&ClientFault::ExitOneOnErrorStatus)
+                && NOT_OK.load(std::sync::atomic::Ordering::Relaxed) =>
+        {
+            1
+        }
         Ok(()) => 0,
         Err(e) => {
             note!("error: {e}");

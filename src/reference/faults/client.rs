@@ -199,4 +199,10 @@ pub enum ClientFault {
     /// `after_first` steps on a step that is not a Monitor are accepted
     /// instead of being a usage error.
     AfterFirstOffMonitorIgnored,
+    /// Exits 1 when a call ended with another status than OK (the exit
+    /// code read as "every call succeeded", not "the steps could be run").
+    ExitOneOnErrorStatus,
+    /// Never exits once its script is done (a thread or channel kept alive
+    /// at the end): its stdin's end is not the end of the process.
+    LingerAfterScript,
 }

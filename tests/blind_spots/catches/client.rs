@@ -586,3 +586,20 @@ pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[
         "the first a status line for step \"usage\": NOT_FOUND",
     ),
 ];
+
+/// The client's own exit after its script (cases/client-exit.toml: a
+/// client process of the test's own).
+pub(crate) const EXIT_CLIENT_FAULTS: &[Catch] = &[
+    (
+        "exit-one-on-error-status",
+        "client-exit",
+        "exits-0-after-its-script",
+        "exit code: expected 0 once every step was answered and stdin ended, got exit status: 1",
+    ),
+    (
+        "linger-after-script",
+        "client-exit",
+        "exits-0-after-its-script",
+        "exit code: expected 0 once every step was answered and stdin ended, but it had not exited 5000 ms after (killed)",
+    ),
+];

@@ -16,6 +16,9 @@ pub(crate) const STREAM_SETS: &str = "unary,server-stream,cancellation";
 /// The usage set, with the unary set's control case.
 pub(crate) const USAGE_SETS: &str = "unary,usage";
 
+/// The client-exit set, with the unary set's control case.
+pub(crate) const EXIT_SETS: &str = "unary,client-exit";
+
 /// The lifecycle set, with the unary set's control case.
 pub(crate) const LIFECYCLE_SETS: &str = "unary,lifecycle";
 
@@ -25,7 +28,9 @@ pub(crate) type Catch = (&'static str, &'static str, &'static str, &'static str)
 
 mod client;
 mod server;
-pub(crate) use client::{CLIENT_FAULTS, PEER_CLIENT_FAULTS, STREAM_CLIENT_FAULTS, USAGE_CLIENT_FAULTS};
+pub(crate) use client::{
+    CLIENT_FAULTS, EXIT_CLIENT_FAULTS, PEER_CLIENT_FAULTS, STREAM_CLIENT_FAULTS, USAGE_CLIENT_FAULTS,
+};
 pub(crate) use server::{H2_CLIENT_FAULTS, KV_FAULTS, LIFECYCLE_FAULTS, SERVER_FAULTS};
 
 /// Sets a fault may also turn red, beside those of its catches: the other
