@@ -57,7 +57,7 @@ impl Runner {
         let mut groups: Vec<Group> = Vec::new();
         // Usage cases, and cases with an `exit`: a client process each
         // (`usage`, `run_own`), after the shared one.
-        let mut usage: Vec<(usize, &Test, Connection)> = Vec::new();
+        let mut own: Vec<(usize, &Test, Connection)> = Vec::new();
         // Lifecycle cases: a server each and no client (`lifecycle`), last.
         let mut lifecycle: Vec<(usize, &Test)> = Vec::new();
         for (c, cell) in cells.iter().enumerate() {
@@ -108,7 +108,7 @@ impl Runner {
                     }
                     info.notes.extend(l.restarted.clone());
                 }
-                let (refused, tests): (Vec<_>, Vec<_>) = tests
+                let (alone, tests): (Vec<_>, Vec<_>) = tests
                     .into_iter()
                     .map(|t| {
                         let mut conn = self.connection(key, &addr, t.case.connect);
@@ -119,7 +119,7 @@ impl Runner {
                         (t, conn)
                     })
                     .partition(|(t, _)| t.case.usage.is_some() || t.case.exit.is_some());
-                usage.extend(refused.into_iter().map(|(t, conn)| (c, t, conn)));
+                own.extend(alone.into_iter().map(|(t, conn)| (c, t, conn)));
                 groups.push(Group {
                     cell: c,
                     lease,
@@ -175,7 +175,7 @@ impl Runner {
                 }
             }
         }
-        for (c, t, conn) in &usage {
+        for (c, t, conn) in &own {
             let r = match t.case.usage.is_some() {
                 true => self.run_usage(&cells[*c].key, t, conn, attempt).await,
                 false => self.run_own(&cells[*c].key, t, conn, attempt).await,
