@@ -1,5 +1,5 @@
 //! A lifecycle case's verdict (pure): the runner stopped a server of the
-//! test's own (stdin's end or SIGTERM), maybe with a Monitor open, and the
+//! test's own (stdin's end, SIGTERM or SIGINT), maybe with a Monitor open, and the
 //! server must have exited with code 0 within the case's time, ending the
 //! Monitor as it went (CONTRACT.md, the server's exit); and how a client
 //! process of a test's own ended after its script (`client`).

@@ -216,13 +216,14 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         .add_optional_service(reflection.hand_made)
         .add_service(stock)
         .add_service(kv);
-    let deaf = (
-        faults.contains(&Fault::IgnoreStdinEof),
-        faults.contains(&Fault::IgnoreSigterm),
-    );
+    let deaf = crate::exec::process::Deaf {
+        stdin: faults.contains(&Fault::IgnoreStdinEof),
+        sigterm: faults.contains(&Fault::IgnoreSigterm),
+        sigint: faults.contains(&Fault::IgnoreSigint),
+    };
     let drain = faults.contains(&Fault::DrainOnStop);
     let shutdown = async move {
-        crate::exec::process::stop_signal_but(deaf.0, deaf.1).await;
+        crate::exec::process::stop_signal_but(deaf).await;
         let _ = stopped_tx.send(());
     };
     let serve = async move {

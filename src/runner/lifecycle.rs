@@ -1,6 +1,6 @@
 //! A lifecycle case's test: a server of the test's own, a Monitor held open
-//! on it when the case says so, then the case's stop (stdin's end or
-//! SIGTERM); judged on how and how soon the server exited
+//! on it when the case says so, then the case's stop (stdin's end, SIGTERM
+//! or SIGINT); judged on how and how soon the server exited
 //! (`judge::lifecycle`). No client process takes part.
 use super::{ms, Runner};
 use crate::contract::proto::stock::{stock_client::StockClient, PutRequest, WatchRequest};
@@ -93,6 +93,7 @@ async fn stop(proc: &mut Proc, l: &Lifecycle) -> (Exit, Option<Instant>) {
     match l.stop {
         StopBy::StdinEof => proc.stdin = None,
         StopBy::Sigterm => proc.terminate(),
+        StopBy::Sigint => proc.interrupt(),
     }
     match proc.wait_for(Duration::from_millis(l.within_ms)).await {
         Some(status) => {
@@ -107,7 +108,7 @@ async fn stop(proc: &mut Proc, l: &Lifecycle) -> (Exit, Option<Instant>) {
         None => {
             let then = match (l.stop, proc.stop(Duration::from_secs(2)).await) {
                 (StopBy::StdinEof, Stopped::OnStdinClose) => "exited by itself within 2 s more",
-                (StopBy::Sigterm, Stopped::OnStdinClose) => "exited on its stdin's end",
+                (StopBy::Sigterm | StopBy::Sigint, Stopped::OnStdinClose) => "exited on its stdin's end",
                 (_, Stopped::OnSigterm) => "exited on SIGTERM",
                 (_, Stopped::Killed) => "needed SIGKILL",
             };

@@ -184,6 +184,11 @@ impl Proc {
         self.signal(Signal::SIGTERM);
     }
 
+    /// Sends SIGINT to its process group.
+    pub fn interrupt(&self) {
+        self.signal(Signal::SIGINT);
+    }
+
     fn signal(&self, sig: Signal) {
         let _ = killpg(Pid::from_raw(self.pgid), sig);
     }
@@ -249,7 +254,7 @@ impl Drop for Proc {
 pub mod group;
 mod oneshot;
 mod port;
-pub use oneshot::{passthrough, run_logged, run_logged_on, serve, stop_signal, stop_signal_but};
+pub use oneshot::{passthrough, run_logged, run_logged_on, serve, stop_signal, stop_signal_but, Deaf};
 pub use port::free_port;
 
 #[cfg(test)]

@@ -157,16 +157,30 @@ pub async fn serve(argv: &[String], cwd: &Path, env: &[(String, String)]) -> std
 
 /// Resolves when the process should stop: SIGTERM, SIGINT or stdin EOF.
 pub async fn stop_signal() {
-    stop_signal_but(false, false).await
+    stop_signal_but(Deaf::default()).await
 }
 
-/// `stop_signal`, deaf to stdin's end or SIGTERM (which is still caught, so
-/// it does not kill the process): the reference server's lifecycle faults.
-pub async fn stop_signal_but(deaf_to_stdin: bool, deaf_to_sigterm: bool) {
+/// Stops `stop_signal_but` does not hear (a signal is still caught, so it
+/// does not kill the process): the reference server's lifecycle faults.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Deaf {
+    pub stdin: bool,
+    pub sigterm: bool,
+    pub sigint: bool,
+}
+
+/// `stop_signal`, deaf to the stops `deaf` names.
+pub async fn stop_signal_but(deaf: Deaf) {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
     let term = async {
         term.recv().await;
-        if deaf_to_sigterm {
+        if deaf.sigterm {
+            std::future::pending::<()>().await;
+        }
+    };
+    let int = async {
+        let _ = tokio::signal::ctrl_c().await;
+        if deaf.sigint {
             std::future::pending::<()>().await;
         }
     };
@@ -174,13 +188,13 @@ pub async fn stop_signal_but(deaf_to_stdin: bool, deaf_to_sigterm: bool) {
         let mut stdin = tokio::io::stdin();
         let mut buf = [0u8; 256];
         while matches!(stdin.read(&mut buf).await, Ok(n) if n > 0) {}
-        if deaf_to_stdin {
+        if deaf.stdin {
             std::future::pending::<()>().await;
         }
     };
     tokio::select! {
         _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
+        _ = int => {}
         _ = stdin_eof => {}
     }
 }

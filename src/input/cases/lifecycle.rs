@@ -12,6 +12,8 @@ pub enum StopBy {
     StdinEof,
     /// Sends SIGTERM to the server's process group.
     Sigterm,
+    /// Sends SIGINT to the server's process group (Ctrl-C in a terminal).
+    Sigint,
 }
 
 impl StopBy {
@@ -20,6 +22,7 @@ impl StopBy {
         match self {
             StopBy::StdinEof => "its stdin's end",
             StopBy::Sigterm => "SIGTERM",
+            StopBy::Sigint => "SIGINT",
         }
     }
 }

@@ -308,6 +308,8 @@ pub enum Fault {
     IgnoreStdinEof,
     /// The server catches SIGTERM and does nothing with it.
     IgnoreSigterm,
+    /// The server catches SIGINT and does nothing with it.
+    IgnoreSigint,
     /// Stopping, the server waits for its open calls to end (a graceful
     /// stop without a time limit) instead of cancelling them: an open
     /// Monitor keeps it running until the Monitor's deadline.

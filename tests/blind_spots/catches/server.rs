@@ -610,4 +610,16 @@ pub(crate) const LIFECYCLE_FAULTS: &[Catch] = &[
         "exits-on-sigterm",
         "but it had not exited (then it needed SIGKILL)",
     ),
+    (
+        "ignore-sigint",
+        "lifecycle",
+        "exits-on-sigint",
+        "exit: expected within 3000 ms of SIGINT with a Monitor open, but it had not exited",
+    ),
+    (
+        "drain-on-stop",
+        "lifecycle",
+        "exits-on-sigint",
+        "but it had not exited (then it needed SIGKILL)",
+    ),
 ];
