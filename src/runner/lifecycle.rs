@@ -9,7 +9,7 @@ use crate::exec::process::{Proc, Stopped};
 use crate::input::cases::{Lifecycle, ServerCert, StopBy};
 use crate::judge::lifecycle::{self, Exit, Observed};
 use crate::model::cell::CellKey;
-use crate::model::run::{Outcome, ProcessCpu, TestResult};
+use crate::model::run::{Outcome, TestResult};
 use crate::plan::Test;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -59,13 +59,7 @@ impl Runner {
             _ => None,
         };
         self.after_stop(key, &addr);
-        self.processes.lock().expect("process CPU").push(ProcessCpu {
-            role: "server".into(),
-            language: key.server.clone(),
-            process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
-            cpu_ms,
-            span_ms: self.span_ms(start),
-        });
+        self.test_process_cpu("server", key, t, cpu_ms, start);
         let seen = Observed {
             monitor,
             exit,

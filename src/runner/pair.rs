@@ -207,13 +207,7 @@ impl Runner {
             conn: conn.clone(),
         };
         let run = self.run_group(std::slice::from_ref(&entry), conn, attempt).await;
-        self.processes.lock().expect("process CPU").push(ProcessCpu {
-            role: "client".into(),
-            language: key.client.clone(),
-            process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
-            cpu_ms: run.cpu_ms,
-            span_ms: self.span_ms(start),
-        });
+        self.test_process_cpu("client", key, t, run.cpu_ms, start);
         let mut r = self.verdict(key, t, 0, &run, None, "");
         let expect = t.case.exit.as_ref().expect("a case with an exit");
         let wrong = run

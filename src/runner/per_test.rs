@@ -4,12 +4,29 @@ use super::Runner;
 use crate::contract::script::Connection;
 use crate::input::cases::Connect;
 use crate::model::cell::CellKey;
-use crate::model::run::{Outcome, TestResult};
+use crate::model::run::{Outcome, ProcessCpu, TestResult};
 use crate::model::tls::{KeyType, TlsMode};
 use crate::plan::Test;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 impl Runner {
+    /// Notes the CPU of a process started for one test alone (a usage or
+    /// `exit` case's client, a lifecycle case's server), from `start`.
+    pub(super) fn test_process_cpu(&self, role: &str, key: &CellKey, t: &Test, cpu_ms: f64, start: Instant) {
+        let language = match role {
+            "server" => &key.server,
+            _ => &key.client,
+        };
+        self.processes.lock().expect("process CPU").push(ProcessCpu {
+            role: role.into(),
+            language: language.clone(),
+            process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
+            cpu_ms,
+            span_ms: self.span_ms(start),
+        });
+    }
+
     /// Key prefix of a test: its own set and case, and on an external server
     /// (which other runs and clients share) also the run and the client.
     pub(super) fn namespace(&self, key: &CellKey, t: &Test, attempt: u32) -> String {

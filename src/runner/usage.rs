@@ -6,7 +6,7 @@ use crate::contract::script::Connection;
 use crate::exec::process;
 use crate::judge::usage::{self, Ended};
 use crate::model::cell::CellKey;
-use crate::model::run::{Outcome, ProcessCpu, TestResult};
+use crate::model::run::{Outcome, TestResult};
 use crate::plan::Test;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -71,13 +71,7 @@ impl Runner {
             }
         };
         let stdout = stdout.ok().and_then(Result::ok).unwrap_or_default();
-        self.processes.lock().expect("process CPU").push(ProcessCpu {
-            role: "client".into(),
-            language: key.client.clone(),
-            process: format!("{}/set={}/case={}", key.id(), t.set, t.case.name),
-            cpu_ms,
-            span_ms: self.span_ms(start),
-        });
+        self.test_process_cpu("client", key, t, cpu_ms, start);
         proc.drain_stderr().await;
         let stderr = proc.stderr_tail();
         let reasons = usage::judge(&ended, &stdout, &stderr);

@@ -16,6 +16,20 @@ fn faults(catches: &[Catch]) -> Vec<&'static str> {
     f
 }
 
+/// The tests of a summary whose ids start with `prefix`.
+fn tests_under<'a>(s: &'a Value, prefix: &str) -> Vec<&'a Value> {
+    tests_of(s)
+        .iter()
+        .filter(|t| t["id"].as_str().unwrap().starts_with(prefix))
+        .collect()
+}
+
+/// The cases of the tests under `prefix` that are not green.
+fn red_cases<'a>(s: &'a Value, prefix: &str) -> Vec<&'a str> {
+    let red = tests_under(s, prefix).into_iter().filter(|t| t["outcome"] != "passed");
+    red.map(|t| t["case"].as_str().unwrap()).collect()
+}
+
 /// Runs the broken side against the reference and checks every catch, that
 /// the fault's red tests all lie in its set, and that a control case passes.
 fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) -> Value {
@@ -129,11 +143,7 @@ fn each_server_lifecycle_bug_is_caught_by_its_lifecycle_cases_only() {
     let s = check(dir.path(), "server", LIFECYCLE_FAULTS, LIFECYCLE_SETS);
     for fault in faults(LIFECYCLE_FAULTS) {
         let prefix = format!("client=rust/server={fault}/tls=none/set=lifecycle/case=");
-        let mut red: Vec<&str> = tests_of(&s)
-            .iter()
-            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix) && t["outcome"] != "passed")
-            .map(|t| t["case"].as_str().unwrap())
-            .collect();
+        let mut red = red_cases(&s, &prefix);
         let mut named: Vec<&str> = LIFECYCLE_FAULTS.iter().filter(|c| c.0 == fault).map(|c| c.2).collect();
         red.sort();
         named.sort();
@@ -150,10 +160,7 @@ fn each_client_exit_bug_is_caught_by_the_client_exit_case() {
     let s = check(dir.path(), "client", EXIT_CLIENT_FAULTS, EXIT_SETS);
     for fault in faults(EXIT_CLIENT_FAULTS) {
         let prefix = format!("client={fault}/server=rust/tls=none/set=unary/");
-        let unary: Vec<&Value> = tests_of(&s)
-            .iter()
-            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix))
-            .collect();
+        let unary = tests_under(&s, &prefix);
         assert!(!unary.is_empty());
         assert!(
             unary.iter().all(|t| t["outcome"] == "passed"),
@@ -170,12 +177,7 @@ fn each_client_usage_bug_is_caught_by_its_usage_case_only() {
     let s = check(dir.path(), "client", USAGE_CLIENT_FAULTS, USAGE_SETS);
     for (fault, _, case, _) in USAGE_CLIENT_FAULTS {
         let prefix = format!("client={fault}/server=rust/tls=none/set=usage/case=");
-        let red: Vec<&str> = tests_of(&s)
-            .iter()
-            .filter(|t| t["id"].as_str().unwrap().starts_with(&prefix) && t["outcome"] != "passed")
-            .map(|t| t["case"].as_str().unwrap())
-            .collect();
-        assert_eq!(red, vec![*case], "{fault}");
+        assert_eq!(red_cases(&s, &prefix), vec![*case], "{fault}");
     }
 }
 
