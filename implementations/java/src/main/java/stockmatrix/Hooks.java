@@ -37,6 +37,37 @@ final class Hooks implements ServerInterceptor {
         return t;
     });
 
+    /** The deadline of a call whose grpc-timeout {@link DeadlineTracer} took from the stack. */
+    private static final Context.Key<Deadline> CALL_DEADLINE = Context.key("stock-deadline");
+
+    /**
+     * grpc-java resets a stream whose Context reaches its deadline (RST_STREAM CANCEL, no trailers: grpc-js and
+     * C-core clients may then see CANCELLED), and that reset wins over the call's DEADLINE_EXCEEDED whenever the
+     * process is stalled past the lead (a loaded machine, a GC pause). So the stack never sees a call's grpc-timeout:
+     * taken from the headers before it makes the call's Context, it becomes that Context's CALL_DEADLINE, and the
+     * interceptor gives the deadline to the handlers' Context, below the stack's: only the hooks end a call at its
+     * deadline, with trailers, however late.
+     */
+    static final class DeadlineTracer extends ServerStreamTracer.Factory {
+        private static final ServerStreamTracer NONE = new ServerStreamTracer() {};
+
+        @Override
+        public ServerStreamTracer newServerStreamTracer(String fullMethodName, Metadata headers) {
+            Long nanos = headers.get(GrpcUtil.TIMEOUT_KEY);
+            if (nanos == null) {
+                return NONE;
+            }
+            headers.discardAll(GrpcUtil.TIMEOUT_KEY);
+            Deadline deadline = Deadline.after(nanos, TimeUnit.NANOSECONDS);
+            return new ServerStreamTracer() {
+                @Override
+                public Context filterContext(Context context) {
+                    return context.withValue(CALL_DEADLINE, deadline);
+                }
+            };
+        }
+    }
+
     /** What one call's metadata asks for; fail is null without x-stock-fail. */
     record Asked(
             long delayMs,
@@ -87,14 +118,14 @@ final class Hooks implements ServerInterceptor {
      * Echoes, response compression and the report-* trailers; then the delay, a stop when the call is over, and the
      * forced failure: at once for unary calls (and after 0 messages), after the request stream for Batch, else after
      * failAfter response messages. A call with a deadline ends with DEADLINE_EXCEEDED 50 ms before it (trailers, not
-     * grpc-java's reset); its handlers run in a context that is cancelled then.
+     * grpc-java's reset; see DeadlineTracer); its handlers run in a context with that deadline, cancelled then.
      */
     @Override
     public <Q, R> ServerCall.Listener<Q> interceptCall(
             ServerCall<Q, R> serverCall, Metadata headers, ServerCallHandler<Q, R> next) {
-        Deadline deadline = Context.current().getDeadline();
+        Deadline deadline = CALL_DEADLINE.get();
         Context context =
-                deadline == null ? Context.current() : Context.current().withCancellation();
+                deadline == null ? Context.current() : Context.current().withDeadline(deadline, TIMER);
         HookedCall<Q, R> call = new HookedCall<>(serverCall, context);
         call.header.merge(headers, Set.of(ECHO, ECHO_BIN, ECHO_HEADER));
         call.trailer.merge(headers, Set.of(ECHO, ECHO_BIN, ECHO_TRAILER));

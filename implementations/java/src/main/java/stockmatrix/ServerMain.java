@@ -122,6 +122,7 @@ public final class ServerMain {
                 .addService(new KvService())
                 .addService(health.getHealthService())
                 .addService(ProtoReflectionServiceV1.newInstance())
+                .addStreamTracerFactory(new Hooks.DeadlineTracer())
                 .build()
                 .start();
         System.out.println("listening on " + opts.get("--host") + ":" + server.getPort());

@@ -3,7 +3,9 @@ package stockmatrix
 import com.google.protobuf.Any
 import com.google.rpc.ErrorInfo
 import io.grpc.*
+import io.grpc.internal.GrpcUtil
 import io.grpc.protobuf.StatusProto
+import java.util.concurrent.ScheduledThreadPoolExecutor
 import java.util.concurrent.TimeUnit
 import kotlinx.coroutines.*
 
@@ -107,18 +109,53 @@ object HooksInterceptor : ServerInterceptor {
             // grpc-java leaves the request's grpc-encoding header in the metadata the call sees.
             late.put(text("x-stock-request-encoding"), headers.get(text("grpc-encoding")) ?: "identity")
         }
+        val deadline = CALL_DEADLINE.get()
         if (headers.get(text("x-stock-report-deadline")) == "true") {
-            val left = Context.current().deadline?.timeRemaining(TimeUnit.MILLISECONDS)
+            val left = deadline?.timeRemaining(TimeUnit.MILLISECONDS)
             late.put(text("x-stock-deadline-ms"), left?.toString() ?: "none")
         }
-        return Contexts.interceptCall(Context.current().withValue(HOOKS, hooks.getOrThrow()), hooked, headers, next)
+        val context = Context.current().withValue(HOOKS, hooks.getOrThrow())
+        return Contexts.interceptCall(
+            deadline?.let { context.withDeadline(it, DEADLINE_TIMER) } ?: context,
+            hooked,
+            headers,
+            next,
+        )
+    }
+}
+
+/** The deadline of a call whose `grpc-timeout` [DeadlineTracer] took from the stack. */
+private val CALL_DEADLINE: Context.Key<Deadline> = Context.key("stock-deadline")
+
+/** Runs the deadlines of the handlers' Contexts ([HooksInterceptor]). */
+private val DEADLINE_TIMER =
+    ScheduledThreadPoolExecutor(1) { r -> Thread(r, "stock-deadline").apply { isDaemon = true } }
+        .apply { removeOnCancelPolicy = true }
+
+/**
+ * grpc-java resets a stream whose Context reaches its deadline (RST_STREAM CANCEL, no trailers: grpc-js and C-core
+ * clients may then see CANCELLED), and that reset wins over the handler's DEADLINE_EXCEEDED whenever the process is
+ * stalled past [DEADLINE_LEAD_MS] (a loaded machine, a GC pause). So the stack never sees a call's `grpc-timeout`:
+ * taken from the headers before it makes the call's Context, it becomes that Context's [CALL_DEADLINE] value, and
+ * [HooksInterceptor] gives the deadline to the handler's Context, below the stack's: only the handler ends a call at
+ * its deadline, with trailers, however late.
+ */
+object DeadlineTracer : ServerStreamTracer.Factory() {
+    private val none = object : ServerStreamTracer() {}
+
+    override fun newServerStreamTracer(fullMethodName: String, headers: Metadata): ServerStreamTracer {
+        val nanos = headers.get(GrpcUtil.TIMEOUT_KEY) ?: return none
+        headers.discardAll(GrpcUtil.TIMEOUT_KEY)
+        val deadline = Deadline.after(nanos, TimeUnit.NANOSECONDS)
+        return object : ServerStreamTracer() {
+            override fun filterContext(context: Context): Context = context.withValue(CALL_DEADLINE, deadline)
+        }
     }
 }
 
 /**
- * grpc-java resets a stream at its deadline (grpc-js and C-core clients may then see CANCELLED): a call still running
- * this much earlier ends with DEADLINE_EXCEEDED in trailers instead (CONTRACT.md, "Cancellation and deadlines at the
- * server").
+ * A call still running this much before its deadline ends with DEADLINE_EXCEEDED in trailers (CONTRACT.md,
+ * "Cancellation and deadlines at the server").
  */
 private const val DEADLINE_LEAD_MS = 50L
 

@@ -87,6 +87,7 @@ fun serve(options: Map<String, String>): Server {
             .addService(KvService(store))
             .addService(health.healthService)
             .addService(ProtoReflectionServiceV1.newInstance())
+            .addStreamTracerFactory(DeadlineTracer)
             .maxInboundMessageSize(4 shl 20)
             .maxInboundMetadataSize(16 shl 10) // the contract's header-list limit
             .build()

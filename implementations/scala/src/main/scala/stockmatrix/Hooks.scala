@@ -4,6 +4,7 @@ import com.google.protobuf.Any
 import com.google.rpc.ErrorInfo
 import io.grpc._
 import io.grpc.MethodDescriptor.MethodType.{CLIENT_STREAMING, UNARY}
+import io.grpc.internal.GrpcUtil
 import io.grpc.protobuf.StatusProto
 
 import java.nio.charset.StandardCharsets.UTF_8
@@ -39,6 +40,29 @@ object Hooks {
     val t = new Thread(r, "stock-deadline")
     t.setDaemon(true)
     t
+  }
+
+  /** The deadline of a call whose `grpc-timeout` [[DeadlineTracer]] took from the stack. */
+  private val CallDeadline: Context.Key[Deadline] = Context.key("stock-deadline")
+
+  /** grpc-java resets a stream whose Context reaches its deadline (RST_STREAM CANCEL, no trailers: grpc-js and C-core
+    * clients may then see CANCELLED), and that reset wins over the call's DEADLINE_EXCEEDED whenever the process is
+    * stalled past the lead (a loaded machine, a GC pause). So the stack never sees a call's `grpc-timeout`: taken from
+    * the headers before it makes the call's Context, it becomes that Context's `CallDeadline`, and [[Interceptor]]
+    * gives the deadline to the handlers' Context, below the stack's: only the hooks end a call at its deadline, with
+    * trailers, however late.
+    */
+  object DeadlineTracer extends ServerStreamTracer.Factory {
+    private val none = new ServerStreamTracer {}
+
+    override def newServerStreamTracer(fullMethodName: String, headers: Metadata): ServerStreamTracer =
+      Option(headers.get(GrpcUtil.TIMEOUT_KEY)).fold(none) { nanos =>
+        headers.discardAll(GrpcUtil.TIMEOUT_KEY)
+        val deadline = Deadline.after(nanos, TimeUnit.NANOSECONDS)
+        new ServerStreamTracer {
+          override def filterContext(context: Context): Context = context.withValue(CallDeadline, deadline)
+        }
+      }
   }
 
   /** The request metadata's hooks; a value that is not a number or a code name is INVALID_ARGUMENT. */
@@ -78,8 +102,8 @@ object Hooks {
     * ServerCall.setCompression), the encoding and deadline reports as the call starts, the delay (a call that is over
     * by then goes no further), the watchers report, then a failure that takes effect at once (unary calls, or
     * `x-stock-fail-after` 0 but for Batch); else the hooks go into the call's Context for the method. A call with a
-    * deadline ends with DEADLINE_EXCEEDED 50 ms before it (trailers, not grpc-java's reset); the delay and the method
-    * run in a Context that is cancelled then.
+    * deadline ends with DEADLINE_EXCEEDED 50 ms before it (trailers, not grpc-java's reset: see [[DeadlineTracer]]);
+    * the delay and the method run in a Context with that deadline, cancelled then.
     */
   final class Interceptor(store: Store) extends ServerInterceptor {
     override def interceptCall[Q, R](
@@ -96,13 +120,13 @@ object Hooks {
       // grpc-java leaves the request's grpc-encoding header in the metadata the call sees.
       if (text("x-stock-report-encoding").contains("true"))
         tail.put(key("x-stock-request-encoding"), text("grpc-encoding").getOrElse("identity"))
+      val deadline = Option(CallDeadline.get())
       if (text("x-stock-report-deadline").contains("true")) {
-        val left = Option(Context.current().getDeadline).map(_.timeRemaining(TimeUnit.MILLISECONDS).toString)
+        val left = deadline.map(_.timeRemaining(TimeUnit.MILLISECONDS).toString)
         tail.put(key("x-stock-deadline-ms"), left.getOrElse("none"))
       }
       if (text("x-stock-compress").contains("gzip")) call.setCompression("gzip")
-      val deadline = Option(Context.current().getDeadline)
-      val context = if (deadline.isEmpty) Context.current() else Context.current().withCancellation()
+      val context = deadline.fold(Context.current())(Context.current().withDeadline(_, Timer))
       val hooked = new HookedCall(call, head, tail, context)
       deadline.foreach(hooked.expireAt)
       def fail(e: StatusException) = {

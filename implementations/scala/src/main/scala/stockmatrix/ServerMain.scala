@@ -87,6 +87,7 @@ object ServerMain {
           .addService(new KvService(store))
           .addService(health.getHealthService)
           .addService(ProtoReflectionServiceV1.newInstance())
+          .addStreamTracerFactory(Hooks.DeadlineTracer)
           .build()
           .start()
       catch { case NonFatal(e) => die(1, s"cannot serve on $host:$port: $e") }
