@@ -496,7 +496,17 @@ async function runBench(step) {
 }
 
 function emitMessage(id, message) {
-  process.stdout.write(JSON.stringify({ id, message }) + "\n");
+  process.stdout.write(JSON.stringify({ id, message: base64Bytes(message) }) + "\n");
+}
+
+/** A decoded message's fields with its bytes (Buffers) in base64, as the proto3 JSON mapping has them. */
+function base64Bytes(value) {
+  if (Buffer.isBuffer(value)) return value.toString("base64");
+  if (Array.isArray(value)) return value.map(base64Bytes);
+  if (value === null || typeof value !== "object") return value;
+  const out = {};
+  for (const [key, field] of Object.entries(value)) out[key] = base64Bytes(field);
+  return out;
 }
 
 /**

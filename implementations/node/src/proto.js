@@ -18,16 +18,13 @@ const RPC_PROTO_PATHS = ["status.proto", "error_details.proto"].map((f) =>
   path.resolve(__dirname, "..", "..", "..", "proto", "google", "rpc", f),
 );
 
-/**
- * Loads the package definition of `files`; `bytes` is Buffer (server) or
- * String (base64, client).
- */
-function loadDefinition(bytes, files = [PROTO_PATH]) {
+/** Loads the package definition of `files`, with `bytes` fields as Buffers. */
+function loadDefinition(files = [PROTO_PATH]) {
   return protoLoader.loadSync(files, {
     keepCase: true,
     longs: String,
     enums: String,
-    bytes,
+    bytes: Buffer,
     defaults: false,
     oneofs: true,
   });
@@ -45,11 +42,12 @@ function reflectionRoot() {
 
 /**
  * The client's methods by script name (`Get`, ..., `Ledger.Balance`, `proto.KV.Get`,
- * `proto.KV.Put`): proto-loader's method definitions (bytes as base64 strings) with the
- * protobufjs request type for fromJson.
+ * `proto.KV.Put`): proto-loader's method definitions (bytes as Buffers: Node's own
+ * base64, not protobufjs's JavaScript one, which was a sixth of the client's time with
+ * values of a MiB) with the protobufjs request type for fromJson.
  */
 function clientMethods() {
-  const definition = loadDefinition(String, [PROTO_PATH, KV_PROTO_PATH]);
+  const definition = loadDefinition([PROTO_PATH, KV_PROTO_PATH]);
   const methods = {};
   for (const [service, prefix] of [
     ["stock.v1.Stock", ""],
@@ -190,8 +188,7 @@ function scalar(field, v, where) {
     if (typeof v !== "string") throw new JsonError(`${where}: expected base64`);
     let s = v.replace(/-/g, "+").replace(/_/g, "/");
     if (!isBase64(s)) throw new JsonError(`${where}: invalid base64`);
-    while (s.length % 4) s += "=";
-    return s;
+    return Buffer.from(s, "base64");
   }
   if (INT32.has(t)) return integer(v, where, -(2 ** 31), 2 ** 31 - 1);
   if (UINT32.has(t)) return integer(v, where, 0, 2 ** 32 - 1);

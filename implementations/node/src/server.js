@@ -74,7 +74,7 @@ function serve(opts) {
   }
   // Received: at most 4 MiB. Sent: grpc-js's default, unlimited (x-stock-repeat-value goes over 4 MiB).
   const server = new grpc.Server({ "grpc.max_receive_message_length": 4 << 20, interceptors: [stockHooks] });
-  const proto = grpc.loadPackageDefinition(loadDefinition(Buffer, [PROTO_PATH, KV_PROTO_PATH]));
+  const proto = grpc.loadPackageDefinition(loadDefinition([PROTO_PATH, KV_PROTO_PATH]));
   // Audit has no handler: grpc-js answers UNIMPLEMENTED. Ledger is not added.
   server.addService(proto.stock.v1.Stock.service, stock);
   server.addService(proto.proto.KV.service, kv);
@@ -83,7 +83,7 @@ function serve(opts) {
   // Reflection lists exactly what is served: Stock, KV, Health and reflection itself.
   const reflectionDir = path.join(path.dirname(require.resolve("@grpc/reflection/package.json")), "build/proto");
   const reflectionProtos = ["v1", "v1alpha"].map((v) => `${reflectionDir}/grpc/reflection/${v}/reflection.proto`);
-  const served = loadDefinition(Buffer, [PROTO_PATH, KV_PROTO_PATH, HEALTH_PROTO_PATH, ...reflectionProtos]);
+  const served = loadDefinition([PROTO_PATH, KV_PROTO_PATH, HEALTH_PROTO_PATH, ...reflectionProtos]);
   const services = ["stock.v1.Stock", "proto.KV", "grpc.health.v1.Health"];
   services.push("grpc.reflection.v1.ServerReflection", "grpc.reflection.v1alpha.ServerReflection");
   new ReflectionService(served, { services }).addToServer(server);
