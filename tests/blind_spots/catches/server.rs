@@ -48,7 +48,7 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "counted-monitor-unwatched-on-next-event",
         "cancellation",
         "counted-monitor-unregistered-early",
-        "step 2 Inventory: trailer x-stock-watchers: expected \"0\", got \"2\"",
+        "step 3 Inventory: trailer x-stock-watchers: expected \"0\", got \"2\"",
     ),
     (
         "no-size-limit",
