@@ -310,13 +310,13 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "deadline-up-to-whole-seconds",
         "deadlines",
         "delayed-unary",
-        "more than the 900 ms allowed",
+        "more than the 940 ms allowed",
     ),
     (
         "deadline-in-whole-seconds",
         "deadlines",
         "delayed-unary",
-        "less than the 200 ms the step lasts at least",
+        "less than the 40 ms the step lasts at least",
     ),
     (
         "read-pause-ignored",
