@@ -309,7 +309,11 @@ async fn write_side(
             }
             Item::Act(Action::Pause { at_ms }) => {
                 until(at_ms).await;
-                let waited = delivered(&w, &side.ends, |_| true).await;
+                // The client has read every byte before the pause, so the
+                // bytes behind it are exactly the case's, loaded or not (a
+                // client slow to read would meet the reset behind far more).
+                let waited = delivered(&w, &side.ends, |(client, _)| client == 0).await;
+                let (unread, _) = side.ends.unread();
                 match side.ends.pauser.pause() {
                     Ok(pgid) => {
                         // The bytes that follow must find it stopped.
@@ -322,7 +326,7 @@ async fn write_side(
                             tokio::time::sleep(Duration::from_millis(1)).await;
                         };
                         side.conn.note(&format!(
-                            "paused the client (process group {pgid}) after {} bytes to {toward} ({waited} ms after them; {} in {} ms)",
+                            "paused the client (process group {pgid}) after {} bytes to {toward} ({unread} of them unread, after waiting {waited} ms; {} in {} ms)",
                             sent(),
                             if stopped { "stopped" } else { "not yet stopped" },
                             asked.elapsed().as_millis()
