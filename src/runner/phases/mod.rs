@@ -18,11 +18,14 @@ use std::sync::Arc;
 /// must not let a client that hangs hold its process for days.
 const WAITED_DEADLINE_MS: u64 = 120_000;
 
-/// Budget of one top-level step: its own deadline (at most
-/// `WAITED_DEADLINE_MS`) and delay, the grace, and its nested steps.
+/// Budget of one top-level step: its own deadline or cancel, the later (at
+/// most `WAITED_DEADLINE_MS`), its delay, the grace, and its nested steps.
 fn step_budget(step: &script::Step, grace: u64) -> u64 {
+    // A call the client cancels lasts until then, with or without a deadline
+    // (which still bounds a client that ignores the cancel).
+    let call = step.timeout_ms.unwrap_or(0).max(step.cancel_after_ms.unwrap_or(0));
     grace
-        + step.timeout_ms.unwrap_or(0).min(WAITED_DEADLINE_MS)
+        + call.min(WAITED_DEADLINE_MS)
         + script::delay_ms(&step.metadata)
         + step.after_first.iter().map(|s| step_budget(s, 0)).sum::<u64>()
 }

@@ -13,6 +13,19 @@ fn a_step_budget_counts_a_deadline_days_away_as_two_minutes() {
     assert_eq!(step_budget(&step(5000), 3000), 8000);
 }
 
+#[test]
+fn a_step_budget_counts_a_cancel_after_its_deadline_or_without_one() {
+    let step = |timeout_ms, cancel_after_ms| script::Step {
+        timeout_ms,
+        cancel_after_ms,
+        ..serde_json::from_str(r#"{"id": "p#0", "method": "Monitor"}"#).unwrap()
+    };
+    assert_eq!(step_budget(&step(None, Some(4000)), 3000), 7000);
+    assert_eq!(step_budget(&step(Some(10_000), Some(4000)), 3000), 13_000);
+    assert_eq!(step_budget(&step(Some(1000), Some(4000)), 3000), 7000);
+    assert_eq!(step_budget(&step(None, None), 3000), 3000);
+}
+
 /// A runner over the repository's matrix (no process starts here).
 fn runner() -> Runner {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
