@@ -11,9 +11,9 @@ import io.grpc.protobuf.StatusProto;
 import java.nio.charset.StandardCharsets;
 import java.util.Set;
 import java.util.concurrent.CountDownLatch;
-import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.TimeoutException;
 
@@ -30,12 +30,8 @@ final class Hooks implements ServerInterceptor {
     private static final Metadata.Key<String> ECHO_TRAILER = key("x-stock-echo-trailer");
     /** A call still running this long before its deadline ends with DEADLINE_EXCEEDED (grpc-java would reset it). */
     private static final long DEADLINE_LEAD_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
-    /** Ends the calls that reach their deadline minus the lead. */
-    private static final ScheduledExecutorService TIMER = Executors.newSingleThreadScheduledExecutor(r -> {
-        Thread t = new Thread(r, "stock-deadline");
-        t.setDaemon(true);
-        return t;
-    });
+    /** Ends the calls that reach their deadline minus the lead; a call that ends first takes its task out. */
+    private static final ScheduledExecutorService TIMER = deadlineTimer();
 
     /** The deadline of a call whose grpc-timeout {@link DeadlineTracer} took from the stack. */
     private static final Context.Key<Deadline> CALL_DEADLINE = Context.key("stock-deadline");
@@ -89,6 +85,16 @@ final class Hooks implements ServerInterceptor {
 
     private static Metadata.Key<byte[]> binaryKey(String name) {
         return Metadata.Key.of(name, Metadata.BINARY_BYTE_MARSHALLER);
+    }
+
+    private static ScheduledExecutorService deadlineTimer() {
+        ScheduledThreadPoolExecutor timer = new ScheduledThreadPoolExecutor(1, r -> {
+            Thread t = new Thread(r, "stock-deadline");
+            t.setDaemon(true);
+            return t;
+        });
+        timer.setRemoveOnCancelPolicy(true);
+        return timer;
     }
 
     /** The hooks in the request metadata; a bad number or code is INVALID_ARGUMENT. */

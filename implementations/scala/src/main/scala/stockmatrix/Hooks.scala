@@ -8,7 +8,7 @@ import io.grpc.internal.GrpcUtil
 import io.grpc.protobuf.StatusProto
 
 import java.nio.charset.StandardCharsets.UTF_8
-import java.util.concurrent.{CountDownLatch, Executors, ScheduledFuture, TimeUnit, TimeoutException}
+import java.util.concurrent.{CountDownLatch, ScheduledFuture, ScheduledThreadPoolExecutor, TimeUnit, TimeoutException}
 import scala.util.Try
 
 /** What the `x-stock-*` metadata of one call asks of the methods: the delay, the forced failure (after `failAfter`
@@ -35,11 +35,18 @@ object Hooks {
   /** A call still running this long before its deadline ends with DEADLINE_EXCEEDED (grpc-java would reset it). */
   private val DeadlineLeadNanos = TimeUnit.MILLISECONDS.toNanos(50)
 
-  /** Ends the calls that reach their deadline minus the lead. */
-  private val Timer = Executors.newSingleThreadScheduledExecutor { (r: Runnable) =>
-    val t = new Thread(r, "stock-deadline")
-    t.setDaemon(true)
-    t
+  /** Ends the calls that reach their deadline minus the lead; a call that ends first takes its task out. */
+  private val Timer = {
+    val timer = new ScheduledThreadPoolExecutor(
+      1,
+      (r: Runnable) => {
+        val t = new Thread(r, "stock-deadline")
+        t.setDaemon(true)
+        t
+      }
+    )
+    timer.setRemoveOnCancelPolicy(true)
+    timer
   }
 
   /** The deadline of a call whose `grpc-timeout` [[DeadlineTracer]] took from the stack. */
