@@ -165,8 +165,9 @@ async fn a_close_stays_a_fin_when_the_client_sends_after_it() {
 }
 
 /// A reset with `pause_reader_bytes`: the client process is stopped before
-/// the last bytes once it has read those before them, the reset waits for them to be acknowledged only (the
-/// client cannot read them), and the client runs again after it.
+/// the last bytes once it has read those before them, the reset waits for
+/// them to be acknowledged only (the client cannot read them), and the
+/// client runs again after it.
 #[tokio::test]
 async fn a_paused_client_gets_its_last_bytes_and_the_reset_unread_then_runs_again() {
     use std::os::unix::process::CommandExt;
