@@ -40,7 +40,7 @@ METHODS = {
 # the fields a step may have (CONTRACT.md, "Script steps"); any other is a usage error
 STEP_FIELDS = frozenset(
     "id method request requests metadata timeout_ms compression connection after_first copies read_pause_ms lane"
-    " cancel_after_ms fill bench".split()
+    " cancel_after_ms cancel_after_messages fill bench".split()
 )
 # the files each TLS mode needs
 TLS_FILES = {"none": (), "server": ("ca_file",), "mtls": ("ca_file", "cert_file", "key_file")}
@@ -181,8 +181,9 @@ def parse_step(obj, default):
     path, request_class, response, kind = METHODS[obj["method"]]
     if obj.get("compression") not in (None, "gzip", "identity"):
         fail(f"unknown compression {obj['compression']!r} (gzip or identity)")
-    if obj.get("after_first") and obj["method"] != "Monitor":
-        fail(f"after_first is for Monitor steps only, not {obj['method']}")
+    for field in ("after_first", "cancel_after_messages"):
+        if obj.get(field) and obj["method"] != "Monitor":
+            fail(f"{field} is for Monitor steps only, not {obj['method']}")
     raw = (obj.get("requests") or []) if kind in ("client_stream", "bidi") else [obj.get("request") or {}]
     if not isinstance(raw, list) or not all(isinstance(r, dict) for r in raw):
         fail("requests must be JSON objects")
@@ -221,6 +222,7 @@ def parse_step(obj, default):
         timeout_ms=obj.get("timeout_ms") or 0,
         compression=obj.get("compression") == "gzip",
         cancel_after_ms=obj.get("cancel_after_ms") or 0,
+        cancel_after_messages=obj.get("cancel_after_messages") or 0,
         copies=obj.get("copies") or 1,
         read_pause_ms=obj.get("read_pause_ms") or 0,
         after_first=[parse_step(s, default) for s in obj.get("after_first") or []],
@@ -469,6 +471,7 @@ def read_stream(step, method, options, started, each):
 
     after_first steps run after the first message; read_pause_ms sleeps after each one (the sync
     iterator asks core for one message per next(), so flow control holds the server back).
+    cancel_after_messages: once that many were handled, cancel() (as cancel_after_ms) and read no more.
     Trade is lock-step: one order, its fill, the next order; half-close after the last."""
     pending = list(step.requests) if step.kind == "bidi" else []
     orders = queue.SimpleQueue()  # the bidi request stream; None half-closes it
@@ -490,6 +493,9 @@ def read_stream(step, method, options, started, each):
             if n == 0:
                 for nested in step.after_first:
                     run_step(nested)
+            if n + 1 == step.cancel_after_messages:
+                call.cancel()  # the call's status is now CANCELLED
+                break
             if step.read_pause_ms > 0:
                 time.sleep(step.read_pause_ms / 1000)
             if pending:

@@ -36,7 +36,7 @@ TLS_MODES = %w[none server mtls].freeze
 CONNECTION_FIELDS = %w[server tls_mode ca_file cert_file key_file server_name keepalive_ms keepalive_timeout_ms].freeze
 # The fields of a script step (CONTRACT.md's step table); any other is a usage error.
 STEP_FIELDS = %w[id method request requests metadata timeout_ms compression connection after_first copies
-                 read_pause_ms lane cancel_after_ms fill bench].freeze
+                 read_pause_ms lane cancel_after_ms cancel_after_messages fill bench].freeze
 # The stack's status code enum, by value.
 CODE_NAMES = GRPC::Core::StatusCodes.constants.to_h { |name| [GRPC::Core::StatusCodes.const_get(name), name.to_s] }
 # connection (a Hash of CONNECTION_FIELDS) => its stub (one channel each)
@@ -158,6 +158,9 @@ def parse_step(line, default)
 
   after_first = raw.fetch('after_first', [])
   raise UsageError, '"after_first" is for Monitor only' unless after_first == [] || raw['method'] == 'Monitor'
+  unless [nil, 0].include?(raw['cancel_after_messages']) || raw['method'] == 'Monitor'
+    raise UsageError, '"cancel_after_messages" is for Monitor only'
+  end
 
   check_bench(raw['bench']) if raw.key?('bench')
 
@@ -292,6 +295,8 @@ end
 # next message is asked of the core (grpc-ruby reads one message per batch)
 # only after the pause. cancel_after_ms: the call's own cancel
 # (Operation#cancel) on a timer that is killed when the call ends first.
+# cancel_after_messages: the same cancel right after that many messages were
+# printed; the read loop then gets no message, only the CANCELLED status.
 def run_call(step, id)
   route, req_cls, resp_cls, kind = METHODS.fetch(step['method'])
   pause = step['read_pause_ms'].to_i / 1000.0
@@ -328,11 +333,16 @@ def run_call(step, id)
     when :server_stream
       # Same wire protocol; grpc-ruby 1.51's server_streamer turns a deadline
       # that ends the call before any header into a local CallError.
-      first = true
+      received = 0
+      cancel_after = step['cancel_after_messages'].to_i
       started_op.call(stub.bidi_streamer(route, [step[:request]], marshal, unmarshal, **args) do |msg|
+        next if cancel_after.positive? && received >= cancel_after # cancelled: read no more
+
         emit_message(id, msg)
-        step[:after_first].each { |s| run_step(s) } if first
-        first = false
+        received += 1
+        step[:after_first].each { |s| run_step(s) } if received == 1
+        next op.cancel if received == cancel_after
+
         sleep(pause) if pause.positive?
       end)
       op.execute

@@ -132,6 +132,7 @@ fn step(id: String, method: &str, s: &Settings) -> Step {
         compression: None,
         after_first: vec![],
         cancel_after_ms: None,
+        cancel_after_messages: None,
         copies: None,
         read_pause_ms: None,
         connection: None,

@@ -89,6 +89,9 @@ pub struct Step {
     /// Cancel the call this many ms after it started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_after_ms: Option<u64>,
+    /// Cancel the call (a Monitor) right after this many response messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel_after_messages: Option<u32>,
     /// Run this many copies of the call at once on the one channel; copy k
     /// prints its lines with the id `ID*k`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -170,6 +173,7 @@ impl Step {
             compression: None,
             after_first: Vec::new(),
             cancel_after_ms: None,
+            cancel_after_messages: None,
             copies: None,
             read_pause_ms: None,
             connection: conn.cloned(),

@@ -237,6 +237,9 @@ Step ParseStep(const stockcpp::Step& spec) {
   if (spec.after_first_size() > 0 && spec.method() != "Monitor") {
     throw UsageError("step " + spec.id() + ": after_first is for Monitor steps only");
   }
+  if (spec.cancel_after_messages() != 0 && spec.method() != "Monitor") {
+    throw UsageError("step " + spec.id() + ": cancel_after_messages is for Monitor steps only");
+  }
   std::vector<const pb::Struct*> bodies{&spec.request()};  // absent = an empty message
   if (method->client_streaming()) bodies.assign(spec.requests().pointer_begin(), spec.requests().pointer_end());
   for (const pb::Struct* body : bodies) {
@@ -363,10 +366,15 @@ void RunCall(const Step& step, const std::string& id) {
   if (method == "Monitor") {  // server stream
     auto reader = stock->Monitor(&ctx, static_cast<const v1::WatchRequest&>(*step.requests[0]));
     v1::WatchEvent event;
+    int64_t received = 0;
     for (bool first = true; reader->Read(&event); first = false) {
       EmitMessage(id, event);
       if (first) {
         for (const Step& nested : step.after_first) RunStep(nested);
+      }
+      if (++received == step.spec.cancel_after_messages()) {
+        ctx.TryCancel();  // cancel_after_messages: read no more; Finish reports the cancelled call
+        break;
       }
       Pause(step);
     }

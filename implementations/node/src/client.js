@@ -44,6 +44,7 @@ const STEP_FIELDS = new Set([
   "read_pause_ms",
   "lane",
   "cancel_after_ms",
+  "cancel_after_messages",
   "fill",
   "bench",
 ]);
@@ -178,7 +179,7 @@ function parseStep(value) {
     }
   }
 
-  for (const name of ["timeout_ms", "cancel_after_ms", "read_pause_ms", "copies", "lane"]) {
+  for (const name of ["timeout_ms", "cancel_after_ms", "cancel_after_messages", "read_pause_ms", "copies", "lane"]) {
     const v = value[name];
     if (v != null && !(Number.isInteger(v) && v >= 0)) throw new UsageError(`${where}: bad ${name}`);
   }
@@ -189,6 +190,9 @@ function parseStep(value) {
   if (!Array.isArray(afterFirst)) throw new UsageError(`${where}: after_first must be an array`);
   if (afterFirst.length > 0 && value.method !== "Monitor") {
     throw new UsageError(`${where}: after_first is for Monitor only, not ${value.method}`);
+  }
+  if (value.cancel_after_messages != null && value.method !== "Monitor") {
+    throw new UsageError(`${where}: cancel_after_messages is for Monitor only, not ${value.method}`);
   }
   const bench = value.bench ?? null;
   if (bench !== null) {
@@ -210,6 +214,7 @@ function parseStep(value) {
     copies: value.copies ?? 1,
     readPauseMs: value.read_pause_ms ?? 0,
     cancelAfterMs: value.cancel_after_ms ?? null,
+    cancelAfterMessages: value.cancel_after_messages ?? null,
     lane: value.lane ?? 0,
     bench: bench && { durationMs: bench.duration_ms, concurrency: bench.concurrency },
   };
@@ -372,6 +377,11 @@ async function runCall(step, id) {
         for await (const message of call) {
           emitMessage(id, message);
           if (++count === 1) for (const nested of step.afterFirst) await runStep(nested);
+          if (count === step.cancelAfterMessages) {
+            // Cancelled as cancel_after_ms does; no more messages are read, the status event has CANCELLED.
+            call.cancel();
+            break;
+          }
           if (step.readPauseMs > 0) await new Promise((resolve) => setTimeout(resolve, step.readPauseMs));
           sendNext();
         }

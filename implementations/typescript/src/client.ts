@@ -63,6 +63,8 @@ interface Step {
   copies: number;
   readPauseMs: number;
   cancelAfterMs: number;
+  /** Monitor only: cancel the call once this many messages were printed (0 = never). */
+  cancelAfterMessages: number;
   lane: number;
   /** A `bench` step's load (CONTRACT.md "Bench steps"): run by runBench instead of one call. */
   bench?: { durationMs: number; concurrency: number };
@@ -92,6 +94,7 @@ const STEP_FIELDS = [
   "read_pause_ms",
   "lane",
   "cancel_after_ms",
+  "cancel_after_messages",
   "fill",
   "bench",
 ];
@@ -179,6 +182,8 @@ function parseStep(line: unknown): Step {
     throw bad(`bad compression ${JSON.stringify(s.compression)}`);
   if ((s.after_first as unknown[] | undefined)?.length && s.method !== "Monitor")
     throw bad(`after_first is for Monitor only, not ${s.method}`);
+  if (s.cancel_after_messages !== undefined && s.method !== "Monitor")
+    throw bad(`cancel_after_messages is for Monitor only, not ${s.method}`);
   const number = (field: string): number => {
     if (s[field] !== undefined && typeof s[field] !== "number") throw bad(`${field} must be a number`);
     return (s[field] as number | undefined) ?? 0;
@@ -232,6 +237,7 @@ function parseStep(line: unknown): Step {
     copies: number("copies") || 1,
     readPauseMs: number("read_pause_ms"),
     cancelAfterMs: number("cancel_after_ms"),
+    cancelAfterMessages: number("cancel_after_messages"),
     lane,
     bench,
   };
@@ -450,6 +456,12 @@ async function runCall(step: Step, id: string, defaultConnection: Connection): P
       for await (const msg of response.message) {
         emitMessage(id, method, msg);
         if (++count === 1) for (const nested of step.afterFirst) await runStep(nested, defaultConnection);
+        if (count === step.cancelAfterMessages) {
+          // Cancelled as cancel_after_ms does, and nothing more is read (Connect may hold a message already split off
+          // the body): the call's error is the abort reason, as Connect makes it (ConnectError.from: CANCELLED).
+          cancel.abort();
+          throw cancel.signal.reason;
+        }
         // A slow reader: the stream is not pulled meanwhile, so node:http2 withholds its WINDOW_UPDATEs.
         if (step.readPauseMs > 0) await sleep(step.readPauseMs);
         if (lockStep) {

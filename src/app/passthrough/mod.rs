@@ -176,6 +176,7 @@ impl PersonClient {
             compression: self.compression.clone(),
             after_first: vec![],
             cancel_after_ms: None,
+            cancel_after_messages: None,
             copies: None,
             read_pause_ms: None,
             lane: 0,

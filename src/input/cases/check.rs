@@ -44,6 +44,13 @@ pub(super) fn check_step(step: &CaseStep, names: &mut Vec<String>) -> Result<(),
     if !step.after_first.is_empty() && info.kind != Kind::ServerStream {
         return Err("`after_first` is only for server-streaming methods".into());
     }
+    match step.cancel_after_messages {
+        Some(_) if info.kind != Kind::ServerStream => {
+            return Err("`cancel_after_messages` is only for server-streaming methods".into())
+        }
+        Some(0) => return Err("cancel_after_messages must be at least 1".into()),
+        _ => {}
+    }
     if let Some(n) = step.copies {
         if !(1..=1000).contains(&n) {
             return Err(format!("copies must be 1 to 1000, got {n}"));

@@ -159,6 +159,11 @@ pub struct CaseStep {
     /// The client cancels the call this many ms after it started.
     #[serde(default)]
     pub cancel_after_ms: Option<u64>,
+    /// The client cancels the call right after it has received this many
+    /// response messages (a server-streaming call's): a cancel at a point
+    /// it has seen, whatever the machine's load.
+    #[serde(default)]
+    pub cancel_after_messages: Option<u32>,
     /// Copies of the call run at once on the client's one channel; each
     /// must meet `expect`.
     #[serde(default)]

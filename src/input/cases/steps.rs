@@ -44,6 +44,7 @@ pub fn script_steps(steps: &[CaseStep], prefix: &str, ns: &str) -> Result<Vec<sc
                 compression: s.compression.clone(),
                 after_first: script_steps(&s.after_first, &format!("{id}."), ns)?,
                 cancel_after_ms: s.cancel_after_ms,
+                cancel_after_messages: s.cancel_after_messages,
                 connection: None,
                 copies: s.copies,
                 read_pause_ms: s.read_pause_ms,

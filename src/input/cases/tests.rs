@@ -164,6 +164,25 @@ fn a_fallback_method_takes_the_same_messages_and_the_reference_client() {
 }
 
 #[test]
+fn cancel_after_messages_is_for_a_monitor_and_at_least_one() {
+    let step = |method: &str, n: u32| {
+        format!("[[case]]\nname = \"c\"\n[[case.step]]\nmethod = \"{method}\"\ncancel_after_messages = {n}\n")
+    };
+    let set = parse("s", &step("Monitor", 1)).unwrap();
+    let steps = script_steps(&set.cases[0].steps, "p", "ns/").unwrap();
+    assert_eq!(steps[0].cancel_after_messages, Some(1));
+    let line = serde_json::to_string(&steps[0]).unwrap();
+    assert!(line.contains(r#""cancel_after_messages":1"#), "{line}");
+    let get = parse("s", &step("Get", 1)).unwrap_err();
+    assert!(
+        get.contains("case `c`") && get.contains("`cancel_after_messages` is only for server-streaming methods"),
+        "{get}"
+    );
+    let none = parse("s", &step("Monitor", 0)).unwrap_err();
+    assert!(none.contains("cancel_after_messages must be at least 1"), "{none}");
+}
+
+#[test]
 fn an_includes_matcher_names_only_message_types_the_pool_knows() {
     let src = |name: &str| {
         format!(

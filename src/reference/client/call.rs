@@ -212,7 +212,8 @@ impl Runner {
                     .unwrap_or_else(|_| Err(Status::deadline_exceeded("deadline exceeded (client side)"))),
                 None => call.await,
             };
-            let result = match settle(faults, result, start, timeout, late, cancel_after.is_some()) {
+            let cancels = cancel_after.is_some() || step.cancel_after_messages.is_some();
+            let result = match settle(faults, result, start, timeout, late, cancels) {
                 Err(s)
                     if s.code() == tonic::Code::DeadlineExceeded
                         && info.kind == Kind::ServerStream
@@ -422,6 +423,12 @@ impl Runner {
                 for nested in &step.after_first {
                     self.run_step(nested).await.map_err(|e| Status::internal(e.0))?;
                 }
+            }
+            let cancel_here = step.cancel_after_messages.is_some_and(|n| n as usize == count)
+                && !faults.contains(&ClientFault::CancelAfterMessagesIgnored);
+            if cancel_here {
+                // Dropping the stream resets it: tonic's cancellation.
+                return Err(Status::cancelled("cancelled by the client (cancel_after_messages)"));
             }
             if let Some(pause) = step
                 .read_pause_ms

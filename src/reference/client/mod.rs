@@ -201,6 +201,13 @@ impl Runner {
         if off_monitor && !faults.contains(&ClientFault::AfterFirstOffMonitorIgnored) {
             return refuse(format!("after_first is for a Monitor step, not {}", step.method));
         }
+        let cancel_off_monitor = step.cancel_after_messages.is_some() && step.method != "Monitor";
+        if cancel_off_monitor && !faults.contains(&ClientFault::CancelAfterMessagesOffMonitorIgnored) {
+            return refuse(format!(
+                "cancel_after_messages is for a Monitor step, not {}",
+                step.method
+            ));
+        }
         let lenient = faults.contains(&ClientFault::UnknownMessageFieldsIgnored);
         let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
         let jsons: Vec<serde_json::Value> = match (&step.request, &step.requests) {

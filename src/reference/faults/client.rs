@@ -13,6 +13,11 @@ pub enum ClientFault {
     HeadersAsTrailers,
     /// Ignores `cancel_after_ms`.
     IgnoreCancel,
+    /// Ignores `cancel_after_messages`: reads the Monitor on.
+    CancelAfterMessagesIgnored,
+    /// `cancel_after_messages` on a step that is not a Monitor is accepted
+    /// (and ignored) instead of being a usage error.
+    CancelAfterMessagesOffMonitorIgnored,
     /// Sends a `-bin` value's base64 text as the bytes instead of decoding it.
     BinAsText,
     /// Prints status messages percent-encoded, as they travel.

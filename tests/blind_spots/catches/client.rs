@@ -301,10 +301,16 @@ pub(crate) const CLIENT_FAULTS: &[Catch] = &[
         "step 0 Batch: message 0: field items: expected 3, got 1",
     ),
     (
-        "short-default-deadline",
+        "cancel-after-messages-ignored",
         "cancellation",
-        "cancelled-monitor-without-deadline-unregistered",
+        "cancelled-monitor-unregistered",
         "step 1 Monitor: status: expected CANCELLED, got DEADLINE_EXCEEDED",
+    ),
+    (
+        "cancel-after-messages-ignored",
+        "cancellation",
+        "counted-monitor-unregistered-early",
+        "step 2 Monitor: status: expected CANCELLED, got DEADLINE_EXCEEDED",
     ),
     (
         "deadline-up-to-whole-seconds",
@@ -583,6 +589,12 @@ pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[
         "after-first-off-monitor-ignored",
         "usage",
         "after-first-off-monitor",
+        "the first a status line for step \"usage\": NOT_FOUND",
+    ),
+    (
+        "cancel-after-messages-off-monitor-ignored",
+        "usage",
+        "cancel-after-messages-off-monitor",
         "the first a status line for step \"usage\": NOT_FOUND",
     ),
 ];

@@ -69,6 +69,7 @@ type step struct {
 	Copies      int               `json:"copies"`
 	ReadPauseMs float64           `json:"read_pause_ms"`
 	CancelAfter float64           `json:"cancel_after_ms"`
+	CancelMsgs  int               `json:"cancel_after_messages"`
 	Lane        int               `json:"lane"`
 	Fill        []fill            `json:"fill"`
 	Bench       *bench            `json:"bench"`
@@ -215,6 +216,9 @@ func (s *step) prepare() error {
 	}
 	if len(s.AfterFirst) > 0 && s.Method != "Monitor" {
 		return fmt.Errorf("step %q: after_first is for Monitor steps only, not %q", s.ID, s.Method)
+	}
+	if s.CancelMsgs != 0 && s.Method != "Monitor" {
+		return fmt.Errorf("step %q: cancel_after_messages is for Monitor steps only, not %q", s.ID, s.Method)
 	}
 	s.path = fmt.Sprintf("/%s/%s", method.Parent().FullName(), method.Name())
 	s.desc = grpc.StreamDesc{ClientStreams: method.IsStreamingClient(), ServerStreams: method.IsStreamingServer()}
@@ -409,6 +413,13 @@ func runCall(s *step, id string, cc *grpc.ClientConn, connErr error) {
 				for _, next := range s.AfterFirst {
 					runStep(next)
 				}
+			}
+			if n > 0 && n == s.CancelMsgs { // cancel_after_messages: RecvMsg then gives the cancelled call's status
+				cancel()
+				for err == nil {
+					err = cs.RecvMsg(s.out.New().Interface())
+				}
+				break
 			}
 			if n > 0 { // RecvMsg pulls: nothing is read meanwhile, and flow control holds the server back
 				time.Sleep(ms(s.ReadPauseMs))

@@ -70,6 +70,7 @@ public final class ClientMain {
                             "read_pause_ms",
                             "lane",
                             "cancel_after_ms",
+                            "cancel_after_messages",
                             "fill",
                             "bench")),
             Connection.class,
@@ -216,6 +217,7 @@ public final class ClientMain {
             long readPauseMs,
             int lane,
             long cancelAfterMs,
+            int cancelAfterMessages,
             List<Fill> fill,
             Bench bench) {}
 
@@ -337,6 +339,9 @@ public final class ClientMain {
                 && !json.afterFirst().isEmpty()
                 && !json.method().equals("Monitor")) {
             throw new UsageError("step \"" + json.id() + "\": after_first is for Monitor only, not " + json.method());
+        } else if (json.cancelAfterMessages() > 0 && !json.method().equals("Monitor")) {
+            throw new UsageError(
+                    "step \"" + json.id() + "\": cancel_after_messages is for Monitor only, not " + json.method());
         } else if (json.bench() != null
                 && (json.bench().durationMs() == null
                         || json.bench().durationMs() < 0
@@ -561,7 +566,8 @@ public final class ClientMain {
                 channel,
                 MetadataUtils.newAttachHeadersInterceptor(step.metadata),
                 MetadataUtils.newCaptureMetadataInterceptor(headers, trailers));
-        // The call's context: the cancel_after_ms timer cancels it, and with it the call (thread-safe).
+        // The call's context: the cancel_after_ms timer or cancel_after_messages cancels it, and with it the call
+        // (thread-safe).
         Context.CancellableContext context = Context.current().withCancellation();
         Context previous = context.attach();
         ClientCall<Message, Message> call = stub.newCall(step.method, options);
@@ -635,6 +641,10 @@ public final class ClientMain {
                             for (Step nested : step.afterFirst) {
                                 runStep(nested);
                             }
+                        }
+                        if (received == step.json.cancelAfterMessages()) {
+                            context.cancel(null); // nothing more is requested: the call's close comes next
+                            continue;
                         }
                         Thread.sleep(step.json.readPauseMs());
                         if (lockStep && pending.hasNext()) {

@@ -68,6 +68,7 @@ class Step(
     val copies: Int,
     val readPauseMs: Long,
     val cancelAfterMs: Long,
+    val cancelAfterMessages: Int,
     val lane: Int,
     val bench: Bench?,
 )
@@ -214,6 +215,7 @@ private val STEP_FIELDS =
         "read_pause_ms",
         "lane",
         "cancel_after_ms",
+        "cancel_after_messages",
         "fill",
         "bench",
     )
@@ -263,6 +265,10 @@ private fun stepOf(o: JsonObject): Step {
     if (compression !in setOf("gzip", "identity")) throw UsageException("unknown compression \"$compression\"")
     val afterFirst = field("after_first")?.asJsonArray?.map { stepOf(it.asJsonObject) }.orEmpty()
     if (afterFirst.isNotEmpty() && name != "Monitor") throw UsageException("after_first is for Monitor only, not $name")
+    val cancelAfterMessages = field("cancel_after_messages")?.asInt ?: 0
+    if (cancelAfterMessages > 0 && name != "Monitor") {
+        throw UsageException("cancel_after_messages is for Monitor only, not $name")
+    }
     return Step(
         id = field("id")?.asString ?: "",
         method = method,
@@ -275,6 +281,7 @@ private fun stepOf(o: JsonObject): Step {
         copies = field("copies")?.asInt ?: 0,
         readPauseMs = field("read_pause_ms")?.asLong ?: 0,
         cancelAfterMs = field("cancel_after_ms")?.asLong ?: 0,
+        cancelAfterMessages = cancelAfterMessages,
         lane = (field("lane")?.asInt ?: 0).also { if (it < 0) throw UsageException("lane must be >= 0, got $it") },
         bench = field("bench")?.let(::benchOf),
     )
@@ -423,11 +430,13 @@ suspend fun runCall(step: Step, id: String) {
     if (step.gzip) options = options.withCompression("gzip")
     var received = 0
 
-    // After each streamed message: print it, run `after_first` after the first, pause (a slow reader). grpc-kotlin
-    // asks for the next message only when this returns, so meanwhile flow control holds the server back.
+    // After each streamed message: print it, run `after_first` after the first, cancel at `cancel_after_messages`,
+    // pause (a slow reader). grpc-kotlin asks for the next message only when this returns, so meanwhile flow control
+    // holds the server back; it cancels the call when this throws, as when `cancel_after_ms` cancels the coroutine.
     suspend fun onMessage(message: Message) {
         emitMessage(id, message)
         if (++received == 1) step.afterFirst.forEach { runStep(it) }
+        if (received == step.cancelAfterMessages) throw CancellationException("cancel_after_messages")
         if (step.readPauseMs > 0) delay(step.readPauseMs)
     }
 
@@ -470,7 +479,7 @@ suspend fun runCall(step: Step, id: String) {
             if (step.cancelAfterMs > 0) withTimeout(step.cancelAfterMs) { call() } else call()
             Status.OK
         } catch (e: CancellationException) {
-            // cancel_after_ms: grpc-kotlin cancels the call with its coroutine; report how grpc-java closed it.
+            // cancel_after_ms, cancel_after_messages: grpc-kotlin cancels the call; report how grpc-java closed it.
             withContext(NonCancellable) { withTimeoutOrNull(5000) { seen.closed.await() } } ?: Status.CANCELLED
         } catch (e: Exception) {
             Status.fromThrowable(e)

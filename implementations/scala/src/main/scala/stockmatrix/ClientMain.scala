@@ -51,6 +51,7 @@ object ClientMain {
       copies: Int,
       readPauseMs: Long,
       cancelAfterMs: Long,
+      cancelAfterMessages: Int,
       lane: Int,
       bench: Option[Bench]
   )
@@ -81,6 +82,7 @@ object ClientMain {
     "read_pause_ms",
     "lane",
     "cancel_after_ms",
+    "cancel_after_messages",
     "fill",
     "bench"
   )
@@ -231,6 +233,8 @@ object ClientMain {
       }
       val afterFirst = opt("after_first").fold(Vector.empty[Step])(_.getAsJsonArray.asScala.map(parseStep).toVector)
       if (afterFirst.nonEmpty && name != "Monitor") usage(s"after_first is for Monitor only, not $name")
+      val cancelAfterMessages = long("cancel_after_messages").toInt
+      if (cancelAfterMessages > 0 && name != "Monitor") usage(s"cancel_after_messages is for Monitor only, not $name")
       Step(
         id = opt("id").fold("")(_.getAsString),
         method = method,
@@ -247,6 +251,7 @@ object ClientMain {
         copies = long("copies").toInt,
         readPauseMs = long("read_pause_ms"),
         cancelAfterMs = long("cancel_after_ms"),
+        cancelAfterMessages = cancelAfterMessages,
         lane = opt("lane").fold(0)(_.getAsInt) match {
           case n if n < 0 => usage(s"lane must be >= 0, got $n")
           case n          => n
@@ -476,8 +481,12 @@ object ClientMain {
         emitMessage(id, m)
         received += 1
         if (received == 1) step.afterFirst.foreach(runStep)
-        if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
-        call.synchronized(call.request(1))
+        if (received == step.cancelAfterMessages) // as cancel_after_ms; nothing more is requested, the close comes next
+          call.synchronized(call.cancel("cancelled by the client (cancel_after_messages)", null))
+        else {
+          if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
+          call.synchronized(call.request(1))
+        }
         None
       case Closed(status) => Some(status)
     }
@@ -504,7 +513,7 @@ object ClientMain {
         try { result = Some(response.get.get()); Status.OK }
         catch { case e: ExecutionException => Status.fromThrowable(e) }
       case BIDI_STREAMING => trade(step.requests.toList)
-      case _              => rest() // Monitor (after_first and read_pause_ms in next()), Batch
+      case _              => rest() // Monitor (after_first, read_pause_ms, cancel_after_messages in next()), Batch
     }
     cancelling.foreach(_.cancel(false))
     if (status.isOk) result.foreach(emitMessage(id, _))
