@@ -57,10 +57,9 @@ pub struct Direction {
     pub corrupt_at: Option<u64>,
     /// With `reset_after_bytes`, `down` only: the client process is paused
     /// for the last this many bytes before the reset (once it has read every
-    /// byte before them) and resumed after it,
-    /// so the reset reaches it behind bytes it has not read yet (as a client
-    /// busy elsewhere meets one); without it, the reset waits until each
-    /// side has read what it was sent.
+    /// byte before them) and resumed after it, so the reset reaches it behind
+    /// bytes it has not read yet (as a client busy elsewhere meets one);
+    /// without it, the reset waits until each side has read what it was sent.
     #[serde(default)]
     pub pause_reader_bytes: Option<u64>,
 }

@@ -197,16 +197,23 @@ impl Runner {
             Some(_) if faults.contains(&ClientFault::UnknownCompressionUncompressed) => {}
             Some(c) => return refuse(format!("compression {c:?}: \"gzip\" or \"identity\" expected")),
         }
-        let off_monitor = !step.after_first.is_empty() && step.method != "Monitor";
-        if off_monitor && !faults.contains(&ClientFault::AfterFirstOffMonitorIgnored) {
-            return refuse(format!("after_first is for a Monitor step, not {}", step.method));
-        }
-        let cancel_off_monitor = step.cancel_after_messages.is_some() && step.method != "Monitor";
-        if cancel_off_monitor && !faults.contains(&ClientFault::CancelAfterMessagesOffMonitorIgnored) {
-            return refuse(format!(
-                "cancel_after_messages is for a Monitor step, not {}",
-                step.method
-            ));
+        // The fields only a Monitor takes, each with the fault that lets it pass elsewhere.
+        let monitor_only = [
+            (
+                "after_first",
+                !step.after_first.is_empty(),
+                ClientFault::AfterFirstOffMonitorIgnored,
+            ),
+            (
+                "cancel_after_messages",
+                step.cancel_after_messages.is_some(),
+                ClientFault::CancelAfterMessagesOffMonitorIgnored,
+            ),
+        ];
+        for (field, given, ignored) in monitor_only {
+            if given && step.method != "Monitor" && !faults.contains(&ignored) {
+                return refuse(format!("{field} is for a Monitor step, not {}", step.method));
+            }
         }
         let lenient = faults.contains(&ClientFault::UnknownMessageFieldsIgnored);
         let streaming_in = matches!(info.kind, Kind::ClientStream | Kind::Bidi);
