@@ -97,7 +97,26 @@ fn pin(cpu: Option<usize>) -> std::io::Result<()> {
 /// when `cpu` is given, with `env` added to its environment.
 pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String, String)]) -> std::io::Result<Proc> {
     let (program, args) = program(argv, cwd)?;
-    let mut cmd = Command::new(&program);
+    let mut cmd = match (cpu, death_signal::wrapper()) {
+        (None, Some(wrapper)) => {
+            death_signal::startable(&program)
+                .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+            let mut cmd = Command::new(wrapper);
+            cmd.args(death_signal::WRAPPER_ARGS).arg(&program);
+            cmd
+        }
+        _ => {
+            let mut cmd = Command::new(&program);
+            // SAFETY: only async-signal-safe calls (prctl, sched_setaffinity) between fork and exec.
+            unsafe {
+                cmd.pre_exec(move || {
+                    nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
+                    pin(cpu)
+                });
+            }
+            cmd
+        }
+    };
     cmd.args(args)
         .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(cwd)
@@ -106,13 +125,6 @@ pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String,
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    // SAFETY: only async-signal-safe calls (prctl, sched_setaffinity) between fork and exec.
-    unsafe {
-        cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(std::io::Error::from)?;
-            pin(cpu)
-        });
-    }
     let mut child = cmd
         .spawn()
         .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
@@ -251,6 +263,7 @@ impl Drop for Proc {
     }
 }
 
+mod death_signal;
 pub mod group;
 mod oneshot;
 mod port;
@@ -281,6 +294,36 @@ mod tests {
         assert_eq!(p.stop(Duration::from_secs(5)).await, Stopped::OnStdinClose);
         tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(p.stderr_tail(), "bye");
+    }
+
+    #[test]
+    fn a_child_dies_with_the_thread_that_started_it() {
+        // The parent-death signal: a child never outlives a runner that was killed.
+        let pid = std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let p = spawn(&sh("sleep 30"), Path::new("/")).unwrap();
+                let pid = p.pgid;
+                std::mem::forget(p); // no kill on drop: only the signal can end it
+                pid
+            })
+        })
+        .join()
+        .unwrap();
+        let start = std::time::Instant::now();
+        let status = nix::sys::wait::waitpid(Pid::from_raw(pid), None).unwrap();
+        assert_eq!(
+            status,
+            nix::sys::wait::WaitStatus::Signaled(Pid::from_raw(pid), Signal::SIGKILL, false)
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "it ran on for {:?}",
+            start.elapsed()
+        );
     }
 
     #[tokio::test]
