@@ -1,7 +1,8 @@
 //! End-to-end tests of what goes wrong around a run: a server that cannot
 //! start, a hung or dying client, a server that dies, an unavailable language,
 //! a closed stdout, a copied checkout, --fail-fast. Each ends as clear red
-//! tests (or a clear line), and the run goes on and writes its reports.
+//! tests (or a clear line), and the run goes on and writes its reports; a
+//! runner killed outright takes its children along.
 mod common;
 use common::*;
 use serde_json::Value;
@@ -385,4 +386,62 @@ fn fail_fast_stops_starting_clients_after_the_first_red_test() {
     let (_, s) = run(&args(&[]), &dir.path().join("b"));
     let after: Vec<&Value> = tests_of(&s).iter().filter(|t| t["cell"]["server"] == "rust").collect();
     assert!(after.iter().all(|t| t["outcome"] == "passed"), "{after:#?}");
+}
+
+#[test]
+fn a_run_killed_with_sigkill_takes_its_children_along() {
+    let dir = tempfile::tempdir().unwrap();
+    // A client that ignores its stdin and every signal SIGKILL aside: once the
+    // runner is gone, only the parent-death signal ends it.
+    let extra = format!(
+        "[languages.stubborn]\nfolder = \"{d}\"\nstack = \"sh\"\nserver = [\"sh\", \"-c\", \"exit 1\"]\nclient = [\"sh\", \"-c\", \"trap '' TERM INT HUP; exec sleep 6176\"]\n",
+        d = dir.path().display()
+    );
+    let m = matrix_with(dir.path(), &extra, "client_startup_ms = 600000");
+    let mut runner = Command::new(bin())
+        .current_dir(repo())
+        .args([
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            "stubborn",
+            "--server",
+            "rust",
+        ])
+        .args(["--tls", "none", "--set", "unary", "--reports"])
+        .arg(dir.path().join("r"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stubborn = || -> Vec<String> {
+        let ps = Command::new("ps").args(["-eo", "pid=,args="]).output().unwrap();
+        String::from_utf8_lossy(&ps.stdout)
+            .lines()
+            .filter(|l| {
+                l.trim_start()
+                    .split_once(' ')
+                    .is_some_and(|(_, a)| a.starts_with("sleep 6176"))
+            })
+            .map(|l| l.split_whitespace().next().unwrap().to_string())
+            .collect()
+    };
+    let waited = |what: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while !what() && start.elapsed() < std::time::Duration::from_secs(30) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        what()
+    };
+    let started = waited(&|| !stubborn().is_empty());
+    runner.kill().unwrap(); // SIGKILL: no handler of the runner's runs
+    runner.wait().unwrap();
+    let gone = waited(&|| stubborn().is_empty());
+    let left = stubborn();
+    for pid in &left {
+        let _ = Command::new("kill").args(["-9", pid]).status();
+    }
+    assert!(started, "the client never started");
+    assert!(gone, "the client outlived the runner: {left:?}");
 }
