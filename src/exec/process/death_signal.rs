@@ -8,6 +8,12 @@
 //! execs the program, so the runner can start it with posix_spawn, which
 //! copies nothing. Where `setpriv` is missing or too old to know
 //! `--pdeathsig`, the runner keeps the hook.
+//!
+//! One difference: with the hook, the start returns once the program runs,
+//! the signal already set; through the wrapper it returns once the wrapper
+//! runs, and the wrapper sets the signal a moment later. A runner killed in
+//! that moment (about a millisecond after a start) leaves that child behind
+//! with its stdin closed, which ends every program that follows CONTRACT.md.
 use std::io::Error;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -305,9 +305,15 @@ mod tests {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                let p = spawn(&sh("sleep 30"), Path::new("/")).unwrap();
+                let p = spawn(&sh("exec sleep 30"), Path::new("/")).unwrap();
                 let pid = p.pgid;
                 std::mem::forget(p); // no kill on drop: only the signal can end it
+                                     // A wrapper sets the signal before it execs the program: the
+                                     // thread must outlive that (see `death_signal`).
+                let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                while !cmdline().starts_with(b"sleep") {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
                 pid
             })
         })
