@@ -307,11 +307,13 @@ mod tests {
             rt.block_on(async {
                 let p = spawn(&sh("exec sleep 30"), Path::new("/")).unwrap();
                 let pid = p.pgid;
-                std::mem::forget(p); // no kill on drop: only the signal can end it
-                                     // A wrapper sets the signal before it execs the program: the
-                                     // thread must outlive that (see `death_signal`).
-                let cmdline = || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-                while !cmdline().starts_with(b"sleep") {
+                // No kill on drop: only the signal can end it.
+                std::mem::forget(p);
+                // A wrapper sets the signal before it execs the program: the
+                // thread must outlive that (see `death_signal`).
+                let runs = || std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c.starts_with(b"sleep"));
+                let start = std::time::Instant::now();
+                while !runs() && start.elapsed() < Duration::from_secs(5) {
                     tokio::time::sleep(Duration::from_millis(5)).await;
                 }
                 pid

@@ -463,9 +463,13 @@ object ClientMain {
           None
       }
     }
+    // Set with the cancel, under the call's lock: a cancelled ClientCall throws on a later sendMessage or
+    // halfClose, and the timer may cancel a Trade before its first order is sent (a loaded machine).
+    var cancelled = false
+    def cancel(why: String): Unit = call.synchronized { cancelled = true; call.cancel(why, null) }
     val cancelling = Option.when(step.cancelAfterMs > 0) {
-      val cancel: Runnable = () => call.synchronized(call.cancel("cancelled by the client (cancel_after_ms)", null))
-      timer.schedule(cancel, step.cancelAfterMs, TimeUnit.MILLISECONDS)
+      val timed: Runnable = () => cancel("cancelled by the client (cancel_after_ms)")
+      timer.schedule(timed, step.cancelAfterMs, TimeUnit.MILLISECONDS)
     }
 
     var received = 0
@@ -482,7 +486,7 @@ object ClientMain {
         received += 1
         if (received == 1) step.afterFirst.foreach(runStep)
         if (received == step.cancelAfterMessages) // as cancel_after_ms; nothing more is requested, the close comes next
-          call.synchronized(call.cancel("cancelled by the client (cancel_after_messages)", null))
+          cancel("cancelled by the client (cancel_after_messages)")
         else {
           if (step.readPauseMs > 0) Thread.sleep(step.readPauseMs)
           call.synchronized(call.request(1))
@@ -500,12 +504,12 @@ object ClientMain {
     @annotation.tailrec
     def trade(orders: List[Message]): Status = orders match {
       case order :: more =>
-        call.synchronized(call.sendMessage(order))
+        call.synchronized(if (!cancelled) call.sendMessage(order))
         next() match {
           case Some(status) => status
           case None         => trade(more)
         }
-      case Nil => call.synchronized(call.halfClose()); rest()
+      case Nil => call.synchronized(if (!cancelled) call.halfClose()); rest()
     }
 
     val status = kind match {
