@@ -97,10 +97,10 @@ fn pin(cpu: Option<usize>) -> std::io::Result<()> {
 /// when `cpu` is given, with `env` added to its environment.
 pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String, String)]) -> std::io::Result<Proc> {
     let (program, args) = program(argv, cwd)?;
+    let failed = |e: std::io::Error| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}"));
     let mut cmd = match (cpu, death_signal::wrapper()) {
         (None, Some(wrapper)) => {
-            death_signal::startable(&program)
-                .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+            death_signal::startable(&program).map_err(failed)?;
             let mut cmd = Command::new(wrapper);
             cmd.args(death_signal::WRAPPER_ARGS).arg(&program);
             cmd
@@ -125,9 +125,7 @@ pub fn spawn_on(argv: &[String], cwd: &Path, cpu: Option<usize>, env: &[(String,
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(true);
-    let mut child = cmd
-        .spawn()
-        .map_err(|e| std::io::Error::new(e.kind(), format!("failed to start {program}: {e}")))?;
+    let mut child = cmd.spawn().map_err(failed)?;
     let pgid = child.id().expect("a just-spawned child has a pid") as i32;
     registry().lock().unwrap().insert(pgid);
     let stderr = Arc::new(Mutex::new(Vec::new()));
