@@ -169,6 +169,25 @@ fn each_client_exit_bug_is_caught_by_the_client_exit_case() {
     }
 }
 
+/// An enum value the proto does not name (a newer peer's) must survive
+/// both ways: each side's fault turns red the bidi case that sends one, and
+/// no other case of the set.
+#[test]
+fn each_bug_with_an_unnamed_enum_value_is_caught_by_its_bidi_case_only() {
+    for (side, catches) in [("client", BIDI_CLIENT_FAULTS), ("server", BIDI_SERVER_FAULTS)] {
+        let dir = tempfile::tempdir().unwrap();
+        let s = check(dir.path(), side, catches, BIDI_SETS);
+        for (fault, _, case, _) in catches {
+            let cell = match side {
+                "client" => format!("client={fault}/server=rust"),
+                _ => format!("client=rust/server={fault}"),
+            };
+            let prefix = format!("{cell}/tls=none/set=bidi/case=");
+            assert_eq!(red_cases(&s, &prefix), vec![*case], "{fault}");
+        }
+    }
+}
+
 /// A usage case runs in a client process of its own, so a fault can be
 /// told apart case by case: each turns red its own case of the set only.
 #[test]

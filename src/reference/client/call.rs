@@ -89,6 +89,14 @@ impl Runner {
                         .is_some_and(|v| v.as_bytes().is_some_and(|b| !b.is_empty()))
                 });
             }
+            if step.method == "Trade" && self.args.faults.contains(&ClientFault::UnnamedSideSentUnspecified) {
+                for order in &mut requests {
+                    let side = order.get_field_by_name("side").and_then(|v| v.as_enum_number());
+                    if side.is_some_and(|n| proto::stock::Side::try_from(n).is_err()) {
+                        order.set_field_by_name("side", prost_reflect::Value::EnumNumber(0));
+                    }
+                }
+            }
             if step.method == "Trade" && self.args.faults.contains(&ClientFault::ExitOnTrade) {
                 std::process::exit(3);
             }

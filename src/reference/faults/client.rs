@@ -33,6 +33,10 @@ pub enum ClientFault {
     /// A Batch step leaves out the items whose value is empty (a proto3 JSON
     /// item without `value` read as no item).
     BatchSkipsEmptyItems,
+    /// A Trade order's side that the enum does not name (a number, as from
+    /// a newer proto) is sent as SIDE_UNSPECIFIED: a closed-enum JSON parser
+    /// that drops an unknown value to the default.
+    UnnamedSideSentUnspecified,
     /// Compresses every request, whatever `compression` says.
     CompressAlways,
     /// Gives every call without a deadline one of 60 s.

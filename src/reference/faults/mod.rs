@@ -218,6 +218,10 @@ pub enum Fault {
     /// Trade books an order without a side (SIDE_UNSPECIFIED) as a buy: a
     /// `side != SELL` test where the proto says every side but BUY sells.
     UnspecifiedSideBuys,
+    /// Trade's fill carries SIDE_UNSPECIFIED for an order whose side the
+    /// enum does not name (7, from a newer proto): a closed-enum decoder, or
+    /// a servicer that copies the side through the generated enum type.
+    UnnamedSideUnspecified,
     /// Monitor sends the existing keys in the order of their UTF-16 code
     /// units (Java's `String.compareTo`, JavaScript's default sort), not of
     /// their bytes: a key past U+FFFF comes before one in U+E000..U+FFFF.

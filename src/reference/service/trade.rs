@@ -33,6 +33,7 @@ impl StockService {
         let unspecified_buys = self.faults.contains(&Fault::UnspecifiedSideBuys);
         let through_double = self.faults.contains(&Fault::Int64ThroughDouble);
         let case_folded = self.faults.contains(&Fault::SymbolsCaseFolded);
+        let unnamed_unspecified = self.faults.contains(&Fault::UnnamedSideUnspecified);
         tokio::spawn(async move {
             let mut held = Vec::new();
             let mut book = Book::default();
@@ -100,7 +101,10 @@ impl StockService {
                     Some(hold) => hold.fill(&booked),
                     None => book.fill(&booked),
                 };
-                let fill = filled(order, booking);
+                let mut fill = filled(order, booking);
+                if unnamed_unspecified && Side::try_from(fill.side).is_err() {
+                    fill.side = Side::Unspecified as i32;
+                }
                 if hold {
                     held.push(fill);
                 } else if tx.send(Ok(fill)).await.is_err() {

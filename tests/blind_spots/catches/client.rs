@@ -534,6 +534,14 @@ pub(crate) const STREAM_CLIENT_FAULTS: &[Catch] = &[(
     "step 1 Monitor: message 1: field value: expected \"Zmlyc3Q=\", got \"c2Vjb25k\"",
 )];
 
+/// Client bugs that the bidi set shows (run with `BIDI_SETS`).
+pub(crate) const BIDI_CLIENT_FAULTS: &[Catch] = &[(
+    "unnamed-side-sent-unspecified",
+    "bidi",
+    "unknown-side-kept",
+    "step 0 Trade: message 1: field side: expected 7, got \"SIDE_UNSPECIFIED\"",
+)];
+
 /// Client bugs of the usage set (run with `USAGE_SETS`): each turns red its
 /// one case of the set, and no other (checked case by case).
 pub(crate) const USAGE_CLIENT_FAULTS: &[Catch] = &[

@@ -13,6 +13,9 @@ pub(crate) const PEER_SETS: &str = "unary,faults,h2-servers,h2-clients,keepalive
 /// The server-stream set, with the sets its faults may also turn red.
 pub(crate) const STREAM_SETS: &str = "unary,server-stream,cancellation";
 
+/// The bidi set, with the unary set's control case.
+pub(crate) const BIDI_SETS: &str = "unary,bidi";
+
 /// The usage set, with the unary set's control case.
 pub(crate) const USAGE_SETS: &str = "unary,usage";
 
@@ -29,9 +32,10 @@ pub(crate) type Catch = (&'static str, &'static str, &'static str, &'static str)
 mod client;
 mod server;
 pub(crate) use client::{
-    CLIENT_FAULTS, EXIT_CLIENT_FAULTS, PEER_CLIENT_FAULTS, STREAM_CLIENT_FAULTS, USAGE_CLIENT_FAULTS,
+    BIDI_CLIENT_FAULTS, CLIENT_FAULTS, EXIT_CLIENT_FAULTS, PEER_CLIENT_FAULTS, STREAM_CLIENT_FAULTS,
+    USAGE_CLIENT_FAULTS,
 };
-pub(crate) use server::{H2_CLIENT_FAULTS, KV_FAULTS, LIFECYCLE_FAULTS, SERVER_FAULTS};
+pub(crate) use server::{BIDI_SERVER_FAULTS, H2_CLIENT_FAULTS, KV_FAULTS, LIFECYCLE_FAULTS, SERVER_FAULTS};
 
 /// Sets a fault may also turn red, beside those of its catches: the other
 /// Inventory counts see the keys of tests running beside them.

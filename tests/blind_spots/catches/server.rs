@@ -623,3 +623,11 @@ pub(crate) const LIFECYCLE_FAULTS: &[Catch] = &[
         "but it had not exited (then it needed SIGKILL)",
     ),
 ];
+
+/// Server bugs that the bidi set shows (run with `BIDI_SETS`).
+pub(crate) const BIDI_SERVER_FAULTS: &[Catch] = &[(
+    "unnamed-side-unspecified",
+    "bidi",
+    "unknown-side-kept",
+    "step 0 Trade: message 1: field side: expected 7, got \"SIDE_UNSPECIFIED\"",
+)];

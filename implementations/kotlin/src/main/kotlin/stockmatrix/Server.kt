@@ -155,7 +155,7 @@ class StockService(private val store: Store) : StockGrpcKt.StockCoroutineImplBas
                     TradeFill.newBuilder()
                         .setOrderId(order.orderId)
                         .setSymbol(order.symbol)
-                        .setSide(order.side)
+                        .setSideValue(order.sideValue)
                         .setQuantity(order.quantity)
                         .setPriceCents(order.priceCents)
                 emit(fill.setSequence(++sequence).setNetPosition(position).build())
