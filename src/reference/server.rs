@@ -123,6 +123,7 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
             gzip_header_only: faults.contains(&Fault::GzipHeaderOnly),
             truncate_bin_at_nul: faults.contains(&Fault::TruncateBinAtNul),
             echo_lowercased: faults.contains(&Fault::EchoLowercased),
+            echo_skips_empty: faults.contains(&Fault::EchoSkipsEmpty),
             lose_deadline: faults.contains(&Fault::LoseDeadline),
             reset_at_deadline: faults.contains(&Fault::ResetAtDeadline),
             hooks: HookFaults {

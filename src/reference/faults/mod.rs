@@ -281,6 +281,12 @@ pub enum Fault {
     /// x-stock-echo comes back lowercased: the value normalised along with
     /// the key (keys are case-insensitive, values are not).
     EchoLowercased,
+    /// An empty x-stock-echo (or -bin) value is not echoed: an "is there a
+    /// value" test that takes empty for missing (a truthiness check).
+    EchoSkipsEmpty,
+    /// Get and Put cut a key at its first NUL (a C string): the key
+    /// "a\0b" is stored and read as "a".
+    KeysCutAtNul,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

@@ -44,6 +44,8 @@ pub struct WireFaults {
     pub gzip_header_only: bool,
     /// The echoed value is lowercased (as metadata keys are).
     pub echo_lowercased: bool,
+    /// An empty echo value is not echoed (empty taken for missing).
+    pub echo_skips_empty: bool,
     /// A binary echo stops at its first 0x00 byte (a C-string bug).
     pub truncate_bin_at_nul: bool,
     /// grpc-timeout is not read: no deadline is reported or enforced.

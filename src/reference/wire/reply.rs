@@ -23,6 +23,7 @@ pub(super) struct Reply {
 impl Reply {
     pub(super) fn read(h: &http::HeaderMap, store: &Arc<Store>, faults: WireFaults) -> Reply {
         let get = |k: &str| h.get(k).cloned();
+        let echoed = |k: &str| get(k).filter(|v| !(faults.echo_skips_empty && v.is_empty()));
         let is_true = |k: &str| h.get(k).is_some_and(|v| v.as_bytes() == b"true");
         let mut r = Reply::default();
         let both = |name: &'static str, v: Option<HeaderValue>, r: &mut Reply| {
@@ -32,12 +33,12 @@ impl Reply {
             }
         };
         if !faults.no_echo {
-            let echo = get("x-stock-echo").map(|v| match faults.echo_lowercased {
+            let echo = echoed("x-stock-echo").map(|v| match faults.echo_lowercased {
                 true => HeaderValue::from_bytes(&v.as_bytes().to_ascii_lowercase()).unwrap_or(v),
                 false => v,
             });
             both("x-stock-echo", echo, &mut r);
-            let bin = get("x-stock-echo-bin").map(|v| {
+            let bin = echoed("x-stock-echo-bin").map(|v| {
                 if faults.truncate_bin_at_nul {
                     truncate_at_nul(&v)
                 } else {

@@ -3,6 +3,18 @@ use super::Catch;
 
 pub(crate) const SERVER_FAULTS: &[Catch] = &[
     (
+        "echo-skips-empty",
+        "metadata",
+        "echo-empty-values",
+        "header x-stock-echo: expected \"\", got nothing",
+    ),
+    (
+        "keys-cut-at-nul",
+        "unary",
+        "key-with-nul",
+        "step 1 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
         "no-compress-response",
         "compression",
         "response-gzip-unary",
