@@ -81,7 +81,7 @@ impl Stock for StockService {
         let hooks = enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
-        let key = cut_at_nul(key, self.faults.contains(&Fault::KeysCutAtNul));
+        let key = stored_key(key, &self.faults);
         let missing = if self.faults.contains(&Fault::WrongStatus) {
             Status::unknown("oops")
         } else if self.faults.contains(&Fault::DetailsOnEveryError) {
@@ -101,7 +101,7 @@ impl Stock for StockService {
         let racy = self.faults.contains(&Fault::RacyPut);
         let forced_applied = self.faults.contains(&Fault::ForcedPutApplied);
         let validate_first = self.faults.contains(&Fault::ValidateBeforeHooks);
-        let cut = self.faults.contains(&Fault::KeysCutAtNul);
+        let faults = self.faults.clone();
         // A call that is over (cancelled, deadline) is dropped by tonic with
         // its future, so nothing after the delay runs: the contract's "not
         // applied". The fault detaches the work so that it finishes anyway.
@@ -112,7 +112,7 @@ impl Stock for StockService {
             let hooks = enter(&req, !forced_applied).await?;
             let PutRequest { key, value } = req.into_inner();
             validate_key(&key)?;
-            let key = cut_at_nul(key, cut);
+            let key = stored_key(key, &faults);
             validate_value(&value)?;
             if racy {
                 let version = store.get(&key).map(|(_, v)| v).unwrap_or(0);
@@ -340,10 +340,15 @@ impl Stock for StockService {
     }
 }
 
-/// The key as the `keys-cut-at-nul` fault stores it: up to its first NUL.
-fn cut_at_nul(key: String, cut: bool) -> String {
-    match key.split_once('\0') {
-        Some((before, _)) if cut => before.to_owned(),
+/// The key as Get and Put store it: as sent, unless a fault bends it
+/// (`keys-cut-at-nul`: up to its first NUL; `keys-trimmed`: trimmed).
+fn stored_key(key: String, faults: &[Fault]) -> String {
+    let key = match key.split_once('\0') {
+        Some((before, _)) if faults.contains(&Fault::KeysCutAtNul) => before.to_owned(),
         _ => key,
+    };
+    match faults.contains(&Fault::KeysTrimmed) {
+        true => key.trim().to_owned(),
+        false => key,
     }
 }

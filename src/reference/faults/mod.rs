@@ -287,6 +287,9 @@ pub enum Fault {
     /// Get and Put cut a key at its first NUL (a C string): the key
     /// "a\0b" is stored and read as "a".
     KeysCutAtNul,
+    /// Get and Put trim the whitespace around a key: "a " is stored and
+    /// read as "a" (a clean-up of input that is not free text).
+    KeysTrimmed,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

@@ -9,6 +9,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "header x-stock-echo: expected \"\", got nothing",
     ),
     (
+        "keys-trimmed",
+        "unary",
+        "keys-are-exact",
+        "step 2 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
         "keys-cut-at-nul",
         "unary",
         "key-with-nul",
