@@ -169,11 +169,11 @@ fn each_client_exit_bug_is_caught_by_the_client_exit_case() {
     }
 }
 
-/// An enum value the proto does not name (a newer peer's) must survive
-/// both ways: each side's fault turns red the bidi case that sends one, and
-/// no other case of the set.
+/// What a Trade order may hold (an enum number the proto does not name, a
+/// price at or below zero) must pass both ways: each fault turns red its
+/// bidi case, and no other case of the set.
 #[test]
-fn each_bug_with_an_unnamed_enum_value_is_caught_by_its_bidi_case_only() {
+fn each_bidi_bug_of_the_blind_spots_is_caught_by_its_case_only() {
     for (side, catches) in [("client", BIDI_CLIENT_FAULTS), ("server", BIDI_SERVER_FAULTS)] {
         let dir = tempfile::tempdir().unwrap();
         let s = check(dir.path(), side, catches, BIDI_SETS);

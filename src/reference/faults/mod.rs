@@ -222,6 +222,10 @@ pub enum Fault {
     /// enum does not name (7, from a newer proto): a closed-enum decoder, or
     /// a servicer that copies the side through the generated enum type.
     UnnamedSideUnspecified,
+    /// Trade refuses an order whose price is not above zero
+    /// (INVALID_ARGUMENT), a check the proto does not make: only quantity
+    /// must be > 0.
+    PriceMustBePositive,
     /// Monitor sends the existing keys in the order of their UTF-16 code
     /// units (Java's `String.compareTo`, JavaScript's default sort), not of
     /// their bytes: a key past U+FFFF comes before one in U+E000..U+FFFF.

@@ -34,6 +34,7 @@ impl StockService {
         let through_double = self.faults.contains(&Fault::Int64ThroughDouble);
         let case_folded = self.faults.contains(&Fault::SymbolsCaseFolded);
         let unnamed_unspecified = self.faults.contains(&Fault::UnnamedSideUnspecified);
+        let price_checked = self.faults.contains(&Fault::PriceMustBePositive);
         tokio::spawn(async move {
             let mut held = Vec::new();
             let mut book = Book::default();
@@ -66,6 +67,11 @@ impl StockService {
                         return;
                     }
                 };
+                if price_checked && order.price_cents <= 0 {
+                    let msg = format!("order {:?}: price must be > 0", order.order_id);
+                    let _ = tx.send(Err(Status::invalid_argument(msg))).await;
+                    return;
+                }
                 if order.quantity <= 0 {
                     let msg = format!(
                         "order {:?}: quantity must be > 0, got {}",

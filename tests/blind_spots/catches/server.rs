@@ -643,9 +643,17 @@ pub(crate) const LIFECYCLE_FAULTS: &[Catch] = &[
 ];
 
 /// Server bugs that the bidi set shows (run with `BIDI_SETS`).
-pub(crate) const BIDI_SERVER_FAULTS: &[Catch] = &[(
-    "unnamed-side-unspecified",
-    "bidi",
-    "unknown-side-kept",
-    "step 0 Trade: message 1: field side: expected 7, got \"SIDE_UNSPECIFIED\"",
-)];
+pub(crate) const BIDI_SERVER_FAULTS: &[Catch] = &[
+    (
+        "unnamed-side-unspecified",
+        "bidi",
+        "unknown-side-kept",
+        "step 0 Trade: message 1: field side: expected 7, got \"SIDE_UNSPECIFIED\"",
+    ),
+    (
+        "price-must-be-positive",
+        "bidi",
+        "odd-orders-filled-as-sent",
+        "step 0 Trade: status: expected OK, got INVALID_ARGUMENT",
+    ),
+];
