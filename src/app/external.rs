@@ -1,7 +1,7 @@
 //! `run --target HOST:PORT`: checks the command line and shapes the plan for
 //! a server someone started by hand (pure; the runner drives it).
 use crate::app::cli::{ExternalTarget, Filters};
-use crate::input::cases::ServerCert;
+use crate::input::cases::{Connect, ServerCert};
 use crate::input::config::{Language, Ready};
 use crate::model::tls::{KeyType, TlsMode};
 use crate::plan::{Cell, Selection};
@@ -145,13 +145,17 @@ pub fn apply(t: &ExternalTarget, f: &Filters, sel: &mut Selection) -> Result<Opt
 }
 
 /// Drops the tests that need a server the runner starts itself (one with an
-/// expired certificate, or one it stops: a lifecycle case); returns their ids.
+/// expired or a chained certificate, or one it stops: a lifecycle case), or
+/// one that trusts the run's CA (a chained client certificate, a CA bundle
+/// made of the run's CAs); returns their ids.
 pub fn drop_unreachable(cells: &mut Vec<Cell>, label: &str) -> Vec<String> {
     let mut dropped = Vec::new();
     for cell in cells.iter_mut().filter(|c| c.key.server == label) {
         let key = cell.key.clone();
         cell.tests.retain(|t| {
-            let keep = t.case.server_cert == ServerCert::Normal && t.case.lifecycle.is_none();
+            let keep = t.case.server_cert == ServerCert::Normal
+                && t.case.lifecycle.is_none()
+                && !matches!(t.case.connect, Connect::CaBundle | Connect::ChainedClientCert);
             if !keep {
                 dropped.push(t.id(&key));
             }
@@ -243,7 +247,7 @@ mod tests {
 
     #[test]
     fn tests_that_need_a_server_the_runner_starts_are_dropped_by_id() {
-        let tls = "[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"exits\"\nlifecycle = { stop = \"stdin-eof\", within_ms = 3000 }\n";
+        let tls = "[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"exits\"\nlifecycle = { stop = \"stdin-eof\", within_ms = 3000 }\n[[case]]\nname = \"bundle\"\nconnect = \"ca-bundle\"\n[[case.step]]\nmethod = \"Inventory\"\n";
         let sets: BTreeMap<_, _> = [("tls".to_string(), cases::parse("tls", tls).unwrap())].into();
         let mut s = sel();
         s.servers = vec!["ext".into()];
@@ -257,8 +261,10 @@ mod tests {
             [
                 "client=go/server=ext/tls=server/set=tls/case=expired",
                 "client=go/server=ext/tls=server/set=tls/case=exits",
+                "client=go/server=ext/tls=server/set=tls/case=bundle",
                 "client=rust/server=ext/tls=server/set=tls/case=expired",
-                "client=rust/server=ext/tls=server/set=tls/case=exits"
+                "client=rust/server=ext/tls=server/set=tls/case=exits",
+                "client=rust/server=ext/tls=server/set=tls/case=bundle"
             ]
         );
         assert!(cells.iter().all(|c| c.tests.iter().all(|t| t.case.name == "ok")));

@@ -146,7 +146,7 @@ fn plan(m: &Matrix, a: &RunArgs) -> Result<Option<Planned>, Exit> {
         let dropped = external::drop_unreachable(&mut cells, &e.label);
         if let Some(first) = dropped.first() {
             note!(
-                "--target: left out {} test(s) that need a server the runner starts itself (expired certificate), e.g. {first}",
+                "--target: left out {} test(s) that need a server the runner starts itself (expired or chained certificate) or one that trusts the run's CA, e.g. {first}",
                 dropped.len()
             );
         }

@@ -16,6 +16,21 @@ pub struct Tweaks {
     pub ignore_server_name: bool,
     /// Keepalive pings only while a call is in flight.
     pub keepalive_only_with_calls: bool,
+    /// Trusts only the first certificate of the CA file.
+    pub first_ca_only: bool,
+    /// Presents only the first certificate of the certificate file (the
+    /// leaf, not the chain after it).
+    pub leaf_only: bool,
+}
+
+/// The first certificate of a PEM file (what a loader that reads one
+/// block keeps); the whole text when it has none.
+pub fn first_certificate(pem: &[u8]) -> Vec<u8> {
+    const END: &[u8] = b"-----END CERTIFICATE-----";
+    match pem.windows(END.len()).position(|w| w == END) {
+        Some(at) => [&pem[..at + END.len()], b"\n"].concat(),
+        None => pem.to_vec(),
+    }
 }
 
 /// The socket path of a `unix:PATH` (or `unix:///PATH`) address, gRPC's name syntax.
@@ -73,6 +88,9 @@ pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
             .context("--ca-file is required with --tls-mode server|mtls")?;
         let mut ca =
             std::fs::read(ca_path).with_context(|| format!("failed to read --ca-file {}", ca_path.display()))?;
+        if tweaks.first_ca_only {
+            ca = first_certificate(&ca);
+        }
         if tweaks.trust_any_ca {
             for entry in std::fs::read_dir(ca_path.parent().unwrap_or(Path::new(".")))?.flatten() {
                 let text = std::fs::read(entry.path()).unwrap_or_default();
@@ -92,10 +110,11 @@ pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
                     .with_context(|| format!("--{flag} is required with --tls-mode mtls"))?;
                 std::fs::read(p).with_context(|| format!("failed to read --{flag} {}", p.display()))
             };
-            tls = tls.identity(Identity::from_pem(
-                read(&args.cert_file, "cert-file")?,
-                read(&args.key_file, "key-file")?,
-            ));
+            let mut cert = read(&args.cert_file, "cert-file")?;
+            if tweaks.leaf_only {
+                cert = first_certificate(&cert);
+            }
+            tls = tls.identity(Identity::from_pem(cert, read(&args.key_file, "key-file")?));
         }
         endpoint = endpoint.tls_config(tls)?;
     }
@@ -121,6 +140,15 @@ pub fn endpoint(args: &Connection, tweaks: Tweaks) -> anyhow::Result<Endpoint> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_first_certificate_is_the_first_pem_block() {
+        let two = b"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n-----BEGIN CERTIFICATE-----\nBB==\n-----END CERTIFICATE-----\n";
+        let first = super::first_certificate(two);
+        assert_eq!(first, b"-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n");
+        assert_eq!(super::first_certificate(&first), first);
+        assert_eq!(super::first_certificate(b"no pem"), b"no pem");
+    }
+
     #[test]
     fn unix_addresses_follow_grpc_name_syntax() {
         assert_eq!(super::unix_path("unix:/tmp/a.sock"), Some("/tmp/a.sock"));

@@ -1,6 +1,9 @@
 //! Certificates for a run, made with rcgen: a CA, a server certificate
 //! (SANs localhost, 127.0.0.1, ::1), a client certificate, and a second,
-//! unrelated CA with its own client certificate for the negative cases.
+//! unrelated CA with its own client certificate for the negative cases; an
+//! intermediate CA (signed by the CA) with a server and a client certificate
+//! of its own, each written with the intermediate after it (a chain), and a
+//! CA bundle (the unrelated CA, then the CA) for the chain cases.
 //! Nothing here is ever checked in: files go to the run's own folder.
 use crate::model::tls::KeyType;
 use anyhow::Context as _;
@@ -26,6 +29,15 @@ pub struct CertFiles {
     /// A server certificate from the trusted CA that expired long ago.
     pub expired_server_cert: PathBuf,
     pub expired_server_key: PathBuf,
+    /// A server certificate signed by an intermediate CA, followed in the
+    /// file by that intermediate (which the CA signed).
+    pub chained_server_cert: PathBuf,
+    pub chained_server_key: PathBuf,
+    /// A client certificate signed by the intermediate, followed by it.
+    pub chained_client_cert: PathBuf,
+    pub chained_client_key: PathBuf,
+    /// Two CAs in one file: `other_ca` first, then `ca`.
+    pub ca_bundle: PathBuf,
 }
 
 /// A fresh key pair of this type.
@@ -45,16 +57,31 @@ fn key_pair(kt: KeyType) -> anyhow::Result<KeyPair> {
     Ok(KeyPair::generate_for(alg)?)
 }
 
-fn ca(name: &str, kt: KeyType) -> anyhow::Result<CertifiedIssuer<'static, KeyPair>> {
+fn ca_params(name: &str, constraints: BasicConstraints) -> CertificateParams {
     let mut params = CertificateParams::default();
     params.distinguished_name.push(DnType::CommonName, name);
-    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.is_ca = IsCa::Ca(constraints);
     params.key_usages = vec![
         KeyUsagePurpose::KeyCertSign,
         KeyUsagePurpose::CrlSign,
         KeyUsagePurpose::DigitalSignature,
     ];
+    params
+}
+
+fn ca(name: &str, kt: KeyType) -> anyhow::Result<CertifiedIssuer<'static, KeyPair>> {
+    let params = ca_params(name, BasicConstraints::Unconstrained);
     Ok(CertifiedIssuer::self_signed(params, key_pair(kt)?)?)
+}
+
+/// A CA that `root` signed and that signs only leaves.
+fn intermediate(
+    name: &str,
+    root: &CertifiedIssuer<'static, KeyPair>,
+    kt: KeyType,
+) -> anyhow::Result<CertifiedIssuer<'static, KeyPair>> {
+    let params = ca_params(name, BasicConstraints::Constrained(0));
+    Ok(CertifiedIssuer::signed_by(params, key_pair(kt)?, root)?)
 }
 
 fn leaf(
@@ -112,6 +139,11 @@ impl CertFiles {
             other_client_key: dir.join("other-client.key"),
             expired_server_cert: dir.join("expired-server.pem"),
             expired_server_key: dir.join("expired-server.key"),
+            chained_server_cert: dir.join("chained-server.pem"),
+            chained_server_key: dir.join("chained-server.key"),
+            chained_client_cert: dir.join("chained-client.pem"),
+            chained_client_key: dir.join("chained-client.key"),
+            ca_bundle: dir.join("ca-bundle.pem"),
         }
     }
 }
@@ -141,6 +173,15 @@ pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
             p.not_after = rcgen::date_time_ymd(2001, 1, 1);
         },
     )?;
+    let middle = intermediate("stock-matrix intermediate CA", &ca_cert, kt)?;
+    let (chained, chained_key) = leaf("localhost", &["localhost", "127.0.0.1", "::1"], true, &middle, kt)?;
+    let (chained_client, chained_client_key) = leaf(
+        "stock-matrix chained client",
+        &["chained-client.stock-matrix.test"],
+        false,
+        &middle,
+        kt,
+    )?;
 
     let files = CertFiles::in_dir(dir);
     let write = |path: &Path, pem: String| {
@@ -156,6 +197,11 @@ pub fn generate(dir: &Path, kt: KeyType) -> anyhow::Result<CertFiles> {
     write(&files.other_client_key, other_client_key.serialize_pem())?;
     write(&files.expired_server_cert, expired.pem())?;
     write(&files.expired_server_key, expired_key.serialize_pem())?;
+    write(&files.chained_server_cert, chained.pem() + &middle.pem())?;
+    write(&files.chained_server_key, chained_key.serialize_pem())?;
+    write(&files.chained_client_cert, chained_client.pem() + &middle.pem())?;
+    write(&files.chained_client_key, chained_client_key.serialize_pem())?;
+    write(&files.ca_bundle, other_cert.pem() + &ca_cert.pem())?;
     Ok(files)
 }
 
@@ -178,5 +224,9 @@ mod tests {
         assert!(std::fs::read_to_string(&files.server_key)
             .unwrap()
             .contains("PRIVATE KEY"));
+        let count = |p: &Path| std::fs::read_to_string(p).unwrap().matches("BEGIN CERTIFICATE").count();
+        for p in [&files.chained_server_cert, &files.chained_client_cert, &files.ca_bundle] {
+            assert_eq!(count(p), 2, "{}", p.display());
+        }
     }
 }

@@ -7,7 +7,7 @@ pub mod order;
 
 pub use order::{costs, longest_first, pairs, Costs};
 
-use crate::input::cases::{Case, CaseSet, ServerCert};
+use crate::input::cases::{Case, CaseSet, Connect, ServerCert};
 use crate::model::cell::{CellKey, Net};
 use crate::model::tls::{KeyType, TlsMode};
 use globset::{Glob, GlobMatcher};
@@ -145,7 +145,13 @@ pub fn plan(sel: &Selection, sets: &BTreeMap<String, CaseSet>) -> Result<Vec<Cel
                         if !cs.drivable_by(client) || !cs.served_by(server) {
                             continue;
                         }
-                        let runner_cert = |c: &Case| plugin.is_some() && c.server_cert == ServerCert::Expired;
+                        // A plugin presents the certificate of its handshake,
+                        // which the clients trust alone.
+                        let runner_cert = |c: &Case| {
+                            plugin.is_some()
+                                && (matches!(c.server_cert, ServerCert::Expired | ServerCert::Chained)
+                                    || c.connect == Connect::CaBundle)
+                        };
                         for case in shared[set]
                             .iter()
                             .filter(|c| c.applies_to(tls) && c.served_by(server) && !runner_cert(c))

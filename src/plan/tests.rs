@@ -4,7 +4,7 @@ use crate::input::cases;
 fn sets() -> BTreeMap<String, CaseSet> {
     let a = "[[case]]\nname = \"a1\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"a2\"\n[[case.step]]\nmethod = \"Inventory\"\n";
     let t = "[[case]]\nname = \"no-cert\"\nconnect = \"no-client-cert\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n";
-    let e = "[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n";
+    let e = "[[case]]\nname = \"expired\"\nserver_cert = \"expired\"\n[[case.step]]\nmethod = \"Inventory\"\nexpect.status = \"!OK\"\n[[case]]\nname = \"ok\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"chained\"\nserver_cert = \"chained\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"bundle\"\nconnect = \"ca-bundle\"\n[[case.step]]\nmethod = \"Inventory\"\n[[case]]\nname = \"chained-client\"\nconnect = \"chained-client-cert\"\n[[case.step]]\nmethod = \"Inventory\"\n";
     [("a", a), ("tls", t), ("expired", e)]
         .into_iter()
         .map(|(n, s)| (n.to_string(), cases::parse(n, s).unwrap()))
@@ -71,18 +71,34 @@ fn a_plugin_server_gets_a_cell_per_transport_and_none_it_cannot_serve() {
             "client=go/server=plug/net=tcp/tls=mtls",
         ]
     );
-    // Its own certificate only: the case that needs the runner's expired one is not planned.
+    // Its own certificate only: the cases that need the runner's expired or
+    // chained one, or a bundle of the runner's CAs, are not planned; a
+    // chained client certificate (the plugin trusts the run's CA) is.
     let names = |id: &str| -> Vec<String> {
         let c = cells.iter().find(|c| c.key.id() == id).unwrap();
         c.tests.iter().map(|t| t.case.name.clone()).collect()
     };
     assert_eq!(
         names("client=go/server=go/tls=mtls"),
-        ["a1", "a2", "no-cert", "expired", "ok"]
+        [
+            "a1",
+            "a2",
+            "no-cert",
+            "expired",
+            "ok",
+            "chained",
+            "bundle",
+            "chained-client"
+        ]
+    );
+    assert_eq!(names("client=go/server=go/tls=none"), ["a1", "a2", "ok"]);
+    assert_eq!(
+        names("client=go/server=go/tls=server"),
+        ["a1", "a2", "expired", "ok", "chained", "bundle"]
     );
     assert_eq!(
         names("client=go/server=plug/net=tcp/tls=mtls"),
-        ["a1", "a2", "no-cert", "ok"]
+        ["a1", "a2", "no-cert", "ok", "chained-client"]
     );
     // Its own certificate: the runner's key types do not multiply its cells.
     s.key_types = vec![KeyType::EcP256, KeyType::Rsa2048];

@@ -6,6 +6,7 @@ use super::kv::KvService;
 use super::service::StockService;
 use super::store::{Prefix, Store};
 use super::wire::{Details, HookFaults, WireFaults, WireLayer, HEADER_LIST_LIMIT};
+use crate::contract::channel::first_certificate;
 use crate::contract::proto::kv::kv_server::KvServer;
 use crate::contract::proto::stock::stock_server::StockServer;
 use crate::model::tls::TlsMode;
@@ -59,11 +60,17 @@ enum Listener {
 pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
     let mut builder = Server::builder();
     if args.tls_mode != TlsMode::None {
-        let identity = Identity::from_pem(read(&args.cert_file, "cert-file")?, read(&args.key_file, "key-file")?);
+        let only_first = |pem: Vec<u8>, fault: Fault| match args.faults.contains(&fault) {
+            true => first_certificate(&pem),
+            false => pem,
+        };
+        let cert = only_first(read(&args.cert_file, "cert-file")?, Fault::CertChainLeafOnly);
+        let identity = Identity::from_pem(cert, read(&args.key_file, "key-file")?);
         let mut tls = ServerTlsConfig::new().identity(identity);
         if args.tls_mode == TlsMode::Mtls {
+            let ca = only_first(read(&args.ca_file, "ca-file")?, Fault::ClientCaFirstOnly);
             tls = tls
-                .client_ca_root(Certificate::from_pem(read(&args.ca_file, "ca-file")?))
+                .client_ca_root(Certificate::from_pem(ca))
                 .client_auth_optional(args.faults.contains(&Fault::MtlsOptional));
         }
         builder = builder.tls_config(tls).context("invalid TLS configuration")?;

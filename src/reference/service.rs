@@ -261,6 +261,7 @@ impl Stock for StockService {
             unwatched: self.faults.contains(&Fault::BatchUnwatched),
             skip_empty: self.faults.contains(&Fault::BatchSkipsEmptyItems),
             key_named_value: self.faults.contains(&Fault::BatchKeyNamedValue),
+            notified_late: self.faults.contains(&Fault::BatchNotifiedFromStore),
         };
         let buffer_limit = self.faults.contains(&Fault::BatchBufferLimit).then_some(8usize << 20);
         let kept_on_break = self.faults.contains(&Fault::BatchKeptOnBrokenConnection);

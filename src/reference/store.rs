@@ -123,6 +123,13 @@ impl Inner {
         entry.counted += value.len() as i64;
         entry.version = version;
         entry.value = value;
+        self.notify(key);
+        created
+    }
+
+    /// Tells the watchers of `key` its value and version as stored now.
+    fn notify(&mut self, key: &str) {
+        let Some(entry) = self.map.get(key) else { return };
         let event = WatchEvent {
             key: key.to_string(),
             value: entry.value.clone(),
@@ -135,7 +142,6 @@ impl Inner {
             }
             !matches_as(self.prefix, &w.pattern, key) || w.tx.send(event.clone()).is_ok()
         });
-        created
     }
 }
 
@@ -154,6 +160,9 @@ pub struct BatchChecks {
     pub skip_empty: bool,
     /// The `batch-key-named-value` fault: a bad key's violation names `value`.
     pub key_named_value: bool,
+    /// The `batch-notified-from-store` fault: the watchers hear of the items
+    /// once all are applied, each event read back from the store.
+    pub notified_late: bool,
 }
 
 impl Default for BatchChecks {
@@ -165,6 +174,7 @@ impl Default for BatchChecks {
             unwatched: false,
             skip_empty: false,
             key_named_value: false,
+            notified_late: false,
         }
     }
 }
@@ -270,8 +280,10 @@ impl Store {
             }
         }
         let mut inner = self.inner.lock().unwrap();
-        let watchers = checks.unwatched.then(|| std::mem::take(&mut inner.watchers));
+        let muted = checks.unwatched || checks.notified_late;
+        let watchers = muted.then(|| std::mem::take(&mut inner.watchers));
         let mut summary = BatchSummary::default();
+        let mut applied = Vec::new();
         for item in items {
             if checks.skip_empty && item.value.is_empty() {
                 continue;
@@ -283,9 +295,13 @@ impl Store {
             } else {
                 summary.updated += 1;
             }
+            applied.extend(checks.notified_late.then_some(item.key));
         }
         if let Some(watchers) = watchers {
             inner.watchers = watchers;
+        }
+        for key in applied {
+            inner.notify(&key);
         }
         Ok(summary)
     }

@@ -120,10 +120,12 @@ impl Runner {
         let ca = (tls_mode != TlsMode::None).then_some(match connect {
             Connect::UntrustedCa => &c.other_ca,
             Connect::UnreadableCa => &missing,
+            Connect::CaBundle => &c.ca_bundle,
             _ => own_ca,
         });
         let (cert, client_key) = match (tls_mode, connect) {
             (TlsMode::Mtls, Connect::ForeignClientCert) => (Some(&c.other_client_cert), Some(&c.other_client_key)),
+            (TlsMode::Mtls, Connect::ChainedClientCert) => (Some(&c.chained_client_cert), Some(&c.chained_client_key)),
             (TlsMode::Mtls, _) => (Some(own_cert), Some(own_key)),
             _ => (None, None),
         };

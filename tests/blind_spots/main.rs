@@ -135,6 +135,74 @@ fn each_client_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
     check(dir.path(), "client", STREAM_CLIENT_FAULTS, STREAM_SETS);
 }
 
+/// A server that tells a Monitor of a Batch's items only once all are
+/// applied, reading them back from the store, turns red the case that
+/// writes one key three times in a Batch, and no other case of the set.
+#[test]
+fn each_server_bug_of_the_server_stream_cases_is_caught_by_its_case_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = check(dir.path(), "server", STREAM_SERVER_FAULTS, STREAM_SETS);
+    for (fault, _, case, _) in STREAM_SERVER_FAULTS {
+        let prefix = format!("client=rust/server={fault}/tls=none/set=server-stream/case=");
+        assert_eq!(red_cases(&s, &prefix), vec![*case], "{fault}");
+    }
+}
+
+/// A certificate loader that reads only the first PEM block of a file, on
+/// either side, turns red exactly the tls case of that file, in the TLS modes
+/// that read it, and nothing else of the tls and unary sets.
+#[test]
+fn each_pem_loader_that_reads_one_block_is_caught_by_its_tls_case_only() {
+    for (side, catches) in [("server", TLS_SERVER_FAULTS), ("client", TLS_CLIENT_FAULTS)] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut names: Vec<&str> = catches.iter().map(|c| c.0).collect();
+        names.dedup();
+        let m = matrix_with(dir.path(), &broken(dir.path(), side, &names), "");
+        let list = names.join(",");
+        let (clients, servers) = match side {
+            "server" => ("rust", list.as_str()),
+            _ => (list.as_str(), "rust"),
+        };
+        let args = [
+            "--matrix",
+            m.to_str().unwrap(),
+            "run",
+            "--client",
+            clients,
+            "--server",
+            servers,
+        ];
+        let more = ["--tls", "server,mtls", "--set", TLS_SETS, "--no-blame"];
+        let (out, s) = run(&[&args[..], &more[..]].concat(), &dir.path().join("reports"));
+        assert_eq!(out.status.code(), Some(1));
+        for fault in names {
+            let cell = match side {
+                "server" => format!("client=rust/server={fault}"),
+                _ => format!("client={fault}/server=rust"),
+            };
+            let red = tests_under(&s, &format!("{cell}/"))
+                .into_iter()
+                .filter(|t| t["outcome"] != "passed");
+            let text = |v: &Value| v.as_str().unwrap().to_string();
+            let mut red: Vec<String> = red
+                .map(|t| format!("{}/{}", text(&t["cell"]["tls"]), text(&t["case"])))
+                .collect();
+            let mut named: Vec<String> = catches
+                .iter()
+                .filter(|c| c.0 == fault)
+                .map(|(_, mode, case, _)| format!("{mode}/{case}"))
+                .collect();
+            red.sort();
+            named.sort();
+            assert_eq!(red, named, "{fault}");
+            for (_, mode, case, reason) in catches.iter().filter(|c| c.0 == fault) {
+                let t = find(&s, &format!("{cell}/tls={mode}/set=tls/case={case}"));
+                assert!(reasons(t).contains(reason), "{fault}: {mode} {case}: {}", reasons(t));
+            }
+        }
+    }
+}
+
 /// A lifecycle case has a server of its own: each fault turns red exactly
 /// the cases named with it, and the other case of the set passes.
 #[test]

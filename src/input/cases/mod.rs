@@ -16,8 +16,9 @@ use check::{check_fault, check_settle, check_step};
 pub use lifecycle::{ClientExit, Lifecycle, StopBy};
 pub use steps::script_steps;
 
-/// How the client connects for a case: the cell's own TLS settings, or a
-/// deliberately wrong variant that the server (or client) must refuse.
+/// How the client connects for a case: the cell's own TLS settings, a
+/// deliberately wrong variant that the server (or client) must refuse, or a
+/// valid one made another way (a CA bundle, a chained certificate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Connect {
@@ -39,6 +40,12 @@ pub enum Connect {
     /// The cell's TLS mode with a CA file that does not exist (a
     /// certificate file the client cannot read).
     UnreadableCa,
+    /// The cell's TLS mode with a CA file of two CAs, an unrelated one
+    /// first: the run's CA is the second.
+    CaBundle,
+    /// A client certificate signed by an intermediate CA, sent with that
+    /// intermediate, which the run's CA signed (against mtls).
+    ChainedClientCert,
 }
 
 /// Which certificate the cell's server presents for a case.
@@ -54,6 +61,10 @@ pub enum ServerCert {
     /// its store holds only the keys of the cases that ask for it (a case
     /// that reads every key of the store).
     Apart,
+    /// A certificate signed by an intermediate CA, the intermediate after it
+    /// in the file; in mtls the server trusts a CA bundle whose second CA is
+    /// the run's.
+    Chained,
 }
 
 /// Whether every field of an expected message is compared, or only the ones it names.
@@ -316,13 +327,15 @@ impl Case {
         let listed = self.tls.as_ref().is_none_or(|m| m.contains(&mode));
         let meaningful = match self.connect {
             Connect::Normal => true,
-            Connect::UntrustedCa | Connect::Plaintext | Connect::WrongName | Connect::UnreadableCa => {
-                mode != TlsMode::None
-            }
-            Connect::NoClientCert | Connect::ForeignClientCert => mode == TlsMode::Mtls,
+            Connect::UntrustedCa
+            | Connect::Plaintext
+            | Connect::WrongName
+            | Connect::UnreadableCa
+            | Connect::CaBundle => mode != TlsMode::None,
+            Connect::NoClientCert | Connect::ForeignClientCert | Connect::ChainedClientCert => mode == TlsMode::Mtls,
             Connect::TlsToPlaintext => mode == TlsMode::None,
         };
-        let cert_ok = self.server_cert != ServerCert::Expired || mode != TlsMode::None;
+        let cert_ok = !matches!(self.server_cert, ServerCert::Expired | ServerCert::Chained) || mode != TlsMode::None;
         listed && meaningful && cert_ok
     }
 

@@ -87,6 +87,8 @@ fn tweaks(faults: &[ClientFault]) -> Tweaks {
         trust_any_ca: faults.contains(&ClientFault::TrustAnyCa),
         ignore_server_name: faults.contains(&ClientFault::IgnoreServerName),
         keepalive_only_with_calls: faults.contains(&ClientFault::KeepaliveOnlyWithCalls),
+        first_ca_only: faults.contains(&ClientFault::FirstCaOnly),
+        leaf_only: faults.contains(&ClientFault::CertChainLeafOnly),
     }
 }
 

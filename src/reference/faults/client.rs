@@ -7,6 +7,12 @@ pub enum ClientFault {
     TrustAnyCa,
     /// Ignores --server-name.
     IgnoreServerName,
+    /// Trusts only the first certificate of a CA file (a loader that reads
+    /// one PEM block): a CA bundle's later CAs are not trusted.
+    FirstCaOnly,
+    /// Presents only the first certificate of --cert-file, not the chain
+    /// after it: a server that trusts only the root cannot verify it.
+    CertChainLeafOnly,
     /// Never compresses requests, whatever `compression` says.
     NoCompress,
     /// Reports the response headers among the trailers too.

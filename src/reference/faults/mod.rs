@@ -17,6 +17,13 @@ pub enum Fault {
     NoEcho,
     /// An mtls server accepts clients without a certificate.
     MtlsOptional,
+    /// Serves only the first certificate of --cert-file, not the chain
+    /// after it (a loader that reads one PEM block): a client that trusts
+    /// only the root cannot verify it.
+    CertChainLeafOnly,
+    /// Trusts only the first certificate of --ca-file for client
+    /// certificates: a CA bundle's later CAs are not trusted.
+    ClientCaFirstOnly,
     /// Trade holds every fill until the client half-closes.
     HoldFills,
     /// Like wrong-status, but only in the first server started in this
@@ -241,6 +248,10 @@ pub enum Fault {
     /// Batch writes its items without telling the watchers: a Monitor never
     /// sees a put made by a Batch (a write path beside the one Put takes).
     BatchUnwatched,
+    /// Batch tells the watchers of its items only once all are applied,
+    /// each event read back from the store: an item that a later one of the
+    /// Batch overwrote is seen with the later value and version.
+    BatchNotifiedFromStore,
     /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
     /// needs a prefix): it matches no key, where the proto says every key.
     LoneStarMatchesNothing,

@@ -1,5 +1,5 @@
 //! What each deliberate bug of the reference client must turn red.
-use super::Catch;
+use super::{Catch, TlsCatch};
 
 /// Client faults that the misbehaving servers (h2-servers) and keepalive
 /// show, with the faults-set catches of the same faults.
@@ -621,5 +621,28 @@ pub(crate) const EXIT_CLIENT_FAULTS: &[Catch] = &[
         "client-exit",
         "exits-0-after-its-script",
         "exit code: expected 0 once every step was answered and stdin ended, but it had not exited 5000 ms after (killed)",
+    ),
+];
+
+/// A client that reads only the first PEM block of its CA file (a bundle's
+/// second CA is lost) or of its certificate file (the chain is lost).
+pub(crate) const TLS_CLIENT_FAULTS: &[TlsCatch] = &[
+    (
+        "first-ca-only",
+        "server",
+        "ca-file-with-two-cas",
+        "step 0 Inventory: status: expected OK, got UNAVAILABLE \"invalid peer certificate: UnknownIssuer\"",
+    ),
+    (
+        "first-ca-only",
+        "mtls",
+        "ca-file-with-two-cas",
+        "step 0 Inventory: status: expected OK, got UNAVAILABLE \"invalid peer certificate: UnknownIssuer\"",
+    ),
+    (
+        "cert-chain-leaf-only",
+        "mtls",
+        "client-chain-via-intermediate",
+        "step 0 Inventory: status: expected OK, got UNAVAILABLE",
     ),
 ];

@@ -29,13 +29,23 @@ pub(crate) const LIFECYCLE_SETS: &str = "unary,lifecycle";
 /// of that case's reason); a fault may turn red only the sets named with it.
 pub(crate) type Catch = (&'static str, &'static str, &'static str, &'static str);
 
+/// The tls set with the unary set's control case, run in the two TLS modes.
+pub(crate) const TLS_SETS: &str = "unary,tls";
+
+/// (fault, a TLS mode, a case of the tls set it must turn red in that mode,
+/// part of that case's reason); a fault turns red nothing else.
+pub(crate) type TlsCatch = (&'static str, &'static str, &'static str, &'static str);
+
 mod client;
 mod server;
 pub(crate) use client::{
-    BIDI_CLIENT_FAULTS, CLIENT_FAULTS, EXIT_CLIENT_FAULTS, PEER_CLIENT_FAULTS, STREAM_CLIENT_FAULTS,
+    BIDI_CLIENT_FAULTS, CLIENT_FAULTS, EXIT_CLIENT_FAULTS, PEER_CLIENT_FAULTS, STREAM_CLIENT_FAULTS, TLS_CLIENT_FAULTS,
     USAGE_CLIENT_FAULTS,
 };
-pub(crate) use server::{BIDI_SERVER_FAULTS, H2_CLIENT_FAULTS, KV_FAULTS, LIFECYCLE_FAULTS, SERVER_FAULTS};
+pub(crate) use server::{
+    BIDI_SERVER_FAULTS, H2_CLIENT_FAULTS, KV_FAULTS, LIFECYCLE_FAULTS, SERVER_FAULTS, STREAM_SERVER_FAULTS,
+    TLS_SERVER_FAULTS,
+};
 
 /// Sets a fault may also turn red, beside those of its catches: the other
 /// Inventory counts see the keys of tests running beside them.

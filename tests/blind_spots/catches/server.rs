@@ -1,5 +1,5 @@
 //! What each deliberate bug of the reference server must turn red.
-use super::Catch;
+use super::{Catch, TlsCatch};
 
 pub(crate) const SERVER_FAULTS: &[Catch] = &[
     (
@@ -655,5 +655,36 @@ pub(crate) const BIDI_SERVER_FAULTS: &[Catch] = &[
         "bidi",
         "odd-orders-filled-as-sent",
         "step 0 Trade: status: expected OK, got INVALID_ARGUMENT",
+    ),
+];
+
+/// Server bugs of the server-stream set.
+pub(crate) const STREAM_SERVER_FAULTS: &[Catch] = &[(
+    "batch-notified-from-store",
+    "server-stream",
+    "batch-overwrites-seen-in-turn",
+    "step 1 Monitor: message 1: field value: expected \"dHdv\", got \"Zm91cg==\"",
+)];
+
+/// A server that reads only the first PEM block of its certificate file
+/// (the chain is lost) or of its CA file (a bundle's second CA is lost).
+pub(crate) const TLS_SERVER_FAULTS: &[TlsCatch] = &[
+    (
+        "cert-chain-leaf-only",
+        "server",
+        "server-chain-via-intermediate",
+        "step 0 Inventory: status: expected OK, got UNAVAILABLE \"invalid peer certificate: UnknownIssuer\"",
+    ),
+    (
+        "cert-chain-leaf-only",
+        "mtls",
+        "server-chain-via-intermediate",
+        "step 0 Inventory: status: expected OK, got UNAVAILABLE \"invalid peer certificate: UnknownIssuer\"",
+    ),
+    (
+        "client-ca-first-only",
+        "mtls",
+        "server-chain-via-intermediate",
+        "step 0 Inventory: status: expected OK, got UNAVAILABLE",
     ),
 ];
