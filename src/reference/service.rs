@@ -170,6 +170,9 @@ impl Stock for StockService {
         if self.faults.contains(&Fault::ExistingInUtf16Order) {
             existing.sort_by(|a, b| a.key.encode_utf16().cmp(b.key.encode_utf16()));
         }
+        if self.faults.contains(&Fault::SnapshotSkipsEmptyValues) {
+            existing.retain(|e| !e.value.is_empty());
+        }
         let limit = if w.max_events > 0 {
             Some(w.max_events as u64)
         } else {
@@ -185,6 +188,7 @@ impl Stock for StockService {
         let queue_of_64 = self.faults.contains(&Fault::WatchQueueOf64);
         let keep_finished = self.faults.contains(&Fault::KeepFinishedMonitors);
         let keep_failed = self.faults.contains(&Fault::KeepFailedMonitors);
+        let snapshot_uncounted = self.faults.contains(&Fault::SnapshotUncounted);
         let mute = self
             .faults
             .contains(&Fault::UnwatchByPattern)
@@ -205,7 +209,8 @@ impl Stock for StockService {
                     }
                     return;
                 }
-                if limit == Some(sent) {
+                let counted = !(snapshot_uncounted && existing.len() > 0);
+                if counted && limit.is_some_and(|l| sent >= l) {
                     if let Some((store, pattern)) = &mute {
                         store.mute_pattern(pattern);
                     }

@@ -137,7 +137,10 @@ fn each_client_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
 
 /// A server that tells a Monitor of a Batch's items only once all are
 /// applied, reading them back from the store, turns red the case that
-/// writes one key three times in a Batch, and no other case of the set.
+/// writes one key three times in a Batch; one that sends its whole snapshot
+/// before it counts toward max_events, the case whose count is under the
+/// existing keys; one whose snapshot skips empty values, the case with an
+/// existing empty value. Each turns red no other case of the set.
 #[test]
 fn each_server_bug_of_the_server_stream_cases_is_caught_by_its_case_only() {
     let dir = tempfile::tempdir().unwrap();

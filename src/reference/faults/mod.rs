@@ -252,6 +252,12 @@ pub enum Fault {
     /// each event read back from the store: an item that a later one of the
     /// Batch overwrote is seen with the later value and version.
     BatchNotifiedFromStore,
+    /// Monitor sends every existing key before it counts toward max_events:
+    /// a snapshot larger than the count is sent whole.
+    SnapshotUncounted,
+    /// Monitor's snapshot leaves out the keys whose value is empty (a
+    /// truthiness test on the value): they are sent only as live events.
+    SnapshotSkipsEmptyValues,
     /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
     /// needs a prefix): it matches no key, where the proto says every key.
     LoneStarMatchesNothing,
