@@ -45,6 +45,6 @@ fn a_run_started_with_a_low_open_file_limit_raises_it_and_passes() {
         .map(|t| format!("{}: {}", t["id"], reasons(t)))
         .collect();
     assert!(red.is_empty(), "{red:#?}");
-    assert_eq!(tests_of(&summary).len(), 22);
+    assert_eq!(tests_of(&summary).len(), 23);
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

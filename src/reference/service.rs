@@ -101,6 +101,7 @@ impl Stock for StockService {
         let racy = self.faults.contains(&Fault::RacyPut);
         let forced_applied = self.faults.contains(&Fault::ForcedPutApplied);
         let validate_first = self.faults.contains(&Fault::ValidateBeforeHooks);
+        let skip_unchanged = self.faults.contains(&Fault::UnchangedPutSkipped);
         let faults = self.faults.clone();
         // A call that is over (cancelled, deadline) is dropped by tonic with
         // its future, so nothing after the delay runs: the contract's "not
@@ -118,7 +119,7 @@ impl Stock for StockService {
                 let version = store.get(&key).map(|(_, v)| v).unwrap_or(0);
                 tokio::time::sleep(Duration::from_millis(1)).await;
                 store.put_as_version(&key, value, version + 1);
-            } else {
+            } else if !(skip_unchanged && store.get(&key).is_some_and(|(stored, _)| stored == value)) {
                 store.put(&key, value);
             }
             // Left for after the work by the forced-put-applied fault only.

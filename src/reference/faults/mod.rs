@@ -258,6 +258,9 @@ pub enum Fault {
     /// Monitor's snapshot leaves out the keys whose value is empty (a
     /// truthiness test on the value): they are sent only as live events.
     SnapshotSkipsEmptyValues,
+    /// A Put of the value a key already holds is skipped as a no-op: the
+    /// version is not bumped and no watcher hears of it.
+    UnchangedPutSkipped,
     /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
     /// needs a prefix): it matches no key, where the proto says every key.
     LoneStarMatchesNothing,

@@ -15,6 +15,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 2 Get: status: expected NOT_FOUND, got OK",
     ),
     (
+        "unchanged-put-skipped",
+        "unary",
+        "same-value-put-bumps-version",
+        "step 2 Get: message 0: field version: expected \"2\", got \"1\"",
+    ),
+    (
         "keys-cut-at-nul",
         "unary",
         "key-with-nul",
