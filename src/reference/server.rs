@@ -97,6 +97,8 @@ pub async fn run(args: ServerArgs) -> anyhow::Result<()> {
         _ if faults.contains(&Fault::PrefixAnywhere) => Prefix::Anywhere,
         _ if faults.contains(&Fault::StarNeedsAByte) => Prefix::NeedsAByte,
         _ if faults.contains(&Fault::StarInsideCuts) => Prefix::UpToFirstStar,
+        _ if faults.contains(&Fault::PatternAsGlob) => Prefix::Glob,
+        _ if faults.contains(&Fault::PatternAsRegex) => Prefix::Regex,
         _ => Prefix::AtStart,
     };
     let store = Arc::new(store.prefix_matching(prefix));

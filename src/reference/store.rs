@@ -46,6 +46,13 @@ pub enum Prefix {
     /// Any pattern with a star is a prefix up to its first star (the
     /// `star-inside-cuts` fault): the exact pattern `a*b` matches `ax`.
     UpToFirstStar,
+    /// The pattern is a path glob (the `pattern-as-glob` fault, as Go's
+    /// path.Match or Python's fnmatch): `?` and `[b]` match other keys, and a
+    /// star stops at a '/'.
+    Glob,
+    /// The pattern is a regular expression with its star made `.*` (the
+    /// `pattern-as-regex` fault): `a.c` matches `a-c`.
+    Regex,
 }
 
 struct Entry {
@@ -78,6 +85,13 @@ fn matches_as(how: Prefix, pattern: &str, key: &str) -> bool {
             Some((prefix, _)) => key.starts_with(prefix),
             None => pattern == key,
         },
+        (_, Prefix::Glob) => globset::GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .build()
+            .is_ok_and(|g| g.compile_matcher().is_match(key)),
+        (_, Prefix::Regex) => {
+            regex::Regex::new(&format!("^{}$", pattern.replace('*', ".*"))).is_ok_and(|r| r.is_match(key))
+        }
         _ => matches(pattern, key),
     }
 }

@@ -261,6 +261,12 @@ pub enum Fault {
     /// A Put of the value a key already holds is skipped as a no-op: the
     /// version is not bumped and no watcher hears of it.
     UnchangedPutSkipped,
+    /// Monitor matches its pattern as a path glob (Go's path.Match, Python's
+    /// fnmatch): `?` and `[b]` match other keys, a star stops at a '/'.
+    PatternAsGlob,
+    /// Monitor matches its pattern as a regular expression, its star made
+    /// `.*` and nothing escaped: a '.' matches any character.
+    PatternAsRegex,
     /// Monitor reads the pattern "*" alone as the key "*" (a prefix pattern
     /// needs a prefix): it matches no key, where the proto says every key.
     LoneStarMatchesNothing,

@@ -684,6 +684,32 @@ pub(crate) const STREAM_SERVER_FAULTS: &[Catch] = &[
         "existing-empty-value-sent",
         "step 3 Monitor: message 1: field key: expected",
     ),
+    (
+        "pattern-as-glob",
+        "server-stream",
+        "patterns-are-not-globs",
+        "step 2 Monitor: message 0: field key: expected \"rust/server-stream.patterns-are-not-globs/?\"",
+    ),
+    // a path glob's star stops at '/': the d/x/y step, and the lone star
+    // matches no key (every key here holds a '/')
+    (
+        "pattern-as-glob",
+        "server-stream",
+        "patterns-are-not-globs",
+        "step 11 Monitor: expected 2 message(s), got 1",
+    ),
+    (
+        "pattern-as-glob",
+        "server-stream",
+        "lone-star-matches-every-key",
+        "step 1 Monitor: expected 1 message(s), got 0",
+    ),
+    (
+        "pattern-as-regex",
+        "server-stream",
+        "patterns-are-not-globs",
+        "step 8 Monitor: message 0: field key: expected \"rust/server-stream.patterns-are-not-globs/a.c\", got \"rust/server-stream.patterns-are-not-globs/a-c\"",
+    ),
 ];
 
 /// A server that reads only the first PEM block of its certificate file
