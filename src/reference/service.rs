@@ -348,14 +348,16 @@ impl Stock for StockService {
 }
 
 /// The key as Get and Put store it: as sent, unless a fault bends it
-/// (`keys-cut-at-nul`: up to its first NUL; `keys-trimmed`: trimmed).
+/// (`keys-cut-at-nul`: up to its first NUL; `keys-trimmed`: trimmed;
+/// `keys-case-folded`: in lower case).
 fn stored_key(key: String, faults: &[Fault]) -> String {
     let key = match key.split_once('\0') {
         Some((before, _)) if faults.contains(&Fault::KeysCutAtNul) => before.to_owned(),
         _ => key,
     };
-    match faults.contains(&Fault::KeysTrimmed) {
-        true => key.trim().to_owned(),
-        false => key,
+    match () {
+        _ if faults.contains(&Fault::KeysTrimmed) => key.trim().to_owned(),
+        _ if faults.contains(&Fault::KeysCaseFolded) => key.to_lowercase(),
+        _ => key,
     }
 }

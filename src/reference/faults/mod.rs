@@ -320,6 +320,9 @@ pub enum Fault {
     /// Get and Put trim the whitespace around a key: "a " is stored and
     /// read as "a" (a clean-up of input that is not free text).
     KeysTrimmed,
+    /// Get and Put fold a key to lower case: "Key" is stored and read as
+    /// "key" (a case-insensitive store).
+    KeysCaseFolded,
     /// Reflection lists every service of the proto, Ledger too, which is
     /// never served (names taken from the proto, not from what was
     /// registered).

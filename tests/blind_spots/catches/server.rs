@@ -15,6 +15,12 @@ pub(crate) const SERVER_FAULTS: &[Catch] = &[
         "step 2 Get: status: expected NOT_FOUND, got OK",
     ),
     (
+        "keys-case-folded",
+        "unary",
+        "keys-are-exact",
+        "step 2 Get: status: expected NOT_FOUND, got OK",
+    ),
+    (
         "unchanged-put-skipped",
         "unary",
         "same-value-put-bumps-version",
