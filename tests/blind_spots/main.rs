@@ -30,40 +30,42 @@ fn red_cases<'a>(s: &'a Value, prefix: &str) -> Vec<&'a str> {
     red.map(|t| t["case"].as_str().unwrap()).collect()
 }
 
+/// The cell of a fault's broken side (`server` or `client`) against the reference.
+fn cell_of(side: &str, fault: &str) -> String {
+    match side {
+        "server" => format!("client=rust/server={fault}"),
+        _ => format!("client={fault}/server=rust"),
+    }
+}
+
+/// Runs the broken side, a language per fault, against the reference in
+/// these TLS modes and sets, and checks that the run is red; returns its
+/// arguments (for a rerun) and its summary.
+fn run_broken(dir: &Path, side: &str, names: &[&str], tls: &str, sets: &str) -> (Vec<String>, Value) {
+    let m = matrix_with(dir, &broken(dir, side, names), "step_grace_ms = 3000");
+    let list = names.join(",");
+    let (clients, servers) = match side {
+        "server" => ("rust", list.as_str()),
+        _ => (list.as_str(), "rust"),
+    };
+    let m = m.to_str().unwrap();
+    let args = ["--matrix", m, "run", "--client", clients, "--server", servers];
+    let more = ["--tls", tls, "--set", sets, "--no-blame"];
+    let args: Vec<String> = args.iter().chain(&more).map(|a| a.to_string()).collect();
+    let (out, s) = run(
+        &args.iter().map(String::as_str).collect::<Vec<_>>(),
+        &dir.join("reports"),
+    );
+    assert_eq!(out.status.code(), Some(1));
+    (args, s)
+}
+
 /// Runs the broken side against the reference and checks every catch, that
 /// the fault's red tests all lie in its set, and that a control case passes.
 fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) -> Value {
     let names = faults(catches);
-    let m = matrix_with(dir, &broken(dir, side, &names), "step_grace_ms = 3000");
-    let list = names.join(",");
-    let (clients, servers) = if side == "server" {
-        ("rust", list.as_str())
-    } else {
-        (list.as_str(), "rust")
-    };
-    let args = [
-        "--matrix",
-        m.to_str().unwrap(),
-        "run",
-        "--client",
-        clients,
-        "--server",
-        servers,
-        "--tls",
-        "none",
-        "--set",
-        sets,
-        "--no-blame",
-    ];
-    let (out, s) = run(&args, &dir.join("reports"));
-    assert_eq!(out.status.code(), Some(1));
-    let cell = |f: &str| {
-        if side == "server" {
-            format!("client=rust/server={f}")
-        } else {
-            format!("client={f}/server=rust")
-        }
-    };
+    let (args, s) = run_broken(dir, side, &names, "none", sets);
+    let cell = |f: &str| cell_of(side, f);
     for (fault, set, case, reason) in catches {
         let t = find(&s, &format!("{}/tls=none/set={set}/case={case}", cell(fault)));
         // A client that hangs is an error (killed), any other catch a failure.
@@ -88,7 +90,7 @@ fn check(dir: &Path, side: &str, catches: &[Catch], sets: &str) -> Value {
     let again = if first.is_empty() {
         Value::Null
     } else {
-        let mut rerun: Vec<&str> = args.to_vec();
+        let mut rerun: Vec<&str> = args.iter().map(String::as_str).collect();
         for t in &first {
             rerun.extend(["--case", t["id"].as_str().unwrap()]);
         }
@@ -171,29 +173,9 @@ fn each_pem_loader_that_reads_one_block_is_caught_by_its_tls_case_only() {
         let dir = tempfile::tempdir().unwrap();
         let mut names: Vec<&str> = catches.iter().map(|c| c.0).collect();
         names.dedup();
-        let m = matrix_with(dir.path(), &broken(dir.path(), side, &names), "");
-        let list = names.join(",");
-        let (clients, servers) = match side {
-            "server" => ("rust", list.as_str()),
-            _ => (list.as_str(), "rust"),
-        };
-        let args = [
-            "--matrix",
-            m.to_str().unwrap(),
-            "run",
-            "--client",
-            clients,
-            "--server",
-            servers,
-        ];
-        let more = ["--tls", "server,mtls", "--set", TLS_SETS, "--no-blame"];
-        let (out, s) = run(&[&args[..], &more[..]].concat(), &dir.path().join("reports"));
-        assert_eq!(out.status.code(), Some(1));
+        let (_, s) = run_broken(dir.path(), side, &names, "server,mtls", TLS_SETS);
         for fault in names {
-            let cell = match side {
-                "server" => format!("client=rust/server={fault}"),
-                _ => format!("client={fault}/server=rust"),
-            };
+            let cell = cell_of(side, fault);
             let red = tests_under(&s, &format!("{cell}/"))
                 .into_iter()
                 .filter(|t| t["outcome"] != "passed");
@@ -260,11 +242,7 @@ fn each_bidi_bug_of_the_blind_spots_is_caught_by_its_case_only() {
         let dir = tempfile::tempdir().unwrap();
         let s = check(dir.path(), side, catches, BIDI_SETS);
         for (fault, _, case, _) in catches {
-            let cell = match side {
-                "client" => format!("client={fault}/server=rust"),
-                _ => format!("client=rust/server={fault}"),
-            };
-            let prefix = format!("{cell}/tls=none/set=bidi/case=");
+            let prefix = format!("{}/tls=none/set=bidi/case=", cell_of(side, fault));
             assert_eq!(red_cases(&s, &prefix), vec![*case], "{fault}");
         }
     }
