@@ -81,7 +81,7 @@ impl Stock for StockService {
         let hooks = enter(&req, true).await?;
         let key = req.into_inner().key;
         validate_key(&key)?;
-        let key = stored_key(key, &self.faults);
+        let key = KeyBend::of(&self.faults).stored(key);
         let missing = if self.faults.contains(&Fault::WrongStatus) {
             Status::unknown("oops")
         } else if self.faults.contains(&Fault::DetailsOnEveryError) {
@@ -102,7 +102,7 @@ impl Stock for StockService {
         let forced_applied = self.faults.contains(&Fault::ForcedPutApplied);
         let validate_first = self.faults.contains(&Fault::ValidateBeforeHooks);
         let skip_unchanged = self.faults.contains(&Fault::UnchangedPutSkipped);
-        let faults = self.faults.clone();
+        let bend = KeyBend::of(&self.faults);
         // A call that is over (cancelled, deadline) is dropped by tonic with
         // its future, so nothing after the delay runs: the contract's "not
         // applied". The fault detaches the work so that it finishes anyway.
@@ -113,7 +113,7 @@ impl Stock for StockService {
             let hooks = enter(&req, !forced_applied).await?;
             let PutRequest { key, value } = req.into_inner();
             validate_key(&key)?;
-            let key = stored_key(key, &faults);
+            let key = bend.stored(key);
             validate_value(&value)?;
             if racy {
                 let version = store.get(&key).map(|(_, v)| v).unwrap_or(0);
@@ -347,17 +347,35 @@ impl Stock for StockService {
     }
 }
 
-/// The key as Get and Put store it: as sent, unless a fault bends it
+/// How Get and Put store a key: as sent, unless a fault bends it
 /// (`keys-cut-at-nul`: up to its first NUL; `keys-trimmed`: trimmed;
-/// `keys-case-folded`: in lower case).
-fn stored_key(key: String, faults: &[Fault]) -> String {
-    let key = match key.split_once('\0') {
-        Some((before, _)) if faults.contains(&Fault::KeysCutAtNul) => before.to_owned(),
-        _ => key,
-    };
-    match () {
-        _ if faults.contains(&Fault::KeysTrimmed) => key.trim().to_owned(),
-        _ if faults.contains(&Fault::KeysCaseFolded) => key.to_lowercase(),
-        _ => key,
+/// `keys-case-folded`: in lower case). Read from the faults once per call.
+#[derive(Clone, Copy)]
+struct KeyBend {
+    cut_at_nul: bool,
+    trimmed: bool,
+    case_folded: bool,
+}
+
+impl KeyBend {
+    fn of(faults: &[Fault]) -> KeyBend {
+        KeyBend {
+            cut_at_nul: faults.contains(&Fault::KeysCutAtNul),
+            trimmed: faults.contains(&Fault::KeysTrimmed),
+            case_folded: faults.contains(&Fault::KeysCaseFolded),
+        }
+    }
+
+    /// The key as stored.
+    fn stored(self, key: String) -> String {
+        let key = match key.split_once('\0') {
+            Some((before, _)) if self.cut_at_nul => before.to_owned(),
+            _ => key,
+        };
+        match () {
+            _ if self.trimmed => key.trim().to_owned(),
+            _ if self.case_folded => key.to_lowercase(),
+            _ => key,
+        }
     }
 }
