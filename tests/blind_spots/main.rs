@@ -38,6 +38,20 @@ fn cell_of(side: &str, fault: &str) -> String {
     }
 }
 
+/// Checks that each fault of `catches` turned red, in `set` (tls=none),
+/// exactly the cases named with it.
+fn assert_red_exactly_named(s: &Value, side: &str, catches: &[Catch], set: &str) {
+    for fault in faults(catches) {
+        let prefix = format!("{}/tls=none/set={set}/case=", cell_of(side, fault));
+        let mut red = red_cases(s, &prefix);
+        let mut named: Vec<&str> = catches.iter().filter(|c| c.0 == fault).map(|c| c.2).collect();
+        red.sort();
+        named.sort();
+        named.dedup();
+        assert_eq!(red, named, "{fault}");
+    }
+}
+
 /// Runs the broken side, a language per fault, against the reference in
 /// these TLS modes and sets, and checks that the run is red; returns its
 /// arguments (for a rerun) and its summary.
@@ -149,19 +163,7 @@ fn each_client_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
 fn each_server_bug_of_the_server_stream_cases_is_caught_by_its_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     let s = check(dir.path(), "server", STREAM_SERVER_FAULTS, STREAM_SETS);
-    for fault in faults(STREAM_SERVER_FAULTS) {
-        let prefix = format!("client=rust/server={fault}/tls=none/set=server-stream/case=");
-        let mut red = red_cases(&s, &prefix);
-        let mut named: Vec<&str> = STREAM_SERVER_FAULTS
-            .iter()
-            .filter(|c| c.0 == fault)
-            .map(|c| c.2)
-            .collect();
-        red.sort();
-        named.sort();
-        named.dedup();
-        assert_eq!(red, named, "{fault}");
-    }
+    assert_red_exactly_named(&s, "server", STREAM_SERVER_FAULTS, "server-stream");
 }
 
 /// A certificate loader that reads only the first PEM block of a file, on
@@ -205,14 +207,7 @@ fn each_pem_loader_that_reads_one_block_is_caught_by_its_tls_case_only() {
 fn each_server_lifecycle_bug_is_caught_by_its_lifecycle_cases_only() {
     let dir = tempfile::tempdir().unwrap();
     let s = check(dir.path(), "server", LIFECYCLE_FAULTS, LIFECYCLE_SETS);
-    for fault in faults(LIFECYCLE_FAULTS) {
-        let prefix = format!("client=rust/server={fault}/tls=none/set=lifecycle/case=");
-        let mut red = red_cases(&s, &prefix);
-        let mut named: Vec<&str> = LIFECYCLE_FAULTS.iter().filter(|c| c.0 == fault).map(|c| c.2).collect();
-        red.sort();
-        named.sort();
-        assert_eq!(red, named, "{fault}");
-    }
+    assert_red_exactly_named(&s, "server", LIFECYCLE_FAULTS, "lifecycle");
 }
 
 /// A client that exits 1 because a call failed, or that never exits once its
@@ -241,10 +236,7 @@ fn each_bidi_bug_of_the_blind_spots_is_caught_by_its_case_only() {
     for (side, catches) in [("client", BIDI_CLIENT_FAULTS), ("server", BIDI_SERVER_FAULTS)] {
         let dir = tempfile::tempdir().unwrap();
         let s = check(dir.path(), side, catches, BIDI_SETS);
-        for (fault, _, case, _) in catches {
-            let prefix = format!("{}/tls=none/set=bidi/case=", cell_of(side, fault));
-            assert_eq!(red_cases(&s, &prefix), vec![*case], "{fault}");
-        }
+        assert_red_exactly_named(&s, side, catches, "bidi");
     }
 }
 
@@ -254,10 +246,7 @@ fn each_bidi_bug_of_the_blind_spots_is_caught_by_its_case_only() {
 fn each_client_usage_bug_is_caught_by_its_usage_case_only() {
     let dir = tempfile::tempdir().unwrap();
     let s = check(dir.path(), "client", USAGE_CLIENT_FAULTS, USAGE_SETS);
-    for (fault, _, case, _) in USAGE_CLIENT_FAULTS {
-        let prefix = format!("client={fault}/server=rust/tls=none/set=usage/case=");
-        assert_eq!(red_cases(&s, &prefix), vec![*case], "{fault}");
-    }
+    assert_red_exactly_named(&s, "client", USAGE_CLIENT_FAULTS, "usage");
 }
 
 #[test]
